@@ -1,0 +1,1 @@
+"""AST -> checked logical plan -> physical plan of numba kernels."""

@@ -1,0 +1,1 @@
+"""The Arrow columnar event store, the evaluator, triggers, DND and scheduling."""

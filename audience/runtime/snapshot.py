@@ -1,0 +1,107 @@
+"""The read-only view of one store version that the compiler and the kernels read.
+
+This is the contract between the store (which writes and memory-maps the
+files) and the evaluator (which only reads numpy arrays).  A snapshot never
+changes: an ingest that lands makes a new one, and an evaluation holds the one
+it started with, so it sees one consistent version.
+
+Encodings (all arrays are numpy views, usually of memory-mapped Arrow buffers):
+- timestamps: int64 milliseconds since the epoch, UTC;
+- contacts: int32 dense index into ``Snapshot.contact_ids``;
+- event types: int32 code into ``Snapshot.event_types``;
+- strings: int32 codes into the store-wide, append-only dictionary of that
+  property (``Snapshot.dictionaries[key]``), so a string predicate is decided
+  once per distinct value and kernels compare integers;
+- int -> int64, float -> float64, bool -> bool (uint8), date -> int32 days
+  since 1970-01-01, datetime -> int64 ms;
+- list<string> -> ``offsets`` (int32, n+1) into int32 codes;
+- a missing value is ``valid[i] == False`` (``valid`` None: all present).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from audience.schema import Schema
+
+ColumnKind = Literal["code", "int", "float", "bool", "date", "datetime", "list"]
+
+
+def dictionary_key(scope: Literal["event", "profile"], name: str) -> str:
+    """Event properties share one dictionary per property name across event
+    types (``category`` of views and purchases compare as one); profile
+    properties have their own, keyed ``profile.NAME``."""
+    return name if scope == "event" else f"profile.{name}"
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    """Append-only string dictionary: ``values[code]`` is the string."""
+
+    values: Sequence[str]
+    index: Mapping[str, int]
+
+    @classmethod
+    def from_values(cls, values: Sequence[str]) -> Dictionary:
+        return cls(values, {v: i for i, v in enumerate(values)})
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def code(self, value: str) -> int:
+        """The code of ``value``, or -1 when the store has never seen it."""
+        return self.index.get(value, -1)
+
+
+@dataclass(frozen=True)
+class Column:
+    kind: ColumnKind
+    values: np.ndarray
+    valid: np.ndarray | None = None  # bool per row; None means every row has a value
+    offsets: np.ndarray | None = None  # kind == "list" only
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A time slice of events, sorted by ``ts``; ``min_ts``/``max_ts`` let a
+    windowed condition skip it without reading it."""
+
+    min_ts: int
+    max_ts: int
+    ts: np.ndarray  # int64 ms, ascending
+    contact: np.ndarray  # int32
+    type: np.ndarray  # int32
+    columns: Mapping[str, Column]  # "context" and the event properties, by name
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    schema: Schema
+    contact_ids: Sequence[str]  # dense index -> the caller's contact id
+    event_types: Dictionary
+    dictionaries: Mapping[str, Dictionary]
+    has_profile: np.ndarray  # bool per contact
+    first_event_ts: np.ndarray  # int64 per contact; INT64_MAX when it has no event
+    profile: Mapping[str, Column]  # aligned with contact_ids
+    partitions: Sequence[Partition] = field(default_factory=tuple)
+
+    @property
+    def n_contacts(self) -> int:
+        return len(self.contact_ids)
+
+    @property
+    def n_events(self) -> int:
+        return sum(len(p) for p in self.partitions)
+
+    def universe(self, now_ms: int) -> np.ndarray:
+        """SPEC 3.2: every contact with a profile or an event at or before now."""
+        out: np.ndarray = self.has_profile | (self.first_event_ts <= now_ms)
+        return out

@@ -1,0 +1,26 @@
+"""The ``audience`` command line (SPEC section 8).
+
+Each command group lives in its own module with a ``register(group)`` function;
+this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import click
+
+from audience import __version__
+from audience.cli import rules_cmds
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="audience")
+def cli() -> None:
+    """audience: segments, triggers and DND policies over a columnar event store."""
+
+
+for _module in (rules_cmds,):
+    _module.register(cli)
+
+
+def main() -> None:
+    cli(prog_name="audience")

@@ -1,0 +1,35 @@
+"""The state one check run shares: the schema, what is already defined, and
+the diagnostics collected so far (every problem is reported, not only the first)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from audience.dsl.ast import NOSPAN, DndPolicy, Segment, Span, Trigger
+from audience.dsl.errors import Diagnostic
+from audience.schema import Schema
+
+KEYWORDS: dict[type, str] = {Segment: "segment", Trigger: "trigger", DndPolicy: "dnd"}
+
+
+@dataclass
+class Ctx:
+    schema: Schema | None = None
+    known_segments: Mapping[str, Segment] = field(default_factory=dict)
+    known_policies: Collection[str] = ()
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, help))
+
+
+def head_span(definition: Segment | Trigger | DndPolicy) -> Span:
+    """The span of a definition's leading keyword.
+
+    The AST keeps no span for a definition's name or time zone string, so
+    problems with them point at the keyword rather than at the whole block."""
+    s = definition.span
+    if s == NOSPAN:
+        return s
+    return Span(s.line, s.column, s.line, s.column + len(KEYWORDS[type(definition)]))

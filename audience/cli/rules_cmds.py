@@ -8,7 +8,10 @@ from pathlib import Path
 
 import click
 
-from audience.dsl import DslError, check, format_text, parse_bytes
+from audience.dsl.check import check
+from audience.dsl.errors import DslError
+from audience.dsl.formatter import format_text
+from audience.dsl.parser import parse_bytes
 from audience.dsl.ast import DndPolicy, Program, Segment, Trigger
 from audience.schema import Schema, SchemaError
 

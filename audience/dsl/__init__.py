@@ -9,14 +9,35 @@ Lark type, and every problem is an ``audience.dsl.errors.DslError``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
-from audience.dsl.ast import Program, Segment
-from audience.dsl.check import check, check_condition
 from audience.dsl.errors import Diagnostic, DslError
-from audience.dsl.formatter import format_text
-from audience.dsl.parser import parse, parse_bytes, parse_condition
-from audience.schema import Schema
+
+if TYPE_CHECKING:
+    from audience.dsl.ast import Program, Segment
+    from audience.dsl.check import check, check_condition
+    from audience.dsl.formatter import format_text
+    from audience.dsl.parser import parse, parse_bytes, parse_condition
+    from audience.schema import Schema
+
+# Submodules load on first use, so `import audience.dsl.ast` stays cheap and a
+# caller that only parses never imports the checker.
+_LAZY = {
+    "check": "audience.dsl.check",
+    "check_condition": "audience.dsl.check",
+    "format_text": "audience.dsl.formatter",
+    "parse": "audience.dsl.parser",
+    "parse_bytes": "audience.dsl.parser",
+    "parse_condition": "audience.dsl.parser",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'audience.dsl' has no attribute {name!r}")
 
 __all__ = [
     "Diagnostic",
@@ -41,6 +62,9 @@ def load(
     known_policies: Collection[str] = (),
 ) -> Program:
     """Parse and check a rules text; raise one DslError with every problem found."""
+    from audience.dsl.check import check
+    from audience.dsl.parser import parse, parse_bytes
+
     if isinstance(text, bytes):
         program = parse_bytes(text, filename=filename, timezone=timezone)
         source = text.decode("utf-8")

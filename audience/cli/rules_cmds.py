@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
+from audience.dsl.ast import DndPolicy, Program, Segment, Trigger
 from audience.dsl.check import check
 from audience.dsl.errors import DslError
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse_bytes
-from audience.dsl.ast import DndPolicy, Program, Segment, Trigger
 from audience.schema import Schema, SchemaError
 
 
@@ -62,7 +62,11 @@ def summary(program: Program) -> str:
     counts = Counter(type(d).__name__ for d in program.definitions)
     parts = [
         f"{counts[k]} {label}{'' if counts[k] == 1 else 's'}"
-        for k, label in (("Segment", "segment"), ("Trigger", "trigger"), ("DndPolicy", "dnd policy"))
+        for k, label in (
+            ("Segment", "segment"),
+            ("Trigger", "trigger"),
+            ("DndPolicy", "dnd policy"),
+        )
         if counts[k]
     ]
     return ", ".join(parts) or "no definitions"
@@ -70,8 +74,18 @@ def summary(program: Program) -> str:
 
 @click.command("check")
 @click.argument("file")
-@click.option("--schema", "schema_path", metavar="FILE", help="Check names and types against this schema (TOML).")
-@click.option("--store", "store_path", metavar="STORE", help="Check against a store's schema and saved segments.")
+@click.option(
+    "--schema",
+    "schema_path",
+    metavar="FILE",
+    help="Check names and types against this schema (TOML).",
+)
+@click.option(
+    "--store",
+    "store_path",
+    metavar="STORE",
+    help="Check against a store's schema and saved segments.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when the file is clean.")
 def check_cmd(file: str, schema_path: str | None, store_path: str | None, quiet: bool) -> None:
     """Parse and check FILE; print every error (SPEC section 7); exit 1 on error."""
@@ -97,7 +111,9 @@ def check_cmd(file: str, schema_path: str | None, store_path: str | None, quiet:
 @click.command("fmt")
 @click.argument("file")
 @click.option("--write", "-w", is_flag=True, help="Rewrite FILE in place.")
-@click.option("--check", "check_only", is_flag=True, help="Exit 1 if FILE is not canonically formatted.")
+@click.option(
+    "--check", "check_only", is_flag=True, help="Exit 1 if FILE is not canonically formatted."
+)
 def fmt_cmd(file: str, write: bool, check_only: bool) -> None:
     """Print FILE in the canonical layout (comments are not kept)."""
     data, name = _read(file)

@@ -36,7 +36,7 @@ NOSPAN = Span(0, 0, 0, 0)
 
 
 def _span() -> Span:
-    return field(default=NOSPAN, compare=False, hash=False, repr=False)  # type: ignore[return-value]
+    return field(default=NOSPAN, compare=False, hash=False, repr=False)
 
 
 # --------------------------------------------------------------------------- values

@@ -103,7 +103,8 @@ def render_diagnostic(d: Diagnostic, lines: Sequence[str], filename: str) -> str
         shown = range(span.line, min(last, span.line + MAX_SPAN_LINES - 1) + 1)
         for n in shown:
             text = lines[n - 1]
-            start = span.column if n == span.line else 1
+            # continuation lines are underlined from their first visible character
+            start = span.column if n == span.line else len(text) - len(text.lstrip()) + 1
             if n == span.end_line:
                 end = max(span.end_column, start + 1) if n == span.line else span.end_column
             else:

@@ -10,7 +10,7 @@ from audience.dsl.ast import EventSel, Field, Ref, Span
 from audience.dsl.check.context import Ctx
 from audience.schema import EVENT_BUILTINS, NUMERIC_TYPES
 
-MAX_LISTED = 8  # names listed in a help line when nothing is close
+MAX_LISTED = 10  # names listed in a help line when nothing is close
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
@@ -23,12 +23,16 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
-def suggest(name: str, candidates: Iterable[str], what: str) -> str | None:
-    """A help line: the closest name, or the known ones when few, or None."""
-    pool = sorted(set(candidates))
-    best = closest(name, pool)
+def suggest(
+    name: str, candidates: Iterable[str], what: str, listed: Iterable[str] | None = None
+) -> str | None:
+    """A help line: the closest candidate, else the ``listed`` names (default: the
+    candidates; the first MAX_LISTED of them), or None when there are none."""
+    candidates = list(candidates)
+    best = closest(name, candidates)
     if best is not None:
         return f"did you mean '{best}'?"
+    pool = sorted(set(candidates if listed is None else listed))
     if not pool:
         return None
     listed = ", ".join(pool[:MAX_LISTED]) + (", ..." if len(pool) > MAX_LISTED else "")
@@ -85,7 +89,12 @@ def event_property_type(
                 "unknown_property",
                 f"unknown property '{name}' for {label}",
                 span,
-                suggest(name, ctx.schema.event_property_names(types), "properties"),
+                suggest(
+                    name,
+                    ctx.schema.event_property_names(types),
+                    "properties",
+                    listed=set(ctx.schema.event_property_names(types)) - set(EVENT_BUILTINS),
+                ),
             )
         return None
     merged = merge_types(where.values())

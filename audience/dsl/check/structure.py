@@ -85,7 +85,9 @@ def instant(t: TimeLit, *, end: bool = False) -> dt.datetime:
     (the start of the next day, exclusive)."""
     if isinstance(t, DateLit):
         return t.end() if end else t.start()
-    return t.value
+    # The parser always gives a zone; a hand-built naive value is read as UTC
+    # rather than crash the comparison.
+    return t.value if t.value.tzinfo else t.value.replace(tzinfo=dt.UTC)
 
 
 def is_empty_range(low: TimeLit, high: TimeLit) -> bool:
@@ -96,14 +98,15 @@ def is_empty_range(low: TimeLit, high: TimeLit) -> bool:
 
 def check_time_range(ctx: Ctx, node: Window | Recency) -> None:
     check_duration(ctx, node.duration)
-    if node.kind == "between" and node.start is not None and node.end is not None:
-        if is_empty_range(node.start, node.end):
-            ctx.error(
-                "invalid_range",
-                "the range is empty: its start is after its end",
-                node.span,
-                "write the earlier time first",
-            )
+    start, end = node.start, node.end
+    empty = start is not None and end is not None and is_empty_range(start, end)
+    if node.kind == "between" and empty:
+        ctx.error(
+            "invalid_range",
+            "the range is empty: its start is after its end",
+            node.span,
+            "write the earlier time first",
+        )
 
 
 def check_policy(ctx: Ctx, policy: DndPolicy) -> None:

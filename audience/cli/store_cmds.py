@@ -1,0 +1,181 @@
+"""Store commands: init, ingest, rejected, and saved segments."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from audience.runtime.store import IngestReport, Store, StoreError, open_store
+
+# Files at least this big get a progress bar even when stdout is not a TTY.
+LARGE_FILE = 50 * 1024 * 1024
+
+
+def _open(store: str, node: str) -> Store:
+    try:
+        return open_store(store, node)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command("init")
+@click.argument("store", type=click.Path())
+@click.option("--schema", "schema_path", required=True, type=click.Path(), help="schema TOML file")
+@click.option("--node", default="main", show_default=True)
+def init_cmd(store: str, schema_path: str, node: str) -> None:
+    """Create a store (or add a node to one)."""
+    try:
+        Store.init(store, schema_path, node=node)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {store} (node {node})")
+
+
+@click.command("ingest")
+@click.argument("store", type=click.Path())
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--profiles", is_flag=True, help="the files hold profiles, not events")
+@click.option("--node", default="main", show_default=True)
+def ingest_cmd(store: str, files: tuple[str, ...], profiles: bool, node: str) -> None:
+    """Load events (.jsonl, .csv, .parquet); bad records are kept as rejects."""
+    st = _open(store, node)
+    failed = False
+    total = IngestReport()
+    for name in files:
+        path = Path(name)
+        big = path.is_file() and path.stat().st_size >= LARGE_FILE
+        show = sys.stdout.isatty() or big
+        try:
+            if profiles:
+                report = st.ingest_profiles(path, progress=show)
+            else:
+                report = st.ingest_events(path, progress=show)
+        except StoreError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed = True
+            continue
+        total.merge(report)
+        dup = "" if profiles else f", {report.duplicates} duplicates"
+        click.echo(f"{name}: {report.accepted} accepted, {report.rejected} rejected{dup}")
+        for r in report.rejects[:5]:
+            click.echo(f"  {r}", err=True)
+        if report.rejected > 5:
+            click.echo(f"  ... see 'audience rejected {store}'", err=True)
+    if len(files) > 1:
+        click.echo(
+            f"total: {total.accepted} accepted, {total.rejected} rejected, "
+            f"{total.duplicates} duplicates"
+        )
+    if failed:
+        sys.exit(1)
+
+
+@click.command("rejected")
+@click.argument("store", type=click.Path())
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--node", default="main", show_default=True)
+def rejected_cmd(store: str, limit: int, node: str) -> None:
+    """List the rejected records with their reasons."""
+    rejects = _open(store, node).rejected(limit=limit)
+    table = Table("source", "where", "field", "reason", "record")
+    for r in rejects:
+        raw = r.raw if len(r.raw) <= 80 else r.raw[:77] + "..."
+        table.add_row(r.source, r.where, r.field or "", r.reason, raw)
+    Console(width=200).print(table)
+    click.echo(f"{len(rejects)} rejected record(s) shown")
+
+
+@click.group("segments")
+def segments_group() -> None:
+    """Saved segments."""
+
+
+@segments_group.command("save")
+@click.argument("store", type=click.Path())
+@click.argument("name")
+@click.option("-f", "--file", "file", type=click.Path(), help="read the text from FILE")
+@click.option("-e", "--expr", "expr", help="the segment text")
+@click.option("--node", default="main", show_default=True, help="the schema to check against")
+def save_cmd(store: str, name: str, file: str | None, expr: str | None, node: str) -> None:
+    """Check a segment against the store's schema and save it under NAME."""
+    if (file is None) == (expr is None):
+        raise click.UsageError("give exactly one of -f FILE or -e TEXT")
+    if file is not None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"cannot read {file}: {exc}") from None
+        filename = file
+    else:
+        assert expr is not None
+        text, filename = expr, "<-e>"
+    st = _open(store, node)
+    _validate(st, name, text, filename)
+    try:
+        seg = st.save_segment(name, text)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"saved {seg.name} (version {seg.version})")
+
+
+def _validate(st: Store, name: str, text: str, filename: str) -> None:
+    """Parse and check ``text`` as the segment NAME, against the schema and the other
+    saved segments (so references resolve and a cycle through NAME is caught)."""
+    # Imported here: the language front end is heavier than the store commands.
+    from audience.dsl.ast import Program
+    from audience.dsl.check import check
+    from audience.dsl.errors import DslError
+    from audience.runtime.saved import saved_segments, segment_from_text
+
+    try:
+        segment = segment_from_text(name, text, filename=filename)
+        found = check(Program(definitions=(segment,)), st.schema, known_segments=saved_segments(st))
+        diagnostics = [d for d in found if d.severity == "error"]
+    except DslError as exc:
+        click.echo(exc.with_source(text, filename).render(), err=True)
+        sys.exit(1)
+    if diagnostics:
+        click.echo(DslError(diagnostics, text, filename).render(), err=True)
+        sys.exit(1)
+
+
+@segments_group.command("list")
+@click.argument("store", type=click.Path())
+def list_cmd(store: str) -> None:
+    """List the saved segments."""
+    segs = _open(store, "main").list_segments()
+    table = Table("name", "version", "updated", "text")
+    for s in segs:
+        first = s.text.strip().splitlines()[0] if s.text.strip() else ""
+        table.add_row(s.name, str(s.version), s.updated, first[:80])
+    Console(width=200).print(table)
+
+
+@segments_group.command("show")
+@click.argument("store", type=click.Path())
+@click.argument("name")
+def show_cmd(store: str, name: str) -> None:
+    """Print a saved segment's text."""
+    seg = _open(store, "main").get_segment(name)
+    if seg is None:
+        raise click.ClickException(f"no saved segment '{name}'")
+    click.echo(seg.text.rstrip("\n"))
+
+
+@segments_group.command("delete")
+@click.argument("store", type=click.Path())
+@click.argument("name")
+def delete_cmd(store: str, name: str) -> None:
+    """Delete a saved segment."""
+    if not _open(store, "main").delete_segment(name):
+        raise click.ClickException(f"no saved segment '{name}'")
+    click.echo(f"deleted {name}")
+
+
+def register(group: click.Group) -> None:
+    for cmd in (init_cmd, ingest_cmd, rejected_cmd, segments_group):
+        group.add_command(cmd)

@@ -1,0 +1,184 @@
+"""Run a physical program over a snapshot at one ``now``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from audience.compiler import plan as p
+from audience.compiler.context import EvalContext
+from audience.compiler.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
+from audience.compiler.kernels.sequence import sequence_match, sort_by_contact_ts
+from audience.compiler.passes.resolve_time import plus, recency_range
+from audience.compiler.physical import (
+    BoolStep,
+    ProfileStep,
+    Program,
+    ScanStep,
+    SeqStep,
+    Step,
+    TestStep,
+    step_text,
+)
+from audience.compiler.predicates import present, profile_field, profile_mask
+from audience.compiler.scan import filter_range, filtered_rows, list_elements, run_scan
+from audience.compiler.strings import LutCache
+
+_CMP = {
+    "=": np.equal,
+    "!=": np.not_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+}
+
+
+def run_program(
+    prog: Program, ctx: EvalContext, *, explain: bool = False
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    results: list[Any] = []
+    steps_info: list[dict[str, Any]] = []
+    for i, step in enumerate(prog.steps):
+        ctx.stats = {}
+        t0 = time.perf_counter()
+        results.append(_run(step, ctx, results))
+        if explain:
+            info: dict[str, Any] = {"step": i, "what": step_text(step)}
+            info["ms"] = round((time.perf_counter() - t0) * 1000, 3)
+            info.update(ctx.stats)
+            if not isinstance(step, ScanStep):
+                info["count"] = int(np.count_nonzero(results[i]))
+            steps_info.append(info)
+    mask: np.ndarray = results[prog.root] & ctx.universe
+    if not explain:
+        return mask, None
+    count = lambda sid: int(np.count_nonzero(results[sid]))  # noqa: E731
+    report = {
+        "count": int(np.count_nonzero(mask)),
+        "universe": int(np.count_nonzero(ctx.universe)),
+        "now_ms": ctx.now_ms,
+        "rules": [{"label": label, "count": count(sid)} for label, sid in prog.rules],
+        "operands": [{"text": text, "count": count(sid)} for text, sid in prog.operands],
+        "steps": steps_info,
+        "partitions": {
+            "total": len(ctx.snapshot.partitions),
+            "read": sum(s.get("partitions_read", 0) for s in steps_info),
+            "skipped": sum(s.get("partitions_skipped", 0) for s in steps_info),
+        },
+        "columns": sorted(ctx.columns_read),
+    }
+    return mask, report
+
+
+def _run(step: Step, ctx: EvalContext, results: list[Any]) -> Any:
+    if isinstance(step, ScanStep):
+        return run_scan(ctx, step.filter, step.reductions)
+    if isinstance(step, TestStep):
+        return _test(step.cond, results[step.scan], ctx) & ctx.universe
+    if isinstance(step, SeqStep):
+        return _sequence(step.cond, ctx) & ctx.universe
+    if isinstance(step, ProfileStep):
+        return profile_mask(ctx, step.pred) & ctx.universe
+    if isinstance(step, BoolStep):
+        vecs = [results[i] for i in step.inputs]
+        if step.op == "not":
+            return ctx.universe & ~vecs[0]
+        out = vecs[0].copy()
+        for v in vecs[1:]:
+            if step.op == "and":
+                out &= v
+            else:
+                out |= v
+        return out
+    raise ValueError(f"no rule for step {type(step).__name__}")
+
+
+def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalContext) -> np.ndarray:
+    if isinstance(cond, p.CountCond):
+        c = scan[("count",)]["count"]
+        if cond.op == "at_least":
+            return np.asarray(c >= cond.n)
+        if cond.op == "at_most":
+            return np.asarray(c <= cond.n)
+        if cond.op == "exactly":
+            return np.asarray(c == cond.n)
+        assert cond.high is not None
+        return np.asarray((c >= cond.n) & (c <= cond.high))
+    if isinstance(cond, p.AggCond):
+        cmp = _CMP[cond.op]
+        if cond.field.scope == "profile":
+            return _profile_agg(cond, scan[("count",)]["count"] > 0, scan[("count",)]["count"], ctx)
+        out = scan[("agg", cond.func, cond.field)]
+        if cond.func == "count_distinct":
+            return np.asarray(cmp(out["count"], cond.value))
+        acc, n = out["acc"], out["n"]
+        if cond.func == "sum":
+            return np.asarray(cmp(acc, cond.value))  # a sum over no events is 0
+        has = n > 0
+        if cond.func == "avg":
+            vals = np.divide(acc, n, out=np.zeros_like(acc), where=has)
+            return has & cmp(vals, cond.value)
+        return has & cmp(acc, cond.value)  # min / max: no value compares false
+    ts = scan[("ts", cond.which)]["ts"]
+    lo, hi = recency_range(cond.recency, cond.tz, ctx.now_ms)
+    # the sentinels (INT64_MIN newest / INT64_MAX oldest) mean "no such event"
+    has = ts != (INT64_MIN if cond.which == "last" else INT64_MAX)
+    return np.asarray(has & (ts >= lo) & (ts <= hi))
+
+
+def _profile_agg(
+    cond: p.AggCond, has: np.ndarray, count: np.ndarray, ctx: EvalContext
+) -> np.ndarray:
+    """An aggregate of ``profile.x`` over a contact's events: every event
+    carries the contact's one value, so it follows from the event count."""
+    cmp = _CMP[cond.op]
+    fd = profile_field(ctx, cond.field)
+    ok = has & present(fd, cond.field.kind)
+    if cond.func == "count_distinct":
+        if fd.offsets is not None and fd.list_codes is not None:
+            idx = np.flatnonzero(ok).astype(np.int32)
+            c, e = list_elements(idx, fd.offsets[:-1][idx], np.diff(fd.offsets)[idx], fd.list_codes)
+            distinct = distinct_counts(c, e.astype(np.int64), len(has))
+        else:
+            distinct = ok.astype(np.int64)
+        return np.asarray(cmp(distinct, cond.value))
+    vals = np.zeros(len(has)) if fd.values is None else fd.values.astype(np.float64)
+    if cond.func == "sum":
+        return np.asarray(cmp(np.where(ok, vals * count, 0.0), cond.value))
+    return ok & cmp(vals, cond.value)  # avg = min = max = the one value
+
+
+def _deadlines(t1: np.ndarray, cond: p.SeqCond) -> np.ndarray:
+    d = cond.within
+    if d.unit != "month":
+        return t1 + np.int64(
+            d.n * {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}[d.unit] * 1000
+        )
+    # calendar months depend on each event's local date: computed per row
+    return np.fromiter((plus(int(t), d, cond.tz) for t in t1), dtype=np.int64, count=len(t1))
+
+
+def _sequence(cond: p.SeqCond, ctx: EvalContext) -> np.ndarray:
+    now = ctx.now_ms
+    n = ctx.snapshot.n_contacts
+    lo, hi = filter_range(ctx, cond.first)
+    c1, t1 = filtered_rows(ctx, cond.first, lo, hi)
+    deadline = _deadlines(t1, cond)
+    if cond.then_not:
+        old_enough = deadline <= now  # the E1 must be at least D old
+        c1, t1, deadline = c1[old_enough], t1[old_enough], deadline[old_enough]
+    else:
+        deadline = np.minimum(deadline, now)  # a following event is at or before now
+    if len(c1) == 0:
+        return np.zeros(n, dtype=np.bool_)
+    c2, t2 = filtered_rows(ctx, cond.second, int(t1.min()) + 1, int(deadline.max()))
+    o1 = sort_by_contact_ts(c1, t1)
+    o2 = sort_by_contact_ts(c2, t2)
+    return sequence_match(c1[o1], t1[o1], deadline[o1], c2[o2], t2[o2], cond.then_not, n)
+
+
+def new_context(snapshot: Any, now_ms: int, luts: LutCache) -> EvalContext:
+    return EvalContext(snapshot, now_ms, luts)

@@ -1,0 +1,32 @@
+"""Input validation shared by the public kernel wrappers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EMPTY_BOOL = np.zeros(0, dtype=np.bool_)
+
+
+def as_valid(valid: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
+    """``(array, has_valid)``: kernels take a flag instead of an optional array
+    so that one compiled signature serves columns with and without nulls."""
+    if valid is None:
+        return EMPTY_BOOL, False
+    if valid.dtype != np.bool_ or valid.ndim != 1 or len(valid) != n:
+        raise ValueError(f"validity mask must be a 1-d bool array of length {n}")
+    return valid, True
+
+
+def as_mask(mask: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
+    """Same convention for row masks (``None``: every row passes)."""
+    return as_valid(mask, n)
+
+
+def check_1d(name: str, arr: np.ndarray, dtypes: tuple[type, ...], n: int | None = None) -> None:
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, got {arr.ndim}-d")
+    if arr.dtype.type not in dtypes:
+        names = ", ".join(np.dtype(d).name for d in dtypes)
+        raise TypeError(f"{name} must have dtype {names}, got {arr.dtype}")
+    if n is not None and len(arr) != n:
+        raise ValueError(f"{name} has length {len(arr)}, expected {n}")

@@ -1,0 +1,1 @@
+"""Plan passes: small pure functions, run in the order of ``PASSES``."""

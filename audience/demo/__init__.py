@@ -1,0 +1,1 @@
+"""The sample shop of `audience demo` and the benchmarks."""

@@ -1,0 +1,170 @@
+"""Compile a checked condition once; evaluate it over any Snapshot at any time.
+
+``compile_condition`` lowers the AST to a logical plan, emits the physical
+program and runs the passes; ``CompiledSegment.evaluate`` resolves the
+windows for ``now`` and runs the program's kernels.  Compiling never
+generates code: every kernel is generic and already compiled (and cached on
+disk by numba), so a never-seen segment text runs without any JIT work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pyarrow as pa
+
+from audience.compiler.context import EvalContext
+from audience.compiler.execute import run_program
+from audience.compiler.lower import compile_error, lower
+from audience.compiler.passes.pipeline import run_passes
+from audience.compiler.passes.resolve_time import to_ms
+from audience.compiler.physical import Program, emit, program_text
+from audience.compiler.strings import LutCache
+from audience.dsl.ast import Cond, Segment
+from audience.runtime.snapshot import Snapshot
+from audience.schema import Schema
+
+SegmentResolver = Callable[[str], Segment | None]
+AsOf = dt.datetime | str | int | None
+
+
+@dataclass
+class Audience:
+    """The contacts of a segment at one time: ``mask`` is a bool per dense contact."""
+
+    mask: np.ndarray
+    contact_ids: Any  # Sequence[str], the snapshot's dense index -> id
+    now_ms: int
+    explain: dict[str, Any] | None = None
+    _idx: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+    def indexes(self) -> np.ndarray:
+        if self._idx is None:
+            self._idx = np.flatnonzero(self.mask)
+        return self._idx
+
+    def ids(self) -> list[str]:
+        ids = self.contact_ids
+        return [ids[i] for i in self.indexes().tolist()]
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table({"contact_id": pa.array(self.ids(), type=pa.string())})
+
+
+def parse_as_of(as_of: AsOf, tz: str = "UTC") -> int:
+    """Epoch ms of ``as_of``: an aware datetime (naive: read in ``tz``), an ISO
+    8601 string (without an offset: read in ``tz``), epoch ms, or None (now)."""
+    if as_of is None:
+        return time.time_ns() // 1_000_000
+    if isinstance(as_of, bool):
+        raise TypeError("as_of must be a datetime, an ISO string or epoch milliseconds")
+    if isinstance(as_of, int | np.integer):
+        return int(as_of)
+    if isinstance(as_of, str):
+        text = as_of.strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"as_of {as_of!r} is not an ISO 8601 date or time") from None
+        as_of = parsed
+    if isinstance(as_of, dt.datetime):
+        if as_of.tzinfo is None:
+            as_of = as_of.replace(tzinfo=ZoneInfo(tz))
+        return to_ms(as_of)
+    if isinstance(as_of, dt.date):
+        return to_ms(dt.datetime.combine(as_of, dt.time(0), tzinfo=ZoneInfo(tz)))
+    raise TypeError("as_of must be a datetime, an ISO string or epoch milliseconds")
+
+
+class CompiledSegment:
+    """A compiled condition; ``evaluate`` is thread-safe (each call has its own
+    state; the lookup-table cache is locked)."""
+
+    def __init__(self, cond: Cond, program: Program, timezone: str, schema_version: str) -> None:
+        self.cond = cond
+        self.program = program
+        self.timezone = timezone
+        self.schema_version = schema_version
+        self.plan_text: str = program_text(program)
+        self._luts = LutCache()
+
+    def evaluate(
+        self, snapshot: Snapshot, as_of: AsOf = None, *, explain: bool = False
+    ) -> Audience:
+        now_ms = parse_as_of(as_of, self.timezone)
+        t0 = time.perf_counter()
+        ctx = EvalContext(snapshot, now_ms, self._luts)
+        mask, report = run_program(self.program, ctx, explain=explain)
+        if report is not None:
+            report["total_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+            report["plan"] = self.plan_text
+        return Audience(mask, snapshot.contact_ids, now_ms, report)
+
+
+def _check_zone(timezone: str) -> None:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise compile_error(f"unknown time zone {timezone!r}", code="unknown_timezone") from None
+
+
+def compile_condition(
+    cond: Cond,
+    schema: Schema,
+    *,
+    timezone: str = "UTC",
+    segment_resolver: SegmentResolver | None = None,
+) -> CompiledSegment:
+    """Compile a checked condition.  ``timezone`` is the definition's zone
+    (calendar windows, months); ``segment_resolver`` gives the saved segment
+    named by ``in segment "X"`` (None: unknown).  Raises ``DslError``."""
+    _check_zone(timezone)
+    logical = lower(cond, schema, timezone=timezone, resolver=segment_resolver)
+    program = run_passes(emit(logical))
+    return CompiledSegment(cond, program, timezone, schema.version)
+
+
+_CACHE_MAX = 512
+# the entry keeps its resolver alive, so an equal id() means the same resolver
+_cache: dict[tuple[Cond, str, str, int], tuple[CompiledSegment, object]] = {}
+_cache_lock = threading.Lock()
+
+
+def compile_cached(
+    cond: Cond,
+    schema: Schema,
+    *,
+    timezone: str = "UTC",
+    segment_resolver: SegmentResolver | None = None,
+) -> CompiledSegment:
+    """``compile_condition`` memoised by (condition structure, schema version,
+    time zone, resolver).  The AST is hashable and span-free, so the same
+    condition written with other spacing hits the cache.  With a resolver,
+    saved segments are inlined at compile time: pass a new resolver object
+    (or call ``clear_compile_cache``) after a saved segment changes."""
+    key = (cond, schema.version, timezone, id(segment_resolver))
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit[1] is segment_resolver:
+        return hit[0]
+    compiled = compile_condition(cond, schema, timezone=timezone, segment_resolver=segment_resolver)
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = (compiled, segment_resolver)
+    return compiled
+
+
+def clear_compile_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

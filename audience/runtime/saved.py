@@ -1,0 +1,50 @@
+"""Saved segments as ASTs: what ``in segment "X"`` and ``check --store`` resolve against.
+
+A saved text is either a whole ``segment "Name" { ... }`` definition or a bare
+condition; either way it becomes a ``Segment`` under the name it was saved as.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from audience.dsl.ast import Segment
+from audience.dsl.errors import Diagnostic, DslError
+from audience.dsl.parser import parse
+
+if TYPE_CHECKING:
+    from audience.runtime.store import Store
+
+
+def segment_from_text(name: str, text: str, *, filename: str | None = None) -> Segment:
+    program = parse(text, filename=filename or f"<segment {name!r}>")
+    if program.condition is not None:
+        return Segment(name=name, cond=program.condition, span=program.span)
+    segments = [d for d in program.definitions if isinstance(d, Segment)]
+    if len(segments) != 1 or len(program.definitions) != 1:
+        raise DslError(
+            [
+                Diagnostic(
+                    "not_one_segment",
+                    f"a saved segment is one condition or one segment definition; "
+                    f"this text has {len(program.definitions)} definitions",
+                    program.span,
+                )
+            ],
+            text,
+            filename or f"<segment {name!r}>",
+        )
+    return dataclasses.replace(segments[0], name=name)
+
+
+def saved_segments(store: Store) -> dict[str, Segment]:
+    """Every saved segment of ``store`` that still parses (a broken one is skipped here
+    and reported when it is used or shown)."""
+    out: dict[str, Segment] = {}
+    for saved in store.list_segments():
+        try:
+            out[saved.name] = segment_from_text(saved.name, saved.text)
+        except DslError:
+            continue
+    return out

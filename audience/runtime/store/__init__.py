@@ -1,0 +1,15 @@
+"""The Arrow columnar event store: ingest, rejects, snapshots, saved definitions."""
+
+from audience.runtime.store.definitions import Definitions, SavedSegment
+from audience.runtime.store.errors import IngestReport, Reject, StoreError
+from audience.runtime.store.store import Store, open_store
+
+__all__ = [
+    "Definitions",
+    "IngestReport",
+    "Reject",
+    "SavedSegment",
+    "Store",
+    "StoreError",
+    "open_store",
+]

@@ -1,0 +1,145 @@
+"""Saved definitions (segments now; triggers, DND policies, templates and
+deliveries later) in STORE/definitions.sqlite, shared by the nodes.
+
+The database evolves by numbered migrations recorded in ``schema_migrations``:
+a later feature appends to ``MIGRATIONS`` and every store picks it up the next
+time it is opened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from audience.runtime.store.errors import StoreError
+
+MAX_NAME = 200
+
+
+def _m0001_segments(db: sqlite_utils.Database) -> None:
+    db["segments"].create(  # type: ignore[union-attr]
+        {"name": str, "text": str, "created": str, "updated": str, "version": int},
+        pk="name",
+    )
+
+
+# (id, name, function): never edit or reorder a released migration, append.
+MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
+    (1, "segments", _m0001_segments),
+]
+
+
+@dataclass(frozen=True)
+class SavedSegment:
+    name: str
+    text: str
+    created: str  # ISO 8601 UTC
+    updated: str
+    version: int  # 1 when saved first, +1 at each save under the same name
+
+
+class Definitions:
+    """``path`` None: an in-memory database (for in-memory stores)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db: sqlite_utils.Database | None = None
+
+    def _open(self) -> sqlite_utils.Database:
+        if self._db is None:
+            try:
+                if self.path is None:
+                    db = sqlite_utils.Database(memory=True)
+                else:
+                    conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+                    db = sqlite_utils.Database(conn)
+                migrate(db)
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"{self.path or '<memory>'}: cannot open the definitions: {exc}"
+                ) from None
+            self._db = db
+        return self._db
+
+    def save_segment(self, name: str, text: str) -> SavedSegment:
+        name = _check_name(name)
+        with self._lock:
+            db = self._open()
+            now = _now()
+            with db.conn:
+                row = _get(db, name)
+                if row is None:
+                    seg = SavedSegment(name, text, now, now, 1)
+                else:
+                    seg = SavedSegment(name, text, row.created, now, row.version + 1)
+                db["segments"].upsert(  # type: ignore[union-attr]
+                    {
+                        "name": seg.name,
+                        "text": seg.text,
+                        "created": seg.created,
+                        "updated": seg.updated,
+                        "version": seg.version,
+                    },
+                    pk="name",
+                )
+            return seg
+
+    def list_segments(self) -> list[SavedSegment]:
+        with self._lock:
+            db = self._open()
+            rows = db.execute(
+                "select name, text, created, updated, version from segments order by name"
+            ).fetchall()
+            return [SavedSegment(*r) for r in rows]
+
+    def get_segment(self, name: str) -> SavedSegment | None:
+        with self._lock:
+            return _get(self._open(), name)
+
+    def delete_segment(self, name: str) -> bool:
+        with self._lock:
+            db = self._open()
+            with db.conn:
+                cur = db.execute("delete from segments where name = ?", [name])
+            return cur.rowcount > 0
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    with db.conn:
+        db.execute(
+            "create table if not exists schema_migrations "
+            "(id integer primary key, name text not null, applied text not null)"
+        )
+        done = {r[0] for r in db.execute("select id from schema_migrations").fetchall()}
+        for mid, name, fn in MIGRATIONS:
+            if mid not in done:
+                fn(db)
+                db.execute(
+                    "insert into schema_migrations (id, name, applied) values (?, ?, ?)",
+                    [mid, name, _now()],
+                )
+
+
+def _get(db: sqlite_utils.Database, name: str) -> SavedSegment | None:
+    row = db.execute(
+        "select name, text, created, updated, version from segments where name = ?", [name]
+    ).fetchone()
+    return SavedSegment(*row) if row else None
+
+
+def _check_name(name: str) -> str:
+    clean = name.strip()
+    if not clean or len(clean) > MAX_NAME or any(ord(c) < 32 for c in clean):
+        raise StoreError(f"bad segment name {name!r}: 1 to {MAX_NAME} printable characters")
+    return clean
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,88 @@
+"""Store-wide, append-only string dictionaries during an ingest.
+
+Each dictionary is an Arrow string array; a value's code is its position and
+never changes.  An ingest looks codes up with a vectorised hash join
+(``pc.index_in``) and appends the values it has not seen, in order of first
+appearance, so the same data ingested the same way gets the same codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Keys of the dictionaries the store keeps besides the property ones.
+CONTACTS = "__contacts__"
+TYPES = "__types__"
+IDS = "__ids__"  # every accepted event id: the duplicate index
+
+_EMPTY = pa.array([], type=pa.string())
+
+
+class DictState:
+    def __init__(self, arrays: Mapping[str, pa.Array]) -> None:
+        self.arrays: dict[str, pa.Array] = dict(arrays)
+        self.base_len: dict[str, int] = {k: len(v) for k, v in arrays.items()}
+
+    def get(self, key: str) -> pa.Array:
+        return self.arrays.get(key, _EMPTY)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def size(self, key: str) -> int:
+        return len(self.arrays.get(key, _EMPTY))
+
+    def encode(self, key: str, values: pa.Array) -> np.ndarray:
+        """int32 codes of ``values`` (no nulls), appending unseen values."""
+        n = len(values)
+        if n == 0:
+            return np.empty(0, dtype=np.int32)
+        base = self.get(key)
+        idx = pc.index_in(values, value_set=base) if len(base) else pa.nulls(n, pa.int32())
+        if idx.null_count == 0:
+            return _int32(idx)
+        missing = values.filter(pc.is_null(idx))
+        new = pc.unique(missing)
+        self.arrays[key] = pa.concat_arrays([base, new]) if len(base) else new
+        self.base_len.setdefault(key, 0)
+        fresh = pc.add(pc.index_in(values, value_set=new), len(base))
+        return _int32(pc.coalesce(idx, pc.cast(fresh, pa.int32())))
+
+    def contains(self, key: str, values: pa.Array) -> np.ndarray:
+        base = self.get(key)
+        if not len(base) or not len(values):
+            return np.zeros(len(values), dtype=bool)
+        out: np.ndarray = pc.is_in(values, value_set=base).to_numpy(zero_copy_only=False)
+        return out
+
+    def append(self, key: str, values: pa.Array) -> None:
+        """Append values known to be new (the duplicate index)."""
+        if not len(values):
+            return
+        base = self.get(key)
+        self.base_len.setdefault(key, 0)
+        self.arrays[key] = pa.concat_arrays([base, values]) if len(base) else values
+
+    def ensure(self, key: str, values: list[str]) -> None:
+        """Make sure ``values`` have codes (event types and contexts get fixed
+        codes in schema order before any data arrives)."""
+        self.encode(key, pa.array(values, type=pa.string()))
+        self.base_len.setdefault(key, 0)
+
+    def added(self) -> dict[str, pa.Array]:
+        """What this ingest appended, per dictionary."""
+        out = {}
+        for key, arr in self.arrays.items():
+            start = self.base_len.get(key, 0)
+            if len(arr) > start:
+                out[key] = arr.slice(start)
+        return out
+
+
+def _int32(arr: pa.Array) -> np.ndarray:
+    out: np.ndarray = arr.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return out

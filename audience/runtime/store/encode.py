@@ -1,0 +1,219 @@
+"""Normalized Arrow tables -> encoded tables (what partitions hold on disk or
+in memory) -> numpy views for the Snapshot.
+
+An encoded table has no Arrow null bitmaps: the evaluator wants one bool per
+row, so each column ``v:NAME`` (values, nulls filled with 0 / empty lists) has
+a companion ``m:NAME`` (uint8, 1 = present) only when some row lacks a value;
+a property with no value in the whole partition has neither column and reads
+as all-missing.  Built-in event columns are ``__ts`` (int64 ms), ``__contact``
+and ``__type`` (int32).  Bool values are uint8, dates int32 days, datetimes
+int64 ms, strings int32 dictionary codes, list<string> a list<int32> of codes.
+Every array handed to the Snapshot is a zero-copy numpy view of these buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from audience.runtime.snapshot import Column, ColumnKind, Partition, dictionary_key
+from audience.runtime.store.dictionaries import DictState
+from audience.runtime.store.errors import StoreError
+from audience.schema import Schema
+
+KIND: dict[str, ColumnKind] = {
+    "string": "code",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "date": "date",
+    "datetime": "datetime",
+    "list<string>": "list",
+}
+_DTYPE: dict[str, type] = {
+    "code": np.int32,
+    "int": np.int64,
+    "float": np.float64,
+    "bool": np.bool_,
+    "date": np.int32,
+    "datetime": np.int64,
+}
+TS, CONTACT, TYPE = "__ts", "__contact", "__type"
+
+
+def event_property_types(schema: Schema, source: str = "<schema>") -> dict[str, str]:
+    """One type per event property name across event types: they share a
+    column and a dictionary, so two types may not disagree about one."""
+    out: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for etype, props in schema.events.items():
+        for name, ftype in props.items():
+            if name in out and out[name] != ftype:
+                raise StoreError(
+                    f"{source}: property '{name}' is {out[name]} in events.{first[name]} but "
+                    f"{ftype} in events.{etype}; a store needs one type per property name"
+                )
+            out.setdefault(name, ftype)
+            first.setdefault(name, etype)
+    return out
+
+
+def encode_column(
+    col: pa.Array, ftype: str, key: str, dicts: DictState, name: str
+) -> dict[str, pa.Array]:
+    """The ``v:``/``m:`` columns of one normalized column (empty: all missing)."""
+    n = len(col)
+    if col.null_count == n:
+        return {}
+    valid = None if col.null_count == 0 else col.is_valid().to_numpy(zero_copy_only=False)
+    kind = KIND[ftype]
+    values: pa.Array
+    if kind == "code":
+        codes = dicts.encode(key, col if valid is None else col.filter(col.is_valid()))
+        if valid is None:
+            values = pa.array(codes)
+        else:
+            full = np.zeros(n, dtype=np.int32)
+            full[valid] = codes
+            values = pa.array(full)
+    elif kind == "list":
+        codes = dicts.encode(key, pc.list_flatten(col))
+        lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        values = pa.ListArray.from_arrays(pa.array(offsets), pa.array(codes, type=pa.int32()))
+    elif kind == "bool":
+        values = pc.cast(pc.fill_null(col, False), pa.uint8())
+    elif kind == "date":
+        values = pc.fill_null(pc.cast(col, pa.int32()), 0)
+    elif kind == "float":
+        values = pc.fill_null(col, 0.0)
+    else:
+        values = pc.fill_null(col, 0)
+    out = {f"v:{name}": values}
+    if valid is not None:
+        out[f"m:{name}"] = pa.array(valid.view(np.uint8))
+    return out
+
+
+def encode_events(
+    table: pa.Table, schema: Schema, props: Mapping[str, str], dicts: DictState
+) -> pa.Table:
+    """Encode a validated events table (input order kept; sorting is per partition)."""
+    cols: dict[str, pa.Array] = {}
+    cols[TS] = _array(table.column("ts")).cast(pa.int64())
+    cols[CONTACT] = pa.array(dicts.encode("__contacts__", _array(table.column("contact_id"))))
+    cols[TYPE] = pa.array(dicts.encode("__types__", _array(table.column("type"))))
+    cols.update(
+        encode_column(_array(table.column("context")), "string", "context", dicts, "context")
+    )
+    for name, ftype in props.items():
+        if name in table.column_names:
+            key = dictionary_key("event", name)
+            cols.update(encode_column(_array(table.column(name)), ftype, key, dicts, name))
+    return pa.table(cols)
+
+
+def _array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col
+
+
+# ----------------------------------------------------------------- snapshot views
+def view(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A zero-copy numpy view of a null-free primitive column."""
+    a = _array(arr)
+    out: np.ndarray = a.to_numpy(zero_copy_only=True)
+    return out
+
+
+def column_view(table: pa.Table, name: str, ftype: str, n: int) -> Column:
+    kind = KIND[ftype]
+    vname, mname = f"v:{name}", f"m:{name}"
+    if vname not in table.column_names or n == 0:
+        return missing_column(kind, n)
+    valid = view(table.column(mname)).view(np.bool_) if mname in table.column_names else None
+    if kind == "list":
+        lists = _array(table.column(vname))
+        offsets = view(lists.offsets)
+        values = view(lists.values)
+        return Column(kind, values, valid, offsets)
+    values = view(table.column(vname))
+    if kind == "bool":
+        values = values.view(np.bool_)
+    return Column(kind, values, valid)
+
+
+def missing_column(kind: ColumnKind, n: int) -> Column:
+    """A column in which no row has a value (np.zeros is lazily mapped: cheap)."""
+    if kind == "list":
+        return Column(kind, np.zeros(0, np.int32), np.zeros(n, bool), np.zeros(n + 1, np.int32))
+    return Column(kind, np.zeros(n, _DTYPE[kind]), np.zeros(n, bool))
+
+
+def partition_view(table: pa.Table, props: Mapping[str, str]) -> Partition:
+    n = table.num_rows
+    if n == 0:
+        raise StoreError("internal: an empty partition")
+    ts = view(table.column(TS))
+    columns = {"context": column_view(table, "context", "string", n)}
+    for name, ftype in props.items():
+        columns[name] = column_view(table, name, ftype, n)
+    return Partition(
+        min_ts=int(ts[0]),
+        max_ts=int(ts[-1]),
+        ts=ts,
+        contact=view(table.column(CONTACT)),
+        type=view(table.column(TYPE)),
+        columns=columns,
+    )
+
+
+def sort_partition(tables: list[pa.Table]) -> pa.Table:
+    """One partition table from the encoded pieces of one time bucket, sorted
+    by ts (stable: events of one ms keep their input order), one chunk."""
+    table = pa.concat_tables(tables, promote_options="permissive")
+    order = pc.sort_indices(table.column(TS))
+    table = table.take(order)
+    return _fill_missing_masks(table).combine_chunks()
+
+
+def _fill_missing_masks(table: pa.Table) -> pa.Table:
+    """Pieces concatenated where one had a full column and another lacked it
+    (or its mask) get nulls; turn them back into values + masks."""
+    names = table.column_names
+    for name in list(names):
+        if not name.startswith("v:"):
+            continue
+        col = _array(table.column(name))
+        mname = "m:" + name[2:]
+        mask = table.column(mname) if mname in names else None
+        if col.null_count == 0 and (mask is None or mask.null_count == 0):
+            continue
+        present = col.is_valid()
+        if mask is not None:
+            present = pc.and_(present, pc.fill_null(pc.cast(_array(mask), pa.bool_()), True))
+        if pa.types.is_list(col.type):
+            filled = pc.if_else(present, col, pa.scalar([], type=col.type))
+            fixed = _relist(filled)
+        else:
+            fixed = pc.fill_null(col, pa.scalar(0, type=col.type))
+        table = table.set_column(names.index(name), name, fixed)
+        m = pc.cast(present, pa.uint8())
+        if mname in table.column_names:
+            table = table.set_column(table.column_names.index(mname), mname, m)
+        else:
+            table = table.append_column(mname, m)
+        names = table.column_names
+    return table
+
+
+def _relist(col: pa.Array) -> pa.Array:
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(col) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pc.list_flatten(col))

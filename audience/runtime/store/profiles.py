@@ -1,0 +1,129 @@
+"""Profiles: one encoded row per contact, upserted field by field.
+
+The profile table of a version has a row per contact known when it was
+written (row i = contact code i) and, per profile property, ``v:NAME`` and
+``m:NAME`` columns as in encode.py (the mask is always stored here).  An
+ingest sets, for each contact and field, the last non-null value the batch
+gives and leaves every other field as it was; a null never clears a field
+(CSV and Parquet cannot tell "not given" from null).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from audience.runtime.snapshot import Column, dictionary_key
+from audience.runtime.store.dictionaries import DictState
+from audience.runtime.store.encode import _DTYPE, KIND, column_view, encode_column, missing_column
+
+
+def last_per_contact(contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(contact codes, input positions) of the last occurrence of each contact,
+    positions ascending."""
+    rev = contacts[::-1]
+    uniq, first_in_rev = np.unique(rev, return_index=True)
+    pos = len(contacts) - 1 - first_in_rev
+    order = np.argsort(pos, kind="stable")
+    return uniq[order], pos[order]
+
+
+def upsert(
+    old: pa.Table | None,
+    n_old: int,
+    n_new: int,
+    contacts: np.ndarray,
+    updates: pa.Table,
+    profile_types: Mapping[str, str],
+    dicts: DictState,
+) -> pa.Table:
+    cols: dict[str, pa.Array] = {}
+    for name, ftype in profile_types.items():
+        kind = KIND[ftype]
+        base = column_view(old, name, ftype, n_old) if old is not None else missing_column(kind, 0)
+        arr = updates.column(name).combine_chunks() if name in updates.column_names else None
+        if arr is not None and arr.null_count < len(arr):
+            present = arr.is_valid().to_numpy(zero_copy_only=False)
+            who, pos = last_per_contact(contacts[present])
+            chosen = arr.filter(pa.array(present)).take(pa.array(pos))
+            enc = encode_column(chosen, ftype, dictionary_key("profile", name), dicts, name)
+            new_values = enc[f"v:{name}"]
+        else:
+            who, new_values = np.empty(0, np.int64), None
+        n_base = n_old if old is not None else 0
+        valid = np.zeros(n_new, dtype=bool)
+        valid[:n_base] = base.valid if base.valid is not None else True
+        if kind == "list":
+            values = _merge_lists(base, n_old, n_new, who, new_values)
+        else:
+            full: np.ndarray = np.zeros(n_new, dtype=_DTYPE[kind])
+            full[: len(base.values)] = base.values
+            if new_values is not None:
+                full[who] = new_values.to_numpy(zero_copy_only=False)
+            values = pa.array(full.view(np.uint8) if kind == "bool" else full)
+        valid[who] = True
+        cols[f"v:{name}"] = values
+        cols[f"m:{name}"] = pa.array(valid.view(np.uint8))
+    if not cols:
+        return pa.table({"rows": pa.array(np.zeros(n_new, dtype=np.uint8))})
+    return pa.table(cols)
+
+
+def _merge_lists(
+    base: Column, n_old: int, n_new: int, who: np.ndarray, new_values: pa.Array | None
+) -> pa.Array:
+    assert base.offsets is not None
+    old_offsets = np.asarray(base.offsets, dtype=np.int32)
+    if len(old_offsets) == 0:
+        old_offsets = np.zeros(1, dtype=np.int32)
+    # Pad the old lists to n_new contacts with empty lists.
+    pad = np.full(n_new - (len(old_offsets) - 1), old_offsets[-1], dtype=np.int32)
+    offsets = np.concatenate([old_offsets, pad])
+    old = pa.ListArray.from_arrays(pa.array(offsets), pa.array(base.values, type=pa.int32()))
+    if new_values is None:
+        return _relist(old)
+    idx = np.arange(n_new, dtype=np.int64)
+    idx[who] = n_new + np.arange(len(who))
+    merged = pa.concat_arrays([old, new_values.cast(old.type)]).take(pa.array(idx))
+    return _relist(merged)
+
+
+def _relist(col: pa.Array) -> pa.Array:
+    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(col) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pc.list_flatten(col))
+
+
+def profile_columns(
+    table: pa.Table | None, rows: int, n_contacts: int, profile_types: Mapping[str, str]
+) -> dict[str, Column]:
+    """Snapshot columns aligned with the contacts: views when the table covers
+    every contact, padded copies when contacts arrived later through events."""
+    out: dict[str, Column] = {}
+    for name, ftype in profile_types.items():
+        kind = KIND[ftype]
+        if table is None or rows == 0:
+            out[name] = missing_column(kind, n_contacts)
+            continue
+        col = column_view(table, name, ftype, rows)
+        if rows < n_contacts:
+            col = _pad(col, n_contacts)
+        out[name] = col
+    return out
+
+
+def _pad(col: Column, n: int) -> Column:
+    rows = len(col.valid) if col.valid is not None else len(col.values)
+    valid = np.zeros(n, dtype=bool)
+    valid[:rows] = True if col.valid is None else col.valid
+    if col.kind == "list":
+        assert col.offsets is not None
+        offsets = np.concatenate([col.offsets, np.full(n - rows, col.offsets[-1], dtype=np.int32)])
+        return Column(col.kind, col.values, valid, offsets)
+    values = np.zeros(n, dtype=col.values.dtype)
+    values[:rows] = col.values
+    return Column(col.kind, values, valid)

@@ -1,0 +1,330 @@
+"""The Store: a node of a store directory (or an in-memory one), its ingests
+and the Snapshots the evaluator reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from audience.runtime.snapshot import Dictionary, Partition, Snapshot, dictionary_key
+from audience.runtime.store.definitions import Definitions, SavedSegment
+from audience.runtime.store.dictionaries import CONTACTS, TYPES
+from audience.runtime.store.encode import event_property_types, partition_view
+from audience.runtime.store.errors import IngestReport, Reject, StoreError
+from audience.runtime.store.ingest import INT64_MAX, Txn, rejects_from_table
+from audience.runtime.store.layout import (
+    DEFINITIONS_FILE,
+    FORMAT,
+    MANIFEST,
+    STORE_FILE,
+    Backend,
+    DiskBackend,
+    Manifest,
+    MemoryBackend,
+    create_node_dir,
+    node_dir,
+)
+from audience.runtime.store.profiles import profile_columns
+from audience.runtime.store.sources import Batch, open_source
+from audience.schema import Schema, SchemaError
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_STRING_KINDS = ("string", "list<string>")
+# A progress bar only pays off on big inputs.
+PROGRESS_MIN_UNITS = 200_000
+
+
+class Store:
+    """One node of a store.  ``path`` is the store directory (None in memory)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        schema: Schema,
+        node: str,
+        path: Path | None,
+        definitions: Definitions,
+    ) -> None:
+        self._backend = backend
+        self.schema = schema
+        self.node = node
+        self.path = path
+        self.definitions = definitions
+        self._props = event_property_types(schema)
+        self._snap_lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._partitions: dict[str, Partition] = {}
+        self._arrays: dict[str, tuple[int, pa.Array]] = {}
+        self._values: dict[str, tuple[int, list[str]]] = {}
+        self._dictionaries: dict[str, tuple[int, Dictionary]] = {}
+
+    # -------------------------------------------------------------- creation
+    @classmethod
+    def init(cls, path: str | Path, schema: Schema | str | Path, node: str = "main") -> Store:
+        root = Path(path)
+        schema = _schema(schema)
+        _check_node(node)
+        event_property_types(schema, "schema")  # a bad schema fails before anything is written
+        if (root / STORE_FILE).is_file():
+            if node_dir(root, node).exists():
+                raise StoreError(f"{root}: already a store with a node '{node}'")
+        elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise StoreError(f"{root}: exists and is not an empty directory")
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            _write_atomic(
+                root / STORE_FILE, json.dumps({"format": FORMAT, "kind": "audience-store"})
+            )
+        nd = node_dir(root, node)
+        create_node_dir(nd)
+        _write_atomic(nd / "schema.toml", schema.to_toml())
+        backend = DiskBackend(nd)
+        defs = Definitions(root / DEFINITIONS_FILE)
+        defs.list_segments()  # creates the database and runs the migrations
+        store = cls(backend, schema, node, root, defs)
+        Txn(backend, Manifest(), schema, store._props, store._dict_array).commit()
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path, node: str = "main") -> Store:
+        root = Path(path)
+        marker = root / STORE_FILE
+        if not marker.is_file():
+            raise StoreError(
+                f"{root}: not an audience store (no {STORE_FILE}); create one with 'audience init'"
+            )
+        try:
+            meta = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{marker}: unreadable store marker: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise StoreError(f"{marker}: unsupported store format {meta!r}")
+        nd = node_dir(root, node)
+        if not (nd / MANIFEST).is_file():
+            nodes = sorted(p.name for p in (root / "nodes").glob("*") if (p / MANIFEST).is_file())
+            raise StoreError(f"{root}: no node '{node}' (nodes: {', '.join(nodes) or 'none'})")
+        try:
+            schema = Schema.load(nd / "schema.toml")
+        except SchemaError as exc:
+            raise StoreError(str(exc)) from None
+        return cls(DiskBackend(nd), schema, node, root, Definitions(root / DEFINITIONS_FILE))
+
+    @classmethod
+    def from_arrow(
+        cls, events: pa.Table | None, profiles: pa.Table | None = None, schema: Schema | None = None
+    ) -> Store:
+        """An in-memory store, encoded and validated exactly as a disk ingest:
+        rows that do not fit are left out and listed by ``rejected()``."""
+        if schema is None:
+            raise StoreError("from_arrow needs the schema")
+        event_property_types(schema, "schema")
+        backend = MemoryBackend()
+        store = cls(backend, schema, "main", None, Definitions(None))
+        Txn(backend, Manifest(), schema, store._props, store._dict_array).commit()
+        if profiles is not None:
+            store.ingest_profiles(profiles)
+        if events is not None:
+            store.ingest_events(events)
+        return store
+
+    # ---------------------------------------------------------------- ingest
+    def ingest_events(self, source: Any, *, progress: bool = False) -> IngestReport:
+        """Events from a .jsonl/.ndjson/.csv/.parquet path, an Arrow table or
+        an iterable of dicts.  Bad records are rejected and kept; the rest land
+        together.  Raises StoreError when the source cannot be read at all."""
+        return self._ingest(source, "events", progress)
+
+    def ingest_profiles(self, source: Any, *, progress: bool = False) -> IngestReport:
+        """Profiles, upserted field by field (a null leaves the field as it was)."""
+        return self._ingest(source, "profiles", progress)
+
+    def _ingest(self, source: Any, kind: str, progress: bool) -> IngestReport:
+        if kind == "events":
+            types = {"id": "id", "contact_id": "id", "type": "string", "ts": "datetime"}
+            types |= {"context": "string", **self._props}
+        else:
+            types = {"contact_id": "id", **self.schema.profile}
+        src = open_source(source, types)
+        report = IngestReport()
+        with self._backend.locked():
+            manifest = self._backend.read_manifest()
+            self._backend.sweep(manifest)
+            txn = Txn(
+                self._backend,
+                manifest,
+                self.schema,
+                self._props,
+                lambda key: self._dict_array(key, manifest),
+            )
+            for batch in _progress(src.batches, src.total, src.name, progress):
+                add = txn.add_events if kind == "events" else txn.add_profiles
+                report.merge(add(batch, src.name))
+            if txn.changed():
+                txn.commit()
+        return report
+
+    def rejected(self, limit: int | None = None) -> list[Reject]:
+        """The rejected records kept by the store, oldest first."""
+        out: list[Reject] = []
+        for name, _ in self._backend.read_manifest().rejects:
+            out.extend(rejects_from_table(self._backend.read_table(name)))
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
+        return out
+
+    # -------------------------------------------------------------- snapshot
+    def snapshot(self) -> Snapshot:
+        """The current version (cached until an ingest lands; thread-safe)."""
+        with self._snap_lock:
+            manifest = self._backend.read_manifest()
+            if self._snapshot is not None and self._snapshot.version == manifest.version:
+                return self._snapshot
+            self._snapshot = self._build(manifest)
+            return self._snapshot
+
+    def _build(self, m: Manifest) -> Snapshot:
+        contact_ids = self._value_list(m, CONTACTS)
+        n = len(contact_ids)
+        has_profile = np.zeros(n, dtype=bool)
+        first = np.full(n, INT64_MAX, dtype=np.int64)
+        if m.contacts:
+            table = self._backend.read_table(m.contacts)
+            hp = table.column("has_profile").chunk(0).to_numpy().view(np.bool_)
+            fe = table.column("first_event_ts").chunk(0).to_numpy()
+            if len(hp) == n:
+                has_profile, first = hp, fe
+            else:
+                has_profile[: len(hp)] = hp
+                first[: len(fe)] = fe
+        keys = ["context"]
+        keys += [dictionary_key("event", k) for k, t in self._props.items() if t in _STRING_KINDS]
+        keys += [
+            dictionary_key("profile", k)
+            for k, t in self.schema.profile.items()
+            if t in _STRING_KINDS
+        ]
+        profile = None
+        rows = 0
+        if m.profiles:
+            profile = self._backend.read_table(m.profiles)
+            rows = profile.num_rows
+        return Snapshot(
+            version=m.version,
+            schema=self.schema,
+            contact_ids=contact_ids,
+            event_types=self._dictionary(m, TYPES),
+            dictionaries={k: self._dictionary(m, k) for k in keys},
+            has_profile=has_profile,
+            first_event_ts=first,
+            profile=profile_columns(profile, rows, n, self.schema.profile),
+            partitions=tuple(self._partition(p.file) for p in m.partitions),
+        )
+
+    def _partition(self, name: str) -> Partition:
+        part = self._partitions.get(name)
+        if part is None:
+            part = partition_view(self._backend.read_table(name), self._props)
+            self._partitions[name] = part
+        return part
+
+    def _dict_array(self, key: str, manifest: Manifest | None = None) -> pa.Array:
+        """The whole dictionary as one Arrow array (cached; files are immutable)."""
+        m = manifest or self._backend.read_manifest()
+        chunks = m.dictionaries.get(key, [])
+        cached = self._arrays.get(key)
+        if cached is not None and cached[0] == len(chunks):
+            return cached[1]
+        have = cached[0] if cached is not None else 0
+        parts = [cached[1]] if cached is not None and len(cached[1]) else []
+        for name, _ in chunks[have:]:
+            parts.append(self._backend.read_table(name).column("value").combine_chunks())
+        arr = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+        self._arrays[key] = (len(chunks), arr)
+        return arr
+
+    def _value_list(self, m: Manifest, key: str) -> list[str]:
+        count = m.dict_size(key)
+        cached = self._values.get(key)
+        if cached is not None and cached[0] == count:
+            return cached[1]
+        # A new list each time: an older snapshot keeps the one it was given.
+        values = self._dict_array(key, m).slice(0, count).to_pylist()
+        self._values[key] = (count, values)
+        return values
+
+    def _dictionary(self, m: Manifest, key: str) -> Dictionary:
+        count = m.dict_size(key)
+        cached = self._dictionaries.get(key)
+        if cached is None or cached[0] != count:
+            cached = (count, Dictionary.from_values(self._value_list(m, key)))
+            self._dictionaries[key] = cached
+        return cached[1]
+
+    # ---------------------------------------------------------- definitions
+    def save_segment(self, name: str, text: str) -> SavedSegment:
+        return self.definitions.save_segment(name, text)
+
+    def list_segments(self) -> list[SavedSegment]:
+        return self.definitions.list_segments()
+
+    def get_segment(self, name: str) -> SavedSegment | None:
+        return self.definitions.get_segment(name)
+
+    def delete_segment(self, name: str) -> bool:
+        return self.definitions.delete_segment(name)
+
+    def __repr__(self) -> str:
+        where = self.path if self.path is not None else "memory"
+        return f"Store({where}, node={self.node!r})"
+
+
+def open_store(path: str | Path, node: str = "main") -> Store:
+    return Store.open(path, node)
+
+
+def _schema(schema: Schema | str | Path) -> Schema:
+    if isinstance(schema, Schema):
+        return schema
+    try:
+        return Schema.load(schema)
+    except SchemaError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _check_node(node: str) -> None:
+    if not _NODE_NAME.match(node):
+        raise StoreError(f"bad node name {node!r}: use letters, digits, '_' and '-'")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _progress(
+    batches: Iterator[Batch], total: int | None, name: str, show: bool
+) -> Iterator[Batch]:
+    if not show or (total is not None and total < PROGRESS_MIN_UNITS):
+        yield from batches
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) if show else nullcontext() as bar:
+        assert bar is not None
+        task = bar.add_task(f"ingesting {name}", total=total)
+        for batch in batches:
+            yield batch
+            bar.advance(task, batch.units)

@@ -1,0 +1,223 @@
+"""The benchmark's report: a markdown page, the raw JSON and a PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from benchmarks.peers.workloads import BY_KEY, FRESH
+
+MB = 1024 * 1024
+METHOD = """\
+Method. Each engine runs in its own process with the same thread count: DuckDB
+(own in-memory tables, ENUM columns for low-cardinality strings, events in time
+order, `PRAGMA threads`), Polars (in-memory DataFrames, Enum columns, `ts`
+flagged sorted and windows cut by binary search, `POLARS_MAX_THREADS`), ours
+(`Store.from_arrow` snapshot, segments compiled once, `NUMBA_NUM_THREADS`).
+All use a dense integer contact key; loading is not timed with the queries.
+Each workload: one warm-up (reported as *first*), then the timed runs; the
+table gives the median and [min-max]. Every engine's audience (contact ids)
+is checked equal to DuckDB's for every workload before anything is written.
+Events/s is the store's events divided by the median time. Peak memory is
+the process's VmHWM during the workload's runs minus its RSS before them
+(reset with /proc/self/clear_refs), so native allocations count. The floor
+is the bytes the workload must read (its window's events, in our encoding)
+divided by the memory bandwidth measured in the same run."""
+
+INGEST_NOTE = (
+    "`duckdb_ctas`: plain `CREATE TABLE AS SELECT * FROM read_parquet`; "
+    "`duckdb_load`: the configuration queried above (ENUMs, sorted, keyed)."
+)
+
+
+def _ms(s: float) -> str:
+    ms = s * 1000
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+def _cell(w: dict[str, Any]) -> str:
+    return f"{_ms(w['median_s'])} [{_ms(min(w['times']))}-{_ms(max(w['times']))}]"
+
+
+def _by_workload(size: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for engine, res in size["engines"].items():
+        for w in res["workloads"]:
+            out.setdefault(w["workload"], {})[engine] = w
+    return out
+
+
+def _ratio(row: dict[str, dict[str, Any]]) -> str:
+    peers = [r["median_s"] for e, r in row.items() if e != "ours"]
+    if "ours" not in row or not peers:
+        return "n/a"
+    return f"{row['ours']['median_s'] / min(peers):.2f}x"
+
+
+def _size_section(size: dict[str, Any], engines: list[str]) -> list[str]:
+    n = size["n_events"]
+    lines = [f"## {size['label']} events ({n:,} events, {size['n_contacts']:,} contacts)", ""]
+    rows = _by_workload(size)
+    head = ["workload", "audience", *[f"{e} ms" for e in engines], "ours / best peer", "floor ms"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, row in rows.items():
+        audience = next(iter(row.values()))["audience"]
+        cells = [_cell(row[e]) if e in row else "n/a" for e in engines]
+        floor = _ms(size["bounds"][key]["seconds"])
+        lines.append(
+            f"| {key} | {audience:,} | " + " | ".join(cells) + f" | {_ratio(row)} | {floor} |"
+        )
+    lines += [
+        "",
+        "Throughput (million events/s at the median) and peak memory of the runs (MB):",
+        "",
+    ]
+    head = ["workload", *[f"{e} Mev/s" for e in engines], *[f"{e} MB" for e in engines]]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, row in rows.items():
+        tput = [f"{n / row[e]['median_s'] / 1e6:.0f}" if e in row else "n/a" for e in engines]
+        mem = [f"{row[e]['peak_bytes'] / MB:.0f}" if e in row else "n/a" for e in engines]
+        lines.append(f"| {key} | " + " | ".join(tput + mem) + " |")
+    lines += ["", "Load and first evaluations (s; MB):", ""]
+    lines += [
+        "| engine | load s | data in RAM MB | load peak MB | first run of red_shoes ms"
+        " | never-seen text, warm process ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in engines:
+        res = size["engines"].get(e)
+        if res is None:
+            continue
+        first = next((w["first_s"] for w in res["workloads"] if w["workload"] == "red_shoes"), None)
+        lines.append(
+            f"| {e} | {res['load_s']:.2f} | {res['data_bytes'] / MB:.0f} | "
+            f"{res['load_peak_bytes'] / MB:.0f} | {_ms(first) if first is not None else 'n/a'} | "
+            f"{_ms(res['fresh_warm_s'])} |"
+        )
+    if "ours" in size["engines"]:
+        comp = {w["workload"]: w["prepare_s"] for w in size["engines"]["ours"]["workloads"]}
+        lines += [
+            "",
+            "Our parse + check + compile per workload (ms, not in the times above): "
+            + ", ".join(f"{k} {_ms(v)}" for k, v in comp.items()),
+        ]
+    lines.append("")
+    if size.get("ingest"):
+        lines += ["Ingest from the same Parquet files into a durable on-disk store:", ""]
+        lines += ["| ingest | seconds | events/s | peak MB |", "|---|---|---|---|"]
+        for kind, r in size["ingest"].items():
+            lines.append(
+                f"| {kind} | {r['seconds']:.2f} | {r['events'] / r['seconds'] / 1e6:.2f}M "
+                f"| {r['peak_bytes'] / MB:.0f} |"
+            )
+        lines += ["", INGEST_NOTE, ""]
+    if size.get("cold"):
+        lines += [
+            f"Never-seen text (`{FRESH.key}`) in a new process (open the on-disk store, "
+            "evaluate once):",
+            "",
+        ]
+        lines += ["| engine | process wall s | open s | first evaluation ms |", "|---|---|---|---|"]
+        for e, r in size["cold"].items():
+            lines.append(
+                f"| {e} | {r['wall_s']:.2f} | {r['open_s']:.2f} | {_ms(r['first_eval_s'])} |"
+            )
+        lines.append("")
+    return lines
+
+
+def engines_of(results: dict[str, Any]) -> list[str]:
+    seen: list[str] = []
+    for size in results["sizes"]:
+        seen += [e for e in size["engines"] if e not in seen]
+    return seen
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    engines = engines_of(results)
+    lines = [
+        "# Peer benchmark: ours, DuckDB, Polars",
+        "",
+        f"{meta['date']} on {meta['machine']}; Python {meta['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+        "",
+        f"Threads {meta['threads']}, {meta['repeat']} timed runs after a warm-up, "
+        f"seed {meta['seed']}, now = {meta['now']}, memory bandwidth "
+        f"{meta['bandwidth_Bps'] / 1e9:.1f} GB/s. Our engine: {meta['ours']}.",
+        "",
+        METHOD,
+        "",
+        "Workloads:",
+        "",
+    ]
+    keys = list(_by_workload(results["sizes"][0])) if results["sizes"] else []
+    for key in keys:
+        dsl = " ".join(BY_KEY[key].dsl.split())
+        lines.append(f"- `{key}`: {BY_KEY[key].title}: `{dsl}`")
+    lines.append("")
+    for size in results["sizes"]:
+        lines += _size_section(size, engines)
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    engines = engines_of(results)
+    keys = list(_by_workload(results["sizes"][0])) if results["sizes"] else []
+    cols = 5
+    rows = max(1, -(-len(keys) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        for e in engines:
+            xs, ys = [], []
+            for size in results["sizes"]:
+                w = _by_workload(size).get(key, {}).get(e)
+                if w is not None:
+                    xs.append(size["n_events"])
+                    ys.append(size["n_events"] / w["median_s"])
+            ax.plot(xs, ys, marker="o", label=e)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(key, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel("events / s")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Events per second by store size (higher is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js, png = out_dir / "peers.md", out_dir / "peers.json", out_dir / "peers.png"
+    md.write_text(markdown(results), encoding="utf-8")
+    js.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    plot(results, png)
+    return [md, js, png]
+
+
+def summary(results: dict[str, Any]) -> Table:
+    """The medians at a glance, for the terminal."""
+    engines = engines_of(results)
+    table = Table(title="median ms (ours / best peer)")
+    table.add_column("size")
+    table.add_column("workload")
+    for e in engines:
+        table.add_column(e, justify="right")
+    table.add_column("ratio", justify="right")
+    for size in results["sizes"]:
+        for key, row in _by_workload(size).items():
+            cells = [_ms(row[e]["median_s"]) if e in row else "n/a" for e in engines]
+            table.add_row(size["label"], key, *cells, _ratio(row))
+    return table

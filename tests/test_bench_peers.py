@@ -1,0 +1,170 @@
+"""The peer benchmark's workloads mean the same thing in every engine.
+
+A small shop (20k events, every fifth profile dropped so that some contacts
+are known only through their events) is evaluated at the shop's ``now`` and
+20 days earlier (so that events after ``now`` exist and some contacts are not
+known yet).  DuckDB, Polars and, when it is importable, our engine must
+return the same contacts for every workload; a few semantics-heavy workloads
+are also checked against a plain-Python reading of SPEC 3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("duckdb")
+pytest.importorskip("polars")
+
+from audience.demo.shop import DEFAULT_NOW
+from benchmarks.peers import ours
+from benchmarks.peers.data import Dataset, dataset, parse_size, size_label
+from benchmarks.peers.duck import DuckEngine
+from benchmarks.peers.polars_engine import PolarsEngine
+from benchmarks.peers.run import compare
+from benchmarks.peers.workloads import FRESH, WORKLOADS, Times, Workload
+
+NOWS = (DEFAULT_NOW, DEFAULT_NOW - dt.timedelta(days=20))
+DAY = 86_400_000
+ALL = (*WORKLOADS, FRESH)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    return dataset(20_000, seed=42, data_dir=tmp_path_factory.mktemp("data"), profile_gap=5)
+
+
+@pytest.fixture(scope="module")
+def engines(shop: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {"duckdb": DuckEngine(threads=2), "polars": PolarsEngine()}
+    if ours.unavailable() is None:
+        out["ours"] = ours.OursEngine()
+    for e in out.values():
+        e.load(shop.events, shop.profiles)
+    return out
+
+
+@pytest.fixture(scope="module")
+def answers(engines: dict[str, Any]) -> dict[tuple[str, int, str], set[str]]:
+    """(workload, index of now, engine) -> the audience's contact ids."""
+    out = {}
+    for i, now in enumerate(NOWS):
+        t = Times(now)
+        for w in ALL:
+            for name, e in engines.items():
+                out[w.key, i, name] = e.ids(e.prepare(w, t)())
+    return out
+
+
+@pytest.mark.parametrize("now_i", range(len(NOWS)))
+@pytest.mark.parametrize("w", ALL, ids=lambda w: w.key)
+def test_engines_agree(
+    answers: dict[tuple[str, int, str], set[str]], engines: dict[str, Any], w: Workload, now_i: int
+) -> None:
+    ref = answers[w.key, now_i, "duckdb"]
+    for name in engines:
+        got = answers[w.key, now_i, name]
+        assert got == ref, (
+            f"{w.key} at {NOWS[now_i]}: {name} differs from duckdb: "
+            f"only {name} {sorted(got - ref)[:5]}, only duckdb {sorted(ref - got)[:5]}"
+        )
+
+
+def test_workloads_are_not_trivial(answers: dict[tuple[str, int, str], set[str]]) -> None:
+    """An empty audience would agree across engines and prove nothing."""
+    for w in ALL:
+        sizes = [len(answers[w.key, i, "duckdb"]) for i in range(len(NOWS))]
+        assert max(sizes) > 0, f"{w.key} is empty at every now"
+
+
+# --------------------------------------------------------------------------- oracle
+def _rows(shop: Dataset) -> tuple[list[dict[str, Any]], set[str]]:
+    ev = pq.read_table(shop.events)
+    ts = ev.column("ts").cast("int64").to_pylist()
+    rows = ev.drop_columns(["ts"]).to_pylist()
+    for r, t in zip(rows, ts, strict=True):
+        r["ts"] = t
+    profiled = set(pq.read_table(shop.profiles, columns=["contact_id"]).column(0).to_pylist())
+    return rows, profiled
+
+
+def _oracle(shop: Dataset, now: dt.datetime) -> dict[str, set[str]]:
+    """SPEC 3 read literally, one contact at a time."""
+    n = int(now.timestamp() * 1000)
+    rows, profiled = _rows(shop)
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["ts"] <= n:  # events after now do not exist
+            by[r["contact_id"]].append(r)
+    universe = profiled | set(by)
+
+    def last(r: dict[str, Any], days: int) -> bool:
+        return bool(n - days * DAY < r["ts"] <= n)
+
+    out: dict[str, set[str]] = defaultdict(set)
+    for c in universe:
+        evs = by.get(c, [])
+        red = any(
+            r["type"] == "viewed_product" and r["product_name"] == "Red Shoes" and last(r, 15)
+            for r in evs
+        )
+        if red and not any(r["type"] == "purchased" and last(r, 15) for r in evs):
+            out["red_shoes"].add(c)
+        buys = [r["ts"] for r in evs if r["type"] == "purchased"]
+        if buys and max(buys) < n - 60 * DAY:
+            out["lapsed"].add(c)
+        for r in evs:
+            old_cart = r["type"] == "added_to_cart" and last(r, 30) and r["ts"] <= n - 2 * DAY
+            if old_cart and not any(r["ts"] < b <= r["ts"] + 2 * DAY for b in buys):
+                out["cart_abandon"].add(c)
+        if not any(last(r, 7) for r in evs):
+            out["dormant"].add(c)
+        if sum(1 for _ in evs) >= 50:
+            out["active_50"].add(c)
+    return out
+
+
+@pytest.mark.parametrize("now_i", range(len(NOWS)))
+def test_oracle_agrees(
+    shop: Dataset, answers: dict[tuple[str, int, str], set[str]], now_i: int
+) -> None:
+    expected = _oracle(shop, NOWS[now_i])
+    for key in ("red_shoes", "lapsed", "cart_abandon", "dormant", "active_50"):
+        assert answers[key, now_i, "duckdb"] == expected[key], key
+
+
+def test_data_exercises_the_universe(shop: Dataset) -> None:
+    """Some contacts have no profile, and some of those only events after the
+    earlier now: they are outside its universe, which ``dormant`` must see."""
+    rows, profiled = _rows(shop)
+    early = int(NOWS[1].timestamp() * 1000)
+    first: dict[str, int] = {}
+    for r in rows:
+        first[r["contact_id"]] = min(first.get(r["contact_id"], r["ts"]), r["ts"])
+    unprofiled = set(first) - profiled
+    assert unprofiled
+    assert any(first[c] > early for c in unprofiled)
+
+
+def test_compare_names_the_workload_and_ids(tmp_path: Path) -> None:
+    (tmp_path / "w.duckdb.txt").write_text("a\nb\nc")
+    (tmp_path / "w.polars.txt").write_text("a\nb\nc")
+    (tmp_path / "w.ours.txt").write_text("a\nc\nd")
+    problems = compare(tmp_path, ["w"], ["duckdb", "polars", "ours"])
+    assert len(problems) == 1
+    assert problems[0].startswith("w: duckdb has 3, ours has 3")
+    assert "['b']" in problems[0] and "['d']" in problems[0]
+
+
+def test_sizes() -> None:
+    assert parse_size("20k") == 20_000
+    assert parse_size("1M") == 1_000_000
+    assert parse_size("1.5M") == 1_500_000
+    assert size_label(50_000_000) == "50M"
+    with pytest.raises(ValueError):
+        parse_size("lots")

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 FieldType = Literal["string", "int", "float", "bool", "date", "datetime", "list<string>"]
-FIELD_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "date", "datetime", "list<string>")
+FIELD_TYPES: tuple[str, ...] = (
+    "string",
+    "int",
+    "float",
+    "bool",
+    "date",
+    "datetime",
+    "list<string>",
+)
 NUMERIC_TYPES = frozenset({"int", "float"})
 TIME_TYPES = frozenset({"date", "datetime"})
 

@@ -152,13 +152,16 @@ def test_data_exercises_the_universe(shop: Dataset) -> None:
 
 
 def test_compare_names_the_workload_and_ids(tmp_path: Path) -> None:
+    (tmp_path / "w.ours.txt").write_text("a\nc\nd")
     (tmp_path / "w.duckdb.txt").write_text("a\nb\nc")
     (tmp_path / "w.polars.txt").write_text("a\nb\nc")
-    (tmp_path / "w.ours.txt").write_text("a\nc\nd")
-    problems = compare(tmp_path, ["w"], ["duckdb", "polars", "ours"])
-    assert len(problems) == 1
-    assert problems[0].startswith("w: duckdb has 3, ours has 3")
-    assert "['b']" in problems[0] and "['d']" in problems[0]
+    (tmp_path / "v.ours.txt").write_text("")
+    (tmp_path / "v.duckdb.txt").write_text("")
+    (tmp_path / "v.polars.txt").write_text("")
+    problems = compare(tmp_path, ["w", "v"], ["ours", "duckdb", "polars"])
+    assert problems == [
+        "w: duckdb has 3, ours has 3; only in duckdb: 1 ['b']; only in ours: 1 ['d']"
+    ]
 
 
 def test_sizes() -> None:

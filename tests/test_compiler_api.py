@@ -12,11 +12,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from audience.compiler.kernels import filters, reduce, sequence
 from audience.dsl import ast as a
 from audience.runtime.evaluate import compile_condition, parse_as_of
-from audience.runtime.snapshot import Dictionary
+from audience.runtime.snapshot import Dictionary, Snapshot
 from audience.schema import Schema
-from tests.compiler_ast import cmp, did, ev, last, pf, profile, red_shoes
+from tests.compiler_ast import cmp, date, did, dur, ev, last, pf, profile, red_shoes
 from tests.compiler_snapshot import DAY_MS, build_snapshot, ms
 
 SCHEMA = Schema.load("audience/examples/maison.toml")
@@ -234,3 +235,93 @@ def test_in_segment_evaluates_the_saved_segment_at_the_same_now() -> None:
         a.Not(a.InSegment("Bought today")), SCHEMA, segment_resolver=saved.get
     )
     assert sorted(not_in.evaluate(snap, "2026-11-01T08:00:00Z").ids()) == ["b", "p"]
+
+
+def _frozen(snap: Snapshot) -> Snapshot:
+    """The snapshot with every array read-only, as the store's memory maps are."""
+    for arr in _arrays(snap):
+        arr.setflags(write=False)
+    return snap
+
+
+def _arrays(snap: Snapshot) -> list[np.ndarray]:
+    cols = [*snap.profile.values()] + [c for p in snap.partitions for c in p.columns.values()]
+    out = [snap.has_profile, snap.first_event_ts]
+    out += [a for p in snap.partitions for a in (p.ts, p.contact, p.type)]
+    for c in cols:
+        out += [x for x in (c.values, c.valid, c.offsets) if x is not None]
+    return out
+
+
+@pytest.mark.skipif(not hasattr(filters._lut_mask, "signatures"), reason="NUMBA_DISABLE_JIT")
+def test_no_kernel_compiles_on_the_query_path() -> None:
+    """Kernels have declared signatures only (read-only inputs, which writable
+    arrays convert to): never-seen segments over read-only data compile nothing."""
+    kernels: list[Any] = [
+        filters._lut_mask,
+        filters._compare_mask,
+        filters._list_mask,
+        filters._gather,
+        reduce._count_into,
+        reduce._agg_into,
+        reduce._ts_extreme_into,
+        reduce._distinct_counts,
+        sequence._sequence,
+    ]
+    before = [list(k.signatures) for k in kernels]
+    events = [
+        {"contact_id": "a", "type": "added_to_cart", "ts": "2026-10-01T00:00:00Z", "quantity": 2},
+        {"contact_id": "a", "type": "purchased", "ts": "2026-10-01T01:00:00Z", "amount": 5.0},
+        {
+            "contact_id": "b",
+            "type": "viewed_product",
+            "ts": "2026-10-02T00:00:00Z",
+            "price": 3.5,
+            "product_name": "Bag",
+        },
+    ]
+    profiles = [
+        {"contact_id": "a", "tags": ["vip"], "newsletter": True, "birth_date": "1990-01-01"}
+    ]
+    snap = _frozen(build_snapshot(SCHEMA, events, profiles))
+    conds: list[a.Cond] = [
+        did("viewed_product", cmp(ev("product_name"), "=", "Bag")),
+        did("added_to_cart", cmp(ev("quantity"), ">", 1), a.Count("at_most", 3)),
+        did("purchased", cmp(ev("profile.newsletter"), "=", True)),
+        profile(a.TextMatch(pf("tags"), "contains", a.StringLit("vip"))),
+        profile(a.TimeCompare(pf("birth_date"), "before", date("2000-01-01"))),
+        a.Aggregate(
+            "avg", ev("quantity"), a.EventSel(("added_to_cart",)), None, None, ">", a.NumberLit(1)
+        ),
+        a.Aggregate("min", ev("price"), a.EventSel(None), None, None, "<", a.NumberLit(9)),
+        a.Aggregate(
+            "count_distinct", ev("product_name"), a.EventSel(None), None, None, ">", a.NumberLit(0)
+        ),
+        a.Aggregate(
+            "count_distinct", ev("price"), a.EventSel(None), None, None, ">", a.NumberLit(0)
+        ),
+        a.LastFirst("last", a.EventSel(None), None, a.Recency("in_last", dur(90, "day"))),
+        a.Sequence(
+            a.EventSel(("added_to_cart",)),
+            None,
+            False,
+            a.EventSel(("purchased",)),
+            None,
+            dur(2, "hour"),
+        ),
+    ]
+    got = [sorted(compile_condition(c, SCHEMA).evaluate(snap, NOW).ids()) for c in conds]
+    assert got == [
+        ["b"],
+        ["a", "b"],
+        ["a"],
+        ["a"],
+        ["a"],
+        ["a"],
+        ["b"],
+        ["b"],
+        ["b"],
+        ["a", "b"],
+        ["a"],
+    ]
+    assert [list(k.signatures) for k in kernels] == before

@@ -438,7 +438,7 @@ def test_count_distinct_over_a_list_counts_elements() -> None:
 def test_aggregates_over_a_profile_property() -> None:
     events = [buy("a", "2026-10-01T00:00:00Z"), buy("a", "2026-10-02T00:00:00Z")]
     events += [buy("b", "2026-10-01T00:00:00Z"), buy("n", "2026-10-01T00:00:00Z")]
-    profiles = [
+    profiles: list[dict[str, Any]] = [
         {"contact_id": "a", "loyalty_points": 10, "tags": ["x", "y"]},
         {"contact_id": "b", "loyalty_points": 30, "tags": ["x"]},
         {"contact_id": "z", "loyalty_points": 99},  # no purchase

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,7 @@ from audience.dsl.format_lexical import KEYWORDS
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse, parse_bytes, parse_condition
 from tests import ast_strategies as S
-from tests.test_format import SPEC_DND, SPEC_SEGMENT, SPEC_TRIGGER
+from tests.test_format import SPEC_DND, SPEC_SEGMENT, SPEC_TRIGGER, same
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -108,20 +109,20 @@ def _parses_or_reports(text: str) -> A.Program | None:
 def test_mutated_text_parses_or_raises_dsl_error(text: str) -> None:
     program = _parses_or_reports(text)
     if program is not None:
-        assert parse(format_text(program)) == program
+        same(parse(format_text(program)), program)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(mutated())
 def test_mutated_condition_parses_or_raises_dsl_error(text: str) -> None:
     try:
         cond = parse_condition(text)
     except DslError:
         return
-    assert parse_condition(format_text(cond)) == cond
+    same(parse_condition(format_text(cond)), cond)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     st.one_of(st.sampled_from(CORPUS), S.programs.map(format_text)),
     st.binary(max_size=12),
@@ -135,3 +136,29 @@ def test_random_bytes_parse_or_raise_dsl_error(
     for blob in (noise, raw[:at] + noise + raw[at:]):
         with contextlib.suppress(DslError):
             parse_bytes(blob)
+
+
+PATHOLOGICAL = [
+    "",
+    "# only a comment",
+    "\ufeffdid x",
+    "(" * 5000 + "did x" + ")" * 5000,
+    "not " * 5000 + "did x",
+    "did x where " + "not " * 5000 + "a = 1",
+    "did x where " + "(" * 3000 + "a = 1" + ")" * 3000,
+    " and ".join(["did x"] * 5000),
+    "did x at least " + "9" * 5000 + " times",
+    "city = " + "1" * 5000,
+    'city = "' + "a" * 100_000 + '"',
+    'segment "s" {' * 2000,
+    "do x(" + "{a: " * 3000 + "1" + "}" * 3000 + ")",
+    "\x00",
+    "`" * 7,
+]
+
+
+@pytest.mark.parametrize("text", PATHOLOGICAL, ids=range(len(PATHOLOGICAL)))
+def test_pathological_text_parses_or_raises_dsl_error(text: str) -> None:
+    program = _parses_or_reports(text)
+    if program is not None:
+        same(parse(format_text(program)), program)

@@ -217,7 +217,13 @@ def test_sort_by_contact_ts() -> None:
     ]
 
 
-def test_warmup_runs_every_kernel() -> None:
-    from audience.compiler.kernels.warmup import warmup
-
-    warmup()
+def test_non_contiguous_inputs_are_accepted_and_outputs_must_be_contiguous() -> None:
+    codes = np.array([0, 9, 1, 9, 2, 9], dtype=I32)[::2]
+    assert filters.lut_mask(codes, np.array([True, False, True])).tolist() == [True, False, True]
+    out = np.zeros(6, dtype=I64)[::2]
+    with pytest.raises(ValueError):
+        reduce.count_into(np.array([0], dtype=I32), None, out)
+    frozen = np.zeros(3, dtype=I64)
+    frozen.setflags(write=False)
+    with pytest.raises(ValueError):
+        reduce.count_into(np.array([0], dtype=I32), None, frozen)

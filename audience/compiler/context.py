@@ -25,10 +25,10 @@ class EvalContext:
     columns_read: set[str] = field(default_factory=set)
     stats: dict[str, Any] = field(default_factory=dict)  # the running step's explain entry
 
+    _contacts: Dictionary | None = field(default=None, init=False)
+
     def __post_init__(self) -> None:
         self.universe = self.snapshot.universe(self.now_ms)
-
-    _contacts: Dictionary | None = field(default=None, init=False)
 
     def contact_dictionary(self) -> Dictionary:
         """The contact ids as a dictionary (code = dense index), built on demand."""

@@ -24,7 +24,7 @@ from audience.compiler.physical import (
 )
 from audience.compiler.predicates import present, profile_field, profile_mask
 from audience.compiler.scan import filter_range, filtered_rows, list_elements, run_scan
-from audience.compiler.strings import LutCache
+from audience.dsl.ast import UNIT_SECONDS
 
 _CMP = {
     "=": np.equal,
@@ -154,9 +154,7 @@ def _profile_agg(
 def _deadlines(t1: np.ndarray, cond: p.SeqCond) -> np.ndarray:
     d = cond.within
     if d.unit != "month":
-        return t1 + np.int64(
-            d.n * {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}[d.unit] * 1000
-        )
+        return t1 + np.int64(d.n * UNIT_SECONDS[d.unit] * 1000)
     # calendar months depend on each event's local date: computed per row
     return np.fromiter((plus(int(t), d, cond.tz) for t in t1), dtype=np.int64, count=len(t1))
 
@@ -178,7 +176,3 @@ def _sequence(cond: p.SeqCond, ctx: EvalContext) -> np.ndarray:
     o1 = sort_by_contact_ts(c1, t1)
     o2 = sort_by_contact_ts(c2, t2)
     return sequence_match(c1[o1], t1[o1], deadline[o1], c2[o2], t2[o2], cond.then_not, n)
-
-
-def new_context(snapshot: Any, now_ms: int, luts: LutCache) -> EvalContext:
-    return EvalContext(snapshot, now_ms, luts)

@@ -39,6 +39,7 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'audience.dsl' has no attribute {name!r}")
 
+
 __all__ = [
     "Diagnostic",
     "DslError",
@@ -71,9 +72,7 @@ def load(
     else:
         program = parse(text, filename=filename, timezone=timezone)
         source = text
-    found = check(
-        program, schema, known_segments=known_segments, known_policies=known_policies
-    )
+    found = check(program, schema, known_segments=known_segments, known_policies=known_policies)
     if found:
         raise DslError(found, source, filename)
     return program

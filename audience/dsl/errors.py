@@ -8,7 +8,7 @@ SPEC section 7 shows; ``to_dict()`` is the JSON shape of the HTTP API.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,12 +72,6 @@ class DslError(Exception):
         """``{"error": first, "errors": [all]}``: the HTTP shape of SPEC section 7."""
         errors = [d.to_dict() for d in self.diagnostics]
         return {"error": errors[0], "errors": errors}
-
-
-def raise_if(diagnostics: Iterable[Diagnostic], source: str = "", filename: str = "<input>") -> None:
-    found = list(diagnostics)
-    if found:
-        raise DslError(found, source, filename)
 
 
 def _expand(text: str) -> str:

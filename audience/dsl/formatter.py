@@ -238,7 +238,9 @@ def _clock(node: ClockTime) -> str:
 #
 # A layout is a list of lines; the first is written where the node starts and
 # the others are relative to the indentation of that first line.  ``level``
-# is that indentation in steps of INDENT, ``col`` the column the node starts at.
+# is that indentation in steps of INDENT, ``col`` the column the node starts at,
+# ``bare`` the scope written without its prefix in profile predicates
+# ("profile"; "" in a trigger's ``if``, where every property is qualified).
 
 
 def _indent(lines: list[str], level: int) -> list[str]:

@@ -20,8 +20,9 @@ from lark import Lark
 from lark.exceptions import LarkError, UnexpectedInput
 
 from audience.dsl import ast as A
-from audience.dsl.builder import build, zone
+from audience.dsl.builder import build
 from audience.dsl.errors import Diagnostic, DslError
+from audience.dsl.literals import zone
 from audience.dsl.syntax_errors import from_lark
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024

@@ -9,6 +9,7 @@ disk by numba), so a never-seen segment text runs without any JIT work.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -27,7 +28,8 @@ from audience.compiler.passes.pipeline import run_passes
 from audience.compiler.passes.resolve_time import to_ms
 from audience.compiler.physical import Program, emit, program_text
 from audience.compiler.strings import LutCache
-from audience.dsl.ast import Cond, Segment
+from audience.dsl.ast import And, Cond, Or, Rule, Segment
+from audience.dsl.formatter import format_text
 from audience.runtime.snapshot import Snapshot
 from audience.schema import Schema
 
@@ -130,8 +132,26 @@ def compile_condition(
     named by ``in segment "X"`` (None: unknown).  Raises ``DslError``."""
     _check_zone(timezone)
     logical = lower(cond, schema, timezone=timezone, resolver=segment_resolver)
-    program = run_passes(emit(logical))
+    program = _user_operand_texts(run_passes(emit(logical)), cond)
     return CompiledSegment(cond, program, timezone, schema.version)
+
+
+def _operand_text(cond: Cond) -> str:
+    if isinstance(cond, Rule):
+        return cond.label
+    return " ".join(format_text(cond).split())
+
+
+def _user_operand_texts(program: Program, cond: Cond) -> Program:
+    """Explain names the top-level operands as the user wrote them (a rule by its
+    label), not in the plan's notation."""
+    operands = cond.operands if isinstance(cond, And | Or) else (cond,)
+    if len(operands) != len(program.operands):
+        return program
+    texts = tuple(
+        (_operand_text(c), sid) for c, (_, sid) in zip(operands, program.operands, strict=True)
+    )
+    return dataclasses.replace(program, operands=texts)
 
 
 _CACHE_MAX = 512

@@ -33,7 +33,7 @@ from audience.demo.shop import DEFAULT_NOW
 from benchmarks.peers import bandwidth, report
 from benchmarks.peers.data import DATA_DIR, Dataset, dataset, parse_size
 from benchmarks.peers.ours import unavailable
-from benchmarks.peers.workloads import BY_KEY, FRESH, WORKLOADS
+from benchmarks.peers.workloads import BY_KEY, FRESH, WORKLOADS, Times
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -103,21 +103,25 @@ def _read_ids(path: Path) -> set[str]:
     return set(text.split("\n")) if text else set()
 
 
-def compare(ids_dir: Path, keys: list[str], engines: list[str], suffix: str = "") -> list[str]:
-    """A line per disagreement: workload, engines, counts and a few ids."""
+def _diff(key: str, name_a: str, a: set[str], name_b: str, b: set[str]) -> str:
+    only_a, only_b = sorted(a - b), sorted(b - a)
+    return (
+        f"{key}: {name_a} has {len(a)}, {name_b} has {len(b)}; "
+        f"only in {name_a}: {len(only_a)} {only_a[:5]}; "
+        f"only in {name_b}: {len(only_b)} {only_b[:5]}"
+    )
+
+
+def compare(ids_dir: Path, keys: list[str], engines: list[str]) -> list[str]:
+    """A line per disagreement with DuckDB (or the first engine): workload,
+    engines, counts and a few of the differing contact ids."""
+    ref = "duckdb" if "duckdb" in engines else engines[0]
     problems = []
     for key in keys:
-        sets = {e: _read_ids(ids_dir / f"{key}.{e}{suffix}.txt") for e in engines}
-        ref = engines[0]
-        for other in engines[1:]:
-            a, b = sets[ref], sets[other]
-            if a != b:
-                only_a, only_b = sorted(a - b), sorted(b - a)
-                problems.append(
-                    f"{key}: {ref} has {len(a)}, {other} has {len(b)}; "
-                    f"only in {ref}: {len(only_a)} {only_a[:5]}; "
-                    f"only in {other}: {len(only_b)} {only_b[:5]}"
-                )
+        sets = {e: _read_ids(ids_dir / f"{key}.{e}.txt") for e in engines}
+        problems += [
+            _diff(key, ref, sets[ref], e, sets[e]) for e in engines if sets[e] != sets[ref]
+        ]
     return problems
 
 
@@ -152,7 +156,7 @@ def run_size(
         "threads": args.threads,
         "ids_dir": str(ids_dir),
     }
-    now_ms = int(dt.datetime.fromisoformat(args.now).timestamp() * 1000)
+    now_ms = int(Times.from_iso(args.now).now.timestamp() * 1000)
     out: dict[str, Any] = {
         "label": ds.label,
         "n_events": ds.n_events,
@@ -204,10 +208,8 @@ def _ingest_and_cold(
         cold_ids = _read_ids(Path(base["ids_dir"]) / f"{FRESH.key}.{engine}.cold.txt")
         warm_ids = _read_ids(Path(base["ids_dir"]) / f"{FRESH.key}.{engine}.txt")
         if cold_ids != warm_ids:
-            raise Mismatch(
-                f"size {ds.label}: {engine} in a new process answered "
-                f"{len(cold_ids)} contacts, warm {len(warm_ids)}"
-            )
+            diff = _diff(FRESH.key, f"{engine} (new process)", cold_ids, engine, warm_ids)
+            raise Mismatch(f"size {ds.label}: {diff}")
     for target in targets.values():
         shutil.rmtree(target.parent, ignore_errors=True)
     return ingest, cold

@@ -5,14 +5,42 @@ process pays the compilation once per kernel signature ever, never per query:
 kernels are generic over the plan (lookup tables, op codes and bounds are
 arguments), so a never-seen segment text runs already-compiled code.
 ``nogil=True`` lets several threads evaluate at once.
+
+Every kernel is declared with explicit signatures whose input arrays are
+read-only C arrays: a writable array converts to that type, so a store's
+read-only (memory-mapped Arrow) arrays and the evaluator's own arrays share
+one compiled version, and a call with unforeseen types fails loudly instead
+of compiling on the query path.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from numba import types
+
 NJIT: dict[str, Any] = dict(cache=True, nogil=True)
 PARALLEL: dict[str, Any] = dict(cache=True, nogil=True, parallel=True)
 
 # Comparison op codes shared by the compare kernels and the compiler.
 OP_CODES: dict[str, int] = {"=": 0, "!=": 1, "<": 2, "<=": 3, ">": 4, ">=": 5}
+
+B = types.boolean
+I32 = types.int32
+I64 = types.int64
+F64 = types.float64
+U8 = types.uint8
+
+
+def ro(dtype: Any) -> types.Array:
+    """A read-only (input) 1-d C array type."""
+    return types.Array(dtype, 1, "C", readonly=True)
+
+
+def rw(dtype: Any) -> types.Array:
+    """A writable (output) 1-d C array type."""
+    return types.Array(dtype, 1, "C")
+
+
+# the value dtypes a compare or aggregate kernel reads: int, float, date, bool (as uint8)
+VALUE_TYPES = (I64, F64, I32, U8)

@@ -11,10 +11,10 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from audience.compiler.kernels._checks import as_valid, check_1d
-from audience.compiler.kernels.config import NJIT, OP_CODES
+from audience.compiler.kernels.config import F64, I32, I64, NJIT, OP_CODES, VALUE_TYPES, B, ro, rw
 
 OP_FALSE = 6  # every present value fails (e.g. an int column ``= 2.5``)
 OP_TRUE = 7  # every present value passes
@@ -23,7 +23,7 @@ _CODE_TYPES = (np.int32,)
 _NUM_TYPES = (np.int64, np.float64, np.int32, np.uint8)
 
 
-@njit(**NJIT)
+@njit([types.void(ro(I32), ro(B), ro(B), B, rw(B))], **NJIT)
 def _lut_mask(
     codes: np.ndarray, lut: np.ndarray, valid: np.ndarray, has_valid: bool, out: np.ndarray
 ) -> None:
@@ -51,15 +51,17 @@ def _lut_mask(
 
 def lut_mask(codes: np.ndarray, lut: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """``out[i] = lut[codes[i]]`` for present codes inside the table, else False."""
-    check_1d("codes", codes, _CODE_TYPES)
-    check_1d("lut", lut, (np.bool_,))
+    codes = check_1d("codes", codes, _CODE_TYPES)
+    lut = check_1d("lut", lut, (np.bool_,))
     v, has_valid = as_valid(valid, len(codes))
     out = np.empty(len(codes), dtype=np.bool_)
     _lut_mask(codes, lut, v, has_valid, out)
     return out
 
 
-@njit(**NJIT)
+@njit(
+    [types.void(ro(t), ro(B), B, I64, F64 if t == F64 else I64, rw(B)) for t in VALUE_TYPES], **NJIT
+)
 def _compare_mask(
     values: np.ndarray, valid: np.ndarray, has_valid: bool, op: int, rhs: Any, out: np.ndarray
 ) -> None:
@@ -116,7 +118,7 @@ def compare_mask(
     """``values OP rhs`` for present values (missing: False).  ``op`` is an
     ``OP_CODES`` value or ``OP_FALSE``/``OP_TRUE``; int-like columns take an
     int ``rhs`` (see ``integral_op``), float columns a float."""
-    check_1d("values", values, (*_NUM_TYPES, np.bool_))
+    values = check_1d("values", values, (*_NUM_TYPES, np.bool_))
     if not 0 <= op <= OP_TRUE:
         raise ValueError(f"unknown comparison op code {op}")
     if values.dtype == np.bool_:
@@ -133,7 +135,7 @@ def compare_mask(
     return out
 
 
-@njit(**NJIT)
+@njit([types.void(ro(o), ro(I32), ro(B), B, ro(B), B, rw(B)) for o in (I32, I64)], **NJIT)
 def _list_mask(
     offsets: np.ndarray,
     codes: np.ndarray,
@@ -171,8 +173,8 @@ def list_mask(
     """Per list row (``len(offsets) - 1`` rows): True when some element's code
     is True in ``lut``; with ``lut`` None, True when the list is non-empty
     (``is set``).  ``offsets`` index into ``codes``."""
-    check_1d("offsets", offsets, (np.int32, np.int64))
-    check_1d("codes", codes, _CODE_TYPES)
+    offsets = check_1d("offsets", offsets, (np.int32, np.int64))
+    codes = check_1d("codes", codes, _CODE_TYPES)
     n = len(offsets) - 1
     if n < 0:
         raise ValueError("offsets needs at least one entry")
@@ -185,7 +187,7 @@ def list_mask(
     return out
 
 
-@njit(**NJIT)
+@njit([types.void(ro(I32), ro(B), rw(B))], **NJIT)
 def _gather(contact: np.ndarray, per_contact: np.ndarray, out: np.ndarray) -> None:
     for i in range(len(contact)):
         out[i] = per_contact[contact[i]]
@@ -193,8 +195,8 @@ def _gather(contact: np.ndarray, per_contact: np.ndarray, out: np.ndarray) -> No
 
 def gather(contact: np.ndarray, per_contact: np.ndarray) -> np.ndarray:
     """``per_contact[contact[i]]`` per row: a profile predicate seen from events."""
-    check_1d("contact", contact, (np.int32,))
-    check_1d("per_contact", per_contact, (np.bool_,))
+    contact = check_1d("contact", contact, (np.int32,))
+    per_contact = check_1d("per_contact", per_contact, (np.bool_,))
     if len(contact) and (contact.min() < 0 or contact.max() >= len(per_contact)):
         raise ValueError("contact index outside the contact universe")
     out = np.empty(len(contact), dtype=np.bool_)

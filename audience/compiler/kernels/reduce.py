@@ -5,23 +5,24 @@ reads several partitions calls it once per partition slice."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
-from audience.compiler.kernels._checks import as_mask, as_valid, check_1d
-from audience.compiler.kernels.config import NJIT
+from audience.compiler.kernels._checks import as_mask, as_valid, check_1d, check_out
+from audience.compiler.kernels.config import F64, I32, I64, NJIT, VALUE_TYPES, B, ro, rw
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
 _VALUE_TYPES = (np.int64, np.float64, np.int32, np.uint8)
 
 
-def _check_rows(contact: np.ndarray, out: np.ndarray) -> None:
-    check_1d("contact", contact, (np.int32,))
+def _check_rows(contact: np.ndarray, out: np.ndarray) -> np.ndarray:
+    contact = check_1d("contact", contact, (np.int32,))
     if len(contact) and (contact.min() < 0 or contact.max() >= len(out)):
         raise ValueError("contact index outside the output array")
+    return contact
 
 
-@njit(**NJIT)
+@njit([types.void(ro(I32), ro(B), B, rw(I64))], **NJIT)
 def _count_into(contact: np.ndarray, mask: np.ndarray, has_mask: bool, out: np.ndarray) -> None:
     for i in range(len(contact)):
         if has_mask and not mask[i]:
@@ -31,13 +32,16 @@ def _count_into(contact: np.ndarray, mask: np.ndarray, has_mask: bool, out: np.n
 
 def count_into(contact: np.ndarray, mask: np.ndarray | None, out: np.ndarray) -> None:
     """``out[c] += 1`` for every passing row of contact ``c``."""
-    _check_rows(contact, out)
-    check_1d("out", out, (np.int64,))
+    contact = _check_rows(contact, out)
+    out = check_out("out", out, np.int64)
     m, has_mask = as_mask(mask, len(contact))
     _count_into(contact, m, has_mask, out)
 
 
-@njit(**NJIT)
+@njit(
+    [types.void(ro(I32), ro(B), B, ro(t), ro(B), B, I64, rw(F64), rw(I64)) for t in VALUE_TYPES],
+    **NJIT,
+)
 def _agg_into(
     contact: np.ndarray,
     mask: np.ndarray,
@@ -80,10 +84,10 @@ def agg_into(
 ) -> None:
     """Accumulate ``sum``/``min``/``max`` of present values (as float64) into
     ``acc`` and the number of values seen into ``n`` (``n == 0``: no value)."""
-    _check_rows(contact, acc)
-    check_1d("values", values, (*_VALUE_TYPES, np.bool_), len(contact))
-    check_1d("acc", acc, (np.float64,))
-    check_1d("n", n, (np.int64,), len(acc))
+    contact = _check_rows(contact, acc)
+    values = check_1d("values", values, (*_VALUE_TYPES, np.bool_), len(contact))
+    acc = check_out("acc", acc, np.float64)
+    n = check_out("n", n, np.int64, len(acc))
     if kind not in AGG_KINDS:
         raise ValueError(f"unknown aggregate {kind!r}")
     if values.dtype == np.bool_:
@@ -93,7 +97,7 @@ def agg_into(
     _agg_into(contact, m, has_mask, values, v, has_valid, AGG_KINDS[kind], acc, n)
 
 
-@njit(**NJIT)
+@njit([types.void(ro(I32), ro(B), B, ro(I64), B, rw(I64))], **NJIT)
 def _ts_extreme_into(
     contact: np.ndarray,
     mask: np.ndarray,
@@ -118,14 +122,14 @@ def ts_extreme_into(
     contact: np.ndarray, mask: np.ndarray | None, ts: np.ndarray, newest: bool, out: np.ndarray
 ) -> None:
     """Newest (``out`` starts at INT64_MIN) or oldest (INT64_MAX) passing ts per contact."""
-    _check_rows(contact, out)
-    check_1d("ts", ts, (np.int64,), len(contact))
-    check_1d("out", out, (np.int64,))
+    contact = _check_rows(contact, out)
+    ts = check_1d("ts", ts, (np.int64,), len(contact))
+    out = check_out("out", out, np.int64)
     m, has_mask = as_mask(mask, len(contact))
     _ts_extreme_into(contact, m, has_mask, ts, newest, out)
 
 
-@njit(**NJIT)
+@njit([types.void(ro(I32), ro(t), rw(I64)) for t in (I64, F64)], **NJIT)
 def _distinct_counts(contact: np.ndarray, value: np.ndarray, out: np.ndarray) -> None:
     for i in range(len(contact)):
         if i == 0 or contact[i] != contact[i - 1] or value[i] != value[i - 1]:
@@ -135,10 +139,10 @@ def _distinct_counts(contact: np.ndarray, value: np.ndarray, out: np.ndarray) ->
 def distinct_counts(contact: np.ndarray, value: np.ndarray, n_contacts: int) -> np.ndarray:
     """Distinct values per contact from (contact, value) pairs of passing rows
     (any order; sorted here with ``np.lexsort``)."""
-    check_1d("contact", contact, (np.int32,))
-    check_1d("value", value, (np.int64, np.float64), len(contact))
+    contact = check_1d("contact", contact, (np.int32,))
+    value = check_1d("value", value, (np.int64, np.float64), len(contact))
     out = np.zeros(n_contacts, dtype=np.int64)
-    _check_rows(contact, out)
+    contact = _check_rows(contact, out)
     order = np.lexsort((value, contact))
     _distinct_counts(contact[order], value[order], out)
     return out

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from audience.compiler.kernels._checks import check_1d
-from audience.compiler.kernels.config import NJIT
+from audience.compiler.kernels.config import I32, I64, NJIT, B, ro, rw
 
 
-@njit(**NJIT)
+@njit([types.void(ro(I32), ro(I64), ro(I64), ro(I32), ro(I64), B, rw(B))], **NJIT)
 def _sequence(
     c1: np.ndarray,
     t1: np.ndarray,
@@ -45,11 +45,11 @@ def sequence_match(
     """Contacts with an E1 row followed by an E2 row strictly later and at or
     before that row's ``deadline`` (``then_not``: with no such E2 row).  Each
     side must be sorted by (contact, ts)."""
-    check_1d("c1", c1, (np.int32,))
-    check_1d("t1", t1, (np.int64,), len(c1))
-    check_1d("deadline", deadline, (np.int64,), len(c1))
-    check_1d("c2", c2, (np.int32,))
-    check_1d("t2", t2, (np.int64,), len(c2))
+    c1 = check_1d("c1", c1, (np.int32,))
+    t1 = check_1d("t1", t1, (np.int64,), len(c1))
+    deadline = check_1d("deadline", deadline, (np.int64,), len(c1))
+    c2 = check_1d("c2", c2, (np.int32,))
+    t2 = check_1d("t2", t2, (np.int64,), len(c2))
     for c, t in ((c1, t1), (c2, t2)):
         if len(c) > 1:
             step_c = np.diff(c.astype(np.int64))

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,9 @@ from audience.runtime.store.layout import (
 from audience.runtime.store.profiles import profile_columns
 from audience.runtime.store.sources import Batch, open_source
 from audience.schema import Schema, SchemaError
+
+if TYPE_CHECKING:
+    from audience.runtime.api import SegmentCompiler, StoreSegment
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STRING_KINDS = ("string", "list<string>")
@@ -66,6 +69,7 @@ class Store:
         self._arrays: dict[str, tuple[int, pa.Array]] = {}
         self._values: dict[str, tuple[int, list[str]]] = {}
         self._dictionaries: dict[str, tuple[int, Dictionary]] = {}
+        self._compiler: SegmentCompiler | None = None
 
     # -------------------------------------------------------------- creation
     @classmethod
@@ -270,6 +274,21 @@ class Store:
         return cached[1]
 
     # ---------------------------------------------------------- definitions
+    # -------------------------------------------------------------- segments
+    def compile(self, text: str, *, filename: str = "<segment>") -> StoreSegment:
+        """Parse, check and compile a segment (a bare condition or one ``segment``
+        definition) against this store; cached, so a repeated text costs nothing."""
+        return self.segment_compiler.compile(text, filename=filename)
+
+    @property
+    def segment_compiler(self) -> SegmentCompiler:
+        from audience.runtime.api import SegmentCompiler
+
+        with self._snap_lock:
+            if self._compiler is None:
+                self._compiler = SegmentCompiler(self)
+            return self._compiler
+
     def save_segment(self, name: str, text: str) -> SavedSegment:
         return self.definitions.save_segment(name, text)
 

@@ -1,0 +1,153 @@
+"""``audience demo``: build the Maison shop into a store and tell the Red Shoes story.
+
+Everything goes through the public paths a user has: ``Store.init``, ingest of
+Parquet files, saved segments, ``store.compile`` and ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.rule import Rule
+from rich.table import Table
+
+from audience.demo import shop
+from audience.dsl.ast import Segment
+from audience.dsl.formatter import format_text
+from audience.dsl.parser import parse
+from audience.runtime.store import Store
+from audience.schema import Schema
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+STORY = "angela"
+
+
+def seed_segments() -> list[Segment]:
+    program = parse(
+        (EXAMPLES / "maison.rules").read_text(encoding="utf-8"), filename="maison.rules"
+    )
+    return [d for d in program.definitions if isinstance(d, Segment)]
+
+
+def build_store(
+    path: Path, data: Path, n_events: int, n_contacts: int, console: Console, now: dt.datetime
+) -> tuple[Store, float]:
+    """Generate the shop as Parquet files in ``data``, then init the store and ingest them."""
+    schema = Schema.load(EXAMPLES / "maison.toml")
+    files: list[Path] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        gen = bar.add_task("generating events", total=n_events)
+        for i, chunk in enumerate(shop.events(n_events, n_contacts, now=now, chunk=500_000)):
+            files.append(data / f"events-{i:03d}.parquet")
+            pq.write_table(chunk, files[-1])
+            bar.advance(gen, chunk.num_rows)
+    a_events, a_profile = shop.angela(now)
+    store = Store.init(path, schema)
+    t0 = time.perf_counter()
+    store.ingest_profiles(shop.profiles(n_contacts, now=now))
+    store.ingest_profiles(a_profile)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} files"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingesting", total=len(files))
+        for f in files:
+            store.ingest_events(f)
+            bar.advance(task)
+    store.ingest_events(a_events)
+    return store, time.perf_counter() - t0
+
+
+def _explain_table(explain: dict[str, object]) -> Table:
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+    table.add_column("rule" if explain.get("rules") else "condition")
+    table.add_column("contacts", justify="right")
+    rules = explain.get("rules") or explain.get("operands") or []
+    assert isinstance(rules, list)
+    for r in rules:
+        table.add_row(escape(str(r.get("label") or r.get("text"))), f"{r['count']:,}")
+    return table
+
+
+def run_demo(
+    directory: str | None = None,
+    *,
+    n_events: int = 3_000_000,
+    n_contacts: int = 50_000,
+    console: Console | None = None,
+) -> dict[str, int]:
+    """Build the store (in ``directory`` or a temporary one) and evaluate the seed's
+    segments; return the audience size per segment."""
+    console = console or Console()
+    now = shop.DEFAULT_NOW
+    with tempfile.TemporaryDirectory(prefix="audience-demo-") as tmp:
+        path = Path(directory) if directory else Path(tmp) / "maison"
+        console.print(Rule("[bold]audience demo: Maison, a fashion shop"))
+        console.print(
+            f"Generating {n_contacts:,} contacts and {n_events:,} events over 180 days "
+            f"(to {now:%Y-%m-%d %H:%M} UTC) into the store [cyan]{path}[/]"
+        )
+        store, took = build_store(path, Path(tmp), n_events, n_contacts, console, now)
+        snap = store.snapshot()
+        console.print(
+            f"Ingested {snap.n_events:,} events for {snap.n_contacts:,} contacts in {took:.1f} s "
+            f"({snap.n_events / took:,.0f} events/s), {len(snap.partitions)} time partitions.\n"
+            "[dim]Angela viewed the Red Shoes twice in the last 15 days and bought nothing.[/]"
+        )
+        sizes: dict[str, int] = {}
+        for seg in seed_segments():
+            text = format_text(seg)
+            store.save_segment(seg.name, text)
+            compiled = store.compile(text, filename="maison.rules")
+            hits = compiled.evaluate(
+                as_of=now
+            )  # the first run compiles nothing: kernels are cached
+            t0 = time.perf_counter()
+            hits = compiled.evaluate(as_of=now, explain=True)
+            ms = (time.perf_counter() - t0) * 1000
+            sizes[seg.name] = len(hits)
+            universe = int(hits.explain["universe"]) if hits.explain else snap.n_contacts
+            in_it = STORY in set(hits.ids())
+            console.print(Rule(f"[bold]{seg.name}", align="left"))
+            for line in text.rstrip().splitlines():
+                console.print(f"  [cyan]{escape(line)}[/]", soft_wrap=True)
+            console.print(
+                f"  audience: [bold]{len(hits):,}[/] of {universe:,} contacts "
+                f"({len(hits) / max(universe, 1):.1%}), evaluated in {ms:.1f} ms"
+            )
+            mark = "[green]yes, she is in it[/]" if in_it else "[yellow]no[/]"
+            console.print(f"  Angela: {mark}")
+            if hits.explain:
+                console.print(Padding(_explain_table(hits.explain), (0, 2)))
+                parts = hits.explain.get("partitions", {})
+                if isinstance(parts, dict) and parts:
+                    console.print(
+                        f"  [dim]{parts.get('total', 0)} time partitions in the store; its scans "
+                        f"read {parts.get('read', 0)} and skipped {parts.get('skipped', 0)}[/]"
+                    )
+            console.print(f"  [dim]a few contacts: {', '.join(hits.ids()[:5])}[/]")
+        console.print(Rule())
+        console.print(
+            "Try it yourself:  [bold]audience eval STORE -e 'did purchased in last 7 days' "
+            "--format count[/]" + ("" if directory else "  (pass a directory to keep the store)")
+        )
+    return sizes

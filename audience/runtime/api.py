@@ -1,0 +1,134 @@
+"""``store.compile(text)``: parse, check and compile a segment text once, then
+evaluate it against the store's current version as often as asked.
+
+Repeated compiles of the same text are free: the result is cached per store by
+the text, the schema version and the versions of the saved segments it may
+reference (a saved segment that changes invalidates what inlined it).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from audience.dsl.ast import Program, Segment
+from audience.dsl.check import check
+from audience.dsl.errors import DslError
+from audience.dsl.parser import parse
+from audience.runtime.evaluate import AsOf, Audience, CompiledSegment, compile_cached
+from audience.runtime.saved import saved_segments
+
+if TYPE_CHECKING:
+    from audience.runtime.store import Store
+
+_CACHE_MAX = 256
+
+
+class StoreSegment:
+    """A compiled segment bound to a store: ``evaluate`` reads the newest version."""
+
+    def __init__(self, store: Store, segment: Segment, compiled: CompiledSegment) -> None:
+        self.store = store
+        self.segment = segment
+        self.compiled = compiled
+
+    @property
+    def name(self) -> str:
+        return self.segment.name
+
+    @property
+    def plan_text(self) -> str:
+        return self.compiled.plan_text
+
+    def evaluate(self, as_of: AsOf = None, *, explain: bool = False) -> Audience:
+        return self.compiled.evaluate(self.store.snapshot(), as_of, explain=explain)
+
+    def __repr__(self) -> str:
+        return f"<StoreSegment {self.segment.name!r}>"
+
+
+def _as_segment(program: Program, text: str, filename: str) -> Segment:
+    if program.condition is not None:
+        return Segment(name="<condition>", cond=program.condition, span=program.span)
+    segments = [d for d in program.definitions if isinstance(d, Segment)]
+    if len(segments) == 1 and len(program.definitions) == 1:
+        return segments[0]
+    from audience.dsl.errors import Diagnostic
+
+    raise DslError(
+        [
+            Diagnostic(
+                "not_one_segment",
+                "expected one condition or one segment definition, "
+                f"found {len(program.definitions)} definitions",
+                program.span,
+                "compile each segment on its own",
+            )
+        ],
+        text,
+        filename,
+    )
+
+
+class SegmentCompiler:
+    """Per-store cache of compiled texts (thread-safe)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str, str, tuple[tuple[str, int], ...]], StoreSegment] = {}
+        self._resolver: _Resolver | None = None
+
+    def _resolver_for(self, versions: tuple[tuple[str, int], ...]) -> _Resolver:
+        # One resolver object per set of saved versions: compile_cached keys on its
+        # identity, so texts that differ only in layout share the compiled plan.
+        with self._lock:
+            if self._resolver is None or self._resolver.versions != versions:
+                self._resolver = _Resolver(saved_segments(self.store), versions)
+            return self._resolver
+
+    def compile(self, text: str, *, filename: str = "<segment>") -> StoreSegment:
+        saved_versions = tuple((s.name, s.version) for s in self.store.list_segments())
+        key = (text, filename, self.store.schema.version, saved_versions)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        program = parse(text, filename=filename)
+        bound = self._compile(_as_segment(program, text, filename), text, filename, saved_versions)
+        with self._lock:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = bound
+        return bound
+
+    def compile_segment(self, segment: Segment, *, text: str, filename: str) -> StoreSegment:
+        """Check and compile an already parsed segment; ``text`` is its source, for errors."""
+        versions = tuple((s.name, s.version) for s in self.store.list_segments())
+        return self._compile(segment, text, filename, versions)
+
+    def _compile(
+        self, segment: Segment, text: str, filename: str, versions: tuple[tuple[str, int], ...]
+    ) -> StoreSegment:
+        resolver = self._resolver_for(versions)
+        found = check(
+            Program(definitions=(segment,)), self.store.schema, known_segments=resolver.saved
+        )
+        if found:
+            raise DslError(found, text, filename)
+        compiled = compile_cached(
+            segment.cond, self.store.schema, timezone=segment.tz_name, segment_resolver=resolver
+        )
+        return StoreSegment(self.store, segment, compiled)
+
+
+class _Resolver:
+    """The saved segments as of one version set.  Equal version sets make equal
+    resolvers, so the compile cache is shared across texts that reference them."""
+
+    def __init__(self, saved: dict[str, Segment], versions: tuple[tuple[str, int], ...]) -> None:
+        self.saved = saved
+        self.versions = versions
+
+    def __call__(self, name: str) -> Segment | None:
+        return self.saved.get(name)

@@ -95,9 +95,8 @@ def test_definitions_api_and_migrations(tmp_path: Path) -> None:
         store.save_segment("  ", "x")
     db = Definitions(tmp_path / "s" / "definitions.sqlite")
     db.list_segments()
-    assert db._open().execute("select id, name from schema_migrations").fetchall() == [
-        (1, "segments")
-    ]
+    rows = db._open().execute("select component, id, name from schema_migrations").fetchall()
+    assert rows == [("segments", 1, "segments")]
     mem = Store.from_arrow(None, None, schema())
     mem.save_segment("m", "did purchased")
     assert [s.name for s in mem.list_segments()] == ["m"]

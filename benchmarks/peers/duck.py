@@ -97,6 +97,13 @@ SELECT {sel} FROM read_parquet({pr}) x JOIN contacts c USING (contact_id) ORDER 
             "SELECT contact_id FROM contacts ORDER BY cid"
         ).fetchnumpy()["contact_id"]
 
+    def data_bytes(self) -> int:
+        """The tables' own size (DuckDB's buffer manager, in-memory tables)."""
+        row = self.con.execute(
+            "SELECT sum(memory_usage_bytes) FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'"
+        ).fetchone()
+        return int(row[0] or 0) if row else 0
+
     # ----------------------------------------------------------------- queries
     def run(self, sql: str) -> np.ndarray:
         """The audience's contact keys (int32)."""

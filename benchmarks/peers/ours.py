@@ -78,6 +78,18 @@ class OursEngine:
             raise RuntimeError(f"our store rejected shop rows, e.g. {rejected}")
         self.snapshot = self.store.snapshot()
 
+    def data_bytes(self) -> int:
+        """The snapshot's arrays (events, profiles, per-contact columns); the
+        dictionaries' Python strings are left out."""
+        snap = self.snapshot
+        arrays = [snap.has_profile, snap.first_event_ts]
+        for cols in [snap.profile, *(p.columns for p in snap.partitions)]:
+            for c in cols.values():
+                arrays += [c.values, c.valid, c.offsets]
+        for p in snap.partitions:
+            arrays += [p.ts, p.contact, p.type]
+        return sum(int(a.nbytes) for a in arrays if a is not None)
+
     def open(self, path: Path) -> None:
         """An on-disk store made by ``ingest``."""
         from audience.runtime.store import Store

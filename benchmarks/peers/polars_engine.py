@@ -20,19 +20,17 @@ from benchmarks.peers.duck import EVENT_ENUMS, PROFILE_ENUMS
 from benchmarks.peers.workloads import Frames, Times, Workload
 
 
-def _enums(df: pl.DataFrame, names: tuple[str, ...]) -> list[pl.Expr]:
-    out = []
-    for n in names:
-        if n in df.columns:
-            values = df[n].drop_nulls().unique().sort().to_list()
-            out.append(pl.col(n).cast(pl.Enum(values)))
-    return out
+def _enums(src: pl.LazyFrame, names: tuple[str, ...]) -> list[pl.Expr]:
+    """Casts to ``Enum`` of each column's sorted distinct values (one scan)."""
+    present = [n for n in names if n in src.collect_schema().names()]
+    distinct = src.select([pl.col(n).drop_nulls().unique().implode() for n in present]).collect()
+    return [pl.col(n).cast(pl.Enum(sorted(distinct[n][0].to_list()))) for n in present]
 
 
-def _keyed(df: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
-    """``contact_id`` replaced by the dense ``cid``, row order kept."""
-    joined = df.join(keys, on="contact_id", how="left", maintain_order="left")
-    return joined.select("cid", *[c for c in df.columns if c != "contact_id"])
+def _key(ids: list[str]) -> pl.Expr:
+    """``contact_id`` -> its index in the sorted ``ids`` (the dense key), without
+    a join: the physical code of an Enum is the index of its category."""
+    return pl.col("contact_id").cast(pl.Enum(ids)).to_physical().cast(pl.Int32).alias("cid")
 
 
 class PolarsEngine:
@@ -43,28 +41,43 @@ class PolarsEngine:
         self._contact_ids: np.ndarray = np.array([], dtype=object)
 
     def load(self, events: Path, profiles: Path) -> None:
-        ev = pl.read_parquet(events)
-        pr = pl.read_parquet(profiles)
+        ev, pr = pl.scan_parquet(events), pl.scan_parquet(profiles)
+        # Lazy end to end, so that no string copy of the table is ever whole.
         first = ev.group_by("contact_id").agg(pl.col("ts").min().alias("first_ts"))
         contacts = (
-            pr.select("contact_id")
+            pr.select("contact_id", pl.lit(True).alias("has_profile"))
             .join(first, on="contact_id", how="full", coalesce=True)
-            .with_columns(
-                pl.col("contact_id").is_in(pr["contact_id"].implode()).alias("has_profile")
-            )
+            .with_columns(pl.col("has_profile").fill_null(False))
             .sort("contact_id")
-            .with_row_index("cid")
-            .with_columns(pl.col("cid").cast(pl.Int32))
+            .collect()
         )
-        keys = contacts.select("contact_id", "cid")
-        ev = _keyed(ev, keys).with_columns(_enums(ev, EVENT_ENUMS))
+        ids = contacts["contact_id"].to_list()
+        contacts = contacts.with_columns(pl.int_range(pl.len(), dtype=pl.Int32).alias("cid"))
+        events_df = (
+            ev.with_columns(_key(ids), *_enums(ev, EVENT_ENUMS))
+            .select("cid", pl.exclude("cid", "contact_id"))
+            .collect()
+        )
         # The shop writes events in time order; a sort here would hide a broken file.
-        if not ev["ts"].is_sorted():
+        if not events_df["ts"].is_sorted():
             raise ValueError(f"{events}: events are not in time order")
-        ev = ev.with_columns(pl.col("ts").set_sorted())
-        pr = _keyed(pr, keys).with_columns(_enums(pr, PROFILE_ENUMS))
-        self.frames = Frames(ev, pr, contacts.select("cid", "has_profile", "first_ts"))
-        self._contact_ids = contacts["contact_id"].to_numpy()
+        events_df = events_df.with_columns(pl.col("ts").set_sorted())
+        profiles_df = (
+            pr.with_columns(_key(ids), *_enums(pr, PROFILE_ENUMS))
+            .select("cid", pl.exclude("cid", "contact_id"))
+            .sort("cid")
+            .collect()
+        )
+        self.frames = Frames(
+            events_df, profiles_df, contacts.select("cid", "has_profile", "first_ts")
+        )
+        self._contact_ids = np.array(ids, dtype=object)
+
+    def data_bytes(self) -> int:
+        """The frames' own size (Polars' estimate)."""
+        assert self.frames is not None
+        f = self.frames
+        return sum(int(d.estimated_size()) for d in (f.events, f.profiles, f.contacts))
 
     def run(self, query: pl.LazyFrame) -> np.ndarray:
         out: np.ndarray = query.collect()["cid"].to_numpy()

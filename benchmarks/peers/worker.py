@@ -123,7 +123,7 @@ def run_engine(job: dict[str, Any]) -> dict[str, Any]:
     # Arrow's allocator keeps freed buffers (the Parquet read) for reuse; give
     # them back so that "data in RAM" is the engine's data, not the read's.
     pa.default_memory_pool().release_unused()
-    data_bytes = rss() - base
+    rss_bytes = rss() - base
     load_peak = peak() - base
     results = [
         _time_workload(engine, BY_KEY[k], t, job["repeat"], ids_dir) for k in job["workloads"]
@@ -135,7 +135,8 @@ def run_engine(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "engine": engine.name,
         "load_s": load_s,
-        "data_bytes": data_bytes,
+        "rss_bytes": rss_bytes,
+        "data_bytes": engine.data_bytes(),
         "load_peak_bytes": load_peak,
         "workloads": results,
         "fresh_warm_s": fresh_s,

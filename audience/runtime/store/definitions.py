@@ -1,9 +1,9 @@
 """Saved definitions (segments now; triggers, DND policies, templates and
 deliveries later) in STORE/definitions.sqlite, shared by the nodes.
 
-The database evolves by numbered migrations recorded in ``schema_migrations``:
-a later feature appends to ``MIGRATIONS`` and every store picks it up the next
-time it is opened.
+The saved segments evolve by the numbered ``MIGRATIONS`` of component
+"segments" (audience.runtime.db.migrate); every store picks a new one up the
+next time it is opened.  Other components keep their own lists.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
+from audience.runtime.db import Migration, migrate
 from audience.runtime.store.errors import StoreError
 
 MAX_NAME = 200
@@ -29,8 +29,8 @@ def _m0001_segments(db: sqlite_utils.Database) -> None:
     )
 
 
-# (id, name, function): never edit or reorder a released migration, append.
-MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
+# (id, name, function) of the saved segments; see audience.runtime.db.migrate.
+MIGRATIONS: list[Migration] = [
     (1, "segments", _m0001_segments),
 ]
 
@@ -60,7 +60,7 @@ class Definitions:
                 else:
                     conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
                     db = sqlite_utils.Database(conn)
-                migrate(db)
+                migrate(db, "segments", MIGRATIONS)
             except sqlite3.Error as exc:
                 raise StoreError(
                     f"{self.path or '<memory>'}: cannot open the definitions: {exc}"
@@ -109,22 +109,6 @@ class Definitions:
             with db.conn:
                 cur = db.execute("delete from segments where name = ?", [name])
             return cur.rowcount > 0
-
-
-def migrate(db: sqlite_utils.Database) -> None:
-    with db.conn:
-        db.execute(
-            "create table if not exists schema_migrations "
-            "(id integer primary key, name text not null, applied text not null)"
-        )
-        done = {r[0] for r in db.execute("select id from schema_migrations").fetchall()}
-        for mid, name, fn in MIGRATIONS:
-            if mid not in done:
-                fn(db)
-                db.execute(
-                    "insert into schema_migrations (id, name, applied) values (?, ?, ?)",
-                    [mid, name, _now()],
-                )
 
 
 def _get(db: sqlite_utils.Database, name: str) -> SavedSegment | None:

@@ -1,0 +1,46 @@
+"""SQLite databases of a store, and their migrations.
+
+Each component (saved segments, triggers, DND, deliveries, API sources, ...)
+keeps its own ordered list of migrations and applies it with ``migrate``; the
+shared ``schema_migrations`` table records ``(component, id)``, so components
+evolve independently in the same database file without renumbering each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import sqlite_utils
+
+Migration = tuple[int, str, Callable[[sqlite_utils.Database], None]]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def migrate(db: sqlite_utils.Database, component: str, migrations: Sequence[Migration]) -> None:
+    """Apply the migrations of ``component`` not yet applied, in order, each in a
+    transaction with its record (never edit or reorder a released migration: append)."""
+    with db.conn:
+        db.execute(
+            "create table if not exists schema_migrations (component text not null default "
+            "'segments', id integer not null, name text not null, applied text not null, "
+            "primary key (component, id))"
+        )
+    done = {
+        r[0]
+        for r in db.execute(
+            "select id from schema_migrations where component = ?", [component]
+        ).fetchall()
+    }
+    for mid, name, fn in migrations:
+        if mid in done:
+            continue
+        with db.conn:
+            fn(db)
+            db.execute(
+                "insert into schema_migrations (component, id, name, applied) values (?, ?, ?, ?)",
+                [component, mid, name, now_iso()],
+            )

@@ -18,6 +18,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks.peers.run
+
 lint: $(STAMP)
 	$(BIN)/ruff check audience tests benchmarks
 	$(BIN)/ruff format --check audience tests benchmarks

@@ -26,8 +26,9 @@ from audience.compiler.execute import run_program
 from audience.compiler.lower import compile_error, lower
 from audience.compiler.passes.pipeline import run_passes
 from audience.compiler.passes.resolve_time import to_ms
-from audience.compiler.physical import Program, emit, program_text
+from audience.compiler.physical import Program, ScanStep, SeqStep, emit, program_text
 from audience.compiler.strings import LutCache
+from audience.compiler.subset import subset_snapshot
 from audience.dsl.ast import And, Cond, Or, Rule, Segment
 from audience.dsl.formatter import format_text
 from audience.runtime.snapshot import Snapshot
@@ -99,6 +100,7 @@ class CompiledSegment:
         self.schema_version = schema_version
         self.plan_text: str = program_text(program)
         self._luts = LutCache()
+        self._reads_events = any(isinstance(s, ScanStep | SeqStep) for s in program.steps)
 
     def evaluate(
         self, snapshot: Snapshot, as_of: AsOf = None, *, explain: bool = False
@@ -111,6 +113,24 @@ class CompiledSegment:
             report["total_ms"] = round((time.perf_counter() - t0) * 1000, 3)
             report["plan"] = self.plan_text
         return Audience(mask, snapshot.contact_ids, now_ms, report)
+
+    def evaluate_contacts(
+        self, snapshot: Snapshot, contact_indexes: np.ndarray, as_of: AsOf = None
+    ) -> np.ndarray:
+        """Whether each of ``contact_indexes`` (dense indexes of ``snapshot``) is
+        in the audience as of ``as_of``: the same program run over a snapshot
+        holding only those contacts and their events (audience.compiler.subset),
+        so its cost follows their rows, not the store's size."""
+        idx = np.asarray(contact_indexes, dtype=np.int64)
+        if len(idx) == 0:
+            return np.zeros(0, dtype=np.bool_)
+        uniq, back = np.unique(idx, return_inverse=True)
+        now_ms = parse_as_of(as_of, self.timezone)
+        sub = subset_snapshot(snapshot, uniq, events=self._reads_events, until_ms=now_ms)
+        ctx = EvalContext(sub, now_ms, self._luts)
+        mask, _ = run_program(self.program, ctx)
+        out: np.ndarray = mask[back]
+        return out
 
 
 def _check_zone(timezone: str) -> None:

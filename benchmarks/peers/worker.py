@@ -93,8 +93,10 @@ def _time_workload(
     for _ in range(repeat):
         gc.collect()
         t0 = time.perf_counter()
-        run()
+        again = run()
         times.append(time.perf_counter() - t0)
+        if len(again) != len(first):  # SPEC 3.2: same data, same now, same contacts
+            raise RuntimeError(f"{engine.name} {w.key}: {len(again)} contacts, first {len(first)}")
     peak_bytes = max(0, peak() - base)
     ids = engine.ids(first)
     _write_ids(ids_dir / f"{w.key}.{engine.name}.txt", ids)

@@ -49,6 +49,9 @@ class Txn:
         self.profile_rows = self.profile_table.num_rows if self.profile_table is not None else 0
         self.profile_changed = False
         self.rejects: list[Reject] = []
+        # (event ids, encoded rows) of the events accepted, per batch: what the
+        # trigger engine matches once the ingest has landed (audience.runtime.triggers)
+        self.new_events: list[tuple[pa.Array, pa.Table]] = []
 
     # ------------------------------------------------------------------ events
     def add_events(self, batch: Batch, source: str) -> IngestReport:
@@ -63,6 +66,7 @@ class Txn:
         if not table.num_rows:
             return report
         enc = encode_events(table, self.schema, self.props, self.dicts)
+        self.new_events.append((table.column("id").combine_chunks(), enc))
         ts = enc.column(TS).to_numpy()
         contacts = enc.column("__contact").to_numpy()
         self.first_seen.append((contacts, ts))

@@ -39,6 +39,7 @@ from audience.schema import Schema, SchemaError
 
 if TYPE_CHECKING:
     from audience.runtime.api import SegmentCompiler, StoreSegment
+    from audience.runtime.triggers.engine import TriggerEngine
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STRING_KINDS = ("string", "list<string>")
@@ -70,6 +71,7 @@ class Store:
         self._values: dict[str, tuple[int, list[str]]] = {}
         self._dictionaries: dict[str, tuple[int, Dictionary]] = {}
         self._compiler: SegmentCompiler | None = None
+        self._triggers: TriggerEngine | None = None
 
     # -------------------------------------------------------------- creation
     @classmethod
@@ -172,8 +174,16 @@ class Store:
             for batch in _progress(src.batches, src.total, src.name, progress):
                 add = txn.add_events if kind == "events" else txn.add_profiles
                 report.merge(add(batch, src.name))
+            pending = None
             if txn.changed():
+                # Triggers: the accepted events are journaled before the manifest
+                # switch (so a crash before they are matched is caught up later),
+                # and matched once the ingest has landed, outside the lock.
+                if txn.new_events:
+                    pending = self.triggers.before_commit(txn.base.version + 1, txn.new_events)
                 txn.commit()
+        if pending is not None:
+            self.triggers.after_commit(pending)
         return report
 
     def rejected(self, limit: int | None = None) -> list[Reject]:
@@ -288,6 +298,16 @@ class Store:
             if self._compiler is None:
                 self._compiler = SegmentCompiler(self)
             return self._compiler
+
+    @property
+    def triggers(self) -> TriggerEngine:
+        """The triggers, DND policies and templates of this node (created on first use)."""
+        from audience.runtime.triggers.engine import TriggerEngine
+
+        with self._snap_lock:
+            if self._triggers is None:
+                self._triggers = TriggerEngine(self)
+            return self._triggers
 
     def save_segment(self, name: str, text: str) -> SavedSegment:
         return self.definitions.save_segment(name, text)

@@ -1,0 +1,179 @@
+"""Sending email with the standard library's smtplib.
+
+Configuration: STORE/smtp.toml (a ``[smtp]`` table or top-level keys: host,
+port, user, password, starttls, ssl, from, timeout), overridden by the
+environment: AUDIENCE_SMTP_HOST, _PORT, _USER, _PASSWORD, _STARTTLS, _FROM.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl as ssl_mod
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+from audience.runtime.delivery.model import Delivery
+
+CONFIG_FILE = "smtp.toml"
+
+
+class SendError(Exception):
+    """A failed attempt; ``permanent`` ones are not retried (a 5xx reply, a bad address)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = 25
+    user: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    ssl: bool = False  # SMTPS (implicit TLS, usually port 465)
+    from_addr: str = "audience@localhost"
+    timeout: float = 30.0
+
+    @classmethod
+    def load(cls, store_root: Path | str | None, env: dict[str, str] | None = None) -> SmtpConfig:
+        cfg = cls()
+        if store_root is not None:
+            path = Path(store_root) / CONFIG_FILE
+            if path.is_file():
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+                data = data.get("smtp", data)
+                cfg = cfg._with(data)
+        env = dict(os.environ) if env is None else env
+        prefix = "AUDIENCE_SMTP_"
+        from_env = {
+            k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix) and v != ""
+        }
+        return cfg._with(from_env)
+
+    def _with(self, data: dict[str, Any]) -> SmtpConfig:
+        cfg = self
+        for key, value in data.items():
+            if key == "host":
+                cfg = replace(cfg, host=str(value))
+            elif key == "port":
+                cfg = replace(cfg, port=int(value))
+            elif key == "user":
+                cfg = replace(cfg, user=str(value))
+            elif key == "password":
+                cfg = replace(cfg, password=str(value))
+            elif key == "starttls":
+                cfg = replace(cfg, starttls=_flag(value))
+            elif key == "ssl":
+                cfg = replace(cfg, ssl=_flag(value))
+            elif key == "from":
+                cfg = replace(cfg, from_addr=str(value))
+            elif key == "timeout":
+                cfg = replace(cfg, timeout=float(value))
+        return cfg
+
+
+def build_message(d: Delivery, cfg: SmtpConfig) -> EmailMessage:
+    """The message of a send_email delivery: payload to/subject/text/html/from/
+    reply_to; the Message-ID is the delivery's own (stable across attempts)."""
+    p = d.payload
+    to = p.get("to") or d.email
+    if not to:
+        raise SendError("no recipient address", permanent=True)
+    msg = EmailMessage()
+    msg["From"] = str(p.get("from") or cfg.from_addr)
+    msg["To"] = str(to)
+    msg["Subject"] = str(p.get("subject", ""))
+    if p.get("reply_to"):
+        msg["Reply-To"] = str(p["reply_to"])
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = d.message_id or f"<audience.{d.id}@audience.invalid>"
+    msg["X-Audience-Delivery"] = d.key
+    if p.get("campaign"):
+        msg["X-Audience-Campaign"] = str(p["campaign"])
+    text, html = p.get("text"), p.get("html")
+    msg.set_content(str(text) if text is not None else "")
+    if html is not None:
+        msg.add_alternative(str(html), subtype="html")
+    return msg
+
+
+class SmtpSender:
+    """One connection, opened on first use and reused; reset after any error."""
+
+    def __init__(self, cfg: SmtpConfig) -> None:
+        self.cfg = cfg
+        self._conn: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._conn is None:
+            c = self.cfg
+            conn: smtplib.SMTP
+            if c.ssl:
+                conn = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout)
+            else:
+                conn = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
+                if c.starttls:
+                    conn.starttls(context=ssl_mod.create_default_context())
+            if c.user:
+                conn.login(c.user, c.password or "")
+            self._conn = conn
+        return self._conn
+
+    def send(self, msg: EmailMessage, before_data: Callable[[], None]) -> None:
+        """Send ``msg``; ``before_data`` runs after the envelope is accepted and
+        before the message itself goes (the point after which the server may
+        have it: see worker.py)."""
+        try:
+            conn = self._connect()
+            conn.ehlo_or_helo_if_needed()
+            sender = msg["From"]
+            code, resp = conn.mail(sender)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, resp, sender)
+            code, resp = conn.rcpt(msg["To"])
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({msg["To"]: (code, resp)})
+            before_data()
+            code, resp = conn.data(msg.as_bytes())
+            if code != 250:
+                raise smtplib.SMTPDataError(code, resp)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self.close()
+            codes = [c for c, _ in exc.recipients.values()]
+            raise SendError(
+                f"recipient refused: {exc.recipients}", permanent=_permanent(codes)
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise SendError(
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=_permanent([exc.smtp_code])
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            raise SendError(f"SMTP {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                conn.close()
+
+
+def _permanent(codes: list[int]) -> bool:
+    return bool(codes) and all(500 <= c < 600 for c in codes)

@@ -1,0 +1,182 @@
+"""The worker: sends the due deliveries (email by SMTP, webhooks by HTTP).
+
+Never lose, never send twice in the common case, and say exactly when:
+
+1. Claim.  In one ``BEGIN IMMEDIATE`` transaction the worker takes the next
+   due row and makes it ``sending`` with ``lease_until = now + lease``.  The
+   write lock serialises claims, so two workers never hold the same row; a
+   ``sending`` row is taken again only once its lease ran out (its worker
+   died).  The lease is longer than any attempt can take (at least three
+   times the SMTP/HTTP timeout), so a live worker never loses its row.
+2. Envelope.  SMTP MAIL and RCPT are sent; the server has no message yet.
+3. ``phase = 'data'`` is committed, then the message (DATA) or the webhook
+   POST goes out.
+4. ``sent`` is committed.
+
+A crash before step 3 leaves ``phase`` short of 'data': the server never got
+the message, and the resend after the lease is exactly-once.  A crash after
+step 3 and before step 4 is the one window no client can close: the server
+may have accepted the message (it has once it answered DATA, even if that
+answer never reached us) and SMTP has no way to ask.  The worker then sends
+again (at-least-once: a delivery is never lost) with the SAME Message-ID,
+derived from the delivery id, and counts it in ``resends``; MTAs and mail
+clients collapse copies with one Message-ID, and a webhook receiver gets the
+same ``Idempotency-Key``.  At most one delivery per crashed worker is in that
+window.  A failed attempt goes back to the queue with exponential backoff;
+after ``max_attempts``, or on a permanent error (5xx), it is ``failed``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from audience.runtime.delivery.log import DeliveryLog
+from audience.runtime.delivery.model import Delivery, wall_ms
+from audience.runtime.delivery.smtp import SendError, SmtpConfig, SmtpSender, build_message
+from audience.runtime.delivery.webhook import post_json
+
+MAX_BACKOFF_S = 6 * 3600
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    resent: int = 0  # sent again after a crash that may have sent it already
+    materialized: int = 0  # batch members turned into rows
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.failed
+
+
+class Worker:
+    def __init__(
+        self,
+        log: DeliveryLog,
+        smtp: SmtpConfig,
+        *,
+        lease_s: float = 300.0,
+        max_attempts: int = 5,
+        backoff_s: float = 60.0,
+        webhook_timeout: float = 10.0,
+        webhook_retries: int = 2,
+    ) -> None:
+        self.log = log
+        self.smtp = smtp
+        self.sender = SmtpSender(smtp)
+        # an attempt must end before its lease does, or a second worker could take it
+        self.lease_ms = int(
+            max(lease_s, 3 * smtp.timeout, 3 * webhook_timeout * (webhook_retries + 1)) * 1000
+        )
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.webhook_timeout = webhook_timeout
+        self.webhook_retries = webhook_retries
+        self.stats = WorkerStats()
+
+    def drain(self, stop: threading.Event | None = None) -> int:
+        """Send every delivery due now; returns how many were handled."""
+        while moved := self.log.materialize():
+            self.stats.materialized += moved
+        handled = 0
+        while stop is None or not stop.is_set():
+            d = self.log.claim(wall_ms(), self.lease_ms)
+            if d is None:
+                break
+            self.process(d)
+            handled += 1
+        return handled
+
+    def process(self, d: Delivery) -> None:
+        if d.resends:
+            self.stats.resent += 1
+        try:
+            self._send(d)
+        except SendError as exc:
+            if exc.permanent or d.attempts >= self.max_attempts:
+                self.log.mark_failed(d.id, str(exc))
+                self.stats.failed += 1
+            else:
+                delay = min(self.backoff_s * 2 ** (d.attempts - 1), MAX_BACKOFF_S)
+                self.log.mark_retry(d.id, str(exc), wall_ms() + int(delay * 1000))
+                self.stats.retried += 1
+            return
+        self.log.mark_sent(d.id, wall_ms())
+        self.stats.sent += 1
+
+    def _send(self, d: Delivery) -> None:
+        def before_data() -> None:
+            self.log.set_phase(d.id, "data")
+
+        if d.kind == "send_email":
+            self.sender.send(build_message(d, self.smtp), before_data)
+        elif d.kind == "webhook":
+            url = d.payload.get("url")
+            if not isinstance(url, str):
+                raise SendError("webhook without a url", permanent=True)
+            headers = {str(k): str(v) for k, v in (d.payload.get("headers") or {}).items()}
+            headers["Idempotency-Key"] = d.message_id or str(d.id)
+            before_data()
+            post_json(
+                url,
+                d.payload.get("body", {}),
+                headers=headers,
+                timeout=self.webhook_timeout,
+                retries=self.webhook_retries,
+            )
+        else:
+            raise SendError(f"no sender for deliveries of kind {d.kind!r}", permanent=True)
+
+    def close(self) -> None:
+        self.sender.close()
+
+
+def run_worker(
+    store_root: Path | str | None,
+    *,
+    once: bool = False,
+    poll_s: float = 1.0,
+    stop: threading.Event | None = None,
+    log: DeliveryLog | None = None,
+    smtp: SmtpConfig | None = None,
+    lease_s: float = 300.0,
+    max_attempts: int = 5,
+    backoff_s: float = 60.0,
+    webhook_timeout: float = 10.0,
+    webhook_retries: int = 2,
+) -> WorkerStats:
+    """Send due deliveries of STORE (or of ``log``): ``once`` sends what is due
+    now and returns; otherwise polls every ``poll_s`` seconds until ``stop`` is set.
+    SMTP settings: ``smtp``, else STORE/smtp.toml and AUDIENCE_SMTP_*."""
+    own = log is None
+    the_log = DeliveryLog.open(store_root) if log is None else log
+    worker = Worker(
+        the_log,
+        smtp or SmtpConfig.load(store_root),
+        lease_s=lease_s,
+        max_attempts=max_attempts,
+        backoff_s=backoff_s,
+        webhook_timeout=webhook_timeout,
+        webhook_retries=webhook_retries,
+    )
+    try:
+        while True:
+            handled = worker.drain(stop)
+            if once or (stop is not None and stop.is_set()):
+                break
+            if not handled:
+                worker.sender.close()  # idle: do not hold the SMTP connection
+                if stop is not None:
+                    stop.wait(poll_s)
+                else:
+                    time.sleep(poll_s)
+    finally:
+        worker.close()
+        if own:
+            the_log.close()
+    return worker.stats

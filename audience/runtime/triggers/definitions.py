@@ -1,0 +1,337 @@
+"""Saved triggers, DND policies and templates in STORE/definitions.sqlite
+(component "triggers" of audience.runtime.db.migrate).
+
+Every save of a name bumps its version and keeps the previous text in a
+``*_versions`` history table; deliveries name the trigger version that made
+them.  Triggers can be disabled and carry an optional validity span.
+Only texts are stored here: checking them is the caller's job (engine.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from audience.runtime.db import Migration, migrate, now_iso
+from audience.runtime.store.errors import StoreError
+
+MAX_NAME = 200
+DEFINITIONS_FILE = "definitions.sqlite"
+
+
+def _m0001_definitions(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "create table triggers (name text primary key, text text not null, "
+        "version integer not null, enabled integer not null default 1, "
+        "valid_from_ms integer, valid_until_ms integer, created text not null, "
+        "updated text not null)"
+    )
+    db.execute(
+        "create table dnd_policies (name text primary key, text text not null, "
+        "version integer not null, created text not null, updated text not null)"
+    )
+    db.execute(
+        "create table templates (name text primary key, subject text not null, "
+        "html text not null, text text not null, version integer not null, "
+        "created text not null, updated text not null)"
+    )
+    for kind in ("triggers", "dnd_policies", "templates"):
+        db.execute(
+            f"create table {kind}_versions (name text not null, version integer not null, "
+            "body text not null, saved text not null, primary key (name, version))"
+        )
+
+
+# (id, name, function) of component "triggers"; append, never edit a released one.
+MIGRATIONS: list[Migration] = [
+    (1, "triggers, dnd policies, templates", _m0001_definitions),
+]
+
+
+@dataclass(frozen=True)
+class SavedTrigger:
+    name: str
+    text: str
+    version: int
+    enabled: bool
+    valid_from_ms: int | None
+    valid_until_ms: int | None  # exclusive
+    created: str
+    updated: str
+
+    def active_at(self, ts_ms: int) -> bool:
+        """Enabled, and ``ts_ms`` in its validity span."""
+        if not self.enabled:
+            return False
+        if self.valid_from_ms is not None and ts_ms < self.valid_from_ms:
+            return False
+        return self.valid_until_ms is None or ts_ms < self.valid_until_ms
+
+
+@dataclass(frozen=True)
+class SavedPolicy:
+    name: str
+    text: str
+    version: int
+    created: str
+    updated: str
+
+
+@dataclass(frozen=True)
+class SavedTemplate:
+    name: str
+    subject: str
+    html: str
+    text: str
+    version: int
+    created: str
+    updated: str
+
+
+@dataclass(frozen=True)
+class SavedVersion:
+    name: str
+    version: int
+    body: str  # the text (a template's: JSON of subject, html, text)
+    saved: str
+
+
+_TRIGGER_COLS = "name, text, version, enabled, valid_from_ms, valid_until_ms, created, updated"
+_POLICY_COLS = "name, text, version, created, updated"
+_TEMPLATE_COLS = "name, subject, html, text, version, created, updated"
+
+
+def _trigger(row: tuple[Any, ...]) -> SavedTrigger:
+    name, text, version, enabled, vf, vu, created, updated = row
+    return SavedTrigger(name, text, version, bool(enabled), vf, vu, created, updated)
+
+
+class TriggerDefinitions:
+    """``path`` None: an in-memory database (for in-memory stores).  Thread-safe."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db: sqlite_utils.Database | None = None
+        self._writes = 0  # this connection's own changes (data_version ignores them)
+
+    def _open(self) -> sqlite_utils.Database:
+        if self._db is None:
+            try:
+                if self.path is None:
+                    db = sqlite_utils.Database(memory=True)
+                else:
+                    conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+                    db = sqlite_utils.Database(conn)
+                migrate(db, "triggers", MIGRATIONS)
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"{self.path or '<memory>'}: cannot open the definitions: {exc}"
+                ) from None
+            self._db = db
+        return self._db
+
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever any definition changes (in any process): a cache key."""
+        with self._lock:
+            db = self._open()
+            dv = int(db.execute("pragma data_version").fetchone()[0])
+            return dv, self._writes
+
+    # ---------------------------------------------------------------- triggers
+    def save_trigger(
+        self,
+        name: str,
+        text: str,
+        *,
+        enabled: bool = True,
+        valid_from_ms: int | None = None,
+        valid_until_ms: int | None = None,
+    ) -> SavedTrigger:
+        name = check_name(name, "trigger")
+        if (
+            valid_from_ms is not None
+            and valid_until_ms is not None
+            and valid_until_ms <= valid_from_ms
+        ):
+            raise StoreError("a trigger's validity must end after it starts")
+        with self._lock:
+            db = self._open()
+            now = now_iso()
+            with db.conn:
+                old = self._get_trigger(db, name)
+                version = _next_version(db, "triggers", name)
+                created = now if old is None else old.created
+                db.execute(
+                    f"insert or replace into triggers ({_TRIGGER_COLS}) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        name,
+                        text,
+                        version,
+                        int(enabled),
+                        valid_from_ms,
+                        valid_until_ms,
+                        created,
+                        now,
+                    ],
+                )
+                self._history(db, "triggers", name, version, text, now)
+            self._writes += 1
+            saved = self._get_trigger(db, name)
+            assert saved is not None
+            return saved
+
+    def set_enabled(self, name: str, enabled: bool) -> SavedTrigger | None:
+        """Enable or disable (not a new version: the text is unchanged)."""
+        with self._lock:
+            db = self._open()
+            with db.conn:
+                db.execute(
+                    "update triggers set enabled = ?, updated = ? where name = ?",
+                    [int(enabled), now_iso(), name],
+                )
+            self._writes += 1
+            return self._get_trigger(db, name)
+
+    def list_triggers(self) -> list[SavedTrigger]:
+        with self._lock:
+            rows = self._open().execute(f"select {_TRIGGER_COLS} from triggers order by name")
+            return [_trigger(r) for r in rows.fetchall()]
+
+    def get_trigger(self, name: str) -> SavedTrigger | None:
+        with self._lock:
+            return self._get_trigger(self._open(), name)
+
+    def _get_trigger(self, db: sqlite_utils.Database, name: str) -> SavedTrigger | None:
+        row = db.execute(f"select {_TRIGGER_COLS} from triggers where name = ?", [name]).fetchone()
+        return _trigger(row) if row else None
+
+    def delete_trigger(self, name: str) -> bool:
+        return self._delete("triggers", name)
+
+    # ---------------------------------------------------------------- policies
+    def save_policy(self, name: str, text: str) -> SavedPolicy:
+        name = check_name(name, "DND policy")
+        with self._lock:
+            db = self._open()
+            now = now_iso()
+            with db.conn:
+                old = self._get_policy(db, name)
+                version = _next_version(db, "dnd_policies", name)
+                created = now if old is None else old.created
+                db.execute(
+                    f"insert or replace into dnd_policies ({_POLICY_COLS}) values (?, ?, ?, ?, ?)",
+                    [name, text, version, created, now],
+                )
+                self._history(db, "dnd_policies", name, version, text, now)
+            self._writes += 1
+            return SavedPolicy(name, text, version, created, now)
+
+    def list_policies(self) -> list[SavedPolicy]:
+        with self._lock:
+            rows = self._open().execute(f"select {_POLICY_COLS} from dnd_policies order by name")
+            return [SavedPolicy(*r) for r in rows.fetchall()]
+
+    def get_policy(self, name: str) -> SavedPolicy | None:
+        with self._lock:
+            return self._get_policy(self._open(), name)
+
+    def _get_policy(self, db: sqlite_utils.Database, name: str) -> SavedPolicy | None:
+        row = db.execute(
+            f"select {_POLICY_COLS} from dnd_policies where name = ?", [name]
+        ).fetchone()
+        return SavedPolicy(*row) if row else None
+
+    def delete_policy(self, name: str) -> bool:
+        return self._delete("dnd_policies", name)
+
+    # ---------------------------------------------------------------- templates
+    def save_template(self, name: str, subject: str, html: str, text: str) -> SavedTemplate:
+        import json
+
+        name = check_name(name, "template")
+        with self._lock:
+            db = self._open()
+            now = now_iso()
+            with db.conn:
+                old = self._get_template(db, name)
+                version = _next_version(db, "templates", name)
+                created = now if old is None else old.created
+                db.execute(
+                    f"insert or replace into templates ({_TEMPLATE_COLS}) "
+                    "values (?, ?, ?, ?, ?, ?, ?)",
+                    [name, subject, html, text, version, created, now],
+                )
+                body = json.dumps({"subject": subject, "html": html, "text": text})
+                self._history(db, "templates", name, version, body, now)
+            self._writes += 1
+            return SavedTemplate(name, subject, html, text, version, created, now)
+
+    def list_templates(self) -> list[SavedTemplate]:
+        with self._lock:
+            rows = self._open().execute(f"select {_TEMPLATE_COLS} from templates order by name")
+            return [SavedTemplate(*r) for r in rows.fetchall()]
+
+    def get_template(self, name: str) -> SavedTemplate | None:
+        with self._lock:
+            return self._get_template(self._open(), name)
+
+    def _get_template(self, db: sqlite_utils.Database, name: str) -> SavedTemplate | None:
+        row = db.execute(
+            f"select {_TEMPLATE_COLS} from templates where name = ?", [name]
+        ).fetchone()
+        return SavedTemplate(*row) if row else None
+
+    def delete_template(self, name: str) -> bool:
+        return self._delete("templates", name)
+
+    # ---------------------------------------------------------------- shared
+    def history(self, kind: str, name: str) -> list[SavedVersion]:
+        """Every saved version of ``name`` (``kind``: triggers, dnd_policies, templates)."""
+        if kind not in ("triggers", "dnd_policies", "templates"):
+            raise ValueError(f"no definitions of kind {kind!r}")
+        with self._lock:
+            rows = self._open().execute(
+                f"select name, version, body, saved from {kind}_versions where name = ? "
+                "order by version",
+                [name],
+            )
+            return [SavedVersion(*r) for r in rows.fetchall()]
+
+    def _history(
+        self, db: sqlite_utils.Database, kind: str, name: str, version: int, body: str, now: str
+    ) -> None:
+        db.execute(
+            f"insert or replace into {kind}_versions (name, version, body, saved) "
+            "values (?, ?, ?, ?)",
+            [name, version, body, now],
+        )
+
+    def _delete(self, table: str, name: str) -> bool:
+        # the history stays: a name saved again continues its version numbers
+        with self._lock:
+            db = self._open()
+            with db.conn:
+                cur = db.execute(f"delete from {table} where name = ?", [name])
+            self._writes += 1
+            return cur.rowcount > 0
+
+
+def _next_version(db: sqlite_utils.Database, kind: str, name: str) -> int:
+    """One more than any version ever saved under ``name`` (deleted ones
+    included), so a delivery key naming a version is never reused."""
+    row = db.execute(f"select max(version) from {kind}_versions where name = ?", [name]).fetchone()
+    return int(row[0] or 0) + 1
+
+
+def check_name(name: str, what: str) -> str:
+    clean = name.strip()
+    if not clean or len(clean) > MAX_NAME or any(ord(c) < 32 for c in clean):
+        raise StoreError(f"bad {what} name {name!r}: 1 to {MAX_NAME} printable characters")
+    return clean

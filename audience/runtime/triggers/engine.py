@@ -1,0 +1,438 @@
+"""The trigger engine of one store node: ``store.triggers``.
+
+Definitions: ``add`` (triggers, and the DND policies written beside them),
+``add_policies``, ``add_template``, checked against the store's schema, saved
+segments and policies (errors as SPEC 7).
+
+Running: the store calls ``before_commit`` (journal the accepted events) and
+``after_commit`` (match them) around every event ingest; ``process`` is the
+matching itself: ``on/where`` (matcher), ``already fired?``, ``if``, the
+options, then the actions (actions.py), and the firings recorded last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from audience.compiler.passes.resolve_time import minus, plus
+from audience.compiler.strings import LutCache
+from audience.dsl.ast import (
+    Action,
+    AtMostOncePer,
+    Delay,
+    DndPolicy,
+    MapValue,
+    OncePerContact,
+    Program,
+    StringLit,
+    Trigger,
+)
+from audience.dsl.check import check
+from audience.dsl.errors import Diagnostic, DslError
+from audience.dsl.parser import parse
+from audience.runtime.delivery import Delivery, DeliveryLog, Policy
+from audience.runtime.delivery.model import wall_ms
+from audience.runtime.saved import saved_segments
+from audience.runtime.store.errors import StoreError
+from audience.runtime.store.layout import node_dir
+from audience.runtime.triggers.actions import ActionRun, Requester, run_actions
+from audience.runtime.triggers.batch import EventBatch, journal_table
+from audience.runtime.triggers.definitions import (
+    DEFINITIONS_FILE,
+    SavedPolicy,
+    SavedTemplate,
+    SavedTrigger,
+    TriggerDefinitions,
+)
+from audience.runtime.triggers.matcher import TriggerSet, compile_trigger, condition_holds
+from audience.runtime.triggers.state import Firing, FiringState, NodeState
+from audience.runtime.triggers.templates import CompiledTemplate, TemplateError, compiled
+
+if TYPE_CHECKING:
+    from audience.runtime.store import Store
+
+log = logging.getLogger("audience.triggers")
+
+
+@dataclass
+class Pending:
+    """An ingest's accepted events between its journal and its matching."""
+
+    version: int
+    table: pa.Table
+    path: Path | None
+
+
+@dataclass
+class BatchReport:
+    events: int = 0
+    matched: int = 0  # (trigger, event) pairs whose on/where held
+    fired: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # why a match did not fire
+    deliveries: list[Delivery] = field(default_factory=list)
+    firings: list[Firing] = field(default_factory=list)
+
+    def merge(self, other: BatchReport) -> None:
+        self.events += other.events
+        self.matched += other.matched
+        self.fired += other.fired
+        self.skipped.update(other.skipped)
+        self.deliveries.extend(other.deliveries)
+        self.firings.extend(other.firings)
+
+
+def _parse(text: str, filename: str) -> Program:
+    return parse(text, filename=filename)
+
+
+def parse_trigger(text: str, name: str | None = None) -> Trigger:
+    program = _parse(text, f"<trigger {name!r}>" if name else "<trigger>")
+    found = [d for d in program.definitions if isinstance(d, Trigger)]
+    if len(found) != 1:
+        raise StoreError(f"a saved trigger is one trigger definition; found {len(found)}")
+    return found[0]
+
+
+def parse_policy(text: str, name: str | None = None) -> DndPolicy:
+    program = _parse(text, f"<dnd {name!r}>" if name else "<dnd>")
+    found = [d for d in program.definitions if isinstance(d, DndPolicy)]
+    if len(found) != 1:
+        raise StoreError(f"a saved DND policy is one dnd definition; found {len(found)}")
+    return found[0]
+
+
+def _source(text: str, d: Trigger | DndPolicy) -> str:
+    """The text of one definition (the lines its span covers)."""
+    if d.span.line == 0:
+        from audience.dsl.formatter import format_text
+
+        return format_text(d)
+    lines = text.splitlines()
+    return "\n".join(lines[d.span.line - 1 : d.span.end_line]).strip() + "\n"
+
+
+class TriggerEngine:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        root = store.path
+        self.defs = TriggerDefinitions(None if root is None else root / DEFINITIONS_FILE)
+        self.state = NodeState(None if root is None else node_dir(root, store.node) / "triggers")
+        self._log: DeliveryLog | None = None
+        self._luts = LutCache()
+        self._lock = threading.RLock()
+        self._key: Any = None
+        self._set = TriggerSet(())
+        self._policies: dict[str, Policy | None] = {}
+        self._templates: dict[str, CompiledTemplate | None] = {}
+        self.errors: list[str] = []  # problems met while matching (also logged)
+
+    # ------------------------------------------------------------------ log
+    @property
+    def log(self) -> DeliveryLog:
+        with self._lock:
+            if self._log is None:
+                self._log = DeliveryLog.open(self.store.path)
+            return self._log
+
+    def use_log(self, delivery_log: DeliveryLog) -> None:
+        """Record deliveries in ``delivery_log`` (a shared one) instead of the store's."""
+        with self._lock:
+            self._log = delivery_log
+
+    # ---------------------------------------------------------- definitions
+    def check(self, text: str, filename: str = "<input>") -> Program:
+        """Parse and check ``text`` against the store (raises DslError)."""
+        program = _parse(text, filename)
+        policies = {p.name for p in self.defs.list_policies()}
+        found = check(
+            program,
+            self.store.schema,
+            known_segments=saved_segments(self.store),
+            known_policies=policies,
+        )
+        for d in program.definitions:
+            if isinstance(d, Trigger):
+                found.extend(self._template_problems(d))
+        if found:
+            raise DslError(found, text, filename)
+        return program
+
+    def _template_problems(self, t: Trigger) -> list[Diagnostic]:
+        """send_email's template against its fields, when the template is saved."""
+        out = []
+        for action in t.actions:
+            if action.name != "send_email":
+                continue
+            args = {a.key: a for a in action.args if a.key}
+            campaign = args.get("campaign")
+            if campaign is None or not isinstance(campaign.value, StringLit):
+                continue
+            saved = self.defs.get_template(campaign.value.value)
+            if saved is None:
+                continue  # may be saved later: checked when sending
+            given = _field_names(args["fields"].value) if "fields" in args else set()
+            try:
+                tpl = _compile_template(saved)
+            except TemplateError as exc:
+                out.append(Diagnostic("template_error", str(exc), campaign.span))
+                continue
+            missing = sorted(tpl.fields - given)
+            if missing:
+                out.append(
+                    Diagnostic(
+                        "template_fields",
+                        f"template {saved.name!r} uses {', '.join(missing)}, which fields: "
+                        "does not give",
+                        _fields_span(action),
+                        "add " + ", ".join(f"{m}: ..." for m in missing) + " to fields:",
+                    )
+                )
+        return out
+
+    def add(
+        self,
+        text: str,
+        filename: str = "<input>",
+        *,
+        enabled: bool = True,
+        valid_from_ms: int | None = None,
+        valid_until_ms: int | None = None,
+    ) -> tuple[list[SavedTrigger], list[SavedPolicy]]:
+        """Save every trigger of ``text`` and the DND policies written beside them."""
+        program = self.check(text, filename)
+        policies = [
+            self.defs.save_policy(d.name, _source(text, d))
+            for d in program.definitions
+            if isinstance(d, DndPolicy)
+        ]
+        triggers = [
+            self.defs.save_trigger(
+                d.name,
+                _source(text, d),
+                enabled=enabled,
+                valid_from_ms=valid_from_ms,
+                valid_until_ms=valid_until_ms,
+            )
+            for d in program.definitions
+            if isinstance(d, Trigger)
+        ]
+        return triggers, policies
+
+    def add_policies(self, text: str, filename: str = "<input>") -> list[SavedPolicy]:
+        program = self.check(text, filename)
+        return [
+            self.defs.save_policy(d.name, _source(text, d))
+            for d in program.definitions
+            if isinstance(d, DndPolicy)
+        ]
+
+    def add_template(self, name: str, subject: str, html: str, text: str) -> SavedTemplate:
+        """Raises TemplateError when a part does not parse."""
+        _compile_template(SavedTemplate(name, subject, html, text, 0, "", ""))
+        return self.defs.save_template(name, subject, html, text)
+
+    # -------------------------------------------------------------- running
+    def active(self) -> TriggerSet:
+        """The enabled triggers, compiled (cached until a definition changes)."""
+        seg_versions = tuple((s.name, s.version) for s in self.store.list_segments())
+        key = (self.defs.generation(), seg_versions)
+        with self._lock:
+            if key == self._key:
+                return self._set
+            resolver = saved_segments(self.store).get
+            compiled_triggers = []
+            for saved in self.defs.list_triggers():
+                if not saved.enabled:
+                    continue
+                try:
+                    ast = parse_trigger(saved.text, saved.name)
+                    ct = compile_trigger(saved, ast, self.store.schema, resolver)
+                except (DslError, StoreError) as exc:
+                    self._error(f"trigger {saved.name!r} cannot run: {exc}")
+                    continue
+                compiled_triggers.append(ct)
+            self._set = TriggerSet(compiled_triggers)
+            self._policies = {}
+            self._templates = {}
+            self._key = key
+            return self._set
+
+    def _error(self, message: str) -> None:
+        log.error("%s", message)
+        self.errors.append(message)
+        del self.errors[:-100]
+
+    def policy(self, name: str) -> Policy | None:
+        with self._lock:
+            if name not in self._policies:
+                saved = self.defs.get_policy(name)
+                self._policies[name] = (
+                    None if saved is None else Policy.from_ast(parse_policy(saved.text, name))
+                )
+            return self._policies[name]
+
+    def template(self, name: str) -> CompiledTemplate | None:
+        with self._lock:
+            if name not in self._templates:
+                saved = self.defs.get_template(name)
+                self._templates[name] = None if saved is None else _compile_template(saved)
+            return self._templates[name]
+
+    def before_commit(
+        self, version: int, new_events: list[tuple[pa.Array, pa.Table]]
+    ) -> Pending | None:
+        """Called by the store under its ingest lock, before the manifest switch."""
+        if not len(self.active()):
+            return None
+        table = journal_table(new_events)
+        return Pending(version, table, self.state.write_journal(version, table))
+
+    def after_commit(self, pending: Pending) -> BatchReport | None:
+        """Called by the store once the ingest landed.  Never raises: the ingest
+        succeeded; a failure is logged and the journal kept for a later catch-up."""
+        try:
+            with self.state.matching():
+                if pending.path is None:
+                    return self.process(pending.table)
+                return self._drain({pending.path: pending.table})
+        except Exception as exc:  # the ingest landed: report, and let catch_up retry
+            self._error(f"trigger matching failed (kept for a catch-up): {exc!r}")
+            log.exception("trigger matching failed")
+            return None
+
+    def catch_up(self) -> BatchReport:
+        """Match the journals an interrupted process left (a worker calls this at start)."""
+        with self.state.matching():
+            return self._drain({})
+
+    def _drain(self, have: dict[Path, pa.Table]) -> BatchReport:
+        report = BatchReport()
+        landed = self.store.snapshot().version
+        for path in self.state.pending_journals(landed):
+            table = have.get(path)
+            if table is None:
+                try:
+                    table = self.state.read_journal(path)
+                except (OSError, pa.ArrowInvalid):
+                    continue  # matched and removed by another process meanwhile
+            report.merge(self.process(table))
+            self.state.journal_done(path)
+        return report
+
+    def process(self, table: pa.Table) -> BatchReport:
+        """Match the events of one ingest and run what fires (the journal table)."""
+        if table.num_rows == 0:
+            return BatchReport()
+        batch = EventBatch.from_table(table, self.store.snapshot())
+        firings = self.state.firings()
+        report = fire(self, batch, firings, self.log, live=True)
+        if report.fired:
+            updates = report.profile_updates
+            if updates:
+                self.store.ingest_profiles(updates)
+            firings.commit()
+        return report
+
+
+@dataclass
+class _Report(BatchReport):
+    profile_updates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fire(
+    engine: TriggerEngine,
+    batch: EventBatch,
+    firings: FiringState,
+    requester: Requester,
+    *,
+    live: bool,
+) -> _Report:
+    """Decide and run the firings of ``batch`` (a dry run passes its own
+    requester and firing state and writes nothing)."""
+    report = _Report(events=len(batch))
+    tset = engine.active()
+    if not len(tset):
+        return report
+    matches = tset.match(batch, engine._luts)
+    report.matched = len(matches)
+    todo = []
+    for m in matches:
+        ts = batch.ts(m.row)
+        if not m.trigger.saved.active_at(ts):
+            report.skipped["not active"] += 1
+            continue
+        key = batch.event_key(m.row)
+        if firings.fired(m.trigger.name, key):
+            report.skipped["already fired"] += 1
+            continue
+        todo.append((m, key))
+    holds = condition_holds([m for m, _ in todo], batch)
+    run = ActionRun(
+        node=engine.store.node,
+        batch=batch,
+        log=requester,
+        template=engine.template,
+        policy=engine.policy,
+        now_ms=(lambda ts: None) if live else (lambda ts: ts),
+    )
+    now = wall_ms()
+    for (m, key), ok in zip(todo, holds, strict=True):
+        if not ok:
+            report.skipped["if is false"] += 1
+            continue
+        t, row = m.trigger, m.row
+        ts, cid = batch.ts(row), batch.contact_id(row)
+        why = _option_blocks(t.trigger, firings, t.name, cid, ts)
+        if why:
+            report.skipped[why] += 1
+            continue
+        outcomes = run_actions(run, t, row, key, _due(t.trigger, ts))
+        f = Firing(t.name, key, cid, ts, t.version, now, json.dumps(outcomes, default=str))
+        firings.add(f)
+        report.firings.append(f)
+        report.fired += 1
+    report.deliveries = run.deliveries
+    report.profile_updates = run.updates.records()
+    return report
+
+
+def _option_blocks(t: Trigger, firings: FiringState, name: str, cid: str, ts: int) -> str | None:
+    for opt in t.options:
+        if isinstance(opt, OncePerContact) and firings.fired_for(name, cid, None, None):
+            return "once per contact"
+        if isinstance(opt, AtMostOncePer):
+            lo = minus(ts, opt.duration, t.tz_name)
+            hi = plus(ts, opt.duration, t.tz_name)
+            if firings.fired_for(name, cid, lo, hi):
+                return "at most once per period"
+    return None
+
+
+def _due(t: Trigger, ts: int) -> int:
+    for opt in t.options:
+        if isinstance(opt, Delay):
+            return plus(ts, opt.duration, t.tz_name)
+    return ts
+
+
+def _compile_template(saved: SavedTemplate) -> CompiledTemplate:
+    return compiled(saved.name, saved.version, saved.subject, saved.html, saved.text)
+
+
+def _field_names(value: Any) -> set[str]:
+    return {k for k, _ in value.items} if isinstance(value, MapValue) else set()
+
+
+def _fields_span(action: Action) -> Any:
+    for a in action.args:
+        if a.key == "fields":
+            return a.span
+    return action.span

@@ -1,0 +1,206 @@
+"""Reading request bodies: JSON objects with typed fields, and batches of records.
+
+Everything a client can get wrong here is a 400 (or 415 for a body kind the
+endpoint does not take) with a message that names the field; nothing reaches
+the store before the whole body has been read and checked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from flask import request
+
+from audience.server.errors import ApiError, bad_request
+
+JSON_TYPES = ("application/json",)
+NDJSON_TYPES = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/jsonlines",
+)
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+ARROW_FILE = "application/vnd.apache.arrow.file"
+# Deeper JSON is refused: the store flattens nested objects recursively.
+MAX_DEPTH = 32
+
+
+def _mimetype() -> str:
+    return (request.mimetype or "").lower()
+
+
+def _raw() -> bytes:
+    return request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
+
+
+def _too_deep(value: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return False
+
+
+def parse_json(data: bytes, what: str = "the body") -> Any:
+    try:
+        value = json.loads(data)
+    except UnicodeDecodeError:
+        raise bad_request("bad_json", f"{what} is not UTF-8 text") from None
+    except ValueError as exc:
+        raise bad_request("bad_json", f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise bad_request("bad_json", f"{what} nests too deeply") from None
+    if _too_deep(value):
+        raise bad_request("bad_json", f"{what} nests deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def json_object() -> dict[str, Any]:
+    """The body as a JSON object (400 otherwise)."""
+    kind = _mimetype()
+    if kind and kind not in JSON_TYPES and not kind.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", f"send application/json, not {kind}")
+    data = _raw()
+    if not data.strip():
+        raise bad_request("bad_json", "the request needs a JSON object body")
+    value = parse_json(data)
+    if not isinstance(value, dict):
+        raise bad_request("bad_json", "the body must be a JSON object")
+    return value
+
+
+class Fields:
+    """Typed access to the fields of a JSON object; unknown fields are refused."""
+
+    def __init__(self, obj: dict[str, Any], allowed: set[str], where: str = "the body") -> None:
+        unknown = sorted(set(obj) - allowed)
+        if unknown:
+            raise bad_request(
+                "invalid_request",
+                f"unknown field {unknown[0]!r} in {where}",
+                f"fields: {', '.join(sorted(allowed))}",
+            )
+        self.obj = obj
+
+    def text(self, key: str, *, required: bool = False, max_len: int = 1_000_000) -> str | None:
+        v = self.obj.get(key)
+        if v is None:
+            if required:
+                raise bad_request("invalid_request", f"{key!r} is required")
+            return None
+        if not isinstance(v, str):
+            raise bad_request("invalid_request", f"{key!r} must be a string")
+        if len(v) > max_len:
+            raise bad_request("invalid_request", f"{key!r} is longer than {max_len} characters")
+        return v
+
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
+        v = self.obj.get(key)
+        if v is None:
+            return default
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise bad_request("invalid_request", f"{key!r} must be an integer from {lo} to {hi}")
+        return v
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        v = self.obj.get(key)
+        if v is None:
+            return default
+        if not isinstance(v, bool):
+            raise bad_request("invalid_request", f"{key!r} must be true or false")
+        return v
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        v = self.obj.get(key)
+        if v is None:
+            return choices[0]
+        if v not in choices:
+            raise bad_request("invalid_request", f"{key!r} must be one of {', '.join(choices)}")
+        return str(v)
+
+    def as_of(self, key: str = "as_of") -> str | int | None:
+        v = self.obj.get(key)
+        if v is None or (isinstance(v, str) and len(v) <= 64):
+            return v
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        raise bad_request(
+            "invalid_request", f"{key!r} must be an ISO 8601 time or epoch milliseconds"
+        )
+
+
+@dataclass
+class Records:
+    """A batch of records for the store: dicts (with each one's index in the
+    body) or an Arrow table (row i is index i), plus records refused here."""
+
+    source: list[Any] | pa.Table
+    positions: list[int] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # {index, field, reason}
+
+    def index_of(self, line: int) -> int:
+        """The body index of the store's reject ``line`` (1-based record
+        position for dicts, 0-based row for a table)."""
+        if isinstance(self.source, pa.Table):
+            return line
+        return self.positions[line - 1]
+
+
+def records() -> Records:
+    """The body as records: a JSON array (or one object), NDJSON, or Arrow IPC."""
+    kind = _mimetype()
+    if kind in (ARROW_STREAM, ARROW_FILE):
+        return Records(_arrow(_raw(), kind == ARROW_FILE))
+    if kind in NDJSON_TYPES:
+        return _ndjson(_raw())
+    if kind and kind not in JSON_TYPES and not kind.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"cannot read a {kind} body",
+            f"send application/json, application/x-ndjson or {ARROW_STREAM}",
+        )
+    value = parse_json(_raw())
+    if not isinstance(value, list | dict):
+        raise bad_request("bad_json", "the body must be a JSON array of records or one record")
+    items = value if isinstance(value, list) else [value]
+    # every item goes to the store, which rejects (and keeps) a non-object
+    return Records(items, list(range(len(items))))
+
+
+def _ndjson(data: bytes) -> Records:
+    out = Records([])
+    assert isinstance(out.source, list)
+    for i, line in enumerate(data.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            value = parse_json(line, f"line {i + 1}")
+        except ApiError as err:
+            out.refused.append({"index": i, "field": None, "reason": err.message})
+            continue
+        if isinstance(value, dict):
+            out.source.append(value)
+            out.positions.append(i)
+        else:
+            out.refused.append({"index": i, "field": None, "reason": "a record must be an object"})
+    return out
+
+
+def _arrow(data: bytes, file_format: bool) -> pa.Table:
+    try:
+        buf = pa.py_buffer(data)
+        reader = pa.ipc.open_file(buf) if file_format else pa.ipc.open_stream(buf)
+        return reader.read_all()
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise bad_request("bad_arrow", f"the body is not Arrow IPC: {exc}") from None

@@ -1,0 +1,106 @@
+"""The server's configuration and state, and the per-request authorization.
+
+Every endpoint but ``/healthz`` is wrapped in ``requires(scope)``: it reads
+``Authorization: Bearer <token>``, finds the live source (401 otherwise),
+checks its scope (403) and binds the request to the source's node, so a
+handler only ever sees that node's store.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from flask import current_app, g, request
+
+from audience.runtime.store import StoreError
+from audience.server.auth import Source, Sources
+from audience.server.errors import ApiError
+from audience.server.nodes import NodeRuntime, Nodes
+
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    store: Path
+    max_content_length: int = DEFAULT_MAX_BODY
+    default_limit: int = 1000
+    max_limit: int = 100_000
+    audience_cache: int = 32  # audiences kept per node for cursors
+
+    @classmethod
+    def of(cls, config: ServerConfig | dict[str, Any] | str | Path) -> ServerConfig:
+        if isinstance(config, ServerConfig):
+            return config
+        if isinstance(config, str | Path):
+            return cls(Path(config))
+        data = dict(config)
+        data["store"] = Path(data["store"])
+        return cls(**data)
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.nodes = Nodes(config.store, config.audience_cache)
+        self.sources = Sources(config.store)
+
+
+def state() -> ServerState:
+    return cast(ServerState, current_app.extensions["audience"])
+
+
+def current_source() -> Source:
+    return cast(Source, g.source)
+
+
+def current_node() -> NodeRuntime:
+    return cast(NodeRuntime, g.node)
+
+
+_UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="audience"'}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def authorize(scope: str) -> None:
+    header = request.headers.get("Authorization", "")
+    kind, _, token = header.partition(" ")
+    if kind.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing bearer token",
+            "send 'Authorization: Bearer <token>'; create a token with 'audience sources create'",
+            headers=_UNAUTHORIZED,
+        )
+    source = state().sources.authenticate(token.strip())
+    if source is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token", None, headers=_UNAUTHORIZED)
+    g.source = source
+    if not source.can(scope):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"source {source.name!r} has {source.scope} access; this needs {scope}",
+        )
+    try:
+        g.node = state().nodes.get(source.node)
+    except StoreError as exc:
+        raise ApiError(503, "node_unavailable", str(exc)) from None
+
+
+def requires(scope: str) -> Callable[[F], F]:
+    def wrap(view: F) -> F:
+        @functools.wraps(view)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            authorize(scope)
+            return view(*args, **kwargs)
+
+        return cast(F, inner)
+
+    return wrap

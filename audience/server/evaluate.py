@@ -1,0 +1,194 @@
+"""``POST /v1/evaluate``: a segment or condition as DSL text -> its audience.
+
+The answer is one page of contact ids (``limit``, default 1000) with a
+``next`` cursor while more remain; every page of a cursor reads the same store
+version at the same time (see paging.py).  ``"format": "arrow"`` streams the
+ids from the cursor's offset (0 without one) to the end as Arrow IPC instead,
+ignoring ``limit``.  The saved segments' ``/audience`` endpoint shares this.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from flask import Blueprint, Response, jsonify
+
+from audience.runtime.api import StoreSegment
+from audience.runtime.evaluate import Audience, parse_as_of
+from audience.runtime.snapshot import Snapshot
+from audience.server.bodies import ARROW_STREAM, Fields, json_object
+from audience.server.context import current_node, requires, state
+from audience.server.errors import ApiError, bad_request
+from audience.server.nodes import NodeRuntime
+from audience.server.paging import Cursor, text_digest
+
+bp = Blueprint("evaluate", __name__)
+
+MAX_TEXT = 100_000
+# as_of is kept to years 1900..9999, where every window computation stays in range
+MIN_AS_OF_MS = -2_208_988_800_000
+MAX_AS_OF_MS = 253_402_300_799_999
+ARROW_BATCH = 65_536
+FORMATS = ("json", "arrow")
+FIELDS = {"segment", "as_of", "limit", "cursor", "explain", "format"}
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    filename: str
+    as_of: str | int | None = None
+    limit: int = 1000
+    cursor: str | None = None
+    explain: bool = False
+    fmt: str = "json"
+
+
+@bp.post("/v1/evaluate")
+@requires("read")
+def evaluate() -> Response:
+    f = Fields(json_object(), FIELDS)
+    limit_max = state().config.max_limit
+    query = Query(
+        text=f.text("segment", required=True, max_len=MAX_TEXT) or "",
+        filename="<segment>",
+        as_of=f.as_of(),
+        limit=f.integer("limit", state().config.default_limit, 0, limit_max),
+        cursor=f.text("cursor", max_len=1000),
+        explain=f.flag("explain"),
+        fmt=f.choice("format", FORMATS),
+    )
+    return run_query(current_node(), query)
+
+
+def run_query(node: NodeRuntime, q: Query) -> Response:
+    seg = node.store.compile(q.text, filename=q.filename)  # a DslError is a 400
+    digest = text_digest(q.text)
+    cache = node.audiences
+    if q.cursor is not None:
+        cursor = Cursor.decode(q.cursor)
+        if cursor is None or cursor.node != node.store.node or cursor.digest != digest:
+            raise bad_request(
+                "bad_cursor",
+                "this cursor was not made for this segment text on this node",
+                "send the same segment text the cursor came with",
+            )
+        version, now_ms, offset = cursor.version, cursor.now_ms, cursor.offset
+        aud = cache.audience(version, now_ms, digest)
+        if aud is None or (q.explain and aud.explain is None):
+            snap = cache.snapshot(version)
+            if snap is None:
+                current = node.store.snapshot()
+                snap = current if current.version == version else None
+            if snap is None:
+                raise ApiError(
+                    410,
+                    "cursor_expired",
+                    f"store version {version} of this cursor is no longer kept",
+                    "evaluate again without a cursor",
+                )
+            aud = _run(seg, snap, now_ms, q.explain)
+            cache.keep(version, now_ms, digest, aud)
+    else:
+        snap = node.store.snapshot()
+        cache.keep_snapshot(snap)
+        version, now_ms, offset = snap.version, _now_ms(q.as_of, seg), 0
+        aud = _run(seg, snap, now_ms, q.explain)
+        cache.keep(version, now_ms, digest, aud)
+    if q.fmt == "arrow":
+        return _arrow(aud, version, offset)
+    indexes = aud.indexes()
+    page = indexes[offset : offset + q.limit].tolist()
+    end = offset + len(page)
+    more = end < len(indexes) and q.limit > 0
+    nxt = Cursor(node.store.node, version, now_ms, digest, end).encode() if more else None
+    body: dict[str, Any] = {
+        "count": len(indexes),
+        "ids": [aud.contact_ids[i] for i in page],
+        "next": nxt,
+        "as_of": iso_ms(now_ms),
+        "version": version,
+        "explain": plain(aud.explain) if q.explain else None,
+    }
+    return jsonify(body)
+
+
+def _run(seg: StoreSegment, snap: Snapshot, now_ms: int, explain: bool) -> Audience:
+    return seg.compiled.evaluate(snap, now_ms, explain=explain)
+
+
+def _now_ms(as_of: str | int | None, seg: StoreSegment) -> int:
+    try:
+        ms = parse_as_of(as_of, seg.compiled.timezone)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise bad_request("bad_as_of", str(exc), "e.g. 2026-11-01T00:00:00Z") from None
+    if not MIN_AS_OF_MS <= ms <= MAX_AS_OF_MS:
+        raise bad_request("bad_as_of", "as_of must fall between the years 1900 and 9999")
+    return ms
+
+
+def iso_ms(ms: int) -> str:
+    t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready copy of an explain report (numpy scalars become numbers)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _arrow(aud: Audience, version: int, offset: int) -> Response:
+    indexes = aud.indexes()[offset:]
+    ids = aud.contact_ids
+    schema = pa.schema([("contact_id", pa.string())])
+
+    def chunks() -> Iterator[bytes]:
+        sink = _Sink()
+        with pa.ipc.new_stream(sink, schema) as writer:
+            yield sink.take()
+            for start in range(0, len(indexes), ARROW_BATCH):
+                part = indexes[start : start + ARROW_BATCH].tolist()
+                batch = pa.record_batch([pa.array([ids[i] for i in part], pa.string())], schema)
+                writer.write_batch(batch)
+                yield sink.take()
+        yield sink.take()
+
+    headers = {
+        "X-Audience-Count": str(len(aud)),
+        "X-Store-Version": str(version),
+        "X-As-Of": iso_ms(aud.now_ms),
+    }
+    return Response(chunks(), mimetype=ARROW_STREAM, headers=headers)
+
+
+class _Sink:
+    """A file-like object collecting what the Arrow writer writes, taken per batch."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        b = bytes(data)
+        self._parts.append(b)
+        return len(b)
+
+    def flush(self) -> None:
+        return None
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out

@@ -1,0 +1,87 @@
+"""The nodes of a store, and what the server keeps per node while it runs.
+
+A node is one database of contacts and events (STORE/nodes/NAME).  The
+server opens each node's ``Store`` once and shares it between request
+threads (ingests serialise on the store's lock; evaluations each take one
+snapshot), together with the node's recent snapshots and audiences (for
+cursors) and an index from contact id to its dense position.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from audience.runtime.snapshot import Snapshot
+from audience.runtime.store import Store, StoreError, open_store
+from audience.runtime.store.layout import MANIFEST, STORE_FILE
+from audience.schema import Schema
+from audience.server.paging import AudienceCache
+
+
+def list_nodes(store_path: str | Path) -> list[str]:
+    root = Path(store_path)
+    if not (root / STORE_FILE).is_file():
+        raise StoreError(f"{root}: not an audience store (no {STORE_FILE})")
+    return sorted(p.name for p in (root / "nodes").glob("*") if (p / MANIFEST).is_file())
+
+
+def create_node(
+    store_path: str | Path, name: str, schema: Schema | str | Path | None = None
+) -> Store:
+    """Add node ``name`` to an existing store; without ``schema`` it takes the
+    schema of node ``main`` (or of the first node)."""
+    nodes = list_nodes(store_path)
+    if schema is None:
+        if not nodes:
+            raise StoreError(f"{store_path}: no node to copy a schema from; give --schema")
+        schema = open_store(store_path, "main" if "main" in nodes else nodes[0]).schema
+    return Store.init(store_path, schema, node=name)
+
+
+class ContactIndex:
+    """Contact id -> dense index.  Contact codes are append-only across
+    versions, so the index only ever grows by the ids of newer snapshots."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._index: dict[str, int] = {}
+        self._size = 0
+
+    def find(self, snapshot: Snapshot, contact_id: str) -> int | None:
+        ids = snapshot.contact_ids
+        with self._lock:
+            if len(ids) > self._size:
+                for i in range(self._size, len(ids)):
+                    self._index[ids[i]] = i
+                self._size = len(ids)
+            pos = self._index.get(contact_id)
+        return pos if pos is not None and pos < len(ids) else None
+
+
+class NodeRuntime:
+    def __init__(self, store: Store, cache_size: int) -> None:
+        self.store = store
+        self.audiences = AudienceCache(cache_size)
+        self.contacts = ContactIndex()
+
+
+class Nodes:
+    """The nodes of one store, opened on first use (thread-safe)."""
+
+    def __init__(self, store_path: str | Path, cache_size: int = 32) -> None:
+        self.path = Path(store_path)
+        self.cache_size = cache_size
+        self._lock = threading.Lock()
+        self._open: dict[str, NodeRuntime] = {}
+
+    def names(self) -> list[str]:
+        return list_nodes(self.path)
+
+    def get(self, node: str) -> NodeRuntime:
+        with self._lock:
+            rt = self._open.get(node)
+            if rt is None:
+                rt = NodeRuntime(open_store(self.path, node), self.cache_size)
+                self._open[node] = rt
+            return rt

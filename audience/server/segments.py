@@ -1,0 +1,148 @@
+"""Saved segments: ``/v1/segments`` (list, create), ``/v1/segments/{name}``
+(get, replace, delete) and ``/v1/segments/{name}/audience``.
+
+A definition travels as DSL text: a ``segment "Name" { ... }`` definition or a
+bare condition.  It is checked and compiled against the node's schema before
+it is saved, so a saved segment always compiled when it was saved.  Saved
+segments belong to the store and are shared by its nodes (SPEC section 8);
+an audience is always computed over the caller's node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from audience.dsl.ast import Segment
+from audience.dsl.parser import parse
+from audience.runtime.store import SavedSegment, StoreError
+from audience.server.bodies import Fields, json_object
+from audience.server.context import current_node, requires, state
+from audience.server.errors import ApiError, bad_request
+from audience.server.evaluate import MAX_TEXT, Query, run_query
+
+bp = Blueprint("segments", __name__)
+
+
+def _out(seg: SavedSegment) -> dict[str, Any]:
+    return {
+        "name": seg.name,
+        "text": seg.text,
+        "created": seg.created,
+        "updated": seg.updated,
+        "version": seg.version,
+    }
+
+
+def _name_of(text: str) -> str | None:
+    program = parse(text, filename="<segment>")
+    defs = [d for d in program.definitions if isinstance(d, Segment)]
+    return defs[0].name if program.condition is None and len(defs) == 1 else None
+
+
+def _save(name: str, text: str) -> SavedSegment:
+    node = current_node()
+    if "/" in name:
+        raise bad_request("invalid_request", "a segment name cannot hold '/'")
+    node.store.compile(text, filename=f"<segment {name!r}>")  # a DslError is a 400
+    try:
+        return node.store.save_segment(name, text)
+    except StoreError as exc:
+        raise bad_request("invalid_request", str(exc)) from None
+
+
+def _find(name: str) -> SavedSegment:
+    seg = current_node().store.get_segment(name)
+    if seg is None:
+        raise ApiError(404, "not_found", f"no saved segment {name!r}")
+    return seg
+
+
+@bp.get("/v1/segments")
+@requires("read")
+def list_segments() -> Response:
+    return jsonify({"segments": [_out(s) for s in current_node().store.list_segments()]})
+
+
+@bp.post("/v1/segments")
+@requires("write")
+def create_segment() -> Response:
+    f = Fields(json_object(), {"name", "text"})
+    text = f.text("text", required=True, max_len=MAX_TEXT) or ""
+    name = f.text("name", max_len=200)
+    if name is None:
+        name = _name_of(text)
+        if name is None:
+            raise bad_request(
+                "invalid_request",
+                "give 'name', or a text that is one segment definition",
+            )
+    if current_node().store.get_segment(name.strip()) is not None:
+        raise ApiError(409, "conflict", f"a segment {name!r} exists", "replace it with PUT")
+    saved = _save(name, text)
+    resp = jsonify(_out(saved))
+    resp.status_code = 201
+    resp.headers["Location"] = f"/v1/segments/{saved.name}"
+    return resp
+
+
+@bp.get("/v1/segments/<name>")
+@requires("read")
+def get_segment(name: str) -> Response:
+    return jsonify(_out(_find(name)))
+
+
+@bp.put("/v1/segments/<name>")
+@requires("write")
+def replace_segment(name: str) -> Response:
+    f = Fields(json_object(), {"text"})
+    text = f.text("text", required=True, max_len=MAX_TEXT) or ""
+    existed = current_node().store.get_segment(name) is not None
+    resp = jsonify(_out(_save(name, text)))
+    resp.status_code = 200 if existed else 201
+    return resp
+
+
+@bp.delete("/v1/segments/<name>")
+@requires("write")
+def delete_segment(name: str) -> Response:
+    if not current_node().store.delete_segment(name):
+        raise ApiError(404, "not_found", f"no saved segment {name!r}")
+    return jsonify({"deleted": name})
+
+
+@bp.get("/v1/segments/<name>/audience")
+@requires("read")
+def segment_audience(name: str) -> Response:
+    seg = _find(name)
+    args = request.args
+    unknown = sorted(set(args) - {"as_of", "limit", "cursor", "explain"})
+    if unknown:
+        raise bad_request("invalid_request", f"unknown query parameter {unknown[0]!r}")
+    limit_max = state().config.max_limit
+    raw_limit = args.get("limit")
+    try:
+        limit = state().config.default_limit if raw_limit is None else int(raw_limit)
+    except ValueError:
+        limit = -1
+    if not 0 <= limit <= limit_max:
+        raise bad_request("invalid_request", f"'limit' must be an integer from 0 to {limit_max}")
+    explain = args.get("explain", "false").lower()
+    if explain not in ("true", "false"):
+        raise bad_request("invalid_request", "'explain' must be true or false")
+    as_of: str | int | None = args.get("as_of")
+    if isinstance(as_of, str):
+        if len(as_of) > 64:
+            raise bad_request("bad_as_of", "'as_of' is longer than 64 characters")
+        if as_of.lstrip("-").isdigit():
+            as_of = int(as_of)
+    query = Query(
+        text=seg.text,
+        filename=f"<segment {name!r}>",
+        as_of=as_of,
+        limit=limit,
+        cursor=args.get("cursor"),
+        explain=explain == "true",
+    )
+    return run_query(current_node(), query)

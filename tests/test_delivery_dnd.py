@@ -1,0 +1,199 @@
+"""DND enforcement through the real delivery log (SPEC 5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from audience.dsl.ast import DndPolicy
+from audience.dsl.parser import parse
+from audience.runtime.delivery import DeliveryLog, DeliveryRequest, Policy
+
+DAY = 86_400_000
+HOUR = 3_600_000
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def policy(text: str) -> Policy:
+    d = parse(text).definitions[0]
+    assert isinstance(d, DndPolicy)
+    return Policy.from_ast(d)
+
+
+MAISON = policy('dnd "Maison" {\n max 1 per day\n max 3 per week\n global\n}')
+
+
+def ms(iso: str) -> int:
+    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> DeliveryLog:
+    return DeliveryLog.open(tmp_path)
+
+
+_n = 0
+
+
+def req(
+    contact: str,
+    at: int,
+    pol: Policy | None = MAISON,
+    *,
+    node: str = "main",
+    email: str | None = None,
+    channel: str = "email",
+    test: bool = False,
+    key: str | None = None,
+) -> DeliveryRequest:
+    global _n
+    _n += 1
+    return DeliveryRequest(
+        key=key or f"k{_n}",
+        node=node,
+        contact_id=contact,
+        email=email,
+        channel=channel,
+        kind="send_email" if channel == "email" else "webhook",
+        payload={"subject": "hi"},
+        due_ms=at,
+        policy=pol,
+        test=test,
+        source="test",
+        now_ms=at,
+    )
+
+
+def test_rolling_day_boundary_is_exact(log: DeliveryLog) -> None:
+    assert log.request(req("c1", T0)).status == "reserved"
+    late = log.request(req("c1", T0 + DAY - 1))
+    assert (late.status, late.policy, late.cap) == ("suppressed", "Maison", "max 1 per day")
+    # the window (t - 1 day, t] no longer holds T0
+    assert log.request(req("c1", T0 + DAY)).status == "reserved"
+    assert log.request(req("c2", T0 + DAY - 1)).status == "reserved"
+
+
+def test_several_caps_all_hold(log: DeliveryLog) -> None:
+    statuses = [log.request(req("c1", T0 + i * DAY)).status for i in range(5)]
+    assert statuses == ["reserved"] * 3 + ["suppressed"] * 2
+    assert log.list(contact="c1", status="suppressed")[0].cap == "max 3 per week"
+    # a week after the first, a slot is free again
+    assert log.request(req("c1", T0 + 7 * DAY)).status == "reserved"
+    assert log.request(req("c1", T0 + 8 * DAY - 1)).status == "suppressed"
+
+
+def test_suppressed_and_test_sends_do_not_count(log: DeliveryLog) -> None:
+    assert log.request(req("c1", T0, test=True)).status == "reserved"
+    assert log.request(req("c1", T0 + 1, test=True)).status == "reserved"  # never capped
+    assert log.request(req("c1", T0 + 2)).status == "reserved"
+    assert log.request(req("c1", T0 + 3)).status == "suppressed"
+    # the suppressed one does not count: a day after the real one, a slot again
+    assert log.request(req("c1", T0 + 2 + DAY)).status == "reserved"
+
+
+def test_idempotency_key(log: DeliveryLog) -> None:
+    first = log.request(req("c1", T0, key="trig:e1:0"))
+    again = log.request(req("c1", T0 + 5 * DAY, key="trig:e1:0"))
+    assert again == first
+    assert len(log.list()) == 1
+
+
+def test_global_spans_nodes_by_normalized_email(log: DeliveryLog) -> None:
+    a = log.request(req("c1", T0, node="main", email="Angela@Example.com"))
+    b = log.request(req("x9", T0 + HOUR, node="eu", email="  angela@example.COM "))
+    assert (a.status, b.status) == ("reserved", "suppressed")
+    assert b.cap == "max 1 per day"
+    # without global each node is its own database
+    local = policy('dnd "Local" {\n max 1 per day\n}')
+    c = log.request(req("c7", T0, local, node="main", email="bob@example.com"))
+    d = log.request(req("c7", T0 + HOUR, local, node="eu", email="bob@example.com"))
+    e = log.request(req("c7", T0 + HOUR, local, node="main", email="other@example.com"))
+    assert (c.status, d.status, e.status) == ("reserved", "reserved", "suppressed")
+
+
+def test_channel_policy(log: DeliveryLog) -> None:
+    email_only = policy('dnd "Mail" {\n max 1 per day\n for email\n}')
+    assert log.request(req("c1", T0, email_only, channel="webhook")).status == "reserved"
+    # the webhook neither counts for nor is capped by an email policy
+    assert log.request(req("c1", T0 + 1, email_only, channel="webhook")).status == "reserved"
+    assert log.request(req("c1", T0 + 2, email_only)).status == "reserved"
+    assert log.request(req("c1", T0 + 3, email_only)).status == "suppressed"
+    # a policy for every channel counts every channel (whatever policy recorded it)
+    assert log.request(req("c1", T0 + 4, MAISON, channel="webhook")).status == "suppressed"
+
+
+def test_quiet_hours_defer_to_their_end(log: DeliveryLog) -> None:
+    quiet = policy(
+        'dnd "Quiet" timezone "Europe/Rome" {\n max 1 per day\n quiet hours 22:00 to 08:00\n}'
+    )
+    # 23:30 in Rome (UTC+1 in January) -> 08:00 Rome the next morning
+    d = log.request(req("c1", ms("2026-01-10T22:30:00Z"), quiet))
+    assert d.status == "deferred"
+    assert d.requested_ms == ms("2026-01-10T22:30:00Z")
+    assert d.due_ms == ms("2026-01-11T07:00:00Z")
+    # 06:00 Rome, same night after midnight -> 08:00 that day
+    e = log.request(req("c2", ms("2026-01-11T05:00:00Z"), quiet))
+    assert (e.status, e.due_ms) == ("deferred", ms("2026-01-11T07:00:00Z"))
+    # the end of the span itself is not quiet
+    f = log.request(req("c3", ms("2026-01-11T07:00:00Z"), quiet))
+    assert (f.status, f.due_ms) == ("reserved", ms("2026-01-11T07:00:00Z"))
+    # a deferred delivery counts at its new time: c1 already has one at 08:00 Rome
+    g = log.request(req("c1", ms("2026-01-11T07:30:00Z"), quiet))
+    assert (g.status, g.cap) == ("suppressed", "max 1 per day")
+    # a zone written on the quiet hours wins over the policy's
+    utc = policy('dnd "Q" timezone "Europe/Rome" {\n quiet hours 22:00 to 08:00 timezone "UTC"\n}')
+    h = log.request(req("c4", ms("2026-01-10T22:30:00Z"), utc))
+    assert h.due_ms == ms("2026-01-11T08:00:00Z")
+
+
+def test_a_later_reservation_is_protected(log: DeliveryLog) -> None:
+    # a delivery already reserved for T0 + 12h (e.g. deferred): one at T0 would put
+    # two in the window ending at T0 + 12h
+    assert log.request(req("c1", T0 + 12 * HOUR)).status == "reserved"
+    assert log.request(req("c1", T0)).status == "suppressed"
+
+
+def test_month_caps_are_calendar_months(log: DeliveryLog) -> None:
+    monthly = policy('dnd "M" {\n max 1 per month\n}')
+    jan31 = ms("2026-01-31T12:00:00Z")
+    assert log.request(req("c1", jan31, monthly)).status == "reserved"
+    # Feb 28 12:00 minus one month is Jan 28 12:00: Jan 31 is inside
+    assert log.request(req("c1", ms("2026-02-28T12:00:00Z"), monthly)).status == "suppressed"
+    assert log.request(req("c1", ms("2026-03-31T12:00:00Z"), monthly)).status == "reserved"
+
+
+def test_past_due_is_checked_at_now(log: DeliveryLog) -> None:
+    r = req("c1", T0)
+    d = log.request(DeliveryRequest(**{**r.__dict__, "now_ms": T0 + HOUR}))
+    assert (d.requested_ms, d.due_ms) == (T0, T0 + HOUR)
+
+
+def test_dry_run_writes_nothing(log: DeliveryLog) -> None:
+    log.request(req("c1", T0))
+    with log.dry_run() as dry:
+        a = dry.request(req("c1", T0 + HOUR))
+        b = dry.request(req("c2", T0 + HOUR))
+        c = dry.request(req("c2", T0 + 2 * HOUR))  # sees the dry run's own b
+        assert (a.status, b.status, c.status) == ("suppressed", "reserved", "suppressed")
+        assert [d.contact_id for d in dry.list(status="reserved")] == ["c2"]
+        assert b.id < 0
+    assert len(log.list()) == 1
+    assert log.request(req("c2", T0 + HOUR)).status == "reserved"
+
+
+def test_in_memory_log() -> None:
+    mem = DeliveryLog.open(None)
+    assert mem.request(req("c1", T0)).status == "reserved"
+    assert mem.request(req("c1", T0 + 1)).status == "suppressed"
+    assert mem.list(since_ms=T0 + 1)[0].status == "suppressed"
+
+
+def test_list_filters(log: DeliveryLog) -> None:
+    for i in range(5):
+        log.request(req(f"c{i % 2}", T0 + i * HOUR))
+    assert [d.contact_id for d in log.list(limit=2)] == ["c1", "c0"]
+    assert len(log.list(contact="c0")) == 3
+    assert len(log.list(status="reserved")) == 2
+    assert [d.due_ms for d in log.list(since_ms=T0 + 3 * HOUR)] == [T0 + 3 * HOUR, T0 + 4 * HOUR]

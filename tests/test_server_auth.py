@@ -1,0 +1,160 @@
+"""Tokens and scopes: every endpoint x (no token, wrong token, revoked token,
+other node's token, read token, write token), and the sources themselves."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from audience.runtime.store import Store
+from audience.server.auth import Sources, hash_token
+from audience.server.openapi import document
+from tests.test_server_support import (
+    OTHER_CONTACT,
+    Live,
+    build_store,
+    event,
+    start,
+)
+
+SEGMENT = 'segment "Buyers" { did purchased }'
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    path = build_store(tmp_path_factory.mktemp("auth") / "shop", n_events=3000, n_contacts=200)
+    store = Store.open(path)
+    store.save_segment("Buyers", SEGMENT)
+    for who in ("write", "other"):
+        store.save_segment(f"Doomed {who}", "did purchased")
+    srv = start(path)
+    yield srv
+    srv.server.stop()
+
+
+# (method, path template, concrete path, body, scope needed)
+def endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
+    return [
+        ("GET", "/openapi.json", "/openapi.json", None, "read"),
+        ("POST", "/v1/evaluate", "/v1/evaluate", {"segment": "did purchased"}, "read"),
+        ("POST", "/v1/events", "/v1/events", [event(f"auth-{who}", eid=f"auth-{who}")], "write"),
+        ("POST", "/v1/profiles", "/v1/profiles", [{"contact_id": f"p-{who}"}], "write"),
+        ("GET", "/v1/profiles/{contact_id}", "/v1/profiles/angela", None, "read"),
+        ("PATCH", "/v1/profiles/{contact_id}", "/v1/profiles/angela", {"city": "Milan"}, "write"),
+        ("GET", "/v1/segments", "/v1/segments", None, "read"),
+        (
+            "POST",
+            "/v1/segments",
+            "/v1/segments",
+            {"name": f"New {who}", "text": "did purchased"},
+            "write",
+        ),
+        ("GET", "/v1/segments/{name}", "/v1/segments/Buyers", None, "read"),
+        ("PUT", "/v1/segments/{name}", "/v1/segments/Buyers", {"text": SEGMENT}, "write"),
+        ("DELETE", "/v1/segments/{name}", f"/v1/segments/Doomed {who}", None, "write"),
+        ("GET", "/v1/segments/{name}/audience", "/v1/segments/Buyers/audience", None, "read"),
+    ]
+
+
+def test_the_matrix_covers_every_documented_endpoint() -> None:
+    doc = document()
+    documented = {
+        (m.upper(), p)
+        for p, item in doc["paths"].items()
+        for m in item
+        if m != "parameters" and p != "/healthz"
+    }
+    assert {(m, p) for m, p, *_ in endpoints("x")} == documented
+
+
+def _state(live: Live) -> tuple[int, int, list[tuple[str, int]]]:
+    segs = [(s.name, s.version) for s in Store.open(live.path).list_segments()]
+    return live.version("main"), live.version("other"), segs
+
+
+@pytest.mark.parametrize("who", [None, "wrong", "revoked", "bearer-less"])
+def test_without_a_live_token_everything_is_401_and_nothing_changes(
+    live: Live, who: str | None
+) -> None:
+    before = _state(live)
+    for method, _, path, body, _ in endpoints("none"):
+        c = live.client("write")
+        if who == "bearer-less":
+            r = c.request(method, path, body, token=None, headers={"Authorization": "Basic eA=="})
+        else:
+            r = c.request(method, path, body, token=live.tokens.get(who or ""))
+        assert r.status == 401, (method, path, r)
+        assert r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"].startswith("Bearer")
+    assert _state(live) == before
+
+
+def test_a_read_token_cannot_write(live: Live) -> None:
+    c = live.client("read")
+    for method, _, path, body, scope in endpoints("read"):
+        before = _state(live)
+        r = c.request(method, path, body)
+        if scope == "read":
+            assert r.status == 200, (method, path, r)
+        else:
+            assert r.status == 403, (method, path, r)
+            assert r.json()["error"]["code"] == "forbidden"
+            assert _state(live) == before
+
+
+def test_a_write_token_can_do_everything(live: Live) -> None:
+    c = live.client("write")
+    for method, _, path, body, _ in endpoints("write"):
+        r = c.request(method, path, body)
+        assert r.status in (200, 201), (method, path, r)
+
+
+def test_another_nodes_token_never_reaches_this_nodes_data(live: Live) -> None:
+    c = live.client("other")
+    main_before = live.version("main")
+    for method, _, path, body, _ in endpoints("other"):
+        r = c.request(method, path, body)
+        if method == "GET" and path == "/v1/profiles/angela":
+            assert r.status == 404  # angela lives in node main
+        else:
+            assert r.status in (200, 201), (method, path, r)
+    # its writes went to node other; main did not move
+    assert live.version("main") == main_before
+    r = c.post("/v1/evaluate", {"segment": "did purchased", "limit": 10000}).json()
+    assert OTHER_CONTACT in r["ids"] and "angela" not in r["ids"]
+    assert "auth-other" in r["ids"]
+    main = live.client("read").post("/v1/evaluate", {"segment": "did purchased", "limit": 10000})
+    assert "auth-other" not in main.json()["ids"]
+    r = live.client("read").get(f"/v1/profiles/{OTHER_CONTACT}")
+    assert r.status == 404
+
+
+def test_tokens_are_stored_hashed_and_revocation_is_immediate(live: Live) -> None:
+    sources = Sources(live.path)
+    source, token = sources.create("main", "short-lived", "read")
+    c = live.client(token)
+    assert c.get("/v1/segments").status == 200
+    with sqlite3.connect(live.path / "definitions.sqlite") as db:
+        rows = db.execute("select token_hash from api_sources").fetchall()
+    hashes = {r[0] for r in rows}
+    assert hash_token(token) in hashes and token not in hashes
+    assert all(len(h) == 64 for h in hashes)
+    assert sources.revoke(source.id)
+    assert not sources.revoke(source.id)
+    assert c.get("/v1/segments").status == 401
+
+
+def test_writes_record_their_source(live: Live) -> None:
+    sources = Sources(live.path)
+    writer = next(s for s in sources.list_sources("main") if s.name == "test write")
+    c = live.client("write")
+    r = c.post("/v1/events", [event("rec-1"), {"contact_id": "rec-2"}])
+    assert r.json()["accepted"] == 1 and r.json()["rejected"] == 1
+    last = sources.writes(writer.id, limit=1)[0]
+    assert (last.kind, last.node, last.accepted, last.rejected) == ("events", "main", 1, 1)
+    c.post("/v1/profiles", [{"contact_id": "rec-1", "city": "Rome"}])
+    last = sources.writes(writer.id, limit=1)[0]
+    assert (last.kind, last.accepted) == ("profiles", 1)

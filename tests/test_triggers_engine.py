@@ -1,0 +1,366 @@
+"""Triggers firing on ingested events, on real disk stores (SPEC 4 and 5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audience.dsl.errors import DslError
+from audience.runtime.delivery import Delivery
+from audience.runtime.store import Store, open_store
+from audience.runtime.triggers import dry_run
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "audience" / "examples"
+SEED_TRIGGER = "Thank newsletter subscribers"
+POLICY = """dnd "Maison shoes, clothes and accessories" {
+  max 1 per day
+  max 3 per week
+  global
+}
+"""
+DAY = 86_400_000
+
+
+def ms(text: str) -> int:
+    return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def form(eid: str | None, contact: str, ts: str, **kw: Any) -> dict[str, Any]:
+    rec = {"contact_id": contact, "type": "form_compiled", "ts": ts, "context": "WEB"}
+    rec["form_name"] = "addUser"
+    if eid is not None:
+        rec["id"] = eid
+    rec.update(kw)
+    return rec
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    st = Store.init(tmp_path / "shop", EXAMPLES / "maison.toml")
+    st.triggers.add_template(
+        "C-1234",
+        "Welcome {{ first_name }}",
+        "<p>Hi {{ first_name }}, thanks for {{ form }}</p>",
+        "Hi {{ first_name }}, thanks for {{ form }}",
+    )
+    st.ingest_profiles(
+        [
+            {"contact_id": "c1", "email": "angela@example.com", "first_name": "<Angela>"},
+            {"contact_id": "c2", "first_name": "Bruno"},  # no email: the `if` is false
+            {"contact_id": "c3", "email": "Carla@Example.com", "first_name": "Carla"},
+        ]
+    )
+    return st
+
+
+def seed(st: Store) -> None:
+    st.triggers.add((EXAMPLES / "maison.rules").read_text(), "maison.rules")
+
+
+def deliveries(st: Store) -> list[Delivery]:
+    return st.triggers.log.list()
+
+
+def add(st: Store, body: str, name: str = "T") -> None:
+    st.triggers.add(f'trigger "{name}" {{\n{body}\n}}\n' + POLICY)
+
+
+def test_the_seed_trigger_reserves_a_rendered_delivery(store: Store) -> None:
+    seed(store)
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    [d] = deliveries(store)
+    assert d.status == "reserved"
+    assert d.key == f"{SEED_TRIGGER}:1:e1:0"
+    assert (d.contact_id, d.email, d.channel, d.kind, d.test) == (
+        "c1",
+        "angela@example.com",
+        "email",
+        "send_email",
+        False,
+    )
+    assert d.policy == "Maison shoes, clothes and accessories"
+    assert d.source == f"trigger:{SEED_TRIGGER}"
+    assert d.payload["subject"] == "Welcome <Angela>"
+    assert d.payload["html"] == "<p>Hi &lt;Angela&gt;, thanks for addUser</p>"  # escaped
+    assert d.payload["text"] == "Hi <Angela>, thanks for addUser"
+    assert d.requested_ms == ms("2026-11-20T10:00:00Z")
+
+
+def test_events_that_do_not_match_fire_nothing(store: Store) -> None:
+    seed(store)
+    store.ingest_events(
+        [
+            form("n1", "c1", "2026-11-20T10:00:00Z", form_name="other"),
+            form("n2", "c1", "2026-11-20T10:00:00Z", context="MOBILE"),
+            {"id": "n3", "contact_id": "c1", "type": "form_compiled", "ts": "2026-11-20T10:00:00Z"},
+            {"id": "n4", "contact_id": "c1", "type": "email_opened", "ts": "2026-11-20T10:00:00Z"},
+            form("n5", "c2", "2026-11-20T10:00:00Z"),  # matches, but c2 has no email
+            form("n6", "c9", "2026-11-20T10:00:00Z"),  # no profile at all
+        ]
+    )
+    assert deliveries(store) == []
+
+
+def test_the_same_event_twice_fires_once(store: Store) -> None:
+    seed(store)
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    report = store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    assert report.duplicates == 1
+    assert len(deliveries(store)) == 1
+    assert len(store.triggers.state.firings().list()) == 1
+
+
+def test_the_dnd_policy_suppresses_the_second_delivery_in_a_day(store: Store) -> None:
+    seed(store)
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    store.ingest_events([form("e2", "c1", "2026-11-20T12:00:00Z")])
+    first, second = sorted(deliveries(store), key=lambda d: d.id)
+    assert first.status == "reserved"
+    assert (second.status, second.cap) == ("suppressed", "max 1 per day")
+    # another contact is not affected
+    store.ingest_events([form("e3", "c3", "2026-11-20T12:00:00Z")])
+    assert [d.status for d in deliveries(store) if d.contact_id == "c3"] == ["reserved"]
+
+
+def test_once_per_contact(store: Store) -> None:
+    add(store, 'on form_compiled\ndo webhook(url: "https://hook.example/x")\nonce per contact')
+    store.ingest_events([form("e1", "c1", "2026-11-01T10:00:00Z")])
+    store.ingest_events(
+        [form("e2", "c1", "2026-11-10T10:00:00Z"), form("e3", "c3", "2026-11-10T10:00:00Z")]
+    )
+    # within one batch too
+    store.ingest_events(
+        [form("e4", "c2", "2026-11-11T10:00:00Z"), form("e5", "c2", "2026-11-12T10:00:00Z")]
+    )
+    got = sorted((d.contact_id, d.key.split(":")[2]) for d in deliveries(store))
+    assert got == [("c1", "e1"), ("c2", "e4"), ("c3", "e3")]
+    assert all(d.kind == "webhook" and d.channel == "webhook" for d in deliveries(store))
+
+
+def test_at_most_once_per_period(store: Store) -> None:
+    add(
+        store,
+        'on form_compiled\ndo webhook(url: "https://hook.example/x", body: {f: event.form_name})\n'
+        "at most once per 2 days per contact",
+    )
+    for i, ts in enumerate(
+        [
+            "2026-11-01T10:00:00Z",
+            "2026-11-02T09:00:00Z",
+            "2026-11-03T10:00:01Z",
+            "2026-11-04T10:00:00Z",
+        ]
+    ):
+        store.ingest_events([form(f"e{i}", "c1", ts)])
+    fired = sorted(d.key.split(":")[2] for d in deliveries(store))
+    assert fired == ["e0", "e2"]
+    assert deliveries(store)[0].payload["body"] == {"f": "addUser"}
+
+
+def test_delay_sets_the_due_time(store: Store) -> None:
+    add(store, 'on form_compiled\ndo webhook(url: "https://hook.example/x")\ndelay 3 hours')
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    [d] = deliveries(store)
+    assert d.requested_ms == ms("2026-11-20T13:00:00Z")
+
+
+def test_a_constant_address_is_a_test_send(store: Store) -> None:
+    add(
+        store,
+        'on form_compiled\ndo send_email(campaign: "C-1234", to: "qa@example.com",\n'
+        "  fields: {first_name: profile.first_name, form: event.form_name})\n"
+        'dnd "Maison shoes, clothes and accessories"',
+    )
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    store.ingest_events([form("e2", "c1", "2026-11-20T11:00:00Z")])
+    ds = deliveries(store)
+    assert [(d.email, d.test, d.status) for d in ds] == [("qa@example.com", True, "reserved")] * 2
+
+
+def test_set_and_add_tag_are_durable(store: Store, tmp_path: Path) -> None:
+    add(
+        store,
+        'on form_compiled where form_name = "addUser"\n'
+        'do add_tag("subscriber")\ndo set(newsletter: true, city: "Milan")',
+    )
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    store.ingest_events([form("e2", "c1", "2026-11-21T10:00:00Z")])  # the tag is not repeated
+    reopened = open_store(tmp_path / "shop")
+    hits = reopened.compile('tags contains "subscriber" and newsletter = true and city = "Milan"')
+    assert hits.evaluate().ids() == ["c1"]
+    snap = reopened.snapshot()
+    from audience.runtime.triggers.batch import profile_value
+
+    i = list(snap.contact_ids).index("c1")
+    assert profile_value(snap, i, "tags") == ["subscriber"]
+    assert profile_value(snap, i, "email") == "angela@example.com"  # other fields kept
+
+
+def test_disabled_and_not_yet_valid_triggers_fire_nothing(store: Store) -> None:
+    body = 'on form_compiled\ndo webhook(url: "https://hook.example/x")'
+    add(store, body, "Off")
+    store.triggers.defs.set_enabled("Off", False)
+    store.triggers.add(
+        f'trigger "Later" {{\n{body}\n}}\n', valid_from_ms=ms("2026-12-01T00:00:00Z")
+    )
+    store.triggers.add(
+        f'trigger "Over" {{\n{body}\n}}\n', valid_until_ms=ms("2026-11-01T00:00:00Z")
+    )
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    assert deliveries(store) == []
+    store.triggers.defs.set_enabled("Off", True)
+    store.ingest_events([form("e2", "c1", "2026-12-02T10:00:00Z")])
+    assert sorted(d.source for d in deliveries(store)) == ["trigger:Later", "trigger:Off"]
+
+
+def test_the_if_condition_sees_the_event_and_the_history(store: Store) -> None:
+    add(
+        store,
+        "on form_compiled\nif did form_compiled at least 2 times in last 7 days\n"
+        'do webhook(url: "https://hook.example/x")',
+    )
+    store.ingest_events([form("e1", "c1", "2026-11-01T10:00:00Z")])
+    assert deliveries(store) == []  # one event so far (itself)
+    store.ingest_events([form("e2", "c1", "2026-11-03T10:00:00Z")])
+    assert [d.key.split(":")[2] for d in deliveries(store)] == ["e2"]
+    store.ingest_events([form("e3", "c1", "2026-11-20T10:00:00Z")])  # e1, e2 out of the window
+    assert len(deliveries(store)) == 1
+
+
+def test_a_missing_template_field_is_refused_when_known(store: Store) -> None:
+    with pytest.raises(DslError) as err:
+        add(
+            store,
+            'on form_compiled\ndo send_email(campaign: "C-1234", to: profile.email, '
+            "fields: {first_name: profile.first_name})",
+        )
+    assert [d.code for d in err.value.diagnostics] == ["template_fields"]
+    assert "form" in err.value.render()
+
+
+def test_a_template_broken_later_records_a_failed_firing(store: Store) -> None:
+    seed(store)
+    store.triggers.add_template("C-1234", "Hi {{ nickname }}", "<p/>", "-")
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    assert deliveries(store) == []
+    [f] = store.triggers.state.firings().list()
+    [outcome] = json.loads(f.outcome)
+    assert outcome["status"] == "failed" and "nickname" in outcome["reason"]
+
+
+def test_journeys_are_refused(store: Store) -> None:
+    with pytest.raises(DslError) as err:
+        add(store, 'on form_compiled\ndo enter_journey("Welcome")')
+    assert err.value.diagnostics[0].code == "journeys_unavailable"
+    assert store.triggers.defs.list_triggers() == []
+
+
+def test_an_ingest_whose_matching_died_is_caught_up(store: Store, tmp_path: Path) -> None:
+    seed(store)
+    engine = store.triggers
+
+    def die(table: object) -> None:
+        raise RuntimeError("killed")
+
+    engine.process = die  # type: ignore[method-assign]
+    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])  # lands; matching fails
+    assert store.ingest_events([]).accepted == 0
+    assert engine.errors and deliveries(store) == []
+    assert len(list((tmp_path / "shop/nodes/main/triggers/journal").iterdir())) == 1
+    # another process opens the store: its first ingest catches up, in order
+    again = open_store(tmp_path / "shop")
+    again.ingest_events([form("e2", "c3", "2026-11-20T11:00:00Z")])
+    keys = sorted(d.key.split(":")[2] for d in deliveries(again))
+    assert keys == ["e1", "e2"]
+    assert list((tmp_path / "shop/nodes/main/triggers/journal").iterdir()) == []
+    # replaying a journal again changes nothing
+    assert again.triggers.catch_up().fired == 0
+    table = _journal_of(again, [form("e1", "c1", "2026-11-20T10:00:00Z")])
+    assert again.triggers.process(table).fired == 0
+    assert len(deliveries(again)) == 2
+
+
+def _journal_of(st: Store, records: list[dict[str, Any]]) -> Any:
+    """The journal table a (non-duplicate) ingest of ``records`` would have made."""
+    import pyarrow as pa
+
+    from audience.runtime.store.ingest import Txn
+    from audience.runtime.store.sources import open_source
+    from audience.runtime.triggers.batch import journal_table
+
+    backend = st._backend
+    manifest = backend.read_manifest()
+    txn = Txn(backend, manifest, st.schema, st._props, lambda k: st._dict_array(k, manifest))
+    types = {"id": "id", "contact_id": "id", "type": "string", "ts": "datetime"}
+    types |= {"context": "string", **st._props}
+    src = open_source(pa.Table.from_pylist(records), types)
+    for batch in src.batches:
+        txn.dicts.arrays.pop("__ids__", None)  # pretend the ids are new
+        txn.add_events(batch, "test")
+    return journal_table(txn.new_events)
+
+
+def test_dry_run_reports_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+    store.ingest_events(
+        [
+            form("e1", "c1", "2026-11-20T10:00:00Z"),
+            form("e2", "c1", "2026-11-20T12:00:00Z"),
+            form("e3", "c3", "2026-11-21T12:00:00Z"),
+            form("e4", "c2", "2026-11-21T12:00:00Z"),
+            form("e5", "c3", "2026-10-01T12:00:00Z"),
+        ]
+    )
+    seed(store)  # saved after the events: they fired nothing
+    assert deliveries(store) == []
+    report = dry_run(store, ms("2026-11-01T00:00:00Z"), ms("2026-11-30T00:00:00Z"))
+    assert report.events == 4
+    assert report.by_status() == {"reserved": 2, "suppressed": 1}
+    assert report.skipped == {"if is false": 1}
+    sup = next(d for d in report.deliveries if d.status == "suppressed")
+    assert (sup.contact_id, sup.cap) == ("c1", "max 1 per day")
+    assert deliveries(store) == []
+    assert store.triggers.state.firings().list() == []
+
+
+def test_in_memory_stores_fire_too() -> None:
+    import pyarrow as pa
+
+    from audience.schema import Schema
+
+    st = Store.from_arrow(None, None, Schema.load(EXAMPLES / "maison.toml"))
+    st.triggers.add(
+        'trigger "Big spender" {\n on purchased where (amount > 100 and profile.city = "Milan")\n'
+        ' do webhook(url: "https://hook.example/big", body: {amount: event.amount})\n}\n'
+    )
+    st.ingest_profiles([{"contact_id": "m1", "city": "Milan"}, {"contact_id": "m2"}])
+    st.ingest_events(
+        pa.Table.from_pylist(
+            [
+                {
+                    "contact_id": "m1",
+                    "type": "purchased",
+                    "ts": ms("2026-11-01T00:00:00Z"),
+                    "amount": 150.0,
+                },
+                {
+                    "contact_id": "m1",
+                    "type": "purchased",
+                    "ts": ms("2026-11-02T00:00:00Z"),
+                    "amount": 50.0,
+                },
+                {
+                    "contact_id": "m2",
+                    "type": "purchased",
+                    "ts": ms("2026-11-03T00:00:00Z"),
+                    "amount": 500.0,
+                },
+            ]
+        )
+    )
+    [d] = st.triggers.log.list()
+    assert (d.contact_id, d.payload["body"]) == ("m1", {"amount": 150.0})
+    assert d.key.startswith("Big spender:1:h:")  # no id: a content hash

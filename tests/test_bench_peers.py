@@ -11,10 +11,12 @@ are also checked against a plain-Python reading of SPEC 3.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -22,12 +24,12 @@ pytest.importorskip("duckdb")
 pytest.importorskip("polars")
 
 from audience.demo.shop import DEFAULT_NOW
-from benchmarks.peers import ours
+from benchmarks.peers import bandwidth, ours, run
 from benchmarks.peers.data import Dataset, dataset, parse_size, size_label
 from benchmarks.peers.duck import DuckEngine
 from benchmarks.peers.polars_engine import PolarsEngine
 from benchmarks.peers.run import compare
-from benchmarks.peers.workloads import FRESH, WORKLOADS, Times, Workload
+from benchmarks.peers.workloads import BY_KEY, FRESH, WORKLOADS, Times, Workload
 
 NOWS = (DEFAULT_NOW, DEFAULT_NOW - dt.timedelta(days=20))
 DAY = 86_400_000
@@ -162,6 +164,48 @@ def test_compare_names_the_workload_and_ids(tmp_path: Path) -> None:
     assert problems == [
         "w: duckdb has 3, ours has 3; only in duckdb: 1 ['b']; only in ours: 1 ['d']"
     ]
+
+
+def test_engines_count_their_data(engines: dict[str, Any]) -> None:
+    sizes = {name: e.data_bytes() for name, e in engines.items()}
+    # 20k events of at least ts + contact + type each; well under 100 MB
+    assert all(20_000 * 16 <= n < 100 * 2**20 for n in sizes.values()), sizes
+
+
+def test_run_end_to_end(tmp_path: Path) -> None:
+    """The CLI: worker processes, the equality check, the report files."""
+    out = tmp_path / "out"
+    argv = ["--sizes", "20k", "--engines", "duckdb,polars", "--workloads", "red_shoes,dormant"]
+    argv += [
+        "--no-ingest",
+        "--bandwidth-gb",
+        "0.05",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(out),
+    ]
+    assert run.main(argv) == 0
+    results = json.loads((out / "peers.json").read_text())
+    (size,) = results["sizes"]
+    for name in ("duckdb", "polars"):
+        timed = size["engines"][name]["workloads"]
+        assert [w["workload"] for w in timed] == ["red_shoes", "dormant"]
+        assert all(len(w["times"]) == 5 and w["median_s"] > 0 for w in timed)
+    assert size["bounds"]["dormant"]["bytes"] > 0
+    md = (out / "peers.md").read_text()
+    assert "| red_shoes |" in md and "| dormant |" in md and "n/a" in md
+    assert (out / "peers.png").stat().st_size > 10_000
+
+
+def test_lower_bound_counts_the_window() -> None:
+    day = 86_400_000
+    ts = np.arange(0, 100 * day, day // 10, dtype=np.int64)  # 10 events a day for 100 days
+    now = 100 * day - 1
+    w = BY_KEY["red_shoes"]  # 15 days; ts, contact, type and product_name
+    b = bandwidth.lower_bound(w, ts, now, n_contacts=1000, bps=1e9)
+    assert b.bytes == 150 * (8 + 4 + 4 + 4) + 1000 * 9  # + the universe per contact
+    assert b.seconds == pytest.approx(b.bytes / 1e9)
 
 
 def test_sizes() -> None:

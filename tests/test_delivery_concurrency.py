@@ -26,14 +26,31 @@ def _child(store: str, worker: int, barrier: Any) -> None:
     for i in range(PER_PROCESS):
         if worker == 0 and i == PER_PROCESS // 2:
             log.reserve_batch(
-                "main", CONTACTS, [EMAIL[c] for c in CONTACTS], pol, T0 + 2 * DAY,
-                {"subject": "plan"}, "plan", f"plan:{worker}:", now_ms=T0 + 2 * DAY,
-            )  # fmt: skip
+                "main",
+                CONTACTS,
+                [EMAIL[c] for c in CONTACTS],
+                pol,
+                T0 + 2 * DAY,
+                {"subject": "plan"},
+                "plan",
+                f"plan:{worker}:",
+                now_ms=T0 + 2 * DAY,
+            )
         contact = rng.choice(CONTACTS)
         at = T0 + rng.randrange(0, 7 * 24) * HOUR
         log.request(
-            DeliveryRequest(f"w{worker}:{i}", "main", contact, EMAIL[contact], "email",
-                            "send_email", {"i": i}, at, pol, now_ms=at)  # fmt: skip
+            DeliveryRequest(
+                f"w{worker}:{i}",
+                "main",
+                contact,
+                EMAIL[contact],
+                "email",
+                "send_email",
+                {"i": i},
+                at,
+                pol,
+                now_ms=at,
+            )
         )
     log.close()
 

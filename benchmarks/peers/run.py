@@ -56,12 +56,17 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-ingest", action="store_true", help="skip ingest and new-process runs")
     p.add_argument("--bandwidth-gb", type=float, default=2.0)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="the Parquet cache")
     args = p.parse_args(argv)
     if args.repeat < 5:
         p.error("--repeat must be at least 5")
-    unknown = set(args.workloads.split(",")) - set(BY_KEY)
-    if unknown:
-        p.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    for what, given, known in (
+        ("workloads", args.workloads, BY_KEY),
+        ("engines", args.engines, ENGINES),
+    ):
+        unknown = set(given.split(",")) - set(known)
+        if unknown:
+            p.error(f"unknown {what}: {', '.join(sorted(unknown))}")
     return args
 
 
@@ -246,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         engines.remove("ours")
     keys = args.workloads.split(",")
     sizes = [parse_size(s) for s in args.sizes.split(",")]
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="tmp-run-", dir=DATA_DIR))
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="tmp-run-", dir=args.data_dir))
     try:
         with Progress(
             SpinnerColumn(),
@@ -264,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["meta"]["ours"] = "not run (--engines)"
             for n in sizes:
                 task = progress.add_task(f"shop with {n:,} events (cached Parquet)", total=None)
-                ds = dataset(n, args.seed)
+                ds = dataset(n, args.seed, args.data_dir)
                 progress.update(task, total=1, completed=1)
                 results["sizes"].append(run_size(ds, args, engines, keys, scratch, progress, bps))
     except Mismatch as exc:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from audience.runtime.delivery import model as m
@@ -38,24 +37,66 @@ def members_blob(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-_cache: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()
+class Members:
+    """A batch's members (immutable once written, so cached per process), with a
+    lookup of the admitted ones by contact and by email, built on first use."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._by_contact: dict[str, int] | None = None
+        self._by_email: dict[str, list[int]] | None = None
+
+    def _build(self) -> None:
+        admitted = np.flatnonzero(np.asarray(self.table.column("code")) == ADMITTED).tolist()
+        contacts = self.table.column("contact_id").to_pylist()
+        emails = self.table.column("email_norm").to_pylist()
+        by_contact: dict[str, int] = {}
+        by_email: dict[str, list[int]] = {}
+        for i in admitted:
+            by_contact[contacts[i]] = i
+            if emails[i] is not None:
+                by_email.setdefault(emails[i], []).append(i)
+        self._by_contact, self._by_email = by_contact, by_email
+
+    def admitted_for(self, contact_id: str | None, email_norm: str | None) -> set[int]:
+        """Admitted members to this contact (None: any) or this normalized email."""
+        if self._by_contact is None or self._by_email is None:
+            self._build()
+        assert self._by_contact is not None and self._by_email is not None
+        found = set(self._by_email.get(email_norm, ())) if email_norm is not None else set()
+        if contact_id is not None and contact_id in self._by_contact:
+            found.add(self._by_contact[contact_id])
+        return found
+
+
+_cache: OrderedDict[tuple[str, int], Members] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load_members(conn: sqlite3.Connection, uid: str, batch_id: int) -> pa.Table:
-    """A batch's members (immutable once written, so cached per process)."""
+def load_members(conn: sqlite3.Connection, uid: str, batch_id: int) -> Members:
     with _cache_lock:
         hit = _cache.get((uid, batch_id))
         if hit is not None:
             _cache.move_to_end((uid, batch_id))
             return hit
     blob = conn.execute("select members from batches where id = ?", [batch_id]).fetchone()[0]
-    table = ipc.open_file(pa.py_buffer(blob)).read_all()
+    members = Members(ipc.open_file(pa.py_buffer(blob)).read_all())
     with _cache_lock:
-        _cache[(uid, batch_id)] = table
+        _cache[(uid, batch_id)] = members
         while len(_cache) > 8:
             _cache.popitem(last=False)
-    return table
+    return members
+
+
+def failed_members(conn: sqlite3.Connection, batch_id: int) -> list[int]:
+    """Members whose row failed: they no longer count (a small partial index)."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "select member_idx from deliveries where batch_id = ? and status = 'failed'",
+            [batch_id],
+        )
+    ]
 
 
 def _batches_in(
@@ -75,18 +116,12 @@ def _batches_in(
 
 def _counting(conn: sqlite3.Connection, uid: str, batch_id: int) -> pa.Table:
     """The members that count: admitted, and not failed since."""
-    members = load_members(conn, uid, batch_id)
-    keep = np.asarray(members.column("code")) == ADMITTED
-    failed = [
-        r[0]
-        for r in conn.execute(
-            "select member_idx from deliveries where batch_id = ? and status = 'failed'",
-            [batch_id],
-        )
-    ]
+    table = load_members(conn, uid, batch_id).table
+    keep = np.asarray(table.column("code")) == ADMITTED
+    failed = failed_members(conn, batch_id)
     if failed:
         keep[np.asarray(failed, dtype=np.int64)] = False
-    return members.filter(pa.array(keep))
+    return table.filter(pa.array(keep))
 
 
 def batch_times(
@@ -102,17 +137,12 @@ def batch_times(
     """For ``DeliveryLog.request``: the times of the batch members counted for one contact."""
     times: list[int] = []
     for batch_id, b_node, due in _batches_in(conn, pol, lo, hi):
-        members = _counting(conn, uid, batch_id)
-        match = np.zeros(members.num_rows, dtype=np.bool_)
-        if b_node == node:
-            match |= np.asarray(
-                pc.fill_null(pc.equal(members.column("contact_id"), contact_id), False)
-            )
-        if pol.is_global and email_norm is not None:
-            match |= np.asarray(
-                pc.fill_null(pc.equal(members.column("email_norm"), email_norm), False)
-            )
-        times += [due] * int(np.count_nonzero(match))
+        found = load_members(conn, uid, batch_id).admitted_for(
+            contact_id if b_node == node else None, email_norm if pol.is_global else None
+        )
+        if found:
+            found.difference_update(failed_members(conn, batch_id))
+            times += [due] * len(found)
     return times
 
 
@@ -131,7 +161,7 @@ def materialize(log: DeliveryLog, chunk: int = 2000) -> int:
          created, total, start) = row  # fmt: skip
         cap_texts = json.loads(caps)
         end = min(total, start + chunk)
-        part = load_members(conn, log.uid, bid).slice(start, end - start).to_pydict()
+        part = load_members(conn, log.uid, bid).table.slice(start, end - start).to_pydict()
         values = []
         for k in range(end - start):
             code = part["code"][k]

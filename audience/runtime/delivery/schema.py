@@ -88,9 +88,10 @@ def _m0001_deliveries(db: sqlite_utils.Database) -> None:
         )"""
     )
     db.execute("create index batches_due on batches (due_ms)")
+    # the failed members of a batch stop counting; they are few, so is this index
     db.execute(
-        "create index deliveries_batch on deliveries (batch_id, member_idx) "
-        "where batch_id is not null"
+        "create index deliveries_batch_failed on deliveries (batch_id) "
+        "where status = 'failed' and batch_id is not null"
     )
     db.execute("create table delivery_meta (k text primary key, v text not null)")
     # names this log in Message-IDs, so two stores never mint the same one

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from audience.runtime.delivery import Delivery
-from audience.runtime.triggers.batch import EventBatch, take_rows, iso_ms
+from audience.runtime.triggers.batch import EventBatch, iso_ms, take_rows
 from audience.runtime.triggers.engine import fire
 from audience.runtime.triggers.state import Firing, NodeState
 

@@ -198,3 +198,26 @@ def test_openapi_document_matches_the_routes(live: Live) -> None:
         path = rule.rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
         served |= {(path, m) for m in rule.methods or () if m not in ("HEAD", "OPTIONS")}
     assert documented == served
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 10_000,
+        "not " * 5_000 + "did purchased",
+        " and ".join(["did purchased"] * 2_000),
+        "did purchased at least 99999999999999999999 times",
+        "did purchased between 0001-01-01 and 9999-12-31",
+        "did purchased in last 99999999 months",
+        "did viewed_product then purchased within 999999999 weeks",
+        'city matches "(((("',
+        'segment "x" timezone "Mars/Base" { did purchased }',
+    ],
+)
+def test_hostile_texts_are_answered_never_500(live: Live, text: str) -> None:
+    before = live.version()
+    for as_of in (None, "1900-01-01", "9999-12-31T23:59:59Z"):
+        r = live.client("read").post("/v1/evaluate", {"segment": text, "as_of": as_of})
+        assert r.status in (200, 400), (text[:40], as_of, r)
+        assert "error" in r.json() if r.status == 400 else "count" in r.json()
+    assert live.version() == before

@@ -361,6 +361,8 @@ def _ends_early(expected: set[str], span: Span) -> Diagnostic:
         help = "every '(' needs a matching ')'"
     elif expected & _UNIT_TERMINALS:
         help = "a duration is a whole number and a unit, like '15 days'"
+    elif expected == {"_TIMES"}:
+        help = "a count ends with 'times', like 'at least 3 times'"
     message = f"the text ends too early; expected {describe(expected)}"
     return Diagnostic("syntax_error", message, span, help)
 
@@ -413,6 +415,13 @@ def _hint(expected: set[str], found: str, prev: str, text: str, pos: int) -> str
         return f'a text value is written in double quotes, like "{prev}"'
     if expected == {"_TIMES"}:
         return f"write '{prev} times'"
+    if number and {"_MORE", "_LESS"} <= expected:
+        return f"write 'more than {found} days ago' or 'less than {found} days ago'"
+    if "_WITHIN" in expected:
+        return "say how soon the second event follows, like 'then purchased within 2 days'"
+    bare_word = found[:1].isalpha() and _WORD.fullmatch(found) is not None
+    if "STRING" in expected and bare_word and found.lower() not in _KEYWORDS:
+        return f'a text value is written in double quotes, like "{found}"'
     keywords = [t[1:].lower() for t in expected if t.startswith("_") and t[1:].isalpha()]
     close = difflib.get_close_matches(found.lower(), keywords, n=1, cutoff=0.75)
     if close and _WORD.fullmatch(found):

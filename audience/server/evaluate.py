@@ -10,6 +10,7 @@ ignoring ``limit``.  The saved segments' ``/audience`` endpoint shares this.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from flask import Blueprint, Response, jsonify
 from audience.runtime.api import StoreSegment
 from audience.runtime.evaluate import Audience, parse_as_of
 from audience.runtime.snapshot import Snapshot
+from audience.runtime.store import Store
 from audience.server.bodies import ARROW_STREAM, Fields, json_object
 from audience.server.context import current_node, requires, state
 from audience.server.errors import ApiError, bad_request
@@ -28,6 +30,7 @@ from audience.server.nodes import NodeRuntime
 from audience.server.paging import Cursor, text_digest
 
 bp = Blueprint("evaluate", __name__)
+log = logging.getLogger("audience.server")
 
 MAX_TEXT = 100_000
 # as_of is kept to years 1900..9999, where every window computation stays in range
@@ -66,8 +69,24 @@ def evaluate() -> Response:
     return run_query(current_node(), query)
 
 
+def out_of_range(exc: Exception) -> ApiError:
+    # Dates and durations at the edge of what datetime holds (9999-12-31, or
+    # 99999999 months before now) can overflow while checking or evaluating;
+    # that is the request's range, not a server fault.
+    log.warning("out of range: %r", exc)
+    return bad_request("out_of_range", f"a date or duration is out of range: {exc}")
+
+
+def compile_text(store: Store, text: str, filename: str) -> StoreSegment:
+    """``store.compile``; a DslError propagates (a 400 with SPEC 7 fields)."""
+    try:
+        return store.compile(text, filename=filename)
+    except (OverflowError, ValueError) as exc:
+        raise out_of_range(exc) from None
+
+
 def run_query(node: NodeRuntime, q: Query) -> Response:
-    seg = node.store.compile(q.text, filename=q.filename)  # a DslError is a 400
+    seg = compile_text(node.store, q.text, q.filename)
     digest = text_digest(q.text)
     cache = node.audiences
     if q.cursor is not None:
@@ -119,7 +138,10 @@ def run_query(node: NodeRuntime, q: Query) -> Response:
 
 
 def _run(seg: StoreSegment, snap: Snapshot, now_ms: int, explain: bool) -> Audience:
-    return seg.compiled.evaluate(snap, now_ms, explain=explain)
+    try:
+        return seg.compiled.evaluate(snap, now_ms, explain=explain)
+    except (OverflowError, ValueError) as exc:
+        raise out_of_range(exc) from None
 
 
 def _now_ms(as_of: str | int | None, seg: StoreSegment) -> int:

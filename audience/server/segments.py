@@ -20,7 +20,7 @@ from audience.runtime.store import SavedSegment, StoreError
 from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires, state
 from audience.server.errors import ApiError, bad_request
-from audience.server.evaluate import MAX_TEXT, Query, run_query
+from audience.server.evaluate import MAX_TEXT, Query, compile_text, run_query
 
 bp = Blueprint("segments", __name__)
 
@@ -45,7 +45,7 @@ def _save(name: str, text: str) -> SavedSegment:
     node = current_node()
     if "/" in name:
         raise bad_request("invalid_request", "a segment name cannot hold '/'")
-    node.store.compile(text, filename=f"<segment {name!r}>")  # a DslError is a 400
+    compile_text(node.store, text, f"<segment {name!r}>")
     try:
         return node.store.save_segment(name, text)
     except StoreError as exc:

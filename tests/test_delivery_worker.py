@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
 from audience.runtime.delivery.smtp import SmtpConfig
-from audience.runtime.delivery.worker import run_worker
+from audience.runtime.delivery.worker import WorkerStats, run_worker
 from tests.test_delivery_dnd import MAISON
 from tests.test_delivery_servers import HttpSink, SmtpSink, http_server, smtp_server
 
@@ -221,3 +222,40 @@ def test_killed_worker_resumes_without_losing_a_delivery(tmp_path: Path, slow_st
     else:
         assert len(received) == n + 1 and again.resends == 1
         assert received.count(log.message_id(again.id)) == 2  # the one uncertain message
+
+
+def test_polling_worker_sends_a_batch_and_stops(tmp_path: Path) -> None:
+    sink = SmtpSink()
+    log = DeliveryLog.open(tmp_path)
+    stop = threading.Event()
+    stats: list[WorkerStats] = []
+    with smtp_server(sink) as port:
+        cfg = SmtpConfig(host="127.0.0.1", port=port)
+        thread = threading.Thread(
+            target=lambda: stats.append(run_worker(tmp_path, poll_s=0.05, stop=stop, smtp=cfg))
+        )
+        thread.start()
+        time.sleep(0.2)  # the worker is idle, polling
+        counts = log.reserve_batch(
+            "main",
+            ["a", "b", "c"],
+            ["A@x.com", "b@x.com", None],
+            MAISON,
+            wall_ms() - 1,
+            {"subject": "Plan"},
+            "plan:Weekly",
+            "plan:1:",
+        )
+        assert counts["reserved"] == 3
+        deadline = time.monotonic() + 20
+        while len(log.list(status="failed")) + len(log.list(status="sent")) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert sorted(str(m["To"]) for m in sink.received) == ["A@x.com", "b@x.com"]
+    assert {str(m["Subject"]) for m in sink.received} == {"Plan"}
+    c = log.get_by_key("plan:1:c")
+    assert c is not None and c.status == "failed" and c.last_error == "no recipient address"
+    assert stats[0].sent == 2 and stats[0].failed == 1 and stats[0].materialized == 3

@@ -406,6 +406,8 @@ class Segment:
     cond: Cond
     timezone: str | None = None  # None: not written, the default UTC
     span: Span = _span()
+    name_span: Span = _span()  # the name as written
+    timezone_span: Span = _span()  # the time zone string, when written
 
     @property
     def tz_name(self) -> str:
@@ -492,6 +494,8 @@ class Trigger:
     options: tuple[TriggerOption, ...] = ()
     timezone: str | None = None  # None: not written, the default UTC
     span: Span = _span()
+    name_span: Span = _span()  # the name as written
+    timezone_span: Span = _span()  # the time zone string, when written
 
     @property
     def tz_name(self) -> str:
@@ -531,6 +535,7 @@ class QuietHours:
     end: ClockTime
     timezone: str | None = None  # None: the policy's time zone
     span: Span = _span()
+    timezone_span: Span = _span()
 
 
 DndItem: TypeAlias = Cap | Channel | Global | QuietHours
@@ -542,6 +547,8 @@ class DndPolicy:
     items: tuple[DndItem, ...]
     timezone: str | None = None  # None: not written, the default UTC
     span: Span = _span()
+    name_span: Span = _span()  # the name as written
+    timezone_span: Span = _span()  # the time zone string, when written
 
     @property
     def tz_name(self) -> str:

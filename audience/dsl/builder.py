@@ -258,7 +258,26 @@ def _trigger(meta: Meta, ch: list[Any], ctx: Ctx) -> A.Trigger:
     options = tuple(i for i in items if not isinstance(i, _On | _If | _Do))
     cond = ifs[0].cond if ifs else None
     on = ons[0]
-    return A.Trigger(name.value, on.events, on.where, cond, actions, options, tz, span)
+    return A.Trigger(
+        name.value,
+        on.events,
+        on.where,
+        cond,
+        actions,
+        options,
+        *_tz(tz),
+        span,
+        name.span,
+        _tz_span(tz),
+    )
+
+
+def _tz(clause: A.StringLit | None) -> tuple[str | None]:
+    return (None if clause is None else clause.value,)
+
+
+def _tz_span(clause: A.StringLit | None) -> A.Span:
+    return A.NOSPAN if clause is None else clause.span
 
 
 def _ref(meta: Meta, ch: list[Any], ctx: Ctx) -> A.Ref:
@@ -284,9 +303,13 @@ _RULES.update(
     program_condition=lambda m, ch, c: A.Program(condition=ch[0], span=span_of(m)),
     bare_condition=lambda m, ch, c: ch[0],
     def_name=lambda m, ch, c: _Name(_name(ch[0]), span_of(m)),
-    tz_clause=lambda m, ch, c: ch[0].value,
-    segment=lambda m, ch, c: A.Segment(ch[0].value, ch[2], ch[1], span_of(m)),
-    dnd=lambda m, ch, c: A.DndPolicy(ch[0].value, tuple(ch[2:]), ch[1], span_of(m)),
+    tz_clause=lambda m, ch, c: ch[0],  # the StringLit: its span locates a bad zone
+    segment=lambda m, ch, c: A.Segment(
+        ch[0].value, ch[2], *_tz(ch[1]), span_of(m), ch[0].span, _tz_span(ch[1])
+    ),
+    dnd=lambda m, ch, c: A.DndPolicy(
+        ch[0].value, tuple(ch[2:]), *_tz(ch[1]), span_of(m), ch[0].span, _tz_span(ch[1])
+    ),
     trigger=_trigger,
     t_on=lambda m, ch, c: _On(ch[0], ch[1], span_of(m)),
     t_if=lambda m, ch, c: _If(ch[0], span_of(m)),
@@ -308,7 +331,9 @@ _RULES.update(
     channel=lambda m, ch, c: A.Channel(ch[0].value, span_of(m)),
     global_=lambda m, ch, c: A.Global(span_of(m)),
     # ch[0] is the word `hours`
-    quiet_hours=lambda m, ch, c: A.QuietHours(ch[1], ch[2], ch[3], span_of(m)),
+    quiet_hours=lambda m, ch, c: A.QuietHours(
+        ch[1], ch[2], *_tz(ch[3]), span_of(m), _tz_span(ch[3])
+    ),
 )
 
 

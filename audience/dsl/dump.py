@@ -34,6 +34,8 @@ def _span(span: Span) -> str:
 
 
 def _scalar(value: object) -> str:
+    if isinstance(value, Span):
+        return _span(value)
     if isinstance(value, dt.datetime):
         tz = value.tzinfo
         zone = f"zone {tz.key}" if isinstance(tz, ZoneInfo) else f"offset {tz}"

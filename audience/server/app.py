@@ -17,19 +17,34 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from audience.server import (
+    deliveries,
+    dnd,
     evaluate,
     events,
     health,
     openapi,
     profiles,
     segments,
+    templates,
+    triggers,
 )
 from audience.server.context import ServerConfig, ServerState
 from audience.server.errors import register_error_handlers
 
 access_log = logging.getLogger("audience.server.access")
 
-BLUEPRINTS = (health, openapi, evaluate, events, profiles, segments)
+BLUEPRINTS = (
+    health,
+    openapi,
+    evaluate,
+    events,
+    profiles,
+    segments,
+    triggers,
+    dnd,
+    templates,
+    deliveries,
+)
 
 
 def create_app(config: ServerConfig | dict[str, Any] | str | Path) -> Flask:

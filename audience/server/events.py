@@ -2,8 +2,9 @@
 
 The answer counts what was accepted, lists each rejected record with its
 0-based index in the body (array position, NDJSON line, Arrow row), the
-field and the reason, and is 200 even when some records were rejected (the
-rest are stored, SPEC section 1).  Each ingest is recorded against the
+field and the reason, and what the accepted events fired (triggers, with the
+deliveries they recorded); it is 200 even when some records were rejected
+(the rest are stored, SPEC section 1).  Each ingest is recorded against the
 source that made it.
 """
 
@@ -14,9 +15,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from audience.runtime.store import IngestReport, StoreError
+from audience.runtime.triggers import BatchReport
 from audience.server.bodies import Records, records
 from audience.server.context import current_node, current_source, requires, state
+from audience.server.deliveries import delivery_json
 from audience.server.errors import bad_request
+from audience.server.evaluate import iso_ms
 
 bp = Blueprint("events", __name__)
 
@@ -24,8 +28,10 @@ bp = Blueprint("events", __name__)
 def ingest(kind: str, recs: Records) -> tuple[IngestReport, dict[str, Any]]:
     """Ingest ``recs`` as ``kind`` ("events" or "profiles") into the request's
     node; the report and the JSON answer."""
-    store = current_node().store
+    node = current_node()
+    store = node.store
     report = IngestReport()
+    node.triggers.take_report()  # nothing stale from an earlier request on this thread
     if len(recs.source):
         try:
             if kind == "events":
@@ -50,7 +56,28 @@ def ingest(kind: str, recs: Records) -> tuple[IngestReport, dict[str, Any]]:
     }
     if kind == "events":
         body["duplicates"] = report.duplicates
+        body["triggers"] = _triggers(node.triggers.take_report())
     return report, body
+
+
+def _triggers(report: BatchReport | None) -> dict[str, Any]:
+    """What the ingest's events fired (SPEC section 4), with the deliveries made."""
+    if report is None:
+        return {"matched": 0, "fired": 0, "firings": [], "deliveries": []}
+    return {
+        "matched": report.matched,
+        "fired": report.fired,
+        "firings": [
+            {
+                "trigger": f.trigger,
+                "contact_id": f.contact_id,
+                "event": f.event_key,
+                "ts": iso_ms(f.ts_ms),
+            }
+            for f in report.firings
+        ],
+        "deliveries": [delivery_json(d) for d in report.deliveries],
+    }
 
 
 @bp.post("/v1/events")

@@ -15,6 +15,7 @@ from pathlib import Path
 from audience.runtime.snapshot import Snapshot
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.store.layout import MANIFEST, STORE_FILE
+from audience.runtime.triggers.engine import BatchReport, Pending, TriggerEngine
 from audience.schema import Schema
 from audience.server.paging import AudienceCache
 
@@ -59,11 +60,34 @@ class ContactIndex:
         return pos if pos is not None and pos < len(ids) else None
 
 
+class ReportingEngine(TriggerEngine):
+    """The trigger engine, remembering per thread the report of the matching
+    that thread's ingest ran: the store calls ``after_commit`` on the ingesting
+    thread and drops its report, and ``POST /v1/events`` answers with it."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self._local = threading.local()
+
+    def after_commit(self, pending: Pending) -> BatchReport | None:
+        report = super().after_commit(pending)
+        self._local.report = report
+        return report
+
+    def take_report(self) -> BatchReport | None:
+        report: BatchReport | None = getattr(self._local, "report", None)
+        self._local.report = None
+        return report
+
+
 class NodeRuntime:
     def __init__(self, store: Store, cache_size: int) -> None:
         self.store = store
         self.audiences = AudienceCache(cache_size)
         self.contacts = ContactIndex()
+        self.triggers = ReportingEngine(store)
+        # Store.triggers creates its engine on first use; this one must be it
+        store._triggers = self.triggers
 
 
 class Nodes:

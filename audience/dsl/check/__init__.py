@@ -48,7 +48,7 @@ from collections.abc import Collection, Mapping
 from audience.dsl.ast import NOSPAN, Cond, DndPolicy, Program, Segment, Trigger
 from audience.dsl.check.actions import check_actions, check_options
 from audience.dsl.check.conds import check_cond, check_pred
-from audience.dsl.check.context import Ctx, head_span
+from audience.dsl.check.context import Ctx, head_span, known
 from audience.dsl.check.names import check_event_sel
 from audience.dsl.check.refs import check_duplicates, check_policy_refs, check_segment_refs
 from audience.dsl.check.structure import check_policy, check_timezone
@@ -71,7 +71,7 @@ def check(
     check_duplicates(ctx, defs)
     for d in defs:
         if isinstance(d, Segment):
-            check_timezone(ctx, d.timezone, head_span(d))
+            check_timezone(ctx, d.timezone, known(d.timezone_span, head_span(d)))
             check_cond(ctx, d.cond)
         elif isinstance(d, Trigger):
             _check_trigger(ctx, d)
@@ -104,7 +104,7 @@ def check_condition(
 
 
 def _check_trigger(ctx: Ctx, t: Trigger) -> None:
-    check_timezone(ctx, t.timezone, head_span(t))
+    check_timezone(ctx, t.timezone, known(t.timezone_span, head_span(t)))
     types = check_event_sel(ctx, t.events)
     check_pred(ctx, t.where, types)
     if t.condition is not None:

@@ -24,11 +24,15 @@ class Ctx:
         self.diagnostics.append(Diagnostic(code, message, span, help))
 
 
+def known(span: Span, fallback: Span) -> Span:
+    """``span`` unless the node has none (built in code rather than parsed)."""
+    return span if span != NOSPAN else fallback
+
+
 def head_span(definition: Segment | Trigger | DndPolicy) -> Span:
     """The span of a definition's leading keyword.
 
-    The AST keeps no span for a definition's name or time zone string, so
-    problems with them point at the keyword rather than at the whole block."""
+    The fallback for problems with a definition built without a name span."""
     s = definition.span
     if s == NOSPAN:
         return s

@@ -18,7 +18,7 @@ from audience.dsl.ast import (
     Trigger,
     UseDnd,
 )
-from audience.dsl.check.context import Ctx, head_span
+from audience.dsl.check.context import Ctx, head_span, known
 from audience.dsl.check.names import suggest
 
 KIND_WORDS: dict[type, str] = {Segment: "segment", Trigger: "trigger", DndPolicy: "DND policy"}
@@ -47,7 +47,7 @@ def check_duplicates(ctx: Ctx, definitions: tuple[Definition, ...]) -> None:
             ctx.error(
                 "duplicate_definition",
                 f"{KIND_WORDS[type(d)]} '{d.name}' is defined twice",
-                head_span(d),
+                known(d.name_span, head_span(d)),
                 f"the first definition is at line {first.span.line}; rename one of them",
             )
 

@@ -21,7 +21,7 @@ from audience.dsl.ast import (
     TimeLit,
     Window,
 )
-from audience.dsl.check.context import Ctx, head_span
+from audience.dsl.check.context import Ctx, head_span, known
 from audience.dsl.check.names import closest
 
 
@@ -110,7 +110,7 @@ def check_time_range(ctx: Ctx, node: Window | Recency) -> None:
 
 
 def check_policy(ctx: Ctx, policy: DndPolicy) -> None:
-    check_timezone(ctx, policy.timezone, head_span(policy))
+    check_timezone(ctx, policy.timezone, known(policy.timezone_span, head_span(policy)))
     if not policy.caps:
         ctx.error(
             "dnd_without_cap",
@@ -148,4 +148,4 @@ def check_quiet_hours(ctx: Ctx, q: QuietHours) -> None:
             q.span,
             "write a span such as 'quiet hours 22:00 to 08:00'",
         )
-    check_timezone(ctx, q.timezone, q.span)
+    check_timezone(ctx, q.timezone, known(q.timezone_span, q.span))

@@ -281,15 +281,26 @@ class DeliveryLog:
         A 'sending' row whose lease ran out belongs to a worker that died; it is
         taken again (``resends`` + 1 when that worker may have sent it already)."""
         with self.transaction() as conn:
-            row = conn.execute(
-                "select id, status, phase from deliveries where "
-                "(status in ('reserved', 'deferred') and due_ms <= ? and next_attempt_ms <= ?) "
-                "or (status = 'sending' and lease_until <= ?) order by due_ms, id limit 1",
-                [now_ms, now_ms, now_ms],
-            ).fetchone()
-            if row is None:
+            # one indexed query per status (an OR of them would sort the whole queue)
+            found = [
+                conn.execute(
+                    "select due_ms, id, status, phase from deliveries where status = ? "
+                    "and due_ms <= ? and next_attempt_ms <= ? order by due_ms limit 1",
+                    [status, now_ms, now_ms],
+                ).fetchone()
+                for status in m.PENDING
+            ]
+            found.append(
+                conn.execute(
+                    "select due_ms, id, status, phase from deliveries where status = 'sending' "
+                    "and lease_until <= ? order by due_ms limit 1",
+                    [now_ms],
+                ).fetchone()
+            )
+            candidates = [r for r in found if r is not None]
+            if not candidates:
                 return None
-            did, status, phase = row
+            _, did, status, phase = min(candidates)
             uncertain = int(status == m.SENDING and phase == "data")
             conn.execute(
                 "update deliveries set status = 'sending', lease_until = ?, phase = 'claimed', "

@@ -46,7 +46,7 @@ class WorkerStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
-    resent: int = 0  # sent again after a crash that may have sent it already
+    resent: int = 0  # attempts at deliveries a crashed worker may have sent already
     materialized: int = 0  # batch members turned into rows
 
     @property

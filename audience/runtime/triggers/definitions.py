@@ -153,39 +153,46 @@ class TriggerDefinitions:
         valid_from_ms: int | None = None,
         valid_until_ms: int | None = None,
     ) -> SavedTrigger:
-        name = check_name(name, "trigger")
+        return self.save_all([], [(name, text)], enabled, valid_from_ms, valid_until_ms)[1][0]
+
+    def save_all(
+        self,
+        policies: list[tuple[str, str]],
+        triggers: list[tuple[str, str]],
+        enabled: bool = True,
+        valid_from_ms: int | None = None,
+        valid_until_ms: int | None = None,
+    ) -> tuple[list[SavedPolicy], list[SavedTrigger]]:
+        """Save (name, text) policies and triggers in one transaction: all or none."""
         if (
             valid_from_ms is not None
             and valid_until_ms is not None
             and valid_until_ms <= valid_from_ms
         ):
             raise StoreError("a trigger's validity must end after it starts")
+        policies = [(check_name(n, "DND policy"), t) for n, t in policies]
+        triggers = [(check_name(n, "trigger"), t) for n, t in triggers]
         with self._lock:
             db = self._open()
             now = now_iso()
             with db.conn:
-                old = self._get_trigger(db, name)
-                version = _next_version(db, "triggers", name)
-                created = now if old is None else old.created
-                db.execute(
-                    f"insert or replace into triggers ({_TRIGGER_COLS}) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        name,
-                        text,
-                        version,
-                        int(enabled),
-                        valid_from_ms,
-                        valid_until_ms,
-                        created,
-                        now,
-                    ],
-                )
-                self._history(db, "triggers", name, version, text, now)
+                for name, text in policies:
+                    self._save_policy(db, name, text, now)
+                for name, text in triggers:
+                    old = self._get_trigger(db, name)
+                    version = _next_version(db, "triggers", name)
+                    created = now if old is None else old.created
+                    row = (name, text, version, int(enabled), valid_from_ms, valid_until_ms)
+                    db.execute(
+                        f"insert or replace into triggers ({_TRIGGER_COLS}) "
+                        "values (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [*row, created, now],
+                    )
+                    self._history(db, "triggers", name, version, text, now)
             self._writes += 1
-            saved = self._get_trigger(db, name)
-            assert saved is not None
-            return saved
+            saved_p = [self._get_policy(db, n) for n, _ in policies]
+            saved_t = [self._get_trigger(db, n) for n, _ in triggers]
+            return [p for p in saved_p if p], [t for t in saved_t if t]
 
     def set_enabled(self, name: str, enabled: bool) -> SavedTrigger | None:
         """Enable or disable (not a new version: the text is unchanged)."""
@@ -217,21 +224,17 @@ class TriggerDefinitions:
 
     # ---------------------------------------------------------------- policies
     def save_policy(self, name: str, text: str) -> SavedPolicy:
-        name = check_name(name, "DND policy")
-        with self._lock:
-            db = self._open()
-            now = now_iso()
-            with db.conn:
-                old = self._get_policy(db, name)
-                version = _next_version(db, "dnd_policies", name)
-                created = now if old is None else old.created
-                db.execute(
-                    f"insert or replace into dnd_policies ({_POLICY_COLS}) values (?, ?, ?, ?, ?)",
-                    [name, text, version, created, now],
-                )
-                self._history(db, "dnd_policies", name, version, text, now)
-            self._writes += 1
-            return SavedPolicy(name, text, version, created, now)
+        return self.save_all([(name, text)], [])[0][0]
+
+    def _save_policy(self, db: sqlite_utils.Database, name: str, text: str, now: str) -> None:
+        old = self._get_policy(db, name)
+        version = _next_version(db, "dnd_policies", name)
+        created = now if old is None else old.created
+        db.execute(
+            f"insert or replace into dnd_policies ({_POLICY_COLS}) values (?, ?, ?, ?, ?)",
+            [name, text, version, created, now],
+        )
+        self._history(db, "dnd_policies", name, version, text, now)
 
     def list_policies(self) -> list[SavedPolicy]:
         with self._lock:

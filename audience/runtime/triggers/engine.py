@@ -208,31 +208,29 @@ class TriggerEngine:
     ) -> tuple[list[SavedTrigger], list[SavedPolicy]]:
         """Save every trigger of ``text`` and the DND policies written beside them."""
         program = self.check(text, filename)
-        policies = [
-            self.defs.save_policy(d.name, _source(text, d))
-            for d in program.definitions
-            if isinstance(d, DndPolicy)
-        ]
-        triggers = [
-            self.defs.save_trigger(
-                d.name,
-                _source(text, d),
-                enabled=enabled,
-                valid_from_ms=valid_from_ms,
-                valid_until_ms=valid_until_ms,
-            )
-            for d in program.definitions
-            if isinstance(d, Trigger)
-        ]
-        return triggers, policies
+        return self._save(text, program, enabled, valid_from_ms, valid_until_ms)
+
+    def _save(
+        self,
+        text: str,
+        program: Program,
+        enabled: bool = True,
+        valid_from_ms: int | None = None,
+        valid_until_ms: int | None = None,
+        *,
+        triggers: bool = True,
+    ) -> tuple[list[SavedTrigger], list[SavedPolicy]]:
+        defs = program.definitions
+        policies = [(d.name, _source(text, d)) for d in defs if isinstance(d, DndPolicy)]
+        found = [(d.name, _source(text, d)) for d in defs if isinstance(d, Trigger)]
+        saved_p, saved_t = self.defs.save_all(
+            policies, found if triggers else [], enabled, valid_from_ms, valid_until_ms
+        )
+        return saved_t, saved_p
 
     def add_policies(self, text: str, filename: str = "<input>") -> list[SavedPolicy]:
         program = self.check(text, filename)
-        return [
-            self.defs.save_policy(d.name, _source(text, d))
-            for d in program.definitions
-            if isinstance(d, DndPolicy)
-        ]
+        return self._save(text, program, triggers=False)[1]
 
     def add_template(self, name: str, subject: str, html: str, text: str) -> SavedTemplate:
         """Raises TemplateError when a part does not parse."""

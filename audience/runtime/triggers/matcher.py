@@ -159,7 +159,7 @@ def _groups(
     codes = col.values[a:b]
     valid = None if col.valid is None else col.valid[a:b]
     present = codes if valid is None else codes[valid]
-    for c in np.unique(present).tolist()[1:]:
+    for c in np.unique(present).tolist():
         triggers = by_value.get(d.values[c])
         if triggers:
             hit = codes == c

@@ -1,0 +1,95 @@
+"""Saved triggers: ``/v1/triggers`` (list, create) and ``/v1/triggers/{name}``
+(get, replace, delete).
+
+A request carries the trigger as DSL text (one ``trigger`` definition; DND
+policies written beside it are saved too), plus ``enabled`` and an optional
+validity span (``valid_from``/``valid_until``, ISO 8601 or epoch ms).  The
+text is checked against the node's schema, saved segments and policies
+before anything is saved.  Triggers belong to the store (SPEC section 8)
+and fire on every node's ingests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from audience.dsl.ast import DndPolicy, Trigger
+from audience.runtime.triggers import SavedTrigger
+from audience.server.bodies import Fields, json_object
+from audience.server.context import current_node, requires
+from audience.server.definitions import created, exists, guarded, missing, one_definition
+from audience.server.deliveries import parse_time
+from audience.server.evaluate import MAX_TEXT, iso_ms
+
+bp = Blueprint("triggers", __name__)
+FIELDS = {"text", "enabled", "valid_from", "valid_until"}
+
+
+def trigger_json(t: SavedTrigger) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "text": t.text,
+        "version": t.version,
+        "enabled": t.enabled,
+        "valid_from": None if t.valid_from_ms is None else iso_ms(t.valid_from_ms),
+        "valid_until": None if t.valid_until_ms is None else iso_ms(t.valid_until_ms),
+        "created": t.created,
+        "updated": t.updated,
+    }
+
+
+def _save(name: str | None, is_new: bool) -> Response:
+    f = Fields(json_object(), FIELDS)
+    text = f.text("text", required=True, max_len=MAX_TEXT) or ""
+    enabled = f.flag("enabled", True)
+    vf = parse_time(f.as_of("valid_from"), "valid_from")
+    vu = parse_time(f.as_of("valid_until"), "valid_until")
+    engine = current_node().triggers
+    program = guarded(engine.check, text, "<trigger>")
+    got = one_definition(program, Trigger, "trigger", name, beside=(DndPolicy,))
+    existed = engine.defs.get_trigger(got) is not None
+    if is_new and existed:
+        raise exists("trigger", got)
+    triggers, policies = guarded(
+        engine.add, text, "<trigger>", enabled=enabled, valid_from_ms=vf, valid_until_ms=vu
+    )
+    body = {**trigger_json(triggers[0]), "policies": [p.name for p in policies]}
+    return created(body, f"/v1/triggers/{got}", 200 if existed else 201)
+
+
+@bp.get("/v1/triggers")
+@requires("read")
+def list_triggers() -> Response:
+    found = current_node().triggers.defs.list_triggers()
+    return jsonify({"triggers": [trigger_json(t) for t in found]})
+
+
+@bp.post("/v1/triggers")
+@requires("write")
+def create_trigger() -> Response:
+    return _save(None, is_new=True)
+
+
+@bp.get("/v1/triggers/<name>")
+@requires("read")
+def get_trigger(name: str) -> Response:
+    t = current_node().triggers.defs.get_trigger(name)
+    if t is None:
+        raise missing("trigger", name)
+    return jsonify(trigger_json(t))
+
+
+@bp.put("/v1/triggers/<name>")
+@requires("write")
+def replace_trigger(name: str) -> Response:
+    return _save(name, is_new=False)
+
+
+@bp.delete("/v1/triggers/<name>")
+@requires("write")
+def delete_trigger(name: str) -> Response:
+    if not current_node().triggers.defs.delete_trigger(name):
+        raise missing("trigger", name)
+    return jsonify({"deleted": name})

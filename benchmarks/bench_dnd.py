@@ -2,7 +2,7 @@
 
 The log holds a realistic history for the same audience: last week's plan (as
 rows, already sent out by the worker), a plan 12 hours ago for a third of it
-(still a batch) and a few thousand single deliveries; the measured step checks
+(still a batch) and a thousand single deliveries; the measured step checks
 the "max 1 per day, max 3 per week, global" policy for every recipient
 against that history and records the result.
 
@@ -67,7 +67,7 @@ def build(root: Path, n: int) -> None:
             "plan:flash:1:",
             now_ms=T0 - 12 * HOUR,
         )
-        for i in range(1, min(n, 5000), 2):
+        for i in range(1, min(n, 2000), 2):
             at = T0 - (i % 96) * HOUR
             log.request(
                 DeliveryRequest(
@@ -99,22 +99,23 @@ def test_reserve_batch_50k(benchmark: Any, tmp_path: Path) -> None:
     template = tmp_path / "template"
     template.mkdir()
     build(template, n)
-    rounds: list[Path] = []
-
+    logs: list[DeliveryLog] = []
     who = audience(n)
 
     def setup() -> tuple[tuple[DeliveryLog, tuple[list[str], list[str | None]]], dict[str, Any]]:
-        fresh = tmp_path / f"round{len(rounds)}"
+        fresh = tmp_path / f"round{len(logs)}"
         shutil.copytree(template, fresh)
-        rounds.append(fresh)
-        return (DeliveryLog.open(fresh), who), {}
+        logs.append(DeliveryLog.open(fresh))
+        return (logs[-1], who), {}
 
     counts = benchmark.pedantic(reserve, setup=setup, rounds=3, iterations=1)
+    for log in logs:
+        log.close()
     assert counts["requested"] == n
-    # a third got the flash sale 12 hours ago (max 1 per day); the rest had two
-    # deliveries this week at most (max 3 per week)
+    # a third got the flash sale 12 hours ago (max 1 per day) in another node, so
+    # those with an email are stopped; the rest had at most two this week
     assert counts["by_cap"] == {"max 1 per day": counts["suppressed"]}
-    assert counts["suppressed"] >= n // 3
+    assert counts["suppressed"] >= n // 3 * 49 // 50
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,13 +131,13 @@ def main(argv: list[str] | None = None) -> None:
             reserve(warm, audience(1000))  # JIT/cache load outside the figure
         with DeliveryLog.open(root) as log:
             who = audience(args.n)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             counts = reserve(log, who)
-            took = time.perf_counter() - t0
+            took, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"history built in {built:.1f} s")
     print(
         f"reserve_batch: {args.n:,} recipients checked and reserved in {took:.2f} s "
-        f"({args.n / took:,.0f}/s): reserved {counts['reserved']:,}, "
+        f"({cpu:.2f} s CPU; {args.n / took:,.0f}/s): reserved {counts['reserved']:,}, "
         f"suppressed {counts['suppressed']:,} {counts['by_cap']}"
     )
 

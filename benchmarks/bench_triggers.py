@@ -128,8 +128,8 @@ class Timer:
             self.spent[-1] += time.perf_counter() - t0
             return out
 
-        self.engine.before_commit = timed_before  # type: ignore[method-assign]
-        self.engine.after_commit = timed_after  # type: ignore[method-assign]
+        self.engine.before_commit = timed_before  # type: ignore[method-assign,assignment]
+        self.engine.after_commit = timed_after  # type: ignore[method-assign,assignment]
 
 
 def throughput(st: Store, n_batch: int, n_triggers: int, n_contacts: int) -> dict[str, Any]:

@@ -197,3 +197,20 @@ def test_list_filters(log: DeliveryLog) -> None:
     assert len(log.list(contact="c0")) == 3
     assert len(log.list(status="reserved")) == 2
     assert [d.due_ms for d in log.list(since_ms=T0 + 3 * HOUR)] == [T0 + 3 * HOUR, T0 + 4 * HOUR]
+
+
+def test_a_log_of_an_older_version_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    import sqlite_utils
+
+    from audience.runtime.db import migrate
+    from audience.runtime.delivery.schema import FILE, MIGRATIONS
+
+    old = sqlite_utils.Database(sqlite3.connect(tmp_path / FILE))
+    migrate(old, "deliveries", MIGRATIONS[:1])
+    old.conn.close()
+    log = DeliveryLog.open(tmp_path)
+    names = {r[0] for r in log._conn.execute("select name from sqlite_master")}
+    assert "deliveries_single" in names
+    assert log.reserve_batch("main", ["c1"], [None], MAISON, T0, {}, "p", "p:")["reserved"] == 1

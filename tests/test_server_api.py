@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,7 +117,49 @@ def test_oversize_body_is_413_json_and_stores_nothing(live: Live) -> None:
     big = [event(f"big{i}", eid=f"big{i}") for i in range(4000)]  # > 256 KiB
     r = live.client().post("/v1/events", big)
     assert r.status == 413 and r.json()["error"]["code"] == "too_large"
+    # far past the cap: refused from its Content-Length, before the body is sent
+    request = (
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + live.tokens["write"].encode() + b"\r\n"
+        b"Content-Length: 900000000\r\n\r\n["
+    )
+    status, headers, body = _raw_exchange(live, request)
+    assert status == 413 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "too_large"
     assert live.version() == before
+
+
+def _raw_exchange(live: Live, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    with socket.create_connection((live.server.host, live.server.port), timeout=30) as sock:
+        sock.sendall(data)
+        reply = b""
+        # the server closes after an error; a reset may follow its answer
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_chunked_oversize_and_malformed_http_are_json(live: Live) -> None:
+    token = live.tokens["write"]
+    piece = b"[" + b'{"contact_id": "x", "type": "purchased", "ts": 1},' * 2000
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(3))
+    request = (
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + b"0\r\n\r\n"
+    )
+    status, headers, body = _raw_exchange(live, request)
+    assert status == 413 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "too_large"
+    status, headers, body = _raw_exchange(live, b"GARBAGE\r\n\r\n")
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_request"
+    big_header = b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 300_000 + b"\r\n\r\n"
+    status, headers, body = _raw_exchange(live, big_header)
+    assert status == 431 and json.loads(body)["error"]["code"] == "headers_too_large"
 
 
 def test_paging_walks_one_version_while_ingests_land(live: Live) -> None:
@@ -221,3 +266,22 @@ def test_hostile_texts_are_answered_never_500(live: Live, text: str) -> None:
         assert r.status in (200, 400), (text[:40], as_of, r)
         assert "error" in r.json() if r.status == 400 else "count" in r.json()
     assert live.version() == before
+
+
+def test_deeply_nested_records_are_400_and_store_nothing(live: Live) -> None:
+    before = live.version()
+    deep: object = 1
+    for _ in range(900):
+        deep = {"a": deep}
+    c = live.client()
+    for path, method in (("/v1/events", "POST"), ("/v1/profiles", "POST")):
+        rec = {**event("deep"), "x": deep}
+        r = c.request(method, path, [rec])
+        assert r.status in (200, 400), r
+        if r.status == 200:
+            assert r.json()["accepted"] == 0
+    r = c.request("PATCH", "/v1/profiles/deep", {"x": deep})
+    assert r.status == 400
+    r = c.post("/v1/events", raw=b'[{"a":' * 20_000 + b"1" + b"}]" * 20_000)
+    assert r.status == 400 and r.json()["error"]["code"] == "bad_json"
+    assert live.version() in (before, before + 1, before + 2)  # at most rejects kept

@@ -21,6 +21,13 @@ from tests.test_server_support import (
 )
 
 SEGMENT = 'segment "Buyers" { did purchased }'
+POLICY = 'dnd "Calm" {\n  max 5 per day\n}\n'
+TRIGGER = 'trigger "Tag buyers" {\n  on purchased\n  do add_tag("buyer")\n}\n'
+TEMPLATE = {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}
+
+
+def named(text: str, old: str, new: str) -> dict[str, str]:
+    return {"text": text.replace(old, new)}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +35,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     path = build_store(tmp_path_factory.mktemp("auth") / "shop", n_events=3000, n_contacts=200)
     store = Store.open(path)
     store.save_segment("Buyers", SEGMENT)
+    engine = store.triggers
+    engine.add_policies(POLICY)
+    engine.add(TRIGGER)
+    engine.add_template("Hello", **TEMPLATE)
     for who in ("write", "other"):
         store.save_segment(f"Doomed {who}", "did purchased")
+        engine.add_policies(POLICY.replace("Calm", f"Doomed {who}"))
+        engine.add(TRIGGER.replace("Tag buyers", f"Doomed {who}"))
+        engine.add_template(f"Doomed {who}", **TEMPLATE)
     srv = start(path)
     yield srv
     srv.server.stop()
@@ -56,6 +70,22 @@ def endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
         ("PUT", "/v1/segments/{name}", "/v1/segments/Buyers", {"text": SEGMENT}, "write"),
         ("DELETE", "/v1/segments/{name}", f"/v1/segments/Doomed {who}", None, "write"),
         ("GET", "/v1/segments/{name}/audience", "/v1/segments/Buyers/audience", None, "read"),
+        ("GET", "/v1/triggers", "/v1/triggers", None, "read"),
+        ("POST", "/v1/triggers", "/v1/triggers", named(TRIGGER, "Tag buyers", who), "write"),
+        ("GET", "/v1/triggers/{name}", "/v1/triggers/Tag buyers", None, "read"),
+        ("PUT", "/v1/triggers/{name}", "/v1/triggers/Tag buyers", {"text": TRIGGER}, "write"),
+        ("DELETE", "/v1/triggers/{name}", f"/v1/triggers/Doomed {who}", None, "write"),
+        ("GET", "/v1/dnd-policies", "/v1/dnd-policies", None, "read"),
+        ("POST", "/v1/dnd-policies", "/v1/dnd-policies", named(POLICY, "Calm", who), "write"),
+        ("GET", "/v1/dnd-policies/{name}", "/v1/dnd-policies/Calm", None, "read"),
+        ("PUT", "/v1/dnd-policies/{name}", "/v1/dnd-policies/Calm", {"text": POLICY}, "write"),
+        ("DELETE", "/v1/dnd-policies/{name}", f"/v1/dnd-policies/Doomed {who}", None, "write"),
+        ("GET", "/v1/templates", "/v1/templates", None, "read"),
+        ("POST", "/v1/templates", "/v1/templates", {"name": who, **TEMPLATE}, "write"),
+        ("GET", "/v1/templates/{name}", "/v1/templates/Hello", None, "read"),
+        ("PUT", "/v1/templates/{name}", "/v1/templates/Hello", TEMPLATE, "write"),
+        ("DELETE", "/v1/templates/{name}", f"/v1/templates/Doomed {who}", None, "write"),
+        ("GET", "/v1/deliveries", "/v1/deliveries", None, "read"),
     ]
 
 
@@ -70,9 +100,17 @@ def test_the_matrix_covers_every_documented_endpoint() -> None:
     assert {(m, p) for m, p, *_ in endpoints("x")} == documented
 
 
-def _state(live: Live) -> tuple[int, int, list[tuple[str, int]]]:
-    segs = [(s.name, s.version) for s in Store.open(live.path).list_segments()]
-    return live.version("main"), live.version("other"), segs
+def _state(live: Live) -> tuple[Any, ...]:
+    store = Store.open(live.path)
+    defs = store.triggers.defs
+    return (
+        live.version("main"),
+        live.version("other"),
+        [(s.name, s.version) for s in store.list_segments()],
+        [(t.name, t.version) for t in defs.list_triggers()],
+        [(p.name, p.version) for p in defs.list_policies()],
+        [(t.name, t.version) for t in defs.list_templates()],
+    )
 
 
 @pytest.mark.parametrize("who", [None, "wrong", "revoked", "bearer-less"])

@@ -8,7 +8,7 @@ from pathlib import Path
 from audience.runtime.store import Store
 from tests.test_server_support import build_store, event, start
 
-PAIRS = 30
+PAIRS = 15
 TEXT = 'did email_clicked where campaign = "pair"'
 
 

@@ -32,6 +32,7 @@ from audience.schema import CONTEXTS
 from tests.reference.data import StoreData, stores
 from tests.reference.programs import event_sel, predicate
 
+
 def _reads_now(pred: Pred) -> bool:
     if isinstance(pred, PredAnd | PredOr):
         return any(_reads_now(c) for c in pred.operands)

@@ -13,10 +13,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-STORE_FILE = "store.json"  # audience.runtime.store.layout.STORE_FILE
-
 
 def _store(path: str) -> Path:
+    from audience.runtime.store.layout import STORE_FILE
+
     root = Path(path)
     if not (root / STORE_FILE).is_file():
         raise click.ClickException(f"{path}: not a store (no {STORE_FILE}); see 'audience init'")

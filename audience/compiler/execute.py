@@ -9,8 +9,14 @@ import numpy as np
 
 from audience.compiler import plan as p
 from audience.compiler.context import EvalContext
+from audience.compiler.fused import FusedScans
 from audience.compiler.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
-from audience.compiler.kernels.sequence import sequence_match, sort_by_contact_ts
+from audience.compiler.kernels.sequence import (
+    ascending,
+    sequence_match,
+    sequence_stream,
+    sort_by_contact_ts,
+)
 from audience.compiler.passes.resolve_time import plus, recency_range
 from audience.compiler.physical import (
     BoolStep,
@@ -41,10 +47,17 @@ def run_program(
 ) -> tuple[np.ndarray, dict[str, Any] | None]:
     results: list[Any] = []
     steps_info: list[dict[str, Any]] = []
+    # every scan step runs in one pass over the partitions, on the first one's turn
+    scans = FusedScans(
+        {i: (s.filter, s.reductions) for i, s in enumerate(prog.steps) if isinstance(s, ScanStep)}
+    )
     for i, step in enumerate(prog.steps):
         ctx.stats = {}
         t0 = time.perf_counter()
-        results.append(_run(step, ctx, results))
+        if isinstance(step, ScanStep):
+            results.append(scans.result(i, ctx))
+        else:
+            results.append(_run(step, ctx, results))
         if explain:
             info: dict[str, Any] = {"step": i, "what": step_text(step)}
             info["ms"] = round((time.perf_counter() - t0) * 1000, 3)
@@ -173,6 +186,9 @@ def _sequence(cond: p.SeqCond, ctx: EvalContext) -> np.ndarray:
     if len(c1) == 0:
         return np.zeros(n, dtype=np.bool_)
     c2, t2 = filtered_rows(ctx, cond.second, int(t1.min()) + 1, int(deadline.max()))
+    if ascending(t1) and ascending(t2):
+        # rows in ts order (time-ordered partitions): one merge pass, no sort
+        return sequence_stream(c1, t1, deadline, c2, t2, cond.then_not, n)
     o1 = sort_by_contact_ts(c1, t1)
     o2 = sort_by_contact_ts(c2, t2)
     return sequence_match(c1[o1], t1[o1], deadline[o1], c2[o2], t2[o2], cond.then_not, n)

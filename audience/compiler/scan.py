@@ -14,6 +14,7 @@ from audience.compiler.context import EvalContext
 from audience.compiler.kernels import filters, reduce
 from audience.compiler.passes.resolve_time import INT64_MIN, window_range
 from audience.compiler.predicates import event_field, event_mask
+from audience.compiler.typeindex import type_rows
 from audience.runtime.snapshot import Partition
 
 # ("count",) | ("agg", func, FieldRef) | ("ts", "last" | "first")
@@ -164,13 +165,52 @@ def run_scan(
 def filtered_rows(
     ctx: EvalContext, flt: p.RowFilter, lo: int, hi: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(contact, ts) of the rows passing ``flt`` within [lo, hi]."""
+    """(contact, ts) of the rows passing ``flt`` within [lo, hi], in partition
+    order (so in ts order when the partitions are)."""
     cs: list[np.ndarray] = []
     ts: list[np.ndarray] = []
-    for part, a, b, mask in filtered_slices(ctx, flt, lo, hi):
-        c, t = part.contact[a:b], part.ts[a:b]
-        cs.append(c if mask is None else c[mask])
-        ts.append(t if mask is None else t[mask])
+    if flt.types is not None:
+        typed = _typed_rows(ctx, flt, lo, hi)
+        cs, ts = [c for c, _ in typed], [t for _, t in typed]
+    else:
+        for part, a, b, mask in filtered_slices(ctx, flt, lo, hi):
+            c, t = part.contact[a:b], part.ts[a:b]
+            cs.append(c if mask is None else c[mask])
+            ts.append(t if mask is None else t[mask])
     if not cs:
         return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
     return np.concatenate(cs).astype(np.int32, copy=False), np.concatenate(ts)
+
+
+def _typed_rows(
+    ctx: EvalContext, flt: p.RowFilter, lo: int, hi: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``filtered_rows`` of a typed filter, per partition: reads only the rows
+    of its types (``typeindex``); the predicate is tested on those rows only."""
+    stats = ctx.stats
+    stats.setdefault("partitions_read", 0)
+    stats.setdefault("partitions_skipped", 0)
+    assert flt.types is not None
+    table = _type_table(ctx, flt.types)
+    if table is None:
+        stats["partitions_skipped"] += len(ctx.snapshot.partitions)
+        return []
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for part in ctx.snapshot.partitions:
+        if len(part) == 0 or part.max_ts < lo or part.min_ts > hi or lo > hi:
+            stats["partitions_skipped"] += 1
+            continue
+        a = int(np.searchsorted(part.ts, lo, "left"))
+        b = int(np.searchsorted(part.ts, hi, "right"))
+        if a >= b:
+            stats["partitions_skipped"] += 1
+            continue
+        stats["partitions_read"] += 1
+        sel = type_rows(part, table)
+        i, j = sel.span(lo, hi)
+        c, t = sel.contact[i:j], sel.ts[i:j]
+        if flt.pred is not None and i < j:
+            keep = event_mask(ctx, flt.pred, part, a, b)[sel.rows[i:j] - a]
+            c, t = c[keep], t[keep]
+        out.append((c, t))
+    return out

@@ -26,8 +26,6 @@ NDJSON_TYPES = (
 )
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_FILE = "application/vnd.apache.arrow.file"
-# Deeper JSON is refused: the store flattens nested objects recursively.
-MAX_DEPTH = 32
 
 
 def _mimetype() -> str:
@@ -36,19 +34,6 @@ def _mimetype() -> str:
 
 def _raw() -> bytes:
     return request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
-
-
-def _too_deep(value: Any) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        if isinstance(v, dict):
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
-    return False
 
 
 def parse_json(data: bytes, what: str = "the body") -> Any:
@@ -60,8 +45,6 @@ def parse_json(data: bytes, what: str = "the body") -> Any:
         raise bad_request("bad_json", f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise bad_request("bad_json", f"{what} nests too deeply") from None
-    if _too_deep(value):
-        raise bad_request("bad_json", f"{what} nests deeper than {MAX_DEPTH} levels")
     return value
 
 

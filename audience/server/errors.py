@@ -20,7 +20,7 @@ from audience.dsl.errors import DslError
 log = logging.getLogger("audience.server")
 
 # werkzeug's names, as stable snake_case codes
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -85,7 +85,7 @@ def error_response(
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    code = _HTTP_CODES.get(status, f"http_{status}")
+    code = HTTP_CODES.get(status, f"http_{status}")
     message = exc.description or exc.name
     if status == 413:
         message = "the request body is larger than this server accepts"

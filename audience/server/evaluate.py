@@ -50,6 +50,7 @@ class Query:
     cursor: str | None = None
     explain: bool = False
     fmt: str = "json"
+    saved: bool = False  # the text of a saved segment (which may change under a cursor)
 
 
 @bp.post("/v1/evaluate")
@@ -91,6 +92,13 @@ def run_query(node: NodeRuntime, q: Query) -> Response:
     cache = node.audiences
     if q.cursor is not None:
         cursor = Cursor.decode(q.cursor)
+        if q.saved and cursor is not None and cursor.digest != digest:
+            raise ApiError(
+                410,
+                "cursor_expired",
+                "the saved segment changed since this cursor was made",
+                "evaluate again without a cursor",
+            )
         if cursor is None or cursor.node != node.store.node or cursor.digest != digest:
             raise bad_request(
                 "bad_cursor",

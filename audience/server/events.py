@@ -10,6 +10,7 @@ source that made it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
@@ -40,6 +41,8 @@ def ingest(kind: str, recs: Records) -> tuple[IngestReport, dict[str, Any]]:
                 report = store.ingest_profiles(recs.source)
         except StoreError as exc:
             raise bad_request("bad_records", str(exc)) from None
+        except RecursionError:  # the store flattens nested objects recursively
+            raise bad_request("bad_json", "a record nests too deeply") from None
     rejects = list(recs.refused)
     rejects += [
         {"index": recs.index_of(r.line), "field": r.field, "reason": r.reason}
@@ -73,6 +76,7 @@ def _triggers(report: BatchReport | None) -> dict[str, Any]:
                 "contact_id": f.contact_id,
                 "event": f.event_key,
                 "ts": iso_ms(f.ts_ms),
+                "outcome": json.loads(f.outcome),
             }
             for f in report.firings
         ],

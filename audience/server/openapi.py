@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from audience import __version__
+from audience.runtime.delivery.model import STATUSES
 from audience.server.bodies import ARROW_FILE, ARROW_STREAM
 from audience.server.context import requires, state
 
@@ -104,6 +105,7 @@ def _schemas(max_limit: int) -> dict[str, Any]:
                 "rejected": {"type": "integer", "minimum": 0},
                 "duplicates": {"type": "integer", "minimum": 0},
                 "rejects": {"type": "array", "items": _ref("Reject")},
+                "triggers": _ref("TriggersFired"),
             },
         },
         "Reject": _REJECT,
@@ -147,11 +149,117 @@ def _schemas(max_limit: int) -> dict[str, Any]:
                 "text": {"type": "string"},
             },
         },
-        "SegmentReplace": {
+        "SegmentReplace": _DSL_TEXT,
+        "DslText": _DSL_TEXT,
+        "Trigger": _saved(
+            {
+                "enabled": {"type": "boolean"},
+                "valid_from": _nullable("string"),
+                "valid_until": _nullable("string"),
+            }
+        ),
+        "TriggerWrite": {
             "type": "object",
             "required": ["text"],
             "additionalProperties": False,
-            "properties": {"text": {"type": "string"}},
+            "properties": {
+                "text": {"type": "string", "description": "one trigger (and DND policies)"},
+                "enabled": {"type": "boolean"},
+                "valid_from": _ref("AsOf"),
+                "valid_until": _ref("AsOf"),
+            },
+        },
+        "Policy": _saved({}),
+        "Template": {
+            "type": "object",
+            "required": ["name", "subject", "html", "text", "version", "created", "updated"],
+            "properties": {
+                "name": {"type": "string"},
+                **_PARTS,
+                "version": {"type": "integer", "minimum": 1},
+                "created": {"type": "string"},
+                "updated": {"type": "string"},
+            },
+        },
+        "TemplateCreate": {
+            "type": "object",
+            "required": ["name", "subject", "html", "text"],
+            "additionalProperties": False,
+            "properties": {"name": {"type": "string"}, **_PARTS},
+        },
+        "TemplateParts": {
+            "type": "object",
+            "required": ["subject", "html", "text"],
+            "additionalProperties": False,
+            "properties": _PARTS,
+        },
+        "Delivery": {
+            "type": "object",
+            "required": ["id", "contact_id", "status", "due", "source"],
+            "properties": {
+                "id": {"type": "integer"},
+                "contact_id": {"type": "string"},
+                "email": _nullable("string"),
+                "channel": {"type": "string"},
+                "kind": {"type": "string"},
+                "status": {"enum": list(STATUSES)},
+                "policy": _nullable("string"),
+                "cap": _nullable("string"),
+                "requested": {"type": "string"},
+                "due": {"type": "string"},
+                "sent": _nullable("string"),
+                "test": {"type": "boolean"},
+                "source": {"type": "string"},
+                "attempts": {"type": "integer"},
+                "last_error": _nullable("string"),
+                "payload": {"type": "object"},
+            },
+        },
+        "Firing": {
+            "type": "object",
+            "required": ["trigger", "contact_id", "event", "ts"],
+            "properties": {
+                "trigger": {"type": "string"},
+                "contact_id": {"type": "string"},
+                "event": {"type": "string", "description": "the event's id or content key"},
+                "ts": {"type": "string"},
+                "outcome": {"type": "array", "description": "one entry per action"},
+            },
+        },
+        "TriggersFired": {
+            "type": "object",
+            "required": ["matched", "fired", "firings", "deliveries"],
+            "properties": {
+                "matched": {"type": "integer", "minimum": 0},
+                "fired": {"type": "integer", "minimum": 0},
+                "firings": {"type": "array", "items": _ref("Firing")},
+                "deliveries": {"type": "array", "items": _ref("Delivery")},
+            },
+        },
+    }
+
+
+_DSL_TEXT = {
+    "type": "object",
+    "required": ["text"],
+    "additionalProperties": False,
+    "properties": {"text": {"type": "string", "description": "the definition as DSL text"}},
+}
+_PARTS = {p: {"type": "string"} for p in ("subject", "html", "text")}
+
+
+def _saved(extra: dict[str, Any]) -> dict[str, Any]:
+    """A saved DSL definition: name, text, version, times, and ``extra``."""
+    return {
+        "type": "object",
+        "required": ["name", "text", "version", "created", "updated", *extra],
+        "properties": {
+            "name": {"type": "string"},
+            "text": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1},
+            "created": {"type": "string"},
+            "updated": {"type": "string"},
+            **extra,
         },
     }
 
@@ -204,6 +312,59 @@ _NAME = {
 
 def _op(summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
     return {"summary": summary, "responses": responses, **more}
+
+
+def _list_ok(key: str, item: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array", "items": _ref(item)}},
+    }
+    return {"200": {"description": "OK", "content": {JSON: {"schema": schema}}}}
+
+
+_DELETED = {
+    "200": {
+        "description": "deleted",
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["deleted"],
+                    "properties": {"deleted": {"type": "string"}},
+                }
+            }
+        },
+    }
+}
+
+
+def _crud(base: str, word: str, key: str, item: str, create: str, replace: str) -> dict[str, Any]:
+    """list + create at ``base``, get + replace + delete at ``base/{name}``."""
+    return {
+        base: {
+            "get": _op(f"Every saved {word}", {**_list_ok(key, item), **_errors(*_AUTH)}),
+            "post": _op(
+                f"Save a new {word} (checked first)",
+                {**_ok(item, "created", 201), **_errors(400, 409, 413, 415, *_AUTH)},
+                requestBody=_json_body(create),
+            ),
+        },
+        base + "/{name}": {
+            "parameters": [_NAME],
+            "get": _op(f"A saved {word}", {**_ok(item), **_errors(404, *_AUTH)}),
+            "put": _op(
+                f"Replace (or create) a saved {word}",
+                {
+                    **_ok(item, "replaced"),
+                    **_ok(item, "created", 201),
+                    **_errors(400, 404, 413, 415, *_AUTH),
+                },
+                requestBody=_json_body(replace),
+            ),
+            "delete": _op(f"Delete a saved {word}", {**_DELETED, **_errors(404, *_AUTH)}),
+        },
+    }
 
 
 def document(max_limit: int = 100_000) -> dict[str, Any]:
@@ -282,63 +443,34 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
                 requestBody=_json_body("ProfilePatch"),
             ),
         },
-        "/v1/segments": {
+        **_crud(
+            "/v1/segments", "segment", "segments", "Segment", "SegmentCreate", "SegmentReplace"
+        ),
+        **_crud("/v1/triggers", "trigger", "triggers", "Trigger", "TriggerWrite", "TriggerWrite"),
+        **_crud("/v1/dnd-policies", "DND policy", "policies", "Policy", "DslText", "DslText"),
+        **_crud(
+            "/v1/templates", "template", "templates", "Template", "TemplateCreate", "TemplateParts"
+        ),
+        "/v1/deliveries": {
             "get": _op(
-                "Saved segments",
-                {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            JSON: {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["segments"],
-                                    "properties": {
-                                        "segments": {"type": "array", "items": _ref("Segment")}
-                                    },
-                                }
-                            }
-                        },
+                "The node's deliveries, latest 'limit' in the order recorded",
+                {**_list_ok("deliveries", "Delivery"), **_errors(400, *_AUTH)},
+                parameters=[
+                    {"name": "contact", "in": "query", "schema": {"type": "string"}},
+                    {"name": "status", "in": "query", "schema": {"enum": list(STATUSES)}},
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "description": "due at or after: ISO 8601 or epoch ms",
+                        "schema": {"type": "string", "maxLength": 64},
                     },
-                    **_errors(*_AUTH),
-                },
-            ),
-            "post": _op(
-                "Save a new segment (checked and compiled first)",
-                {**_ok("Segment", "created", 201), **_errors(400, 409, 413, 415, *_AUTH)},
-                requestBody=_json_body("SegmentCreate"),
-            ),
-        },
-        "/v1/segments/{name}": {
-            "parameters": [_NAME],
-            "get": _op("A saved segment", {**_ok("Segment"), **_errors(404, *_AUTH)}),
-            "put": _op(
-                "Replace (or create) a saved segment",
-                {
-                    **_ok("Segment", "replaced"),
-                    **_ok("Segment", "created", 201),
-                    **_errors(400, 404, 413, 415, *_AUTH),
-                },
-                requestBody=_json_body("SegmentReplace"),
-            ),
-            "delete": _op(
-                "Delete a saved segment",
-                {
-                    "200": {
-                        "description": "deleted",
-                        "content": {
-                            JSON: {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["deleted"],
-                                    "properties": {"deleted": {"type": "string"}},
-                                }
-                            }
-                        },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10_000},
                     },
-                    **_errors(404, *_AUTH),
-                },
-            ),
+                ],
+            )
         },
         "/v1/segments/{name}/audience": {
             "parameters": [_NAME],

@@ -63,7 +63,11 @@ def _check(node: NodeRuntime, record: dict[str, Any]) -> None:
     """Validate one profile record as the store would, without writing it."""
     schema = node.store.schema
     src = open_source([record], {"contact_id": "id", **schema.profile})
-    for batch in src.batches:
+    try:
+        batches = list(src.batches)
+    except RecursionError:  # nested objects are flattened recursively
+        raise bad_request("bad_json", "the profile nests too deeply") from None
+    for batch in batches:
         checked = validate_profiles(batch.table, schema, batch.pre)
         for fld, reason in checked.problems.values():
             raise bad_request("invalid_profile", reason, field=fld)

@@ -144,5 +144,6 @@ def segment_audience(name: str) -> Response:
         limit=limit,
         cursor=args.get("cursor"),
         explain=explain == "true",
+        saved=True,
     )
     return run_query(current_node(), query)

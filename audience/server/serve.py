@@ -2,8 +2,8 @@
 
 ``serve`` blocks (``audience serve``); ``ServerThread`` runs the same server
 in a background thread on a free loopback port, for tests and benchmarks.
-Waitress's own body cap sits above the app's, so an oversized body reaches
-the app and gets the JSON 413 rather than waitress's plain-text one.
+Waitress enforces the app's body cap itself (an oversized body is refused
+before it is read) and answers its own refusals in the API's JSON shape.
 """
 
 from __future__ import annotations
@@ -17,21 +17,60 @@ from typing import Any
 
 from flask import Flask
 from waitress import create_server, wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
+from waitress.task import ErrorTask
 
 from audience.server.app import create_app
 from audience.server.context import ServerConfig
+from audience.server.errors import HTTP_CODES
 
 log = logging.getLogger("audience.server")
+SLACK = 1024 * 1024
 
 
 def _waitress_options(app: Flask, threads: int) -> dict[str, Any]:
-    limit = int(app.config["MAX_CONTENT_LENGTH"])
     return {
         "threads": threads,
-        "max_request_body_size": limit + 1024 * 1024,
+        # A body a little over the app's cap is read and refused by the app
+        # (clients still sending get their 413 cleanly); a body far over it is
+        # refused by waitress from its Content-Length (or as its chunks pass
+        # this cap) before it is read.  Both answer JSON.
+        "max_request_body_size": int(app.config["MAX_CONTENT_LENGTH"]) + SLACK,
         "ident": "audience",
         "clear_untrusted_proxy_headers": True,
     }
+
+
+class _JsonErrorTask(ErrorTask):
+    """Waitress's own refusals (malformed HTTP, body or headers too large) as
+    the API's JSON errors instead of text/plain."""
+
+    def execute(self) -> None:
+        e = self.request.error
+        code = HTTP_CODES.get(e.code, f"http_{e.code}")
+        error = {"code": code, "message": f"{e.reason}: {e.body}", "help": None}
+        body = json.dumps({"error": error}).encode()
+        self.status = f"{e.code} {e.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _JsonChannel(HTTPChannel):
+    error_task_class = _JsonErrorTask
+
+
+def _create(app: Flask, host: str, port: int, threads: int) -> Any:
+    server: Any = create_server(app, host=host, port=port, **_waitress_options(app, threads))
+    # one listening socket: the server itself; several (a name with IPv4 and
+    # IPv6 addresses): a MultiSocketServer whose map holds them
+    listeners = [server] if isinstance(server, BaseWSGIServer) else list(server.map.values())
+    for listener in listeners:
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = _JsonChannel
+    return server
 
 
 class _JsonLines(logging.Formatter):
@@ -65,7 +104,7 @@ def serve(
 ) -> None:
     """Serve the store until interrupted."""
     app = create_app(config or ServerConfig(Path(store)))
-    server = create_server(app, host=host, port=port, **_waitress_options(app, threads))
+    server = _create(app, host, port, threads)
     log.info(
         "serving %s on http://%s:%s with %d threads",
         store,
@@ -81,12 +120,12 @@ class ServerThread:
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 4):
         self.app = app
-        self._server: Any = create_server(
-            app, host=host, port=port, **_waitress_options(app, threads)
-        )
+        self._server: Any = _create(app, host, port, threads)
         self.host = str(self._server.effective_host)
         self.port = int(self._server.effective_port)
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="waitress")
 
     @property
@@ -99,8 +138,10 @@ class ServerThread:
         # rounds instead so that stop() can end the loop from this thread
         while not self._stopping.is_set():
             wasyncore.loop(timeout=0.05, map=server._map, count=1)
-        for channel in list(server._map.values()):
-            channel.close()
+        with self._lock:  # stop() must not pull a trigger closed here
+            self._closed = True
+            for channel in list(server._map.values()):
+                channel.close()
         server.task_dispatcher.shutdown()
 
     def start(self) -> ServerThread:
@@ -108,8 +149,10 @@ class ServerThread:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        self._server.pull_trigger()
+        with self._lock:
+            self._stopping.set()
+            if not self._closed and self._thread.is_alive():
+                self._server.pull_trigger()  # wake the loop now
         self._thread.join(timeout)
 
     def __enter__(self) -> ServerThread:

@@ -33,7 +33,9 @@ def template_json(t: SavedTemplate) -> dict[str, Any]:
 
 
 def _save(name: str | None) -> Response:
-    f = Fields(json_object(), {*PARTS, "name"} if name is None else set(PARTS))
+    """Create (``name`` None: it comes in the body) or replace a template."""
+    is_new = name is None
+    f = Fields(json_object(), {*PARTS, "name"} if is_new else set(PARTS))
     if name is None:
         name = f.text("name", required=True, max_len=200) or ""
     if "/" in name:
@@ -41,7 +43,7 @@ def _save(name: str | None) -> Response:
     parts = [f.text(p, required=True, max_len=MAX_TEXT) or "" for p in PARTS]
     engine = current_node().triggers
     existed = engine.defs.get_template(name.strip()) is not None
-    if f.obj.get("name") is not None and existed:
+    if is_new and existed:
         raise exists("template", name)
     try:
         saved = guarded(engine.add_template, name, *parts)

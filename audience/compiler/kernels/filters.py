@@ -202,3 +202,121 @@ def gather(contact: np.ndarray, per_contact: np.ndarray) -> np.ndarray:
     out = np.empty(len(contact), dtype=np.bool_)
     _gather(contact, per_contact, out)
     return out
+
+
+@njit([I64(ro(I32), I64, I64, ro(B), B, ro(B), B, I64, rw(I64))], **NJIT)
+def _select_rows(
+    type_: np.ndarray,
+    lo: int,
+    hi: int,
+    type_lut: np.ndarray,
+    any_type: bool,
+    mask: np.ndarray,
+    has_mask: bool,
+    mask_base: int,
+    out: np.ndarray,
+) -> int:
+    n_lut = np.uint32(len(type_lut))
+    k = 0
+    for i in range(lo, hi):
+        if not any_type:
+            t = type_[i]
+            if np.uint32(t) >= n_lut or not type_lut[t]:
+                continue
+        if has_mask and not mask[i - mask_base]:
+            continue
+        out[k] = i
+        k += 1
+    return k
+
+
+def select_rows(
+    type_: np.ndarray,
+    lo: int,
+    hi: int,
+    type_lut: np.ndarray | None,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """The row numbers in ``[lo, hi)`` whose type code is True in ``type_lut``
+    (None: any type) and, given ``mask`` (one bool per row of ``[lo, hi)``),
+    whose mask is set; ascending."""
+    type_ = check_1d("type", type_, _CODE_TYPES)
+    if not 0 <= lo <= hi <= len(type_):
+        raise ValueError(f"rows [{lo}, {hi}) outside the {len(type_)} rows")
+    lut = EMPTY_LUT if type_lut is None else check_1d("type_lut", type_lut, (np.bool_,))
+    m, has_mask = as_valid(mask, hi - lo)
+    out = np.empty(hi - lo, dtype=np.int64)
+    k = _select_rows(type_, lo, hi, lut, type_lut is None, m, has_mask, lo, out)
+    return out[:k]
+
+
+EMPTY_LUT = np.zeros(0, dtype=np.bool_)
+
+
+@njit(
+    [I64(ro(I32), ro(I32), B, I64, I64, ro(B), B, I64, ro(I32), I64, rw(I32), rw(I32))], **NJIT
+)
+def _select_pairs(
+    contact: np.ndarray,
+    rows: np.ndarray,
+    has_rows: bool,
+    lo: int,
+    hi: int,
+    mask: np.ndarray,
+    has_mask: bool,
+    mask_base: int,
+    codes: np.ndarray,
+    code_base: int,
+    out_c: np.ndarray,
+    out_v: np.ndarray,
+) -> int:
+    # compaction: every position is written, the cursor advances by the mask
+    # bit (no data-dependent branch)
+    m = mask.view(np.uint8)
+    k = 0
+    for i in range(lo, hi):
+        row = rows[i] if has_rows else i
+        out_c[k] = contact[i]
+        out_v[k] = codes[row - code_base]
+        if has_mask:
+            k += m[row - mask_base]
+        else:
+            k += 1
+    return k
+
+
+def select_pairs(
+    contact: np.ndarray,
+    rows: np.ndarray | None,
+    lo: int,
+    hi: int,
+    mask: np.ndarray | None,
+    mask_base: int,
+    codes: np.ndarray,
+    code_base: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(contact[i], codes[row - code_base])`` for the positions ``i`` in
+    ``[lo, hi)`` whose ``mask[row - mask_base]`` is set (every one when
+    ``mask`` is None), where ``row`` is ``rows[i]`` (``i`` when None)."""
+    contact = check_1d("contact", contact, _CODE_TYPES)
+    codes = check_1d("codes", codes, _CODE_TYPES)
+    has_rows = rows is not None
+    r = EMPTY_ROWS if rows is None else check_1d("rows", rows, (np.int32,), len(contact))
+    if not 0 <= lo <= hi <= len(contact):
+        raise ValueError(f"positions [{lo}, {hi}) outside the {len(contact)} rows")
+    m = EMPTY_LUT if mask is None else check_1d("mask", mask, (np.bool_,))
+    if lo < hi:
+        first, last = (int(r[lo]), int(r[hi - 1])) if has_rows else (lo, hi - 1)
+        if not 0 <= first - code_base <= last - code_base < len(codes):
+            raise ValueError("codes do not cover the rows")
+        if mask is not None and not 0 <= first - mask_base <= last - mask_base < len(m):
+            raise ValueError("mask does not cover the rows")
+    out_c = np.empty(hi - lo, dtype=np.int32)
+    out_v = np.empty(hi - lo, dtype=np.int32)
+    k = _select_pairs(
+        contact, r, has_rows, lo, hi, m, mask is not None, mask_base, codes, code_base, out_c, out_v
+    )
+    return out_c[:k], out_v[:k]
+
+
+EMPTY_ROWS = np.zeros(0, dtype=np.int32)

@@ -36,6 +36,10 @@ and the cap's text.  Test sends are neither capped, deferred nor counted.
 Check and record happen in one ``BEGIN IMMEDIATE`` transaction, so processes
 sending at the same moment never together exceed a cap.
 
+A batch (``reserve_batch``) is recorded as one row holding its members; they
+count for the caps at once, and become ordinary rows (``list`` shows rows)
+when the worker or ``log.materialize_all()`` gets to them (members.py).
+
 Sending: ``run_worker(store_root, once=False)`` (worker.py) sends the due
 deliveries by SMTP (smtp.py, STORE/smtp.toml or AUDIENCE_SMTP_*) and webhooks
 (webhook.py), with leases, retries and a Message-ID derived from the delivery.

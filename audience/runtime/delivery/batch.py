@@ -275,7 +275,8 @@ def _existing(
         chan = f" and channel in ({', '.join('?' * len(pol.channels))})"
         params += list(pol.channels)
     rows = conn.execute(
-        "select case when node = ? then contact_id end, email_norm, due_ms from deliveries "
+        "select case when node = ? then contact_id end, email_norm, due_ms "
+        "from deliveries indexed by deliveries_single "
         f"where batch_id is null and test = 0 and status in {m.COUNTED_SQL} "
         f"and due_ms > ? and due_ms < ?{chan}",
         [node, *params],
@@ -296,9 +297,11 @@ def _existing(
     )
 
 
-def _index(values: pa.Array, value_set: pa.Array) -> np.ndarray:
-    """Position of each value in ``value_set``, -1 where absent or null."""
-    return np.asarray(pc.fill_null(pc.index_in(values, value_set=value_set), -1), dtype=np.int64)
+def _codes(ours: pa.Array, theirs: pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
+    """Equal strings get equal codes (one hash pass over both); null gets -1."""
+    enc = pc.dictionary_encode(pa.concat_arrays([ours, theirs]))
+    codes = np.asarray(pc.fill_null(enc.indices, -1), dtype=np.int64)
+    return codes[: len(ours)], codes[len(ours) :], len(enc.dictionary)
 
 
 def _check(
@@ -317,21 +320,22 @@ def _check(
     ex_contact, ex_email, ex_time = _existing(conn, uid, node, policy, lo, hi)
     rows = np.arange(len(ex_time), dtype=np.int64)
     # pairs (existing delivery, recipient it counts for)
-    by_contact = _index(ex_contact, cids)
+    rc, ec, k = _codes(cids, ex_contact)
+    first = np.full(k + 1, -1, dtype=np.int64)  # code -> its first recipient; [-1] stays -1
+    first[rc[::-1]] = np.arange(n, dtype=np.int64)[::-1]
+    by_contact = first[ec]
     pair_row = [rows[by_contact >= 0]]
     pair_owner = [by_contact[by_contact >= 0]]
     group = np.arange(n, dtype=np.int64)
     if policy.is_global:
-        uniq = pc.drop_null(pc.unique(norms))
-        rec_u = _index(norms, uniq)
+        rec_u, ex_u, k = _codes(norms, ex_email)
         has = rec_u >= 0
-        # recipients by email: CSR over the unique emails
-        order = np.argsort(np.where(has, rec_u, len(uniq)), kind="stable")[: int(has.sum())]
-        sizes = np.bincount(rec_u[has], minlength=len(uniq))
-        starts = np.zeros(len(uniq) + 1, dtype=np.int64)
+        # recipients by email: CSR over the email codes (sizes 0 for others' emails)
+        order = np.argsort(np.where(has, rec_u, k), kind="stable")[: int(has.sum())]
+        sizes = np.bincount(rec_u[has], minlength=k)
+        starts = np.zeros(k + 1, dtype=np.int64)
         np.cumsum(sizes, out=starts[1:])
         group[has] = order[starts[rec_u[has]]]  # the first recipient with that email
-        ex_u = _index(ex_email, uniq)
         hit = rows[ex_u >= 0]
         per = sizes[ex_u[hit]]
         flat = np.repeat(starts[ex_u[hit]], per) + (

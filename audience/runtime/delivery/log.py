@@ -59,7 +59,7 @@ def decide(req: DeliveryRequest, now_ms: int, times: TimesFn) -> Delivery:
         key=req.key,
         node=req.node,
         contact_id=req.contact_id,
-        email=req.email.strip() if req.email else None,
+        email=(req.email or "").strip() or None,
         channel=req.channel,
         kind=req.kind,
         payload=req.payload,

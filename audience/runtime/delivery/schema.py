@@ -98,8 +98,17 @@ def _m0001_deliveries(db: sqlite_utils.Database) -> None:
     db.execute("insert into delivery_meta values ('uid', ?)", [secrets.token_hex(8)])
 
 
+def _m0002_single_index(db: sqlite_utils.Database) -> None:
+    # a batch's range scan reads the single (non-batch) deliveries only: its
+    # members, even once made rows, count from the batch
+    db.execute(
+        "create index deliveries_single on deliveries (due_ms) where batch_id is null and test = 0"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     (1, "deliveries", _m0001_deliveries),
+    (2, "deliveries_single_index", _m0002_single_index),
 ]
 
 

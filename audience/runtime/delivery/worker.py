@@ -81,12 +81,16 @@ class Worker:
 
     def drain(self, stop: threading.Event | None = None) -> int:
         """Send every delivery due now; returns how many were handled."""
-        while moved := self.log.materialize():
-            self.stats.materialized += moved
         handled = 0
         while stop is None or not stop.is_set():
+            # a chunk of batch members becomes rows per round, so a big plan
+            # starts sending at once instead of after all its rows are made
+            moved = self.log.materialize()
+            self.stats.materialized += moved
             d = self.log.claim(wall_ms(), self.lease_ms)
             if d is None:
+                if moved:
+                    continue
                 break
             self.process(d)
             handled += 1

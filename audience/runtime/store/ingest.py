@@ -1,6 +1,14 @@
-"""One ingest as a transaction: batches are validated and encoded in memory,
-then ``commit`` writes the new files and switches the manifest once, so an
-ingest lands whole or not at all."""
+"""One ingest as a transaction: batches are validated, encoded and written
+as they arrive, and ``commit`` switches the manifest once, so an ingest lands
+whole or not at all.
+
+Memory stays bounded by the batch size, not the input size: encoded events
+wait per calendar month only until ``FLUSH_ROWS`` of them are pending, then
+the month least recently added to is sorted and written as a partition (a
+month with more than ``PART_ROWS`` events is cut into several).  Files
+written before the manifest switch belong to a version that has not landed:
+a crash leaves them to the next ingest's sweep.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,10 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience.runtime.store.dedup import IdFiles
 from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState
-from audience.runtime.store.encode import TS, encode_events, sort_partition
+from audience.runtime.store.encode import CONTACT, ID, TS, encode_events, sort_partition
 from audience.runtime.store.errors import IngestReport, Reject
 from audience.runtime.store.layout import Backend, Manifest, PartitionMeta
 from audience.runtime.store.profiles import upsert
@@ -20,6 +28,11 @@ from audience.runtime.store.validate import Checked, validate_events, validate_p
 from audience.schema import CONTEXTS, Schema
 
 INT64_MAX = np.iinfo(np.int64).max
+# Encoded events kept in memory before the oldest month is written out, and
+# the size at which a month's pending events become a partition (so one holds
+# less than PART_ROWS plus a batch); about 110 bytes per encoded event.
+FLUSH_ROWS = 2_000_000
+PART_ROWS = 2_000_000
 
 
 class Txn:
@@ -33,15 +46,22 @@ class Txn:
     ) -> None:
         self.backend = backend
         self.base = manifest
+        self.version = manifest.version + 1
         self.schema = schema
         self.props = props
-        self.dicts = DictState({key: load_dict(key) for key in manifest.dictionaries})
+        # The event ids are not a dictionary anyone encodes with: dedup.py keeps them.
+        self.dicts = DictState({k: load_dict(k) for k in manifest.dictionaries if k != IDS})
         # Fixed codes for the event types and contexts, in schema order.
         self.dicts.ensure(TYPES, list(schema.events))
         self.dicts.ensure("context", list(CONTEXTS))
         self.n_old = manifest.dict_size(CONTACTS)
-        self.buckets: dict[str, list[pa.Table]] = {}
-        self.first_seen: list[tuple[np.ndarray, np.ndarray]] = []
+        self._ids: IdFiles | None = None
+        self.pending: dict[str, list[pa.Table]] = {}  # month -> encoded pieces
+        self.pending_rows = 0
+        self.last_added: dict[str, int] = {}  # month -> batch number it last grew in
+        self.batches = 0
+        self.written: list[PartitionMeta] = []
+        self.first: np.ndarray | None = None  # first event ts per contact, this ingest
         self.profiled: list[np.ndarray] = []
         self.profile_table: pa.Table | None = (
             backend.read_table(manifest.profiles) if manifest.profiles else None
@@ -49,16 +69,30 @@ class Txn:
         self.profile_rows = self.profile_table.num_rows if self.profile_table is not None else 0
         self.profile_changed = False
         self.rejects: list[Reject] = []
-        # (event ids, encoded rows) of the events accepted, per batch: what the
-        # trigger engine matches once the ingest has landed (audience.runtime.triggers)
-        self.new_events: list[tuple[pa.Array, pa.Table]] = []
+
+    @property
+    def ids(self) -> IdFiles:
+        """The duplicate index, loaded on the first events batch."""
+        if self._ids is None:
+            self._ids = IdFiles(self.backend, self.base, self.version)
+        return self._ids
+
+    @property
+    def new_events(self) -> list[tuple[pa.Array, pa.Table]]:
+        """(event ids, encoded rows) of the events accepted so far: what the
+        trigger engine matches once the ingest has landed (audience.runtime.triggers).
+        Written partitions are memory-mapped back, so this costs no copy."""
+        tables = [self.backend.read_table(p.file) for p in self.written]
+        tables += [piece for pieces in self.pending.values() for piece in pieces]
+        return [(t.column(ID).combine_chunks(), t.drop_columns([ID])) for t in tables]
 
     # ------------------------------------------------------------------ events
     def add_events(self, batch: Batch, source: str) -> IngestReport:
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
         report = self._rejects(batch, checked, source, "events")
         table = checked.table
-        keep = self._new_ids(table.column("id").combine_chunks())
+        col = table.column("id")
+        keep = self.ids.accept(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
         report.duplicates = int(len(keep) - keep.sum())
         if report.duplicates:
             table = table.filter(pa.array(keep))
@@ -66,32 +100,52 @@ class Txn:
         if not table.num_rows:
             return report
         enc = encode_events(table, self.schema, self.props, self.dicts)
-        self.new_events.append((table.column("id").combine_chunks(), enc))
+        del table
         ts = enc.column(TS).to_numpy()
-        contacts = enc.column("__contact").to_numpy()
-        self.first_seen.append((contacts, ts))
+        self._first_seen(enc.column(CONTACT).to_numpy(), ts)
+        self.batches += 1
         months = ts.astype("datetime64[ms]").astype("datetime64[M]")
-        for month in np.unique(months):
-            rows = np.flatnonzero(months == month)
-            piece = enc if len(rows) == len(ts) else enc.take(pa.array(rows))
-            self.buckets.setdefault(str(month), []).append(piece)
+        lo, hi = months.min(), months.max()
+        for month in [lo] if lo == hi else np.unique(months):
+            piece = enc if lo == hi else enc.filter(pa.array(months == month))
+            key = str(month)
+            self.pending.setdefault(key, []).append(piece)
+            self.last_added[key] = self.batches
+            self.pending_rows += piece.num_rows
+            if sum(p.num_rows for p in self.pending[key]) >= PART_ROWS:
+                self._flush(key)
+        while self.pending_rows > FLUSH_ROWS:
+            # The month least recently added to (in time-ordered input, one
+            # that is complete), the bigger first on a tie.
+            key = min(
+                self.pending,
+                key=lambda k: (self.last_added[k], -sum(p.num_rows for p in self.pending[k])),
+            )
+            self._flush(key)
+        # Arrow's allocator keeps freed blocks for reuse; a streaming ingest
+        # would otherwise hold the high-water mark of every batch.
+        pa.default_memory_pool().release_unused()
         return report
 
-    def _new_ids(self, ids: pa.Array) -> np.ndarray:
-        """Rows to keep: no id, or an id seen neither before nor earlier in the batch."""
-        n = len(ids)
-        keep = np.ones(n, dtype=bool)
-        if ids.null_count == n:
-            return keep
-        has = ids.is_valid().to_numpy(zero_copy_only=False)
-        present = ids.filter(pa.array(has))
-        idx = pc.index_in(present, value_set=pc.unique(present)).to_numpy()
-        first = np.zeros(len(present), dtype=bool)
-        first[np.unique(idx, return_index=True)[1]] = True
-        fresh = first & ~self.dicts.contains(IDS, present)
-        keep[np.flatnonzero(has)] = fresh
-        self.dicts.append(IDS, present.filter(pa.array(fresh)))
-        return keep
+    def _first_seen(self, contacts: np.ndarray, ts: np.ndarray) -> None:
+        n = self.dicts.size(CONTACTS)
+        if self.first is None or len(self.first) < n:
+            grown = np.full(n, INT64_MAX, dtype=np.int64)
+            if self.first is not None:
+                grown[: len(self.first)] = self.first
+            self.first = grown
+        np.minimum.at(self.first, contacts, ts)
+
+    def _flush(self, month: str) -> None:
+        pieces = self.pending.pop(month)
+        self.pending_rows -= sum(p.num_rows for p in pieces)
+        table = sort_partition(pieces)
+        del pieces
+        ts = table.column(TS).chunk(0)
+        name = self.backend.write_table("partitions", self.version, table)
+        self.written.append(
+            PartitionMeta(name, table.num_rows, int(ts[0].as_py()), int(ts[-1].as_py()), month)
+        )
 
     # ---------------------------------------------------------------- profiles
     def add_profiles(self, batch: Batch, source: str) -> IngestReport:
@@ -131,32 +185,38 @@ class Txn:
 
     # ------------------------------------------------------------------ commit
     def changed(self) -> bool:
-        return bool(self.buckets or self.rejects or self.profile_changed or self.dicts.added())
+        return bool(
+            self.pending
+            or self.written
+            or self.rejects
+            or self.profile_changed
+            or self.dicts.added()
+            or (self._ids is not None and self._ids.changed)
+        )
 
     def commit(self) -> Manifest:
         m = self.base.copy()
-        v = m.version + 1
+        v = self.version
         write = self.backend.write_table
-        for bucket in sorted(self.buckets):
-            table = sort_partition(self.buckets[bucket])
-            ts = table.column(TS)
-            name = write("partitions", v, table)
-            meta = PartitionMeta(
-                name, table.num_rows, int(ts[0].as_py()), int(ts[-1].as_py()), bucket
-            )
-            m.partitions.append(meta)
+        for month in sorted(self.pending):
+            self._flush(month)
+        m.partitions.extend(sorted(self.written, key=lambda p: (p.bucket, p.min_ts)))
         if self.profile_changed and self.profile_table is not None:
             m.profiles = write("profiles", v, self.profile_table)
         n = self.dicts.size(CONTACTS)
-        if n != self.n_old or self.first_seen or self.profiled:
+        if n != self.n_old or self.first is not None or self.profiled:
             m.contacts = write("contacts", v, self._contacts_table(n))
         for key, values in sorted(self.dicts.added().items()):
             name = write("dictionaries", v, pa.table({"value": values}))
             m.dictionaries.setdefault(key, []).append((name, len(values)))
+        if self._ids is not None:
+            self._ids.commit(m)
         if self.rejects:
             m.rejects.append((write("rejects", v, rejects_table(self.rejects)), len(self.rejects)))
         m.version = v
         self.backend.commit(m)
+        if self._ids is not None:
+            self._ids.cleanup()
         return m
 
     def _contacts_table(self, n: int) -> pa.Table:
@@ -169,8 +229,9 @@ class Txn:
             first[:k] = old.column("first_event_ts").to_numpy()
         for contacts in self.profiled:
             has_profile[contacts] = 1
-        for contacts, ts in self.first_seen:
-            np.minimum.at(first, contacts, ts)
+        if self.first is not None:
+            k = len(self.first)
+            np.minimum(first[:k], self.first, out=first[:k])
         return pa.table({"has_profile": pa.array(has_profile), "first_event_ts": pa.array(first)})
 
 

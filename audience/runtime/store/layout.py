@@ -5,7 +5,7 @@ STORE/definitions.sqlite    saved definitions, shared by the nodes
 STORE/nodes/NODE/schema.toml
 STORE/nodes/NODE/manifest.json   the current version: every file it lists is immutable
 STORE/nodes/NODE/lock            fcntl lock serialising ingests
-STORE/nodes/NODE/{partitions,dictionaries,contacts,profiles,rejects}/VVVVVVVV-XXXX.arrow
+STORE/nodes/NODE/{partitions,dictionaries,contacts,profiles,rejects,index}/VVVVVVVV-XXXX.arrow
 
 Crash safety: an ingest writes new files (temporary name, fsync, rename),
 then the new manifest (temporary name, fsync, os.replace, fsync of the
@@ -36,7 +36,7 @@ FORMAT = 1
 STORE_FILE = "store.json"
 DEFINITIONS_FILE = "definitions.sqlite"
 MANIFEST = "manifest.json"
-KINDS = ("partitions", "dictionaries", "contacts", "profiles", "rejects")
+KINDS = ("partitions", "dictionaries", "contacts", "profiles", "rejects", "index")
 
 
 @dataclass
@@ -57,6 +57,8 @@ class Manifest:
     contacts: str | None = None  # has_profile + first_event_ts per contact
     profiles: str | None = None  # encoded profile columns per contact
     rejects: list[tuple[str, int]] = field(default_factory=list)
+    # runs of the duplicate index (dedup.py), each with its number of ids
+    id_index: list[tuple[str, int]] = field(default_factory=list)
 
     def dict_size(self, key: str) -> int:
         return sum(c for _, c in self.dictionaries.get(key, []))
@@ -79,6 +81,7 @@ class Manifest:
                 contacts=data["contacts"],
                 profiles=data["profiles"],
                 rejects=[(str(f), int(c)) for f, c in data["rejects"]],
+                id_index=[(str(f), int(c)) for f, c in data.get("id_index", [])],
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{where}: damaged manifest ({exc})") from None
@@ -94,6 +97,7 @@ class Backend(Protocol):
     def commit(self, manifest: Manifest) -> None: ...
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
     def sweep(self, manifest: Manifest) -> None: ...
+    def discard(self, names: list[str]) -> None: ...
 
 
 class MemoryBackend:
@@ -126,6 +130,10 @@ class MemoryBackend:
     def sweep(self, manifest: Manifest) -> None:
         return None
 
+    def discard(self, names: list[str]) -> None:
+        for name in names:
+            self._tables.pop(name, None)
+
 
 class DiskBackend:
     def __init__(self, node_dir: Path) -> None:
@@ -152,6 +160,7 @@ class DiskBackend:
         name = f"{kind}/{version:08d}-{uuid.uuid4().hex[:12]}.arrow"
         final = self.dir / name
         tmp = final.with_name(final.name + ".tmp")
+        final.parent.mkdir(exist_ok=True)
         table = table.combine_chunks()
         with open(tmp, "wb") as f:
             with ipc.new_file(f, table.schema) as writer:
@@ -164,7 +173,8 @@ class DiskBackend:
 
     def commit(self, manifest: Manifest) -> None:
         for kind in KINDS:
-            _fsync_dir(self.dir / kind)
+            if (self.dir / kind).is_dir():
+                _fsync_dir(self.dir / kind)
         tmp = self.dir / (MANIFEST + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(manifest.to_json())
@@ -186,11 +196,21 @@ class DiskBackend:
         """Remove what an interrupted ingest left: temporary files, and files of
         versions newer than the manifest's (they never landed).  Runs under the lock."""
         for kind in KINDS:
+            # A node made before a kind existed has no directory for it yet.
+            if not (self.dir / kind).is_dir():
+                continue
             for p in (self.dir / kind).iterdir():
                 newer = p.name[:8].isdigit() and int(p.name[:8]) > manifest.version
                 if p.name.endswith(".tmp") or newer:
                     with contextlib.suppress(OSError):
                         p.unlink()
+
+
+    def discard(self, names: list[str]) -> None:
+        """Remove files no manifest lists any more (e.g. merged index runs)."""
+        for name in names:
+            with contextlib.suppress(OSError):
+                (self.dir / name).unlink()
 
 
 def _fsync_dir(path: Path) -> None:

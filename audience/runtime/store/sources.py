@@ -9,9 +9,12 @@ record, for the rejects.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,10 +82,10 @@ def open_source(source: Any, field_types: Mapping[str, str]) -> Source:
             return Source(str(path), _csv_batches(table, lines), table.num_rows)
         if suffix in (".parquet", ".pq"):
             try:
-                table = pq.read_table(path)
+                pf = pq.ParquetFile(path)
             except (OSError, pa.ArrowException) as exc:
                 raise StoreError(f"{path}: cannot read as Parquet: {exc}") from None
-            return Source(str(path), _table_batches(table, "row index", 0), table.num_rows)
+            return Source(str(path), _parquet_batches(path, pf), pf.metadata.num_rows)
         raise StoreError(f"{path}: unknown file kind '{suffix}'; use .jsonl, .csv or .parquet")
     if isinstance(source, Iterable) and not isinstance(source, bytes | Mapping):
         return Source("<records>", _record_batches(iter(source), field_types), None)
@@ -105,6 +108,64 @@ def _table_batches(table: pa.Table, label: str, base: int) -> Iterator[Batch]:
             _row_json(part),
             units=n,
         )
+
+
+def _parquet_batches(path: Path, pf: pq.ParquetFile) -> Iterator[Batch]:
+    """The file streamed batch by batch (memory follows the batch, not the
+    file); the next batch is decoded in a thread while this one is ingested
+    (Arrow releases the GIL while it decodes)."""
+    start = 0
+    for item in _prefetch(pf.iter_batches(batch_size=CHUNK_ROWS)):
+        if isinstance(item, BaseException):
+            pf.close()
+            if isinstance(item, OSError | pa.ArrowException):
+                raise StoreError(f"{path}: cannot read as Parquet: {item}") from None
+            raise item
+        part = pa.Table.from_batches([item])
+        n = part.num_rows
+        if n:
+            lines = np.arange(start, start + n, dtype=np.int64)
+            yield Batch(part, lines, "row index", _row_json(part), units=n)
+        start += n
+    pf.close()
+
+
+def _prefetch(items: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch | BaseException]:
+    """``items`` produced one ahead by a thread; an error is passed on as a value."""
+    q: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    worker = threading.Thread(target=produce, name="parquet-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            yield item
+            if isinstance(item, BaseException):
+                return
+    finally:
+        # The consumer stopped early (an error downstream): let the thread end.
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            q.get_nowait()
+        worker.join()
 
 
 def _row_json(table: pa.Table) -> Callable[[int], str]:

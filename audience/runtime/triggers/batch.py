@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from audience.compiler.subset import take_columns
+from audience.compiler.subset import subset_snapshot, take_columns
 from audience.runtime.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key
 from audience.runtime.store.encode import event_property_types, partition_view
 from audience.runtime.store.encode import sort_partition as _sort_by_ts
@@ -87,6 +87,15 @@ class EventBatch:
             part = dataclasses.replace(part, min_ts=int(part.ts.min()), max_ts=int(part.ts.max()))
         self.part = part
         self.ids = ids
+        # ``where`` reads profiles too: over a few contacts, evaluate it on a
+        # snapshot of just those (profile masks then cost per contact of the
+        # batch, not of the store).  ``match_part`` has the contacts remapped.
+        self.match_snapshot, self.match_part = snapshot, part
+        uniq, inverse = np.unique(part.contact, return_inverse=True)
+        if len(uniq) * 4 < snapshot.n_contacts:
+            self.match_snapshot = subset_snapshot(snapshot, uniq, events=False)
+            remapped = inverse.astype(np.int32).reshape(-1)
+            self.match_part = dataclasses.replace(part, contact=remapped)
         codes, starts = np.unique(part.type, return_index=True)
         ends = [*starts[1:].tolist(), len(part)]
         self.slices: dict[int, tuple[int, int]] = {

@@ -315,7 +315,7 @@ class TriggerEngine:
         report = BatchReport()
         landed = self.store.snapshot().version
         for path in self.state.pending_journals(landed):
-            table = have.get(path)
+            table = have.get(path) if path.exists() else None
             if table is None:
                 try:
                     table = self.state.read_journal(path)

@@ -128,7 +128,8 @@ class TriggerSet:
         """Every (trigger, event) whose ``on ... where`` holds, in (ts, row) order
         (``if`` and the options are decided later, per match)."""
         snap = batch.snapshot
-        ctx = EvalContext(snap, batch.part.max_ts, luts)
+        part = batch.match_part
+        ctx = EvalContext(batch.match_snapshot, part.max_ts, luts)
         found: list[tuple[int, int, str, CompiledTrigger]] = []
 
         def add(t: CompiledTrigger, rows: np.ndarray) -> None:
@@ -138,10 +139,10 @@ class TriggerSet:
         for code, (a, b) in batch.slices.items():
             name = names[code]
             for t in (*self.plain.get(name, ()), *self.plain.get(None, ())):
-                add(t, _rows(t, batch.part, ctx, luts, a, b, np.arange(a, b)))
+                add(t, _rows(t, part, ctx, luts, a, b, np.arange(a, b)))
             for prop, by_value in self.keyed.get(name, {}).items():
                 for rows, triggers in _groups(batch, prop, by_value, a, b):
-                    sub = take_rows(batch.part, rows)
+                    sub = take_rows(part, rows)
                     for t in triggers:
                         add(t, _rows(t, sub, ctx, luts, 0, len(rows), rows))
         found.sort(key=lambda x: (x[0], x[1], x[2]))

@@ -1,0 +1,392 @@
+"""The duplicate index: which event ids the store already holds, exactly.
+
+Every accepted event id is kept, in acceptance order, in the ``__ids__``
+dictionary (one chunk file per ingest batch, so an ingest never holds all ids
+in memory).  Looking an id up there with a hash table would rebuild the table
+per batch (quadratic at tens of millions), so the index is a set of *runs*:
+sorted 64-bit hashes of the ids, each with the id's position in ``__ids__``.
+A new batch is hashed, sorted and binary-searched in every run; a hash that
+matches is only a candidate, confirmed by comparing the full ids, so a hash
+collision never drops an event.  Runs are merged when they are of similar size
+(as in an LSM tree), so there are O(log n) of them; an ingest writes its run
+(and any merge) as files listed in the manifest's ``id_index``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
+
+from audience.runtime.store.dictionaries import IDS
+from audience.runtime.store.layout import Backend, Manifest
+
+H, LOC = "h", "loc"
+# Two runs are merged when the older is at most this many times the newer,
+# and both have fewer than MAX_RUN ids (so a merge needs bounded memory).
+MERGE_RATIO = 4
+MAX_RUN = 4_000_000
+
+
+@njit(cache=True, nogil=True)
+def _hash_kernel(offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    # FNV-1a over the bytes, then the murmur3 finaliser to spread the bits.
+    prime = np.uint64(1099511628211)
+    for i in range(out.shape[0]):
+        h = np.uint64(14695981039346656037)
+        for j in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[j])) * prime
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+        out[i] = h
+
+
+@njit(cache=True, nogil=True)
+def _bits_set(bits: np.ndarray, h: np.ndarray, shift: np.uint64) -> None:  # pragma: no cover
+    for i in range(h.shape[0]):
+        j = h[i] >> shift
+        bits[j >> np.uint64(3)] |= np.uint8(1 << (j & np.uint64(7)))
+
+
+@njit(cache=True, nogil=True)
+def _bits_test(
+    bits: np.ndarray, h: np.ndarray, shift: np.uint64, out: np.ndarray
+) -> None:  # pragma: no cover
+    for i in range(h.shape[0]):
+        j = h[i] >> shift
+        out[i] = (bits[j >> np.uint64(3)] >> (j & np.uint64(7))) & np.uint8(1)
+
+
+class Filter:
+    """A one-hash Bloom filter over the top bits of the hashes, sized to at
+    least 16 bits per id (a false positive on about 6% of new ids), so only
+    its positives are searched in the runs."""
+
+    def __init__(self, runs: list[Run]) -> None:
+        self.count = 0
+        self.log2 = 0
+        self.bits = np.zeros(0, dtype=np.uint8)
+        self.runs = runs
+        self._resize(sum(len(h) for h, _ in runs))
+
+    def _resize(self, count: int) -> None:
+        self.log2 = max(16, int(np.ceil(np.log2(max(count, 1) * 16))))
+        self.bits = np.zeros(1 << (self.log2 - 3), dtype=np.uint8)
+        for h, _ in self.runs:
+            _bits_set(self.bits, h, np.uint64(64 - self.log2))
+        self.count = count
+
+    def add(self, h: np.ndarray) -> None:
+        if (self.count + len(h)) * 16 > (1 << self.log2):
+            self._resize(self.count + len(h))  # the runs already hold ``h``
+        else:
+            _bits_set(self.bits, h, np.uint64(64 - self.log2))
+            self.count += len(h)
+
+    def maybe(self, h: np.ndarray) -> np.ndarray:
+        out = np.empty(len(h), dtype=np.uint8)
+        _bits_test(self.bits, h, np.uint64(64 - self.log2), out)
+        return out.view(np.bool_)
+
+
+def hash_ids(ids: pa.Array) -> np.ndarray:
+    """uint64 hash of each string (nulls hash as the empty string)."""
+    if not pa.types.is_string(ids.type):
+        ids = pc.cast(ids, pa.string())
+    n = len(ids)
+    out = np.empty(n, dtype=np.uint64)
+    if n == 0:
+        return out
+    bufs = ids.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32)[ids.offset : ids.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    _hash_kernel(offsets, data, out)
+    return out
+
+
+Run = tuple[np.ndarray, np.ndarray]  # (sorted uint64 hashes, int64 positions in __ids__)
+
+
+def sort_order(h: np.ndarray) -> np.ndarray:
+    """``argsort(h)``, stable; the fast unstable sort, then rows of equal
+    hashes (rare: duplicates) put back in row order."""
+    order = np.argsort(h)
+    hs = h[order]
+    eq = hs[1:] == hs[:-1]
+    if eq.any():
+        members = np.zeros(len(h), dtype=bool)
+        members[1:] |= eq
+        members[:-1] |= eq
+        idx = np.flatnonzero(members)
+        # Sorting the members by (hash, row) keeps the hashes sorted.
+        sub = np.lexsort((order[idx], hs[idx]))
+        order[idx] = order[idx][sub]
+    return order
+
+
+def make_run(hashes: np.ndarray, locs: np.ndarray) -> Run:
+    order = sort_order(hashes)
+    return hashes[order], locs[order]
+
+
+def merge_runs(a: Run, b: Run) -> Run:
+    """Two sorted runs merged in linear time (each of b's entries lands after a's equal ones)."""
+    n = len(a[0]) + len(b[0])
+    at = np.searchsorted(a[0], b[0], side="right") + np.arange(len(b[0]))
+    from_b = np.zeros(n, dtype=bool)
+    from_b[at] = True
+    h = np.empty(n, dtype=np.uint64)
+    loc = np.empty(n, dtype=np.int64)
+    h[at], loc[at] = b
+    h[~from_b], loc[~from_b] = a
+    return h, loc
+
+
+class IdIndex:
+    """The ids of the store plus those accepted so far in this ingest.
+
+    ``fetch(locs)`` returns the ids at positions of ``__ids__`` (for the rare
+    candidates only); ``runs`` are the persisted runs, ``new`` this ingest's."""
+
+    def __init__(
+        self,
+        runs: list[Run],
+        fetch: Callable[[np.ndarray], pa.Array],
+        keep: Callable[[Run], Run] = lambda run: run,
+    ) -> None:
+        self.old = runs
+        self.new: list[Run] = []
+        self.fetch = fetch
+        self.keep = keep  # persists a new run, returns what to search (a memory map)
+        self.filter = Filter([])  # built on the first lookup
+        self._filtered = False
+
+    def fresh(self, ids: pa.Array, first_loc: int) -> np.ndarray:
+        """Rows to keep: no id, or an id seen neither before nor earlier in the
+        batch.  The kept ids get positions ``first_loc, first_loc + 1, ...``
+        (in row order) and join the index."""
+        n = len(ids)
+        keep = np.ones(n, dtype=bool)
+        has = np.ones(n, dtype=bool) if ids.null_count == 0 else _np(ids.is_valid())
+        rows = np.flatnonzero(has)
+        if not len(rows):
+            return keep
+        present = ids if len(rows) == n else ids.filter(pa.array(has))
+        h = hash_ids(present)
+        order = sort_order(h)
+        hs = h[order]
+        dup = np.zeros(len(hs), dtype=bool)  # in sorted order
+        # Within the batch: equal neighbours after a stable sort; the earlier row wins.
+        same = np.flatnonzero(hs[1:] == hs[:-1]) + 1
+        if len(same):
+            dup[same] = self._within(present, order, hs, same)
+        # Against the store and earlier batches of this ingest: only the
+        # filter's positives are searched in the runs.
+        if not self._filtered:
+            self.filter = Filter([*self.old, *self.new])
+            self._filtered = True
+        cand = np.flatnonzero(self.filter.maybe(hs) & ~dup)
+        for run_h, run_loc in [*self.old, *self.new] if len(cand) else []:
+            if not len(run_h):
+                continue
+            lo = np.searchsorted(run_h, hs[cand], side="left")
+            match = (lo < len(run_h)) & (run_h[np.minimum(lo, len(run_h) - 1)] == hs[cand])
+            hit = cand[match]
+            found = self._against(present, order, hs, hit, lo[match], run_h, run_loc)
+            dup[hit] |= found
+            cand = cand[~dup[cand]]
+            if not len(cand):
+                break
+        kept_sorted = ~dup
+        keep_present = np.empty(len(hs), dtype=bool)
+        keep_present[order] = kept_sorted
+        keep[rows] = keep_present
+        kept_idx = np.flatnonzero(keep_present)  # positions in ``present``, row order
+        locs = np.empty(len(hs), dtype=np.int64)
+        locs[kept_idx] = np.arange(first_loc, first_loc + len(kept_idx), dtype=np.int64)
+        if kept_sorted.any():
+            run = self.keep((hs[kept_sorted], locs[order][kept_sorted]))
+            self.new.append(run)
+            self.filter.runs = [*self.old, *self.new]
+            self.filter.add(run[0])
+        return keep
+
+    def _within(
+        self, present: pa.Array, order: np.ndarray, hs: np.ndarray, same: np.ndarray
+    ) -> np.ndarray:
+        """For each sorted position in ``same`` (hash equal to its predecessor):
+        is its id equal to an earlier row's of the same hash?"""
+        a = present.take(pa.array(order[same]))
+        b = present.take(pa.array(order[same - 1]))
+        eq = _np(pc.equal(a, b))
+        if eq.all():
+            return eq
+        # A true hash collision inside the batch (astronomically rare): decide
+        # those hash groups exactly, in Python.
+        out = eq.copy()
+        for k in np.flatnonzero(~eq):
+            pos = int(same[k])
+            start = pos
+            while start > 0 and hs[start - 1] == hs[pos]:
+                start -= 1
+            mine = present[int(order[pos])].as_py()
+            earlier = {present[int(order[j])].as_py() for j in range(start, pos)}
+            out[k] = mine in earlier
+        return out
+
+    def _against(
+        self,
+        present: pa.Array,
+        order: np.ndarray,
+        hs: np.ndarray,
+        hit: np.ndarray,
+        lo: np.ndarray,
+        run_h: np.ndarray,
+        run_loc: np.ndarray,
+    ) -> np.ndarray:
+        """For sorted positions ``hit`` whose hash is in the run (first at
+        ``lo``): is the id itself there?"""
+        if not len(hit):
+            return np.zeros(0, dtype=bool)
+        hi = np.searchsorted(run_h, hs[hit], side="right")
+        counts = hi - lo
+        which = np.repeat(np.arange(len(hit)), counts)
+        starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        entries = starts + np.arange(len(which))
+        stored = self.fetch(run_loc[entries])
+        mine = present.take(pa.array(order[hit[which]]))
+        eq = _np(pc.equal(pc.cast(stored, pa.string()), mine))
+        out = np.zeros(len(hit), dtype=bool)
+        np.logical_or.at(out, which, eq)
+        return out
+
+
+def _np(arr: pa.Array) -> np.ndarray:
+    out: np.ndarray = arr.to_numpy(zero_copy_only=False)
+    return out
+
+
+# ------------------------------------------------------------ persisted index
+class IdFiles:
+    """The ``__ids__`` chunks and index runs of one node, for one ingest.
+
+    Each batch's run is written at once (as a file of the version being made:
+    a crash leaves it to the sweep) and searched memory-mapped, so the ids of
+    an ingest never sit in memory together.  At commit the runs are merged
+    while neighbours are of similar size, up to ``MAX_RUN`` ids a run."""
+
+    def __init__(self, backend: Backend, manifest: Manifest, version: int) -> None:
+        self.backend = backend
+        self.version = version
+        self.chunks: list[tuple[str, int]] = list(manifest.dictionaries.get(IDS, []))
+        self.added: list[tuple[str, int]] = []  # chunks written by this ingest
+        self._starts = np.zeros(0, dtype=np.int64)
+        self._arrays: dict[str, pa.Array] = {}
+        self.runs: list[tuple[str, int]] = list(manifest.id_index)
+        self.base_runs = len(self.runs)
+        self.obsolete: list[str] = []  # merged away: removed once the ingest landed
+        runs = [self._read_run(name) for name, _ in self.runs]
+        covered = sum(c for _, c in self.runs)
+        if covered < self.size:
+            # A store written before the index existed: index the ids not covered.
+            locs = np.arange(covered, self.size, dtype=np.int64)
+            runs.append(self._keep(make_run(hash_ids(self.fetch(locs)), locs)))
+        self.index = IdIndex(runs, self.fetch, self._keep)
+
+    @property
+    def size(self) -> int:
+        return sum(c for _, c in self.chunks)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added) or len(self.runs) != self.base_runs
+
+    def _read_run(self, name: str) -> Run:
+        t = self.backend.read_table(name)
+        return _view(t.column(H)), _view(t.column(LOC))
+
+    def _write_run(self, run: Run) -> str:
+        h, loc = run
+        return self.backend.write_table(
+            "index", self.version, pa.table({H: pa.array(h), LOC: pa.array(loc)})
+        )
+
+    def _keep(self, run: Run) -> Run:
+        name = self._write_run(run)
+        self.runs.append((name, len(run[0])))
+        return self._read_run(name)
+
+    def _array(self, name: str) -> pa.Array:
+        arr = self._arrays.get(name)
+        if arr is None:
+            col = self.backend.read_table(name).column("value")
+            arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+            self._arrays[name] = arr
+        return arr
+
+    def fetch(self, locs: np.ndarray) -> pa.Array:
+        """The ids at positions ``locs`` of ``__ids__`` (in that order)."""
+        if len(self._starts) != len(self.chunks):
+            counts = np.array([c for _, c in self.chunks], dtype=np.int64)
+            self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        which = np.searchsorted(self._starts, locs, side="right") - 1
+        idx_parts: list[np.ndarray] = []
+        arr_parts: list[pa.Array] = []
+        for c in np.unique(which):
+            idx = np.flatnonzero(which == c)
+            name = self.chunks[int(c)][0]
+            arr_parts.append(self._array(name).take(pa.array(locs[idx] - self._starts[c])))
+            idx_parts.append(idx)
+        if not arr_parts:
+            return pa.array([], pa.string())
+        combined = pa.concat_arrays(arr_parts)
+        return combined.take(pa.array(np.argsort(np.concatenate(idx_parts), kind="stable")))
+
+    def accept(self, ids: pa.Array) -> np.ndarray:
+        """Rows to keep (see ``IdIndex.fresh``); the kept ids are written as a new chunk."""
+        keep = self.index.fresh(ids, self.size)
+        kept = ids.filter(pa.array(keep)) if not keep.all() else ids
+        if kept.null_count:
+            kept = kept.drop_null()
+        if len(kept):
+            name = self.backend.write_table("dictionaries", self.version, pa.table({"value": kept}))
+            self.chunks.append((name, len(kept)))
+            self.added.append((name, len(kept)))
+        return keep
+
+    def commit(self, m: Manifest) -> None:
+        """Record this ingest's chunks and index runs in ``m`` (being written)."""
+        if not self.changed:
+            return
+        m.dictionaries.setdefault(IDS, []).extend(self.added)
+        out: list[tuple[str, int]] = []
+        for entry in self.runs:
+            out.append(entry)
+            while len(out) >= 2 and _mergeable(out[-2][1], out[-1][1]):
+                (b, nb), (a, na) = out.pop(), out.pop()
+                merged = merge_runs(self._read_run(a), self._read_run(b))
+                out.append((self._write_run(merged), na + nb))
+                del merged
+                self.obsolete += [a, b]
+        m.id_index = out
+
+    def cleanup(self) -> None:
+        """After the manifest switch: drop the runs that were merged away."""
+        self.backend.discard(self.obsolete)
+        self.obsolete = []
+
+
+def _mergeable(older: int, newer: int) -> bool:
+    return older < MAX_RUN and newer < MAX_RUN and older <= MERGE_RATIO * newer
+
+
+def _view(col: pa.ChunkedArray) -> np.ndarray:
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    out: np.ndarray = arr.to_numpy(zero_copy_only=True)
+    return out

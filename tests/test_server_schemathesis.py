@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -42,6 +41,11 @@ def test_api_conforms(live: Live, mode: GenerationMode) -> None:
     operations = [r.ok() for r in results if isinstance(r, Ok)]
     assert len(operations) == len(results) >= 12
     for operation in operations:
+        if mode == GenerationMode.NEGATIVE and not (operation.body or operation.query):
+            # only a path name to negate, which a URL cannot carry ('/'): hypothesis
+            # would search in vain for seconds
+            continue
+
         # the token is fixed, not generated: negative cases vary the rest
         @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
         @settings(
@@ -53,8 +57,4 @@ def test_api_conforms(live: Live, mode: GenerationMode) -> None:
         def run(case: schemathesis.Case) -> None:
             case.call_and_validate(headers=headers, excluded_checks=EXCLUDED)
 
-        try:
-            run()
-        except Unsatisfiable:
-            # nothing to negate: an operation without parameters or body
-            assert mode == GenerationMode.NEGATIVE and not operation.body
+        run()

@@ -4,6 +4,7 @@ ingests and flushed partitions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ category = "string"
 )
 
 
-def _events(ids: list[str | None], start_ms: int = 1_780_000_000_000) -> pa.Table:
+def _events(ids: Sequence[str | None], start_ms: int = 1_780_000_000_000) -> pa.Table:
     n = len(ids)
     return pa.table(
         {
@@ -105,10 +106,10 @@ def test_flushed_partitions_and_index_survive_reopen(
     for p in store.snapshot().partitions:
         assert (np.diff(p.ts) >= 0).all()
     again = Store.open(tmp_path / "s")
-    r = again.ingest_events(_events(ids[::3] + ["new"]))
+    r = again.ingest_events(_events([*ids[::3], "new"]))
     assert (r.accepted, r.duplicates) == (1, 134)
     assert again.snapshot().n_events == 401
-    assert sorted(_stored_ids(again)) == sorted([*ids, "new"])
+    assert sorted(str(i) for i in _stored_ids(again)) == sorted([*ids, "new"])
 
 
 def test_a_store_without_an_index_is_indexed(tmp_path: Path) -> None:
@@ -131,3 +132,40 @@ def test_a_store_without_an_index_is_indexed(tmp_path: Path) -> None:
     # merged runs leave no files behind: the directory holds the listed runs only
     listed = {name for name, _ in m.id_index}
     assert {f"index/{p.name}" for p in index_dir.iterdir()} == listed | orphans
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_big_dictionaries_are_looked_up_by_hash(
+    monkeypatch: pytest.MonkeyPatch, collide: bool
+) -> None:
+    from audience.runtime.store import dictionaries as dmod
+
+    monkeypatch.setattr(dmod, "HASHED_MIN", 3)
+    if collide:
+        real = dmod.hash_ids
+        monkeypatch.setattr(dmod, "hash_ids", lambda v: real(v) % np.uint64(2))
+    st = dmod.DictState({})
+    assert st.encode("k", pa.array(["a", "b", "c", "a"])).tolist() == [0, 1, 2, 0]
+    assert st.encode("k", pa.array(["d", "a", "e", "d", "c"])).tolist() == [3, 0, 4, 3, 2]
+    again = dmod.DictState({"k": st.get("k")})
+    codes = again.encode("k", pa.array(["e", "z", "a", "y", "z", "b"]))
+    assert codes.tolist() == [4, 5, 0, 6, 5, 1]
+    assert again.get("k").to_pylist() == ["a", "b", "c", "d", "e", "z", "y"]
+    assert again.added()["k"].to_pylist() == ["z", "y"]
+
+
+def test_parquet_streams_in_batches_with_row_indexes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "CHUNK_ROWS", 4)
+    table = _events([f"e{i}" for i in range(10)])
+    types = table.column("type").to_pylist()
+    types[9] = "bogus"
+    table = table.set_column(2, "type", pa.array(types))
+    path = tmp_path / "ev.parquet"
+    pq.write_table(table, path, row_group_size=3)
+    store = Store.from_arrow(None, None, SCHEMA)
+    r = store.ingest_events(path)
+    assert (r.accepted, r.rejected) == (9, 1)
+    assert r.rejects[0].where == "row index 9" and '"bogus"' in r.rejects[0].raw
+    assert store.snapshot().n_events == 9

@@ -9,7 +9,14 @@ from __future__ import annotations
 import click
 
 from audience import __version__
-from audience.cli import delivery_cmds, demo_cmd, eval_cmd, rules_cmds, store_cmds
+from audience.cli import (
+    delivery_cmds,
+    demo_cmd,
+    eval_cmd,
+    rules_cmds,
+    server_cmds,
+    store_cmds,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +25,7 @@ def cli() -> None:
     """audience: segments, triggers and DND policies over a columnar event store."""
 
 
-for _module in (delivery_cmds, demo_cmd, eval_cmd, rules_cmds, store_cmds):
+for _module in (delivery_cmds, demo_cmd, eval_cmd, rules_cmds, server_cmds, store_cmds):
     _module.register(cli)
 
 

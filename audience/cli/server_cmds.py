@@ -8,7 +8,6 @@ import click
 
 from audience.runtime.store import StoreError
 from audience.server.auth import SCOPES, AuthError, Sources
-from audience.server.nodes import create_node, list_nodes
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -61,6 +60,8 @@ def nodes_list(store: str) -> None:
 @click.option("--schema", "schema_path", type=click.Path(), help="default: node main's schema")
 def nodes_create(store: str, name: str, schema_path: str | None) -> None:
     """Add node NAME to STORE."""
+    from audience.server.nodes import create_node
+
     try:
         create_node(store, name, schema_path)
     except StoreError as exc:
@@ -74,6 +75,9 @@ def sources_group() -> None:
 
 
 def _nodes(store: str) -> list[str]:
+    # audience.server.nodes pulls in the evaluator: imported when a command runs
+    from audience.server.nodes import list_nodes
+
     try:
         return list_nodes(store)
     except StoreError as exc:

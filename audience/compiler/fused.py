@@ -24,7 +24,7 @@ from audience.compiler.kernels import filters, lanes, reduce
 from audience.compiler.kernels.config import PARALLEL_MIN_ROWS
 from audience.compiler.predicates import event_field, event_mask
 from audience.compiler.scan import Reduction, filter_range, list_elements
-from audience.compiler.typeindex import type_rows
+from audience.compiler.typeindex import dense, type_rows
 from audience.runtime.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
@@ -147,11 +147,12 @@ def run_scans(
             stats["partitions_skipped"] += 1
             continue
         stats["partitions_read"] += 1
-        masks = _masks(ctx, part, resolved, ranges)
+        sources = _sources(part, resolved, ranges)
+        masks = _masks(ctx, resolved, sources)
         for group in groups:
-            _run_lanes(ctx, part, resolved, ranges, masks, group, counts, accs, tss)
+            _run_lanes(ctx, resolved, sources, masks, group, counts, accs, tss)
         for d in distinct:
-            _collect_pairs(ctx, part, resolved[d.scan], ranges[d.scan], masks[d.scan], d)
+            _collect_pairs(ctx, sources[d.scan], masks[d.scan], d)
     if threads > 1:
         lanes.merge_threads(agg_kinds, ts_kinds, counts, accs, tss)
     counts, accs, tss = counts[0], accs[0], tss[0]
@@ -190,40 +191,68 @@ def _plan_lanes(resolved: list[_Scan]) -> tuple[list[_Lane], list[_Distinct]]:
     return out, distinct
 
 
-def _masks(
-    ctx: EvalContext, part: Partition, resolved: list[_Scan], ranges: list[tuple[int, int]]
-) -> list[np.ndarray | None]:
-    """Each scan's predicate mask over its rows of ``part`` (None: no
-    predicate); scans with the same predicate and rows share one mask."""
-    out: list[np.ndarray | None] = []
-    memo: dict[tuple[p.PredNode, int, int], np.ndarray] = {}
+# the rows [a, b) a scan reads in a partition, and the type table its rows
+# must still pass there (None: every row of the source has its types)
+Source = tuple[Partition, int, int, np.ndarray | None]
+
+
+def _sources(part: Partition, resolved: list[_Scan], ranges: list[tuple[int, int]]) -> list[Source]:
+    """Where each scan reads in ``part``: its selection of the scan's types
+    (``typeindex``) when they are a small share of it, else the partition
+    itself (any type, or its types tested by a mask)."""
+    out: list[Source] = []
     for s, (a, b) in zip(resolved, ranges, strict=True):
+        if a >= b or s.type_lut is None:
+            out.append((part, a, b, None))
+        elif dense(part, s.type_lut):
+            out.append((part, a, b, s.type_lut))
+        else:
+            sub = type_rows(part, s.type_lut).partition
+            out.append((sub, *_row_range(sub, s.lo, s.hi), None))
+    return out
+
+
+def _masks(
+    ctx: EvalContext, resolved: list[_Scan], sources: list[Source]
+) -> list[np.ndarray | None]:
+    """Each scan's row mask, predicate and still-needed type test (None: every
+    row passes); scans with the same tests over the same rows share one mask."""
+    out: list[np.ndarray | None] = []
+    memo: dict[tuple[Any, ...], np.ndarray] = {}
+    for s, (src, a, b, lut) in zip(resolved, sources, strict=True):
         pred = s.filter.pred
-        if a >= b or pred is None:
+        if a >= b or (pred is None and lut is None):
             out.append(None)
             continue
-        mask = memo.get((pred, a, b))
-        if mask is None:
-            mask = memo[(pred, a, b)] = event_mask(ctx, pred, part, a, b)
-        out.append(mask)
+        key = (pred, None if lut is None else lut.tobytes(), id(src), a, b)
+        hit = memo.get(key)
+        if hit is None:
+            found = None if pred is None else event_mask(ctx, pred, src, a, b)
+            if lut is not None:
+                typed = filters.lut_mask(src.type[a:b], lut)
+                found = typed if found is None else (found & typed)
+            assert found is not None
+            hit = memo[key] = found
+        out.append(hit)
     return out
 
 
 def _run_lanes(
     ctx: EvalContext,
-    part: Partition,
     resolved: list[_Scan],
-    ranges: list[tuple[int, int]],
+    sources: list[Source],
     masks: list[np.ndarray | None],
     chunk: list[_Lane],
     counts: np.ndarray,
     accs: np.ndarray,
     tss: np.ndarray,
 ) -> None:
-    """The lanes of ``chunk`` (all over the same types) over ``part``: over
-    its rows of those types when typed, else over its rows."""
-    lut = resolved[chunk[0].scan].type_lut
-    sel = None if lut is None else type_rows(part, lut)
+    """The lanes of ``chunk``: all over the same types, so the same source
+    (a lane whose window misses the partition has none: it is skipped)."""
+    live = [sources[ln.scan] for ln in chunk if sources[ln.scan][1] < sources[ln.scan][2]]
+    if not live:
+        return
+    src = live[0][0]
     k_n = len(chunk)
     spans: list[tuple[int, int]] = []
     kind = np.empty(k_n, dtype=np.int64)
@@ -237,13 +266,14 @@ def _run_lanes(
     mask_len = 0
     val_len = 0
     for k, ln in enumerate(chunk):
-        s = resolved[ln.scan]
-        a, b = ranges[ln.scan]
+        own, a, b, _ = sources[ln.scan]
+        if a < b and own is not src:
+            raise ValueError("lanes of one group must read the same rows")
         kind[k] = ln.kind
         slot[k] = ln.slot
         mask = masks[ln.scan]
         if a < b and lanes.SUM <= ln.kind <= lanes.MAX:
-            fd = event_field(ctx, ln.red[2], part, a, b)
+            fd = event_field(ctx, ln.red[2], src, a, b)
             if fd.values is None:
                 a = b = 0  # the column does not exist here: no value to fold
             else:
@@ -255,7 +285,7 @@ def _run_lanes(
         if a >= b:
             spans.append((0, 0))
             continue
-        spans.append((a, b) if sel is None else sel.span(s.lo, s.hi))
+        spans.append((a, b))
         if mask is not None:
             at = mask_at.get(id(mask))
             if at is None:
@@ -270,9 +300,8 @@ def _run_lanes(
     if sum(j - i for i, j in spans) < PARALLEL_MIN_ROWS:
         counts, accs, tss = counts[:1], accs[:1], tss[:1]  # thread 0's outputs: one thread
     lanes.scan_lanes(
-        part.contact if sel is None else sel.contact,
-        part.ts if sel is None else sel.ts,
-        None if sel is None else sel.rows,
+        src.contact,
+        src.ts,
         spans,
         kind,
         slot,
@@ -295,43 +324,22 @@ def _flat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
     return np.concatenate(arrays)
 
 
-def _collect_pairs(
-    ctx: EvalContext,
-    part: Partition,
-    s: _Scan,
-    rng: tuple[int, int],
-    mask: np.ndarray | None,
-    d: _Distinct,
-) -> None:
-    a, b = rng
+def _collect_pairs(ctx: EvalContext, source: Source, mask: np.ndarray | None, d: _Distinct) -> None:
+    src, a, b, _ = source  # a type test still needed is in ``mask``
     if a >= b:
         return
-    fd = event_field(ctx, d.red[2], part, a, b)
+    fd = event_field(ctx, d.red[2], src, a, b)
     if fd.values is None:
         return
     if fd.valid is not None:
         mask = fd.valid if mask is None else (mask & fd.valid)
     codes = d.red[2].kind in ("string", "event_type") and fd.values.dtype == np.int32
-    sel = None if s.type_lut is None else type_rows(part, s.type_lut)
     if codes and fd.offsets is None:
-        # dictionary codes: pairs straight from the rows (no intermediate arrays)
-        src_c = part.contact if sel is None else sel.contact
-        rows = None if sel is None else sel.rows
-        i, j = (a, b) if sel is None else sel.span(s.lo, s.hi)
-        d.pairs.append(filters.select_pairs(src_c, rows, i, j, mask, a, fd.values, a))
+        # dictionary codes: the pairs straight from the rows, in one kernel
+        d.pairs.append(filters.select_pairs(src.contact, None, a, b, mask, a, fd.values, a))
         return
-    if sel is None:
-        rows64 = filters.select_rows(part.type, a, b, None, mask)
-        contact = part.contact[rows64]
-        local = rows64 - a
-    else:
-        # only the rows of the filter's types (``typeindex``)
-        i, j = sel.span(s.lo, s.hi)
-        contact = sel.contact[i:j]
-        local = sel.rows[i:j] - a
-        if mask is not None:
-            keep = mask[local]
-            contact, local = contact[keep], local[keep]
+    local = np.arange(b - a) if mask is None else np.flatnonzero(mask)
+    contact = src.contact[a:b][local]
     if fd.offsets is not None:
         assert fd.list_codes is not None
         # a list counts its distinct elements
@@ -340,10 +348,9 @@ def _collect_pairs(
         contacts, elements = list_elements(contact, starts, lengths, fd.list_codes)
         d.pairs.append((contacts, elements.astype(np.int32, copy=False)))
         return
-    vals = fd.values[local]
     if not codes:
         d.codes = False  # not dictionary codes: counted by sorting
-    d.pairs.append((contact, vals))
+    d.pairs.append((contact, fd.values[local]))
 
 
 def _distinct_result(d: _Distinct, n: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from audience.compiler.context import EvalContext
 from audience.compiler.kernels import filters, reduce
 from audience.compiler.passes.resolve_time import INT64_MIN, window_range
 from audience.compiler.predicates import event_field, event_mask
-from audience.compiler.typeindex import type_rows
+from audience.compiler.typeindex import dense, type_rows
 from audience.runtime.snapshot import Partition
 
 # ("count",) | ("agg", func, FieldRef) | ("ts", "last" | "first")
@@ -206,11 +206,21 @@ def _typed_rows(
             stats["partitions_skipped"] += 1
             continue
         stats["partitions_read"] += 1
-        sel = type_rows(part, table)
-        i, j = sel.span(lo, hi)
-        c, t = sel.contact[i:j], sel.ts[i:j]
+        if dense(part, table):
+            # most rows have the types: a type mask, not a selection
+            keep = filters.lut_mask(part.type[a:b], table)
+            if flt.pred is not None:
+                keep &= event_mask(ctx, flt.pred, part, a, b)
+            out.append((part.contact[a:b][keep], part.ts[a:b][keep]))
+            continue
+        sub = type_rows(part, table).partition
+        i, j = sub_range = (
+            int(np.searchsorted(sub.ts, lo, "left")),
+            int(np.searchsorted(sub.ts, hi, "right")),
+        )
+        c, t = sub.contact[i:j], sub.ts[i:j]
         if flt.pred is not None and i < j:
-            keep = event_mask(ctx, flt.pred, part, a, b)[sel.rows[i:j] - a]
+            keep = event_mask(ctx, flt.pred, sub, *sub_range)
             c, t = c[keep], t[keep]
         out.append((c, t))
     return out

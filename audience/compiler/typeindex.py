@@ -6,10 +6,16 @@ partition and one set of type codes, the row numbers of those types and
 their ``contact`` and ``ts`` copied contiguously (still in ts order), so a
 reduction walks only them and a window is a binary search on their ``ts``.
 
+A selection is itself a ``Partition`` (``TypeRows.partition``: its rows are
+the selected ones, its columns gathered on first use and kept), so masks,
+values and reductions run over it unchanged, reading contiguous arrays
+instead of gathering scattered rows (a cache miss per row for a rare type).
+
 Partitions are immutable, so a selection stays right for as long as its
 partition lives: it is cached per partition object (by id, guarded by a
 weak reference, dropped with the partition).  Memory: 16 bytes per selected
-row, at most ``MAX_SETS`` type sets per partition (the oldest set goes first).
+row plus the columns read, at most ``MAX_SETS`` type sets per partition
+(the oldest set goes first).
 """
 
 from __future__ import annotations
@@ -17,21 +23,72 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from audience.compiler.kernels import filters
-from audience.runtime.snapshot import Partition
+from audience.runtime.snapshot import Column, Partition
 
 MAX_SETS = 16
+# a selection holding more than this share of its partition's rows saves
+# little reading and costs its copy: such types are filtered by a mask instead
+DENSE_SHARE = 0.75
+
+
+class _Gathered(Mapping[str, Column]):
+    """The source partition's columns at the selected rows, gathered on
+    first access and kept."""
+
+    def __init__(self, source: Mapping[str, Column], rows: np.ndarray) -> None:
+        self._source = source
+        self._rows = rows
+        self._done: dict[str, Column] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> Column:
+        with self._lock:
+            hit = self._done.get(name)
+        if hit is not None:
+            return hit
+        col = _gather(self._source[name], self._rows)
+        with self._lock:
+            return self._done.setdefault(name, col)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+
+def _gather(col: Column, rows: np.ndarray) -> Column:
+    valid = None if col.valid is None else col.valid[rows]
+    if col.kind != "list":
+        return Column(col.kind, col.values[rows], valid)
+    assert col.offsets is not None
+    starts = col.offsets[:-1][rows].astype(np.int64)
+    lengths = col.offsets[1:][rows].astype(np.int64) - starts
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    pos = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    pos += np.repeat(starts, lengths)
+    return Column(col.kind, col.values[pos], valid, offsets)
 
 
 @dataclass(frozen=True)
 class TypeRows:
     rows: np.ndarray  # int32 row numbers in the partition, ascending
-    contact: np.ndarray  # int32, contact[rows]
-    ts: np.ndarray  # int64, ts[rows] (ascending)
+    partition: Partition  # the selected rows as a partition (ts ascending)
+
+    @property
+    def contact(self) -> np.ndarray:
+        return self.partition.contact
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self.partition.ts
 
     def span(self, lo: int, hi: int) -> tuple[int, int]:
         """Positions ``[i, j)`` of the selected rows with ``lo <= ts <= hi``."""
@@ -45,12 +102,17 @@ _lock = threading.Lock()
 
 
 def _build(part: Partition, lut: np.ndarray) -> TypeRows:
-    rows = filters.select_rows(part.type, 0, len(part), lut)
-    return TypeRows(
-        rows.astype(np.int32),
-        np.ascontiguousarray(part.contact[rows]),
-        np.ascontiguousarray(part.ts[rows]),
+    rows = filters.select_rows(part.type, 0, len(part), lut).astype(np.int32)
+    ts = part.ts[rows]
+    sub = Partition(
+        int(ts[0]) if len(ts) else part.min_ts,
+        int(ts[-1]) if len(ts) else part.max_ts,
+        ts,
+        part.contact[rows],
+        part.type[rows],
+        _Gathered(part.columns, rows),
     )
+    return TypeRows(rows, sub)
 
 
 def type_rows(part: Partition, lut: np.ndarray) -> TypeRows:
@@ -76,6 +138,41 @@ def type_rows(part: Partition, lut: np.ndarray) -> TypeRows:
         while len(sets) > MAX_SETS:
             sets.popitem(last=False)
     return sel
+
+
+def dense(part: Partition, lut: np.ndarray) -> bool:
+    """Whether the types of ``lut`` hold more than ``DENSE_SHARE`` of ``part``'s
+    rows (then read the partition with a type mask, not a selection)."""
+    hist = _histogram(part)
+    n_lut = min(len(lut), len(hist))
+    share = int(hist[:n_lut][lut[:n_lut]].sum())
+    return share > DENSE_SHARE * max(len(part), 1)
+
+
+_histograms: dict[int, tuple[weakref.ref[Partition], np.ndarray]] = {}
+
+
+def _histogram(part: Partition) -> np.ndarray:
+    """Rows per type code (codes < 0 left out), kept per partition."""
+    pid = id(part)
+    with _lock:
+        hit = _histograms.get(pid)
+    if hit is not None and hit[0]() is part:
+        return hit[1]
+    codes = part.type[part.type >= 0] if len(part) and part.type.min() < 0 else part.type
+    hist = np.bincount(codes) if len(codes) else np.zeros(0, dtype=np.int64)
+    ref = weakref.ref(part)
+    with _lock:
+        _histograms[pid] = (ref, hist)
+    weakref.finalize(part, _drop_histogram, pid, ref)
+    return hist
+
+
+def _drop_histogram(pid: int, ref: weakref.ref[Partition]) -> None:
+    with _lock:
+        hit = _histograms.get(pid)
+        if hit is not None and hit[0] is ref:
+            del _histograms[pid]
 
 
 def _drop(pid: int, ref: weakref.ref[Partition]) -> None:

@@ -4,7 +4,8 @@ A node is one database of contacts and events (STORE/nodes/NAME).  The
 server opens each node's ``Store`` once and shares it between request
 threads (ingests serialise on the store's lock; evaluations each take one
 snapshot), together with the node's recent snapshots and audiences (for
-cursors) and an index from contact id to its dense position.
+cursors), an index from contact id to its dense position, and its trigger
+engine (which keeps what each ingest fired for the ingest's answer).
 """
 
 from __future__ import annotations

@@ -77,7 +77,12 @@ def _schemas(max_limit: int) -> dict[str, Any]:
                 "segment": {"type": "string", "description": "DSL text: a condition or a segment"},
                 "as_of": _ref("AsOf"),
                 "limit": {"type": "integer", "minimum": 0, "maximum": max_limit},
-                "cursor": {**_nullable("string"), "maxLength": 1000},
+                "cursor": {
+                    **_nullable("string"),
+                    "maxLength": 1000,
+                    "description": "the 'next' of a previous page: the same store version and "
+                    "time (as_of is then ignored); 410 once that version is no longer kept",
+                },
                 "explain": {"type": "boolean"},
                 "format": {"enum": ["json", "arrow"]},
             },
@@ -87,7 +92,11 @@ def _schemas(max_limit: int) -> dict[str, Any]:
             "required": ["count", "ids", "next", "as_of", "version", "explain"],
             "properties": {
                 "count": {"type": "integer", "minimum": 0},
-                "ids": {"type": "array", "items": {"type": "string"}},
+                "ids": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "contact ids in the store's contact order",
+                },
                 "next": {
                     **_nullable("string"),
                     "description": "cursor of the next page (null on the last page)",

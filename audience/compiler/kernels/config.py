@@ -22,8 +22,9 @@ from numba import types
 NJIT: dict[str, Any] = dict(cache=True, nogil=True)
 PARALLEL: dict[str, Any] = dict(cache=True, nogil=True, parallel=True)
 # below this many rows a pass runs on one thread: waking the pool and merging
-# the threads' per-contact outputs would cost more than it saves
-PARALLEL_MIN_ROWS = 300_000
+# the threads' per-contact outputs cost more than they save, and on a busy
+# machine a thread that waits for a core stalls the whole pass
+PARALLEL_MIN_ROWS = 2_000_000
 
 # Comparison op codes shared by the compare kernels and the compiler.
 OP_CODES: dict[str, int] = {"=": 0, "!=": 1, "<": 2, "<=": 3, ">": 4, ">=": 5}

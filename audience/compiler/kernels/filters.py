@@ -253,9 +253,7 @@ def select_rows(
 EMPTY_LUT = np.zeros(0, dtype=np.bool_)
 
 
-@njit(
-    [I64(ro(I32), ro(I32), B, I64, I64, ro(B), B, I64, ro(I32), I64, rw(I32), rw(I32))], **NJIT
-)
+@njit([I64(ro(I32), ro(I32), B, I64, I64, ro(B), B, I64, ro(I32), I64, rw(I32), rw(I32))], **NJIT)
 def _select_pairs(
     contact: np.ndarray,
     rows: np.ndarray,
@@ -279,7 +277,7 @@ def _select_pairs(
         out_c[k] = contact[i]
         out_v[k] = codes[row - code_base]
         if has_mask:
-            k += m[row - mask_base]
+            k += int(m[row - mask_base])
         else:
             k += 1
     return k

@@ -1,12 +1,10 @@
 """Reductions ("lanes") over runs of event rows, per contact.
 
-The rows come from a partition directly (every type), or from a selection of
-it (the rows of some types, with their ``contact`` and ``ts`` copied in ts
-order; ``rows`` maps a position back to the partition's row for the masks
-and values).  A lane is a window (a range of positions), an optional row
-mask and one reduction; the lanes over one selection run in one call, so a
-partition's selection is read while it is hot, and no per-row mask is ever
-built for the type or the window.
+The rows are a partition's, or a selection of them (``typeindex``: the rows
+of some types, as a partition of their own).  A lane is a window (a range of
+rows), an optional row mask and one reduction; the lanes over one
+(selected) partition run in one call, while its rows are hot, and no
+per-row mask is ever built for the type or the window.
 """
 
 from __future__ import annotations
@@ -32,8 +30,6 @@ def _lane(
     r: int,
     contact: np.ndarray,
     ts: np.ndarray,
-    rows: np.ndarray,
-    has_rows: bool,
     has_mask: bool,
     mask_base: int,
     masks: np.ndarray,
@@ -56,9 +52,8 @@ def _lane(
         m = masks.view(np.uint8)
         n = 0
         for i in range(lo, hi):
-            row = rows[i] if has_rows else i
             buf[n] = i
-            n += m[row - mask_base]
+            n += int(m[i - mask_base])
     bad = 0
     for j in range(n):
         i = buf[j] if has_mask else lo + j
@@ -69,7 +64,7 @@ def _lane(
         if kd == 0:
             counts[r, c] += 1
         elif kd <= 3:
-            x = vals[(rows[i] if has_rows else i) - val_base]
+            x = vals[i - val_base]
             if kd == 1:
                 accs[r, c] += x
             elif kd == 2:
@@ -90,7 +85,7 @@ def _signature(dims: int) -> Any:
     out_i = types.Array(I64, dims, "C")
     out_f = types.Array(F64, dims, "C")
     return I64(
-        ro(I32), ro(I64), ro(I32), B, ro(I64), ro(I64), ro(I64), ro(I64),
+        ro(I32), ro(I64), ro(I64), ro(I64), ro(I64), ro(I64),
         ro(B), ro(I64), ro(B), ro(I64), ro(F64), out_i, out_f, out_i,
     )  # fmt: skip
 
@@ -99,8 +94,6 @@ def _signature(dims: int) -> Any:
 def _scan_lanes(
     contact: np.ndarray,
     ts: np.ndarray,
-    rows: np.ndarray,
-    has_rows: bool,
     lane_lo: np.ndarray,
     lane_hi: np.ndarray,
     kind: np.ndarray,
@@ -122,8 +115,8 @@ def _scan_lanes(
     bad = 0
     for k in range(len(kind)):
         bad += _lane(
-            lane_lo[k], lane_hi[k], kind[k], slot[k], contact, ts, rows, has_rows,
-            has_mask[k], mask_base[k], masks, val_base[k], vals, counts, accs, tss, buf,
+            lane_lo[k], lane_hi[k], kind[k], slot[k], contact, ts, has_mask[k], mask_base[k],
+            masks, val_base[k], vals, counts, accs, tss, buf,
         )  # fmt: skip
     return bad
 
@@ -132,8 +125,6 @@ def _scan_lanes(
 def _scan_lanes_par(
     contact: np.ndarray,
     ts: np.ndarray,
-    rows: np.ndarray,
-    has_rows: bool,
     lane_lo: np.ndarray,
     lane_hi: np.ndarray,
     kind: np.ndarray,
@@ -162,8 +153,8 @@ def _scan_lanes_par(
             a = lane_lo[k] + span * t // n_threads
             b = lane_lo[k] + span * (t + 1) // n_threads
             bad[t] += _lane(
-                a, b, kind[k], slot[k], contact, ts, rows, has_rows, has_mask[k],
-                mask_base[k], masks, val_base[k], vals, counts[t], accs[t], tss[t], buf,
+                a, b, kind[k], slot[k], contact, ts, has_mask[k], mask_base[k], masks,
+                val_base[k], vals, counts[t], accs[t], tss[t], buf,
             )  # fmt: skip
     return int(bad.sum())
 
@@ -171,7 +162,6 @@ def _scan_lanes_par(
 def scan_lanes(
     contact: np.ndarray,
     ts: np.ndarray,
-    rows: np.ndarray | None,
     ranges: list[tuple[int, int]],
     kind: np.ndarray,
     slot: np.ndarray,
@@ -184,11 +174,10 @@ def scan_lanes(
     accs: np.ndarray,
     tss: np.ndarray,
 ) -> None:
-    """Accumulate every lane ``k`` over the positions ``i`` of ``ranges[k]``
-    (row ``rows[i]``, or ``i`` when ``rows`` is None) whose mask, when
-    ``has_mask[k]``, is set at ``masks[row - mask_base[k]]``.  Lane kinds
-    (``KINDS``): ``count`` adds 1 to ``counts[slot[k], c]``;
-    ``sum``/``min``/``max`` fold ``vals[row - val_base[k]]`` into
+    """Accumulate every lane ``k`` over the rows ``i`` of ``ranges[k]`` whose
+    mask, when ``has_mask[k]``, is set at ``masks[i - mask_base[k]]``.  Lane
+    kinds (``KINDS``): ``count`` adds 1 to ``counts[slot[k], c]``;
+    ``sum``/``min``/``max`` fold ``vals[i - val_base[k]]`` into
     ``accs[slot[k], c]`` and count the values in ``counts[slot[k], c]``;
     ``newest``/``oldest`` keep the extreme ts in ``tss[slot[k], c]``.  Every
     index is checked here, so the kernel never reads or writes out of bounds.
@@ -199,8 +188,6 @@ def scan_lanes(
     n = len(contact)
     contact = check_1d("contact", contact, (np.int32,))
     ts = check_1d("ts", ts, (np.int64,), n)
-    has_rows = rows is not None
-    rows = _NO_ROWS if rows is None else check_1d("rows", rows, (np.int32,), n)
     k_n = len(ranges)
     kind = check_1d("kind", kind, (np.int64,), k_n)
     slot = check_1d("slot", slot, (np.int64,), k_n)
@@ -222,7 +209,7 @@ def scan_lanes(
                 raise ValueError(f"lane {k}: output slot {slot[k]} out of range")
         if a == b:
             continue
-        first, last = (int(rows[a]), int(rows[b - 1])) if has_rows else (a, b - 1)
+        first, last = a, b - 1
         if has_mask[k] and not 0 <= first - mask_base[k] <= last - mask_base[k] < len(masks):
             raise ValueError(f"lane {k}: mask does not cover its rows")
         if SUM <= kd <= MAX and not 0 <= first - val_base[k] <= last - val_base[k] < len(vals):
@@ -236,14 +223,11 @@ def scan_lanes(
         else:
             kernel = _scan_lanes_par
     bad = kernel(
-        contact, ts, rows, has_rows, lane_lo, lane_hi, kind, slot,
+        contact, ts, lane_lo, lane_hi, kind, slot,
         has_mask, mask_base, masks, val_base, vals, counts, accs, tss,
     )  # fmt: skip
     if bad:
         raise ValueError(f"{bad} rows have a contact index outside the output arrays")
-
-
-_NO_ROWS = np.zeros(0, dtype=np.int32)
 
 
 def _check_outputs(counts: np.ndarray, accs: np.ndarray, tss: np.ndarray) -> int:
@@ -251,7 +235,9 @@ def _check_outputs(counts: np.ndarray, accs: np.ndarray, tss: np.ndarray) -> int
     dims = counts.ndim
     for name, out, dtype in outs:
         if out.dtype != dtype or out.ndim not in (2, 3) or not out.flags.c_contiguous:
-            raise ValueError(f"{name} must be a C-contiguous 2-d or 3-d {np.dtype(dtype).name} array")
+            raise ValueError(
+                f"{name} must be a C-contiguous 2-d or 3-d {np.dtype(dtype).name} array"
+            )
         if not out.flags.writeable:
             raise ValueError(f"{name} must be writable")
         if out.ndim != dims or out.shape[-1] != counts.shape[-1] or out.shape[0] != counts.shape[0]:

@@ -4,8 +4,8 @@ reads several partitions calls it once per partition slice."""
 
 from __future__ import annotations
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit, prange, types
 
 from audience.compiler.kernels._checks import as_mask, as_valid, check_1d, check_out
@@ -160,45 +160,92 @@ def distinct_counts(contact: np.ndarray, value: np.ndarray, n_contacts: int) -> 
     return out
 
 
-@njit([types.void(ro(I32), ro(I32), I64, I64, rw(I64))], **PARALLEL)
+# ``distinct_codes`` groups the pairs by contact with a counting sort (linear,
+# no comparison sort), then counts each contact's codes with a stamp per code:
+# a code is new for contact c when its stamp is not c yet.  Thread t sorts its
+# share of the pairs into its own slots of every contact's group, then counts
+# its own range of contacts.  The phases are plain functions, run by a serial
+# and a parallel kernel (a parallel kernel wakes the thread pool even for one
+# chunk, which a busy machine makes costly).
+
+
+@njit(**NJIT)
+def _dc_count(contact: np.ndarray, lo: int, hi: int, cnt: np.ndarray) -> None:
+    for i in range(lo, hi):
+        cnt[contact[i]] += 1
+
+
+@njit(**NJIT)
+def _dc_place(
+    contact: np.ndarray, code: np.ndarray, lo: int, hi: int, pos: np.ndarray, grouped: np.ndarray
+) -> None:
+    for i in range(lo, hi):
+        c = contact[i]
+        grouped[pos[c]] = code[i]
+        pos[c] += 1
+
+
+@njit(**NJIT)
+def _dc_stamp(
+    start: np.ndarray, grouped: np.ndarray, lo: int, hi: int, n_codes: int, out: np.ndarray
+) -> None:
+    stamp = np.full(n_codes, -1, dtype=np.int64)
+    for c in range(lo, hi):
+        k = 0
+        for j in range(start[c], start[c + 1]):
+            v = grouped[j]
+            k += stamp[v] != c  # branch-free: the test is a coin flip
+            stamp[v] = c
+        out[c] += k
+
+
+@njit(**NJIT)
+def _dc_offsets(cnt: np.ndarray, start: np.ndarray, pos: np.ndarray) -> None:
+    run = 0
+    for c in range(cnt.shape[1]):
+        start[c] = run
+        for t in range(cnt.shape[0]):
+            pos[t, c] = run
+            run += cnt[t, c]
+    start[cnt.shape[1]] = run
+
+
+_DC_SIG = types.void(ro(I32), ro(I32), I64, I64, rw(I64))
+
+
+@njit([_DC_SIG], **NJIT)
 def _distinct_codes(
     contact: np.ndarray, code: np.ndarray, n_codes: int, n_threads: int, out: np.ndarray
 ) -> None:
-    # Group the pairs by contact with a counting sort (linear, no comparison
-    # sort), then count each contact's codes with a stamp per code: a code is
-    # new for contact c when its stamp is not c yet.  Each thread sorts its
-    # share of the pairs into its own slots of every contact's group, then
-    # counts its own range of contacts.
+    n = len(out)
+    m = len(contact)
+    cnt = np.zeros((1, n), dtype=np.int64)
+    _dc_count(contact, 0, m, cnt[0])
+    start = np.empty(n + 1, dtype=np.int64)
+    pos = np.empty((1, n), dtype=np.int64)
+    _dc_offsets(cnt, start, pos)
+    grouped = np.empty(m, dtype=np.int32)
+    _dc_place(contact, code, 0, m, pos[0], grouped)
+    _dc_stamp(start, grouped, 0, n, n_codes, out)
+
+
+@njit([_DC_SIG], **PARALLEL)
+def _distinct_codes_par(
+    contact: np.ndarray, code: np.ndarray, n_codes: int, n_threads: int, out: np.ndarray
+) -> None:
     n = len(out)
     m = len(contact)
     cnt = np.zeros((n_threads, n), dtype=np.int64)
     for t in prange(n_threads):
-        for i in range(m * t // n_threads, m * (t + 1) // n_threads):
-            cnt[t, contact[i]] += 1
-    start = np.zeros(n + 1, dtype=np.int64)
+        _dc_count(contact, m * t // n_threads, m * (t + 1) // n_threads, cnt[t])
+    start = np.empty(n + 1, dtype=np.int64)
     pos = np.empty((n_threads, n), dtype=np.int64)
-    run = 0
-    for c in range(n):
-        start[c] = run
-        for t in range(n_threads):
-            pos[t, c] = run
-            run += cnt[t, c]
-    start[n] = run
+    _dc_offsets(cnt, start, pos)
     grouped = np.empty(m, dtype=np.int32)
     for t in prange(n_threads):
-        for i in range(m * t // n_threads, m * (t + 1) // n_threads):
-            c = contact[i]
-            grouped[pos[t, c]] = code[i]
-            pos[t, c] += 1
+        _dc_place(contact, code, m * t // n_threads, m * (t + 1) // n_threads, pos[t], grouped)
     for t in prange(n_threads):
-        stamp = np.full(n_codes, -1, dtype=np.int64)
-        for c in range(n * t // n_threads, n * (t + 1) // n_threads):
-            k = 0
-            for j in range(start[c], start[c + 1]):
-                v = grouped[j]
-                k += stamp[v] != c  # branch-free: the test is a coin flip
-                stamp[v] = c
-            out[c] += k
+        _dc_stamp(start, grouped, n * t // n_threads, n * (t + 1) // n_threads, n_codes, out)
 
 
 def distinct_codes(contact: np.ndarray, code: np.ndarray, n_contacts: int) -> np.ndarray:
@@ -214,5 +261,6 @@ def distinct_codes(contact: np.ndarray, code: np.ndarray, n_contacts: int) -> np
             raise ValueError("codes must be non-negative")
         n_codes = int(code.max()) + 1
     threads = numba.get_num_threads() if len(contact) >= PARALLEL_MIN_ROWS else 1
-    _distinct_codes(contact, code, n_codes, threads, out)
+    kernel = _distinct_codes_par if threads > 1 else _distinct_codes
+    kernel(contact, code, n_codes, threads, out)
     return out

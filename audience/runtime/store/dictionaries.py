@@ -4,6 +4,10 @@ Each dictionary is an Arrow string array; a value's code is its position and
 never changes.  An ingest looks codes up with a vectorised hash join
 (``pc.index_in``) and appends the values it has not seen, in order of first
 appearance, so the same data ingested the same way gets the same codes.
+``index_in`` hashes the whole dictionary on every call, which costs more than
+the batch itself once a dictionary is big (the contacts); those are looked up
+in a sorted run of their values' hashes instead (hashing.py), kept up to date
+as values are appended, and every hash match is confirmed on the strings.
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audience.runtime.store.hashing import Run, hash_ids, merge_runs, sort_order
+
 # Keys of the dictionaries the store keeps besides the property ones.
 CONTACTS = "__contacts__"
 TYPES = "__types__"
 IDS = "__ids__"  # every accepted event id: the duplicate index
 
 _EMPTY = pa.array([], type=pa.string())
+# Dictionaries at least this big are looked up by hash (see above).
+HASHED_MIN = 50_000
 
 
 class DictState:
     def __init__(self, arrays: Mapping[str, pa.Array]) -> None:
         self.arrays: dict[str, pa.Array] = dict(arrays)
         self.base_len: dict[str, int] = {k: len(v) for k, v in arrays.items()}
+        self._runs: dict[str, tuple[int, Run]] = {}  # key -> (values covered, run)
 
     def get(self, key: str) -> pa.Array:
         return self.arrays.get(key, _EMPTY)
@@ -42,6 +51,8 @@ class DictState:
         if n == 0:
             return np.empty(0, dtype=np.int32)
         base = self.get(key)
+        if len(base) >= HASHED_MIN:
+            return self._encode_hashed(key, base, values)
         idx = pc.index_in(values, value_set=base) if len(base) else pa.nulls(n, pa.int32())
         if idx.null_count == 0:
             return _int32(idx)
@@ -51,6 +62,41 @@ class DictState:
         self.base_len.setdefault(key, 0)
         fresh = pc.add(pc.index_in(values, value_set=new), len(base))
         return _int32(pc.coalesce(idx, pc.cast(fresh, pa.int32())))
+
+    def _run(self, key: str, base: pa.Array) -> Run:
+        covered, run = self._runs.get(key, (0, (np.empty(0, np.uint64), np.empty(0, np.int32))))
+        if covered < len(base):
+            h = hash_ids(base.slice(covered))
+            order = sort_order(h)
+            codes = (order + covered).astype(np.int32)
+            run = merge_runs(run, (h[order], codes))
+            self._runs[key] = (len(base), run)
+        return run
+
+    def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
+        run_h, run_code = self._run(key, base)
+        h = hash_ids(values)
+        pos = np.minimum(np.searchsorted(run_h, h), len(run_h) - 1)
+        cand = np.flatnonzero(run_h[pos] == h)
+        codes = np.full(len(values), -1, dtype=np.int64)
+        codes[cand] = run_code[pos[cand]]
+        if len(cand):
+            same = pc.equal(base.take(pa.array(codes[cand])), values.take(pa.array(cand)))
+            wrong = cand[~same.to_numpy(zero_copy_only=False)]
+            if len(wrong):
+                # A hash shared by two strings (or more values of one hash in
+                # the run): settle those rows with an exact hash join.
+                exact = pc.index_in(values.take(pa.array(wrong)), value_set=base)
+                codes[wrong] = pc.fill_null(exact, -1).to_numpy(zero_copy_only=False)
+        missing = np.flatnonzero(codes < 0)
+        if len(missing):
+            absent = values.take(pa.array(missing))
+            new = pc.unique(absent)
+            self.arrays[key] = pa.concat_arrays([base, new])
+            self.base_len.setdefault(key, 0)
+            fresh = pc.index_in(absent, value_set=new).to_numpy(zero_copy_only=False)
+            codes[missing] = fresh + len(base)
+        return codes.astype(np.int32)
 
     def contains(self, key: str, values: pa.Array) -> np.ndarray:
         base = self.get(key)

@@ -19,7 +19,14 @@ import pyarrow as pa
 
 from audience.runtime.store.dedup import IdFiles
 from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState
-from audience.runtime.store.encode import CONTACT, ID, TS, encode_events, sort_partition
+from audience.runtime.store.encode import (
+    CONTACT,
+    ID,
+    TS,
+    _array,
+    encode_events,
+    sort_partition,
+)
 from audience.runtime.store.errors import IngestReport, Reject
 from audience.runtime.store.layout import Backend, Manifest, PartitionMeta
 from audience.runtime.store.profiles import upsert
@@ -31,8 +38,8 @@ INT64_MAX = np.iinfo(np.int64).max
 # Encoded events kept in memory before the oldest month is written out, and
 # the size at which a month's pending events become a partition (so one holds
 # less than PART_ROWS plus a batch); about 110 bytes per encoded event.
-FLUSH_ROWS = 2_000_000
-PART_ROWS = 2_000_000
+FLUSH_ROWS = 1_000_000
+PART_ROWS = 1_000_000
 
 
 class Txn:
@@ -84,15 +91,14 @@ class Txn:
         Written partitions are memory-mapped back, so this costs no copy."""
         tables = [self.backend.read_table(p.file) for p in self.written]
         tables += [piece for pieces in self.pending.values() for piece in pieces]
-        return [(t.column(ID).combine_chunks(), t.drop_columns([ID])) for t in tables]
+        return [(_array(t.column(ID)), t.drop_columns([ID])) for t in tables]
 
     # ------------------------------------------------------------------ events
     def add_events(self, batch: Batch, source: str) -> IngestReport:
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
         report = self._rejects(batch, checked, source, "events")
         table = checked.table
-        col = table.column("id")
-        keep = self.ids.accept(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
+        keep = self.ids.accept(_array(table.column("id")))
         report.duplicates = int(len(keep) - keep.sum())
         if report.duplicates:
             table = table.filter(pa.array(keep))
@@ -122,9 +128,7 @@ class Txn:
                 key=lambda k: (self.last_added[k], -sum(p.num_rows for p in self.pending[k])),
             )
             self._flush(key)
-        # Arrow's allocator keeps freed blocks for reuse; a streaming ingest
-        # would otherwise hold the high-water mark of every batch.
-        pa.default_memory_pool().release_unused()
+        _release()
         return report
 
     def _first_seen(self, contacts: np.ndarray, ts: np.ndarray) -> None:
@@ -155,7 +159,7 @@ class Txn:
         report.accepted = table.num_rows
         if not table.num_rows:
             return report
-        contacts = self.dicts.encode(CONTACTS, table.column("contact_id").combine_chunks())
+        contacts = self.dicts.encode(CONTACTS, _array(table.column("contact_id")))
         n_new = self.dicts.size(CONTACTS)
         self.profile_table = upsert(
             self.profile_table,
@@ -200,6 +204,7 @@ class Txn:
         write = self.backend.write_table
         for month in sorted(self.pending):
             self._flush(month)
+        _release()
         m.partitions.extend(sorted(self.written, key=lambda p: (p.bucket, p.min_ts)))
         if self.profile_changed and self.profile_table is not None:
             m.profiles = write("profiles", v, self.profile_table)
@@ -233,6 +238,12 @@ class Txn:
             k = len(self.first)
             np.minimum(first[:k], self.first, out=first[:k])
         return pa.table({"has_profile": pa.array(has_profile), "first_event_ts": pa.array(first)})
+
+
+def _release() -> None:
+    # Arrow's allocator keeps freed blocks for reuse; a streaming ingest would
+    # otherwise hold on to the high-water mark of every batch and flush.
+    pa.default_memory_pool().release_unused()
 
 
 REJECT_COLUMNS = ("source", "line", "where", "field", "reason", "raw", "kind")

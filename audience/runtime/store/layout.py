@@ -205,7 +205,6 @@ class DiskBackend:
                     with contextlib.suppress(OSError):
                         p.unlink()
 
-
     def discard(self, names: list[str]) -> None:
         """Remove files no manifest lists any more (e.g. merged index runs)."""
         for name in names:

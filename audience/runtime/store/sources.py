@@ -29,7 +29,7 @@ from audience.runtime.store.coerce import describe
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.validate import Problem
 
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 500_000
 JSON_CHUNK = 200_000
 # The Arrow type a JSON column is gathered into; dates and datetimes stay text
 # for the vectorised parser (an epoch-ms integer is written as its digits).

@@ -59,14 +59,16 @@ class Firing:
 @dataclass
 class FiringState:
     """The recorded firings, plus the ones of the batch being decided (kept in
-    memory until ``commit``; a dry run never commits)."""
+    memory, indexed, until ``commit``; a dry run never commits)."""
 
     conn: sqlite3.Connection
     lock: threading.RLock
     pending: list[Firing] = field(default_factory=list)
+    _keys: set[tuple[str, str]] = field(default_factory=set)
+    _times: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     def fired(self, trigger: str, event_key: str) -> bool:
-        if any(f.trigger == trigger and f.event_key == event_key for f in self._mine(trigger)):
+        if (trigger, event_key) in self._keys:
             return True
         with self.lock:
             row = self.conn.execute(
@@ -78,9 +80,8 @@ class FiringState:
         """Did ``trigger`` fire for the contact on an event with lo < ts < hi (None: unbounded)?"""
         lo_ = -(2**63) if lo is None else lo
         hi_ = 2**63 - 1 if hi is None else hi
-        for f in self._mine(trigger):
-            if f.contact_id == contact_id and lo_ < f.ts_ms < hi_:
-                return True
+        if any(lo_ < t < hi_ for t in self._times.get((trigger, contact_id), ())):
+            return True
         with self.lock:
             row = self.conn.execute(
                 "select 1 from firings where trigger = ? and contact_id = ? and ts_ms > ? "
@@ -89,11 +90,10 @@ class FiringState:
             ).fetchone()
         return row is not None
 
-    def _mine(self, trigger: str) -> list[Firing]:
-        return [f for f in self.pending if f.trigger == trigger] if self.pending else []
-
     def add(self, firing: Firing) -> None:
         self.pending.append(firing)
+        self._keys.add((firing.trigger, firing.event_key))
+        self._times.setdefault((firing.trigger, firing.contact_id), []).append(firing.ts_ms)
 
     def commit(self) -> None:
         if not self.pending:
@@ -109,6 +109,8 @@ class FiringState:
                 rows,
             )
         self.pending = []
+        self._keys.clear()
+        self._times.clear()
 
     def list(self, trigger: str | None = None, limit: int = 100) -> list[Firing]:
         sql = (

@@ -121,9 +121,24 @@ def decode_int(token: str, span: A.Span) -> int:
     return int(token)
 
 
+# Dates far from now have no use in a shop and overflow the arithmetic of
+# windows and time zones at the ends of Python's calendar (years 1 and 9999).
+MIN_YEAR, MAX_YEAR = 1000, 9000
+
+
+def _in_range(value: dt.date, token: str, span: A.Span) -> None:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise _error(
+            "invalid_date",
+            f"'{token}' is out of range",
+            span,
+            f"dates and times go from {MIN_YEAR}-01-01 to {MAX_YEAR}-12-31",
+        )
+
+
 def decode_date(token: str, span: A.Span) -> dt.date:
     try:
-        return dt.date.fromisoformat(token)
+        value = dt.date.fromisoformat(token)
     except ValueError:
         raise _error(
             "invalid_date",
@@ -131,6 +146,8 @@ def decode_date(token: str, span: A.Span) -> dt.date:
             span,
             "write a date as YYYY-MM-DD, like 2026-11-01",
         ) from None
+    _in_range(value, token, span)
+    return value
 
 
 def decode_datetime(token: str, span: A.Span, tz: ZoneInfo) -> dt.datetime:
@@ -145,6 +162,7 @@ def decode_datetime(token: str, span: A.Span, tz: ZoneInfo) -> dt.datetime:
             span,
             "write a time as 2026-11-01T18:30, 2026-11-01T18:30:00Z or 2026-11-01T18:30:00+01:00",
         ) from None
+    _in_range(value, token, span)
     if value.tzinfo is None:
         return value.replace(tzinfo=tz)
     offset = value.utcoffset()

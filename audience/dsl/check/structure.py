@@ -56,6 +56,12 @@ def check_count(ctx: Ctx, count: Count | None) -> None:
         )
 
 
+# The longest duration per unit: 1,000 years.  Longer ones mean nothing for a
+# shop and would overflow calendar arithmetic.
+MAX_DURATION = {"minute": 525_960_000, "hour": 8_766_000, "day": 365_250, "week": 52_179}
+MAX_DURATION["month"] = 12_000
+
+
 def check_duration(ctx: Ctx, d: Duration | None) -> None:
     if d is not None and d.n <= 0:
         ctx.error(
@@ -63,6 +69,13 @@ def check_duration(ctx: Ctx, d: Duration | None) -> None:
             f"a duration must be positive, found {d.n} {d.unit}(s)",
             d.span,
             f"write at least 1 {d.unit}",
+        )
+    elif d is not None and d.n > MAX_DURATION[d.unit]:
+        ctx.error(
+            "invalid_duration",
+            f"a duration must be at most 1,000 years, found {d.n:,} {d.unit}s",
+            d.span,
+            f"write at most {MAX_DURATION[d.unit]:,} {d.unit}s",
         )
 
 

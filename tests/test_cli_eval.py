@@ -150,6 +150,11 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     story = out.split("Red Shoes viewed without purchase", 2)[2]
     assert "Angela: yes, she is in it" in story.split("Female contacts")[0]
     assert "Clicked Red shoes" in out
+    # the welcome trigger under the Maison DND policy: one reserved, one suppressed
+    welcome = out.split("Thank newsletter subscribers", 1)[1]
+    assert "Welcome to Maison, Angela" in welcome
+    assert "reserved" in welcome and "suppressed" in welcome and "max 1 per day" in welcome
+    assert "accepted 0, duplicates 1" in welcome
     # the store stays usable after the demo
     again = run("eval", str(tmp_path / "maison"), "-e", 'first_name = "Angela"', "--format", "ids")
     assert again.stdout == "angela\n"

@@ -75,6 +75,7 @@ def test_duplicates_are_exact(monkeypatch: pytest.MonkeyPatch, collide: bool) ->
         real = dedup_mod.hash_ids
         monkeypatch.setattr(dedup_mod, "hash_ids", lambda ids: real(ids) % np.uint64(4))
     monkeypatch.setattr(sources, "CHUNK_ROWS", 7)  # several batches per ingest
+    monkeypatch.setattr(dedup_mod, "SPILL_IDS", 10)  # and runs written mid-ingest
     store = Store.from_arrow(None, None, SCHEMA)
     first = [f"e{i}" for i in range(20)] + ["e3", None, "e19", None]
     r = store.ingest_events(_events(first))
@@ -92,6 +93,8 @@ def test_flushed_partitions_and_index_survive_reopen(
     monkeypatch.setattr(sources, "CHUNK_ROWS", 50)
     monkeypatch.setattr(ingest, "FLUSH_ROWS", 60)
     monkeypatch.setattr(ingest, "PART_ROWS", 80)
+    monkeypatch.setattr(dedup_mod, "SPILL_IDS", 120)
+    monkeypatch.setattr(dedup_mod, "MAX_RUN", 250)
     path = tmp_path / "ev.parquet"
     ids = [f"e{i}" for i in range(400)]
     table = _events(ids)
@@ -169,3 +172,16 @@ def test_parquet_streams_in_batches_with_row_indexes(
     assert (r.accepted, r.rejected) == (9, 1)
     assert r.rejects[0].where == "row index 9" and '"bogus"' in r.rejects[0].raw
     assert store.snapshot().n_events == 9
+
+
+def test_hash_table_grows_and_keeps_first_codes() -> None:
+    from audience.runtime.store.hashing import HashTable
+
+    t = HashTable()
+    h = hash_ids(pa.array([f"v{i}" for i in range(5000)]))
+    t.insert(h[:3000], np.arange(3000))
+    t.insert(h[2000:], np.arange(2000, 5000) + 10_000)  # 2000..2999 are already in
+    found = t.find(h)
+    assert found[:3000].tolist() == list(range(3000))
+    assert found[3000:].tolist() == list(range(13_000, 15_000))
+    assert t.find(hash_ids(pa.array(["absent"]))).tolist() == [-1]

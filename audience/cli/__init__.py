@@ -16,6 +16,7 @@ from audience.cli import (
     rules_cmds,
     server_cmds,
     store_cmds,
+    trigger_cmds,
 )
 
 
@@ -25,7 +26,15 @@ def cli() -> None:
     """audience: segments, triggers and DND policies over a columnar event store."""
 
 
-for _module in (delivery_cmds, demo_cmd, eval_cmd, rules_cmds, server_cmds, store_cmds):
+for _module in (
+    delivery_cmds,
+    demo_cmd,
+    eval_cmd,
+    rules_cmds,
+    server_cmds,
+    store_cmds,
+    trigger_cmds,
+):
     _module.register(cli)
 
 

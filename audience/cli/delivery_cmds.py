@@ -30,6 +30,18 @@ def _iso(ms: int | None) -> str:
     return t.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _catch_up_triggers(root: Path) -> None:
+    """Match the events whose trigger processing an interrupted ingest left undone,
+    so their deliveries exist before the worker starts sending."""
+    from audience.runtime.store import open_store
+    from audience.runtime.store.layout import list_nodes
+
+    for node in list_nodes(root):
+        report = open_store(root, node).triggers.catch_up()
+        if report.fired:
+            click.echo(f"node {node}: {report.fired} trigger firing(s) caught up after a crash")
+
+
 @click.command("worker")
 @click.argument("store", type=click.Path())
 @click.option("--once", is_flag=True, help="send what is due now, then exit")
@@ -39,6 +51,7 @@ def worker_cmd(store: str, once: bool, poll: float) -> None:
     from audience.runtime.delivery.worker import run_worker
 
     root = _store(store)
+    _catch_up_triggers(root)
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from audience.runtime.snapshot import Snapshot
 from audience.runtime.store import Store, StoreError, open_store
-from audience.runtime.store.layout import MANIFEST, STORE_FILE
+from audience.runtime.store.layout import STORE_FILE
+from audience.runtime.store.layout import list_nodes as layout_list_nodes
 from audience.runtime.triggers.engine import BatchReport, Pending, TriggerEngine
 from audience.schema import Schema
 from audience.server.paging import AudienceCache
@@ -25,7 +26,7 @@ def list_nodes(store_path: str | Path) -> list[str]:
     root = Path(store_path)
     if not (root / STORE_FILE).is_file():
         raise StoreError(f"{root}: not an audience store (no {STORE_FILE})")
-    return sorted(p.name for p in (root / "nodes").glob("*") if (p / MANIFEST).is_file())
+    return layout_list_nodes(root)
 
 
 def create_node(

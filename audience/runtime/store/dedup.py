@@ -30,6 +30,9 @@ H, LOC = "h", "loc"
 # and both have fewer than MAX_RUN ids (so a merge needs bounded memory).
 MERGE_RATIO = 4
 MAX_RUN = 4_000_000
+# An ingest's new ids are kept in memory (16 bytes each) up to this many,
+# then written as one run.
+SPILL_IDS = 2_000_000
 
 
 @njit(cache=True, nogil=True)
@@ -80,6 +83,14 @@ class Filter:
         return out.view(np.bool_)
 
 
+def merge_all(runs: list[Run]) -> Run:
+    """Pairwise, so each entry is copied O(log len(runs)) times."""
+    while len(runs) > 1:
+        pairs = [merge_runs(runs[i], runs[i + 1]) for i in range(0, len(runs) - 1, 2)]
+        runs = pairs + ([runs[-1]] if len(runs) % 2 else [])
+    return runs[0]
+
+
 def make_run(hashes: np.ndarray, locs: np.ndarray) -> Run:
     order = sort_order(hashes)
     return hashes[order], locs[order]
@@ -98,7 +109,8 @@ class IdIndex:
         keep: Callable[[Run], Run] = lambda run: run,
     ) -> None:
         self.old = runs
-        self.new: list[Run] = []
+        self.new: list[Run] = []  # this ingest's runs: written ones, then ``pending``
+        self.pending: list[Run] = []  # in memory until SPILL_IDS of them
         self.fetch = fetch
         self.keep = keep  # persists a new run, returns what to search (a memory map)
         self.filter = Filter([])  # built on the first lookup
@@ -148,11 +160,25 @@ class IdIndex:
         locs = np.empty(len(hs), dtype=np.int64)
         locs[kept_idx] = np.arange(first_loc, first_loc + len(kept_idx), dtype=np.int64)
         if kept_sorted.any():
-            run = self.keep((hs[kept_sorted], locs[order][kept_sorted]))
+            run = (hs[kept_sorted], locs[order][kept_sorted])
             self.new.append(run)
+            self.pending.append(run)
             self.filter.runs = [*self.old, *self.new]
             self.filter.add(run[0])
+            if sum(len(r[0]) for r in self.pending) >= SPILL_IDS:
+                self.spill()
         return keep
+
+    def spill(self) -> None:
+        """Merge the runs held in memory into one and hand it to ``keep``;
+        searches go to what ``keep`` returns (a memory map) from then on."""
+        if not self.pending:
+            return
+        merged = merge_all(self.pending)
+        self.new = self.new[: len(self.new) - len(self.pending)]
+        self.pending = []
+        self.new.append(self.keep(merged))
+        self.filter.runs = [*self.old, *self.new]
 
     def _within(
         self, present: pa.Array, order: np.ndarray, hs: np.ndarray, same: np.ndarray
@@ -299,6 +325,7 @@ class IdFiles:
 
     def commit(self, m: Manifest) -> None:
         """Record this ingest's chunks and index runs in ``m`` (being written)."""
+        self.index.spill()
         if not self.changed:
             return
         m.dictionaries.setdefault(IDS, []).extend(self.added)

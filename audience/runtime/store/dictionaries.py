@@ -6,8 +6,8 @@ never changes.  An ingest looks codes up with a vectorised hash join
 appearance, so the same data ingested the same way gets the same codes.
 ``index_in`` hashes the whole dictionary on every call, which costs more than
 the batch itself once a dictionary is big (the contacts); those are looked up
-in a sorted run of their values' hashes instead (hashing.py), kept up to date
-as values are appended, and every hash match is confirmed on the strings.
+in a hash table of their values' 64-bit hashes instead (hashing.py), kept up
+to date as values are appended, and every match is confirmed on the strings.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from audience.runtime.store.hashing import Run, hash_ids, merge_runs, sort_order
+from audience.runtime.store.hashing import HashTable, hash_ids
 
 # Keys of the dictionaries the store keeps besides the property ones.
 CONTACTS = "__contacts__"
@@ -34,7 +34,7 @@ class DictState:
     def __init__(self, arrays: Mapping[str, pa.Array]) -> None:
         self.arrays: dict[str, pa.Array] = dict(arrays)
         self.base_len: dict[str, int] = {k: len(v) for k, v in arrays.items()}
-        self._runs: dict[str, tuple[int, Run]] = {}  # key -> (values covered, run)
+        self._tables: dict[str, tuple[int, HashTable]] = {}  # key -> (values covered, table)
 
     def get(self, key: str) -> pa.Array:
         return self.arrays.get(key, _EMPTY)
@@ -63,29 +63,24 @@ class DictState:
         fresh = pc.add(pc.index_in(values, value_set=new), len(base))
         return _int32(pc.coalesce(idx, pc.cast(fresh, pa.int32())))
 
-    def _run(self, key: str, base: pa.Array) -> Run:
-        covered, run = self._runs.get(key, (0, (np.empty(0, np.uint64), np.empty(0, np.int32))))
+    def _table(self, key: str, base: pa.Array) -> HashTable:
+        covered, table = self._tables.get(key, (0, HashTable()))
         if covered < len(base):
             h = hash_ids(base.slice(covered))
-            order = sort_order(h)
-            codes = (order + covered).astype(np.int32)
-            run = merge_runs(run, (h[order], codes))
-            self._runs[key] = (len(base), run)
-        return run
+            table.insert(h, np.arange(covered, len(base), dtype=np.int32))
+            self._tables[key] = (len(base), table)
+        return table
 
     def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
-        run_h, run_code = self._run(key, base)
-        h = hash_ids(values)
-        pos = np.minimum(np.searchsorted(run_h, h), len(run_h) - 1)
-        cand = np.flatnonzero(run_h[pos] == h)
-        codes = np.full(len(values), -1, dtype=np.int64)
-        codes[cand] = run_code[pos[cand]]
+        found = self._table(key, base).find(hash_ids(values))
+        codes = found.astype(np.int64)
+        cand = np.flatnonzero(found >= 0)
         if len(cand):
-            same = pc.equal(base.take(pa.array(codes[cand])), values.take(pa.array(cand)))
+            same = pc.equal(base.take(pa.array(found[cand])), values.take(pa.array(cand)))
             wrong = cand[~same.to_numpy(zero_copy_only=False)]
             if len(wrong):
-                # A hash shared by two strings (or more values of one hash in
-                # the run): settle those rows with an exact hash join.
+                # A hash shared by two strings: settle those rows with an
+                # exact hash join.
                 exact = pc.index_in(values.take(pa.array(wrong)), value_set=base)
                 codes[wrong] = pc.fill_null(exact, -1).to_numpy(zero_copy_only=False)
         missing = np.flatnonzero(codes < 0)

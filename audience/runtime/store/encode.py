@@ -107,21 +107,23 @@ def encode_events(
 ) -> pa.Table:
     """Encode a validated events table (input order kept; sorting is per partition)."""
     cols: dict[str, pa.Array] = {}
-    cols[TS] = _array(table.column("ts")).cast(pa.int64())
-    cols[ID] = _array(table.column("id"))
-    cols[CONTACT] = pa.array(dicts.encode("__contacts__", _array(table.column("contact_id"))))
-    cols[TYPE] = pa.array(dicts.encode("__types__", _array(table.column("type"))))
+    cols[TS] = one_array(table.column("ts")).cast(pa.int64())
+    cols[ID] = one_array(table.column("id"))
+    cols[CONTACT] = pa.array(dicts.encode("__contacts__", one_array(table.column("contact_id"))))
+    cols[TYPE] = pa.array(dicts.encode("__types__", one_array(table.column("type"))))
     cols.update(
-        encode_column(_array(table.column("context")), "string", "context", dicts, "context")
+        encode_column(one_array(table.column("context")), "string", "context", dicts, "context")
     )
     for name, ftype in props.items():
         if name in table.column_names:
             key = dictionary_key("event", name)
-            cols.update(encode_column(_array(table.column(name)), ftype, key, dicts, name))
+            cols.update(encode_column(one_array(table.column(name)), ftype, key, dicts, name))
     return pa.table(cols)
 
 
-def _array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+def one_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The column as one array; a single chunk is returned as is (Arrow's
+    ``combine_chunks`` would copy it, e.g. a whole memory-mapped column)."""
     if isinstance(col, pa.ChunkedArray):
         return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     return col
@@ -130,7 +132,7 @@ def _array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
 # ----------------------------------------------------------------- snapshot views
 def view(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A zero-copy numpy view of a null-free primitive column."""
-    a = _array(arr)
+    a = one_array(arr)
     out: np.ndarray = a.to_numpy(zero_copy_only=True)
     return out
 
@@ -142,7 +144,7 @@ def column_view(table: pa.Table, name: str, ftype: str, n: int) -> Column:
         return missing_column(kind, n)
     valid = view(table.column(mname)).view(np.bool_) if mname in table.column_names else None
     if kind == "list":
-        lists = _array(table.column(vname))
+        lists = one_array(table.column(vname))
         offsets = view(lists.offsets)
         values = view(lists.values)
         return Column(kind, values, valid, offsets)
@@ -195,14 +197,14 @@ def _fill_missing_masks(table: pa.Table) -> pa.Table:
     for name in list(names):
         if not name.startswith("v:"):
             continue
-        col = _array(table.column(name))
+        col = one_array(table.column(name))
         mname = "m:" + name[2:]
         mask = table.column(mname) if mname in names else None
         if col.null_count == 0 and (mask is None or mask.null_count == 0):
             continue
         present = col.is_valid()
         if mask is not None:
-            present = pc.and_(present, pc.fill_null(pc.cast(_array(mask), pa.bool_()), True))
+            present = pc.and_(present, pc.fill_null(pc.cast(one_array(mask), pa.bool_()), True))
         if pa.types.is_list(col.type):
             filled = pc.if_else(present, col, pa.scalar([], type=col.type))
             fixed = _relist(filled)

@@ -64,14 +64,85 @@ def sort_order(h: np.ndarray) -> np.ndarray:
     return order
 
 
+@njit(cache=True, nogil=True)
+def _merge_kernel(
+    ah: np.ndarray, av: np.ndarray, bh: np.ndarray, bv: np.ndarray, oh: np.ndarray, ov: np.ndarray
+) -> None:  # pragma: no cover
+    i = j = 0
+    for k in range(oh.shape[0]):
+        if j >= bh.shape[0] or (i < ah.shape[0] and ah[i] <= bh[j]):
+            oh[k] = ah[i]
+            ov[k] = av[i]
+            i += 1
+        else:
+            oh[k] = bh[j]
+            ov[k] = bv[j]
+            j += 1
+
+
 def merge_runs(a: Run, b: Run) -> Run:
-    """Two sorted runs merged in linear time (each of b's entries lands after a's equal ones)."""
+    """Two sorted runs merged in linear time (b's entries after a's equal ones)."""
     n = len(a[0]) + len(b[0])
-    at = np.searchsorted(a[0], b[0], side="right") + np.arange(len(b[0]))
-    from_b = np.zeros(n, dtype=bool)
-    from_b[at] = True
     h = np.empty(n, dtype=np.uint64)
-    loc = np.empty(n, dtype=a[1].dtype)
-    h[at], loc[at] = b
-    h[~from_b], loc[~from_b] = a
-    return h, loc
+    v = np.empty(n, dtype=a[1].dtype)
+    _merge_kernel(a[0], a[1], b[0], b[1].astype(a[1].dtype, copy=False), h, v)
+    return h, v
+
+
+# ------------------------------------------------------------ hash table
+@njit(cache=True, nogil=True)
+def _table_insert(
+    keys: np.ndarray, vals: np.ndarray, h: np.ndarray, codes: np.ndarray
+) -> None:  # pragma: no cover
+    mask = np.uint64(len(keys) - 1)
+    for i in range(h.shape[0]):
+        j = h[i] & mask
+        while vals[j] != -1 and keys[j] != h[i]:
+            j = (j + np.uint64(1)) & mask
+        if vals[j] == -1:  # a hash already present keeps its first code
+            keys[j] = h[i]
+            vals[j] = codes[i]
+
+
+@njit(cache=True, nogil=True)
+def _table_find(
+    keys: np.ndarray, vals: np.ndarray, h: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover
+    mask = np.uint64(len(keys) - 1)
+    for i in range(h.shape[0]):
+        j = h[i] & mask
+        out[i] = -1
+        while vals[j] != -1:
+            if keys[j] == h[i]:
+                out[i] = vals[j]
+                break
+            j = (j + np.uint64(1)) & mask
+
+
+class HashTable:
+    """Open addressing from a 64-bit hash to an int32 code (the first code
+    given for that hash), at most half full.  ``find`` gives -1 for an absent
+    hash; a code found is only a candidate until the strings are compared."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(1024, dtype=np.uint64)
+        self.vals = np.full(1024, -1, dtype=np.int32)
+        self.count = 0
+
+    def insert(self, h: np.ndarray, codes: np.ndarray) -> None:
+        if (self.count + len(h)) * 2 > len(self.keys):
+            size = len(self.keys)
+            while (self.count + len(h)) * 2 > size:
+                size *= 2
+            used = self.vals != -1
+            old_keys, old_vals = self.keys[used], self.vals[used]
+            self.keys = np.zeros(size, dtype=np.uint64)
+            self.vals = np.full(size, -1, dtype=np.int32)
+            _table_insert(self.keys, self.vals, old_keys, old_vals)
+        _table_insert(self.keys, self.vals, h, codes.astype(np.int32, copy=False))
+        self.count += len(h)
+
+    def find(self, h: np.ndarray) -> np.ndarray:
+        out = np.empty(len(h), dtype=np.int32)
+        _table_find(self.keys, self.vals, h, out)
+        return out

@@ -12,6 +12,7 @@ a crash leaves them to the next ingest's sweep.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -23,8 +24,8 @@ from audience.runtime.store.encode import (
     CONTACT,
     ID,
     TS,
-    _array,
     encode_events,
+    one_array,
     sort_partition,
 )
 from audience.runtime.store.errors import IngestReport, Reject
@@ -68,6 +69,8 @@ class Txn:
         self.last_added: dict[str, int] = {}  # month -> batch number it last grew in
         self.batches = 0
         self.written: list[PartitionMeta] = []
+        self._writer: threading.Thread | None = None
+        self._write_error: BaseException | None = None
         self.first: np.ndarray | None = None  # first event ts per contact, this ingest
         self.profiled: list[np.ndarray] = []
         self.profile_table: pa.Table | None = (
@@ -89,16 +92,17 @@ class Txn:
         """(event ids, encoded rows) of the events accepted so far: what the
         trigger engine matches once the ingest has landed (audience.runtime.triggers).
         Written partitions are memory-mapped back, so this costs no copy."""
+        self._wait_write()
         tables = [self.backend.read_table(p.file) for p in self.written]
         tables += [piece for pieces in self.pending.values() for piece in pieces]
-        return [(_array(t.column(ID)), t.drop_columns([ID])) for t in tables]
+        return [(one_array(t.column(ID)), t.drop_columns([ID])) for t in tables]
 
     # ------------------------------------------------------------------ events
     def add_events(self, batch: Batch, source: str) -> IngestReport:
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
         report = self._rejects(batch, checked, source, "events")
         table = checked.table
-        keep = self.ids.accept(_array(table.column("id")))
+        keep = self.ids.accept(one_array(table.column("id")))
         report.duplicates = int(len(keep) - keep.sum())
         if report.duplicates:
             table = table.filter(pa.array(keep))
@@ -146,10 +150,27 @@ class Txn:
         table = sort_partition(pieces)
         del pieces
         ts = table.column(TS).chunk(0)
-        name = self.backend.write_table("partitions", self.version, table)
-        self.written.append(
-            PartitionMeta(name, table.num_rows, int(ts[0].as_py()), int(ts[-1].as_py()), month)
-        )
+        meta = PartitionMeta("", table.num_rows, int(ts[0].as_py()), int(ts[-1].as_py()), month)
+        # Written (and fsynced) by a thread while the next batches are encoded;
+        # one write at a time, so at most one finished partition waits in memory.
+        self._wait_write()
+        self._writer = threading.Thread(target=self._write, args=(table, meta), daemon=True)
+        self._writer.start()
+
+    def _write(self, table: pa.Table, meta: PartitionMeta) -> None:
+        try:
+            meta.file = self.backend.write_table("partitions", self.version, table)
+            self.written.append(meta)
+        except BaseException as exc:  # raised on the ingest's thread by _wait_write
+            self._write_error = exc
+
+    def _wait_write(self) -> None:
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._write_error is not None:
+            exc, self._write_error = self._write_error, None
+            raise exc
 
     # ---------------------------------------------------------------- profiles
     def add_profiles(self, batch: Batch, source: str) -> IngestReport:
@@ -159,7 +180,7 @@ class Txn:
         report.accepted = table.num_rows
         if not table.num_rows:
             return report
-        contacts = self.dicts.encode(CONTACTS, _array(table.column("contact_id")))
+        contacts = self.dicts.encode(CONTACTS, one_array(table.column("contact_id")))
         n_new = self.dicts.size(CONTACTS)
         self.profile_table = upsert(
             self.profile_table,
@@ -204,6 +225,7 @@ class Txn:
         write = self.backend.write_table
         for month in sorted(self.pending):
             self._flush(month)
+        self._wait_write()
         _release()
         m.partitions.extend(sorted(self.written, key=lambda p: (p.bucket, p.min_ts)))
         if self.profile_changed and self.profile_table is not None:

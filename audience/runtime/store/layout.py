@@ -105,6 +105,7 @@ class MemoryBackend:
         self._tables: dict[str, pa.Table] = {}
         self._manifest = Manifest()
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._count = 0
 
     def read_manifest(self) -> Manifest:
@@ -114,9 +115,11 @@ class MemoryBackend:
         return self._tables[name]
 
     def write_table(self, kind: str, version: int, table: pa.Table) -> str:
-        self._count += 1
-        name = f"{kind}/{version:08d}-{self._count}"
-        self._tables[name] = table.combine_chunks()
+        table = table.combine_chunks()
+        with self._write_lock:  # an ingest writes partitions from a second thread
+            self._count += 1
+            name = f"{kind}/{version:08d}-{self._count}"
+            self._tables[name] = table
         return name
 
     def commit(self, manifest: Manifest) -> None:
@@ -228,3 +231,8 @@ def create_node_dir(node_dir: Path) -> None:
 
 def node_dir(store_dir: Path, node: str) -> Path:
     return store_dir / "nodes" / node
+
+
+def list_nodes(store_dir: Path) -> list[str]:
+    """The names of the nodes of the store at ``store_dir`` (empty if it is none)."""
+    return sorted(p.name for p in (store_dir / "nodes").glob("*") if (p / MANIFEST).is_file())

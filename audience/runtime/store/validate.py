@@ -38,6 +38,8 @@ class _Flags:
             self.bad[np.fromiter(self.problems, dtype=np.int64)] = True
 
     def flag(self, mask: np.ndarray, field: str | None, reason: Callable[[int], str]) -> None:
+        if not mask.any():  # the usual case: nothing to reject
+            return
         for i in np.flatnonzero(mask & ~self.bad):
             self.problems[int(i)] = (field, reason(int(i)))
         self.bad |= mask
@@ -161,6 +163,10 @@ def validate_events(
     out["id"] = eid
 
     builtins = {"id", "contact_id", "type", "ts", "context"}
+    # Per set of event types declaring a property: which rows are of one of
+    # them (an Arrow mask, so the check against the values' validity bitmap
+    # stays in bitmaps; most properties share a few such sets).
+    fits_by_set: dict[tuple[bool, ...], pa.Array] = {}
     for name in table.column_names:
         if name in builtins:
             continue
@@ -170,13 +176,15 @@ def validate_events(
             continue
         ftype = props[name]
         value, bad = coerce(raw, ftype)
-        declared = np.array([name in schema.events[t] for t in types] + [False])
-        fits = declared[tcode]  # tcode -1 picks the trailing False
-        flags.flag(
-            _valid(raw) & ~fits,
-            name,
-            _undeclared(name, etype),
-        )
+        declared = tuple(name in schema.events[t] for t in types)
+        fits = fits_by_set.get(declared)
+        if fits is None:
+            # tcode -1 (no known type) picks the trailing False
+            fits = pa.array(np.array([*declared, False])[tcode])
+            fits_by_set[declared] = fits
+        stray = pc.and_not(raw.is_valid(), fits)
+        if stray.true_count:
+            flags.flag(_np(stray), name, _undeclared(name, etype))
         flags.flag(
             bad,
             name,

@@ -340,3 +340,17 @@ def test_fused_kernels_compile_nothing_on_the_query_path() -> None:
     c1 = np.array([0], dtype=I32)
     sequence.sequence_stream(c1, ts[:1], ts[:1] + 5, c1, ts[1:2], True, 1)
     assert [list(k.signatures) for k in kernels] == before
+
+
+def test_a_finalizer_run_inside_the_cache_lock_does_not_deadlock() -> None:
+    # garbage collection may drop a partition (running its finalizer, which
+    # takes the lock) while the same thread holds the lock
+    import weakref
+
+    from audience.compiler import typeindex
+
+    snap = build_snapshot(SCHEMA, _events())
+    part = snap.partitions[0]
+    with typeindex._lock:
+        typeindex._drop(id(part), weakref.ref(part))
+        typeindex._drop_histogram(id(part), weakref.ref(part))

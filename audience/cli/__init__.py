@@ -6,17 +6,20 @@ this module only assembles them.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from audience import __version__
-from audience.cli import (
-    delivery_cmds,
-    demo_cmd,
-    eval_cmd,
-    rules_cmds,
-    server_cmds,
-    store_cmds,
-    trigger_cmds,
+
+COMMAND_MODULES = (
+    "delivery_cmds",
+    "demo_cmd",
+    "eval_cmd",
+    "rules_cmds",
+    "server_cmds",
+    "store_cmds",
+    "trigger_cmds",
 )
 
 
@@ -26,16 +29,8 @@ def cli() -> None:
     """audience: segments, triggers and DND policies over a columnar event store."""
 
 
-for _module in (
-    delivery_cmds,
-    demo_cmd,
-    eval_cmd,
-    rules_cmds,
-    server_cmds,
-    store_cmds,
-    trigger_cmds,
-):
-    _module.register(cli)
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"audience.cli.{_name}").register(cli)
 
 
 def main() -> None:

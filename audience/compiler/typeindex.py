@@ -98,7 +98,9 @@ class TypeRows:
 
 
 _cache: dict[int, tuple[weakref.ref[Partition], OrderedDict[bytes, TypeRows]]] = {}
-_lock = threading.Lock()
+# reentrant: a finalizer (``_drop``) may run from garbage collection inside a
+# ``with _lock`` block of the same thread
+_lock = threading.RLock()
 
 
 def _build(part: Partition, lut: np.ndarray) -> TypeRows:

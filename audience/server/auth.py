@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
-from audience.runtime.db import Migration, migrate, now_iso
+from audience.runtime.db import Migration, now_iso, open_database
 from audience.runtime.store.layout import DEFINITIONS_FILE
 
 SCOPES = ("read", "write")
@@ -90,10 +89,7 @@ class Sources:
 
     def _open(self) -> sqlite_utils.Database:
         if self._db is None:
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-            db = sqlite_utils.Database(conn)
-            migrate(db, "auth", MIGRATIONS)
-            self._db = db
+            self._db = open_database(self.path, "auth", MIGRATIONS)
         return self._db
 
     def create(self, node: str, name: str, scope: str) -> tuple[Source, str]:

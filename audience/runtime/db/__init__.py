@@ -9,7 +9,9 @@ evolve independently in the same database file without renumbering each other.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import sqlite_utils
 
@@ -44,3 +46,18 @@ def migrate(db: sqlite_utils.Database, component: str, migrations: Sequence[Migr
                 "insert into schema_migrations (component, id, name, applied) values (?, ?, ?, ?)",
                 [component, mid, name, now_iso()],
             )
+
+
+def open_database(
+    path: Path | None, component: str, migrations: Sequence[Migration]
+) -> sqlite_utils.Database:
+    """A connection to the SQLite file ``path`` (None: in memory) shared by the
+    threads of one process, with ``component``'s migrations applied.  Raises
+    ``sqlite3.Error`` when the file cannot be opened or migrated."""
+    if path is None:
+        db = sqlite_utils.Database(memory=True)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        db = sqlite_utils.Database(conn)
+    migrate(db, component, migrations)
+    return db

@@ -2,14 +2,16 @@
 
 Every accepted event id is kept, in acceptance order, in the ``__ids__``
 dictionary (one chunk file per ingest batch, so an ingest never holds all ids
-in memory).  Looking an id up there with a hash table would rebuild the table
-per batch (quadratic at tens of millions), so the index is a set of *runs*:
-sorted 64-bit hashes of the ids, each with the id's position in ``__ids__``.
-A new batch is hashed, sorted and binary-searched in every run; a hash that
-matches is only a candidate, confirmed by comparing the full ids, so a hash
-collision never drops an event.  Runs are merged when they are of similar size
-(as in an LSM tree), so there are O(log n) of them; an ingest writes its run
-(and any merge) as files listed in the manifest's ``id_index``.
+in memory).  Looking an id up there with a hash join would rebuild a hash
+table of every id per batch (quadratic at tens of millions), so the index is
+a list of *runs*: sorted 64-bit hashes of the ids, each with the id's position
+in ``__ids__``, stored as files and searched memory-mapped.  A batch is
+hashed and sorted (which finds duplicates inside it); a one-hash Bloom filter
+over all runs sends only its positives (about 6% of new ids) to binary
+searches; a hash found is only a candidate, confirmed by comparing the full
+ids, so a hash collision never drops an event.  Runs are merged when of
+similar size (as in an LSM tree), up to ``MAX_RUN`` ids; the manifest lists
+them in ``id_index``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from audience.runtime.db import Migration, migrate
+from audience.runtime.db import Migration, open_database
 from audience.runtime.store.errors import StoreError
 
 MAX_NAME = 200
@@ -55,12 +55,7 @@ class Definitions:
     def _open(self) -> sqlite_utils.Database:
         if self._db is None:
             try:
-                if self.path is None:
-                    db = sqlite_utils.Database(memory=True)
-                else:
-                    conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-                    db = sqlite_utils.Database(conn)
-                migrate(db, "segments", MIGRATIONS)
+                db = open_database(self.path, "segments", MIGRATIONS)
             except sqlite3.Error as exc:
                 raise StoreError(
                     f"{self.path or '<memory>'}: cannot open the definitions: {exc}"

@@ -115,7 +115,14 @@ def _parquet_batches(path: Path, pf: pq.ParquetFile) -> Iterator[Batch]:
     file); the next batch is decoded in a thread while this one is ingested
     (Arrow releases the GIL while it decodes)."""
     start = 0
-    for item in _prefetch(pf.iter_batches(batch_size=CHUNK_ROWS)):
+    # Row group by row group: asked for the whole file at once, the reader
+    # pre-buffers every row group's compressed bytes (the size of the file).
+    groups = (
+        rb
+        for g in range(pf.num_row_groups)
+        for rb in pf.iter_batches(batch_size=CHUNK_ROWS, row_groups=[g])
+    )
+    for item in _prefetch(groups):
         if isinstance(item, BaseException):
             pf.close()
             if isinstance(item, OSError | pa.ArrowException):

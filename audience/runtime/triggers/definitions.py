@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from audience.runtime.db import Migration, migrate, now_iso
+from audience.runtime.db import Migration, now_iso, open_database
 from audience.runtime.store.errors import StoreError
 
 MAX_NAME = 200
@@ -123,12 +123,7 @@ class TriggerDefinitions:
     def _open(self) -> sqlite_utils.Database:
         if self._db is None:
             try:
-                if self.path is None:
-                    db = sqlite_utils.Database(memory=True)
-                else:
-                    conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-                    db = sqlite_utils.Database(conn)
-                migrate(db, "triggers", MIGRATIONS)
+                db = open_database(self.path, "triggers", MIGRATIONS)
             except sqlite3.Error as exc:
                 raise StoreError(
                     f"{self.path or '<memory>'}: cannot open the definitions: {exc}"

@@ -158,3 +158,17 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     # the store stays usable after the demo
     again = run("eval", str(tmp_path / "maison"), "-e", 'first_name = "Angela"', "--format", "ids")
     assert again.stdout == "angela\n"
+
+
+def test_eval_of_a_file_segment_sees_the_other_segments_of_the_file(
+    store: Path, tmp_path: Path
+) -> None:
+    """Found in review: `check` accepted the file, `eval --segment B` did not."""
+    rules = tmp_path / "g.rules"
+    rules.write_text(
+        'segment "A" { did purchased }\nsegment "B" { in segment "A" and did viewed_product }\n'
+    )
+    assert run("check", str(rules), "--store", str(store)).returncode == 0
+    proc = run("eval", str(store), "-f", str(rules), "--segment", "B", "--as-of", NOW)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "2\n"  # angela and bruno viewed and bought

@@ -285,3 +285,31 @@ def test_deeply_nested_records_are_400_and_store_nothing(live: Live) -> None:
     r = c.post("/v1/events", raw=b'[{"a":' * 20_000 + b"1" + b"}]" * 20_000)
     assert r.status == 400 and r.json()["error"]["code"] == "bad_json"
     assert live.version() in (before, before + 1, before + 2)  # at most rejects kept
+
+
+@pytest.mark.parametrize("value", ["--5", "%C2%B2", "1e3", "9" * 40, "-", ""])
+def test_malformed_query_numbers_are_400(live: Live, value: str) -> None:
+    """Query integers are ASCII digits only (found in review: '--5' and '²' gave 500)."""
+    c = live.client("read")
+    live.client().request("PUT", "/v1/segments/Q", {"text": "did purchased"})
+    for path in (
+        f"/v1/deliveries?since={value}",
+        f"/v1/deliveries?limit={value}",
+        f"/v1/segments/Q/audience?as_of={value}",
+        f"/v1/segments/Q/audience?limit={value}",
+    ):
+        r = c.get(path)
+        assert r.status in (200, 400), (path, r)
+        assert ("error" in r.json()) if r.status == 400 else True
+
+
+def test_saving_a_segment_checks_its_name_and_cycles(live: Live) -> None:
+    """Found in review: a mismatched name, or a save closing a cycle, was accepted."""
+    c = live.client()
+    r = c.request("PUT", "/v1/segments/S", {"text": 'segment "Z" { did purchased }'})
+    assert r.status == 400 and r.json()["error"]["code"] == "name_mismatch"
+    assert c.request("PUT", "/v1/segments/A", {"text": "did purchased"}).status in (200, 201)
+    assert c.request("PUT", "/v1/segments/B", {"text": 'in segment "A"'}).status in (200, 201)
+    r = c.request("PUT", "/v1/segments/A", {"text": 'in segment "B"'})
+    assert r.status == 400 and r.json()["error"]["code"] == "segment_cycle"
+    assert c.get("/v1/segments/B/audience").status == 200

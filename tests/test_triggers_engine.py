@@ -74,7 +74,7 @@ def test_the_seed_trigger_reserves_a_rendered_delivery(store: Store) -> None:
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
     [d] = deliveries(store)
     assert d.status == "reserved"
-    assert d.key == f"{SEED_TRIGGER}:1:e1:0"
+    assert d.key == f"main:{SEED_TRIGGER}:1:e1:0"
     assert (d.contact_id, d.email, d.channel, d.kind, d.test) == (
         "c1",
         "angela@example.com",
@@ -136,7 +136,7 @@ def test_once_per_contact(store: Store) -> None:
     store.ingest_events(
         [form("e4", "c2", "2026-11-11T10:00:00Z"), form("e5", "c2", "2026-11-12T10:00:00Z")]
     )
-    got = sorted((d.contact_id, d.key.split(":")[2]) for d in deliveries(store))
+    got = sorted((d.contact_id, d.key.split(":")[3]) for d in deliveries(store))
     assert got == [("c1", "e1"), ("c2", "e4"), ("c3", "e3")]
     assert all(d.kind == "webhook" and d.channel == "webhook" for d in deliveries(store))
 
@@ -156,7 +156,7 @@ def test_at_most_once_per_period(store: Store) -> None:
         ]
     ):
         store.ingest_events([form(f"e{i}", "c1", ts)])
-    fired = sorted(d.key.split(":")[2] for d in deliveries(store))
+    fired = sorted(d.key.split(":")[3] for d in deliveries(store))
     assert fired == ["e0", "e2"]
     assert deliveries(store)[0].payload["body"] == {"f": "addUser"}
 
@@ -226,7 +226,7 @@ def test_the_if_condition_sees_the_event_and_the_history(store: Store) -> None:
     store.ingest_events([form("e1", "c1", "2026-11-01T10:00:00Z")])
     assert deliveries(store) == []  # one event so far (itself)
     store.ingest_events([form("e2", "c1", "2026-11-03T10:00:00Z")])
-    assert [d.key.split(":")[2] for d in deliveries(store)] == ["e2"]
+    assert [d.key.split(":")[3] for d in deliveries(store)] == ["e2"]
     store.ingest_events([form("e3", "c1", "2026-11-20T10:00:00Z")])  # e1, e2 out of the window
     assert len(deliveries(store)) == 1
 
@@ -283,7 +283,7 @@ def test_an_ingest_whose_matching_died_is_caught_up(store: Store, tmp_path: Path
     # another process opens the store: its first ingest catches up, in order
     again = open_store(tmp_path / "shop")
     again.ingest_events([form("e2", "c3", "2026-11-20T11:00:00Z")])
-    keys = sorted(d.key.split(":")[2] for d in deliveries(again))
+    keys = sorted(d.key.split(":")[3] for d in deliveries(again))
     assert keys == ["e1", "e2"]
     assert list(jdir.iterdir()) == []
     # replaying a journal again changes nothing
@@ -352,4 +352,20 @@ def test_in_memory_stores_fire_too() -> None:
     )
     [d] = st.triggers.log.list()
     assert (d.contact_id, d.payload["body"]) == ("m1", {"amount": 150.0})
-    assert d.key.startswith("Big spender:1:h:")  # no id: a content hash
+    assert d.key.startswith("main:Big spender:1:h:")  # no id: a content hash
+
+
+def test_the_same_event_id_on_two_nodes_fires_for_each_contact(
+    store: Store, tmp_path: Path
+) -> None:
+    """Event ids are the sender's: node 'other' may reuse one of 'main'. Each node's
+    trigger must reserve its own contact's delivery (found in review)."""
+    seed(store)
+    other = Store.init(tmp_path / "shop", EXAMPLES / "maison.toml", node="other")
+    other.ingest_profiles([{"contact_id": "o1", "email": "olga@example.com", "first_name": "O"}])
+    store.ingest_events([form("order-1", "c1", "2026-11-20T10:00:00Z")])
+    other.ingest_events([form("order-1", "o1", "2026-11-20T10:00:00Z")])
+    by_node = {d.node: d for d in deliveries(store)}
+    assert by_node["main"].contact_id == "c1"
+    assert by_node["other"].contact_id == "o1"
+    assert by_node["other"].payload["to"] == "olga@example.com"

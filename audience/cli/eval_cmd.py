@@ -45,7 +45,10 @@ def _segment_source(store: Any, expr: str | None, file: str | None, name: str | 
             raise click.UsageError(
                 f"{file} holds several segments ({names}); pick one with --segment"
             )
-        return store.segment_compiler.compile_segment(chosen[0], text=text, filename=file)
+        siblings = {s.name: s for s in segments}
+        return store.segment_compiler.compile_segment(
+            chosen[0], text=text, filename=file, siblings=siblings
+        )
     assert name is not None
     saved = store.get_segment(name)
     if saved is None:

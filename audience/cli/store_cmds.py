@@ -123,23 +123,14 @@ def save_cmd(store: str, name: str, file: str | None, expr: str | None, node: st
 
 
 def _validate(st: Store, name: str, text: str, filename: str) -> None:
-    """Parse and check ``text`` as the segment NAME, against the schema and the other
-    saved segments (so references resolve and a cycle through NAME is caught)."""
     # Imported here: the language front end is heavier than the store commands.
-    from audience.dsl.ast import Program
-    from audience.dsl.check import check
     from audience.dsl.errors import DslError
-    from audience.runtime.saved import saved_segments, segment_from_text
+    from audience.runtime.saved import validate_segment
 
     try:
-        segment = segment_from_text(name, text, filename=filename)
-        found = check(Program(definitions=(segment,)), st.schema, known_segments=saved_segments(st))
-        diagnostics = [d for d in found if d.severity == "error"]
+        validate_segment(st, name, text, filename=filename)
     except DslError as exc:
         click.echo(exc.with_source(text, filename).render(), err=True)
-        sys.exit(1)
-    if diagnostics:
-        click.echo(DslError(diagnostics, text, filename).render(), err=True)
         sys.exit(1)
 
 

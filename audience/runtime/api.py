@@ -9,6 +9,7 @@ reference (a saved segment that changes invalidates what inlined it).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from audience.dsl.ast import Program, Segment
@@ -102,15 +103,31 @@ class SegmentCompiler:
             self._cache[key] = bound
         return bound
 
-    def compile_segment(self, segment: Segment, *, text: str, filename: str) -> StoreSegment:
-        """Check and compile an already parsed segment; ``text`` is its source, for errors."""
+    def compile_segment(
+        self,
+        segment: Segment,
+        *,
+        text: str,
+        filename: str,
+        siblings: Mapping[str, Segment] | None = None,
+    ) -> StoreSegment:
+        """Check and compile an already parsed segment; ``text`` is its source, for
+        errors.  ``siblings`` are the other segments of the same file: ``in segment``
+        sees them before the saved ones, as ``audience check`` does."""
         versions = tuple((s.name, s.version) for s in self.store.list_segments())
-        return self._compile(segment, text, filename, versions)
+        return self._compile(segment, text, filename, versions, siblings)
 
     def _compile(
-        self, segment: Segment, text: str, filename: str, versions: tuple[tuple[str, int], ...]
+        self,
+        segment: Segment,
+        text: str,
+        filename: str,
+        versions: tuple[tuple[str, int], ...],
+        siblings: Mapping[str, Segment] | None = None,
     ) -> StoreSegment:
         resolver = self._resolver_for(versions)
+        if siblings:  # a resolver of its own: it must not be shared through the cache
+            resolver = _Resolver({**resolver.saved, **siblings}, versions)
         found = check(
             Program(definitions=(segment,)), self.store.schema, known_segments=resolver.saved
         )

@@ -6,10 +6,10 @@ condition; either way it becomes a ``Segment`` under the name it was saved as.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
-from audience.dsl.ast import Segment
+from audience.dsl.ast import Program, Segment
+from audience.dsl.check import check
 from audience.dsl.errors import Diagnostic, DslError
 from audience.dsl.parser import parse
 
@@ -35,7 +35,35 @@ def segment_from_text(name: str, text: str, *, filename: str | None = None) -> S
             text,
             filename or f"<segment {name!r}>",
         )
-    return dataclasses.replace(segments[0], name=name)
+    segment = segments[0]
+    if segment.name != name:
+        raise DslError(
+            [
+                Diagnostic(
+                    "name_mismatch",
+                    f"this text defines segment '{segment.name}', not '{name}'",
+                    segment.name_span,
+                    f"save it as '{segment.name}', or rename it to '{name}' in the text",
+                )
+            ],
+            text,
+            filename or f"<segment {name!r}>",
+        )
+    return segment
+
+
+def validate_segment(store: Store, name: str, text: str, *, filename: str) -> Segment:
+    """Parse and check ``text`` as the saved segment NAME against the store's schema
+    and its other saved segments, with this text in place: a reference to an
+    unknown segment, or one that would close a cycle through NAME, is an error
+    now rather than at the next evaluation.  Raises DslError."""
+    segment = segment_from_text(name, text, filename=filename)
+    found = check(
+        Program(definitions=(segment,)), store.schema, known_segments=saved_segments(store)
+    )
+    if found:
+        raise DslError(found, text, filename)
+    return segment
 
 
 def saved_segments(store: Store) -> dict[str, Segment]:

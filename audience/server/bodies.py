@@ -8,6 +8,7 @@ the store before the whole body has been read and checked.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,3 +188,12 @@ def _arrow(data: bytes, file_format: bool) -> pa.Table:
         return reader.read_all()
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise bad_request("bad_arrow", f"the body is not Arrow IPC: {exc}") from None
+
+
+_INT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+
+
+def query_int(value: str) -> int | None:
+    """A query parameter's integer: ASCII digits with an optional minus sign,
+    or None for anything else (``--5``, ``²`` and other Unicode digits included)."""
+    return int(value) if _INT.fullmatch(value) else None

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from audience.runtime.delivery import Delivery
 from audience.runtime.delivery.model import STATUSES
 from audience.runtime.evaluate import parse_as_of
+from audience.server.bodies import query_int
 from audience.server.context import current_node, requires
 from audience.server.errors import bad_request
 from audience.server.evaluate import MAX_AS_OF_MS, MIN_AS_OF_MS, iso_ms
@@ -49,8 +50,9 @@ def parse_time(value: str | int | None, what: str) -> int | None:
     if isinstance(value, str):
         if len(value) > 64:
             raise bad_request("invalid_request", f"{what!r} is longer than 64 characters")
-        if value.lstrip("-").isdigit():
-            value = int(value)
+        number = query_int(value)
+        if number is not None:
+            value = number
     try:
         ms = parse_as_of(value)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -71,7 +73,8 @@ def list_deliveries() -> Response:
     if status is not None and status not in STATUSES:
         raise bad_request("invalid_request", f"'status' must be one of {', '.join(STATUSES)}")
     raw = args.get("limit", "100")
-    limit = int(raw) if raw.isdigit() and len(raw) < 10 else -1
+    limit = query_int(raw)
+    limit = -1 if limit is None else limit
     if not 1 <= limit <= MAX_LIMIT:
         raise bad_request("invalid_request", f"'limit' must be an integer from 1 to {MAX_LIMIT}")
     node = current_node()

@@ -16,8 +16,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from audience.dsl.ast import Segment
 from audience.dsl.parser import parse
+from audience.runtime.saved import validate_segment
 from audience.runtime.store import SavedSegment, StoreError
-from audience.server.bodies import Fields, json_object
+from audience.server.bodies import Fields, json_object, query_int
 from audience.server.context import current_node, requires, state
 from audience.server.errors import ApiError, bad_request
 from audience.server.evaluate import MAX_TEXT, Query, compile_text, run_query
@@ -45,7 +46,9 @@ def _save(name: str, text: str) -> SavedSegment:
     node = current_node()
     if "/" in name:
         raise bad_request("invalid_request", "a segment name cannot hold '/'")
-    compile_text(node.store, text, f"<segment {name!r}>")
+    filename = f"<segment {name!r}>"
+    validate_segment(node.store, name, text, filename=filename)
+    compile_text(node.store, text, filename)
     try:
         return node.store.save_segment(name, text)
     except StoreError as exc:
@@ -135,8 +138,9 @@ def segment_audience(name: str) -> Response:
     if isinstance(as_of, str):
         if len(as_of) > 64:
             raise bad_request("bad_as_of", "'as_of' is longer than 64 characters")
-        if as_of.lstrip("-").isdigit():
-            as_of = int(as_of)
+        number = query_int(as_of)
+        if number is not None:
+            as_of = number
     query = Query(
         text=seg.text,
         filename=f"<segment {name!r}>",

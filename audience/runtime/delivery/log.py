@@ -122,6 +122,12 @@ class DeliveryLog:
         with self.transaction() as conn:
             found = self._by_key(conn, req.key)
             if found is not None:
+                if (found.node, found.contact_id) != (req.node, req.contact_id):
+                    # a reused key must never hand one contact's delivery to another
+                    raise ValueError(
+                        f"delivery key {req.key!r} already belongs to contact "
+                        f"{found.contact_id!r} of node {found.node!r}"
+                    )
                 return found
             d = decide(req, now, lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi))
             cur = conn.execute(

@@ -112,7 +112,9 @@ def run_actions(
 ) -> list[dict[str, Any]]:
     out = []
     for i, action in enumerate(t.trigger.actions):
-        key = f"{t.name}:{t.version}:{event_key}:{i}"
+        # the node is part of the key: event ids are the sender's and repeat across
+        # nodes, while the delivery log (and so key uniqueness) spans the store
+        key = f"{run.node}:{t.name}:{t.version}:{event_key}:{i}"
         fn = _ACTIONS.get(action.name)
         if fn is None:
             out.append(_failed(action, f"unknown action '{action.name}'"))

@@ -16,7 +16,8 @@ Method. Each engine runs in its own process with the same thread count: DuckDB
 (own in-memory tables, ENUM columns for low-cardinality strings, events in time
 order, `PRAGMA threads`), Polars (in-memory DataFrames, Enum columns, `ts`
 flagged sorted and windows cut by binary search, `POLARS_MAX_THREADS`), ours
-(`Store.from_arrow` snapshot, segments compiled once, `NUMBA_NUM_THREADS`).
+(an on-disk store ingested from the same Parquet files and opened memory-mapped,
+segments compiled once, `NUMBA_NUM_THREADS`).
 All use a dense integer contact key; loading is not timed with the queries.
 Each workload: one warm-up (reported as *first*), then the timed runs; the
 table gives the median and [min-max]. Every engine's audience (contact ids)

@@ -135,17 +135,15 @@ def welcome_story(store: Store, console: Console, now: dt.datetime) -> None:
             f"  {what}: accepted {report.accepted}, duplicates {report.duplicates} "
             f"[dim]({ms:.0f} ms, ingest to delivery record)[/]"
         )
-    table = Table(box=None, padding=(0, 2), header_style="bold")
-    for col in ("to", "subject", "status", "cap"):
-        table.add_column(col, no_wrap=True)
+    console.print("  the delivery log for Angela:")
     for delivery in store.triggers.log.list(contact=STORY):
-        table.add_row(
-            str(delivery.payload.get("to", delivery.email or "")),
-            escape(str(delivery.payload.get("subject", ""))),
-            delivery.status,
-            escape(delivery.cap or ""),
+        why = f" ({delivery.cap}, {delivery.policy})" if delivery.cap else ""
+        console.print(
+            f"    [bold]{delivery.status}[/]{escape(why)}: to "
+            f"{escape(str(delivery.payload.get('to', delivery.email or '')))}, "
+            f"subject {escape(repr(delivery.payload.get('subject', '')))}",
+            soft_wrap=True,
         )
-    console.print(Padding(table, (0, 2)))
     console.print(
         "  [dim]One welcome email is reserved; the second is suppressed by 'max 1 per day'; "
         "the repeated event fires nothing. `audience worker STORE` sends what is due by SMTP.[/]"

@@ -35,6 +35,8 @@ MAX_RUN = 4_000_000
 # An ingest's new ids are kept in memory (16 bytes each) up to this many,
 # then written as one run.
 SPILL_IDS = 2_000_000
+# Batches with fewer ids skip the Bloom filter (until a bigger one builds it).
+FILTER_MIN = 1_000
 
 
 @njit(cache=True, nogil=True)
@@ -139,10 +141,15 @@ class IdIndex:
             dup[same] = self._within(present, order, hs, same)
         # Against the store and earlier batches of this ingest: only the
         # filter's positives are searched in the runs.
-        if not self._filtered:
+        if not self._filtered and len(hs) >= FILTER_MIN:
             self.filter = Filter([*self.old, *self.new])
             self._filtered = True
-        cand = np.flatnonzero(self.filter.maybe(hs) & ~dup)
+        if self._filtered:
+            cand = np.flatnonzero(self.filter.maybe(hs) & ~dup)
+        else:
+            # A small batch (a single event): searching every run costs less
+            # than building the filter over all the store's ids.
+            cand = np.flatnonzero(~dup)
         for run_h, run_loc in [*self.old, *self.new] if len(cand) else []:
             if not len(run_h):
                 continue
@@ -166,7 +173,8 @@ class IdIndex:
             self.new.append(run)
             self.pending.append(run)
             self.filter.runs = [*self.old, *self.new]
-            self.filter.add(run[0])
+            if self._filtered:  # else built over all runs when first needed
+                self.filter.add(run[0])
             if sum(len(r[0]) for r in self.pending) >= SPILL_IDS:
                 self.spill()
         return keep
@@ -346,6 +354,9 @@ class IdFiles:
         """After the manifest switch: drop the runs that were merged away."""
         self.backend.discard(self.obsolete)
         self.obsolete = []
+        # The index's callbacks refer back to self: a cycle left to the
+        # garbage collector made some later ingest pay tens of milliseconds.
+        del self.index
 
 
 def _mergeable(older: int, newer: int) -> bool:

@@ -41,6 +41,8 @@ INT64_MAX = np.iinfo(np.int64).max
 # less than PART_ROWS plus a batch); about 110 bytes per encoded event.
 FLUSH_ROWS = 1_000_000
 PART_ROWS = 1_000_000
+# Smaller partitions are written on the ingest's thread.
+THREAD_ROWS = 10_000
 
 
 class Txn:
@@ -73,10 +75,10 @@ class Txn:
         self._write_error: BaseException | None = None
         self.first: np.ndarray | None = None  # first event ts per contact, this ingest
         self.profiled: list[np.ndarray] = []
-        self.profile_table: pa.Table | None = (
-            backend.read_table(manifest.profiles) if manifest.profiles else None
-        )
-        self.profile_rows = self.profile_table.num_rows if self.profile_table is not None else 0
+        # Read on the first profiles batch: an events ingest never needs it.
+        self.profile_table: pa.Table | None = None
+        self.profile_rows = 0
+        self._profiles_loaded = False
         self.profile_changed = False
         self.rejects: list[Reject] = []
 
@@ -154,6 +156,10 @@ class Txn:
         # Written (and fsynced) by a thread while the next batches are encoded;
         # one write at a time, so at most one finished partition waits in memory.
         self._wait_write()
+        if table.num_rows < THREAD_ROWS:  # not worth a thread
+            self._write(table, meta)
+            self._wait_write()  # raises what the write raised
+            return
         self._writer = threading.Thread(target=self._write, args=(table, meta), daemon=True)
         self._writer.start()
 
@@ -180,6 +186,10 @@ class Txn:
         report.accepted = table.num_rows
         if not table.num_rows:
             return report
+        if not self._profiles_loaded and self.base.profiles:
+            self.profile_table = self.backend.read_table(self.base.profiles)
+            self.profile_rows = self.profile_table.num_rows
+        self._profiles_loaded = True
         contacts = self.dicts.encode(CONTACTS, one_array(table.column("contact_id")))
         n_new = self.dicts.size(CONTACTS)
         self.profile_table = upsert(
@@ -232,7 +242,9 @@ class Txn:
             m.profiles = write("profiles", v, self.profile_table)
         n = self.dicts.size(CONTACTS)
         if n != self.n_old or self.first is not None or self.profiled:
-            m.contacts = write("contacts", v, self._contacts_table(n))
+            contacts = self._contacts_table(n)
+            if contacts is not None:
+                m.contacts = write("contacts", v, contacts)
         for key, values in sorted(self.dicts.added().items()):
             name = write("dictionaries", v, pa.table({"value": values}))
             m.dictionaries.setdefault(key, []).append((name, len(values)))
@@ -246,20 +258,39 @@ class Txn:
             self._ids.cleanup()
         return m
 
-    def _contacts_table(self, n: int) -> pa.Table:
-        has_profile = np.zeros(n, dtype=np.uint8)
-        first = np.full(n, INT64_MAX, dtype=np.int64)
+    def _contacts_table(self, n: int) -> pa.Table | None:
+        """The new contacts table, or None when it would equal the old one
+        (events of known contacts, none earlier than their first: the common
+        small ingest, which then writes no copy of a table of every contact)."""
+        old_hp = old_first = None
         if self.base.contacts:
             old = self.backend.read_table(self.base.contacts)
-            k = old.num_rows
-            has_profile[:k] = old.column("has_profile").to_numpy()
-            first[:k] = old.column("first_event_ts").to_numpy()
+            old_hp = old.column("has_profile").to_numpy()
+            old_first = old.column("first_event_ts").to_numpy()
+            if old.num_rows == n and not self._changes(old_hp, old_first):
+                return None
+        has_profile = np.zeros(n, dtype=np.uint8)
+        first = np.full(n, INT64_MAX, dtype=np.int64)
+        if old_hp is not None and old_first is not None:
+            k = len(old_hp)
+            has_profile[:k] = old_hp
+            first[:k] = old_first
         for contacts in self.profiled:
             has_profile[contacts] = 1
         if self.first is not None:
             k = len(self.first)
             np.minimum(first[:k], self.first, out=first[:k])
         return pa.table({"has_profile": pa.array(has_profile), "first_event_ts": pa.array(first)})
+
+    def _changes(self, has_profile: np.ndarray, first: np.ndarray) -> bool:
+        for contacts in self.profiled:
+            if not has_profile[contacts].all():
+                return True
+        if self.first is not None:
+            k = len(self.first)
+            if (self.first < first[:k]).any():
+                return True
+        return False
 
 
 def _release() -> None:

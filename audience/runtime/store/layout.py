@@ -23,7 +23,8 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +37,12 @@ FORMAT = 1
 STORE_FILE = "store.json"
 DEFINITIONS_FILE = "definitions.sqlite"
 MANIFEST = "manifest.json"
+# Files at least this big are fsynced as written, smaller ones together at
+# the commit, on up to SYNC_THREADS threads (fsync releases the GIL).
+SYNC_NOW_BYTES = 1 << 20
+SYNC_THREADS = 8
+# The first byte of the lock file: did the last ingest end cleanly?
+CLEAN, DIRTY = b"0", b"1"
 KINDS = ("partitions", "dictionaries", "contacts", "profiles", "rejects", "index")
 
 
@@ -64,9 +71,29 @@ class Manifest:
         return sum(c for _, c in self.dictionaries.get(key, []))
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["format"] = FORMAT
-        return json.dumps(data, indent=1)
+        # Built by hand and without indent: ``asdict`` and an indented dump
+        # (pure-Python encoder) cost milliseconds per ingest once the manifest
+        # lists thousands of files, and the manifest is written on every ingest.
+        data = {
+            "version": self.version,
+            "partitions": [
+                {
+                    "file": p.file,
+                    "rows": p.rows,
+                    "min_ts": p.min_ts,
+                    "max_ts": p.max_ts,
+                    "bucket": p.bucket,
+                }
+                for p in self.partitions
+            ],
+            "dictionaries": self.dictionaries,
+            "contacts": self.contacts,
+            "profiles": self.profiles,
+            "rejects": self.rejects,
+            "id_index": self.id_index,
+            "format": FORMAT,
+        }
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str, where: str) -> Manifest:
@@ -87,7 +114,16 @@ class Manifest:
             raise StoreError(f"{where}: damaged manifest ({exc})") from None
 
     def copy(self) -> Manifest:
-        return Manifest.from_json(self.to_json(), "<copy>")
+        """A copy an ingest may change (the lists are new; their entries are immutable)."""
+        return Manifest(
+            version=self.version,
+            partitions=list(self.partitions),
+            dictionaries={k: list(v) for k, v in self.dictionaries.items()},
+            contacts=self.contacts,
+            profiles=self.profiles,
+            rejects=list(self.rejects),
+            id_index=list(self.id_index),
+        )
 
 
 class Backend(Protocol):
@@ -142,6 +178,15 @@ class DiskBackend:
     def __init__(self, node_dir: Path) -> None:
         self.dir = node_dir
         self._thread_lock = threading.Lock()
+        # Files and directories written since the last commit whose fsync
+        # waits for it: the commit syncs them all at once (concurrently, so a
+        # small ingest pays about one fsync round, not one per file), before
+        # the manifest names them.
+        self._unsynced: set[Path] = set()
+        self._sync_lock = threading.Lock()  # partitions are written by a second thread
+        self._manifest: tuple[str, Manifest] | None = None  # the last one parsed
+        self._swept = False  # swept once by this process (see ``locked``)
+        self._unclean = True
 
     def read_manifest(self) -> Manifest:
         p = self.dir / MANIFEST
@@ -149,7 +194,15 @@ class DiskBackend:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise StoreError(f"{p}: cannot read the manifest: {exc.strerror}") from None
-        return Manifest.from_json(text, str(p))
+        # Parsing costs milliseconds once a node has thousands of files; the
+        # text is compared, so a manifest switched meanwhile is never missed.
+        # Callers treat the manifest as read-only (an ingest changes a copy).
+        cached = self._manifest
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        manifest = Manifest.from_json(text, str(p))
+        self._manifest = (text, manifest)
+        return manifest
 
     def read_table(self, name: str) -> pa.Table:
         p = self.dir / name
@@ -170,34 +223,63 @@ class DiskBackend:
                 # One record batch per file, so every column is one zero-copy buffer.
                 writer.write_table(table, max_chunksize=max(table.num_rows, 1))
             f.flush()
-            os.fsync(f.fileno())
+            # A big file is synced now (on the partition writer's thread,
+            # while the next batches are encoded); a small one at the commit.
+            big = f.tell() >= SYNC_NOW_BYTES
+            if big:
+                os.fsync(f.fileno())
         os.replace(tmp, final)
+        with self._sync_lock:
+            if not big:
+                self._unsynced.add(final)
+            self._unsynced.add(final.parent)
         return name
 
     def commit(self, manifest: Manifest) -> None:
-        for kind in KINDS:
-            if (self.dir / kind).is_dir():
-                _fsync_dir(self.dir / kind)
         tmp = self.dir / (MANIFEST + ".tmp")
+        text = manifest.to_json()
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(manifest.to_json())
-            f.flush()
-            os.fsync(f.fileno())
+            f.write(text)
+        with self._sync_lock:
+            paths, self._unsynced = sorted(self._unsynced | {tmp}), set()
+        # Every file the manifest names, its directory entry, and the new
+        # manifest itself are durable before the switch.
+        if len(paths) == 1:
+            _fsync_path(paths[0])
+        else:
+            list(_sync_pool().map(_fsync_path, paths))
         os.replace(tmp, self.dir / MANIFEST)
-        _fsync_dir(self.dir)
+        _fsync_path(self.dir)
+        self._manifest = (text, manifest)  # the committer does not change it any more
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        with self._thread_lock, open(self.dir / "lock", "a+b") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        """The ingest lock.  Its file also says whether the last holder left
+        cleanly ("0"): if not (killed, or failed), or on this process's first
+        ingest, ``sweep`` lists the directories; otherwise it has nothing to
+        find and is skipped (it costs milliseconds on a node of many files)."""
+        with self._thread_lock:
+            fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                yield
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    self._unclean = not self._swept or os.pread(fd, 1, 0) != CLEAN
+                    os.pwrite(fd, DIRTY, 0)
+                    with self._sync_lock:  # a failed ingest's files: swept, not synced
+                        self._unsynced = set()
+                    yield
+                    os.pwrite(fd, CLEAN, 0)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                os.close(fd)
 
     def sweep(self, manifest: Manifest) -> None:
         """Remove what an interrupted ingest left: temporary files, and files of
         versions newer than the manifest's (they never landed).  Runs under the lock."""
+        if not self._unclean:
+            return
+        self._swept = True
         for kind in KINDS:
             # A node made before a kind existed has no directory for it yet.
             if not (self.dir / kind).is_dir():
@@ -215,12 +297,25 @@ class DiskBackend:
                 (self.dir / name).unlink()
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """fsync a file or a directory."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="fsync")
+        return _POOL
 
 
 def create_node_dir(node_dir: Path) -> None:

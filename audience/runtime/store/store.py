@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from audience.runtime.snapshot import Dictionary, Partition, Snapshot, dictionary_key
+from audience.runtime.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key
 from audience.runtime.store.definitions import Definitions, SavedSegment
 from audience.runtime.store.dictionaries import CONTACTS, TYPES
 from audience.runtime.store.encode import event_property_types, partition_view
@@ -67,6 +67,8 @@ class Store:
         self._snap_lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._partitions: dict[str, Partition] = {}
+        self._files: dict[str, tuple[str, pa.Table]] = {}
+        self._profile_cols: tuple[tuple[str | None, int, int], dict[str, Column]] | None = None
         self._arrays: dict[str, tuple[int, pa.Array]] = {}
         self._values: dict[str, tuple[int, list[str]]] = {}
         self._dictionaries: dict[str, tuple[int, Dictionary]] = {}
@@ -211,7 +213,7 @@ class Store:
         has_profile = np.zeros(n, dtype=bool)
         first = np.full(n, INT64_MAX, dtype=np.int64)
         if m.contacts:
-            table = self._backend.read_table(m.contacts)
+            table = self._file(m.contacts)
             hp = table.column("has_profile").chunk(0).to_numpy().view(np.bool_)
             fe = table.column("first_event_ts").chunk(0).to_numpy()
             if len(hp) == n:
@@ -229,7 +231,7 @@ class Store:
         profile = None
         rows = 0
         if m.profiles:
-            profile = self._backend.read_table(m.profiles)
+            profile = self._file(m.profiles)
             rows = profile.num_rows
         return Snapshot(
             version=m.version,
@@ -239,9 +241,30 @@ class Store:
             dictionaries={k: self._dictionary(m, k) for k in keys},
             has_profile=has_profile,
             first_event_ts=first,
-            profile=profile_columns(profile, rows, n, self.schema.profile),
+            profile=self._profile_columns(m.profiles, profile, rows, n),
             partitions=tuple(self._partition(p.file) for p in m.partitions),
         )
+
+    def _profile_columns(
+        self, name: str | None, table: pa.Table | None, rows: int, n: int
+    ) -> dict[str, Column]:
+        """Cached while the profiles file and the number of contacts stay the
+        same (the columns are read-only views; each snapshot gets its own dict)."""
+        key = (name, rows, n)
+        if self._profile_cols is None or self._profile_cols[0] != key:
+            cols = profile_columns(table, rows, n, self.schema.profile)
+            self._profile_cols = (key, cols)
+        return dict(self._profile_cols[1])
+
+    def _file(self, name: str) -> pa.Table:
+        """The contacts or profiles table (the last one read of each kind is
+        kept: files are immutable, and most ingests change neither)."""
+        kind = name.split("/", 1)[0]
+        cached = self._files.get(kind)
+        if cached is None or cached[0] != name:
+            cached = (name, self._backend.read_table(name))
+            self._files[kind] = cached
+        return cached[1]
 
     def _partition(self, name: str) -> Partition:
         part = self._partitions.get(name)

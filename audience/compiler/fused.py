@@ -23,7 +23,7 @@ from audience.compiler.context import EvalContext
 from audience.compiler.kernels import filters, lanes, reduce
 from audience.compiler.kernels.config import PARALLEL_MIN_ROWS
 from audience.compiler.predicates import event_field, event_mask
-from audience.compiler.scan import Reduction, filter_range, list_elements
+from audience.compiler.scan import Reduction, filter_range, list_elements, row_range
 from audience.compiler.typeindex import dense, type_rows
 from audience.runtime.snapshot import Partition
 
@@ -76,14 +76,6 @@ def _type_lut(ctx: EvalContext, types: tuple[str, ...] | None) -> tuple[np.ndarr
     return lut, not lut.any()
 
 
-def _row_range(part: Partition, lo: int, hi: int) -> tuple[int, int]:
-    if len(part) == 0 or lo > hi or part.max_ts < lo or part.min_ts > hi:
-        return 0, 0
-    a = 0 if part.min_ts >= lo else int(np.searchsorted(part.ts, lo, "left"))
-    b = len(part) if part.max_ts <= hi else int(np.searchsorted(part.ts, hi, "right"))
-    return a, b
-
-
 class FusedScans:
     """The scan steps of one program (``{step index: (filter, reductions)}``),
     run together on the first request for any of them."""
@@ -123,7 +115,7 @@ def run_scans(
         by_types.setdefault(resolved[ln.scan].key, []).append(ln)
     groups = list(by_types.values())
     parts = [
-        (part, [(0, 0) if s.empty else _row_range(part, s.lo, s.hi) for s in resolved])
+        (part, [(0, 0) if s.empty else row_range(part, s.lo, s.hi) for s in resolved])
         for part in ctx.snapshot.partitions
     ]
     rows = sum(max(b for _, b in rs) - min(a for a, _ in rs) for _, rs in parts if resolved)
@@ -208,7 +200,7 @@ def _sources(part: Partition, resolved: list[_Scan], ranges: list[tuple[int, int
             out.append((part, a, b, s.type_lut))
         else:
             sub = type_rows(part, s.type_lut).partition
-            out.append((sub, *_row_range(sub, s.lo, s.hi), None))
+            out.append((sub, *row_range(sub, s.lo, s.hi), None))
     return out
 
 

@@ -21,6 +21,16 @@ from audience.runtime.snapshot import Partition
 Reduction = tuple[Any, ...]
 
 
+def row_range(part: Partition, lo: int, hi: int) -> tuple[int, int]:
+    """The rows ``[a, b)`` of a ts-sorted partition with ``lo <= ts <= hi``; empty
+    (``a >= b``) when its min/max show it holds none, without reading ``ts``."""
+    if len(part) == 0 or lo > hi or part.max_ts < lo or part.min_ts > hi:
+        return 0, 0
+    a = 0 if part.min_ts >= lo else int(np.searchsorted(part.ts, lo, "left"))
+    b = len(part) if part.max_ts <= hi else int(np.searchsorted(part.ts, hi, "right"))
+    return a, b
+
+
 def filter_range(ctx: EvalContext, flt: p.RowFilter) -> tuple[int, int]:
     if flt.window is None:
         return INT64_MIN, ctx.now_ms
@@ -54,11 +64,7 @@ def filtered_slices(
             stats["partitions_skipped"] += len(ctx.snapshot.partitions)
             return
     for part in ctx.snapshot.partitions:
-        if len(part) == 0 or part.max_ts < lo or part.min_ts > hi or lo > hi:
-            stats["partitions_skipped"] += 1
-            continue
-        a = int(np.searchsorted(part.ts, lo, "left"))
-        b = int(np.searchsorted(part.ts, hi, "right"))
+        a, b = row_range(part, lo, hi)
         if a >= b:
             stats["partitions_skipped"] += 1
             continue
@@ -197,11 +203,7 @@ def _typed_rows(
         return []
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for part in ctx.snapshot.partitions:
-        if len(part) == 0 or part.max_ts < lo or part.min_ts > hi or lo > hi:
-            stats["partitions_skipped"] += 1
-            continue
-        a = int(np.searchsorted(part.ts, lo, "left"))
-        b = int(np.searchsorted(part.ts, hi, "right"))
+        a, b = row_range(part, lo, hi)
         if a >= b:
             stats["partitions_skipped"] += 1
             continue

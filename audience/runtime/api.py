@@ -17,7 +17,7 @@ from audience.dsl.check import check
 from audience.dsl.errors import DslError
 from audience.dsl.parser import parse
 from audience.runtime.evaluate import AsOf, Audience, CompiledSegment, compile_cached
-from audience.runtime.saved import saved_segments
+from audience.runtime.saved import one_segment, saved_segments
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
@@ -48,29 +48,6 @@ class StoreSegment:
         return f"<StoreSegment {self.segment.name!r}>"
 
 
-def _as_segment(program: Program, text: str, filename: str) -> Segment:
-    if program.condition is not None:
-        return Segment(name="<condition>", cond=program.condition, span=program.span)
-    segments = [d for d in program.definitions if isinstance(d, Segment)]
-    if len(segments) == 1 and len(program.definitions) == 1:
-        return segments[0]
-    from audience.dsl.errors import Diagnostic
-
-    raise DslError(
-        [
-            Diagnostic(
-                "not_one_segment",
-                "expected one condition or one segment definition, "
-                f"found {len(program.definitions)} definitions",
-                program.span,
-                "compile each segment on its own",
-            )
-        ],
-        text,
-        filename,
-    )
-
-
 class SegmentCompiler:
     """Per-store cache of compiled texts (thread-safe)."""
 
@@ -96,7 +73,8 @@ class SegmentCompiler:
         if hit is not None:
             return hit
         program = parse(text, filename=filename)
-        bound = self._compile(_as_segment(program, text, filename), text, filename, saved_versions)
+        segment = one_segment(program, text, filename, name="<condition>")
+        bound = self._compile(segment, text, filename, saved_versions)
         with self._lock:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.pop(next(iter(self._cache)))

@@ -17,25 +17,31 @@ if TYPE_CHECKING:
     from audience.runtime.store import Store
 
 
-def segment_from_text(name: str, text: str, *, filename: str | None = None) -> Segment:
-    program = parse(text, filename=filename or f"<segment {name!r}>")
+def one_segment(program: Program, text: str, filename: str, *, name: str) -> Segment:
+    """The one segment of a text: a bare condition (named ``name``) or exactly one
+    ``segment`` definition; anything else is a ``not_one_segment`` error."""
     if program.condition is not None:
         return Segment(name=name, cond=program.condition, span=program.span)
-    segments = [d for d in program.definitions if isinstance(d, Segment)]
-    if len(segments) != 1 or len(program.definitions) != 1:
-        raise DslError(
-            [
-                Diagnostic(
-                    "not_one_segment",
-                    f"a saved segment is one condition or one segment definition; "
-                    f"this text has {len(program.definitions)} definitions",
-                    program.span,
-                )
-            ],
-            text,
-            filename or f"<segment {name!r}>",
-        )
-    segment = segments[0]
+    if len(program.definitions) == 1 and isinstance(program.definitions[0], Segment):
+        return program.definitions[0]
+    raise DslError(
+        [
+            Diagnostic(
+                "not_one_segment",
+                "expected one condition or one segment definition, "
+                f"found {len(program.definitions)} definitions",
+                program.span,
+                "give each segment on its own",
+            )
+        ],
+        text,
+        filename,
+    )
+
+
+def segment_from_text(name: str, text: str, *, filename: str | None = None) -> Segment:
+    filename = filename or f"<segment {name!r}>"
+    segment = one_segment(parse(text, filename=filename), text, filename, name=name)
     if segment.name != name:
         raise DslError(
             [
@@ -47,7 +53,7 @@ def segment_from_text(name: str, text: str, *, filename: str | None = None) -> S
                 )
             ],
             text,
-            filename or f"<segment {name!r}>",
+            filename,
         )
     return segment
 

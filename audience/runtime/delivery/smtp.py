@@ -65,25 +65,22 @@ class SmtpConfig:
         return cfg._with(from_env)
 
     def _with(self, data: dict[str, Any]) -> SmtpConfig:
-        cfg = self
-        for key, value in data.items():
-            if key == "host":
-                cfg = replace(cfg, host=str(value))
-            elif key == "port":
-                cfg = replace(cfg, port=int(value))
-            elif key == "user":
-                cfg = replace(cfg, user=str(value))
-            elif key == "password":
-                cfg = replace(cfg, password=str(value))
-            elif key == "starttls":
-                cfg = replace(cfg, starttls=_flag(value))
-            elif key == "ssl":
-                cfg = replace(cfg, ssl=_flag(value))
-            elif key == "from":
-                cfg = replace(cfg, from_addr=str(value))
-            elif key == "timeout":
-                cfg = replace(cfg, timeout=float(value))
-        return cfg
+        """A copy with the known settings of ``data`` (unknown keys are ignored)."""
+        changes = {_FIELDS[k][0]: _FIELDS[k][1](v) for k, v in data.items() if k in _FIELDS}
+        return replace(self, **changes)
+
+
+# setting name (config file or AUDIENCE_SMTP_*) -> (field, conversion)
+_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "host": ("host", str),
+    "port": ("port", int),
+    "user": ("user", str),
+    "password": ("password", str),
+    "starttls": ("starttls", lambda v: _flag(v)),
+    "ssl": ("ssl", lambda v: _flag(v)),
+    "from": ("from_addr", str),
+    "timeout": ("timeout", float),
+}
 
 
 def build_message(d: Delivery, cfg: SmtpConfig) -> EmailMessage:

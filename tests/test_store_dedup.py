@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from audience.runtime.store import Store, ingest, sources
+from audience.runtime.store import Store, compact, ingest, sources
 from audience.runtime.store import dedup as dedup_mod
 from audience.runtime.store.dedup import hash_ids, merge_runs, sort_order
 from audience.schema import Schema
@@ -95,6 +95,7 @@ def test_flushed_partitions_and_index_survive_reopen(
     monkeypatch.setattr(ingest, "PART_ROWS", 80)
     monkeypatch.setattr(dedup_mod, "SPILL_IDS", 120)
     monkeypatch.setattr(dedup_mod, "MAX_RUN", 250)
+    monkeypatch.setattr(compact, "PARTITION_ROWS", 1)  # the flushes as they were written
     path = tmp_path / "ev.parquet"
     ids = [f"e{i}" for i in range(400)]
     table = _events(ids)

@@ -31,6 +31,9 @@ MAX_DEPTH = 200  # nested conditions/predicates (builder.NESTING); later passes 
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
+    # cache=True: the LALR tables (a second to build) are kept in the temp
+    # directory, keyed by a hash of the grammar, options and Lark version, so
+    # a new process's first parse is fast.
     return Lark.open(
         "../grammar/audience.lark",
         rel_to=__file__,
@@ -39,6 +42,7 @@ def _lark() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         start=["program", "bare_condition"],
+        cache=True,
     )
 
 

@@ -20,9 +20,10 @@ Encodings (all arrays are numpy views, usually of memory-mapped Arrow buffers):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 
@@ -38,16 +39,63 @@ def dictionary_key(scope: Literal["event", "profile"], name: str) -> str:
     return name if scope == "event" else f"profile.{name}"
 
 
-@dataclass(frozen=True)
-class Dictionary:
-    """Append-only string dictionary: ``values[code]`` is the string."""
+class LazyStrings(Sequence[str]):
+    """``n`` strings made by ``load`` on first use of an element: opening a
+    store and evaluating need only the length of most dictionaries (a big
+    one, such as the contact ids, costs a tenth of a second to turn into
+    Python strings)."""
 
-    values: Sequence[str]
-    index: Mapping[str, int]
+    def __init__(self, n: int, load: Callable[[], Sequence[str]]) -> None:
+        self._n = n
+        self._load: Callable[[], Sequence[str]] | None = load
+        self._values: Sequence[str] | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Sequence[str]:
+        if self._values is None:
+            with self._lock:
+                if self._values is None:
+                    assert self._load is not None
+                    values = self._load()
+                    if len(values) != self._n:
+                        raise ValueError(f"expected {self._n} strings, loaded {len(values)}")
+                    self._values, self._load = values, None
+        return self._values
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        return self._get()[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+
+class Dictionary:
+    """Append-only string dictionary: ``values[code]`` is the string.  The
+    value -> code index is built on first use (a dictionary of a million
+    urls that no segment names costs nothing)."""
+
+    __slots__ = ("_index", "values")
+
+    def __init__(self, values: Sequence[str], index: Mapping[str, int] | None = None) -> None:
+        self.values = values
+        self._index = index
 
     @classmethod
     def from_values(cls, values: Sequence[str]) -> Dictionary:
-        return cls(values, {v: i for i, v in enumerate(values)})
+        return cls(values)
+
+    @property
+    def index(self) -> Mapping[str, int]:
+        if self._index is None:  # two threads may both build it: same result
+            self._index = {v: i for i, v in enumerate(self.values)}
+        return self._index
 
     def __len__(self) -> int:
         return len(self.values)

@@ -76,15 +76,27 @@ def _size_section(size: dict[str, Any], engines: list[str]) -> list[str]:
         )
     lines += [
         "",
-        "Throughput (million events/s at the median) and peak memory of the runs (MB):",
+        "Throughput (million events/s at the median), the memory the runs added"
+        " (MB), and the process's whole resident memory at its peak during the runs"
+        " (RSS MB: the loaded data, or the pages of our memory-mapped store the"
+        " runs touched, plus the runs' own):",
         "",
     ]
-    head = ["workload", *[f"{e} Mev/s" for e in engines], *[f"{e} MB" for e in engines]]
+    head = [
+        "workload",
+        *[f"{e} Mev/s" for e in engines],
+        *[f"{e} MB" for e in engines],
+        *[f"{e} RSS MB" for e in engines],
+    ]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, row in rows.items():
         tput = [f"{n / row[e]['median_s'] / 1e6:.0f}" if e in row else "n/a" for e in engines]
         mem = [f"{row[e]['peak_bytes'] / MB:.0f}" if e in row else "n/a" for e in engines]
-        lines.append(f"| {key} | " + " | ".join(tput + mem) + " |")
+        rss = [
+            f"{row[e]['peak_rss_bytes'] / MB:.0f}" if "peak_rss_bytes" in row.get(e, {}) else "n/a"
+            for e in engines
+        ]
+        lines.append(f"| {key} | " + " | ".join(tput + mem + rss) + " |")
     lines += ["", "Load and first evaluations (s; MB):", ""]
     lines += [
         "| engine | load s | data MB | RSS after load MB | load peak MB"

@@ -80,8 +80,9 @@ def _write_ids(path: Path, ids: set[str]) -> None:
 
 
 def _time_workload(
-    engine: Any, w: Workload, t: Times, repeat: int, ids_dir: Path
+    engine: Any, w: Workload, t: Times, repeat: int, ids_dir: Path, start: int
 ) -> dict[str, Any]:
+    """``start``: the process's RSS before loading (after its imports)."""
     base = reset_peak()
     t0 = time.perf_counter()
     run: Callable[[], Any] = engine.prepare(w, t)
@@ -108,6 +109,9 @@ def _time_workload(
         "times": times,
         "median_s": statistics.median(times),
         "peak_bytes": peak_bytes,
+        # everything resident at the peak: the loaded data (or the pages of
+        # our memory-mapped store the runs touched) plus the runs' own memory
+        "peak_rss_bytes": max(0, peak() - start),
     }
 
 
@@ -128,7 +132,7 @@ def run_engine(job: dict[str, Any]) -> dict[str, Any]:
     rss_bytes = rss() - base
     load_peak = peak() - base
     results = [
-        _time_workload(engine, BY_KEY[k], t, job["repeat"], ids_dir) for k in job["workloads"]
+        _time_workload(engine, BY_KEY[k], t, job["repeat"], ids_dir, base) for k in job["workloads"]
     ]
     t0 = time.perf_counter()
     fresh = engine.prepare(FRESH, t)()

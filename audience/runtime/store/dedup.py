@@ -10,7 +10,7 @@ hashed and sorted (which finds duplicates inside it); a one-hash Bloom filter
 over all runs sends only its positives (about 6% of new ids) to binary
 searches; a hash found is only a candidate, confirmed by comparing the full
 ids, so a hash collision never drops an event.  Runs are merged when of
-similar size (as in an LSM tree), up to ``MAX_RUN`` ids; the manifest lists
+one size tier (as in an LSM tree, see compact.py), up to ``MAX_RUN`` ids; the manifest lists
 them in ``id_index``.
 """
 
@@ -23,14 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from audience.runtime.store.compact import merge_groups
 from audience.runtime.store.dictionaries import IDS
 from audience.runtime.store.hashing import Run, hash_ids, merge_runs, sort_order
 from audience.runtime.store.layout import Backend, Manifest
 
 H, LOC = "h", "loc"
-# Two runs are merged when the older is at most this many times the newer,
-# and both have fewer than MAX_RUN ids (so a merge needs bounded memory).
-MERGE_RATIO = 4
+# Runs are merged by size tier (compact.merge_groups) while under MAX_RUN
+# ids, so a merge needs bounded memory.
 MAX_RUN = 4_000_000
 # An ingest's new ids are kept in memory (16 bytes each) up to this many,
 # then written as one run.
@@ -252,7 +252,7 @@ class IdFiles:
     Each batch's run is written at once (as a file of the version being made:
     a crash leaves it to the sweep) and searched memory-mapped, so the ids of
     an ingest never sit in memory together.  At commit the runs are merged
-    while neighbours are of similar size, up to ``MAX_RUN`` ids a run."""
+    by size tier (compact.merge_groups), up to ``MAX_RUN`` ids a run."""
 
     def __init__(self, backend: Backend, manifest: Manifest, version: int) -> None:
         self.backend = backend
@@ -339,15 +339,14 @@ class IdFiles:
         if not self.changed:
             return
         m.dictionaries.setdefault(IDS, []).extend(self.added)
-        out: list[tuple[str, int]] = []
-        for entry in self.runs:
-            out.append(entry)
-            while len(out) >= 2 and _mergeable(out[-2][1], out[-1][1]):
-                (b, nb), (a, na) = out.pop(), out.pop()
-                merged = merge_runs(self._read_run(a), self._read_run(b))
-                out.append((self._write_run(merged), na + nb))
-                del merged
-                self.obsolete += [a, b]
+        out = list(self.runs)
+        # Neighbours of one size tier are merged, as partitions are (compact.py).
+        for a, b in reversed(merge_groups([c for _, c in out], MAX_RUN)):
+            group = out[a:b]
+            merged = merge_all([self._read_run(name) for name, _ in group])
+            out[a:b] = [(self._write_run(merged), sum(c for _, c in group))]
+            del merged
+            self.obsolete += [name for name, _ in group]
         m.id_index = out
 
     def cleanup(self) -> None:
@@ -357,10 +356,6 @@ class IdFiles:
         # The index's callbacks refer back to self: a cycle left to the
         # garbage collector made some later ingest pay tens of milliseconds.
         del self.index
-
-
-def _mergeable(older: int, newer: int) -> bool:
-    return older < MAX_RUN and newer < MAX_RUN and older <= MERGE_RATIO * newer
 
 
 def _view(col: pa.ChunkedArray) -> np.ndarray:

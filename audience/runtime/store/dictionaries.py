@@ -8,6 +8,10 @@ appearance, so the same data ingested the same way gets the same codes.
 the batch itself once a dictionary is big (the contacts); those are looked up
 in a hash table of their values' 64-bit hashes instead (hashing.py), kept up
 to date as values are appended, and every match is confirmed on the strings.
+The store keeps those tables from one ingest to the next (``tables``): a
+dictionary only ever grows, so a table covering its first N values stays
+right, and rebuilding it per ingest cost a single-event ingest 20 ms at 500k
+contacts.  A failed ingest drops them (they may cover values that never landed).
 """
 
 from __future__ import annotations
@@ -27,14 +31,17 @@ IDS = "__ids__"  # every accepted event id: the duplicate index
 
 _EMPTY = pa.array([], type=pa.string())
 # Dictionaries at least this big are looked up by hash (see above).
-HASHED_MIN = 50_000
+HASHED_MIN = 4_096
+
+# key -> (values covered, table), shared by the ingests of one store
+HashTables = dict[str, tuple[int, HashTable]]
 
 
 class DictState:
-    def __init__(self, arrays: Mapping[str, pa.Array]) -> None:
+    def __init__(self, arrays: Mapping[str, pa.Array], tables: HashTables | None = None) -> None:
         self.arrays: dict[str, pa.Array] = dict(arrays)
         self.base_len: dict[str, int] = {k: len(v) for k, v in arrays.items()}
-        self._tables: dict[str, tuple[int, HashTable]] = {}  # key -> (values covered, table)
+        self._tables: HashTables = tables if tables is not None else {}
 
     def get(self, key: str) -> pa.Array:
         return self.arrays.get(key, _EMPTY)
@@ -65,6 +72,8 @@ class DictState:
 
     def _table(self, key: str, base: pa.Array) -> HashTable:
         covered, table = self._tables.get(key, (0, HashTable()))
+        if covered > len(base):  # cannot happen unless a failed ingest's table was kept
+            covered, table = 0, HashTable()
         if covered < len(base):
             h = hash_ids(base.slice(covered))
             table.insert(h, np.arange(covered, len(base), dtype=np.int32))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from audience.runtime.triggers.engine import BatchReport
 
 
 class StoreError(Exception):
@@ -37,6 +41,8 @@ class IngestReport:
     rejected: int = 0
     duplicates: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    # What the triggers did with the accepted events (None: nothing to match).
+    triggers: BatchReport | None = None
 
     def merge(self, other: IngestReport) -> None:
         self.accepted += other.accepted

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pyarrow as pa
 
+from audience.runtime.store.compact import compact
 from audience.runtime.store.dedup import IdFiles
-from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState
+from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState, HashTables
 from audience.runtime.store.encode import (
     CONTACT,
     ID,
@@ -43,6 +44,18 @@ FLUSH_ROWS = 1_000_000
 PART_ROWS = 1_000_000
 # Smaller partitions are written on the ingest's thread.
 THREAD_ROWS = 10_000
+# A batch with fewer rows than 1/SPARSE_RATIO of the contacts keeps first
+# event times sparse (see Txn.first_sparse).
+SPARSE_RATIO = 16
+
+
+def first_per_contact(contacts: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct contacts, the earliest ts of each)."""
+    order = np.lexsort((ts, contacts))
+    c = contacts[order]
+    head = np.ones(len(c), dtype=bool)
+    head[1:] = c[1:] != c[:-1]
+    return c[head], ts[order][head]
 
 
 class Txn:
@@ -53,6 +66,7 @@ class Txn:
         schema: Schema,
         props: Mapping[str, str],
         load_dict: Callable[[str], pa.Array],
+        hash_tables: HashTables | None = None,
     ) -> None:
         self.backend = backend
         self.base = manifest
@@ -60,7 +74,9 @@ class Txn:
         self.schema = schema
         self.props = props
         # The event ids are not a dictionary anyone encodes with: dedup.py keeps them.
-        self.dicts = DictState({k: load_dict(k) for k in manifest.dictionaries if k != IDS})
+        self.dicts = DictState(
+            {k: load_dict(k) for k in manifest.dictionaries if k != IDS}, hash_tables
+        )
         # Fixed codes for the event types and contexts, in schema order.
         self.dicts.ensure(TYPES, list(schema.events))
         self.dicts.ensure("context", list(CONTEXTS))
@@ -73,7 +89,11 @@ class Txn:
         self.written: list[PartitionMeta] = []
         self._writer: threading.Thread | None = None
         self._write_error: BaseException | None = None
-        self.first: np.ndarray | None = None  # first event ts per contact, this ingest
+        # First event ts per contact in this ingest: dense (indexed by contact)
+        # once a batch is big, else sparse (sorted contacts, their first ts), so a
+        # small ingest costs nothing per contact of the store.
+        self.first: np.ndarray | None = None
+        self.first_sparse: tuple[np.ndarray, np.ndarray] | None = None
         self.profiled: list[np.ndarray] = []
         # Read on the first profiles batch: an events ingest never needs it.
         self.profile_table: pa.Table | None = None
@@ -139,11 +159,20 @@ class Txn:
 
     def _first_seen(self, contacts: np.ndarray, ts: np.ndarray) -> None:
         n = self.dicts.size(CONTACTS)
+        if self.first is None and len(contacts) * SPARSE_RATIO < n:
+            if self.first_sparse is not None:
+                contacts = np.concatenate([self.first_sparse[0], contacts])
+                ts = np.concatenate([self.first_sparse[1], ts])
+            self.first_sparse = first_per_contact(contacts, ts)
+            return
         if self.first is None or len(self.first) < n:
             grown = np.full(n, INT64_MAX, dtype=np.int64)
             if self.first is not None:
                 grown[: len(self.first)] = self.first
             self.first = grown
+        if self.first_sparse is not None:
+            np.minimum.at(self.first, *self.first_sparse)
+            self.first_sparse = None
         np.minimum.at(self.first, contacts, ts)
 
     def _flush(self, month: str) -> None:
@@ -241,7 +270,8 @@ class Txn:
         if self.profile_changed and self.profile_table is not None:
             m.profiles = write("profiles", v, self.profile_table)
         n = self.dicts.size(CONTACTS)
-        if n != self.n_old or self.first is not None or self.profiled:
+        touched = self.first is not None or self.first_sparse is not None
+        if n != self.n_old or touched or self.profiled:
             contacts = self._contacts_table(n)
             if contacts is not None:
                 m.contacts = write("contacts", v, contacts)
@@ -252,10 +282,12 @@ class Txn:
             self._ids.commit(m)
         if self.rejects:
             m.rejects.append((write("rejects", v, rejects_table(self.rejects)), len(self.rejects)))
+        compact(m, self.backend.read_table, lambda kind, t: write(kind, v, t))
         m.version = v
         self.backend.commit(m)
         if self._ids is not None:
             self._ids.cleanup()
+        self.backend.collect(m)
         return m
 
     def _contacts_table(self, n: int) -> pa.Table | None:
@@ -280,6 +312,8 @@ class Txn:
         if self.first is not None:
             k = len(self.first)
             np.minimum(first[:k], self.first, out=first[:k])
+        if self.first_sparse is not None:
+            np.minimum.at(first, *self.first_sparse)
         return pa.table({"has_profile": pa.array(has_profile), "first_event_ts": pa.array(first)})
 
     def _changes(self, has_profile: np.ndarray, first: np.ndarray) -> bool:
@@ -289,6 +323,10 @@ class Txn:
         if self.first is not None:
             k = len(self.first)
             if (self.first < first[:k]).any():
+                return True
+        if self.first_sparse is not None:
+            contacts, ts = self.first_sparse
+            if (ts < first[contacts]).any():
                 return True
         return False
 

@@ -21,7 +21,9 @@ import fcntl
 import json
 import os
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +45,12 @@ SYNC_NOW_BYTES = 1 << 20
 SYNC_THREADS = 8
 # The first byte of the lock file: did the last ingest end cleanly?
 CLEAN, DIRTY = b"0", b"1"
+# Tables kept open by DiskBackend.read_table.
+OPENED_FILES = 256
+# Files no version names any more are deleted once this old (see ``collect``),
+# looked for at most this often.
+GRACE_S = 60.0
+COLLECT_EVERY_S = 10.0
 KINDS = ("partitions", "dictionaries", "contacts", "profiles", "rejects", "index")
 
 
@@ -66,6 +74,15 @@ class Manifest:
     rejects: list[tuple[str, int]] = field(default_factory=list)
     # runs of the duplicate index (dedup.py), each with its number of ids
     id_index: list[tuple[str, int]] = field(default_factory=list)
+
+    def files(self) -> set[str]:
+        """Every file this version names."""
+        out = {p.file for p in self.partitions}
+        out.update(name for chunks in self.dictionaries.values() for name, _ in chunks)
+        out.update(name for name, _ in self.rejects)
+        out.update(name for name, _ in self.id_index)
+        out.update(name for name in (self.contacts, self.profiles) if name is not None)
+        return out
 
     def dict_size(self, key: str) -> int:
         return sum(c for _, c in self.dictionaries.get(key, []))
@@ -134,6 +151,7 @@ class Backend(Protocol):
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
     def sweep(self, manifest: Manifest) -> None: ...
     def discard(self, names: list[str]) -> None: ...
+    def collect(self, manifest: Manifest) -> None: ...
 
 
 class MemoryBackend:
@@ -173,6 +191,12 @@ class MemoryBackend:
         for name in names:
             self._tables.pop(name, None)
 
+    def collect(self, manifest: Manifest) -> None:
+        """Drop the tables no version after ``manifest`` can need (snapshots
+        hold their own references)."""
+        keep = manifest.files()
+        self.discard([name for name in self._tables if name not in keep])
+
 
 class DiskBackend:
     def __init__(self, node_dir: Path) -> None:
@@ -185,7 +209,9 @@ class DiskBackend:
         self._unsynced: set[Path] = set()
         self._sync_lock = threading.Lock()  # partitions are written by a second thread
         self._manifest: tuple[str, Manifest] | None = None  # the last one parsed
+        self._opened: OrderedDict[str, pa.Table] = OrderedDict()  # read_table's cache
         self._swept = False  # swept once by this process (see ``locked``)
+        self._collected = 0.0  # when ``collect`` last listed the directories
         self._unclean = True
 
     def read_manifest(self) -> Manifest:
@@ -205,12 +231,25 @@ class DiskBackend:
         return manifest
 
     def read_table(self, name: str) -> pa.Table:
+        # Files never change once written, so the last few hundred opened are
+        # kept: an ingest reads the index runs and the contacts table every
+        # time, and opening a map costs a quarter of a millisecond.
+        with self._sync_lock:
+            table = self._opened.get(name)
+            if table is not None:
+                self._opened.move_to_end(name)
+                return table
         p = self.dir / name
         try:
             # Memory-mapped: the columns are views of the page cache, not copies.
-            return ipc.open_file(pa.memory_map(str(p), "r")).read_all()
+            table = ipc.open_file(pa.memory_map(str(p), "r")).read_all()
         except (OSError, pa.ArrowInvalid) as exc:
             raise StoreError(f"{p}: cannot read a store file: {exc}") from None
+        with self._sync_lock:
+            self._opened[name] = table
+            while len(self._opened) > OPENED_FILES:
+                self._opened.popitem(last=False)
+        return table
 
     def write_table(self, kind: str, version: int, table: pa.Table) -> str:
         name = f"{kind}/{version:08d}-{uuid.uuid4().hex[:12]}.arrow"
@@ -290,9 +329,33 @@ class DiskBackend:
                     with contextlib.suppress(OSError):
                         p.unlink()
 
+    def collect(self, manifest: Manifest) -> None:
+        """Delete the files ``manifest`` (just committed) does not name and
+        that are older than ``GRACE_S`` (compaction merged them away, or a
+        newer contacts table replaced them): a reader in another process that
+        read an older manifest a moment ago still finds its files.  Runs under
+        the ingest lock, at most every ``COLLECT_EVERY_S`` per process."""
+        now = time.time()
+        if now - self._collected < COLLECT_EVERY_S:
+            return
+        self._collected = now
+        keep = manifest.files()
+        for kind in KINDS:
+            d = self.dir / kind
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                if f"{kind}/{p.name}" in keep or p.name.endswith(".tmp"):
+                    continue
+                with contextlib.suppress(OSError):
+                    if now - p.stat().st_mtime >= GRACE_S:
+                        self.discard([f"{kind}/{p.name}"])
+
     def discard(self, names: list[str]) -> None:
         """Remove files no manifest lists any more (e.g. merged index runs)."""
         for name in names:
+            with self._sync_lock:
+                self._opened.pop(name, None)
             with contextlib.suppress(OSError):
                 (self.dir / name).unlink()
 

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,9 +15,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from audience.runtime.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key
+from audience.runtime.snapshot import (
+    Column,
+    Dictionary,
+    LazyStrings,
+    Partition,
+    Snapshot,
+    dictionary_key,
+)
 from audience.runtime.store.definitions import Definitions, SavedSegment
-from audience.runtime.store.dictionaries import CONTACTS, TYPES
+from audience.runtime.store.dictionaries import CONTACTS, TYPES, HashTables
 from audience.runtime.store.encode import event_property_types, partition_view
 from audience.runtime.store.errors import IngestReport, Reject, StoreError
 from audience.runtime.store.ingest import INT64_MAX, Txn, rejects_from_table
@@ -70,8 +77,9 @@ class Store:
         self._files: dict[str, tuple[str, pa.Table]] = {}
         self._profile_cols: tuple[tuple[str | None, int, int], dict[str, Column]] | None = None
         self._arrays: dict[str, tuple[int, pa.Array]] = {}
-        self._values: dict[str, tuple[int, list[str]]] = {}
+        self._values: dict[str, tuple[int, Sequence[str]]] = {}
         self._dictionaries: dict[str, tuple[int, Dictionary]] = {}
+        self._hash_tables: HashTables = {}  # kept across ingests (dictionaries.py)
         self._compiler: SegmentCompiler | None = None
         self._triggers: TriggerEngine | None = None
 
@@ -172,20 +180,26 @@ class Store:
                 self.schema,
                 self._props,
                 lambda key: self._dict_array(key, manifest),
+                self._hash_tables,
             )
-            for batch in _progress(src.batches, src.total, src.name, progress):
-                add = txn.add_events if kind == "events" else txn.add_profiles
-                report.merge(add(batch, src.name))
-            pending = None
-            if txn.changed():
-                # Triggers: the accepted events are journaled before the manifest
-                # switch (so a crash before they are matched is caught up later),
-                # and matched once the ingest has landed, outside the lock.
-                if txn.new_events:
-                    pending = self.triggers.before_commit(txn.base.version + 1, txn.new_events)
-                txn.commit()
+            try:
+                for batch in _progress(src.batches, src.total, src.name, progress):
+                    add = txn.add_events if kind == "events" else txn.add_profiles
+                    report.merge(add(batch, src.name))
+                pending = None
+                if txn.changed():
+                    # Triggers: the accepted events are journaled before the manifest
+                    # switch (so a crash before they are matched is caught up later),
+                    # and matched once the ingest has landed, outside the lock.
+                    if txn.new_events:
+                        pending = self.triggers.before_commit(txn.base.version + 1, txn.new_events)
+                    txn.commit()
+            except BaseException:
+                # The hash tables may cover dictionary values that never landed.
+                self._hash_tables.clear()
+                raise
         if pending is not None:
-            self.triggers.after_commit(pending)
+            report.triggers = self.triggers.after_commit(pending)
         return report
 
     def rejected(self, limit: int | None = None) -> list[Reject]:
@@ -242,7 +256,7 @@ class Store:
             has_profile=has_profile,
             first_event_ts=first,
             profile=self._profile_columns(m.profiles, profile, rows, n),
-            partitions=tuple(self._partition(p.file) for p in m.partitions),
+            partitions=self._partition_views(m),
         )
 
     def _profile_columns(
@@ -266,6 +280,13 @@ class Store:
             self._files[kind] = cached
         return cached[1]
 
+    def _partition_views(self, m: Manifest) -> tuple[Partition, ...]:
+        parts = tuple(self._partition(p.file) for p in m.partitions)
+        if len(self._partitions) > len(parts):
+            # Compaction replaced some: forget them (older snapshots keep theirs).
+            self._partitions = {p.file: v for p, v in zip(m.partitions, parts, strict=True)}
+        return parts
+
     def _partition(self, name: str) -> Partition:
         part = self._partitions.get(name)
         if part is None:
@@ -274,27 +295,34 @@ class Store:
         return part
 
     def _dict_array(self, key: str, manifest: Manifest | None = None) -> pa.Array:
-        """The whole dictionary as one Arrow array (cached; files are immutable)."""
+        """The whole dictionary as one Arrow array (cached, and extended by the
+        values added since: a dictionary only grows, though compaction may
+        merge its chunk files)."""
         m = manifest or self._backend.read_manifest()
-        chunks = m.dictionaries.get(key, [])
+        total = m.dict_size(key)
         cached = self._arrays.get(key)
-        if cached is not None and cached[0] == len(chunks):
-            return cached[1]
         have = cached[0] if cached is not None else 0
-        parts = [cached[1]] if cached is not None and len(cached[1]) else []
-        for name, _ in chunks[have:]:
-            parts.append(self._backend.read_table(name).column("value").combine_chunks())
+        if cached is not None and have >= total:
+            return cached[1] if have == total else cached[1].slice(0, total)
+        parts = [cached[1]] if cached is not None and have else []
+        start = 0
+        for name, count in m.dictionaries.get(key, []):
+            if start + count > have:
+                col = self._backend.read_table(name).column("value").combine_chunks()
+                parts.append(col.slice(max(0, have - start)))
+            start += count
         arr = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
-        self._arrays[key] = (len(chunks), arr)
+        self._arrays[key] = (total, arr)
         return arr
 
-    def _value_list(self, m: Manifest, key: str) -> list[str]:
+    def _value_list(self, m: Manifest, key: str) -> Sequence[str]:
         count = m.dict_size(key)
         cached = self._values.get(key)
         if cached is not None and cached[0] == count:
             return cached[1]
-        # A new list each time: an older snapshot keeps the one it was given.
-        values = self._dict_array(key, m).slice(0, count).to_pylist()
+        # A new sequence each time: an older snapshot keeps the one it was given.
+        arr = self._dict_array(key, m).slice(0, count)
+        values = LazyStrings(count, arr.to_pylist)
         self._values[key] = (count, values)
         return values
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from audience.runtime.store import Store, compact, ingest, sources
+from audience.runtime.store import Store, compact, ingest, sources, wal
 from audience.runtime.store import dedup as dedup_mod
 from audience.runtime.store.dedup import hash_ids, merge_runs, sort_order
 from audience.schema import Schema
@@ -116,7 +116,10 @@ def test_flushed_partitions_and_index_survive_reopen(
     assert sorted(str(i) for i in _stored_ids(again)) == sorted([*ids, "new"])
 
 
-def test_a_store_without_an_index_is_indexed(tmp_path: Path) -> None:
+def test_a_store_without_an_index_is_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wal, "MAX_ROWS", 0)  # the regular path, which writes the index
     store = Store.init(tmp_path / "s", SCHEMA)
     store.ingest_events(_events(["a", "b", "c"]))
     # As written before the index existed: ids only.

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 
-from audience.runtime.store import Store, StoreError, open_store
+from audience.runtime.store import Store, StoreError, open_store, wal
 from tests.test_store_fixtures import SCHEMA_TOML, dump, events_table, schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,10 @@ def test_init_and_open_errors(tmp_path: Path) -> None:
         open_store(tmp_path / "s")
 
 
-def test_partitions_on_disk_are_memory_mapped_arrow_files(tmp_path: Path) -> None:
+def test_partitions_on_disk_are_memory_mapped_arrow_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wal, "MAX_ROWS", 0)  # every ingest writes its partitions
     store = Store.init(tmp_path / "s", schema())
     store.ingest_events(events_table())
     store.ingest_events([{"contact_id": "c1", "type": "purchased", "ts": "2026-10-05T00:00:00Z"}])

@@ -43,21 +43,25 @@ class LazyStrings(Sequence[str]):
     """``n`` strings made by ``load`` on first use of an element: opening a
     store and evaluating need only the length of most dictionaries (a big
     one, such as the contact ids, costs a tenth of a second to turn into
-    Python strings)."""
+    Python strings).  With ``prefix``, ``load`` makes only the strings after
+    it, so a dictionary that grew by a few values reuses the ones it had."""
 
-    def __init__(self, n: int, load: Callable[[], Sequence[str]]) -> None:
+    def __init__(
+        self, n: int, load: Callable[[], Sequence[str]], prefix: Sequence[str] = ()
+    ) -> None:
         self._n = n
+        self._prefix = prefix
         self._load: Callable[[], Sequence[str]] | None = load
         self._values: Sequence[str] | None = None
         self._lock = threading.Lock()
 
-    def _get(self) -> Sequence[str]:
+    def _rest(self) -> Sequence[str]:
         if self._values is None:
             with self._lock:
                 if self._values is None:
                     assert self._load is not None
                     values = self._load()
-                    if len(values) != self._n:
+                    if len(self._prefix) + len(values) != self._n:
                         raise ValueError(f"expected {self._n} strings, loaded {len(values)}")
                     self._values, self._load = values, None
         return self._values
@@ -70,10 +74,16 @@ class LazyStrings(Sequence[str]):
     @overload
     def __getitem__(self, i: slice) -> Sequence[str]: ...
     def __getitem__(self, i: int | slice) -> str | Sequence[str]:
-        return self._get()[i]
+        k = len(self._prefix)
+        if isinstance(i, int) and 0 <= i < k:
+            return self._prefix[i]
+        if isinstance(i, int) and i >= k:
+            return self._rest()[i - k]
+        return list(self)[i]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._get())
+        yield from self._prefix
+        yield from self._rest()
 
 
 class Dictionary:

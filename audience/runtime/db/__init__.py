@@ -9,6 +9,8 @@ evolve independently in the same database file without renumbering each other.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,8 +58,16 @@ def open_database(
     ``sqlite3.Error`` when the file cannot be opened or migrated."""
     if path is None:
         db = sqlite_utils.Database(memory=True)
-    else:
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        db = sqlite_utils.Database(conn)
-    migrate(db, component, migrations)
+        migrate(db, component, migrations)
+        return db
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    db = sqlite_utils.Database(conn)
+    # Two processes opening a new store at once would both see a migration
+    # missing and both apply it ("table already exists"): one at a time.
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        migrate(db, component, migrations)
+    finally:
+        os.close(fd)  # releases the lock
     return db

@@ -43,6 +43,13 @@ class DictState:
         self.base_len: dict[str, int] = {k: len(v) for k, v in arrays.items()}
         self._tables: HashTables = tables if tables is not None else {}
 
+    def fork(self) -> DictState:
+        """A copy to encode with (the arrays are immutable; the hash tables
+        are shared, and may then cover values the fork added)."""
+        out = DictState({}, self._tables)
+        out.arrays, out.base_len = dict(self.arrays), dict(self.base_len)
+        return out
+
     def get(self, key: str) -> pa.Array:
         return self.arrays.get(key, _EMPTY)
 

@@ -67,10 +67,12 @@ class Txn:
         props: Mapping[str, str],
         load_dict: Callable[[str], pa.Array],
         hash_tables: HashTables | None = None,
+        version: int | None = None,
     ) -> None:
         self.backend = backend
         self.base = manifest
-        self.version = manifest.version + 1
+        # A checkpoint of the log (wal.py) lands as the log's last version.
+        self.version = manifest.version + 1 if version is None else version
         self.schema = schema
         self.props = props
         # The event ids are not a dictionary anyone encodes with: dedup.py keeps them.
@@ -123,14 +125,19 @@ class Txn:
     def add_events(self, batch: Batch, source: str) -> IngestReport:
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
         report = self._rejects(batch, checked, source, "events")
-        table = checked.table
+        self.add_valid(checked.table, report)
+        return report
+
+    def add_valid(self, table: pa.Table, report: IngestReport) -> None:
+        """Validated events (also the rows of a log being checkpointed)."""
         keep = self.ids.accept(one_array(table.column("id")))
-        report.duplicates = int(len(keep) - keep.sum())
-        if report.duplicates:
+        dups = int(len(keep) - keep.sum())
+        report.duplicates += dups
+        if dups:
             table = table.filter(pa.array(keep))
-        report.accepted = table.num_rows
+        report.accepted += table.num_rows
         if not table.num_rows:
-            return report
+            return
         enc = encode_events(table, self.schema, self.props, self.dicts)
         del table
         ts = enc.column(TS).to_numpy()
@@ -155,7 +162,6 @@ class Txn:
             )
             self._flush(key)
         _release()
-        return report
 
     def _first_seen(self, contacts: np.ndarray, ts: np.ndarray) -> None:
         n = self.dicts.size(CONTACTS)

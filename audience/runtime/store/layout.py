@@ -51,7 +51,7 @@ OPENED_FILES = 256
 # looked for at most this often.
 GRACE_S = 60.0
 COLLECT_EVERY_S = 10.0
-KINDS = ("partitions", "dictionaries", "contacts", "profiles", "rejects", "index")
+KINDS = ("partitions", "dictionaries", "contacts", "profiles", "rejects", "index", "wal")
 
 
 @dataclass
@@ -82,6 +82,7 @@ class Manifest:
         out.update(name for name, _ in self.rejects)
         out.update(name for name, _ in self.id_index)
         out.update(name for name in (self.contacts, self.profiles) if name is not None)
+        out.add(f"wal/{self.version:08d}.log")  # its log of small ingests (wal.py)
         return out
 
     def dict_size(self, key: str) -> int:
@@ -152,6 +153,7 @@ class Backend(Protocol):
     def sweep(self, manifest: Manifest) -> None: ...
     def discard(self, names: list[str]) -> None: ...
     def collect(self, manifest: Manifest) -> None: ...
+    def wal_path(self, version: int) -> Path | None: ...
 
 
 class MemoryBackend:
@@ -190,6 +192,9 @@ class MemoryBackend:
     def discard(self, names: list[str]) -> None:
         for name in names:
             self._tables.pop(name, None)
+
+    def wal_path(self, version: int) -> Path | None:
+        return None  # nothing to make durable: small ingests take the regular path
 
     def collect(self, manifest: Manifest) -> None:
         """Drop the tables no version after ``manifest`` can need (snapshots
@@ -328,6 +333,9 @@ class DiskBackend:
                 if p.name.endswith(".tmp") or newer:
                     with contextlib.suppress(OSError):
                         p.unlink()
+
+    def wal_path(self, version: int) -> Path | None:
+        return self.dir / "wal" / f"{version:08d}.log"
 
     def collect(self, manifest: Manifest) -> None:
         """Delete the files ``manifest`` (just committed) does not name and

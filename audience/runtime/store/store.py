@@ -3,6 +3,7 @@ and the Snapshots the evaluator reads."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -23,9 +24,16 @@ from audience.runtime.snapshot import (
     Snapshot,
     dictionary_key,
 )
+from audience.runtime.store import wal
+from audience.runtime.store.dedup import IdFiles
 from audience.runtime.store.definitions import Definitions, SavedSegment
-from audience.runtime.store.dictionaries import CONTACTS, TYPES, HashTables
-from audience.runtime.store.encode import event_property_types, partition_view
+from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState, HashTables
+from audience.runtime.store.encode import (
+    ID,
+    event_property_types,
+    one_array,
+    partition_view,
+)
 from audience.runtime.store.errors import IngestReport, Reject, StoreError
 from audience.runtime.store.ingest import INT64_MAX, Txn, rejects_from_table
 from audience.runtime.store.layout import (
@@ -42,11 +50,13 @@ from audience.runtime.store.layout import (
 )
 from audience.runtime.store.profiles import profile_columns
 from audience.runtime.store.sources import Batch, open_source
+from audience.runtime.store.validate import validate_events
+from audience.runtime.store.wal import Tail, append_record, copy_tables
 from audience.schema import Schema, SchemaError
 
 if TYPE_CHECKING:
     from audience.runtime.api import SegmentCompiler, StoreSegment
-    from audience.runtime.triggers.engine import TriggerEngine
+    from audience.runtime.triggers.engine import Pending, TriggerEngine
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STRING_KINDS = ("string", "list<string>")
@@ -80,6 +90,8 @@ class Store:
         self._values: dict[str, tuple[int, Sequence[str]]] = {}
         self._dictionaries: dict[str, tuple[int, Dictionary]] = {}
         self._hash_tables: HashTables = {}  # kept across ingests (dictionaries.py)
+        self._wal_lock = threading.Lock()
+        self._tail: Tail | None = None  # the log of small ingests, replayed (wal.py)
         self._compiler: SegmentCompiler | None = None
         self._triggers: TriggerEngine | None = None
 
@@ -171,36 +183,142 @@ class Store:
             types = {"contact_id": "id", **self.schema.profile}
         src = open_source(source, types)
         report = IngestReport()
+        pending = None
         with self._backend.locked():
             manifest = self._backend.read_manifest()
             self._backend.sweep(manifest)
-            txn = Txn(
-                self._backend,
-                manifest,
-                self.schema,
-                self._props,
-                lambda key: self._dict_array(key, manifest),
-                self._hash_tables,
-            )
             try:
-                for batch in _progress(src.batches, src.total, src.name, progress):
-                    add = txn.add_events if kind == "events" else txn.add_profiles
-                    report.merge(add(batch, src.name))
-                pending = None
-                if txn.changed():
-                    # Triggers: the accepted events are journaled before the manifest
-                    # switch (so a crash before they are matched is caught up later),
-                    # and matched once the ingest has landed, outside the lock.
-                    if txn.new_events:
-                        pending = self.triggers.before_commit(txn.base.version + 1, txn.new_events)
-                    txn.commit()
+                tail = self._tail_for(manifest, writer=True)
+                batches: Iterator[Batch] = src.batches
+                head = list(itertools.islice(batches, 2))
+                logged = None
+                if kind == "events" and tail is not None and len(head) == 1:
+                    # One small batch without rejects goes to the log (wal.py).
+                    logged = self._log(head[0], manifest, tail)
+                if logged is not None:
+                    report, pending = logged
+                elif head:
+                    if tail is not None and tail.records:
+                        manifest = self._checkpoint(manifest, tail)
+                    batches = itertools.chain(head, batches)
+                    report, pending = self._regular(manifest, kind, batches, src, progress)
             except BaseException:
-                # The hash tables may cover dictionary values that never landed.
+                # The hash tables may cover dictionary values that never landed,
+                # and the log's replay state values that were never logged.
                 self._hash_tables.clear()
+                with self._wal_lock:
+                    self._tail = None
                 raise
         if pending is not None:
             report.triggers = self.triggers.after_commit(pending)
         return report
+
+    def _regular(
+        self, manifest: Manifest, kind: str, batches: Iterator[Batch], src: Any, progress: bool
+    ) -> tuple[IngestReport, Pending | None]:
+        """An ingest that writes partitions and a new manifest."""
+        report = IngestReport()
+        txn = self._txn(manifest)
+        for batch in _progress(batches, src.total, src.name, progress):
+            add = txn.add_events if kind == "events" else txn.add_profiles
+            report.merge(add(batch, src.name))
+        pending = None
+        if txn.changed():
+            # Triggers: the accepted events are journaled before the manifest
+            # switch (so a crash before they are matched is caught up later),
+            # and matched once the ingest has landed, outside the lock.
+            if txn.new_events:
+                pending = self.triggers.before_commit(txn.version, txn.new_events)
+            txn.commit()
+        return report, pending
+
+    def _txn(self, manifest: Manifest, version: int | None = None) -> Txn:
+        return Txn(
+            self._backend,
+            manifest,
+            self.schema,
+            self._props,
+            lambda key: self._dict_array(key, manifest),
+            self._hash_tables,
+            version,
+        )
+
+    # ------------------------------------------------------------------ the log
+    def _tail_for(self, manifest: Manifest, *, writer: bool = False) -> Tail | None:
+        """The log of ``manifest``'s version, replayed up to its last complete
+        record (None: this backend keeps no log).  Only a writer (under the
+        ingest lock) may copy the store's hash tables: an ingest changes them."""
+        path = self._backend.wal_path(manifest.version)
+        if path is None:
+            return None
+        with self._wal_lock:
+            tail = self._tail
+            if tail is None or tail.base != manifest.version:
+                keys = [k for k in manifest.dictionaries if k != IDS]
+                sizes = {k: manifest.dict_size(k) for k in keys}
+                tables = copy_tables(self._hash_tables, sizes) if writer else {}
+                dicts = DictState({k: self._dict_array(k, manifest) for k in keys}, tables)
+                tail = Tail(manifest.version, path, dicts, self.schema, self._props)
+                self._tail = tail
+            tail.replay()
+            return tail
+
+    def _log(
+        self, batch: Batch, manifest: Manifest, tail: Tail
+    ) -> tuple[IngestReport, Pending | None] | None:
+        """Append a small events batch to the log; None when it must take the
+        regular path (too big, rejects to keep, or the log is full)."""
+        if batch.pre or batch.table.num_rows > wal.MAX_ROWS:
+            return None
+        checked = validate_events(batch.table, self.schema, self._props)
+        table = checked.table
+        if checked.problems or tail.rows + table.num_rows > wal.CHECKPOINT_ROWS:
+            return None
+        report = IngestReport()
+        ids = one_array(table.column("id"))
+        keep = IdFiles(self._backend, manifest, manifest.version + 1).index.fresh(ids, 0)
+        keep &= ~np.fromiter((i in tail.ids for i in ids.to_pylist()), bool, len(ids))
+        report.duplicates = int(len(keep) - keep.sum())
+        if report.duplicates:
+            table = table.filter(pa.array(keep))
+        report.accepted = table.num_rows
+        if not table.num_rows:
+            return report, None
+        with self._wal_lock:
+            work, start, version = tail.dicts.fork(), tail.offset, tail.version + 1
+        enc = tail.encode(table, work)
+        pending = self.triggers.before_commit(
+            version, [(one_array(enc.column(ID)), enc.drop_columns([ID]))]
+        )
+        end = append_record(tail.path, table, start)
+        with self._wal_lock:
+            if self._tail is tail and tail.offset == start:  # else a reader replayed it
+                tail.apply(table, enc, work)
+                tail.offset = end
+        return report, pending
+
+    def _checkpoint(self, manifest: Manifest, tail: Tail) -> Manifest:
+        """Write the log's rows as a regular ingest landing at its last version."""
+        txn = self._txn(manifest, version=tail.version)
+        report = IngestReport()
+        txn.add_valid(tail.table(), report)
+        if report.accepted != tail.rows:
+            raise StoreError(
+                f"internal: checkpoint of {tail.path} kept {report.accepted} of {tail.rows} rows"
+            )
+        m = txn.commit()
+        with self._wal_lock:
+            self._tail = None
+        return m
+
+    def checkpoint(self) -> None:
+        """Fold the log of small ingests into partitions now (it happens by
+        itself once the log is big, or on a big ingest)."""
+        with self._backend.locked():
+            manifest = self._backend.read_manifest()
+            tail = self._tail_for(manifest, writer=True)
+            if tail is not None and tail.records:
+                self._checkpoint(manifest, tail)
 
     def rejected(self, limit: int | None = None) -> list[Reject]:
         """The rejected records kept by the store, oldest first."""
@@ -216,25 +334,14 @@ class Store:
         """The current version (cached until an ingest lands; thread-safe)."""
         with self._snap_lock:
             manifest = self._backend.read_manifest()
-            if self._snapshot is not None and self._snapshot.version == manifest.version:
+            tail = self._tail_for(manifest)
+            version = tail.version if tail is not None else manifest.version
+            if self._snapshot is not None and self._snapshot.version == version:
                 return self._snapshot
-            self._snapshot = self._build(manifest)
+            self._snapshot = self._build(manifest, tail if tail and tail.records else None)
             return self._snapshot
 
-    def _build(self, m: Manifest) -> Snapshot:
-        contact_ids = self._value_list(m, CONTACTS)
-        n = len(contact_ids)
-        has_profile = np.zeros(n, dtype=bool)
-        first = np.full(n, INT64_MAX, dtype=np.int64)
-        if m.contacts:
-            table = self._file(m.contacts)
-            hp = table.column("has_profile").chunk(0).to_numpy().view(np.bool_)
-            fe = table.column("first_event_ts").chunk(0).to_numpy()
-            if len(hp) == n:
-                has_profile, first = hp, fe
-            else:
-                has_profile[: len(hp)] = hp
-                first[: len(fe)] = fe
+    def _build(self, m: Manifest, tail: Tail | None) -> Snapshot:
         keys = ["context"]
         keys += [dictionary_key("event", k) for k, t in self._props.items() if t in _STRING_KINDS]
         keys += [
@@ -242,21 +349,47 @@ class Store:
             for k, t in self.schema.profile.items()
             if t in _STRING_KINDS
         ]
+        dictionaries = {k: self._dictionary(m, k) for k in keys}
+        contact_ids = self._value_list(m, CONTACTS)
+        if tail is not None:  # the log's new values, after the manifest's
+            for k in keys:
+                if tail.dicts.size(k) > len(dictionaries[k]):
+                    values = _extend(dictionaries[k].values, tail.dicts.get(k))
+                    dictionaries[k] = Dictionary(values)
+            if tail.contacts() > len(contact_ids):
+                contact_ids = _extend(contact_ids, tail.dicts.get(CONTACTS))
+        n = len(contact_ids)
+        has_profile = np.zeros(n, dtype=bool)
+        first = np.full(n, INT64_MAX, dtype=np.int64)
+        if m.contacts:
+            table = self._file(m.contacts)
+            hp = table.column("has_profile").chunk(0).to_numpy().view(np.bool_)
+            fe = table.column("first_event_ts").chunk(0).to_numpy()
+            if len(hp) == n and (tail is None or tail.first is None):
+                has_profile, first = hp, fe
+            else:
+                has_profile[: len(hp)] = hp
+                first[: len(fe)] = fe
+        if tail is not None and tail.first is not None:
+            np.minimum.at(first, *tail.first)
         profile = None
         rows = 0
         if m.profiles:
             profile = self._file(m.profiles)
             rows = profile.num_rows
+        partitions = self._partition_views(m)
+        if tail is not None:
+            partitions += tail.partitions()
         return Snapshot(
-            version=m.version,
+            version=tail.version if tail is not None else m.version,
             schema=self.schema,
             contact_ids=contact_ids,
             event_types=self._dictionary(m, TYPES),
-            dictionaries={k: self._dictionary(m, k) for k in keys},
+            dictionaries=dictionaries,
             has_profile=has_profile,
             first_event_ts=first,
             profile=self._profile_columns(m.profiles, profile, rows, n),
-            partitions=self._partition_views(m),
+            partitions=partitions,
         )
 
     def _profile_columns(
@@ -402,6 +535,11 @@ def _write_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _extend(prefix: Sequence[str], values: pa.Array) -> LazyStrings:
+    """``values`` (a whole dictionary) as strings, reusing ``prefix``'s."""
+    return LazyStrings(len(values), values.slice(len(prefix)).to_pylist, prefix)
 
 
 def _progress(

@@ -22,6 +22,7 @@ def _child(store: str, worker: int, barrier: Any) -> None:
     pol = policy(TEXT)
     log = DeliveryLog.open(Path(store))
     rng = random.Random(worker)
+    grouped: list[DeliveryRequest] = []  # odd workers record theirs in groups of 5
     barrier.wait()
     for i in range(PER_PROCESS):
         if worker == 0 and i == PER_PROCESS // 2:
@@ -38,20 +39,26 @@ def _child(store: str, worker: int, barrier: Any) -> None:
             )
         contact = rng.choice(CONTACTS)
         at = T0 + rng.randrange(0, 7 * 24) * HOUR
-        log.request(
-            DeliveryRequest(
-                f"w{worker}:{i}",
-                "main",
-                contact,
-                EMAIL[contact],
-                "email",
-                "send_email",
-                {"i": i},
-                at,
-                pol,
-                now_ms=at,
-            )
+        r = DeliveryRequest(
+            f"w{worker}:{i}",
+            "main",
+            contact,
+            EMAIL[contact],
+            "email",
+            "send_email",
+            {"i": i},
+            at,
+            pol,
+            now_ms=at,
         )
+        if worker % 2 == 0:
+            log.request(r)
+            continue
+        grouped.append(r)
+        if len(grouped) == 5:
+            log.request_many(grouped)
+            grouped = []
+    log.request_many(grouped)
     log.close()
 
 

@@ -214,3 +214,35 @@ def test_a_log_of_an_older_version_is_migrated(tmp_path: Path) -> None:
     names = {r[0] for r in log._conn.execute("select name from sqlite_master")}
     assert "deliveries_single" in names
     assert log.reserve_batch("main", ["c1"], [None], MAISON, T0, {}, "p", "p:")["reserved"] == 1
+
+
+def test_request_many_decides_each_against_the_ones_before(log: DeliveryLog) -> None:
+    reqs = [req("c1", T0), req("c1", T0 + HOUR), req("c2", T0 + HOUR), req("c1", T0 + 2 * DAY)]
+    got = log.request_many(reqs)
+    assert [d.status for d in got] == ["reserved", "suppressed", "reserved", "reserved"]
+    assert got[1].cap == "max 1 per day"
+    assert [d.id for d in log.list()] == [d.id for d in got]
+    assert log.request_many([reqs[0]]) == [got[0]]  # keyed: the first delivery again
+
+
+def test_request_many_records_all_or_nothing(log: DeliveryLog) -> None:
+    log.request(req("c1", T0, key="taken"))
+    with pytest.raises(ValueError, match="already belongs"):
+        log.request_many([req("c2", T0), req("c3", T0, key="taken")])
+    assert [d.key for d in log.list()] == ["taken"]
+    # the log is usable afterwards, inside and outside a group
+    with log.grouped():
+        a = log.request(req("c2", T0))
+        b = log.request(req("c2", T0 + HOUR))
+    assert (a.status, b.status) == ("reserved", "suppressed")
+    assert log.request(req("c4", T0)).status == "reserved"
+
+
+def test_a_failed_request_is_recorded_and_not_counted(log: DeliveryLog) -> None:
+    bad = DeliveryRequest(
+        "bad", "main", "c1", "a@x.com", "email", "send_email", {}, T0, MAISON, error="no template"
+    )
+    d = log.request(bad)
+    assert (d.status, d.last_error, d.cap) == ("failed", "no template", None)
+    assert log.get(d.id) == d
+    assert log.request(req("c1", T0)).status == "reserved"

@@ -242,14 +242,26 @@ def test_a_missing_template_field_is_refused_when_known(store: Store) -> None:
     assert "form" in err.value.render()
 
 
-def test_a_template_broken_later_records_a_failed_firing(store: Store) -> None:
+def test_a_template_broken_later_records_a_failed_delivery(store: Store) -> None:
     seed(store)
     store.triggers.add_template("C-1234", "Hi {{ nickname }}", "<p/>", "-")
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
-    assert deliveries(store) == []
+    [d] = deliveries(store)
+    assert d.status == "failed" and d.last_error is not None
+    assert "nickname" in d.last_error and "does not give" in d.last_error
+    assert d.payload["fields"] == {"first_name": "<Angela>", "form": "addUser"}
     [f] = store.triggers.state.firings().list()
     [outcome] = json.loads(f.outcome)
-    assert outcome["status"] == "failed" and "nickname" in outcome["reason"]
+    assert outcome == {
+        "action": "send_email",
+        "status": "failed",
+        "delivery": d.id,
+        "reason": d.last_error,
+    }
+    # a failed delivery is not counted: one an hour later is within "max 1 per day"
+    store.triggers.add_template("C-1234", "Hi {{ first_name }}", "<p/>", "{{ form }}")
+    store.ingest_events([form("e2", "c1", "2026-11-20T11:00:00Z")])
+    assert [x.status for x in deliveries(store)] == ["failed", "reserved"]
 
 
 def test_journeys_are_refused(store: Store) -> None:
@@ -259,7 +271,13 @@ def test_journeys_are_refused(store: Store) -> None:
     assert store.triggers.defs.list_triggers() == []
 
 
-def test_an_ingest_whose_matching_died_is_caught_up(store: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("journal", ["row", "file"])
+def test_an_ingest_whose_matching_died_is_caught_up(
+    store: Store, tmp_path: Path, journal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if journal == "file":  # as a big ingest's journal is
+        monkeypatch.setattr("audience.runtime.triggers.state.ROW_JOURNAL_MAX", 0)
+    jdir = tmp_path / "shop/nodes/main/triggers/journal"
     seed(store)
     engine = store.triggers
     journals: list[Any] = []
@@ -278,13 +296,15 @@ def test_an_ingest_whose_matching_died_is_caught_up(store: Store, tmp_path: Path
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])  # lands; matching fails
     assert store.ingest_events([]).accepted == 0
     assert engine.errors and deliveries(store) == []
-    jdir = tmp_path / "shop/nodes/main/triggers/journal"
-    assert len(list(jdir.iterdir())) == 1
+    [left] = engine.state.pending_journals(10**9)
+    assert left.version == 3 and (left.path is None) == (journal == "row")
+    assert len(list(jdir.iterdir())) == (journal == "file")
     # another process opens the store: its first ingest catches up, in order
     again = open_store(tmp_path / "shop")
     again.ingest_events([form("e2", "c3", "2026-11-20T11:00:00Z")])
     keys = sorted(d.key.split(":")[3] for d in deliveries(again))
     assert keys == ["e1", "e2"]
+    assert engine.state.pending_journals(10**9) == []
     assert list(jdir.iterdir()) == []
     # replaying a journal again changes nothing
     assert again.triggers.catch_up().fired == 0

@@ -31,6 +31,7 @@ from audience.runtime.triggers.matcher import TriggerSet, compile_trigger
 from audience.schema import CONTEXTS
 from tests.reference.data import StoreData, stores
 from tests.reference.programs import event_sel, predicate
+from tests.reference.vocab import strings_for
 
 
 def _reads_now(pred: Pred) -> bool:
@@ -44,13 +45,19 @@ def _reads_now(pred: Pred) -> bool:
 @st.composite
 def trigger_specs(draw: Any, schema: Any) -> tuple[EventSel, Pred | None]:
     sel = event_sel(draw, schema)
-    kind = draw(st.integers(0, 3))
+    kind = draw(st.integers(0, 4))
     if kind == 0:
         return sel, None
     pred = predicate(draw, schema, sel, "UTC")
-    if kind == 1:  # a keyed conjunct, so the alpha index is used
+    if kind in (1, 3):  # a keyed conjunct, so the alpha index is used
         ctx = draw(st.sampled_from(CONTEXTS[:3]))
         pred = PredAnd((Compare(Field("event", ("context",)), "=", StringLit(ctx)), pred))
+    if kind in (2, 3):  # a profile equality: the index's second level
+        strings = [k for k, t in schema.profile.items() if t == "string"]
+        if strings:
+            prop = draw(st.sampled_from(strings))
+            value = draw(st.sampled_from(strings_for(prop)))
+            pred = PredAnd((Compare(Field("profile", (prop,)), "=", StringLit(value)), pred))
     return sel, pred
 
 

@@ -32,7 +32,6 @@ def ingest(kind: str, recs: Records) -> tuple[IngestReport, dict[str, Any]]:
     node = current_node()
     store = node.store
     report = IngestReport()
-    node.triggers.take_report()  # nothing stale from an earlier request on this thread
     if len(recs.source):
         try:
             if kind == "events":
@@ -59,7 +58,7 @@ def ingest(kind: str, recs: Records) -> tuple[IngestReport, dict[str, Any]]:
     }
     if kind == "events":
         body["duplicates"] = report.duplicates
-        body["triggers"] = _triggers(node.triggers.take_report())
+        body["triggers"] = _triggers(report.triggers)
     return report, body
 
 

@@ -4,8 +4,7 @@ A node is one database of contacts and events (STORE/nodes/NAME).  The
 server opens each node's ``Store`` once and shares it between request
 threads (ingests serialise on the store's lock; evaluations each take one
 snapshot), together with the node's recent snapshots and audiences (for
-cursors), an index from contact id to its dense position, and its trigger
-engine (which keeps what each ingest fired for the ingest's answer).
+cursors), and an index from contact id to its dense position.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from audience.runtime.snapshot import Snapshot
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.store.layout import STORE_FILE
 from audience.runtime.store.layout import list_nodes as layout_list_nodes
-from audience.runtime.triggers.engine import BatchReport, Pending, TriggerEngine
+from audience.runtime.triggers.engine import TriggerEngine
 from audience.schema import Schema
 from audience.server.paging import AudienceCache
 
@@ -62,34 +61,15 @@ class ContactIndex:
         return pos if pos is not None and pos < len(ids) else None
 
 
-class ReportingEngine(TriggerEngine):
-    """The trigger engine, remembering per thread the report of the matching
-    that thread's ingest ran: the store calls ``after_commit`` on the ingesting
-    thread and drops its report, and ``POST /v1/events`` answers with it."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(store)
-        self._local = threading.local()
-
-    def after_commit(self, pending: Pending) -> BatchReport | None:
-        report = super().after_commit(pending)
-        self._local.report = report
-        return report
-
-    def take_report(self) -> BatchReport | None:
-        report: BatchReport | None = getattr(self._local, "report", None)
-        self._local.report = None
-        return report
-
-
 class NodeRuntime:
     def __init__(self, store: Store, cache_size: int) -> None:
         self.store = store
         self.audiences = AudienceCache(cache_size)
         self.contacts = ContactIndex()
-        self.triggers = ReportingEngine(store)
-        # Store.triggers creates its engine on first use; this one must be it
-        store._triggers = self.triggers
+
+    @property
+    def triggers(self) -> TriggerEngine:
+        return self.store.triggers
 
 
 class Nodes:

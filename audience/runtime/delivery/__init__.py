@@ -13,7 +13,11 @@ Recording (triggers, plans, journeys)::
         payload={"to": ..., "subject": ..., "html": ..., "text": ...},  # webhook: {"url", "body"}
         due_ms=event_ms + delay_ms, policy=policy, test=False,
         source="trigger:Thank newsletter subscribers",
-        now_ms=None))                          # when the caps are checked (default: now)
+        now_ms=None,                           # when the caps are checked (default: now)
+        error=None))                           # a reason it cannot be sent: recorded "failed"
+    log.request_many([req, ...]) -> list[Delivery]   # in one transaction
+    with log.grouped():                       # the requests inside share one transaction
+        log.request(req1); log.request(req2)
     d.status   # "reserved" | "deferred" | "suppressed" (then "sending", "sent", "failed")
     d.policy, d.cap, d.due_ms                 # e.g. "max 1 per day" when suppressed
 

@@ -45,7 +45,9 @@ def decide(req: DeliveryRequest, now_ms: int, times: TimesFn) -> Delivery:
     t = max(req.due_ms, now_ms)
     status, cap_text = m.RESERVED, None
     pol = req.policy
-    if pol is not None and not req.test and pol.applies_to(req.channel):
+    if req.error is not None:
+        status = m.FAILED  # never sent, so neither deferred nor capped, and not counted
+    elif pol is not None and not req.test and pol.applies_to(req.channel):
         deferred = pol.defer(t)
         if deferred != t:
             status, t = m.DEFERRED, deferred
@@ -71,6 +73,7 @@ def decide(req: DeliveryRequest, now_ms: int, times: TimesFn) -> Delivery:
         test=req.test,
         source=req.source,
         created_ms=m.wall_ms(),
+        last_error=req.error,
         email_norm=email_norm,
     )
 
@@ -82,6 +85,8 @@ class DeliveryLog:
         self._conn = conn
         self.path = path
         self._lock = threading.RLock()
+        # inside ``grouped()``: None outside; False until its transaction begins
+        self._group: bool | None = None
         self.uid: str = conn.execute("select v from delivery_meta where k = 'uid'").fetchone()[0]
 
     @classmethod
@@ -117,43 +122,84 @@ class DeliveryLog:
 
     def request(self, req: DeliveryRequest) -> Delivery:
         """Check ``req`` against its policy and record it (reserved, deferred or
-        suppressed); the same key again returns the first delivery, unchanged."""
+        suppressed; failed when ``req.error`` says why it cannot be sent); the
+        same key again returns the first delivery, unchanged."""
+        with self._lock:
+            if self._group is None:
+                with self.transaction() as conn:
+                    return self._request(conn, req)
+            if not self._group:  # the group's transaction begins with its first request
+                self._conn.execute("begin immediate")
+                self._group = True
+            return self._request(self._conn, req)
+
+    def request_many(self, reqs: Sequence[DeliveryRequest]) -> list[Delivery]:
+        """``request`` each of ``reqs`` in order, in one transaction."""
+        with self.grouped():
+            return [self.request(r) for r in reqs]
+
+    @contextlib.contextmanager
+    def grouped(self) -> Iterator[None]:
+        """The ``request`` calls made inside (by this thread) share one write
+        transaction: one commit, one fsync, instead of one each.  Each is still
+        decided against everything recorded before it, the group's own
+        included, and the write lock is held from the first one to the end, so
+        no cap is exceeded whatever other processes record; if anything
+        raises, none of the group is recorded."""
+        with self._lock:
+            if self._group is not None:  # nested: part of the outer group
+                yield
+                return
+            self._group = False
+            try:
+                yield
+            except BaseException:
+                if self._group:
+                    self._conn.execute("rollback")
+                raise
+            else:
+                if self._group:
+                    self._conn.execute("commit")
+            finally:
+                self._group = None
+
+    def _request(self, conn: sqlite3.Connection, req: DeliveryRequest) -> Delivery:
         now = req.now_ms if req.now_ms is not None else m.wall_ms()
-        with self.transaction() as conn:
-            found = self._by_key(conn, req.key)
-            if found is not None:
-                if (found.node, found.contact_id) != (req.node, req.contact_id):
-                    # a reused key must never hand one contact's delivery to another
-                    raise ValueError(
-                        f"delivery key {req.key!r} already belongs to contact "
-                        f"{found.contact_id!r} of node {found.node!r}"
-                    )
-                return found
-            d = decide(req, now, lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi))
-            cur = conn.execute(
-                "insert into deliveries (key, node, contact_id, email, email_norm, channel, "
-                "kind, payload, status, policy, cap, requested_ms, due_ms, test, source, "
-                "created_ms) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    d.key,
-                    d.node,
-                    d.contact_id,
-                    d.email,
-                    d.email_norm,
-                    d.channel,
-                    d.kind,
-                    m.dumps(d.payload),
-                    d.status,
-                    d.policy,
-                    d.cap,
-                    d.requested_ms,
-                    d.due_ms,
-                    int(d.test),
-                    d.source,
-                    d.created_ms,
-                ],
-            )
-            return replace(d, id=int(cur.lastrowid or 0))
+        found = self._by_key(conn, req.key)
+        if found is not None:
+            if (found.node, found.contact_id) != (req.node, req.contact_id):
+                # a reused key must never hand one contact's delivery to another
+                raise ValueError(
+                    f"delivery key {req.key!r} already belongs to contact "
+                    f"{found.contact_id!r} of node {found.node!r}"
+                )
+            return found
+        d = decide(req, now, lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi))
+        cur = conn.execute(
+            "insert into deliveries (key, node, contact_id, email, email_norm, channel, "
+            "kind, payload, status, policy, cap, requested_ms, due_ms, test, source, "
+            "created_ms, last_error) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                d.key,
+                d.node,
+                d.contact_id,
+                d.email,
+                d.email_norm,
+                d.channel,
+                d.kind,
+                m.dumps(d.payload),
+                d.status,
+                d.policy,
+                d.cap,
+                d.requested_ms,
+                d.due_ms,
+                int(d.test),
+                d.source,
+                d.created_ms,
+                d.last_error,
+            ],
+        )
+        return replace(d, id=int(cur.lastrowid or 0))
 
     def _times(
         self,
@@ -371,6 +417,11 @@ class DryRun:
     def __exit__(self, *exc: object) -> None:
         self.planned.clear()
         self._by_key.clear()
+
+    @contextlib.contextmanager
+    def grouped(self) -> Iterator[None]:
+        """As ``DeliveryLog.grouped`` (a dry run writes nothing, so there is nothing to group)."""
+        yield
 
     def request(self, req: DeliveryRequest) -> Delivery:
         found = self._by_key.get(req.key) or self.log.get_by_key(req.key)

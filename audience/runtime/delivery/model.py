@@ -53,6 +53,8 @@ class DeliveryRequest:
     test: bool = False
     source: str = ""
     now_ms: int | None = None  # when the caps are checked (default: the wall clock)
+    # why it cannot be sent (e.g. its template does not render): recorded "failed"
+    error: str | None = None
 
 
 @dataclass(frozen=True)

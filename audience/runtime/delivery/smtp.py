@@ -85,22 +85,32 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 def build_message(d: Delivery, cfg: SmtpConfig) -> EmailMessage:
     """The message of a send_email delivery: payload to/subject/text/html/from/
-    reply_to; the Message-ID is the delivery's own (stable across attempts)."""
+    reply_to; the Message-ID is the delivery's own (stable across attempts).
+    A message that cannot be built is a permanent SendError (never retried)."""
     p = d.payload
     to = p.get("to") or d.email
     if not to:
         raise SendError("no recipient address", permanent=True)
+    try:
+        return _message(d, p, str(to), cfg)
+    except (ValueError, TypeError) as exc:
+        raise SendError(f"the message cannot be built: {exc}", permanent=True) from None
+
+
+def _message(d: Delivery, p: dict[str, Any], to: str, cfg: SmtpConfig) -> EmailMessage:
     msg = EmailMessage()
+    # an address with a line break would inject headers: refused (ValueError)
     msg["From"] = str(p.get("from") or cfg.from_addr)
-    msg["To"] = str(to)
-    msg["Subject"] = str(p.get("subject", ""))
+    msg["To"] = to
+    # a rendered subject may carry a field's line break: one header line
+    msg["Subject"] = " ".join(str(p.get("subject", "")).splitlines())
     if p.get("reply_to"):
         msg["Reply-To"] = str(p["reply_to"])
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = d.message_id or f"<audience.{d.id}@audience.invalid>"
-    msg["X-Audience-Delivery"] = d.key
+    msg["X-Audience-Delivery"] = " ".join(d.key.splitlines())
     if p.get("campaign"):
-        msg["X-Audience-Campaign"] = str(p["campaign"])
+        msg["X-Audience-Campaign"] = " ".join(str(p["campaign"]).splitlines())
     text, html = p.get("text"), p.get("html")
     msg.set_content(str(text) if text is not None else "")
     if html is not None:
@@ -135,6 +145,10 @@ class SmtpSender:
         before the message itself goes (the point after which the server may
         have it: see worker.py)."""
         try:
+            data = msg.as_bytes()
+        except (ValueError, TypeError) as exc:  # e.g. text that cannot be encoded
+            raise SendError(f"the message cannot be built: {exc}", permanent=True) from None
+        try:
             conn = self._connect()
             conn.ehlo_or_helo_if_needed()
             sender = msg["From"]
@@ -145,7 +159,7 @@ class SmtpSender:
             if code not in (250, 251):
                 raise smtplib.SMTPRecipientsRefused({msg["To"]: (code, resp)})
             before_data()
-            code, resp = conn.data(msg.as_bytes())
+            code, resp = conn.data(data)
             if code != 250:
                 raise smtplib.SMTPDataError(code, resp)
         except smtplib.SMTPRecipientsRefused as exc:

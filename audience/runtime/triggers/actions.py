@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,6 +44,8 @@ class Requester(Protocol):
     """The delivery log, or a dry run's view of it."""
 
     def request(self, req: DeliveryRequest) -> Delivery: ...
+
+    def grouped(self) -> AbstractContextManager[None]: ...
 
 
 class ProfileUpdates:
@@ -152,6 +155,8 @@ def _deliver(run: ActionRun, req: DeliveryRequest, action: Action) -> dict[str, 
     out: dict[str, Any] = {"action": action.name, "status": d.status, "delivery": d.id}
     if d.cap:
         out["reason"] = f"{d.policy}: {d.cap}"
+    elif d.last_error:
+        out["reason"] = d.last_error
     return out
 
 
@@ -168,20 +173,20 @@ def _send_email(
     fields = resolve(run, args["fields"], row) if "fields" in args else {}
     # a missing value renders empty: "Hi {{ first_name }}" works without a first name
     fields = {k: ("" if v is None else v) for k, v in fields.items()}
-    tpl = run.template(str(campaign))
-    if tpl is None:
-        raise _Failed(f"no template named {campaign!r}")
+    # a template that cannot be rendered (missing, or missing a field) still makes
+    # a delivery, recorded "failed" with the reason: nothing is lost silently
+    payload: dict[str, Any] = {"campaign": campaign, "to": to}
+    error = None
     try:
-        rendered = tpl.render(fields)
+        tpl = run.template(str(campaign))
+        if tpl is None:
+            error = f"no template named {campaign!r}"
+        else:
+            payload["template_version"] = tpl.version
+            payload.update(tpl.render(fields).to_dict())
     except TemplateError as exc:
-        raise _Failed(str(exc)) from None
-    payload = {
-        "campaign": campaign,
-        "template_version": tpl.version,
-        "to": to,
-        **rendered.to_dict(),
-        "fields": fields,
-    }
+        error = str(exc)
+    payload["fields"] = fields
     req = DeliveryRequest(
         key=key,
         node=run.node,
@@ -195,6 +200,7 @@ def _send_email(
         test=test,
         source=f"trigger:{t.name}",
         now_ms=run.now_ms(run.batch.ts(row)),
+        error=error,
     )
     return _deliver(run, req, action)
 

@@ -7,7 +7,11 @@ segments and policies (errors as SPEC 7).
 Running: the store calls ``before_commit`` (journal the accepted events) and
 ``after_commit`` (match them) around every event ingest; ``process`` is the
 matching itself: ``on/where`` (matcher), ``already fired?``, ``if``, the
-options, then the actions (actions.py), and the firings recorded last.
+options, then the actions (actions.py), and the firings recorded last, in
+the transaction that deletes the ingest's journal (state.py).  The deliveries
+of up to ``GROUP`` firings share one transaction of the delivery log.
+
+``after_commit``'s report is what the store returns as ``IngestReport.triggers``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -53,13 +56,14 @@ from audience.runtime.triggers.definitions import (
     TriggerDefinitions,
 )
 from audience.runtime.triggers.matcher import TriggerSet, compile_trigger, condition_holds
-from audience.runtime.triggers.state import Firing, FiringState, NodeState
+from audience.runtime.triggers.state import Firing, FiringState, Journal, NodeState
 from audience.runtime.triggers.templates import CompiledTemplate, TemplateError, compiled
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
 
 log = logging.getLogger("audience.triggers")
+GROUP = 500  # matches decided per transaction of the delivery log
 
 
 @dataclass
@@ -68,7 +72,7 @@ class Pending:
 
     version: int
     table: pa.Table
-    path: Path | None
+    journal: Journal | None  # None: an in-memory store keeps no journal
 
 
 @dataclass
@@ -129,6 +133,7 @@ class TriggerEngine:
         self._luts = LutCache()
         self._lock = threading.RLock()
         self._key: Any = None
+        self._reads_segments = True  # some active trigger may name a saved segment
         self._set = TriggerSet(())
         self._policies: dict[str, Policy | None] = {}
         self._templates: dict[str, CompiledTemplate | None] = {}
@@ -240,16 +245,21 @@ class TriggerEngine:
     # -------------------------------------------------------------- running
     def active(self) -> TriggerSet:
         """The enabled triggers, compiled (cached until a definition changes)."""
+        gen = self.defs.generation()
+        with self._lock:
+            if self._key is not None and self._key[0] == gen and not self._reads_segments:
+                return self._set  # the saved segments cannot change it: not read
         seg_versions = tuple((s.name, s.version) for s in self.store.list_segments())
-        key = (self.defs.generation(), seg_versions)
+        key = (gen, seg_versions)
         with self._lock:
             if key == self._key:
                 return self._set
             resolver = saved_segments(self.store).get
             compiled_triggers = []
-            for saved in self.defs.list_triggers():
-                if not saved.enabled:
-                    continue
+            saved_triggers = [t for t in self.defs.list_triggers() if t.enabled]
+            # a trigger can name a segment only where its text says "segment"
+            self._reads_segments = any("segment" in t.text.lower() for t in saved_triggers)
+            for saved in saved_triggers:
                 try:
                     ast = parse_trigger(saved.text, saved.name)
                     ct = compile_trigger(saved, ast, self.store.schema, resolver)
@@ -298,9 +308,10 @@ class TriggerEngine:
         succeeded; a failure is logged and the journal kept for a later catch-up."""
         try:
             with self.state.matching():
-                if pending.path is None:
+                if pending.journal is None:
                     return self.process(pending.table)
-                return self._drain({pending.path: pending.table})
+                # the ingest landed at pending.version: the journals up to it are due
+                return self._drain(pending.version, pending)
         except Exception as exc:  # the ingest landed: report, and let catch_up retry
             self._error(f"trigger matching failed (kept for a catch-up): {exc!r}")
             log.exception("trigger matching failed")
@@ -309,33 +320,34 @@ class TriggerEngine:
     def catch_up(self) -> BatchReport:
         """Match the journals an interrupted process left (a worker calls this at start)."""
         with self.state.matching():
-            return self._drain({})
+            return self._drain(self.store.snapshot().version, None)
 
-    def _drain(self, have: dict[Path, pa.Table]) -> BatchReport:
+    def _drain(self, landed: int, have: Pending | None) -> BatchReport:
         report = BatchReport()
-        landed = self.store.snapshot().version
-        for path in self.state.pending_journals(landed):
-            table = have.get(path) if path.exists() else None
-            if table is None:
-                try:
-                    table = self.state.read_journal(path)
-                except (OSError, pa.ArrowInvalid):
-                    continue  # matched and removed by another process meanwhile
-            report.merge(self.process(table))
-            self.state.journal_done(path)
+        for journal in self.state.pending_journals(landed):
+            if have is not None and journal == have.journal:
+                table: pa.Table | None = have.table  # just written: not read back
+            else:
+                table = self.state.read_journal(journal)
+            if table is not None:  # None: matched by another process meanwhile
+                report.merge(self.process(table, journal))
         return report
 
-    def process(self, table: pa.Table) -> BatchReport:
-        """Match the events of one ingest and run what fires (the journal table)."""
+    def process(self, table: pa.Table, journal: Journal | None = None) -> BatchReport:
+        """Match the events of one ingest and run what fires (the journal table);
+        the firings are committed with the deletion of ``journal``."""
         if table.num_rows == 0:
+            if journal is not None:
+                self.state.journal_done(journal)
             return BatchReport()
         batch = EventBatch.from_table(table, self.store.snapshot())
         firings = self.state.firings()
         report = fire(self, batch, firings, self.log, live=True)
-        if report.fired:
-            updates = report.profile_updates
-            if updates:
-                self.store.ingest_profiles(updates)
+        if report.profile_updates:
+            self.store.ingest_profiles(report.profile_updates)
+        if journal is not None:
+            self.state.journal_done(journal, firings)
+        else:
             firings.commit()
         return report
 
@@ -382,21 +394,28 @@ def fire(
         now_ms=(lambda ts: None) if live else (lambda ts: ts),
     )
     now = wall_ms()
+    ready = []
     for (m, key), ok in zip(todo, holds, strict=True):
-        if not ok:
+        if ok:
+            ready.append((m, key))
+        else:
             report.skipped["if is false"] += 1
-            continue
-        t, row = m.trigger, m.row
-        ts, cid = batch.ts(row), batch.contact_id(row)
-        why = _option_blocks(t.trigger, firings, t.name, cid, ts)
-        if why:
-            report.skipped[why] += 1
-            continue
-        outcomes = run_actions(run, t, row, key, _due(t.trigger, ts))
-        f = Firing(t.name, key, cid, ts, t.version, now, json.dumps(outcomes, default=str))
-        firings.add(f)
-        report.firings.append(f)
-        report.fired += 1
+    # the deliveries of a chunk share one transaction of the log: one commit for
+    # many, while other processes wait at most a chunk for the write lock
+    for start in range(0, len(ready), GROUP):
+        with requester.grouped():
+            for m, key in ready[start : start + GROUP]:
+                t, row = m.trigger, m.row
+                ts, cid = batch.ts(row), batch.contact_id(row)
+                why = _option_blocks(t.trigger, firings, t.name, cid, ts)
+                if why:
+                    report.skipped[why] += 1
+                    continue
+                outcomes = run_actions(run, t, row, key, _due(t.trigger, ts))
+                f = Firing(t.name, key, cid, ts, t.version, now, json.dumps(outcomes, default=str))
+                firings.add(f)
+                report.firings.append(f)
+                report.fired += 1
     report.deliveries = run.deliveries
     report.profile_updates = run.updates.records()
     return report

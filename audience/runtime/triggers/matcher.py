@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -81,45 +81,68 @@ class Match:
     row: int  # in the batch
 
 
-def _eq_key(pred: p.PredNode | None) -> tuple[str, str] | None:
+def _eq_keys(pred: p.PredNode | None) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
     """``(property, value)`` of a top-level ``property = "value"`` conjunct on a
-    string event property (preferring one other than ``context``), or None."""
+    string event property (preferring one other than ``context``), and of one
+    on a string profile property; None where there is none."""
     if pred is None:
-        return None
+        return None, None
     leaves = pred.children if isinstance(pred, p.PAnd) else (pred,)
-    found = []
+    found: list[tuple[str, str]] = []
+    profile: tuple[str, str] | None = None
     for c in leaves:
-        if (
+        if not (
             isinstance(c, p.PLeaf)
-            and c.field.scope == "event"
             and c.field.kind == "string"
-            and c.field.name not in ("id", "contact_id", "type")
             and isinstance(c.test, p.StrTest)
             and c.test.op == "="
             and len(c.test.values) == 1
         ):
+            continue
+        if c.field.scope == "profile":
+            profile = profile or (c.field.name, c.test.values[0])
+        elif c.field.name not in ("id", "contact_id", "type"):
             found.append((c.field.name, c.test.values[0]))
     found.sort(key=lambda kv: kv[0] == "context")
-    return found[0] if found else None
+    return (found[0] if found else None), profile
+
+
+@dataclass
+class _Bucket:
+    """Triggers that an event reaches by its type (and event value): ``plain``
+    ones are tested on it; the others only when the event's contact has the
+    profile value their ``where`` requires."""
+
+    plain: list[CompiledTrigger] = field(default_factory=list)
+    by_profile: dict[str, dict[str, list[CompiledTrigger]]] = field(default_factory=dict)
+
+    def add(self, t: CompiledTrigger, profile: tuple[str, str] | None) -> None:
+        if profile is None:
+            self.plain.append(t)
+        else:
+            self.by_profile.setdefault(profile[0], {}).setdefault(profile[1], []).append(t)
 
 
 class TriggerSet:
-    """Triggers indexed by the event types that fire them, and within a type by
-    the value of a ``property = "value"`` their ``where`` requires (an alpha
-    index): an event is tested only against the triggers its value selects."""
+    """Triggers indexed by the event types that fire them, within a type by the
+    value of a ``property = "value"`` their ``where`` requires, and then by the
+    value of a ``profile.p = "value"`` it requires (an alpha index): an event
+    is tested only against the triggers its values and its contact's select.
+    Selected triggers still evaluate their whole ``where``; the index only
+    leaves out those an equality they require already rules out."""
 
     def __init__(self, triggers: Iterable[CompiledTrigger]) -> None:
         self.triggers = list(triggers)
-        self.plain: dict[str | None, list[CompiledTrigger]] = defaultdict(list)
-        self.keyed: dict[str, dict[str, dict[str, list[CompiledTrigger]]]] = defaultdict(dict)
+        self.plain: dict[str | None, _Bucket] = defaultdict(_Bucket)
+        self.keyed: dict[str, dict[str, dict[str, _Bucket]]] = defaultdict(dict)
         for t in self.triggers:
-            key = _eq_key(t.pred)
+            key, profile = _eq_keys(t.pred)
             for name in t.types if t.types is not None else (None,):
                 if key is None or name is None:
-                    self.plain[name].append(t)
+                    self.plain[name].add(t, profile)
                 else:
                     by_value = self.keyed[name].setdefault(key[0], {})
-                    by_value.setdefault(key[1], []).append(t)
+                    by_value.setdefault(key[1], _Bucket()).add(t, profile)
 
     def __len__(self) -> int:
         return len(self.triggers)
@@ -127,32 +150,45 @@ class TriggerSet:
     def match(self, batch: EventBatch, luts: LutCache) -> list[Match]:
         """Every (trigger, event) whose ``on ... where`` holds, in (ts, row) order
         (``if`` and the options are decided later, per match)."""
-        snap = batch.snapshot
         part = batch.match_part
         ctx = EvalContext(batch.match_snapshot, part.max_ts, luts)
         found: list[tuple[int, int, str, CompiledTrigger]] = []
 
-        def add(t: CompiledTrigger, rows: np.ndarray) -> None:
-            found.extend((batch.ts(r), r, t.name, t) for r in rows.tolist())
+        def run(triggers: list[CompiledTrigger], rows: np.ndarray, a: int, b: int) -> None:
+            """Test ``triggers`` on ``rows`` (the slice [a, b) when b > a)."""
+            if b > a:
+                sub, lo, hi = part, a, b
+            else:
+                sub, lo, hi = take_rows(part, rows), 0, len(rows)
+            for t in triggers:
+                hits = _rows(t, sub, ctx, luts, lo, hi, rows)
+                found.extend((batch.ts(r), r, t.name, t) for r in hits.tolist())
 
-        names = snap.event_types.values
+        def run_bucket(bucket: _Bucket, rows: np.ndarray, a: int = 0, b: int = 0) -> None:
+            if bucket.plain:
+                run(bucket.plain, rows, a, b)
+            for prop, by_value in bucket.by_profile.items():
+                for sel, triggers in _profile_groups(batch, prop, by_value, rows):
+                    run(triggers, sel, 0, 0)
+
+        names = batch.snapshot.event_types.values
         for code, (a, b) in batch.slices.items():
             name = names[code]
-            for t in (*self.plain.get(name, ()), *self.plain.get(None, ())):
-                add(t, _rows(t, part, ctx, luts, a, b, np.arange(a, b)))
+            every = np.arange(a, b)
+            for bucket in (self.plain.get(name), self.plain.get(None)):
+                if bucket is not None:
+                    run_bucket(bucket, every, a, b)
             for prop, by_value in self.keyed.get(name, {}).items():
-                for rows, triggers in _groups(batch, prop, by_value, a, b):
-                    sub = take_rows(part, rows)
-                    for t in triggers:
-                        add(t, _rows(t, sub, ctx, luts, 0, len(rows), rows))
+                for rows, bucket in _groups(batch, prop, by_value, a, b):
+                    run_bucket(bucket, rows)
         found.sort(key=lambda x: (x[0], x[1], x[2]))
         return [Match(t, r) for _, r, _, t in found]
 
 
 def _groups(
-    batch: EventBatch, prop: str, by_value: dict[str, list[CompiledTrigger]], a: int, b: int
-) -> Iterator[tuple[np.ndarray, list[CompiledTrigger]]]:
-    """(rows, triggers) for each value of ``prop`` in rows [a, b) that some trigger requires."""
+    batch: EventBatch, prop: str, by_value: dict[str, _Bucket], a: int, b: int
+) -> Iterator[tuple[np.ndarray, _Bucket]]:
+    """(rows, bucket) for each value of ``prop`` in rows [a, b) that some trigger requires."""
     col = batch.part.columns.get(prop)
     d = batch.snapshot.dictionaries.get(dictionary_key("event", prop))
     if col is None or d is None:
@@ -161,12 +197,34 @@ def _groups(
     valid = None if col.valid is None else col.valid[a:b]
     present = codes if valid is None else codes[valid]
     for c in np.unique(present).tolist():
-        triggers = by_value.get(d.values[c])
-        if triggers:
+        bucket = by_value.get(d.values[c])
+        if bucket is not None:
             hit = codes == c
             if valid is not None:
                 hit &= valid
-            yield a + np.flatnonzero(hit), triggers
+            yield a + np.flatnonzero(hit), bucket
+
+
+def _profile_groups(
+    batch: EventBatch, prop: str, by_value: dict[str, list[CompiledTrigger]], rows: np.ndarray
+) -> Iterator[tuple[np.ndarray, list[CompiledTrigger]]]:
+    """(rows, triggers) for each value of ``profile.prop`` among the contacts of
+    ``rows`` that some trigger requires (a contact without it matches none)."""
+    snap = batch.snapshot
+    col = snap.profile.get(prop)
+    d = snap.dictionaries.get(dictionary_key("profile", prop))
+    if col is None or d is None or col.kind != "code":
+        return
+    keep = rows[batch.part.contact[rows] < len(col.values)]  # in case the column is shorter
+    contacts = batch.part.contact[keep]
+    codes = col.values[contacts]
+    if col.valid is not None:
+        ok = col.valid[contacts]
+        codes, keep = codes[ok], keep[ok]
+    for c in np.unique(codes).tolist():
+        triggers = by_value.get(d.values[c])
+        if triggers:
+            yield keep[codes == c], triggers
 
 
 def _rows(

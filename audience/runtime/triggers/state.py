@@ -2,16 +2,25 @@
 per D`` and "once per (trigger, event)"), and the journal of ingests whose
 events are not matched yet.
 
-STORE/nodes/NODE/triggers/state.sqlite   firings
-STORE/nodes/NODE/triggers/journal/VVVVVVVV-XXXX.arrow   accepted events of ingest V
+STORE/nodes/NODE/triggers/state.sqlite   firings, and the journal of small ingests
+STORE/nodes/NODE/triggers/journal/VVVVVVVV-XXXX.arrow   the journal of big ingests
 STORE/nodes/NODE/triggers/lock           serialises matching across processes
 
-Crash safety: an ingest writes its journal file (fsync) before its manifest
-switch; matching runs after the switch and deletes the file once its
-firings are committed.  A journal left behind by a crash is matched by the
-next ingest (or ``catch_up``); one of a version that never landed is removed
-by the next ingest that takes its version number.  Replaying a journal is
-harmless: firings already recorded are skipped and deliveries are keyed.
+Crash safety: an ingest writes its journal (a row committed with
+``synchronous = full``, or a file fsync'd with its directory) before its
+manifest switch; matching runs after the switch, and its firings are committed
+in the same transaction that deletes the journal row (a file journal is
+deleted right after).  A journal left behind by a crash is matched by the next
+ingest (or ``catch_up``); one of a version that never landed is removed by the
+next ingest that takes its version number.  Replaying a journal is harmless:
+firings already recorded are skipped and deliveries are keyed.  That is why
+the commit of the firings need not wait for the disk (``synchronous =
+normal``): a power cut can only lose it together with the journal's deletion,
+which a replay redoes.
+
+A small journal is a row rather than a file because a row costs one fsync
+(the WAL's) where a file costs two (the file's and its directory's) plus an
+unlink; a big one stays a file (SQLite holds at most 1 GB in a value).
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ import sqlite_utils
 
 from audience.runtime.db import Migration, migrate
 
+# journals up to this size are rows of state.sqlite, bigger ones files
+ROW_JOURNAL_MAX = 8 << 20
+
 
 def _m0001_firings(db: sqlite_utils.Database) -> None:
     db.execute(
@@ -42,7 +54,25 @@ def _m0001_firings(db: sqlite_utils.Database) -> None:
     db.execute("create index firings_contact on firings (trigger, contact_id, ts_ms)")
 
 
-MIGRATIONS: list[Migration] = [(1, "firings", _m0001_firings)]
+def _m0002_journal(db: sqlite_utils.Database) -> None:
+    db.execute(
+        # autoincrement: an id is never reused, so a Journal names one ingest only
+        "create table journal (id integer primary key autoincrement, "
+        "version integer not null, body blob not null)"
+    )
+    db.execute("create index journal_version on journal (version)")
+
+
+MIGRATIONS: list[Migration] = [(1, "firings", _m0001_firings), (2, "journal", _m0002_journal)]
+
+
+@dataclass(frozen=True)
+class Journal:
+    """One ingest's journal: a row of the ``journal`` table or a file."""
+
+    version: int
+    row: int | None = None
+    path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +84,12 @@ class Firing:
     version: int
     fired_ms: int
     outcome: str  # JSON list, one entry per action
+
+
+_INSERT = (
+    "insert or ignore into firings (trigger, event_key, contact_id, ts_ms, "
+    "version, fired_ms, outcome) values (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass
@@ -95,19 +131,22 @@ class FiringState:
         self._keys.add((firing.trigger, firing.event_key))
         self._times.setdefault((firing.trigger, firing.contact_id), []).append(firing.ts_ms)
 
-    def commit(self) -> None:
-        if not self.pending:
+    def commit(self, done: Journal | None = None) -> None:
+        """Record the pending firings and, in the same transaction, delete the
+        journal row they came from (``done``; a file journal is the caller's)."""
+        row = done.row if done is not None else None
+        if not self.pending and row is None:
             return
         rows = [
             (f.trigger, f.event_key, f.contact_id, f.ts_ms, f.version, f.fired_ms, f.outcome)
             for f in self.pending
         ]
-        with self.lock, self.conn:
-            self.conn.executemany(
-                "insert or ignore into firings (trigger, event_key, contact_id, ts_ms, "
-                "version, fired_ms, outcome) values (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        with self.lock:
+            self.conn.execute("pragma synchronous = normal")  # see the module's docstring
+            with self.conn:
+                self.conn.executemany(_INSERT, rows)
+                if row is not None:
+                    self.conn.execute("delete from journal where id = ?", [row])
         self.pending = []
         self._keys.clear()
         self._times.clear()
@@ -134,11 +173,15 @@ class NodeState:
         self.lock = threading.RLock()
         if dir is None:
             conn = sqlite3.connect(":memory:", check_same_thread=False)
+            migrate(sqlite_utils.Database(conn), "trigger_state", MIGRATIONS)
         else:
             (dir / "journal").mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(dir / "state.sqlite"), check_same_thread=False, timeout=60)
             conn.execute("pragma journal_mode = wal")
-        migrate(sqlite_utils.Database(conn), "trigger_state", MIGRATIONS)
+            # two processes opening the node at once must not both migrate
+            with open(dir / "migrate.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                migrate(sqlite_utils.Database(conn), "trigger_state", MIGRATIONS)
         self.conn = conn
 
     def firings(self) -> FiringState:
@@ -159,20 +202,40 @@ class NodeState:
                     fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     # ---------------------------------------------------------------- journal
-    def write_journal(self, version: int, table: pa.Table) -> Path | None:
-        """Before the manifest switch to ``version`` (under the store's ingest lock)."""
+    def write_journal(self, version: int, table: pa.Table) -> Journal | None:
+        """Before the manifest switch to ``version`` (under the store's ingest
+        lock); durable when it returns."""
         if self.dir is None:
             return None
-        jdir = self.dir / "journal"
-        for old, _ in self._journals():
-            if old >= version:  # an ingest that never landed had this number
+        sink = pa.BufferOutputStream()
+        with ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+        body = sink.getvalue()
+        # an ingest that never landed had this number (or a later one): its journal goes
+        for old in self._files():
+            if old.version >= version and old.path is not None:
                 with contextlib.suppress(OSError):
-                    (jdir / _).unlink()
+                    old.path.unlink()
+        small = body.size <= ROW_JOURNAL_MAX
+        with self.lock:
+            self.conn.execute("pragma synchronous = full")
+            with self.conn:
+                self.conn.execute("delete from journal where version >= ?", [version])
+                if small:
+                    cur = self.conn.execute(
+                        "insert into journal (version, body) values (?, ?)",
+                        [version, memoryview(body)],
+                    )
+                    return Journal(version, row=int(cur.lastrowid or 0))
+        return Journal(version, path=self._write_file(version, body))
+
+    def _write_file(self, version: int, body: pa.Buffer) -> Path:
+        assert self.dir is not None
+        jdir = self.dir / "journal"
         path = jdir / f"{version:08d}-{uuid.uuid4().hex[:12]}.arrow"
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
-            with ipc.new_file(f, table.schema) as writer:
-                writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+            f.write(memoryview(body))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -183,27 +246,47 @@ class NodeState:
             os.close(fd)
         return path
 
-    def _journals(self) -> list[tuple[int, str]]:
+    def _files(self) -> list[Journal]:
         if self.dir is None:
             return []
         out = []
-        for p in (self.dir / "journal").iterdir():
-            if p.name.endswith(".arrow") and p.name[:8].isdigit():
-                out.append((int(p.name[:8]), p.name))
-        return sorted(out)
+        for name in os.listdir(self.dir / "journal"):
+            if name.endswith(".arrow") and name[:8].isdigit():
+                out.append(Journal(int(name[:8]), path=self.dir / "journal" / name))
+        return out
 
-    def pending_journals(self, landed_version: int) -> list[Path]:
+    def pending_journals(self, landed_version: int) -> list[Journal]:
         """Journals of ingests that landed (version <= the manifest's), oldest first."""
-        assert self.dir is not None or not self._journals()
-        jdir = self.dir / "journal" if self.dir is not None else Path()
-        return [jdir / name for v, name in self._journals() if v <= landed_version]
+        with self.lock:
+            rows = self.conn.execute(
+                "select id, version from journal where version <= ?", [landed_version]
+            ).fetchall()
+        found = [Journal(v, row=r) for r, v in rows]
+        found += [j for j in self._files() if j.version <= landed_version]
+        return sorted(found, key=lambda j: j.version)
 
-    @staticmethod
-    def read_journal(path: Path) -> pa.Table:
-        # read into memory: the file is deleted once matched
-        return ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()
+    def read_journal(self, journal: Journal) -> pa.Table | None:
+        """The journal's events (None: matched and removed by another process meanwhile)."""
+        if journal.row is not None:
+            with self.lock:
+                found = self.conn.execute(
+                    "select body from journal where id = ?", [journal.row]
+                ).fetchone()
+            return None if found is None else _table(found[0])
+        assert journal.path is not None
+        try:
+            # read into memory: the file is deleted once matched
+            return _table(journal.path.read_bytes())
+        except (OSError, pa.ArrowInvalid):
+            return None
 
-    @staticmethod
-    def journal_done(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    def journal_done(self, journal: Journal, firings: FiringState | None = None) -> None:
+        """Commit ``firings`` and forget the journal they came from."""
+        (firings or self.firings()).commit(journal)
+        if journal.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                journal.path.unlink()
+
+
+def _table(body: bytes) -> pa.Table:
+    return ipc.open_file(pa.BufferReader(body)).read_all()

@@ -80,6 +80,10 @@ class CompiledTemplate:
                 out.append(tpl.render(**fields))
             except jinja2.TemplateError as exc:
                 raise TemplateError(f"template {self.name!r}, {part}: {exc}") from None
+            except Exception as exc:  # e.g. a filter given a value of the wrong type
+                raise TemplateError(
+                    f"template {self.name!r}, {part}: {type(exc).__name__}: {exc}"
+                ) from None
         return RenderedEmail(*out)
 
 

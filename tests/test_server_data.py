@@ -169,6 +169,9 @@ def test_saved_segments_crud_and_audience(live: Live) -> None:
     for query in ("limit=-1", "limit=x", "explain=maybe", "bogus=1", "as_of=soon"):
         r = c.get(f"/v1/segments/{name}/audience?{query}")
         assert r.status == 400, query
+    r = c.request("DELETE", f"/v1/segments/{name}")  # "Red and Milan" uses it
+    assert r.status == 409 and r.json()["error"]["code"] == "segment_in_use"
+    assert r.json()["error"]["used_by"] == ['segment "Red and Milan"']
     assert c.request("DELETE", "/v1/segments/Red and Milan").json() == {"deleted": "Red and Milan"}
     assert c.request("DELETE", "/v1/segments/Red and Milan").status == 404
 

@@ -71,6 +71,22 @@ def test_segments_commands(tmp_path: Path) -> None:
     assert "buyers" in r.output and "bad" not in r.output
     r = runner.invoke(cli(), ["segments", "show", s, "buyers"])
     assert r.output.strip() == 'did viewed_product where category = "shoes"'
+    # Not while another saved segment or a trigger uses it.
+    r = runner.invoke(cli(), ["segments", "save", s, "loyal", "-e", 'in segment "buyers"'])
+    assert r.exit_code == 0, r.output
+    Store.open(s).triggers.add(
+        'trigger "Tag buyers" {\n  on purchased\n  if in segment "buyers"\n'
+        '  do add_tag("buyer")\n}\n',
+        "t.rules",
+    )
+    r = runner.invoke(cli(), ["segments", "delete", s, "buyers"])
+    assert r.exit_code == 1
+    assert (
+        'saved segment \'buyers\' is used by segment "loyal", trigger "Tag buyers": '
+        "change or delete them first" in r.output
+    )
+    Store.open(s).triggers.defs.delete_trigger("Tag buyers")
+    assert runner.invoke(cli(), ["segments", "delete", s, "loyal"]).exit_code == 0
     r = runner.invoke(cli(), ["segments", "delete", s, "buyers"])
     assert r.exit_code == 0
     r = runner.invoke(cli(), ["segments", "show", s, "buyers"])
@@ -96,7 +112,8 @@ def test_definitions_api_and_migrations(tmp_path: Path) -> None:
     db = Definitions(tmp_path / "s" / "definitions.sqlite")
     db.list_segments()
     rows = db._open().execute("select component, id, name from schema_migrations").fetchall()
-    assert rows == [("segments", 1, "segments")]
+    # each component migrates its own tables (deleting a segment asked the triggers)
+    assert [r for r in rows if r[0] == "segments"] == [("segments", 1, "segments")]
     mem = Store.from_arrow(None, None, schema())
     mem.save_segment("m", "did purchased")
     assert [s.name for s in mem.list_segments()] == ["m"]

@@ -161,8 +161,12 @@ def show_cmd(store: str, name: str) -> None:
 @click.argument("store", type=click.Path())
 @click.argument("name")
 def delete_cmd(store: str, name: str) -> None:
-    """Delete a saved segment."""
-    if not _open(store, "main").delete_segment(name):
+    """Delete a saved segment (not while other segments or triggers use it)."""
+    try:
+        deleted = _open(store, "main").delete_segment(name)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not deleted:
         raise click.ClickException(f"no saved segment '{name}'")
     click.echo(f"deleted {name}")
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from audience.dsl.ast import Program, Segment
 from audience.dsl.check import check
+from audience.dsl.check.refs import segment_refs
 from audience.dsl.errors import Diagnostic, DslError
 from audience.dsl.parser import parse
 
@@ -82,3 +83,23 @@ def saved_segments(store: Store) -> dict[str, Segment]:
         except DslError:
             continue
     return out
+
+
+def segment_users(store: Store, name: str) -> list[str]:
+    """What refers to the saved segment NAME with ``in segment``: the other
+    saved segments and the saved triggers' ``if`` conditions, as
+    ``segment "X"`` / ``trigger "Y"``.  Deleting NAME would break them."""
+    from audience.runtime.triggers.engine import parse_trigger
+
+    users: list[str] = []
+    for other, seg in saved_segments(store).items():
+        if other != name and any(r.name == name for r in segment_refs(seg.cond)):
+            users.append(f'segment "{other}"')
+    for saved in store.triggers.defs.list_triggers():
+        try:
+            trig = parse_trigger(saved.text, saved.name)
+        except DslError:
+            continue
+        if any(r.name == name for r in segment_refs(trig.condition)):
+            users.append(f'trigger "{saved.name}"')
+    return users

@@ -39,6 +39,11 @@ _DIAGNOSTIC: dict[str, Any] = {
         "end_line": {"type": "integer"},
         "end_column": {"type": "integer"},
         "field": _nullable("string"),
+        "used_by": {
+            "description": "what refers to a definition that cannot be deleted (409)",
+            "type": "array",
+            "items": {"type": "string"},
+        },
     },
 }
 
@@ -280,7 +285,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         403: "the token's scope does not allow this",
         404: "not found (also: a path parameter that no route can match, e.g. with a newline)",
         405: "method not allowed",
-        409: "already exists",
+        409: "already exists (on delete: in use by other definitions, listed in 'used_by')",
         410: "the cursor's store version is gone; evaluate again",
         413: "request body too large",
         415: "unsupported body kind",
@@ -348,7 +353,15 @@ _DELETED = {
 }
 
 
-def _crud(base: str, word: str, key: str, item: str, create: str, replace: str) -> dict[str, Any]:
+def _crud(
+    base: str,
+    word: str,
+    key: str,
+    item: str,
+    create: str,
+    replace: str,
+    delete_errors: tuple[int, ...] = (404,),
+) -> dict[str, Any]:
     """list + create at ``base``, get + replace + delete at ``base/{name}``."""
     return {
         base: {
@@ -371,7 +384,9 @@ def _crud(base: str, word: str, key: str, item: str, create: str, replace: str) 
                 },
                 requestBody=_json_body(replace),
             ),
-            "delete": _op(f"Delete a saved {word}", {**_DELETED, **_errors(404, *_AUTH)}),
+            "delete": _op(
+                f"Delete a saved {word}", {**_DELETED, **_errors(*delete_errors, *_AUTH)}
+            ),
         },
     }
 
@@ -453,7 +468,13 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
             ),
         },
         **_crud(
-            "/v1/segments", "segment", "segments", "Segment", "SegmentCreate", "SegmentReplace"
+            "/v1/segments",
+            "segment",
+            "segments",
+            "Segment",
+            "SegmentCreate",
+            "SegmentReplace",
+            delete_errors=(404, 409),  # 409: other segments or triggers use it
         ),
         **_crud("/v1/triggers", "trigger", "triggers", "Trigger", "TriggerWrite", "TriggerWrite"),
         **_crud("/v1/dnd-policies", "DND policy", "policies", "Policy", "DslText", "DslText"),

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from audience.dsl.ast import Segment
 from audience.dsl.parser import parse
 from audience.runtime.saved import validate_segment
-from audience.runtime.store import SavedSegment, StoreError
+from audience.runtime.store import SavedSegment, SegmentInUse, StoreError
 from audience.server.bodies import Fields, json_object, query_int
 from audience.server.context import current_node, requires, state
 from audience.server.errors import ApiError, bad_request
@@ -110,7 +110,11 @@ def replace_segment(name: str) -> Response:
 @bp.delete("/v1/segments/<name>")
 @requires("write")
 def delete_segment(name: str) -> Response:
-    if not current_node().store.delete_segment(name):
+    try:
+        deleted = current_node().store.delete_segment(name)
+    except SegmentInUse as exc:
+        raise ApiError(409, "segment_in_use", str(exc), used_by=exc.users) from None
+    if not deleted:
         raise ApiError(404, "not_found", f"no saved segment {name!r}")
     return jsonify({"deleted": name})
 

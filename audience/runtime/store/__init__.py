@@ -1,7 +1,7 @@
 """The Arrow columnar event store: ingest, rejects, snapshots, saved definitions."""
 
 from audience.runtime.store.definitions import Definitions, SavedSegment
-from audience.runtime.store.errors import IngestReport, Reject, StoreError
+from audience.runtime.store.errors import IngestReport, Reject, SegmentInUse, StoreError
 from audience.runtime.store.store import Store, open_store
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "IngestReport",
     "Reject",
     "SavedSegment",
+    "SegmentInUse",
     "Store",
     "StoreError",
     "open_store",

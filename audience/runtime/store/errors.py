@@ -13,6 +13,18 @@ class StoreError(Exception):
     """A store that cannot be created, opened or written; the message names the path."""
 
 
+class SegmentInUse(StoreError):
+    """A saved segment that other definitions refer to cannot be deleted."""
+
+    def __init__(self, name: str, users: list[str]) -> None:
+        self.name, self.users = name, users
+        super().__init__(
+            f"saved segment '{name}' is used by {', '.join(users)}: change or delete "
+            + ("it" if len(users) == 1 else "them")
+            + " first"
+        )
+
+
 @dataclass(frozen=True)
 class Reject:
     """One input record that did not fit the schema, kept with its reason.

@@ -6,11 +6,13 @@ STORE/nodes/NODE/schema.toml
 STORE/nodes/NODE/manifest.json   the current version: every file it lists is immutable
 STORE/nodes/NODE/lock            fcntl lock serialising ingests
 STORE/nodes/NODE/{partitions,dictionaries,contacts,profiles,rejects,index}/VVVVVVVV-XXXX.arrow
+STORE/nodes/NODE/wal/VVVVVVVV.log   small ingests after manifest version VVVVVVVV (wal.py)
 
 Crash safety: an ingest writes new files (temporary name, fsync, rename),
 then the new manifest (temporary name, fsync, os.replace, fsync of the
 directory).  Until the replace, readers and a crash see the old version; files
-of a version that never landed are swept by the next ingest.  The in-memory
+of a version that never landed are swept by the next ingest, and files no
+version names any more are deleted a grace period later (``collect``).  The in-memory
 backend keeps the same tables and manifest in dicts.
 """
 

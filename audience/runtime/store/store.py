@@ -34,7 +34,7 @@ from audience.runtime.store.encode import (
     one_array,
     partition_view,
 )
-from audience.runtime.store.errors import IngestReport, Reject, StoreError
+from audience.runtime.store.errors import IngestReport, Reject, SegmentInUse, StoreError
 from audience.runtime.store.ingest import INT64_MAX, Txn, rejects_from_table
 from audience.runtime.store.layout import (
     DEFINITIONS_FILE,
@@ -503,6 +503,15 @@ class Store:
         return self.definitions.get_segment(name)
 
     def delete_segment(self, name: str) -> bool:
+        """Delete a saved segment (False: there is none).  Raises SegmentInUse
+        when other saved segments or triggers refer to it."""
+        from audience.runtime.saved import segment_users
+
+        if self.get_segment(name) is None:
+            return False
+        users = segment_users(self, name)
+        if users:
+            raise SegmentInUse(name, users)
         return self.definitions.delete_segment(name)
 
     def __repr__(self) -> str:

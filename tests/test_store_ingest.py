@@ -266,3 +266,33 @@ def test_unreadable_sources(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot read as Parquet"):
         store.ingest_events(tmp_path / "bad.parquet")
     assert store.snapshot().version == 1
+
+
+def test_merge_lists_adds_to_the_stored_list(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.ingest_profiles([{"contact_id": "c1", "tags": ["vip", "new"]}, {"contact_id": "c2"}])
+    report = store.ingest_profiles(
+        [
+            {"contact_id": "c1", "tags": ["new", "shoes"]},
+            {"contact_id": "c2", "tags": ["bags"]},
+            {"contact_id": "c3", "tags": ["a", "a", "b"]},
+            {"contact_id": "c1", "tags": ["hats"]},  # every row of a contact counts
+        ],
+        merge_lists=["tags"],
+    )
+    assert report.accepted == 4
+
+    def of(cid: str) -> list[str]:
+        snap = store.snapshot()
+        tags = snap.profile["tags"]
+        assert tags.offsets is not None
+        values = snap.dictionaries["profile.tags"].values
+        i = list(snap.contact_ids).index(cid)
+        return [values[c] for c in tags.values[tags.offsets[i] : tags.offsets[i + 1]]]
+
+    assert of("c1") == ["vip", "new", "shoes", "hats"]
+    assert (of("c2"), of("c3")) == (["bags"], ["a", "b"])
+    store.ingest_profiles([{"contact_id": "c1", "tags": ["x"]}])  # without: replaced
+    assert of("c1") == ["x"]
+    with pytest.raises(StoreError, match="'email' is not a list profile property"):
+        store.ingest_profiles([], merge_lists=["email"])

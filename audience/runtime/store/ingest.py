@@ -13,7 +13,7 @@ a crash leaves them to the next ingest's sweep.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -214,7 +214,9 @@ class Txn:
             raise exc
 
     # ---------------------------------------------------------------- profiles
-    def add_profiles(self, batch: Batch, source: str) -> IngestReport:
+    def add_profiles(
+        self, batch: Batch, source: str, merge_lists: Collection[str] = ()
+    ) -> IngestReport:
         checked = validate_profiles(batch.table, self.schema, batch.pre)
         report = self._rejects(batch, checked, source, "profiles")
         table = checked.table
@@ -235,6 +237,7 @@ class Txn:
             table,
             self.schema.profile,
             self.dicts,
+            merge_lists,
         )
         self.profile_rows = n_new
         self.profile_changed = True

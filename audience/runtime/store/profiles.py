@@ -10,7 +10,7 @@ gives and leaves every other field as it was; a null never clears a field
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +39,10 @@ def upsert(
     updates: pa.Table,
     profile_types: Mapping[str, str],
     dicts: DictState,
+    merge_lists: Collection[str] = (),
 ) -> pa.Table:
+    """``merge_lists``: list properties whose given values are added to the
+    stored list (those not in it yet, in order) instead of replacing it."""
     cols: dict[str, pa.Array] = {}
     for name, ftype in profile_types.items():
         kind = KIND[ftype]
@@ -49,8 +52,13 @@ def upsert(
             present = arr.is_valid().to_numpy(zero_copy_only=False)
             who, pos = last_per_contact(contacts[present])
             chosen = arr.filter(pa.array(present)).take(pa.array(pos))
+            if kind == "list" and name in merge_lists:
+                # every value given for a contact counts, not only its last row
+                chosen, who = _gather(arr, present, contacts)
             enc = encode_column(chosen, ftype, dictionary_key("profile", name), dicts, name)
             new_values = enc[f"v:{name}"]
+            if kind == "list" and name in merge_lists:
+                new_values = _union(base, n_old if old is not None else 0, who, new_values)
         else:
             who, new_values = np.empty(0, np.int64), None
         n_base = n_old if old is not None else 0
@@ -70,6 +78,37 @@ def upsert(
     if not cols:
         return pa.table({"rows": pa.array(np.zeros(n_new, dtype=np.uint8))})
     return pa.table(cols)
+
+
+def _gather(
+    arr: pa.Array, present: np.ndarray, contacts: np.ndarray
+) -> tuple[pa.Array, np.ndarray]:
+    """One list per contact given: all its rows' values, concatenated in order."""
+    rows = np.flatnonzero(present)
+    who = np.unique(contacts[rows])
+    lists = arr.to_pylist()
+    joined: dict[int, list[str]] = {int(c): [] for c in who}
+    for r in rows.tolist():
+        joined[int(contacts[r])].extend(lists[r])
+    return pa.array([joined[int(c)] for c in who], arr.type), who
+
+
+def _union(base: Column, n_base: int, who: np.ndarray, given: pa.Array) -> pa.Array:
+    """Each contact's stored codes, then the given ones it lacks (in order)."""
+    out: list[list[int]] = []
+    for c, codes in zip(who.tolist(), given.to_pylist(), strict=True):
+        stored: list[int] = []
+        if c < n_base and (base.valid is None or base.valid[c]):
+            assert base.offsets is not None
+            stored = base.values[base.offsets[c] : base.offsets[c + 1]].tolist()
+        seen = set(stored)
+        merged = list(stored)
+        for code in codes or []:
+            if code not in seen:
+                seen.add(code)
+                merged.append(code)
+        out.append(merged)
+    return pa.array(out, pa.list_(pa.int32()))
 
 
 def _merge_lists(

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,11 +171,21 @@ class Store:
         together.  Raises StoreError when the source cannot be read at all."""
         return self._ingest(source, "events", progress)
 
-    def ingest_profiles(self, source: Any, *, progress: bool = False) -> IngestReport:
-        """Profiles, upserted field by field (a null leaves the field as it was)."""
-        return self._ingest(source, "profiles", progress)
+    def ingest_profiles(
+        self, source: Any, *, progress: bool = False, merge_lists: Collection[str] = ()
+    ) -> IngestReport:
+        """Profiles, upserted field by field (a null leaves the field as it was).
+        ``merge_lists``: list properties whose given values are added to the
+        stored list rather than replacing it, read and written under the
+        ingest lock (so two writers adding tags never lose one)."""
+        for name in merge_lists:
+            if self.schema.profile.get(name) != "list<string>":
+                raise StoreError(f"merge_lists: '{name}' is not a list profile property")
+        return self._ingest(source, "profiles", progress, merge_lists)
 
-    def _ingest(self, source: Any, kind: str, progress: bool) -> IngestReport:
+    def _ingest(
+        self, source: Any, kind: str, progress: bool, merge_lists: Collection[str] = ()
+    ) -> IngestReport:
         if kind == "events":
             types = {"id": "id", "contact_id": "id", "type": "string", "ts": "datetime"}
             types |= {"context": "string", **self._props}
@@ -201,7 +211,9 @@ class Store:
                     if tail is not None and tail.records:
                         manifest = self._checkpoint(manifest, tail)
                     batches = itertools.chain(head, batches)
-                    report, pending = self._regular(manifest, kind, batches, src, progress)
+                    report, pending = self._regular(
+                        manifest, kind, batches, src, progress, merge_lists
+                    )
             except BaseException:
                 # The hash tables may cover dictionary values that never landed,
                 # and the log's replay state values that were never logged.
@@ -214,14 +226,22 @@ class Store:
         return report
 
     def _regular(
-        self, manifest: Manifest, kind: str, batches: Iterator[Batch], src: Any, progress: bool
+        self,
+        manifest: Manifest,
+        kind: str,
+        batches: Iterator[Batch],
+        src: Any,
+        progress: bool,
+        merge_lists: Collection[str] = (),
     ) -> tuple[IngestReport, Pending | None]:
         """An ingest that writes partitions and a new manifest."""
         report = IngestReport()
         txn = self._txn(manifest)
         for batch in _progress(batches, src.total, src.name, progress):
-            add = txn.add_events if kind == "events" else txn.add_profiles
-            report.merge(add(batch, src.name))
+            if kind == "events":
+                report.merge(txn.add_events(batch, src.name))
+            else:
+                report.merge(txn.add_profiles(batch, src.name, merge_lists))
         pending = None
         if txn.changed():
             # Triggers: the accepted events are journaled before the manifest

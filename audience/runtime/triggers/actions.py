@@ -49,13 +49,25 @@ class Requester(Protocol):
 
 
 class ProfileUpdates:
-    """The profile changes of a batch, by contact, applied together at its end."""
+    """The profile changes of a batch, by contact, applied together at its end.
+    Values ``add_to_list`` adds are written as additions to the stored list
+    (``merge_lists``), read under the store's ingest lock, so a tag added
+    meanwhile by another writer is kept; a ``set`` of the property replaces."""
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
+        self.added: dict[str, dict[str, list[Any]]] = {}  # contact -> prop -> values
 
     def set(self, contact_id: str, prop: str, value: Any) -> None:
         self.rows.setdefault(contact_id, {})[prop] = value
+        self.added.get(contact_id, {}).pop(prop, None)
+
+    def add_to_list(self, contact_id: str, prop: str, value: Any, current: list[Any]) -> None:
+        row = self.rows.setdefault(contact_id, {})
+        merged = prop not in row or prop in self.added.get(contact_id, {})
+        row[prop] = [*current, value]  # what later actions of the batch read
+        if merged:
+            self.added.setdefault(contact_id, {}).setdefault(prop, []).append(value)
 
     def get(self, contact_id: str, prop: str) -> tuple[bool, Any]:
         row = self.rows.get(contact_id)
@@ -64,7 +76,18 @@ class ProfileUpdates:
         return True, row[prop]
 
     def records(self) -> list[dict[str, Any]]:
-        return [{"contact_id": c, **fields} for c, fields in self.rows.items()]
+        """The replacing updates."""
+        out = []
+        for c, fields in self.rows.items():
+            merged = self.added.get(c, {})
+            kept = {k: v for k, v in fields.items() if k not in merged}
+            if kept:
+                out.append({"contact_id": c, **kept})
+        return out
+
+    def additions(self) -> list[dict[str, Any]]:
+        """The list additions (to ingest with ``merge_lists``)."""
+        return [{"contact_id": c, **props} for c, props in self.added.items() if props]
 
 
 @dataclass
@@ -236,7 +259,7 @@ def _add_tag(
     current = resolve(run, Ref("profile", (TAGS,)), row) or []
     if tag in current:
         return {"action": action.name, "status": "done", "reason": "already tagged"}
-    run.updates.set(run.batch.contact_id(row), TAGS, [*current, tag])
+    run.updates.add_to_list(run.batch.contact_id(row), TAGS, tag, current)
     return {"action": action.name, "status": "done"}
 
 

@@ -83,5 +83,5 @@ def dry_run(store: Store, since_ms: int | None = None, until_ms: int | None = No
     report.fired = out.fired
     report.skipped = out.skipped
     report.firings = out.firings
-    report.profile_updates = out.profile_updates
+    report.profile_updates = out.profile_updates + out.list_additions
     return report

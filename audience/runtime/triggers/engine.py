@@ -345,6 +345,9 @@ class TriggerEngine:
         report = fire(self, batch, firings, self.log, live=True)
         if report.profile_updates:
             self.store.ingest_profiles(report.profile_updates)
+        if report.list_additions:
+            lists = sorted({k for r in report.list_additions for k in r if k != "contact_id"})
+            self.store.ingest_profiles(report.list_additions, merge_lists=lists)
         if journal is not None:
             self.state.journal_done(journal, firings)
         else:
@@ -355,6 +358,7 @@ class TriggerEngine:
 @dataclass
 class _Report(BatchReport):
     profile_updates: list[dict[str, Any]] = field(default_factory=list)
+    list_additions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def fire(
@@ -418,6 +422,7 @@ def fire(
                 report.fired += 1
     report.deliveries = run.deliveries
     report.profile_updates = run.updates.records()
+    report.list_additions = run.updates.additions()
     return report
 
 

@@ -144,7 +144,10 @@ def test_kill_9_mid_ingest_leaves_the_previous_version(tmp_path: Path) -> None:
     manifest = json.loads((node / "manifest.json").read_text())
     listed = {p["file"] for p in manifest["partitions"]}
     on_disk = {f"partitions/{p.name}" for p in (node / "partitions").iterdir()}
-    assert listed == on_disk
+    # Nothing of the killed ingest (a version the manifest never reached) is
+    # left; files compaction merged away wait for their grace period.
+    assert listed <= on_disk
+    assert all(int(f.split("/")[1][:8]) <= manifest["version"] for f in on_disk - listed)
     assert not list(node.rglob("*.tmp"))
     snap = open_store(tmp_path / "s").snapshot()
     for p in snap.partitions:

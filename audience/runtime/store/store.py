@@ -56,6 +56,7 @@ from audience.schema import Schema, SchemaError
 
 if TYPE_CHECKING:
     from audience.runtime.api import SegmentCompiler, StoreSegment
+    from audience.runtime.triggers.definitions import TriggerDefinitions
     from audience.runtime.triggers.engine import Pending, TriggerEngine
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -94,6 +95,7 @@ class Store:
         self._tail: Tail | None = None  # the log of small ingests, replayed (wal.py)
         self._compiler: SegmentCompiler | None = None
         self._triggers: TriggerEngine | None = None
+        self._trigger_defs: TriggerDefinitions | None = None  # see _trigger_engine
 
     # -------------------------------------------------------------- creation
     @classmethod
@@ -247,8 +249,9 @@ class Store:
             # Triggers: the accepted events are journaled before the manifest
             # switch (so a crash before they are matched is caught up later),
             # and matched once the ingest has landed, outside the lock.
-            if txn.new_events:
-                pending = self.triggers.before_commit(txn.version, txn.new_events)
+            engine = self._trigger_engine()
+            if engine is not None and txn.new_events:
+                pending = engine.before_commit(txn.version, txn.new_events)
             txn.commit()
         return report, pending
 
@@ -307,9 +310,11 @@ class Store:
         with self._wal_lock:
             work, start, version = tail.dicts.fork(), tail.offset, tail.version + 1
         enc = tail.encode(table, work)
-        pending = self.triggers.before_commit(
-            version, [(one_array(enc.column(ID)), enc.drop_columns([ID]))]
-        )
+        engine = self._trigger_engine()
+        pending = None
+        if engine is not None:
+            new = [(one_array(enc.column(ID)), enc.drop_columns([ID]))]
+            pending = engine.before_commit(version, new)
         end = append_record(tail.path, table, start)
         with self._wal_lock:
             if self._tail is tail and tail.offset == start:  # else a reader replayed it
@@ -502,6 +507,22 @@ class Store:
             if self._compiler is None:
                 self._compiler = SegmentCompiler(self)
             return self._compiler
+
+    def _trigger_engine(self) -> TriggerEngine | None:
+        """The trigger engine when there may be triggers to match.  Making it
+        imports the trigger path (half a second), which an ingest into a store
+        without triggers need not pay: until then a query of the saved
+        triggers decides."""
+        if self._triggers is None:
+            if self.path is None:
+                return None  # in memory, triggers are added through the engine
+            if self._trigger_defs is None:
+                from audience.runtime.triggers.definitions import TriggerDefinitions
+
+                self._trigger_defs = TriggerDefinitions(self.path / DEFINITIONS_FILE)
+            if not self._trigger_defs.any_trigger():
+                return None
+        return self.triggers
 
     @property
     def triggers(self) -> TriggerEngine:

@@ -201,6 +201,12 @@ class TriggerDefinitions:
             self._writes += 1
             return self._get_trigger(db, name)
 
+    def any_trigger(self) -> bool:
+        """Whether any trigger is saved (enabled or not: cheap, and exact
+        enough to decide whether ingests need the trigger engine)."""
+        with self._lock:
+            return self._open().execute("select 1 from triggers limit 1").fetchone() is not None
+
     def list_triggers(self) -> list[SavedTrigger]:
         with self._lock:
             rows = self._open().execute(f"select {_TRIGGER_COLS} from triggers order by name")

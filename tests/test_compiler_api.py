@@ -264,6 +264,7 @@ def test_no_kernel_compiles_on_the_query_path() -> None:
         filters._gather,
         reduce._count_into,
         reduce._agg_into,
+        reduce._int_extreme_into,
         reduce._ts_extreme_into,
         reduce._distinct_counts,
         sequence._sequence,
@@ -294,6 +295,7 @@ def test_no_kernel_compiles_on_the_query_path() -> None:
             "avg", ev("quantity"), a.EventSel(("added_to_cart",)), None, None, ">", a.NumberLit(1)
         ),
         a.Aggregate("min", ev("price"), a.EventSel(None), None, None, "<", a.NumberLit(9)),
+        a.Aggregate("max", ev("quantity"), a.EventSel(None), None, None, ">", a.NumberLit(1)),
         a.Aggregate(
             "count_distinct", ev("product_name"), a.EventSel(None), None, None, ">", a.NumberLit(0)
         ),
@@ -319,6 +321,7 @@ def test_no_kernel_compiles_on_the_query_path() -> None:
         ["a"],
         ["a"],
         ["b"],
+        ["a"],  # max(quantity) > 1: exact int lanes
         ["b"],
         ["b"],
         ["a", "b"],

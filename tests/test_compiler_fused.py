@@ -13,7 +13,7 @@ import pytest
 from audience.compiler import plan as p
 from audience.compiler.context import EvalContext
 from audience.compiler.fused import run_scans
-from audience.compiler.kernels import filters, lanes, reduce, sequence
+from audience.compiler.kernels import filters, lanes, postings, reduce, sequence
 from audience.compiler.scan import Reduction, run_scan
 from audience.compiler.strings import LutCache
 from audience.compiler.typeindex import type_rows
@@ -323,14 +323,18 @@ def test_fused_kernels_compile_nothing_on_the_query_path() -> None:
         reduce._distinct_codes_par,
         sequence._sequence_stream,
         sequence._ascending,
+        postings._group_rows,
     ]
     before = [list(k.signatures) for k in kernels]
     snap = build_snapshot(SCHEMA, _events())
+    items = p.FieldRef("event", "items", "int")
     scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]] = [
         (p.RowFilter(("purchased",), None, _window(30)), (("agg", "sum", AMOUNT), ("ts", "last"))),
         (p.RowFilter(("viewed_product",), SHOES, None), (("agg", "count_distinct", PRODUCT),)),
+        (p.RowFilter(("purchased",), None, None), (("agg", "max", items), ("count",))),
+        (p.RowFilter(("viewed_product",), SHOES, _window(9)), (("count",),)),  # an exists lane
     ]
-    run_scans(EvalContext(snap, NOW, LutCache()), scans)
+    run_scans(EvalContext(snap, NOW, LutCache()), scans, exists=[3])
     threads = _outputs(2, 0, 1, 0, 3)
     one = np.zeros(1, dtype=I64)
     contact = np.array([0, 1, 2], dtype=I32)

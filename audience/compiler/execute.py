@@ -10,6 +10,7 @@ import numpy as np
 from audience.compiler import plan as p
 from audience.compiler.context import EvalContext
 from audience.compiler.fused import FusedScans
+from audience.compiler.kernels import filters
 from audience.compiler.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
 from audience.compiler.kernels.sequence import (
     ascending,
@@ -49,7 +50,8 @@ def run_program(
     steps_info: list[dict[str, Any]] = []
     # every scan step runs in one pass over the partitions, on the first one's turn
     scans = FusedScans(
-        {i: (s.filter, s.reductions) for i, s in enumerate(prog.steps) if isinstance(s, ScanStep)}
+        {i: (s.filter, s.reductions) for i, s in enumerate(prog.steps) if isinstance(s, ScanStep)},
+        exists_only(prog),
     )
     for i, step in enumerate(prog.steps):
         ctx.stats = {}
@@ -65,7 +67,7 @@ def run_program(
             if not isinstance(step, ScanStep):
                 info["count"] = int(np.count_nonzero(results[i]))
             steps_info.append(info)
-    mask: np.ndarray = results[prog.root] & ctx.universe
+    mask: np.ndarray = _in_universe(results[prog.root], ctx, copy=True)
     if not explain:
         return mask, None
     count = lambda sid: int(np.count_nonzero(results[sid]))  # noqa: E731
@@ -86,19 +88,45 @@ def run_program(
     return mask, report
 
 
+def exists_only(prog: Program) -> set[int]:
+    """The scan steps whose count is only ever tested for ``>= 1`` (``did``):
+    they need a flag per contact, not a count."""
+    reads: dict[int, bool] = {}  # scan -> every count test is ">= 1"
+    for step in prog.steps:
+        if not isinstance(step, TestStep):
+            continue
+        cond = step.cond
+        if isinstance(cond, p.CountCond):
+            ok = cond.op == "at_least" and cond.n == 1
+        elif isinstance(cond, p.AggCond) and cond.field.scope == "profile":
+            ok = False  # derived from the count itself
+        else:
+            continue  # reads another reduction
+        reads[step.scan] = reads.get(step.scan, True) and ok
+    return {i for i, ok in reads.items() if ok}
+
+
+def _in_universe(vec: np.ndarray, ctx: EvalContext, *, copy: bool = False) -> np.ndarray:
+    """``vec & universe``; no pass at all when every contact is known (then
+    ``vec`` itself, or a copy with ``copy``: the caller will own it)."""
+    if ctx.universe_all:
+        return vec.copy() if copy else vec
+    return vec & ctx.universe
+
+
 def _run(step: Step, ctx: EvalContext, results: list[Any]) -> Any:
     if isinstance(step, ScanStep):
         return run_scan(ctx, step.filter, step.reductions)
     if isinstance(step, TestStep):
-        return _test(step.cond, results[step.scan], ctx) & ctx.universe
+        return _in_universe(_test(step.cond, results[step.scan], ctx), ctx)
     if isinstance(step, SeqStep):
-        return _sequence(step.cond, ctx) & ctx.universe
+        return _in_universe(_sequence(step.cond, ctx), ctx)
     if isinstance(step, ProfileStep):
-        return profile_mask(ctx, step.pred) & ctx.universe
+        return _in_universe(profile_mask(ctx, step.pred), ctx)
     if isinstance(step, BoolStep):
         vecs = [results[i] for i in step.inputs]
         if step.op == "not":
-            return ctx.universe & ~vecs[0]
+            return ~vecs[0] if ctx.universe_all else ctx.universe & ~vecs[0]
         out = vecs[0].copy()
         for v in vecs[1:]:
             if step.op == "and":
@@ -112,6 +140,10 @@ def _run(step: Step, ctx: EvalContext, results: list[Any]) -> Any:
 def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalContext) -> np.ndarray:
     if isinstance(cond, p.CountCond):
         c = scan[("count",)]["count"]
+        if c.dtype == np.bool_:
+            # an exists flag (``exists_only``): already the test's answer
+            assert cond.op == "at_least" and cond.n == 1
+            return np.asarray(c)
         if cond.op == "at_least":
             return np.asarray(c >= cond.n)
         if cond.op == "at_most":
@@ -126,7 +158,7 @@ def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalCon
             return _profile_agg(cond, scan[("count",)]["count"] > 0, scan[("count",)]["count"], ctx)
         out = scan[("agg", cond.func, cond.field)]
         if cond.func == "count_distinct":
-            return np.asarray(cmp(out["count"], cond.value))
+            return _compare(out["count"], cond.op, cond.value)
         acc, n = out["acc"], out["n"]
         if cond.func == "sum":
             return np.asarray(cmp(acc, cond.value))  # a sum over no events is 0
@@ -134,7 +166,7 @@ def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalCon
         if cond.func == "avg":
             vals = np.divide(acc, n, out=np.zeros_like(acc), where=has)
             return has & cmp(vals, cond.value)
-        return has & cmp(acc, cond.value)  # min / max: no value compares false
+        return has & _compare(acc, cond.op, cond.value)  # min / max: no value compares false
     ts = scan[("ts", cond.which)]["ts"]
     lo, hi = recency_range(cond.recency, cond.tz, ctx.now_ms)
     # the sentinels (INT64_MIN newest / INT64_MAX oldest) mean "no such event"
@@ -157,11 +189,27 @@ def _profile_agg(
             distinct = distinct_counts(c, e.astype(np.int64), len(has))
         else:
             distinct = ok.astype(np.int64)
-        return np.asarray(cmp(distinct, cond.value))
-    vals = np.zeros(len(has)) if fd.values is None else fd.values.astype(np.float64)
+        return _compare(distinct, cond.op, cond.value)
+    if fd.values is None:  # no contact has the value: a sum is 0, the others have none
+        if cond.func == "sum":
+            return np.asarray(cmp(np.zeros(len(has)), cond.value))
+        return np.zeros(len(has), dtype=np.bool_)
+    vals = fd.values.astype(np.float64)
     if cond.func == "sum":
         return np.asarray(cmp(np.where(ok, vals * count, 0.0), cond.value))
-    return ok & cmp(vals, cond.value)  # avg = min = max = the one value
+    if cond.func == "avg":
+        return ok & cmp(vals, cond.value)
+    return ok & _compare(fd.values, cond.op, cond.value)  # min = max = the one value
+
+
+def _compare(values: np.ndarray, op: str, value: Any) -> np.ndarray:
+    """``values OP value``, exact for int-like values (no float64 rounding)."""
+    if values.dtype == np.float64:
+        return np.asarray(_CMP[op](values, value))
+    rhs = float(value) if isinstance(value, float) else int(value)
+    code, exact_rhs = filters.integral_op(op, rhs)
+    ints = values.view(np.uint8) if values.dtype == np.bool_ else values
+    return filters.compare_mask(ints, None, code, exact_rhs)
 
 
 def _deadlines(t1: np.ndarray, cond: p.SeqCond) -> np.ndarray:

@@ -7,11 +7,17 @@ read once for all of them: every (scan, reduction) becomes a lane of
 feeds each row to the lanes whose types, window and predicate it passes.
 ``count_distinct`` lanes collect their (contact, value) pairs in the same
 partition loop and are counted at the end.
+
+A lane reads the rows its predicate passes: a mask over its window, or,
+for a string test on a column (``product_name = "Red Shoes"``), the rows
+straight from that column's index (``postings``), which costs the passing
+rows only.  A ``count`` tested only for ``>= 1`` (``did``) is an exists
+flag, a byte per contact instead of an int64.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +28,16 @@ from audience.compiler import plan as p
 from audience.compiler.context import EvalContext
 from audience.compiler.kernels import filters, lanes, reduce
 from audience.compiler.kernels.config import PARALLEL_MIN_ROWS
+from audience.compiler.postings import accepted_codes, postings
 from audience.compiler.predicates import event_field, event_mask
 from audience.compiler.scan import Reduction, filter_range, list_elements, row_range
-from audience.compiler.typeindex import dense, type_rows
+from audience.compiler.typeindex import typed_source
 from audience.runtime.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
 _AGG_KINDS = {"sum": lanes.SUM, "avg": lanes.SUM, "min": lanes.MIN, "max": lanes.MAX}
-_EMPTY_F64 = np.zeros(0, dtype=np.float64)
+# min/max of every kind but float keep their values exactly, in int64
+_INT_KINDS = {"min": lanes.IMIN, "max": lanes.IMAX}
 
 
 @dataclass
@@ -42,10 +50,9 @@ class _Scan:
     hi: int
     type_lut: np.ndarray | None  # None: any type
     empty: bool  # none of its types exists in the snapshot
-
-    @property
-    def key(self) -> bytes | None:
-        return None if self.type_lut is None else self.type_lut.tobytes()
+    key: bytes | None = None  # ``type_lut.tobytes()``
+    # its predicate as (column, codes) when an index gives its rows (``postings``)
+    indexed: tuple[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -78,10 +85,17 @@ def _type_lut(ctx: EvalContext, types: tuple[str, ...] | None) -> tuple[np.ndarr
 
 class FusedScans:
     """The scan steps of one program (``{step index: (filter, reductions)}``),
-    run together on the first request for any of them."""
+    run together on the first request for any of them.  The steps of
+    ``exists`` are only tested for ``count >= 1``: their ``count`` is a bool
+    array (a byte per contact to write, not eight)."""
 
-    def __init__(self, scans: Mapping[int, tuple[p.RowFilter, tuple[Reduction, ...]]]) -> None:
+    def __init__(
+        self,
+        scans: Mapping[int, tuple[p.RowFilter, tuple[Reduction, ...]]],
+        exists: Collection[int] = (),
+    ) -> None:
         self.steps = dict(scans)
+        self.exists = frozenset(exists)
         self.results: dict[int, ScanResult] | None = None
         self.first: int | None = None
 
@@ -89,7 +103,8 @@ class FusedScans:
         if self.results is None:
             self.first = step
             order = sorted(self.steps)
-            outs = run_scans(ctx, [self.steps[i] for i in order])
+            flagged = [k for k, i in enumerate(order) if i in self.exists]
+            outs = run_scans(ctx, [self.steps[i] for i in order], flagged)
             self.results = dict(zip(order, outs, strict=True))
         elif step != self.first:
             ctx.stats["fused_into"] = self.first
@@ -97,18 +112,24 @@ class FusedScans:
 
 
 def run_scans(
-    ctx: EvalContext, scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]]
+    ctx: EvalContext,
+    scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]],
+    exists: Collection[int] = (),
 ) -> list[ScanResult]:
     """Each scan's reductions (as ``scan.run_scan`` gives them), computed in
-    one pass over the partitions.  Stats (partitions read/skipped) go to
-    ``ctx.stats``, once for the whole pass."""
+    one pass over the partitions; the ``count`` of the scans of ``exists``
+    (indexes in ``scans``) is a bool array: whether the contact has a row.
+    Stats (partitions read/skipped) go to ``ctx.stats``, once for the whole
+    pass."""
     n = ctx.snapshot.n_contacts
     resolved: list[_Scan] = []
     for flt, reds in scans:
         lo, hi = filter_range(ctx, flt)
         lut, empty = _type_lut(ctx, flt.types)
-        resolved.append(_Scan(flt, reds, lo, hi, lut, empty))
-    lane_list, distinct = _plan_lanes(resolved)
+        key = None if lut is None else lut.tobytes()
+        indexed = accepted_codes(ctx, flt.pred)
+        resolved.append(_Scan(flt, reds, lo, hi, lut, empty, key, indexed))
+    lane_list, distinct = _plan_lanes(resolved, frozenset(exists))
     # lanes over the same types read the same selected rows: one pass per group
     by_types: dict[bytes | None, list[_Lane]] = {}
     for ln in lane_list:
@@ -120,11 +141,14 @@ def run_scans(
     ]
     rows = sum(max(b for _, b in rs) - min(a for a, _ in rs) for _, rs in parts if resolved)
     threads = numba.get_num_threads() if rows >= PARALLEL_MIN_ROWS else 1
-    agg_kinds = [ln.kind for ln in lane_list if lanes.SUM <= ln.kind <= lanes.MAX]
-    ts_kinds = [ln.kind for ln in lane_list if ln.kind >= lanes.NEWEST]
+    agg_kinds = [ln.kind for ln in lane_list if lanes.is_agg(ln.kind)]
+    ts_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.NEWEST, lanes.OLDEST)]
     n_cnt = sum(1 for ln in lane_list if ln.kind == lanes.COUNT)
+    n_flags = sum(1 for ln in lane_list if ln.kind == lanes.EXISTS)
+    flags = np.zeros((threads, n_flags, n), dtype=np.uint8)
     counts = np.zeros((threads, len(agg_kinds) + n_cnt, n), dtype=np.int64)
     accs = np.zeros((threads, len(agg_kinds), n), dtype=np.float64)
+    iaccs = np.zeros((threads, len(agg_kinds), n), dtype=np.int64)
     tss = np.empty((threads, len(ts_kinds), n), dtype=np.int64)
     for r, kd in enumerate(ts_kinds):
         tss[:, r] = reduce.INT64_MIN if kd == lanes.NEWEST else reduce.INT64_MAX
@@ -142,18 +166,21 @@ def run_scans(
         sources = _sources(part, resolved, ranges)
         masks = _masks(ctx, resolved, sources)
         for group in groups:
-            _run_lanes(ctx, resolved, sources, masks, group, counts, accs, tss)
+            _run_lanes(ctx, resolved, sources, masks, group, (counts, accs, tss, iaccs, flags))
         for d in distinct:
             _collect_pairs(ctx, sources[d.scan], masks[d.scan], d)
     if threads > 1:
-        lanes.merge_threads(agg_kinds, ts_kinds, counts, accs, tss)
-    counts, accs, tss = counts[0], accs[0], tss[0]
-    return _results(resolved, lane_list, distinct, counts, accs, tss, n)
+        lanes.merge_threads(agg_kinds, ts_kinds, counts, accs, tss, iaccs, flags)
+    outputs = (counts[0], accs[0], tss[0], iaccs[0], flags[0])
+    return _results(resolved, lane_list, distinct, outputs, n)
 
 
-def _plan_lanes(resolved: list[_Scan]) -> tuple[list[_Lane], list[_Distinct]]:
+def _plan_lanes(
+    resolved: list[_Scan], exists: frozenset[int]
+) -> tuple[list[_Lane], list[_Distinct]]:
     """A lane per (scan, reduction); slots: aggregates first in ``counts``
-    (their value counts share the slot number of ``accs``), then counts."""
+    (their value counts share the slot number of ``accs``), then counts;
+    ts lanes and exists lanes number their own slots."""
     out: list[_Lane] = []
     distinct: list[_Distinct] = []
     for si, s in enumerate(resolved):
@@ -161,22 +188,28 @@ def _plan_lanes(resolved: list[_Scan]) -> tuple[list[_Lane], list[_Distinct]]:
             if red[0] == "agg" and red[1] == "count_distinct":
                 distinct.append(_Distinct(si, red))
             elif red[0] == "agg":
-                out.append(_Lane(si, red, _AGG_KINDS[red[1]], 0))
+                exact = red[1] in _INT_KINDS and red[2].kind != "float"
+                out.append(_Lane(si, red, (_INT_KINDS if exact else _AGG_KINDS)[red[1]], 0))
             elif red[0] == "ts":
                 out.append(_Lane(si, red, lanes.NEWEST if red[1] == "last" else lanes.OLDEST, 0))
             else:
-                out.append(_Lane(si, red, lanes.COUNT, 0))
+                kind = lanes.EXISTS if si in exists else lanes.COUNT
+                out.append(_Lane(si, red, kind, 0))
     n_agg = 0
     n_cnt = 0
     n_ts = 0
-    n_agg_total = sum(1 for ln in out if lanes.SUM <= ln.kind <= lanes.MAX)
+    n_flags = 0
+    n_agg_total = sum(1 for ln in out if lanes.is_agg(ln.kind))
     for ln in out:
-        if lanes.SUM <= ln.kind <= lanes.MAX:
+        if lanes.is_agg(ln.kind):
             ln.slot = n_agg
             n_agg += 1
         elif ln.kind == lanes.COUNT:
             ln.slot = n_agg_total + n_cnt
             n_cnt += 1
+        elif ln.kind == lanes.EXISTS:
+            ln.slot = n_flags
+            n_flags += 1
         else:
             ln.slot = n_ts
             n_ts += 1
@@ -196,48 +229,88 @@ def _sources(part: Partition, resolved: list[_Scan], ranges: list[tuple[int, int
     for s, (a, b) in zip(resolved, ranges, strict=True):
         if a >= b or s.type_lut is None:
             out.append((part, a, b, None))
-        elif dense(part, s.type_lut):
+            continue
+        assert s.key is not None
+        sub = typed_source(part, s.type_lut, s.key)
+        if sub is None:
             out.append((part, a, b, s.type_lut))
         else:
-            sub = type_rows(part, s.type_lut).partition
             out.append((sub, *row_range(sub, s.lo, s.hi), None))
     return out
 
 
-def _masks(
-    ctx: EvalContext, resolved: list[_Scan], sources: list[Source]
-) -> list[np.ndarray | None]:
-    """Each scan's row mask, predicate and still-needed type test (None: every
-    row passes); scans with the same tests over the same rows share one mask."""
-    out: list[np.ndarray | None] = []
-    memo: dict[tuple[Any, ...], np.ndarray] = {}
+@dataclass(frozen=True)
+class _Rows:
+    """The rows of a scan's source in ``[a, b)`` that pass its tests: a bool
+    mask over ``[a, b)``, or the passing row numbers (``positions``, from an
+    index); both None: every row passes."""
+
+    mask: np.ndarray | None = None
+    positions: np.ndarray | None = None
+    contact: np.ndarray | None = None  # the contacts at ``positions``
+
+    def as_mask(self, a: int, b: int) -> np.ndarray | None:
+        if self.positions is None:
+            return self.mask
+        out = np.zeros(b - a, dtype=np.bool_)
+        out[self.positions - a] = True
+        return out
+
+
+_ALL = _Rows()
+
+
+def _masks(ctx: EvalContext, resolved: list[_Scan], sources: list[Source]) -> list[_Rows]:
+    """Each scan's passing rows: predicate and still-needed type test; scans
+    with the same tests over the same rows share them."""
+    out: list[_Rows] = []
+    memo: dict[tuple[Any, ...], _Rows] = {}
     for s, (src, a, b, lut) in zip(resolved, sources, strict=True):
         pred = s.filter.pred
         if a >= b or (pred is None and lut is None):
-            out.append(None)
+            out.append(_ALL)
             continue
         key = (pred, None if lut is None else lut.tobytes(), id(src), a, b)
         hit = memo.get(key)
         if hit is None:
-            found = None if pred is None else event_mask(ctx, pred, src, a, b)
-            if lut is not None:
-                typed = filters.lut_mask(src.type[a:b], lut)
-                found = typed if found is None else (found & typed)
-            assert found is not None
-            hit = memo[key] = found
+            hit = memo[key] = _passing(ctx, s, src, a, b, lut)
         out.append(hit)
     return out
+
+
+def _passing(
+    ctx: EvalContext,
+    scan: _Scan,
+    src: Partition,
+    a: int,
+    b: int,
+    lut: np.ndarray | None,
+) -> _Rows:
+    pred, indexed = scan.filter.pred, scan.indexed
+    index = None if indexed is None else postings(src, indexed[0])
+    if indexed is not None and index is not None:
+        # a string test on an indexed column: the passing rows straight from
+        # the index, costing those rows only
+        ctx.columns_read.add(indexed[0])
+        rows, contact = index.select(indexed[1], a, b)
+        if lut is not None and len(rows):
+            typed = filters.lut_mask(src.type[rows], lut)
+            rows, contact = rows[typed], contact[typed]
+        return _Rows(positions=rows, contact=contact)
+    found = None if pred is None else event_mask(ctx, pred, src, a, b)
+    if lut is not None:
+        typed = filters.lut_mask(src.type[a:b], lut)
+        found = typed if found is None else (found & typed)
+    return _Rows(mask=found)
 
 
 def _run_lanes(
     ctx: EvalContext,
     resolved: list[_Scan],
     sources: list[Source],
-    masks: list[np.ndarray | None],
+    masks: list[_Rows],
     chunk: list[_Lane],
-    counts: np.ndarray,
-    accs: np.ndarray,
-    tss: np.ndarray,
+    outputs: tuple[np.ndarray, ...],
 ) -> None:
     """The lanes of ``chunk``: all over the same types, so the same source
     (a lane whose window misses the partition has none: it is skipped)."""
@@ -250,47 +323,58 @@ def _run_lanes(
     kind = np.empty(k_n, dtype=np.int64)
     slot = np.empty(k_n, dtype=np.int64)
     has_mask = np.zeros(k_n, dtype=np.bool_)
+    has_pos = np.zeros(k_n, dtype=np.bool_)
     mask_base = np.zeros(k_n, dtype=np.int64)
     val_base = np.zeros(k_n, dtype=np.int64)
-    mask_parts: list[np.ndarray] = []
-    mask_at: dict[int, int] = {}  # id(mask array) -> its offset in the flat buffer
-    val_parts: list[np.ndarray] = []
-    mask_len = 0
-    val_len = 0
+    masks_flat = _Flat()
+    pos_flat = _Flat()
+    pos_contact_flat = _Flat()
+    vals_flat = _Flat()
+    ivals_flat = _Flat()
+    rows_read = 0
     for k, ln in enumerate(chunk):
         own, a, b, _ = sources[ln.scan]
         if a < b and own is not src:
             raise ValueError("lanes of one group must read the same rows")
         kind[k] = ln.kind
         slot[k] = ln.slot
-        mask = masks[ln.scan]
-        if a < b and lanes.SUM <= ln.kind <= lanes.MAX:
+        mask, positions = masks[ln.scan].mask, masks[ln.scan].positions
+        if positions is not None and len(positions) == 0:
+            a = b = 0  # no row passes
+        if a < b and lanes.is_agg(ln.kind):
             fd = event_field(ctx, ln.red[2], src, a, b)
             if fd.values is None:
                 a = b = 0  # the column does not exist here: no value to fold
             else:
                 if fd.valid is not None:
                     mask = fd.valid if mask is None else (mask & fd.valid)
-                val_parts.append(fd.values.astype(np.float64, copy=False))
-                val_base[k] = a - val_len
-                val_len += b - a
+                if ln.kind in (lanes.IMIN, lanes.IMAX):
+                    val_base[k] = a - ivals_flat.add(fd.values.astype(np.int64, copy=False))
+                else:
+                    val_base[k] = a - vals_flat.add(fd.values.astype(np.float64, copy=False))
         if a >= b:
             spans.append((0, 0))
             continue
-        spans.append((a, b))
+        if positions is not None:
+            at = pos_flat.add(positions)
+            contact = masks[ln.scan].contact
+            assert contact is not None
+            if pos_contact_flat.add(contact) != at:
+                raise ValueError("positions and their contacts must be laid out alike")
+            spans.append((at, at + len(positions)))
+            has_pos[k] = True
+            rows_read += len(positions)
+        else:
+            spans.append((a, b))
+            rows_read += b - a
         if mask is not None:
-            at = mask_at.get(id(mask))
-            if at is None:
-                at = mask_len
-                mask_at[id(mask)] = at
-                mask_parts.append(mask)
-                mask_len += len(mask)
             has_mask[k] = True
-            mask_base[k] = a - at
-    if all(i >= j for i, j in spans):
+            mask_base[k] = a - masks_flat.add(mask)
+    if rows_read == 0:
         return
-    if sum(j - i for i, j in spans) < PARALLEL_MIN_ROWS:
-        counts, accs, tss = counts[:1], accs[:1], tss[:1]  # thread 0's outputs: one thread
+    if rows_read < PARALLEL_MIN_ROWS:
+        outputs = tuple(out[:1] for out in outputs)  # thread 0's outputs: one thread
+    counts, accs, tss, iaccs, flags = outputs
     lanes.scan_lanes(
         src.contact,
         src.ts,
@@ -299,27 +383,56 @@ def _run_lanes(
         slot,
         has_mask,
         mask_base,
-        _flat(mask_parts, np.bool_),
+        masks_flat.array(np.bool_),
         val_base,
-        _flat(val_parts, np.float64) if val_parts else _EMPTY_F64,
+        vals_flat.array(np.float64),
         counts,
         accs,
         tss,
+        ivals_flat.array(np.int64),
+        iaccs,
+        has_pos,
+        pos_flat.array(np.int32),
+        flags,
+        pos_contact_flat.array(np.int32),
     )
 
 
-def _flat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
-    if not arrays:
-        return np.zeros(0, dtype=dtype)
-    if len(arrays) == 1:
-        return arrays[0]
-    return np.concatenate(arrays)
+class _Flat:
+    """Arrays laid end to end in one buffer (each array once, by identity)."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.at: dict[int, int] = {}
+        self.size = 0
+
+    def add(self, arr: np.ndarray) -> int:
+        """The offset of ``arr`` in the buffer."""
+        at = self.at.get(id(arr))
+        if at is None:
+            at = self.at[id(arr)] = self.size
+            self.parts.append(arr)
+            self.size += len(arr)
+        return at
+
+    def array(self, dtype: Any) -> np.ndarray:
+        if not self.parts:
+            return _EMPTY[np.dtype(dtype).char]
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return np.concatenate(self.parts)
 
 
-def _collect_pairs(ctx: EvalContext, source: Source, mask: np.ndarray | None, d: _Distinct) -> None:
-    src, a, b, _ = source  # a type test still needed is in ``mask``
+_EMPTY = {
+    np.dtype(t).char: np.zeros(0, dtype=t) for t in (np.bool_, np.float64, np.int64, np.int32)
+}
+
+
+def _collect_pairs(ctx: EvalContext, source: Source, passing: _Rows, d: _Distinct) -> None:
+    src, a, b, _ = source  # a type test still needed is in ``passing``
     if a >= b:
         return
+    mask = passing.as_mask(a, b)
     fd = event_field(ctx, d.red[2], src, a, b)
     if fd.values is None:
         return
@@ -363,18 +476,21 @@ def _results(
     resolved: list[_Scan],
     lane_list: list[_Lane],
     distinct: list[_Distinct],
-    counts: np.ndarray,
-    accs: np.ndarray,
-    tss: np.ndarray,
+    outputs: tuple[np.ndarray, ...],
     n: int,
 ) -> list[ScanResult]:
+    counts, accs, tss, iaccs, flags = outputs
     out: list[ScanResult] = [{} for _ in resolved]
     for ln in lane_list:
         res = out[ln.scan]
         if ln.kind == lanes.COUNT:
             res[ln.red] = {"count": counts[ln.slot]}
-        elif ln.kind >= lanes.NEWEST:
+        elif ln.kind == lanes.EXISTS:
+            res[ln.red] = {"count": flags[ln.slot].view(np.bool_)}
+        elif ln.kind in (lanes.NEWEST, lanes.OLDEST):
             res[ln.red] = {"ts": tss[ln.slot]}
+        elif ln.kind in (lanes.IMIN, lanes.IMAX):
+            res[ln.red] = {"acc": iaccs[ln.slot], "n": counts[ln.slot]}
         else:
             res[ln.red] = {"acc": accs[ln.slot], "n": counts[ln.slot]}
     for d in distinct:

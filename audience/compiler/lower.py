@@ -60,7 +60,8 @@ class Lowering:
                 f"{node.func}() needs a numeric property; {fref.name} is {fref.kind}",
                 node.field.span,
             )
-        return p.AggCond(flt, node.func, fref, node.op, float(node.value.value))
+        # an int literal stays int: int min/max compare with it exactly
+        return p.AggCond(flt, node.func, fref, node.op, node.value.value)
 
     def last_first(self, node: ast.LastFirst) -> p.CondNode:
         flt = self.row_filter(node.events, node.where, None)

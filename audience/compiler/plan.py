@@ -156,7 +156,7 @@ class AggCond:
     func: ast.AggFunc
     field: FieldRef
     op: ast.CompareOp
-    value: float
+    value: int | float
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,8 @@ def leaf_text(node: p.CondNode) -> str:
             test = f"count {_COUNT[node.op]} {node.n}"
         return f"{test} of [{filter_text(node.filter)}]"
     if isinstance(node, p.AggCond):
-        agg = f"{node.func}({node.field.text()}) {node.op} {node.value:g}"
+        value = node.value if isinstance(node.value, int) else format(node.value, "g")
+        agg = f"{node.func}({node.field.text()}) {node.op} {value}"
         return f"{agg} of [{filter_text(node.filter)}]"
     if isinstance(node, p.RecencyCond):
         return f"{node.which} [{filter_text(node.filter)}] {recency_text(node.recency)}"

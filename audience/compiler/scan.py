@@ -82,7 +82,9 @@ class _Acc:
     def __init__(self, red: Reduction, n: int) -> None:
         self.red = red
         self.count = np.zeros(n, dtype=np.int64)
-        self.acc = np.zeros(n, dtype=np.float64)
+        # min/max of int-like values stay exact in int64 (float64: 2**53)
+        exact = red[0] == "agg" and red[1] in ("min", "max") and red[2].kind != "float"
+        self.acc = np.zeros(n, dtype=np.int64 if exact else np.float64)
         self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
         if red[0] == "ts":
             fill = reduce.INT64_MIN if red[1] == "last" else reduce.INT64_MAX

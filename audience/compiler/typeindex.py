@@ -151,6 +151,44 @@ def dense(part: Partition, lut: np.ndarray) -> bool:
     return share > DENSE_SHARE * max(len(part), 1)
 
 
+# (partition id, lut bytes) -> (weak ref, dense, a weak ref to the selection:
+# ``type_rows`` keeps it, and may drop it for newer ones)
+_Choice = tuple[weakref.ref[Partition], bool, "weakref.ref[TypeRows] | None"]
+_choices: dict[tuple[int, bytes], _Choice] = {}
+
+
+def typed_source(part: Partition, lut: np.ndarray, key: bytes) -> Partition | None:
+    """The partition of the rows of ``part`` with the types of ``lut``
+    (``type_rows``), or None when they are ``dense`` there (then read
+    ``part`` with a type mask).  ``key`` is ``lut.tobytes()``.  The choice is
+    kept per partition: a scan asks for it at every evaluation."""
+    ck = (id(part), key)
+    with _lock:
+        hit = _choices.get(ck)
+    if hit is not None and hit[0]() is part:
+        if hit[1]:
+            return None
+        sel = None if hit[2] is None else hit[2]()
+        if sel is not None:
+            return sel.partition
+    is_dense = dense(part, lut)
+    sel = None if is_dense else type_rows(part, lut)
+    ref = weakref.ref(part)
+    with _lock:
+        known = hit is not None and hit[0] is ref
+        _choices[ck] = (ref, is_dense, None if sel is None else weakref.ref(sel))
+    if not known:
+        weakref.finalize(part, _drop_choice, ck, ref)
+    return None if sel is None else sel.partition
+
+
+def _drop_choice(ck: tuple[int, bytes], ref: weakref.ref[Partition]) -> None:
+    with _lock:
+        hit = _choices.get(ck)
+        if hit is not None and hit[0] is ref:
+            del _choices[ck]
+
+
 _histograms: dict[int, tuple[weakref.ref[Partition], np.ndarray]] = {}
 
 

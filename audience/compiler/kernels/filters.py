@@ -18,6 +18,8 @@ from audience.compiler.kernels.config import F64, I32, I64, NJIT, OP_CODES, VALU
 
 OP_FALSE = 6  # every present value fails (e.g. an int column ``= 2.5``)
 OP_TRUE = 7  # every present value passes
+INT64_MIN = int(np.iinfo(np.int64).min)
+INT64_MAX = int(np.iinfo(np.int64).max)
 
 _CODE_TYPES = (np.int32,)
 _NUM_TYPES = (np.int64, np.float64, np.int32, np.uint8)
@@ -130,8 +132,14 @@ def compare_mask(
     else:
         if not isinstance(rhs, int | np.integer):
             raise TypeError("an integer column compares with an integer; use integral_op")
-        clamped = max(min(int(rhs), np.iinfo(np.int64).max), np.iinfo(np.int64).min)
-        _compare_mask(values, v, has_valid, op, np.int64(clamped), out)
+        big = int(rhs)
+        if not INT64_MIN <= big <= INT64_MAX:
+            # beyond int64 every value is on the same side of ``rhs``
+            below = big > INT64_MAX  # every value is below rhs
+            passes = {0: False, 1: True, 2: below, 3: below, 4: not below, 5: not below}
+            op = op if op >= OP_FALSE else (OP_TRUE if passes[op] else OP_FALSE)
+            big = 0
+        _compare_mask(values, v, has_valid, op, np.int64(big), out)
     return out
 
 

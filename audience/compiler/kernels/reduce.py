@@ -25,6 +25,7 @@ from audience.compiler.kernels.config import (
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
 _VALUE_TYPES = (np.int64, np.float64, np.int32, np.uint8)
+_INT_VALUES = (I64, I32, types.uint8)
 
 
 def _check_rows(contact: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -85,6 +86,33 @@ def _agg_into(
 AGG_KINDS = {"sum": 0, "min": 1, "max": 2}
 
 
+@njit(
+    [types.void(ro(I32), ro(B), B, ro(t), ro(B), B, B, rw(I64), rw(I64)) for t in _INT_VALUES],
+    **NJIT,
+)
+def _int_extreme_into(
+    contact: np.ndarray,
+    mask: np.ndarray,
+    has_mask: bool,
+    values: np.ndarray,
+    valid: np.ndarray,
+    has_valid: bool,
+    is_max: bool,
+    acc: np.ndarray,
+    n: np.ndarray,
+) -> None:
+    for i in range(len(contact)):
+        if has_mask and not mask[i]:
+            continue
+        if has_valid and not valid[i]:
+            continue
+        c = contact[i]
+        x = np.int64(values[i])
+        if n[c] == 0 or (x > acc[c] if is_max else x < acc[c]):
+            acc[c] = x
+        n[c] += 1
+
+
 def agg_into(
     contact: np.ndarray,
     mask: np.ndarray | None,
@@ -94,11 +122,14 @@ def agg_into(
     acc: np.ndarray,
     n: np.ndarray,
 ) -> None:
-    """Accumulate ``sum``/``min``/``max`` of present values (as float64) into
-    ``acc`` and the number of values seen into ``n`` (``n == 0``: no value)."""
+    """Accumulate ``sum``/``min``/``max`` of present values into ``acc`` and
+    the number of values seen into ``n`` (``n == 0``: no value).  A float64
+    ``acc`` folds the values as float64; an int64 ``acc`` (``min``/``max`` of
+    int-like values only) keeps them exact, beyond float64's 2**53."""
     contact = _check_rows(contact, acc)
     values = check_1d("values", values, (*_VALUE_TYPES, np.bool_), len(contact))
-    acc = check_out("acc", acc, np.float64)
+    exact = acc.dtype == np.int64
+    acc = check_out("acc", acc, np.int64 if exact else np.float64)
     n = check_out("n", n, np.int64, len(acc))
     if kind not in AGG_KINDS:
         raise ValueError(f"unknown aggregate {kind!r}")
@@ -106,7 +137,12 @@ def agg_into(
         values = values.view(np.uint8)
     m, has_mask = as_mask(mask, len(contact))
     v, has_valid = as_valid(valid, len(contact))
-    _agg_into(contact, m, has_mask, values, v, has_valid, AGG_KINDS[kind], acc, n)
+    if not exact:
+        _agg_into(contact, m, has_mask, values, v, has_valid, AGG_KINDS[kind], acc, n)
+        return
+    if kind == "sum" or values.dtype == np.float64:
+        raise ValueError("an int64 acc holds the min or max of int-like values only")
+    _int_extreme_into(contact, m, has_mask, values, v, has_valid, kind == "max", acc, n)
 
 
 @njit([types.void(ro(I32), ro(B), B, ro(I64), B, rw(I64))], **NJIT)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from audience.runtime.store import Store, wal
+from audience.runtime.store import Store, layout, wal
 from audience.runtime.store.wal import HEADER, read_records
 from audience.schema import Schema
 
@@ -223,3 +223,92 @@ def test_a_memory_store_takes_the_regular_path() -> None:
     store.ingest_events([_rec(1)])
     store.ingest_events([_rec(2)])
     assert store.snapshot().n_events == 2 and len(store.snapshot().partitions) == 2
+
+
+def test_readers_never_see_a_torn_version(tmp_path: Path) -> None:
+    """Snapshots taken while another thread logs ingests are each whole: every
+    contact code in the partitions has an id, a first-event time and a
+    profile row, and versions only grow."""
+    import threading
+
+    store = Store.init(tmp_path / "s", SCHEMA)
+    store.ingest_events([_rec(i) for i in range(1200)])
+    done = threading.Event()
+    problems: list[str] = []
+
+    def read() -> None:
+        last = 0
+        while not done.is_set():
+            snap = store.snapshot()
+            n = snap.n_contacts
+            top = max((int(p.contact.max()) for p in snap.partitions if len(p)), default=-1)
+            if not (top < n == len(snap.has_profile) == len(snap.first_event_ts)):
+                problems.append(f"version {snap.version}: {n} contacts, code {top}")
+            if snap.version < last:
+                problems.append(f"version went back from {last} to {snap.version}")
+            last = snap.version
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for k in range(150):  # every event a new contact: the dictionaries grow
+            store.ingest_events([_rec(2000 + k, contact_id=f"new{k}")])
+    finally:
+        done.set()
+        for t in readers:
+            t.join()
+    assert not problems, problems[:3]
+    assert store.snapshot().n_events == 1350
+
+
+def test_a_log_of_an_older_version_stays_readable_for_the_grace_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint stops naming the log (and the old contacts table); a reader
+    that read the manifest just before must still find them, however old the
+    files are."""
+    store = Store.init(tmp_path / "s", SCHEMA)
+    store.ingest_events([_rec(i) for i in range(1200)])
+    store.ingest_events([_rec(5000, contact_id="logged-only")])
+    node = tmp_path / "s/nodes/main"
+    hour_ago = time.time() - 3600
+    for f in node.rglob("*"):
+        if f.is_file():
+            os.utime(f, (hour_ago, hour_ago))
+    reader = Store.open(tmp_path / "s")
+    manifest = reader._backend.read_manifest()  # what a reader had just read
+    monkeypatch.setattr(layout, "COLLECT_EVERY_S", 0.0)
+    store.ingest_events([_rec(6000 + i) for i in range(1100)])  # checkpoint + partitions
+    assert (node / wal.wal_name(manifest.version)).exists()
+    assert manifest.contacts is not None and (node / manifest.contacts).exists()
+    tail = reader._tail_for(manifest)
+    assert tail is not None and tail.records == 1
+
+
+def test_a_journal_of_an_ingest_that_never_landed_is_never_matched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audience.runtime.store import store as store_mod
+    from tests.test_triggers_engine import EXAMPLES, deliveries, form, seed
+
+    st = Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
+    st.triggers.add_template("C-1234", "Welcome {{ first_name }}", "<p>Hi</p>", "Hi")
+    st.ingest_profiles([{"contact_id": "c1", "email": "angela@example.com", "first_name": "A"}])
+    seed(st)
+
+    def disk_full(*args: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    # The disk fills up between the trigger journal and the log's append.
+    with monkeypatch.context() as m:
+        m.setattr(store_mod, "append_record", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            st.ingest_events([form("GHOST", "c1", "2026-11-20T10:00:00Z")])
+    # The next version lands without a journal of its own (a profiles ingest).
+    st.ingest_profiles([{"contact_id": "c1", "first_name": "Angela"}])
+    assert st.triggers.catch_up().fired == 0
+    report = st.ingest_events([form("REAL", "c1", "2026-11-21T10:00:00Z")])
+    assert report.triggers is not None and report.triggers.fired == 1
+    assert [d.key.split(":")[3] for d in deliveries(st)] == ["REAL"]
+    assert st.snapshot().n_events == 1

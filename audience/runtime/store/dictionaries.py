@@ -43,6 +43,11 @@ class DictState:
         self.base_len: dict[str, int] = {k: len(v) for k, v in arrays.items()}
         self._tables: HashTables = tables if tables is not None else {}
 
+    @property
+    def tables(self) -> HashTables:
+        """The hash tables (shared with forks)."""
+        return self._tables
+
     def fork(self) -> DictState:
         """A copy to encode with (the arrays are immutable; the hash tables
         are shared, and may then cover values the fork added)."""
@@ -107,6 +112,14 @@ class DictState:
             self.base_len.setdefault(key, 0)
             fresh = pc.index_in(absent, value_set=new).to_numpy(zero_copy_only=False)
             codes[missing] = fresh + len(base)
+            # The table covers the new values at once: after the commit it
+            # covers exactly the stored dictionary (what the log copies).
+            covered, table = self._tables[key]
+            if covered == len(base):
+                table.insert(
+                    hash_ids(new), np.arange(len(base), len(base) + len(new), dtype=np.int32)
+                )
+                self._tables[key] = (len(base) + len(new), table)
         return codes.astype(np.int32)
 
     def contains(self, key: str, values: pa.Array) -> np.ndarray:

@@ -293,6 +293,8 @@ class Txn:
             m.rejects.append((write("rejects", v, rejects_table(self.rejects)), len(self.rejects)))
         compact(m, self.backend.read_table, lambda kind, t: write(kind, v, t))
         m.version = v
+        # The grace period of what this version stops naming starts now.
+        self.backend.dropped(self.base.files() - m.files())
         self.backend.commit(m)
         if self._ids is not None:
             self._ids.cleanup()

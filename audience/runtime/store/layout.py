@@ -155,6 +155,7 @@ class Backend(Protocol):
     def sweep(self, manifest: Manifest) -> None: ...
     def discard(self, names: list[str]) -> None: ...
     def collect(self, manifest: Manifest) -> None: ...
+    def dropped(self, names: set[str]) -> None: ...
     def wal_path(self, version: int) -> Path | None: ...
 
 
@@ -197,6 +198,9 @@ class MemoryBackend:
 
     def wal_path(self, version: int) -> Path | None:
         return None  # nothing to make durable: small ingests take the regular path
+
+    def dropped(self, names: set[str]) -> None:
+        return None  # snapshots hold their tables themselves
 
     def collect(self, manifest: Manifest) -> None:
         """Drop the tables no version after ``manifest`` can need (snapshots
@@ -339,11 +343,21 @@ class DiskBackend:
     def wal_path(self, version: int) -> Path | None:
         return self.dir / "wal" / f"{version:08d}.log"
 
+    def dropped(self, names: set[str]) -> None:
+        """Files the version being committed stops naming: their grace period
+        (``collect`` goes by the modification time) starts now, not when they
+        were written."""
+        now = time.time()
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.utime(self.dir / name, (now, now))
+
     def collect(self, manifest: Manifest) -> None:
         """Delete the files ``manifest`` (just committed) does not name and
-        that are older than ``GRACE_S`` (compaction merged them away, or a
-        newer contacts table replaced them): a reader in another process that
-        read an older manifest a moment ago still finds its files.  Runs under
+        that no version has named for ``GRACE_S`` (compaction merged them
+        away, a newer contacts table or a checkpoint replaced them; see
+        ``dropped``): a reader in another process that read an older manifest
+        a moment ago still finds its files.  Runs under
         the ingest lock, at most every ``COLLECT_EVERY_S`` per process."""
         now = time.time()
         if now - self._collected < COLLECT_EVERY_S:

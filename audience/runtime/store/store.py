@@ -51,7 +51,7 @@ from audience.runtime.store.layout import (
 from audience.runtime.store.profiles import profile_columns
 from audience.runtime.store.sources import Batch, open_source
 from audience.runtime.store.validate import validate_events
-from audience.runtime.store.wal import Tail, append_record, copy_tables
+from audience.runtime.store.wal import Tail, TailState, append_record, copy_tables
 from audience.schema import Schema, SchemaError
 
 if TYPE_CHECKING:
@@ -201,6 +201,9 @@ class Store:
             self._backend.sweep(manifest)
             try:
                 tail = self._tail_for(manifest, writer=True)
+                engine = self._trigger_engine()
+                if engine is not None:
+                    engine.state.discard_after(tail.version if tail else manifest.version)
                 batches: Iterator[Batch] = src.batches
                 head = list(itertools.islice(batches, 2))
                 logged = None
@@ -278,11 +281,17 @@ class Store:
             tail = self._tail
             if tail is None or tail.base != manifest.version:
                 keys = [k for k in manifest.dictionaries if k != IDS]
-                sizes = {k: manifest.dict_size(k) for k in keys}
-                tables = copy_tables(self._hash_tables, sizes) if writer else {}
-                dicts = DictState({k: self._dict_array(k, manifest) for k in keys}, tables)
+                dicts = DictState({k: self._dict_array(k, manifest) for k in keys})
                 tail = Tail(manifest.version, path, dicts, self.schema, self._props)
-                self._tail = tail
+                if self._tail is None or self._tail.base < manifest.version:
+                    self._tail = tail  # (a reader that read an older manifest keeps its own)
+            if writer and not tail.tables_copied:
+                # The store's tables of the manifest's values, so the log's
+                # first encode does not hash a whole dictionary again.
+                sizes = {k: manifest.dict_size(k) for k in manifest.dictionaries}
+                for key, entry in copy_tables(self._hash_tables, sizes).items():
+                    tail.dicts.tables.setdefault(key, entry)
+                tail.tables_copied = True
             tail.replay()
             return tail
 
@@ -326,7 +335,7 @@ class Store:
         """Write the log's rows as a regular ingest landing at its last version."""
         txn = self._txn(manifest, version=tail.version)
         report = IngestReport()
-        txn.add_valid(tail.table(), report)
+        txn.add_valid(tail.state.table(), report)
         if report.accepted != tail.rows:
             raise StoreError(
                 f"internal: checkpoint of {tail.path} kept {report.accepted} of {tail.rows} rows"
@@ -360,13 +369,17 @@ class Store:
         with self._snap_lock:
             manifest = self._backend.read_manifest()
             tail = self._tail_for(manifest)
-            version = tail.version if tail is not None else manifest.version
+            state = None
+            if tail is not None:
+                with self._wal_lock:  # one whole state, even while a writer applies
+                    state = tail.state
+            version = manifest.version + (state.records if state is not None else 0)
             if self._snapshot is not None and self._snapshot.version == version:
                 return self._snapshot
-            self._snapshot = self._build(manifest, tail if tail and tail.records else None)
+            self._snapshot = self._build(manifest, state if state and state.records else None)
             return self._snapshot
 
-    def _build(self, m: Manifest, tail: Tail | None) -> Snapshot:
+    def _build(self, m: Manifest, tail: TailState | None) -> Snapshot:
         keys = ["context"]
         keys += [dictionary_key("event", k) for k, t in self._props.items() if t in _STRING_KINDS]
         keys += [
@@ -377,10 +390,12 @@ class Store:
         dictionaries = {k: self._dictionary(m, k) for k in keys}
         contact_ids = self._value_list(m, CONTACTS)
         if tail is not None:  # the log's new values, after the manifest's
+            assert tail.dicts is not None
             for k in keys:
                 if tail.dicts.size(k) > len(dictionaries[k]):
                     values = _extend(dictionaries[k].values, tail.dicts.get(k))
                     dictionaries[k] = Dictionary(values)
+            assert tail.dicts is not None
             if tail.contacts() > len(contact_ids):
                 contact_ids = _extend(contact_ids, tail.dicts.get(CONTACTS))
         n = len(contact_ids)
@@ -406,7 +421,7 @@ class Store:
         if tail is not None:
             partitions += tail.partitions()
         return Snapshot(
-            version=tail.version if tail is not None else m.version,
+            version=m.version + (tail.records if tail is not None else 0),
             schema=self.schema,
             contact_ids=contact_ids,
             event_types=self._dictionary(m, TYPES),

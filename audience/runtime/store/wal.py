@@ -25,6 +25,7 @@ unreferenced files).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
@@ -57,7 +58,7 @@ HEADER = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
 # An events ingest of at most this many accepted rows goes to the log.
 MAX_ROWS = 1_000
 # The log is folded into partitions once it holds this many rows.
-CHECKPOINT_ROWS = 20_000
+CHECKPOINT_ROWS = 10_000
 
 
 def wal_name(version: int) -> str:
@@ -97,24 +98,34 @@ def append_record(path: Path, table: pa.Table, at: int) -> int:
         writer.write_table(table)
     payload = sink.getvalue().to_pybytes()
     record = HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
-    new = not path.exists()
-    if new:
+    if not path.parent.is_dir():
         path.parent.mkdir(exist_ok=True)
+        _fsync_dir(path.parent.parent)  # the node's new wal/ directory
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         if os.fstat(fd).st_size != at:
             os.ftruncate(fd, at)
-        os.pwrite(fd, record, at)
-        os.fdatasync(fd)
+        try:
+            os.pwrite(fd, record, at)
+            os.fdatasync(fd)
+        except BaseException:
+            # Not durable, so not landed: a reader must not replay it.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, at)
+            raise
     finally:
         os.close(fd)
-    if new:  # the log's directory entry must be durable too
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    if at == 0:  # a new log (or one a crash left empty): its directory entry
+        _fsync_dir(path.parent)
     return at + len(record)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def copy_tables(tables: HashTables, sizes: Mapping[str, int]) -> HashTables:
@@ -139,60 +150,19 @@ class Chunk:
     view: Partition
 
 
-@dataclass
-class Tail:
-    """The replayed log of one manifest version, as one process sees it."""
+@dataclass(frozen=True)
+class TailState:
+    """What the log holds at one version: never changed once made, so a
+    snapshot built from it is whole even while a writer applies the next
+    record (``Tail.apply`` makes a new one)."""
 
-    base: int  # the manifest version the log extends
-    path: Path
-    dicts: DictState  # the manifest's dictionaries plus the log's new values
-    schema: Schema
-    props: Mapping[str, str]
-    offset: int = 0  # end of the last record replayed
     records: int = 0
+    rows: int = 0
+    dicts: DictState | None = None  # the manifest's dictionaries plus the log's values
     # Merged like partitions (compact.merge_groups), so a log of thousands of
     # records is a few chunks, each sorted once.
-    chunks: list[Chunk] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
-    rows: int = 0
+    chunks: tuple[Chunk, ...] = ()
     first: tuple[np.ndarray, np.ndarray] | None = None  # (contacts, first ts), sorted
-
-    @property
-    def version(self) -> int:
-        return self.base + self.records
-
-    def replay(self) -> None:
-        """Apply the records other writers appended since the last call, all
-        at once (encoding them together gives the codes one by one would)."""
-        tables, end = read_records(self.path, self.offset)
-        if tables:
-            table = tables[0] if len(tables) == 1 else concat(tables)
-            self.apply(table, self.encode(table, self.dicts), self.dicts, len(tables))
-        self.offset = end
-
-    def encode(self, table: pa.Table, dicts: DictState) -> pa.Table:
-        return encode_events(table, self.schema, self.props, dicts)
-
-    def apply(self, table: pa.Table, enc: pa.Table, dicts: DictState, records: int = 1) -> None:
-        self.dicts = dicts
-        self.records += records
-        self.rows += table.num_rows
-        self.ids.update(i for i in one_array(table.column("id")).to_pylist() if i is not None)
-        contacts = enc.column(CONTACT).to_numpy()
-        ts = enc.column(TS).to_numpy()
-        if self.first is not None:
-            contacts = np.concatenate([self.first[0], contacts])
-            ts = np.concatenate([self.first[1], ts])
-        self.first = first_per_contact(contacts, ts)
-        self.chunks.append(self._chunk(table, [enc]))
-        for a, b in reversed(merge_groups([c.table.num_rows for c in self.chunks], 1 << 62)):
-            group = self.chunks[a:b]
-            merged = concat([c.table for c in group])
-            self.chunks[a:b] = [self._chunk(merged, [c.encoded for c in group])]
-
-    def _chunk(self, table: pa.Table, encoded: list[pa.Table]) -> Chunk:
-        enc = sort_partition(encoded)
-        return Chunk(table, enc, partition_view(enc, self.props))
 
     def partitions(self) -> tuple[Partition, ...]:
         return tuple(c.view for c in self.chunks)
@@ -202,7 +172,77 @@ class Tail:
         return concat([c.table for c in self.chunks])
 
     def contacts(self) -> int:
+        assert self.dicts is not None
         return self.dicts.size(CONTACTS)
+
+
+@dataclass
+class Tail:
+    """The replayed log of one manifest version, as one process sees it.
+    Changed only under the store's ``_wal_lock``."""
+
+    base: int  # the manifest version the log extends
+    path: Path
+    dicts: DictState  # the state's dictionaries, to encode the next record with
+    schema: Schema
+    props: Mapping[str, str]
+    offset: int = 0  # end of the last record replayed
+    ids: set[str] = field(default_factory=set)  # event ids logged (for the writer's dedup)
+    state: TailState = field(default_factory=TailState)
+    tables_copied: bool = False  # has a writer given it the store's hash tables
+
+    @property
+    def version(self) -> int:
+        return self.base + self.state.records
+
+    @property
+    def records(self) -> int:
+        return self.state.records
+
+    @property
+    def rows(self) -> int:
+        return self.state.rows
+
+    def replay(self) -> None:
+        """Apply the records other writers appended since the last call, all
+        at once (encoding them together gives the codes one by one would)."""
+        tables, end = read_records(self.path, self.offset)
+        if tables:
+            table = tables[0] if len(tables) == 1 else concat(tables)
+            work = self.dicts.fork()
+            self.apply(table, self.encode(table, work), work, len(tables))
+        self.offset = end
+
+    def encode(self, table: pa.Table, dicts: DictState) -> pa.Table:
+        return encode_events(table, self.schema, self.props, dicts)
+
+    def apply(self, table: pa.Table, enc: pa.Table, dicts: DictState, records: int = 1) -> None:
+        """The state after ``records`` more records: ``table`` as logged,
+        ``enc`` encoded with ``dicts`` (a fork of ``self.dicts``)."""
+        old = self.state
+        self.ids.update(i for i in one_array(table.column("id")).to_pylist() if i is not None)
+        contacts = enc.column(CONTACT).to_numpy()
+        ts = enc.column(TS).to_numpy()
+        if old.first is not None:
+            contacts = np.concatenate([old.first[0], contacts])
+            ts = np.concatenate([old.first[1], ts])
+        chunks = [*old.chunks, self._chunk(table, [enc])]
+        for a, b in reversed(merge_groups([c.table.num_rows for c in chunks], 1 << 62)):
+            group = chunks[a:b]
+            merged = concat([c.table for c in group])
+            chunks[a:b] = [self._chunk(merged, [c.encoded for c in group])]
+        self.dicts = dicts
+        self.state = TailState(
+            old.records + records,
+            old.rows + table.num_rows,
+            dicts,
+            tuple(chunks),
+            first_per_contact(contacts, ts),
+        )
+
+    def _chunk(self, table: pa.Table, encoded: list[pa.Table]) -> Chunk:
+        enc = sort_partition(encoded)
+        return Chunk(table, enc, partition_view(enc, self.props))
 
 
 def concat(tables: list[pa.Table]) -> pa.Table:

@@ -255,6 +255,23 @@ class NodeState:
                 out.append(Journal(int(name[:8]), path=self.dir / "journal" / name))
         return out
 
+    def discard_after(self, landed_version: int) -> None:
+        """Forget journals of versions that never landed (an ingest killed or
+        failed between its journal and its commit).  Called under the store's
+        ingest lock, before the next version lands: a later ingest that writes
+        no journal (profiles, say) would otherwise make one look landed."""
+        with self.lock:
+            stale = self.conn.execute(
+                "select 1 from journal where version > ? limit 1", [landed_version]
+            ).fetchone()
+            if stale is not None:
+                with self.conn:
+                    self.conn.execute("delete from journal where version > ?", [landed_version])
+        for j in self._files():
+            if j.version > landed_version and j.path is not None:
+                with contextlib.suppress(OSError):
+                    j.path.unlink()
+
     def pending_journals(self, landed_version: int) -> list[Journal]:
         """Journals of ingests that landed (version <= the manifest's), oldest first."""
         with self.lock:

@@ -31,7 +31,7 @@ from audience.compiler.kernels.config import PARALLEL_MIN_ROWS
 from audience.compiler.postings import accepted_codes, postings
 from audience.compiler.predicates import event_field, event_mask
 from audience.compiler.scan import Reduction, filter_range, list_elements, row_range
-from audience.compiler.typeindex import typed_source
+from audience.compiler.typeindex import type_share, typed_source
 from audience.runtime.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
@@ -139,8 +139,7 @@ def run_scans(
         (part, [(0, 0) if s.empty else row_range(part, s.lo, s.hi) for s in resolved])
         for part in ctx.snapshot.partitions
     ]
-    rows = sum(max(b for _, b in rs) - min(a for a, _ in rs) for _, rs in parts if resolved)
-    threads = numba.get_num_threads() if rows >= PARALLEL_MIN_ROWS else 1
+    threads = numba.get_num_threads() if _rows_to_read(resolved, parts) >= PARALLEL_MIN_ROWS else 1
     agg_kinds = [ln.kind for ln in lane_list if lanes.is_agg(ln.kind)]
     ts_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.NEWEST, lanes.OLDEST)]
     n_cnt = sum(1 for ln in lane_list if ln.kind == lanes.COUNT)
@@ -173,6 +172,27 @@ def run_scans(
         lanes.merge_threads(agg_kinds, ts_kinds, counts, accs, tss, iaccs, flags)
     outputs = (counts[0], accs[0], tss[0], iaccs[0], flags[0])
     return _results(resolved, lane_list, distinct, outputs, n)
+
+
+def _rows_to_read(
+    resolved: list[_Scan], parts: list[tuple[Partition, list[tuple[int, int]]]]
+) -> float:
+    """About how many rows the pass reads: per partition and group of scans
+    over the same types, the rows in their windows times those types' share
+    (a window of rare types is a small pass, however long: below
+    ``PARALLEL_MIN_ROWS`` a second thread costs more, in per-contact outputs
+    to allocate and merge, than it saves)."""
+    total = 0.0
+    for part, ranges in parts:
+        spans: dict[bytes | None, tuple[int, int, np.ndarray | None]] = {}
+        for s, (a, b) in zip(resolved, ranges, strict=True):
+            if a >= b:
+                continue
+            lo, hi, _ = spans.get(s.key, (a, b, s.type_lut))
+            spans[s.key] = (min(lo, a), max(hi, b), s.type_lut)
+        for a, b, lut in spans.values():
+            total += (b - a) * (1.0 if lut is None else type_share(part, lut))
+    return total
 
 
 def _plan_lanes(

@@ -142,6 +142,13 @@ def type_rows(part: Partition, lut: np.ndarray) -> TypeRows:
     return sel
 
 
+def type_share(part: Partition, lut: np.ndarray) -> float:
+    """The share of ``part``'s rows whose type is in ``lut``."""
+    hist = _histogram(part)
+    n_lut = min(len(lut), len(hist))
+    return int(hist[:n_lut][lut[:n_lut]].sum()) / max(len(part), 1)
+
+
 def dense(part: Partition, lut: np.ndarray) -> bool:
     """Whether the types of ``lut`` hold more than ``DENSE_SHARE`` of ``part``'s
     rows (then read the partition with a type mask, not a selection)."""

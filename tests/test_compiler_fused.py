@@ -129,16 +129,18 @@ def test_select_rows_and_pairs() -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_distinct_codes_matches_sorting(threads: int) -> None:
+@pytest.mark.parametrize("shift", [0, 3, 10])
+def test_distinct_codes_matches_sorting(threads: int, shift: int) -> None:
     rng = np.random.default_rng(3)
     n = 50
     contact = rng.integers(0, n, 4000).astype(I32)
+    contact[:7] = n - 1  # the last bucket holds the last contact
     code = rng.integers(0, 30, 4000).astype(I32)
     want = reduce.distinct_counts(contact, code.astype(I64), n)
     assert reduce.distinct_codes(contact, code, n).tolist() == want.tolist()
     out = np.zeros(n, dtype=I64)
     kernel = reduce._distinct_codes_par if threads > 1 else reduce._distinct_codes
-    kernel(contact, code, 30, threads, out)
+    kernel(contact, code, 30, threads, shift, out)  # shift 0: a bucket per contact
     assert out.tolist() == want.tolist()
     assert reduce.distinct_codes(contact[:0], code[:0], n).tolist() == [0] * n
     with pytest.raises(ValueError):

@@ -196,92 +196,156 @@ def distinct_counts(contact: np.ndarray, value: np.ndarray, n_contacts: int) -> 
     return out
 
 
-# ``distinct_codes`` groups the pairs by contact with a counting sort (linear,
-# no comparison sort), then counts each contact's codes with a stamp per code:
-# a code is new for contact c when its stamp is not c yet.  Thread t sorts its
-# share of the pairs into its own slots of every contact's group, then counts
-# its own range of contacts.  The phases are plain functions, run by a serial
-# and a parallel kernel (a parallel kernel wakes the thread pool even for one
-# chunk, which a busy machine makes costly).
+# ``distinct_codes`` groups the pairs by contact, then counts each contact's
+# codes with a stamp per code: a code is new for contact c when its stamp is
+# not c yet.  Grouping scatters every pair to its contact's place; with a
+# million contacts those places span tens of megabytes and each write misses
+# the cache, so it is done in two cache-sized steps (a radix sort): the pairs
+# go first to buckets of 2**shift consecutive contacts (a few hundred write
+# heads), then each bucket, small enough for the cache, is grouped by contact
+# and counted.  Thread t buckets its share of the pairs into its own slots of
+# every bucket, then groups and counts its own range of buckets.  The phases
+# are plain functions, run by a serial and a parallel kernel (a parallel
+# kernel wakes the thread pool even for one chunk, which a busy machine makes
+# costly).
+DC_SHIFT = 10
 
 
 @njit(**NJIT)
-def _dc_count(contact: np.ndarray, lo: int, hi: int, cnt: np.ndarray) -> None:
+def _dc_count(contact: np.ndarray, lo: int, hi: int, shift: int, cnt: np.ndarray) -> None:
     for i in range(lo, hi):
-        cnt[contact[i]] += 1
-
-
-@njit(**NJIT)
-def _dc_place(
-    contact: np.ndarray, code: np.ndarray, lo: int, hi: int, pos: np.ndarray, grouped: np.ndarray
-) -> None:
-    for i in range(lo, hi):
-        c = contact[i]
-        grouped[pos[c]] = code[i]
-        pos[c] += 1
-
-
-@njit(**NJIT)
-def _dc_stamp(
-    start: np.ndarray, grouped: np.ndarray, lo: int, hi: int, n_codes: int, out: np.ndarray
-) -> None:
-    stamp = np.full(n_codes, -1, dtype=np.int64)
-    for c in range(lo, hi):
-        k = 0
-        for j in range(start[c], start[c + 1]):
-            v = grouped[j]
-            k += stamp[v] != c  # branch-free: the test is a coin flip
-            stamp[v] = c
-        out[c] += k
+        cnt[contact[i] >> shift] += 1
 
 
 @njit(**NJIT)
 def _dc_offsets(cnt: np.ndarray, start: np.ndarray, pos: np.ndarray) -> None:
     run = 0
-    for c in range(cnt.shape[1]):
-        start[c] = run
+    for b in range(cnt.shape[1]):
+        start[b] = run
         for t in range(cnt.shape[0]):
-            pos[t, c] = run
-            run += cnt[t, c]
+            pos[t, b] = run
+            run += cnt[t, b]
     start[cnt.shape[1]] = run
 
 
-_DC_SIG = types.void(ro(I32), ro(I32), I64, I64, rw(I64))
+@njit(**NJIT)
+def _dc_place(
+    contact: np.ndarray,
+    code: np.ndarray,
+    lo: int,
+    hi: int,
+    shift: int,
+    pos: np.ndarray,
+    b_contact: np.ndarray,
+    b_code: np.ndarray,
+) -> None:
+    for i in range(lo, hi):
+        c = contact[i]
+        b = c >> shift
+        p = pos[b]
+        b_contact[p] = c
+        b_code[p] = code[i]
+        pos[b] = p + 1
+
+
+@njit(**NJIT)
+def _dc_buckets(
+    start: np.ndarray,
+    b_contact: np.ndarray,
+    b_code: np.ndarray,
+    lo: int,
+    hi: int,
+    shift: int,
+    n_codes: int,
+    out: np.ndarray,
+) -> None:
+    width = 1 << shift
+    stamp = np.full(n_codes, -1, dtype=np.int64)  # contacts are unique: never reset
+    first = np.empty(width + 1, dtype=np.int64)
+    head = np.empty(width, dtype=np.int64)
+    widest = 0
+    for b in range(lo, hi):
+        widest = max(widest, start[b + 1] - start[b])
+    grouped = np.empty(widest, dtype=np.int32)
+    for b in range(lo, hi):
+        s = start[b]
+        e = start[b + 1]
+        if s == e:
+            continue
+        base = b << shift
+        first[:] = 0
+        for j in range(s, e):
+            first[b_contact[j] - base + 1] += 1
+        for k in range(width):
+            first[k + 1] += first[k]
+            head[k] = first[k]
+        for j in range(s, e):
+            k = b_contact[j] - base
+            grouped[head[k]] = b_code[j]
+            head[k] += 1
+        for k in range(width):
+            c = base + k
+            n_new = 0
+            for j in range(first[k], first[k + 1]):
+                v = grouped[j]
+                n_new += stamp[v] != c  # branch-free: the test is a coin flip
+                stamp[v] = c
+            if n_new:
+                out[c] += n_new
+
+
+_DC_SIG = types.void(ro(I32), ro(I32), I64, I64, I64, rw(I64))
 
 
 @njit([_DC_SIG], **NJIT)
 def _distinct_codes(
-    contact: np.ndarray, code: np.ndarray, n_codes: int, n_threads: int, out: np.ndarray
+    contact: np.ndarray,
+    code: np.ndarray,
+    n_codes: int,
+    n_threads: int,
+    shift: int,
+    out: np.ndarray,
 ) -> None:
-    n = len(out)
     m = len(contact)
-    cnt = np.zeros((1, n), dtype=np.int64)
-    _dc_count(contact, 0, m, cnt[0])
-    start = np.empty(n + 1, dtype=np.int64)
-    pos = np.empty((1, n), dtype=np.int64)
+    n_b = (len(out) >> shift) + 1
+    cnt = np.zeros((1, n_b), dtype=np.int64)
+    _dc_count(contact, 0, m, shift, cnt[0])
+    start = np.empty(n_b + 1, dtype=np.int64)
+    pos = np.empty((1, n_b), dtype=np.int64)
     _dc_offsets(cnt, start, pos)
-    grouped = np.empty(m, dtype=np.int32)
-    _dc_place(contact, code, 0, m, pos[0], grouped)
-    _dc_stamp(start, grouped, 0, n, n_codes, out)
+    b_contact = np.empty(m, dtype=np.int32)
+    b_code = np.empty(m, dtype=np.int32)
+    _dc_place(contact, code, 0, m, shift, pos[0], b_contact, b_code)
+    _dc_buckets(start, b_contact, b_code, 0, n_b, shift, n_codes, out)
 
 
 @njit([_DC_SIG], **PARALLEL)
 def _distinct_codes_par(
-    contact: np.ndarray, code: np.ndarray, n_codes: int, n_threads: int, out: np.ndarray
+    contact: np.ndarray,
+    code: np.ndarray,
+    n_codes: int,
+    n_threads: int,
+    shift: int,
+    out: np.ndarray,
 ) -> None:
-    n = len(out)
     m = len(contact)
-    cnt = np.zeros((n_threads, n), dtype=np.int64)
+    n_b = (len(out) >> shift) + 1
+    cnt = np.zeros((n_threads, n_b), dtype=np.int64)
     for t in prange(n_threads):
-        _dc_count(contact, m * t // n_threads, m * (t + 1) // n_threads, cnt[t])
-    start = np.empty(n + 1, dtype=np.int64)
-    pos = np.empty((n_threads, n), dtype=np.int64)
+        _dc_count(contact, m * t // n_threads, m * (t + 1) // n_threads, shift, cnt[t])
+    start = np.empty(n_b + 1, dtype=np.int64)
+    pos = np.empty((n_threads, n_b), dtype=np.int64)
     _dc_offsets(cnt, start, pos)
-    grouped = np.empty(m, dtype=np.int32)
+    b_contact = np.empty(m, dtype=np.int32)
+    b_code = np.empty(m, dtype=np.int32)
     for t in prange(n_threads):
-        _dc_place(contact, code, m * t // n_threads, m * (t + 1) // n_threads, pos[t], grouped)
+        lo = m * t // n_threads
+        hi = m * (t + 1) // n_threads
+        _dc_place(contact, code, lo, hi, shift, pos[t], b_contact, b_code)
     for t in prange(n_threads):
-        _dc_stamp(start, grouped, n * t // n_threads, n * (t + 1) // n_threads, n_codes, out)
+        lo = n_b * t // n_threads
+        hi = n_b * (t + 1) // n_threads
+        _dc_buckets(start, b_contact, b_code, lo, hi, shift, n_codes, out)
 
 
 def distinct_codes(contact: np.ndarray, code: np.ndarray, n_contacts: int) -> np.ndarray:
@@ -298,5 +362,5 @@ def distinct_codes(contact: np.ndarray, code: np.ndarray, n_contacts: int) -> np
         n_codes = int(code.max()) + 1
     threads = numba.get_num_threads() if len(contact) >= PARALLEL_MIN_ROWS else 1
     kernel = _distinct_codes_par if threads > 1 else _distinct_codes
-    kernel(contact, code, n_codes, threads, out)
+    kernel(contact, code, n_codes, threads, DC_SHIFT, out)
     return out

@@ -132,3 +132,33 @@ def test_day_threshold() -> None:
     assert day_threshold("!=", noon, "UTC") is True
     # in Rome, 2026-01-09T23:00Z is local midnight of the 10th
     assert day_threshold(">=", ms("2026-01-09T23:00:00Z"), ROME) == (">=", day[0])
+
+
+def test_then_not_at_least_a_calendar_month_old_is_measured_back_from_now() -> None:
+    """``then not ... within 1 month``: the first event must be at or before
+    now - 1 month.  On 2026-02-28 that is 2026-01-28, although 2026-01-29
+    plus one month (clamped) is 2026-02-28 as well."""
+    import pyarrow as pa
+
+    from audience.runtime.store import Store
+    from audience.schema import Schema
+
+    schema = Schema.from_toml("[events.email_clicked]\n[events.viewed_product]\n")
+    now = "2026-02-28T12:00:00.500Z"
+    rows = [
+        {
+            "id": "a",
+            "contact_id": "jan29",
+            "type": "email_clicked",
+            "ts": ms("2026-01-29T12:00:00Z"),
+        },
+        {
+            "id": "b",
+            "contact_id": "jan28",
+            "type": "email_clicked",
+            "ts": ms("2026-01-28T12:00:00Z"),
+        },
+    ]
+    store = Store.from_arrow(pa.Table.from_pylist(rows), schema=schema)
+    seg = store.compile("did email_clicked then not viewed_product within 1 month")
+    assert seg.evaluate(as_of=now).ids() == ["jan28"]

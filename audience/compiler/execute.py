@@ -18,7 +18,7 @@ from audience.compiler.kernels.sequence import (
     sequence_stream,
     sort_by_contact_ts,
 )
-from audience.compiler.passes.resolve_time import plus, recency_range
+from audience.compiler.passes.resolve_time import minus, plus, recency_range
 from audience.compiler.physical import (
     BoolStep,
     ProfileStep,
@@ -227,7 +227,9 @@ def _sequence(cond: p.SeqCond, ctx: EvalContext) -> np.ndarray:
     c1, t1 = filtered_rows(ctx, cond.first, lo, hi)
     deadline = _deadlines(t1, cond)
     if cond.then_not:
-        old_enough = deadline <= now  # the E1 must be at least D old
+        # the E1 must be at least D old: at or before now - D (with calendar
+        # months not the same as t1 + D <= now: Jan 29 + 1 month is Feb 28)
+        old_enough = t1 <= minus(now, cond.within, cond.tz)
         c1, t1, deadline = c1[old_enough], t1[old_enough], deadline[old_enough]
     else:
         deadline = np.minimum(deadline, now)  # a following event is at or before now

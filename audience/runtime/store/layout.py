@@ -295,11 +295,11 @@ class DiskBackend:
         # Every file the manifest names, its directory entry, and the new
         # manifest itself are durable before the switch.
         if len(paths) == 1:
-            _fsync_path(paths[0])
+            fsync_path(paths[0])
         else:
-            list(_sync_pool().map(_fsync_path, paths))
+            list(_sync_pool().map(fsync_path, paths))
         os.replace(tmp, self.dir / MANIFEST)
-        _fsync_path(self.dir)
+        fsync_path(self.dir)
         self._manifest = (text, manifest)  # the committer does not change it any more
 
     @contextlib.contextmanager
@@ -384,7 +384,7 @@ class DiskBackend:
                 (self.dir / name).unlink()
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """fsync a file or a directory."""
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -51,6 +51,7 @@ from audience.runtime.store.encode import (
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.hashing import HashTable
 from audience.runtime.store.ingest import first_per_contact
+from audience.runtime.store.layout import fsync_path
 from audience.schema import Schema
 
 MAGIC = b"AWL1"
@@ -100,7 +101,7 @@ def append_record(path: Path, table: pa.Table, at: int) -> int:
     record = HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
     if not path.parent.is_dir():
         path.parent.mkdir(exist_ok=True)
-        _fsync_dir(path.parent.parent)  # the node's new wal/ directory
+        fsync_path(path.parent.parent)  # the node's new wal/ directory
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         if os.fstat(fd).st_size != at:
@@ -116,16 +117,8 @@ def append_record(path: Path, table: pa.Table, at: int) -> int:
     finally:
         os.close(fd)
     if at == 0:  # a new log (or one a crash left empty): its directory entry
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     return at + len(record)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_tables(tables: HashTables, sizes: Mapping[str, int]) -> HashTables:

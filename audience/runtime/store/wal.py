@@ -7,7 +7,7 @@ rows (and no rejects) is instead appended to ``wal/VVVVVVVV.log``, the log of
 the manifest version VVVVVVVV it extends, with one fdatasync: record k of the
 log *is* version VVVVVVVV + k.  Every reader replays the log's complete
 records after reading the manifest (``Tail``), so a snapshot holds the
-manifest's partitions plus one partition of the logged events.
+manifest's partitions plus the logged events, as a few more partitions.
 
 A record is a header (magic, payload length, CRC-32 of the payload) and the
 validated rows as an Arrow IPC stream.  A crash mid-append leaves a short or

@@ -96,51 +96,11 @@ COLUMNS = (
 
 def from_row(row: tuple[Any, ...]) -> Delivery:
     """A row selected with ``COLUMNS`` (``payload`` already resolved to its JSON text)."""
-    (
-        id_,
-        key,
-        node,
-        contact,
-        email,
-        channel,
-        kind,
-        payload,
-        status,
-        policy,
-        cap,
-        requested,
-        due,
-        test,
-        source,
-        created,
-        attempts,
-        sent,
-        error,
-        message_id,
-        resends,
-        email_norm,
-    ) = row
-    return Delivery(
-        id_,
-        key,
-        node,
-        contact,
-        email,
-        channel,
-        kind,
-        json.loads(payload) if payload else {},
-        status,
-        policy,
-        cap,
-        requested,
-        due,
-        bool(test),
-        source,
-        created,
-        attempts,
-        sent,
-        error,
-        message_id,
-        resends,
-        email_norm,
-    )
+    fields = list(row)
+    fields[_PAYLOAD] = json.loads(fields[_PAYLOAD]) if fields[_PAYLOAD] else {}
+    fields[_TEST] = bool(fields[_TEST])
+    return Delivery(*fields)
+
+
+# the positions in ``COLUMNS`` that are converted
+_PAYLOAD, _TEST = COLUMNS.split(", ").index("payload"), COLUMNS.split(", ").index("test")

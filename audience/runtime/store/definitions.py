@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,17 @@ class SavedSegment:
     version: int  # 1 when saved first, +1 at each save under the same name
 
 
+def open_definitions(
+    path: Path | None, component: str, migrations: Sequence[Migration]
+) -> sqlite_utils.Database:
+    """``component``'s connection to the store's definitions file (None: in
+    memory), migrated; StoreError when it cannot be opened."""
+    try:
+        return open_database(path, component, migrations)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path or '<memory>'}: cannot open the definitions: {exc}") from None
+
+
 class Definitions:
     """``path`` None: an in-memory database (for in-memory stores)."""
 
@@ -54,13 +66,7 @@ class Definitions:
 
     def _open(self) -> sqlite_utils.Database:
         if self._db is None:
-            try:
-                db = open_database(self.path, "segments", MIGRATIONS)
-            except sqlite3.Error as exc:
-                raise StoreError(
-                    f"{self.path or '<memory>'}: cannot open the definitions: {exc}"
-                ) from None
-            self._db = db
+            self._db = open_definitions(self.path, "segments", MIGRATIONS)
         return self._db
 
     def save_segment(self, name: str, text: str) -> SavedSegment:

@@ -205,7 +205,7 @@ class Store(SnapshotViews):
                 logged = None
                 if kind == "events" and tail is not None and len(head) == 1:
                     # One small batch without rejects goes to the log (wal.py).
-                    logged = self._log(head[0], manifest, tail)
+                    logged = self._log(head[0], manifest, tail, engine)
                 if logged is not None:
                     report, pending = logged
                 elif head:
@@ -213,7 +213,7 @@ class Store(SnapshotViews):
                         manifest = self._checkpoint(manifest, tail)
                     batches = itertools.chain(head, batches)
                     report, pending = self._regular(
-                        manifest, kind, batches, src, progress, merge_lists
+                        manifest, kind, batches, src, progress, merge_lists, engine
                     )
             except BaseException:
                 # The hash tables may cover dictionary values that never landed,
@@ -233,9 +233,11 @@ class Store(SnapshotViews):
         batches: Iterator[Batch],
         src: Any,
         progress: bool,
-        merge_lists: Collection[str] = (),
+        merge_lists: Collection[str],
+        engine: TriggerEngine | None,
     ) -> tuple[IngestReport, Pending | None]:
-        """An ingest that writes partitions and a new manifest."""
+        """An ingest that writes partitions and a new manifest; ``engine``: the
+        trigger engine, when there are triggers."""
         report = IngestReport()
         txn = self._txn(manifest)
         for batch in _progress(batches, src.total, src.name, progress):
@@ -248,7 +250,6 @@ class Store(SnapshotViews):
             # Triggers: the accepted events are journaled before the manifest
             # switch (so a crash before they are matched is caught up later),
             # and matched once the ingest has landed, outside the lock.
-            engine = self._trigger_engine()
             if engine is not None and txn.new_events:
                 pending = engine.before_commit(txn.version, txn.new_events)
             txn.commit()
@@ -292,7 +293,7 @@ class Store(SnapshotViews):
             return tail
 
     def _log(
-        self, batch: Batch, manifest: Manifest, tail: Tail
+        self, batch: Batch, manifest: Manifest, tail: Tail, engine: TriggerEngine | None
     ) -> tuple[IngestReport, Pending | None] | None:
         """Append a small events batch to the log; None when it must take the
         regular path (too big, rejects to keep, or the log is full)."""
@@ -315,7 +316,6 @@ class Store(SnapshotViews):
         with self._wal_lock:
             work, start, version = tail.dicts.fork(), tail.offset, tail.version + 1
         enc = tail.encode(table, work)
-        engine = self._trigger_engine()
         pending = None
         if engine is not None:
             new = [(one_array(enc.column(ID)), enc.drop_columns([ID]))]

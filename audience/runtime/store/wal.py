@@ -69,6 +69,8 @@ def wal_name(version: int) -> str:
 def read_records(path: Path, offset: int) -> tuple[list[pa.Table], int]:
     """The complete records from byte ``offset`` on, and where they end."""
     try:
+        if os.stat(path).st_size <= offset:  # the usual case: nothing new
+            return [], offset
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read()

@@ -9,7 +9,6 @@ Only texts are stored here: checking them is the caller's job (engine.py).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 
 import sqlite_utils
 
-from audience.runtime.db import Migration, now_iso, open_database
+from audience.runtime.db import Migration, now_iso
+from audience.runtime.store.definitions import open_definitions
 from audience.runtime.store.errors import StoreError
 
 MAX_NAME = 200
@@ -122,13 +122,7 @@ class TriggerDefinitions:
 
     def _open(self) -> sqlite_utils.Database:
         if self._db is None:
-            try:
-                db = open_database(self.path, "triggers", MIGRATIONS)
-            except sqlite3.Error as exc:
-                raise StoreError(
-                    f"{self.path or '<memory>'}: cannot open the definitions: {exc}"
-                ) from None
-            self._db = db
+            self._db = open_definitions(self.path, "triggers", MIGRATIONS)
         return self._db
 
     def generation(self) -> tuple[int, int]:

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -93,23 +93,28 @@ class BatchReport:
         self.firings.extend(other.firings)
 
 
+_D = TypeVar("_D", Trigger, DndPolicy)
+
+
 def _parse(text: str, filename: str) -> Program:
     return parse(text, filename=filename)
 
 
 def parse_trigger(text: str, name: str | None = None) -> Trigger:
-    program = _parse(text, f"<trigger {name!r}>" if name else "<trigger>")
-    found = [d for d in program.definitions if isinstance(d, Trigger)]
-    if len(found) != 1:
-        raise StoreError(f"a saved trigger is one trigger definition; found {len(found)}")
-    return found[0]
+    return _one(text, name, Trigger, "trigger")
 
 
 def parse_policy(text: str, name: str | None = None) -> DndPolicy:
-    program = _parse(text, f"<dnd {name!r}>" if name else "<dnd>")
-    found = [d for d in program.definitions if isinstance(d, DndPolicy)]
+    return _one(text, name, DndPolicy, "dnd")
+
+
+def _one(text: str, name: str | None, kind: type[_D], word: str) -> _D:
+    """The one definition of ``kind`` a saved text holds."""
+    program = _parse(text, f"<{word} {name!r}>" if name else f"<{word}>")
+    found = [d for d in program.definitions if isinstance(d, kind)]
     if len(found) != 1:
-        raise StoreError(f"a saved DND policy is one dnd definition; found {len(found)}")
+        what = "trigger" if word == "trigger" else "DND policy"
+        raise StoreError(f"a saved {what} is one {word} definition; found {len(found)}")
     return found[0]
 
 

@@ -48,7 +48,7 @@ from audience.runtime.store.layout import (
 from audience.runtime.store.sources import Batch, open_source
 from audience.runtime.store.validate import validate_events
 from audience.runtime.store.views import SnapshotViews
-from audience.runtime.store.wal import Tail, append_record, copy_tables
+from audience.runtime.store.wal import Tail, TailState, append_record, copy_tables
 from audience.schema import Schema, SchemaError
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ class Store(SnapshotViews):
             if tail is None or tail.base != manifest.version:
                 keys = [k for k in manifest.dictionaries if k != IDS]
                 dicts = DictState({k: self._dict_array(k, manifest) for k in keys})
-                tail = Tail(manifest.version, path, dicts, self.schema, self._props)
+                tail = Tail(manifest.version, path, self.schema, self._props, TailState(dicts))
                 if self._tail is None or self._tail.base < manifest.version:
                     self._tail = tail  # (a reader that read an older manifest keeps its own)
             if writer and not tail.tables_copied:

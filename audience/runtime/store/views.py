@@ -52,12 +52,10 @@ class SnapshotViews:
         dictionaries = {k: self._dictionary(m, k) for k in keys}
         contact_ids = self._value_list(m, CONTACTS)
         if tail is not None:  # the log's new values, after the manifest's
-            assert tail.dicts is not None
             for k in keys:
                 if tail.dicts.size(k) > len(dictionaries[k]):
                     values = _extend(dictionaries[k].values, tail.dicts.get(k))
                     dictionaries[k] = Dictionary(values)
-            assert tail.dicts is not None
             if tail.contacts() > len(contact_ids):
                 contact_ids = _extend(contact_ids, tail.dicts.get(CONTACTS))
         n = len(contact_ids)

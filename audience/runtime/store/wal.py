@@ -151,9 +151,9 @@ class TailState:
     snapshot built from it is whole even while a writer applies the next
     record (``Tail.apply`` makes a new one)."""
 
+    dicts: DictState  # the manifest's dictionaries plus the log's values
     records: int = 0
     rows: int = 0
-    dicts: DictState | None = None  # the manifest's dictionaries plus the log's values
     # Merged like partitions (compact.merge_groups), so a log of thousands of
     # records is a few chunks, each sorted once.
     chunks: tuple[Chunk, ...] = ()
@@ -167,7 +167,6 @@ class TailState:
         return concat([c.table for c in self.chunks])
 
     def contacts(self) -> int:
-        assert self.dicts is not None
         return self.dicts.size(CONTACTS)
 
 
@@ -178,13 +177,17 @@ class Tail:
 
     base: int  # the manifest version the log extends
     path: Path
-    dicts: DictState  # the state's dictionaries, to encode the next record with
     schema: Schema
     props: Mapping[str, str]
+    state: TailState  # starts with the manifest's dictionaries and nothing logged
     offset: int = 0  # end of the last record replayed
     ids: set[str] = field(default_factory=set)  # event ids logged (for the writer's dedup)
-    state: TailState = field(default_factory=TailState)
     tables_copied: bool = False  # has a writer given it the store's hash tables
+
+    @property
+    def dicts(self) -> DictState:
+        """The dictionaries to encode the next record with (fork them first)."""
+        return self.state.dicts
 
     @property
     def version(self) -> int:
@@ -226,11 +229,10 @@ class Tail:
             group = chunks[a:b]
             merged = concat([c.table for c in group])
             chunks[a:b] = [self._chunk(merged, [c.encoded for c in group])]
-        self.dicts = dicts
         self.state = TailState(
+            dicts,
             old.records + records,
             old.rows + table.num_rows,
-            dicts,
             tuple(chunks),
             first_per_contact(contacts, ts),
         )

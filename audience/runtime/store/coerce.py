@@ -34,10 +34,17 @@ _INT64_MAX = 2**63 - 1
 
 
 def coerce(
-    col: pa.Array, ftype: str, *, numbers_as_text: bool = False
+    col: pa.Array, ftype: str, *, numbers_as_text: bool = False, keep_dictionary: bool = False
 ) -> tuple[pa.Array, np.ndarray]:
     """Convert ``col`` to ``NORMALIZED[ftype]``; ``numbers_as_text`` lets integer
-    columns stand for strings (``contact_id`` and ``id`` accept numbers)."""
+    columns stand for strings (``contact_id`` and ``id`` accept numbers).
+    ``keep_dictionary``: a dictionary-encoded string column stays one (as
+    ``dictionary<int32, string>``), so its values are checked and encoded
+    once per distinct value instead of once per row."""
+    if keep_dictionary and ftype == "string":
+        strings = string_dictionary(col)
+        if strings is not None:
+            return strings, np.zeros(len(strings), dtype=bool)
     col = _plain(col)
     n = len(col)
     target = NORMALIZED[ftype]
@@ -76,6 +83,37 @@ def coerce(
         if pa.types.is_integer(t):
             return _int_to_int64(col)
     return _all_bad(col, target)
+
+
+def string_dictionary(col: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray | None:
+    """``col`` as ``dictionary<int32, string>`` when it is a dictionary of
+    strings with no null among its values (else None: decode it)."""
+    if isinstance(col, pa.ChunkedArray):
+        if col.num_chunks != 1:  # chunks may have dictionaries of their own
+            return None
+        col = col.chunk(0)
+    t = col.type
+    if not pa.types.is_dictionary(t):
+        return None
+    vt = t.value_type
+    if not (pa.types.is_string(vt) or pa.types.is_large_string(vt) or pa.types.is_string_view(vt)):
+        return None
+    values = col.dictionary
+    if values.null_count:
+        return None
+    if pa.types.is_string(vt) and t.index_type == pa.int32():
+        return col
+    if not pa.types.is_string(vt):
+        values = pc.cast(values, pa.string())
+    return pa.DictionaryArray.from_arrays(pc.cast(col.indices, pa.int32()), values)
+
+
+def decode_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary columns decoded (what the store's log holds)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), field.type.value_type))
+    return table
 
 
 def _plain(col: pa.Array | pa.ChunkedArray) -> pa.Array:

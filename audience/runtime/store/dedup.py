@@ -17,6 +17,7 @@ them in ``id_index``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -120,25 +121,16 @@ class IdIndex:
         self.filter = Filter([])  # built on the first lookup
         self._filtered = False
 
-    def fresh(self, ids: pa.Array, first_loc: int) -> np.ndarray:
+    def fresh(self, ids: pa.Array | SortedIds, first_loc: int) -> np.ndarray:
         """Rows to keep: no id, or an id seen neither before nor earlier in the
         batch.  The kept ids get positions ``first_loc, first_loc + 1, ...``
-        (in row order) and join the index."""
-        n = len(ids)
-        keep = np.ones(n, dtype=bool)
-        has = np.ones(n, dtype=bool) if ids.null_count == 0 else _np(ids.is_valid())
-        rows = np.flatnonzero(has)
-        if not len(rows):
+        (in row order) and join the index.  ``ids`` may come sorted already
+        (``sort_ids``, which needs no index: an ingest runs it a batch ahead)."""
+        s = ids if isinstance(ids, SortedIds) else sort_ids(ids)
+        keep = np.ones(s.n, dtype=bool)
+        if s.rows is None:
             return keep
-        present = ids if len(rows) == n else ids.filter(pa.array(has))
-        h = hash_ids(present)
-        order = sort_order(h)
-        hs = h[order]
-        dup = np.zeros(len(hs), dtype=bool)  # in sorted order
-        # Within the batch: equal neighbours after a stable sort; the earlier row wins.
-        same = np.flatnonzero(hs[1:] == hs[:-1]) + 1
-        if len(same):
-            dup[same] = self._within(present, order, hs, same)
+        present, order, hs, dup = s.present, s.order, s.hs, s.dup.copy()
         # Against the store and earlier batches of this ingest: only the
         # filter's positives are searched in the runs.
         if not self._filtered and len(hs) >= FILTER_MIN:
@@ -164,7 +156,7 @@ class IdIndex:
         kept_sorted = ~dup
         keep_present = np.empty(len(hs), dtype=bool)
         keep_present[order] = kept_sorted
-        keep[rows] = keep_present
+        keep[s.rows] = keep_present
         kept_idx = np.flatnonzero(keep_present)  # positions in ``present``, row order
         locs = np.empty(len(hs), dtype=np.int64)
         locs[kept_idx] = np.arange(first_loc, first_loc + len(kept_idx), dtype=np.int64)
@@ -189,29 +181,6 @@ class IdIndex:
         self.pending = []
         self.new.append(self.keep(merged))
         self.filter.runs = [*self.old, *self.new]
-
-    def _within(
-        self, present: pa.Array, order: np.ndarray, hs: np.ndarray, same: np.ndarray
-    ) -> np.ndarray:
-        """For each sorted position in ``same`` (hash equal to its predecessor):
-        is its id equal to an earlier row's of the same hash?"""
-        a = present.take(pa.array(order[same]))
-        b = present.take(pa.array(order[same - 1]))
-        eq = _np(pc.equal(a, b))
-        if eq.all():
-            return eq
-        # A true hash collision inside the batch (astronomically rare): decide
-        # those hash groups exactly, in Python.
-        out = eq.copy()
-        for k in np.flatnonzero(~eq):
-            pos = int(same[k])
-            start = pos
-            while start > 0 and hs[start - 1] == hs[pos]:
-                start -= 1
-            mine = present[int(order[pos])].as_py()
-            earlier = {present[int(order[j])].as_py() for j in range(start, pos)}
-            out[k] = mine in earlier
-        return out
 
     def _against(
         self,
@@ -238,6 +207,60 @@ class IdIndex:
         out = np.zeros(len(hit), dtype=bool)
         np.logical_or.at(out, which, eq)
         return out
+
+
+@dataclass(frozen=True)
+class SortedIds:
+    """A batch's ids hashed and sorted, with the duplicates inside the batch
+    found: everything ``IdIndex.fresh`` needs that does not depend on the index."""
+
+    n: int  # rows of the batch
+    rows: np.ndarray | None  # rows with an id (None: no row has one)
+    present: pa.Array  # their ids
+    order: np.ndarray  # the stable sort of their hashes
+    hs: np.ndarray  # the hashes, sorted
+    dup: np.ndarray  # in sorted order: an earlier row has the same id
+
+
+def sort_ids(ids: pa.Array) -> SortedIds:
+    n = len(ids)
+    has = np.ones(n, dtype=bool) if ids.null_count == 0 else _np(ids.is_valid())
+    rows = np.flatnonzero(has)
+    if not len(rows):
+        empty = np.zeros(0, dtype=np.int64)
+        return SortedIds(n, None, ids, empty, empty.view(np.uint64), empty.view(bool))
+    present = ids if len(rows) == n else ids.filter(pa.array(has))
+    h = hash_ids(present)
+    order = sort_order(h)
+    hs = h[order]
+    dup = np.zeros(len(hs), dtype=bool)
+    # Within the batch: equal neighbours after a stable sort; the earlier row wins.
+    same = np.flatnonzero(hs[1:] == hs[:-1]) + 1
+    if len(same):
+        dup[same] = _within(present, order, hs, same)
+    return SortedIds(n, rows, present, order, hs, dup)
+
+
+def _within(present: pa.Array, order: np.ndarray, hs: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """For each sorted position in ``same`` (hash equal to its predecessor):
+    is its id equal to an earlier row's of the same hash?"""
+    a = present.take(pa.array(order[same]))
+    b = present.take(pa.array(order[same - 1]))
+    eq = _np(pc.equal(a, b))
+    if eq.all():
+        return eq
+    # A true hash collision inside the batch (astronomically rare): decide
+    # those hash groups exactly, in Python.
+    out = eq.copy()
+    for k in np.flatnonzero(~eq):
+        pos = int(same[k])
+        start = pos
+        while start > 0 and hs[start - 1] == hs[pos]:
+            start -= 1
+        mine = present[int(order[pos])].as_py()
+        earlier = {present[int(order[j])].as_py() for j in range(start, pos)}
+        out[k] = mine in earlier
+    return out
 
 
 def _np(arr: pa.Array) -> np.ndarray:
@@ -321,9 +344,10 @@ class IdFiles:
         combined = pa.concat_arrays(arr_parts)
         return combined.take(pa.array(np.argsort(np.concatenate(idx_parts), kind="stable")))
 
-    def accept(self, ids: pa.Array) -> np.ndarray:
-        """Rows to keep (see ``IdIndex.fresh``); the kept ids are written as a new chunk."""
-        keep = self.index.fresh(ids, self.size)
+    def accept(self, ids: pa.Array, sorted_ids: SortedIds | None = None) -> np.ndarray:
+        """Rows to keep (see ``IdIndex.fresh``; ``sorted_ids``: ``ids`` sorted
+        already); the kept ids are written as a new chunk."""
+        keep = self.index.fresh(ids if sorted_ids is None else sorted_ids, self.size)
         kept = ids.filter(pa.array(keep)) if not keep.all() else ids
         if kept.null_count:
             kept = kept.drop_null()

@@ -21,7 +21,9 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
+from audience.runtime.store.errors import StoreError
 from audience.runtime.store.hashing import HashTable, hash_ids
 
 # Keys of the dictionaries the store keeps besides the property ones.
@@ -81,6 +83,39 @@ class DictState:
         self.base_len.setdefault(key, 0)
         fresh = pc.add(pc.index_in(values, value_set=new), len(base))
         return _int32(pc.coalesce(idx, pc.cast(fresh, pa.int32())))
+
+    def encode_any(self, key: str, values: pa.Array, valid: np.ndarray | None = None) -> np.ndarray:
+        """``encode`` for a plain or a dictionary-encoded string array; with
+        ``valid`` (the rows that have a value), the others get code 0."""
+        if pa.types.is_dictionary(values.type):
+            return self._encode_dictionary(key, values, valid)
+        if valid is None:
+            return self.encode(key, values)
+        out = np.zeros(len(values), dtype=np.int32)
+        out[valid] = self.encode(key, values.filter(pa.array(valid)))
+        return out
+
+    def _encode_dictionary(
+        self, key: str, values: pa.DictionaryArray, valid: np.ndarray | None
+    ) -> np.ndarray:
+        """Only the distinct values the rows use are looked up, in the order
+        the rows first use them: the codes a plain array gets."""
+        indices = values.indices
+        n, size = len(indices), len(values.dictionary)
+        idx = np.frombuffer(indices.buffers()[1], dtype=np.int32)[
+            indices.offset : indices.offset + n
+        ]
+        rows = np.ones(0, dtype=np.bool_) if valid is None else valid
+        first = np.full(size, n, dtype=np.int64)
+        if not _first_use(idx, rows, first):
+            raise StoreError(f"{key}: a dictionary-encoded column has an index out of range")
+        used = np.flatnonzero(first < n)
+        order = used[np.argsort(first[used], kind="stable")]
+        lut = np.zeros(size, dtype=np.int32)
+        lut[order] = self.encode(key, values.dictionary.take(pa.array(order)))
+        out = np.empty(n, dtype=np.int32)
+        _map_codes(idx, rows, lut, out)
+        return out
 
     def _table(self, key: str, base: pa.Array) -> HashTable:
         covered, table = self._tables.get(key, (0, HashTable()))
@@ -151,6 +186,31 @@ class DictState:
             if len(arr) > start:
                 out[key] = arr.slice(start)
         return out
+
+
+@njit(cache=True, nogil=True)
+def _first_use(idx: np.ndarray, valid: np.ndarray, first: np.ndarray) -> bool:  # pragma: no cover
+    # The row at which each dictionary entry is first used (len(idx): never);
+    # an empty ``valid`` means every row has a value.  False: an index out of range.
+    n, size = idx.shape[0], first.shape[0]
+    all_valid = valid.shape[0] == 0
+    for i in range(n):
+        if all_valid or valid[i]:
+            j = idx[i]
+            if j < 0 or j >= size:
+                return False
+            if first[j] == n:
+                first[j] = i
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _map_codes(
+    idx: np.ndarray, valid: np.ndarray, lut: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover
+    all_valid = valid.shape[0] == 0
+    for i in range(idx.shape[0]):
+        out[i] = lut[idx[i]] if all_valid or valid[i] else 0
 
 
 def _int32(arr: pa.Array) -> np.ndarray:

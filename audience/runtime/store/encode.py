@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from audience.runtime.snapshot import Column, ColumnKind, Partition, dictionary_key
-from audience.runtime.store.dictionaries import DictState
+from audience.runtime.store.dictionaries import CONTACTS, TYPES, DictState
 from audience.runtime.store.errors import StoreError
 from audience.schema import Schema
 
@@ -75,13 +75,7 @@ def encode_column(
     kind = KIND[ftype]
     values: pa.Array
     if kind == "code":
-        codes = dicts.encode(key, col if valid is None else col.filter(col.is_valid()))
-        if valid is None:
-            values = pa.array(codes)
-        else:
-            full = np.zeros(n, dtype=np.int32)
-            full[valid] = codes
-            values = pa.array(full)
+        values = pa.array(dicts.encode_any(key, col, valid))
     elif kind == "list":
         codes = dicts.encode(key, pc.list_flatten(col))
         lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
@@ -109,8 +103,8 @@ def encode_events(
     cols: dict[str, pa.Array] = {}
     cols[TS] = one_array(table.column("ts")).cast(pa.int64())
     cols[ID] = one_array(table.column("id"))
-    cols[CONTACT] = pa.array(dicts.encode("__contacts__", one_array(table.column("contact_id"))))
-    cols[TYPE] = pa.array(dicts.encode("__types__", one_array(table.column("type"))))
+    cols[CONTACT] = pa.array(dicts.encode_any(CONTACTS, one_array(table.column("contact_id"))))
+    cols[TYPE] = pa.array(dicts.encode_any(TYPES, one_array(table.column("type"))))
     cols.update(
         encode_column(one_array(table.column("context")), "string", "context", dicts, "context")
     )

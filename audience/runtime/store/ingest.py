@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from audience.runtime.store.compact import compact
-from audience.runtime.store.dedup import IdFiles
+from audience.runtime.store.dedup import IdFiles, SortedIds, sort_ids
 from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState, HashTables
 from audience.runtime.store.encode import (
     CONTACT,
@@ -123,14 +124,28 @@ class Txn:
 
     # ------------------------------------------------------------------ events
     def add_events(self, batch: Batch, source: str) -> IngestReport:
+        return self.apply(self.prepare(batch, source))
+
+    def prepare(self, batch: Batch, source: str) -> Prepared:
+        """The part of an events batch's ingest that reads nothing the ingest
+        changes (checks, rejects, the ids sorted): run a batch ahead of
+        ``apply``, in a thread of its own (store.py)."""
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
-        report = self._rejects(batch, checked, source, "events")
-        self.add_valid(checked.table, report)
+        rejects = reject_list(batch, checked, source, "events")
+        ids = sort_ids(one_array(checked.table.column("id")))
+        return Prepared(checked.table, rejects, ids, batch.units)
+
+    def apply(self, prepared: Prepared) -> IngestReport:
+        report = self._report(prepared.rejects)
+        self.add_valid(prepared.table, report, prepared.ids)
         return report
 
-    def add_valid(self, table: pa.Table, report: IngestReport) -> None:
-        """Validated events (also the rows of a log being checkpointed)."""
-        keep = self.ids.accept(one_array(table.column("id")))
+    def add_valid(
+        self, table: pa.Table, report: IngestReport, ids: SortedIds | None = None
+    ) -> None:
+        """Validated events (also the rows of a log being checkpointed);
+        ``ids``: their ids sorted already."""
+        keep = self.ids.accept(one_array(table.column("id")), ids)
         dups = int(len(keep) - keep.sum())
         report.duplicates += dups
         if dups:
@@ -218,7 +233,7 @@ class Txn:
         self, batch: Batch, source: str, merge_lists: Collection[str] = ()
     ) -> IngestReport:
         checked = validate_profiles(batch.table, self.schema, batch.pre)
-        report = self._rejects(batch, checked, source, "profiles")
+        report = self._report(reject_list(batch, checked, source, "profiles"))
         table = checked.table
         report.accepted = table.num_rows
         if not table.num_rows:
@@ -244,16 +259,9 @@ class Txn:
         self.profiled.append(contacts)
         return report
 
-    def _rejects(self, batch: Batch, checked: Checked, source: str, kind: str) -> IngestReport:
-        report = IngestReport()
-        for i in sorted(checked.problems):
-            fld, reason = checked.problems[i]
-            line = int(batch.lines[i])
-            report.rejects.append(
-                Reject(source, line, f"{batch.label} {line}", fld, reason, batch.raw(i), kind)
-            )
-        report.rejected = len(report.rejects)
-        self.rejects.extend(report.rejects)
+    def _report(self, rejects: list[Reject]) -> IngestReport:
+        report = IngestReport(rejected=len(rejects), rejects=rejects)
+        self.rejects.extend(rejects)
         return report
 
     # ------------------------------------------------------------------ commit
@@ -340,6 +348,25 @@ class Txn:
             if (ts < first[contacts]).any():
                 return True
         return False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An events batch checked, with its ids sorted (``Txn.prepare``)."""
+
+    table: pa.Table  # the accepted rows, normalized
+    rejects: list[Reject]
+    ids: SortedIds
+    units: int  # progress made by the batch
+
+
+def reject_list(batch: Batch, checked: Checked, source: str, kind: str) -> list[Reject]:
+    out = []
+    for i in sorted(checked.problems):
+        fld, reason = checked.problems[i]
+        line = int(batch.lines[i])
+        out.append(Reject(source, line, f"{batch.label} {line}", fld, reason, batch.raw(i), kind))
+    return out
 
 
 def _release() -> None:

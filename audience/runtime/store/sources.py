@@ -9,13 +9,10 @@ record, for the rejects.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from audience.runtime.store.ahead import ahead
 from audience.runtime.store.coerce import describe
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.validate import Problem
@@ -62,9 +60,12 @@ class Source:
     total: int | None  # progress units in all, when known
 
 
-def open_source(source: Any, field_types: Mapping[str, str]) -> Source:
+def open_source(
+    source: Any, field_types: Mapping[str, str], dictionaries: Collection[str] = ()
+) -> Source:
     """``field_types``: the JSON-level type of each known field ("id" for
-    string-or-integer ids)."""
+    string-or-integer ids); ``dictionaries``: string columns to read from
+    Parquet as dictionary arrays."""
     if isinstance(source, pa.Table):
         return Source("<arrow table>", _table_batches(source, "row index", 0), source.num_rows)
     if isinstance(source, pa.RecordBatch):
@@ -82,7 +83,7 @@ def open_source(source: Any, field_types: Mapping[str, str]) -> Source:
             return Source(str(path), _csv_batches(table, lines), table.num_rows)
         if suffix in (".parquet", ".pq"):
             try:
-                pf = pq.ParquetFile(path)
+                pf = _parquet_file(path, dictionaries)
             except (OSError, pa.ArrowException) as exc:
                 raise StoreError(f"{path}: cannot read as Parquet: {exc}") from None
             return Source(str(path), _parquet_batches(path, pf), pf.metadata.num_rows)
@@ -110,6 +111,16 @@ def _table_batches(table: pa.Table, label: str, base: int) -> Iterator[Batch]:
         )
 
 
+def _parquet_file(path: Path, dictionaries: Collection[str]) -> pq.ParquetFile:
+    """The file, its top-level string columns named in ``dictionaries`` read
+    as dictionary arrays: decoded straight from the file's dictionary pages,
+    never materialized as strings per row."""
+    schema = pq.read_schema(path)
+    text = (pa.types.is_string, pa.types.is_large_string)
+    names = [f.name for f in schema if f.name in dictionaries and any(t(f.type) for t in text)]
+    return pq.ParquetFile(path, read_dictionary=names or None)
+
+
 def _parquet_batches(path: Path, pf: pq.ParquetFile) -> Iterator[Batch]:
     """The file streamed batch by batch (memory follows the batch, not the
     file); the next batch is decoded in a thread while this one is ingested
@@ -122,57 +133,20 @@ def _parquet_batches(path: Path, pf: pq.ParquetFile) -> Iterator[Batch]:
         for g in range(pf.num_row_groups)
         for rb in pf.iter_batches(batch_size=CHUNK_ROWS, row_groups=[g])
     )
-    for item in _prefetch(groups):
-        if isinstance(item, BaseException):
-            pf.close()
-            if isinstance(item, OSError | pa.ArrowException):
-                raise StoreError(f"{path}: cannot read as Parquet: {item}") from None
-            raise item
-        part = pa.Table.from_batches([item])
-        n = part.num_rows
-        if n:
-            lines = np.arange(start, start + n, dtype=np.int64)
-            yield Batch(part, lines, "row index", _row_json(part), units=n)
-        start += n
-    pf.close()
-
-
-def _prefetch(items: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch | BaseException]:
-    """``items`` produced one ahead by a thread; an error is passed on as a value."""
-    q: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(None)
-        except BaseException as exc:  # handed to the consumer, raised there
-            q.put(exc)
-
-    worker = threading.Thread(target=produce, name="parquet-prefetch", daemon=True)
-    worker.start()
+    items = ahead(groups, "parquet-read")
     try:
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            yield item
-            if isinstance(item, BaseException):
-                return
+        for item in items:
+            part = pa.Table.from_batches([item])
+            n = part.num_rows
+            if n:
+                lines = np.arange(start, start + n, dtype=np.int64)
+                yield Batch(part, lines, "row index", _row_json(part), units=n)
+            start += n
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"{path}: cannot read as Parquet: {exc}") from None
     finally:
-        # The consumer stopped early (an error downstream): let the thread end.
-        stop.set()
-        with contextlib.suppress(queue.Empty):
-            q.get_nowait()
-        worker.join()
+        items.close()  # its thread stops before the file is closed
+        pf.close()
 
 
 def _row_json(table: pa.Table) -> Callable[[int], str]:

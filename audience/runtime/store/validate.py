@@ -88,15 +88,25 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
-def _contact_ids(table: pa.Table, flags: _Flags, out: dict[str, pa.Array]) -> None:
+def _by_value(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``fn`` per row; for a dictionary array, run on its distinct values only
+    (Arrow's kernels would decode every row first)."""
+    if pa.types.is_dictionary(arr.type):
+        return fn(arr.dictionary).take(arr.indices)
+    return fn(arr)
+
+
+def _contact_ids(
+    table: pa.Table, flags: _Flags, out: dict[str, pa.Array], keep_dictionary: bool = False
+) -> None:
     raw = _column(table, "contact_id")
-    cid, bad = coerce(raw, "string", numbers_as_text=True)
+    cid, bad = coerce(raw, "string", numbers_as_text=True, keep_dictionary=keep_dictionary)
     flags.flag(
         bad,
         "contact_id",
         lambda i: f"contact_id: expected a string or an integer, got {describe(raw[i].as_py())}",
     )
-    empty = pc.fill_null(pc.equal(cid, ""), True)
+    empty = pc.fill_null(_by_value(cid, lambda v: pc.equal(v, "")), True)
     flags.flag(_np(empty) & ~bad, "contact_id", lambda i: "missing contact_id")
     out["contact_id"] = cid
 
@@ -111,10 +121,12 @@ def validate_events(
     n = table.num_rows
     flags = _Flags(n, pre)
     out: dict[str, pa.Array] = {}
-    _contact_ids(table, flags, out)
+    # String columns that arrive dictionary-encoded (Parquet) stay so: checked
+    # and encoded per distinct value.
+    _contact_ids(table, flags, out, keep_dictionary=True)
 
     raw_type = _column(table, "type")
-    etype, bad = coerce(raw_type, "string")
+    etype, bad = coerce(raw_type, "string", keep_dictionary=True)
     flags.flag(
         bad, "type", lambda i: f"type: expected a string, got {describe(raw_type[i].as_py())}"
     )
@@ -122,7 +134,8 @@ def validate_events(
     types = list(schema.events)
     # The row's type as an index into ``types`` (-1: none or unknown), so a
     # property's "declared for this type" check is a numpy lookup.
-    tcode = _np(pc.fill_null(pc.index_in(etype, value_set=pa.array(types, pa.string())), -1))
+    known_types = pa.array(types, pa.string())
+    tcode = _np(pc.fill_null(_by_value(etype, lambda v: pc.index_in(v, known_types)), -1))
     known = tcode >= 0
     flags.flag(_valid(etype) & ~known, "type", lambda i: _unknown_type(etype[i].as_py(), types))
     out["type"] = etype
@@ -141,11 +154,12 @@ def validate_events(
     out["ts"] = ts
 
     raw_ctx = _column(table, "context")
-    ctx, bad = coerce(raw_ctx, "string")
+    ctx, bad = coerce(raw_ctx, "string", keep_dictionary=True)
     flags.flag(
         bad, "context", lambda i: f"context: expected a string, got {describe(raw_ctx[i].as_py())}"
     )
-    ok = _np(pc.is_in(ctx, value_set=pa.array(CONTEXTS)))
+    contexts = pa.array(CONTEXTS)
+    ok = _np(pc.fill_null(_by_value(ctx, lambda v: pc.is_in(v, contexts)), False))
     flags.flag(
         _valid(ctx) & ~ok,
         "context",
@@ -175,7 +189,7 @@ def validate_events(
             flags.flag(_valid(raw), name, _const(f"unknown property '{name}'"))
             continue
         ftype = props[name]
-        value, bad = coerce(raw, ftype)
+        value, bad = coerce(raw, ftype, keep_dictionary=True)
         declared = tuple(name in schema.events[t] for t in types)
         fits = fits_by_set.get(declared)
         if fits is None:

@@ -64,9 +64,7 @@ def as_dictionary(col: pa.Array, data: st.DataObject) -> pa.Array:
     for i, v in enumerate(dictionary):
         where.setdefault(v, []).append(i)
     # A value listed twice may be referred to by either entry.
-    indices = [
-        None if v is None else data.draw(st.sampled_from(where[v])) for v in col.to_pylist()
-    ]
+    indices = [None if v is None else data.draw(st.sampled_from(where[v])) for v in col.to_pylist()]
     itype = data.draw(st.sampled_from([pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8()]))
     vtype = data.draw(st.sampled_from([pa.string(), pa.large_string()]))
     return pa.DictionaryArray.from_arrays(pa.array(indices, itype), pa.array(dictionary, vtype))
@@ -164,7 +162,7 @@ def test_a_dictionary_index_out_of_range_is_refused_and_changes_nothing(tmp_path
     )
     big = pa.concat_tables([table] * 600)  # past the log: the regular path
     big = big.set_column(0, "id", pa.array([f"n{i}" for i in range(big.num_rows)]))
-    with pytest.raises(StoreError, match="product_name.*index out of range"):
+    with pytest.raises(StoreError, match=r"product_name.*index out of range"):
         store.ingest_events(big)
     assert dump(Store.open(tmp_path / "s").snapshot()) == before
     assert dump(store.snapshot()) == before

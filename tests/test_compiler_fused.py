@@ -126,6 +126,23 @@ def test_select_rows_and_pairs() -> None:
     assert c.tolist() == [9, 8, 7, 6] and v.tolist() == [10, 11, 13, 14]
     with pytest.raises(ValueError, match="codes"):
         filters.select_pairs(contact, rows, 0, 4, None, 0, codes, 2)
+    # into arrays given, from a position: the pairs of two calls end to end
+    buf = (np.full(7, -1, dtype=I32), np.full(7, -1, dtype=I32))
+    c, _ = filters.select_pairs(
+        contact, None, 1, 4, np.array([True, False, True]), 1, codes, 1, buf
+    )
+    c2, _ = filters.select_pairs(contact, rows, 0, 4, None, 0, codes, 1, out=buf, at=len(c))
+    assert buf[0].tolist() == [8, 6, 9, 8, 7, 6, -1] and buf[1][:6].tolist() == [
+        10,
+        12,
+        10,
+        11,
+        13,
+        14,
+    ]
+    assert c2.tolist() == [9, 8, 7, 6]
+    with pytest.raises(ValueError, match="no room"):
+        filters.select_pairs(contact, rows, 0, 4, None, 0, codes, 1, out=buf, at=4)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -138,13 +155,34 @@ def test_distinct_codes_matches_sorting(threads: int, shift: int) -> None:
     code = rng.integers(0, 30, 4000).astype(I32)
     want = reduce.distinct_counts(contact, code.astype(I64), n)
     assert reduce.distinct_codes(contact, code, n).tolist() == want.tolist()
-    out = np.zeros(n, dtype=I64)
     kernel = reduce._distinct_codes_par if threads > 1 else reduce._distinct_codes
-    kernel(contact, code, 30, threads, shift, out)  # shift 0: a bucket per contact
-    assert out.tolist() == want.tolist()
+    for cbits in (0, reduce.dc_cbits(30, shift)):  # grouped, then bitsets
+        out = np.zeros(n, dtype=I64)
+        kernel(contact, code, 30, threads, shift, cbits, out)  # shift 0: a bucket per contact
+        assert out.tolist() == want.tolist()
     assert reduce.distinct_codes(contact[:0], code[:0], n).tolist() == [0] * n
     with pytest.raises(ValueError):
         reduce.distinct_codes(contact, -code - 1, n)
+
+
+@pytest.mark.parametrize("n_codes", [1, 63, 64, 65, 5_000, 200_000])
+def test_distinct_codes_bitsets_and_grouping_agree_at_any_code_count(n_codes: int) -> None:
+    rng = np.random.default_rng(n_codes)
+    n = 3_000
+    contact = rng.integers(0, n, 20_000).astype(I32)
+    code = rng.integers(0, n_codes, 20_000).astype(I32)
+    code[:3] = n_codes - 1  # the highest code, in the last bitset word
+    contact[:3] = n - 1
+    code[3:40] = code[3]  # repeats of one pair
+    contact[3:40] = contact[3]
+    want = reduce.distinct_counts(contact, code.astype(I64), n).tolist()
+    cbits = reduce.dc_cbits(n_codes, reduce.DC_SHIFT)
+    assert (cbits > 0) == (n_codes <= 5_000)  # 200k codes: a bitset too big for the cache
+    assert reduce.distinct_codes(contact, code, n).tolist() == want
+    for kernel, threads in ((reduce._distinct_codes, 1), (reduce._distinct_codes_par, 2)):
+        out = np.zeros(n, dtype=I64)
+        kernel(contact, code, n_codes, threads, reduce.DC_SHIFT, cbits, out)
+        assert out.tolist() == want
 
 
 @pytest.mark.parametrize("then_not", [False, True])

@@ -63,12 +63,33 @@ class _Lane:
     slot: int
 
 
+_EMPTY_I32 = np.zeros(0, dtype=np.int32)
+
+
 @dataclass
 class _Distinct:
     scan: int
     red: Reduction
     pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     codes: bool = True  # every value seen so far is a dictionary code
+    # (contact, code) pairs of dictionary codes, written in place partition
+    # after partition (``filled`` of them), so they need no concatenation
+    buf: tuple[np.ndarray, np.ndarray] = (_EMPTY_I32, _EMPTY_I32)
+    filled: int = 0
+
+    def reserve(self, rows: int) -> None:
+        """Room for the pairs of ``rows`` rows (np.empty maps pages only as
+        they are written: an upper bound costs nothing)."""
+        self.buf = (np.empty(rows, dtype=np.int32), np.empty(rows, dtype=np.int32))
+        self.filled = 0
+
+    def all_pairs(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every pair collected (None: none)."""
+        mine = (self.buf[0][: self.filled], self.buf[1][: self.filled])
+        if not self.pairs:
+            return mine if self.filled else None
+        parts = [mine, *self.pairs] if self.filled else self.pairs
+        return np.concatenate([c for c, _ in parts]), np.concatenate([v for _, v in parts])
 
 
 def _type_lut(ctx: EvalContext, types: tuple[str, ...] | None) -> tuple[np.ndarray | None, bool]:
@@ -151,6 +172,8 @@ def run_scans(
     tss = np.empty((threads, len(ts_kinds), n), dtype=np.int64)
     for r, kd in enumerate(ts_kinds):
         tss[:, r] = reduce.INT64_MIN if kd == lanes.NEWEST else reduce.INT64_MAX
+    for d in distinct:  # a scan's source never holds more rows than its range
+        d.reserve(sum(b - a for _, ranges in parts for a, b in ranges[d.scan : d.scan + 1]))
     stats = ctx.stats
     stats["partitions_read"] = 0
     stats["partitions_skipped"] = 0
@@ -461,7 +484,10 @@ def _collect_pairs(ctx: EvalContext, source: Source, passing: _Rows, d: _Distinc
     codes = d.red[2].kind in ("string", "event_type") and fd.values.dtype == np.int32
     if codes and fd.offsets is None:
         # dictionary codes: the pairs straight from the rows, in one kernel
-        d.pairs.append(filters.select_pairs(src.contact, None, a, b, mask, a, fd.values, a))
+        c, _ = filters.select_pairs(
+            src.contact, None, a, b, mask, a, fd.values, a, out=d.buf, at=d.filled
+        )
+        d.filled += len(c)
         return
     local = np.arange(b - a) if mask is None else np.flatnonzero(mask)
     contact = src.contact[a:b][local]
@@ -479,14 +505,13 @@ def _collect_pairs(ctx: EvalContext, source: Source, passing: _Rows, d: _Distinc
 
 
 def _distinct_result(d: _Distinct, n: int) -> np.ndarray:
-    if not d.pairs:
+    pairs = d.all_pairs()
+    if pairs is None:
         return np.zeros(n, dtype=np.int64)
-    c = np.concatenate([x for x, _ in d.pairs]).astype(np.int32, copy=False)
-    if d.codes:
-        v = np.concatenate([y for _, y in d.pairs]).astype(np.int32, copy=False)
-        if len(v) == 0 or v.min() >= 0:
-            return reduce.distinct_codes(c, v, n)
-    v64 = np.concatenate([y for _, y in d.pairs])
+    c = pairs[0].astype(np.int32, copy=False)
+    if d.codes:  # dictionary codes, never negative
+        return reduce.distinct_codes(c, pairs[1].astype(np.int32, copy=False), n)
+    v64 = pairs[1]
     if v64.dtype != np.float64:
         v64 = v64.astype(np.int64)
     return reduce.distinct_counts(c, v64, n)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numba import njit, types
 
-from audience.compiler.kernels._checks import as_valid, check_1d
+from audience.compiler.kernels._checks import as_valid, check_1d, check_out
 from audience.compiler.kernels.config import F64, I32, I64, NJIT, OP_CODES, VALUE_TYPES, B, ro, rw
 
 OP_FALSE = 6  # every present value fails (e.g. an int column ``= 2.5``)
@@ -300,10 +300,14 @@ def select_pairs(
     mask_base: int,
     codes: np.ndarray,
     code_base: int,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
+    at: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(contact[i], codes[row - code_base])`` for the positions ``i`` in
     ``[lo, hi)`` whose ``mask[row - mask_base]`` is set (every one when
-    ``mask`` is None), where ``row`` is ``rows[i]`` (``i`` when None)."""
+    ``mask`` is None), where ``row`` is ``rows[i]`` (``i`` when None).  With
+    ``out``, written into those two int32 arrays from position ``at`` (they
+    need room for ``hi - lo`` pairs there); the pairs are returned as views."""
     contact = check_1d("contact", contact, _CODE_TYPES)
     codes = check_1d("codes", codes, _CODE_TYPES)
     has_rows = rows is not None
@@ -317,8 +321,14 @@ def select_pairs(
             raise ValueError("codes do not cover the rows")
         if mask is not None and not 0 <= first - mask_base <= last - mask_base < len(m):
             raise ValueError("mask does not cover the rows")
-    out_c = np.empty(hi - lo, dtype=np.int32)
-    out_v = np.empty(hi - lo, dtype=np.int32)
+    if out is None:
+        out_c = np.empty(hi - lo, dtype=np.int32)
+        out_v = np.empty(hi - lo, dtype=np.int32)
+    else:
+        out_c = check_out("out", out[0], np.int32)[at:]
+        out_v = check_out("out", out[1], np.int32)[at:]
+        if at < 0 or len(out_c) < hi - lo or len(out_v) < hi - lo:
+            raise ValueError(f"out has no room for {hi - lo} pairs at {at}")
     k = _select_pairs(
         contact, r, has_rows, lo, hi, m, mask is not None, mask_base, codes, code_base, out_c, out_v
     )

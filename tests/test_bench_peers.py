@@ -199,6 +199,28 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     assert (out / "peers.png").stat().st_size > 10_000
 
 
+def test_the_report_states_the_targets_figures() -> None:
+    from benchmarks.peers import report
+
+    def timed(**medians: float) -> dict[str, Any]:
+        return {"workloads": [{"workload": k, "median_s": v} for k, v in medians.items()]}
+
+    size = {
+        "engines": {
+            "ours": timed(a=0.01, b=0.04),
+            "duckdb": timed(a=0.1, b=0.1),
+            "polars": timed(a=0.05, b=0.2),
+        },
+        "bounds": {"a": {"seconds": 0.005}, "b": {"seconds": 0.001}},
+    }
+    # ratios 0.2 and 0.4: geometric mean sqrt(0.08); floors 2x and 40x
+    assert report._verdict(size) == [
+        "",
+        "Ours over the best peer: geometric mean 0.28 (3.5x faster); the closest is b at"
+        " 0.40x. Ours over the floor at most 40.0x (b).",
+    ]
+
+
 def test_lower_bound_counts_the_window() -> None:
     day = 86_400_000
     ts = np.arange(0, 100 * day, day // 10, dtype=np.int64)  # 10 events a day for 100 days

@@ -164,6 +164,8 @@ def test_a_dictionary_index_out_of_range_is_refused_and_changes_nothing(tmp_path
     big = big.set_column(0, "id", pa.array([f"n{i}" for i in range(big.num_rows)]))
     with pytest.raises(StoreError, match=r"product_name.*index out of range"):
         store.ingest_events(big)
+    # the thread that checks batches ahead stopped with the failed ingest
+    assert not [t for t in threading.enumerate() if t.name == "ingest-check"]
     assert dump(Store.open(tmp_path / "s").snapshot()) == before
     assert dump(store.snapshot()) == before
 

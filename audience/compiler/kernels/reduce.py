@@ -15,7 +15,7 @@ from audience.compiler.kernels.config import (
     I64,
     NJIT,
     PARALLEL,
-    PARALLEL_MIN_ROWS,
+    PARALLEL_MIN_PAIRS,
     VALUE_TYPES,
     B,
     ro,
@@ -470,7 +470,7 @@ def distinct_codes(contact: np.ndarray, code: np.ndarray, n_contacts: int) -> np
     if v_lo < 0:
         raise ValueError("codes must be non-negative")
     n_codes = int(v_hi) + 1
-    threads = numba.get_num_threads() if len(contact) >= PARALLEL_MIN_ROWS else 1
+    threads = numba.get_num_threads() if len(contact) >= PARALLEL_MIN_PAIRS else 1
     kernel = _distinct_codes_par if threads > 1 else _distinct_codes
     kernel(contact, code, n_codes, threads, DC_SHIFT, dc_cbits(n_codes, DC_SHIFT), out)
     return out

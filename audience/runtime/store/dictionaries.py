@@ -102,6 +102,8 @@ class DictState:
         the rows first use them: the codes a plain array gets."""
         indices = values.indices
         n, size = len(indices), len(values.dictionary)
+        if n == 0:
+            return np.empty(0, dtype=np.int32)
         idx = np.frombuffer(indices.buffers()[1], dtype=np.int32)[
             indices.offset : indices.offset + n
         ]

@@ -249,8 +249,11 @@ class Store(SnapshotViews):
             # Each batch is checked a batch ahead, in a thread, of its encoding
             # into the store (a second core at work; the codes stay in order).
             prepared = ahead((txn.prepare(b, src.name) for b in batches), "ingest-check")
-            for one in _progress(prepared, src.total, src.name, progress):
-                report.merge(txn.apply(one))
+            try:
+                for one in _progress(prepared, src.total, src.name, progress):
+                    report.merge(txn.apply(one))
+            finally:
+                prepared.close()  # on a failure, the thread stops now
         else:
             for batch in _progress(batches, src.total, src.name, progress):
                 report.merge(txn.add_profiles(batch, src.name, merge_lists))

@@ -173,7 +173,7 @@ def run_scans(
     for r, kd in enumerate(ts_kinds):
         tss[:, r] = reduce.INT64_MIN if kd == lanes.NEWEST else reduce.INT64_MAX
     for d in distinct:  # a scan's source never holds more rows than its range
-        d.reserve(sum(b - a for _, ranges in parts for a, b in ranges[d.scan : d.scan + 1]))
+        d.reserve(sum(ranges[d.scan][1] - ranges[d.scan][0] for _, ranges in parts))
     stats = ctx.stats
     stats["partitions_read"] = 0
     stats["partitions_skipped"] = 0

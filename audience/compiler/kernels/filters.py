@@ -325,10 +325,10 @@ def select_pairs(
         out_c = np.empty(hi - lo, dtype=np.int32)
         out_v = np.empty(hi - lo, dtype=np.int32)
     else:
-        out_c = check_out("out", out[0], np.int32)[at:]
-        out_v = check_out("out", out[1], np.int32)[at:]
-        if at < 0 or len(out_c) < hi - lo or len(out_v) < hi - lo:
+        out_c, out_v = (check_out("out", o, np.int32) for o in out)
+        if not 0 <= at <= min(len(out_c), len(out_v)) - (hi - lo):
             raise ValueError(f"out has no room for {hi - lo} pairs at {at}")
+        out_c, out_v = out_c[at:], out_v[at:]
     k = _select_pairs(
         contact, r, has_rows, lo, hi, m, mask is not None, mask_base, codes, code_base, out_c, out_v
     )

@@ -20,8 +20,9 @@ flagged sorted and windows cut by binary search, `POLARS_MAX_THREADS`), ours
 (an on-disk store ingested from the same Parquet files and opened memory-mapped,
 segments compiled once, `NUMBA_NUM_THREADS`).
 All use a dense integer contact key; loading is not timed with the queries.
-Each workload: one warm-up (reported as *first*), then the timed runs; the
-table gives the median and [min-max]. Python's garbage collector runs before
+Each workload: one warm-up run (reported as *first*), more untimed runs until
+a second has passed, then the timed runs; the table gives the median and
+[min-max]. Python's garbage collector runs before
 each timed run, so no run pays a collector pause; the objects alive after the
 warm-up (the data, plans, loaded code) are frozen first (`gc.freeze`), as a
 long-running service would, so that collection walks only what the runs made.

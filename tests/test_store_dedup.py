@@ -65,6 +65,26 @@ def test_sort_order_is_stable_and_merge_is_sorted() -> None:
     assert (np.diff(h2.astype(np.int64)) >= 0).all()
     assert sorted(loc.tolist()) == list(range(40)) + list(range(100, 125))
     assert (h2[np.argsort(loc)] == np.concatenate([a, b])).all()
+    # equal hashes: a's entries first; either run may be empty or run out first
+    for x, y in ((a, b), (b, a), (a[:0], b), (a, b[:0]), (a[:3], a[:3])):
+        hx, lx = merge_runs((x, np.arange(len(x))), (y, np.arange(100, 100 + len(y))))
+        want = sorted([(v, 0, i) for i, v in enumerate(x)] + [(v, 1, i) for i, v in enumerate(y)])
+        assert hx.tolist() == [v for v, _, _ in want]
+        assert lx.tolist() == [i + 100 * r for _, r, i in want]
+
+
+def test_the_filter_never_misses_an_id_and_rarely_holds_a_stranger() -> None:
+    rng = np.random.default_rng(7)
+    h = rng.integers(0, 2**63, 300_000, dtype=np.uint64) << np.uint64(1)
+    runs = [(np.sort(h[:100_000]), np.arange(100_000))]
+    f = dedup_mod.Filter(runs)
+    for part in (h[100_000:200_000], h[200_000:]):  # grown as runs are added
+        runs.append((np.sort(part), np.arange(len(part))))
+        f.runs = list(runs)
+        f.add(np.sort(part))
+    assert f.maybe(h).all()
+    strangers = rng.integers(0, 2**63, 200_000, dtype=np.uint64) << np.uint64(1) | np.uint64(1)
+    assert f.maybe(strangers).mean() < 0.02  # 16 bits and 3 of them per id: about 1%
 
 
 @pytest.mark.parametrize("collide", [False, True])

@@ -68,16 +68,29 @@ def sort_order(h: np.ndarray) -> np.ndarray:
 def _merge_kernel(
     ah: np.ndarray, av: np.ndarray, bh: np.ndarray, bv: np.ndarray, oh: np.ndarray, ov: np.ndarray
 ) -> None:  # pragma: no cover
-    i = j = 0
-    for k in range(oh.shape[0]):
-        if j >= bh.shape[0] or (i < ah.shape[0] and ah[i] <= bh[j]):
-            oh[k] = ah[i]
-            ov[k] = av[i]
-            i += 1
-        else:
-            oh[k] = bh[j]
-            ov[k] = bv[j]
-            j += 1
+    # Branch-free while both runs last (which run is next is a coin flip on
+    # random hashes: a branch mispredicts half the time), then the tail.
+    na, nb = ah.shape[0], bh.shape[0]
+    i = j = k = np.int64(0)
+    while i < na and j < nb:
+        x = ah[i]
+        y = bh[j]
+        a = x <= y
+        oh[k] = x if a else y
+        ov[k] = av[i] if a else bv[j]
+        i += np.int64(a)
+        j += np.int64(1) - np.int64(a)
+        k += 1
+    while i < na:
+        oh[k] = ah[i]
+        ov[k] = av[i]
+        i += 1
+        k += 1
+    while j < nb:
+        oh[k] = bh[j]
+        ov[k] = bv[j]
+        j += 1
+        k += 1
 
 
 def merge_runs(a: Run, b: Run) -> Run:

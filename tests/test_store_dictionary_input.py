@@ -107,6 +107,13 @@ def test_a_parquet_file_of_many_row_groups_reads_as_dictionaries_to_the_same_sto
     read = pq.ParquetFile(path, read_dictionary=["product_name"]).read()
     assert pa.types.is_dictionary(read.schema.field("product_name").type)
     monkeypatch.setattr(sources, "CHUNK_ROWS", 3)
+    # our reader asks for dictionaries of the columns named, and only those
+    src = sources.open_source(path, {}, ["product_name", "contact_id"])
+    first = next(src.batches).table.schema
+    assert pa.types.is_dictionary(first.field("product_name").type)
+    assert pa.types.is_dictionary(first.field("contact_id").type)
+    assert not pa.types.is_dictionary(first.field("category").type)
+    src.batches.close()  # type: ignore[attr-defined]
     a = Store.init(tmp_path / "a", schema())
     a.ingest_events(table)  # a plain Arrow table
     b = Store.init(tmp_path / "b", schema())

@@ -135,12 +135,12 @@ class IdIndex:
         self.filter = Filter([])  # built on the first lookup
         self._filtered = False
 
-    def fresh(self, ids: pa.Array | SortedIds, first_loc: int) -> np.ndarray:
+    def fresh(self, s: SortedIds, first_loc: int) -> np.ndarray:
         """Rows to keep: no id, or an id seen neither before nor earlier in the
         batch.  The kept ids get positions ``first_loc, first_loc + 1, ...``
-        (in row order) and join the index.  ``ids`` may come sorted already
-        (``sort_ids``, which needs no index: an ingest runs it a batch ahead)."""
-        s = ids if isinstance(ids, SortedIds) else sort_ids(ids)
+        (in row order) and join the index.  ``s``: the batch's ids as
+        ``sort_ids`` gives them (it needs no index: an ingest runs it a batch
+        ahead)."""
         keep = np.ones(s.n, dtype=bool)
         if s.rows is None:
             return keep
@@ -361,7 +361,7 @@ class IdFiles:
     def accept(self, ids: pa.Array, sorted_ids: SortedIds | None = None) -> np.ndarray:
         """Rows to keep (see ``IdIndex.fresh``; ``sorted_ids``: ``ids`` sorted
         already); the kept ids are written as a new chunk."""
-        keep = self.index.fresh(ids if sorted_ids is None else sorted_ids, self.size)
+        keep = self.index.fresh(sort_ids(ids) if sorted_ids is None else sorted_ids, self.size)
         kept = ids.filter(pa.array(keep)) if not keep.all() else ids
         if kept.null_count:
             kept = kept.drop_null()

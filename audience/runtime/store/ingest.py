@@ -123,9 +123,6 @@ class Txn:
         return [(one_array(t.column(ID)), t.drop_columns([ID])) for t in tables]
 
     # ------------------------------------------------------------------ events
-    def add_events(self, batch: Batch, source: str) -> IngestReport:
-        return self.apply(self.prepare(batch, source))
-
     def prepare(self, batch: Batch, source: str) -> Prepared:
         """The part of an events batch's ingest that reads nothing the ingest
         changes (checks, rejects, the ids sorted): run a batch ahead of

@@ -115,10 +115,11 @@ def _parquet_file(path: Path, dictionaries: Collection[str]) -> pq.ParquetFile:
     """The file, its top-level string columns named in ``dictionaries`` read
     as dictionary arrays: decoded straight from the file's dictionary pages,
     never materialized as strings per row."""
-    schema = pq.read_schema(path)
+    meta = pq.read_metadata(path)  # read once: handed to the reader below
     text = (pa.types.is_string, pa.types.is_large_string)
+    schema = meta.schema.to_arrow_schema()
     names = [f.name for f in schema if f.name in dictionaries and any(t(f.type) for t in text)]
-    return pq.ParquetFile(path, read_dictionary=names or None)
+    return pq.ParquetFile(path, metadata=meta, read_dictionary=names or None)
 
 
 def _parquet_batches(path: Path, pf: pq.ParquetFile) -> Iterator[Batch]:

@@ -25,7 +25,7 @@ from audience.runtime.snapshot import (
 from audience.runtime.store import wal
 from audience.runtime.store.ahead import ahead
 from audience.runtime.store.coerce import decode_dictionaries
-from audience.runtime.store.dedup import IdFiles
+from audience.runtime.store.dedup import IdFiles, sort_ids
 from audience.runtime.store.definitions import Definitions, SavedSegment
 from audience.runtime.store.dictionaries import IDS, DictState, HashTables
 from audience.runtime.store.encode import (
@@ -317,7 +317,8 @@ class Store(SnapshotViews):
             return None
         report = IngestReport()
         ids = one_array(table.column("id"))
-        keep = IdFiles(self._backend, manifest, manifest.version + 1).index.fresh(ids, 0)
+        index = IdFiles(self._backend, manifest, manifest.version + 1).index
+        keep = index.fresh(sort_ids(ids), 0)
         keep &= ~np.fromiter((i in tail.ids for i in ids.to_pylist()), bool, len(ids))
         report.duplicates = int(len(keep) - keep.sum())
         if report.duplicates:

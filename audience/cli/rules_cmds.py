@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from audience.dsl.ast import DndPolicy, Program, Segment, Trigger
-from audience.dsl.check import check
+from audience.dsl.check import Known, check
 from audience.dsl.errors import DslError
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse_bytes
@@ -29,19 +29,22 @@ def _read(path: str) -> tuple[bytes, str]:
         raise click.UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _load_schema(schema: str | None, store: str | None) -> tuple[Schema | None, dict[str, Segment]]:
+def _load_schema(schema: str | None, store: str | None) -> tuple[Schema | None, Known]:
+    """The schema to check against and the names saved outside the file: with
+    ``--store``, the store's (templates included); otherwise none (templates are
+    then not resolved)."""
     if schema and store:
         raise click.UsageError("give --schema or --store, not both")
     try:
         if schema:
-            return Schema.load(schema), {}
+            return Schema.load(schema), Known()
         if store:
-            from audience.cli.store_context import schema_and_segments
+            from audience.cli.store_context import schema_and_known
 
-            return schema_and_segments(store)
+            return schema_and_known(store)
     except SchemaError as exc:
         raise click.UsageError(str(exc)) from None
-    return None, {}
+    return None, Known()
 
 
 def describe(program: Program) -> list[str]:
@@ -84,7 +87,7 @@ def summary(program: Program) -> str:
     "--store",
     "store_path",
     metavar="STORE",
-    help="Check against a store's schema and saved segments.",
+    help="Check against a store's schema and saved segments, DND policies and templates.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when the file is clean.")
 def check_cmd(file: str, schema_path: str | None, store_path: str | None, quiet: bool) -> None:
@@ -93,7 +96,7 @@ def check_cmd(file: str, schema_path: str | None, store_path: str | None, quiet:
     data, name = _read(file)
     try:
         program = parse_bytes(data, filename=name)
-        found = check(program, schema, known_segments=known)
+        found = check(program, schema, known=known)
         if found:
             raise DslError(found, data.decode("utf-8"), name)
     except DslError as err:

@@ -61,6 +61,8 @@ def ingest_cmd(store: str, files: tuple[str, ...], profiles: bool, node: str) ->
         total.merge(report)
         dup = "" if profiles else f", {report.duplicates} duplicates"
         click.echo(f"{name}: {report.accepted} accepted, {report.rejected} rejected{dup}")
+        if report.triggers is not None and report.triggers.too_old:
+            click.echo(f"  triggers: {report.triggers.too_old_note()}")
         for r in report.rejects[:5]:
             click.echo(f"  {r}", err=True)
         if report.rejected > 5:

@@ -1,19 +1,23 @@
-"""What ``audience check --store STORE`` checks against: the store's schema and saved segments."""
+"""What ``audience check --store STORE`` checks against: the store's schema and
+every name it has saved (segments, DND policies, templates), as every save does."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from audience.dsl.ast import Segment
-from audience.schema import Schema
+if TYPE_CHECKING:
+    from audience.dsl.check import Known
+    from audience.schema import Schema
 
 
-def schema_and_segments(path: str, node: str = "main") -> tuple[Schema, dict[str, Segment]]:
-    from audience.runtime.saved import saved_segments
+def schema_and_known(path: str, node: str = "main") -> tuple[Schema, Known]:
     from audience.runtime.store import StoreError, open_store
+    from audience.runtime.triggers.known import known_names
 
     try:
         store = open_store(path, node)
     except StoreError as exc:
         raise click.UsageError(str(exc)) from None
-    return store.schema, saved_segments(store)
+    return store.schema, known_names(store)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from audience.dsl.ast import Program, Segment
-from audience.dsl.check import check
 from audience.dsl.check.refs import segment_refs
 from audience.dsl.errors import Diagnostic, DslError
 from audience.dsl.parser import parse
@@ -63,13 +62,13 @@ def validate_segment(store: Store, name: str, text: str, *, filename: str) -> Se
     """Parse and check ``text`` as the saved segment NAME against the store's schema
     and its other saved segments, with this text in place: a reference to an
     unknown segment, or one that would close a cycle through NAME, is an error
-    now rather than at the next evaluation.  Raises DslError."""
+    now rather than at the next evaluation.  The same checker as every other
+    save and ``audience check --store`` (audience.runtime.triggers.known).
+    Raises DslError."""
+    from audience.runtime.triggers.known import check_against
+
     segment = segment_from_text(name, text, filename=filename)
-    found = check(
-        Program(definitions=(segment,)), store.schema, known_segments=saved_segments(store)
-    )
-    if found:
-        raise DslError(found, text, filename)
+    check_against(store, Program(definitions=(segment,)), text, filename)
     return segment
 
 

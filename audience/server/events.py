@@ -65,10 +65,13 @@ def ingest(kind: str, recs: Records) -> tuple[IngestReport, dict[str, Any]]:
 def _triggers(report: BatchReport | None) -> dict[str, Any]:
     """What the ingest's events fired (SPEC section 4), with the deliveries made."""
     if report is None:
-        return {"matched": 0, "fired": 0, "firings": [], "deliveries": []}
+        return {"matched": 0, "fired": 0, "too_old": {}, "firings": [], "deliveries": []}
     return {
         "matched": report.matched,
         "fired": report.fired,
+        # per trigger: events dated before its valid-from, which fire nothing
+        "too_old": dict(report.too_old),
+        **({"note": note} if (note := report.too_old_note()) else {}),
         "firings": [
             {
                 "trigger": f.trigger,

@@ -246,6 +246,13 @@ def _schemas(max_limit: int) -> dict[str, Any]:
             "properties": {
                 "matched": {"type": "integer", "minimum": 0},
                 "fired": {"type": "integer", "minimum": 0},
+                "too_old": {
+                    "type": "object",
+                    "description": "per trigger: matching events dated before its valid-from "
+                    "(they fire nothing)",
+                    "additionalProperties": {"type": "integer"},
+                },
+                "note": {"type": "string", "description": "why old events fired nothing"},
                 "firings": {"type": "array", "items": _ref("Firing")},
                 "deliveries": {"type": "array", "items": _ref("Delivery")},
             },

@@ -2,12 +2,15 @@
 in, every problem found out, as ``Diagnostic`` objects with a stable code.
 
     from audience.dsl.check import check, check_condition
-    diags = check(program, schema, known_segments=..., known_policies=...)
+    diags = check(program, schema, known=Known(segments=..., policies=..., templates=...))
     if diags: raise DslError(diags, source, filename)
 
-``known_segments`` / ``known_policies`` are definitions saved elsewhere (the
-store); the program's own definitions count too, and override saved ones of
-the same name.  Diagnostics come sorted by position; each points at the most
+``known`` holds the definitions saved elsewhere (the store), one field per kind
+of name; the program's own definitions count too, and override saved ones of
+the same name.  Templates are resolved only when ``known.templates`` is given
+(a store): without one a ``send_email`` campaign is taken as written.
+(``known_segments`` / ``known_policies`` are the older spelling, still accepted.)
+Diagnostics come sorted by position; each points at the most
 precise node the AST has a span for.
 
 Codes (stable; clients and tests match on them):
@@ -22,6 +25,9 @@ Without a schema
 - ``unknown_segment``       ``in segment "X"`` with X neither in the program nor saved
 - ``segment_cycle``         segments that include each other (or themselves)
 - ``unknown_policy``        a trigger's ``dnd "P"`` with P neither in the program nor saved
+- ``unknown_template``      ``send_email(campaign: "X")`` with no saved template X (with a store)
+- ``template_fields``       the campaign's template uses fields ``fields:`` does not give
+- ``template_error``        the campaign's saved template does not parse
 - ``duplicate_option``      a trigger or DND option given twice, or two that conflict
 - ``dnd_without_cap``       a DND policy with no ``max N per ...``
 - ``invalid_quiet_hours``   quiet hours that start when they end, or a clock time out of range
@@ -48,25 +54,26 @@ from collections.abc import Collection, Mapping
 from audience.dsl.ast import NOSPAN, Cond, DndPolicy, Program, Segment, Trigger
 from audience.dsl.check.actions import check_actions, check_options
 from audience.dsl.check.conds import check_cond, check_pred
-from audience.dsl.check.context import Ctx, head_span, known
+from audience.dsl.check.context import Ctx, Known, TemplateInfo, head_span, known
 from audience.dsl.check.names import check_event_sel
 from audience.dsl.check.refs import check_duplicates, check_policy_refs, check_segment_refs
 from audience.dsl.check.structure import check_policy, check_timezone
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema
 
-__all__ = ["check", "check_condition", "check_program"]
+__all__ = ["Known", "TemplateInfo", "check", "check_condition", "check_program"]
 
 
 def check(
     program: Program,
     schema: Schema | None = None,
     *,
+    known: Known | None = None,
     known_segments: Mapping[str, Segment] | None = None,
     known_policies: Collection[str] = (),
 ) -> list[Diagnostic]:
     """Every problem of a program (definitions, or one bare condition)."""
-    ctx = Ctx(schema, known_segments or {}, known_policies)
+    ctx = Ctx(schema, (known or Known()).with_legacy(known_segments, known_policies))
     defs = program.definitions
     check_duplicates(ctx, defs)
     for d in defs:
@@ -92,11 +99,12 @@ def check_condition(
     schema: Schema | None = None,
     *,
     timezone: str = "UTC",
+    known: Known | None = None,
     known_segments: Mapping[str, Segment] | None = None,
     known_policies: Collection[str] = (),
 ) -> list[Diagnostic]:
     """Every problem of a bare condition evaluated in ``timezone``."""
-    ctx = Ctx(schema, known_segments or {}, known_policies)
+    ctx = Ctx(schema, (known or Known()).with_legacy(known_segments, known_policies))
     check_timezone(ctx, timezone, NOSPAN)
     check_cond(ctx, cond)
     check_segment_refs(ctx, (), cond)

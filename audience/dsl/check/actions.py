@@ -224,10 +224,48 @@ def _send_email(ctx: Ctx, action: Action, types: tuple[str, ...] | None) -> None
     args = _keyword_action(ctx, action)
     if "campaign" in args:
         _need_string(ctx, action, args["campaign"], types)
+        _check_template(ctx, action, args)
     if "to" in args:
         _check_to(ctx, action, args["to"], types)
     if "fields" in args:
         _need_map(ctx, action, args["fields"], types, nested=False)
+
+
+def _check_template(ctx: Ctx, action: Action, args: dict[str, Arg]) -> None:
+    """The campaign is the name of a saved template (resolved only when the
+    templates are known: a store), which must get every field it uses."""
+    campaign = args["campaign"].value
+    templates = ctx.known.templates
+    if templates is None or not isinstance(campaign, StringLit):
+        return
+    name = campaign.value
+    info = templates.get(name)
+    if info is None:
+        ctx.error(
+            "unknown_template",
+            f"unknown template '{name}'",
+            campaign.span,
+            suggest(name, templates, "templates")
+            or f"save a template named '{name}' first (the campaign names the email template)",
+        )
+        return
+    if info.error is not None:
+        ctx.error(
+            "template_error", f"template '{name}' does not parse: {info.error}", campaign.span
+        )
+        return
+    fields = args.get("fields")
+    given = set()
+    if fields is not None and isinstance(fields.value, MapValue):
+        given = {k for k, _ in fields.value.items}
+    missing = sorted(info.fields - given)
+    if missing:
+        ctx.error(
+            "template_fields",
+            f"template '{name}' uses {', '.join(missing)}, which fields: does not give",
+            fields.span if fields is not None else action.span,
+            "add " + ", ".join(f"{m}: ..." for m in missing) + " to fields:",
+        )
 
 
 def _check_to(ctx: Ctx, action: Action, arg: Arg, types: tuple[str, ...] | None) -> None:

@@ -4,7 +4,7 @@ the diagnostics collected so far (every problem is reported, not only the first)
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from audience.dsl.ast import NOSPAN, DndPolicy, Segment, Span, Trigger
 from audience.dsl.errors import Diagnostic
@@ -13,12 +13,53 @@ from audience.schema import Schema
 KEYWORDS: dict[type, str] = {Segment: "segment", Trigger: "trigger", DndPolicy: "dnd"}
 
 
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What the checker needs of a saved email template: the fields it uses, or
+    why it cannot be used (it does not parse)."""
+
+    fields: frozenset[str] = frozenset()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Known:
+    """The names saved outside the checked text (in a store), one field per kind.
+
+    A kind that is None is not checked at all: its names cannot be known (with
+    no store, templates are not resolved).  A later kind of saved name is one
+    more field here and one more check where it is named."""
+
+    segments: Mapping[str, Segment] = field(default_factory=dict)
+    policies: Collection[str] = ()
+    templates: Mapping[str, TemplateInfo] | None = None  # name -> what it uses
+
+    def with_legacy(
+        self, segments: Mapping[str, Segment] | None, policies: Collection[str]
+    ) -> Known:
+        """Add what the older keyword arguments of ``check`` give."""
+        if not segments and not policies:
+            return self
+        return replace(
+            self,
+            segments={**self.segments, **(segments or {})},
+            policies={*self.policies, *policies},
+        )
+
+
 @dataclass
 class Ctx:
     schema: Schema | None = None
-    known_segments: Mapping[str, Segment] = field(default_factory=dict)
-    known_policies: Collection[str] = ()
+    known: Known = field(default_factory=Known)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def known_segments(self) -> Mapping[str, Segment]:
+        return self.known.segments
+
+    @property
+    def known_policies(self) -> Collection[str]:
+        return self.known.policies
 
     def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, help))

@@ -3,12 +3,16 @@
 
 Every save of a name bumps its version and keeps the previous text in a
 ``*_versions`` history table; deliveries name the trigger version that made
-them.  Triggers can be disabled and carry an optional validity span.
+them.  Triggers can be disabled and carry a validity span: a trigger reacts
+only to events at or after its valid-from, which is the moment it was first
+saved unless one is given (so importing history sends nothing); a new
+version keeps the valid-from it had unless a new one is given.
 Only texts are stored here: checking them is the caller's job (engine.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,9 @@ from audience.runtime.store.errors import StoreError
 
 MAX_NAME = 200
 DEFINITIONS_FILE = "definitions.sqlite"
+# why a match outside a trigger's validity span did not fire (report keys)
+BEFORE_VALID_FROM = "before valid-from"
+AFTER_VALID_UNTIL = "after valid-until"
 
 
 def _m0001_definitions(db: sqlite_utils.Database) -> None:
@@ -47,9 +54,36 @@ def _m0001_definitions(db: sqlite_utils.Database) -> None:
         )
 
 
+def iso_of_ms(ms: int) -> str:
+    """``now_iso``'s form of an epoch-ms moment (out of datetime's range: the number)."""
+    try:
+        moment = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    except (OverflowError, ValueError, OSError):
+        return f"{ms} ms"
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ms_of_iso(text: str) -> int:
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _m0002_valid_from(db: sqlite_utils.Database) -> None:
+    # Triggers saved before valid-from had a default fired for any event, history
+    # included; from now on they react to what happens after they were created.
+    rows = db.execute("select name, created from triggers where valid_from_ms is null").fetchall()
+    for name, created in rows:
+        db.execute(
+            "update triggers set valid_from_ms = ? where name = ?", [ms_of_iso(created), name]
+        )
+
+
 # (id, name, function) of component "triggers"; append, never edit a released one.
 MIGRATIONS: list[Migration] = [
     (1, "triggers, dnd policies, templates", _m0001_definitions),
+    (2, "a trigger is valid from its creation unless told otherwise", _m0002_valid_from),
 ]
 
 
@@ -59,18 +93,22 @@ class SavedTrigger:
     text: str
     version: int
     enabled: bool
-    valid_from_ms: int | None
+    valid_from_ms: int | None  # None only in a store written before valid-from had a default
     valid_until_ms: int | None  # exclusive
     created: str
     updated: str
 
     def active_at(self, ts_ms: int) -> bool:
         """Enabled, and ``ts_ms`` in its validity span."""
-        if not self.enabled:
-            return False
+        return self.enabled and self.inactive_why(ts_ms) is None
+
+    def inactive_why(self, ts_ms: int) -> str | None:
+        """Why an event at ``ts_ms`` is outside the validity span (None: inside)."""
         if self.valid_from_ms is not None and ts_ms < self.valid_from_ms:
-            return False
-        return self.valid_until_ms is None or ts_ms < self.valid_until_ms
+            return BEFORE_VALID_FROM
+        if self.valid_until_ms is not None and ts_ms >= self.valid_until_ms:
+            return AFTER_VALID_UNTIL
+        return None
 
 
 @dataclass(frozen=True)
@@ -141,8 +179,10 @@ class TriggerDefinitions:
         enabled: bool = True,
         valid_from_ms: int | None = None,
         valid_until_ms: int | None = None,
+        now_ms: int | None = None,
     ) -> SavedTrigger:
-        return self.save_all([], [(name, text)], enabled, valid_from_ms, valid_until_ms)[1][0]
+        saved = self.save_all([], [(name, text)], enabled, valid_from_ms, valid_until_ms, now_ms)
+        return saved[1][0]
 
     def save_all(
         self,
@@ -151,27 +191,36 @@ class TriggerDefinitions:
         enabled: bool = True,
         valid_from_ms: int | None = None,
         valid_until_ms: int | None = None,
+        now_ms: int | None = None,
     ) -> tuple[list[SavedPolicy], list[SavedTrigger]]:
-        """Save (name, text) policies and triggers in one transaction: all or none."""
-        if (
-            valid_from_ms is not None
-            and valid_until_ms is not None
-            and valid_until_ms <= valid_from_ms
-        ):
-            raise StoreError("a trigger's validity must end after it starts")
+        """Save (name, text) policies and triggers in one transaction: all or none.
+
+        ``now_ms`` is the moment of the save (default: the engine's clock): a new
+        trigger's valid-from unless ``valid_from_ms`` is given; a trigger saved
+        again keeps the valid-from it had unless one is given."""
+        from audience.runtime.triggers.clock import now_ms as clock_ms
+
+        moment = clock_ms() if now_ms is None else now_ms
         policies = [(check_name(n, "DND policy"), t) for n, t in policies]
         triggers = [(check_name(n, "trigger"), t) for n, t in triggers]
         with self._lock:
             db = self._open()
-            now = now_iso()
+            now = iso_of_ms(moment)
+            rows = []
+            for name, text in triggers:
+                old = self._get_trigger(db, name)
+                vf = valid_from_ms
+                if vf is None:
+                    vf = moment if old is None or old.valid_from_ms is None else old.valid_from_ms
+                _check_span(name, vf, valid_until_ms, given=valid_from_ms is not None)
+                rows.append((name, text, old, vf))
             with db.conn:
                 for name, text in policies:
                     self._save_policy(db, name, text, now)
-                for name, text in triggers:
-                    old = self._get_trigger(db, name)
+                for name, text, old, vf in rows:
                     version = _next_version(db, "triggers", name)
                     created = now if old is None else old.created
-                    row = (name, text, version, int(enabled), valid_from_ms, valid_until_ms)
+                    row = (name, text, version, int(enabled), vf, valid_until_ms)
                     db.execute(
                         f"insert or replace into triggers ({_TRIGGER_COLS}) "
                         "values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -326,6 +375,15 @@ def _next_version(db: sqlite_utils.Database, kind: str, name: str) -> int:
     included), so a delivery key naming a version is never reused."""
     row = db.execute(f"select max(version) from {kind}_versions where name = ?", [name]).fetchone()
     return int(row[0] or 0) + 1
+
+
+def _check_span(name: str, vf: int, vu: int | None, *, given: bool) -> None:
+    if vu is not None and vu <= vf:
+        why = "" if given else " (its valid-from is the moment it was first saved)"
+        raise StoreError(
+            f"trigger {name!r}: a trigger's validity must end after it starts: valid-until "
+            f"{iso_of_ms(vu)} is not after valid-from {iso_of_ms(vf)}{why}"
+        )
 
 
 def check_name(name: str, what: str) -> str:

@@ -11,7 +11,9 @@ options, then the actions (actions.py), and the firings recorded last, in
 the transaction that deletes the ingest's journal (state.py).  The deliveries
 of up to ``GROUP`` firings share one transaction of the delivery log.
 
-``after_commit``'s report is what the store returns as ``IngestReport.triggers``.
+``after_commit``'s report is what the store returns as ``IngestReport.triggers``;
+it counts the events older than a trigger's valid-from (``too_old``), which
+fire nothing: a trigger reacts to what happens after it is saved (SPEC 4).
 """
 
 from __future__ import annotations
@@ -28,27 +30,24 @@ import pyarrow as pa
 from audience.compiler.passes.resolve_time import minus, plus
 from audience.compiler.strings import LutCache
 from audience.dsl.ast import (
-    Action,
     AtMostOncePer,
     Delay,
     DndPolicy,
-    MapValue,
     OncePerContact,
     Program,
-    StringLit,
     Trigger,
 )
-from audience.dsl.check import check
-from audience.dsl.errors import Diagnostic, DslError
+from audience.dsl.errors import DslError
 from audience.dsl.parser import parse
 from audience.runtime.delivery import Delivery, DeliveryLog, Policy
-from audience.runtime.delivery.model import wall_ms
 from audience.runtime.saved import saved_segments
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.layout import node_dir
 from audience.runtime.triggers.actions import ActionRun, Requester, run_actions
 from audience.runtime.triggers.batch import EventBatch, journal_table
+from audience.runtime.triggers.clock import now_ms as clock_ms
 from audience.runtime.triggers.definitions import (
+    BEFORE_VALID_FROM,
     DEFINITIONS_FILE,
     SavedPolicy,
     SavedTemplate,
@@ -57,7 +56,7 @@ from audience.runtime.triggers.definitions import (
 )
 from audience.runtime.triggers.matcher import TriggerSet, compile_trigger, condition_holds
 from audience.runtime.triggers.state import Firing, FiringState, Journal, NodeState
-from audience.runtime.triggers.templates import CompiledTemplate, TemplateError, compiled
+from audience.runtime.triggers.templates import CompiledTemplate, compiled
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
@@ -83,6 +82,9 @@ class BatchReport:
     skipped: Counter[str] = field(default_factory=Counter)  # why a match did not fire
     deliveries: list[Delivery] = field(default_factory=list)
     firings: list[Firing] = field(default_factory=list)
+    # per trigger: matching events dated before its valid-from (not fired live;
+    # a dry run replays them anyway)
+    too_old: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: BatchReport) -> None:
         self.events += other.events
@@ -91,6 +93,19 @@ class BatchReport:
         self.skipped.update(other.skipped)
         self.deliveries.extend(other.deliveries)
         self.firings.extend(other.firings)
+        self.too_old.update(other.too_old)
+
+    def too_old_note(self) -> str | None:
+        """Why loaded history fired nothing, in a sentence (None: no such events)."""
+        if not self.too_old:
+            return None
+        n = sum(self.too_old.values())
+        per = ", ".join(f"{c} for {name!r}" for name, c in sorted(self.too_old.items()))
+        return (
+            f"{n} matching event{'' if n == 1 else 's'} older than the trigger's valid-from "
+            f"fired nothing ({per}): a trigger reacts only to events at or after the moment it "
+            "was saved; 'triggers dry-run' replays history"
+        )
 
 
 _D = TypeVar("_D", Trigger, DndPolicy)
@@ -159,53 +174,11 @@ class TriggerEngine:
 
     # ---------------------------------------------------------- definitions
     def check(self, text: str, filename: str = "<input>") -> Program:
-        """Parse and check ``text`` against the store (raises DslError)."""
-        program = _parse(text, filename)
-        policies = {p.name for p in self.defs.list_policies()}
-        found = check(
-            program,
-            self.store.schema,
-            known_segments=saved_segments(self.store),
-            known_policies=policies,
-        )
-        for d in program.definitions:
-            if isinstance(d, Trigger):
-                found.extend(self._template_problems(d))
-        if found:
-            raise DslError(found, text, filename)
-        return program
+        """Parse and check ``text`` against the store (raises DslError): the
+        same checker, names and messages as ``audience check --store``."""
+        from audience.runtime.triggers.known import check_text
 
-    def _template_problems(self, t: Trigger) -> list[Diagnostic]:
-        """send_email's template against its fields, when the template is saved."""
-        out = []
-        for action in t.actions:
-            if action.name != "send_email":
-                continue
-            args = {a.key: a for a in action.args if a.key}
-            campaign = args.get("campaign")
-            if campaign is None or not isinstance(campaign.value, StringLit):
-                continue
-            saved = self.defs.get_template(campaign.value.value)
-            if saved is None:
-                continue  # may be saved later: checked when sending
-            given = _field_names(args["fields"].value) if "fields" in args else set()
-            try:
-                tpl = _compile_template(saved)
-            except TemplateError as exc:
-                out.append(Diagnostic("template_error", str(exc), campaign.span))
-                continue
-            missing = sorted(tpl.fields - given)
-            if missing:
-                out.append(
-                    Diagnostic(
-                        "template_fields",
-                        f"template {saved.name!r} uses {', '.join(missing)}, which fields: "
-                        "does not give",
-                        _fields_span(action),
-                        "add " + ", ".join(f"{m}: ..." for m in missing) + " to fields:",
-                    )
-                )
-        return out
+        return check_text(self.store, text, filename)
 
     def add(
         self,
@@ -216,7 +189,12 @@ class TriggerEngine:
         valid_from_ms: int | None = None,
         valid_until_ms: int | None = None,
     ) -> tuple[list[SavedTrigger], list[SavedPolicy]]:
-        """Save every trigger of ``text`` and the DND policies written beside them."""
+        """Save every trigger of ``text`` and the DND policies written beside them.
+
+        ``valid_from_ms``: the first event time the triggers react to; default the
+        moment a trigger is first saved (the clock, audience.runtime.triggers.clock),
+        and a trigger saved again keeps the one it had.  An earlier one replays
+        history on purpose."""
         program = self.check(text, filename)
         return self._save(text, program, enabled, valid_from_ms, valid_until_ms)
 
@@ -385,8 +363,13 @@ def fire(
     todo = []
     for m in matches:
         ts = batch.ts(m.row)
-        if not m.trigger.saved.active_at(ts):
-            report.skipped["not active"] += 1
+        why = m.trigger.saved.inactive_why(ts)
+        if why == BEFORE_VALID_FROM:
+            report.too_old[m.trigger.name] += 1
+            if not live:  # a dry run replays history on purpose
+                why = None
+        if why is not None:
+            report.skipped[why] += 1
             continue
         key = batch.event_key(m.row)
         if firings.fired(m.trigger.name, key):
@@ -402,7 +385,7 @@ def fire(
         policy=engine.policy,
         now_ms=(lambda ts: None) if live else (lambda ts: ts),
     )
-    now = wall_ms()
+    now = clock_ms()
     ready = []
     for (m, key), ok in zip(todo, holds, strict=True):
         if ok:
@@ -452,14 +435,3 @@ def _due(t: Trigger, ts: int) -> int:
 
 def _compile_template(saved: SavedTemplate) -> CompiledTemplate:
     return compiled(saved.name, saved.version, saved.subject, saved.html, saved.text)
-
-
-def _field_names(value: Any) -> set[str]:
-    return {k for k, _ in value.items} if isinstance(value, MapValue) else set()
-
-
-def _fields_span(action: Action) -> Any:
-    for a in action.args:
-        if a.key == "fields":
-            return a.span
-    return action.span

@@ -115,7 +115,8 @@ def test_trigger_errors(live: Live) -> None:
     later = {"text": TRIGGER, "valid_from": "2027-01-01", "valid_until": 0}
     r = c.request("PUT", f"/v1/triggers/{NAME}", later)
     assert r.status == 400 and "validity" in r.json()["error"]["message"]
-    assert c.get(f"/v1/triggers/{NAME}").json()["valid_from"] is None
+    # refused: still valid from the moment it was saved (the tests' clock)
+    assert c.get(f"/v1/triggers/{NAME}").json()["valid_from"] == "2026-01-01T00:00:00.000Z"
     assert c.get("/v1/triggers/nope").status == 404
     assert c.request("DELETE", "/v1/triggers/nope").status == 404
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -80,9 +81,16 @@ def test_templates_dnd_and_triggers_round_trip(
     )  # fmt: skip
     assert [d.status for d in st.triggers.log.list()] == ["reserved"]
     code, out = run(cli, "triggers", "dry-run", store, "--since", "2026-11-01T00:00:00Z")
-    assert code == 0 and out.startswith("1 events, 1 matched, 1 fired")
+    assert code == 0 and out.startswith("1 events, 1 matched, 1 would fire")
+    assert "would: would send 1" in out
+    assert out.endswith("already in the delivery log for these events: reserved 1\n")
     code, out = run(cli, "triggers", "dry-run", store, "--format", "json")
-    assert '"matched": 1' in out
+    doc = json.loads(out)
+    assert (doc["matched"], doc["would"], doc["in_log"]["by_status"]) == (
+        1,
+        {"would send": 1},
+        {"reserved": 1},
+    )
 
     assert run(cli, "triggers", "delete", store, "Thank newsletter subscribers")[0] == 0
     assert run(cli, "triggers", "list", store)[1] == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -13,7 +14,8 @@ import click
 
 from audience.dsl.errors import DslError
 from audience.runtime.store import Store, StoreError, open_store
-from audience.runtime.triggers import TemplateError, TriggerEngine, dry_run
+from audience.runtime.triggers import SavedTrigger, TemplateError, TriggerEngine, dry_run
+from audience.runtime.triggers.dryrun import outcome
 
 
 def _engine(store: str, node: str) -> TriggerEngine:
@@ -49,6 +51,10 @@ def _ms(value: str | None, what: str) -> int | None:
         raise click.BadParameter(str(exc), param_hint=what) from None
 
 
+def _json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+
+
 def _fail_dsl(err: DslError) -> NoReturn:
     click.echo(err.render(), err=True)
     sys.exit(1)
@@ -56,6 +62,14 @@ def _fail_dsl(err: DslError) -> NoReturn:
 
 _store = click.argument("store", type=click.Path())
 _node = click.option("--node", default="main", show_default=True)
+_format = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON document, for scripts",
+)
 _source = [
     click.option("-f", "--file", "file", type=click.Path(), help="rules file ('-': stdin)"),
     click.option("-e", "expr", help="rules text"),
@@ -81,7 +95,11 @@ def triggers() -> None:
 @_store
 @_with_source
 @click.option("--disabled", is_flag=True, help="save it disabled")
-@click.option("--valid-from", help="fires only for events at or after T (ISO 8601)")
+@click.option(
+    "--valid-from",
+    help="fires only for events at or after T (ISO 8601 or epoch ms; default: now, or the "
+    "one a saved trigger has; an earlier T replays history)",
+)
 @click.option("--valid-until", help="fires only for events before T (ISO 8601)")
 @_node
 def trigger_add(
@@ -120,31 +138,55 @@ def trigger_add(
 
 @triggers.command("list")
 @_store
+@_format
 @_node
-def trigger_list(store: str, node: str) -> None:
+def trigger_list(store: str, fmt: str, node: str) -> None:
     """The saved triggers."""
-    for t in _engine(store, node).defs.list_triggers():
+    found = _engine(store, node).defs.list_triggers()
+    if fmt == "json":
+        _json({"triggers": [t.to_dict() for t in found]})
+        return
+    for t in found:
         state = "enabled" if t.enabled else "disabled"
-        click.echo(f"{t.name}\tversion {t.version}\t{state}\tupdated {t.updated}")
+        click.echo(
+            f"{t.name}\tversion {t.version}\t{state}\tvalid from {_valid_from(t)}"
+            f"\tupdated {t.updated}"
+        )
+
+
+def _valid_from(t: SavedTrigger) -> str:
+    return str(t.to_dict()["valid_from"] or "any time")
+
+
+def _history(eng: TriggerEngine, kind: str, name: str, fmt: str) -> None:
+    versions = eng.defs.history(kind, name)
+    if fmt == "json":
+        _json({"name": name, "versions": [v.to_dict() for v in versions]})
+        return
+    for v in versions:
+        click.echo(f"# version {v.version}, saved {v.saved}\n{v.body}")
 
 
 @triggers.command("show")
 @_store
 @click.argument("name")
 @click.option("--history", is_flag=True, help="every saved version")
+@_format
 @_node
-def trigger_show(store: str, name: str, history: bool, node: str) -> None:
+def trigger_show(store: str, name: str, history: bool, fmt: str, node: str) -> None:
     """A saved trigger's text."""
     eng = _engine(store, node)
     t = eng.defs.get_trigger(name)
     if t is None:
         raise click.ClickException(f"no trigger named {name!r}")
     if history:
-        for v in eng.defs.history("triggers", name):
-            click.echo(f"# version {v.version}, saved {v.saved}\n{v.body}")
+        _history(eng, "triggers", name, fmt)
+        return
+    if fmt == "json":
+        _json(t.to_dict())
         return
     state = "enabled" if t.enabled else "disabled"
-    click.echo(f"# version {t.version}, {state}, updated {t.updated}")
+    click.echo(f"# version {t.version}, {state}, valid from {_valid_from(t)}, updated {t.updated}")
     click.echo(t.text, nl=False)
 
 
@@ -188,38 +230,39 @@ def trigger_delete(store: str, name: str, node: str) -> None:
 @_store
 @click.option("--since", help="first event time (ISO 8601 or epoch ms)")
 @click.option("--until", help="last event time (ISO 8601 or epoch ms)")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_format
 @click.option("--limit", type=int, default=20, show_default=True, help="deliveries listed")
 @_node
 def trigger_dry_run(
     store: str, since: str | None, until: str | None, fmt: str, limit: int, node: str
 ) -> None:
-    """Replay stored events through the current triggers; writes nothing."""
+    """Replay stored events through the current triggers, as if they had existed
+    then (valid-from included): what would have happened and why, and apart,
+    what the delivery log already holds for those events.  Writes nothing."""
     st = _engine(store, node).store
     report = dry_run(st, _ms(since, "--since"), _ms(until, "--until"))
     if fmt == "json":
-        out = report.to_dict()
-        out["list"] = [
-            {
-                "contact_id": d.contact_id,
-                "source": d.source,
-                "status": d.status,
-                "cap": d.cap,
-                "due_ms": d.due_ms,
-            }
-            for d in report.deliveries[:limit]
-        ]
-        click.echo(json.dumps(out, indent=1))
+        _json(report.to_dict(limit=max(limit, 0)))
         return
-    click.echo(
-        f"{report.events} events, {report.matched} matched, {report.fired} fired; "
-        f"deliveries: {dict(report.by_status()) or 'none'}"
-    )
+    click.echo(f"{report.events} events, {report.matched} matched, {report.fired} would fire")
+    for name, n in sorted(report.too_old.items()):
+        click.echo(f"  {n} before the valid-from of {name!r} (replayed; live they fire nothing)")
     for why, n in sorted(report.skipped.items()):
-        click.echo(f"  not fired ({why}): {n}")
-    for d in report.deliveries[:limit]:
-        cap = f" ({d.policy}: {d.cap})" if d.cap else ""
-        click.echo(f"  {d.status}\t{d.contact_id}\t{d.source}{cap}")
+        click.echo(f"  would not fire ({why}): {n}")
+    would = report.by_outcome()
+    click.echo(
+        "would: " + (", ".join(f"{what} {n}" for what, n in sorted(would.items())) or "nothing")
+    )
+    for why, n in sorted(report.held_by().items()):
+        click.echo(f"  held by {why}: {n}")
+    for d in report.deliveries[: max(limit, 0)]:
+        what, why = outcome(d)
+        click.echo(f"  {what}\t{d.contact_id}\t{d.source}" + (f"\t{why}" if why else ""))
+    held = Counter(d.status for d in report.in_log)
+    click.echo(
+        "already in the delivery log for these events: "
+        + (", ".join(f"{st_} {n}" for st_, n in sorted(held.items())) or "nothing")
+    )
 
 
 @triggers.command("catch-up")
@@ -259,22 +302,36 @@ def dnd_add(store: str, file: str | None, expr: str | None, node: str) -> None:
 
 @dnd.command("list")
 @_store
+@_format
 @_node
-def dnd_list(store: str, node: str) -> None:
+def dnd_list(store: str, fmt: str, node: str) -> None:
     """The saved DND policies."""
-    for p in _engine(store, node).defs.list_policies():
+    found = _engine(store, node).defs.list_policies()
+    if fmt == "json":
+        _json({"policies": [p.to_dict() for p in found]})
+        return
+    for p in found:
         click.echo(f"{p.name}\tversion {p.version}\tupdated {p.updated}")
 
 
 @dnd.command("show")
 @_store
 @click.argument("name")
+@click.option("--history", is_flag=True, help="every saved version")
+@_format
 @_node
-def dnd_show(store: str, name: str, node: str) -> None:
+def dnd_show(store: str, name: str, history: bool, fmt: str, node: str) -> None:
     """A saved DND policy's text."""
-    p = _engine(store, node).defs.get_policy(name)
+    eng = _engine(store, node)
+    p = eng.defs.get_policy(name)
     if p is None:
         raise click.ClickException(f"no dnd policy named {name!r}")
+    if history:
+        _history(eng, "dnd_policies", name, fmt)
+        return
+    if fmt == "json":
+        _json(p.to_dict())
+        return
     click.echo(f"# version {p.version}, updated {p.updated}")
     click.echo(p.text, nl=False)
 
@@ -324,22 +381,36 @@ def template_add(
 
 @templates.command("list")
 @_store
+@_format
 @_node
-def template_list(store: str, node: str) -> None:
+def template_list(store: str, fmt: str, node: str) -> None:
     """The saved templates."""
-    for t in _engine(store, node).defs.list_templates():
+    found = _engine(store, node).defs.list_templates()
+    if fmt == "json":
+        _json({"templates": [t.to_dict() for t in found]})
+        return
+    for t in found:
         click.echo(f"{t.name}\tversion {t.version}\tupdated {t.updated}")
 
 
 @templates.command("show")
 @_store
 @click.argument("name")
+@click.option("--history", is_flag=True, help="every saved version")
+@_format
 @_node
-def template_show(store: str, name: str, node: str) -> None:
+def template_show(store: str, name: str, history: bool, fmt: str, node: str) -> None:
     """A saved template."""
-    t = _engine(store, node).defs.get_template(name)
+    eng = _engine(store, node)
+    t = eng.defs.get_template(name)
     if t is None:
         raise click.ClickException(f"no template named {name!r}")
+    if history:
+        _history(eng, "templates", name, fmt)
+        return
+    if fmt == "json":
+        _json(t.to_dict())
+        return
     click.echo(f"# version {t.version}, updated {t.updated}")
     click.echo(f"subject: {t.subject}\n--- html\n{t.html}\n--- text\n{t.text}")
 

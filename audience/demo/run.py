@@ -109,7 +109,10 @@ def welcome_story(store: Store, console: Console, now: dt.datetime) -> None:
     rules = (EXAMPLES / "maison.rules").read_text(encoding="utf-8")
     console.print(Rule("[bold]Thank newsletter subscribers[/] (a trigger under a DND policy)"))
     store.triggers.add_template("C-1234", WELCOME_SUBJECT, WELCOME_HTML, WELCOME_TEXT)
-    saved, policies = store.triggers.add(rules, "maison.rules")
+    # the story's events happen at the demo's own "now", before the wall clock
+    saved, policies = store.triggers.add(
+        rules, "maison.rules", valid_from_ms=int(now.timestamp() * 1000)
+    )
     console.print(
         f"  saved the template C-1234, {len(saved)} trigger and {len(policies)} DND policy "
         "from maison.rules:"

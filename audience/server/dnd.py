@@ -19,13 +19,7 @@ bp = Blueprint("dnd", __name__)
 
 
 def policy_json(p: SavedPolicy) -> dict[str, Any]:
-    return {
-        "name": p.name,
-        "text": p.text,
-        "version": p.version,
-        "created": p.created,
-        "updated": p.updated,
-    }
+    return p.to_dict()
 
 
 def _save(name: str | None, is_new: bool) -> Response:

@@ -21,15 +21,7 @@ PARTS = ("subject", "html", "text")
 
 
 def template_json(t: SavedTemplate) -> dict[str, Any]:
-    return {
-        "name": t.name,
-        "subject": t.subject,
-        "html": t.html,
-        "text": t.text,
-        "version": t.version,
-        "created": t.created,
-        "updated": t.updated,
-    }
+    return t.to_dict()
 
 
 def _save(name: str | None) -> Response:

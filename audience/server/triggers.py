@@ -2,11 +2,13 @@
 (get, replace, delete).
 
 A request carries the trigger as DSL text (one ``trigger`` definition; DND
-policies written beside it are saved too), plus ``enabled`` and an optional
-validity span (``valid_from``/``valid_until``, ISO 8601 or epoch ms).  The
-text is checked against the node's schema, saved segments and policies
-before anything is saved.  Triggers belong to the store (SPEC section 8)
-and fire on every node's ingests.
+policies written beside it are saved too), plus ``enabled`` and a validity
+span (``valid_from``/``valid_until``, ISO 8601 or epoch ms).  ``valid_from``
+defaults to the moment the trigger is first saved (it reacts to what happens
+after; a replace keeps the one it had unless given).  The text is checked
+against the node's schema and saved segments, policies and templates before
+anything is saved, as ``audience check --store`` does.  Triggers belong to
+the store and fire on every node's ingests.
 """
 
 from __future__ import annotations
@@ -21,23 +23,14 @@ from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires
 from audience.server.definitions import created, exists, guarded, missing, one_definition
 from audience.server.deliveries import parse_time
-from audience.server.evaluate import MAX_TEXT, iso_ms
+from audience.server.evaluate import MAX_TEXT
 
 bp = Blueprint("triggers", __name__)
 FIELDS = {"text", "enabled", "valid_from", "valid_until"}
 
 
 def trigger_json(t: SavedTrigger) -> dict[str, Any]:
-    return {
-        "name": t.name,
-        "text": t.text,
-        "version": t.version,
-        "enabled": t.enabled,
-        "valid_from": None if t.valid_from_ms is None else iso_ms(t.valid_from_ms),
-        "valid_until": None if t.valid_until_ms is None else iso_ms(t.valid_until_ms),
-        "created": t.created,
-        "updated": t.updated,
-    }
+    return t.to_dict()
 
 
 def _save(name: str | None, is_new: bool) -> Response:

@@ -54,7 +54,8 @@ from collections.abc import Collection, Mapping
 from audience.dsl.ast import NOSPAN, Cond, DndPolicy, Program, Segment, Trigger
 from audience.dsl.check.actions import check_actions, check_options
 from audience.dsl.check.conds import check_cond, check_pred
-from audience.dsl.check.context import Ctx, Known, TemplateInfo, head_span, known
+from audience.dsl.check.context import Ctx, Known, TemplateInfo, head_span
+from audience.dsl.check.context import known as span_or
 from audience.dsl.check.names import check_event_sel
 from audience.dsl.check.refs import check_duplicates, check_policy_refs, check_segment_refs
 from audience.dsl.check.structure import check_policy, check_timezone
@@ -78,7 +79,7 @@ def check(
     check_duplicates(ctx, defs)
     for d in defs:
         if isinstance(d, Segment):
-            check_timezone(ctx, d.timezone, known(d.timezone_span, head_span(d)))
+            check_timezone(ctx, d.timezone, span_or(d.timezone_span, head_span(d)))
             check_cond(ctx, d.cond)
         elif isinstance(d, Trigger):
             _check_trigger(ctx, d)
@@ -112,7 +113,7 @@ def check_condition(
 
 
 def _check_trigger(ctx: Ctx, t: Trigger) -> None:
-    check_timezone(ctx, t.timezone, known(t.timezone_span, head_span(t)))
+    check_timezone(ctx, t.timezone, span_or(t.timezone_span, head_span(t)))
     types = check_event_sel(ctx, t.events)
     check_pred(ctx, t.where, types)
     if t.condition is not None:

@@ -12,6 +12,7 @@ Only texts are stored here: checking them is the caller's job (engine.py).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from dataclasses import dataclass
@@ -102,6 +103,20 @@ class SavedTrigger:
         """Enabled, and ``ts_ms`` in its validity span."""
         return self.enabled and self.inactive_why(ts_ms) is None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the HTTP API's and the CLI's ``--format json``)."""
+        vf, vu = self.valid_from_ms, self.valid_until_ms
+        return {
+            "name": self.name,
+            "text": self.text,
+            "version": self.version,
+            "enabled": self.enabled,
+            "valid_from": None if vf is None else iso_of_ms(vf),
+            "valid_until": None if vu is None else iso_of_ms(vu),
+            "created": self.created,
+            "updated": self.updated,
+        }
+
     def inactive_why(self, ts_ms: int) -> str | None:
         """Why an event at ``ts_ms`` is outside the validity span (None: inside)."""
         if self.valid_from_ms is not None and ts_ms < self.valid_from_ms:
@@ -119,6 +134,9 @@ class SavedPolicy:
     created: str
     updated: str
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
 
 @dataclass(frozen=True)
 class SavedTemplate:
@@ -130,6 +148,9 @@ class SavedTemplate:
     created: str
     updated: str
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
 
 @dataclass(frozen=True)
 class SavedVersion:
@@ -137,6 +158,9 @@ class SavedVersion:
     version: int
     body: str  # the text (a template's: JSON of subject, html, text)
     saved: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 _TRIGGER_COLS = "name, text, version, enabled, valid_from_ms, valid_until_ms, created, updated"

@@ -1,22 +1,36 @@
 """``dry_run``: replay stored events through the current triggers and DND
-policies, and report what would have been sent and what suppressed.
+policies, and report what would have happened and why, apart from what the
+delivery log already holds for those events.
 
-Nothing is written: deliveries are decided by the log's dry-run view (against
-the real log plus what the replay itself reserved), firings are kept in a
-throw-away state, and ``add_tag`` / ``set`` are only reported.  Each event is
-decided as of its own time (its ``if``, and the caps at its delivery time).
-Stored events keep no ids, so their keys are content hashes.
+What would happen: each replayed event is decided as of its own time (its
+``if``, the options, the caps at its delivery time), as if the triggers had
+existed then: a trigger's valid-from does not stop a replay (replaying history
+is what a dry run is for; ``too_old`` counts those events).  The caps count
+the real log's deliveries, except the ones the triggers already made for the
+replayed events themselves, which the replay makes again (counting them too
+would hold every replayed delivery behind its own twin).
+
+What the log holds: the deliveries the replayed triggers really made for
+those events (from their recorded firings), listed separately.
+
+Nothing is written: decisions are kept in memory, firings in a throw-away
+state, and ``add_tag`` / ``set`` are only reported.  Stored events keep no
+ids, so their keys are content hashes.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audience.runtime.delivery import Delivery
+from audience.runtime.delivery import model as m
+from audience.runtime.delivery.dnd import Policy
+from audience.runtime.delivery.log import DeliveryLog, DryRun, decide
 from audience.runtime.triggers.batch import EventBatch, iso_ms, take_rows
 from audience.runtime.triggers.engine import fire
 from audience.runtime.triggers.state import Firing, NodeState
@@ -26,6 +40,37 @@ if TYPE_CHECKING:
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+WOULD_SEND = "would send"
+HELD = "held"
+WOULD_FAIL = "would fail"
+
+
+def outcome(d: Delivery) -> tuple[str, str]:
+    """What a replayed delivery would have done, and why."""
+    if d.status == m.SUPPRESSED:
+        return HELD, f"DND policy {d.policy!r}: {d.cap}"
+    if d.status == m.FAILED:
+        return WOULD_FAIL, d.last_error or ""
+    why = "a test send (not counted by the caps)" if d.test else ""
+    if d.status == m.DEFERRED:
+        why = f"after the quiet hours of {d.policy!r}, at {iso_ms(d.due_ms)}"
+    return WOULD_SEND, why
+
+
+def delivery_dict(d: Delivery) -> dict[str, Any]:
+    what, why = outcome(d)
+    return {
+        "contact_id": d.contact_id,
+        "source": d.source,
+        "kind": d.kind,
+        "outcome": what,
+        "why": why,
+        "status": d.status,
+        "policy": d.policy,
+        "cap": d.cap,
+        "due": iso_ms(d.due_ms),
+        "test": d.test,
+    }
 
 
 @dataclass
@@ -35,25 +80,89 @@ class DryRunReport:
     events: int = 0
     matched: int = 0
     fired: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    deliveries: list[Delivery] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # why a match would not fire
+    deliveries: list[Delivery] = field(default_factory=list)  # what the replay decided
     firings: list[Firing] = field(default_factory=list)
     profile_updates: list[dict[str, Any]] = field(default_factory=list)
+    too_old: Counter[str] = field(default_factory=Counter)  # replayed before valid-from
+    in_log: list[Delivery] = field(default_factory=list)  # what the log holds for them
 
     def by_status(self) -> Counter[str]:
         return Counter(d.status for d in self.deliveries)
 
-    def to_dict(self) -> dict[str, Any]:
+    def by_outcome(self) -> Counter[str]:
+        return Counter(outcome(d)[0] for d in self.deliveries)
+
+    def held_by(self) -> Counter[str]:
+        """Held deliveries per policy and cap."""
+        return Counter(outcome(d)[1] for d in self.deliveries if d.status == m.SUPPRESSED)
+
+    def to_dict(self, limit: int | None = None) -> dict[str, Any]:
+        """A JSON document; ``limit``: deliveries listed (None: all)."""
         return {
             "since": None if self.since_ms is None else iso_ms(self.since_ms),
             "until": None if self.until_ms is None else iso_ms(self.until_ms),
             "events": self.events,
             "matched": self.matched,
             "fired": self.fired,
-            "skipped": dict(self.skipped),
-            "deliveries": dict(self.by_status()),
+            "not_fired": dict(sorted(self.skipped.items())),
+            "before_valid_from": dict(sorted(self.too_old.items())),
+            "would": dict(sorted(self.by_outcome().items())),
+            "held_by": dict(sorted(self.held_by().items())),
             "profile_updates": len(self.profile_updates),
+            "deliveries": [delivery_dict(d) for d in self.deliveries[:limit]],
+            "in_log": {
+                "by_status": dict(sorted(Counter(d.status for d in self.in_log).items())),
+                "deliveries": [{"id": d.id, **delivery_dict(d)} for d in self.in_log[:limit]],
+            },
         }
+
+
+class _Replay(DryRun):
+    """The log's dry-run view for a replay: it decides every request afresh
+    (a delivery the log holds under the same key is the event's real one,
+    reported apart) and its caps leave out ``twins``, the real deliveries of
+    the replayed firings."""
+
+    def __init__(self, log: DeliveryLog, twins: list[Delivery]) -> None:
+        super().__init__(log)
+        self.twins = [d for d in twins if d.counted]
+
+    def request(self, req: m.DeliveryRequest) -> Delivery:
+        found = self._by_key.get(req.key)
+        if found is not None:
+            return found
+        now = req.now_ms if req.now_ms is not None else m.wall_ms()
+        d = replace(decide(req, now, self._times), id=-(len(self.planned) + 1))
+        self.planned.append(d)
+        self._by_key[d.key] = d
+        return d
+
+    def _times(
+        self, req: m.DeliveryRequest, email_norm: str | None, pol: Policy, lo: int, hi: int
+    ) -> list[int]:
+        times = super()._times(req, email_norm, pol, lo, hi)
+        for d in self.twins:  # as the log's query selects them: each once
+            same = (d.node == req.node and d.contact_id == req.contact_id) or (
+                pol.is_global and email_norm is not None and d.email_norm == email_norm
+            )
+            if same and lo < d.due_ms < hi and pol.applies_to(d.channel) and d.due_ms in times:
+                times.remove(d.due_ms)
+        return times
+
+
+def _in_log(store: Store, firings: list[Firing]) -> list[Delivery]:
+    """The deliveries the recorded ``firings`` made, in the order they fired."""
+    out = []
+    log = store.triggers.log
+    for f in firings:
+        for step in json.loads(f.outcome):
+            did = step.get("delivery") if isinstance(step, dict) else None
+            if isinstance(did, int) and did > 0:
+                d = log.get(did)
+                if d is not None:
+                    out.append(d)
+    return out
 
 
 def dry_run(store: Store, since_ms: int | None = None, until_ms: int | None = None) -> DryRunReport:
@@ -74,14 +183,17 @@ def dry_run(store: Store, since_ms: int | None = None, until_ms: int | None = No
         return report
     batch = EventBatch.from_partitions(parts, snap)
     engine = store.triggers
+    names = [t.name for t in engine.active().triggers]
+    report.in_log = _in_log(store, engine.state.firings().between(names, lo, hi))
     scratch = NodeState(None).firings()  # as if none of these events had fired yet
-    with engine.log.dry_run() as view:
+    with _Replay(engine.log, report.in_log) as view:
         out = fire(engine, batch, scratch, view, live=False)
         report.deliveries = list(out.deliveries)
     report.events = out.events
     report.matched = out.matched
     report.fired = out.fired
     report.skipped = out.skipped
+    report.too_old = out.too_old
     report.firings = out.firings
     report.profile_updates = out.profile_updates + out.list_additions
     return report

@@ -13,7 +13,7 @@ of up to ``GROUP`` firings share one transaction of the delivery log.
 
 ``after_commit``'s report is what the store returns as ``IngestReport.triggers``;
 it counts the events older than a trigger's valid-from (``too_old``), which
-fire nothing: a trigger reacts to what happens after it is saved (SPEC 4).
+fire nothing: a trigger reacts to what happens after it is saved.
 """
 
 from __future__ import annotations

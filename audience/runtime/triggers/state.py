@@ -151,6 +151,20 @@ class FiringState:
         self._keys.clear()
         self._times.clear()
 
+    def between(self, triggers: list[str], lo: int, hi: int) -> list[Firing]:
+        """The recorded firings of ``triggers`` on events with lo <= ts <= hi."""
+        if not triggers:
+            return []
+        marks = ", ".join("?" * len(triggers))
+        sql = (
+            "select trigger, event_key, contact_id, ts_ms, version, fired_ms, outcome "
+            f"from firings where trigger in ({marks}) and ts_ms >= ? and ts_ms <= ? "
+            "order by ts_ms, trigger"
+        )
+        with self.lock:
+            rows = self.conn.execute(sql, [*triggers, lo, hi]).fetchall()
+        return [Firing(*r) for r in rows]
+
     def list(self, trigger: str | None = None, limit: int = 100) -> list[Firing]:
         sql = (
             "select trigger, event_key, contact_id, ts_ms, version, fired_ms, outcome from firings"

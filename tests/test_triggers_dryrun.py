@@ -11,8 +11,10 @@ from click.testing import CliRunner
 
 from audience.cli import cli
 from audience.runtime.delivery import DeliveryRequest
+from audience.runtime.delivery.model import wall_ms
 from audience.runtime.store import Store
 from audience.runtime.triggers import dry_run
+from audience.runtime.triggers.batch import iso_ms
 from tests.test_triggers_engine import add, deliveries, form, ms, seed
 from tests.test_triggers_engine import store as store  # the fixture
 
@@ -24,10 +26,13 @@ def test_deliveries_already_in_the_log_are_not_counted_as_held(store: Store) -> 
     """Found in review: an event that really fired was replayed as 'suppressed',
     held behind its own delivery; it would send, and the log already holds it."""
     seed(store)
-    store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
+    # an event as they come live (an hour ahead, so its delivery is due at its
+    # own time, where the replay decides it too, whatever the wall clock reads)
+    soon = iso_ms(wall_ms() // 1000 * 1000 + 3_600_000)
+    store.ingest_events([form("e1", "c1", soon)])
     [real] = deliveries(store)
-    assert real.status == "reserved"
-    report = dry_run(store, *NOVEMBER)
+    assert (real.status, real.due_ms) == ("reserved", ms(soon))
+    report = dry_run(store)
     assert (report.fired, report.by_outcome(), report.held_by()) == (1, {"would send": 1}, {})
     assert [(d.id, d.status) for d in report.in_log] == [(real.id, "reserved")]
     doc = report.to_dict()

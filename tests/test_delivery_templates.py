@@ -38,7 +38,9 @@ def test_render_failures_are_recorded_and_the_rest_is_sent(tmp_path: Path) -> No
     eng = st.triggers
     eng.add_template("welcome", "Hi {{ first_name }}", "<p>{{ first_name }}</p>", "-")
     eng.add_template("thanks", "Thanks", "<p>{{ form }}</p>", "{{ form }}")
-    eng.add(RULES)
+    eng.add_template("never-saved", "Gone", "<p>-</p>", "-")
+    eng.add(RULES)  # a trigger names an existing template only
+    eng.defs.delete_template("never-saved")  # deleted after the trigger was saved
     # changed after the trigger was checked: it now needs a field the trigger does not give
     eng.add_template("welcome", "Hi {{ nickname }}", "<p>{{ first_name }}</p>", "-")
     report = st.ingest_events(

@@ -141,3 +141,18 @@ def test_without_a_store_templates_are_not_resolved(monkeypatch: pytest.MonkeyPa
     assert "unknown segment 'Lapsed buyers'" in res.stderr
     assert f"unknown DND policy '{POLICY_NAME}'" in res.stderr
     assert "template" not in res.stderr
+
+
+def test_a_saved_template_that_does_not_parse_is_named_so(tmp_path: Path) -> None:
+    st = Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
+    st.triggers.defs.save_template("Broken", "{{ oops", "<p/>", "-")  # bypasses the check
+    text = (
+        'trigger "T" {\n  on form_compiled\n'
+        '  do send_email(campaign: "Broken", to: profile.email)\n}\n'
+    )
+    with pytest.raises(DslError) as err:
+        st.triggers.add(text)
+    [d] = err.value.diagnostics
+    assert d.code == "template_error"
+    assert d.message.startswith("template 'Broken' does not parse: subject: line 1:")
+    assert st.triggers.defs.list_triggers() == []

@@ -9,17 +9,47 @@ refuse the same texts with the same messages.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from audience.dsl.ast import Program
 from audience.dsl.check import Known, TemplateInfo, check
 from audience.dsl.errors import DslError
 from audience.dsl.parser import parse
-from audience.runtime.triggers.definitions import DEFINITIONS_FILE, TriggerDefinitions
+from audience.runtime.triggers.definitions import (
+    DEFINITIONS_FILE,
+    SavedTemplate,
+    TriggerDefinitions,
+)
 from audience.runtime.triggers.templates import TemplateError, template_fields
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
+
+
+class _Templates(Mapping[str, TemplateInfo]):
+    """The saved templates by name; a template is parsed only when a text
+    names it (a store may hold many, a trigger names one or two)."""
+
+    def __init__(self, saved: list[SavedTemplate]) -> None:
+        self._saved = {t.name: t for t in saved}
+        self._info: dict[str, TemplateInfo] = {}
+
+    def __getitem__(self, name: str) -> TemplateInfo:
+        if name not in self._info:
+            t = self._saved[name]
+            try:
+                fields = template_fields(t.subject, t.html, t.text)
+                self._info[name] = TemplateInfo(frozenset(fields))
+            except TemplateError as exc:
+                self._info[name] = TemplateInfo(error=str(exc))
+        return self._info[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._saved)
+
+    def __len__(self) -> int:
+        return len(self._saved)
 
 
 def known_names(store: Store) -> Known:
@@ -33,16 +63,10 @@ def known_names(store: Store) -> Known:
         if store.path is None
         else TriggerDefinitions(store.path / DEFINITIONS_FILE)
     )
-    templates: dict[str, TemplateInfo] = {}
-    for t in defs.list_templates():
-        try:
-            templates[t.name] = TemplateInfo(frozenset(template_fields(t.subject, t.html, t.text)))
-        except TemplateError as exc:
-            templates[t.name] = TemplateInfo(error=str(exc))
     return Known(
         segments=saved_segments(store),
         policies=frozenset(p.name for p in defs.list_policies()),
-        templates=templates,
+        templates=_Templates(defs.list_templates()),
     )
 
 

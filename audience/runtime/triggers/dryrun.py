@@ -122,11 +122,16 @@ class _Replay(DryRun):
     """The log's dry-run view for a replay: it decides every request afresh
     (a delivery the log holds under the same key is the event's real one,
     reported apart) and its caps leave out ``twins``, the real deliveries of
-    the replayed firings."""
+    the replayed firings.  Its own and the twins' deliveries are indexed by
+    contact and by email, so a replay of n events costs n look-ups, not n^2."""
 
     def __init__(self, log: DeliveryLog, twins: list[Delivery]) -> None:
         super().__init__(log)
-        self.twins = [d for d in twins if d.counted]
+        self._twins = _People()
+        for d in twins:
+            if d.counted:
+                self._twins.add(d)
+        self._mine = _People()
 
     def request(self, req: m.DeliveryRequest) -> Delivery:
         found = self._by_key.get(req.key)
@@ -136,19 +141,44 @@ class _Replay(DryRun):
         d = replace(decide(req, now, self._times), id=-(len(self.planned) + 1))
         self.planned.append(d)
         self._by_key[d.key] = d
+        if d.counted:
+            self._mine.add(d)
         return d
 
     def _times(
         self, req: m.DeliveryRequest, email_norm: str | None, pol: Policy, lo: int, hi: int
     ) -> list[int]:
-        times = super()._times(req, email_norm, pol, lo, hi)
-        for d in self.twins:  # as the log's query selects them: each once
-            same = (d.node == req.node and d.contact_id == req.contact_id) or (
-                pol.is_global and email_norm is not None and d.email_norm == email_norm
-            )
-            if same and lo < d.due_ms < hi and pol.applies_to(d.channel) and d.due_ms in times:
+        # the log's own query (as DryRun asks it), less the twins, plus the replay's
+        with self.log._lock:
+            times = self.log._times(self.log._conn, req, email_norm, pol, lo, hi)
+        for d in self._twins.near(req, email_norm, pol, lo, hi):
+            if d.due_ms in times:
                 times.remove(d.due_ms)
+        times += [d.due_ms for d in self._mine.near(req, email_norm, pol, lo, hi)]
         return times
+
+
+class _People:
+    """Counted deliveries by (node, contact) and by normalized email."""
+
+    def __init__(self) -> None:
+        self.by_contact: dict[tuple[str, str], list[Delivery]] = {}
+        self.by_email: dict[str, list[Delivery]] = {}
+
+    def add(self, d: Delivery) -> None:
+        self.by_contact.setdefault((d.node, d.contact_id), []).append(d)
+        if d.email_norm is not None:
+            self.by_email.setdefault(d.email_norm, []).append(d)
+
+    def near(
+        self, req: m.DeliveryRequest, email_norm: str | None, pol: Policy, lo: int, hi: int
+    ) -> list[Delivery]:
+        """The ones the policy counts for ``req`` in (lo, hi), each once: to the
+        same contact of the node, or (a global policy) to the same email."""
+        found = {d.id: d for d in self.by_contact.get((req.node, req.contact_id), ())}
+        if pol.is_global and email_norm is not None:
+            found.update((d.id, d) for d in self.by_email.get(email_norm, ()))
+        return [d for d in found.values() if lo < d.due_ms < hi and pol.applies_to(d.channel)]
 
 
 def _in_log(store: Store, firings: list[Firing]) -> list[Delivery]:

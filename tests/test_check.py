@@ -628,3 +628,27 @@ def test_any_parsable_program_checks_without_crashing(
     documented = check_pkg.__doc__ or ""
     assert all(f"``{d.code}``" in documented and d.message for d in diags)
     assert diags == sorted(diags, key=lambda d: (d.span.line, d.span.column, d.code))
+
+
+def test_known_names_per_kind() -> None:
+    """Saved names come in one ``Known``; templates resolve only when given."""
+    from audience.dsl.check import Known, TemplateInfo
+
+    text = (
+        'trigger "T" {\n  on form_compiled\n'
+        '  do send_email(campaign: "Welcome", to: profile.email, fields: {a: 1})\n'
+        '  dnd "Caps"\n}\n'
+    )
+    program = _parse(text, "t.rules")
+    assert codes(check(program, SCHEMA)) == ["unknown_policy"]  # templates not resolved
+    assert check(program, SCHEMA, known_policies=["Caps"]) == []  # the older spelling
+    known = Known(policies={"Caps"}, templates={"Welcome": TemplateInfo(frozenset({"a", "b"}))})
+    [d] = check(program, SCHEMA, known=known)
+    assert (d.code, d.message) == (
+        "template_fields",
+        "template 'Welcome' uses b, which fields: does not give",
+    )
+    [d] = check(
+        program, SCHEMA, known=Known(policies={"Caps"}, templates={"Welcom": TemplateInfo()})
+    )
+    assert (d.code, d.help) == ("unknown_template", "did you mean 'Welcom'?")

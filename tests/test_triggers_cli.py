@@ -49,7 +49,10 @@ def test_templates_dnd_and_triggers_round_trip(
     code, out = run(cli, "triggers", "add", store, "-f", str(EXAMPLES / "maison.rules"))
     assert code == 0, out
     assert "saved dnd policy 'Maison shoes, clothes and accessories'" in out
-    assert "saved trigger 'Thank newsletter subscribers' (version 1, enabled)" in out
+    assert (
+        "saved trigger 'Thank newsletter subscribers' (version 1, enabled, "
+        "fires for events from 2026-01-01T00:00:00.000Z)"
+    ) in out
     code, out = run(cli, "triggers", "add", store, "-f", str(EXAMPLES / "maison.rules"))
     assert "version 2" in out
     code, out = run(cli, "triggers", "list", store)

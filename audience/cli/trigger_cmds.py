@@ -130,7 +130,10 @@ def trigger_add(
         click.echo(f"saved dnd policy {p.name!r} (version {p.version})")
     for t in saved:
         state = "enabled" if t.enabled else "disabled"
-        click.echo(f"saved trigger {t.name!r} (version {t.version}, {state})")
+        click.echo(
+            f"saved trigger {t.name!r} (version {t.version}, {state}, "
+            f"fires for events from {_valid_from(t)})"
+        )
     if not saved:
         click.echo("no trigger in the text", err=True)
         sys.exit(1)

@@ -29,12 +29,17 @@ SPEC's own (section 3 to 5 examples print back unchanged):
   no window: all time; ``max 1 per day`` for a cap of one unit).
 - Action arguments are filled greedily up to ``WIDTH``, continuation lines
   aligned after the opening parenthesis.
-Comments are not part of the AST and are not kept.
+- ``comments_at`` (the positions of the source's comments) breaks every
+  ``and``/``or`` list, ``rule``, group and action whose span holds one into one
+  item a line, so that each comment has a line to stay on; placing the comments
+  is ``format_comments.format_source``'s work (the AST holds none).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from audience.dsl import format_lexical as lex
@@ -66,6 +71,7 @@ from audience.dsl.ast import (
     InSegment,
     IsSet,
     LastFirst,
+    NOSPAN,
     MapValue,
     Not,
     NumberLit,
@@ -105,12 +111,27 @@ _TEXT_OPS = {
     "matches": "matches",
 }
 
+# The (line, column) of each comment of the source being formatted, sorted.
+_COMMENTS: ContextVar[tuple[tuple[int, int], ...]] = ContextVar("comments", default=())
+
 
 # --------------------------------------------------------------------------- public
 
 
-def format_text(node: object) -> str:
-    """The canonical text of ``node`` (a Program ends with a newline, nothing else does)."""
+def format_text(node: object, *, comments_at: Iterable[tuple[int, int]] = ()) -> str:
+    """The canonical text of ``node`` (a Program ends with a newline, nothing else does).
+
+    ``comments_at``: (line, column) positions, in the text ``node`` was parsed
+    from, of comments that the caller will put back: the constructs holding
+    them are laid out one item a line."""
+    token = _COMMENTS.set(tuple(sorted(comments_at)))
+    try:
+        return _format(node)
+    finally:
+        _COMMENTS.reset(token)
+
+
+def _format(node: object) -> str:
     if isinstance(node, Program):
         return _program(node)
     if isinstance(node, Segment | Trigger | DndPolicy):
@@ -165,10 +186,14 @@ def _trigger_body(node: Trigger) -> list[str]:
 
 
 def _action(node: Action, col: int) -> str:
-    """``do name(args)``, the arguments wrapped greedily at WIDTH under the ``(``."""
+    """``do name(args)``, the arguments wrapped greedily at WIDTH under the ``(``;
+    one a line, the first under the head, when the action holds a comment."""
     head = f"do {lex.bare_name(node.name)}("
     args = [_arg(a) for a in node.args]
     align = " " * (col + len(head))  # continuation lines carry their own indentation
+    if args and _holds_comment(node):
+        pieces = [a + "," for a in args[:-1]] + [args[-1] + ")"]
+        return "\n".join([head] + [align + p for p in pieces])
     lines = [head]
     for i, text in enumerate(args):
         piece = text + ("," if i < len(args) - 1 else ")")
@@ -256,6 +281,21 @@ def _fits(col: int, text: str) -> bool:
     return col + len(text) <= WIDTH
 
 
+def _holds_comment(node: object) -> bool:
+    """Whether a comment of the source lies inside ``node``'s span."""
+    marks = _COMMENTS.get()
+    span = getattr(node, "span", NOSPAN)
+    if not marks or span == NOSPAN:
+        return False
+    i = bisect.bisect_right(marks, (span.line, span.column))
+    return i < len(marks) and marks[i] < (span.end_line, span.end_column)
+
+
+def _broken(node: Cond) -> bool:
+    """Whether ``node`` must be laid out over several lines whatever its width."""
+    return _has_rule(node) or _holds_comment(node)
+
+
 def _has_rule(node: Cond) -> bool:
     if isinstance(node, Rule):
         return True
@@ -288,7 +328,7 @@ def _body(node: Cond, level: int, bare: str = "profile") -> list[str]:
     col = len(INDENT) * level
     if _is_infix(node):
         assert isinstance(node, And | Or)
-        if _has_rule(node) or not _fits(col, _inline(node, bare)):
+        if _broken(node) or not _fits(col, _inline(node, bare)):
             lines: list[str] = []
             for i, op in enumerate(node.operands):
                 prefix = "" if i == 0 else ("and " if isinstance(node, And) else "or ")
@@ -307,7 +347,7 @@ def _operand(parent: Cond, child: Cond, level: int, col: int, bare: str) -> list
 def _group(node: Cond, level: int, col: int, bare: str) -> list[str]:
     """``(node)`` on one line when it fits and holds no rule, else a parenthesised block."""
     text = "(" + _inline(node, bare) + ")"
-    if not _has_rule(node) and _fits(col, text):
+    if not _broken(node) and _fits(col, text):
         return [text]
     return ["(", *_indent(_body(node, level + 1, bare), 1), ")"]
 
@@ -315,11 +355,12 @@ def _group(node: Cond, level: int, col: int, bare: str) -> list[str]:
 def _expr(node: Cond, level: int, col: int, bare: str) -> list[str]:
     """A condition in any position, on one line unless it holds a rule or is too wide."""
     text = _inline(node, bare)
-    if not _has_rule(node) and _fits(col, text):
+    if not _broken(node) and _fits(col, text):
         return [text]
     if isinstance(node, Rule):
         label = f"rule {lex.quote(node.label)} ("
-        if isinstance(node.cond, ProfileCond | InSegment) and _fits(col, text):
+        one_line = isinstance(node.cond, ProfileCond | InSegment) and not _holds_comment(node)
+        if one_line and _fits(col, text):
             return [text]
         return [label, *_indent(_body(node.cond, level + 1, bare), 1), ")"]
     if _is_infix(node):

@@ -1,0 +1,284 @@
+"""The formatter on source text: the canonical layout, keeping every comment.
+
+Comments are not in the AST, so they are placed by position, generically: every
+AST node carries a span, and the formatted text parses back to the same tree,
+so walking both trees together maps each node's span in the source to its span
+in the output.  A comment is anchored to the nodes around it:
+
+- a comment on its own line goes above the output line where the construct
+  after it starts (after glue such as ``and``/``or``/``if``/``do``), or, when
+  the next thing after it is the end of the block holding it, above that
+  block's closing line; with nothing after it, at the end of the file;
+- a comment after code goes at the end of the output line where the last
+  construct before it on its line starts or ends.
+
+The layout breaks every ``and``/``or`` list, ``rule``, group and action that
+holds a comment into one item a line (``format_text(..., comments_at=...)``),
+so these anchors exist.  Where a comment sits inside something always written
+on one line (a ``did`` with its ``where``, a comparison), no place keeps it
+faithfully: the result is then checked, and ``format_source`` refuses with a
+``comment_position`` error at the comment rather than lose or move it.  The
+check: the output parses to the same tree, holds the same comments in the same
+order and of the same kind (own line or after code), and each comment has the
+same number of constructs started and ended before it as in the source.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from audience.dsl.ast import NOSPAN, Program, Span
+from audience.dsl.errors import Diagnostic, DslError
+from audience.dsl.formatter import INDENT, format_text
+from audience.dsl.parser import parse
+
+__all__ = ["Comment", "format_source", "scan_comments"]
+
+# Strings and backticked names are skipped whole, so a '#' inside them is text.
+_TOKEN_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`\n]*`|#[^\n]*')
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    text: str  # from '#' to the end of the line, trailing blanks removed
+    offset: int  # of the '#'
+    line: int  # 1-based
+    column: int  # 1-based
+    own_line: bool  # nothing but blanks before it on its line
+    blank_after: bool  # a blank line follows it (before the next code or comment)
+
+
+def scan_comments(text: str) -> list[Comment]:
+    """The comments of ``text`` (which must lex: strings closed)."""
+    out: list[Comment] = []
+    for m in _TOKEN_RE.finditer(text):
+        if not m.group().startswith("#"):
+            continue
+        start, nl = m.start(), m.end()  # nl: the '\n' after it, or the end of the text
+        line_start = text.rfind("\n", 0, start) + 1
+        next_end = text.find("\n", nl + 1) if nl < len(text) else -1
+        following = text[nl + 1 : next_end]
+        out.append(
+            Comment(
+                text=m.group().rstrip(),
+                offset=start,
+                line=text.count("\n", 0, start) + 1,
+                column=start - line_start + 1,
+                own_line=not text[line_start:start].strip(),
+                blank_after=next_end >= 0 and not following.strip(),
+            )
+        )
+    return out
+
+
+def format_source(text: str, *, filename: str = "<input>", program: Program | None = None) -> str:
+    """``text`` in the canonical layout with its comments kept (``program``:
+    ``text`` already parsed, when the caller has it).
+
+    Raises ``DslError``: the text's own parse errors, or ``comment_position``
+    at a comment the layout cannot keep in its place."""
+    if program is None:
+        program = parse(text, filename=filename)
+    comments = scan_comments(text)
+    if not comments:
+        return format_text(program)
+    marks = [(c.line, c.column) for c in comments]
+    plain = format_text(program, comments_at=marks)
+    placed = _Placer(text, program, plain, comments).place()
+    if isinstance(placed, Comment):
+        raise _refuse(placed, text, filename)
+    bad = _verify(text, program, comments, placed)
+    if bad is not None:
+        raise _refuse(bad, text, filename)
+    return placed
+
+
+def _refuse(c: Comment, text: str, filename: str) -> DslError:
+    span = Span(c.line, c.column, c.line, c.column + len(c.text))
+    return DslError(
+        [
+            Diagnostic(
+                "comment_position",
+                "cannot keep this comment in its place: it sits inside an expression "
+                "that is written on one line",
+                span,
+                "move the comment to its own line above the condition, "
+                "or to the end of the condition's last line",
+            )
+        ],
+        text,
+        filename,
+    )
+
+
+# ------------------------------------------------------------------ positions
+
+
+def _nodes(node: object) -> Iterator[object]:
+    """Every AST node under ``node`` (itself included) that has a span, in a fixed order."""
+    stack: list[object] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple | list):
+            stack.extend(reversed(item))
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type | Span):
+            if isinstance(getattr(item, "span", None), Span):
+                yield item
+            stack.extend(
+                reversed([getattr(item, f.name) for f in dataclasses.fields(item) if f.compare])
+            )
+
+
+class _Offsets:
+    def __init__(self, text: str) -> None:
+        self.starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+
+    def at(self, line: int, column: int) -> int:
+        return self.starts[line - 1] + column - 1
+
+    def line_of(self, offset: int) -> int:
+        """0-based line index holding ``offset``."""
+        return bisect.bisect_right(self.starts, offset) - 1
+
+
+def _spans(program: Program, text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of every node with a span (end exclusive), in _nodes order;
+    (-1, -1) for a node without one."""
+    off = _Offsets(text)
+    out = []
+    for n in _nodes(program):
+        s: Span = n.span  # type: ignore[attr-defined]
+        if s == NOSPAN or n is program:
+            out.append((-1, -1))
+        else:
+            out.append((off.at(s.line, s.column), off.at(s.end_line, s.end_column)))
+    return out
+
+
+def _counts(spans: list[tuple[int, int]], offsets: list[int]) -> list[tuple[int, int]]:
+    """For each offset: how many nodes start before it and how many end at or before it."""
+    starts = sorted(s for s, _ in spans if s >= 0)
+    ends = sorted(e for _, e in spans if e >= 0)
+    return [(bisect.bisect_left(starts, o), bisect.bisect_right(ends, o)) for o in offsets]
+
+
+def _verify(source: str, program: Program, comments: list[Comment], out: str) -> Comment | None:
+    """The first comment whose place the output does not keep (None: all kept)."""
+    again = parse(out)
+    if again != program or repr(again) != repr(program):
+        return comments[0]
+    found = scan_comments(out)
+    if len(found) != len(comments):
+        return comments[min(len(found), len(comments) - 1)]
+    before = _counts(_spans(program, source), [c.offset for c in comments])
+    after = _counts(_spans(again, out), [c.offset for c in found])
+    for c, f, b, a in zip(comments, found, before, after, strict=True):
+        if c.text != f.text or c.own_line != f.own_line or b != a:
+            return c
+    return None
+
+
+# ------------------------------------------------------------------ placement
+
+
+class _Placer:
+    """Anchors each comment of ``source`` to a line of ``plain`` (the comment-free output)."""
+
+    def __init__(self, source: str, program: Program, plain: str, comments: list[Comment]):
+        self.source, self.plain, self.comments = source, plain, comments
+        formatted = parse(plain)
+        src_spans = _spans(program, source)
+        out_spans = _spans(formatted, plain)
+        if len(src_spans) != len(out_spans):  # the round trip guarantees equal trees
+            raise AssertionError("the formatted text does not parse to the same tree")
+        self.pairs = [(s, o) for s, o in zip(src_spans, out_spans, strict=True) if s[0] >= 0]
+        self.src_off = _Offsets(source)
+        self.out_off = _Offsets(plain)
+        self.lines = plain.split("\n")
+        if self.lines and self.lines[-1] == "":
+            self.lines.pop()
+        # Output offsets where some node starts or ends: a comment cannot go
+        # above a line on which one of them comes before its anchor.
+        self.out_events = sorted({o[0] for _, o in self.pairs} | {o[1] for _, o in self.pairs})
+
+    def place(self) -> str | Comment:
+        above: dict[int, list[tuple[Comment, int]]] = {}  # line -> (comment, indent)
+        trailing: dict[int, Comment] = {}
+        at_end: list[Comment] = []
+        for c in self.comments:
+            if c.own_line:
+                anchor = self._own_line(c)
+                if anchor is None:
+                    at_end.append(c)
+                elif isinstance(anchor, Comment):
+                    return anchor
+                else:
+                    line, indent = anchor
+                    above.setdefault(line, []).append((c, indent))
+            else:
+                line = self._trailing(c)
+                if line is None or line in trailing:
+                    return c
+                trailing[line] = c
+        out: list[str] = []
+        for i, text in enumerate(self.lines):
+            group = above.get(i, [])
+            out += [" " * indent + c.text for c, indent in group]
+            if group and group[-1][0].blank_after and not text.startswith(" "):
+                out.append("")  # a file's or definition's heading comment keeps its blank line
+            tail = trailing.get(i)
+            out.append(text + ("  " + tail.text if tail else ""))
+        if at_end:
+            code_end = max((s[1] for s, _ in self.pairs), default=0)
+            if out and "\n\n" in self.source[code_end : at_end[0].offset].replace(" ", ""):
+                out.append("")
+            out += [c.text for c in at_end]
+        return "\n".join(out) + "\n" if out else ""
+
+    def _own_line(self, c: Comment) -> tuple[int, int] | Comment | None:
+        """(output line, indent) to write ``c`` above; None: at the end of the file."""
+        starts = [(s[0], o[0]) for s, o in self.pairs if s[0] > c.offset]
+        ends = [(s[1], o[1]) for s, o in self.pairs if s[1] > c.offset]
+        first_start = min((p for p, _ in starts), default=None)
+        first_end = min((p for p, _ in ends), default=None)
+        if first_start is None and first_end is None:
+            return None
+        if first_end is not None and (first_start is None or first_end <= first_start):
+            # The end of the block holding the comment: above its closing line.
+            out_end = max(o for p, o in ends if p == first_end)
+            line = self.out_off.line_of(out_end - 1)
+            if self._events_between(self.out_off.starts[line], out_end - 1):
+                return c
+            return line, _indent(self.lines[line]) + len(INDENT)
+        assert first_start is not None
+        out_start = min(o for p, o in starts if p == first_start)
+        line = self.out_off.line_of(out_start)
+        if self._events_between(self.out_off.starts[line], out_start):
+            return c
+        return line, _indent(self.lines[line])
+
+    def _trailing(self, c: Comment) -> int | None:
+        """The output line to end with ``c``."""
+        line_start = self.src_off.starts[c.line - 1]
+        events = [(s[0], 1, o[0]) for s, o in self.pairs if s[0] < c.offset]
+        events += [(s[1], 0, o[1] - 1) for s, o in self.pairs if s[1] <= c.offset]
+        if not events:
+            return None
+        on_line = [e for e in events if e[0] >= line_start]
+        pos, kind, _ = max(on_line or events, key=lambda e: (e[0], e[1]))
+        same = [o for p, k, o in events if p == pos and k == kind]
+        out = min(same) if kind == 1 else max(same)
+        return self.out_off.line_of(out)
+
+    def _events_between(self, lo: int, hi: int) -> bool:
+        """Whether some node starts or ends in ``[lo, hi)`` of the output."""
+        i = bisect.bisect_left(self.out_events, lo)
+        return i < len(self.out_events) and self.out_events[i] < hi
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))

@@ -226,17 +226,18 @@ class _Placer:
                 trailing[line] = c
         out: list[str] = []
         for i, text in enumerate(self.lines):
-            group = above.get(i, [])
-            out += [" " * indent + c.text for c, indent in group]
-            if group and group[-1][0].blank_after and not text.startswith(" "):
-                out.append("")  # a file's or definition's heading comment keeps its blank line
+            for c, indent in above.get(i, []):
+                out.append(" " * indent + c.text)
+                if c.blank_after:
+                    out.append("")  # at most one blank line kept after a comment
             tail = trailing.get(i)
             out.append(text + ("  " + tail.text if tail else ""))
         if at_end:
             code_end = max((s[1] for s, _ in self.pairs), default=0)
             if out and "\n\n" in self.source[code_end : at_end[0].offset].replace(" ", ""):
                 out.append("")
-            out += [c.text for c in at_end]
+            for c in at_end:
+                out += [c.text, ""] if c.blank_after and c is not at_end[-1] else [c.text]
         return "\n".join(out) + "\n" if out else ""
 
     def _own_line(self, c: Comment) -> tuple[int, int] | Comment | None:
@@ -259,6 +260,19 @@ class _Placer:
         line = self.out_off.line_of(out_start)
         if self._events_between(self.out_off.starts[line], out_start):
             return c
+        # Glue written between the comment and the construct (``or (``) stays
+        # after the comment when the output has it on the lines just above.
+        glue = _squash(self.source[c.offset + len(c.text) : first_start])
+        seen = _squash(self.plain[self.out_off.starts[line] : out_start])
+        k = line
+        while seen != glue and k > 0 and len(seen) < len(glue):
+            k -= 1
+            start, end = self.out_off.starts[k], self.out_off.starts[k + 1] - 1
+            if self._events_between(start, end + 1):
+                break
+            seen = _squash(self.plain[start:end]) + seen
+        if seen == glue:
+            line = k
         return line, _indent(self.lines[line])
 
     def _trailing(self, c: Comment) -> int | None:
@@ -278,6 +292,14 @@ class _Placer:
         """Whether some node starts or ends in ``[lo, hi)`` of the output."""
         i = bisect.bisect_left(self.out_events, lo)
         return i < len(self.out_events) and self.out_events[i] < hi
+
+
+_COMMENT_RE = re.compile(r"#[^\n]*")
+
+
+def _squash(text: str) -> str:
+    """Glue text compared without blanks, comments or letter case."""
+    return "".join(_COMMENT_RE.sub("", text).split()).lower()
 
 
 def _indent(line: str) -> int:

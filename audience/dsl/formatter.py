@@ -187,13 +187,14 @@ def _trigger_body(node: Trigger) -> list[str]:
 
 def _action(node: Action, col: int) -> str:
     """``do name(args)``, the arguments wrapped greedily at WIDTH under the ``(``;
-    one a line, the first under the head, when the action holds a comment."""
+    when the action holds a comment, a block: one argument a line, ``)`` alone."""
     head = f"do {lex.bare_name(node.name)}("
     args = [_arg(a) for a in node.args]
     align = " " * (col + len(head))  # continuation lines carry their own indentation
     if args and _holds_comment(node):
-        pieces = [a + "," for a in args[:-1]] + [args[-1] + ")"]
-        return "\n".join([head] + [align + p for p in pieces])
+        inner = " " * (col + len(INDENT))
+        pieces = [inner + a + "," for a in args[:-1]] + [inner + args[-1]]
+        return "\n".join([head, *pieces, " " * col + ")"])
     lines = [head]
     for i, text in enumerate(args):
         piece = text + ("," if i < len(args) - 1 else ")")
@@ -344,10 +345,11 @@ def _operand(parent: Cond, child: Cond, level: int, col: int, bare: str) -> list
     return _expr(child, level, col, bare)
 
 
-def _group(node: Cond, level: int, col: int, bare: str) -> list[str]:
-    """``(node)`` on one line when it fits and holds no rule, else a parenthesised block."""
+def _group(node: Cond, level: int, col: int, bare: str, force: bool = False) -> list[str]:
+    """``(node)`` on one line when it fits and holds no rule, else a parenthesised block
+    (also when ``force``d: a comment between the parenthesis and ``node``)."""
     text = "(" + _inline(node, bare) + ")"
-    if not _broken(node) and _fits(col, text):
+    if not force and not _broken(node) and _fits(col, text):
         return [text]
     return ["(", *_indent(_body(node, level + 1, bare), 1), ")"]
 
@@ -376,7 +378,7 @@ def _expr(node: Cond, level: int, col: int, bare: str) -> list[str]:
         return [head, *items, ")"]
     if isinstance(node, Not):
         if _needs_parens(node, node.operand):
-            part = _group(node.operand, level, col + 4, bare)
+            part = _group(node.operand, level, col + 4, bare, _holds_comment(node))
         else:
             part = _expr(node.operand, level, col + 4, bare)
         return ["not " + part[0], *part[1:]]

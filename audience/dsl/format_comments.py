@@ -220,10 +220,10 @@ class _Placer:
                     line, indent = anchor
                     above.setdefault(line, []).append((c, indent))
             else:
-                line = self._trailing(c)
-                if line is None or line in trailing:
+                after = self._trailing(c)
+                if after is None or after in trailing:
                     return c
-                trailing[line] = c
+                trailing[after] = c
         out: list[str] = []
         for i, text in enumerate(self.lines):
             for c, indent in above.get(i, []):

@@ -44,6 +44,7 @@ from typing import Any
 
 from audience.dsl import format_lexical as lex
 from audience.dsl.ast import (
+    NOSPAN,
     Action,
     Aggregate,
     AgoCompare,
@@ -71,7 +72,6 @@ from audience.dsl.ast import (
     InSegment,
     IsSet,
     LastFirst,
-    NOSPAN,
     MapValue,
     Not,
     NumberLit,

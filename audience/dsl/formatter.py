@@ -20,7 +20,8 @@ SPEC's own (section 3 to 5 examples print back unchanged):
 - Parentheses appear exactly where the tree needs them, plus around an ``and``
   inside an ``or`` and a comparison under ``not`` (``not (city = "Milan")``),
   both for the reader; a ``where`` predicate is one comparison or a
-  parenthesised / ``all of`` / ``any of`` / ``not`` form.
+  parenthesised / ``all of`` / ``any of`` / ``not`` form.  A bool property
+  written alone stays alone (``vip``, ``not vip``).
 - In a trigger's ``if`` condition, profile properties are written ``profile.x``
   (beside ``on`` and ``event.x`` that is the clearer form, as the SPEC shows);
   elsewhere a profile property is bare (``city``) unless its path starts with
@@ -67,6 +68,7 @@ from audience.dsl.ast import (
     Duration,
     EventSel,
     Field,
+    Flag,
     Global,
     InList,
     InSegment,
@@ -316,7 +318,8 @@ def _is_infix(node: Cond) -> bool:
 def _needs_parens(parent: Cond, child: Cond) -> bool:
     """Whether ``child``, an operand of ``parent``, must be (or is, for the reader) in parens."""
     if isinstance(parent, Not):
-        return _is_infix(child) or isinstance(child, ProfileCond)
+        flag = isinstance(child, ProfileCond) and isinstance(child.pred, Flag)
+        return _is_infix(child) or (isinstance(child, ProfileCond) and not flag)
     if isinstance(parent, And) and parent.style == "and":
         return _is_infix(child)
     if isinstance(parent, Or) and parent.style == "or":
@@ -520,6 +523,8 @@ def _comparison(node: object, context: str) -> str:
     if not isinstance(node, _COMPARISON_TYPES):
         raise FormatError(f"no formatting rule for {type(node).__name__} as a comparison")
     f = _field(node.field, context)
+    if isinstance(node, Flag):
+        return f  # a bool property alone, as written
     if isinstance(node, Compare):
         return f"{f} {node.op} {lex.literal(node.value)}"
     if isinstance(node, InList):
@@ -584,7 +589,7 @@ def _where(node: object) -> str:
 
 # --------------------------------------------------------------------------- dispatch tables
 
-_COMPARISON_TYPES = (Compare, InList, Between, TextMatch, IsSet, TimeCompare, AgoCompare)
+_COMPARISON_TYPES = (Flag, Compare, InList, Between, TextMatch, IsSet, TimeCompare, AgoCompare)
 _COND_TYPES = (Did, Aggregate, LastFirst, Sequence, ProfileCond, InSegment, And, Or, Not, Rule)
 
 # Nodes below the condition level, each written on one line.  A comparison

@@ -143,7 +143,8 @@ def _check_flag(ctx: Ctx, pred: Flag) -> None:
             f"'{f.name}' is {a_type(ftype)} property; a condition needs a comparison "
             f"such as {example}",
             f.span,
-            f"only a bool property is a condition alone; '{f.name} is set' tests that it has a value",
+            f"only a bool property is a condition alone; "
+            f"'{f.name} is set' tests that it has a value",
         )
 
 

@@ -55,10 +55,13 @@ class Comment:
 def scan_comments(text: str) -> list[Comment]:
     """The comments of ``text`` (which must lex: strings closed)."""
     out: list[Comment] = []
+    line, counted = 1, 0  # the line number at offset ``counted``
     for m in _TOKEN_RE.finditer(text):
         if not m.group().startswith("#"):
             continue
-        start, nl = m.start(), m.end()  # nl: the '\n' after it, or the end of the text
+        start, nl = m.start(), m.end()
+        line += text.count("\n", counted, start)
+        counted = start  # nl: the '\n' after it, or the end of the text
         line_start = text.rfind("\n", 0, start) + 1
         next_end = text.find("\n", nl + 1) if nl < len(text) else -1
         following = text[nl + 1 : next_end]
@@ -66,7 +69,7 @@ def scan_comments(text: str) -> list[Comment]:
             Comment(
                 text=m.group().rstrip(),
                 offset=start,
-                line=text.count("\n", 0, start) + 1,
+                line=line,
                 column=start - line_start + 1,
                 own_line=not text[line_start:start].strip(),
                 blank_after=next_end >= 0 and not following.strip(),
@@ -204,6 +207,12 @@ class _Placer:
         # Output offsets where some node starts or ends: a comment cannot go
         # above a line on which one of them comes before its anchor.
         self.out_events = sorted({o[0] for _, o in self.pairs} | {o[1] for _, o in self.pairs})
+        # (source offset, output offset) of every start and every end, sorted:
+        # in a run of equal source offsets the output ones ascend.
+        self.starts = sorted((s[0], o[0]) for s, o in self.pairs)
+        self.ends = sorted((s[1], o[1]) for s, o in self.pairs)
+        self.start_keys = [p for p, _ in self.starts]
+        self.end_keys = [p for p, _ in self.ends]
 
     def place(self) -> str | Comment:
         above: dict[int, list[tuple[Comment, int]]] = {}  # line -> (comment, indent)
@@ -242,21 +251,21 @@ class _Placer:
 
     def _own_line(self, c: Comment) -> tuple[int, int] | Comment | None:
         """(output line, indent) to write ``c`` above; None: at the end of the file."""
-        starts = [(s[0], o[0]) for s, o in self.pairs if s[0] > c.offset]
-        ends = [(s[1], o[1]) for s, o in self.pairs if s[1] > c.offset]
-        first_start = min((p for p, _ in starts), default=None)
-        first_end = min((p for p, _ in ends), default=None)
+        i = bisect.bisect_right(self.start_keys, c.offset)
+        j = bisect.bisect_right(self.end_keys, c.offset)
+        first_start = self.start_keys[i] if i < len(self.starts) else None
+        first_end = self.end_keys[j] if j < len(self.ends) else None
         if first_start is None and first_end is None:
             return None
         if first_end is not None and (first_start is None or first_end <= first_start):
             # The end of the block holding the comment: above its closing line.
-            out_end = max(o for p, o in ends if p == first_end)
+            out_end = self.ends[bisect.bisect_right(self.end_keys, first_end) - 1][1]
             line = self.out_off.line_of(out_end - 1)
             if self._events_between(self.out_off.starts[line], out_end - 1):
                 return c
             return line, _indent(self.lines[line]) + len(INDENT)
         assert first_start is not None
-        out_start = min(o for p, o in starts if p == first_start)
+        out_start = self.starts[i][1]
         line = self.out_off.line_of(out_start)
         if self._events_between(self.out_off.starts[line], out_start):
             return c
@@ -276,16 +285,17 @@ class _Placer:
         return line, _indent(self.lines[line])
 
     def _trailing(self, c: Comment) -> int | None:
-        """The output line to end with ``c``."""
-        line_start = self.src_off.starts[c.line - 1]
-        events = [(s[0], 1, o[0]) for s, o in self.pairs if s[0] < c.offset]
-        events += [(s[1], 0, o[1] - 1) for s, o in self.pairs if s[1] <= c.offset]
-        if not events:
+        """The output line to end with ``c``: where the last construct to start
+        or end before it (on its line, or before) starts or ends."""
+        i = bisect.bisect_left(self.start_keys, c.offset) - 1  # the last start before c
+        j = bisect.bisect_right(self.end_keys, c.offset) - 1  # the last end before c
+        if i < 0 and j < 0:
             return None
-        on_line = [e for e in events if e[0] >= line_start]
-        pos, kind, _ = max(on_line or events, key=lambda e: (e[0], e[1]))
-        same = [o for p, k, o in events if p == pos and k == kind]
-        out = min(same) if kind == 1 else max(same)
+        if i >= 0 and (j < 0 or self.start_keys[i] >= self.end_keys[j]):
+            # The first written of the constructs starting there.
+            out = self.starts[bisect.bisect_left(self.start_keys, self.start_keys[i])][1]
+        else:
+            out = self.ends[j][1] - 1  # the last written of those ending there
         return self.out_off.line_of(out)
 
     def _events_between(self, lo: int, hi: int) -> bool:

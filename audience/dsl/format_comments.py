@@ -90,7 +90,9 @@ def format_source(text: str, *, filename: str = "<input>", program: Program | No
     if not comments:
         return format_text(program)
     marks = [(c.line, c.column) for c in comments]
-    plain = format_text(program, comments_at=marks)
+    plain = format_text(
+        program, comments_at=marks, open_groups=_group_edges(text, program, comments)
+    )
     placed = _Placer(text, program, plain, comments).place()
     if isinstance(placed, Comment):
         raise _refuse(placed, text, filename)
@@ -183,6 +185,37 @@ def _verify(source: str, program: Program, comments: list[Comment], out: str) ->
         if c.text != f.text or c.own_line != f.own_line or b != a:
             return c
     return None
+
+
+def _group_edges(text: str, program: Program, comments: list[Comment]) -> list[tuple[int, int]]:
+    """(line, column) of the nodes that a comment sits between a parenthesis
+    and: just after the ``(`` before the node, or just before the ``)`` after
+    it.  Written in parentheses, such a node is laid out as a block so that
+    the comment stays inside them."""
+    off = _Offsets(text)
+    nodes = [n for n in _nodes(program) if n is not program]
+    spans = [n.span for n in nodes]  # type: ignore[attr-defined]
+    starts = sorted((off.at(s.line, s.column), (s.line, s.column)) for s in spans if s != NOSPAN)
+    ends = sorted(
+        (off.at(s.end_line, s.end_column), (s.line, s.column)) for s in spans if s != NOSPAN
+    )
+    start_keys, end_keys = [p for p, _ in starts], [p for p, _ in ends]
+    out = []
+    for c in comments:
+        i = bisect.bisect_right(start_keys, c.offset)  # the next start
+        j = bisect.bisect_right(end_keys, c.offset)  # ends[j - 1]: the last end before c
+        before = max(start_keys[i - 1] if i else 0, end_keys[j - 1] if j else 0)
+        if i < len(starts) and _squash(text[before : c.offset]).endswith("("):
+            out.append(starts[i][1])
+        after = min(
+            start_keys[i] if i < len(starts) else len(text),
+            end_keys[j] if j < len(ends) else len(text),
+        )
+        if j and _squash(text[c.offset : after]).startswith(")"):
+            # Every node ending there (the outermost is the one in the parentheses).
+            first = bisect.bisect_left(end_keys, end_keys[j - 1])
+            out += [start for _, start in ends[first:j]]
+    return out
 
 
 # ------------------------------------------------------------------ placement
@@ -282,7 +315,8 @@ class _Placer:
             seen = _squash(self.plain[start:end]) + seen
         if seen == glue:
             line = k
-        return line, _indent(self.lines[line])
+        closing = self.lines[line].lstrip().startswith((")", "}"))  # inside the block
+        return line, _indent(self.lines[line]) + (len(INDENT) if closing else 0)
 
     def _trailing(self, c: Comment) -> int | None:
         """The output line to end with ``c``: where the last construct to start
@@ -291,6 +325,20 @@ class _Placer:
         j = bisect.bisect_right(self.end_keys, c.offset) - 1  # the last end before c
         if i < 0 and j < 0:
             return None
+        line_start = self.src_off.starts[c.line - 1]
+        last = max(self.start_keys[i] if i >= 0 else -1, self.end_keys[j] if j >= 0 else -1)
+        glue = _squash(self.source[max(last, 0) : c.offset])
+        if i + 1 < len(self.starts) and (last < line_start or glue):
+            # After glue (``and (  # why``), or nothing of its own on its line:
+            # the line above where the next construct starts, when that line
+            # is glue only (and, after glue, the same glue).
+            line = self.out_off.line_of(self.starts[i + 1][1])
+            if line:
+                above = self.lines[line - 1]
+                lo, hi = self.out_off.starts[line - 1], self.out_off.starts[line]
+                glue_only = above.strip() and not self._events_between(lo, hi)
+                if glue_only and (not glue or _squash(above) == glue):
+                    return line - 1
         if i >= 0 and (j < 0 or self.start_keys[i] >= self.end_keys[j]):
             # The first written of the constructs starting there.
             out = self.starts[bisect.bisect_left(self.start_keys, self.start_keys[i])][1]

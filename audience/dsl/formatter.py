@@ -115,21 +115,32 @@ _TEXT_OPS = {
 
 # The (line, column) of each comment of the source being formatted, sorted.
 _COMMENTS: ContextVar[tuple[tuple[int, int], ...]] = ContextVar("comments", default=())
+# The (line, column) where nodes start that, in parentheses, are laid out as a block.
+_OPEN_GROUPS: ContextVar[frozenset[tuple[int, int]]] = ContextVar("groups", default=frozenset())
 
 
 # --------------------------------------------------------------------------- public
 
 
-def format_text(node: object, *, comments_at: Iterable[tuple[int, int]] = ()) -> str:
+def format_text(
+    node: object,
+    *,
+    comments_at: Iterable[tuple[int, int]] = (),
+    open_groups: Iterable[tuple[int, int]] = (),
+) -> str:
     """The canonical text of ``node`` (a Program ends with a newline, nothing else does).
 
     ``comments_at``: (line, column) positions, in the text ``node`` was parsed
     from, of comments that the caller will put back: the constructs holding
-    them are laid out one item a line."""
+    them are laid out one item a line; ``open_groups``: (line, column) where
+    nodes start that, written in parentheses, are a block (a comment sits
+    between the parenthesis and the node)."""
     token = _COMMENTS.set(tuple(sorted(comments_at)))
+    groups = _OPEN_GROUPS.set(frozenset(open_groups))
     try:
         return _format(node)
     finally:
+        _OPEN_GROUPS.reset(groups)
         _COMMENTS.reset(token)
 
 
@@ -352,6 +363,8 @@ def _group(node: Cond, level: int, col: int, bare: str, force: bool = False) -> 
     """``(node)`` on one line when it fits and holds no rule, else a parenthesised block
     (also when ``force``d: a comment between the parenthesis and ``node``)."""
     text = "(" + _inline(node, bare) + ")"
+    span = getattr(node, "span", NOSPAN)
+    force = force or (span != NOSPAN and (span.line, span.column) in _OPEN_GROUPS.get())
     if not force and not _broken(node) and _fits(col, text):
         return [text]
     return ["(", *_indent(_body(node, level + 1, bare), 1), ")"]

@@ -10,17 +10,22 @@ in the output.  A comment is anchored to the nodes around it:
   the next thing after it is the end of the block holding it, above that
   block's closing line; with nothing after it, at the end of the file;
 - a comment after code goes at the end of the output line where the last
-  construct before it on its line starts or ends.
+  construct before it starts or ends, or, after glue alone (``and (  # why``),
+  at the end of that glue's line.
 
 The layout breaks every ``and``/``or`` list, ``rule``, group and action that
 holds a comment into one item a line (``format_text(..., comments_at=...)``),
-so these anchors exist.  Where a comment sits inside something always written
-on one line (a ``did`` with its ``where``, a comparison), no place keeps it
-faithfully: the result is then checked, and ``format_source`` refuses with a
-``comment_position`` error at the comment rather than lose or move it.  The
-check: the output parses to the same tree, holds the same comments in the same
-order and of the same kind (own line or after code), and each comment has the
-same number of constructs started and ended before it as in the source.
+and a parenthesised group with a comment just inside a parenthesis into a
+block (``open_groups``), so these anchors exist.  Glue words and punctuation
+(``and``, ``or``, parentheses, commas) carry no node, so a comment may move
+across them, never across a construct.  Where a comment sits inside something
+always written on one line (a ``did`` with its ``where``, a comparison), no
+place keeps it faithfully: the result is then checked, and ``format_source``
+refuses with a ``comment_position`` error at the comment rather than lose it
+or move it across code.  The check: the output parses to the same tree, holds
+the same comments in the same order and of the same kind (own line or after
+code), and each comment has the same number of constructs started and ended
+before it as in the source.
 """
 
 from __future__ import annotations

@@ -8,17 +8,34 @@ written in a small language and evaluated over a columnar event store::
     seg = store.compile('did purchased in last 30 days')
     hits = seg.evaluate(as_of="2026-11-01T00:00:00Z")
     len(hits), hits.ids()[:5]
+
+The public names: ``open``, ``Store`` (``Store.from_arrow`` builds one in
+memory), ``Schema``, and the errors ``DslError`` (a rules text: syntax,
+schema, references), ``SchemaError`` (a schema file) and ``StoreError`` (a
+store that cannot be created, opened or written).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 __version__ = "0.1.0"
-__all__ = ["Store", "open"]
+__all__ = ["DslError", "Schema", "SchemaError", "Store", "StoreError", "open"]
 
-if TYPE_CHECKING:
-    from audience.runtime.store import Store
+if _typing.TYPE_CHECKING:
+    from audience.dsl.errors import DslError
+    from audience.runtime.store import Store, StoreError
+    from audience.schema import Schema, SchemaError
+
+# Loaded on first use (module __getattr__): the store pulls in numpy and
+# pyarrow, and `import audience` must stay cheap for the command line.
+_LAZY = {
+    "DslError": "audience.dsl.errors",
+    "Schema": "audience.schema",
+    "SchemaError": "audience.schema",
+    "Store": "audience.runtime.store",
+    "StoreError": "audience.runtime.store.errors",
+}
 
 
 def open(path: str, node: str = "main") -> Store:
@@ -28,10 +45,16 @@ def open(path: str, node: str = "main") -> Store:
     return open_store(path, node)
 
 
-def __getattr__(name: str) -> Any:
-    # The store pulls in numpy and pyarrow: load it on first use only.
-    if name == "Store":
-        from audience.runtime.store import Store
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'audience' has no attribute {name!r}")
+    import importlib
 
-        return Store
-    raise AttributeError(f"module 'audience' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

@@ -272,6 +272,10 @@ def leaf_conds(zone: str) -> st.SearchStrategy[A.Cond]:
         ),
         # `event.x` parses in a profile predicate too (the checker refuses it).
         st.builds(A.ProfileCond, comparisons(zone, ("profile", "profile", "event"))),
+        # A bool property alone (`vip`, `profile.vip`).
+        st.builds(
+            A.ProfileCond, st.builds(A.Flag, st.sampled_from(["profile", "event"]).flatmap(fields))
+        ),
         st.builds(A.InSegment, texts),
     )
 

@@ -106,7 +106,7 @@ def test_no_token_names_in_messages() -> None:
         "sum(a) of",
         "sum(a) of x >",
         "last x",
-        "x",
+        "x =",
         "x in",
         "segment",
         "segment s {",

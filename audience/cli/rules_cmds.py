@@ -11,7 +11,7 @@ import click
 from audience.dsl.ast import DndPolicy, Program, Segment, Trigger
 from audience.dsl.check import Known, check
 from audience.dsl.errors import DslError
-from audience.dsl.formatter import format_text
+from audience.dsl.format_comments import format_source
 from audience.dsl.parser import parse_bytes
 from audience.schema import Schema, SchemaError
 
@@ -118,14 +118,18 @@ def check_cmd(file: str, schema_path: str | None, store_path: str | None, quiet:
     "--check", "check_only", is_flag=True, help="Exit 1 if FILE is not canonically formatted."
 )
 def fmt_cmd(file: str, write: bool, check_only: bool) -> None:
-    """Print FILE in the canonical layout (comments are not kept)."""
+    """Print FILE in the canonical layout, keeping its comments.
+
+    A comment inside an expression written on one line (say, between a 'did'
+    and its 'where') has no place to stay: FILE is then left unchanged and
+    the error names the comment's line."""
     data, name = _read(file)
     try:
         program = parse_bytes(data, filename=name)
+        text = format_source(data.decode("utf-8-sig"), filename=name, program=program)
     except DslError as err:
         click.echo(err.render(), err=True)
         sys.exit(1)
-    text = format_text(program)
     if check_only:
         if data.decode("utf-8") != text:
             click.echo(f"{name}: not canonically formatted", err=True)

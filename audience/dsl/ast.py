@@ -149,6 +149,15 @@ class Compare:
 
 
 @dataclass(frozen=True, slots=True)
+class Flag(Compare):
+    """A bool property written alone (``vip``): ``vip = true``, kept apart only so
+    that it is written back as it was; every pass sees a ``Compare``."""
+
+    op: CompareOp = "="
+    value: Literal_ = BoolLit(True)
+
+
+@dataclass(frozen=True, slots=True)
 class InList:
     """``field in (v, ...)`` / ``field not in (...)``."""
 

@@ -69,12 +69,13 @@ _CTX_CHANGE: dict[str, str] = {
     "where": "event",
     "aggregate": "event",
     "profile_cond": "profile",
+    "profile_flag": "profile",
 }
 
 # Grammar rules that nest in the AST, and by how much (`did not` is Not(Did)).
 _NESTING_RULES = """
     or_cond and_cond not_ all_of any_of rule did seq aggregate last_ev first_ev
-    profile_cond pred_not pred_or pred_and pred_all_of pred_any_of map
+    profile_cond profile_flag pred_not pred_or pred_and pred_all_of pred_any_of map
 """
 NESTING: dict[str, int] = dict.fromkeys(_NESTING_RULES.split(), 1)
 NESTING.update(did_not=2, seq_not=2)
@@ -396,6 +397,8 @@ _RULES.update(
     first_ev=_last_first("first"),
     in_segment=lambda m, ch, c: A.InSegment(ch[0].value, span_of(m)),
     profile_cond=lambda m, ch, c: A.ProfileCond(ch[0], span_of(m)),
+    # A bool property alone (SPEC 3.3): `vip` is `vip = true`.
+    profile_flag=lambda m, ch, c: A.ProfileCond(A.Flag(ch[0], span=span_of(m)), span_of(m)),
 )
 
 

@@ -20,7 +20,8 @@ SPEC's own (section 3 to 5 examples print back unchanged):
 - Parentheses appear exactly where the tree needs them, plus around an ``and``
   inside an ``or`` and a comparison under ``not`` (``not (city = "Milan")``),
   both for the reader; a ``where`` predicate is one comparison or a
-  parenthesised / ``all of`` / ``any of`` / ``not`` form.
+  parenthesised / ``all of`` / ``any of`` / ``not`` form.  A bool property
+  written alone stays alone (``vip``, ``not vip``).
 - In a trigger's ``if`` condition, profile properties are written ``profile.x``
   (beside ``on`` and ``event.x`` that is the clearer form, as the SPEC shows);
   elsewhere a profile property is bare (``city``) unless its path starts with
@@ -29,16 +30,22 @@ SPEC's own (section 3 to 5 examples print back unchanged):
   no window: all time; ``max 1 per day`` for a cap of one unit).
 - Action arguments are filled greedily up to ``WIDTH``, continuation lines
   aligned after the opening parenthesis.
-Comments are not part of the AST and are not kept.
+- ``comments_at`` (the positions of the source's comments) breaks every
+  ``and``/``or`` list, ``rule``, group and action whose span holds one into one
+  item a line, so that each comment has a line to stay on; placing the comments
+  is ``format_comments.format_source``'s work (the AST holds none).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from audience.dsl import format_lexical as lex
 from audience.dsl.ast import (
+    NOSPAN,
     Action,
     Aggregate,
     AgoCompare,
@@ -61,6 +68,7 @@ from audience.dsl.ast import (
     Duration,
     EventSel,
     Field,
+    Flag,
     Global,
     InList,
     InSegment,
@@ -105,12 +113,38 @@ _TEXT_OPS = {
     "matches": "matches",
 }
 
+# The (line, column) of each comment of the source being formatted, sorted.
+_COMMENTS: ContextVar[tuple[tuple[int, int], ...]] = ContextVar("comments", default=())
+# The (line, column) where nodes start that, in parentheses, are laid out as a block.
+_OPEN_GROUPS: ContextVar[frozenset[tuple[int, int]]] = ContextVar("groups", default=frozenset())
+
 
 # --------------------------------------------------------------------------- public
 
 
-def format_text(node: object) -> str:
-    """The canonical text of ``node`` (a Program ends with a newline, nothing else does)."""
+def format_text(
+    node: object,
+    *,
+    comments_at: Iterable[tuple[int, int]] = (),
+    open_groups: Iterable[tuple[int, int]] = (),
+) -> str:
+    """The canonical text of ``node`` (a Program ends with a newline, nothing else does).
+
+    ``comments_at``: (line, column) positions, in the text ``node`` was parsed
+    from, of comments that the caller will put back: the constructs holding
+    them are laid out one item a line; ``open_groups``: (line, column) where
+    nodes start that, written in parentheses, are a block (a comment sits
+    between the parenthesis and the node)."""
+    token = _COMMENTS.set(tuple(sorted(comments_at)))
+    groups = _OPEN_GROUPS.set(frozenset(open_groups))
+    try:
+        return _format(node)
+    finally:
+        _OPEN_GROUPS.reset(groups)
+        _COMMENTS.reset(token)
+
+
+def _format(node: object) -> str:
     if isinstance(node, Program):
         return _program(node)
     if isinstance(node, Segment | Trigger | DndPolicy):
@@ -165,10 +199,15 @@ def _trigger_body(node: Trigger) -> list[str]:
 
 
 def _action(node: Action, col: int) -> str:
-    """``do name(args)``, the arguments wrapped greedily at WIDTH under the ``(``."""
+    """``do name(args)``, the arguments wrapped greedily at WIDTH under the ``(``;
+    when the action holds a comment, a block: one argument a line, ``)`` alone."""
     head = f"do {lex.bare_name(node.name)}("
     args = [_arg(a) for a in node.args]
     align = " " * (col + len(head))  # continuation lines carry their own indentation
+    if args and _holds_comment(node):
+        inner = " " * (col + len(INDENT))
+        pieces = [inner + a + "," for a in args[:-1]] + [inner + args[-1]]
+        return "\n".join([head, *pieces, " " * col + ")"])
     lines = [head]
     for i, text in enumerate(args):
         piece = text + ("," if i < len(args) - 1 else ")")
@@ -256,6 +295,21 @@ def _fits(col: int, text: str) -> bool:
     return col + len(text) <= WIDTH
 
 
+def _holds_comment(node: object) -> bool:
+    """Whether a comment of the source lies inside ``node``'s span."""
+    marks = _COMMENTS.get()
+    span = getattr(node, "span", NOSPAN)
+    if not marks or span == NOSPAN:
+        return False
+    i = bisect.bisect_right(marks, (span.line, span.column))
+    return i < len(marks) and marks[i] < (span.end_line, span.end_column)
+
+
+def _broken(node: Cond) -> bool:
+    """Whether ``node`` must be laid out over several lines whatever its width."""
+    return _has_rule(node) or _holds_comment(node)
+
+
 def _has_rule(node: Cond) -> bool:
     if isinstance(node, Rule):
         return True
@@ -275,7 +329,8 @@ def _is_infix(node: Cond) -> bool:
 def _needs_parens(parent: Cond, child: Cond) -> bool:
     """Whether ``child``, an operand of ``parent``, must be (or is, for the reader) in parens."""
     if isinstance(parent, Not):
-        return _is_infix(child) or isinstance(child, ProfileCond)
+        flag = isinstance(child, ProfileCond) and isinstance(child.pred, Flag)
+        return _is_infix(child) or (isinstance(child, ProfileCond) and not flag)
     if isinstance(parent, And) and parent.style == "and":
         return _is_infix(child)
     if isinstance(parent, Or) and parent.style == "or":
@@ -288,7 +343,7 @@ def _body(node: Cond, level: int, bare: str = "profile") -> list[str]:
     col = len(INDENT) * level
     if _is_infix(node):
         assert isinstance(node, And | Or)
-        if _has_rule(node) or not _fits(col, _inline(node, bare)):
+        if _broken(node) or not _fits(col, _inline(node, bare)):
             lines: list[str] = []
             for i, op in enumerate(node.operands):
                 prefix = "" if i == 0 else ("and " if isinstance(node, And) else "or ")
@@ -304,10 +359,13 @@ def _operand(parent: Cond, child: Cond, level: int, col: int, bare: str) -> list
     return _expr(child, level, col, bare)
 
 
-def _group(node: Cond, level: int, col: int, bare: str) -> list[str]:
-    """``(node)`` on one line when it fits and holds no rule, else a parenthesised block."""
+def _group(node: Cond, level: int, col: int, bare: str, force: bool = False) -> list[str]:
+    """``(node)`` on one line when it fits and holds no rule, else a parenthesised block
+    (also when ``force``d: a comment between the parenthesis and ``node``)."""
     text = "(" + _inline(node, bare) + ")"
-    if not _has_rule(node) and _fits(col, text):
+    span = getattr(node, "span", NOSPAN)
+    force = force or (span != NOSPAN and (span.line, span.column) in _OPEN_GROUPS.get())
+    if not force and not _broken(node) and _fits(col, text):
         return [text]
     return ["(", *_indent(_body(node, level + 1, bare), 1), ")"]
 
@@ -315,11 +373,12 @@ def _group(node: Cond, level: int, col: int, bare: str) -> list[str]:
 def _expr(node: Cond, level: int, col: int, bare: str) -> list[str]:
     """A condition in any position, on one line unless it holds a rule or is too wide."""
     text = _inline(node, bare)
-    if not _has_rule(node) and _fits(col, text):
+    if not _broken(node) and _fits(col, text):
         return [text]
     if isinstance(node, Rule):
         label = f"rule {lex.quote(node.label)} ("
-        if isinstance(node.cond, ProfileCond | InSegment) and _fits(col, text):
+        one_line = isinstance(node.cond, ProfileCond | InSegment) and not _holds_comment(node)
+        if one_line and _fits(col, text):
             return [text]
         return [label, *_indent(_body(node.cond, level + 1, bare), 1), ")"]
     if _is_infix(node):
@@ -335,7 +394,7 @@ def _expr(node: Cond, level: int, col: int, bare: str) -> list[str]:
         return [head, *items, ")"]
     if isinstance(node, Not):
         if _needs_parens(node, node.operand):
-            part = _group(node.operand, level, col + 4, bare)
+            part = _group(node.operand, level, col + 4, bare, _holds_comment(node))
         else:
             part = _expr(node.operand, level, col + 4, bare)
         return ["not " + part[0], *part[1:]]
@@ -477,6 +536,8 @@ def _comparison(node: object, context: str) -> str:
     if not isinstance(node, _COMPARISON_TYPES):
         raise FormatError(f"no formatting rule for {type(node).__name__} as a comparison")
     f = _field(node.field, context)
+    if isinstance(node, Flag):
+        return f  # a bool property alone, as written
     if isinstance(node, Compare):
         return f"{f} {node.op} {lex.literal(node.value)}"
     if isinstance(node, InList):
@@ -541,7 +602,7 @@ def _where(node: object) -> str:
 
 # --------------------------------------------------------------------------- dispatch tables
 
-_COMPARISON_TYPES = (Compare, InList, Between, TextMatch, IsSet, TimeCompare, AgoCompare)
+_COMPARISON_TYPES = (Flag, Compare, InList, Between, TextMatch, IsSet, TimeCompare, AgoCompare)
 _COND_TYPES = (Did, Aggregate, LastFirst, Sequence, ProfileCond, InSegment, And, Or, Not, Rule)
 
 # Nodes below the condition level, each written on one line.  A comparison

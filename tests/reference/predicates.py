@@ -38,6 +38,7 @@ from audience.dsl.ast import (
     DateLit,
     DateTimeLit,
     Field,
+    Flag,
     InList,
     IsSet,
     NumberLit,
@@ -126,6 +127,8 @@ def _text(x: Any, op: str, s: str) -> bool:
 
 def _scalar(pred: Any, x: Any, now: dt.datetime, tz: str) -> bool:
     """A positive comparison on one present scalar value."""
+    if isinstance(pred, Flag):
+        return x is True  # `vip` alone: the property is true (SPEC 3.3)
     if isinstance(pred, Compare):
         return _compare(x, pred.op, literal(pred.value))
     if isinstance(pred, InList):

@@ -45,6 +45,7 @@ from audience.dsl.ast import (
     Did,
     EventSel,
     Field,
+    Flag,
     InList,
     InSegment,
     IsSet,
@@ -357,7 +358,10 @@ def leaf(draw: Draw, schema: Schema, tz: str, segment_names: tuple[str, ...]) ->
         return InSegment(draw(st.sampled_from(segment_names)))
     name, ftype = draw(st.sampled_from(sorted(schema.profile.items())))
     scope_written = tuple(name.split("."))
-    return ProfileCond(comparison(draw, schema, Field("profile", scope_written), ftype, tz))
+    f = Field("profile", scope_written)
+    if ftype == "bool" and draw(st.booleans()):
+        return ProfileCond(Flag(f))  # `newsletter` alone (SPEC 3.3)
+    return ProfileCond(comparison(draw, schema, f, ftype, tz))
 
 
 @st.composite

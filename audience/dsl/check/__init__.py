@@ -44,6 +44,7 @@ With a schema
 - ``unknown_profile_property``  a profile property (``set(x: ...)`` included) not declared
 - ``non_numeric_aggregate``     sum/avg/min/max over a property that is not a number
 - ``type_mismatch``             a value or operator that does not fit the property's type
+- ``not_a_condition``           a profile property alone (``city``) that is not a bool
   (built-in event fields such as ``ts`` are checked even without a schema)
 """
 

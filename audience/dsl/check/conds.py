@@ -10,6 +10,7 @@ from audience.dsl.ast import (
     Comparison,
     Cond,
     Did,
+    Flag,
     InSegment,
     LastFirst,
     Not,
@@ -24,7 +25,12 @@ from audience.dsl.ast import (
     TextMatch,
 )
 from audience.dsl.check.context import Ctx
-from audience.dsl.check.names import check_event_sel, field_type, profile_property_type
+from audience.dsl.check.names import (
+    check_event_sel,
+    field_type,
+    profile_property_type,
+    suggest,
+)
 from audience.dsl.check.structure import (
     check_count,
     check_duration,
@@ -95,7 +101,51 @@ def _check_profile_pred(ctx: Ctx, pred: Comparison) -> None:
             "to test the contact's events, write 'did EVENT where ...'",
         )
         return
+    if isinstance(pred, Flag):
+        _check_flag(ctx, pred)
+        return
     check_comparison(ctx, pred, profile_property_type(ctx, f.name, f.span))
+
+
+# A comparison to show for a property of each type that is not a condition alone.
+_EXAMPLES = {
+    "string": '{} = "..."',
+    "int": "{} > 0",
+    "float": "{} > 0",
+    "date": "{} in last 30 days",
+    "datetime": "{} in last 30 days",
+    "list<string>": '{} contains "..."',
+}
+
+
+def _check_flag(ctx: Ctx, pred: Flag) -> None:
+    """A name alone (SPEC 3.3) is a condition only when it is a bool profile property."""
+    f = pred.field
+    if ctx.schema is None:
+        return
+    ftype = "string" if f.name == "contact_id" else ctx.schema.profile.get(f.name)
+    if ftype is None:
+        if f.name in ctx.schema.events:
+            help_: str | None = f"to test the contact's events, write 'did {f.name}'"
+        else:
+            help_ = suggest(f.name, ctx.schema.profile, "profile properties")
+        ctx.error(
+            "unknown_profile_property",
+            f"unknown profile property '{f.name}' (a name alone is a condition "
+            "when it is a bool property)",
+            f.span,
+            help_,
+        )
+    elif ftype != "bool":
+        example = _EXAMPLES.get(ftype, "{} is set").format(f.name)
+        ctx.error(
+            "not_a_condition",
+            f"'{f.name}' is {a_type(ftype)} property; a condition needs a comparison "
+            f"such as {example}",
+            f.span,
+            f"only a bool property is a condition alone; "
+            f"'{f.name} is set' tests that it has a value",
+        )
 
 
 def check_pred(ctx: Ctx, pred: Pred | None, types: tuple[str, ...] | None) -> None:

@@ -34,6 +34,7 @@ from audience.runtime.store.encode import (
     one_array,
 )
 from audience.runtime.store.errors import IngestReport, Reject, SegmentInUse, StoreError
+from audience.runtime.store.infer import infer_schema, maps_to_structs
 from audience.runtime.store.ingest import Txn, rejects_from_table
 from audience.runtime.store.layout import (
     DEFINITIONS_FILE,
@@ -148,12 +149,37 @@ class Store(SnapshotViews):
 
     @classmethod
     def from_arrow(
-        cls, events: pa.Table | None, profiles: pa.Table | None = None, schema: Schema | None = None
+        cls,
+        events: pa.Table | None,
+        profiles: pa.Table | None = None,
+        schema: Schema | str | Path | None = None,
     ) -> Store:
         """An in-memory store, encoded and validated exactly as a disk ingest:
-        rows that do not fit are left out and listed by ``rejected()``."""
-        if schema is None:
-            raise StoreError("from_arrow needs the schema")
+        rows that do not fit are left out and listed by ``rejected()``.
+
+        ``schema``: a ``Schema``, the path of a schema file, or the TOML text
+        of one (a string holding a line break or starting with ``[``).  Without
+        one, the schema is read off the tables' Arrow types:
+
+        - string (or dictionary of strings) -> ``string``; any integer ->
+          ``int``; float or decimal -> ``float``; bool -> ``bool``; date32/64
+          -> ``date``; timestamp -> ``datetime``; list of strings ->
+          ``list<string>``; a column of nulls only is left out; any other type
+          is an error naming the column;
+        - event types: the distinct values of ``type``; their properties: the
+          columns other than ``id``, ``contact_id``, ``type``, ``ts`` and
+          ``context``, with a struct or map (string keys) ``properties`` column's
+          fields at the top level and other structs as dotted names
+          (``product.name``); a type declares the properties that hold a value
+          in at least one of its rows;
+        - profile properties: the profile table's columns but ``contact_id``.
+
+        A map column is read as a struct of its keys, with or without a schema."""
+        if events is not None:
+            events = maps_to_structs(events)
+        if profiles is not None:
+            profiles = maps_to_structs(profiles)
+        schema = infer_schema(events, profiles) if schema is None else _schema(schema)
         event_property_types(schema, "schema")
         backend = MemoryBackend()
         store = cls(backend, schema, "main", None, Definitions(None))
@@ -461,9 +487,13 @@ def open_store(path: str | Path, node: str = "main") -> Store:
 
 
 def _schema(schema: Schema | str | Path) -> Schema:
+    """A Schema, a schema file's path, or (a str with a line break or a leading
+    ``[``: no path looks so) the TOML text of one."""
     if isinstance(schema, Schema):
         return schema
     try:
+        if isinstance(schema, str) and ("\n" in schema or schema.lstrip().startswith("[")):
+            return Schema.from_toml(schema)
         return Schema.load(schema)
     except SchemaError as exc:
         raise StoreError(str(exc)) from None

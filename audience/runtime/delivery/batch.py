@@ -46,7 +46,7 @@ from audience.runtime.delivery.members import (
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
 
-PayloadFor = Callable[[str, str | None], dict[str, Any]] | dict[str, Any]
+PayloadFor = Callable[[str, str | None], dict[str, Any]] | dict[str, Any] | list[str]
 _I64_MIN = np.iinfo(np.int64).min
 
 
@@ -147,7 +147,8 @@ def reserve_batch(
 ) -> dict[str, Any]:
     """One delivery per contact (key ``key_prefix + contact_id``), due at
     ``max(due_ms, now)`` moved past quiet hours.  ``payload_for``: one payload
-    for all (stored once) or a function of (contact_id, email).
+    for all (stored once), a function of (contact_id, email), or a list of
+    each contact's payload already as JSON text.
 
     Returns counts: requested, reserved, deferred, suppressed, existing
     (repeated contacts and keys already recorded), by_cap, due_ms, batch_id.
@@ -168,7 +169,9 @@ def reserve_batch(
     stripped = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
     norms = pc.utf8_lower(stripped)
     payloads: pa.Array | None = None
-    if not isinstance(payload_for, dict):
+    if isinstance(payload_for, list):  # one payload's JSON per contact, made by the caller
+        payloads = pa.array(payload_for, type=pa.string())
+    elif not isinstance(payload_for, dict):
         payloads = pa.array(
             [
                 m.dumps(payload_for(c, e))

@@ -245,7 +245,7 @@ class DeliveryLog:
         emails: Sequence[str | None],
         policy: Policy | None,
         due_ms: int,
-        payload_for: Callable[[str, str | None], dict[str, Any]] | dict[str, Any],
+        payload_for: Callable[[str, str | None], dict[str, Any]] | dict[str, Any] | list[str],
         source: str,
         key_prefix: str,
         **options: Any,

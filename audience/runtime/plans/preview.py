@@ -1,0 +1,183 @@
+"""A plan's preview (who it would reach at an instant, writing nothing) and a
+delivery's test send (to its test list, marked test: never capped, deferred
+or counted by a DND policy)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audience.dsl.ast import Segment
+from audience.runtime.delivery import DeliveryLog, DeliveryRequest
+from audience.runtime.plans.clock import Clock, wall_clock
+from audience.runtime.plans.definitions import PlanDefinitions
+from audience.runtime.plans.recurrence import next_occurrence
+from audience.runtime.plans.runner import (
+    Renderer,
+    RunFailed,
+    _who,
+    frozen_table,
+    profile_values,
+)
+from audience.runtime.plans.service import PlanError, parse_delivery, parse_plan
+
+if TYPE_CHECKING:
+    from audience.runtime.store import Store
+
+SAMPLE = 20  # contacts listed per group
+
+
+def preview(
+    store: Store,
+    name: str,
+    at_ms: int | None = None,
+    *,
+    clock: Clock = wall_clock,
+    defs: PlanDefinitions | None = None,
+    log: DeliveryLog | None = None,
+    sample: int = SAMPLE,
+) -> dict[str, Any]:
+    """Who plan ``name`` would reach at ``at_ms`` (default: its next
+    occurrence, else now): the audience, those without an email, those the
+    DND policy holds back (by cap), and those it would send to."""
+    defs = defs or PlanDefinitions.for_store(store.path)
+    saved = defs.get_plan(store.node, name)
+    if saved is None:
+        raise PlanError("not_found", f"no plan named {name!r} in node {store.node!r}")
+    plan = parse_plan(saved.text, name)
+    now = clock()
+    at = at_ms if at_ms is not None else (next_occurrence(plan.when, now) or now)
+    sent = defs.get_delivery(store.node, plan.send)
+    if sent is None:
+        raise PlanError("not_ready", f"delivery {plan.send!r} is not saved")
+    delivery = parse_delivery(sent.text, sent.name)
+    snapshot = store.snapshot()
+    segment = store.segment_compiler.compile_segment(
+        Segment(name=plan.name, cond=_who(plan), timezone=plan.when.timezone),
+        text="",
+        filename=f"<plan {name!r}>",
+    )
+    audience = segment.compiled.evaluate(snapshot, at)
+    table, without = frozen_table(snapshot, audience.indexes(), delivery)
+    has = set(table.column("contact_id").to_pylist())
+    no_email = [c for c in audience.ids() if c not in has]
+    held: dict[str, list[str]] = {}
+    to_send: list[str] = []
+    policy = store.triggers.policy(plan.dnd) if plan.dnd else None
+    if plan.dnd and policy is None:
+        raise PlanError("not_ready", f"DND policy {plan.dnd!r} is not saved")
+    own_log = log is None
+    the_log = log if log is not None else DeliveryLog.open(store.path)
+    try:
+        with the_log.dry_run() as dry:
+            cids = table.column("contact_id").to_pylist()
+            emails = table.column("email").to_pylist()
+            for cid, email in zip(cids, emails, strict=True):
+                d = dry.request(
+                    DeliveryRequest(
+                        key=f"preview:{cid}",
+                        node=store.node,
+                        contact_id=cid,
+                        email=email,
+                        channel="email",
+                        kind="send_email",
+                        payload={},
+                        due_ms=at,
+                        policy=policy,
+                        now_ms=at,
+                    )
+                )
+                if d.status == "suppressed":
+                    held.setdefault(f"{d.policy}: {d.cap}", []).append(cid)
+                else:
+                    to_send.append(cid)
+    finally:
+        if own_log:
+            the_log.close()
+    return {
+        "plan": name,
+        "state": saved.state,
+        "at": at,
+        "audience": len(audience),
+        "without_email": without,
+        "held": sum(len(v) for v in held.values()),
+        "held_by_cap": {k: len(v) for k, v in held.items()},
+        "to_send": len(to_send),
+        "samples": {
+            "without_email": no_email[:sample],
+            "held": sorted(c for v in held.values() for c in v)[:sample],
+            "to_send": to_send[:sample],
+        },
+    }
+
+
+def test_send(
+    store: Store,
+    name: str,
+    contact_id: str | None = None,
+    *,
+    clock: Clock = wall_clock,
+    defs: PlanDefinitions | None = None,
+    log: DeliveryLog | None = None,
+) -> list[dict[str, Any]]:
+    """Send delivery ``name`` to its test list now, rendered with the fields of
+    ``contact_id`` (default: the first contact with a profile)."""
+    defs = defs or PlanDefinitions.for_store(store.path)
+    saved = defs.get_delivery(store.node, name)
+    if saved is None:
+        raise PlanError("not_found", f"no delivery named {name!r} in node {store.node!r}")
+    delivery = parse_delivery(saved.text, name)
+    if not delivery.test_list:
+        raise PlanError("no_test_list", f"delivery {name!r} has no test list")
+    snapshot = store.snapshot()
+    ids = list(snapshot.contact_ids)
+    if contact_id is not None:
+        if contact_id not in ids:
+            raise PlanError("unknown_contact", f"no contact {contact_id!r} in node {store.node!r}")
+        pos = ids.index(contact_id)
+    else:
+        with_profile = np.flatnonzero(np.asarray(snapshot.has_profile))
+        pos = int(with_profile[0]) if len(with_profile) else 0
+    sample = ids[pos] if ids else ""
+    try:
+        renderer = Renderer(store, delivery, saved.version, None, None)
+    except RunFailed as exc:
+        raise PlanError("not_ready", str(exc)) from None
+    fields = dict(renderer.constants)
+    for k, prop in renderer.ref_props.items():
+        fields[k] = profile_values(snapshot, prop, np.array([pos]))[0].as_py() if ids else None
+    try:
+        payload = renderer.render(fields)
+    except Exception as exc:
+        raise PlanError("not_ready", f"the message does not render: {exc}") from None
+    now = clock()
+    token = secrets.token_hex(6)
+    own_log = log is None
+    the_log = log if log is not None else DeliveryLog.open(store.path)
+    try:
+        reqs = [
+            DeliveryRequest(
+                key=f"test:{store.node}:{name}:{saved.version}:{token}:{i}",
+                node=store.node,
+                contact_id=sample,
+                email=addr,
+                channel="email",
+                kind="send_email",
+                payload={**payload, "to": addr, "sample_contact": sample},
+                due_ms=now,
+                test=True,
+                source=f"delivery:{name}:test",
+                now_ms=now,
+            )
+            for i, addr in enumerate(delivery.test_list)
+        ]
+        done = the_log.request_many(reqs)
+    finally:
+        if own_log:
+            the_log.close()
+    return [
+        {"id": d.id, "to": d.email, "status": d.status, "test": d.test, "contact": sample}
+        for d in done
+    ]

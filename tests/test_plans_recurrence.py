@@ -255,7 +255,7 @@ def transition_after(zone: ZoneInfo, start: dt.datetime, days: int = 400) -> dt.
 
 def _scheduled(s: Schedule, d: dt.date) -> bool:
     """Whether the schedule names local date ``d``: a plain reading of each kind."""
-    if s.from_date and d < s.from_date or s.until_date and d > s.until_date:
+    if (s.from_date and d < s.from_date) or (s.until_date and d > s.until_date):
         return False
     if s.kind == "daily":
         return True

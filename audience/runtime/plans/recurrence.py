@@ -122,8 +122,7 @@ def _local_times(when: Schedule, start: dt.datetime, stop: dt.datetime) -> Itera
     rule = _rule(when, first, at)
     if rule is None:
         return
-    for local in rule.between(dt.datetime.combine(first, at), until, inc=True):
-        yield local
+    yield from rule.between(dt.datetime.combine(first, at), until, inc=True)
 
 
 def _rule(when: Schedule, first: dt.date, at: dt.time) -> rrule.rrule | None:
@@ -140,9 +139,9 @@ def _rule(when: Schedule, first: dt.date, at: dt.time) -> rrule.rrule | None:
         if day is None or not 1 <= day <= 31:
             raise ValueError(f"a monthly schedule needs a day from 1 to 31, not {day}")
         # Day 31 in a 30-day month: the last of the days 28..31 that the month has.
-        days = tuple(range(min(day, 28), day + 1))
+        month_days = tuple(range(min(day, 28), day + 1))
         return rrule.rrule(
-            rrule.MONTHLY, dtstart=begin.replace(day=1), bymonthday=days, bysetpos=-1
+            rrule.MONTHLY, dtstart=begin.replace(day=1), bymonthday=month_days, bysetpos=-1
         )
     anchor, interval = _anchor(when)
     if when.kind == "every_n_days":

@@ -71,11 +71,13 @@ def _lines(kind: str, items: list[_Line]) -> dict[str, _Line]:
         first = found.setdefault(item.key, item)
         if first is not item:
             word = _LINE_WORDS[item.key]
+            at = first.span
+            where = f"column {at.column}" if at.line == item.span.line else f"line {at.line}"
             raise B._error(
                 f"{kind}_structure",
                 f"'{word}' is given twice in this {kind}",
                 item.span,
-                f"keep one '{word}' line (the first is at line {first.span.line})",
+                f"keep one of them (the first is at {where})",
             )
     return found
 

@@ -5,10 +5,13 @@ in, every problem found out, as ``Diagnostic`` objects with a stable code.
     diags = check(program, schema, known_segments=..., known_policies=...)
     if diags: raise DslError(diags, source, filename)
 
-``known_segments`` / ``known_policies`` are definitions saved elsewhere (the
-store); the program's own definitions count too, and override saved ones of
-the same name.  Diagnostics come sorted by position; each points at the most
-precise node the AST has a span for.
+``known_segments`` / ``known_policies`` / ``known_deliveries`` /
+``known_plans`` are definitions saved elsewhere (the store); the program's own
+definitions count too, and override saved ones of the same name.
+``known_templates`` are the saved templates' names: None (the default) means
+they are not known, and a delivery's template is not checked.  Diagnostics
+come sorted by position; each points at the most precise node the AST has a
+span for.
 
 Codes (stable; clients and tests match on them):
 
@@ -30,6 +33,17 @@ Without a schema
 - ``unknown_action``        a trigger action that does not exist
 - ``invalid_argument``      an action argument missing, unknown, repeated or of the wrong form
 - ``journeys_unavailable``  ``enter_journey(...)``: journeys are not available yet
+- ``invalid_schedule``      a plan's ``when``: a day of the month outside 1..31, an interval
+  below 1, ``every N days|weeks`` without ``from``, a weekly plan with no day or a day
+  named twice, ``until`` before ``from``, ``from``/``until`` on a one-shot plan
+- ``unknown_delivery``      a plan's ``send "D"`` with D neither in the program nor saved
+- ``invalid_fields``        a delivery's ``fields`` with a key twice or a map as a value
+- ``invalid_address``       a delivery's test list with something that is not an address
+- ``plan_in_past``          (``check_plan_ready``, when a plan is made ready) a one-shot
+  plan whose time has passed, or a repeated one whose last date has
+
+With the store's templates (``known_templates``)
+- ``unknown_template``      a delivery's ``template "T"`` that is not saved
 
 With a schema
 - ``unknown_event_type``        an event type (or ``type = "x"``) the schema does not declare
@@ -51,6 +65,7 @@ from audience.dsl.check.conds import check_cond, check_pred
 from audience.dsl.check.context import Ctx, head_span, known
 from audience.dsl.check.names import check_event_sel
 from audience.dsl.check.refs import check_duplicates, check_policy_refs, check_segment_refs
+from audience.dsl.check.sending import check_sending
 from audience.dsl.check.structure import check_policy, check_timezone
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema
@@ -64,9 +79,19 @@ def check(
     *,
     known_segments: Mapping[str, Segment] | None = None,
     known_policies: Collection[str] = (),
+    known_deliveries: Collection[str] = (),
+    known_plans: Collection[str] = (),
+    known_templates: Collection[str] | None = None,
 ) -> list[Diagnostic]:
     """Every problem of a program (definitions, or one bare condition)."""
-    ctx = Ctx(schema, known_segments or {}, known_policies)
+    ctx = Ctx(
+        schema,
+        known_segments or {},
+        known_policies,
+        known_deliveries=known_deliveries,
+        known_plans=known_plans,
+        known_templates=known_templates,
+    )
     defs = program.definitions
     check_duplicates(ctx, defs)
     for d in defs:
@@ -81,6 +106,7 @@ def check(
         check_cond(ctx, program.condition)
     check_segment_refs(ctx, defs, program.condition)
     check_policy_refs(ctx, defs)
+    check_sending(ctx, defs)
     return _sorted(ctx.diagnostics)
 
 

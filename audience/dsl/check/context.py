@@ -6,11 +6,26 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from audience.dsl.ast import NOSPAN, DndPolicy, Segment, Span, Trigger
+from audience.dsl.ast import (
+    NOSPAN,
+    Definition,
+    DeliveryDef,
+    DndPolicy,
+    Plan,
+    Segment,
+    Span,
+    Trigger,
+)
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema
 
-KEYWORDS: dict[type, str] = {Segment: "segment", Trigger: "trigger", DndPolicy: "dnd"}
+KEYWORDS: dict[type, str] = {
+    Segment: "segment",
+    Trigger: "trigger",
+    DndPolicy: "dnd",
+    DeliveryDef: "delivery",
+    Plan: "plan",
+}
 
 
 @dataclass
@@ -18,6 +33,9 @@ class Ctx:
     schema: Schema | None = None
     known_segments: Mapping[str, Segment] = field(default_factory=dict)
     known_policies: Collection[str] = ()
+    known_deliveries: Collection[str] = ()
+    known_plans: Collection[str] = ()
+    known_templates: Collection[str] | None = None  # None: not known, not checked
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
@@ -29,7 +47,7 @@ def known(span: Span, fallback: Span) -> Span:
     return span if span != NOSPAN else fallback
 
 
-def head_span(definition: Segment | Trigger | DndPolicy) -> Span:
+def head_span(definition: Definition) -> Span:
     """The span of a definition's leading keyword.
 
     The fallback for problems with a definition built without a name span."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from audience.dsl.errors import DslError
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.definitions import PlanRun
 from audience.runtime.plans.scheduler import Scheduler
@@ -56,24 +57,36 @@ def test_add_saves_drafts_with_versions(store: Store) -> None:
     assert again.deliveries[0].version == 2
 
 
-def test_ready_checks_what_the_plan_names(store: Store) -> None:
-    clock = ManualClock(ONCE_DUE - 10 * DAY)
-    svc = service(store, clock)
-    text = RULES.replace('who "Milan buyers"', 'who "Nobody saved this"').replace(
-        'dnd "Caps"', 'dnd "No such policy"'
+def test_add_checks_the_names_against_the_store(store: Store) -> None:
+    svc = service(store, ManualClock(ONCE_DUE - 10 * DAY))
+    text = (
+        RULES.replace('who "Milan buyers"', 'who "Nobody saved this"')
+        .replace('dnd "Caps"', 'dnd "No such policy"')
+        .replace('template "spring-event"', 'template "not-saved"')
     )
-    # the checker refuses unknown names at add time already, or ready does
-    try:
+    with pytest.raises(DslError) as err:
         svc.add(text, "plans.rules")
-    except Exception as exc:
-        assert svc.list_plans() == []
-        del exc
-        return
+    codes = {d.code for d in err.value.diagnostics}
+    assert {"unknown_segment", "unknown_policy", "unknown_template"} <= codes
+    assert svc.list_plans() == [] and svc.list_deliveries() == []
+
+
+def test_ready_checks_what_the_plan_names_still_exists(store: Store) -> None:
+    svc = service(store, ManualClock(ONCE_DUE - 10 * DAY))
+    svc.add(RULES, "plans.rules")
+    assert store.delete_segment("Milan buyers")
+    assert store.triggers.defs.delete_policy("Caps")
+    assert store.triggers.defs.delete_template("spring-event")
     with pytest.raises(PlanError) as err:
         svc.make_ready("Spring reminder")
     assert err.value.code == "not_ready"
-    assert any("Nobody saved this" in p for p in err.value.problems)
+    assert any("Milan buyers" in p for p in err.value.problems)
+    assert any("spring-event" in p for p in err.value.problems)
+    with pytest.raises(PlanError) as daily:
+        svc.make_ready("Daily picks")
+    assert any("Caps" in p for p in daily.value.problems)
     assert svc.get_plan("Spring reminder").state == "draft"
+    assert svc.get_plan("Daily picks").state == "draft"
 
 
 def test_ready_refuses_a_one_shot_time_already_past(store: Store) -> None:
@@ -84,16 +97,6 @@ def test_ready_refuses_a_one_shot_time_already_past(store: Store) -> None:
         svc.make_ready("Spring reminder")
     assert err.value.code == "not_ready"
     assert svc.get_plan("Spring reminder").state == "draft"
-
-
-def test_ready_refuses_a_delivery_whose_template_is_missing(store: Store) -> None:
-    clock = ManualClock(ONCE_DUE - DAY)
-    svc = service(store, clock)
-    svc.add(RULES.replace('template "spring-event"', 'template "not-saved"'), "plans.rules")
-    with pytest.raises(PlanError) as err:
-        svc.make_ready("Spring reminder")
-    assert err.value.code == "not_ready"
-    assert any("not-saved" in p for p in err.value.problems)
 
 
 def test_one_shot_edits_until_due_never_after(store: Store) -> None:

@@ -179,11 +179,15 @@ class PlanService:
     def check(self, text: str, filename: str = "<input>") -> Program:
         """Parse and check ``text`` against the node (raises DslError)."""
         program = parse_program(text, filename)
+        tdefs = self.store.triggers.defs
         found = check(
             program,
             self.store.schema,
             known_segments=saved_segments(self.store),
-            known_policies={p.name for p in self.store.triggers.defs.list_policies()},
+            known_policies={p.name for p in tdefs.list_policies()},
+            known_deliveries={d.name for d in self.defs.list_deliveries(self.node)},
+            known_plans={p.name for p in self.defs.list_plans(self.node)},
+            known_templates={t.name for t in tdefs.list_templates()},
         )
         if found:
             raise DslError(found, text, filename)

@@ -197,7 +197,7 @@ def test_dnd_caps_hold_across_runs(store: Store) -> None:
     rows = delivery_rows(root, "plan:Daily picks")
     sent = [r for r in rows if r[2] in ("reserved", "deferred")]
     # max 3 per week: days 0, 1, 2 sent; 3..6 held back; day 7 sends again
-    by_day = {}
+    by_day: dict[int, list[str]] = {}
     for _, _c, status, due in rows:
         by_day.setdefault((due - DAILY_DUE) // DAY, []).append(status)
     assert set(by_day[0]) == {"reserved"} and set(by_day[3]) == {"suppressed"}

@@ -162,9 +162,9 @@ class PlansMachine(RuleBasedStateMachine):
         runs = {(r.plan, r.occurrence_ms): r for r in self._runs()}
         per_key: Counter[tuple[str, int, str]] = Counter()
         for key, contact, _, _ in rows:
-            _, _, plan, occurrence, _, _ = key.split(":", 5)
-            per_key[(plan, int(occurrence), contact)] += 1
-            run = runs.get((plan, int(occurrence)))
+            _, _, plan, due, _, _ = key.split(":", 5)
+            per_key[(plan, int(due), contact)] += 1
+            run = runs.get((plan, int(due)))
             assert run is not None and run.state in ("running", "done"), key
         assert not per_key or max(per_key.values()) == 1
         for (plan, occurrence), run in runs.items():

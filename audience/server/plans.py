@@ -47,8 +47,10 @@ def _refused(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return guarded(fn, *args, **kwargs)
     except PlanError as err:
-        extra = {"problems": err.problems} if err.problems else {}
-        raise ApiError(_STATUS.get(err.code, 400), err.code, err.message, **extra) from None
+        status = _STATUS.get(err.code, 400)
+        if err.problems:
+            raise ApiError(status, err.code, err.message, problems=err.problems) from None
+        raise ApiError(status, err.code, err.message) from None
 
 
 def _text() -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +46,10 @@ from audience.runtime.delivery.members import (
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
 
-PayloadFor = Callable[[str, str | None], dict[str, Any]] | dict[str, Any] | list[str]
+# a payload for all, one per contact (a function, or JSON texts: a list or an Arrow array)
+PayloadFor: TypeAlias = (
+    Callable[[str, str | None], dict[str, Any]] | dict[str, Any] | list[str] | Any
+)
 _I64_MIN = np.iinfo(np.int64).min
 
 
@@ -132,8 +135,8 @@ def _group_times(owner, when, offsets, out):
 def reserve_batch(
     log: DeliveryLog,
     node: str,
-    contact_ids: Sequence[str],
-    emails: Sequence[str | None],
+    contact_ids: Sequence[str] | pa.Array,
+    emails: Sequence[str | None] | pa.Array,
     policy: Policy | None,
     due_ms: int,
     payload_for: PayloadFor,
@@ -147,8 +150,9 @@ def reserve_batch(
 ) -> dict[str, Any]:
     """One delivery per contact (key ``key_prefix + contact_id``), due at
     ``max(due_ms, now)`` moved past quiet hours.  ``payload_for``: one payload
-    for all (stored once), a function of (contact_id, email), or a list of
-    each contact's payload already as JSON text.
+    for all (stored once), a function of (contact_id, email), or each
+    contact's payload already as JSON text (a list or an Arrow array).
+    ``contact_ids`` and ``emails`` may be Arrow string arrays.
 
     Returns counts: requested, reserved, deferred, suppressed, existing
     (repeated contacts and keys already recorded), by_cap, due_ms, batch_id.
@@ -169,8 +173,9 @@ def reserve_batch(
     stripped = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
     norms = pc.utf8_lower(stripped)
     payloads: pa.Array | None = None
-    if isinstance(payload_for, list):  # one payload's JSON per contact, made by the caller
-        payloads = pa.array(payload_for, type=pa.string())
+    if isinstance(payload_for, list | pa.Array):  # each contact's payload JSON, made by the
+        # caller (an Arrow dictionary array stores a text shared by many contacts once)
+        payloads = payload_for if isinstance(payload_for, pa.Array) else pa.array(payload_for)
     elif not isinstance(payload_for, dict):
         payloads = pa.array(
             [

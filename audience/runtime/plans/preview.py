@@ -13,14 +13,10 @@ from audience.dsl.ast import Segment
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.plans.clock import Clock, wall_clock
 from audience.runtime.plans.definitions import PlanDefinitions
+from audience.runtime.plans.frozen import frozen_table, profile_values
 from audience.runtime.plans.recurrence import next_occurrence
-from audience.runtime.plans.runner import (
-    Renderer,
-    RunFailed,
-    _who,
-    frozen_table,
-    profile_values,
-)
+from audience.runtime.plans.render import Renderer, RunFailed
+from audience.runtime.plans.runner import _who
 from audience.runtime.plans.service import PlanError, parse_delivery, parse_plan
 
 if TYPE_CHECKING:

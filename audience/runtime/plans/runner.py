@@ -27,40 +27,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from audience.dsl.ast import MapValue, Ref, Segment
-from audience.dsl.ast_sending import DeliveryDef, Plan
+from audience.dsl.ast import Segment
+from audience.dsl.ast_sending import Plan
 from audience.dsl.errors import DslError
 from audience.runtime.delivery import DeliveryLog, Policy
-from audience.runtime.delivery.model import dumps
 from audience.runtime.plans.clock import Clock
 from audience.runtime.plans.definitions import DONE, FAILED, PlanDefinitions, PlanRun
+from audience.runtime.plans.frozen import frozen_table
+from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.service import parse_delivery, parse_plan
-from audience.runtime.snapshot import Snapshot, dictionary_key
-from audience.runtime.triggers.actions import literal
-from audience.runtime.triggers.batch import column_value
-from audience.runtime.triggers.templates import CompiledTemplate, TemplateError, compiled
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
 
-DEFAULT_BATCH = 250_000
+DEFAULT_BATCH = 1_000_000  # contacts per chunk: a chunk is checked against the ones before it
 # test-only: smaller chunks, and a halt after N chunks (to kill a run mid-way)
 BATCH_ENV = "AUDIENCE_PLANS_BATCH"
 HALT_ENV = "AUDIENCE_PLANS_TEST_HALT_AFTER"
-FIELD_PREFIX = "f."
 
 
 class LeaseLost(Exception):
     """Another scheduler took the run over: this one stops touching it."""
-
-
-class RunFailed(Exception):
-    """The run cannot go on (a deleted delivery, a template that does not render)."""
 
 
 @dataclass
@@ -246,147 +236,3 @@ def _add_counts(counts: dict[str, Any], got: dict[str, Any], failed: int) -> Non
         by_cap[cap] = by_cap.get(cap, 0) + int(n)
     if failed:
         counts["render_failed"] = counts.get("render_failed", 0) + failed
-
-
-# ---------------------------------------------------------------------- audience
-
-
-def profile_values(snapshot: Snapshot, name: str, idx: np.ndarray) -> pa.Array:
-    """Profile property ``name`` of the dense contacts ``idx`` (null: missing)."""
-    col = snapshot.profile.get(name)
-    n = len(idx)
-    if col is None:
-        return pa.nulls(n)
-    d = snapshot.dictionaries.get(dictionary_key("profile", name))
-    if col.kind == "code" and d is not None:
-        values = d.values if isinstance(d.values, list) else list(d.values)
-        codes = np.asarray(col.values)[idx].astype(np.int64)
-        mask = None if col.valid is None else ~np.asarray(col.valid)[idx]
-        return pa.array(values, pa.string()).take(pa.array(codes, mask=mask))
-    return pa.array([column_value(col, int(i), d) for i in idx.tolist()])
-
-
-def frozen_table(
-    snapshot: Snapshot, idx: np.ndarray, delivery: DeliveryDef
-) -> tuple[pa.Table, int]:
-    """The audience with an email (contact, email, profile fields), and how
-    many contacts had none."""
-    idx = np.asarray(idx, dtype=np.int64)
-    emails = pc.utf8_trim_whitespace(profile_values(snapshot, "email", idx).cast(pa.string()))
-    has = pc.fill_null(pc.not_equal(emails, ""), False)
-    ids = snapshot.contact_ids
-    columns: dict[str, pa.Array] = {
-        "contact_id": pa.array([ids[i] for i in idx.tolist()], pa.string()),
-        "email": emails,
-    }
-    for key, value in _field_items(delivery):
-        if isinstance(value, Ref) and value.scope == "profile":
-            columns[FIELD_PREFIX + key] = profile_values(snapshot, value.name, idx)
-    table = pa.table(columns).filter(has)
-    return table, len(idx) - table.num_rows
-
-
-def _field_items(delivery: DeliveryDef) -> tuple[tuple[str, Any], ...]:
-    return delivery.fields.items if isinstance(delivery.fields, MapValue) else ()
-
-
-class Renderer:
-    """A delivery's messages: rendered once per distinct combination of field
-    values (contacts sharing a first name share a payload's JSON)."""
-
-    def __init__(
-        self,
-        store: Store,
-        delivery: DeliveryDef,
-        version: int,
-        plan: Plan | None = None,
-        occurrence_ms: int | None = None,
-    ) -> None:
-        saved = store.triggers.defs.get_template(delivery.template)
-        if saved is None:
-            raise RunFailed(f"template {delivery.template!r} is not saved")
-        try:
-            self.template: CompiledTemplate = compiled(
-                saved.name,
-                saved.version,
-                delivery.subject if delivery.subject is not None else saved.subject,
-                saved.html,
-                saved.text,
-            )
-        except TemplateError as exc:
-            raise RunFailed(str(exc)) from None
-        items = _field_items(delivery)
-        missing = sorted(self.template.fields - {k for k, _ in items})
-        if missing:
-            raise RunFailed(
-                f"template {saved.name!r} uses {', '.join(missing)}, which delivery "
-                f"{delivery.name!r} does not give in fields"
-            )
-        self.constants = {k: literal(v) for k, v in items if not isinstance(v, Ref)}
-        self.refs = [k for k, v in items if isinstance(v, Ref)]
-        self.ref_props = {k: v.name for k, v in items if isinstance(v, Ref)}
-        self.envelope = envelope(delivery, version, saved.version)
-        if plan is not None:
-            self.envelope["plan"] = plan.name
-            self.envelope["occurrence_ms"] = occurrence_ms
-        self._cache: dict[tuple[Any, ...], str | None] = {}
-
-    def render(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Raises TemplateError."""
-        shown = {k: ("" if v is None else v) for k, v in fields.items()}
-        return {**self.envelope, **self.template.render(shown).to_dict(), "fields": shown}
-
-    def chunk(self, part: pa.Table) -> tuple[list[str], list[str | None], Any, int]:
-        """(contacts, emails, payloads, render failures) of a frozen chunk; a
-        contact whose message does not render is left out (counted)."""
-        cids = part.column("contact_id").to_pylist()
-        emails = part.column("email").to_pylist()
-        if not self.refs:
-            try:
-                return cids, emails, self.render(dict(self.constants)), 0
-            except TemplateError as exc:
-                raise RunFailed(str(exc)) from None
-        cols = [part.column(FIELD_PREFIX + k).to_pylist() for k in self.refs]
-        payloads: list[str] = []
-        keep: list[int] = []
-        for i, values in enumerate(zip(*cols, strict=True)):
-            key = tuple(tuple(v) if isinstance(v, list) else v for v in values)
-            if key in self._cache:
-                text = self._cache[key]
-            else:
-                fields = {**self.constants, **dict(zip(self.refs, values, strict=True))}
-                try:
-                    text = dumps(self.render(fields))
-                except TemplateError:
-                    text = None
-                if len(self._cache) >= 100_000:
-                    self._cache.clear()
-                self._cache[key] = text
-            if text is not None:
-                payloads.append(text)
-                keep.append(i)
-        failed = len(cids) - len(keep)
-        if failed:
-            cids = [cids[i] for i in keep]
-            emails = [emails[i] for i in keep]
-        return cids, emails, payloads, failed
-
-
-def envelope(delivery: DeliveryDef, version: int, template_version: int) -> dict[str, Any]:
-    """The payload fields every message of a delivery shares."""
-    out: dict[str, Any] = {
-        "campaign": delivery.name,
-        "delivery": delivery.name,
-        "delivery_version": version,
-        "template": delivery.template,
-        "template_version": template_version,
-    }
-    for key, value in (
-        ("mail_group", delivery.mail_group),
-        ("from", delivery.from_addr),
-        ("sender", delivery.sender),
-        ("reply_to", delivery.reply_to),
-    ):
-        if value is not None:
-            out[key] = value
-    return out

@@ -23,7 +23,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from audience.dsl.ast import Program
+from audience.dsl.ast import DndPolicy, Program
 from audience.dsl.ast_sending import DeliveryDef, Plan
 from audience.dsl.check import check
 from audience.dsl.errors import DslError
@@ -196,7 +196,7 @@ class PlanService:
     def add(self, text: str, filename: str = "<input>", *, plans: bool = True) -> AddResult:
         """Save every delivery of ``text`` (and, with ``plans``, every plan: a new
         one as a draft, an existing one keeping its state when the edit rules
-        allow it).  All or nothing."""
+        allow it), and the DND policies written beside them.  All or nothing."""
         program = self.check(text, filename)
         deliveries = [d for d in program.definitions if isinstance(d, DeliveryDef)]
         found = [d for d in program.definitions if isinstance(d, Plan)] if plans else []
@@ -215,6 +215,12 @@ class PlanService:
                     self._may_edit(conn, old, now)
                     self._ready_problems_raise(p, now, beside)
                 self.defs.save_plan(conn, self.node, p.name, source_of(text, p), state)
+        # the DND policies written beside are saved too (as `triggers add` does);
+        # after the plans, so a refused plan leaves them unsaved as well
+        defined = program.definitions
+        policies = [(d.name, source_of(text, d)) for d in defined if isinstance(d, DndPolicy)]
+        if policies:
+            self.store.triggers.defs.save_all(policies, [])
         result = AddResult()
         for d in deliveries:
             result.deliveries.append(self.get_delivery(d.name))

@@ -337,3 +337,44 @@ def test_deleting_a_delivery_a_plan_sends_is_refused(store: Store) -> None:
     with pytest.raises(PlanError) as missing:
         svc.delete_plan("Spring reminder")
     assert missing.value.code == "not_found"
+
+
+def test_preview_shows_who_the_policy_holds_back_and_writes_nothing(store: Store) -> None:
+    from audience.runtime.plans.preview import preview
+
+    root = store.path
+    assert root is not None
+    clock = ManualClock(DAILY_DUE - HOUR)
+    svc = service(store, clock)
+    svc.add(RULES, "plans.rules")
+    svc.make_ready("Daily picks")
+    clock.ms = DAILY_DUE
+    Scheduler(root, clock=clock).tick()
+    before = delivery_rows(root)
+    seen = preview(store, "Daily picks", DAILY_DUE + 12 * HOUR, clock=clock)
+    expected = milan_with_email(N)
+    assert seen["held"] == len(expected) and seen["to_send"] == 0
+    assert seen["held_by_cap"] == {"max 1 per day": len(expected)}
+    assert set(seen["samples"]["held"]) <= expected
+    assert seen["audience"] - seen["without_email"] == len(expected)
+    assert all(c not in expected for c in seen["samples"]["without_email"])
+    assert seen["samples"]["without_email"]  # Milan contacts without an email exist
+    nxt = preview(store, "Daily picks", DAILY_DUE + DAY, clock=clock)
+    assert nxt["to_send"] == len(expected) and nxt["held"] == 0
+    assert delivery_rows(root) == before
+    assert runs(root) == [("Daily picks", DAILY_DUE, "done")]
+
+
+def test_a_run_whose_segment_was_deleted_fails_and_says_why(store: Store) -> None:
+    root = store.path
+    assert root is not None
+    clock = ManualClock(ONCE_DUE - DAY)
+    svc = service(store, clock)
+    svc.add(RULES, "plans.rules")
+    svc.make_ready("Spring reminder")
+    store.delete_segment("Milan buyers")
+    clock.ms = ONCE_DUE
+    run = Scheduler(root, clock=clock).tick().ran[0]
+    assert run.state == "failed"
+    assert run.note is not None and "Milan buyers" in run.note
+    assert delivery_rows(root) == []

@@ -147,6 +147,7 @@ def reserve_batch(
     kind: str = "send_email",
     test: bool = False,
     now_ms: int | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """One delivery per contact (key ``key_prefix + contact_id``), due at
     ``max(due_ms, now)`` moved past quiet hours.  ``payload_for``: one payload
@@ -156,7 +157,9 @@ def reserve_batch(
 
     Returns counts: requested, reserved, deferred, suppressed, existing
     (repeated contacts and keys already recorded), by_cap, due_ms, batch_id.
-    The same ``key_prefix`` again records nothing and returns the first counts."""
+    The same ``key_prefix`` again records nothing and returns the first counts.
+    ``dry_run``: decide, record nothing, and add each contact's verdict
+    (``codes``: ADMITTED, SKIPPED or the index of the cap it would break)."""
     n = len(contact_ids)
     if len(emails) != n:
         raise ValueError("reserve_batch: contact_ids and emails differ in length")
@@ -207,6 +210,8 @@ def reserve_batch(
             "by_cap": {cap_texts[c]: int(hist[c]) for c in range(len(cap_texts)) if hist[c]},
             "due_ms": t,
         }
+        if dry_run:  # decided as it would be, nothing recorded (a plan's preview)
+            return {**counts, "codes": codes}
         members = pa.table(
             {
                 "contact_id": cids,

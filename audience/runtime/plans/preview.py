@@ -8,12 +8,14 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from audience.dsl.ast import Segment
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
+from audience.runtime.delivery.members import ADMITTED
 from audience.runtime.plans.clock import Clock, wall_clock
 from audience.runtime.plans.definitions import PlanDefinitions
-from audience.runtime.plans.frozen import frozen_table, profile_values
+from audience.runtime.plans.frozen import frozen_table, profile_values, strings
 from audience.runtime.plans.recurrence import next_occurrence
 from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.runner import _who
@@ -57,54 +59,49 @@ def preview(
     )
     audience = segment.compiled.evaluate(snapshot, at)
     table, without = frozen_table(snapshot, audience.indexes(), delivery)
-    has = set(table.column("contact_id").to_pylist())
-    no_email = [c for c in audience.ids() if c not in has]
-    held: dict[str, list[str]] = {}
-    to_send: list[str] = []
+    # a sample of those without an email, from the audience's first contacts
+    first = audience.indexes()[: sample * 50]
+    has = set(frozen_table(snapshot, first, delivery)[0].column("contact_id").to_pylist())
+    no_email = [c for c in strings(snapshot.contact_ids).take(first).to_pylist() if c not in has]
     policy = store.triggers.policy(plan.dnd) if plan.dnd else None
     if plan.dnd and policy is None:
         raise PlanError("not_ready", f"DND policy {plan.dnd!r} is not saved")
     own_log = log is None
     the_log = log if log is not None else DeliveryLog.open(store.path)
     try:
-        with the_log.dry_run() as dry:
-            cids = table.column("contact_id").to_pylist()
-            emails = table.column("email").to_pylist()
-            for cid, email in zip(cids, emails, strict=True):
-                d = dry.request(
-                    DeliveryRequest(
-                        key=f"preview:{cid}",
-                        node=store.node,
-                        contact_id=cid,
-                        email=email,
-                        channel="email",
-                        kind="send_email",
-                        payload={},
-                        due_ms=at,
-                        policy=policy,
-                        now_ms=at,
-                    )
-                )
-                if d.status == "suppressed":
-                    held.setdefault(f"{d.policy}: {d.cap}", []).append(cid)
-                else:
-                    to_send.append(cid)
+        # the run's own check, deciding every contact at once, recording nothing
+        got = the_log.reserve_batch(
+            store.node,
+            table.column("contact_id").combine_chunks(),
+            table.column("email").combine_chunks(),
+            policy,
+            at,
+            {},
+            f"plan:{name}",
+            f"preview:{store.node}:{name}:{at}:{secrets.token_hex(4)}:",
+            now_ms=at,
+            dry_run=True,
+        )
     finally:
         if own_log:
             the_log.close()
+    codes = got["codes"]
+    ids = table.column("contact_id")
+    held = np.flatnonzero(codes >= 0)
+    sending = np.flatnonzero(codes == ADMITTED)
     return {
         "plan": name,
         "state": saved.state,
         "at": at,
         "audience": len(audience),
         "without_email": without,
-        "held": sum(len(v) for v in held.values()),
-        "held_by_cap": {k: len(v) for k, v in held.items()},
-        "to_send": len(to_send),
+        "held": int(got["suppressed"]),
+        "held_by_cap": dict(got["by_cap"]),
+        "to_send": int(got["reserved"]) + int(got["deferred"]),
         "samples": {
             "without_email": no_email[:sample],
-            "held": sorted(c for v in held.values() for c in v)[:sample],
-            "to_send": to_send[:sample],
+            "held": ids.take(pa.array(held[:sample])).to_pylist(),
+            "to_send": ids.take(pa.array(sending[:sample])).to_pylist(),
         },
     }
 

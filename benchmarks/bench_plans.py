@@ -112,10 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "big"
         t0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_plans", "--n", str(args.n), "--build", str(root)],
-            check=True,
-        )
+        child = ["-m", "benchmarks.bench_plans", "--n", str(args.n), "--build", str(root)]
+        subprocess.run([sys.executable, *child], check=True)
         built = time.perf_counter() - t0
         _warm_up(Path(tmp))
         report = measure(root)

@@ -5,6 +5,8 @@ exact text), the lexical forms of schedules, and the checker's names and
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -338,3 +340,37 @@ def test_check_plan_ready_on_repeated_plans() -> None:
     assert check_plan_ready(forever, _ms("2090-01-01T00:00:00Z")) == []
     bad_zone = plan('plan p { who "s" when once at 2027-01-01 09:00 timezone "Mars" send "d" }')
     assert [d.code for d in check_plan_ready(bad_zone, 0)] == ["unknown_timezone"]
+
+
+def test_audience_check_describes_deliveries_and_plans(tmp_path: Path) -> None:
+    rules = tmp_path / "spring.rules"
+    rules.write_text(
+        'segment "Loyal" { loyalty_points > 100 }\n\n'
+        'dnd "Caps" { max 1 per day }\n\n'
+        + SPEC.replace("Milan store loyal customers", "Loyal")
+        .replace("Maison shoes, clothes and accessories", "Caps")
+        .replace('send "Weekly picks"', 'send "Spring event reminder"')
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audience",
+            "check",
+            str(rules),
+            "--schema",
+            str(CORPUS / "schema.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"{rules}: ok against the schema: 1 segment, 1 dnd policy, 1 delivery, 2 plans",
+        "  segment 'Loyal' (line 1)",
+        "  dnd policy 'Caps' (line 3)",
+        "  delivery 'Spring event reminder' (line 5)",
+        "  plan 'Spring collection reminder' (line 16)",
+        "  plan 'Weekly picks' (line 22)",
+    ]

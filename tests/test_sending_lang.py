@@ -5,11 +5,18 @@ exact text), the lexical forms of schedules, and the checker's names and
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
+import subprocess
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lark import Lark
+from lark.exceptions import UnexpectedInput
 
 from audience.dsl import ast as A
 from audience.dsl.ast_sending import DeliveryDef, Plan, Schedule
@@ -22,6 +29,7 @@ from audience.schema import Schema
 from tests import ast_strategies as S
 
 CORPUS = Path(__file__).parent / "corpus"
+EXAMPLES = Path(__file__).parent.parent / "audience" / "examples"
 SCHEMA = Schema.load(CORPUS / "schema.toml")
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -338,3 +346,125 @@ def test_check_plan_ready_on_repeated_plans() -> None:
     assert check_plan_ready(forever, _ms("2090-01-01T00:00:00Z")) == []
     bad_zone = plan('plan p { who "s" when once at 2027-01-01 09:00 timezone "Mars" send "d" }')
     assert [d.code for d in check_plan_ready(bad_zone, 0)] == ["unknown_timezone"]
+
+
+def test_audience_check_describes_deliveries_and_plans(tmp_path: Path) -> None:
+    rules = tmp_path / "spring.rules"
+    rules.write_text(
+        'segment "Loyal" { loyalty_points > 100 }\n\n'
+        'dnd "Caps" { max 1 per day }\n\n'
+        + SPEC.replace("Milan store loyal customers", "Loyal")
+        .replace("Maison shoes, clothes and accessories", "Caps")
+        .replace('send "Weekly picks"', 'send "Spring event reminder"')
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audience",
+            "check",
+            str(rules),
+            "--schema",
+            str(CORPUS / "schema.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"{rules}: ok against the schema: 1 segment, 1 dnd policy, 1 delivery, 2 plans",
+        "  segment 'Loyal' (line 1)",
+        "  dnd policy 'Caps' (line 3)",
+        "  delivery 'Spring event reminder' (line 5)",
+        "  plan 'Spring collection reminder' (line 16)",
+        "  plan 'Weekly picks' (line 22)",
+    ]
+
+
+# ------------------------------------------------------------------ the lexer beside the old forms
+
+GRAMMAR = Path(__file__).parent.parent / "audience" / "grammar" / "audience.lark"
+SENDING = re.compile(r"// -+ deliveries and plans\n.*?(?=// -+ terminals)", flags=re.DOTALL)
+
+
+def _lark(text: str) -> Lark:
+    return Lark(
+        text,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        start=["program", "bare_condition"],
+    )
+
+
+NEW_KEYWORDS = [
+    *("DELIVERY", "EVERY", "FIELDS", "FROM", "GROUP", "LATE", "LIST", "MAIL", "PLAN", "REPLY"),
+    *("SEND", "SENDER", "SUBJECT", "TEMPLATE", "TEST", "UNTIL", "UP", "WHEN", "WHO"),
+]
+
+
+def _without_sending(grammar: str) -> str:
+    """The grammar as it was before deliveries and plans: their rules and keywords out."""
+    grammar = SENDING.sub("", grammar).replace(" | delivery | plan", "")
+    lines = [
+        line
+        for line in grammar.splitlines()
+        if not any(line.startswith(f"_{k}.2:") for k in NEW_KEYWORDS)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _outcome(parser: Lark, text: str) -> object:
+    try:
+        return parser.parse(text, start="program")
+    except UnexpectedInput as exc:
+        return ("failed", type(exc).__name__, exc.line, exc.column)
+
+
+def test_every_corpus_file_parses_as_it_did_before_plans() -> None:
+    """Adding the blocks' rules and keywords changes nothing for existing texts:
+    same tree, or the same failure at the same place."""
+    new_grammar = GRAMMAR.read_text()
+    old = _lark(_without_sending(new_grammar))
+    new = _lark(new_grammar)
+    files = sorted(CORPUS.rglob("*.rules")) + sorted(EXAMPLES.glob("*.rules"))
+    compared = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        if re.search(r"^\s*(plan|delivery)\b", text, flags=re.MULTILINE | re.IGNORECASE):
+            continue  # a file of the new blocks
+        assert _outcome(new, text) == _outcome(old, text), path.name
+        compared += 1
+    assert compared >= 90
+    # and the old grammar really is the old one
+    assert _outcome(old, 'plan p { who "s" when every day at 09:00 send "d" }')[0] == "failed"
+
+
+@functools.cache
+def _parsers() -> tuple[Lark, Lark]:
+    text = GRAMMAR.read_text()
+    return _lark(_without_sending(text)), _lark(text)
+
+
+_OLD_PROGRAMS = st.one_of(
+    st.builds(
+        A.Program,
+        st.lists(
+            st.one_of(S.segments(), S.triggers(), S.dnd_policies()), min_size=1, max_size=3
+        ).map(tuple),
+    ),
+    st.builds(A.Program, st.just(()), S.conds("UTC")),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_OLD_PROGRAMS)
+def test_random_programs_without_plans_parse_as_before(program: A.Program) -> None:
+    old, new = _parsers()
+    text = format_text(program)
+    assert _outcome(new, text) == _outcome(old, text)

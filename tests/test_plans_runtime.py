@@ -378,3 +378,25 @@ def test_a_run_whose_segment_was_deleted_fails_and_says_why(store: Store) -> Non
     assert run.state == "failed"
     assert run.note is not None and "Milan buyers" in run.note
     assert delivery_rows(root) == []
+
+
+def test_a_plan_whose_text_no_longer_reads_stops_only_itself(store: Store) -> None:
+    import sqlite3
+
+    root = store.path
+    assert root is not None
+    clock = ManualClock(DAILY_DUE - HOUR)
+    svc = service(store, clock)
+    svc.add(RULES, "plans.rules")
+    svc.make_ready("Daily picks")
+    svc.make_ready("Spring reminder")
+    with sqlite3.connect(root / "definitions.sqlite") as conn:
+        conn.execute(
+            "update plans set text = 'plan \"Spring reminder\" {' where name = ?",
+            ["Spring reminder"],
+        )
+    clock.ms = DAILY_DUE
+    report = Scheduler(root, clock=clock).tick()
+    assert [r.plan for r in report.ran] == ["Daily picks"]
+    shown = svc.describe(svc.get_plan("Spring reminder"))
+    assert shown["schedule"] is None and shown["next_occurrence"] is None

@@ -555,7 +555,7 @@ _PLAN_SCHEMAS: dict[str, Any] = {
             "state": {"enum": ["draft", "ready"]},
             "version": {"type": "integer", "minimum": 1},
             "text": {"type": "string"},
-            "schedule": {"type": "string"},
+            "schedule": _nullable("string"),
             "next_occurrence": _nullable("string"),
             "last_run": {"oneOf": [_ref("PlanRun"), {"type": "null"}]},
             "created": {"type": "string"},

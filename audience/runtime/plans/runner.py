@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from audience.dsl.ast import Segment
-from audience.dsl.ast_sending import Plan
+from audience.dsl.ast_sending import DeliveryDef, Plan
 from audience.dsl.errors import DslError
 from audience.runtime.delivery import DeliveryLog, Policy
 from audience.runtime.plans.clock import Clock
@@ -86,7 +86,7 @@ class Runner:
         saved = self.defs.get_delivery(run.node, plan.send)
         if saved is None:
             raise RunFailed(f"delivery {plan.send!r} is not saved")
-        delivery = parse_delivery(saved.text, saved.name)
+        delivery = _delivery(saved.text, saved.name)
         store = self.store_for(run.node)
         snapshot = store.snapshot()
         try:
@@ -118,7 +118,7 @@ class Runner:
         text = self.defs.delivery_version(run.node, plan.send, run.delivery_version)
         if text is None:
             raise RunFailed(f"delivery {plan.send!r} version {run.delivery_version} is gone")
-        delivery = parse_delivery(text, plan.send)
+        delivery = _delivery(text, plan.send)
         store = self.store_for(run.node)
         policy = self._policy(store, plan)
         render = Renderer(store, delivery, run.delivery_version, plan, run.occurrence_ms)
@@ -163,7 +163,10 @@ class Runner:
         text = self.defs.plan_version(run.node, run.plan, run.version)
         if text is None:
             raise RunFailed(f"plan version {run.version} is gone")
-        return parse_plan(text, run.plan)
+        try:
+            return parse_plan(text, run.plan)
+        except (DslError, ValueError) as exc:
+            raise RunFailed(f"the plan's text no longer reads: {exc}") from None
 
     def _reload(self, run: PlanRun) -> PlanRun:
         found = self.defs.get_run(run.id)
@@ -210,6 +213,13 @@ class Runner:
             self._frozen_mem.pop(run.id, None)
         elif path.exists():
             path.unlink()
+
+
+def _delivery(text: str, name: str) -> DeliveryDef:
+    try:
+        return parse_delivery(text, name)
+    except (DslError, ValueError) as exc:
+        raise RunFailed(f"delivery {name!r} no longer reads: {exc}") from None
 
 
 def _who(plan: Plan) -> Any:

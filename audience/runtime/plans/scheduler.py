@@ -18,6 +18,7 @@ a run is due sooner), so a due run starts within a second.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 import socket
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audience.dsl.ast_sending import Plan
+from audience.dsl.errors import DslError
 from audience.runtime.delivery import DeliveryLog
 from audience.runtime.plans.clock import Clock, wall_clock
 from audience.runtime.plans.definitions import (
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from audience.runtime.store import Store
 
 POLL_S = 1.0
+log = logging.getLogger("audience.plans")
 
 
 @dataclass
@@ -96,7 +99,7 @@ class Scheduler:
         self.log = log if log is not None else DeliveryLog.open(self.root)
         self.holder = new_holder()
         self._stores: dict[str, Store] = {}
-        self._plans: dict[tuple[str, str, int], Plan] = {}
+        self._plans: dict[tuple[str, str, int], Plan | None] = {}
         self.runner = Runner(
             self.root,
             self.defs,
@@ -121,10 +124,16 @@ class Scheduler:
             self._stores[node] = open_store(self.root, node)
         return self._stores[node]
 
-    def _plan(self, node: str, name: str, version: int, text: str) -> Plan:
+    def _plan(self, node: str, name: str, version: int, text: str) -> Plan | None:
+        """The saved plan's AST; None (and an error logged once) when its text
+        no longer parses: the other plans still run."""
         key = (node, name, version)
         if key not in self._plans:
-            self._plans[key] = parse_plan(text, name)
+            try:
+                self._plans[key] = parse_plan(text, name)
+            except (DslError, ValueError) as exc:
+                log.error("plan %r of node %r cannot run: %s", name, node, exc)
+                self._plans[key] = None
         return self._plans[key]
 
     # ------------------------------------------------------------------ a tick
@@ -147,6 +156,8 @@ class Scheduler:
             if saved.state != READY:
                 continue
             plan = self._plan(saved.node, saved.name, saved.version, saved.text)
+            if plan is None:
+                continue
             after = saved.scanned_ms if saved.scanned_ms is not None else saved.ready_ms or now
             due = occurrences(plan.when, after, now)
             if not due:
@@ -187,6 +198,8 @@ class Scheduler:
             if saved.state != READY:
                 continue
             plan = self._plan(saved.node, saved.name, saved.version, saved.text)
+            if plan is None:
+                continue
             t = next_occurrence(plan.when, saved.scanned_ms or saved.ready_ms or 0)
             if t is not None and (best is None or t < best):
                 best = t
@@ -209,7 +222,14 @@ def run_scheduler(
     sched = Scheduler(root, clock=clock, lease_s=lease_s)
     try:
         while not stop.is_set():
-            report = sched.tick()
+            try:
+                report = sched.tick()
+            except Exception:  # e.g. a file it could not read: the next tick retries
+                if once:
+                    raise
+                log.exception("a scheduler tick failed")
+                stop.wait(poll_s)
+                continue
             if on_tick is not None:
                 on_tick(report)
             if once:

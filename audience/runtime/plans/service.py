@@ -158,9 +158,14 @@ class PlanService:
 
     def describe(self, saved: SavedPlan) -> dict[str, Any]:
         """A plan as JSON: its saved fields, its next occurrence, its last run."""
-        plan = parse_plan(saved.text, saved.name)
+        try:
+            plan: Plan | None = parse_plan(saved.text, saved.name)
+        except (DslError, ValueError):
+            plan = None  # a text the language no longer reads: shown, never run
         now = self.clock()
-        nxt = next_occurrence(plan.when, max(now, saved.scanned_ms or now))
+        nxt = None
+        if plan is not None and saved.state == READY:
+            nxt = next_occurrence(plan.when, max(now, saved.scanned_ms or now))
         runs = self.defs.list_runs(self.node, saved.name, limit=1)
         return {
             "name": saved.name,
@@ -168,8 +173,8 @@ class PlanService:
             "state": saved.state,
             "version": saved.version,
             "text": saved.text,
-            "schedule": "once" if is_once(plan) else plan.when.kind,
-            "next_occurrence": None if saved.state != READY else _iso(nxt),
+            "schedule": None if plan is None else plan.when.kind,
+            "next_occurrence": _iso(nxt),
             "last_run": runs[0].to_dict() if runs else None,
             "created": saved.created,
             "updated": saved.updated,
@@ -275,7 +280,7 @@ class PlanService:
                 for n, text in conn.execute(
                     "select name, text from plans where node = ?", [self.node]
                 ).fetchall()
-                if parse_plan(text, n).send == name
+                if _sends(text, n) in (name, None)  # unreadable: may send it
             ]
             if users:
                 raise PlanError(
@@ -355,6 +360,14 @@ class PlanService:
                 f"plan {plan.name!r} cannot be ready: " + "; ".join(problems),
                 problems,
             )
+
+
+def _sends(text: str, name: str) -> str | None:
+    """The delivery a saved plan sends (None: its text no longer reads)."""
+    try:
+        return parse_plan(text, name).send
+    except (DslError, ValueError):
+        return None
 
 
 def _iso(ms: int | None) -> str | None:

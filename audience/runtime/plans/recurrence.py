@@ -38,7 +38,7 @@ _MS = dt.timedelta(milliseconds=1)
 # day in 2011) can move an occurrence's instant to another UTC date.
 _MARGIN = dt.timedelta(days=3)
 # datetime's calendar ends at years 1 and 9999; the language's dates stay in 1000..9000.
-_FIRST = dt.datetime(1001, 1, 1)
+_FIRST = dt.datetime(900, 1, 1)
 _LAST = dt.datetime(9998, 12, 1)
 _RRULE_DAYS = (rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR, rrule.SA, rrule.SU)
 

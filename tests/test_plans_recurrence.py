@@ -418,7 +418,7 @@ def test_the_ends_of_the_languages_calendar() -> None:
     assert next_occurrence(last, 0) == ms("9000-12-31T09:00:00+14:00")
     assert next_occurrence(last, 2**62) is None
     daily = when("daily", "09:00", "UTC", from_date=dt.date(9000, 12, 30))
-    assert occurrences(daily, -(2**62), 2**62)[:2] == [
+    assert occurrences(daily, -(2**62), ms("9001-01-05T00:00Z"))[:2] == [
         ms("9000-12-30T09:00Z"),
         ms("9000-12-31T09:00Z"),
     ]

@@ -408,3 +408,20 @@ def test_a_gap_ending_on_odd_seconds_runs_at_the_next_whole_minute() -> None:
     # Liberia left its -00:44:30 offset on 1972-01-07: local 00:00:00 to 00:44:30 never was.
     s = when("daily", "00:30", "Africa/Monrovia")
     assert shown(s, "1972-01-06T12:00Z", "1972-01-07T12:00Z") == ["1972-01-07T00:45:00+00:00"]
+
+
+def test_the_ends_of_the_languages_calendar() -> None:
+    first = when("once", "09:00", "America/Adak", on_date=dt.date(1000, 1, 1))
+    due = dt.datetime(1000, 1, 1, 9, 0, tzinfo=ZoneInfo("America/Adak"))  # local mean time
+    assert next_occurrence(first, -(2**62)) == int(due.timestamp() * 1000)
+    last = when("once", "09:00", "Pacific/Kiritimati", on_date=dt.date(9000, 12, 31))
+    assert next_occurrence(last, 0) == ms("9000-12-31T09:00:00+14:00")
+    assert next_occurrence(last, 2**62) is None
+    daily = when("daily", "09:00", "UTC", from_date=dt.date(9000, 12, 30))
+    assert occurrences(daily, -(2**62), ms("9001-01-05T00:00Z"))[:2] == [
+        ms("9000-12-30T09:00Z"),
+        ms("9000-12-31T09:00Z"),
+    ]
+    huge = when("every_n_days", "09:00", None, interval=10**9, from_date=dt.date(2027, 1, 1))
+    assert occurrences(huge, 0, 2**50) == [ms("2027-01-01T09:00Z")]
+    assert next_occurrence(huge, ms("2027-01-01T09:00Z")) is None

@@ -109,7 +109,7 @@ class Plan:
     lateness: Duration | None = None  # `late up to D`; None: the default, 1 hour
     span: Span = _span()
     name_span: Span = _span()  # the name as written
-    who_span: Span = _span()  # the `who` line
+    who_span: Span = _span()  # the segment's name string, or the inline condition
     send_span: Span = _span()  # the delivery's name string
     dnd_span: Span = _span()  # the policy's name string
 

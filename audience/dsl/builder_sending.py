@@ -170,7 +170,7 @@ def _plan(meta: Meta, ch: list[Any], ctx: B.Ctx) -> Plan:
         lateness=None if late is None else late.value,
         span=span,
         name_span=name.span,
-        who_span=lines["who"].span,
+        who_span=lines["who"].value_span,
         send_span=lines["send"].value_span,
         dnd_span=A.NOSPAN if dnd is None else dnd.value_span,
     )

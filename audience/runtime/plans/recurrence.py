@@ -38,7 +38,7 @@ _MS = dt.timedelta(milliseconds=1)
 # day in 2011) can move an occurrence's instant to another UTC date.
 _MARGIN = dt.timedelta(days=3)
 # datetime's calendar ends at years 1 and 9999; the language's dates stay in 1000..9000.
-_FIRST = dt.datetime(1001, 1, 1)
+_FIRST = dt.datetime(900, 1, 1)
 _LAST = dt.datetime(9998, 12, 1)
 _RRULE_DAYS = (rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR, rrule.SA, rrule.SU)
 
@@ -65,7 +65,7 @@ def occurrences(when: Schedule, after_ms: int, until_ms: int) -> list[int]:
 def next_occurrence(when: Schedule, after_ms: int) -> int | None:
     """The first due instant strictly after after_ms, or None when the schedule has ended."""
     end = _end_ms(when)
-    span = 40 * 86_400_000 * max(when.interval or 1, 1)
+    span = _first_span_ms(when)
     start = after_ms
     while start < end:
         stop = min(start + span, end)
@@ -75,6 +75,15 @@ def next_occurrence(when: Schedule, after_ms: int) -> int | None:
         start = stop
         span *= 2
     return None
+
+
+def _first_span_ms(when: Schedule) -> int:
+    """A span that usually holds the next occurrence, so one expansion finds it."""
+    days = {"daily": 2, "weekly": 8, "monthly": 32}.get(when.kind, 8)
+    if when.kind in ("every_n_days", "every_n_weeks"):
+        unit = 1 if when.kind == "every_n_days" else 7
+        days = unit * min(max(when.interval or 1, 1), 1000) + 1
+    return days * 86_400_000
 
 
 def local_instant(local: dt.datetime, zone: ZoneInfo) -> dt.datetime:

@@ -400,3 +400,16 @@ def test_a_plan_whose_text_no_longer_reads_stops_only_itself(store: Store) -> No
     assert [r.plan for r in report.ran] == ["Daily picks"]
     shown = svc.describe(svc.get_plan("Spring reminder"))
     assert shown["schedule"] is None and shown["next_occurrence"] is None
+
+
+def test_policies_written_beside_are_saved_and_count_as_there(store: Store) -> None:
+    clock = ManualClock(DAILY_DUE - HOUR)
+    svc = service(store, clock)
+    svc.add(RULES, "plans.rules")
+    svc.make_ready("Daily picks")
+    calm = 'dnd "Calm" {\n  max 5 per day\n}\n'
+    svc.add(calm + RULES.replace('dnd "Caps"', 'dnd "Calm"'), "plans.rules")
+    assert svc.get_plan("Daily picks").state == "ready"
+    assert "Calm" in svc.get_plan("Daily picks").text
+    saved = store.triggers.defs.get_policy("Calm")
+    assert saved is not None and "max 5 per day" in saved.text

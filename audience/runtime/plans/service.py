@@ -208,7 +208,7 @@ class PlanService:
         if not deliveries and not found:
             what = "delivery or plan" if plans else "delivery"
             raise PlanError("no_definition", f"{filename}: the text holds no {what} definition")
-        beside = {d.name for d in deliveries}
+        beside = {d.name for d in program.definitions if isinstance(d, DeliveryDef | DndPolicy)}
         now = self.clock()
         with self.defs.transaction() as conn:
             for d in deliveries:
@@ -324,7 +324,7 @@ class PlanService:
 
     def ready_problems(self, plan: Plan, now: int, beside: set[str]) -> list[str]:
         """Why ``plan`` cannot be made ready (empty: it can); ``beside`` names
-        deliveries saved in the same request."""
+        the deliveries and DND policies saved in the same request."""
         from audience.dsl.check.sending import check_plan_ready
 
         problems = [d.message for d in check_plan_ready(plan, now)]
@@ -341,7 +341,12 @@ class PlanService:
                 )
             except DslError as exc:
                 problems += [d.message for d in exc.diagnostics]
-        if plan.dnd is not None and self.store.triggers.defs.get_policy(plan.dnd) is None:
+        policy = plan.dnd
+        if (
+            policy is not None
+            and policy not in beside
+            and not self.store.triggers.defs.get_policy(policy)
+        ):
             problems.append(f"DND policy {plan.dnd!r} is not saved")
         saved = self.defs.get_delivery(self.node, plan.send)
         if saved is None and plan.send not in beside:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 
 from audience.dsl import ast as A
+from audience.dsl.ast_sending import WEEKDAYS, DeliveryDef, Plan, Schedule
 from audience.dsl.format_lexical import KEYWORDS
 
 ZONES = ("UTC", "Europe/Rome", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe")
@@ -373,7 +374,66 @@ def dnd_policies() -> st.SearchStrategy[A.DndPolicy]:
     return st.builds(A.DndPolicy, texts, st.lists(dnd_items, max_size=5).map(tuple), zone_clauses)
 
 
-definitions = st.one_of(segments(), triggers(), dnd_policies())
+# ------------------------------------------------------------------ deliveries and plans
+
+_addresses = st.one_of(texts, st.just("qa@example.com"))
+deliveries = st.builds(
+    DeliveryDef,
+    texts,
+    texts,
+    mail_group=_opt(texts),
+    subject=_opt(texts),
+    from_addr=_opt(_addresses),
+    sender=_opt(_addresses),
+    reply_to=_opt(_addresses),
+    # a delivery has no zone of its own: its dates are read in UTC
+    fields=_opt(values("UTC").filter(lambda v: isinstance(v, A.MapValue))),
+    test_list=st.lists(_addresses, max_size=3).map(tuple),
+)
+
+_days = st.dates(_MIN_DAY, _MAX_DAY)
+_weekdays = st.lists(st.sampled_from(WEEKDAYS), max_size=3).map(tuple)
+_whole_minutes = st.builds(dt.time, st.integers(0, 23), st.integers(0, 59))
+_any_number = st.one_of(st.integers(0, 40), st.integers(0, 10**6))
+
+
+def _schedule(tz: str | None) -> st.SearchStrategy[Schedule]:
+    common = {
+        "at": _whole_minutes,
+        "timezone": st.just(tz),
+        "from_date": _opt(_days),
+        "until_date": _opt(_days),
+    }
+    return st.one_of(
+        st.builds(Schedule, st.just("once"), on_date=_days, **common),
+        st.builds(Schedule, st.just("daily"), **common),
+        st.builds(Schedule, st.just("weekly"), weekdays=_weekdays, **common),
+        st.builds(Schedule, st.just("monthly"), month_day=_any_number, **common),
+        st.builds(Schedule, st.just("every_n_days"), interval=_any_number, **common),
+        st.builds(
+            Schedule, st.just("every_n_weeks"), interval=_any_number, weekdays=_weekdays, **common
+        ),
+    )
+
+
+def _plan(tz: str | None) -> st.SearchStrategy[Plan]:
+    # an inline condition reads its dates in the schedule's zone
+    return st.builds(
+        Plan,
+        texts,
+        st.one_of(texts, conds(tz or "UTC")),
+        _schedule(tz),
+        texts,
+        dnd=_opt(texts),
+        lateness=_opt(durations),
+    )
+
+
+def plans() -> st.SearchStrategy[Plan]:
+    return zone_clauses.flatmap(_plan)
+
+
+definitions = st.one_of(segments(), triggers(), dnd_policies(), deliveries, plans())
 
 programs = st.one_of(
     st.builds(A.Program, st.lists(definitions, min_size=1, max_size=3).map(tuple)),

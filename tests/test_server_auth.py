@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from audience.runtime.plans.service import PlanService
 from audience.runtime.store import Store
 from audience.server.auth import Sources, hash_token
 from audience.server.openapi import document
@@ -24,6 +25,8 @@ SEGMENT = 'segment "Buyers" { did purchased }'
 POLICY = 'dnd "Calm" {\n  max 5 per day\n}\n'
 TRIGGER = 'trigger "Tag buyers" {\n  on purchased\n  do add_tag("buyer")\n}\n'
 TEMPLATE = {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}
+NOTE = 'delivery "Note" {\n  template "Hello"\n  test list ("qa@example.com")\n}\n'
+PLAN = 'plan "Weekly" {\n  who "Buyers"\n  when every week on monday at 09:00\n  send "Note"\n}\n'
 
 
 def named(text: str, old: str, new: str) -> dict[str, str]:
@@ -44,6 +47,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         engine.add_policies(POLICY.replace("Calm", f"Doomed {who}"))
         engine.add(TRIGGER.replace("Tag buyers", f"Doomed {who}"))
         engine.add_template(f"Doomed {who}", **TEMPLATE)
+    for node in ("main", "other"):  # plans and their deliveries belong to a node
+        plans = PlanService(Store.open(path, node))
+        plans.add(NOTE + PLAN)
+        for who in ("write", "other"):
+            plans.add(
+                NOTE.replace("Note", f"Doomed {who}") + PLAN.replace("Weekly", f"Doomed {who}")
+            )
     srv = start(path)
     yield srv
     srv.server.stop()
@@ -86,6 +96,19 @@ def endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
         ("PUT", "/v1/templates/{name}", "/v1/templates/Hello", TEMPLATE, "write"),
         ("DELETE", "/v1/templates/{name}", f"/v1/templates/Doomed {who}", None, "write"),
         ("GET", "/v1/deliveries", "/v1/deliveries", None, "read"),
+        ("GET", "/v1/plans", "/v1/plans", None, "read"),
+        ("POST", "/v1/plans", "/v1/plans", named(NOTE + PLAN, "Weekly", who), "write"),
+        ("GET", "/v1/plans/{name}", "/v1/plans/Weekly", None, "read"),
+        ("DELETE", "/v1/plans/{name}", f"/v1/plans/Doomed {who}", None, "write"),
+        ("POST", "/v1/plans/{name}/ready", "/v1/plans/Weekly/ready", None, "write"),
+        ("POST", "/v1/plans/{name}/draft", "/v1/plans/Weekly/draft", None, "write"),
+        ("GET", "/v1/plans/{name}/runs", "/v1/plans/Weekly/runs", None, "read"),
+        ("GET", "/v1/plans/{name}/preview", "/v1/plans/Weekly/preview", None, "read"),
+        ("GET", "/v1/messages", "/v1/messages", None, "read"),
+        ("POST", "/v1/messages", "/v1/messages", named(NOTE, "Note", who), "write"),
+        ("GET", "/v1/messages/{name}", "/v1/messages/Note", None, "read"),
+        ("DELETE", "/v1/messages/{name}", f"/v1/messages/Doomed {who}", None, "write"),
+        ("POST", "/v1/messages/{name}/test", "/v1/messages/Note/test", {}, "write"),
     ]
 
 

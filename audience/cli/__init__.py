@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "delivery_cmds",
     "demo_cmd",
     "eval_cmd",
+    "plan_cmds",
     "rules_cmds",
     "server_cmds",
     "store_cmds",

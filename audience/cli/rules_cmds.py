@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from audience.dsl.ast import DndPolicy, Program, Segment, Trigger
+from audience.dsl.ast import Program, Segment
 from audience.dsl.check import Known, check
 from audience.dsl.errors import DslError
 from audience.dsl.format_comments import format_source
@@ -47,13 +47,22 @@ def _load_schema(schema: str | None, store: str | None) -> tuple[Schema | None, 
     return None, Known()
 
 
+KIND_LABELS = {
+    "Segment": "segment",
+    "Trigger": "trigger",
+    "DndPolicy": "dnd policy",
+    "DeliveryDef": "delivery",
+    "Plan": "plan",
+}
+
+
 def describe(program: Program) -> list[str]:
     """One line per definition: what ``check`` parsed."""
     if program.condition is not None:
         return ["a bare condition"]
     lines = []
     for d in program.definitions:
-        kind = {Segment: "segment", Trigger: "trigger", DndPolicy: "dnd policy"}[type(d)]
+        kind = KIND_LABELS[type(d).__name__]
         where = f"line {d.span.line}" if d.span.line else ""
         lines.append(f"{kind} {d.name!r} ({where})")
     return lines
@@ -65,11 +74,7 @@ def summary(program: Program) -> str:
     counts = Counter(type(d).__name__ for d in program.definitions)
     parts = [
         f"{counts[k]} {label}{'' if counts[k] == 1 else 's'}"
-        for k, label in (
-            ("Segment", "segment"),
-            ("Trigger", "trigger"),
-            ("DndPolicy", "dnd policy"),
-        )
+        for k, label in KIND_LABELS.items()
         if counts[k]
     ]
     return ", ".join(parts) or "no definitions"
@@ -87,7 +92,7 @@ def summary(program: Program) -> str:
     "--store",
     "store_path",
     metavar="STORE",
-    help="Check against a store's schema and saved segments, DND policies and templates.",
+    help="Check against a store's schema and saved segments, DND policies, templates and deliveries.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when the file is clean.")
 def check_cmd(file: str, schema_path: str | None, store_path: str | None, quiet: bool) -> None:

@@ -1,4 +1,5 @@
-"""The typed AST of the rule language (SPEC sections 2 to 5).
+"""The typed AST of the rule language (segments, triggers, DND policies; deliveries
+and plans are in ``ast_sending`` and re-exported here).
 
 Every node is a frozen dataclass with a ``span``.  Spans never take part in
 equality, hashing or repr, so ``parse(format(ast)) == ast`` compares meaning,
@@ -580,7 +581,12 @@ class DndPolicy:
         return next((i for i in self.items if isinstance(i, QuietHours)), None)
 
 
-Definition: TypeAlias = Segment | Trigger | DndPolicy
+# Deliveries and plans live in their own module, which builds on the nodes above.
+from audience.dsl.ast_sending import DeliveryDef as DeliveryDef  # noqa: E402
+from audience.dsl.ast_sending import Plan as Plan  # noqa: E402
+from audience.dsl.ast_sending import Schedule as Schedule  # noqa: E402
+
+Definition: TypeAlias = Segment | Trigger | DndPolicy | DeliveryDef | Plan
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,15 @@ NESTING: dict[str, int] = dict.fromkeys(_NESTING_RULES.split(), 1)
 NESTING.update(did_not=2, seq_not=2)
 
 
+# Rules whose children's context needs more than _CTX_CHANGE says (a plan's
+# zone is in its schedule); filled by the modules that add those rules.
+CTX_HOOKS: dict[str, Callable[[Tree[Token], Ctx], Ctx]] = {}
+
+
 def _child_ctx(tree: Tree[Token], ctx: Ctx) -> Ctx:
+    hook = CTX_HOOKS.get(tree.data)
+    if hook is not None:
+        return hook(tree, ctx)
     change = _CTX_CHANGE.get(tree.data)
     if change is None:
         return ctx
@@ -500,3 +508,7 @@ _RULES.update(
     more_than_ago=_field_op(A.AgoCompare, "more_than_ago"),
     less_than_ago=_field_op(A.AgoCompare, "less_than_ago"),
 )
+
+
+# The handlers of `delivery` and `plan` blocks register themselves in _RULES.
+from audience.dsl import builder_sending as _builder_sending  # noqa: E402, F401

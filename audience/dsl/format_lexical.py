@@ -39,6 +39,8 @@ KEYWORDS: frozenset[str] = frozenset([
     "segment", "rule", "trigger", "dnd", "timezone", "sum", "avg", "min", "max",
     "count_distinct", "true", "false", "if", "do", "per", "contact", "delay", "global",
     "for", "quiet", "to",
+    "delivery", "plan", "template", "mail", "group", "subject", "from", "sender", "reply",
+    "fields", "test", "list", "who", "when", "send", "late", "up", "every", "until",
 ])
 # fmt: on
 

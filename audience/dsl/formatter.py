@@ -63,6 +63,7 @@ from audience.dsl.ast import (
     DateLit,
     DateTimeLit,
     Delay,
+    DeliveryDef,
     Did,
     DndPolicy,
     Duration,
@@ -79,6 +80,7 @@ from audience.dsl.ast import (
     NumberLit,
     OncePerContact,
     Or,
+    Plan,
     PredAnd,
     PredNot,
     PredOr,
@@ -88,6 +90,7 @@ from audience.dsl.ast import (
     Recency,
     Ref,
     Rule,
+    Schedule,
     Segment,
     Sequence,
     StringLit,
@@ -147,8 +150,12 @@ def format_text(
 def _format(node: object) -> str:
     if isinstance(node, Program):
         return _program(node)
-    if isinstance(node, Segment | Trigger | DndPolicy):
+    if isinstance(node, Segment | Trigger | DndPolicy | DeliveryDef | Plan):
         return "\n".join(_definition(node)) + "\n"
+    if isinstance(node, Schedule):
+        from audience.dsl.format_sending import schedule_text
+
+        return schedule_text(node)
     if isinstance(node, _COND_TYPES):
         return "\n".join(_body(node, 0))
     rule = _INLINE_RULES.get(type(node))
@@ -175,7 +182,11 @@ def _header(kind: str, name: str, timezone: str | None) -> str:
     return f"{kind} {lex.quote(name)}{zone} {{"
 
 
-def _definition(node: Segment | Trigger | DndPolicy) -> list[str]:
+def _definition(node: Segment | Trigger | DndPolicy | DeliveryDef | Plan) -> list[str]:
+    if isinstance(node, DeliveryDef | Plan):
+        from audience.dsl.format_sending import definition_lines  # it builds on this module
+
+        return definition_lines(node)
     if isinstance(node, Segment):
         body = _body(node.cond, 1)
         return [_header("segment", node.name, node.timezone), *_indent(body, 1), "}"]

@@ -32,9 +32,31 @@ _UNIT_TERMINALS = frozenset({"MINUTE", "HOUR", "DAY", "WEEK", "MONTH"})
 # described again.  The order is also the order of the phrases in the message.
 _GROUPS: list[tuple[str, frozenset[str], frozenset[str]]] = [
     (
-        "a definition ('segment', 'trigger' or 'dnd')",
-        frozenset({"_SEGMENT", "_TRIGGER", "_DND"}),
+        "a definition ('segment', 'trigger', 'dnd', 'delivery' or 'plan')",
+        frozenset({"_SEGMENT", "_TRIGGER", "_DND", "_DELIVERY", "_PLAN"}),
         frozenset({"_SEGMENT"}),
+    ),
+    (
+        "a delivery line ('template', 'subject', 'from', 'fields', 'test list', ...)",
+        frozenset(
+            ["_TEMPLATE", "_MAIL", "_SUBJECT", "_FROM", "_SENDER", "_REPLY", "_FIELDS", "_TEST"]
+        ),
+        frozenset({"_TEMPLATE"}),
+    ),
+    (
+        "a plan line ('who', 'when', 'send', 'dnd' or 'late up to')",
+        frozenset({"_WHO", "_WHEN", "_SEND", "_DND", "_LATE"}),
+        frozenset({"_WHO"}),
+    ),
+    (
+        "a schedule such as 'once at 2027-03-11 10:00' or 'every day at 09:00'",
+        frozenset({"_ONCE", "_EVERY"}),
+        frozenset({"_ONCE", "_EVERY"}),
+    ),
+    (
+        "'day', 'week', 'month' or a number (every 2 days)",
+        frozenset({"DAY", "WEEK", "MONTH", "INT"}),
+        frozenset({"DAY", "WEEK", "MONTH", "INT"}),
     ),
     (
         _COND,
@@ -138,7 +160,8 @@ _GROUPS: list[tuple[str, frozenset[str], frozenset[str]]] = [
         frozenset({"_MORE", "_LESS"}),
     ),
     ("'week' or 'month'", frozenset({"WEEK", "MONTH"}), frozenset({"WEEK", "MONTH", "_THIS"})),
-    (_UNIT, _UNIT_TERMINALS, frozenset({"DAY"})),
+    (_UNIT, _UNIT_TERMINALS, frozenset({"DAY", "MINUTE"})),
+    ("'days' or 'weeks'", frozenset({"DAY", "WEEK"}), frozenset({"DAY", "WEEK"})),
     ("'week' or 'month'", frozenset({"WEEK", "MONTH"}), frozenset({"WEEK", "MONTH"})),
     (
         "a date or time such as 2026-11-01 or 2026-11-01T18:30",
@@ -186,8 +209,13 @@ _KEYWORD_WORDS = """
     first for global if in is last least less matches max most more never not of on once or per
     quiet rule segment set since starts than the then this times timezone to today trigger where
     with within yesterday sum avg min count_distinct true false
+    delivery every fields from group late list mail plan reply send sender subject template test
+    until up when who
 """
 _KEYWORDS = frozenset(_KEYWORD_WORDS.split())
+_WEEKDAY_WORDS = frozenset(
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+)
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _UNIT_WORD = re.compile(r"(?:minute|hour|day|week|month)s?", re.IGNORECASE)
 
@@ -359,7 +387,7 @@ def _ends_early(expected: set[str], span: Span) -> Diagnostic:
         help = "a definition ends with '}'"
     elif "RPAR" in expected:
         help = "every '(' needs a matching ')'"
-    elif expected & _UNIT_TERMINALS:
+    elif "MINUTE" in expected:  # a duration (after `every` only days and weeks count)
         help = "a duration is a whole number and a unit, like '15 days'"
     elif expected == {"_TIMES"}:
         help = "a count ends with 'times', like 'at least 3 times'"
@@ -390,6 +418,9 @@ def _unexpected(expected: set[str], found: str, span: Span, text: str, pos: int)
 
 
 def _hint(expected: set[str], found: str, prev: str, text: str, pos: int) -> str | None:
+    schedule = _schedule_hint(expected, found, prev)
+    if schedule is not None:
+        return schedule
     number = found.lstrip("-").replace(".", "", 1).isdigit()
     if number and "_LAST" in expected and prev in ("in", "the", "last"):
         after = re.compile(r"[ \t]+([A-Za-z]+)").match(text, pos + len(found))
@@ -428,4 +459,21 @@ def _hint(expected: set[str], found: str, prev: str, text: str, pos: int) -> str
         return f"did you mean '{close[0]}'?"
     if "_AND" in expected and _WORD.fullmatch(found):
         return "join two conditions with 'and' or 'or'"
+    return None
+
+
+def _schedule_hint(expected: set[str], found: str, prev: str) -> str | None:
+    """Hints for a plan's ``who`` and ``when`` lines."""
+    if prev == "who" and expected >= {"STRING", "LPAR"}:
+        return 'write who "Segment name", or a condition in parentheses: who (did purchased)'
+    if expected >= {"_ONCE", "_EVERY"}:
+        return "write 'when once at 2027-03-11 10:00' or 'when every day at 09:00'"
+    if expected == {"DAY", "WEEK"}:
+        return "write 'every 2 days at 09:00' or 'every 2 weeks on monday at 09:00'"
+    if prev == "every" and found.lower() in _WEEKDAY_WORDS:
+        return f"write 'every week on {found.lower()} at 09:00'"
+    if expected == {"DATE"} and prev == "at" and "T" in found.upper():
+        return "write the date and the time of day apart: 'once at 2027-03-11 10:00'"
+    if "CLOCK" in expected:
+        return "write a time of day as HH:MM, like 09:00"
     return None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal, overload
 
 import numpy as np
+import pyarrow as pa
 
 from audience.schema import Schema
 
@@ -47,8 +48,13 @@ class LazyStrings(Sequence[str]):
     it, so a dictionary that grew by a few values reuses the ones it had."""
 
     def __init__(
-        self, n: int, load: Callable[[], Sequence[str]], prefix: Sequence[str] = ()
+        self,
+        n: int,
+        load: Callable[[], Sequence[str]],
+        prefix: Sequence[str] = (),
+        source: pa.Array | None = None,
     ) -> None:
+        self.source = source  # the same strings as one Arrow array, when known
         self._n = n
         self._prefix = prefix
         self._load: Callable[[], Sequence[str]] | None = load

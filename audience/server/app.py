@@ -23,6 +23,7 @@ from audience.server import (
     events,
     health,
     openapi,
+    plans,
     profiles,
     segments,
     templates,
@@ -44,6 +45,7 @@ BLUEPRINTS = (
     dnd,
     templates,
     deliveries,
+    plans,
 )
 
 

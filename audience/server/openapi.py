@@ -257,6 +257,7 @@ def _schemas(max_limit: int) -> dict[str, Any]:
                 "deliveries": {"type": "array", "items": _ref("Delivery")},
             },
         },
+        **_PLAN_SCHEMAS,
     }
 
 
@@ -526,6 +527,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
                 ],
             ),
         },
+        **_plan_paths(),
     }
     return {
         "openapi": "3.1.0",
@@ -542,6 +544,171 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": paths,
+    }
+
+
+# ---------------------------------------------------------------------------- plans
+# Plans and the deliveries they send (server/plans.py): kept together here.
+
+_RUN_STATES = ["running", "done", "missed", "merged", "failed"]
+_COUNTS = {"type": "object", "additionalProperties": True}
+_PLAN_SCHEMAS: dict[str, Any] = {
+    "PlanInfo": {
+        "type": "object",
+        "required": ["name", "node", "state", "version", "text", "created", "updated"],
+        "properties": {
+            "name": {"type": "string"},
+            "node": {"type": "string"},
+            "state": {"enum": ["draft", "ready"]},
+            "version": {"type": "integer", "minimum": 1},
+            "text": {"type": "string"},
+            "schedule": _nullable("string"),
+            "next_occurrence": _nullable("string"),
+            "last_run": {"oneOf": [_ref("PlanRun"), {"type": "null"}]},
+            "created": {"type": "string"},
+            "updated": {"type": "string"},
+        },
+    },
+    "PlanRun": {
+        "type": "object",
+        "required": ["id", "plan", "occurrence_ms", "state", "counts"],
+        "properties": {
+            "id": {"type": "integer"},
+            "node": {"type": "string"},
+            "plan": {"type": "string"},
+            "occurrence_ms": {"type": "integer"},
+            "version": {"type": "integer"},
+            "delivery_version": _nullable("integer"),
+            "state": {"enum": _RUN_STATES},
+            "started_ms": _nullable("integer"),
+            "finished_ms": _nullable("integer"),
+            "total": _nullable("integer"),
+            "counts": _COUNTS,
+            "note": _nullable("string"),
+        },
+    },
+    "SavedDelivery": _saved({}),
+    "PlansSaved": {
+        "type": "object",
+        "required": ["deliveries", "plans"],
+        "properties": {
+            "deliveries": {"type": "array", "items": _ref("SavedDelivery")},
+            "plans": {"type": "array", "items": _ref("PlanInfo")},
+        },
+    },
+    "DeliveriesSaved": {
+        "type": "object",
+        "required": ["deliveries"],
+        "properties": {"deliveries": {"type": "array", "items": _ref("SavedDelivery")}},
+    },
+    "PlanPreview": {
+        "type": "object",
+        "required": ["plan", "at", "audience", "without_email", "held", "to_send"],
+        "properties": {
+            "plan": {"type": "string"},
+            "state": {"type": "string"},
+            "at": {"type": "integer"},
+            "audience": {"type": "integer", "minimum": 0},
+            "without_email": {"type": "integer", "minimum": 0},
+            "held": {"type": "integer", "minimum": 0},
+            "held_by_cap": _COUNTS,
+            "to_send": {"type": "integer", "minimum": 0},
+            "samples": {"type": "object"},
+        },
+    },
+    "TestSendRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"contact": {"type": "string", "description": "the sample contact"}},
+    },
+    "TestSent": {
+        "type": "object",
+        "required": ["sent"],
+        "properties": {"sent": {"type": "array", "items": {"type": "object"}}},
+    },
+}
+
+
+def _plan_paths() -> dict[str, Any]:
+    named = "/v1/plans/{name}"
+    return {
+        "/v1/plans": {
+            "get": _op(
+                "Every plan of the node", {**_list_ok("plans", "PlanInfo"), **_errors(*_AUTH)}
+            ),
+            "post": _op(
+                "Save the delivery and plan blocks of a text (a new plan is a draft)",
+                {**_ok("PlansSaved"), **_errors(400, 404, 409, 413, 415, *_AUTH)},
+                requestBody=_json_body("DslText"),
+            ),
+        },
+        named: {
+            "parameters": [_NAME],
+            "get": _op("A plan", {**_ok("PlanInfo"), **_errors(404, *_AUTH)}),
+            "delete": _op(
+                "Delete a plan (its runs stay)", {**_DELETED, **_errors(404, 409, *_AUTH)}
+            ),
+        },
+        named + "/ready": {
+            "parameters": [_NAME],
+            "post": _op(
+                "Check a plan and make it ready",
+                {**_ok("PlanInfo"), **_errors(400, 404, 409, *_AUTH)},
+            ),
+        },
+        named + "/draft": {
+            "parameters": [_NAME],
+            "post": _op(
+                "Make a plan a draft", {**_ok("PlanInfo"), **_errors(400, 404, 409, *_AUTH)}
+            ),
+        },
+        named + "/runs": {
+            "parameters": [_NAME],
+            "get": _op(
+                "The runs of a plan", {**_list_ok("runs", "PlanRun"), **_errors(404, *_AUTH)}
+            ),
+        },
+        named + "/preview": {
+            "parameters": [_NAME],
+            "get": _op(
+                "Who the plan would reach at an instant (writes nothing)",
+                {**_ok("PlanPreview"), **_errors(400, 404, *_AUTH)},
+                parameters=[
+                    {
+                        "name": "at",
+                        "in": "query",
+                        "description": "ISO 8601 or epoch ms; default: the next occurrence",
+                        "schema": {"type": "string", "maxLength": 64},
+                    }
+                ],
+            ),
+        },
+        "/v1/messages": {
+            "get": _op(
+                "Every delivery (message) plans can send",
+                {**_list_ok("deliveries", "SavedDelivery"), **_errors(*_AUTH)},
+            ),
+            "post": _op(
+                "Save the delivery blocks of a text",
+                {**_ok("DeliveriesSaved"), **_errors(400, 413, 415, *_AUTH)},
+                requestBody=_json_body("DslText"),
+            ),
+        },
+        "/v1/messages/{name}": {
+            "parameters": [_NAME],
+            "get": _op("A delivery", {**_ok("SavedDelivery"), **_errors(404, *_AUTH)}),
+            "delete": _op(
+                "Delete a delivery no plan sends", {**_DELETED, **_errors(404, 409, *_AUTH)}
+            ),
+        },
+        "/v1/messages/{name}/test": {
+            "parameters": [_NAME],
+            "post": _op(
+                "Send a delivery to its test list now (marked test, never counted by DND)",
+                {**_ok("TestSent"), **_errors(400, 404, 413, 415, *_AUTH)},
+                requestBody=_json_body("TestSendRequest"),
+            ),
+        },
     }
 
 

@@ -36,6 +36,17 @@ Without a schema
 - ``unknown_action``        a trigger action that does not exist
 - ``invalid_argument``      an action argument missing, unknown, repeated or of the wrong form
 - ``journeys_unavailable``  ``enter_journey(...)``: journeys are not available yet
+- ``invalid_schedule``      a plan's ``when``: a day of the month outside 1..31, an interval
+  below 1, ``every N days|weeks`` without ``from``, a weekly plan with no day or a day
+  named twice, ``until`` before ``from``, ``from``/``until`` on a one-shot plan
+- ``unknown_delivery``      a plan's ``send "D"`` with D neither in the program nor saved
+- ``invalid_fields``        a delivery's ``fields`` with a key twice or a map as a value
+- ``invalid_address``       a delivery's test list with something that is not an address
+- ``plan_in_past``          (``check_plan_ready``, when a plan is made ready) a one-shot
+  plan whose time has passed, or a repeated one whose last date has
+
+With the store's templates (``known.templates``)
+- ``unknown_template``      a delivery's ``template "T"`` that is not saved
 
 With a schema
 - ``unknown_event_type``        an event type (or ``type = "x"``) the schema does not declare
@@ -59,6 +70,7 @@ from audience.dsl.check.context import Ctx, Known, TemplateInfo, head_span
 from audience.dsl.check.context import known as span_or
 from audience.dsl.check.names import check_event_sel
 from audience.dsl.check.refs import check_duplicates, check_policy_refs, check_segment_refs
+from audience.dsl.check.sending import check_sending
 from audience.dsl.check.structure import check_policy, check_timezone
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema
@@ -90,6 +102,7 @@ def check(
         check_cond(ctx, program.condition)
     check_segment_refs(ctx, defs, program.condition)
     check_policy_refs(ctx, defs)
+    check_sending(ctx, defs)
     return _sorted(ctx.diagnostics)
 
 

@@ -6,11 +6,26 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
-from audience.dsl.ast import NOSPAN, DndPolicy, Segment, Span, Trigger
+from audience.dsl.ast import (
+    NOSPAN,
+    Definition,
+    DeliveryDef,
+    DndPolicy,
+    Plan,
+    Segment,
+    Span,
+    Trigger,
+)
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema
 
-KEYWORDS: dict[type, str] = {Segment: "segment", Trigger: "trigger", DndPolicy: "dnd"}
+KEYWORDS: dict[type, str] = {
+    Segment: "segment",
+    Trigger: "trigger",
+    DndPolicy: "dnd",
+    DeliveryDef: "delivery",
+    Plan: "plan",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,8 @@ class Known:
     segments: Mapping[str, Segment] = field(default_factory=dict)
     policies: Collection[str] = ()
     templates: Mapping[str, TemplateInfo] | None = None  # name -> what it uses
+    deliveries: Collection[str] = ()
+    plans: Collection[str] = ()
 
     def with_legacy(
         self, segments: Mapping[str, Segment] | None, policies: Collection[str]
@@ -61,6 +78,20 @@ class Ctx:
     def known_policies(self) -> Collection[str]:
         return self.known.policies
 
+    @property
+    def known_deliveries(self) -> Collection[str]:
+        return self.known.deliveries
+
+    @property
+    def known_plans(self) -> Collection[str]:
+        return self.known.plans
+
+    @property
+    def known_templates(self) -> Collection[str] | None:
+        """The saved templates' names; None when they are not known (no store)."""
+        t = self.known.templates
+        return None if t is None else t.keys()
+
     def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, help))
 
@@ -70,7 +101,7 @@ def known(span: Span, fallback: Span) -> Span:
     return span if span != NOSPAN else fallback
 
 
-def head_span(definition: Segment | Trigger | DndPolicy) -> Span:
+def head_span(definition: Definition) -> Span:
     """The span of a definition's leading keyword.
 
     The fallback for problems with a definition built without a name span."""

@@ -9,10 +9,12 @@ from audience.dsl.ast import (
     And,
     Cond,
     Definition,
+    DeliveryDef,
     DndPolicy,
     InSegment,
     Not,
     Or,
+    Plan,
     Rule,
     Segment,
     Trigger,
@@ -21,7 +23,13 @@ from audience.dsl.ast import (
 from audience.dsl.check.context import Ctx, head_span, known
 from audience.dsl.check.names import suggest
 
-KIND_WORDS: dict[type, str] = {Segment: "segment", Trigger: "trigger", DndPolicy: "DND policy"}
+KIND_WORDS: dict[type, str] = {
+    Segment: "segment",
+    Trigger: "trigger",
+    DndPolicy: "DND policy",
+    DeliveryDef: "delivery",
+    Plan: "plan",
+}
 
 
 def segment_refs(cond: Cond | None) -> Iterator[InSegment]:

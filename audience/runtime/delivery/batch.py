@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +46,10 @@ from audience.runtime.delivery.members import (
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
 
-PayloadFor = Callable[[str, str | None], dict[str, Any]] | dict[str, Any]
+# a payload for all, one per contact (a function, or JSON texts: a list or an Arrow array)
+PayloadFor: TypeAlias = (
+    Callable[[str, str | None], dict[str, Any]] | dict[str, Any] | list[str] | Any
+)
 _I64_MIN = np.iinfo(np.int64).min
 
 
@@ -132,8 +135,8 @@ def _group_times(owner, when, offsets, out):
 def reserve_batch(
     log: DeliveryLog,
     node: str,
-    contact_ids: Sequence[str],
-    emails: Sequence[str | None],
+    contact_ids: Sequence[str] | pa.Array,
+    emails: Sequence[str | None] | pa.Array,
     policy: Policy | None,
     due_ms: int,
     payload_for: PayloadFor,
@@ -144,14 +147,19 @@ def reserve_batch(
     kind: str = "send_email",
     test: bool = False,
     now_ms: int | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """One delivery per contact (key ``key_prefix + contact_id``), due at
     ``max(due_ms, now)`` moved past quiet hours.  ``payload_for``: one payload
-    for all (stored once) or a function of (contact_id, email).
+    for all (stored once), a function of (contact_id, email), or each
+    contact's payload already as JSON text (a list or an Arrow array).
+    ``contact_ids`` and ``emails`` may be Arrow string arrays.
 
     Returns counts: requested, reserved, deferred, suppressed, existing
     (repeated contacts and keys already recorded), by_cap, due_ms, batch_id.
-    The same ``key_prefix`` again records nothing and returns the first counts."""
+    The same ``key_prefix`` again records nothing and returns the first counts.
+    ``dry_run``: decide, record nothing, and add each contact's verdict
+    (``codes``: ADMITTED, SKIPPED or the index of the cap it would break)."""
     n = len(contact_ids)
     if len(emails) != n:
         raise ValueError("reserve_batch: contact_ids and emails differ in length")
@@ -168,7 +176,10 @@ def reserve_batch(
     stripped = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
     norms = pc.utf8_lower(stripped)
     payloads: pa.Array | None = None
-    if not isinstance(payload_for, dict):
+    if isinstance(payload_for, list | pa.Array):  # each contact's payload JSON, made by the
+        # caller (an Arrow dictionary array stores a text shared by many contacts once)
+        payloads = payload_for if isinstance(payload_for, pa.Array) else pa.array(payload_for)
+    elif not isinstance(payload_for, dict):
         payloads = pa.array(
             [
                 m.dumps(payload_for(c, e))
@@ -199,6 +210,8 @@ def reserve_batch(
             "by_cap": {cap_texts[c]: int(hist[c]) for c in range(len(cap_texts)) if hist[c]},
             "due_ms": t,
         }
+        if dry_run:  # decided as it would be, nothing recorded (a plan's preview)
+            return {**counts, "codes": codes}
         members = pa.table(
             {
                 "contact_id": cids,

@@ -1,6 +1,6 @@
 """The one check of a text against a store: the language's checker
 (audience.dsl.check) with the names the store has saved (segments, DND
-policies, templates) as its ``Known``.
+policies, templates, deliveries, plans) as its ``Known``.
 
 Every save (triggers, DND policies, segments; Python, CLI and HTTP) and
 ``audience check --store`` go through ``check_against``, so they accept and
@@ -10,6 +10,7 @@ refuse the same texts with the same messages.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from audience.dsl.ast import Program
@@ -24,6 +25,7 @@ from audience.runtime.triggers.definitions import (
 from audience.runtime.triggers.templates import TemplateError, template_fields
 
 if TYPE_CHECKING:
+    from audience.runtime.plans.definitions import PlanDefinitions
     from audience.runtime.store import Store
 
 
@@ -63,17 +65,34 @@ def known_names(store: Store) -> Known:
         if store.path is None
         else TriggerDefinitions(store.path / DEFINITIONS_FILE)
     )
-    return Known(
+    known = Known(
         segments=saved_segments(store),
         policies=frozenset(p.name for p in defs.list_policies()),
         templates=_Templates(defs.list_templates()),
     )
+    if store.path is None:  # an in-memory store's plans live in its PlanService only
+        return known
+    from audience.runtime.plans.definitions import PlanDefinitions
+
+    return with_plans(known, PlanDefinitions.for_store(store.path), store.node)
 
 
-def check_against(store: Store, program: Program, text: str, filename: str) -> Program:
+def with_plans(known: Known, plans: PlanDefinitions, node: str) -> Known:
+    """``known`` with the deliveries and plans saved for ``node``."""
+    return replace(
+        known,
+        deliveries=frozenset(d.name for d in plans.list_deliveries(node)),
+        plans=frozenset(p.name for p in plans.list_plans(node)),
+    )
+
+
+def check_against(
+    store: Store, program: Program, text: str, filename: str, known: Known | None = None
+) -> Program:
     """``program`` (parsed from ``text``) checked against ``store``'s schema and
-    saved names; raises DslError with every problem."""
-    found = check(program, store.schema, known=known_names(store))
+    saved names (``known``, by default read from the store); raises DslError
+    with every problem."""
+    found = check(program, store.schema, known=known or known_names(store))
     if found:
         raise DslError(found, text, filename)
     return program

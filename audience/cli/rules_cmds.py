@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from audience.dsl.ast import Program, Segment
+from audience.dsl.ast import Program
 from audience.dsl.check import Known, check
 from audience.dsl.errors import DslError
 from audience.dsl.format_comments import format_source
@@ -92,7 +92,7 @@ def summary(program: Program) -> str:
     "--store",
     "store_path",
     metavar="STORE",
-    help="Check against a store's schema and saved segments, DND policies, templates and deliveries.",
+    help="Check against a store's schema and saved names (segments, policies, templates...).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when the file is clean.")
 def check_cmd(file: str, schema_path: str | None, store_path: str | None, quiet: bool) -> None:

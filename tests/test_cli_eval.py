@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,8 +87,52 @@ def test_eval_formats(store: Path) -> None:
 def test_eval_explain_goes_to_stderr(store: Path) -> None:
     proc = run("eval", str(store), "-e", RED_SHOES, "--as-of", NOW, "--explain")
     assert proc.stdout == "1\n"
-    assert "rule Clicked: 2" in proc.stderr
-    assert "rule No purchase:" in proc.stderr
+    assert 'rule "Clicked": 2' in proc.stderr
+    assert 'rule "No purchase":' in proc.stderr
+    # steps in the words of the rules: no step numbers, no plan notation
+    assert re.search(r"#\d", proc.stderr) is None, proc.stderr
+    assert '"Clicked" and "No purchase"' in proc.stderr
+    assert "not did purchased in last 15 days" in proc.stderr
+    assert "partition" not in proc.stderr
+
+
+def test_eval_explain_as_json(store: Path) -> None:
+    proc = run("eval", str(store), "-e", RED_SHOES, "--as-of", NOW, "--explain", "--format", "json")
+    assert proc.returncode == 0 and proc.stderr == ""
+    doc = json.loads(proc.stdout)
+    assert doc["count"] == 1 and doc["as_of"] == "2026-11-01T12:00:00.000Z"
+    explain = doc["explain"]
+    assert explain["count"] == 1
+    assert [(r["label"], r["count"]) for r in explain["rules"]] == [
+        ("Clicked", 2),
+        ("No purchase", 2),
+    ]
+    whats = [step["what"] for step in explain["steps"]]
+    assert not any(re.search(r"#\d", w) for w in whats), whats
+    assert whats[-1] == '"Clicked" and "No purchase"'
+    plain = json.loads(run("eval", str(store), "-e", RED_SHOES, "--format", "json").stdout)
+    assert plain["count"] == 0 and "explain" not in plain  # now: the views are too old
+
+
+def test_eval_prints_the_profile_fields_asked_for(store: Path) -> None:
+    base = ("eval", str(store), "-e", 'gender = "female"', "--as-of", NOW)
+    proc = run(*base, "--format", "jsonl", "--fields", "email, gender,tags")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert rows == [
+        {"contact_id": "angela", "email": "angela@example.com", "gender": "female", "tags": None},
+        {"contact_id": "dora", "email": None, "gender": "female", "tags": None},
+    ]
+    proc = run(*base, "--format", "csv", "--fields", "email,gender")
+    assert list(csv.reader(io.StringIO(proc.stdout))) == [
+        ["contact_id", "email", "gender"],
+        ["angela", "angela@example.com", "female"],
+        ["dora", "", "female"],
+    ]
+    bad = run(*base, "--format", "csv", "--fields", "email,mail")
+    assert bad.returncode == 2 and "no profile field 'mail'" in bad.stderr
+    assert "email, first_name" in bad.stderr  # the known ones
+    assert run(*base, "--fields", "email").returncode == 2  # not with --format count
 
 
 def test_events_after_as_of_do_not_exist(store: Path) -> None:

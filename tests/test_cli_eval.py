@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -184,7 +185,7 @@ def test_check_against_a_store_knows_its_saved_segments(store: Path, tmp_path: P
 
 
 def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
-    proc = run("demo", str(tmp_path / "maison"), "--events", "30000", "--contacts", "400")
+    proc = run("demo", "--events", "30000", "--contacts", "400", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for name in (
@@ -202,9 +203,30 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     assert "Welcome to Maison, Angela" in welcome
     assert "reserved" in welcome and "suppressed" in welcome and "max 1 per day" in welcome
     assert "accepted 0, duplicates 1" in welcome
-    # the store stays usable after the demo
-    again = run("eval", str(tmp_path / "maison"), "-e", 'first_name = "Angela"', "--format", "ids")
-    assert again.stdout == "angela\n"
+    # words for a marketer, on lines a pipe did not cut at 80 columns
+    assert "reserved (it counts against the DND policy's limits and waits for" in welcome
+    assert "partition" not in out and re.search(r"#\d", out) is None
+    assert any(len(line) > 100 for line in out.splitlines())
+    # the store stays in ./maison-demo, and the command the demo suggests gives its count
+    assert (tmp_path / "maison-demo" / "store.json").is_file()
+    shown = re.search(r"audience: ([\d,]+) of", story)
+    assert shown is not None
+    lines = out.splitlines()
+    hint = lines[next(i for i, ln in enumerate(lines) if "Try it yourself" in ln) + 1].strip()
+    assert hint.startswith("audience eval maison-demo ") and "--as-of" in hint
+    again = run(*shlex.split(hint)[1:], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == shown.group(1).replace(",", "") + "\n"
+    assert int(again.stdout) > 0
+    ids = run("eval", "maison-demo", "-e", 'first_name = "Angela"', "--format", "ids", cwd=tmp_path)
+    assert ids.stdout == "angela\n"
+    # a second demo replaces the first one's store; a directory it did not make is left alone
+    assert run("demo", "--events", "100", "--contacts", "5", cwd=tmp_path).returncode == 0
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    refused = run("demo", "mine", "--events", "100", "--contacts", "5", cwd=tmp_path)
+    assert refused.returncode == 1 and "was not made by 'audience demo'" in refused.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_eval_of_a_file_segment_sees_the_other_segments_of_the_file(

@@ -27,13 +27,15 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-def console(*, stderr: bool = False) -> Console:
-    """A rich console that wraps at the terminal's width, and not at all when piped."""
+def console(*, stderr: bool = False, piped_width: int = PIPE_WIDTH) -> Console:
+    """A rich console that wraps at the terminal's width, and not at all when piped.
+    ``piped_width``: the width of rules and tables that stretch (text is never
+    wrapped, whatever it is)."""
     stream = sys.stderr if stderr else sys.stdout
     probe = Console(file=stream)
     if probe.is_terminal:
         return probe
-    return Console(file=stream, width=PIPE_WIDTH, soft_wrap=True)
+    return Console(file=stream, width=piped_width, soft_wrap=True)
 
 
 def format_option(*formats: str) -> Callable[[F], F]:

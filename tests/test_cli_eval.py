@@ -95,6 +95,9 @@ def test_eval_explain_goes_to_stderr(store: Path) -> None:
     assert '"Clicked" and "No purchase"' in proc.stderr
     assert "not did purchased in last 15 days" in proc.stderr
     assert "partition" not in proc.stderr
+    # piped: one table row a line, however long (rich would wrap at the terminal width)
+    row = next(ln for ln in proc.stderr.splitlines() if "read the events: viewed_product" in ln)
+    assert 'where product_name = "Red Shoes" in last 15 days' in row and len(row) > 120
 
 
 def test_eval_explain_as_json(store: Path) -> None:

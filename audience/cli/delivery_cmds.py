@@ -48,7 +48,8 @@ def _catch_up_triggers(root: Path) -> None:
     for node in list_nodes(root):
         report = open_store(root, node).triggers.catch_up()
         if report.fired:
-            click.echo(f"node {node}: {report.fired} trigger firing(s) caught up after a crash")
+            fired = plural(report.fired, "trigger firing")
+            click.echo(f"node {node}: {fired} caught up after a crash")
 
 
 @click.command("worker")

@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from audience.cli.output import plural
 from audience.dsl.errors import DslError
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.triggers import TemplateError, TriggerEngine, dry_run
@@ -212,7 +213,7 @@ def trigger_dry_run(
         click.echo(json.dumps(out, indent=1))
         return
     click.echo(
-        f"{report.events} events, {report.matched} matched, {report.fired} fired; "
+        f"{plural(report.events, 'event')}, {report.matched} matched, {report.fired} fired; "
         f"deliveries: {dict(report.by_status()) or 'none'}"
     )
     for why, n in sorted(report.skipped.items()):
@@ -228,7 +229,7 @@ def trigger_dry_run(
 def trigger_catch_up(store: str, node: str) -> None:
     """Match the ingests an interrupted process left unmatched."""
     report = _engine(store, node).catch_up()
-    click.echo(f"{report.events} events matched again, {report.fired} fired")
+    click.echo(f"{plural(report.events, 'event')} matched again, {report.fired} fired")
 
 
 # ---------------------------------------------------------------------------- dnd

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.rule import Rule
 from rich.table import Table
 
+from audience.cli.output import plural
 from audience.demo import shop
 from audience.dsl.ast import Segment
 from audience.dsl.formatter import format_text
@@ -120,7 +121,8 @@ def welcome_story(store: Store, console: Console, now: dt.datetime) -> None:
     store.triggers.add_template("C-1234", WELCOME_SUBJECT, WELCOME_HTML, WELCOME_TEXT)
     saved, policies = store.triggers.add(rules, "maison.rules")
     console.print(
-        f"  saved the template C-1234, {len(saved)} trigger and {len(policies)} DND policy "
+        f"  saved the template C-1234, {plural(len(saved), 'trigger')} and "
+        f"{plural(len(policies), 'DND policy', 'DND policies')} "
         "from maison.rules:"
     )
     program = parse(rules, filename="maison.rules")

@@ -526,8 +526,9 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
             "title": "audience",
             "version": __version__,
             "description": "Segments as DSL text evaluated over a node's events and profiles. "
-            "Every endpoint but /healthz and /openapi.json needs 'Authorization: Bearer <token>'; a token "
-            "belongs to one node. Errors are JSON: {'error': {code, message, help, ...}}.",
+            "Every endpoint but /healthz and /openapi.json needs "
+            "'Authorization: Bearer <token>'; a token belongs to one node. "
+            "Errors are JSON: {'error': {code, message, help, ...}}.",
         },
         "components": {
             "schemas": _schemas(max_limit),

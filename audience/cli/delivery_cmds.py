@@ -105,12 +105,10 @@ def _explain_trouble(store: str, stats: WorkerStats, smtp: SmtpConfig) -> None:
     """Say in words why deliveries did not go, and what happens to them."""
     if not (stats.retried or stats.failed):
         return
-    where = (
-        f"SMTP server {smtp.server}, set in {smtp.origin}"
-        if smtp.configured
-        else "no SMTP server configured"
-    )
-    lines = [f"the last error: {stats.last_error} ({where})"]
+    where = ""
+    if stats.last_error_kind == "send_email":
+        where = f" (SMTP server {smtp.server}, set in {smtp.origin})"
+    lines = [f"the last error: {stats.last_error}{where}"]
     if stats.retried:
         lines.append(
             f"{plural(stats.retried, 'delivery', 'deliveries')} could not be sent and will be "

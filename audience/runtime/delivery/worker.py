@@ -56,6 +56,7 @@ class WorkerStats:
     resent: int = 0  # attempts at deliveries a crashed worker may have sent already
     materialized: int = 0  # batch members turned into rows
     last_error: str | None = None  # of the last attempt that failed
+    last_error_kind: str | None = None  # that delivery's kind ("send_email", "webhook")
     next_retry_ms: int | None = None  # the earliest retry this run scheduled
 
     @property
@@ -126,7 +127,7 @@ class Worker:
         try:
             self._send(d)
         except SendError as exc:
-            self.stats.last_error = str(exc)
+            self.stats.last_error, self.stats.last_error_kind = str(exc), d.kind
             if exc.permanent or d.attempts >= self.max_attempts:
                 self.log.mark_failed(d.id, str(exc))
                 self.stats.failed += 1

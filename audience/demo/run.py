@@ -88,7 +88,7 @@ def build_store(
 
 
 def _explain_table(explain: dict[str, object]) -> Table:
-    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2), pad_edge=False)
     table.add_column("rule" if explain.get("rules") else "condition")
     table.add_column("contacts", justify="right")
     rules = explain.get("rules") or explain.get("operands") or []
@@ -213,7 +213,7 @@ def run_demo(
             mark = "[green]yes, she is in it[/]" if in_it else "[yellow]no[/]"
             console.print(f"  Angela: {mark}")
             if hits.explain:
-                console.print(Padding(_explain_table(hits.explain), (0, 2), expand=False))
+                console.print(Padding(_explain_table(hits.explain), (0, 0, 0, 4), expand=False))
                 console.print(f"  [dim]{escape(_events_read(hits.explain))}[/]")
             console.print(f"  [dim]a few contacts: {escape(', '.join(hits.ids()[:5]))}[/]")
         welcome_story(store, console, now)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -84,8 +88,55 @@ def test_eval_formats(store: Path) -> None:
 def test_eval_explain_goes_to_stderr(store: Path) -> None:
     proc = run("eval", str(store), "-e", RED_SHOES, "--as-of", NOW, "--explain")
     assert proc.stdout == "1\n"
-    assert "rule Clicked: 2" in proc.stderr
-    assert "rule No purchase:" in proc.stderr
+    assert 'rule "Clicked": 2' in proc.stderr
+    assert 'rule "No purchase":' in proc.stderr
+    # steps in the words of the rules: no step numbers, no plan notation
+    assert re.search(r"#\d", proc.stderr) is None, proc.stderr
+    assert '"Clicked" and "No purchase"' in proc.stderr
+    assert "not did purchased in last 15 days" in proc.stderr
+    assert "partition" not in proc.stderr
+    # piped: one table row a line, however long (rich would wrap at the terminal width)
+    row = next(ln for ln in proc.stderr.splitlines() if "read the events: viewed_product" in ln)
+    assert 'where product_name = "Red Shoes" in last 15 days' in row and len(row) > 120
+
+
+def test_eval_explain_as_json(store: Path) -> None:
+    proc = run("eval", str(store), "-e", RED_SHOES, "--as-of", NOW, "--explain", "--format", "json")
+    assert proc.returncode == 0 and proc.stderr == ""
+    doc = json.loads(proc.stdout)
+    assert doc["count"] == 1 and doc["as_of"] == "2026-11-01T12:00:00.000Z"
+    explain = doc["explain"]
+    assert explain["count"] == 1
+    assert [(r["label"], r["count"]) for r in explain["rules"]] == [
+        ("Clicked", 2),
+        ("No purchase", 2),
+    ]
+    whats = [step["what"] for step in explain["steps"]]
+    assert not any(re.search(r"#\d", w) for w in whats), whats
+    assert whats[-1] == '"Clicked" and "No purchase"'
+    plain = json.loads(run("eval", str(store), "-e", RED_SHOES, "--format", "json").stdout)
+    assert plain["count"] == 0 and "explain" not in plain  # now: the views are too old
+
+
+def test_eval_prints_the_profile_fields_asked_for(store: Path) -> None:
+    base = ("eval", str(store), "-e", 'gender = "female"', "--as-of", NOW)
+    proc = run(*base, "--format", "jsonl", "--fields", "email, gender,tags")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert rows == [
+        {"contact_id": "angela", "email": "angela@example.com", "gender": "female", "tags": None},
+        {"contact_id": "dora", "email": None, "gender": "female", "tags": None},
+    ]
+    proc = run(*base, "--format", "csv", "--fields", "email,gender")
+    assert list(csv.reader(io.StringIO(proc.stdout))) == [
+        ["contact_id", "email", "gender"],
+        ["angela", "angela@example.com", "female"],
+        ["dora", "", "female"],
+    ]
+    bad = run(*base, "--format", "csv", "--fields", "email,mail")
+    assert bad.returncode == 2 and "no profile field 'mail'" in bad.stderr
+    assert "email, first_name" in bad.stderr  # the known ones
+    assert run(*base, "--fields", "email").returncode == 2  # not with --format count
 
 
 def test_events_after_as_of_do_not_exist(store: Path) -> None:
@@ -137,7 +188,7 @@ def test_check_against_a_store_knows_its_saved_segments(store: Path, tmp_path: P
 
 
 def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
-    proc = run("demo", str(tmp_path / "maison"), "--events", "30000", "--contacts", "400")
+    proc = run("demo", "--events", "30000", "--contacts", "400", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for name in (
@@ -155,9 +206,30 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     assert "Welcome to Maison, Angela" in welcome
     assert "reserved" in welcome and "suppressed" in welcome and "max 1 per day" in welcome
     assert "accepted 0, duplicates 1" in welcome
-    # the store stays usable after the demo
-    again = run("eval", str(tmp_path / "maison"), "-e", 'first_name = "Angela"', "--format", "ids")
-    assert again.stdout == "angela\n"
+    # words for a marketer, on lines a pipe did not cut at 80 columns
+    assert "reserved (it counts against the DND policy's limits and waits for" in welcome
+    assert "partition" not in out and re.search(r"#\d", out) is None
+    assert any(len(line) > 100 for line in out.splitlines())
+    # the store stays in ./maison-demo, and the command the demo suggests gives its count
+    assert (tmp_path / "maison-demo" / "store.json").is_file()
+    shown = re.search(r"audience: ([\d,]+) of", story)
+    assert shown is not None
+    lines = out.splitlines()
+    hint = lines[next(i for i, ln in enumerate(lines) if "Try it yourself" in ln) + 1].strip()
+    assert hint.startswith("audience eval maison-demo ") and "--as-of" in hint
+    again = run(*shlex.split(hint)[1:], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == shown.group(1).replace(",", "") + "\n"
+    assert int(again.stdout) > 0
+    ids = run("eval", "maison-demo", "-e", 'first_name = "Angela"', "--format", "ids", cwd=tmp_path)
+    assert ids.stdout == "angela\n"
+    # a second demo replaces the first one's store; a directory it did not make is left alone
+    assert run("demo", "--events", "100", "--contacts", "5", cwd=tmp_path).returncode == 0
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    refused = run("demo", "mine", "--events", "100", "--contacts", "5", cwd=tmp_path)
+    assert refused.returncode == 1 and "was not made by 'audience demo'" in refused.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_eval_of_a_file_segment_sees_the_other_segments_of_the_file(

@@ -59,10 +59,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     srv.server.stop()
 
 
+# the endpoints served without a token: a load balancer's probe, and the API's own
+# description (a client discovers the API, and how to authenticate, before it has a token)
+OPEN = ("/healthz", "/openapi.json")
+
+
 # (method, path template, concrete path, body, scope needed)
 def endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
     return [
-        ("GET", "/openapi.json", "/openapi.json", None, "read"),
         ("POST", "/v1/evaluate", "/v1/evaluate", {"segment": "did purchased"}, "read"),
         ("POST", "/v1/events", "/v1/events", [event(f"auth-{who}", eid=f"auth-{who}")], "write"),
         ("POST", "/v1/profiles", "/v1/profiles", [{"contact_id": f"p-{who}"}], "write"),
@@ -118,9 +122,31 @@ def test_the_matrix_covers_every_documented_endpoint() -> None:
         (m.upper(), p)
         for p, item in doc["paths"].items()
         for m in item
-        if m != "parameters" and p != "/healthz"
+        if m != "parameters" and p not in OPEN
     }
     assert {(m, p) for m, p, *_ in endpoints("x")} == documented
+
+
+def test_only_healthz_and_openapi_are_documented_without_a_token() -> None:
+    doc = document()
+    assert doc["security"] == [{"bearer": []}]
+    open_ops = {
+        p
+        for p, item in doc["paths"].items()
+        for m, op in item.items()
+        if m != "parameters" and op.get("security") == []
+    }
+    assert open_ops == set(OPEN)
+
+
+@pytest.mark.parametrize("who", [None, "wrong", "revoked"])
+def test_openapi_is_served_without_a_token(live: Live, who: str | None) -> None:
+    c = live.client("write")
+    r = c.request("GET", "/openapi.json", None, token=live.tokens.get(who or ""))
+    assert r.status == 200, r
+    doc = r.json()
+    assert doc["openapi"].startswith("3.1")
+    assert "/v1/evaluate" in doc["paths"]
 
 
 def _state(live: Live) -> tuple[Any, ...]:

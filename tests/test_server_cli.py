@@ -78,6 +78,39 @@ def test_sources_create_list_revoke(tmp_path: Path) -> None:
     assert r.exit_code == 1
 
 
+def test_sources_create_defaults_to_node_main(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    Store.init(store, EXAMPLES / "maison.toml")
+    r = CliRunner().invoke(
+        cli(), ["sources", "create", str(store), "--name", "a", "--scope", "write"]
+    )
+    assert r.exit_code == 0, r.output
+    source = Sources(store).authenticate(r.stdout.strip())
+    assert source is not None and (source.node, source.scope) == ("main", "write")
+
+
+def test_nodes_and_sources_as_json(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    Store.init(store, EXAMPLES / "maison.toml")
+    runner = CliRunner()
+    assert runner.invoke(cli(), ["nodes", "create", str(store), "eu"]).exit_code == 0
+    r = runner.invoke(cli(), ["nodes", "list", str(store), "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == ["eu", "main"]
+    made = [Sources(store).create(node, f"app {node}", "read") for node in ("main", "eu")]
+    Sources(store).revoke(made[1][0].id)
+    r = runner.invoke(cli(), ["sources", "list", str(store), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {x["id"]: x for x in json.loads(r.stdout)}
+    assert {i: (x["node"], x["name"], x["scope"]) for i, x in rows.items()} == {
+        s.id: (s.node, s.name, "read") for s, _ in made
+    }
+    assert rows[made[0][0].id]["revoked"] is None
+    assert rows[made[1][0].id]["revoked"] is not None
+    assert all(token not in r.stdout for _, token in made)
+    r = runner.invoke(cli(), ["sources", "list", str(store), "--node", "eu", "--format", "json"])
+    assert [x["node"] for x in json.loads(r.stdout)] == ["eu"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

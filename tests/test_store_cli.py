@@ -47,10 +47,93 @@ def test_init_ingest_rejected(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "no such file" in r.output and "e.jsonl: 1 accepted" in r.output
     r = runner.invoke(cli(), ["rejected", s, "--limit", "1"])
     assert r.exit_code == 0 and "line 7" in r.output and "unknown event type" in r.output
-    assert "1 rejected record(s) shown" in r.output
+    assert "1 rejected record shown" in r.output
     assert open_store(s).snapshot().n_events == 8
     r = runner.invoke(cli(), ["ingest", str(tmp_path), str(events)])
     assert r.exit_code == 1 and "not an audience store" in r.output
+
+
+def _store_with_schema(tmp_path: Path) -> str:
+    (tmp_path / "schema.toml").write_text(SCHEMA_TOML)
+    s = str(tmp_path / "s")
+    Store.init(s, tmp_path / "schema.toml")
+    return s
+
+
+def test_ingest_says_when_every_record_was_rejected(tmp_path: Path) -> None:
+    s = _store_with_schema(tmp_path)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"contact_id": "c1", "type": "x", "ts": 1}] * 2)
+    r = CliRunner().invoke(cli(), ["ingest", s, str(bad)])
+    assert r.exit_code == 0, r.output
+    assert "bad.jsonl: 0 accepted, 2 rejected, 0 duplicates: every record was rejected" in r.stdout
+    assert "nothing was stored" in r.stdout
+    good = write_jsonl(tmp_path / "good.jsonl", EVENTS)
+    r = CliRunner().invoke(cli(), ["ingest", s, str(good)])
+    assert "every record" not in r.output
+
+
+def test_ingest_strict_fails_on_any_reject_and_keeps_the_accepted(tmp_path: Path) -> None:
+    s = _store_with_schema(tmp_path)
+    events = write_jsonl(
+        tmp_path / "e.jsonl", [*EVENTS, {"contact_id": "c1", "type": "x", "ts": 1}]
+    )
+    runner = CliRunner()
+    r = runner.invoke(cli(), ["ingest", s, str(events), "--strict"])
+    assert r.exit_code == 1
+    assert "e.jsonl: 6 accepted, 1 rejected, 0 duplicates" in r.stdout
+    assert "error: 1 record rejected (--strict); the 6 accepted records are stored" in r.stderr
+    assert open_store(s).snapshot().n_events == 6
+    r = runner.invoke(cli(), ["ingest", s, str(events), "--strict"])  # all but one: duplicates
+    assert r.exit_code == 1 and "the 1 accepted record is stored" in r.stderr
+    clean = write_jsonl(
+        tmp_path / "clean.jsonl", [{**e, "id": f"n{i}"} for i, e in enumerate(EVENTS)]
+    )
+    r = runner.invoke(cli(), ["ingest", s, str(clean), "--strict"])
+    assert r.exit_code == 0 and r.stderr == ""
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"contact_id": "c1", "type": "x", "ts": 1}])
+    r = runner.invoke(cli(), ["ingest", s, str(bad), "--strict"])
+    assert r.exit_code == 1 and "no record was accepted" in r.stderr
+
+
+def test_rejected_as_json(tmp_path: Path) -> None:
+    s = _store_with_schema(tmp_path)
+    events = write_jsonl(
+        tmp_path / "e.jsonl",
+        [*EVENTS, {"contact_id": "c1", "type": "x", "ts": 1}, {"contact_id": "c2", "ts": 2}],
+    )
+    runner = CliRunner()
+    runner.invoke(cli(), ["ingest", s, str(events)])
+    r = runner.invoke(cli(), ["rejected", s, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(x["where"], x["line"], x["kind"]) for x in rows] == [
+        ("line 7", 7, "events"),
+        ("line 8", 8, "events"),
+    ]
+    assert "unknown event type" in rows[0]["reason"]
+    assert json.loads(rows[0]["record"])["type"] == "x"
+    assert set(rows[1]) == {"kind", "source", "line", "where", "field", "reason", "record"}
+
+
+def test_segments_list_and_show_as_json(tmp_path: Path) -> None:
+    s = _store_with_schema(tmp_path)
+    st = Store.open(s)
+    st.save_segment("buyers", "did purchased in last 30 days")
+    st.save_segment("buyers", "did purchased in last 60 days")
+    st.save_segment("[bold]odd", "did purchased")
+    runner = CliRunner()
+    r = runner.invoke(cli(), ["segments", "list", s, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {x["name"]: x for x in json.loads(r.stdout)}
+    assert set(rows) == {"buyers", "[bold]odd"}
+    assert rows["buyers"]["version"] == 2
+    assert rows["buyers"]["text"] == "did purchased in last 60 days"
+    r = runner.invoke(cli(), ["segments", "list", s])
+    assert "[bold]odd" in r.stdout  # a name is not read as markup
+    r = runner.invoke(cli(), ["segments", "show", s, "buyers", "--format", "json"])
+    one = json.loads(r.stdout)
+    assert (one["name"], one["version"], one["text"]) == ("buyers", 2, rows["buyers"]["text"])
+    assert set(one) == {"name", "text", "created", "updated", "version"}
 
 
 def test_segments_commands(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def test_templates_dnd_and_triggers_round_trip(
     )  # fmt: skip
     assert [d.status for d in st.triggers.log.list()] == ["reserved"]
     code, out = run(cli, "triggers", "dry-run", store, "--since", "2026-11-01T00:00:00Z")
-    assert code == 0 and out.startswith("1 events, 1 matched, 1 would fire")
+    assert code == 0 and out.startswith("1 event, 1 matched, 1 would fire")
     assert "would: would send 1" in out
     assert out.endswith("already in the delivery log for these events: reserved 1\n")
     code, out = run(cli, "triggers", "dry-run", store, "--format", "json")

@@ -12,15 +12,19 @@ import click
 )
 @click.option("--contacts", "n_contacts", default=50_000, show_default=True, help="Contacts.")
 def demo_cmd(directory: str | None, n_events: int, n_contacts: int) -> None:
-    """Build a sample shop store (in DIRECTORY, or a temporary one) and evaluate the
-    seed's segments, printing counts, explanations and whether Angela is in each."""
+    """Build a sample shop store in DIRECTORY (default ./maison-demo; a store an earlier
+    demo built there is replaced) and evaluate the seed's segments, printing counts,
+    explanations and whether Angela is in each."""
+    from audience.cli.output import console
     from audience.demo.run import run_demo
     from audience.runtime.store import StoreError
 
     if n_events < 0 or n_contacts < 1:
         raise click.UsageError("--events must be >= 0 and --contacts >= 1")
     try:
-        run_demo(directory, n_events=n_events, n_contacts=n_contacts)
+        # piped: the rules between the parts stay 80 wide; no line is wrapped
+        out = console(piped_width=80)
+        run_demo(directory, n_events=n_events, n_contacts=n_contacts, console=out)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-FORMATS = ("count", "ids", "jsonl", "csv")
+from audience.cli.output import console, plural
+
+FORMATS = ("count", "ids", "jsonl", "csv", "json")
 
 
 def _segment_source(store: Any, expr: str | None, file: str | None, name: str | None) -> Any:
@@ -58,15 +61,15 @@ def _segment_source(store: Any, expr: str | None, file: str | None, name: str | 
 
 
 def _print_explain(explain: dict[str, Any]) -> None:
-    console = Console(stderr=True)
-    table = Table(title="explain", show_header=True, header_style="bold")
+    out = console(stderr=True)
+    table = Table(title="how the audience was found", show_header=True, header_style="bold")
     table.add_column("step")
     table.add_column("contacts", justify="right")
     table.add_column("ms", justify="right")
-    table.add_column("partitions read/skipped", justify="right")
+    table.add_column("event blocks read / skipped", justify="right")
     for step in explain.get("steps", []):
         parts = (
-            f"{step['partitions_read']}/{step['partitions_skipped']}"
+            f"{step['partitions_read']} / {step['partitions_skipped']}"
             if "partitions_read" in step
             else ""
         )
@@ -77,15 +80,25 @@ def _print_explain(explain: dict[str, Any]) -> None:
             f"{step['ms']:.2f}",
             parts,
         )
-    console.print(table)
-    for kind in ("rules", "operands"):
-        for r in explain.get(kind, []):
-            label = r.get("label") or r.get("text")
-            console.print(f"{kind[:-1]} {escape(str(label))!s}: {r['count']:,}")
-    columns = ", ".join(explain.get("columns", [])) or "-"
-    console.print(
-        f"audience {explain['count']:,} of a universe of {explain['universe']:,}; "
-        f"{explain['total_ms']:.2f} ms; columns read: {columns}"
+    out.print(table)
+    rules = explain.get("rules", [])
+    labels = {r["label"] for r in rules}
+    for r in rules:
+        out.print(f"rule {escape(json.dumps(r['label'], ensure_ascii=False))}: {r['count']:,}")
+    for r in explain.get("operands", []):
+        if r["text"] not in labels:  # a rule operand is listed above under its label
+            out.print(f"condition {escape(str(r['text']))}: {r['count']:,}")
+    fields = ", ".join(explain.get("columns", [])) or "none"
+    blocks: dict[str, int] = explain.get("partitions") or {}
+    read = "; no events read"
+    if blocks.get("read"):
+        total = plural(blocks.get("total", 0), "block")
+        read = f"; read {blocks['read']} of the store's {total} of events (kept by month)"
+        if blocks.get("skipped"):
+            read += f", skipped {blocks['skipped']} that could not match"
+    out.print(
+        f"audience: {explain['count']:,} of {explain['universe']:,} contacts; "
+        f"{explain['total_ms']:.2f} ms{read}; fields read: {fields}"
     )
 
 
@@ -95,8 +108,22 @@ def _print_explain(explain: dict[str, Any]) -> None:
 @click.option("-f", "file", metavar="FILE", help="A rules file.")
 @click.option("--segment", "name", metavar="NAME", help="The segment of FILE, or a saved one.")
 @click.option("--as-of", "as_of", metavar="T", help="Evaluation time (ISO 8601); default now.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="count", show_default=True)
-@click.option("--explain", is_flag=True, help="Counts per rule, time per step (on stderr).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="count",
+    show_default=True,
+    help="json: one object with the count (and, with --explain, the explain)",
+)
+@click.option(
+    "--fields",
+    metavar="F1,F2",
+    help="Profile fields to print beside each contact id (jsonl and csv).",
+)
+@click.option(
+    "--explain", is_flag=True, help="Counts per rule, time per step (on stderr; in json: in it)."
+)
 @click.option("--node", default="main", show_default=True)
 def eval_cmd(
     store_path: str,
@@ -105,6 +132,7 @@ def eval_cmd(
     name: str | None,
     as_of: str | None,
     fmt: str,
+    fields: str | None,
     explain: bool,
     node: str,
 ) -> None:
@@ -118,10 +146,14 @@ def eval_cmd(
         raise click.UsageError("give -e TEXT, -f FILE or --segment NAME")
     if expr is not None and name is not None:
         raise click.UsageError("--segment picks a segment of -f FILE or a saved one; not with -e")
+    if fields is not None and fmt not in ("jsonl", "csv"):
+        raise click.UsageError("--fields goes with --format jsonl or csv")
     try:
         store = open_store(store_path, node)
+        names = _fields(store, fields)
         segment = _segment_source(store, expr, file, name)
-        hits = segment.evaluate(as_of=as_of, explain=explain)
+        snap = store.snapshot()  # the audience and its fields read the same version
+        hits = segment.compiled.evaluate(snap, as_of, explain=explain)
     except StoreError as exc:
         raise click.UsageError(str(exc)) from None
     except DslError as err:
@@ -134,15 +166,63 @@ def eval_cmd(
         out.write(f"{len(hits)}\n")
     elif fmt == "ids":
         out.writelines(f"{i}\n" for i in hits.ids())
+    elif fmt == "json":
+        doc: dict[str, Any] = {"count": len(hits), "as_of": _iso(hits.now_ms)}
+        if hits.explain is not None:
+            doc["explain"] = hits.explain
+        out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     elif fmt == "jsonl":
-        out.writelines(json.dumps({"contact_id": i}) + "\n" for i in hits.ids())
+        for row in _rows(snap, hits, names):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
     else:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["contact_id"])
-        writer.writerows([i] for i in hits.ids())
+        writer.writerow(["contact_id", *names])
+        for row in _rows(snap, hits, names):
+            writer.writerow(_csv_cell(v) for v in row.values())
     out.flush()
-    if explain and hits.explain is not None:
+    if explain and hits.explain is not None and fmt != "json":
         _print_explain(hits.explain)
+
+
+def _fields(store: Any, fields: str | None) -> list[str]:
+    """The profile fields of ``--fields``, checked against the store's schema."""
+    if fields is None:
+        return []
+    names = [f.strip() for f in fields.split(",") if f.strip()]
+    known = store.schema.profile
+    unknown = [f for f in names if f not in known]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"no profile field {', '.join(repr(f) for f in unknown) or 'given'}; "
+            f"the profile has: {', '.join(known) or 'no fields'}",
+            param_hint="--fields",
+        )
+    return names
+
+
+def _rows(snap: Any, hits: Any, names: list[str]) -> Iterator[dict[str, Any]]:
+    from audience.runtime.triggers.batch import profile_value
+
+    ids = hits.contact_ids
+    for i in hits.indexes().tolist():
+        row: dict[str, Any] = {"contact_id": ids[i]}
+        for f in names:
+            value = profile_value(snap, i, f)
+            row[f] = value.isoformat() if isinstance(value, dt.date) else value
+        yield row
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _iso(ms: int) -> str:
+    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def register(group: click.Group) -> None:

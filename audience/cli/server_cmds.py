@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
+from audience.cli.output import echo_json, format_option
 from audience.runtime.store import StoreError
 from audience.server.auth import SCOPES, AuthError, Sources
 
@@ -48,9 +50,14 @@ def nodes_group() -> None:
 
 @nodes_group.command("list")
 @click.argument("store", type=click.Path())
-def nodes_list(store: str) -> None:
-    """One node name a line."""
-    for name in _nodes(store):
+@format_option()
+def nodes_list(store: str, fmt: str) -> None:
+    """One node name a line (json: a list of names)."""
+    names = _nodes(store)
+    if fmt == "json":
+        echo_json(names)
+        return
+    for name in names:
         click.echo(name)
 
 
@@ -86,7 +93,9 @@ def _nodes(store: str) -> list[str]:
 
 @sources_group.command("create")
 @click.argument("store", type=click.Path())
-@click.option("--node", required=True, help="the node the source reads or writes")
+@click.option(
+    "--node", default="main", show_default=True, help="the node the source reads or writes"
+)
 @click.option("--name", required=True, help="who the source is, for people")
 @click.option("--scope", required=True, type=click.Choice(SCOPES))
 def sources_create(store: str, node: str, name: str, scope: str) -> None:
@@ -105,10 +114,15 @@ def sources_create(store: str, node: str, name: str, scope: str) -> None:
 @sources_group.command("list")
 @click.argument("store", type=click.Path())
 @click.option("--node", default=None, help="only this node's sources")
-def sources_list(store: str, node: str | None) -> None:
-    """The sources: id, node, scope, name, created, revoked."""
+@format_option()
+def sources_list(store: str, node: str | None, fmt: str) -> None:
+    """The sources: id, node, scope, name, created, revoked (never their tokens)."""
     _nodes(store)
-    for s in Sources(store).list_sources(node):
+    sources = Sources(store).list_sources(node)
+    if fmt == "json":
+        echo_json([dataclasses.asdict(s) for s in sources])
+        return
+    for s in sources:
         state = f"revoked {s.revoked}" if s.revoked else "active"
         click.echo(f"{s.id}\t{s.node}\t{s.scope}\t{s.name}\t{s.created}\t{state}")
 

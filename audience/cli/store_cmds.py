@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from audience.cli.output import console, echo_json, format_option, plural
 from audience.runtime.store import IngestReport, Store, StoreError, open_store
+from audience.runtime.store.definitions import SavedSegment
 
 # Files at least this big get a progress bar even when stdout is not a TTY.
 LARGE_FILE = 50 * 1024 * 1024
@@ -40,7 +42,12 @@ def init_cmd(store: str, schema_path: str, node: str) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--profiles", is_flag=True, help="the files hold profiles, not events")
 @click.option("--node", default="main", show_default=True)
-def ingest_cmd(store: str, files: tuple[str, ...], profiles: bool, node: str) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="exit 1 when any record was rejected (the accepted ones are stored all the same)",
+)
+def ingest_cmd(store: str, files: tuple[str, ...], profiles: bool, node: str, strict: bool) -> None:
     """Load events (.jsonl, .csv, .parquet); bad records are kept as rejects."""
     st = _open(store, node)
     failed = False
@@ -59,8 +66,7 @@ def ingest_cmd(store: str, files: tuple[str, ...], profiles: bool, node: str) ->
             failed = True
             continue
         total.merge(report)
-        dup = "" if profiles else f", {report.duplicates} duplicates"
-        click.echo(f"{name}: {report.accepted} accepted, {report.rejected} rejected{dup}")
+        click.echo(f"{name}: {_summary(report, profiles)}")
         if report.triggers is not None and report.triggers.too_old:
             click.echo(f"  triggers: {report.triggers.too_old_note()}")
         for r in report.rejects[:5]:
@@ -68,27 +74,59 @@ def ingest_cmd(store: str, files: tuple[str, ...], profiles: bool, node: str) ->
         if report.rejected > 5:
             click.echo(f"  ... see 'audience rejected {store}'", err=True)
     if len(files) > 1:
+        click.echo(f"total: {_summary(total, profiles)}")
+    if strict and total.rejected:
+        if total.accepted:
+            kept = f"the {plural(total.accepted, 'accepted record')} "
+            kept += "is stored" if total.accepted == 1 else "are stored"
+        else:
+            kept = "no record was accepted"
         click.echo(
-            f"total: {total.accepted} accepted, {total.rejected} rejected, "
-            f"{total.duplicates} duplicates"
+            f"error: {plural(total.rejected, 'record')} rejected (--strict); {kept}", err=True
         )
+        sys.exit(1)
     if failed:
         sys.exit(1)
+
+
+def _summary(report: IngestReport, profiles: bool) -> str:
+    dup = "" if profiles else f", {plural(report.duplicates, 'duplicate')}"
+    text = f"{report.accepted} accepted, {report.rejected} rejected{dup}"
+    if report.rejected and not report.accepted:
+        text += ": every record was rejected, nothing was stored"
+    return text
 
 
 @click.command("rejected")
 @click.argument("store", type=click.Path())
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--node", default="main", show_default=True)
-def rejected_cmd(store: str, limit: int, node: str) -> None:
+@format_option()
+def rejected_cmd(store: str, limit: int, node: str, fmt: str) -> None:
     """List the rejected records with their reasons."""
     rejects = _open(store, node).rejected(limit=limit)
+    if fmt == "json":
+        echo_json(
+            [
+                {
+                    "kind": r.kind,
+                    "source": r.source,
+                    "line": r.line,
+                    "where": r.where,
+                    "field": r.field,
+                    "reason": r.reason,
+                    "record": r.raw,
+                }
+                for r in rejects
+            ]
+        )
+        return
     table = Table("source", "where", "field", "reason", "record")
     for r in rejects:
         raw = r.raw if len(r.raw) <= 80 else r.raw[:77] + "..."
-        table.add_row(r.source, r.where, r.field or "", r.reason, raw)
-    Console(width=200).print(table)
-    click.echo(f"{len(rejects)} rejected record(s) shown")
+        table.add_row(*(escape(v) for v in (r.source, r.where, r.field or "", r.reason, raw)))
+    console().print(table)
+    click.echo(f"{plural(len(rejects), 'rejected record')} shown")
 
 
 @click.group("segments")
@@ -136,26 +174,44 @@ def _validate(st: Store, name: str, text: str, filename: str) -> None:
         sys.exit(1)
 
 
+def _segment_json(seg: SavedSegment) -> dict[str, object]:
+    return {
+        "name": seg.name,
+        "text": seg.text,
+        "created": seg.created,
+        "updated": seg.updated,
+        "version": seg.version,
+    }
+
+
 @segments_group.command("list")
 @click.argument("store", type=click.Path())
-def list_cmd(store: str) -> None:
+@format_option()
+def list_cmd(store: str, fmt: str) -> None:
     """List the saved segments."""
     segs = _open(store, "main").list_segments()
+    if fmt == "json":
+        echo_json([_segment_json(s) for s in segs])
+        return
     table = Table("name", "version", "updated", "text")
     for s in segs:
         first = s.text.strip().splitlines()[0] if s.text.strip() else ""
-        table.add_row(s.name, str(s.version), s.updated, first[:80])
-    Console(width=200).print(table)
+        table.add_row(escape(s.name), str(s.version), s.updated, escape(first[:80]))
+    console().print(table)
 
 
 @segments_group.command("show")
 @click.argument("store", type=click.Path())
 @click.argument("name")
-def show_cmd(store: str, name: str) -> None:
+@format_option("text", "json")
+def show_cmd(store: str, name: str, fmt: str) -> None:
     """Print a saved segment's text."""
     seg = _open(store, "main").get_segment(name)
     if seg is None:
         raise click.ClickException(f"no saved segment '{name}'")
+    if fmt == "json":
+        echo_json(_segment_json(seg))
+        return
     click.echo(seg.text.rstrip("\n"))
 
 

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from audience.cli.output import plural
 from audience.dsl.errors import DslError
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.triggers import SavedTrigger, TemplateError, TriggerEngine, dry_run
@@ -247,7 +248,9 @@ def trigger_dry_run(
     if fmt == "json":
         _json(report.to_dict(limit=max(limit, 0)))
         return
-    click.echo(f"{report.events} events, {report.matched} matched, {report.fired} would fire")
+    click.echo(
+        f"{plural(report.events, 'event')}, {report.matched} matched, {report.fired} would fire"
+    )
     for name, n in sorted(report.too_old.items()):
         click.echo(f"  {n} before the valid-from of {name!r} (replayed; live they fire nothing)")
     for why, n in sorted(report.skipped.items()):
@@ -274,7 +277,7 @@ def trigger_dry_run(
 def trigger_catch_up(store: str, node: str) -> None:
     """Match the ingests an interrupted process left unmatched."""
     report = _engine(store, node).catch_up()
-    click.echo(f"{report.events} events matched again, {report.fired} fired")
+    click.echo(f"{plural(report.events, 'event')} matched again, {report.fired} fired")
 
 
 # ---------------------------------------------------------------------------- dnd

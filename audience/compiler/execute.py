@@ -9,6 +9,7 @@ import numpy as np
 
 from audience.compiler import plan as p
 from audience.compiler.context import EvalContext
+from audience.compiler.explain_words import step_words
 from audience.compiler.fused import FusedScans
 from audience.compiler.kernels import filters
 from audience.compiler.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
@@ -27,7 +28,6 @@ from audience.compiler.physical import (
     SeqStep,
     Step,
     TestStep,
-    step_text,
 )
 from audience.compiler.predicates import present, profile_field, profile_mask
 from audience.compiler.scan import filter_range, filtered_rows, list_elements, run_scan
@@ -53,6 +53,8 @@ def run_program(
         {i: (s.filter, s.reductions) for i, s in enumerate(prog.steps) if isinstance(s, ScanStep)},
         exists_only(prog),
     )
+    # each step in the words of the rules (no step numbers): what explain shows
+    words = step_words(prog) if explain else []
     for i, step in enumerate(prog.steps):
         ctx.stats = {}
         t0 = time.perf_counter()
@@ -61,7 +63,7 @@ def run_program(
         else:
             results.append(_run(step, ctx, results))
         if explain:
-            info: dict[str, Any] = {"step": i, "what": step_text(step)}
+            info: dict[str, Any] = {"step": i, "what": words[i]}
             info["ms"] = round((time.perf_counter() - t0) * 1000, 3)
             info.update(ctx.stats)
             if not isinstance(step, ScanStep):

@@ -7,6 +7,8 @@ Parquet files, saved segments, ``store.compile`` and ``evaluate``.
 from __future__ import annotations
 
 import datetime as dt
+import shlex
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,11 +21,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.rule import Rule
 from rich.table import Table
 
+from audience.cli.output import plural
 from audience.demo import shop
 from audience.dsl.ast import Segment
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse
-from audience.runtime.store import Store
+from audience.runtime.store import Store, StoreError
 from audience.schema import Schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -50,6 +53,7 @@ def build_store(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # piped: no bars, not even blank lines
     ) as bar:
         gen = bar.add_task("generating events", total=n_events)
         for i, chunk in enumerate(shop.events(n_events, n_contacts, now=now, chunk=500_000)):
@@ -58,6 +62,11 @@ def build_store(
             bar.advance(gen, chunk.num_rows)
     a_events, a_profile = shop.angela(now)
     store = Store.init(path, schema)
+    # marked at once: a demo stopped half way is replaced by the next one too
+    (path / DEMO_MARK).write_text(
+        "Built by 'audience demo'; the next demo in this directory replaces it.\n",
+        encoding="utf-8",
+    )
     t0 = time.perf_counter()
     store.ingest_profiles(shop.profiles(n_contacts, now=now))
     store.ingest_profiles(a_profile)
@@ -68,6 +77,7 @@ def build_store(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # piped: no bars, not even blank lines
     ) as bar:
         task = bar.add_task("ingesting", total=len(files))
         for f in files:
@@ -78,7 +88,7 @@ def build_store(
 
 
 def _explain_table(explain: dict[str, object]) -> Table:
-    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2), pad_edge=False)
     table.add_column("rule" if explain.get("rules") else "condition")
     table.add_column("contacts", justify="right")
     rules = explain.get("rules") or explain.get("operands") or []
@@ -114,7 +124,8 @@ def welcome_story(store: Store, console: Console, now: dt.datetime) -> None:
         rules, "maison.rules", valid_from_ms=int(now.timestamp() * 1000)
     )
     console.print(
-        f"  saved the template C-1234, {len(saved)} trigger and {len(policies)} DND policy "
+        f"  saved the template C-1234, {plural(len(saved), 'trigger')} and "
+        f"{plural(len(policies), 'DND policy', 'DND policies')} "
         "from maison.rules:"
     )
     program = parse(rules, filename="maison.rules")
@@ -148,8 +159,9 @@ def welcome_story(store: Store, console: Console, now: dt.datetime) -> None:
             soft_wrap=True,
         )
     console.print(
-        "  [dim]One welcome email is reserved; the second is suppressed by 'max 1 per day'; "
-        "the repeated event fires nothing. `audience worker STORE` sends what is due by SMTP.[/]"
+        "  [dim]One welcome email is reserved (it counts against the DND policy's limits and "
+        "waits for `audience worker STORE` to send it by SMTP); the second is suppressed by "
+        "'max 1 per day'; the repeated event fires nothing.[/]"
     )
 
 
@@ -160,22 +172,24 @@ def run_demo(
     n_contacts: int = 50_000,
     console: Console | None = None,
 ) -> dict[str, int]:
-    """Build the store (in ``directory`` or a temporary one) and evaluate the seed's
-    segments; return the audience size per segment."""
+    """Build the store (in ``directory``, default ``./maison-demo``; a store an
+    earlier demo built there is replaced) and evaluate the seed's segments;
+    return the audience size per segment."""
     console = console or Console()
     now = shop.DEFAULT_NOW
+    path = Path(directory or DEFAULT_DIR)
+    _make_room(path)
     with tempfile.TemporaryDirectory(prefix="audience-demo-") as tmp:
-        path = Path(directory) if directory else Path(tmp) / "maison"
         console.print(Rule("[bold]audience demo: Maison, a fashion shop"))
         console.print(
             f"Generating {n_contacts:,} contacts and {n_events:,} events over 180 days "
-            f"(to {now:%Y-%m-%d %H:%M} UTC) into the store [cyan]{path}[/]"
+            f"(to {now:%Y-%m-%d %H:%M} UTC) into the store [cyan]{escape(str(path))}[/]"
         )
         store, took = build_store(path, Path(tmp), n_events, n_contacts, console, now)
         snap = store.snapshot()
         console.print(
             f"Ingested {snap.n_events:,} events for {snap.n_contacts:,} contacts in {took:.1f} s "
-            f"({snap.n_events / took:,.0f} events/s), {len(snap.partitions)} time partitions.\n"
+            f"({snap.n_events / took:,.0f} events a second).\n"
             "[dim]Angela viewed the Red Shoes twice in the last 15 days and bought nothing.[/]"
         )
         sizes: dict[str, int] = {}
@@ -192,7 +206,7 @@ def run_demo(
             sizes[seg.name] = len(hits)
             universe = int(hits.explain["universe"]) if hits.explain else snap.n_contacts
             in_it = STORY in set(hits.ids())
-            console.print(Rule(f"[bold]{seg.name}", align="left"))
+            console.print(Rule(f"[bold]{escape(seg.name)}", align="left"))
             for line in text.rstrip().splitlines():
                 console.print(f"  [cyan]{escape(line)}[/]", soft_wrap=True)
             console.print(
@@ -202,18 +216,65 @@ def run_demo(
             mark = "[green]yes, she is in it[/]" if in_it else "[yellow]no[/]"
             console.print(f"  Angela: {mark}")
             if hits.explain:
-                console.print(Padding(_explain_table(hits.explain), (0, 2)))
-                parts = hits.explain.get("partitions", {})
-                if isinstance(parts, dict) and parts:
-                    console.print(
-                        f"  [dim]{parts.get('total', 0)} time partitions in the store; its scans "
-                        f"read {parts.get('read', 0)} and skipped {parts.get('skipped', 0)}[/]"
-                    )
-            console.print(f"  [dim]a few contacts: {', '.join(hits.ids()[:5])}[/]")
+                console.print(Padding(_explain_table(hits.explain), (0, 0, 0, 4), expand=False))
+                console.print(f"  [dim]{escape(_events_read(hits.explain))}[/]")
+            console.print(f"  [dim]a few contacts: {escape(', '.join(hits.ids()[:5]))}[/]")
         welcome_story(store, console, now)
         console.print(Rule())
-        console.print(
-            "Try it yourself:  [bold]audience eval STORE -e 'did purchased in last 7 days' "
-            "--format count[/]" + ("" if directory else "  (pass a directory to keep the store)")
-        )
+        _try_it(console, path, sizes, now)
     return sizes
+
+
+DEFAULT_DIR = "maison-demo"
+# a file in the stores the demo builds: only such a store is replaced by the next demo
+DEMO_MARK = "DEMO"
+TRY_SEGMENT = "Red Shoes viewed without purchase"
+
+
+def _make_room(path: Path) -> None:
+    """Clear ``path`` for the store when it is an earlier demo's; refuse anything else."""
+    if not path.exists():
+        return
+    if (path / DEMO_MARK).is_file():
+        shutil.rmtree(path)
+    elif path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+    else:
+        raise StoreError(
+            f"{path} already exists and was not made by 'audience demo': "
+            "give the demo another directory (audience demo DIRECTORY)"
+        )
+
+
+def _events_read(explain: dict[str, object]) -> str:
+    parts = explain.get("partitions")
+    if not isinstance(parts, dict) or not parts.get("read"):
+        return "read no events: the profiles were enough"
+    text = (
+        f"read {parts['read']} of the {parts.get('total', 0)} blocks of events "
+        "the store keeps (by month)"
+    )
+    if parts.get("skipped"):
+        text += f", skipped the {parts['skipped']} outside the time window"
+    return text
+
+
+def try_command(path: Path, now: dt.datetime) -> str:
+    """The command that gives the count the demo showed for ``TRY_SEGMENT``: the
+    shop's data ends at ``now``, so the question is asked as of then."""
+    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"audience eval {shlex.quote(str(path))} --segment {shlex.quote(TRY_SEGMENT)} "
+        f"--as-of {stamp}"
+    )
+
+
+def _try_it(console: Console, path: Path, sizes: dict[str, int], now: dt.datetime) -> None:
+    console.print(f"The store is kept in [cyan]{escape(str(path))}[/]. Try it yourself:")
+    console.print(f"  [bold]{escape(try_command(path, now))}[/]", soft_wrap=True)
+    console.print(
+        f"  [dim]prints {sizes.get(TRY_SEGMENT, 0):,}, as above: the shop's events end on "
+        f"{now:%Y-%m-%d %H:%M} UTC, so the segment is asked as of then (without --as-of it "
+        "means now, and 'in last 15 days' finds nothing). Add --explain for the counts per "
+        "rule, --format ids for the contacts.[/]"
+    )

@@ -1,6 +1,6 @@
 """The server's configuration and state, and the per-request authorization.
 
-Every endpoint but ``/healthz`` is wrapped in ``requires(scope)``: it reads
+Every endpoint but ``/healthz`` and ``/openapi.json`` is wrapped in ``requires(scope)``: it reads
 ``Authorization: Bearer <token>``, finds the live source (401 otherwise),
 checks its scope (403) and binds the request to the source's node, so a
 handler only ever sees that node's store.

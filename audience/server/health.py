@@ -1,4 +1,4 @@
-"""``GET /healthz``: the one endpoint without a token (load balancers call it)."""
+"""``GET /healthz``: no token needed (load balancers call it); ``/openapi.json`` neither."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify
 from audience import __version__
 from audience.runtime.delivery.model import STATUSES
 from audience.server.bodies import ARROW_FILE, ARROW_STREAM
-from audience.server.context import requires, state
+from audience.server.context import state
 
 bp = Blueprint("openapi", __name__)
 
@@ -434,8 +434,8 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
                 "This document",
                 {
                     "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {}}}},
-                    **_errors(*_AUTH),
                 },
+                security=[],
             )
         },
         "/v1/evaluate": {
@@ -535,8 +535,9 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
             "title": "audience",
             "version": __version__,
             "description": "Segments as DSL text evaluated over a node's events and profiles. "
-            "Every endpoint but /healthz needs 'Authorization: Bearer <token>'; a token "
-            "belongs to one node. Errors are JSON: {'error': {code, message, help, ...}}.",
+            "Every endpoint but /healthz and /openapi.json needs "
+            "'Authorization: Bearer <token>'; a token belongs to one node. "
+            "Errors are JSON: {'error': {code, message, help, ...}}.",
         },
         "components": {
             "schemas": _schemas(max_limit),
@@ -712,7 +713,7 @@ def _plan_paths() -> dict[str, Any]:
     }
 
 
+# served without a token: a client discovers the API (and how to authenticate) first
 @bp.get("/openapi.json")
-@requires("read")
 def openapi_json() -> Response:
     return jsonify(document(state().config.max_limit))

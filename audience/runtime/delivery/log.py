@@ -29,7 +29,7 @@ _SELECT = (
     "select d.id, d.key, d.node, d.contact_id, d.email, d.channel, d.kind, "
     "coalesce(d.payload, p.body), d.status, d.policy, d.cap, d.requested_ms, d.due_ms, d.test, "
     "d.source, d.created_ms, d.attempts, d.sent_ms, d.last_error, d.message_id, d.resends, "
-    "d.email_norm from deliveries d left join payloads p on p.id = d.payload_ref"
+    "d.email_norm, d.next_attempt_ms from deliveries d left join payloads p on p.id = d.payload_ref"
 )
 
 TimesFn = Callable[[DeliveryRequest, str | None, Policy, int, int], list[int]]

@@ -81,6 +81,7 @@ class Delivery:
     message_id: str | None = None
     resends: int = 0  # resends after a crash that may have delivered it already
     email_norm: str | None = field(default=None, repr=False)
+    next_attempt_ms: int = 0  # after a failed attempt: not retried before this
 
     @property
     def counted(self) -> bool:
@@ -90,7 +91,7 @@ class Delivery:
 COLUMNS = (
     "id, key, node, contact_id, email, channel, kind, payload, status, policy, cap, "
     "requested_ms, due_ms, test, source, created_ms, attempts, sent_ms, last_error, "
-    "message_id, resends, email_norm"
+    "message_id, resends, email_norm, next_attempt_ms"
 )
 
 

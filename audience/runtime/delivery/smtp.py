@@ -3,6 +3,8 @@
 Configuration: STORE/smtp.toml (a ``[smtp]`` table or top-level keys: host,
 port, user, password, starttls, ssl, from, timeout), overridden by the
 environment: AUDIENCE_SMTP_HOST, _PORT, _USER, _PASSWORD, _STARTTLS, _FROM.
+With neither, no server is configured: the worker sends no email and says so
+(it does not guess a server on localhost).
 """
 
 from __future__ import annotations
@@ -47,27 +49,82 @@ class SmtpConfig:
     ssl: bool = False  # SMTPS (implicit TLS, usually port 465)
     from_addr: str = "audience@localhost"
     timeout: float = 30.0
+    # where the settings came from, for messages; "" when nowhere (``load`` found
+    # no file and no variable): then no server is configured and nothing is sent
+    origin: str = "the caller"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.origin)
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
 
     @classmethod
     def load(cls, store_root: Path | str | None, env: dict[str, str] | None = None) -> SmtpConfig:
         cfg = cls()
+        origins: list[str] = []
         if store_root is not None:
             path = Path(store_root) / CONFIG_FILE
             if path.is_file():
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
+                try:
+                    data = tomllib.loads(path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                    raise SmtpConfigError(f"{path}: {exc}") from None
                 data = data.get("smtp", data)
-                cfg = cfg._with(data)
+                cfg = cfg._with(data, str(path))
+                origins.append(str(path))
         env = dict(os.environ) if env is None else env
-        prefix = "AUDIENCE_SMTP_"
         from_env = {
-            k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix) and v != ""
+            k[len(ENV_PREFIX) :].lower(): v
+            for k, v in env.items()
+            if k.startswith(ENV_PREFIX) and v != ""
         }
-        return cfg._with(from_env)
+        cfg = cfg._with(from_env, ENV_PREFIX + "*")
+        known = sorted(ENV_PREFIX + k.upper() for k in from_env if k in _FIELDS)
+        if known:
+            origins.append(", ".join(known))
+        return replace(cfg, origin=" and ".join(origins))
 
-    def _with(self, data: dict[str, Any]) -> SmtpConfig:
+    def _with(self, data: dict[str, Any], where: str) -> SmtpConfig:
         """A copy with the known settings of ``data`` (unknown keys are ignored)."""
-        changes = {_FIELDS[k][0]: _FIELDS[k][1](v) for k, v in data.items() if k in _FIELDS}
+        changes = {}
+        for k, v in data.items():
+            if k in _FIELDS:
+                try:
+                    changes[_FIELDS[k][0]] = _FIELDS[k][1](v)
+                except (TypeError, ValueError):
+                    raise SmtpConfigError(f"{where}: bad {k} {v!r}") from None
         return replace(self, **changes)
+
+
+class SmtpConfigError(Exception):
+    """SMTP settings that cannot be read or are missing; the message says where
+    and how to fix them."""
+
+
+ENV_PREFIX = "AUDIENCE_SMTP_"
+HOW_TO_CONFIGURE = (
+    "Write the SMTP server's settings into {file}:\n"
+    "  [smtp]\n"
+    '  host = "smtp.example.com"\n'
+    "  port = 587\n"
+    "  starttls = true\n"
+    '  user = "..."\n'
+    '  password = "..."\n'
+    '  from = "Shop <news@shop.example>"\n'
+    "or set them in the environment: AUDIENCE_SMTP_HOST, AUDIENCE_SMTP_PORT, AUDIENCE_SMTP_USER, "
+    "AUDIENCE_SMTP_PASSWORD, AUDIENCE_SMTP_STARTTLS, AUDIENCE_SMTP_FROM."
+)
+
+
+def not_configured_message(store_root: Path | str | None) -> str:
+    """Why no email can leave, and where to say which server to use."""
+    file = Path(store_root) / CONFIG_FILE if store_root is not None else f"STORE/{CONFIG_FILE}"
+    return "no SMTP server is configured, so no email was sent.\n" + HOW_TO_CONFIGURE.format(
+        file=file
+    )
 
 
 # setting name (config file or AUDIENCE_SMTP_*) -> (field, conversion)

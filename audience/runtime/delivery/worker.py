@@ -35,7 +35,14 @@ from pathlib import Path
 
 from audience.runtime.delivery.log import DeliveryLog
 from audience.runtime.delivery.model import Delivery, wall_ms
-from audience.runtime.delivery.smtp import SendError, SmtpConfig, SmtpSender, build_message
+from audience.runtime.delivery.smtp import (
+    SendError,
+    SmtpConfig,
+    SmtpConfigError,
+    SmtpSender,
+    build_message,
+    not_configured_message,
+)
 from audience.runtime.delivery.webhook import post_json
 
 MAX_BACKOFF_S = 6 * 3600
@@ -48,10 +55,23 @@ class WorkerStats:
     failed: int = 0
     resent: int = 0  # attempts at deliveries a crashed worker may have sent already
     materialized: int = 0  # batch members turned into rows
+    last_error: str | None = None  # of the last attempt that failed
+    last_error_kind: str | None = None  # that delivery's kind ("send_email", "webhook")
+    next_retry_ms: int | None = None  # the earliest retry this run scheduled
 
     @property
     def handled(self) -> int:
         return self.sent + self.retried + self.failed
+
+
+class SmtpNotConfigured(SmtpConfigError):
+    """Emails are due and no SMTP server is configured: the worker stops rather
+    than guess one.  ``stats``: what it did before (webhooks it sent)."""
+
+    def __init__(self, message: str, due: int, stats: WorkerStats | None = None) -> None:
+        super().__init__(message)
+        self.due = due  # the emails due now (0: unknown, found while sending)
+        self.stats = stats or WorkerStats()
 
 
 class Worker:
@@ -97,18 +117,27 @@ class Worker:
         return handled
 
     def process(self, d: Delivery) -> None:
+        if d.kind == "send_email" and not self.smtp.configured:
+            # back to the queue, due as before: no server was tried
+            self.log.mark_retry(d.id, "not sent: no SMTP server is configured", wall_ms())
+            root = None if self.log.path is None else self.log.path.parent
+            raise SmtpNotConfigured(not_configured_message(root), 0, self.stats)
         if d.resends:
             self.stats.resent += 1
         try:
             self._send(d)
         except SendError as exc:
+            self.stats.last_error, self.stats.last_error_kind = str(exc), d.kind
             if exc.permanent or d.attempts >= self.max_attempts:
                 self.log.mark_failed(d.id, str(exc))
                 self.stats.failed += 1
             else:
                 delay = min(self.backoff_s * 2 ** (d.attempts - 1), MAX_BACKOFF_S)
-                self.log.mark_retry(d.id, str(exc), wall_ms() + int(delay * 1000))
+                retry_ms = wall_ms() + int(delay * 1000)
+                self.log.mark_retry(d.id, str(exc), retry_ms)
                 self.stats.retried += 1
+                if self.stats.next_retry_ms is None or retry_ms < self.stats.next_retry_ms:
+                    self.stats.next_retry_ms = retry_ms
             return
         self.log.mark_sent(d.id, wall_ms())
         self.stats.sent += 1
@@ -156,12 +185,21 @@ def run_worker(
 ) -> WorkerStats:
     """Send due deliveries of STORE (or of ``log``): ``once`` sends what is due
     now and returns; otherwise polls every ``poll_s`` seconds until ``stop`` is set.
-    SMTP settings: ``smtp``, else STORE/smtp.toml and AUDIENCE_SMTP_*."""
+    SMTP settings: ``smtp``, else STORE/smtp.toml and AUDIENCE_SMTP_*; with none
+    and emails due, raises ``SmtpNotConfigured`` (before sending anything when
+    they are due at the start)."""
+    cfg = smtp or SmtpConfig.load(store_root)
     own = log is None
     the_log = DeliveryLog.open(store_root) if log is None else log
+    if not cfg.configured:
+        due = due_emails(the_log, wall_ms())
+        if due:
+            if own:
+                the_log.close()
+            raise SmtpNotConfigured(not_configured_message(store_root), due)
     worker = Worker(
         the_log,
-        smtp or SmtpConfig.load(store_root),
+        cfg,
         lease_s=lease_s,
         max_attempts=max_attempts,
         backoff_s=backoff_s,
@@ -184,3 +222,14 @@ def run_worker(
         if own:
             the_log.close()
     return worker.stats
+
+
+def due_emails(log: DeliveryLog, now_ms: int) -> int:
+    """How many email deliveries are waiting to be sent now."""
+    with log.transaction() as conn:
+        row = conn.execute(
+            "select count(*) from deliveries where kind = 'send_email' and status in "
+            "('reserved', 'deferred') and due_ms <= ? and next_attempt_ms <= ?",
+            [now_ms, now_ms],
+        ).fetchone()
+    return int(row[0])

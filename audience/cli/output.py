@@ -1,0 +1,56 @@
+"""What every command prints through: counted words, rich consoles, JSON.
+
+Piped output is for scripts: a rich console that does not write to a terminal
+would wrap at 80 columns, so it gets a width no line reaches; tables do not
+stretch to it (they are as wide as their content).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+# wider than any line we print: tables and text are never cut or wrapped
+PIPE_WIDTH = 100_000
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 duplicate``, ``2 duplicates``; ``many`` for words that do not take
+    an s (``plural(n, "delivery", "deliveries")``)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def console(*, stderr: bool = False, piped_width: int = PIPE_WIDTH) -> Console:
+    """A rich console that wraps at the terminal's width, and not at all when piped.
+    ``piped_width``: the width of rules and tables that stretch (text is never
+    wrapped, whatever it is)."""
+    stream = sys.stderr if stderr else sys.stdout
+    probe = Console(file=stream)
+    if probe.is_terminal:
+        return probe
+    return Console(file=stream, width=piped_width, soft_wrap=True)
+
+
+def format_option(*formats: str) -> Callable[[F], F]:
+    """``--format table|json`` (``table`` first: the default)."""
+    choices = formats or ("table", "json")
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help="json: one JSON document on stdout, for scripts",
+    )
+
+
+def echo_json(value: Any) -> None:
+    """One JSON document on stdout (UTF-8 as is, indented for people reading it too)."""
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,14 +130,11 @@ def eval_cmd(
     out = sys.stdout
     if fmt == "count":
         out.write(f"{len(hits)}\n")
-    elif fmt == "ids":
-        out.writelines(f"{i}\n" for i in hits.ids())
-    elif fmt == "jsonl":
-        out.writelines(json.dumps({"contact_id": i}) + "\n" for i in hits.ids())
-    else:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["contact_id"])
-        writer.writerows([i] for i in hits.ids())
+    else:  # ids, jsonl, csv: streamed from the Arrow ids, a chunk at a time
+        from audience.runtime.ids import write_ids
+
+        out.flush()
+        write_ids(hits.to_arrow().column("contact_id"), fmt, click.get_binary_stream("stdout"))
     out.flush()
     if explain and hits.explain is not None:
         _print_explain(hits.explain)

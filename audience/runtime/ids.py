@@ -102,9 +102,7 @@ def _text(arr: pa.Array, fmt: str) -> bytes:
     return buf.getvalue().encode()
 
 
-def text_chunks(
-    ids: pa.Array | pa.ChunkedArray, fmt: str, chunk: int = CHUNK
-) -> Iterator[bytes]:
+def text_chunks(ids: pa.Array | pa.ChunkedArray, fmt: str, chunk: int = CHUNK) -> Iterator[bytes]:
     """The lines of ``fmt`` (ids, csv or jsonl) for ``ids`` (strings, or a
     dictionary array of strings, decoded a chunk at a time), ``chunk`` ids at
     a time; csv starts with its header.  The same bytes as writing each id

@@ -52,3 +52,77 @@ def rw(dtype: Any) -> types.Array:
 
 # the value dtypes a compare or aggregate kernel reads: int, float, date, bool (as uint8)
 VALUE_TYPES = (I64, F64, I32, U8)
+
+
+def njit(sigs: Any = None, **flags: Any) -> Any:
+    """``numba.njit``, except that the explicit signatures are compiled (or,
+    as a rule, loaded from the on-disk cache) on the kernel's first use, not
+    at import: a process that evaluates one segment loads the kernels it runs
+    only, and one that does not evaluate (the CLI's help, a store command)
+    loads none.  Once loaded, a kernel is exactly what ``numba.njit(sigs)``
+    makes: its compilation is disabled, so a call with unforeseen types fails."""
+    import numba
+
+    if sigs is None or callable(sigs):
+        return numba.njit(sigs, **flags) if sigs is not None else numba.njit(**flags)
+
+    listed = list(sigs) if isinstance(sigs, list | tuple) else [sigs]
+
+    def wrap(fn: Any) -> Any:
+        return _lazy_dispatcher()(fn, listed, flags)
+
+    return wrap
+
+
+_LAZY: Any = None
+
+
+def _lazy_dispatcher() -> Any:
+    """The dispatcher class (made once: it subclasses numba's)."""
+    global _LAZY
+    if _LAZY is not None:
+        return _LAZY
+    import threading
+
+    from numba.core import typeinfer
+    from numba.core.registry import CPUDispatcher
+
+    class LazyDispatcher(CPUDispatcher):  # type: ignore[misc]
+        def __init__(self, fn: Any, sigs: list[Any], flags: dict[str, Any]) -> None:
+            options = dict(flags)
+            cache = options.pop("cache", False)
+            options["nopython"] = True
+            options.setdefault("boundscheck", None)
+            super().__init__(py_func=fn, locals={}, targetoptions=options)
+            if cache:
+                self.enable_caching()
+            self._pending: list[Any] | None = sigs
+            self._load_lock = threading.Lock()
+
+        def _load(self) -> None:
+            with self._load_lock:
+                if self._pending is None:
+                    return
+                with typeinfer.register_dispatcher(self):
+                    for sig in self._pending:
+                        self.compile(sig)
+                self.disable_compile()
+                self._pending = None
+
+        def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
+            # the first call from Python: load the signatures; what this
+            # returns is called with the arguments, so hand back the
+            # dispatcher, which now chooses among them as an eager one does
+            if self._pending is not None:
+                self._load()
+                return self
+            return super()._compile_for_args(*args, **kws)
+
+        def get_call_template(self, args: Any, kws: Any) -> Any:
+            # the first call from another kernel being compiled
+            if self._pending is not None:
+                self._load()
+            return super().get_call_template(args, kws)
+
+    _LAZY = LazyDispatcher
+    return _LAZY

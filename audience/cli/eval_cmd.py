@@ -134,7 +134,7 @@ def eval_cmd(
         from audience.runtime.ids import write_ids
 
         out.flush()
-        write_ids(hits.to_arrow().column("contact_id"), fmt, click.get_binary_stream("stdout"))
+        write_ids(hits.to_arrow().column("contact_id"), fmt, out.buffer)
     out.flush()
     if explain and hits.explain is not None:
         _print_explain(hits.explain)

@@ -28,10 +28,9 @@ FORMATS = ("ids", "csv", "jsonl")
 def arrow_of(contact_ids: Sequence[str]) -> pa.Array | None:
     """The Arrow string array behind a snapshot's contact ids, when it has one."""
     arr = getattr(contact_ids, "arrow", None)
-    if isinstance(arr, pa.Array) and len(arr) == len(contact_ids) and arr.null_count == 0:
-        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-            return arr
-    return None
+    if not isinstance(arr, pa.Array) or len(arr) != len(contact_ids) or arr.null_count:
+        return None
+    return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else None
 
 
 def member_ids(
@@ -67,7 +66,7 @@ def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _data(arr: pa.Array) -> memoryview:
     """The bytes of a string array's values, back to back."""
     offsets, data = _string_parts(arr)
-    return memoryview(data[offsets[0] : offsets[-1]])
+    return memoryview(data[offsets[0] : offsets[-1]].data)
 
 
 def _plain(arr: pa.Array, forbidden: bytes) -> bool:

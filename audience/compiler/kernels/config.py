@@ -87,7 +87,7 @@ def _lazy_dispatcher() -> Any:
     from numba.core import typeinfer
     from numba.core.registry import CPUDispatcher
 
-    class LazyDispatcher(CPUDispatcher):  # type: ignore[misc]
+    class LazyDispatcher(CPUDispatcher):
         def __init__(self, fn: Any, sigs: list[Any], flags: dict[str, Any]) -> None:
             options = dict(flags)
             cache = options.pop("cache", False)
@@ -116,7 +116,7 @@ def _lazy_dispatcher() -> Any:
             if self._pending is not None:
                 self._load()
                 return self
-            return super()._compile_for_args(*args, **kws)
+            return super()._compile_for_args(*args, **kws)  # type: ignore[misc]
 
         def get_call_template(self, args: Any, kws: Any) -> Any:
             # the first call from another kernel being compiled

@@ -44,17 +44,29 @@ def upsert(
     """``merge_lists``: list properties whose given values are added to the
     stored list (those not in it yet, in order) instead of replacing it."""
     cols: dict[str, pa.Array] = {}
+    # A batch naming each contact once (the usual profile file) needs no
+    # "last row per contact" sort per column: every present value is chosen.
+    distinct = _distinct(contacts, n_new)
     for name, ftype in profile_types.items():
         kind = KIND[ftype]
         base = column_view(old, name, ftype, n_old) if old is not None else missing_column(kind, 0)
         arr = updates.column(name).combine_chunks() if name in updates.column_names else None
         if arr is not None and arr.null_count < len(arr):
-            present = arr.is_valid().to_numpy(zero_copy_only=False)
-            who, pos = last_per_contact(contacts[present])
-            chosen = arr.filter(pa.array(present)).take(pa.array(pos))
+            all_present = arr.null_count == 0
+            present = (
+                np.ones(len(arr), dtype=bool)
+                if all_present
+                else arr.is_valid().to_numpy(zero_copy_only=False)
+            )
             if kind == "list" and name in merge_lists:
                 # every value given for a contact counts, not only its last row
                 chosen, who = _gather(arr, present, contacts)
+            elif distinct:
+                chosen = arr if all_present else arr.filter(pa.array(present))
+                who = contacts if all_present else contacts[present]
+            else:
+                who, pos = last_per_contact(contacts[present])
+                chosen = arr.filter(pa.array(present)).take(pa.array(pos))
             enc = encode_column(chosen, ftype, dictionary_key("profile", name), dicts, name)
             new_values = enc[f"v:{name}"]
             if kind == "list" and name in merge_lists:
@@ -78,6 +90,13 @@ def upsert(
     if not cols:
         return pa.table({"rows": pa.array(np.zeros(n_new, dtype=np.uint8))})
     return pa.table(cols)
+
+
+def _distinct(contacts: np.ndarray, n: int) -> bool:
+    """Whether no contact code (0 <= code < n) occurs twice."""
+    if len(contacts) > n:
+        return False
+    return len(contacts) == 0 or int(np.bincount(contacts, minlength=n).max()) <= 1
 
 
 def _gather(

@@ -99,7 +99,8 @@ def _lazy_dispatcher() -> Any:
             self._pending: list[Any] | None = sigs
             self._load_lock = threading.Lock()
 
-        def _load(self) -> None:
+        def load(self) -> None:
+            """Compile (load from the cache) the declared signatures now."""
             with self._load_lock:
                 if self._pending is None:
                     return
@@ -114,14 +115,14 @@ def _lazy_dispatcher() -> Any:
             # returns is called with the arguments, so hand back the
             # dispatcher, which now chooses among them as an eager one does
             if self._pending is not None:
-                self._load()
+                self.load()
                 return self
             return super()._compile_for_args(*args, **kws)  # type: ignore[misc]
 
         def get_call_template(self, args: Any, kws: Any) -> Any:
             # the first call from another kernel being compiled
             if self._pending is not None:
-                self._load()
+                self.load()
             return super().get_call_template(args, kws)
 
     _LAZY = LazyDispatcher

@@ -68,8 +68,17 @@ def njit(sigs: Any = None, **flags: Any) -> Any:
 
     listed = list(sigs) if isinstance(sigs, list | tuple) else [sigs]
 
+    options = dict(flags)
+    cache = options.pop("cache", False)
+    options["nopython"] = True
+    options.setdefault("boundscheck", None)
+
     def wrap(fn: Any) -> Any:
-        return _lazy_dispatcher()(fn, listed, flags)
+        disp = _lazy_dispatcher()(fn, {}, options)
+        if cache:
+            disp.enable_caching()
+        disp.pending = listed
+        return disp
 
     return wrap
 
@@ -88,40 +97,36 @@ def _lazy_dispatcher() -> Any:
     from numba.core.registry import CPUDispatcher
 
     class LazyDispatcher(CPUDispatcher):
-        def __init__(self, fn: Any, sigs: list[Any], flags: dict[str, Any]) -> None:
-            options = dict(flags)
-            cache = options.pop("cache", False)
-            options["nopython"] = True
-            options.setdefault("boundscheck", None)
-            super().__init__(py_func=fn, locals={}, targetoptions=options)
-            if cache:
-                self.enable_caching()
-            self._pending: list[Any] | None = sigs
+        # numba's constructor signature is kept (it rebuilds dispatchers so);
+        # ``pending``, the signatures not loaded yet, is set by ``njit``
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.pending: list[Any] | None = None
             self._load_lock = threading.Lock()
 
         def load(self) -> None:
             """Compile (load from the cache) the declared signatures now."""
             with self._load_lock:
-                if self._pending is None:
+                if self.pending is None:
                     return
                 with typeinfer.register_dispatcher(self):
-                    for sig in self._pending:
+                    for sig in self.pending:
                         self.compile(sig)
                 self.disable_compile()
-                self._pending = None
+                self.pending = None
 
         def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
             # the first call from Python: load the signatures; what this
             # returns is called with the arguments, so hand back the
             # dispatcher, which now chooses among them as an eager one does
-            if self._pending is not None:
+            if self.pending is not None:
                 self.load()
                 return self
             return super()._compile_for_args(*args, **kws)  # type: ignore[misc]
 
         def get_call_template(self, args: Any, kws: Any) -> Any:
             # the first call from another kernel being compiled
-            if self._pending is not None:
+            if self.pending is not None:
                 self.load()
             return super().get_call_template(args, kws)
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 import audience
-from audience.runtime.ids import text_chunks, write_ids
+from audience.runtime.ids import text_chunks, write_ids, write_text
 from audience.runtime.snapshot import LazyStrings
 from audience.schema import Schema
 
@@ -105,6 +105,17 @@ def test_awkward_ids_through_a_store() -> None:
     out = io.BytesIO()
     write_ids(hits.to_arrow().column("contact_id"), "csv", out)
     assert out.getvalue() == _reference(hits.ids(), "csv")
+
+
+def test_a_text_stream_without_a_buffer_gets_the_same_text() -> None:
+    arr = pa.array(AWKWARD, pa.string())
+    for fmt in ("ids", "csv", "jsonl"):
+        plain = io.StringIO()
+        write_text(arr, fmt, plain)
+        assert plain.getvalue().encode() == _reference(AWKWARD, fmt)
+        wrapped = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="")
+        write_text(arr, fmt, wrapped)
+        assert wrapped.buffer.getvalue() == _reference(AWKWARD, fmt)  # type: ignore[attr-defined]
 
 
 def test_an_unknown_format_is_refused() -> None:

@@ -131,10 +131,9 @@ def eval_cmd(
     if fmt == "count":
         out.write(f"{len(hits)}\n")
     else:  # ids, jsonl, csv: streamed from the Arrow ids, a chunk at a time
-        from audience.runtime.ids import write_ids
+        from audience.runtime.ids import write_text
 
-        out.flush()
-        write_ids(hits.to_arrow().column("contact_id"), fmt, out.buffer)
+        write_text(hits.to_arrow().column("contact_id"), fmt, out)
     out.flush()
     if explain and hits.explain is not None:
         _print_explain(hits.explain)

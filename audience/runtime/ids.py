@@ -125,3 +125,16 @@ def write_ids(
     """Write ``ids`` as ``fmt`` (ids, csv or jsonl) to a binary stream."""
     for part in text_chunks(ids, fmt, chunk):
         out.write(part)
+
+
+def write_text(ids: pa.Array | pa.ChunkedArray, fmt: str, stream: IO[str]) -> None:
+    """Write ``ids`` as ``fmt`` to a text stream: as bytes to its binary
+    buffer when it has one (stdout), else decoded."""
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        write_ids(ids, fmt, buffer)
+        buffer.flush()
+        return
+    for part in text_chunks(ids, fmt):
+        stream.write(part.decode("utf-8"))

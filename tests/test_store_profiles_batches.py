@@ -91,3 +91,44 @@ def _profiles(store: Store) -> dict[str, dict[str, Any]]:
                 fields[name] = col.values[i].item()
         out[cid] = fields
     return out
+
+
+CODES = st.lists(st.integers(0, 5), max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stored=st.lists(st.one_of(st.none(), CODES), max_size=6),
+    given_=st.lists(st.tuples(st.integers(0, 8), CODES), max_size=8),
+)
+def test_merged_lists_match_a_plain_reading(
+    stored: list[list[int] | None], given_: list[tuple[int, list[int]]]
+) -> None:
+    """``merge_lists``: a contact's stored codes (as stored, repeats too), then
+    every given code it lacks, in order, once; a contact's rows all count."""
+    import numpy as np
+
+    from audience.runtime.snapshot import Column
+    from audience.runtime.store.profiles import _gather, _union
+
+    offsets = np.zeros(len(stored) + 1, dtype=np.int32)
+    np.cumsum([len(s or []) for s in stored], out=offsets[1:])
+    values = np.array([c for s in stored for c in (s or [])], dtype=np.int32)
+    valid = np.array([s is not None for s in stored], dtype=bool)
+    base = Column("list", values, valid, offsets)
+    contacts = np.array([c for c, _ in given_], dtype=np.int32)
+    rows = pa.array([codes for _, codes in given_], pa.list_(pa.int32()))
+    lists, who = _gather(rows, np.ones(len(given_), dtype=bool), contacts)
+    want: dict[int, list[int]] = {}
+    for c, codes in given_:
+        want.setdefault(c, []).extend(codes)
+    assert who.tolist() == sorted(want)
+    assert lists.to_pylist() == [want[c] for c in sorted(want)]
+    merged = _union(base, len(stored), who, lists).to_pylist()
+    for c, got in zip(who.tolist(), merged, strict=True):
+        old = list(stored[c] or []) if c < len(stored) else []
+        expect = list(old)
+        for code in want[c]:
+            if code not in expect:
+                expect.append(code)
+        assert got == expect, (c, stored, given_)

@@ -132,3 +132,25 @@ def test_merged_lists_match_a_plain_reading(
             if code not in expect:
                 expect.append(code)
         assert got == expect, (c, stored, given_)
+
+
+def test_distinct_values_of_a_big_column_are_arrows_even_when_hashes_collide(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our hash dedup of mostly-distinct columns gives Arrow's dictionary
+    encoding exactly (values in order of first appearance, row indices); a
+    hash shared by two strings is noticed and settled by Arrow."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from audience.runtime.store import dictionaries
+
+    values = pa.array([f"u{(i * 7919) % 9000}@x.org" for i in range(12_000)] + ["", "é"])
+    want = pc.dictionary_encode(values)
+    got, inverse = dictionaries.distinct_values(values)
+    assert got.to_pylist() == want.dictionary.to_pylist()
+    assert inverse.tolist() == want.indices.to_pylist()
+    monkeypatch.setattr(dictionaries, "hash_ids", lambda v: np.zeros(len(v), dtype=np.uint64))
+    got, inverse = dictionaries.distinct_values(values)
+    assert got.to_pylist() == want.dictionary.to_pylist()
+    assert inverse.tolist() == want.indices.to_pylist()

@@ -78,8 +78,7 @@ class DictState:
         # appearance, and each row's index into them); then only the distinct
         # values are looked up in the dictionary, and the unseen ones appended
         # in that order: the codes the rows' order of first appearance gives.
-        enc = pc.dictionary_encode(values)
-        distinct = enc.dictionary
+        distinct, inverse = distinct_values(values)
         lut = np.empty(len(distinct), dtype=np.int32)
         if len(base):
             pos = pc.index_in(distinct, value_set=base)
@@ -93,7 +92,7 @@ class DictState:
             self.arrays[key] = pa.concat_arrays([base, new]) if len(base) else new
             self.base_len.setdefault(key, 0)
             lut[absent] = np.arange(len(base), len(base) + n_new, dtype=np.int32)
-        out: np.ndarray = lut[_indices(enc.indices)]
+        out: np.ndarray = lut[inverse]
         return out
 
     def encode_any(self, key: str, values: pa.Array, valid: np.ndarray | None = None) -> np.ndarray:
@@ -159,11 +158,10 @@ class DictState:
         missing = np.flatnonzero(codes < 0)
         if len(missing):
             absent = values.take(pa.array(missing)) if len(missing) < len(values) else values
-            enc = pc.dictionary_encode(absent)  # distinct, in order of first appearance
-            new = enc.dictionary
+            new, inverse = distinct_values(absent)
             self.arrays[key] = pa.concat_arrays([base, new])
             self.base_len.setdefault(key, 0)
-            codes[missing] = _indices(enc.indices) + len(base)
+            codes[missing] = inverse + len(base)
             # The table covers the new values at once: after the commit it
             # covers exactly the stored dictionary (what the log copies).
             covered, table = self._tables[key]
@@ -228,6 +226,37 @@ def _map_codes(
     all_valid = valid.shape[0] == 0
     for i in range(idx.shape[0]):
         out[i] = lut[idx[i]] if all_valid or valid[i] else 0
+
+
+def distinct_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(the distinct values in order of first appearance, each row's int32
+    index into them), for an array without nulls.  A big string array is
+    deduplicated by its 64-bit hashes in a table of our own (Arrow's
+    ``dictionary_encode`` costs several times as much on a column of mostly
+    distinct strings: emails, order ids); each row is confirmed equal to the
+    first row of its hash, and a shared hash (two strings) falls back to Arrow."""
+    n = len(values)
+    if n >= HASHED_MIN and pa.types.is_string(values.type) and _mostly_distinct(values):
+        h = hash_ids(values)
+        table = HashTable()
+        rows = np.arange(n, dtype=np.int32)
+        table.insert(h, rows)
+        first = table.find(h)  # the first row of each row's hash
+        offsets, data = string_parts(values)
+        if not _differ(first, offsets, data, offsets, data).any():
+            is_first = first == rows
+            rank = np.cumsum(is_first, dtype=np.int32) - 1
+            inverse: np.ndarray = rank[first]
+            return values.take(pa.array(np.flatnonzero(is_first))), inverse
+    enc = pc.dictionary_encode(values)
+    return enc.dictionary, _indices(enc.indices)
+
+
+def _mostly_distinct(values: pa.Array) -> bool:
+    """Whether a sample of the values is at least half distinct (a column of
+    few values, which Arrow's hash encodes fastest, is not)."""
+    sample = values.slice(0, HASHED_MIN)
+    return len(pc.unique(sample)) * 2 >= len(sample)
 
 
 @njit(cache=True, nogil=True)

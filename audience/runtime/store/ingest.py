@@ -50,7 +50,7 @@ THREAD_ROWS = 10_000
 SPARSE_RATIO = 16
 # Profile rows held (validated) before they are upserted together: bounds the
 # memory of a big profiles file while its batches share one upsert.
-PROFILE_UPSERT_ROWS = 2_000_000
+PROFILE_UPSERT_ROWS = 5_000_000
 
 
 def first_per_contact(contacts: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

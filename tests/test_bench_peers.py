@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -25,7 +26,7 @@ pytest.importorskip("polars")
 
 from audience.demo.shop import DEFAULT_NOW
 from benchmarks.peers import bandwidth, ours, run
-from benchmarks.peers.data import Dataset, dataset, parse_size, size_label
+from benchmarks.peers.data import SHAPES, Dataset, dataset, parse_size, size_label
 from benchmarks.peers.duck import DuckEngine
 from benchmarks.peers.polars_engine import PolarsEngine
 from benchmarks.peers.run import compare
@@ -36,9 +37,12 @@ DAY = 86_400_000
 ALL = (*WORKLOADS, FRESH)
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    return dataset(20_000, seed=42, data_dir=tmp_path_factory.mktemp("data"), profile_gap=5)
+@pytest.fixture(scope="module", params=SHAPES)
+def shop(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Dataset:
+    """Both shapes of shop: string ids and event ids, and the wide one (many
+    contacts with few events, int64 contact ids, no event id column)."""
+    data = tmp_path_factory.mktemp("data")
+    return dataset(20_000, seed=42, data_dir=data, profile_gap=5, shape=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +88,34 @@ def test_workloads_are_not_trivial(answers: dict[tuple[str, int, str], set[str]]
         assert max(sizes) > 0, f"{w.key} is empty at every now"
 
 
+def test_some_workloads_have_large_audiences(
+    shop: Dataset, answers: dict[tuple[str, int, str], set[str]]
+) -> None:
+    """The member ids weigh as much as finding them once an audience is big:
+    the large workloads hold a quarter of the contacts and more."""
+    for key in ("browsed_90d", "no_purchase_30d"):
+        assert len(answers[key, 0, "duckdb"]) >= shop.n_contacts / 4, key
+
+
+def test_the_shapes_differ_as_described(shop: Dataset) -> None:
+    schema = pq.read_schema(shop.events)
+    if shop.shape == "wide":
+        assert "id" not in schema.names and schema.field("contact_id").type == "int64"
+        assert shop.n_contacts == 20_000 // 4 and shop.label == "20k-wide"
+    else:
+        assert "id" in schema.names and schema.field("contact_id").type == "string"
+        assert shop.n_contacts == 20_000 // 60 and shop.label == "20k"
+
+
+def test_every_engine_answers_with_arrow_ids(engines: dict[str, Any]) -> None:
+    """A run's result is the whole answer: the member ids as an Arrow table."""
+    t = Times(NOWS[0])
+    for name, e in engines.items():
+        table = e.prepare(BY_KEY["red_shoes"], t)()
+        assert isinstance(table, pa.Table), name
+        assert table.num_columns == 1 and len(table) == len(e.ids(table)) > 0, name
+
+
 # --------------------------------------------------------------------------- oracle
 def _rows(shop: Dataset) -> tuple[list[dict[str, Any]], set[str]]:
     ev = pq.read_table(shop.events)
@@ -91,8 +123,9 @@ def _rows(shop: Dataset) -> tuple[list[dict[str, Any]], set[str]]:
     rows = ev.drop_columns(["ts"]).to_pylist()
     for r, t in zip(rows, ts, strict=True):
         r["ts"] = t
-    profiled = set(pq.read_table(shop.profiles, columns=["contact_id"]).column(0).to_pylist())
-    return rows, profiled
+        r["contact_id"] = str(r["contact_id"])  # the wide shop's are integers
+    profiled = pq.read_table(shop.profiles, columns=["contact_id"]).column(0).to_pylist()
+    return rows, {str(c) for c in profiled}
 
 
 def _oracle(shop: Dataset, now: dt.datetime) -> dict[str, set[str]]:
@@ -188,14 +221,19 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     ]
     assert run.main(argv) == 0
     results = json.loads((out / "peers.json").read_text())
-    (size,) = results["sizes"]
-    for name in ("duckdb", "polars"):
-        timed = size["engines"][name]["workloads"]
-        assert [w["workload"] for w in timed] == ["red_shoes", "dormant"]
-        assert all(len(w["times"]) == 5 and w["median_s"] > 0 for w in timed)
-    assert size["bounds"]["dormant"]["bytes"] > 0
+    assert [(s["label"], s["shape"]) for s in results["sizes"]] == [
+        ("20k", "shop"),
+        ("20k-wide", "wide"),
+    ]
+    for size in results["sizes"]:
+        for name in ("duckdb", "polars"):
+            timed = size["engines"][name]["workloads"]
+            assert [w["workload"] for w in timed] == ["red_shoes", "dormant"]
+            assert all(len(w["times"]) == 5 and w["median_s"] > 0 for w in timed)
+        assert size["bounds"]["dormant"]["bytes"] > 0
     md = (out / "peers.md").read_text()
     assert "| red_shoes |" in md and "| dormant |" in md and "n/a" in md
+    assert "## 20k-wide events" in md
     assert (out / "peers.png").stat().st_size > 10_000
 
 

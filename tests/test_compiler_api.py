@@ -269,6 +269,8 @@ def test_no_kernel_compiles_on_the_query_path() -> None:
         reduce._distinct_counts,
         sequence._sequence,
     ]
+    for k in kernels:  # loaded now (kernels load on first use): their declared signatures
+        getattr(k, "load", lambda: None)()
     before = [list(k.signatures) for k in kernels]
     events = [
         {"contact_id": "a", "type": "added_to_cart", "ts": "2026-10-01T00:00:00Z", "quantity": 2},

@@ -216,3 +216,57 @@ def test_ahead_runs_the_producer_in_another_thread() -> None:
     assert list(ahead(items(), "ahead-other")) == [0, 1, 2]
     assert set(names) == {"ahead-other"}
     assert np.all(np.array(names) != threading.current_thread().name)
+
+
+INT_ROW = st.fixed_dictionaries(
+    {
+        "id": st.sampled_from([1, 2, 3, 10, None]),
+        "contact_id": st.sampled_from([7, 12, -3, 0, 2**40, None]),
+        "type": st.sampled_from(["viewed_product", "purchased", "bogus"]),
+        "ts": st.sampled_from([1_760_000_000_000, 1_760_000_000_000 + 86_400_000, None]),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(INT_ROW, min_size=1, max_size=30), chunk=st.integers(1, 8))
+def test_integer_contact_ids_give_the_store_their_text_gives(
+    rows: list[dict[str, Any]], chunk: int
+) -> None:
+    """Integer contact ids are made text once per distinct value (a
+    dictionary): the store, codes, rejects and duplicates included, is the
+    one the same ids written as strings make, with or without event ids."""
+
+    def table(text: bool, with_ids: bool) -> pa.Table:
+        cols: dict[str, pa.Array] = {}
+        for name in ("id", "contact_id") if with_ids else ("contact_id",):
+            values = [r[name] for r in rows]
+            cols[name] = (
+                pa.array([None if v is None else str(v) for v in values], pa.string())
+                if text
+                else pa.array(values, pa.int64())
+            )
+        cols["type"] = pa.array([r["type"] for r in rows], pa.string())
+        cols["ts"] = pa.array([r["ts"] for r in rows], pa.timestamp("ms", tz="UTC"))
+        return pa.table(cols)
+
+    for with_ids in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(sources, "CHUNK_ROWS", chunk)
+            a = Store.from_arrow(table(True, with_ids), None, schema())
+            b = Store.from_arrow(table(False, with_ids), None, schema())
+        assert dump(b.snapshot()) == dump(a.snapshot())
+        assert [(r.line, r.field, r.reason) for r in b.rejected()] == [
+            (r.line, r.field, r.reason) for r in a.rejected()
+        ]
+
+
+def test_integer_ids_become_a_dictionary_of_their_distinct_texts() -> None:
+    from audience.runtime.store.coerce import coerce
+
+    col = pa.array([5, 5, None, 7, 5], pa.int64())
+    out, bad = coerce(col, "string", numbers_as_text=True, keep_dictionary=True)
+    assert pa.types.is_dictionary(out.type) and out.dictionary.to_pylist() == ["5", "7"]
+    assert out.to_pylist() == ["5", "5", None, "7", "5"] and not bad.any()
+    plain, _ = coerce(col, "string", numbers_as_text=True)  # event ids: plain strings
+    assert plain.type == pa.string() and plain.to_pylist() == ["5", "5", None, "7", "5"]

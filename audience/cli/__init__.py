@@ -1,16 +1,19 @@
 """The ``audience`` command line (SPEC section 8).
 
 Each command group lives in its own module with a ``register(group)`` function;
-this module only assembles them.
+this module only assembles them, lazily: a command module is imported when one
+of its commands runs, so ``audience --help`` and the commands that do not
+evaluate never load the engine (numpy, pyarrow, numba and its kernels).  The
+help listing reads each module's source instead (lazy.py).  A new command
+module plugs in with one line in ``COMMAND_MODULES``.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from audience import __version__
+from audience.cli.lazy import LazyGroup
 
 COMMAND_MODULES = (
     "delivery_cmds",
@@ -24,14 +27,14 @@ COMMAND_MODULES = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    modules=tuple(f"audience.cli.{name}" for name in COMMAND_MODULES),
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="audience")
 def cli() -> None:
     """audience: segments, triggers and DND policies over a columnar event store."""
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"audience.cli.{_name}").register(cli)
 
 
 def main() -> None:

@@ -164,21 +164,23 @@ def eval_cmd(
     out = sys.stdout
     if fmt == "count":
         out.write(f"{len(hits)}\n")
-    elif fmt == "ids":
-        out.writelines(f"{i}\n" for i in hits.ids())
     elif fmt == "json":
         doc: dict[str, Any] = {"count": len(hits), "as_of": _iso(hits.now_ms)}
         if hits.explain is not None:
             doc["explain"] = hits.explain
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
-    elif fmt == "jsonl":
+    elif fmt == "jsonl" and names:
         for row in _rows(snap, hits, names):
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    else:
+    elif fmt == "csv" and names:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["contact_id", *names])
         for row in _rows(snap, hits, names):
             writer.writerow(_csv_cell(v) for v in row.values())
+    else:  # ids, jsonl, csv: streamed from the Arrow ids, a chunk at a time
+        from audience.runtime.ids import write_text
+
+        write_text(hits.to_arrow().column("contact_id"), fmt, out)
     out.flush()
     if explain and hits.explain is not None and fmt != "json":
         _print_explain(hits.explain)

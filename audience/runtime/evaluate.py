@@ -38,7 +38,7 @@ SegmentResolver = Callable[[str], Segment | None]
 AsOf = dt.datetime | str | int | None
 
 
-@dataclass
+@dataclass(repr=False)
 class Audience:
     """The contacts of a segment at one time: ``mask`` is a bool per dense contact."""
 
@@ -49,6 +49,8 @@ class Audience:
     _idx: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
+        if self._idx is not None:
+            return len(self._idx)
         return int(np.count_nonzero(self.mask))
 
     def indexes(self) -> np.ndarray:
@@ -56,12 +58,47 @@ class Audience:
             self._idx = np.flatnonzero(self.mask)
         return self._idx
 
-    def ids(self) -> list[str]:
-        ids = self.contact_ids
-        return [ids[i] for i in self.indexes().tolist()]
+    def id_array(self, start: int = 0, stop: int | None = None) -> pa.Array:
+        """The ids of members ``start`` to ``stop`` (in dense-index order) as an
+        Arrow string array, taken from the store's contact ids (no Python
+        string per member)."""
+        from audience.runtime.ids import member_ids
 
-    def to_arrow(self) -> pa.Table:
-        return pa.table({"contact_id": pa.array(self.ids(), type=pa.string())})
+        return member_ids(self.contact_ids, self.indexes()[start:stop])
+
+    def ids(self) -> list[str]:
+        out: list[str] = self.id_array().to_pylist()
+        return out
+
+    def to_arrow(self, *, dictionary: bool = True) -> pa.Table:
+        """The members' ids as a table of one column, ``contact_id``.  It is
+        dictionary-encoded: its dictionary is the store's contact ids, its
+        indices the members' dense indexes, so a million members cost no
+        copy of their ids (``.cast(pa.string())`` decodes it).  With
+        ``dictionary=False``, plain strings."""
+        from audience.runtime.ids import member_ids
+
+        col = member_ids(self.contact_ids, self.indexes(), dictionary=dictionary)
+        return pa.table({"contact_id": col})
+
+    def __repr__(self) -> str:
+        n = len(self)
+        shown = self.id_array(0, _REPR_IDS).to_pylist() if n else []
+        more = ", ..." if n > len(shown) else ""
+        some = f", ids=[{', '.join(repr(i) for i in shown)}{more}]" if shown else ""
+        when = _iso_ms(self.now_ms)
+        return f"<Audience {n:,} of {len(self.mask):,} contacts as of {when}{some}>"
+
+
+_REPR_IDS = 3
+
+
+def _iso_ms(ms: int) -> str:
+    try:
+        t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+    except OverflowError:
+        return f"{ms} ms"
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_as_of(as_of: AsOf, tz: str = "UTC") -> int:

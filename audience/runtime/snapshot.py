@@ -23,12 +23,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
-import pyarrow as pa
 
 from audience.schema import Schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ColumnKind = Literal["code", "int", "float", "bool", "date", "datetime", "list"]
 
@@ -45,17 +47,19 @@ class LazyStrings(Sequence[str]):
     store and evaluating need only the length of most dictionaries (a big
     one, such as the contact ids, costs a tenth of a second to turn into
     Python strings).  With ``prefix``, ``load`` makes only the strings after
-    it, so a dictionary that grew by a few values reuses the ones it had."""
+    it, so a dictionary that grew by a few values reuses the ones it had.
+    ``arrow``: the same ``n`` strings as one Arrow array, when the store has
+    it (an audience's member ids are gathered from it: audience.runtime.ids)."""
 
     def __init__(
         self,
         n: int,
         load: Callable[[], Sequence[str]],
         prefix: Sequence[str] = (),
-        source: pa.Array | None = None,
+        arrow: pa.Array | None = None,
     ) -> None:
-        self.source = source  # the same strings as one Arrow array, when known
         self._n = n
+        self.arrow = arrow
         self._prefix = prefix
         self._load: Callable[[], Sequence[str]] | None = load
         self._values: Sequence[str] | None = None

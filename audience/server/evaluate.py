@@ -129,14 +129,16 @@ def run_query(node: NodeRuntime, q: Query) -> Response:
         cache.keep(version, now_ms, digest, aud)
     if q.fmt == "arrow":
         return _arrow(aud, version, offset)
-    indexes = aud.indexes()
-    page = indexes[offset : offset + q.limit].tolist()
+    count = len(aud)
+    # the page's ids only, taken from the store's Arrow array (not the whole
+    # audience, nor every contact id made a Python string)
+    page = aud.id_array(offset, offset + q.limit).to_pylist()
     end = offset + len(page)
-    more = end < len(indexes) and q.limit > 0
+    more = end < count and q.limit > 0
     nxt = Cursor(node.store.node, version, now_ms, digest, end).encode() if more else None
     body: dict[str, Any] = {
-        "count": len(indexes),
-        "ids": [aud.contact_ids[i] for i in page],
+        "count": count,
+        "ids": page,
         "next": nxt,
         "as_of": iso_ms(now_ms),
         "version": version,
@@ -179,18 +181,17 @@ def plain(value: Any) -> Any:
 
 
 def _arrow(aud: Audience, version: int, offset: int) -> Response:
-    indexes = aud.indexes()[offset:]
-    ids = aud.contact_ids
+    count = len(aud)
     schema = pa.schema([("contact_id", pa.string())])
 
     def chunks() -> Iterator[bytes]:
         sink = _Sink()
         with pa.ipc.new_stream(sink, schema) as writer:
             yield sink.take()
-            for start in range(0, len(indexes), ARROW_BATCH):
-                part = indexes[start : start + ARROW_BATCH].tolist()
-                batch = pa.record_batch([pa.array([ids[i] for i in part], pa.string())], schema)
-                writer.write_batch(batch)
+            for start in range(offset, count, ARROW_BATCH):
+                # a batch's ids taken from the store's Arrow array
+                part = aud.id_array(start, start + ARROW_BATCH).cast(pa.string())
+                writer.write_batch(pa.record_batch([part], schema))
                 yield sink.take()
         yield sink.take()
 

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,7 +37,6 @@ class DuckEngine:
         self.con.execute(f"PRAGMA threads={int(threads)}")
         # TIMESTAMPTZ -> TIMESTAMP casts use the session zone; the data is UTC.
         self.con.execute("SET TimeZone = 'UTC'")
-        self._contact_ids: np.ndarray = np.array([], dtype=object)
 
     def close(self) -> None:
         self.con.close()
@@ -89,13 +87,6 @@ SELECT {sel} FROM read_parquet({ev}) x JOIN contacts c USING (contact_id) ORDER 
         con.execute(f"""
 CREATE OR REPLACE TABLE profiles AS
 SELECT {sel} FROM read_parquet({pr}) x JOIN contacts c USING (contact_id) ORDER BY c.cid""")
-        self.attach_ids()
-
-    def attach_ids(self) -> None:
-        """Read the key -> contact id map (after a load, or of a database file)."""
-        self._contact_ids = self.con.execute(
-            "SELECT contact_id FROM contacts ORDER BY cid"
-        ).fetchnumpy()["contact_id"]
 
     def data_bytes(self) -> int:
         """The tables' own size (DuckDB's buffer manager, in-memory tables)."""
@@ -105,14 +96,16 @@ SELECT {sel} FROM read_parquet({pr}) x JOIN contacts c USING (contact_id) ORDER 
         return int(row[0] or 0) if row else 0
 
     # ----------------------------------------------------------------- queries
-    def run(self, sql: str) -> np.ndarray:
-        """The audience's contact keys (int32)."""
-        out: np.ndarray = self.con.execute(sql).fetchnumpy()["cid"]
-        return np.asarray(out, dtype=np.int32)
+    def run(self, sql: str) -> pa.Table:
+        """The audience's contact ids as an Arrow table (the whole answer a
+        user gets: the query's keys joined back to their ids)."""
+        query = f"SELECT c.contact_id FROM ({sql}) q JOIN contacts c USING (cid)"
+        out: pa.Table = self.con.sql(query).to_arrow_table()
+        return out
 
-    def prepare(self, w: Workload, t: Times) -> Callable[[], np.ndarray]:
+    def prepare(self, w: Workload, t: Times) -> Callable[[], pa.Table]:
         sql = w.sql(t)  # planned by each run, as an ad-hoc query is
         return lambda: self.run(sql)
 
-    def ids(self, cids: np.ndarray) -> set[str]:
-        return {str(x) for x in self._contact_ids[cids]}
+    def ids(self, table: pa.Table) -> set[str]:
+        return {str(x) for x in table.column(0).to_pylist()}

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from benchmarks.peers.duck import EVENT_ENUMS, PROFILE_ENUMS
 from benchmarks.peers.workloads import Frames, Times, Workload
@@ -27,10 +27,15 @@ def _enums(src: pl.LazyFrame, names: tuple[str, ...]) -> list[pl.Expr]:
     return [pl.col(n).cast(pl.Enum(sorted(distinct[n][0].to_list()))) for n in present]
 
 
-def _key(ids: list[str]) -> pl.Expr:
-    """``contact_id`` -> its index in the sorted ``ids`` (the dense key), without
-    a join: the physical code of an Enum is the index of its category."""
-    return pl.col("contact_id").cast(pl.Enum(ids)).to_physical().cast(pl.Int32).alias("cid")
+def _key(ids: pl.Series) -> pl.Expr:
+    """``contact_id`` -> its index in the sorted ``ids`` (the dense key),
+    without a join: for strings, the physical code of an Enum is the index of
+    its category; integer ids are mapped by value."""
+    col = pl.col("contact_id")
+    if ids.dtype == pl.String:
+        return col.cast(pl.Enum(ids.to_list())).to_physical().cast(pl.Int32).alias("cid")
+    keys = pl.Series(range(len(ids)), dtype=pl.Int32)
+    return col.replace_strict(ids, keys, return_dtype=pl.Int32).alias("cid")
 
 
 class PolarsEngine:
@@ -38,7 +43,7 @@ class PolarsEngine:
 
     def __init__(self) -> None:
         self.frames: Frames | None = None
-        self._contact_ids: np.ndarray = np.array([], dtype=object)
+        self._ids = pl.DataFrame()  # cid -> contact_id
 
     def load(self, events: Path, profiles: Path) -> None:
         ev, pr = pl.scan_parquet(events), pl.scan_parquet(profiles)
@@ -51,7 +56,7 @@ class PolarsEngine:
             .sort("contact_id")
             .collect()
         )
-        ids = contacts["contact_id"].to_list()
+        ids = contacts["contact_id"]
         contacts = contacts.with_columns(pl.int_range(pl.len(), dtype=pl.Int32).alias("cid"))
         events_df = (
             ev.with_columns(_key(ids), *_enums(ev, EVENT_ENUMS))
@@ -71,7 +76,7 @@ class PolarsEngine:
         self.frames = Frames(
             events_df, profiles_df, contacts.select("cid", "has_profile", "first_ts")
         )
-        self._contact_ids = np.array(ids, dtype=object)
+        self._ids = contacts.select("cid", "contact_id")
 
     def data_bytes(self) -> int:
         """The frames' own size (Polars' estimate)."""
@@ -79,15 +84,17 @@ class PolarsEngine:
         f = self.frames
         return sum(int(d.estimated_size()) for d in (f.events, f.profiles, f.contacts))
 
-    def run(self, query: pl.LazyFrame) -> np.ndarray:
-        out: np.ndarray = query.collect()["cid"].to_numpy()
-        return np.asarray(out, dtype=np.int32)
+    def run(self, query: pl.LazyFrame) -> pa.Table:
+        """The audience's contact ids as an Arrow table (the whole answer a
+        user gets: the query's keys joined back to their ids)."""
+        ids = query.join(self._ids.lazy(), on="cid").select("contact_id")
+        return ids.collect().to_arrow()
 
-    def prepare(self, w: Workload, t: Times) -> Callable[[], np.ndarray]:
+    def prepare(self, w: Workload, t: Times) -> Callable[[], pa.Table]:
         frames = self.frames
         assert frames is not None, "load first"
         # The lazy plan is built and optimised by each run, as an ad-hoc query is.
         return lambda: self.run(w.polars(frames, t))
 
-    def ids(self, cids: np.ndarray) -> set[str]:
-        return {str(x) for x in self._contact_ids[cids]}
+    def ids(self, table: pa.Table) -> set[str]:
+        return {str(x) for x in table.column(0).to_pylist()}

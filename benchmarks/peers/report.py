@@ -20,6 +20,11 @@ flagged sorted and windows cut by binary search, `POLARS_MAX_THREADS`), ours
 (an on-disk store ingested from the same Parquet files and opened memory-mapped,
 segments compiled once, `NUMBA_NUM_THREADS`).
 All use a dense integer contact key; loading is not timed with the queries.
+A run is the whole answer a user gets: the audience's contact ids as an Arrow
+table (DuckDB and Polars join their keys back to the ids; ours is
+`Audience.to_arrow()`, a dictionary array over the store's contact ids).
+Two shapes of shop: `shop` (one contact per 60 events, string ids, event ids)
+and `wide` (one contact per 4 events, int64 ids, no event id column).
 Each workload: one warm-up run (reported as *first*), more untimed runs until
 a second has passed, then the timed runs; the table gives the median and
 [min-max]. Python's garbage collector runs before
@@ -229,15 +234,19 @@ def plot(results: dict[str, Any], path: Path) -> None:
     cols = 5
     rows = max(1, -(-len(keys) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    shapes = sorted({size.get("shape", "shop") for size in results["sizes"]})
     for ax, key in zip(axes.flat, keys, strict=False):
         for e in engines:
-            xs, ys = [], []
-            for size in results["sizes"]:
-                w = _by_workload(size).get(key, {}).get(e)
-                if w is not None:
-                    xs.append(size["n_events"])
-                    ys.append(size["n_events"] / w["median_s"])
-            ax.plot(xs, ys, marker="o", label=e)
+            for shape in shapes:
+                xs, ys = [], []
+                for size in results["sizes"]:
+                    w = _by_workload(size).get(key, {}).get(e)
+                    if w is not None and size.get("shape", "shop") == shape:
+                        xs.append(size["n_events"])
+                        ys.append(size["n_events"] / w["median_s"])
+                label = e if shape == "shop" else f"{e} ({shape})"
+                style = "-" if shape == "shop" else "--"
+                ax.plot(xs, ys, style, marker="o", label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(key, fontsize=9)

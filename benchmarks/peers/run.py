@@ -1,9 +1,13 @@
 """The peer benchmark: ``python -m benchmarks.peers.run --sizes 1M,10M --repeat 5 --threads 2``.
 
-For each size: generate (or reuse) the shop, run every engine in its own
-process (load, then each workload: a warm-up and ``--repeat`` timed runs),
-check that all engines returned the same contacts for every workload (a
-mismatch stops the run before any time is reported), then measure ingest from
+Every run of every engine is the whole answer a user gets: the audience's
+contact ids as an Arrow table.  For each size and shape of shop (data.py:
+``shop``, few contacts with many events and string ids; ``wide``, millions of
+contacts with few events, integer ids, no event ids): generate (or reuse)
+the shop, run every engine in its own process (load, then each workload: a
+warm-up and ``--repeat`` timed runs), check that all engines returned the
+same contacts for every workload (a mismatch stops the run before any time is
+reported), then measure ingest from
 Parquet and the first evaluation of a never-seen text in a new process.
 Results go to ``benchmarks/results/peers.{md,json,png}``.
 """
@@ -31,7 +35,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from audience.demo.shop import DEFAULT_NOW
 from benchmarks.peers import bandwidth, report
-from benchmarks.peers.data import DATA_DIR, Dataset, dataset, parse_size
+from benchmarks.peers.data import DATA_DIR, SHAPES, Dataset, dataset, parse_size
 from benchmarks.peers.ours import unavailable
 from benchmarks.peers.workloads import BY_KEY, FRESH, WORKLOADS, Times
 
@@ -47,6 +51,9 @@ class Mismatch(Exception):
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.peers.run", description=__doc__)
     p.add_argument("--sizes", default="1M", help="event counts, e.g. 1M,10M,50M (default 1M)")
+    p.add_argument(
+        "--shapes", default=",".join(SHAPES), help=f"shapes of shop (default {','.join(SHAPES)})"
+    )
     p.add_argument("--repeat", type=int, default=5, help="timed runs after the warm-up (>= 5)")
     p.add_argument("--threads", type=int, default=2, help="threads per engine (default 2)")
     p.add_argument("--engines", default=",".join(ENGINES))
@@ -63,6 +70,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     for what, given, known in (
         ("workloads", args.workloads, BY_KEY),
         ("engines", args.engines, ENGINES),
+        ("shapes", args.shapes, SHAPES),
     ):
         unknown = set(given.split(",")) - set(known)
         if unknown:
@@ -164,6 +172,7 @@ def run_size(
     now_ms = int(Times.from_iso(args.now).now.timestamp() * 1000)
     out: dict[str, Any] = {
         "label": ds.label,
+        "shape": ds.shape,
         "n_events": ds.n_events,
         "n_contacts": ds.n_contacts,
         "engines": {},
@@ -268,10 +277,14 @@ def main(argv: list[str] | None = None) -> int:
             if ours_note is None and "ours" not in engines:
                 results["meta"]["ours"] = "not run (--engines)"
             for n in sizes:
-                task = progress.add_task(f"shop with {n:,} events (cached Parquet)", total=None)
-                ds = dataset(n, args.seed, args.data_dir)
-                progress.update(task, total=1, completed=1)
-                results["sizes"].append(run_size(ds, args, engines, keys, scratch, progress, bps))
+                for shape in args.shapes.split(","):
+                    what = f"{shape} with {n:,} events (cached Parquet)"
+                    task = progress.add_task(what, total=None)
+                    ds = dataset(n, args.seed, args.data_dir, shape=shape)
+                    progress.update(task, total=1, completed=1)
+                    results["sizes"].append(
+                        run_size(ds, args, engines, keys, scratch, progress, bps)
+                    )
     except Mismatch as exc:
         console.print(f"[bold red]RESULTS DIFFER, nothing reported[/]\n{exc}")
         return 1

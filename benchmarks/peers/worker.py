@@ -213,7 +213,6 @@ def run_cold(job: dict[str, Any]) -> dict[str, Any]:
         engine.open(Path(job["store"]))
     else:
         engine = make_engine("duckdb", job["threads"], job["store"])
-        engine.attach_ids()
     open_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = engine.prepare(FRESH, t)()

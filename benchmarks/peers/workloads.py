@@ -341,6 +341,28 @@ def _dormant_pl(f: Frames, t: Times) -> pl.LazyFrame:
     return _minus(f.universe(t), f.last(t, 7).select("cid"))
 
 
+# --------------------------------------------------------------------------- 11
+def _browsed_sql(t: Times) -> str:
+    return f"""
+SELECT DISTINCT cid FROM events WHERE type = 'viewed_product' AND {t.last(90)}"""
+
+
+def _browsed_pl(f: Frames, t: Times) -> pl.LazyFrame:
+    return _cids(f.last(t, 90).filter(_type("viewed_product")))
+
+
+# --------------------------------------------------------------------------- 12
+def _no_purchase_sql(t: Times) -> str:
+    return f"""
+{t.universe_sql}
+EXCEPT
+SELECT cid FROM events WHERE type = 'purchased' AND {t.last(30)}"""
+
+
+def _no_purchase_pl(f: Frames, t: Times) -> pl.LazyFrame:
+    return _minus(f.universe(t), f.last(t, 30).filter(_type("purchased")).select("cid"))
+
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "red_shoes",
@@ -441,6 +463,27 @@ WORKLOADS: tuple[Workload, ...] = (
         (),
         universe=True,
         reads_type=False,
+    ),
+    # Large audiences (a quarter of the contacts and more): the answer's size,
+    # the member ids, weighs as much as finding it.
+    Workload(
+        "browsed_90d",
+        "viewed a product in 90 d (large)",
+        "did viewed_product in last 90 days",
+        _browsed_sql,
+        _browsed_pl,
+        90,
+        (),
+    ),
+    Workload(
+        "no_purchase_30d",
+        "no purchase in 30 d (universe, large)",
+        "not did purchased in last 30 days",
+        _no_purchase_sql,
+        _no_purchase_pl,
+        30,
+        (),
+        universe=True,
     ),
 )
 

@@ -52,3 +52,83 @@ def rw(dtype: Any) -> types.Array:
 
 # the value dtypes a compare or aggregate kernel reads: int, float, date, bool (as uint8)
 VALUE_TYPES = (I64, F64, I32, U8)
+
+
+def njit(sigs: Any = None, **flags: Any) -> Any:
+    """``numba.njit``, except that the explicit signatures are compiled (or,
+    as a rule, loaded from the on-disk cache) on the kernel's first use, not
+    at import: a process that evaluates one segment loads the kernels it runs
+    only, and one that does not evaluate (the CLI's help, a store command)
+    loads none.  Once loaded, a kernel is exactly what ``numba.njit(sigs)``
+    makes: its compilation is disabled, so a call with unforeseen types fails."""
+    import numba
+
+    if sigs is None or callable(sigs):
+        return numba.njit(sigs, **flags) if sigs is not None else numba.njit(**flags)
+
+    listed = list(sigs) if isinstance(sigs, list | tuple) else [sigs]
+
+    options = dict(flags)
+    cache = options.pop("cache", False)
+    options["nopython"] = True
+    options.setdefault("boundscheck", None)
+
+    def wrap(fn: Any) -> Any:
+        disp = _lazy_dispatcher()(fn, {}, options)
+        if cache:
+            disp.enable_caching()
+        disp.pending = listed
+        return disp
+
+    return wrap
+
+
+_LAZY: Any = None
+
+
+def _lazy_dispatcher() -> Any:
+    """The dispatcher class (made once: it subclasses numba's)."""
+    global _LAZY
+    if _LAZY is not None:
+        return _LAZY
+    import threading
+
+    from numba.core import typeinfer
+    from numba.core.registry import CPUDispatcher
+
+    class LazyDispatcher(CPUDispatcher):
+        # numba's constructor signature is kept (it rebuilds dispatchers so);
+        # ``pending``, the signatures not loaded yet, is set by ``njit``
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.pending: list[Any] | None = None
+            self._load_lock = threading.Lock()
+
+        def load(self) -> None:
+            """Compile (load from the cache) the declared signatures now."""
+            with self._load_lock:
+                if self.pending is None:
+                    return
+                with typeinfer.register_dispatcher(self):
+                    for sig in self.pending:
+                        self.compile(sig)
+                self.disable_compile()
+                self.pending = None
+
+        def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
+            # the first call from Python: load the signatures; what this
+            # returns is called with the arguments, so hand back the
+            # dispatcher, which now chooses among them as an eager one does
+            if self.pending is not None:
+                self.load()
+                return self
+            return super()._compile_for_args(*args, **kws)  # type: ignore[misc]
+
+        def get_call_template(self, args: Any, kws: Any) -> Any:
+            # the first call from another kernel being compiled
+            if self.pending is not None:
+                self.load()
+            return super().get_call_template(args, kws)
+
+    _LAZY = LazyDispatcher
+    return _LAZY

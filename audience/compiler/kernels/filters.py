@@ -11,10 +11,21 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
 from audience.compiler.kernels._checks import as_valid, check_1d, check_out
-from audience.compiler.kernels.config import F64, I32, I64, NJIT, OP_CODES, VALUE_TYPES, B, ro, rw
+from audience.compiler.kernels.config import (
+    F64,
+    I32,
+    I64,
+    NJIT,
+    OP_CODES,
+    VALUE_TYPES,
+    B,
+    njit,
+    ro,
+    rw,
+)
 
 OP_FALSE = 6  # every present value fails (e.g. an int column ``= 2.5``)
 OP_TRUE = 7  # every present value passes

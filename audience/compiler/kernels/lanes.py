@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit, prange, types
+from numba import prange, types
 
 from audience.compiler.kernels._checks import check_1d
-from audience.compiler.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B, ro
+from audience.compiler.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B, njit, ro
 
 # lane kinds; IMIN/IMAX are min/max of int-like values, kept exact in int64
 # (float64 holds integers exactly only up to 2**53); EXISTS only flags the

@@ -7,10 +7,9 @@ search within a code's group."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from audience.compiler.kernels._checks import as_valid, check_1d
-from audience.compiler.kernels.config import I32, I64, NJIT, B, ro, rw
+from audience.compiler.kernels.config import I32, I64, NJIT, B, njit, ro, rw
 
 
 @njit([I64(ro(I32), ro(B), B, rw(I64), rw(I32))], **NJIT)

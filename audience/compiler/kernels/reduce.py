@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit, prange, types
+from numba import prange, types
 
 from audience.compiler.kernels._checks import as_mask, as_valid, check_1d, check_out
 from audience.compiler.kernels.config import (
@@ -18,6 +18,7 @@ from audience.compiler.kernels.config import (
     PARALLEL_MIN_PAIRS,
     VALUE_TYPES,
     B,
+    njit,
     ro,
     rw,
 )

@@ -28,7 +28,7 @@ _arrays_lock = threading.Lock()
 def strings(values: Sequence[str]) -> pa.Array:
     """``values`` as an Arrow string array (the store's own when it has one,
     else converted once and cached by the sequence)."""
-    source = getattr(values, "source", None)
+    source = getattr(values, "arrow", None)
     if isinstance(source, pa.Array) and len(source) == len(values):
         return source
     with _arrays_lock:

@@ -47,6 +47,13 @@ def coerce(
             return strings, np.zeros(len(strings), dtype=bool)
     col = _plain(col)
     n = len(col)
+    if keep_dictionary and numbers_as_text and ftype == "string" and pa.types.is_integer(col.type):
+        # Integer ids (a contact's, repeated in every event of it) are made
+        # text once per distinct value: a dictionary of their strings.
+        enc = pc.dictionary_encode(col)
+        text = pc.cast(enc.dictionary, pa.string())
+        indices = pc.cast(enc.indices, pa.int32())
+        return pa.DictionaryArray.from_arrays(indices, text), np.zeros(n, dtype=bool)
     target = NORMALIZED[ftype]
     if pa.types.is_null(col.type):
         return pa.nulls(n, target), np.zeros(n, dtype=bool)

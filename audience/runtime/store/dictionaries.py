@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from audience.runtime.store.errors import StoreError
-from audience.runtime.store.hashing import HashTable, hash_ids
+from audience.runtime.store.hashing import HashTable, hash_ids, string_parts
 
 # Keys of the dictionaries the store keeps besides the property ones.
 CONTACTS = "__contacts__"
@@ -74,15 +74,26 @@ class DictState:
         base = self.get(key)
         if len(base) >= HASHED_MIN:
             return self._encode_hashed(key, base, values)
-        idx = pc.index_in(values, value_set=base) if len(base) else pa.nulls(n, pa.int32())
-        if idx.null_count == 0:
-            return _int32(idx)
-        missing = values.filter(pc.is_null(idx))
-        new = pc.unique(missing)
-        self.arrays[key] = pa.concat_arrays([base, new]) if len(base) else new
-        self.base_len.setdefault(key, 0)
-        fresh = pc.add(pc.index_in(values, value_set=new), len(base))
-        return _int32(pc.coalesce(idx, pc.cast(fresh, pa.int32())))
+        # One hash pass over the batch (its distinct values, in order of first
+        # appearance, and each row's index into them); then only the distinct
+        # values are looked up in the dictionary, and the unseen ones appended
+        # in that order: the codes the rows' order of first appearance gives.
+        distinct, inverse = distinct_values(values)
+        lut = np.empty(len(distinct), dtype=np.int32)
+        if len(base):
+            pos = pc.index_in(distinct, value_set=base)
+            absent = pos.is_null().to_numpy(zero_copy_only=False)
+            lut[~absent] = pc.drop_null(pos).to_numpy(zero_copy_only=False)
+        else:
+            absent = np.ones(len(distinct), dtype=bool)
+        n_new = int(np.count_nonzero(absent))
+        if n_new:
+            new = distinct.filter(pa.array(absent)) if n_new < len(distinct) else distinct
+            self.arrays[key] = pa.concat_arrays([base, new]) if len(base) else new
+            self.base_len.setdefault(key, 0)
+            lut[absent] = np.arange(len(base), len(base) + n_new, dtype=np.int32)
+        out: np.ndarray = lut[inverse]
+        return out
 
     def encode_any(self, key: str, values: pa.Array, valid: np.ndarray | None = None) -> np.ndarray:
         """``encode`` for a plain or a dictionary-encoded string array; with
@@ -130,12 +141,15 @@ class DictState:
         return table
 
     def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
+        if not pa.types.is_string(values.type):
+            values = pc.cast(values, pa.string())
         found = self._table(key, base).find(hash_ids(values))
         codes = found.astype(np.int64)
-        cand = np.flatnonzero(found >= 0)
-        if len(cand):
-            same = pc.equal(base.take(pa.array(found[cand])), values.take(pa.array(cand)))
-            wrong = cand[~same.to_numpy(zero_copy_only=False)]
+        if len(found):
+            # every match confirmed on the bytes, in place (no copy of either side)
+            b_off, b_data = string_parts(base)
+            v_off, v_data = string_parts(values)
+            wrong = np.flatnonzero(_differ(found, b_off, b_data, v_off, v_data))
             if len(wrong):
                 # A hash shared by two strings: settle those rows with an
                 # exact hash join.
@@ -143,12 +157,11 @@ class DictState:
                 codes[wrong] = pc.fill_null(exact, -1).to_numpy(zero_copy_only=False)
         missing = np.flatnonzero(codes < 0)
         if len(missing):
-            absent = values.take(pa.array(missing))
-            new = pc.unique(absent)
+            absent = values.take(pa.array(missing)) if len(missing) < len(values) else values
+            new, inverse = distinct_values(absent)
             self.arrays[key] = pa.concat_arrays([base, new])
             self.base_len.setdefault(key, 0)
-            fresh = pc.index_in(absent, value_set=new).to_numpy(zero_copy_only=False)
-            codes[missing] = fresh + len(base)
+            codes[missing] = inverse + len(base)
             # The table covers the new values at once: after the commit it
             # covers exactly the stored dictionary (what the log copies).
             covered, table = self._tables[key]
@@ -213,6 +226,65 @@ def _map_codes(
     all_valid = valid.shape[0] == 0
     for i in range(idx.shape[0]):
         out[i] = lut[idx[i]] if all_valid or valid[i] else 0
+
+
+def distinct_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(the distinct values in order of first appearance, each row's int32
+    index into them), for an array without nulls.  A big string array is
+    deduplicated by its 64-bit hashes in a table of our own (Arrow's
+    ``dictionary_encode`` costs several times as much on a column of mostly
+    distinct strings: emails, order ids); each row is confirmed equal to the
+    first row of its hash, and a shared hash (two strings) falls back to Arrow."""
+    n = len(values)
+    if n >= HASHED_MIN and pa.types.is_string(values.type) and _mostly_distinct(values):
+        h = hash_ids(values)
+        table = HashTable()
+        rows = np.arange(n, dtype=np.int32)
+        table.insert(h, rows)
+        first = table.find(h)  # the first row of each row's hash
+        offsets, data = string_parts(values)
+        if not _differ(first, offsets, data, offsets, data).any():
+            is_first = first == rows
+            rank = np.cumsum(is_first, dtype=np.int32) - 1
+            inverse: np.ndarray = rank[first]
+            return values.take(pa.array(np.flatnonzero(is_first))), inverse
+    enc = pc.dictionary_encode(values)
+    return enc.dictionary, _indices(enc.indices)
+
+
+def _mostly_distinct(values: pa.Array) -> bool:
+    """Whether a sample of the values is at least half distinct (a column of
+    few values, which Arrow's hash encodes fastest, is not)."""
+    sample = values.slice(0, HASHED_MIN)
+    return len(pc.unique(sample)) * 2 >= len(sample)
+
+
+@njit(cache=True, nogil=True)
+def _differ(
+    found: np.ndarray, b_off: np.ndarray, b_data: np.ndarray, v_off: np.ndarray, v_data: np.ndarray
+) -> np.ndarray:  # pragma: no cover
+    # Rows whose candidate code (found[i] >= 0) names another string.
+    out = np.zeros(found.shape[0], dtype=np.bool_)
+    for i in range(found.shape[0]):
+        c = found[i]
+        if c < 0:
+            continue
+        bs, be = b_off[c], b_off[c + 1]
+        vs, ve = v_off[i], v_off[i + 1]
+        if be - bs != ve - vs:
+            out[i] = True
+            continue
+        for k in range(be - bs):
+            if b_data[bs + k] != v_data[vs + k]:
+                out[i] = True
+                break
+    return out
+
+
+def _indices(arr: pa.Array) -> np.ndarray:
+    """The indices of a dictionary array (no nulls) as an int32 numpy array."""
+    out: np.ndarray = arr.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return out
 
 
 def _int32(arr: pa.Array) -> np.ndarray:

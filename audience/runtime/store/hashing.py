@@ -40,11 +40,18 @@ def hash_ids(ids: pa.Array) -> np.ndarray:
     out = np.empty(n, dtype=np.uint64)
     if n == 0:
         return out
-    bufs = ids.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32)[ids.offset : ids.offset + n + 1]
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    offsets, data = string_parts(ids)
     _hash_kernel(offsets, data, out)
     return out
+
+
+def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 offsets, uint8 data) of a string array, as numpy views."""
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
 
 
 def sort_order(h: np.ndarray) -> np.ndarray:

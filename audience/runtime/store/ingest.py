@@ -48,6 +48,9 @@ THREAD_ROWS = 10_000
 # A batch with fewer rows than 1/SPARSE_RATIO of the contacts keeps first
 # event times sparse (see Txn.first_sparse).
 SPARSE_RATIO = 16
+# Profile rows held (validated) before they are upserted together: bounds the
+# memory of a big profiles file while its batches share one upsert.
+PROFILE_UPSERT_ROWS = 5_000_000
 
 
 def first_per_contact(contacts: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +106,9 @@ class Txn:
         self.profile_rows = 0
         self._profiles_loaded = False
         self.profile_changed = False
+        self._profile_batches: list[tuple[np.ndarray, pa.Table]] = []
+        self._profile_batch_rows = 0
+        self._merge_lists: Collection[str] = ()
         self.rejects: list[Reject] = []
 
     @property
@@ -235,11 +241,32 @@ class Txn:
         report.accepted = table.num_rows
         if not table.num_rows:
             return report
+        contacts = self.dicts.encode(CONTACTS, one_array(table.column("contact_id")))
+        # The batches are upserted together (at the commit, or once many rows
+        # wait): an upsert rebuilds every profile column of every contact, so
+        # one per batch of a big file cost the square of its size.
+        self._profile_batches.append((contacts, table))
+        self._profile_batch_rows += table.num_rows
+        self._merge_lists = merge_lists
+        self.profile_changed = True
+        self.profiled.append(contacts)
+        if self._profile_batch_rows >= PROFILE_UPSERT_ROWS:
+            self._upsert_profiles()
+        return report
+
+    def _upsert_profiles(self) -> None:
+        if not self._profile_batches:
+            return
         if not self._profiles_loaded and self.base.profiles:
             self.profile_table = self.backend.read_table(self.base.profiles)
             self.profile_rows = self.profile_table.num_rows
         self._profiles_loaded = True
-        contacts = self.dicts.encode(CONTACTS, one_array(table.column("contact_id")))
+        batches, self._profile_batches, self._profile_batch_rows = self._profile_batches, [], 0
+        contacts = np.concatenate([c for c, _ in batches])
+        tables = [t for _, t in batches]
+        table = (
+            tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+        )
         n_new = self.dicts.size(CONTACTS)
         self.profile_table = upsert(
             self.profile_table,
@@ -249,12 +276,9 @@ class Txn:
             table,
             self.schema.profile,
             self.dicts,
-            merge_lists,
+            self._merge_lists,
         )
         self.profile_rows = n_new
-        self.profile_changed = True
-        self.profiled.append(contacts)
-        return report
 
     def _report(self, rejects: list[Reject]) -> IngestReport:
         report = IngestReport(rejected=len(rejects), rejects=rejects)
@@ -281,6 +305,7 @@ class Txn:
         self._wait_write()
         _release()
         m.partitions.extend(sorted(self.written, key=lambda p: (p.bucket, p.min_ts)))
+        self._upsert_profiles()
         if self.profile_changed and self.profile_table is not None:
             m.profiles = write("profiles", v, self.profile_table)
         n = self.dicts.size(CONTACTS)

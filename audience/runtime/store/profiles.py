@@ -44,17 +44,29 @@ def upsert(
     """``merge_lists``: list properties whose given values are added to the
     stored list (those not in it yet, in order) instead of replacing it."""
     cols: dict[str, pa.Array] = {}
+    # A batch naming each contact once (the usual profile file) needs no
+    # "last row per contact" sort per column: every present value is chosen.
+    distinct = _distinct(contacts, n_new)
     for name, ftype in profile_types.items():
         kind = KIND[ftype]
         base = column_view(old, name, ftype, n_old) if old is not None else missing_column(kind, 0)
         arr = updates.column(name).combine_chunks() if name in updates.column_names else None
         if arr is not None and arr.null_count < len(arr):
-            present = arr.is_valid().to_numpy(zero_copy_only=False)
-            who, pos = last_per_contact(contacts[present])
-            chosen = arr.filter(pa.array(present)).take(pa.array(pos))
+            all_present = arr.null_count == 0
+            present = (
+                np.ones(len(arr), dtype=bool)
+                if all_present
+                else arr.is_valid().to_numpy(zero_copy_only=False)
+            )
             if kind == "list" and name in merge_lists:
                 # every value given for a contact counts, not only its last row
                 chosen, who = _gather(arr, present, contacts)
+            elif distinct:
+                chosen = arr if all_present else arr.filter(pa.array(present))
+                who = contacts if all_present else contacts[present]
+            else:
+                who, pos = last_per_contact(contacts[present])
+                chosen = arr.filter(pa.array(present)).take(pa.array(pos))
             enc = encode_column(chosen, ftype, dictionary_key("profile", name), dicts, name)
             new_values = enc[f"v:{name}"]
             if kind == "list" and name in merge_lists:
@@ -80,35 +92,75 @@ def upsert(
     return pa.table(cols)
 
 
+def _distinct(contacts: np.ndarray, n: int) -> bool:
+    """Whether no contact code (0 <= code < n) occurs twice."""
+    if len(contacts) > n:
+        return False
+    return len(contacts) == 0 or int(np.bincount(contacts, minlength=n).max()) <= 1
+
+
 def _gather(
     arr: pa.Array, present: np.ndarray, contacts: np.ndarray
 ) -> tuple[pa.Array, np.ndarray]:
-    """One list per contact given: all its rows' values, concatenated in order."""
+    """One list per contact given: all its rows' values, concatenated in row
+    order (the rows grouped by a stable sort on the contact)."""
     rows = np.flatnonzero(present)
-    who = np.unique(contacts[rows])
-    lists = arr.to_pylist()
-    joined: dict[int, list[str]] = {int(c): [] for c in who}
-    for r in rows.tolist():
-        joined[int(contacts[r])].extend(lists[r])
-    return pa.array([joined[int(c)] for c in who], arr.type), who
+    by_contact = np.argsort(contacts[rows], kind="stable")
+    ordered = contacts[rows][by_contact]
+    lists = arr.take(pa.array(rows[by_contact]))
+    who, starts = np.unique(ordered, return_index=True)
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    ends = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ends[1:])
+    offsets = ends[np.append(starts, len(ordered))].astype(np.int32)
+    joined = pa.ListArray.from_arrays(pa.array(offsets), pc.list_flatten(lists))
+    return joined.cast(arr.type), who
+
+
+def _segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Positions ``starts[k] .. starts[k] + lengths[k]`` for every k, in order."""
+    total = int(lengths.sum())
+    before = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=before[1:])
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)
 
 
 def _union(base: Column, n_base: int, who: np.ndarray, given: pa.Array) -> pa.Array:
-    """Each contact's stored codes, then the given ones it lacks (in order)."""
-    out: list[list[int]] = []
-    for c, codes in zip(who.tolist(), given.to_pylist(), strict=True):
-        stored: list[int] = []
-        if c < n_base and (base.valid is None or base.valid[c]):
-            assert base.offsets is not None
-            stored = base.values[base.offsets[c] : base.offsets[c + 1]].tolist()
-        seen = set(stored)
-        merged = list(stored)
-        for code in codes or []:
-            if code not in seen:
-                seen.add(code)
-                merged.append(code)
-        out.append(merged)
-    return pa.array(out, pa.list_(pa.int32()))
+    """Each contact's stored codes, then the given ones it lacks (in order,
+    each once): grouped, and deduplicated on (contact, code) keys."""
+    k = len(who)
+    stored_len = np.zeros(k, dtype=np.int64)
+    stored_start = np.zeros(k, dtype=np.int64)
+    has = who < n_base
+    if base.valid is not None:
+        has[has] = base.valid[who[has]]
+    if has.any():
+        assert base.offsets is not None
+        stored_start[has] = base.offsets[who[has]]
+        stored_len[has] = base.offsets[who[has] + 1] - stored_start[has]
+    s_codes = (
+        np.asarray(base.values, dtype=np.int64)[_segments(stored_start, stored_len)]
+        if stored_len.any()
+        else np.zeros(0, np.int64)
+    )
+    s_grp = np.repeat(np.arange(k, dtype=np.int64), stored_len)
+    g_len = pc.fill_null(pc.list_value_length(given), 0).to_numpy(zero_copy_only=False)
+    g_codes = pc.list_flatten(given).to_numpy(zero_copy_only=False).astype(np.int64)
+    g_grp = np.repeat(np.arange(k, dtype=np.int64), g_len)
+    width = int(max(s_codes.max(initial=0), g_codes.max(initial=0))) + 1
+    s_key, g_key = s_grp * width + s_codes, g_grp * width + g_codes
+    _, first = np.unique(g_key, return_index=True)
+    keep = np.zeros(len(g_key), dtype=bool)
+    keep[first] = True
+    keep &= ~np.isin(g_key, s_key)
+    # stored first, then the given kept, each group's in order (a stable sort)
+    grp = np.concatenate([s_grp, g_grp[keep]])
+    codes = np.concatenate([s_codes, g_codes[keep]])
+    order = np.argsort(grp, kind="stable")
+    offsets = np.zeros(k + 1, dtype=np.int32)
+    np.cumsum(np.bincount(grp, minlength=k), out=offsets[1:])
+    values = pa.array(codes[order].astype(np.int32))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def _merge_lists(

@@ -155,7 +155,7 @@ class SnapshotViews:
             return cached[1]
         # A new sequence each time: an older snapshot keeps the one it was given.
         arr = self._dict_array(key, m).slice(0, count)
-        values = LazyStrings(count, arr.to_pylist, source=arr)
+        values = LazyStrings(count, arr.to_pylist, arrow=arr)
         self._values[key] = (count, values)
         return values
 
@@ -170,4 +170,4 @@ class SnapshotViews:
 
 def _extend(prefix: Sequence[str], values: pa.Array) -> LazyStrings:
     """``values`` (a whole dictionary) as strings, reusing ``prefix``'s."""
-    return LazyStrings(len(values), values.slice(len(prefix)).to_pylist, prefix, source=values)
+    return LazyStrings(len(values), values.slice(len(prefix)).to_pylist, prefix, values)

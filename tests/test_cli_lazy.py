@@ -1,0 +1,101 @@
+"""The command line loads a command's module only when that command runs:
+``audience --help`` in a new process imports no engine (no numba, numpy or
+pyarrow), and its listing, read from the modules' source, is the one the
+imported commands give."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import click
+from click.testing import CliRunner
+
+from audience.cli import COMMAND_MODULES, cli
+from audience.cli.lazy import LazyGroup, _declared
+
+ENGINE = ("numba", "numpy", "pyarrow", "lark", "audience.runtime", "audience.compiler")
+
+
+def _imported_after(*args: str) -> list[str]:
+    """The engine modules a new process has imported after running the CLI."""
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from audience.cli import cli
+        try:
+            cli({list(args)!r}, prog_name="audience")
+        except SystemExit:
+            pass
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
+              {{"numba", "numpy", "pyarrow", "lark"}} or m.startswith({ENGINE[-2:]!r}))))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out: list[str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_help_in_a_new_process_imports_no_engine() -> None:
+    assert _imported_after("--help") == []
+    assert _imported_after("--version") == []
+
+
+def test_a_command_imports_its_own_module_only() -> None:
+    """``eval --help`` needs the eval command, not the engine it evaluates with."""
+    code = (
+        "import sys; from audience.cli import cli\n"
+        "try: cli(['eval', '--help'], prog_name='audience')\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('audience.cli.')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "['audience.cli.eval_cmd', 'audience.cli.lazy']"
+
+
+def _eager() -> click.Group:
+    """The same commands, every module imported and registered."""
+    group = click.Group("audience")
+    for name in COMMAND_MODULES:
+        __import__(f"audience.cli.{name}", fromlist=["register"]).register(group)
+    return group
+
+
+def test_the_source_listing_is_the_imported_one() -> None:
+    eager = _eager()
+    lazy = LazyGroup("audience", modules=[f"audience.cli.{m}" for m in COMMAND_MODULES])
+    stubs = lazy.stubs()
+    assert sorted(stubs) == sorted(eager.commands)
+    for name, real in eager.commands.items():
+        stub = stubs[name].command
+        assert stub.get_short_help_str(60) == real.get_short_help_str(60), name
+        assert stub.hidden == real.hidden, name
+    # and the whole --help page is the eager group's
+    runner = CliRunner()
+    got = runner.invoke(cli, ["--help"], prog_name="audience").output
+    want_group = click.Group(
+        "audience",
+        commands=eager.commands,
+        help=cli.help,
+        params=cli.params,
+        context_settings=cli.context_settings,
+    )
+    want = runner.invoke(want_group, ["--help"], prog_name="audience").output
+    assert got == want
+
+
+def test_a_command_the_scan_cannot_read_is_still_found() -> None:
+    """A module declaring a command with a computed name is imported to list it."""
+    assert _declared("audience.cli.no_such_module") is None
+    assert _declared("json") == []  # plain source, no click command in it
+    module = "tests.cli_lazy_computed"
+    lazy = LazyGroup("audience", modules=["audience.cli.demo_cmd", module])
+    assert _declared(module) is None
+    assert sorted(lazy.stubs()) == ["demo"]  # the other module was imported instead
+    assert module in sys.modules
+    assert lazy.list_commands(click.Context(lazy)) == ["computed", "demo"]
+    assert lazy.get_command(click.Context(lazy), "computed") is not None

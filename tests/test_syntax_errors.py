@@ -179,3 +179,29 @@ def test_describe_summarises_groups() -> None:
     assert describe({"RPAR"}) == "a closing ')'"
     assert describe({"_AND", "_OR", "RBRACE"}) == "'and', 'or' or a closing '}'"
     assert describe(set()) == "something else"
+
+
+def test_the_same_mistake_reads_the_same_after_other_definitions() -> None:
+    # The expected set is recomputed where the bad token arrived: by a re-parse
+    # when the parser took it (merged LALR states), from the failing parser when
+    # the lexer refused it.  Neither may depend on what the file holds before.
+    before = "segment a { did purchased in last 3 days }\n\ntrigger t { on x do a() }\n\n"
+    cases = [
+        "segment s { did x on y }",  # the parser took 'on', then reduced too far
+        "segment s { did x in 15 days }",  # a token the contextual lexer refused
+        "segment s { did x where price == 3 }",
+        "segment s { did x where city = Milan }",
+        "segment s { did x and }",
+        'segment s { did x where a = "abc }',
+        "segment s { did x \x01 }",
+        "segment s { did x in last 3 days",
+    ]
+    for text in cases:
+        alone = error_of(text).first
+        after = error_of(before + text).first
+        assert (after.message, after.help) == (alone.message, alone.help), text
+        assert after.span is not None and alone.span is not None
+        assert (after.span.line, after.span.column) == (alone.span.line + 4, alone.span.column)
+    # and it is the state before the reductions 'on' set off: a window was possible
+    err = error_of(before + cases[0]).first
+    assert "a window such as 'in last 15 days'" in err.message

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from audience.runtime.snapshot import Column, Snapshot
 from audience.schema import Schema
+from audience.snapshot import Column, Snapshot
 
 SCHEMA_TOML = """
 [profile]

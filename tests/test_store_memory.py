@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from audience.runtime.snapshot import dictionary_key
 from audience.runtime.store import Store, StoreError
 from audience.schema import CONTEXTS, Schema
+from audience.snapshot import dictionary_key
 from tests.test_store_fixtures import decoded_events, events_table, ms, profiles_table, schema
 
 

@@ -93,3 +93,18 @@ def test_importing_every_compiler_module_loads_no_runtime_module() -> None:
     ).stdout.split()
     assert "audience.compiler.execute" in out and "audience.snapshot" in out
     assert [name for name in out if _above(name)] == []
+
+
+def test_the_shared_modules_below_everything_import_nothing_above_them() -> None:
+    # the snapshot contract and time arithmetic sit below the language, the
+    # compiler and the runtime; the schema is the one thing the snapshot needs
+    allowed = {"snapshot.py": {"audience.schema"}, "timecalc.py": set()}
+    for name, ok in allowed.items():
+        path = ROOT / "audience" / name
+        bad = {
+            n
+            for _, n in _imported(path.read_text(encoding="utf-8"), "audience")
+            if (n == "audience" or n.startswith("audience."))
+            and not any(n == m or n.startswith(m + ".") for m in ok)
+        }
+        assert not bad, (name, bad)

@@ -108,3 +108,16 @@ def test_the_shared_modules_below_everything_import_nothing_above_them() -> None
             and not any(n == m or n.startswith(m + ".") for m in ok)
         }
         assert not bad, (name, bad)
+
+
+def test_no_test_module_imports_another() -> None:
+    # what tests share lives in tests/helpers (and the support modules beside
+    # the tests); a test module imported elsewhere would run its tests twice
+    found = []
+    for path in sorted([*(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]):
+        package = _package(path)
+        for line, name in _imported(path.read_text(encoding="utf-8"), package):
+            last = name.split(".")[-1]
+            if name.startswith("tests.") and last.startswith("test_") and name.count(".") == 1:
+                found.append(f"{path.relative_to(ROOT)}:{line}: {name}")
+    assert not found, "import what is shared from tests/helpers instead:\n" + "\n".join(found)

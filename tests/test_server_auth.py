@@ -12,7 +12,7 @@ import pytest
 from audience.runtime.store import Store
 from audience.server.auth import Sources, hash_token
 from audience.server.openapi import document
-from tests.test_server_support import (
+from tests.helpers.server_api import (
     OTHER_CONTACT,
     Live,
     build_store,

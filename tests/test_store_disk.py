@@ -16,7 +16,7 @@ import pyarrow.ipc as ipc
 import pytest
 
 from audience.runtime.store import Store, StoreError, open_store, wal
-from tests.test_store_fixtures import SCHEMA_TOML, dump, events_table, schema
+from tests.helpers.store_data import SCHEMA_TOML, dump, events_table, schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

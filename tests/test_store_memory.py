@@ -11,7 +11,7 @@ import pytest
 from audience.runtime.store import Store, StoreError
 from audience.schema import CONTEXTS, Schema
 from audience.snapshot import dictionary_key
-from tests.test_store_fixtures import decoded_events, events_table, ms, profiles_table, schema
+from tests.helpers.store_data import decoded_events, events_table, ms, profiles_table, schema
 
 
 def test_from_arrow_encodes_as_the_contract_says() -> None:

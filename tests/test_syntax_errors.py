@@ -1,11 +1,10 @@
 """Syntax errors in words: the SPEC's example verbatim, the invalid corpus, the hints.
 
-UPDATE_GOLDEN=1 rewrites tests/corpus/invalid_syntax/*.err from the current parser.
+pytest --update-goldens rewrites tests/corpus/invalid_syntax/*.err from the current parser.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import pytest
 from audience.dsl.errors import DslError
 from audience.dsl.parser import parse, parse_bytes, parse_condition
 from audience.dsl.syntax_errors import describe
+from tests.helpers import golden
 
 CORPUS = Path(__file__).parent / "corpus" / "invalid_syntax"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 SPEC_EXAMPLE = """\
 error: expected a window such as 'in last 15 days', found '15'
@@ -62,11 +61,7 @@ def test_invalid_corpus(path: Path) -> None:
     with pytest.raises(DslError) as info:
         parse_bytes(path.read_bytes(), filename=path.name)
     text = info.value.render() + "\n"
-    golden = path.with_suffix(".err")
-    if UPDATE:
-        golden.write_text(text, encoding="utf-8")
-    assert golden.exists(), f"no snapshot {golden.name}: run with UPDATE_GOLDEN=1"
-    assert text == golden.read_text(encoding="utf-8")
+    golden.check(path.with_suffix(".err"), text)
 
 
 def test_invalid_corpus_is_complete() -> None:

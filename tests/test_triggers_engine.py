@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 
 from audience.dsl.errors import DslError
-from audience.runtime.delivery import Delivery
 from audience.runtime.store import Store, open_store
 from audience.runtime.triggers import dry_run
+from tests.helpers.triggers import EXAMPLES, deliveries, form, seed
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "audience" / "examples"
 SEED_TRIGGER = "Thank newsletter subscribers"
 POLICY = """dnd "Maison shoes, clothes and accessories" {
   max 1 per day
@@ -27,15 +26,6 @@ DAY = 86_400_000
 
 def ms(text: str) -> int:
     return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def form(eid: str | None, contact: str, ts: str, **kw: Any) -> dict[str, Any]:
-    rec = {"contact_id": contact, "type": "form_compiled", "ts": ts, "context": "WEB"}
-    rec["form_name"] = "addUser"
-    if eid is not None:
-        rec["id"] = eid
-    rec.update(kw)
-    return rec
 
 
 @pytest.fixture
@@ -55,14 +45,6 @@ def store(tmp_path: Path) -> Store:
         ]
     )
     return st
-
-
-def seed(st: Store) -> None:
-    st.triggers.add((EXAMPLES / "maison.rules").read_text(), "maison.rules")
-
-
-def deliveries(st: Store) -> list[Delivery]:
-    return st.triggers.log.list()
 
 
 def add(st: Store, body: str, name: str = "T") -> None:

@@ -266,10 +266,6 @@ def decoded_events(snap: Snapshot) -> list[dict[str, Any]]:
     return out
 
 
-def test_fixture_table_matches_records() -> None:
-    assert events_table().num_rows == len(EVENTS)
-
-
 def profiles_table(records: list[dict[str, Any]] = PROFILES) -> pa.Table:
     keys = ["contact_id", "email", "city", "birth_date", "signup_ts", "tags", "points", "vip"]
     return pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in records])

@@ -1,5 +1,5 @@
 """Test helper: encode plain Python records into a Snapshot (the encodings of
-audience/runtime/snapshot.py), so compiler tests do not depend on the store."""
+audience/snapshot.py), so compiler tests do not depend on the store."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from audience.runtime.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key
 from audience.schema import Schema
+from audience.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key
 
 DAY_MS = 86_400_000
 EPOCH_DAY = dt.date(1970, 1, 1)

@@ -14,8 +14,8 @@ import pytest
 
 import audience
 from audience.runtime.ids import text_chunks, write_ids, write_text
-from audience.runtime.snapshot import LazyStrings
 from audience.schema import Schema
+from audience.snapshot import LazyStrings
 
 EXAMPLES = Path(audience.__file__).parent / "examples"
 NOW = "2026-11-01T12:00:00Z"

@@ -1,10 +1,10 @@
 """The semantic checker (audience.dsl.check): one test per check, on ASTs built
-directly, then on texts through the parser, plus the invalid_check corpus."""
+directly, then on texts through the parser, plus the invalid_check corpus
+(pytest --update-goldens rewrites its .err files)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -62,6 +62,7 @@ from audience.dsl.check import check, check_condition, check_program
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema
 from tests import ast_strategies as strategies
+from tests.helpers import golden
 
 CORPUS = Path(__file__).parent / "corpus"
 SCHEMA = Schema.load(CORPUS / "schema.toml")
@@ -603,10 +604,7 @@ def test_invalid_check_corpus(path: Path) -> None:
     if f"``{path.stem}``" in documented:  # a file named for a code shows that code
         assert path.stem in codes(diags)
     rendered = DslError(diags, text, path.name).render() + "\n"
-    golden = path.with_suffix(".err")
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        golden.write_text(rendered)
-    assert rendered == golden.read_text()
+    golden.check(path.with_suffix(".err"), rendered)
 
 
 # --------------------------------------------------------------------------- robustness

@@ -18,8 +18,8 @@ from audience.cli import cli
 from audience.dsl.errors import DslError
 from audience.runtime.saved import validate_segment
 from audience.runtime.store import Store, open_store
-from tests.test_server_support import Live, build_store, start
-from tests.test_triggers_engine import EXAMPLES, POLICY
+from tests.helpers.server_api import Live, build_store, start
+from tests.helpers.triggers import EXAMPLES, POLICY
 
 CORPUS = Path(__file__).parent / "corpus" / "store_check"
 GOLDEN = sorted(CORPUS.glob("*.rules"))

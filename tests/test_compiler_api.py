@@ -15,8 +15,8 @@ import pytest
 from audience.compiler.kernels import filters, reduce, sequence
 from audience.dsl import ast as a
 from audience.runtime.evaluate import compile_condition, parse_as_of
-from audience.runtime.snapshot import Dictionary, Snapshot
 from audience.schema import Schema
+from audience.snapshot import Dictionary, Snapshot
 from tests.compiler_ast import cmp, date, did, dur, ev, last, pf, profile, red_shoes
 from tests.compiler_snapshot import DAY_MS, build_snapshot, ms
 

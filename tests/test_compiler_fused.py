@@ -306,7 +306,7 @@ def test_type_rows_is_a_partition_of_the_selected_rows() -> None:
 
 def test_gathered_list_columns_keep_their_elements() -> None:
     from audience.compiler.typeindex import _gather
-    from audience.runtime.snapshot import Column
+    from audience.snapshot import Column
 
     col = Column(
         "list",

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest, Policy
-from tests.test_delivery_dnd import DAY, HOUR, MAISON, T0, policy
+from tests.helpers.delivery import DAY, HOUR, MAISON, T0, policy
 
 POLICIES = [
     MAISON,

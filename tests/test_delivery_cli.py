@@ -17,9 +17,8 @@ from audience.runtime.delivery.model import wall_ms
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import SmtpNotConfigured, run_worker
 from audience.runtime.store import Store
-from tests.test_delivery_dnd import HOUR, MAISON
-from tests.test_delivery_servers import SmtpSink, smtp_server
-from tests.test_delivery_worker import email_req
+from tests.helpers.delivery import HOUR, MAISON, email_req
+from tests.helpers.mail_servers import SmtpSink, smtp_server
 
 SCHEMA = Path(__file__).resolve().parents[1] / "audience" / "examples" / "maison.toml"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
-from tests.test_delivery_dnd import DAY, HOUR, T0, policy
+from tests.helpers.delivery import DAY, HOUR, T0, policy
 
 TEXT = 'dnd "P" {\n max 1 per day\n max 3 per week\n global\n}'
 CONTACTS = [f"c{i}" for i in range(8)]

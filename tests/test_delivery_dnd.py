@@ -7,22 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from audience.dsl.ast import DndPolicy
-from audience.dsl.parser import parse
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest, Policy
-
-DAY = 86_400_000
-HOUR = 3_600_000
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-
-def policy(text: str) -> Policy:
-    d = parse(text).definitions[0]
-    assert isinstance(d, DndPolicy)
-    return Policy.from_ast(d)
-
-
-MAISON = policy('dnd "Maison" {\n max 1 per day\n max 3 per week\n global\n}')
+from tests.helpers.delivery import DAY, HOUR, MAISON, T0, policy
 
 
 def ms(iso: str) -> int:

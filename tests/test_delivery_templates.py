@@ -11,7 +11,7 @@ from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import run_worker
 from audience.runtime.store import Store
-from tests.test_delivery_servers import SmtpSink, smtp_server
+from tests.helpers.mail_servers import SmtpSink, smtp_server
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "audience" / "examples"
 

@@ -18,32 +18,10 @@ from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import WorkerStats, run_worker
-from tests.test_delivery_dnd import MAISON
-from tests.test_delivery_servers import HttpSink, SmtpSink, http_server, smtp_server
+from tests.helpers.delivery import MAISON, email_req
+from tests.helpers.mail_servers import HttpSink, SmtpSink, http_server, smtp_server
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def email_req(i: int, *, to: str | None = None, test: bool = False) -> DeliveryRequest:
-    return DeliveryRequest(
-        key=f"trigger:e{i}:0",
-        node="main",
-        contact_id=f"c{i}",
-        email=f"c{i}@example.com",
-        channel="email",
-        kind="send_email",
-        payload={
-            "to": to or f"c{i}@example.com",
-            "subject": f"Welcome {i}",
-            "text": f"Hello {i}",
-            "html": f"<p>Hello {i}</p>",
-            "campaign": "C-1234",
-        },
-        due_ms=wall_ms() - 1000,
-        policy=MAISON,
-        test=test,
-        source="trigger:Thank newsletter subscribers",
-    )
 
 
 def _part(msg: EmailMessage, kind: str) -> str:

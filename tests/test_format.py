@@ -14,16 +14,10 @@ from audience.dsl import ast as A
 from audience.dsl.formatter import FormatError, format_text
 from audience.dsl.parser import parse, parse_condition
 from tests import ast_strategies as S
+from tests.helpers.language import SPEC_DND, SPEC_SEGMENT, SPEC_TRIGGER, same
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "audience" / "examples"
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def same(parsed: object, expected: object) -> None:
-    """Equal as ASTs, and equal in repr: that also tells ``1`` from ``1.0`` and a
-    datetime written with an offset from one read in the definition's zone."""
-    assert parsed == expected
-    assert repr(parsed) == repr(expected)
 
 
 # ------------------------------------------------------------------ (a) round trips
@@ -70,35 +64,6 @@ def test_format_is_idempotent_on_text(program: A.Program) -> None:
 
 
 # ------------------------------------------------------------------ (c) the SPEC's layout
-
-SPEC_SEGMENT = """\
-segment "Red Shoes viewed without purchase" {
-  rule "Clicked Red shoes" (
-    did viewed_product where product_name = "Red Shoes" in last 15 days
-  )
-  and rule "No purchase in the last 15 days" (
-    not did purchased in last 15 days
-  )
-}
-"""
-
-SPEC_TRIGGER = """\
-trigger "Thank newsletter subscribers" {
-  on form_compiled where (form_name = "addUser" and context = "WEB")
-  if profile.email is set
-  do send_email(campaign: "C-1234", to: profile.email,
-                fields: {first_name: profile.first_name, form: event.form_name})
-  dnd "Maison shoes, clothes and accessories"
-}
-"""
-
-SPEC_DND = """\
-dnd "Maison shoes, clothes and accessories" {
-  max 1 per day
-  max 3 per week
-  global
-}
-"""
 
 
 @pytest.mark.parametrize("text", [SPEC_SEGMENT, SPEC_TRIGGER, SPEC_DND])

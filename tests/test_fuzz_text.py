@@ -16,7 +16,7 @@ from audience.dsl.format_lexical import KEYWORDS
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse, parse_bytes, parse_condition
 from tests import ast_strategies as S
-from tests.test_format import SPEC_DND, SPEC_SEGMENT, SPEC_TRIGGER, same
+from tests.helpers.language import SPEC_DND, SPEC_SEGMENT, SPEC_TRIGGER, same
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))

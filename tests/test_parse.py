@@ -1,12 +1,11 @@
 """The parser: golden ASTs of the valid corpus, normalisations, spans, limits.
 
-UPDATE_GOLDEN=1 rewrites tests/corpus/valid/*.ast from the current parser.
+pytest --update-goldens rewrites tests/corpus/valid/*.ast from the current parser.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import time
 from pathlib import Path
@@ -26,10 +25,10 @@ from audience.dsl.parser import (
     parse_bytes,
     parse_condition,
 )
+from tests.helpers import golden
 
 CORPUS = Path(__file__).parent / "corpus" / "valid"
 EXAMPLES = Path(__file__).parent.parent / "audience" / "examples"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 
 def _rules() -> list[Path]:
@@ -39,11 +38,7 @@ def _rules() -> list[Path]:
 @pytest.mark.parametrize("path", _rules(), ids=lambda p: p.stem)
 def test_golden_ast(path: Path) -> None:
     text = dump(parse(path.read_text(encoding="utf-8"), filename=path.name))
-    golden = path.with_suffix(".ast")
-    if UPDATE:
-        golden.write_text(text, encoding="utf-8")
-    assert golden.exists(), f"no snapshot {golden.name}: run with UPDATE_GOLDEN=1"
-    assert text == golden.read_text(encoding="utf-8")
+    golden.check(path.with_suffix(".ast"), text)
     assert "Token(" not in text and "Tree(" not in text  # no Lark type leaks into the AST
 
 

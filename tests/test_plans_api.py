@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from audience.runtime.store import Store
+from tests.helpers.server_api import Live, start
 from tests.plans_support import ONCE_DUE, RULES, build, milan_buyers_at_once, runs
-from tests.test_server_support import Live, start
 
 N = 30
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.service import PlanService
 from audience.runtime.store import Store, open_store
+from tests.helpers.mail_servers import SmtpSink, smtp_server
 from tests.plans_support import (
     DAY,
     ONCE_DUE,
@@ -27,7 +28,6 @@ from tests.plans_support import (
     per_contact,
     runs,
 )
-from tests.test_delivery_servers import SmtpSink, smtp_server
 
 N = 120
 REPO = Path(__file__).resolve().parents[1]

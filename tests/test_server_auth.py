@@ -13,7 +13,7 @@ from audience.runtime.plans.service import PlanService
 from audience.runtime.store import Store
 from audience.server.auth import Sources, hash_token
 from audience.server.openapi import document
-from tests.test_server_support import (
+from tests.helpers.server_api import (
     OTHER_CONTACT,
     Live,
     build_store,

@@ -17,7 +17,7 @@ from audience.cli.server_cmds import register
 from audience.demo.run import EXAMPLES
 from audience.runtime.store import Store
 from audience.server.auth import Sources
-from tests.test_server_support import Client, event
+from tests.helpers.server_api import Client, event
 
 ROOT = Path(__file__).resolve().parent.parent
 

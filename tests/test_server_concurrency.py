@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from audience.runtime.store import Store
-from tests.test_server_support import build_store, event, start
+from tests.helpers.server_api import build_store, event, start
 
 PAIRS = 15
 TEXT = 'did email_clicked where campaign = "pair"'

@@ -13,7 +13,7 @@ import pytest
 
 from audience.runtime.store import Store
 from audience.server.auth import Sources
-from tests.test_server_support import NOW_ISO, RED_SHOES, Live, build_store, event, start
+from tests.helpers.server_api import NOW_ISO, RED_SHOES, Live, build_store, event, start
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.test_server_support import Live, build_store, start
+from tests.helpers.server_api import Live, build_store, start
 
 # more with AUDIENCE_FUZZ_EXAMPLES=200 (the default keeps `make test` short)
 MAX_EXAMPLES = int(os.environ.get("AUDIENCE_FUZZ_EXAMPLES", "6"))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from audience.demo.run import EXAMPLES
-from tests.test_server_support import NOW_ISO, Live, build_store, event, start
+from tests.helpers.server_api import NOW_ISO, Live, build_store, event, start
 
 RULES = (EXAMPLES / "maison.rules").read_text(encoding="utf-8")
 TRIGGER = RULES[RULES.index('\ntrigger "') : RULES.index('\ndnd "')].strip() + "\n"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from audience.cli.store_cmds import register
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.store.definitions import Definitions
-from tests.test_store_fixtures import EVENTS, PROFILES, SCHEMA_TOML, schema, write_jsonl
+from tests.helpers.store_data import EVENTS, PROFILES, SCHEMA_TOML, schema, write_jsonl
 
 
 def cli() -> click.Group:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from audience.runtime.store import Store, StoreError, sources
 from audience.runtime.store.ahead import ahead
-from tests.test_store_fixtures import dump, events_table, schema
+from tests.helpers.store_data import dump, events_table, schema
 
 STRINGS = ["contact_id", "type", "context", "product_name", "category", "order_id", "form_name"]
 

@@ -16,7 +16,7 @@ import pyarrow.ipc as ipc
 import pytest
 
 from audience.runtime.store import Store, StoreError, open_store, wal
-from tests.test_store_fixtures import SCHEMA_TOML, dump, events_table, schema
+from tests.helpers.store_data import SCHEMA_TOML, dump, events_table, schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,18 +112,21 @@ for k in range(1000):
 
 
 def _run_and_kill(store_dir: Path, delay: float, batch: int, run: int) -> int:
-    """Ingest in a child until killed -9 after ``delay`` s; the number of ingests
-    that returned (their line was printed)."""
+    """Ingest in a child until killed -9 ``delay`` s after its first ingest
+    returned (so the kill lands amid ingests, however slow the start); the
+    number of ingests that returned (their line was printed)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(store_dir), str(batch), str(run)],
         stdout=subprocess.PIPE,
         env=env,
     )
+    assert child.stdout is not None
+    first = child.stdout.readline()
     time.sleep(delay)
     child.send_signal(signal.SIGKILL)
     out, _ = child.communicate()
-    return len(out.decode().split())
+    return len((first + out).decode().split())
 
 
 def test_kill_9_mid_ingest_leaves_the_previous_version(tmp_path: Path) -> None:
@@ -132,7 +135,7 @@ def test_kill_9_mid_ingest_leaves_the_previous_version(tmp_path: Path) -> None:
     batch = 3000
     for run in range(3):
         before = open_store(tmp_path / "s").snapshot().n_events
-        returned = _run_and_kill(tmp_path / "s", rng.uniform(0.6, 1.6), batch, run)
+        returned = _run_and_kill(tmp_path / "s", rng.uniform(0.05, 0.8), batch, run)
         n = open_store(tmp_path / "s").snapshot().n_events
         # every ingest that returned is there; the one cut short is whole or absent
         assert n - before in (returned * batch, (returned + 1) * batch)
@@ -153,6 +156,51 @@ def test_kill_9_mid_ingest_leaves_the_previous_version(tmp_path: Path) -> None:
     for p in snap.partitions:
         assert list(p.ts) == sorted(p.ts)
     assert len(snap.dictionaries["order_id"]) == snap.n_events - 1
+
+
+# Killed -9 between writing the new manifest's temporary file and the switch
+# (os.replace onto manifest.json): the leftover the kill test found by chance.
+KILLED_AT_SWITCH = """
+import os, signal, sys
+from audience.runtime.store import open_store
+store = open_store(sys.argv[1])
+replace = os.replace
+def killed_at_switch(src, dst, *args, **kwargs):
+    if os.path.basename(dst) == "manifest.json":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return replace(src, dst, *args, **kwargs)
+os.replace = killed_at_switch
+store.ingest_events([{"contact_id": "k", "type": "purchased", "ts": i} for i in range(50_000)])
+"""
+
+
+def test_a_writer_killed_at_the_switch_leaves_a_temp_file_the_next_writer_sweeps(
+    tmp_path: Path,
+) -> None:
+    store = Store.init(tmp_path / "s", schema())
+    store.ingest_events(events_table())
+    node = tmp_path / "s" / "nodes" / "main"
+    version = json.loads((node / "manifest.json").read_text())["version"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_SWITCH, str(tmp_path / "s")], env=env, check=False
+    )
+    assert proc.returncode == -signal.SIGKILL
+    # what the killed writer left: its manifest's temporary file, its partitions
+    assert (node / "manifest.json.tmp").is_file()
+    assert json.loads((node / "manifest.json.tmp").read_text())["version"] > version
+    assert any(int(p.name[:8]) > version for p in (node / "partitions").iterdir())
+    # readers (this process's store and a new opener) see the previous version
+    assert store.snapshot().n_events == 6
+    assert open_store(tmp_path / "s").snapshot().n_events == 6
+    # the next writer sweeps it all: this object, which swept once already
+    # (the lock file tells it the last holder did not leave cleanly)
+    report = store.ingest_events([{"contact_id": "x", "type": "purchased", "ts": 1}])
+    assert report.accepted == 1
+    assert not list(node.rglob("*.tmp"))
+    landed = json.loads((node / "manifest.json").read_text())["version"]
+    assert not any(int(p.name[:8]) > landed for p in (node / "partitions").iterdir())
+    assert open_store(tmp_path / "s").snapshot().n_events == 7
 
 
 def test_an_ingest_that_returned_survives_kill_9(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from audience.runtime.store import Store, StoreError
-from tests.test_store_fixtures import (
+from tests.helpers.store_data import (
     EVENT_COLUMNS,
     EVENTS,
     PROFILES,
@@ -52,7 +52,7 @@ def test_from_arrow_equals_disk_ingest_with_profiles(tmp_path: Path) -> None:
     disk.ingest_profiles(write_jsonl(tmp_path / "p.jsonl", PROFILES))
     disk.ingest_events(write_parquet(tmp_path / "e.parquet", events_table()))
     disk.checkpoint()
-    from tests.test_store_fixtures import profiles_table
+    from tests.helpers.store_data import profiles_table
 
     mem = Store.from_arrow(events_table(), profiles_table(), schema())
     assert dump(disk.snapshot()) == dump(mem.snapshot())

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from audience.runtime.snapshot import dictionary_key
 from audience.runtime.store import Store, StoreError
 from audience.schema import CONTEXTS, Schema
-from tests.test_store_fixtures import decoded_events, events_table, ms, profiles_table, schema
+from audience.snapshot import dictionary_key
+from tests.helpers.store_data import decoded_events, events_table, ms, profiles_table, schema
 
 
 def test_from_arrow_encodes_as_the_contract_says() -> None:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audience.runtime.store import Store, sources
-from tests.test_store_fixtures import dump, schema
+from tests.helpers.store_data import dump, schema
 
 ROW = st.fixed_dictionaries(
     {
@@ -108,8 +108,8 @@ def test_merged_lists_match_a_plain_reading(
     every given code it lacks, in order, once; a contact's rows all count."""
     import numpy as np
 
-    from audience.runtime.snapshot import Column
     from audience.runtime.store.profiles import _gather, _union
+    from audience.snapshot import Column
 
     offsets = np.zeros(len(stored) + 1, dtype=np.int32)
     np.cumsum([len(s or []) for s in stored], out=offsets[1:])

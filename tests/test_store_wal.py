@@ -290,7 +290,7 @@ def test_a_journal_of_an_ingest_that_never_landed_is_never_matched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from audience.runtime.store import store as store_mod
-    from tests.test_triggers_engine import EXAMPLES, deliveries, form, seed
+    from tests.helpers.triggers import EXAMPLES, deliveries, form, seed
 
     st = Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
     st.triggers.add_template("C-1234", "Welcome {{ first_name }}", "<p>Hi</p>", "Hi")

@@ -1,11 +1,10 @@
 """Syntax errors in words: the SPEC's example verbatim, the invalid corpus, the hints.
 
-UPDATE_GOLDEN=1 rewrites tests/corpus/invalid_syntax/*.err from the current parser.
+pytest --update-goldens rewrites tests/corpus/invalid_syntax/*.err from the current parser.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import pytest
 from audience.dsl.errors import DslError
 from audience.dsl.parser import parse, parse_bytes, parse_condition
 from audience.dsl.syntax_errors import describe
+from tests.helpers import golden
 
 CORPUS = Path(__file__).parent / "corpus" / "invalid_syntax"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 SPEC_EXAMPLE = """\
 error: expected a window such as 'in last 15 days', found '15'
@@ -62,11 +61,7 @@ def test_invalid_corpus(path: Path) -> None:
     with pytest.raises(DslError) as info:
         parse_bytes(path.read_bytes(), filename=path.name)
     text = info.value.render() + "\n"
-    golden = path.with_suffix(".err")
-    if UPDATE:
-        golden.write_text(text, encoding="utf-8")
-    assert golden.exists(), f"no snapshot {golden.name}: run with UPDATE_GOLDEN=1"
-    assert text == golden.read_text(encoding="utf-8")
+    golden.check(path.with_suffix(".err"), text)
 
 
 def test_invalid_corpus_is_complete() -> None:
@@ -179,3 +174,29 @@ def test_describe_summarises_groups() -> None:
     assert describe({"RPAR"}) == "a closing ')'"
     assert describe({"_AND", "_OR", "RBRACE"}) == "'and', 'or' or a closing '}'"
     assert describe(set()) == "something else"
+
+
+def test_the_same_mistake_reads_the_same_after_other_definitions() -> None:
+    # The expected set is recomputed where the bad token arrived: by a re-parse
+    # when the parser took it (merged LALR states), from the failing parser when
+    # the lexer refused it.  Neither may depend on what the file holds before.
+    before = "segment a { did purchased in last 3 days }\n\ntrigger t { on x do a() }\n\n"
+    cases = [
+        "segment s { did x on y }",  # the parser took 'on', then reduced too far
+        "segment s { did x in 15 days }",  # a token the contextual lexer refused
+        "segment s { did x where price == 3 }",
+        "segment s { did x where city = Milan }",
+        "segment s { did x and }",
+        'segment s { did x where a = "abc }',
+        "segment s { did x \x01 }",
+        "segment s { did x in last 3 days",
+    ]
+    for text in cases:
+        alone = error_of(text).first
+        after = error_of(before + text).first
+        assert (after.message, after.help) == (alone.message, alone.help), text
+        assert after.span is not None and alone.span is not None
+        assert (after.span.line, after.span.column) == (alone.span.line + 4, alone.span.column)
+    # and it is the state before the reductions 'on' set off: a window was possible
+    err = error_of(before + cases[0]).first
+    assert "a window such as 'in last 15 days'" in err.message

@@ -15,8 +15,8 @@ from audience.runtime.delivery.model import wall_ms
 from audience.runtime.store import Store
 from audience.runtime.triggers import dry_run
 from audience.runtime.triggers.batch import iso_ms
-from tests.test_triggers_engine import add, deliveries, form, ms, seed
-from tests.test_triggers_engine import store as store  # the fixture
+from tests.helpers.triggers import add, deliveries, form, ms, seed
+from tests.helpers.triggers import store as store  # the fixture
 
 POLICY_NAME = "Maison shoes, clothes and accessories"
 NOVEMBER = (ms("2026-11-01T00:00:00Z"), ms("2026-11-30T00:00:00Z"))

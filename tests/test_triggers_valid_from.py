@@ -18,8 +18,8 @@ from audience.runtime.store import Store, open_store
 from audience.runtime.triggers import dry_run
 from audience.runtime.triggers.clock import fixed_clock
 from audience.runtime.triggers.definitions import DEFINITIONS_FILE, MIGRATIONS
-from tests.test_server_support import Live, build_store, start
-from tests.test_triggers_engine import EXAMPLES, deliveries, form, ms, seed
+from tests.helpers.server_api import Live, build_store, start
+from tests.helpers.triggers import EXAMPLES, deliveries, form, ms, seed
 
 SEED = "Thank newsletter subscribers"
 SAVED = "2026-11-15T09:00:00Z"  # when the tests below save their trigger

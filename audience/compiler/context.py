@@ -12,7 +12,7 @@ import numpy as np
 
 from audience.compiler.plan import PredNode
 from audience.compiler.strings import LutCache
-from audience.runtime.snapshot import Dictionary, Snapshot
+from audience.snapshot import Dictionary, Snapshot
 
 EMPTY_DICTIONARY = Dictionary.from_values(())
 

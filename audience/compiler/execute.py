@@ -19,7 +19,7 @@ from audience.compiler.kernels.sequence import (
     sequence_stream,
     sort_by_contact_ts,
 )
-from audience.compiler.passes.resolve_time import minus, plus, recency_range
+from audience.compiler.passes.resolve_time import recency_range
 from audience.compiler.physical import (
     BoolStep,
     ProfileStep,
@@ -31,7 +31,7 @@ from audience.compiler.physical import (
 )
 from audience.compiler.predicates import present, profile_field, profile_mask
 from audience.compiler.scan import filter_range, filtered_rows, list_elements, run_scan
-from audience.dsl.ast import UNIT_SECONDS
+from audience.timecalc import UNIT_SECONDS, minus, plus
 
 _CMP = {
     "=": np.equal,

@@ -32,7 +32,7 @@ from audience.compiler.postings import accepted_codes, postings
 from audience.compiler.predicates import event_field, event_mask
 from audience.compiler.scan import Reduction, filter_range, list_elements, row_range
 from audience.compiler.typeindex import type_share, typed_source
-from audience.runtime.snapshot import Partition
+from audience.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
 _AGG_KINDS = {"sum": lanes.SUM, "avg": lanes.SUM, "min": lanes.MIN, "max": lanes.MAX}

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audience.compiler import plan as p
-from audience.compiler.passes.resolve_time import to_ms
 from audience.dsl import ast
 from audience.dsl.errors import Diagnostic, DslError
 from audience.schema import Schema
+from audience.timecalc import to_ms
 
 EVENT_BUILTIN_KINDS: dict[str, p.FieldKind] = {
     "type": "event_type",

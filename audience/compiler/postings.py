@@ -23,7 +23,7 @@ import numpy as np
 from audience.compiler import plan as p
 from audience.compiler.context import EvalContext
 from audience.compiler.kernels.postings import group_rows
-from audience.runtime.snapshot import Partition, dictionary_key
+from audience.snapshot import Partition, dictionary_key
 
 # at most this many accepted codes: more groups cost a merge (a sort)
 MAX_CODES = 16

@@ -13,7 +13,7 @@ from audience.compiler.context import EvalContext
 from audience.compiler.kernels import filters
 from audience.compiler.kernels.config import OP_CODES
 from audience.compiler.passes.resolve_time import day_threshold, time_ref_ms
-from audience.runtime.snapshot import Column, Dictionary, Partition, dictionary_key
+from audience.snapshot import Column, Dictionary, Partition, dictionary_key
 
 
 @dataclass(frozen=True)

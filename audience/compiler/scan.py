@@ -15,7 +15,7 @@ from audience.compiler.kernels import filters, reduce
 from audience.compiler.passes.resolve_time import INT64_MIN, window_range
 from audience.compiler.predicates import event_field, event_mask
 from audience.compiler.typeindex import dense, type_rows
-from audience.runtime.snapshot import Partition
+from audience.snapshot import Partition
 
 # ("count",) | ("agg", func, FieldRef) | ("ts", "last" | "first")
 Reduction = tuple[Any, ...]

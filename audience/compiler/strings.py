@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from audience.compiler.plan import StrTest
-from audience.runtime.snapshot import Dictionary
+from audience.snapshot import Dictionary
 
 _CMP: dict[str, Callable[[str, str], bool]] = {
     "<": lambda s, v: s < v,

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from audience.runtime.snapshot import Column, Partition, Snapshot
+from audience.snapshot import Column, Partition, Snapshot
 
 
 class _ContactIndex:

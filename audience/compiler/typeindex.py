@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audience.compiler.kernels import filters
-from audience.runtime.snapshot import Column, Partition
+from audience.snapshot import Column, Partition
 
 MAX_SETS = 16
 # a selection holding more than this share of its partition's rows saves

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
+from audience.timecalc import UNIT_SECONDS as UNIT_SECONDS  # the fixed-length units
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -43,7 +45,6 @@ def _span() -> Span:
 # --------------------------------------------------------------------------- values
 
 TimeUnit = Literal["minute", "hour", "day", "week", "month"]
-UNIT_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 
 
 @dataclass(frozen=True, slots=True)

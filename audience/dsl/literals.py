@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from audience import timecalc
 from audience.dsl import ast as A
 from audience.dsl.errors import Diagnostic, DslError
 
@@ -22,16 +23,15 @@ MAX_NUMBER_CHARS = 400  # int() refuses very long digit strings; no real value n
 
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _HEX = frozenset("0123456789abcdefABCDEF")
-_UTC = ZoneInfo("UTC")
 
 
 def zone(name: str) -> ZoneInfo:
     """The zone called ``name``, or UTC when there is none: reporting an unknown
     zone is the checker's job, literals still need some zone to be read in."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return _UTC
+        return timecalc.zone(name)
+    except timecalc.UnknownZone:
+        return timecalc.zone("UTC")
 
 
 def _escape_span(span: A.Span, start: int, length: int) -> A.Span:

@@ -13,11 +13,11 @@ import contextlib
 import difflib
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-from lark.parsers.lalr_analysis import Shift
+from lark.lexer import LexerThread
+from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from audience.dsl.ast import Span
 from audience.dsl.errors import Diagnostic
@@ -299,78 +299,69 @@ def _previous_word(text: str, pos: int) -> str:
 # ------------------------------------------------------------------ what was expected
 
 
-def _accepts(state: Any, fallback: set[str]) -> set[str]:
+def _accepts(interactive: InteractiveParser | None, fallback: set[str]) -> set[str]:
     """The terminals the parser could really take next.
 
     LALR merges states that look alike, so the raw expected set of a state
     mixes contexts (after `did x` in a segment it lists trigger lines too).
-    Replaying the reductions for each candidate keeps only the real ones.
-    Uses Lark's parser state; any surprise there falls back to the raw set."""
-    try:
-        states = state.parse_conf.states
-        end_state = state.parse_conf.end_state
-        stack = state.state_stack
-        candidates = [t for t in states[stack[-1]] if t.isupper()]
-        found = {t for t in candidates if _replay(states, end_state, list(stack), t)}
-    except (AttributeError, KeyError, IndexError, TypeError):
+    ``accepts()`` feeds each candidate to a copy of the parser, reductions
+    and all, and keeps only the real ones; without a parser, the raw set."""
+    if interactive is None:
         return fallback
-    return found or fallback
-
-
-def _replay(states: Any, end_state: Any, stack: list[Any], terminal: str) -> bool:
-    for _ in range(4 * len(stack) + 1000):  # reductions are finite; bound them anyway
-        row = states[stack[-1]]
-        if terminal not in row:
-            return False
-        action, arg = row[terminal]
-        if action is Shift:
-            return True
-        size = len(arg.expansion)
-        if size:
-            del stack[-size:]
-        stack.append(states[stack[-1]][arg.origin.name][1])
-        if terminal == "$END" and stack[-1] == end_state:
-            return True
-    return False
+    # accepts() copies the parser once per candidate; without the text to lex
+    # (a lexer thread with no state), each copy is a third cheaper.
+    bare = InteractiveParser(
+        interactive.parser,
+        interactive.parser_state,
+        LexerThread(interactive.lexer_thread.lexer, None),
+    )
+    return bare.accepts() or fallback
 
 
 # ------------------------------------------------------------------ the diagnostic
 
 
-def _state_before(parser: Lark, start: str, text: str, pos: int | None) -> Any:
-    """The parser state just before the token at ``pos`` (None: the end) was fed.
+def _parser_before(parser: Lark, start: str, text: str, pos: int | None) -> InteractiveParser:
+    """The parser just before the token at ``pos`` (None: the end) was fed.
 
     A parse error is found after the reductions that the bad token's lookahead
     allowed in a merged LALR state, so the failing state can be too far up
     (``segment s { did x on y }`` would only expect '}').  Parsing the text
     again up to that token gives the state where the user's text went wrong."""
     interactive = parser.parse_interactive(text, start=start)
+    # iter_parse yields each token before feeding it: stopping at the bad one
+    # leaves the parser where it was about to take it (or, at the end, after
+    # the last token).
     for tok in interactive.iter_parse():
         if pos is not None and tok.start_pos is not None and tok.start_pos >= pos:
             break
-    return interactive.parser_state
+    return interactive
 
 
 def from_lark(
     exc: UnexpectedInput, text: str, parser: Lark | None = None, start: str = "program"
 ) -> Diagnostic:
     """``exc`` in words.  With the ``parser`` (and ``start``) that raised it, the
-    expected set is recomputed where the bad token arrived (see _state_before)."""
+    expected set is recomputed where the bad token arrived (see _parser_before)."""
     lines = text.splitlines()
     if isinstance(exc, UnexpectedCharacters):
         # the lexer fails before the parser reduces anything: its state is exact
-        expected = _accepts(exc.state, set(exc.allowed or ()))
+        expected = _accepts(getattr(exc, "interactive_parser", None), set(exc.allowed or ()))
         span, found = _char_span(exc, text)
         pos = exc.pos_in_stream or 0
     elif isinstance(exc, UnexpectedToken):
         tok = exc.token
-        state = exc.state
-        if parser is not None:
+        interactive = getattr(exc, "interactive_parser", None)
+        # Only a token the parser was fed can have run reductions.  One the
+        # contextual lexer refused (a terminal of the grammar, not of this
+        # state; Lark gives those a token history) never reached the parser:
+        # its state is exact, and a re-parse would stop at the same token.
+        if parser is not None and exc.token_history is None:
             at = None if tok.type == "$END" else tok.start_pos
-            # re-parsing the same text cannot fail earlier; if it did, keep the failing state
+            # re-parsing the same text cannot fail earlier; if it did, keep the failing parser
             with contextlib.suppress(UnexpectedInput):
-                state = _state_before(parser, start, text, at)
-        expected = _accepts(state, set(exc.expected))
+                interactive = _parser_before(parser, start, text, at)
+        expected = _accepts(interactive, set(exc.expected))
         if tok.type == "$END":
             return _ends_early(expected, _end_span(tok, lines))
         span = Span(tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 2)

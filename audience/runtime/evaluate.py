@@ -25,13 +25,13 @@ from audience.compiler.context import EvalContext
 from audience.compiler.execute import run_program
 from audience.compiler.lower import compile_error, lower
 from audience.compiler.passes.pipeline import run_passes
-from audience.compiler.passes.resolve_time import to_ms
+from audience.timecalc import to_ms
 from audience.compiler.physical import Program, ScanStep, SeqStep, emit, program_text
 from audience.compiler.strings import LutCache
 from audience.compiler.subset import subset_snapshot
 from audience.dsl.ast import And, Cond, Or, Rule, Segment
 from audience.dsl.formatter import format_text
-from audience.runtime.snapshot import Snapshot
+from audience.snapshot import Snapshot
 from audience.schema import Schema
 
 SegmentResolver = Callable[[str], Segment | None]

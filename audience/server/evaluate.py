@@ -21,13 +21,13 @@ from flask import Blueprint, Response, jsonify
 
 from audience.runtime.api import StoreSegment
 from audience.runtime.evaluate import Audience, parse_as_of
-from audience.runtime.snapshot import Snapshot
 from audience.runtime.store import Store
 from audience.server.bodies import ARROW_STREAM, Fields, json_object
 from audience.server.context import current_node, requires, state
 from audience.server.errors import ApiError, bad_request
 from audience.server.nodes import NodeRuntime
 from audience.server.paging import Cursor, text_digest
+from audience.snapshot import Snapshot
 
 bp = Blueprint("evaluate", __name__)
 log = logging.getLogger("audience.server")

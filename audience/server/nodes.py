@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from audience.runtime.snapshot import Snapshot
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.store.layout import STORE_FILE
 from audience.runtime.store.layout import list_nodes as layout_list_nodes
 from audience.runtime.triggers.engine import TriggerEngine
 from audience.schema import Schema
 from audience.server.paging import AudienceCache
+from audience.snapshot import Snapshot
 
 
 def list_nodes(store_path: str | Path) -> list[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audience.runtime.evaluate import Audience
-from audience.runtime.snapshot import Snapshot
+from audience.snapshot import Snapshot
 
 SNAPSHOTS_KEPT = 8
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from audience.runtime.snapshot import Column, Snapshot, dictionary_key
 from audience.runtime.store.ingest import INT64_MAX
 from audience.runtime.store.sources import open_source
 from audience.runtime.store.validate import validate_profiles
@@ -25,6 +24,7 @@ from audience.server.errors import ApiError, bad_request
 from audience.server.evaluate import iso_ms
 from audience.server.events import ingest
 from audience.server.nodes import NodeRuntime
+from audience.snapshot import Column, Snapshot, dictionary_key
 
 bp = Blueprint("profiles", __name__)
 

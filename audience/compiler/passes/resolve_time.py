@@ -2,52 +2,21 @@
 
 Run at evaluation time (the ranges depend on ``now``).  Minutes to weeks are
 fixed lengths; a month is a calendar month in the definition's time zone,
-clamped to the month's end; calendar windows (today, this week, ...) start at
-local midnight in that zone (DST-aware through zoneinfo).
+clamped to the month's end (the arithmetic is audience.timecalc's); calendar
+windows (today, this week, ...) start at local midnight in that zone
+(DST-aware through zoneinfo).
 """
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from audience.compiler import plan as p
 from audience.dsl import ast
+from audience.timecalc import local, minus, to_ms, zone
 
 INT64_MIN = -(2**63)
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 Range = tuple[int, int]  # inclusive [lo, hi] in ms
-
-
-@lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def to_ms(d: dt.datetime) -> int:
-    delta = d - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def local(now_ms: int, tz: str) -> dt.datetime:
-    return (EPOCH + dt.timedelta(milliseconds=now_ms)).astimezone(zone(tz))
-
-
-def minus(now_ms: int, d: ast.Duration, tz: str) -> int:
-    """``now - d``: fixed lengths, or calendar months clamped to the month's end."""
-    return plus(now_ms, d, tz, -1)
-
-
-def plus(t_ms: int, d: ast.Duration, tz: str, sign: int = 1) -> int:
-    if d.unit != "month":
-        return t_ms + sign * d.n * ast.UNIT_SECONDS[d.unit] * 1000
-    t = local(t_ms, tz)
-    y, m = divmod(t.year * 12 + (t.month - 1) + sign * d.n, 12)
-    day = min(t.day, calendar.monthrange(y, m + 1)[1])
-    moved = t.replace(tzinfo=None).replace(year=y, month=m + 1, day=day)
-    return to_ms(moved.replace(tzinfo=zone(tz)))
 
 
 def _midnight(day: dt.date, tz: str) -> int:

@@ -19,9 +19,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from audience.compiler.passes.resolve_time import local, plus, to_ms, zone
 from audience.dsl import ast
 from audience.dsl.formatter import format_text
+from audience.timecalc import local, plus, to_ms, zone
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from audience.dsl.ast import MapValue, Ref
 from audience.dsl.ast_sending import DeliveryDef
-from audience.runtime.snapshot import Snapshot, dictionary_key
+from audience.snapshot import Snapshot, dictionary_key
 from audience.runtime.triggers.batch import column_value
 
 FIELD_PREFIX = "f."

@@ -19,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from audience.runtime.snapshot import Column, ColumnKind, Partition, dictionary_key
 from audience.runtime.store.dictionaries import CONTACTS, TYPES, DictState
 from audience.runtime.store.errors import StoreError
 from audience.schema import Schema
+from audience.snapshot import Column, ColumnKind, Partition, dictionary_key
 
 KIND: dict[str, ColumnKind] = {
     "string": "code",

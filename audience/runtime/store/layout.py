@@ -11,7 +11,8 @@ STORE/nodes/NODE/wal/VVVVVVVV.log   small ingests after manifest version VVVVVVV
 Crash safety: an ingest writes new files (temporary name, fsync, rename),
 then the new manifest (temporary name, fsync, os.replace, fsync of the
 directory).  Until the replace, readers and a crash see the old version; files
-of a version that never landed are swept by the next ingest, and files no
+of a version that never landed, and the temporary files of a writer killed
+mid-way (the manifest's among them), are swept by the next ingest, and files no
 version names any more are deleted a grace period later (``collect``).  The in-memory
 backend keeps the same tables and manifest in dicts.
 """
@@ -325,11 +326,16 @@ class DiskBackend:
                 os.close(fd)
 
     def sweep(self, manifest: Manifest) -> None:
-        """Remove what an interrupted ingest left: temporary files, and files of
-        versions newer than the manifest's (they never landed).  Runs under the lock."""
+        """Remove what an interrupted ingest left: temporary files (the new
+        manifest's too, in the node directory itself: a writer killed between
+        writing it and the switch), and files of versions newer than the
+        manifest's (they never landed).  Runs under the lock, which every
+        writer of these files holds, so none of them is a live writer's."""
         if not self._unclean:
             return
         self._swept = True
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / (MANIFEST + ".tmp")).unlink()
         for kind in KINDS:
             # A node made before a kind existed has no directory for it yet.
             if not (self.dir / kind).is_dir():

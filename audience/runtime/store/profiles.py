@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from audience.runtime.snapshot import Column, dictionary_key
 from audience.runtime.store.dictionaries import DictState
 from audience.runtime.store.encode import _DTYPE, KIND, column_view, encode_column, missing_column
+from audience.snapshot import Column, dictionary_key
 
 
 def last_per_contact(contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,12 +16,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from audience.runtime.snapshot import (
-    Column,
-    Dictionary,
-    Partition,
-    Snapshot,
-)
 from audience.runtime.store import wal
 from audience.runtime.store.ahead import ahead
 from audience.runtime.store.coerce import decode_dictionaries
@@ -53,6 +47,12 @@ from audience.runtime.store.validate import validate_events
 from audience.runtime.store.views import SnapshotViews
 from audience.runtime.store.wal import Tail, TailState, append_record, copy_tables
 from audience.schema import Schema, SchemaError
+from audience.snapshot import (
+    Column,
+    Dictionary,
+    Partition,
+    Snapshot,
+)
 
 if TYPE_CHECKING:
     from audience.runtime.api import SegmentCompiler, StoreSegment

@@ -9,14 +9,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from audience.runtime.snapshot import (
-    Column,
-    Dictionary,
-    LazyStrings,
-    Partition,
-    Snapshot,
-    dictionary_key,
-)
 from audience.runtime.store.dictionaries import CONTACTS, TYPES
 from audience.runtime.store.encode import partition_view
 from audience.runtime.store.ingest import INT64_MAX
@@ -24,6 +16,14 @@ from audience.runtime.store.layout import Backend, Manifest
 from audience.runtime.store.profiles import profile_columns
 from audience.runtime.store.wal import TailState
 from audience.schema import Schema
+from audience.snapshot import (
+    Column,
+    Dictionary,
+    LazyStrings,
+    Partition,
+    Snapshot,
+    dictionary_key,
+)
 
 _STRING_KINDS = ("string", "list<string>")
 

@@ -37,7 +37,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from audience.runtime.snapshot import Partition
 from audience.runtime.store.compact import merge_groups
 from audience.runtime.store.dictionaries import CONTACTS, DictState, HashTables
 from audience.runtime.store.encode import (
@@ -53,6 +52,7 @@ from audience.runtime.store.hashing import HashTable
 from audience.runtime.store.ingest import first_per_contact
 from audience.runtime.store.layout import fsync_path
 from audience.schema import Schema
+from audience.snapshot import Partition
 
 MAGIC = b"AWL1"
 HEADER = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload

@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 
 from audience.compiler.subset import subset_snapshot, take_columns
-from audience.runtime.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key
 from audience.runtime.store.encode import event_property_types, partition_view
 from audience.runtime.store.encode import sort_partition as _sort_by_ts
+from audience.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key
 
 ID = "__id"
 _EPOCH = dt.date(1970, 1, 1)

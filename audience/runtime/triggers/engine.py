@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from audience.compiler.passes.resolve_time import minus, plus
 from audience.compiler.strings import LutCache
 from audience.dsl.ast import (
     AtMostOncePer,
@@ -57,6 +56,7 @@ from audience.runtime.triggers.definitions import (
 from audience.runtime.triggers.matcher import TriggerSet, compile_trigger, condition_holds
 from audience.runtime.triggers.state import Firing, FiringState, Journal, NodeState
 from audience.runtime.triggers.templates import CompiledTemplate, compiled
+from audience.timecalc import minus, plus
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store

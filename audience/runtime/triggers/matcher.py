@@ -26,10 +26,10 @@ from audience.compiler.predicates import event_mask
 from audience.compiler.strings import LutCache
 from audience.dsl.ast import Segment, Trigger
 from audience.runtime.evaluate import CompiledSegment, compile_cached
-from audience.runtime.snapshot import Partition, dictionary_key
 from audience.runtime.triggers.batch import EventBatch, take_rows
 from audience.runtime.triggers.definitions import SavedTrigger
 from audience.schema import Schema
+from audience.snapshot import Partition, dictionary_key
 
 SegmentResolver = Callable[[str], Segment | None]
 

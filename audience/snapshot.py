@@ -1,7 +1,8 @@
 """The read-only view of one store version that the compiler and the kernels read.
 
 This is the contract between the store (which writes and memory-maps the
-files) and the evaluator (which only reads numpy arrays).  A snapshot never
+files) and the compiler and evaluator (which only read numpy arrays); it sits
+below both, so the compiler never imports the runtime.  A snapshot never
 changes: an ingest that lands makes a new one, and an evaluation holds the one
 it started with, so it sees one consistent version.
 

@@ -25,14 +25,14 @@ from audience.compiler.context import EvalContext
 from audience.compiler.execute import run_program
 from audience.compiler.lower import compile_error, lower
 from audience.compiler.passes.pipeline import run_passes
-from audience.timecalc import to_ms
 from audience.compiler.physical import Program, ScanStep, SeqStep, emit, program_text
 from audience.compiler.strings import LutCache
 from audience.compiler.subset import subset_snapshot
 from audience.dsl.ast import And, Cond, Or, Rule, Segment
 from audience.dsl.formatter import format_text
-from audience.snapshot import Snapshot
 from audience.schema import Schema
+from audience.snapshot import Snapshot
+from audience.timecalc import to_ms
 
 SegmentResolver = Callable[[str], Segment | None]
 AsOf = dt.datetime | str | int | None

@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 
 from audience.dsl.ast import MapValue, Ref
 from audience.dsl.ast_sending import DeliveryDef
-from audience.snapshot import Snapshot, dictionary_key
 from audience.runtime.triggers.batch import column_value
+from audience.snapshot import Snapshot, dictionary_key
 
 FIELD_PREFIX = "f."
 

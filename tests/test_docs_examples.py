@@ -31,7 +31,7 @@ from audience.server.openapi import document
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SCHEMA = DOCS / "examples" / "schema.toml"
-PAGES = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 
 FENCE = re.compile(r"^```([A-Za-z0-9_-]*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
@@ -44,7 +44,8 @@ class Block:
     text: str
 
     def __str__(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
+        return f"{page}:{self.line}"
 
 
 def blocks(page: Path, lang: str | None = None) -> list[Block]:
@@ -127,9 +128,7 @@ def test_rules_example_parses_and_checks(
     block: Block, schema: Schema, known: tuple[dict[str, Segment], set[str]]
 ) -> None:
     segments, policies = known
-    load(
-        block.text, schema, filename=str(block), known_segments=segments, known_policies=policies
-    )
+    load(block.text, schema, filename=str(block), known_segments=segments, known_policies=policies)
 
 
 def test_a_wrong_example_would_fail(

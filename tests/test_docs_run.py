@@ -8,10 +8,12 @@ imports apiece, and tests/test_cli_*.py already run the CLI as processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
+import subprocess
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,3 +141,86 @@ def test_blocks_are_read_with_their_output() -> None:
     pairs = steps(DOCS / "getting-started.md")
     assert sum(expected is not None for _, expected in pairs) >= 6
     assert re.search(r"angela", "".join(e or "" for _, e in pairs))
+
+
+# --------------------------------------------------------------------------- HTTP
+
+# Fields of an answer that the page shows but that depend on the moment or
+# the store's history (a cursor is checked for being there or not).
+VARYING = {"version", "created", "updated", "next", "due", "requested"}
+
+
+def _shown(value: object) -> bool:
+    """False for a value the page abbreviates ("..." inside)."""
+    return "..." not in json.dumps(value)
+
+
+def http_steps(page: Path) -> list[tuple[Block, str | None]]:
+    text = page.read_text(encoding="utf-8")
+    found = list(FENCE.finditer(text))
+    out = []
+    for i, m in enumerate(found):
+        if m.group(1) != "sh":
+            continue
+        nxt = found[i + 1] if i + 1 < len(found) else None
+        expected = None
+        if nxt is not None and nxt.group(1) == "json" and not text[m.end() : nxt.start()].strip():
+            expected = nxt.group(2)
+        out.append((Block(page, text.count("\n", 0, m.start()) + 2, "sh", m.group(2)), expected))
+    return out
+
+
+def test_http_page_runs(tmp_path: Path) -> None:
+    """Every curl of docs/http.md, in order, against a live server on the
+    Getting started store: 2xx unless the page shows an error, and the
+    fields the page shows are the ones answered."""
+    from audience.server.app import create_app
+    from audience.server.auth import Sources
+    from audience.server.serve import ServerThread
+
+    shutil.copytree(DOCS, tmp_path / "docs")
+    run_page(DOCS / "getting-started.md", tmp_path)
+    _, token = Sources(tmp_path / "shop").create("main", "docs", "write")
+    env = {**os.environ, "TOKEN": token}
+    ran = 0
+    last_next = None
+    with ServerThread(create_app(tmp_path / "shop")) as server:
+        for block, expected in http_steps(DOCS / "http.md"):
+            status, body = 0, ""
+            for line in shell_lines(block):
+                if not line.startswith("curl "):
+                    continue
+                line = line.replace("http://localhost:8080", server.url)
+                if last_next is not None:
+                    line = line.replace("NEXT_FROM_THE_PREVIOUS_PAGE", last_next)
+                proc = subprocess.run(
+                    ["bash", "-c", line + " -w '\\n%{http_code}'"],
+                    cwd=tmp_path,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert proc.returncode == 0, f"{block}: {line}: {proc.stderr}"
+                body, _, code = proc.stdout.rpartition("\n")
+                status = int(code)
+                ran += 1
+                answer = json.loads(body) if body.startswith("{") else None
+                if isinstance(answer, dict) and answer.get("next"):
+                    last_next = answer["next"]
+                shows_error = expected is not None and '"error"' in expected
+                if not shows_error:
+                    assert status < 400, f"{block}: {line}: {status} {body}"
+            if expected is None:
+                continue
+            want = json.loads(expected)
+            got = json.loads(body)
+            if "error" in want:
+                assert status >= 400 and got["error"]["code"] == want["error"]["code"], block
+            for key, value in want.items():
+                assert key in got, f"{block}: no '{key}' in {got}"
+                if key in VARYING:
+                    assert (got[key] is None) == (value is None), f"{block}: {key}"
+                elif _shown(value):
+                    assert got[key] == value, f"{block}: {key}: {got[key]!r} != {value!r}"
+    assert ran >= 15

@@ -1,8 +1,8 @@
 """The examples of docs/ and README.md work as shown.
 
-- every ```rules block parses and checks against the docs' example schema
-  (docs/examples/schema.toml), with the segments and DND policies the other
-  blocks define known, as a store that holds them would;
+- every ```rules block (and docs/examples/*.rules) parses and checks against
+  the docs' example schema (docs/examples/schema.toml), with the segments and
+  DND policies the other blocks define known, as a store that holds them would;
 - every `audience ...` line of a ```sh block names a real command whose
   options and arguments click accepts, every `make X` a real target, every
   `curl` a route and method of the HTTP API;
@@ -62,7 +62,11 @@ def all_blocks(lang: str) -> list[Block]:
     return [b for page in PAGES for b in blocks(page, lang)]
 
 
-RULES = all_blocks("rules")
+# the example rules files count as blocks too
+RULES = all_blocks("rules") + [
+    Block(path, 1, "rules", path.read_text(encoding="utf-8"))
+    for path in sorted((DOCS / "examples").glob("*.rules"))
+]
 SHELL = all_blocks("sh")
 PYTHON = all_blocks("python")
 

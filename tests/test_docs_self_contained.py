@@ -74,3 +74,20 @@ def test_anchors_name_headings() -> None:
             target, anchor = m.group(1), m.group(2)
             if anchor and target.endswith(".md") and not re.match(r"[a-z]+:", target):
                 assert anchor[1:] in anchors((page.parent / target).resolve()), (page, m.group(0))
+
+
+def test_error_codes_page_lists_the_checker_codes() -> None:
+    """The codes of docs/language/index.md are the checker's (its docstring
+    lists them) and each one exists in the code."""
+    import audience.dsl.check as check
+
+    page = (DOCS / "language" / "index.md").read_text(encoding="utf-8")
+    table = page[page.index("### Error codes") :]
+    documented = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)?", table, re.M))
+    codes = {c for pair in documented for c in pair if c}
+    listed = set(re.findall(r"^- ``(\w+)``", check.__doc__ or "", re.M))
+    listed.discard("journeys_unavailable")  # journeys are documented with their pages
+    assert listed and listed <= codes, listed - codes
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "audience").rglob("*.py"))
+    for code in codes:
+        assert f'"{code}"' in source, code

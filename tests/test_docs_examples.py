@@ -235,3 +235,11 @@ def test_a_wrong_command_would_fail() -> None:
 @pytest.mark.parametrize("block", PYTHON, ids=str)
 def test_python_example_compiles(block: Block) -> None:
     compile(block.text, str(block), "exec")
+
+
+def test_example_schema_is_the_demo_shop() -> None:
+    # the pages say their examples use the demo's shop: the same schema
+    from audience import __file__ as package
+
+    demo = Schema.load(Path(package).parent / "examples" / "maison.toml")
+    assert Schema.load(SCHEMA) == demo

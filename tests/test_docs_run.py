@@ -25,7 +25,7 @@ from audience.cli import cli
 from tests.test_docs_examples import DOCS, FENCE, Block, shell_lines
 
 # Pages whose commands build on each other, run in this order in one directory.
-STORE_PAGES = ("getting-started.md", "language/time.md")
+STORE_PAGES = ("getting-started.md", "language/time.md", "language/triggers.md", "language/dnd.md")
 # Pages run on their own, in a directory of their own.
 OWN_PAGES = ("store.md",)
 

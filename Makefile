@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fmt clean
+.PHONY: demo test lint bench fmt docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format audience tests benchmarks
 	$(BIN)/ruff check --fix audience tests benchmarks
+
+# docs/cli.md is generated from the click commands (tests/test_docs_cli.py fails when it drifts)
+docs: $(STAMP)
+	$(BIN)/python -m audience.cli.docgen docs/cli.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

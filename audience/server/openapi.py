@@ -124,8 +124,9 @@ def _schemas(max_limit: int) -> dict[str, Any]:
         },
         "Reject": _REJECT,
         "Records": {
-            "description": "records as JSON objects (or one object); "
-            "events: SPEC section 8, profiles: contact_id and profile fields",
+            "description": "records as JSON objects (or one object); events: id, contact_id, "
+            "type, ts, context and the type's properties (top level or under 'properties'), "
+            "profiles: contact_id and profile fields (docs/schema.md)",
             "oneOf": [{"type": "array", "items": {}}, {"type": "object"}],
         },
         "Profile": {
@@ -288,7 +289,7 @@ def _saved(extra: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     words = {
-        400: "bad request (DSL errors as SPEC section 7)",
+        400: "bad request (a rules text's errors with line and column, docs/http.md#errors)",
         401: "missing, unknown or revoked token",
         403: "the token's scope does not allow this",
         404: "not found (also: a path parameter that no route can match, e.g. with a newline)",

@@ -1,4 +1,4 @@
-"""The data schema (SPEC section 1): a TOML file with a ``[profile]`` table and
+"""The data schema (docs/schema.md): a TOML file with a ``[profile]`` table and
 one ``[events.TYPE]`` table per event type.  Nested tables are flattened into
 dotted names (``[events.viewed_product.product]`` ``name = "string"`` declares
 ``product.name``)."""
@@ -25,7 +25,7 @@ FIELD_TYPES: tuple[str, ...] = (
 NUMERIC_TYPES = frozenset({"int", "float"})
 TIME_TYPES = frozenset({"date", "datetime"})
 
-# Fields every event has, whatever its type (SPEC 1, "Events").
+# Fields every event has, whatever its type (docs/schema.md).
 EVENT_BUILTINS: dict[str, str] = {
     "id": "string",
     "contact_id": "string",

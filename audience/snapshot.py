@@ -171,6 +171,6 @@ class Snapshot:
         return sum(len(p) for p in self.partitions)
 
     def universe(self, now_ms: int) -> np.ndarray:
-        """SPEC 3.2: every contact with a profile or an event at or before now."""
+        """docs/language/time.md: every contact with a profile or an event at or before now."""
         out: np.ndarray = self.has_profile | (self.first_event_ts <= now_ms)
         return out

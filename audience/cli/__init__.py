@@ -1,4 +1,4 @@
-"""The ``audience`` command line (SPEC section 8).
+"""The ``audience`` command line (docs/cli.md).
 
 Each command group lives in its own module with a ``register(group)`` function;
 this module only assembles them, lazily: a command module is imported when one

@@ -1,5 +1,5 @@
 """``audience plans ...``, ``audience messages ...`` and ``audience scheduler``:
-saved plans and deliveries (SPEC 6.1, 6.2) and the scheduler that runs them.
+saved plans and deliveries (docs/language/plans.md) and the scheduler that runs them.
 
 The saved deliveries are ``messages`` here: ``audience deliveries STORE``
 already lists the delivery log (what was sent).
@@ -102,7 +102,7 @@ def _echo_json(data: Any) -> None:
 # ---------------------------------------------------------------------------- plans
 @click.group("plans")
 def plans() -> None:
-    """Plans: send a delivery to a segment on a schedule (SPEC 6.2)."""
+    """Plans: send a delivery to a segment on a schedule."""
 
 
 @plans.command("add")
@@ -255,7 +255,7 @@ def plans_runs(store: str, name: str | None, node: str, limit: int, fmt: str) ->
 # ---------------------------------------------------------------------------- messages
 @click.group("messages")
 def messages() -> None:
-    """Deliveries that plans send: a template and its envelope (SPEC 6.1)."""
+    """Deliveries that plans send: a template and its envelope."""
 
 
 @messages.command("add")

@@ -96,7 +96,7 @@ def summary(program: Program) -> str:
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when the file is clean.")
 def check_cmd(file: str, schema_path: str | None, store_path: str | None, quiet: bool) -> None:
-    """Parse and check FILE; print every error (SPEC section 7); exit 1 on error."""
+    """Parse and check FILE; print every error with line and column; exit 1 on error."""
     schema, known = _load_schema(schema_path, store_path)
     data, name = _read(file)
     try:

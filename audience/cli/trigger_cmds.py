@@ -89,7 +89,7 @@ def _with_source(fn: F) -> F:
 # ---------------------------------------------------------------------------- triggers
 @click.group("triggers")
 def triggers() -> None:
-    """Triggers: react to one incoming event (SPEC 4)."""
+    """Triggers: react to one incoming event."""
 
 
 @triggers.command("add")
@@ -283,7 +283,7 @@ def trigger_catch_up(store: str, node: str) -> None:
 # ---------------------------------------------------------------------------- dnd
 @click.group("dnd")
 def dnd() -> None:
-    """DND policies: frequency caps (SPEC 5)."""
+    """DND policies: frequency caps."""
 
 
 @dnd.command("add")

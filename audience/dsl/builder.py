@@ -405,7 +405,7 @@ _RULES.update(
     first_ev=_last_first("first"),
     in_segment=lambda m, ch, c: A.InSegment(ch[0].value, span_of(m)),
     profile_cond=lambda m, ch, c: A.ProfileCond(ch[0], span_of(m)),
-    # A bool property alone (SPEC 3.3): `vip` is `vip = true`.
+    # A bool property alone (docs/language/values.md): `vip` is `vip = true`.
     profile_flag=lambda m, ch, c: A.ProfileCond(A.Flag(ch[0], span=span_of(m)), span_of(m)),
 )
 

@@ -3,7 +3,7 @@
 Every problem with a rules text (syntax, limits, schema, references) becomes a
 ``Diagnostic`` with a stable ``code``; ``DslError`` carries one or more of
 them together with the source they point into.  ``render()`` prints them as
-SPEC section 7 shows; ``to_dict()`` is the JSON shape of the HTTP API.
+docs/language/index.md#errors shows; ``to_dict()`` is the JSON shape of the HTTP API.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class DslError(Exception):
         return "\n\n".join(render_diagnostic(d, lines, self.filename) for d in self.diagnostics)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"error": first, "errors": [all]}``: the HTTP shape of SPEC section 7."""
+        """``{"error": first, "errors": [all]}``: the HTTP shape of docs/http.md#errors."""
         errors = [d.to_dict() for d in self.diagnostics]
         return {"error": errors[0], "errors": errors}
 

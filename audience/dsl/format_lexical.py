@@ -2,7 +2,7 @@
 
 Strings, names, event types, numbers, dates and times, durations: each has one
 canonical spelling here, chosen so that the parser reads back exactly the value
-it came from (SPEC section 2).
+it came from (docs/language/index.md).
 """
 
 from __future__ import annotations

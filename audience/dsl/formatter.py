@@ -2,7 +2,7 @@
 
 ``format_text(node)`` is total over the node types of ``audience.dsl.ast`` and
 raises ``FormatError`` (a ``TypeError``) for anything else.  The layout is the
-SPEC's own (section 3 to 5 examples print back unchanged):
+the documentation's own (the examples of docs/language/ print back unchanged):
 
 - A definition is ``KIND "name" [timezone "Zone"] {`` its body indented by two
   spaces ``}``; definitions are separated by one blank line; a program ends with
@@ -23,7 +23,7 @@ SPEC's own (section 3 to 5 examples print back unchanged):
   parenthesised / ``all of`` / ``any of`` / ``not`` form.  A bool property
   written alone stays alone (``vip``, ``not vip``).
 - In a trigger's ``if`` condition, profile properties are written ``profile.x``
-  (beside ``on`` and ``event.x`` that is the clearer form, as the SPEC shows);
+  (beside ``on`` and ``event.x`` that is the clearer form, as the language docs show);
   elsewhere a profile property is bare (``city``) unless its path starts with
   ``profile`` or ``event``.
 - Counts come before windows; defaults are omitted (no count: at least once;

@@ -1,6 +1,6 @@
 """Saved DND policies: ``/v1/dnd-policies`` (list, create) and
 ``/v1/dnd-policies/{name}`` (get, replace, delete), as DSL text (one ``dnd``
-definition, SPEC section 5).  Policies belong to the store."""
+definition, docs/language/dnd.md).  Policies belong to the store."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Every error the API returns is JSON: ``{"error": {"code", "message", "help", ...}}``.
 
-DSL errors keep the SPEC section 7 shape (line, column, end_line, end_column,
+DSL errors keep the error shape (docs/language/index.md#errors) (line, column, end_line, end_column,
 plus ``errors`` with every diagnostic); HTTP errors (404, 405, 413, ...) and
 the API's own refusals (``ApiError``) use the same envelope, so a client
 never has to parse an HTML page.  Anything unexpected is logged and becomes a

@@ -4,7 +4,7 @@ The answer counts what was accepted, lists each rejected record with its
 0-based index in the body (array position, NDJSON line, Arrow row), the
 field and the reason, and what the accepted events fired (triggers, with the
 deliveries they recorded); it is 200 even when some records were rejected
-(the rest are stored, SPEC section 1).  Each ingest is recorded against the
+(the rest are stored, docs/schema.md).  Each ingest is recorded against the
 source that made it.
 """
 
@@ -63,7 +63,7 @@ def ingest(kind: str, recs: Records) -> tuple[IngestReport, dict[str, Any]]:
 
 
 def _triggers(report: BatchReport | None) -> dict[str, Any]:
-    """What the ingest's events fired (SPEC section 4), with the deliveries made."""
+    """What the ingest's events fired (docs/language/triggers.md), with the deliveries made."""
     if report is None:
         return {"matched": 0, "fired": 0, "too_old": {}, "firings": [], "deliveries": []}
     return {

@@ -1,4 +1,4 @@
-"""Plans and the deliveries they send (SPEC 6.1, 6.2): ``/v1/plans`` and
+"""Plans and the deliveries they send (docs/language/plans.md): ``/v1/plans`` and
 ``/v1/messages`` (``/v1/deliveries`` is the delivery log).
 
 A write carries DSL text with ``delivery`` and ``plan`` blocks; the rules

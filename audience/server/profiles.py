@@ -2,7 +2,7 @@
 /v1/profiles/{id}``.
 
 ``GET`` reads the current store version and decodes the contact's row.  A
-``PATCH`` sets the fields it names (SPEC section 1: a profile upsert; null
+``PATCH`` sets the fields it names (docs/schema.md: a profile upsert; null
 leaves a field as it was) and is checked against the schema before anything
 is written, so a bad one is a 400 that leaves the store unchanged.
 """

@@ -4,7 +4,7 @@
 A definition travels as DSL text: a ``segment "Name" { ... }`` definition or a
 bare condition.  It is checked and compiled against the node's schema before
 it is saved, so a saved segment always compiled when it was saved.  Saved
-segments belong to the store and are shared by its nodes (SPEC section 8);
+segments belong to the store and are shared by its nodes (docs/store.md);
 an audience is always computed over the caller's node.
 """
 

@@ -1,4 +1,4 @@
-"""A trigger's actions and options (SPEC 4).
+"""A trigger's actions and options (docs/language/triggers.md).
 
 Known actions and their arguments:
 ``send_email(campaign: string, to: profile.x | "a@b", fields: {...})``,

@@ -1,4 +1,4 @@
-"""Fitting values and operators to property types (SPEC 3.3): a value of the
+"""Fitting values and operators to property types (docs/language/values.md): a value of the
 wrong type (``amount = "abc"``, ``city > 3``) is an error at compile time."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Deliveries: the log and outbox, DND enforcement, and the senders (SPEC 5).
+"""Deliveries: the log and outbox, DND enforcement, and the senders (docs/language/dnd.md).
 
 Recording (triggers, plans, journeys)::
 
@@ -28,7 +28,7 @@ Recording (triggers, plans, journeys)::
                       key_prefix, channel="email", kind="send_email", test=False,
                       now_ms=None) -> counts   # a plan's whole audience at once
 
-Rules (SPEC 5): a delivery may leave at ``max(due_ms, now_ms)``, moved to the
+Rules (docs/language/dnd.md): a delivery may leave at ``max(due_ms, now_ms)``, moved to the
 end of the policy's quiet hours when it falls in them (status "deferred");
 the caps are checked at that time: at most N deliveries to the contact in any
 rolling window of K UNIT holding it, counting every non-test delivery that is

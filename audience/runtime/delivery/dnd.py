@@ -1,4 +1,4 @@
-"""DND policy enforcement (SPEC 5): rolling caps, channels, quiet hours.
+"""DND policy enforcement (docs/language/dnd.md): rolling caps, channels, quiet hours.
 
 A ``Policy`` is the runtime form of a ``DndPolicy`` AST.  ``first_broken``
 decides one delivery against the times of the deliveries already counted for
@@ -6,7 +6,7 @@ the contact; the log (and the batch kernel) gather those times.
 
 A new delivery at ``t`` is allowed when every window of a cap that contains
 ``t`` keeps at most N deliveries with it.  When deliveries are recorded in
-time order this is exactly SPEC 5's "window ending at the moment of the new
+time order this is exactly docs/language/dnd.md's "window ending at the moment of the new
 delivery"; checking the later windows too keeps the promise ("at most N in
 any rolling window") when a deferred or delayed delivery was already reserved
 for a later time.

@@ -32,7 +32,7 @@ def dumps(payload: Any) -> str:
 
 
 def normalize_email(email: str | None) -> str | None:
-    """SPEC 5: trimmed, lower-case; an empty address is no address."""
+    """docs/language/dnd.md: trimmed, lower-case; an empty address is no address."""
     if email is None:
         return None
     norm = email.strip().lower()

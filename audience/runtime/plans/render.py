@@ -1,4 +1,4 @@
-"""A delivery's messages (SPEC 6.1): its template (the delivery's subject
+"""A delivery's messages (docs/language/plans.md): its template (the delivery's subject
 overriding the template's) rendered with its fields, plus the envelope.
 
 Rendered once per distinct combination of field values, not per contact:

@@ -1,4 +1,4 @@
-"""One run of a plan occurrence (SPEC 6.2), resumable after a crash.
+"""One run of a plan occurrence (docs/language/plans.md), resumable after a crash.
 
 1. Freeze.  The plan's segment is evaluated as of the occurrence's due
    instant; contacts without an email are counted and left out; the rest

@@ -1,5 +1,5 @@
 """Deliveries and plans of one store node: adding, making ready or draft,
-deleting, with SPEC 6.2's edit rules, in ONE place (the CLI and the HTTP API
+deleting, with the edit rules of docs/language/plans.md, in ONE place (the CLI and the HTTP API
 both call this).
 
 - A draft never runs and can be edited at any time.

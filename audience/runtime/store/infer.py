@@ -1,6 +1,6 @@
 """A schema read off Arrow tables, for ``Store.from_arrow`` without one.
 
-The mapping from Arrow types to schema types (SPEC section 1):
+The mapping from Arrow types to schema types (docs/schema.md):
 
 ==============================================  ================
 Arrow type                                      schema type

@@ -1,4 +1,4 @@
-"""Triggers (SPEC 4): definitions, matching on every ingested event, actions.
+"""Triggers (docs/language/triggers.md): definitions, matching on every ingested event, actions.
 
 store.triggers.add(text)                      # triggers (+ the DND policies beside them)
 store.triggers.add_policies(text)             # DND policies

@@ -1,4 +1,4 @@
-"""A fired trigger's actions (SPEC 4), run in order for one event.
+"""A fired trigger's actions (docs/language/triggers.md), run in order for one event.
 
 - ``send_email``: the campaign names a saved template, rendered with the
   ``fields:``; ``to: profile.email`` is the contact's address, a constant

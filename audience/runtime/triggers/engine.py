@@ -2,7 +2,7 @@
 
 Definitions: ``add`` (triggers, and the DND policies written beside them),
 ``add_policies``, ``add_template``, checked against the store's schema, saved
-segments and policies (errors as SPEC 7).
+segments and policies (errors as docs/language/index.md#errors).
 
 Running: the store calls ``before_commit`` (journal the accepted events) and
 ``after_commit`` (match them) around every event ingest; ``process`` is the

@@ -3,7 +3,7 @@
 ``on E where P`` is lowered by the segment compiler into the same row filter a
 ``did E where P`` reads, and evaluated by the same predicate code
 (audience.compiler.predicates) over the batch's rows of each event type: one
-vectorised pass per trigger and type, and exactly SPEC 3.3's semantics
+vectorised pass per trigger and type, and exactly the semantics of docs/language/values.md
 (missing values, profile.x, lists, case-sensitive strings).
 
 ``if C`` is compiled like a segment and evaluated only for the event's contact,

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 def guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a check or a save: a DslError stays (400, docs/language/index.md#errors); a bad name or span
+    """Run a check or a save: a DslError stays (400, docs/http.md#errors); a bad name or span
     (StoreError) and an out-of-range date become 400s too."""
     try:
         return fn(*args, **kwargs)

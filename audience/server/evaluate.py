@@ -79,7 +79,7 @@ def out_of_range(exc: Exception) -> ApiError:
 
 
 def compile_text(store: Store, text: str, filename: str) -> StoreSegment:
-    """``store.compile``; a DslError propagates (a 400 with docs/language/index.md#errors fields)."""
+    """``store.compile``; a DslError propagates (a 400 with line and column)."""
     try:
         return store.compile(text, filename=filename)
     except (OverflowError, ValueError) as exc:

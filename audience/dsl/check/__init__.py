@@ -32,7 +32,7 @@ Without a schema
 - ``dnd_without_cap``       a DND policy with no ``max N per ...``
 - ``invalid_quiet_hours``   quiet hours that start when they end, or a clock time out of range
 - ``event_outside_trigger`` ``event.x`` in a segment condition (no event there)
-- ``unknown_context``       ``context`` compared with a value outside the schema's list (docs/schema.md)
+- ``unknown_context``       ``context`` compared with a value outside the list of contexts
 - ``unknown_action``        a trigger action that does not exist
 - ``invalid_argument``      an action argument missing, unknown, repeated or of the wrong form
 - ``journeys_unavailable``  ``enter_journey(...)``: journeys are not available yet

@@ -119,7 +119,7 @@ _EXAMPLES = {
 
 
 def _check_flag(ctx: Ctx, pred: Flag) -> None:
-    """A name alone (docs/language/values.md) is a condition only when it is a bool profile property."""
+    """A name alone is a condition only when it is a bool profile property."""
     f = pred.field
     if ctx.schema is None:
         return

@@ -206,6 +206,13 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     assert "Welcome to Maison, Angela" in welcome
     assert "reserved" in welcome and "suppressed" in welcome and "max 1 per day" in welcome
     assert "accepted 0, duplicates 1" in welcome
+    # the plans: a one-shot reminder previewed and run, then daily picks the DND policy holds back
+    plans = out.split("Plans (scheduled sends", 1)[1]
+    assert "preview of 'Spring event eve'" in plans
+    assert re.search(r"Spring event eve at \S+ \S+ UTC: done", plans)
+    assert re.search(
+        r"Daily picks for viewers at .*: done; .*held back \d+ \(\d+ by 'max 3 per week'\)", plans
+    )
     # words for a marketer, on lines a pipe did not cut at 80 columns
     assert "reserved (it counts against the DND policy's limits and waits for" in welcome
     assert "partition" not in out and re.search(r"#\d", out) is None

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from audience.cli import cli
-from tests.test_docs_examples import DOCS, FENCE, Block, shell_lines
+from tests.helpers.docs import DOCS, FENCE, Block, shell_lines
 
 # Pages whose commands build on each other, run in this order in one directory.
 STORE_PAGES = (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from audience.cli.output import plural
 from audience.dsl.ast import Program
 from audience.dsl.check import Known, check
 from audience.dsl.errors import DslError
@@ -56,6 +57,9 @@ KIND_LABELS = {
 }
 
 
+_PLURALS = {"dnd policy": "dnd policies", "delivery": "deliveries"}
+
+
 def describe(program: Program) -> list[str]:
     """One line per definition: what ``check`` parsed."""
     if program.condition is not None:
@@ -73,7 +77,7 @@ def summary(program: Program) -> str:
         return "1 bare condition"
     counts = Counter(type(d).__name__ for d in program.definitions)
     parts = [
-        f"{counts[k]} {label}{'' if counts[k] == 1 else 's'}"
+        plural(counts[k], label, _PLURALS.get(label))
         for k, label in KIND_LABELS.items()
         if counts[k]
     ]

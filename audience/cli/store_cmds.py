@@ -92,7 +92,7 @@ def ingest_cmd(store: str, files: tuple[str, ...], profiles: bool, node: str, st
 def _summary(report: IngestReport, profiles: bool) -> str:
     dup = "" if profiles else f", {plural(report.duplicates, 'duplicate')}"
     text = f"{report.accepted} accepted, {report.rejected} rejected{dup}"
-    if report.rejected and not report.accepted:
+    if report.rejected and not report.accepted and not report.duplicates:
         text += ": every record was rejected, nothing was stored"
     return text
 

@@ -220,6 +220,9 @@ def run_demo(
                 console.print(f"  [dim]{escape(_events_read(hits.explain))}[/]")
             console.print(f"  [dim]a few contacts: {escape(', '.join(hits.ids()[:5]))}[/]")
         welcome_story(store, console, now)
+        from audience.demo.plans import plans_story  # the scheduler's imports, only here
+
+        plans_story(store, console, now)
         console.print(Rule())
         _try_it(console, path, sizes, now)
     return sizes

@@ -20,6 +20,10 @@ from typing import Literal
 from audience.dsl.ast import NOSPAN, Cond, Duration, MapValue, Span
 
 
+def _lines() -> tuple[Span, ...]:
+    return field(default=(), compare=False, hash=False, repr=False)
+
+
 def _span() -> Span:
     return field(default=NOSPAN, compare=False, hash=False, repr=False)
 
@@ -41,6 +45,7 @@ class DeliveryDef:
     name_span: Span = _span()  # the name as written
     template_span: Span = _span()  # the template's name string
     test_list_span: Span = _span()  # the whole `test list (...)` line
+    line_spans: tuple[Span, ...] = _lines()  # each line as written (comments anchor to them)
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -112,6 +117,7 @@ class Plan:
     who_span: Span = _span()  # the segment's name string, or the inline condition
     send_span: Span = _span()  # the delivery's name string
     dnd_span: Span = _span()  # the policy's name string
+    line_spans: tuple[Span, ...] = _lines()  # each line as written (comments anchor to them)
 
     @property
     def tz_name(self) -> str:

@@ -128,6 +128,7 @@ def _delivery(meta: Meta, ch: list[Any], ctx: B.Ctx) -> DeliveryDef:
         name_span=name.span,
         template_span=lines["template"].value_span,
         test_list_span=A.NOSPAN if test_list is None else test_list.span,
+        line_spans=tuple(line.span for line in lines.values()),
     )
 
 
@@ -173,6 +174,7 @@ def _plan(meta: Meta, ch: list[Any], ctx: B.Ctx) -> Plan:
         who_span=lines["who"].value_span,
         send_span=lines["send"].value_span,
         dnd_span=A.NOSPAN if dnd is None else dnd.value_span,
+        line_spans=tuple(line.span for line in lines.values()),
     )
 
 

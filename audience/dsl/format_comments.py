@@ -128,8 +128,17 @@ def _refuse(c: Comment, text: str, filename: str) -> DslError:
 # ------------------------------------------------------------------ positions
 
 
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A line of a block whose value is no node of its own (``subject "..."`` of a
+    delivery): its span anchors comments like a node's."""
+
+    span: Span
+
+
 def _nodes(node: object) -> Iterator[object]:
-    """Every AST node under ``node`` (itself included) that has a span, in a fixed order."""
+    """Every AST node under ``node`` (itself included) that has a span, in a fixed
+    order; a node's ``line_spans`` follow it as ``_Line``s."""
     stack: list[object] = [node]
     while stack:
         item = stack.pop()
@@ -138,6 +147,7 @@ def _nodes(node: object) -> Iterator[object]:
         elif dataclasses.is_dataclass(item) and not isinstance(item, type | Span):
             if isinstance(getattr(item, "span", None), Span):
                 yield item
+                yield from (_Line(s) for s in getattr(item, "line_spans", ()))
             stack.extend(
                 reversed([getattr(item, f.name) for f in dataclasses.fields(item) if f.compare])
             )

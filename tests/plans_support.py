@@ -43,6 +43,7 @@ RULES = """delivery "Spring event reminder" {
   subject "Our spring collection, {{ first_name }}"
   from "Maison <news@maison.example>"
   reply to "care@maison.example"
+  sender "bounces@maison.example"
   fields { first_name: profile.first_name, city: profile.city }
   test list ("qa@maison.example", "marketing@maison.example")
 }

@@ -134,6 +134,8 @@ def test_the_worker_sends_a_run_by_smtp(tmp_path: Path) -> None:
     assert str(msg["Subject"]) == "Our spring collection, Name2"
     assert str(msg["From"]) == "Maison <news@maison.example>"
     assert str(msg["Reply-To"]) == "care@maison.example"
+    # the delivery's `sender` is the envelope sender (where bounces go), not a header
+    assert set(sink.mail_from) == {"bounces@maison.example"} and msg["Sender"] is None
     body = msg.get_body(("plain",))
     assert body is not None and "Dear Name2 of Milan" in body.get_content()
     assert len(set(sink.message_ids())) == len(expected)

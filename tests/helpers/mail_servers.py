@@ -33,6 +33,7 @@ class SmtpSink:
     delay: float = 0.0
     refuse_rcpt: set[str] = field(default_factory=set)
     received: list[EmailMessage] = field(default_factory=list)
+    mail_from: list[str] = field(default_factory=list)  # each received message's envelope sender
     entered: list[str] = field(default_factory=list)  # steps begun, in order
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,6 +54,7 @@ class SmtpSink:
         assert isinstance(msg, EmailMessage)
         with self.lock:
             self.received.append(msg)  # queued, as an MTA does before it answers
+            self.mail_from.append(envelope.mail_from)
         if self.slow_step == "data":
             await asyncio.sleep(self.delay)  # the answer is late: the client may never see it
         return "250 Message accepted for delivery"

@@ -197,10 +197,16 @@ class SmtpSender:
             self._conn = conn
         return self._conn
 
-    def send(self, msg: EmailMessage, before_data: Callable[[], None]) -> None:
+    def send(
+        self,
+        msg: EmailMessage,
+        before_data: Callable[[], None],
+        envelope_from: str | None = None,
+    ) -> None:
         """Send ``msg``; ``before_data`` runs after the envelope is accepted and
         before the message itself goes (the point after which the server may
-        have it: see worker.py)."""
+        have it: see worker.py).  ``envelope_from``: the address bounces go to
+        (a delivery's ``sender``), by default the From address."""
         try:
             data = msg.as_bytes()
         except (ValueError, TypeError) as exc:  # e.g. text that cannot be encoded
@@ -208,7 +214,7 @@ class SmtpSender:
         try:
             conn = self._connect()
             conn.ehlo_or_helo_if_needed()
-            sender = msg["From"]
+            sender = envelope_from or msg["From"]
             code, resp = conn.mail(sender)
             if code != 250:
                 raise smtplib.SMTPSenderRefused(code, resp, sender)

@@ -147,7 +147,10 @@ class Worker:
             self.log.set_phase(d.id, "data")
 
         if d.kind == "send_email":
-            self.sender.send(build_message(d, self.smtp), before_data)
+            envelope_from = d.payload.get("sender")
+            self.sender.send(
+                build_message(d, self.smtp), before_data, str(envelope_from or "") or None
+            )
         elif d.kind == "webhook":
             url = d.payload.get("url")
             if not isinstance(url, str):

@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from audience.cli import cli
 from audience.dsl.errors import DslError
+from audience.runtime.plans.service import PlanService
 from audience.runtime.saved import validate_segment
 from audience.runtime.store import Store, open_store
 from tests.helpers.server_api import Live, build_store, start
@@ -50,6 +51,8 @@ def _python(store: Store, kind: str, text: str, name: str) -> Any:
         return store.triggers.add(text, name)
     if kind == "policy":
         return store.triggers.add_policies(text, name)
+    if kind == "delivery":
+        return PlanService(store).add(text, name, plans=False)
     return validate_segment(store, "Win back", text, filename=name)
 
 
@@ -58,6 +61,8 @@ def _cli_add(root: str, kind: str, name: str) -> Result:
         return invoke("triggers", "add", root, "-f", name)
     if kind == "policy":
         return invoke("dnd", "add", root, "-f", name)
+    if kind == "delivery":
+        return invoke("messages", "add", root, name)
     return invoke("segments", "save", root, "Win back", "-f", name)
 
 
@@ -67,15 +72,18 @@ def _http_save(live: Live, kind: str, text: str) -> Any:
         return c.post("/v1/triggers", {"text": text})
     if kind == "policy":
         return c.post("/v1/dnd-policies", {"text": text})
+    if kind == "delivery":
+        return c.post("/v1/messages", {"text": text})
     return c.request("PUT", "/v1/segments/Win back", {"text": text})
 
 
-def _saved(store: Store) -> tuple[list[str], list[str], list[str]]:
+def _saved(store: Store) -> tuple[list[str], ...]:
     defs = store.triggers.defs
     return (
         [t.name for t in defs.list_triggers()],
         [p.name for p in defs.list_policies()],
         [s.name for s in store.list_segments()],
+        [d.name for d in PlanService(store).defs.list_deliveries(store.node)],
     )
 
 
@@ -95,7 +103,7 @@ def test_every_save_and_check_store_refuse_alike(
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(rendered)
     assert rendered == golden.read_text()
-    # a file is named KIND_CODE[_variant]: trigger, policy or segment, and the code
+    # a file is named KIND_CODE[_variant]: trigger, policy, segment or delivery, and the code
     assert any(path.stem.split("_", 1)[1].startswith(d.code) for d in err.value.diagnostics)
 
     checked = invoke("check", name, "--store", root)

@@ -3,7 +3,7 @@ the diagnostics collected so far (every problem is reported, not only the first)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from audience.dsl.ast import (
@@ -35,6 +35,9 @@ class TemplateInfo:
 
     fields: frozenset[str] = frozenset()
     error: str | None = None
+    # the same fields by part, when known: a delivery's own subject replaces the template's
+    subject_fields: frozenset[str] | None = None
+    body_fields: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class Known:
     templates: Mapping[str, TemplateInfo] | None = None  # name -> what it uses
     deliveries: Collection[str] = ()
     plans: Collection[str] = ()
+    # the fields a text with {{ fields }} uses (raises ValueError when it does not
+    # parse): how the store reads templates, for a delivery's own subject line
+    read_fields: Callable[[str], frozenset[str]] | None = None
 
     def with_legacy(
         self, segments: Mapping[str, Segment] | None, policies: Collection[str]

@@ -59,6 +59,8 @@ def check_delivery(ctx: Ctx, d: DeliveryDef) -> None:
             known(d.template_span, head_span(d)),
             suggest(d.template, ctx.known_templates, "templates"),
         )
+    else:
+        _check_template_fields(ctx, d)
     if d.fields is not None:
         _check_fields(ctx, d.fields)
     for address in d.test_list:
@@ -69,6 +71,41 @@ def check_delivery(ctx: Ctx, d: DeliveryDef) -> None:
                 known(d.test_list_span, head_span(d)),
                 'write addresses such as "qa@example.com"',
             )
+
+
+def _check_template_fields(ctx: Ctx, d: DeliveryDef) -> None:
+    """Every field the message uses (the template's body, and its subject or the
+    delivery's own) is given by ``fields``, as for a trigger's send_email."""
+    templates = ctx.known.templates
+    info = None if templates is None else templates.get(d.template)
+    if info is None:
+        return
+    if info.error is not None:
+        ctx.error(
+            "template_error",
+            f"template '{d.template}' does not parse: {info.error}",
+            known(d.template_span, head_span(d)),
+        )
+        return
+    if d.subject is None or info.body_fields is None:
+        used = set(info.fields)
+    else:
+        used = set(info.body_fields)
+        read = ctx.known.read_fields
+        try:
+            used |= read(d.subject) if read is not None else set()
+        except ValueError as exc:
+            ctx.error("template_error", f"the subject does not parse: {exc}", head_span(d))
+            return
+    given = set() if d.fields is None else {k for k, _ in d.fields.items}
+    missing = sorted(used - given)
+    if missing:
+        ctx.error(
+            "template_fields",
+            f"the message of template '{d.template}' uses {', '.join(missing)}, which fields {{ }} does not give",
+            known(d.fields.span, head_span(d)) if d.fields is not None else head_span(d),
+            "add " + ", ".join(f"{m}: ..." for m in missing) + " to fields { }",
+        )
 
 
 def _check_fields(ctx: Ctx, fields: MapValue) -> None:

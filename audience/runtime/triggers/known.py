@@ -41,8 +41,9 @@ class _Templates(Mapping[str, TemplateInfo]):
         if name not in self._info:
             t = self._saved[name]
             try:
-                fields = template_fields(t.subject, t.html, t.text)
-                self._info[name] = TemplateInfo(frozenset(fields))
+                subject = frozenset(template_fields(t.subject, "", ""))
+                body = frozenset(template_fields("", t.html, t.text))
+                self._info[name] = TemplateInfo(subject | body, None, subject, body)
             except TemplateError as exc:
                 self._info[name] = TemplateInfo(error=str(exc))
         return self._info[name]
@@ -52,6 +53,13 @@ class _Templates(Mapping[str, TemplateInfo]):
 
     def __len__(self) -> int:
         return len(self._saved)
+
+
+def _read_fields(text: str) -> frozenset[str]:
+    try:
+        return frozenset(template_fields(text, "", ""))
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def known_names(store: Store) -> Known:
@@ -69,6 +77,7 @@ def known_names(store: Store) -> Known:
         segments=saved_segments(store),
         policies=frozenset(p.name for p in defs.list_policies()),
         templates=_Templates(defs.list_templates()),
+        read_fields=_read_fields,
     )
     if store.path is None:  # an in-memory store's plans live in its PlanService only
         return known

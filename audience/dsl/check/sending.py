@@ -102,7 +102,8 @@ def _check_template_fields(ctx: Ctx, d: DeliveryDef) -> None:
     if missing:
         ctx.error(
             "template_fields",
-            f"the message of template '{d.template}' uses {', '.join(missing)}, which fields {{ }} does not give",
+            f"the message of template '{d.template}' uses {', '.join(missing)}, "
+            "which fields { } does not give",
             known(d.fields.span, head_span(d)) if d.fields is not None else head_span(d),
             "add " + ", ".join(f"{m}: ..." for m in missing) + " to fields { }",
         )

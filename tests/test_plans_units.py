@@ -58,3 +58,12 @@ def test_a_dry_batch_decides_as_the_real_one_and_records_nothing() -> None:
         log.materialize_all()
         later = [d for d in log.list() if d.key.startswith("second:")]
         assert [d.payload for d in later if d.status == "reserved"] == [{"subject": "hi"}] * 6
+
+
+def test_a_lateness_is_said_in_its_unit() -> None:
+    from audience.runtime.plans.scheduler import span_text
+
+    assert span_text(3_600_000) == "1 hour"
+    assert span_text(2 * 86_400_000) == "2 days"
+    assert span_text(90 * 60_000) == "90 minutes"
+    assert span_text(1_500) == "1.5 seconds"

@@ -247,8 +247,9 @@ def plans_runs(store: str, name: str | None, node: str, limit: int, fmt: str) ->
     for r in runs:
         c = r.counts
         counts = ", ".join(f"{k} {v}" for k, v in c.items() if k != "by_cap")
-        note = f" ({r.note})" if r.note else ""
-        click.echo(f"{r.plan}\t{_iso(r.occurrence_ms)}\t{r.state}\t{counts}{note}")
+        note = f"({r.note})" if r.note else ""
+        tail = " ".join(t for t in (counts, note) if t)
+        click.echo(f"{r.plan}\t{_iso(r.occurrence_ms)}\t{r.state}\t{tail}")
     click.echo(f"{len(runs)} run{'' if len(runs) == 1 else 's'}")
 
 

@@ -178,7 +178,7 @@ class Scheduler:
                     elif t in fresh:
                         state, note = MERGED, f"run once with the occurrence of {_iso(fresh[-1])}"
                     else:
-                        state, note = MISSED, f"no scheduler ran it within {late // 1000} s"
+                        state, note = MISSED, f"no scheduler ran it within {span_text(late)}"
                     cursor = conn.execute(
                         "insert or ignore into plan_runs (node, plan, occurrence_ms, version, "
                         "state, created_ms, note) values (?, ?, ?, ?, ?, ?, ?)",
@@ -246,3 +246,12 @@ def run_scheduler(
 def _iso(ms: int) -> str:
     t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
     return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def span_text(ms: int) -> str:
+    """``3600000`` as ``1 hour``: the largest unit that divides it."""
+    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000)):
+        if ms >= size and ms % size == 0:
+            n = ms // size
+            return f"{n} {unit}{'' if n == 1 else 's'}"
+    return f"{ms / 1000:g} seconds"

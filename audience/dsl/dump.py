@@ -36,6 +36,8 @@ def _span(span: Span) -> str:
 def _scalar(value: object) -> str:
     if isinstance(value, Span):
         return _span(value)
+    if isinstance(value, tuple) and value and all(isinstance(v, Span) for v in value):
+        return " ".join(_span(v) for v in value)
     if isinstance(value, dt.datetime):
         tz = value.tzinfo
         zone = f"zone {tz.key}" if isinstance(tz, ZoneInfo) else f"offset {tz}"

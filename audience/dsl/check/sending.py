@@ -57,7 +57,8 @@ def check_delivery(ctx: Ctx, d: DeliveryDef) -> None:
             "unknown_template",
             f"unknown template '{d.template}'",
             known(d.template_span, head_span(d)),
-            suggest(d.template, ctx.known_templates, "templates"),
+            suggest(d.template, ctx.known_templates, "templates")
+            or f"save a template named '{d.template}' first (audience templates add)",
         )
     else:
         _check_template_fields(ctx, d)

@@ -298,7 +298,8 @@ def test_templates_are_checked_only_when_known() -> None:
     assert diag.code == "unknown_template" and diag.help == "did you mean 'spring-event'?"
     assert diag.span == A.Span(1, 23, 1, 36)
     (diag,) = check(program, known=_templates())
-    assert diag.code == "unknown_template" and diag.help == "save a template named 'sprng-event' first (audience templates add)"
+    assert diag.code == "unknown_template"
+    assert diag.help == "save a template named 'sprng-event' first (audience templates add)"
 
 
 def test_saved_deliveries_count_and_program_ones_too() -> None:

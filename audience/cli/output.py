@@ -54,3 +54,16 @@ def format_option(*formats: str) -> Callable[[F], F]:
 def echo_json(value: Any) -> None:
     """One JSON document on stdout (UTF-8 as is, indented for people reading it too)."""
     click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def instant_ms(value: str | None, what: str) -> int | None:
+    """An option's time (ISO 8601, or epoch milliseconds) as epoch ms; None stays None.
+    A bad value is a usage error naming the option ``what``."""
+    if value is None:
+        return None
+    from audience.runtime.evaluate import parse_as_of
+
+    try:
+        return parse_as_of(int(value) if value.lstrip("-").isdigit() else value)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None

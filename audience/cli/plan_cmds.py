@@ -8,16 +8,16 @@ already lists the delivery log (what was sent).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
+from audience.cli.output import echo_json, instant_ms
 from audience.dsl.errors import DslError
 from audience.runtime.plans.clock import Clock, fixed_clock, wall_clock
 from audience.runtime.plans.service import PlanError, PlanService
@@ -32,19 +32,8 @@ _fmt_opt = click.option(
 _at_opt = click.option("--at", "at", help="act as if the clock read T (ISO 8601 or epoch ms)")
 
 
-def _ms(value: str | None, what: str) -> int | None:
-    if value is None:
-        return None
-    from audience.runtime.evaluate import parse_as_of
-
-    try:
-        return parse_as_of(int(value) if value.lstrip("-").isdigit() else value)
-    except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc), param_hint=what) from None
-
-
 def _clock(at: str | None) -> Clock:
-    ms = _ms(at, "--at")
+    ms = instant_ms(at, "--at")
     return wall_clock if ms is None else fixed_clock(ms)
 
 
@@ -95,10 +84,6 @@ def _add(store: str, file: str, node: str, at: str | None, plans: bool) -> None:
         click.echo(f"saved plan {p.name!r} (version {p.version}, {p.state})")
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=1, default=str))
-
-
 # ---------------------------------------------------------------------------- plans
 @click.group("plans")
 def plans() -> None:
@@ -126,7 +111,7 @@ def plans_list(store: str, node: str, fmt: str, at: str | None) -> None:
     svc = _service(store, node, at)
     rows = [svc.describe(p) for p in svc.list_plans()]
     if fmt == "json":
-        _echo_json({"plans": rows})
+        echo_json({"plans": rows})
         return
     for r in rows:
         nxt = r["next_occurrence"] or "-"
@@ -148,7 +133,7 @@ def plans_show(store: str, name: str, node: str, fmt: str, at: str | None) -> No
     except PlanError as err:
         _refuse(err)
     if fmt == "json":
-        _echo_json(info)
+        echo_json(info)
         return
     click.echo(f"# {info['state']}, version {info['version']}, next {info['next_occurrence']}")
     click.echo(info["text"], nl=False)
@@ -210,14 +195,14 @@ def plans_preview(
 
     st = _open(store, node)
     try:
-        out = preview(st, name, _ms(when, "--when"), clock=_clock(at))
+        out = preview(st, name, instant_ms(when, "--when"), clock=_clock(at))
     except PlanError as err:
         _refuse(err)
     except DslError as err:
         click.echo(err.render(), err=True)
         sys.exit(1)
     if fmt == "json":
-        _echo_json(out)
+        echo_json(out)
         return
     click.echo(
         f"plan {name!r} at {_iso(out['at'])}: audience {out['audience']}, "
@@ -242,7 +227,7 @@ def plans_runs(store: str, name: str | None, node: str, limit: int, fmt: str) ->
     svc = _service(store, node)
     runs = svc.defs.list_runs(node, name, limit=limit)
     if fmt == "json":
-        _echo_json({"runs": [r.to_dict() for r in runs]})
+        echo_json({"runs": [r.to_dict() for r in runs]})
         return
     for r in runs:
         c = r.counts
@@ -276,7 +261,7 @@ def messages_list(store: str, node: str, fmt: str) -> None:
     """The saved deliveries."""
     rows = _service(store, node).list_deliveries()
     if fmt == "json":
-        _echo_json(
+        echo_json(
             {"deliveries": [{"name": d.name, "version": d.version, "text": d.text} for d in rows]}
         )
         return
@@ -297,7 +282,7 @@ def messages_show(store: str, name: str, node: str, fmt: str) -> None:
     except PlanError as err:
         _refuse(err)
     if fmt == "json":
-        _echo_json({"name": d.name, "version": d.version, "text": d.text, "updated": d.updated})
+        echo_json({"name": d.name, "version": d.version, "text": d.text, "updated": d.updated})
         return
     click.echo(f"# version {d.version}, updated {d.updated}")
     click.echo(d.text, nl=False)
@@ -331,7 +316,7 @@ def messages_test(store: str, name: str, contact: str | None, node: str, fmt: st
     except PlanError as err:
         _refuse(err)
     if fmt == "json":
-        _echo_json({"sent": sent})
+        echo_json({"sent": sent})
         return
     for s in sent:
         click.echo(f"test delivery {s['id']} to {s['to']}: {s['status']}")
@@ -352,7 +337,7 @@ def scheduler_cmd(store: str, once: bool, at: str | None, poll: float, lease: fl
 
     if not (Path(store) / STORE_FILE).is_file():
         raise click.ClickException(f"{store}: not a store (no {STORE_FILE}); see 'audience init'")
-    start = _ms(at, "--at")
+    start = instant_ms(at, "--at")
     clock: Clock = wall_clock
     if start is not None:
         # --once reads exactly T; a long run starts at T and moves with the wall clock

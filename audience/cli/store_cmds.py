@@ -11,7 +11,6 @@ from rich.table import Table
 
 from audience.cli.output import console, echo_json, format_option, plural
 from audience.runtime.store import IngestReport, Store, StoreError, open_store
-from audience.runtime.store.definitions import SavedSegment
 
 # Files at least this big get a progress bar even when stdout is not a TTY.
 LARGE_FILE = 50 * 1024 * 1024
@@ -174,16 +173,6 @@ def _validate(st: Store, name: str, text: str, filename: str) -> None:
         sys.exit(1)
 
 
-def _segment_json(seg: SavedSegment) -> dict[str, object]:
-    return {
-        "name": seg.name,
-        "text": seg.text,
-        "created": seg.created,
-        "updated": seg.updated,
-        "version": seg.version,
-    }
-
-
 @segments_group.command("list")
 @click.argument("store", type=click.Path())
 @format_option()
@@ -191,7 +180,7 @@ def list_cmd(store: str, fmt: str) -> None:
     """List the saved segments."""
     segs = _open(store, "main").list_segments()
     if fmt == "json":
-        echo_json([_segment_json(s) for s in segs])
+        echo_json([s.to_dict() for s in segs])
         return
     table = Table("name", "version", "updated", "text")
     for s in segs:
@@ -210,7 +199,7 @@ def show_cmd(store: str, name: str, fmt: str) -> None:
     if seg is None:
         raise click.ClickException(f"no saved segment '{name}'")
     if fmt == "json":
-        echo_json(_segment_json(seg))
+        echo_json(seg.to_dict())
         return
     click.echo(seg.text.rstrip("\n"))
 

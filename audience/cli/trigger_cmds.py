@@ -3,7 +3,6 @@ email templates of a store, and the triggers' dry run."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from audience.cli.output import plural
+from audience.cli.output import echo_json, instant_ms, plural
 from audience.dsl.errors import DslError
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.triggers import SavedTrigger, TemplateError, TriggerEngine, dry_run
@@ -39,21 +38,6 @@ def _text(file: str | None, expr: str | None) -> tuple[str, str]:
         return Path(file).read_text(encoding="utf-8"), file
     except (OSError, UnicodeDecodeError) as exc:
         raise click.UsageError(f"cannot read {file}: {exc}") from None
-
-
-def _ms(value: str | None, what: str) -> int | None:
-    if value is None:
-        return None
-    from audience.runtime.evaluate import parse_as_of
-
-    try:
-        return parse_as_of(int(value) if value.lstrip("-").isdigit() else value)
-    except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc), param_hint=what) from None
-
-
-def _json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
 
 
 def _fail_dsl(err: DslError) -> NoReturn:
@@ -120,8 +104,8 @@ def trigger_add(
             text,
             name,
             enabled=not disabled,
-            valid_from_ms=_ms(valid_from, "--valid-from"),
-            valid_until_ms=_ms(valid_until, "--valid-until"),
+            valid_from_ms=instant_ms(valid_from, "--valid-from"),
+            valid_until_ms=instant_ms(valid_until, "--valid-until"),
         )
     except DslError as err:
         _fail_dsl(err)
@@ -148,7 +132,7 @@ def trigger_list(store: str, fmt: str, node: str) -> None:
     """The saved triggers."""
     found = _engine(store, node).defs.list_triggers()
     if fmt == "json":
-        _json({"triggers": [t.to_dict() for t in found]})
+        echo_json({"triggers": [t.to_dict() for t in found]})
         return
     for t in found:
         state = "enabled" if t.enabled else "disabled"
@@ -165,7 +149,7 @@ def _valid_from(t: SavedTrigger) -> str:
 def _history(eng: TriggerEngine, kind: str, name: str, fmt: str) -> None:
     versions = eng.defs.history(kind, name)
     if fmt == "json":
-        _json({"name": name, "versions": [v.to_dict() for v in versions]})
+        echo_json({"name": name, "versions": [v.to_dict() for v in versions]})
         return
     for v in versions:
         click.echo(f"# version {v.version}, saved {v.saved}\n{v.body}")
@@ -187,7 +171,7 @@ def trigger_show(store: str, name: str, history: bool, fmt: str, node: str) -> N
         _history(eng, "triggers", name, fmt)
         return
     if fmt == "json":
-        _json(t.to_dict())
+        echo_json(t.to_dict())
         return
     state = "enabled" if t.enabled else "disabled"
     click.echo(f"# version {t.version}, {state}, valid from {_valid_from(t)}, updated {t.updated}")
@@ -244,9 +228,9 @@ def trigger_dry_run(
     then (valid-from included): what would have happened and why, and apart,
     what the delivery log already holds for those events.  Writes nothing."""
     st = _engine(store, node).store
-    report = dry_run(st, _ms(since, "--since"), _ms(until, "--until"))
+    report = dry_run(st, instant_ms(since, "--since"), instant_ms(until, "--until"))
     if fmt == "json":
-        _json(report.to_dict(limit=max(limit, 0)))
+        echo_json(report.to_dict(limit=max(limit, 0)))
         return
     click.echo(
         f"{plural(report.events, 'event')}, {report.matched} matched, {report.fired} would fire"
@@ -314,7 +298,7 @@ def dnd_list(store: str, fmt: str, node: str) -> None:
     """The saved DND policies."""
     found = _engine(store, node).defs.list_policies()
     if fmt == "json":
-        _json({"policies": [p.to_dict() for p in found]})
+        echo_json({"policies": [p.to_dict() for p in found]})
         return
     for p in found:
         click.echo(f"{p.name}\tversion {p.version}\tupdated {p.updated}")
@@ -336,7 +320,7 @@ def dnd_show(store: str, name: str, history: bool, fmt: str, node: str) -> None:
         _history(eng, "dnd_policies", name, fmt)
         return
     if fmt == "json":
-        _json(p.to_dict())
+        echo_json(p.to_dict())
         return
     click.echo(f"# version {p.version}, updated {p.updated}")
     click.echo(p.text, nl=False)
@@ -393,7 +377,7 @@ def template_list(store: str, fmt: str, node: str) -> None:
     """The saved templates."""
     found = _engine(store, node).defs.list_templates()
     if fmt == "json":
-        _json({"templates": [t.to_dict() for t in found]})
+        echo_json({"templates": [t.to_dict() for t in found]})
         return
     for t in found:
         click.echo(f"{t.name}\tversion {t.version}\tupdated {t.updated}")
@@ -415,7 +399,7 @@ def template_show(store: str, name: str, history: bool, fmt: str, node: str) -> 
         _history(eng, "templates", name, fmt)
         return
     if fmt == "json":
-        _json(t.to_dict())
+        echo_json(t.to_dict())
         return
     click.echo(f"# version {t.version}, updated {t.updated}")
     click.echo(f"subject: {t.subject}\n--- html\n{t.html}\n--- text\n{t.text}")

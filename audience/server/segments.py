@@ -10,8 +10,6 @@ an audience is always computed over the caller's node.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify, request
 
 from audience.dsl.ast import Segment
@@ -24,16 +22,6 @@ from audience.server.errors import ApiError, bad_request
 from audience.server.evaluate import MAX_TEXT, Query, compile_text, run_query
 
 bp = Blueprint("segments", __name__)
-
-
-def _out(seg: SavedSegment) -> dict[str, Any]:
-    return {
-        "name": seg.name,
-        "text": seg.text,
-        "created": seg.created,
-        "updated": seg.updated,
-        "version": seg.version,
-    }
 
 
 def _name_of(text: str) -> str | None:
@@ -65,7 +53,7 @@ def _find(name: str) -> SavedSegment:
 @bp.get("/v1/segments")
 @requires("read")
 def list_segments() -> Response:
-    return jsonify({"segments": [_out(s) for s in current_node().store.list_segments()]})
+    return jsonify({"segments": [s.to_dict() for s in current_node().store.list_segments()]})
 
 
 @bp.post("/v1/segments")
@@ -84,7 +72,7 @@ def create_segment() -> Response:
     if current_node().store.get_segment(name.strip()) is not None:
         raise ApiError(409, "conflict", f"a segment {name!r} exists", "replace it with PUT")
     saved = _save(name, text)
-    resp = jsonify(_out(saved))
+    resp = jsonify(saved.to_dict())
     resp.status_code = 201
     resp.headers["Location"] = f"/v1/segments/{saved.name}"
     return resp
@@ -93,7 +81,7 @@ def create_segment() -> Response:
 @bp.get("/v1/segments/<name>")
 @requires("read")
 def get_segment(name: str) -> Response:
-    return jsonify(_out(_find(name)))
+    return jsonify(_find(name).to_dict())
 
 
 @bp.put("/v1/segments/<name>")
@@ -102,7 +90,7 @@ def replace_segment(name: str) -> Response:
     f = Fields(json_object(), {"text"})
     text = f.text("text", required=True, max_len=MAX_TEXT) or ""
     existed = current_node().store.get_segment(name) is not None
-    resp = jsonify(_out(_save(name, text)))
+    resp = jsonify(_save(name, text).to_dict())
     resp.status_code = 200 if existed else 201
     return resp
 

@@ -44,6 +44,16 @@ class SavedSegment:
     updated: str
     version: int  # 1 when saved first, +1 at each save under the same name
 
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form the CLI and the HTTP API print."""
+        return {
+            "name": self.name,
+            "text": self.text,
+            "created": self.created,
+            "updated": self.updated,
+            "version": self.version,
+        }
+
 
 def open_definitions(
     path: Path | None, component: str, migrations: Sequence[Migration]

@@ -8,16 +8,31 @@ evolve independently in the same database file without renumbering each other.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import sqlite_utils
 
 Migration = tuple[int, str, Callable[[sqlite_utils.Database], None]]
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction on ``conn`` (in autocommit mode) that holds SQLite's
+    write lock from its first read on: committed when the block ends, rolled
+    back when it raises."""
+    conn.execute("begin immediate")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    conn.execute("commit")
 
 
 def now_iso() -> str:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from audience.runtime.db import immediate
 from audience.runtime.delivery import model as m
 from audience.runtime.delivery.dnd import Policy
 from audience.runtime.delivery.members import batch_times, materialize
@@ -108,15 +109,8 @@ class DeliveryLog:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: the write lock is held from the first read on."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("begin immediate")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("rollback")
-                raise
-            conn.execute("commit")
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     # ------------------------------------------------------------------ recording
 

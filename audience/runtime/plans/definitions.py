@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlite_utils
 
-from audience.runtime.db import Migration, now_iso
+from audience.runtime.db import Migration, immediate, now_iso
 from audience.runtime.store.definitions import open_definitions
 from audience.runtime.triggers.definitions import DEFINITIONS_FILE, check_name
 
@@ -198,15 +198,8 @@ class PlanDefinitions:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the write lock from its first read."""
-        with self._lock:
-            conn = self._conn()
-            conn.execute("begin immediate")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("rollback")
-                raise
-            conn.execute("commit")
+        with self._lock, immediate(self._conn()) as conn:
+            yield conn
 
     def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -583,11 +583,12 @@ class DndPolicy:
 
 
 # Deliveries and plans live in their own module, which builds on the nodes above.
+from audience.dsl.ast_journeys import Journey as Journey  # noqa: E402
 from audience.dsl.ast_sending import DeliveryDef as DeliveryDef  # noqa: E402
 from audience.dsl.ast_sending import Plan as Plan  # noqa: E402
 from audience.dsl.ast_sending import Schedule as Schedule  # noqa: E402
 
-Definition: TypeAlias = Segment | Trigger | DndPolicy | DeliveryDef | Plan
+Definition: TypeAlias = Segment | Trigger | DndPolicy | DeliveryDef | Plan | Journey
 
 
 @dataclass(frozen=True, slots=True)

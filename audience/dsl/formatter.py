@@ -62,6 +62,7 @@ from audience.dsl.ast import (
     Count,
     DateLit,
     DateTimeLit,
+    Definition,
     Delay,
     DeliveryDef,
     Did,
@@ -182,7 +183,7 @@ def _header(kind: str, name: str, timezone: str | None) -> str:
     return f"{kind} {lex.quote(name)}{zone} {{"
 
 
-def _definition(node: Segment | Trigger | DndPolicy | DeliveryDef | Plan) -> list[str]:
+def _definition(node: Definition) -> list[str]:
     if isinstance(node, DeliveryDef | Plan):
         from audience.dsl.format_sending import definition_lines  # it builds on this module
 

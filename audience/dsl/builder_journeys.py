@@ -99,7 +99,7 @@ def _journey(meta: Meta, ch: list[Any], ctx: B.Ctx) -> Journey:
             "journey_structure",
             f"journey '{name.value}' has no steps",
             head,
-            "add a step, like 'action \"Welcome\" send \"Delivery name\"'",
+            'add a step, like \'action "Welcome" send "Delivery name"\'',
         )
     entry = lines.get("entry")
     reentry = lines.get("reentry")
@@ -178,9 +178,7 @@ B._RULES.update(
     j_enter_on=_header(
         "entry", lambda span, events, where, cond: EnterOn(events, where, cond, span)
     ),
-    j_enter_segment=_header(
-        "entry", lambda span, name: EnterSegment(name.value, span, name.span)
-    ),
+    j_enter_segment=_header("entry", lambda span, name: EnterSegment(name.value, span, name.span)),
     j_once=_header("reentry", lambda span: ReEntry(None, span)),
     j_again=_header("reentry", lambda span, duration: ReEntry(duration, span)),
     j_dnd=_dnd,

@@ -114,7 +114,8 @@ def _journey(meta: Meta, ch: list[Any], ctx: B.Ctx) -> Journey:
         span=span,
         name_span=name.span,
         dnd_span=A.NOSPAN if dnd is None else dnd.value_span,
-        line_spans=tuple(line.span for line in lines.values()),
+        # in the formatter's order, so the source's and the output's pair up
+        line_spans=tuple(lines[k].span for k in _WORDS if k in lines),
     )
 
 
@@ -168,6 +169,7 @@ def _check(meta: Meta, ch: list[Any], ctx: B.Ctx) -> CheckStep:
         label_span=label.span,
         yes_span=yes.span,
         no_span=no.span,
+        line_spans=(yes.span, no.span),
     )
 
 

@@ -154,10 +154,8 @@ def test_checks_nest() -> None:
         f'check "o" clicked "a" within 1 day yes {{ {inner} }} no {{ {inner} }} }}'
     )
     ids = [p for p, _ in step_paths(j.steps)]
-    assert ids == ["0", "1", "1.yes.0", "1.yes.0.yes.0", "1.yes.0.no.0", "1.no.0"] + [
-        "1.no.0.yes.0",
-        "1.no.0.no.0",
-    ]
+    nested = ["1.yes.0", "1.yes.0.yes.0", "1.yes.0.no.0", "1.no.0", "1.no.0.yes.0", "1.no.0.no.0"]
+    assert ids == ["0", "1", *nested]
 
 
 def test_journey_words_stay_names_where_they_were() -> None:

@@ -332,7 +332,7 @@ def test_the_welcome_journey_is_canonical() -> None:
 def test_exact_layout() -> None:
     text = (
         'journey "J" { start at 2027-03-01 08:05 timezone "Europe/Rome" dnd "P" '
-        "again after 1 month enter on purchased where amount > 1 if city = \"Milan\" "
+        'again after 1 month enter on purchased where amount > 1 if city = "Milan" '
         'wait 1 day action "A" add_tag("x") check "C" did viewed_product within 2 hours '
         'yes {} no { check "D" opened "A" within 1 day yes { end } no {} } }'
     )
@@ -368,7 +368,7 @@ def test_long_lines_wrap() -> None:
         f"journey j {{ start now enter on purchased if {cond} "
         f'check "c" ({cond}) within 1 day yes {{ end }} no {{ end }} '
         f'action "w" webhook(url: "https://example.com/{"p" * 40}", '
-        f'body: {{a: profile.email, b: profile.first_name}}) }}'
+        f"body: {{a: profile.email, b: profile.first_name}}) }}"
     )
     text = format_text(j)
     assert all(len(line) <= 100 for line in text.splitlines()), text

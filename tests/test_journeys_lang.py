@@ -35,6 +35,7 @@ from audience.dsl.format_comments import format_source
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse, parse_condition
 from tests import ast_strategies as S
+from tests.helpers import golden
 from tests.helpers.language import same
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -414,4 +415,17 @@ journey "J" {
         "  # after the check\n"
         "}\n"
     )
+    assert format_source(out) == out
+
+
+JOURNEY_FILES = sorted((CORPUS / "valid").glob("journey_*.rules"))
+
+
+@pytest.mark.parametrize("path", JOURNEY_FILES, ids=lambda p: p.stem)
+def test_golden_formatted_journeys(path: Path) -> None:
+    """The valid corpus's journeys formatted, comments kept (the .ast is test_parse's)."""
+    text = path.read_text(encoding="utf-8")
+    out = format_source(text, filename=path.name)
+    golden.check(path.with_suffix(".out"), out)
+    same(parse(out), parse(text))
     assert format_source(out) == out

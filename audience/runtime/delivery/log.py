@@ -24,6 +24,7 @@ from audience.runtime.delivery.dnd import Policy
 from audience.runtime.delivery.members import batch_times, materialize
 from audience.runtime.delivery.model import Delivery, DeliveryRequest
 from audience.runtime.delivery.schema import FILE, connect
+from audience.runtime.tracking.suppression import UNSUBSCRIBED, suppressed_in
 
 # the payload of a row is its own JSON, or the shared one it refers to
 _SELECT = (
@@ -36,18 +37,23 @@ _SELECT = (
 TimesFn = Callable[[DeliveryRequest, str | None, Policy, int, int], list[int]]
 
 
-def decide(req: DeliveryRequest, now_ms: int, times: TimesFn) -> Delivery:
+def decide(
+    req: DeliveryRequest, now_ms: int, times: TimesFn, unsubscribed: bool = False
+) -> Delivery:
     """The delivery ``req`` becomes (id 0: not recorded yet).
 
     It may leave at ``max(due, now)`` (a delivery for a past event leaves now),
     moved to the end of the quiet hours it falls in; the caps are checked at
-    that time against the deliveries ``times`` returns."""
+    that time against the deliveries ``times`` returns.  ``unsubscribed``: the
+    address is on the suppression list (a marketing email to it is suppressed)."""
     email_norm = m.normalize_email(req.email)
     t = max(req.due_ms, now_ms)
     status, cap_text = m.RESERVED, None
     pol = req.policy
     if req.error is not None:
         status = m.FAILED  # never sent, so neither deferred nor capped, and not counted
+    elif unsubscribed and not req.test and req.kind == "send_email":
+        status, cap_text = m.SUPPRESSED, UNSUBSCRIBED
     elif pol is not None and not req.test and pol.applies_to(req.channel):
         deferred = pol.defer(t)
         if deferred != t:
@@ -168,7 +174,12 @@ class DeliveryLog:
                     f"{found.contact_id!r} of node {found.node!r}"
                 )
             return found
-        d = decide(req, now, lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi))
+        d = decide(
+            req,
+            now,
+            lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi),
+            suppressed_in(conn, m.normalize_email(req.email)),
+        )
         cur = conn.execute(
             "insert into deliveries (key, node, contact_id, email, email_norm, channel, "
             "kind, payload, status, policy, cap, requested_ms, due_ms, test, source, "
@@ -422,7 +433,9 @@ class DryRun:
         if found is not None:
             return found
         now = req.now_ms if req.now_ms is not None else m.wall_ms()
-        d = decide(req, now, self._times)
+        with self.log._lock:
+            listed = suppressed_in(self.log._conn, m.normalize_email(req.email))
+        d = decide(req, now, self._times, listed)
         d = replace(d, id=-(len(self.planned) + 1))
         self.planned.append(d)
         self._by_key[d.key] = d

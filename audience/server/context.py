@@ -9,6 +9,7 @@ handler only ever sees that node's store.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,10 @@ from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request
 
+from audience.runtime.delivery.log import DeliveryLog
+from audience.runtime.delivery.model import wall_ms
 from audience.runtime.store import StoreError
+from audience.runtime.tracking.hits import Tracking
 from audience.server.auth import Source, Sources
 from audience.server.errors import ApiError
 from audience.server.nodes import NodeRuntime, Nodes
@@ -31,6 +35,8 @@ class ServerConfig:
     default_limit: int = 1000
     max_limit: int = 100_000
     audience_cache: int = 32  # audiences kept per node for cursors
+    # epoch ms of "now" for the tracking endpoints (tests inject their own clock)
+    clock: Callable[[], int] = wall_ms
 
     @classmethod
     def of(cls, config: ServerConfig | dict[str, Any] | str | Path) -> ServerConfig:
@@ -48,6 +54,17 @@ class ServerState:
         self.config = config
         self.nodes = Nodes(config.store, config.audience_cache)
         self.sources = Sources(config.store)
+        self._tracking: Tracking | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tracking(self) -> Tracking:
+        """The store's tracking hits (its delivery log opened on first use)."""
+        with self._lock:
+            if self._tracking is None:
+                log = DeliveryLog.open(self.config.store)
+                self._tracking = Tracking(self.config.store, log, self.config.clock)
+            return self._tracking
 
 
 def state() -> ServerState:

@@ -214,7 +214,9 @@ class SmtpSender:
         have it: see worker.py).  ``envelope_from``: the address bounces go to
         (a delivery's ``sender``), by default the From address."""
         try:
-            data = msg.as_bytes()
+            # CRLF line ends: smtplib leaves bytes as they are, and a server
+            # reads an LF-only message as one line (refused once over 1000 bytes)
+            data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
         except (ValueError, TypeError) as exc:  # e.g. text that cannot be encoded
             raise SendError(f"the message cannot be built: {exc}", permanent=True) from None
         try:

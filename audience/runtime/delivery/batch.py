@@ -42,7 +42,7 @@ from audience.runtime.delivery.members import (
     _counting,
     members_blob,
 )
-from audience.runtime.tracking.suppression import UNSUBSCRIBED, mask_in
+from audience.runtime.tracking import suppression
 
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
@@ -199,7 +199,7 @@ def reserve_batch(
         skip = _skip(conn, key_prefix, cids)
         # addresses on the suppression list: no marketing email (tests are sent)
         listed = (
-            mask_in(conn, norms) & ~skip
+            suppression.mask_in(conn, norms) & ~skip
             if kind == "send_email" and not test
             else np.zeros(n, dtype=np.bool_)
         )
@@ -207,7 +207,7 @@ def reserve_batch(
         if applies and policy is not None and policy.caps:
             codes = _check(conn, log.uid, node, cids, norms, policy, t, skip | listed)
         if listed.any():  # recorded suppressed with the reason as their "cap"
-            cap_texts = [*cap_texts, UNSUBSCRIBED]
+            cap_texts = [*cap_texts, suppression.UNSUBSCRIBED]
             codes[listed] = len(cap_texts) - 1
         admitted = int(np.count_nonzero(codes == ADMITTED))
         hist = np.bincount(codes[codes >= 0], minlength=len(cap_texts))

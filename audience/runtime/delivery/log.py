@@ -24,7 +24,9 @@ from audience.runtime.delivery.dnd import Policy
 from audience.runtime.delivery.members import batch_times, materialize
 from audience.runtime.delivery.model import Delivery, DeliveryRequest
 from audience.runtime.delivery.schema import FILE, connect
-from audience.runtime.tracking.suppression import UNSUBSCRIBED, suppressed_in
+
+# a module reference: suppression imports the delivery model (a cycle resolved at call time)
+from audience.runtime.tracking import suppression
 
 # the payload of a row is its own JSON, or the shared one it refers to
 _SELECT = (
@@ -53,7 +55,7 @@ def decide(
     if req.error is not None:
         status = m.FAILED  # never sent, so neither deferred nor capped, and not counted
     elif unsubscribed and not req.test and req.kind == "send_email":
-        status, cap_text = m.SUPPRESSED, UNSUBSCRIBED
+        status, cap_text = m.SUPPRESSED, suppression.UNSUBSCRIBED
     elif pol is not None and not req.test and pol.applies_to(req.channel):
         deferred = pol.defer(t)
         if deferred != t:
@@ -178,7 +180,7 @@ class DeliveryLog:
             req,
             now,
             lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi),
-            suppressed_in(conn, m.normalize_email(req.email)),
+            suppression.suppressed_in(conn, m.normalize_email(req.email)),
         )
         cur = conn.execute(
             "insert into deliveries (key, node, contact_id, email, email_norm, channel, "
@@ -434,7 +436,7 @@ class DryRun:
             return found
         now = req.now_ms if req.now_ms is not None else m.wall_ms()
         with self.log._lock:
-            listed = suppressed_in(self.log._conn, m.normalize_email(req.email))
+            listed = suppression.suppressed_in(self.log._conn, m.normalize_email(req.email))
         d = decide(req, now, self._times, listed)
         d = replace(d, id=-(len(self.planned) + 1))
         self.planned.append(d)

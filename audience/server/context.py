@@ -21,6 +21,7 @@ from audience.runtime.delivery.log import DeliveryLog
 from audience.runtime.delivery.model import wall_ms
 from audience.runtime.store import StoreError
 from audience.runtime.tracking.hits import Tracking
+from audience.runtime.tracking.outbox import Ingester
 from audience.server.auth import Source, Sources
 from audience.server.errors import ApiError
 from audience.server.nodes import NodeRuntime, Nodes
@@ -54,17 +55,34 @@ class ServerState:
         self.config = config
         self.nodes = Nodes(config.store, config.audience_cache)
         self.sources = Sources(config.store)
-        self._tracking: Tracking | None = None
+        self._tracking: tuple[Tracking, Ingester] | None = None
         self._lock = threading.Lock()
 
-    @property
-    def tracking(self) -> Tracking:
-        """The store's tracking hits (its delivery log opened on first use)."""
+    def start_tracking(self) -> tuple[Tracking, Ingester]:
+        """The store's tracking hits and the thread that ingests their events
+        (started here: it first ingests what an earlier server left)."""
         with self._lock:
             if self._tracking is None:
                 log = DeliveryLog.open(self.config.store)
-                self._tracking = Tracking(self.config.store, log, self.config.clock)
+                ingester = Ingester(log, lambda node: self.nodes.get(node).store)
+                ingester.notify()
+                self._tracking = (Tracking(self.config.store, log, self.config.clock), ingester)
             return self._tracking
+
+    @property
+    def tracking(self) -> Tracking:
+        return self.start_tracking()[0]
+
+    def hit_recorded(self) -> None:
+        """A hit's event is in the outbox: ingest it now."""
+        self.start_tracking()[1].notify()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._tracking is not None:
+                self._tracking[1].stop()
+                self._tracking[0].log.close()
+                self._tracking = None
 
 
 def state() -> ServerState:

@@ -10,23 +10,21 @@ links of sent messages, so without a token:
 
 A token that does not verify or names nothing the log holds: 404, plain text,
 never a redirect, nothing recorded.  The events go into the contact's node
-through the ordinary ingest, so triggers and journeys see them.
+through the ordinary ingest, right after the answer (runtime/tracking/outbox.py),
+so triggers and journeys see them.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import logging
 
 from flask import Blueprint, Response, request
 
-from audience.runtime.store import StoreError
 from audience.runtime.tracking.hits import Hit
 from audience.server.context import state
 
 bp = Blueprint("tracking", __name__)
-log = logging.getLogger("audience.server.tracking")
 
 # the smallest transparent GIF (1x1)
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -38,14 +36,10 @@ def _not_found() -> Response:
 
 
 def _ingest(hit: Hit) -> None:
-    """The hit's event into its contact's node; a failure is logged, and the
-    visitor still gets the redirect, the pixel or the page."""
-    if hit.event is None:
-        return
-    try:
-        state().nodes.get(hit.delivery.node).store.ingest_events([hit.event])
-    except (StoreError, OSError, ValueError):
-        log.exception("tracking event of delivery %s not ingested", hit.delivery.id)
+    """The hit's event is in the outbox (committed with the hit): the server's
+    ingester puts it into the contact's node now, without making the visitor wait."""
+    if hit.event is not None:
+        state().hit_recorded()
 
 
 @bp.route("/t/c/<token>", methods=["GET"])

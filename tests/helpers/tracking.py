@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import run_worker
 from audience.runtime.store import Store
 from audience.runtime.tracking.config import write_setting
+from audience.runtime.tracking.outbox import pending
 from audience.server.app import create_app
 from audience.server.context import ServerConfig
 from audience.server.serve import ServerThread
@@ -116,7 +118,12 @@ class Site:
         return Store.open(self.root)
 
     def count(self, text: str) -> int:
-        """How many contacts the condition holds for, a day after the clock."""
+        """How many contacts the condition holds for, a day after the clock, once
+        the server's ingester has emptied the outbox."""
+        deadline = time.monotonic() + 60
+        while pending(self.log):
+            assert time.monotonic() < deadline, "the tracking outbox was never drained"
+            time.sleep(0.01)
         return len(self.store().compile(text).evaluate(as_of=self.clock.now + 86_400_000))
 
 

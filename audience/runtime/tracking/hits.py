@@ -1,8 +1,8 @@
 """What a hit on a tracking URL does (docs/tracking.md), apart from HTTP: the
 token is checked, the delivery and the link are read from the log, the bot
-rules are applied and the hit is recorded; the event to ingest into the
-contact's node is returned (the server ingests it, so triggers and journeys
-see it as any event).
+rules are applied, and the hit is recorded with its event in the outbox, in
+one transaction; the outbox's events are ingested into the contact's node
+right after (outbox.py), so triggers and journeys see them as any event.
 
 A token that does not verify, or names a delivery or a link the log does not
 hold, is ``None``: the caller answers 404 and records nothing.
@@ -17,6 +17,7 @@ Bot flag (``bot`` = true; journeys' ``clicked`` and ``opened`` ignore such hits)
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -38,7 +39,7 @@ MAX_USER_AGENT = 512
 @dataclass(frozen=True)
 class Hit:
     delivery: Delivery
-    event: dict[str, Any] | None  # what to ingest into the delivery's node (None: nothing)
+    event: dict[str, Any] | None  # what the outbox holds for the node (None: nothing)
     link: Link | None = None  # the click's link (its url is where to redirect)
 
 
@@ -71,15 +72,16 @@ class Tracking:
             if d is None or link is None:
                 return None
             bot = head or link.hidden or self._early(d, now) or _burst(conn, d.id, link.index, now)
-            _record(conn, d.id, "click", link.index, now, bot)
-        props = {
-            "link": link.url,
-            "link_index": link.index,
-            "link_text": link.text or None,
-            "user_agent": _ua(user_agent),
-            "bot": bot,
-        }
-        return Hit(d, _event(d, "email_clicked", now, props), link)
+            props = {
+                "link": link.url,
+                "link_index": link.index,
+                "link_text": link.text or None,
+                "user_agent": _ua(user_agent),
+                "bot": bot,
+            }
+            event = _event(d, "email_clicked", now, props)
+            _record(conn, d, "click", link.index, now, bot, event)
+        return Hit(d, event, link)
 
     def open(self, token: str, user_agent: str | None, head: bool = False) -> Hit | None:
         d = self._delivery("o", token)
@@ -87,10 +89,10 @@ class Tracking:
             return None
         now = self.clock()
         bot = head or self._early(d, now)
+        event = _event(d, "email_opened", now, {"user_agent": _ua(user_agent), "bot": bot})
         with self.log.transaction() as conn:
-            _record(conn, d.id, "open", None, now, bot)
-        props = {"user_agent": _ua(user_agent), "bot": bot}
-        return Hit(d, _event(d, "email_opened", now, props))
+            _record(conn, d, "open", None, now, bot, event)
+        return Hit(d, event)
 
     def unsubscribe_page(self, token: str) -> Delivery | None:
         """The delivery an unsubscribe link names (GET: a page, nothing recorded)."""
@@ -104,12 +106,12 @@ class Tracking:
             return None
         address = d.email or str(d.payload.get("to") or "")
         now = self.clock()
+        event = _event(d, "unsubscribed", now, {"user_agent": _ua(user_agent)})
         with self.log.transaction() as conn:
             new = add_in(conn, address, UNSUBSCRIBED, source=d.source, delivery_id=d.id, now_ms=now)
             if new:
-                _record(conn, d.id, "unsubscribe", None, now, False)
-        props = {"user_agent": _ua(user_agent)}
-        return Hit(d, _event(d, "unsubscribed", now, props) if new else None)
+                _record(conn, d, "unsubscribe", None, now, False, event)
+        return Hit(d, event if new else None)
 
     # ------------------------------------------------------------------ helpers
     def _delivery(self, kind: str, token: str) -> Delivery | None:
@@ -139,12 +141,21 @@ def _burst(conn: sqlite3.Connection, delivery_id: int, idx: int, now: int) -> bo
 
 
 def _record(
-    conn: sqlite3.Connection, delivery_id: int, kind: str, idx: int | None, now: int, bot: bool
+    conn: sqlite3.Connection,
+    d: Delivery,
+    kind: str,
+    idx: int | None,
+    now: int,
+    bot: bool,
+    event: dict[str, Any],
 ) -> None:
     conn.execute(
         "insert into tracking_hits (delivery_id, kind, link_idx, ts_ms, bot) "
         "values (?, ?, ?, ?, ?)",
-        [delivery_id, kind, idx, now, int(bot)],
+        [d.id, kind, idx, now, int(bot)],
+    )
+    conn.execute(
+        "insert into tracking_outbox (node, event) values (?, ?)", [d.node, json.dumps(event)]
     )
 
 

@@ -33,6 +33,15 @@ def _m0001_tracking(db: sqlite_utils.Database) -> None:
         )"""
     )
     db.execute("create index tracking_hits_delivery on tracking_hits (delivery_id, ts_ms)")
+    # the events of hits, committed with the hit and ingested into their node
+    # shortly after (outbox.py), so the visitor's answer never waits for an ingest
+    db.execute(
+        """create table tracking_outbox (
+            id integer primary key,
+            node text not null,
+            event text not null         -- JSON, with its own unique event id
+        )"""
+    )
     db.execute(
         """create table suppressions (
             email_norm text primary key,

@@ -115,10 +115,22 @@ class DeliveryLog:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: the write lock is held from the first read on."""
-        with self._lock, immediate(self._conn) as conn:
-            yield conn
+    def transaction(self, synced: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction: the write lock is held from the first read on.
+        ``synced`` False: its commit is not fsynced (SQLite's synchronous=NORMAL
+        in WAL mode): it survives a crash of the process, not of the machine."""
+        with self._lock:
+            if synced:
+                with immediate(self._conn) as conn:
+                    yield conn
+                return
+            before = self._conn.execute("pragma synchronous").fetchone()[0]
+            self._conn.execute("pragma synchronous = normal")
+            try:
+                with immediate(self._conn) as conn:
+                    yield conn
+            finally:
+                self._conn.execute(f"pragma synchronous = {int(before)}")
 
     # ------------------------------------------------------------------ recording
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("audience.tracking")
 BATCH = 1000
+
+
+def to_outbox(conn: sqlite3.Connection, node: str, event: dict[str, Any]) -> None:
+    """Queue ``event`` for ``node`` (in the caller's transaction)."""
+    conn.execute(
+        "insert into tracking_outbox (node, event) values (?, ?)", [node, json.dumps(event)]
+    )
 
 
 def drain(dlog: DeliveryLog, store_for: Callable[[str], Store], limit: int = BATCH) -> int:

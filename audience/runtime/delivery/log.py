@@ -291,6 +291,11 @@ class DeliveryLog:
         row = conn.execute(_SELECT + " where d.key = ?", [key]).fetchone()
         return None if row is None else m.from_row(row)
 
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query, read without the write lock (a consistent snapshot)."""
+        with self._lock:
+            return self._conn.execute(sql, list(params)).fetchall()
+
     def get(self, delivery_id: int) -> Delivery | None:
         with self._lock:
             row = self._conn.execute(_SELECT + " where d.id = ?", [delivery_id]).fetchone()

@@ -60,6 +60,7 @@ class Anomaly:
     domain: str
     period: str
     metric: str
+    kind: str  # "departure" (from history and peers) | "limit" (complaints)
     level: str  # "warn" | "alarm"
     direction: str  # "up" | "down"
     value: float
@@ -188,6 +189,7 @@ def _anomaly(
         return None if np.isnan(v) else v
 
     baseline, expected = opt(s.p_bar), opt(s.expected)
+    kind = "departure" if reason is None else "limit"
     if reason is None:
         assert baseline is not None and expected is not None
         times = value / expected if expected > 0 else float("inf")
@@ -202,6 +204,7 @@ def _anomaly(
         names[d],
         per.labels[t],
         metric,
+        kind,
         level,
         direction,
         value,
@@ -246,11 +249,11 @@ def wilson_lower(x: np.ndarray, n: np.ndarray, z: float = 1.96) -> np.ndarray:
 
 
 def _gravest(found: list[Anomaly]) -> list[Anomaly]:
-    """One anomaly per (domain, period, metric), the gravest; in period,
-    domain, metric order."""
-    best: dict[tuple[str, str, str], Anomaly] = {}
+    """One anomaly per (domain, period, metric, kind), the gravest; in
+    period, domain, metric order."""
+    best: dict[tuple[str, str, str, str], Anomaly] = {}
     for a in found:
-        k = (a.domain, a.period, a.metric)
+        k = (a.domain, a.period, a.metric, a.kind)
         if k not in best or (a.level == "alarm" and best[k].level == "warn"):
             best[k] = a
     return sorted(best.values(), key=lambda a: (a.period, a.domain, list(METRICS).index(a.metric)))

@@ -116,10 +116,14 @@ def test_the_columnar_report_is_the_reference(case: dict[str, Any]) -> None:
             if c["sent"]:
                 got[(dom, label)] = c
     assert got == want
-    assert report.periods.labels[0] == ref.first_period(
-        case["as_of"], case["by"], case["months"], case["tz"]
-    ).isoformat()
-    assert report.periods.labels[-1] == ref.period_of(case["as_of"], case["by"], case["tz"]).isoformat()
+    assert (
+        report.periods.labels[0]
+        == ref.first_period(case["as_of"], case["by"], case["months"], case["tz"]).isoformat()
+    )
+    assert (
+        report.periods.labels[-1]
+        == ref.period_of(case["as_of"], case["by"], case["tz"]).isoformat()
+    )
     for m in params.metrics:
         v = report.values(m)
         assert np.all(np.isnan(v) | ((v >= 0) & (v <= 1))) or m in ("sent", "delivered")

@@ -47,7 +47,9 @@ def first_period(as_of_ms: int, by: str, months: int, tz: str) -> dt.date:
         except ValueError:
             last_day -= 1
     return period_of(
-        int(dt.datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(tz)).timestamp() * 1000),
+        int(
+            dt.datetime(start.year, start.month, start.day, tzinfo=ZoneInfo(tz)).timestamp() * 1000
+        ),
         by,
         tz,
     )
@@ -78,8 +80,12 @@ def counts(
 ) -> dict[tuple[str, str], dict[str, int]]:
     """(domain, period start as ISO date) -> counts, for every pair with a send."""
     first = first_period(as_of_ms, by, months, tz)
-    start_ms = int(dt.datetime(first.year, first.month, first.day, tzinfo=ZoneInfo(tz)).timestamp() * 1000)
-    read = [e for e in events if start_ms <= e["ts"] <= as_of_ms and e.get("delivery_id") is not None]
+    start_ms = int(
+        dt.datetime(first.year, first.month, first.day, tzinfo=ZoneInfo(tz)).timestamp() * 1000
+    )
+    read = [
+        e for e in events if start_ms <= e["ts"] <= as_of_ms and e.get("delivery_id") is not None
+    ]
     sends: dict[int, tuple[int, str, str]] = {}  # delivery -> (ts, domain, period)
     for e in sorted((e for e in read if e["type"] == "email_sent"), key=lambda e: e["ts"]):
         if mail_group is not None and e.get("mail_group") != mail_group:
@@ -96,7 +102,8 @@ def counts(
         human = not e.get("bot")
         t = e["type"]
         if t == "email_bounced":
-            seen[d].add("bounce:" + (e.get("bounce_class") if e.get("bounce_class") in GRAVITY else "undetermined"))
+            cls = e.get("bounce_class")
+            seen[d].add("bounce:" + (cls if cls in GRAVITY else "undetermined"))
         elif t == "email_opened":
             seen[d].add("opened")
             if human:

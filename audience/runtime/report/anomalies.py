@@ -107,7 +107,7 @@ class _Stats:
 
 
 def _stats(x: np.ndarray, n: np.ndarray) -> _Stats:
-    D, P = x.shape
+    P = x.shape[1]
     pad = ((0, 0), (HISTORY, 0))
     # (D, P, HISTORY): the HISTORY periods before each period
     hx = sliding_window_view(np.pad(x, pad), HISTORY, axis=1)[:, :P]

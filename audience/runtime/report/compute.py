@@ -78,8 +78,14 @@ class Report:
             "mail_group": p.mail_group,
             "metrics": list(p.metrics),
             "periods": [
-                {"start": label, "start_utc": iso_utc(int(s)), "provisional": i == len(self.periods) - 1}
-                for i, (label, s) in enumerate(zip(self.periods.labels, self.periods.starts, strict=False))
+                {
+                    "start": label,
+                    "start_utc": iso_utc(int(s)),
+                    "provisional": i == len(self.periods) - 1,
+                }
+                for i, (label, s) in enumerate(
+                    zip(self.periods.labels, self.periods.starts, strict=False)
+                )
             ],
             "domains": list(self.domains),
             "unattributed_sent": self.unattributed,

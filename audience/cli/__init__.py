@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "demo_cmd",
     "eval_cmd",
     "plan_cmds",
+    "report_cmds",
     "rules_cmds",
     "server_cmds",
     "store_cmds",

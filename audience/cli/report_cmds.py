@@ -140,5 +140,31 @@ def print_table(report: object) -> None:
         out.print(escape(line), highlight=False)
 
 
+def print_pivot(report: object, metric: str) -> None:
+    """One metric as a small table: a row per domain, a column per period."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from audience.runtime.report.compute import Report
+    from audience.runtime.report.params import METRICS
+    from audience.runtime.report.text import ARROW, cell, marks
+
+    assert isinstance(report, Report)
+    flagged = marks(report)
+    labels = report.periods.labels
+    table = Table("domain", *(lb[:7] if report.params.by == "month" else lb[5:] for lb in labels))
+    table.title = METRICS[metric][0]
+    for d, dom in enumerate(report.domains):
+        row = [escape(dom)]
+        for t, label in enumerate(labels):
+            a = flagged.get((dom, label, metric))
+            text = cell(report, metric, d, t)
+            if a is not None:
+                text = f"[red]{text}{ARROW[a.direction]}[/red]"
+            row.append(text)
+        table.add_row(*row)
+    console().print(table)
+
+
 def register(group: click.Group) -> None:
     group.add_command(report_group)

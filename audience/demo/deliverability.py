@@ -64,7 +64,7 @@ class History:
 
     now: dt.datetime
     n_contacts: int = 40_000
-    weeks: int = 26
+    weeks: int = 27
     share: float = 0.55
     domains: dict[str, float] = field(default_factory=lambda: dict(DOMAINS))
     small: int = SMALL_DOMAINS
@@ -227,16 +227,19 @@ def build(path: Path, h: History) -> tuple[int, int]:
     return h.n_contacts, n
 
 
-def deliverability_story(path: Path, console: Console, now: dt.datetime) -> Path:
+def deliverability_story(
+    path: Path, console: Console, now: dt.datetime, n_contacts: int = 40_000
+) -> Path:
     """Build the mail store at ``path``, print the report and write the
     dashboard; the dashboard's path."""
-    from audience.cli.report_cmds import print_table
+    from audience.cli.report_cmds import print_pivot
     from audience.runtime.report import ReportParams, build_report
     from audience.runtime.report.html import dashboard
+    from audience.runtime.report.text import summary
     from audience.runtime.store import open_store
 
     console.print(Rule("[bold]Deliverability: the trend for recipient domains", align="left"))
-    h = History(now=now)
+    h = History(now=now, n_contacts=n_contacts)
     contacts, n = build(path, h)
     console.print(
         f"Six months of a newsletter (Tuesdays) and a promotion (Fridays) to {contacts:,} "
@@ -252,8 +255,16 @@ def deliverability_story(path: Path, console: Console, now: dt.datetime) -> Path
         months=6,
         metrics=("sent", "block_rate", "human_open_rate", "click_rate", "complaint_rate"),
     )
-    report = build_report(open_store(path).snapshot(), params)
-    print_table(report)
+    snap = open_store(path).snapshot()
+    report = build_report(snap, params)
+    # the month view fits a terminal; the anomalies come from the weeks
+    monthly = build_report(snap, ReportParams(as_of_ms=as_of, top=10, by="month", months=6))
+    console.print("Block rate and unique open rate (without machine opens), by month:")
+    print_pivot(monthly, "block_rate")
+    print_pivot(monthly, "human_open_rate")
+    console.print("By week, the anomalies:")
+    for line in summary(report):
+        console.print(f"  {escape(line)}", highlight=False)
     html = path / "trend.html"
     html.write_text(dashboard(report), encoding="utf-8")
     hit = [a for a in report.anomalies if a.domain == FILTERING]

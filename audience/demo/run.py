@@ -223,6 +223,10 @@ def run_demo(
         from audience.demo.plans import plans_story  # the scheduler's imports, only here
 
         plans_story(store, console, now)
+        from audience.demo.deliverability import deliverability_story
+
+        # its own store in the demo's directory: readers at many mail providers
+        deliverability_story(path / "mail", console, now, min(40_000, max(2_000, n_contacts)))
         console.print(Rule())
         _try_it(console, path, sizes, now)
     return sizes

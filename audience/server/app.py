@@ -25,6 +25,7 @@ from audience.server import (
     openapi,
     plans,
     profiles,
+    reports,
     segments,
     templates,
     tracking,
@@ -47,6 +48,7 @@ BLUEPRINTS = (
     templates,
     deliveries,
     plans,
+    reports,
     tracking,
 )
 

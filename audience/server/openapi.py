@@ -530,6 +530,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
         },
         **_plan_paths(),
         **_tracking_paths(),
+        **_report_paths(),
     }
     return {
         "openapi": "3.1.0",
@@ -733,6 +734,71 @@ _TRACKING_404 = {
     }
 }
 _HTML_PAGE = {"content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _report_paths() -> dict[str, Any]:
+    from audience.runtime.report.params import METRICS
+
+    params = [
+        {"name": "top", "in": "query", "schema": {"enum": [10, 100]}},
+        {
+            "name": "domain",
+            "in": "query",
+            "description": "a domain to show (repeatable; instead of top)",
+            "schema": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+            "style": "form",
+            "explode": True,
+        },
+        {"name": "by", "in": "query", "schema": {"enum": ["day", "week", "month"]}},
+        {"name": "months", "in": "query", "schema": {"enum": [3, 6, 12]}},
+        {"name": "mail_group", "in": "query", "schema": {"type": "string", "minLength": 1}},
+        {
+            "name": "metric",
+            "in": "query",
+            "schema": {"type": "array", "items": {"enum": list(METRICS)}},
+            "style": "form",
+            "explode": True,
+        },
+        {
+            "name": "as_of",
+            "in": "query",
+            "description": "ISO 8601 or epoch ms; default now",
+            "schema": {"type": "string", "maxLength": 64},
+        },
+        {"name": "tz", "in": "query", "schema": {"type": "string"}},
+    ]
+    report = {
+        "type": "object",
+        "required": ["as_of", "by", "months", "periods", "domains", "rows", "anomalies"],
+        "properties": {
+            "as_of": {"type": "string"},
+            "by": {"type": "string"},
+            "months": {"type": "integer"},
+            "periods": {"type": "array", "items": {"type": "object"}},
+            "domains": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "object"}},
+            "anomalies": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    return {
+        "/v1/reports/domains": {
+            "get": _op(
+                "The trend for recipient domains: rates per domain and period, anomalies",
+                {
+                    "200": {"description": "OK", "content": {JSON: {"schema": report}}},
+                    **_errors(400, *_AUTH),
+                },
+                parameters=params,
+            )
+        },
+        "/v1/reports/domains.html": {
+            "get": _op(
+                "The same report as a self-contained HTML dashboard",
+                {"200": {"description": "the page", **_HTML_PAGE}, **_errors(400, *_AUTH)},
+                parameters=params,
+            )
+        },
+    }
 
 
 def _tracking_paths() -> dict[str, Any]:

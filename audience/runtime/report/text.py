@@ -63,6 +63,9 @@ def summary(report: Report) -> list[str]:
             f"{dom}: {len(found)} anomal{'y' if len(found) == 1 else 'ies'} since the "
             f"{report.params.by} of {first} ({', '.join(what)})."
         )
-        latest = max(found, key=lambda a: (a.period, a.level == "alarm"))
+        # the latest alarm of a departure says most; a limit or a warning else
+        latest = max(
+            found, key=lambda a: (a.kind == "departure", a.level == "alarm", a.period)
+        )
         lines.append(f"  latest, {latest.period} ({latest.level}): {latest.reason}.")
     return lines

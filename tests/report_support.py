@@ -33,3 +33,16 @@ def store_of(events: Iterable[Mapping[str, Any]], emails: Mapping[str, Any]) -> 
         report = store.ingest_events(rows)
         assert not report.rejected, store.rejected()
     return store
+
+
+# the demo's history, smaller: libero.it filters from week 13 of 27
+NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+AS_OF = "2026-11-01T12:00:00Z"
+
+
+def mail_store(path: Any, n_contacts: int = 4_000) -> Any:
+    """A store on disk with the demo's six months of email events."""
+    from audience.demo.deliverability import History, build
+
+    build(path, History(now=NOW, n_contacts=n_contacts, small=20))
+    return path

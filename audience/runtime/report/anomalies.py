@@ -7,8 +7,9 @@ For a rate x/n of domain d in period t (counts of the send's period):
   with sends) give p̄ = Σx/Σn; Laney's p' chart widens the binomial spread
   by sigma_z, the average moving range of the history's z-scores / 1.128
   (never narrower than the binomial: sigma_z >= 1), so a domain whose rate
-  wanders more than binomially needs a bigger departure:
-  Z_own = (p_t - p̄) / (sigma_z sqrt(p̄(1-p̄)/n_t));
+  wanders more than binomially needs a bigger departure; p̄ is itself an
+  estimate from N_h sends, so its variance adds to the period's:
+  Z_own = (p_t - p̄) / (sigma_z sqrt(p̄(1-p̄)(1/n_t + 1/N_h)));
 - the other domains: f = Σx / Σ n p̄ over the *other* domains this period
   (how much the period moved everywhere else), E = n_t p̄ f the count
   expected, R = x/E, Z_cross = (x - E) / (sigma_z sqrt(E(1 - p̄ f))).  A
@@ -19,8 +20,9 @@ alarm) or 2 (a warning) in the harmful direction (down for opens and
 clicks, up for the others), R is 0.8 or less (1.25 or more for rises), and
 the rate moved by at least ``MIN_EFFECT`` from what was expected (a domain
 that never blocked blocking 3 messages of 100,000 is real, and not news).
-Complaints are also held to the mailbox providers' limit: the lower 95%
-Wilson bound of the rate above 0.1% warns, above 0.3% alarms.
+Complaints are also held to the mailbox providers' limit (from
+``MIN_SENT`` delivered): the lower 95% Wilson bound of the rate above 0.1%
+warns, above 0.3% alarms.
 """
 
 from __future__ import annotations
@@ -129,7 +131,9 @@ def _stats(x: np.ndarray, n: np.ndarray) -> _Stats:
         sigma = np.where(pairs >= 2, mr.sum(axis=2) / np.maximum(pairs, 1) / 1.128, 1.0)
         sigma = np.maximum(sigma, 1.0)
         p_t = x / np.where(n > 0, n, 1)
-        z_own = (p_t - p_bar) / (sigma * np.sqrt(p_bar * (1 - p_bar) / np.where(n > 0, n, 1)))
+        # the history's own rate is an estimate too: its variance counts
+        spread = 1 / np.where(n > 0, n, 1) + 1 / np.maximum(hn.sum(axis=2), 1)
+        z_own = (p_t - p_bar) / (sigma * np.sqrt(p_bar * (1 - p_bar) * spread))
         # the other domains' movement this period (leave this domain out)
         use = enough & (n > 0)
         ex = np.where(use, n * np.nan_to_num(p_bar), 0.0)
@@ -227,7 +231,8 @@ def _complaints(
 ) -> list[Anomaly]:
     low = wilson_lower(x, n)
     out = []
-    for d, t in zip(*np.nonzero(low > COMPLAINT_WARN), strict=True):
+    # below MIN_SENT one complaint is already "above the limit": not news
+    for d, t in zip(*np.nonzero((low > COMPLAINT_WARN) & (n >= MIN_SENT)), strict=True):
         alarm = low[d, t] > COMPLAINT_ALARM
         limit = COMPLAINT_ALARM if alarm else COMPLAINT_WARN
         reason = (

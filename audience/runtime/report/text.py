@@ -64,8 +64,6 @@ def summary(report: Report) -> list[str]:
             f"{report.params.by} of {first} ({', '.join(what)})."
         )
         # the latest alarm of a departure says most; a limit or a warning else
-        latest = max(
-            found, key=lambda a: (a.kind == "departure", a.level == "alarm", a.period)
-        )
+        latest = max(found, key=lambda a: (a.kind == "departure", a.level == "alarm", a.period))
         lines.append(f"  latest, {latest.period} ({latest.level}): {latest.reason}.")
     return lines

@@ -13,7 +13,7 @@ import pytest
 
 from audience.runtime.report import ReportParams, build_report
 from audience.runtime.store import Store
-from tests.report_support import AS_OF, ms, mail_store
+from tests.report_support import AS_OF, mail_store, ms
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

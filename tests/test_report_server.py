@@ -33,9 +33,7 @@ def test_the_json_is_the_report(live: Live) -> None:
     assert r.status == 200, r.body
     want = build_report(
         Store.open(live.path).snapshot(),
-        ReportParams(
-            as_of_ms=ms(AS_OF), top=100, by="month", metrics=("block_rate", "open_rate")
-        ),
+        ReportParams(as_of_ms=ms(AS_OF), top=100, by="month", metrics=("block_rate", "open_rate")),
     )
     assert r.json() == json.loads(json.dumps(want.to_json()))
     assert len(r.json()["domains"]) == 31  # every domain with a send (11 + 20 small)

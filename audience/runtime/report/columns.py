@@ -29,66 +29,24 @@ AFTER: tuple[str, ...] = (
 BOUNCE_CLASSES: tuple[str, ...] = ("hard", "soft", "block", "undetermined")
 
 
-@dataclass(frozen=True)
-class Events:
-    """The tracking events at or before ``as_of`` that name a delivery, as
-    parallel arrays.  ``kind``: 0 for a send, 1 + the index in ``AFTER``;
-    ``group``: the mail group's code (-1 none); ``bounce``: the index in
-    ``BOUNCE_CLASSES`` (-1 none or another value); ``bot``: a machine's hit."""
-
-    ts: np.ndarray
-    contact: np.ndarray
-    delivery: np.ndarray
-    kind: np.ndarray
-    group: np.ndarray
-    bounce: np.ndarray
-    bot: np.ndarray
-
-
-def read_events(snapshot: Snapshot, first_ms: int, as_of_ms: int) -> Events:
-    """The events of ``snapshot`` between ``first_ms`` and ``as_of_ms``
-    (partitions outside are skipped unread)."""
-    types = np.full(len(snapshot.event_types), -1, dtype=np.int8)
+def kinds(snapshot: Snapshot) -> np.ndarray:
+    """Event type code -> 0 for a send, 1 + its index in ``AFTER``, -1 other."""
+    out = np.full(max(len(snapshot.event_types), 1), -1, dtype=np.int8)
     for k, name in enumerate((SENT, *AFTER)):
         code = snapshot.event_types.code(name)
         if code >= 0:
-            types[code] = k
-    classes = _codes(snapshot, "bounce_class", BOUNCE_CLASSES)
-    parts: list[tuple[np.ndarray, ...]] = []
-    for p in snapshot.partitions:
-        if p.max_ts < first_ms or p.min_ts > as_of_ms or not len(types):
-            continue
-        kind = types[p.type]
-        did = p.columns["delivery_id"]
-        keep = (kind >= 0) & (p.ts >= first_ms) & (p.ts <= as_of_ms) & _valid(did)
-        if not keep.any():
-            continue
-        rows = np.flatnonzero(keep)
-        group = _take_code(p.columns["mail_group"], rows)
-        bounce_code = _take_code(p.columns["bounce_class"], rows)
-        bounce = classes[bounce_code + 1]
-        bot_col = p.columns["bot"]
-        bot = bot_col.values[rows] & _valid(bot_col)[rows]
-        parts.append(
-            (p.ts[rows], p.contact[rows], did.values[rows], kind[rows], group, bounce, bot)
-        )
-    if not parts:
-        empty = np.zeros(0, np.int64)
-        return Events(empty, empty, empty, empty, empty, empty, np.zeros(0, bool))
-    cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-    return Events(*cols)
+            out[code] = k
+    return out
 
 
-def _valid(col: Column) -> np.ndarray:
-    return np.ones(len(col.values), bool) if col.valid is None else np.asarray(col.valid)
+def valid_of(col: Column) -> np.ndarray:
+    """A column's validity for the kernels: empty when every row has a value."""
+    return np.zeros(0, np.bool_) if col.valid is None else np.asarray(col.valid)
 
 
-def _take_code(col: Column, rows: np.ndarray) -> np.ndarray:
-    """The string codes of ``rows`` (-1 where missing)."""
-    codes = col.values[rows].astype(np.int32)
-    if col.valid is not None:
-        codes[~col.valid[rows]] = -1
-    return codes
+def class_codes(snapshot: Snapshot) -> np.ndarray:
+    """``bounce_class`` code + 1 -> index in ``BOUNCE_CLASSES`` (-1: any other)."""
+    return _codes(snapshot, "bounce_class", BOUNCE_CLASSES)
 
 
 def _codes(snapshot: Snapshot, prop: str, values: tuple[str, ...]) -> np.ndarray:

@@ -11,15 +11,16 @@ import numpy as np
 
 from audience.runtime.report.anomalies import Anomaly, find_anomalies
 from audience.runtime.report.columns import (
-    AFTER,
-    Events,
+    class_codes,
     contact_domains,
     group_code,
-    read_events,
+    kinds,
+    valid_of,
 )
+from audience.runtime.report.kernels import mark_after, mark_sends, send_range, tally
 from audience.runtime.report.params import METRICS, RATIO, ReportParams
 from audience.runtime.report.periods import Periods, periods
-from audience.snapshot import Snapshot
+from audience.snapshot import Partition, Snapshot
 from audience.timecalc import iso_utc
 
 # the counts kept per (domain, period); rates are their ratios (see RATIO)
@@ -36,7 +37,6 @@ COUNTS: tuple[str, ...] = (
     "unsubscribed",
     "complained",
 )
-_OPEN, _CLICK, _BOUNCE, _COMPLAINT, _UNSUB = (1 + AFTER.index(t) for t in AFTER)
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,7 @@ class Report:
 def build_report(snapshot: Snapshot, params: ReportParams) -> Report:
     per = periods(params.by, params.months, params.as_of_ms, params.tz)
     doms = contact_domains(snapshot)
-    ev = read_events(snapshot, int(per.starts[0]), params.as_of_ms)
-    counts, unattributed = _count(ev, per, doms.of_contact, len(doms.names), snapshot, params)
+    counts, unattributed = _count(snapshot, per, doms.of_contact, len(doms.names), params)
     chosen = _choose(counts["sent"], doms.names, params)
     # every domain with sends is a peer in the comparison, shown or not
     peers = {k: v[chosen.all] for k, v in counts.items()}
@@ -113,72 +112,57 @@ def build_report(snapshot: Snapshot, params: ReportParams) -> Report:
 
 
 def _count(
-    ev: Events,
+    snapshot: Snapshot,
     per: Periods,
     of_contact: np.ndarray,
     n_domains: int,
-    snapshot: Snapshot,
     params: ReportParams,
 ) -> tuple[dict[str, np.ndarray], int]:
     P = len(per)
     shape = (n_domains, P)
-    size = n_domains * P
-    sends = ev.kind == 0
-    if params.mail_group is not None:
-        sends &= ev.group == group_code(snapshot, params.mail_group)
-    s_did = ev.delivery[sends]
-    s_period = per.index(ev.ts[sends])
-    s_dom = of_contact[ev.contact[sends]] if len(of_contact) else np.zeros(0, np.int32)
-    in_span = (s_period >= 0) & (s_period < P)
-    unattributed = int((in_span & (s_dom < 0)).sum())
-    ok = in_span & (s_dom >= 0)
-    if not ok.any():
-        return {c: np.zeros(shape, np.int64) for c in COUNTS}, unattributed
-    s_did, s_key = s_did[ok], s_dom[ok].astype(np.int64) * P + s_period[ok]
-    lo, hi = int(s_did.min()), int(s_did.max())
-    # dense by delivery id over the sends' range: each delivery's key (-1:
-    # not sent in the span); a delivery sent twice keeps its last send's
-    key = np.full(hi - lo + 1, -1, np.int64)
-    key[s_did - lo] = s_key
-    sent_slots = np.flatnonzero(key >= 0)
-    k_sent = key[sent_slots]
+    first, last = int(per.starts[0]), params.as_of_ms
+    kind_of = kinds(snapshot)
+    parts = [p for p in snapshot.partitions if p.max_ts >= first and p.min_ts <= last]
+    lohi = np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min], dtype=np.int64)
+    for p in parts:
+        did = p.columns["delivery_id"]
+        send_range(p.type, kind_of, p.ts, did.values, valid_of(did), first, last, lohi)
+    out = np.zeros((len(COUNTS), n_domains * P), dtype=np.int64)
+    unattributed = np.zeros(1, dtype=np.int64)
+    if lohi[0] <= lohi[1] and n_domains:
+        lo = int(lohi[0])
+        # dense by delivery id over the sends' range (-1: not sent in the span)
+        key = np.full(int(lohi[1]) - lo + 1, -1, dtype=np.int64)
+        want = -2  # any group
+        if params.mail_group is not None:
+            # a group the store has never seen matches no send (-3), not the ungrouped
+            want = group_code(snapshot, params.mail_group)
+            want = -3 if want < 0 else want
+        for p in parts:
+            did, grp = p.columns["delivery_id"], p.columns["mail_group"]
+            mark_sends(
+                p.type, kind_of, p.ts, did.values, valid_of(did), grp.values, valid_of(grp),
+                want, p.contact, of_contact, per.starts, last, lo, key, unattributed,
+            )  # fmt: skip
+        flags = np.zeros(key.size, dtype=np.uint16)
+        classes = class_codes(snapshot)
+        for p in parts:
+            did, bc, bot = (p.columns[c] for c in ("delivery_id", "bounce_class", "bot"))
+            mark_after(
+                p.type, kind_of, p.ts, did.values, valid_of(did), bc.values, valid_of(bc),
+                classes, bot.values, valid_of(bot), first, last, lo, key, flags,
+            )  # fmt: skip
+        tally(key, flags, out)
+    elif lohi[0] <= lohi[1]:  # sends, but no contact has a usable email
+        unattributed[0] = _sends_in_span(parts, kind_of, first, last)
+    return {c: out[i].reshape(shape) for i, c in enumerate(COUNTS)}, int(unattributed[0])
 
-    after = (ev.kind > 0) & (ev.delivery >= lo) & (ev.delivery <= hi)
-    slot = ev.delivery[after] - lo
-    kind, bounce, bot = ev.kind[after], ev.bounce[after], ev.bot[after]
 
-    def flag(mask: np.ndarray) -> np.ndarray:
-        f = np.zeros(hi - lo + 1, bool)
-        f[slot[mask]] = True
-        return f[sent_slots]
-
-    bounced = kind == _BOUNCE
-    # a delivery bounced more than once counts once, in its gravest class
-    hard = flag(bounced & (bounce == 0))
-    block = flag(bounced & (bounce == 2)) & ~hard
-    soft = flag(bounced & (bounce == 1)) & ~hard & ~block
-    undetermined = flag(bounced) & ~hard & ~block & ~soft
-    delivered = ~(hard | block | soft | undetermined)
-    # engagement is counted among delivered messages only, so no rate of
-    # the delivered passes 1
-    masks = {
-        "sent": np.ones(len(sent_slots), bool),
-        "delivered": delivered,
-        "hard": hard,
-        "soft": soft,
-        "block": block,
-        "undetermined": undetermined,
-        "opened": flag(kind == _OPEN) & delivered,
-        "human_opened": flag((kind == _OPEN) & ~bot) & delivered,
-        "human_clicked": flag((kind == _CLICK) & ~bot) & delivered,
-        "unsubscribed": flag(kind == _UNSUB) & delivered,
-        "complained": flag(kind == _COMPLAINT) & delivered,
-    }
-    out = {
-        c: np.bincount(k_sent[m], minlength=size).astype(np.int64).reshape(shape)
-        for c, m in masks.items()
-    }
-    return out, unattributed
+def _sends_in_span(parts: list[Partition], kind_of: np.ndarray, first: int, last: int) -> int:
+    n = 0
+    for p in parts:
+        n += int(((kind_of[p.type] == 0) & (p.ts >= first) & (p.ts <= last)).sum())
+    return n
 
 
 @dataclass(frozen=True)

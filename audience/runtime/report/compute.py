@@ -132,7 +132,8 @@ def _count(
     if lohi[0] <= lohi[1] and n_domains:
         lo = int(lohi[0])
         # dense by delivery id over the sends' range (-1: not sent in the span)
-        key = np.full(int(lohi[1]) - lo + 1, -1, dtype=np.int64)
+        small = n_domains * P < np.iinfo(np.int32).max  # half the memory to fill and read
+        key = np.full(int(lohi[1]) - lo + 1, -1, dtype=np.int32 if small else np.int64)
         want = -2  # any group
         if params.mail_group is not None:
             # a group the store has never seen matches no send (-3), not the ungrouped

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from audience.cli.output import console, echo_json, format_option, instant_ms
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @click.group("report")
@@ -101,7 +105,7 @@ def domains_cmd(
         click.echo(f"dashboard written to {html_file}", err=fmt == "json")
 
 
-def print_table(report: object) -> None:
+def print_table(report: object, out: Console | None = None) -> None:
     """The report as a rich table (a row per domain and period) and its
     anomalies in words."""
     from rich.markup import escape
@@ -111,7 +115,7 @@ def print_table(report: object) -> None:
     from audience.runtime.report.text import ARROW, HEADERS, cell, marks, summary
 
     assert isinstance(report, Report)
-    out = console()
+    out = out or console()
     p = report.params
     flagged = marks(report)
     table = Table("domain", p.by)
@@ -140,7 +144,7 @@ def print_table(report: object) -> None:
         out.print(escape(line), highlight=False)
 
 
-def print_pivot(report: object, metric: str) -> None:
+def print_pivot(report: object, metric: str, out: Console | None = None) -> None:
     """One metric as a small table: a row per domain, a column per period."""
     from rich.markup import escape
     from rich.table import Table
@@ -163,7 +167,7 @@ def print_pivot(report: object, metric: str) -> None:
                 text = f"[red]{text}{ARROW[a.direction]}[/red]"
             row.append(text)
         table.add_row(*row)
-    console().print(table)
+    (out or console()).print(table)
 
 
 def register(group: click.Group) -> None:

@@ -260,8 +260,8 @@ def deliverability_story(
     # the month view fits a terminal; the anomalies come from the weeks
     monthly = build_report(snap, ReportParams(as_of_ms=as_of, top=10, by="month", months=6))
     console.print("Block rate and unique open rate (without machine opens), by month:")
-    print_pivot(monthly, "block_rate")
-    print_pivot(monthly, "human_open_rate")
+    print_pivot(monthly, "block_rate", console)
+    print_pivot(monthly, "human_open_rate", console)
     console.print("By week, the anomalies:")
     for line in summary(report):
         console.print(f"  {escape(line)}", highlight=False)

@@ -15,7 +15,8 @@ For a rate x/n of domain d in period t (counts of the send's period):
   expected, R = x/E, Z_cross = (x - E) / (sigma_z sqrt(E(1 - p̄ f))).  A
   drop at every domain (content, the list) moves f, not one domain's R.
 
-A period is flagged when n_t >= ``MIN_SENT``, E >= ``MIN_EXPECTED``, both z-scores pass 3 (an
+A period is flagged when n_t >= ``MIN_SENT``, max(x, E) >= ``MIN_EVENTS``,
+both z-scores pass 3 (an
 alarm) or 2 (a warning) in the harmful direction (down for opens and
 clicks, up for the others), R is 0.8 or less (1.25 or more for rises), and
 the rate moved by at least ``MIN_EFFECT`` from what was expected (a domain
@@ -40,9 +41,11 @@ from audience.runtime.report.periods import Periods
 HISTORY = 8
 MIN_HISTORY = 4
 MIN_SENT = 200
-# the normal approximation of a count needs a few expected events: 4 of 2,000
-# where 0.6 were expected is the kind of luck hundreds of cells produce
-MIN_EXPECTED = 5.0
+# a count needs some size before a z-score means much: 4 complaints of 2,000
+# where 0.6 were expected is the kind of luck hundreds of cells produce, while
+# 95 blocks where 0.2 were expected is not (the larger of the count seen and
+# the count expected: a rise is seen, a drop was expected)
+MIN_EVENTS = 10.0
 ALARM, WARN = 3.0, 2.0
 DROP_RATIO, RISE_RATIO = 0.8, 1.25
 # the smallest change of a rate worth a flag, in absolute terms
@@ -162,7 +165,7 @@ def _flags(
     sign = -1.0 if metric in DOWN_IS_BAD else 1.0
     with np.errstate(invalid="ignore"):
         p = x / np.where(n > 0, n, 1)
-        base = (n >= MIN_SENT) & (n * s.expected >= MIN_EXPECTED)
+        base = (n >= MIN_SENT) & (np.maximum(x, n * s.expected) >= MIN_EVENTS)
         base &= np.abs(p - s.expected) >= MIN_EFFECT[metric]
         base &= (s.ratio <= DROP_RATIO) if sign < 0 else (s.ratio >= RISE_RATIO)
         zo, zc = sign * s.z_own, sign * s.z_cross

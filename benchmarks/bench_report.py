@@ -27,12 +27,13 @@ import sys
 import time
 from pathlib import Path
 
+from audience.demo.deliverability import DOMAINS, History
+
 NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 EVENTS_PER_CONTACT = 54 * 0.55 * 1.37  # campaigns x share x events per send (measured)
 
 
-def history(events: int):  # type: ignore[no-untyped-def]
-    from audience.demo.deliverability import DOMAINS, History
+def history(events: int) -> History:
 
     return History(
         now=NOW,

@@ -16,10 +16,9 @@ For a rate x/n of domain d in period t (counts of the send's period):
   drop at every domain (content, the list) moves f, not one domain's R.
 
 A period is flagged when n_t >= ``MIN_SENT``, max(x, E) >= ``MIN_EVENTS``,
-both z-scores pass 3 (an
-alarm) or 2 (a warning) in the harmful direction (down for opens and
-clicks, up for the others), R is 0.8 or less (1.25 or more for rises), and
-the rate moved by at least ``MIN_EFFECT`` from what was expected (a domain
+both z-scores pass 3 (an alarm) or 2 (a warning) in the harmful direction
+(down for opens and clicks, up for the others), R is 0.8 or less (1.25 or
+more for rises), and the rate moved by at least ``MIN_EFFECT`` from what was expected (a domain
 that never blocked blocking 3 messages of 100,000 is real, and not news).
 Complaints are also held to the mailbox providers' limit (from
 ``MIN_SENT`` delivered): the lower 95% Wilson bound of the rate above 0.1%

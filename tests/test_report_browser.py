@@ -11,8 +11,8 @@ from typing import Any
 from audience.runtime.report import ReportParams, build_report
 from audience.runtime.report.html import dashboard
 from audience.runtime.store import Store
+from tests.helpers.browser import browser
 from tests.report_support import AS_OF, mail_store, ms
-from tests.test_tracking_browser import browser
 
 __all__ = ["browser"]  # the fixture
 

@@ -8,46 +8,14 @@ Chromium comes from the Debian packages ``chromium`` and ``chromium-driver``
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from audience.runtime.tracking import suppression
+from tests.helpers.browser import browser
 from tests.helpers.tracking import header_url, site
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    missing = [
-        name for name, path in (("chromium", CHROMIUM), ("chromedriver", DRIVER)) if not path
-    ]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("selenium (pip)")
-    if missing:
-        why = f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must run the browser test: {why}")
-        pytest.skip(why)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(options=opts, service=Service(executable_path=str(DRIVER)))
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+__all__ = ["browser"]  # the fixture
 
 
 def test_the_unsubscribe_page_button_unsubscribes(tmp_path: Path, browser: Any) -> None:

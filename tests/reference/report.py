@@ -23,6 +23,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
+# the names of the counts (only the names are shared with the report)
+from audience.runtime.report.compute import COUNTS as _COUNTS
+
 GRAVITY = ("hard", "block", "soft", "undetermined")
 EMAIL = re.compile(r"^[^@\s]+@([^@\s]+)$")
 
@@ -124,18 +127,3 @@ def counts(
         for k in ("opened", "human_opened", "human_clicked", "unsubscribed", "complained"):
             c[k] += k in seen[d]
     return out
-
-
-_COUNTS = (
-    "sent",
-    "delivered",
-    "hard",
-    "soft",
-    "block",
-    "undetermined",
-    "opened",
-    "human_opened",
-    "human_clicked",
-    "unsubscribed",
-    "complained",
-)

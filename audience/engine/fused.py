@@ -25,13 +25,14 @@ import numba
 import numpy as np
 
 from audience.compiler import plan as p
-from audience.compiler.context import EvalContext
-from audience.compiler.kernels import filters, lanes, reduce
-from audience.compiler.kernels.config import PARALLEL_MIN_ROWS
-from audience.compiler.postings import accepted_codes, postings
-from audience.compiler.predicates import event_field, event_mask
-from audience.compiler.scan import Reduction, filter_range, list_elements, row_range
-from audience.compiler.typeindex import type_share, typed_source
+from audience.compiler.physical import Reduction
+from audience.engine.context import EvalContext
+from audience.engine.kernels import filters, lanes, reduce
+from audience.engine.kernels.config import PARALLEL_MIN_ROWS
+from audience.engine.postings import accepted_codes, postings
+from audience.engine.predicates import event_field, event_mask
+from audience.engine.scan import filter_range, list_elements, row_range
+from audience.engine.typeindex import type_share, typed_source
 from audience.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
@@ -137,11 +138,11 @@ def run_scans(
     scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]],
     exists: Collection[int] = (),
 ) -> list[ScanResult]:
-    """Each scan's reductions (as ``scan.run_scan`` gives them), computed in
-    one pass over the partitions; the ``count`` of the scans of ``exists``
-    (indexes in ``scans``) is a bool array: whether the contact has a row.
-    Stats (partitions read/skipped) go to ``ctx.stats``, once for the whole
-    pass."""
+    """Each scan's reductions (per reduction, its per-contact arrays:
+    ``count``; ``ts``; or ``acc`` and ``n``, the values folded), in one pass
+    over the partitions; the ``count`` of the scans of ``exists`` (indexes in
+    ``scans``) is a bool array: whether the contact has a row.  Stats
+    (partitions read/skipped) go to ``ctx.stats``, once for the whole pass."""
     n = ctx.snapshot.n_contacts
     resolved: list[_Scan] = []
     for flt, reds in scans:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,46 @@ I64 = np.int64
 def test_config_flags() -> None:
     assert NJIT == {"cache": True, "nogil": True}
     assert PARALLEL["parallel"] is True and PARALLEL["cache"] is True
+
+
+def _jit_flags(text: str) -> list[tuple[int, str]]:
+    """(line, how) of every ``njit``/``jit`` use in ``text`` whose flags are
+    not ``**NJIT`` or ``**PARALLEL`` of the config: flags spelled out, or none."""
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for dec in node.decorator_list:
+            func = dec.func if isinstance(dec, ast.Call) else dec
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in ("njit", "jit"):
+                continue
+            kws = dec.keywords if isinstance(dec, ast.Call) else []
+            spread = [k.value for k in kws if k.arg is None]
+            named = [k.arg for k in kws if k.arg is not None and k.arg != "inline"]
+            if named or not any(getattr(v, "id", "") in ("NJIT", "PARALLEL") for v in spread):
+                out.append((dec.lineno, ast.unparse(dec)))
+    return out
+
+
+def test_every_kernel_takes_its_numba_flags_from_the_config() -> None:
+    # one place decides caching, nogil and threads for the engine's kernels and
+    # the store's and the delivery log's alike (``inline`` is the kernel's own)
+    root = Path(__file__).resolve().parents[1] / "audience"
+    config = root / "engine" / "kernels" / "config.py"
+    found = [
+        f"{path.relative_to(root.parent)}:{line}: {how}"
+        for path in sorted(root.rglob("*.py"))
+        if path != config
+        for line, how in _jit_flags(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "numba flags outside the config:\n" + "\n".join(found)
+    bad = (
+        "@njit(cache=True)\ndef f(): pass\n"
+        "@numba.jit\ndef g(): pass\n"
+        "@njit(**NJIT)\ndef h(): pass\n"
+    )
+    assert [line for line, _ in _jit_flags(bad)] == [1, 3]
 
 
 def test_lut_mask_codes_outside_table_and_invalid_rows_are_false() -> None:

@@ -35,15 +35,16 @@ def filter_range(ctx: EvalContext, flt: p.RowFilter) -> tuple[int, int]:
     return window_range(flt.window, ctx.now_ms)
 
 
-def _type_table(ctx: EvalContext, types: tuple[str, ...]) -> np.ndarray | None:
-    """Bool table by type code; None when the snapshot has none of the types."""
+def type_table(ctx: EvalContext, types: tuple[str, ...]) -> np.ndarray:
+    """Bool table by type code: the types of ``types`` the snapshot has (all
+    false when it has none of them)."""
     et = ctx.snapshot.event_types
     table = np.zeros(len(et), dtype=np.bool_)
     for t in types:
         code = et.code(t)
         if code >= 0:
             table[code] = True
-    return table if table.any() else None
+    return table
 
 
 def list_elements(
@@ -68,8 +69,8 @@ def filtered_rows(
     stats.setdefault("partitions_skipped", 0)
     table = None
     if flt.types is not None:
-        table = _type_table(ctx, flt.types)
-        if table is None:
+        table = type_table(ctx, flt.types)
+        if not table.any():
             stats["partitions_skipped"] += len(ctx.snapshot.partitions)
             return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
     cs: list[np.ndarray] = []

@@ -460,7 +460,8 @@ def test_enter_journey_names_journeys_of_the_text_or_the_store() -> None:
 
 def test_a_comment_in_an_action_or_a_condition_breaks_it_into_lines() -> None:
     text = (
-        'journey "j" {\n  start now\n  action "Hook" webhook(url: "https://example.com/h",  # where\n'
+        'journey "j" {\n  start now\n'
+        '  action "Hook" webhook(url: "https://example.com/h",  # where\n'
         "    body: {a: 1})\n"
         '  check "c" (did purchased  # bought\n    or did viewed_product) within 1 day\n'
         "    yes { end }\n    no { end }\n}\n"

@@ -8,11 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from lark import Lark
-from lark.exceptions import UnexpectedInput
 
 from audience.dsl import ast as A
 from audience.dsl.ast_journeys import (
@@ -30,35 +29,23 @@ from audience.dsl.ast_journeys import (
     WaitStep,
     step_paths,
 )
+from audience.dsl.check import Known, check
 from audience.dsl.errors import DslError
 from audience.dsl.format_comments import format_source
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse, parse_condition
+from audience.schema import Schema
 from tests import ast_strategies as S
+from tests.helpers import golden
+from tests.helpers.language import SPEC_JOURNEY as WELCOME
+from tests.helpers.language import grammar_parser as _lark
+from tests.helpers.language import outcome as _outcome
 from tests.helpers.language import same
 
 CORPUS = Path(__file__).parent / "corpus"
 EXAMPLES = Path(__file__).parent.parent / "audience" / "examples"
 GRAMMAR = Path(__file__).parent.parent / "audience" / "grammar" / "audience.lark"
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-WELCOME = """\
-journey "Welcome email and promotional code" {
-  start now
-  enter on form_compiled where (form_name = "addUser" and context = "WEB")
-  once per contact
-  dnd "Maison shoes, clothes and accessories"
-  action "Welcome" send "Complete your profile"
-  check "Clicked?" clicked "Welcome" within 3 days
-    yes {
-      action "Promo" send "Your promotional code"
-      end
-    }
-    no {
-      end
-    }
-}
-"""
 
 
 def journey(text: str) -> Journey:
@@ -221,24 +208,6 @@ def _without_journeys(grammar: str) -> str:
     return "\n".join(line for line in grammar.splitlines() if not line.startswith(drop)) + "\n"
 
 
-def _lark(text: str) -> Lark:
-    return Lark(
-        text,
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        start=["program", "bare_condition"],
-    )
-
-
-def _outcome(parser: Lark, text: str) -> object:
-    try:
-        return parser.parse(text, start="program")
-    except UnexpectedInput as exc:
-        return ("failed", type(exc).__name__, exc.line, exc.column)
-
-
 # ------------------------------------------------------------------ structure errors
 
 
@@ -255,25 +224,24 @@ def _outcome(parser: Lark, text: str) -> object:
         ),
         (
             "journey j { start now\n  start at 2027-01-01 10:00 end }",
-            ("journey_structure", "a journey has one 'start' line; this is a second one", 2, 3),
+            ("journey_structure", "'start' is given twice in this journey", 2, 3),
         ),
         (
             'journey j { start now enter on x enter segment "s" end }',
-            ("journey_structure", "a journey has one 'enter' line; this is a second one", 1, 34),
+            ("journey_structure", "'enter' is given twice in this journey", 1, 34),
         ),
         (
             "journey j { start now once per contact again after 1 day end }",
             (
                 "journey_structure",
-                "a journey has one re-entry line ('once per contact' or 'again after');"
-                " this is a second one",
+                "'once per contact' or 'again after' is given twice in this journey",
                 1,
                 40,
             ),
         ),
         (
             'journey j { start now dnd "a" dnd "b" end }',
-            ("journey_structure", "a journey has one 'dnd' line; this is a second one", 1, 31),
+            ("journey_structure", "'dnd' is given twice in this journey", 1, 31),
         ),
         (
             "journey j { start now end start now }",
@@ -415,3 +383,105 @@ journey "J" {
         "}\n"
     )
     assert format_source(out) == out
+
+
+JOURNEY_FILES = sorted((CORPUS / "valid").glob("journey_*.rules"))
+
+
+@pytest.mark.parametrize("path", JOURNEY_FILES, ids=lambda p: p.stem)
+def test_golden_formatted_journeys(path: Path) -> None:
+    """The valid corpus's journeys formatted, comments kept (the .ast is test_parse's)."""
+    text = path.read_text(encoding="utf-8")
+    out = format_source(text, filename=path.name)
+    golden.check(path.with_suffix(".out"), out)
+    same(parse(out), parse(text))
+    assert format_source(out) == out
+
+
+# ------------------------------------------------------------------ the checker
+
+SCHEMA = Schema.load(CORPUS / "schema.toml")
+DEFS = """
+delivery "Complete your profile" { template "t" }
+delivery "Your promotional code" { template "t" }
+dnd "Maison shoes, clothes and accessories" { max 1 per day }
+"""
+
+
+def check_codes(text: str, **known: Any) -> list[str]:
+    return [d.code for d in check(parse(DEFS + text), SCHEMA, known=Known(**known))]
+
+
+def test_the_spec_example_checks_clean() -> None:
+    spec = (CORPUS / "valid" / "journey_spec_example.rules").read_text(encoding="utf-8")
+    assert check_codes(spec) == []
+    # its names may as well be saved in the store
+    known = {"deliveries": {"Complete your profile", "Your promotional code"}}
+    assert [d.code for d in check(parse(spec), SCHEMA, known=Known(**known))] == ["unknown_policy"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "codes"),
+    [
+        # an action of an enclosing block, earlier: seen from a nested check
+        ('action "W" send "Complete your profile" '
+         'check "a" opened "W" within 1 day yes { check "b" clicked "W" within 1 day '
+         "yes { end } no { end } } no { end }", []),
+        # an action earlier in the same branch
+        ('check "a" did purchased within 1 day yes { action "P" send "Your promotional code" '
+         'check "b" clicked "P" within 1 day yes { end } no { end } } no { end }', []),
+        # an action of the sibling branch
+        ('check "a" did purchased within 1 day yes { action "P" send "Your promotional code" } '
+         'no { check "b" clicked "P" within 1 day yes { end } no { end } }',
+         ["label_not_before"]),
+        # an action of the same branch, but after the check
+        ('check "a" did purchased within 1 day yes { '
+         'check "b" clicked "P" within 1 day yes { end } no { end } '
+         'action "P" send "Your promotional code" } no { end }',
+         ["label_not_before", "unreachable_step"]),
+        ('action "W" set(city: "Milan") check "a" opened "W" within 1 day yes { end } no { end }',
+         ["not_a_send"]),
+        ('action "W" enter_journey("J") end', ["unknown_action"]),
+        ('action "W" set(citty: "Milan")', ["unknown_profile_property"]),
+        ('action "W" webhook(url: "ftp://x")', ["invalid_argument"]),
+        ('check "a" in segment "Nope" within 1 day yes { end } no { end }', ["unknown_segment"]),
+    ],
+)  # fmt: skip
+def test_paths_and_actions(steps: str, codes: list[str]) -> None:
+    assert check_codes(f"journey j {{ start now {steps} }}") == codes
+
+
+def test_enter_journey_names_journeys_of_the_text_or_the_store() -> None:
+    trigger = 'trigger t { on purchased do enter_journey("Welcome") }'
+    assert check_codes(trigger) == ["unknown_journey"]
+    assert check_codes(trigger, journeys={"Welcome"}) == []
+    assert check_codes(trigger + ' journey "Welcome" { start now wait 1 day }') == []
+
+
+def test_a_comment_in_an_action_or_a_condition_breaks_it_into_lines() -> None:
+    text = (
+        'journey "j" {\n  start now\n'
+        '  action "Hook" webhook(url: "https://example.com/h",  # where\n'
+        "    body: {a: 1})\n"
+        '  check "c" (did purchased  # bought\n    or did viewed_product) within 1 day\n'
+        "    yes { end }\n    no { end }\n}\n"
+    )
+    assert format_source(text) == (
+        'journey "j" {\n'
+        "  start now\n"
+        '  action "Hook" webhook(\n'
+        '    url: "https://example.com/h",  # where\n'
+        "    body: {a: 1}\n"
+        "  )\n"
+        '  check "c" (\n'
+        "    did purchased  # bought\n"
+        "    or did viewed_product\n"
+        "  ) within 1 day\n"
+        "    yes {\n"
+        "      end\n"
+        "    }\n"
+        "    no {\n"
+        "      end\n"
+        "    }\n"
+        "}\n"
+    )

@@ -71,7 +71,7 @@ class Anomaly:
     level: str  # "warn" | "alarm"
     direction: str  # "up" | "down"
     value: float
-    sent: int  # the rate's denominator (sent or delivered)
+    n: int  # the messages the rate is of (sent or delivered)
     baseline: float | None  # the domain's own rate over its history
     expected: float | None  # baseline moved as the other domains moved
     z_own: float | None

@@ -121,6 +121,8 @@ def test_a_mail_group_narrows_the_sends(store: Path) -> None:
         (["--as-of", "yesterday"], 2, "not an ISO 8601"),
         (["--domain", "a@b"], 1, "is not a domain"),
         (["--months", "5"], 2, "'5' is not one of"),
+        (["--as-of", "9999-06-01T00:00:00Z"], 1, "between the years 1901 and 9998"),
+        (["--html", "/nonexistent-dir/x.html"], 1, "/nonexistent-dir/x.html: No such file"),
     ],
 )
 def test_bad_options_say_why(store: Path, args: list[str], code: int, says: str) -> None:

@@ -69,6 +69,7 @@ def test_the_dashboard_fetches_nothing(live: Live) -> None:
         ("as_of=soon", "'as_of'"),
         ("colour=red", "unknown query parameter 'colour'"),
         ("domain=%20", "is not a domain"),
+        ("as_of=9999-12-31T00:00:00Z", "between the years 1901 and 9998"),
     ],
 )
 def test_bad_queries_are_400_with_a_reason(live: Live, query: str, says: str) -> None:

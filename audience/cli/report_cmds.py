@@ -96,7 +96,10 @@ def domains_cmd(
     except (ReportError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     if html_file is not None:
-        Path(html_file).write_text(dashboard(report), encoding="utf-8")
+        try:
+            Path(html_file).write_text(dashboard(report), encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"{html_file}: {exc.strerror or exc}") from None
     if fmt == "json":
         echo_json(report.to_json())
     else:

@@ -43,6 +43,10 @@ PERIODS: tuple[str, ...] = ("day", "week", "month")
 SPANS: tuple[int, ...] = (3, 6, 12)
 TOPS: tuple[int, ...] = (10, 100)
 MAX_DOMAINS = 100
+# the report's time: from 1901 (a span reaches a year back) to the end of 9998
+# (its last period ends after it, and datetime stops at 9999)
+MIN_AS_OF_MS = -2_177_452_800_000  # 1901-01-01
+MAX_AS_OF_MS = 253_370_764_800_000  # 9999-01-01
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class ReportParams:
     metrics: tuple[str, ...] = field(default=tuple(METRICS))
 
     def __post_init__(self) -> None:
+        if not MIN_AS_OF_MS <= self.as_of_ms < MAX_AS_OF_MS:
+            raise ReportError("as_of must fall between the years 1901 and 9998")
         if self.domains and self.top is not None:
             raise ReportError("give either top or domains, not both")
         if not self.domains and self.top not in TOPS:

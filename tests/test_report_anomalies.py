@@ -4,6 +4,7 @@ domains, at the domain's volume (audience/runtime/report/anomalies.py)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,37 @@ def test_wilson_lower_bound() -> None:
     assert low[0] == 0
     assert 0.23 < low[1] < 0.24  # the textbook 5 of 10
     assert 0.0037 < low[2] < 0.0038
+
+
+def _poisson_tail_z(x: int, e: float) -> float:
+    """The exact Poisson tail of x given e, as a normal score (the test's
+    own: summed term by term)."""
+    from math import exp
+    from statistics import NormalDist
+
+    terms = [exp(-e)]
+    for k in range(1, max(x, 1) + 200):
+        terms.append(terms[-1] * e / k)
+    if x >= e:
+        return -NormalDist().inv_cdf(sum(terms[x:]))
+    return NormalDist().inv_cdf(sum(terms[: x + 1]))
+
+
+@pytest.mark.parametrize(
+    ("x", "e"), [(12, 4.5), (13, 4.45), (20, 8.0), (2, 11.0), (0, 6.0), (60, 40.0), (400, 300.0)]
+)
+def test_the_count_score_follows_the_poisson_tail(x: int, e: float) -> None:
+    from audience.runtime.report.anomalies import _count_z
+
+    got = float(_count_z(np.array([float(x)]), np.array([e]))[0])
+    assert abs(got - _poisson_tail_z(x, e)) < 0.12
+
+
+def test_a_dozen_bounces_where_four_were_expected_is_no_alarm() -> None:
+    rng = np.random.default_rng(5)
+    sent = np.tile(np.array([[450], [20_000], [10_000]]), (1, P))
+    hard = noisy(rng, sent, 0.011)
+    hard[0, :] = 5 / 450
+    hard[0, -1] = 12 / 450  # (12 - 5) / sqrt(5) = 3.1 would say alarm; P = 0.0055
+    found = find_anomalies(counts(sent, hard=hard), NAMES[:3], PER, PARAMS)
+    assert ("gmail.com", "alarm") not in flagged(found, "hard_bounce_rate")

@@ -47,8 +47,9 @@ def chart(
         f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(title)}">'
     ]
-    for i in range(5):  # the value axis: five lines with their labels
-        v = top * i / 4
+    steps = _steps(top)
+    for i in range(steps + 1):  # the value axis: round values with their labels
+        v = top * i / steps
         yy = y(v)
         out.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>'
@@ -92,6 +93,13 @@ def _runs(row: np.ndarray) -> list[list[int]]:
     return runs
 
 
+def _steps(top: float) -> int:
+    """How many intervals split ``top`` (a ``_nice`` value) at round values:
+    25 in 5s, 20 in 5s, 10 in 2.5s..."""
+    mantissa = round(top / 10 ** math.floor(math.log10(top)), 1)
+    return 4 if mantissa in (1.0, 2.0) else 5
+
+
 def _nice(v: float) -> float:
     """The smallest 1, 2, 2.5 or 5 times a power of ten at or above ``v``."""
     p = 10 ** math.floor(math.log10(v))
@@ -102,4 +110,4 @@ def _nice(v: float) -> float:
 
 
 def _pct(v: float) -> str:
-    return f"{v * 100:.2g}%" if v < 0.1 else f"{v * 100:.0f}%"
+    return f"{v * 100:.3g}%"

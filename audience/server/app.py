@@ -22,6 +22,7 @@ from audience.server import (
     evaluate,
     events,
     health,
+    journeys,
     openapi,
     plans,
     profiles,
@@ -46,6 +47,7 @@ BLUEPRINTS = (
     templates,
     deliveries,
     plans,
+    journeys,
 )
 
 

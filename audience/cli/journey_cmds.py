@@ -99,7 +99,10 @@ def step_table(steps: list[dict[str, Any]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     out = []
     for r in rows:
-        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        cells = [
+            c.ljust(w) if i < 3 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         out.append("  ".join(cells).rstrip())
     return out
 

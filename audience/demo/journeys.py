@@ -1,0 +1,311 @@
+"""The journeys part of the demo: the seed's welcome journey, end to end.
+
+New subscribers fill the newsletter form on the website (``form_compiled``,
+``addUser``, ``WEB``); the journey, live, sends each the "Complete your
+profile" email, which leaves over SMTP for a real SMTP server on loopback.
+Some of them click its link a day later, through the real tracking endpoint
+of a real HTTP server on loopback: the click becomes an event, and the
+journey sends them their promotional code.  The scheduler then moves the
+clock past the three days of the check: those who did not click leave by
+``no``.  The per-step counts close the story.
+
+Everything runs on one injected clock (the journey service, the scheduler,
+the tracking server and the sending); only the servers' sockets are real
+time.  ``journeys_story(store, console, now)`` tells it over a built shop
+store; ``python -m audience.demo.journeys`` builds a small one first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import http.client
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from rich.console import Console
+from rich.markup import escape
+from rich.rule import Rule
+
+from audience.cli.output import plural
+from audience.demo import shop
+from audience.runtime.delivery import DeliveryLog
+from audience.runtime.delivery.smtp import SmtpConfig
+from audience.runtime.delivery.worker import Worker
+from audience.runtime.journeys.service import JourneyService
+from audience.runtime.plans.clock import Clock, ManualClock
+from audience.runtime.plans.scheduler import Scheduler
+from audience.runtime.plans.service import PlanService
+from audience.runtime.store import Store
+
+JOURNEY = "Welcome email and promotional code"
+TRIGGER = "Thank newsletter subscribers"
+PROFILE_URL = "https://maison.example/account/profile"
+SUBSCRIBERS = 12
+CLICKERS = 5  # the first five subscribers click a day after their email
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+RULES = f"""delivery "Complete your profile" {{
+  template "complete-profile"
+  mail group "Welcome"
+  from "Maison <news@maison.example>"
+  fields {{ first_name: profile.first_name }}
+}}
+
+delivery "Your promotional code" {{
+  template "promo-code"
+  mail group "Welcome"
+  from "Maison <news@maison.example>"
+  fields {{ first_name: profile.first_name, code: "WELCOME10" }}
+}}
+
+journey "{JOURNEY}" {{
+  start now
+  enter on form_compiled where (form_name = "addUser" and context = "WEB")
+  once per contact
+  dnd "Maison shoes, clothes and accessories"
+  action "Welcome" send "Complete your profile"
+  check "Clicked?" clicked "Welcome" within 3 days
+    yes {{
+      action "Promo" send "Your promotional code"
+      end
+    }}
+    no {{
+      end
+    }}
+}}
+"""
+
+_NAMES = ("Giulia", "Marco", "Sofia", "Luca", "Chiara", "Matteo", "Elena", "Davide", "Sara")
+
+
+def _templates(store: Store) -> None:
+    store.triggers.add_template(
+        "complete-profile",
+        "Welcome to Maison, {{ first_name }}: complete your profile",
+        f'<p>Dear {{{{ first_name }}}},</p><p>tell us your size and style: <a href="{PROFILE_URL}">'
+        "complete your profile</a>.</p>",
+        f"Dear {{{{ first_name }}}}, tell us your size and style: {PROFILE_URL}",
+    )
+    store.triggers.add_template(
+        "promo-code",
+        "{{ first_name }}, your welcome code",
+        "<p>Thank you, {{ first_name }}. Your code: <b>{{ code }}</b>, 10% off.</p>",
+        "Thank you, {{ first_name }}. Your code: {{ code }}, 10% off.",
+    )
+
+
+def subscriber(i: int) -> str:
+    return f"subscriber-{i + 1:02d}"
+
+
+def _subscribers(start_ms: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """New contacts' profiles and their form events, a few minutes apart."""
+    profiles, events = [], []
+    for i in range(SUBSCRIBERS):
+        cid = subscriber(i)
+        name = _NAMES[i % len(_NAMES)]
+        profiles.append({"contact_id": cid, "first_name": name, "email": f"{cid}@example.com"})
+        events.append(
+            {
+                "id": f"form-{cid}",
+                "contact_id": cid,
+                "type": "form_compiled",
+                "ts": _iso(start_ms + i * 7 * MINUTE),
+                "context": "WEB",
+                "properties": {"form_name": "addUser"},
+            }
+        )
+    return profiles, events
+
+
+def _iso(ms: int) -> str:
+    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------------------- the servers
+@dataclass
+class Inbox:
+    """An SMTP server's handler (aiosmtpd): keeps every message it accepts."""
+
+    received: list[EmailMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        with self.lock:
+            self.received.append(msg)
+        return "250 Message accepted for delivery"
+
+    def take(self) -> list[EmailMessage]:
+        with self.lock:
+            got, self.received = self.received, []
+        return got
+
+
+@contextmanager
+def smtp_server(inbox: Inbox) -> Iterator[int]:
+    """An SMTP server on a free loopback port (its port)."""
+    from aiosmtpd.controller import Controller
+
+    ctl = Controller(inbox, hostname="127.0.0.1", port=0)
+    ctl.start()
+    try:
+        yield int(ctl.server.sockets[0].getsockname()[1])
+    finally:
+        ctl.stop()
+
+
+def send_due(log: DeliveryLog, smtp: SmtpConfig, clock: Clock) -> int:
+    """Send every delivery due by the clock, as ``audience worker`` does; how many."""
+    worker = Worker(log, smtp)
+    sent = 0
+    try:
+        while (d := log.claim(clock(), worker.lease_ms)) is not None:
+            worker.process(d)
+            sent += 1
+    finally:
+        worker.close()
+    return sent
+
+
+_CLICK = re.compile(r'href="([^"]*/t/c/[^"]+)"')
+
+
+def click(msg: EmailMessage) -> tuple[int, str]:
+    """Follow the first tracked link of ``msg`` as a mail program would (without
+    following the redirect): the status and where it points."""
+    body = msg.get_body(("html",))
+    assert body is not None, "the message has no HTML part"
+    found = _CLICK.search(str(body.get_content()))
+    assert found is not None, "the message has no tracked link"
+    url = urlsplit(found.group(1))
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        conn.request("GET", url.path, headers={"User-Agent": "Mozilla/5.0 (demo mail reader)"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, resp.getheader("Location") or ""
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------- the story
+def step_lines(steps: list[dict[str, Any]]) -> list[str]:
+    from audience.cli.journey_cmds import step_table
+
+    return step_table(steps)
+
+
+def journeys_story(store: Store, console: Console, now: dt.datetime) -> list[dict[str, Any]]:
+    """Tell the journeys story over ``store``; returns the per-step counts at its end."""
+    from audience.runtime.tracking.config import write_setting
+    from audience.server.app import create_app
+    from audience.server.context import ServerConfig
+    from audience.server.serve import ServerThread
+
+    assert store.path is not None, "the journey's servers need a store on disk"
+    console.print(Rule("[bold]Journeys[/] (a path per subscriber: an email, a click, a code)"))
+    start = int(now.timestamp() * 1000) + 20 * DAY  # after the plans' story
+    clock = ManualClock(start)
+    _templates(store)
+    if store.triggers.defs.get(TRIGGER) is not None:
+        store.triggers.defs.set_enabled(TRIGGER, False)
+        console.print(f"  the journey now welcomes subscribers: the trigger '{TRIGGER}' is off")
+    PlanService(store, clock).add(RULES, "welcome.rules", plans=False)
+    svc = JourneyService(store, clock)
+    svc.add(RULES, "welcome.rules")
+    for line in RULES.split("journey ", 1)[1].rstrip().splitlines():
+        console.print(f"  [cyan]{escape(line)}[/]", soft_wrap=True)
+    svc.go_live(JOURNEY)
+    console.print("  saved as a draft with its two deliveries, then made live")
+
+    inbox = Inbox()
+    log = DeliveryLog.open(store.path)
+    with (
+        smtp_server(inbox) as smtp_port,
+        ServerThread(create_app(ServerConfig(store.path, clock=clock))) as server,
+    ):
+        write_setting(store.path, "tracking.base_url", server.url)
+        smtp = SmtpConfig(host="127.0.0.1", port=smtp_port, from_addr="news@maison.example")
+
+        profiles, events = _subscribers(clock.ms + HOUR)
+        store.ingest_profiles(profiles)
+        clock.ms += HOUR
+        store.ingest_events(events)
+        clock.ms += SUBSCRIBERS * 7 * MINUTE
+        console.print(
+            f"  {SUBSCRIBERS} new subscribers fill the newsletter form on the website "
+            f"({_iso(start + HOUR)} onwards): each enters the journey"
+        )
+        sent = send_due(log, smtp, clock)
+        welcomes = inbox.take()
+        console.print(
+            f"  sent {plural(sent, 'email')} over SMTP to the server on 127.0.0.1:{smtp_port}; "
+            f"its links point to the tracking server {server.url}/t/c/..."
+        )
+
+        clock.ms += DAY
+        for msg in welcomes[:CLICKERS]:
+            status, where = click(msg)
+            console.print(
+                f"  a day later {escape(str(msg['To']))} clicks 'complete your profile': "
+                f"{status}, on to {escape(where)}"
+            )
+        sent = send_due(log, smtp, clock)
+        promos = inbox.take()
+        console.print(
+            f"  the clicks moved {plural(len(promos), 'subscriber')} to 'yes': "
+            f"{plural(sent, 'promotional code')} sent"
+        )
+
+        scheduler = Scheduler(store.path, clock=clock)
+        try:
+            clock.ms = start + HOUR + 3 * DAY + SUBSCRIBERS * 7 * MINUTE + MINUTE
+            scheduler.tick()
+        finally:
+            scheduler.close()
+        console.print(
+            f"  the scheduler moves the clock to {_iso(clock.ms)}, past every 3-day deadline: "
+            "those who did not click leave by 'no'"
+        )
+    log.close()
+    steps = svc.step_counts(JOURNEY)
+    console.print("  where the subscribers went:")
+    for line in step_lines(steps):
+        console.print(f"    {escape(line)}")
+    console.print(
+        "  [dim]`audience journeys show STORE NAME` prints these counts; `audience journeys "
+        "history STORE NAME CONTACT` the path of one subscriber.[/]"
+    )
+    return steps
+
+
+def main(n_events: int = 100_000, n_contacts: int = 5_000) -> None:
+    """Build a small shop in a temporary directory and tell the journeys story."""
+    from audience.demo.run import build_store
+
+    console = Console()
+    now = shop.DEFAULT_NOW
+    with tempfile.TemporaryDirectory(prefix="audience-journeys-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        store, _ = build_store(Path(tmp) / "maison", data, n_events, n_contacts, console, now)
+        journeys_story(store, console, now)
+
+
+if __name__ == "__main__":
+    main()

@@ -609,11 +609,12 @@ _PLAN_SCHEMAS: dict[str, Any] = {
     },
     "PlanPreview": {
         "type": "object",
-        "required": ["plan", "at", "audience", "without_email", "held", "to_send"],
+        "required": ["plan", "at", "at_ms", "audience", "without_email", "held", "to_send"],
         "properties": {
             "plan": {"type": "string"},
             "state": {"type": "string"},
-            "at": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "at_ms": {"type": "integer"},
             "audience": {"type": "integer", "minimum": 0},
             "without_email": {"type": "integer", "minimum": 0},
             "held": {"type": "integer", "minimum": 0},

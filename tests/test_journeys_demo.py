@@ -20,7 +20,7 @@ def test_journeys_story(tmp_path: Path) -> None:
     data.mkdir()
     now = shop.DEFAULT_NOW
     store, _ = build_store(tmp_path / "maison", data, 20_000, 1_000, console, now)
-    steps = journeys_story(store, console, now)
+    steps = journeys_story(store, console)
     by_id = {s["step"]: s for s in steps}
     # every subscriber got the welcome; the clickers took yes and got the code;
     # the others left by no at the deadline; no one is left waiting

@@ -10,9 +10,11 @@ clock past the three days of the check: those who did not click leave by
 ``no``.  The per-step counts close the story.
 
 Everything runs on one injected clock (the journey service, the scheduler,
-the tracking server and the sending); only the servers' sockets are real
-time.  ``journeys_story(store, console, now)`` tells it over a built shop
-store; ``python -m audience.demo.journeys`` builds a small one first.
+the tracking server and the sending), which starts at the wall clock: a
+message is marked sent at the real time it leaves, and a click is judged
+against that (a click seconds after sending would be a link scanner's).
+``journeys_story(store, console)`` tells it over a built shop store;
+``python -m audience.demo.journeys`` builds a small one first.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ from rich.rule import Rule
 
 from audience.cli.output import plural
 from audience.demo import shop
+from audience.dsl.ast import DndPolicy
+from audience.dsl.formatter import format_text
+from audience.dsl.parser import parse
 from audience.runtime.delivery import DeliveryLog
+from audience.runtime.delivery.model import wall_ms
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import Worker
 from audience.runtime.journeys.service import JourneyService
@@ -47,6 +53,8 @@ from audience.runtime.plans.scheduler import Scheduler
 from audience.runtime.plans.service import PlanService
 from audience.runtime.store import Store
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+POLICY = "Maison shoes, clothes and accessories"
 JOURNEY = "Welcome email and promotional code"
 TRIGGER = "Thank newsletter subscribers"
 PROFILE_URL = "https://maison.example/account/profile"
@@ -74,7 +82,7 @@ journey "{JOURNEY}" {{
   start now
   enter on form_compiled where (form_name = "addUser" and context = "WEB")
   once per contact
-  dnd "Maison shoes, clothes and accessories"
+  dnd "{POLICY}"
   action "Welcome" send "Complete your profile"
   check "Clicked?" clicked "Welcome" within 3 days
     yes {{
@@ -90,7 +98,13 @@ journey "{JOURNEY}" {{
 _NAMES = ("Giulia", "Marco", "Sofia", "Luca", "Chiara", "Matteo", "Elena", "Davide", "Sara")
 
 
-def _templates(store: Store) -> None:
+def _seed(store: Store) -> None:
+    """The seed's DND policy (when the store has not got it yet) and the two templates."""
+    if store.triggers.defs.get_policy(POLICY) is None:
+        program = parse((EXAMPLES / "maison.rules").read_text(encoding="utf-8"), filename="seed")
+        for d in program.definitions:
+            if isinstance(d, DndPolicy) and d.name == POLICY:
+                store.triggers.add_policies(format_text(d))
     store.triggers.add_template(
         "complete-profile",
         "Welcome to Maison, {{ first_name }}: complete your profile",
@@ -210,7 +224,7 @@ def step_lines(steps: list[dict[str, Any]]) -> list[str]:
     return step_table(steps)
 
 
-def journeys_story(store: Store, console: Console, now: dt.datetime) -> list[dict[str, Any]]:
+def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
     """Tell the journeys story over ``store``; returns the per-step counts at its end."""
     from audience.runtime.tracking.config import write_setting
     from audience.server.app import create_app
@@ -219,9 +233,10 @@ def journeys_story(store: Store, console: Console, now: dt.datetime) -> list[dic
 
     assert store.path is not None, "the journey's servers need a store on disk"
     console.print(Rule("[bold]Journeys[/] (a path per subscriber: an email, a click, a code)"))
-    start = int(now.timestamp() * 1000) + 20 * DAY  # after the plans' story
+    # the wall clock, to the minute: the worker marks messages sent at real time
+    start = wall_ms() // MINUTE * MINUTE
     clock = ManualClock(start)
-    _templates(store)
+    _seed(store)
     if store.triggers.defs.get(TRIGGER) is not None:
         store.triggers.defs.set_enabled(TRIGGER, False)
         console.print(f"  the journey now welcomes subscribers: the trigger '{TRIGGER}' is off")
@@ -304,7 +319,7 @@ def main(n_events: int = 100_000, n_contacts: int = 5_000) -> None:
         data = Path(tmp) / "data"
         data.mkdir()
         store, _ = build_store(Path(tmp) / "maison", data, n_events, n_contacts, console, now)
-        journeys_story(store, console, now)
+        journeys_story(store, console)
 
 
 if __name__ == "__main__":

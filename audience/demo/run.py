@@ -223,6 +223,9 @@ def run_demo(
         from audience.demo.plans import plans_story  # the scheduler's imports, only here
 
         plans_story(store, console, now)
+        from audience.demo.journeys import journeys_story  # its servers' imports, only here
+
+        journeys_story(store, console)
         console.print(Rule())
         _try_it(console, path, sizes, now)
     return sizes

@@ -56,6 +56,7 @@ class Mover:
         self.store = store
         self.log = log
         self._policies: dict[str, Policy | None] = {}
+        self.replay = False  # a dry run: the caps are checked at each delivery's due time
 
     # ------------------------------------------------------------------ walking
     def proceed(
@@ -197,6 +198,12 @@ class Mover:
                 "and ts_ms >= ? and ts_ms <= ?"
             )
             params: list[Any] = [watch, kind, since, deadline]
+            if self.replay:
+                # a dry run of another version (or entry) replays the clicks of the
+                # contact's real message of that step, whatever version sent it
+                jid, _, step, cid, _ = _key_parts(watch)
+                sql = sql.replace("key = ?", "key like ? escape '\\'")
+                params[0] = _like(f"journey:{jid}:v") + "%" + _like(f":{step}:{cid}:") + "%"
             if isinstance(cond, Clicked) and cond.link is not None:
                 sql += " and (link = ? or link_text = ?)"
                 params += [cond.link, cond.link]
@@ -282,7 +289,7 @@ class Mover:
                 due_ms=at,
                 policy=policy,
                 source=f"journey:{c.name}",
-                now_ms=now,
+                now_ms=at if self.replay else now,
                 error=msg.error or err,
             )
             return _outcome(self.log._request(conn, req)), key
@@ -321,7 +328,7 @@ class Mover:
                 due_ms=at,
                 policy=policy,
                 source=f"journey:{c.name}",
-                now_ms=now,
+                now_ms=at if self.replay else now,
                 error=err,
             )
             return _outcome(self.log._request(conn, req)), key
@@ -370,3 +377,15 @@ def _no_why(step: CheckStep) -> str:
     if isinstance(cond, Opened):
         return f"{cond.action!r} was not opened by the deadline"
     return "the condition did not hold by the deadline"
+
+
+def _key_parts(key: str) -> list[str]:
+    """(journey id, version, step, contact, entry) of a journey delivery key (a
+    contact id may hold colons: the step has none, the entry is the last part)."""
+    _, jid, version, step, rest = key.split(":", 4)
+    cid, _, entry = rest.rpartition(":")
+    return [jid, version, step, cid, entry]
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -41,6 +41,7 @@ class Context:
     plan_defs: PlanDefinitions
     contacts: set[str]
     now: int = 0
+    dry: bool = False  # a dry run: profile changes are only reported
     # contact id -> times of its events in the ingest being processed (checks
     # on a condition are decided at those times)
     event_times: dict[str, list[int]] = field(default_factory=dict)
@@ -112,6 +113,8 @@ class Context:
 
     def apply_updates(self) -> None:
         """Write the batch's profile changes (after its transaction committed)."""
+        if self.dry:
+            return
         if rows := self.updates.records():
             self.store.ingest_profiles(rows)
         if added := self.updates.additions():

@@ -119,10 +119,19 @@ class JourneyRuntime:
         self.mover = Mover(store, self.log)
         self.plan_defs = PlanDefinitions.for_store(store.path)
         self._matchers: dict[tuple[int, int], Any] = {}
+        self.replay = False  # a dry run's: deliveries decided at their due time, no profile writes
+
+    @property
+    def replay(self) -> bool:
+        return self.mover.replay
+
+    @replay.setter
+    def replay(self, on: bool) -> None:
+        self.mover.replay = on
 
     # ------------------------------------------------------------------ helpers
     def context(self, contacts: Iterable[str], now: int) -> Context:
-        return Context(self.store, self.plan_defs, set(contacts), now)
+        return Context(self.store, self.plan_defs, set(contacts), now, dry=self.replay)
 
     def compiled(self, saved: SavedJourney) -> Compiled:
         return self.catalog.get(saved.id, saved.version)

@@ -35,7 +35,6 @@ from audience.runtime.journeys.engine import AdvanceReport, JourneyRuntime
 from audience.runtime.journeys.steps import Compiled, step_label
 from audience.runtime.plans.clock import Clock, wall_clock
 from audience.runtime.plans.service import parse_program, source_of
-from audience.runtime.triggers.batch import iso_ms
 
 if TYPE_CHECKING:
     from audience.runtime.journeys.dryrun import DryRunReport
@@ -152,37 +151,7 @@ class JourneyService:
         """Per step id of the current version: how many runs reached it (over
         every version), wait there now, and ended there."""
         saved = self.get(name)
-        c = self.runtime.compiled(saved)
-        reached = dict(
-            self.defs.read(
-                "select s.step, count(distinct s.run_id) from journey_steps s join journey_runs r "
-                "on r.id = s.run_id where r.journey_id = ? and s.kind != 'entered' group by s.step",
-                [saved.id],
-            )
-        )
-        per_state: dict[tuple[str, str], int] = {
-            (step, state): n
-            for step, state, n in self.defs.read(
-                "select step, state, count(*) from journey_runs where journey_id = ? "
-                "group by step, state",
-                [saved.id],
-            )
-        }
-        out = []
-        for sid, step in c.steps.items():
-            out.append(
-                {
-                    "step": sid,
-                    "label": step_label(step),
-                    "kind": c.kind(sid),
-                    "entered": int(reached.get(sid, 0)),
-                    "waiting": per_state.get((sid, WAITING), 0),
-                    "done": sum(
-                        n for (s, st), n in per_state.items() if s == sid and st != WAITING
-                    ),
-                }
-            )
-        return out
+        return step_counts(self.defs, self.runtime.compiled(saved), saved.id)
 
     def position(self, name: str, contact_id: str) -> builtins.list[dict[str, Any]]:
         saved = self.get(name)
@@ -322,5 +291,32 @@ class JourneyService:
         return dry_run(self, saved, since_ms, until_ms, contact)
 
 
-def iso(ms: int | None) -> str | None:
-    return None if ms is None else iso_ms(ms)
+def step_counts(defs: JourneyDefinitions, c: Compiled, journey_id: int) -> list[dict[str, Any]]:
+    reached = dict(
+        defs.read(
+            "select s.step, count(distinct s.run_id) from journey_steps s join journey_runs r "
+            "on r.id = s.run_id where r.journey_id = ? and s.kind != 'entered' group by s.step",
+            [journey_id],
+        )
+    )
+    per_state: dict[tuple[str, str], int] = {
+        (step, state): n
+        for step, state, n in defs.read(
+            "select step, state, count(*) from journey_runs where journey_id = ? "
+            "group by step, state",
+            [journey_id],
+        )
+    }
+    out = []
+    for sid, step in c.steps.items():
+        out.append(
+            {
+                "step": sid,
+                "label": step_label(step),
+                "kind": c.kind(sid),
+                "entered": int(reached.get(sid, 0)),
+                "waiting": per_state.get((sid, WAITING), 0),
+                "done": sum(n for (s, st), n in per_state.items() if s == sid and st != WAITING),
+            }
+        )
+    return out

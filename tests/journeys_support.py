@@ -110,7 +110,7 @@ def build(root: Path, n: int = 10) -> Store:
         for d in program.definitions:
             from audience.runtime.plans.service import source_of
 
-            defs.save_delivery(conn, st.node, d.name, source_of(DELIVERIES, d))  # type: ignore[union-attr]
+            defs.save_delivery(conn, st.node, d.name, source_of(DELIVERIES, d))
     return st
 
 

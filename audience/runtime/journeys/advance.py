@@ -201,9 +201,9 @@ class Mover:
             if self.replay:
                 # a dry run of another version (or entry) replays the clicks of the
                 # contact's real message of that step, whatever version sent it
-                jid, _, step, cid, _ = _key_parts(watch)
+                jid, _, sid, cid, _ = _key_parts(watch)
                 sql = sql.replace("key = ?", "key like ? escape '\\'")
-                params[0] = _like(f"journey:{jid}:v") + "%" + _like(f":{step}:{cid}:") + "%"
+                params[0] = _like(f"journey:{jid}:v") + "%" + _like(f":{sid}:{cid}:") + "%"
             if isinstance(cond, Clicked) and cond.link is not None:
                 sql += " and (link = ? or link_text = ?)"
                 params += [cond.link, cond.link]

@@ -307,21 +307,20 @@ class JourneyRuntime:
         start = c.start_ms(saved.live_ms)
         if start is None or at < start:
             return "before the journey's start"
-        if conn.execute(
-            "select 1 from journey_runs where journey_id = ? and cause = ?", [saved.id, cause]
-        ).fetchone():
-            return "already entered by this"
         last = conn.execute(
             "select max(entered_ms) from journey_runs where journey_id = ? and contact_id = ?",
             [saved.id, contact_id],
         ).fetchone()[0]
-        if last is None:
-            return ""
-        again = c.journey.reentry.again_after
-        if again is None:
-            return "once per contact"
-        if at < plus(int(last), again, c.tz):
-            return "entered again too soon"
+        if last is not None:
+            again = c.journey.reentry.again_after
+            if again is None:
+                return "once per contact"
+            if at < plus(int(last), again, c.tz):
+                return "entered again too soon"
+        if conn.execute(
+            "select 1 from journey_runs where journey_id = ? and cause = ?", [saved.id, cause]
+        ).fetchone():
+            return "already entered by this"
         return ""
 
     # ------------------------------------------------------------------ segments

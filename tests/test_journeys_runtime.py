@@ -385,7 +385,7 @@ def test_a_failing_step_fails_its_run_alone(
 
     real = advance.Mover._action
 
-    def broken(self, conn, ctx, c, run, *a):  # type: ignore[no-untyped-def]
+    def broken(self, conn, ctx, c, run, *a):
         if run.contact_id == contact(1):
             raise RuntimeError("boom")
         return real(self, conn, ctx, c, run, *a)

@@ -1,0 +1,391 @@
+"""Moving runs through their journey version's steps (docs/journeys-runtime.md).
+
+``Mover.proceed`` walks one run from where it is, inside the caller's write
+transaction of STORE/deliveries.sqlite, as far as the time ``now`` allows:
+
+- an action runs at the time the run reached it (its delivery due then) and
+  is logged with its delivery key; the delivery log answers a key it already
+  holds with the first delivery, so a replay sends nothing twice;
+- ``wait D`` ends at reach + D (calendar arithmetic in the journey's zone);
+- ``check`` takes ``yes`` at the time of the first qualifying event in
+  [reach, reach + D] (clicks and opens from ``journey_signals`` by delivery
+  key, a condition evaluated for the contact as of its events' times), and
+  ``no`` at reach + D once ``now`` is past it: by the events' own times,
+  whatever order the events and the clock arrive in;
+- ``end``, or a block that runs out of steps, finishes the run.
+
+Everything it writes (deliveries, step-log rows, the run's position) is in
+that one transaction: a crash keeps all of a step or none of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audience.dsl.ast import Action, MapValue, Ref, Value
+from audience.dsl.ast_journeys import ActionStep, CheckStep, Clicked, EndStep, Opened, WaitStep
+from audience.runtime.delivery import Delivery, DeliveryLog, DeliveryRequest, Policy
+from audience.runtime.journeys.context import Context
+from audience.runtime.journeys.definitions import (
+    BY_COND,
+    BY_SIGNAL,
+    BY_TIME,
+    DONE,
+    WAITING,
+    Run,
+    key_of,
+)
+from audience.runtime.journeys.steps import Compiled, next_id
+from audience.runtime.triggers.actions import TAGS, literal
+from audience.runtime.triggers.batch import iso_ms, profile_value
+from audience.timecalc import plus
+
+if TYPE_CHECKING:
+    from audience.runtime.store import Store
+
+FAILED = "failed"  # a run whose step raised: logged, and left out of later batches
+
+
+class Mover:
+    def __init__(self, store: Store, log: DeliveryLog) -> None:
+        self.store = store
+        self.log = log
+        self._policies: dict[str, Policy | None] = {}
+        self.replay = False  # a dry run: the caps are checked at each delivery's due time
+
+    # ------------------------------------------------------------------ walking
+    def proceed(
+        self,
+        conn: sqlite3.Connection,
+        ctx: Context,
+        c: Compiled,
+        run: Run,
+        now: int,
+        *,
+        fresh: bool = False,
+    ) -> Run:
+        """Move ``run`` as far as ``now`` allows; ``fresh``: it just reached its
+        step (nothing logged for it yet).  Returns the run as written."""
+        step_id, since = run.step, run.since_ms
+        started = not fresh  # the current step's start is logged already
+        while True:
+            step = c.steps.get(step_id)
+            if step is None or isinstance(step, EndStep):
+                why = "end" if step is not None else "the path ran out of steps"
+                self.log_step(conn, run.id, step_id, "end", since, {"why": why})
+                return self._write(conn, run, DONE, step_id, since, None, None, None, since)
+            if isinstance(step, ActionStep):
+                outcome, key = self._action(conn, ctx, c, run, step_id, step, since, now)
+                self.log_step(conn, run.id, step_id, "action", since, outcome, key)
+            elif isinstance(step, WaitStep):
+                until = plus(since, step.duration, c.tz)
+                if not started:
+                    self.log_step(conn, run.id, step_id, "wait", since, {"until": iso_ms(until)})
+                if until > now:
+                    return self._write(conn, run, WAITING, step_id, since, BY_TIME, until, None)
+                self.log_step(conn, run.id, step_id, "waited", until, {})
+                since = until
+            else:
+                assert isinstance(step, CheckStep)
+                deadline = plus(since, step.within, c.tz)
+                watch = self._watch(c, run, step)
+                if not started:
+                    about = {"deadline": iso_ms(deadline)}
+                    if watch is not None:
+                        about["delivery_key"] = watch
+                    self.log_step(conn, run.id, step_id, "check", since, about)
+                hit, why = self._decide(conn, ctx, c, run, step_id, step, watch, since, deadline)
+                if hit is not None:
+                    self.log_step(conn, run.id, step_id, "yes", hit, {"why": why})
+                    step_id, since, started = f"{step_id}.yes.0", hit, False
+                    continue
+                if deadline > now:
+                    waits = BY_SIGNAL if watch is not None else BY_COND
+                    if isinstance(step.cond, Clicked | Opened) and watch is None:
+                        waits = BY_TIME  # its action sent nothing to click: only the deadline
+                    return self._write(conn, run, WAITING, step_id, since, waits, deadline, watch)
+                self.log_step(conn, run.id, step_id, "no", deadline, {"why": _no_why(step)})
+                step_id, since, started = f"{step_id}.no.0", deadline, False
+                continue
+            step_id, started = next_id(step_id), False
+
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        run: Run,
+        state: str,
+        step: str,
+        since: int,
+        waits: str | None,
+        wake: int | None,
+        watch: str | None,
+        finished: int | None = None,
+    ) -> Run:
+        new = dataclasses.replace(
+            run,
+            state=state,
+            step=step,
+            since_ms=since,
+            waits=waits,
+            wake_ms=wake,
+            watch=watch,
+            finished_ms=finished,
+        )
+        if new != run:
+            conn.execute(
+                "update journey_runs set state = ?, step = ?, since_ms = ?, waits = ?, "
+                "wake_ms = ?, watch = ?, finished_ms = ? where id = ?",
+                [state, step, since, waits, wake, watch, finished, run.id],
+            )
+        return new
+
+    @staticmethod
+    def log_step(
+        conn: sqlite3.Connection,
+        run_id: int,
+        step: str,
+        kind: str,
+        at: int,
+        outcome: dict[str, Any],
+        key: str | None = None,
+    ) -> None:
+        """Append a step-log row (seq: the next one of that step in the run)."""
+        conn.execute(
+            "insert into journey_steps (run_id, step, seq, kind, at_ms, outcome, delivery_key) "
+            "values (?, ?, (select coalesce(max(seq) + 1, 0) from journey_steps "
+            "where run_id = ? and step = ?), ?, ?, ?, ?)",
+            [run_id, step, run_id, step, kind, at, json.dumps(outcome, default=str), key],
+        )
+
+    # ------------------------------------------------------------------ checks
+    def _watch(self, c: Compiled, run: Run, step: CheckStep) -> str | None:
+        """The delivery key whose clicks/opens decide the check (None: a condition,
+        or an action that is not a send)."""
+        cond = step.cond
+        if not isinstance(cond, Clicked | Opened):
+            return None
+        sid = c.labels.get(cond.action)
+        target = c.steps.get(sid) if sid is not None else None
+        if not isinstance(target, ActionStep) or target.send is None:
+            return None
+        return key_of(c.journey_id, c.version, sid or "", run.contact_id, run.entry)
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        ctx: Context,
+        c: Compiled,
+        run: Run,
+        step_id: str,
+        step: CheckStep,
+        watch: str | None,
+        since: int,
+        deadline: int,
+    ) -> tuple[int | None, str]:
+        """The time the check's condition first held in [since, deadline], and why."""
+        cond = step.cond
+        if isinstance(cond, Clicked | Opened):
+            if watch is None:
+                return None, ""
+            kind = "clicked" if isinstance(cond, Clicked) else "opened"
+            sql = (
+                "select ts_ms, link from journey_signals where key = ? and kind = ? "
+                "and ts_ms >= ? and ts_ms <= ?"
+            )
+            params: list[Any] = [watch, kind, since, deadline]
+            if self.replay:
+                # a dry run of another version (or entry) replays the clicks of the
+                # contact's real message of that step, whatever version sent it
+                jid, _, sid, cid, _ = _key_parts(watch)
+                sql = sql.replace("key = ?", "key like ? escape '\\'")
+                params[0] = _like(f"journey:{jid}:v") + "%" + _like(f":{sid}:{cid}:") + "%"
+            if isinstance(cond, Clicked) and cond.link is not None:
+                sql += " and (link = ? or link_text = ?)"
+                params += [cond.link, cond.link]
+            row = conn.execute(sql + " order by ts_ms limit 1", params).fetchone()
+            if row is None:
+                return None, ""
+            what = f"link {row[1]!r} of" if kind == "clicked" and row[1] else "the message of"
+            return int(row[0]), f"{kind} {what} {cond.action!r} at {iso_ms(row[0])}"
+        # a condition: decided at the times of the contact's new events, and at the deadline
+        times = sorted(t for t in ctx.event_times.get(run.contact_id, ()) if since <= t <= deadline)
+        if deadline <= max(ctx.now, since):
+            times.append(deadline)
+        if not times:
+            return None, ""
+        idx = ctx.index(run.contact_id)
+        if idx < 0:
+            return None, ""
+        compiled = self._condition(c, step_id, cond)
+        for t in times:
+            hit = compiled.evaluate_contacts(ctx.snapshot, np.array([idx], dtype=np.int64), t)
+            if bool(hit[0]):
+                return t, f"the condition held at {iso_ms(t)}"
+        return None, ""
+
+    def _condition(self, c: Compiled, step_id: str, cond: Any) -> Any:
+        from audience.runtime.evaluate import compile_cached
+        from audience.runtime.saved import saved_segments
+
+        if step_id not in c.cache:
+            resolver = saved_segments(self.store).get
+            c.cache[step_id] = compile_cached(
+                cond, self.store.schema, timezone=c.tz, segment_resolver=resolver
+            )
+        return c.cache[step_id]
+
+    # ------------------------------------------------------------------ actions
+    def policy(self, c: Compiled) -> tuple[Policy | None, str | None]:
+        name = c.journey.dnd
+        if name is None:
+            return None, None
+        if name not in self._policies:
+            self._policies[name] = self.store.triggers.policy(name)
+        pol = self._policies[name]
+        if pol is None:
+            return None, f"unknown DND policy {name!r}: nothing is sent without it"
+        return pol, None
+
+    def _action(
+        self,
+        conn: sqlite3.Connection,
+        ctx: Context,
+        c: Compiled,
+        run: Run,
+        step_id: str,
+        step: ActionStep,
+        at: int,
+        now: int,
+    ) -> tuple[dict[str, Any], str | None]:
+        key = key_of(c.journey_id, c.version, step_id, run.contact_id, run.entry)
+        found = self.log._by_key(conn, key)
+        if found is not None:  # re-executed after a crash or by a replay: the same one
+            return _outcome(found), key
+        if step.send is not None:
+            msg = ctx.message(step.send, run.contact_id)
+            if msg.email is None and msg.error is None:
+                return {"status": "skipped", "reason": "the contact has no email"}, None
+            policy, err = self.policy(c)
+            payload = {
+                **msg.payload,
+                "delivery": step.send,
+                "journey": c.name,
+                "journey_version": c.version,
+                "step": step.label,
+            }
+            req = DeliveryRequest(
+                key=key,
+                node=self.store.node,
+                contact_id=run.contact_id,
+                email=msg.email,
+                channel="email",
+                kind="send_email",
+                payload=payload,
+                due_ms=at,
+                policy=policy,
+                source=f"journey:{c.name}",
+                now_ms=at if self.replay else now,
+                error=msg.error or err,
+            )
+            return _outcome(self.log._request(conn, req)), key
+        assert step.call is not None
+        return self._call(conn, ctx, c, run, step.call, key, at, now)
+
+    def _call(
+        self,
+        conn: sqlite3.Connection,
+        ctx: Context,
+        c: Compiled,
+        run: Run,
+        action: Action,
+        key: str,
+        at: int,
+        now: int,
+    ) -> tuple[dict[str, Any], str | None]:
+        cid = run.contact_id
+        kw = {a.key: a.value for a in action.args if a.key is not None}
+        if action.name == "webhook":
+            policy, err = self.policy(c)
+            email = self._profile(ctx, cid, "email")
+            req = DeliveryRequest(
+                key=key,
+                node=self.store.node,
+                contact_id=cid,
+                email=email if isinstance(email, str) else None,
+                channel="webhook",
+                kind="webhook",
+                payload={
+                    "url": self._value(ctx, cid, kw["url"]),
+                    "body": self._value(ctx, cid, kw["body"]) if "body" in kw else {},
+                    "journey": c.name,
+                    "journey_version": c.version,
+                },
+                due_ms=at,
+                policy=policy,
+                source=f"journey:{c.name}",
+                now_ms=at if self.replay else now,
+                error=err,
+            )
+            return _outcome(self.log._request(conn, req)), key
+        if action.name == "add_tag":
+            if self.store.schema.profile.get(TAGS) != "list<string>":
+                return {"status": "failed", "reason": "the profile has no list 'tags'"}, None
+            tag = self._value(ctx, cid, action.args[0].value)
+            current = self._profile(ctx, cid, TAGS) or []
+            if tag not in current:
+                ctx.updates.add_to_list(cid, TAGS, tag, current)
+            return {"status": "done", "action": "add_tag", "tag": tag}, None
+        if action.name == "set":
+            for prop, value in kw.items():
+                ctx.updates.set(cid, prop, self._value(ctx, cid, value))
+            return {"status": "done", "action": "set"}, None
+        return {"status": "failed", "reason": f"unknown action {action.name!r}"}, None
+
+    def _profile(self, ctx: Context, cid: str, name: str) -> Any:
+        found, pending = ctx.updates.get(cid, name)
+        if found:
+            return pending
+        idx = ctx.index(cid)
+        return None if idx < 0 else profile_value(ctx.snapshot, idx, name)
+
+    def _value(self, ctx: Context, cid: str, value: Value) -> Any:
+        if isinstance(value, MapValue):
+            return {k: self._value(ctx, cid, v) for k, v in value.items}
+        if isinstance(value, Ref):
+            return self._profile(ctx, cid, value.name) if value.scope == "profile" else None
+        return literal(value)
+
+
+def _outcome(d: Delivery) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": d.status, "delivery": d.id}
+    if d.cap:
+        out["reason"] = f"{d.policy}: {d.cap}"
+    elif d.last_error:
+        out["reason"] = d.last_error
+    return out
+
+
+def _no_why(step: CheckStep) -> str:
+    cond = step.cond
+    if isinstance(cond, Clicked):
+        return f"no click on {cond.action!r} by the deadline"
+    if isinstance(cond, Opened):
+        return f"{cond.action!r} was not opened by the deadline"
+    return "the condition did not hold by the deadline"
+
+
+def _key_parts(key: str) -> list[str]:
+    """(journey id, version, step, contact, entry) of a journey delivery key (a
+    contact id may hold colons: the step has none, the entry is the last part)."""
+    _, jid, version, step, rest = key.split(":", 4)
+    cid, _, entry = rest.rpartition(":")
+    return [jid, version, step, cid, entry]
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

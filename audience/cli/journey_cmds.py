@@ -60,19 +60,20 @@ def _do(fn: Callable[..., T], *args: Any) -> T:
 # ---------------------------------------------------------------------------- wording
 def added_line(saved: SavedJourney, before: SavedJourney | None) -> str:
     """What ``add`` did to one journey, in words."""
-    if before is not None and saved.version > before.version:
-        return (
-            f"saved journey {saved.name!r} as version {saved.version} ({saved.state}): new "
-            f"entries take it; contacts already inside stay on version {before.version}"
-        )
-    verb = "replaced the draft" if before is not None else "saved"
-    return f"{verb} journey {saved.name!r} (version {saved.version}, {saved.state})"
+    if before is None:
+        return f"saved journey {saved.name!r} (version {saved.version}, {saved.state})"
+    if before.state == "draft":
+        return f"replaced the draft journey {saved.name!r} (version {saved.version}, draft)"
+    return (
+        f"saved journey {saved.name!r} as version {saved.version} ({saved.state}): new "
+        f"entries take it; contacts already inside stay on version {before.version}"
+    )
 
 
 _STATE_WORDS = {
     "live": "is live: contacts enter and move on",
-    "paused": "is paused: no one enters; go live again to resume",
-    "ended": "has ended: no one enters any more",
+    "paused": "is paused: no one enters or moves on until it is live again",
+    "ended": "has ended: no one enters or moves on any more",
     "draft": "is a draft",
 }
 
@@ -107,21 +108,37 @@ def step_table(steps: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+_WAITS = {"time": "", "signal": " for a click or open", "cond": " for its condition"}
+
+
 def run_line(run: dict[str, Any]) -> str:
-    """A contact's run of a journey: its version, entry, state and step."""
-    where = f" at step {run['step']}" if run.get("step") is not None else ""
-    label = f" {run['label']!r}" if run.get("label") else ""
-    until = f" until {run['wake_at']}" if run.get("wake_at") else ""
-    return f"version {run['version']}, entry {run['entry']}: {run['state']}{where}{label}{until}"
+    """A contact's run of a journey: its entry, version, state and step."""
+    head = f"entry {run['entry']} (version {run['version']}, entered {run['entered']}): "
+    if run["state"] == "waiting":
+        why = _WAITS.get(str(run.get("waits_for")), "")
+        until = f" until {run['wake_at']}" if run.get("wake_at") else ""
+        return f"{head}waiting at step {run['step']}{why}{until}"
+    when = f" at {run['finished']}" if run.get("finished") else ""
+    return f"{head}{run['state']} at step {run['step']}{when}"
 
 
 def history_line(row: dict[str, Any]) -> str:
-    label = f" {row['label']!r}" if row.get("label") else ""
-    detail = f": {row['detail']}" if row.get("detail") else ""
-    return (
-        f"{row['at']}  version {row['version']}, entry {row['entry']}  "
-        f"step {row['step']}{label} {row['what']}{detail}"
-    )
+    """One step of a run's history: when, which entry, the step, what happened."""
+    out = row.get("outcome") or {}
+    if "why" in out:
+        detail = str(out["why"])
+    elif "until" in out:
+        detail = f"until {out['until']}"
+    elif "deadline" in out:
+        detail = f"deadline {out['deadline']}"
+    elif "status" in out:
+        detail = f"delivery {out.get('delivery')} {out['status']}"
+        if out.get("reason"):
+            detail += f" ({out['reason']})"
+    else:
+        detail = ", ".join(f"{k} {v}" for k, v in out.items())
+    tail = f": {detail}" if detail else ""
+    return f"{row['at']}  entry {row['entry']}  step {row['step']}  {row['kind']}{tail}"
 
 
 # ---------------------------------------------------------------------------- commands
@@ -156,7 +173,7 @@ def journeys_list(store: str, node: str, fmt: str) -> None:
     svc = _service(store, node)
     saved = svc.list()
     if fmt == "json":
-        echo_json({"journeys": [j.to_dict() for j in saved]})
+        echo_json({"journeys": [svc.describe(j) for j in saved]})
         return
     for j in saved:
         click.echo(f"{j.name}\t{j.state}\tversion {j.version}")
@@ -179,7 +196,7 @@ def journeys_show(store: str, name: str, node: str, fmt: str) -> None:
     click.echo(f"# {info['state']}, version {info['version']} (versions {versions})")
     click.echo(info["text"].rstrip("\n"))
     click.echo("")
-    for line in step_table(_do(svc.step_counts, name)):
+    for line in step_table(info["steps"]):
         click.echo(line)
 
 
@@ -293,10 +310,11 @@ def journeys_enter(
 
 def enter_line(name: str, contact: str, out: dict[str, Any]) -> str:
     if out.get("entered"):
+        run = out["run"]
         return (
-            f"{contact} entered journey {name!r} (version {out['version']}, entry {out['entry']})"
+            f"{contact} entered journey {name!r} (version {run['version']}, entry {run['entry']})"
         )
-    return f"{contact} did not enter journey {name!r}: {out.get('reason', 'refused')}"
+    return f"{contact} did not enter journey {name!r}: {out.get('why_not') or 'refused'}"
 
 
 def register(group: click.Group) -> None:

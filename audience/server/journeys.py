@@ -28,7 +28,7 @@ bp = Blueprint("journeys", __name__)
 T = TypeVar("T")
 
 # everything else a service refuses is a 400
-_STATUS = {"not_found": 404, "bad_state": 409, "in_use": 409}
+_STATUS = {"not_found": 404, "bad_state": 409, "ended": 409}
 MAX_HISTORY = 10_000
 
 

@@ -411,7 +411,7 @@ NEW_KEYWORDS = [
 
 def _without_sending(grammar: str) -> str:
     """The grammar as it was before deliveries and plans: their rules and keywords out."""
-    grammar = SENDING.sub("", grammar).replace(" | delivery | plan", "")
+    grammar = SENDING.sub("", grammar).replace(" | delivery | plan | journey", "")
     lines = [
         line
         for line in grammar.splitlines()

@@ -32,8 +32,8 @@ _UNIT_TERMINALS = frozenset({"MINUTE", "HOUR", "DAY", "WEEK", "MONTH"})
 # described again.  The order is also the order of the phrases in the message.
 _GROUPS: list[tuple[str, frozenset[str], frozenset[str]]] = [
     (
-        "a definition ('segment', 'trigger', 'dnd', 'delivery' or 'plan')",
-        frozenset({"_SEGMENT", "_TRIGGER", "_DND", "_DELIVERY", "_PLAN"}),
+        "a definition ('segment', 'trigger', 'dnd', 'delivery', 'plan' or 'journey')",
+        frozenset({"_SEGMENT", "_TRIGGER", "_DND", "_DELIVERY", "_PLAN", "_JOURNEY"}),
         frozenset({"_SEGMENT"}),
     ),
     (
@@ -47,6 +47,16 @@ _GROUPS: list[tuple[str, frozenset[str], frozenset[str]]] = [
         "a plan line ('who', 'when', 'send', 'dnd' or 'late up to')",
         frozenset({"_WHO", "_WHEN", "_SEND", "_DND", "_LATE"}),
         frozenset({"_WHO"}),
+    ),
+    (
+        "a journey line ('start', 'enter', 'once per contact', 'again after' or 'dnd')",
+        frozenset({"_START", "_ENTER", "_ONCE", "_AGAIN", "_DND"}),
+        frozenset({"_START", "_ENTER"}),
+    ),
+    (
+        "a step ('action', 'wait', 'check' or 'end')",
+        frozenset({"_ACTION", "_WAIT", "_CHECK", "_END"}),
+        frozenset({"_ACTION", "_CHECK"}),
     ),
     (
         "a schedule such as 'once at 2027-03-11 10:00' or 'every day at 09:00'",
@@ -210,7 +220,7 @@ _KEYWORD_WORDS = """
     quiet rule segment set since starts than the then this times timezone to today trigger where
     with within yesterday sum avg min count_distinct true false
     delivery every fields from group late list mail plan reply send sender subject template test
-    until up when who
+    until up when who journey
 """
 _KEYWORDS = frozenset(_KEYWORD_WORDS.split())
 _WEEKDAY_WORDS = frozenset(

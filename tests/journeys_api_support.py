@@ -22,7 +22,11 @@ def ms(text: str) -> int:
 
 
 def iso(t: int) -> str:
-    return dt.datetime.fromtimestamp(t / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+    return (
+        dt.datetime.fromtimestamp(t / 1000, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 T0 = ms("2027-01-10T09:00:00Z")

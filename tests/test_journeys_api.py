@@ -47,6 +47,10 @@ def test_journey_lifecycle(live: Live) -> None:
     r = c.request("DELETE", f"/v1/journeys/{NAME}")
     assert r.status == 409, r.body
     assert c.post(f"/v1/journeys/{NAME}/end").json()["state"] == "ended"
+    r = c.post("/v1/journeys", {"text": JOURNEY})
+    assert r.status == 409 and r.json()["error"]["code"] == "ended"
+    r = c.post(f"/v1/journeys/{NAME}/live")
+    assert r.status == 409 and r.json()["error"]["code"] == "bad_state"
     assert c.request("DELETE", f"/v1/journeys/{NAME}").json() == {"deleted": NAME}
     assert c.get("/v1/journeys").json() == {"journeys": []}
 
@@ -60,6 +64,8 @@ def test_refusals_are_json_with_codes(live: Live) -> None:
     err = r.json()["error"]
     assert err["line"] > 1 and "Zz" in err["message"]
     assert c.get("/v1/journeys").json() == {"journeys": []}
+    r = c.post("/v1/journeys", {"text": 'segment "x" { city = "Milan" }'})
+    assert r.status == 400 and r.json()["error"]["code"] == "no_definition"
     r = c.post("/v1/journeys", {"text": JOURNEY, "extra": 1})
     assert r.status == 400 and r.json()["error"]["code"] == "invalid_request"
     c.post("/v1/journeys", {"text": JOURNEY})

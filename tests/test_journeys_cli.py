@@ -49,13 +49,13 @@ def test_add_list_show_and_states(root: Path) -> None:
         (NAME, "draft", 1)
     ]
     assert run("journeys", "list", str(root)).output.endswith("\n1 journey\n")
-    # a draft is edited in place
+    # a draft is replaced (its version number is not reused)
     out = run("journeys", "add", str(root), rules(root)).output
-    assert out == f"replaced the draft journey {NAME!r} (version 1, draft)\n"
+    assert out == f"replaced the draft journey {NAME!r} (version 2, draft)\n"
     live = run("journeys", "live", str(root), NAME, "--at", iso(T0 - HOUR)).output
     assert live.startswith(f"journey {NAME!r} is live")
     shown = run("journeys", "show", str(root), NAME).output
-    assert shown.startswith("# live, version 1 (versions 1)\n")
+    assert shown.startswith("# live, version 2 (versions 2)\n")
     assert 'check "Clicked?" clicked "Welcome" within 3 days' in shown
     table = shown.split("\n\n")[-1].splitlines()
     assert table[0].split() == ["step", "kind", "label", "entered", "waiting", "done"]
@@ -70,9 +70,9 @@ def test_add_list_show_and_states(root: Path) -> None:
     edited = root.parent / "edited.rules"
     edited.write_text(JOURNEY.replace("within 3 days", "within 5 days"))
     out = run("journeys", "add", str(root), str(edited)).output
-    assert "as version 2 (live)" in out and "stay on version 1" in out
+    assert "as version 3 (live)" in out and "stay on version 2" in out
     info = json.loads(run("journeys", "show", str(root), NAME, "--format", "json").output)
-    assert info["version"] == 2 and info["versions"] == [1, 2] and "5 days" in info["text"]
+    assert info["version"] == 3 and info["versions"] == [2, 3] and "5 days" in info["text"]
     assert "is paused" in run("journeys", "pause", str(root), NAME).output
     refused = run("journeys", "delete", str(root), NAME, ok=False)
     assert refused.exit_code == 1 and refused.output.startswith("error[")
@@ -85,6 +85,10 @@ def test_refusals_are_plain_and_change_nothing(root: Path) -> None:
     missing = run("journeys", "show", str(root), "Nope", ok=False)
     assert missing.exit_code == 1 and "error[not_found]" in missing.output
     assert "Traceback" not in missing.output
+    syntax = root.parent / "syntax.rules"
+    syntax.write_text(JOURNEY.replace("within 3 days", "within 3"))
+    out = run("journeys", "add", str(root), str(syntax), ok=False)
+    assert out.exit_code == 1 and "syntax.rules:7:5" in out.output
     bad = root.parent / "bad.rules"
     bad.write_text(JOURNEY.replace('clicked "Welcome"', 'clicked "Nothing"'))
     out = run("journeys", "add", str(root), str(bad), ok=False)
@@ -115,15 +119,27 @@ def test_position_history_and_enter(root: Path) -> None:
     [entry] = runs["runs"]
     assert entry["version"] == 1 and entry["entry"] == 1 and entry["step"] == "1"
     text = run("journeys", "position", str(root), NAME, contact(0)).output
-    assert text.startswith("version 1, entry 1: ") and "step 1 'Clicked?'" in text
+    assert text == (
+        f"entry 1 (version 1, entered {iso(T0)}): waiting at step 1 for a click or open "
+        f"until {iso(T0 + 3 * DAY)}\n"
+    )
     assert journey_deliveries(root) == [(contact(0), "reserved")]
     history = json.loads(
         run("journeys", "history", str(root), NAME, contact(0), "--format", "json").output
     )["history"]
-    assert [h["step"] for h in history][:2] == ["0", "1"]
-    assert run("journeys", "history", str(root), NAME, contact(0)).output.endswith(
-        f"\n{len(history)} steps\n"
-    )
+    assert [(h["step"], h["kind"]) for h in history] == [
+        ("0", "entered"),
+        ("0", "action"),
+        ("1", "check"),
+    ]
+    assert history[1]["outcome"]["status"] == "reserved"
+    text = run("journeys", "history", str(root), NAME, contact(0)).output
+    assert text.splitlines()[1:] == [
+        f"{iso(T0)}  entry 1  step 0  action: delivery {history[1]['outcome']['delivery']} "
+        "reserved",
+        f"{iso(T0)}  entry 1  step 1  check: deadline {iso(T0 + 3 * DAY)}",
+        "3 steps",
+    ]
     none = run("journeys", "position", str(root), NAME, contact(1)).output
     assert none == f"{contact(1)} has not entered journey {NAME!r}\n"
     # by hand, as a trigger's enter_journey does; once per contact
@@ -147,9 +163,15 @@ def test_dry_run_writes_nothing(root: Path) -> None:
     report = json.loads(
         run("journeys", "dry-run", str(root), NAME, *args, "--format", "json").output
     )
-    assert isinstance(report, dict) and report
+    # four subscribers entered; s002 has no email: three welcomes; nobody clicked
+    assert report["entered"] == 4
+    assert report["sends_per_day"] == {iso(T0)[:10]: {"reserved": 3}}
+    by_step = {s["step"]: s for s in report["steps"]}
+    assert by_step["1.no.0"]["done"] == 4 and by_step["1.yes.0"]["entered"] == 0
+    assert {b["branch"] for b in report["branches"]} == {"no"}
     text = run("journeys", "dry-run", str(root), NAME, *args, "--contact", contact(0)).output
-    assert text.strip()
+    assert f"contact {contact(0)}:" in text
+    assert f"{iso(T0 + 3 * DAY)} 'Clicked?': no (no click on 'Welcome' by the deadline)" in text
     assert journey_deliveries(root) == []
     assert (
         json.loads(

@@ -25,7 +25,7 @@ _TIME = {"type": "string", "description": "ISO 8601 or epoch ms", "maxLength": 6
 JOURNEY_SCHEMAS: dict[str, Any] = {
     "JourneyInfo": {
         "type": "object",
-        "required": ["name", "state", "version", "versions", "text"],
+        "required": ["name", "state", "version", "versions", "text", "steps", "runs"],
         "properties": {
             "name": {"type": "string"},
             "state": {"enum": _STATES},
@@ -36,7 +36,13 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
                 "description": "every version kept (contacts may still be on older ones)",
             },
             "text": {"type": "string"},
+            "live_at": _nullable("string"),
             "steps": {"type": "array", "items": _ref("JourneyStep")},
+            "runs": {
+                "type": "object",
+                "description": "how many runs are in each state (waiting, done, stopped)",
+                "additionalProperties": _COUNT,
+            },
             "created": {"type": "string"},
             "updated": {"type": "string"},
         },
@@ -60,13 +66,21 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
     },
     "JourneyRun": {
         "type": "object",
-        "required": ["version", "entry", "state", "step"],
+        "required": ["version", "entry", "state", "step", "entered"],
         "properties": {
             "version": {"type": "integer", "minimum": 1},
             "entry": {"type": "integer", "minimum": 1},
-            "state": {"type": "string"},
-            "step": _nullable("string"),
+            "state": {"type": "string", "description": "waiting, done, stopped or failed"},
+            "step": {"type": "string", "description": "the step id it is at (or ended at)"},
+            "since": {"type": "string", "description": "when it reached that step"},
+            "waits_for": {
+                "oneOf": [{"enum": ["time", "signal", "cond"]}, {"type": "null"}],
+                "description": "a waiting run: the time, a click or open, or a condition",
+            },
             "wake_at": _nullable("string"),
+            "entered": {"type": "string"},
+            "finished": _nullable("string"),
+            "cause": {"type": "string", "description": "what entered it"},
         },
     },
     "JourneyPosition": {
@@ -86,7 +100,7 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
             "contact_id": {"type": "string"},
             "history": {
                 "type": "array",
-                "items": {"type": "object"},
+                "items": _ref("JourneyStepLog"),
                 "description": "the step log of the contact's runs, oldest first",
             },
             "next": {**_nullable("integer"), "description": "offset of the next page"},
@@ -94,10 +108,57 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
     },
     "JourneyDryRun": {
         "type": "object",
-        "description": "per-step counts, sends per day, DND holds and, for one contact, "
-        "the branches taken and why",
+        "description": "per-step counts, sends per day, DND holds and the branches taken "
+        "and why (with 'contact': that contact's step log too)",
+        "required": ["journey", "version", "since", "until", "entered", "steps"],
+        "properties": {
+            "journey": {"type": "string"},
+            "version": {"type": "integer"},
+            "since": {"type": "string"},
+            "until": {"type": "string"},
+            "events": _COUNT,
+            "entered": _COUNT,
+            "not_entered": {"type": "object", "additionalProperties": _COUNT},
+            "steps": {"type": "array", "items": _ref("JourneyStep")},
+            "sends_per_day": {
+                "type": "object",
+                "description": "per day (UTC), per delivery status",
+                "additionalProperties": {"type": "object", "additionalProperties": _COUNT},
+            },
+            "dnd_suppressed": {"type": "object", "additionalProperties": _COUNT},
+            "branches": {"type": "array", "items": {"type": "object"}},
+            "contact": _nullable("string"),
+            "history": {"type": "array", "items": {"type": "object"}},
+        },
     },
-    "JourneyEntered": {"type": "object", "description": "what entering did"},
+    "JourneyStepLog": {
+        "type": "object",
+        "required": ["entry", "version", "step", "kind", "at", "outcome"],
+        "properties": {
+            "entry": {"type": "integer", "minimum": 1},
+            "version": {"type": "integer", "minimum": 1},
+            "step": {"type": "string"},
+            "seq": {"type": "integer"},
+            "kind": {
+                "type": "string",
+                "description": "entered, action, wait, waited, check, yes, no, end, stopped",
+            },
+            "at": {"type": "string"},
+            "outcome": {"type": "object", "description": "why, until, deadline or a delivery"},
+            "delivery_key": _nullable("string"),
+        },
+    },
+    "JourneyEntered": {
+        "type": "object",
+        "required": ["journey", "contact_id", "entered", "why_not", "run"],
+        "properties": {
+            "journey": {"type": "string"},
+            "contact_id": {"type": "string"},
+            "entered": {"type": "boolean"},
+            "why_not": _nullable("string"),
+            "run": {"oneOf": [_ref("JourneyRun"), {"type": "null"}]},
+        },
+    },
 }
 
 

@@ -28,6 +28,7 @@ from audience.server import (
     profiles,
     segments,
     templates,
+    tracking,
     triggers,
 )
 from audience.server.context import ServerConfig, ServerState
@@ -48,6 +49,7 @@ BLUEPRINTS = (
     deliveries,
     plans,
     journeys,
+    tracking,
 )
 
 

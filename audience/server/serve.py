@@ -104,6 +104,7 @@ def serve(
 ) -> None:
     """Serve the store until interrupted."""
     app = create_app(config or ServerConfig(Path(store)))
+    app.extensions["audience"].start_tracking()  # ingests the events an earlier server left
     server = _create(app, host, port, threads)
     log.info(
         "serving %s on http://%s:%s with %d threads",
@@ -154,6 +155,9 @@ class ServerThread:
             if not self._closed and self._thread.is_alive():
                 self._server.pull_trigger()  # wake the loop now
         self._thread.join(timeout)
+        state = self.app.extensions.get("audience")
+        if state is not None:
+            state.close()  # the tracking ingester's thread and log
 
     def __enter__(self) -> ServerThread:
         return self.start()

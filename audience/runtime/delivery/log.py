@@ -25,6 +25,9 @@ from audience.runtime.delivery.members import batch_times, materialize
 from audience.runtime.delivery.model import Delivery, DeliveryRequest
 from audience.runtime.delivery.schema import FILE, connect
 
+# a module reference: suppression imports the delivery model (a cycle resolved at call time)
+from audience.runtime.tracking import suppression
+
 # the payload of a row is its own JSON, or the shared one it refers to
 _SELECT = (
     "select d.id, d.key, d.node, d.contact_id, d.email, d.channel, d.kind, "
@@ -36,18 +39,23 @@ _SELECT = (
 TimesFn = Callable[[DeliveryRequest, str | None, Policy, int, int], list[int]]
 
 
-def decide(req: DeliveryRequest, now_ms: int, times: TimesFn) -> Delivery:
+def decide(
+    req: DeliveryRequest, now_ms: int, times: TimesFn, unsubscribed: bool = False
+) -> Delivery:
     """The delivery ``req`` becomes (id 0: not recorded yet).
 
     It may leave at ``max(due, now)`` (a delivery for a past event leaves now),
     moved to the end of the quiet hours it falls in; the caps are checked at
-    that time against the deliveries ``times`` returns."""
+    that time against the deliveries ``times`` returns.  ``unsubscribed``: the
+    address is on the suppression list (a marketing email to it is suppressed)."""
     email_norm = m.normalize_email(req.email)
     t = max(req.due_ms, now_ms)
     status, cap_text = m.RESERVED, None
     pol = req.policy
     if req.error is not None:
         status = m.FAILED  # never sent, so neither deferred nor capped, and not counted
+    elif unsubscribed and not req.test and req.kind == "send_email":
+        status, cap_text = m.SUPPRESSED, suppression.UNSUBSCRIBED
     elif pol is not None and not req.test and pol.applies_to(req.channel):
         deferred = pol.defer(t)
         if deferred != t:
@@ -168,7 +176,12 @@ class DeliveryLog:
                     f"{found.contact_id!r} of node {found.node!r}"
                 )
             return found
-        d = decide(req, now, lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi))
+        d = decide(
+            req,
+            now,
+            lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi),
+            suppression.suppressed_in(conn, m.normalize_email(req.email)),
+        )
         cur = conn.execute(
             "insert into deliveries (key, node, contact_id, email, email_norm, channel, "
             "kind, payload, status, policy, cap, requested_ms, due_ms, test, source, "
@@ -422,7 +435,9 @@ class DryRun:
         if found is not None:
             return found
         now = req.now_ms if req.now_ms is not None else m.wall_ms()
-        d = decide(req, now, self._times)
+        with self.log._lock:
+            listed = suppression.suppressed_in(self.log._conn, m.normalize_email(req.email))
+        d = decide(req, now, self._times, listed)
         d = replace(d, id=-(len(self.planned) + 1))
         self.planned.append(d)
         self._by_key[d.key] = d

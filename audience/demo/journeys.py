@@ -27,6 +27,7 @@ import re
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -223,6 +224,18 @@ def click(msg: EmailMessage) -> tuple[int, str]:
         conn.close()
 
 
+def settled(log: DeliveryLog, timeout_s: float = 60.0) -> None:
+    """Wait until the tracking server has ingested every hit's event (it does
+    so right after answering, from its outbox)."""
+    from audience.runtime.tracking.outbox import pending
+
+    give_up = time.monotonic() + timeout_s
+    while pending(log):
+        if time.monotonic() > give_up:
+            raise TimeoutError("the tracking server did not ingest its clicks")
+        time.sleep(0.01)
+
+
 # ---------------------------------------------------------------------------- the story
 def step_lines(steps: list[dict[str, Any]]) -> list[str]:
     from audience.cli.journey_cmds import step_table
@@ -286,6 +299,7 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
                 f"  a day later {escape(str(msg['To']))} clicks 'complete your profile': "
                 f"{status}, on to {escape(where)}"
             )
+        settled(log)
         sent = send_due(log, smtp, clock)
         promos = inbox.take()
         console.print(

@@ -24,6 +24,7 @@ import email
 import email.policy
 import http.client
 import re
+import shlex
 import socket
 import tempfile
 import threading
@@ -261,7 +262,7 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
     PlanService(store, clock).add(RULES, "welcome.rules", plans=False)
     svc = JourneyService(store, clock)
     svc.add(RULES, "welcome.rules")
-    for line in RULES.split("journey ", 1)[1].rstrip().splitlines():
+    for line in RULES[RULES.index("journey ") :].rstrip().splitlines():
         console.print(f"  [cyan]{escape(line)}[/]", soft_wrap=True)
     svc.go_live(JOURNEY)
     console.print("  saved as a draft with its two deliveries, then made live")
@@ -287,9 +288,12 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
         sent = send_due(log, smtp, clock)
         # the subscribers' messages (any other message due is sent too, as a worker would)
         welcomes = [m for m in inbox.take() if str(m["To"]).startswith("subscriber-")]
+        others = sent - len(welcomes)
         console.print(
-            f"  sent {plural(sent, 'email')} over SMTP to the server on 127.0.0.1:{smtp_port}; "
-            f"its links point to the tracking server {server.url}/t/c/..."
+            f"  sent {plural(len(welcomes), 'welcome email')} over SMTP to the server on "
+            f"127.0.0.1:{smtp_port}"
+            + (f" (and {plural(others, 'other message')} due by then)" if others else "")
+            + f"; their links point to the tracking server {server.url}/t/c/..."
         )
 
         clock.ms += DAY
@@ -322,9 +326,11 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
     console.print("  where the subscribers went:")
     for line in step_lines(steps):
         console.print(f"    {escape(line)}")
+    show = f"audience journeys show {shlex.quote(str(store.path))} {shlex.quote(JOURNEY)}"
     console.print(
-        "  [dim]`audience journeys show STORE NAME` prints these counts; `audience journeys "
-        "history STORE NAME CONTACT` the path of one subscriber.[/]"
+        f"  [dim]`{escape(show)}` prints these counts; `audience journeys history` with a "
+        f"contact (e.g. {subscriber(0)}) shows the path they took and why.[/]",
+        soft_wrap=True,
     )
     return steps
 

@@ -58,8 +58,9 @@ def test_add_list_show_and_states(root: Path) -> None:
     assert shown.startswith("# live, version 2 (versions 2)\n")
     assert 'check "Clicked?" clicked "Welcome" within 3 days' in shown
     table = shown.split("\n\n")[-1].splitlines()
-    assert table[0].split() == ["step", "kind", "label", "entered", "waiting", "done"]
-    assert [r.split()[:2] for r in table[1:]] == [
+    assert table[0].split() == ["step", "kind", "label", "entered", "waiting", "ended"]
+    assert table[-1] == "0 runs"
+    assert [r.split()[:2] for r in table[1:-1]] == [
         ["0", "action"],
         ["1", "check"],
         ["1.yes.0", "action"],
@@ -134,7 +135,8 @@ def test_position_history_and_enter(root: Path) -> None:
     ]
     assert history[1]["outcome"]["status"] == "reserved"
     text = run("journeys", "history", str(root), NAME, contact(0)).output
-    assert text.splitlines()[1:] == [
+    assert text.splitlines() == [
+        f"{iso(T0)}  entry 1  step 0  entered: on event form-0",
         f"{iso(T0)}  entry 1  step 0  action: delivery {history[1]['outcome']['delivery']} "
         "reserved",
         f"{iso(T0)}  entry 1  step 1  check: deadline {iso(T0 + 3 * DAY)}",

@@ -85,7 +85,7 @@ def state_line(saved: SavedJourney) -> str:
 
 def step_table(steps: list[dict[str, Any]]) -> list[str]:
     """The per-step counts as aligned columns: step id, kind, label, counts."""
-    header = ("step", "kind", "label", "entered", "waiting", "done")
+    header = ("step", "kind", "label", "entered", "waiting", "ended")
     rows = [header] + [
         (
             str(s["step"]),
@@ -122,17 +122,34 @@ def run_line(run: dict[str, Any]) -> str:
     return f"{head}{run['state']} at step {run['step']}{when}"
 
 
+def cause_words(cause: str) -> str:
+    """What entered a run, in words (the cause is ``kind:detail``)."""
+    kind, _, rest = cause.partition(":")
+    if kind == "event":
+        return f"on event {rest}"
+    if kind == "segment":
+        return f"joined segment {rest.rsplit(':', 2)[0]!r}"
+    if kind == "trigger":
+        return "by a trigger's enter_journey"
+    if kind == "api":
+        return "by hand (journeys enter, or the HTTP API)"
+    return cause
+
+
 def history_line(row: dict[str, Any]) -> str:
     """One step of a run's history: when, which entry, the step, what happened."""
     out = row.get("outcome") or {}
-    if "why" in out:
+    if "cause" in out:
+        detail = cause_words(str(out["cause"]))
+    elif "why" in out:
         detail = str(out["why"])
     elif "until" in out:
         detail = f"until {out['until']}"
     elif "deadline" in out:
         detail = f"deadline {out['deadline']}"
     elif "status" in out:
-        detail = f"delivery {out.get('delivery')} {out['status']}"
+        sent = out.get("delivery")
+        detail = f"delivery {sent} {out['status']}" if sent is not None else str(out["status"])
         if out.get("reason"):
             detail += f" ({out['reason']})"
     else:
@@ -198,6 +215,9 @@ def journeys_show(store: str, name: str, node: str, fmt: str) -> None:
     click.echo("")
     for line in step_table(info["steps"]):
         click.echo(line)
+    runs = info.get("runs") or {}
+    states = ", ".join(f"{n:,} {state}" for state, n in sorted(runs.items()))
+    click.echo(f"{plural(sum(runs.values()), 'run')}" + (f": {states}" if states else ""))
 
 
 def _state_command(verb: str, method: str, doc: str) -> click.Command:

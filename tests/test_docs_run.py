@@ -32,6 +32,7 @@ STORE_PAGES = (
     "language/triggers.md",
     "language/dnd.md",
     "language/plans.md",
+    "language/journeys.md",
 )
 # Pages run on their own, in a directory of their own.
 OWN_PAGES = ("store.md",)
@@ -243,6 +244,6 @@ def test_plans_http_runs(tmp_path: Path) -> None:
     """The curls of docs/language/plans.md, on the store its walk-through
     leaves (built anew: the tutorial's store is changed by docs/python.md)."""
     shutil.copytree(DOCS, tmp_path / "docs")
-    for name in STORE_PAGES:
+    for name in STORE_PAGES[: STORE_PAGES.index("language/plans.md") + 1]:
         run_page(DOCS / name, tmp_path)
     assert run_http_page(DOCS / "language" / "plans.md", tmp_path) >= 6

@@ -213,7 +213,7 @@ def run_http_page(page: Path, where: Path) -> int:
                 ran += 1
                 answer = json.loads(body) if body.startswith("{") else None
                 if isinstance(answer, dict) and answer.get("next"):
-                    last_next = answer["next"]
+                    last_next = str(answer["next"])
                 shows_error = expected is not None and '"error"' in expected
                 if not shows_error:
                     assert status < 400, f"{block}: {line}: {status} {body}"
@@ -247,3 +247,11 @@ def test_plans_http_runs(tmp_path: Path) -> None:
     for name in STORE_PAGES[: STORE_PAGES.index("language/plans.md") + 1]:
         run_page(DOCS / name, tmp_path)
     assert run_http_page(DOCS / "language" / "plans.md", tmp_path) >= 6
+
+
+def test_journeys_http_runs(tmp_path: Path) -> None:
+    """The curls of docs/language/journeys.md, on the store its walk-through leaves."""
+    shutil.copytree(DOCS, tmp_path / "docs")
+    for name in STORE_PAGES[: STORE_PAGES.index("language/journeys.md") + 1]:
+        run_page(DOCS / name, tmp_path)
+    assert run_http_page(DOCS / "language" / "journeys.md", tmp_path) >= 6

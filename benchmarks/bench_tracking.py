@@ -32,6 +32,7 @@ from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
 from audience.runtime.store import Store
 from audience.runtime.tracking.config import write_setting
+from audience.runtime.tracking.outbox import pending
 from audience.runtime.tracking.sending import Tracker
 from audience.server.app import create_app
 from audience.server.serve import ServerThread
@@ -159,6 +160,17 @@ def test_click_load_small(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ full run
+def _ingested(path: Path) -> str:
+    """How long after the last answer the server's ingester had every click stored."""
+    t0 = time.perf_counter()
+    with DeliveryLog.open(path) as log:
+        while pending(log):
+            time.sleep(0.01)
+    lag = time.perf_counter() - t0
+    n = Store.open(path).snapshot().n_events
+    return f"events stored: {n} (outbox empty {lag * 1000:.0f} ms after the last answer)"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=float, default=200.0, help="requests per second")
@@ -177,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             url = f"http://127.0.0.1:{port}"
             run_clicks(url, paths, min(args.rate, 50), 1.0, args.clients)  # warm up
             print(run_clicks(url, paths, args.rate, args.seconds, args.clients).line(args.rate))
+            print(_ingested(path))
         finally:
             proc.terminate()
             proc.wait(30)

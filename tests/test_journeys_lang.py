@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,11 +31,14 @@ from audience.dsl.ast_journeys import (
     WaitStep,
     step_paths,
 )
+from audience.dsl.check import Known, check
 from audience.dsl.errors import DslError
 from audience.dsl.format_comments import format_source
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse, parse_condition
+from audience.schema import Schema
 from tests import ast_strategies as S
+from tests.helpers import golden
 from tests.helpers.language import same
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -415,3 +419,76 @@ journey "J" {
         "}\n"
     )
     assert format_source(out) == out
+
+
+JOURNEY_FILES = sorted((CORPUS / "valid").glob("journey_*.rules"))
+
+
+@pytest.mark.parametrize("path", JOURNEY_FILES, ids=lambda p: p.stem)
+def test_golden_formatted_journeys(path: Path) -> None:
+    """The valid corpus's journeys formatted, comments kept (the .ast is test_parse's)."""
+    text = path.read_text(encoding="utf-8")
+    out = format_source(text, filename=path.name)
+    golden.check(path.with_suffix(".out"), out)
+    same(parse(out), parse(text))
+    assert format_source(out) == out
+
+
+# ------------------------------------------------------------------ the checker
+
+SCHEMA = Schema.load(CORPUS / "schema.toml")
+DEFS = """
+delivery "Complete your profile" { template "t" }
+delivery "Your promotional code" { template "t" }
+dnd "Maison shoes, clothes and accessories" { max 1 per day }
+"""
+
+
+def check_codes(text: str, **known: Any) -> list[str]:
+    return [d.code for d in check(parse(DEFS + text), SCHEMA, known=Known(**known))]
+
+
+def test_the_spec_example_checks_clean() -> None:
+    spec = (CORPUS / "valid" / "journey_spec_example.rules").read_text(encoding="utf-8")
+    assert check_codes(spec) == []
+    # its names may as well be saved in the store
+    known = {"deliveries": {"Complete your profile", "Your promotional code"}}
+    assert [d.code for d in check(parse(spec), SCHEMA, known=Known(**known))] == ["unknown_policy"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "codes"),
+    [
+        # an action of an enclosing block, earlier: seen from a nested check
+        ('action "W" send "Complete your profile" '
+         'check "a" opened "W" within 1 day yes { check "b" clicked "W" within 1 day '
+         "yes { end } no { end } } no { end }", []),
+        # an action earlier in the same branch
+        ('check "a" did purchased within 1 day yes { action "P" send "Your promotional code" '
+         'check "b" clicked "P" within 1 day yes { end } no { end } } no { end }', []),
+        # an action of the sibling branch
+        ('check "a" did purchased within 1 day yes { action "P" send "Your promotional code" } '
+         'no { check "b" clicked "P" within 1 day yes { end } no { end } }',
+         ["label_not_before"]),
+        # an action of the same branch, but after the check
+        ('check "a" did purchased within 1 day yes { '
+         'check "b" clicked "P" within 1 day yes { end } no { end } '
+         'action "P" send "Your promotional code" } no { end }',
+         ["label_not_before", "unreachable_step"]),
+        ('action "W" set(city: "Milan") check "a" opened "W" within 1 day yes { end } no { end }',
+         ["not_a_send"]),
+        ('action "W" enter_journey("J") end', ["unknown_action"]),
+        ('action "W" set(citty: "Milan")', ["unknown_profile_property"]),
+        ('action "W" webhook(url: "ftp://x")', ["invalid_argument"]),
+        ('check "a" in segment "Nope" within 1 day yes { end } no { end }', ["unknown_segment"]),
+    ],
+)  # fmt: skip
+def test_paths_and_actions(steps: str, codes: list[str]) -> None:
+    assert check_codes(f"journey j {{ start now {steps} }}") == codes
+
+
+def test_enter_journey_names_journeys_of_the_text_or_the_store() -> None:
+    trigger = 'trigger t { on purchased do enter_journey("Welcome") }'
+    assert check_codes(trigger) == ["unknown_journey"]
+    assert check_codes(trigger, journeys={"Welcome"}) == []
+    assert check_codes(trigger + ' journey "Welcome" { start now wait 1 day }') == []

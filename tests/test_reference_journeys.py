@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audience.dsl import parse
-from audience.dsl.ast_journeys import Journey
+from audience.dsl.ast_journeys import ActionStep, Journey, step_paths
 from audience.schema import Schema
 from tests.reference.journeys import RefJourney, dt_to_ms
 
@@ -278,3 +280,97 @@ def test_scheduler_lateness_does_not_change_the_outcome(late: int) -> None:
     assert {c: ref.position(c)[0].path[-1] for c in "abc"} == {
         "a": "1.no.0", "b": "1.yes.1", "c": "1.no.0"
     }  # fmt: skip
+
+
+# ------------------------------------------------------------------ properties
+
+_LABELS = iter(range(10**9))
+
+
+@st.composite
+def _steps(draw: st.DrawFn, sends: tuple[str, ...], depth: int) -> list[str]:
+    """Steps as text: sends labelled uniquely, checks on an earlier send of the path."""
+    out: list[str] = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["send", "wait", "check"] if depth < 2 else ["send", "wait"]))
+        if kind == "send":
+            label = f"S{next(_LABELS)}"
+            out.append(f'action "{label}" send "d"')
+            sends = (*sends, label)
+        elif kind == "wait":
+            out.append(f"wait {draw(st.integers(1, 48))} hours")
+        else:
+            label = f"C{next(_LABELS)}"
+            within = f"within {draw(st.integers(1, 72))} hours"
+            if sends and draw(st.booleans()):
+                how = draw(st.sampled_from(["clicked", "opened"]))
+                cond = f'{how} "{draw(st.sampled_from(sends))}"'
+            else:
+                cond = "did purchased"
+            yes = " ".join(draw(_steps(sends, depth + 1)))
+            no = " ".join(draw(_steps(sends, depth + 1)))
+            out.append(f'check "{label}" {cond} {within} yes {{ {yes} }} no {{ {no} }}')
+            break  # nothing runs after a check in its block
+    return out
+
+
+@st.composite
+def _scenarios(draw: st.DrawFn) -> tuple[Journey, list[tuple[str, dict[str, Any]]], int]:
+    text = "journey j { start now again after 1 day " + " ".join(draw(_steps((), 0))) + " }"
+    j = journey(text)
+    sends = [sid for sid, s in step_paths(j.steps) if isinstance(s, ActionStep)]
+    contacts = ["a", "b"]
+    events: list[tuple[str, dict[str, Any]]] = []
+    for c in contacts:
+        for entry_at in sorted(set(draw(st.lists(st.integers(0, 72), min_size=1, max_size=2)))):
+            events.append((c, {"type": "form_compiled", "ts": T0 + entry_at * HOUR}))
+    for _ in range(draw(st.integers(0, 8))):
+        c = draw(st.sampled_from(contacts))
+        ts = T0 + draw(st.integers(0, 300)) * HOUR
+        kind = draw(st.sampled_from(["email_clicked", "email_opened", "purchased"]))
+        ev: dict[str, Any] = {"type": kind, "ts": ts}
+        if kind != "purchased" and sends:
+            sid, entry = draw(st.sampled_from(sends)), draw(st.integers(1, 2))
+            ev["delivery_key"] = f"journey:1:v1:{sid}:{c}:{entry}"
+        events.append((c, ev))
+    return j, events, T0 + 400 * HOUR
+
+
+def _run(j: Journey, feed: list[tuple[str, dict[str, Any]]], ticks: list[int]) -> RefJourney:
+    ref = RefJourney(j, schema=SCHEMA)
+    for c, ev in feed:
+        if ev["type"] == "form_compiled":
+            ref.enter(c, ev["ts"])
+        else:
+            ref.event(c, ev)
+    for t in ticks:
+        ref.advance(t)
+    return ref
+
+
+@settings(max_examples=150, deadline=None)
+@given(_scenarios(), st.randoms(use_true_random=False), st.lists(st.integers(0, 400)))
+def test_event_time_decides_whatever_the_order_and_the_ticks(
+    scenario: tuple[Journey, list[tuple[str, dict[str, Any]]], int],
+    rnd: Any,
+    ticks: list[int],
+) -> None:
+    """Fed before the scheduler ticks, events decide by their own times: any
+    feeding order and any sequence of ticks give the same sends and paths; every
+    action runs at most once per (step, contact, entry); every run ends or waits
+    for a later instant."""
+    j, events, end = scenario
+    entries = [e for e in events if e[1]["type"] == "form_compiled"]
+    others = [e for e in events if e[1]["type"] != "form_compiled"]
+    base = _run(j, entries + others, [end])
+    shuffled = list(others)
+    rnd.shuffle(shuffled)
+    # entries first (an entry's time is the call's), the rest in any order, ticks in order
+    steps = [T0 + t * HOUR for t in sorted(ticks)] + [end]
+    other = _run(j, entries + shuffled, steps)
+    assert sorted(other.sends) == sorted(base.sends)
+    assert len(set(base.actions)) == len(base.actions)
+    for c in ("a", "b"):
+        assert [p.path for p in other.position(c)] == [p.path for p in base.position(c)]
+        for p in base.position(c):
+            assert p.state == "done" or (p.wake_at_ms is not None and p.wake_at_ms > end)

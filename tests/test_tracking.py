@@ -4,6 +4,7 @@ and the events land in the contact's node."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from audience.runtime.delivery import DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
 from audience.runtime.tracking import suppression
 from audience.runtime.tracking.config import secret
+from audience.runtime.tracking.outbox import drain, pending, to_outbox
 from audience.runtime.tracking.tokens import Signer
 from audience.server.tracking import PIXEL
 from tests.helpers.tracking import TEXT, Site, click_urls, header_url, part, site
@@ -252,3 +254,47 @@ def test_a_triggers_single_request_is_suppressed_in_its_transaction(shop: Site) 
             ).status
             == "suppressed"
         )
+
+
+def test_email_sent_is_recorded_once_per_delivery(shop: Site) -> None:
+    d = shop.send()
+    assert (
+        shop.count(f'did email_sent where (delivery_id = {d.id} and source = "plan:Welcome")') == 1
+    )
+    # the same event queued again (a resend after a crash) is stored once
+    from audience.runtime.tracking.sending import Tracker
+
+    tracker = Tracker.for_store(shop.log, shop.root)
+    assert tracker is not None and d.sent_ms is not None
+    tracker.sent(d, d.sent_ms)
+    drain(shop.log, lambda node: shop.store())
+    assert shop.count("did email_sent exactly 1 time") == 1
+
+
+def test_an_outbox_ingested_but_not_emptied_is_ingested_once(shop: Site) -> None:
+    """A crash between the ingest and the delete of outbox rows: the next drain
+    ingests them again, and the store keeps each event once (own ids)."""
+    d = shop.send()
+    url = click_urls(shop.message())[0]
+    _later(shop, d.sent_ms)
+    shop.count("did email_clicked")  # the outbox is empty
+    with shop.log.transaction() as conn:
+        for i in range(3):
+            to_outbox(conn, "main", {**_click_event(d.id), "id": f"replayed-{i}"})
+    store = shop.store()
+    with shop.log.transaction() as conn:
+        rows = [json.loads(r[0]) for r in conn.execute("select event from tracking_outbox")]
+    store.ingest_events(rows)  # ingested, then the process died before deleting the rows
+    assert shop.request("GET", shop.path(url))[0] == 302  # the server's ingester drains
+    assert shop.count("did email_clicked exactly 4 times") == 1
+    assert pending(shop.log) == 0
+
+
+def _click_event(delivery_id: int) -> dict[str, object]:
+    return {
+        "contact_id": "angela",
+        "type": "email_clicked",
+        "ts": wall_ms(),
+        "delivery_id": delivery_id,
+        "bot": False,
+    }

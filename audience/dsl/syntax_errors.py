@@ -223,6 +223,7 @@ _KEYWORD_WORDS = """
     until up when who journey
 """
 _KEYWORDS = frozenset(_KEYWORD_WORDS.split())
+_JOURNEY_HEADER_WORDS = frozenset(["start", "enter", "once", "again", "dnd"])
 _WEEKDAY_WORDS = frozenset(
     ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 )
@@ -450,7 +451,12 @@ def _hint(expected: set[str], found: str, prev: str, text: str, pos: int) -> str
     if number and {"_MORE", "_LESS"} <= expected:
         return f"write 'more than {found} days ago' or 'less than {found} days ago'"
     if "_WITHIN" in expected:
+        before = text[:pos].lower()
+        if before.rfind("check") > before.rfind("then"):  # a journey's check, not `then`
+            return "say how long the check waits, like 'within 3 days'"
         return "say how soon the second event follows, like 'then purchased within 2 days'"
+    if "_ACTION" in expected and found.lower() in _JOURNEY_HEADER_WORDS:
+        return "a journey's lines (start, enter, once per contact, again after, dnd) come first"
     bare_word = found[:1].isalpha() and _WORD.fullmatch(found) is not None
     if "STRING" in expected and bare_word and found.lower() not in _KEYWORDS:
         return f'a text value is written in double quotes, like "{found}"'

@@ -38,6 +38,9 @@ class ServerConfig:
     audience_cache: int = 32  # audiences kept per node for cursors
     # epoch ms of "now" for the tracking endpoints (tests inject their own clock)
     clock: Callable[[], int] = wall_ms
+    # a thread of this process ingests the tracking events; False: another
+    # process does (``serve`` starts one)
+    ingest_thread: bool = True
 
     @classmethod
     def of(cls, config: ServerConfig | dict[str, Any] | str | Path) -> ServerConfig:
@@ -55,17 +58,19 @@ class ServerState:
         self.config = config
         self.nodes = Nodes(config.store, config.audience_cache)
         self.sources = Sources(config.store)
-        self._tracking: tuple[Tracking, Ingester] | None = None
+        self._tracking: tuple[Tracking, Ingester | None] | None = None
         self._lock = threading.Lock()
 
-    def start_tracking(self) -> tuple[Tracking, Ingester]:
+    def start_tracking(self) -> tuple[Tracking, Ingester | None]:
         """The store's tracking hits and the thread that ingests their events
         (started here: it first ingests what an earlier server left)."""
         with self._lock:
             if self._tracking is None:
                 log = DeliveryLog.open(self.config.store)
-                ingester = Ingester(log, lambda node: self.nodes.get(node).store)
-                ingester.notify()
+                ingester = None
+                if self.config.ingest_thread:
+                    ingester = Ingester(log, lambda node: self.nodes.get(node).store)
+                    ingester.notify()
                 self._tracking = (Tracking(self.config.store, log, self.config.clock), ingester)
             return self._tracking
 
@@ -75,12 +80,15 @@ class ServerState:
 
     def hit_recorded(self) -> None:
         """A hit's event is in the outbox: ingest it now."""
-        self.start_tracking()[1].notify()
+        ingester = self.start_tracking()[1]
+        if ingester is not None:
+            ingester.notify()
 
     def close(self) -> None:
         with self._lock:
             if self._tracking is not None:
-                self._tracking[1].stop()
+                if self._tracking[1] is not None:
+                    self._tracking[1].stop()
                 self._tracking[0].log.close()
                 self._tracking = None
 

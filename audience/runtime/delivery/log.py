@@ -115,10 +115,22 @@ class DeliveryLog:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: the write lock is held from the first read on."""
-        with self._lock, immediate(self._conn) as conn:
-            yield conn
+    def transaction(self, synced: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction: the write lock is held from the first read on.
+        ``synced`` False: its commit is not fsynced (SQLite's synchronous=NORMAL
+        in WAL mode): it survives a crash of the process, not of the machine."""
+        with self._lock:
+            if synced:
+                with immediate(self._conn) as conn:
+                    yield conn
+                return
+            before = self._conn.execute("pragma synchronous").fetchone()[0]
+            self._conn.execute("pragma synchronous = normal")
+            try:
+                with immediate(self._conn) as conn:
+                    yield conn
+            finally:
+                self._conn.execute(f"pragma synchronous = {int(before)}")
 
     # ------------------------------------------------------------------ recording
 
@@ -278,6 +290,11 @@ class DeliveryLog:
     def _by_key(self, conn: sqlite3.Connection, key: str) -> Delivery | None:
         row = conn.execute(_SELECT + " where d.key = ?", [key]).fetchone()
         return None if row is None else m.from_row(row)
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query, read without the write lock (a consistent snapshot)."""
+        with self._lock:
+            return self._conn.execute(sql, list(params)).fetchall()
 
     def get(self, delivery_id: int) -> Delivery | None:
         with self._lock:

@@ -44,6 +44,8 @@ from audience.runtime.delivery.smtp import (
     not_configured_message,
 )
 from audience.runtime.delivery.webhook import post_json
+from audience.runtime.store import Store, open_store
+from audience.runtime.tracking.outbox import drain as ingest_outbox
 from audience.runtime.tracking.sending import Tracker
 
 MAX_BACKOFF_S = 6 * 3600
@@ -142,7 +144,10 @@ class Worker:
                 if self.stats.next_retry_ms is None or retry_ms < self.stats.next_retry_ms:
                     self.stats.next_retry_ms = retry_ms
             return
-        self.log.mark_sent(d.id, wall_ms())
+        now = wall_ms()
+        if self.tracking is not None:
+            self.tracking.sent(d, now)
+        self.log.mark_sent(d.id, now)
         self.stats.sent += 1
 
     def _send(self, d: Delivery) -> None:
@@ -219,9 +224,19 @@ def run_worker(
         webhook_retries=webhook_retries,
         tracking=Tracker.for_store(the_log, root),
     )
+    stores: dict[str, Store] = {}
+
+    def store_for(node: str) -> Store:
+        assert root is not None
+        if node not in stores:
+            stores[node] = open_store(root, node)
+        return stores[node]
+
     try:
         while True:
             handled = worker.drain(stop)
+            if worker.tracking is not None and root is not None:
+                ingest_outbox(the_log, store_for)  # email_sent, and hits no server took yet
             if once or (stop is not None and stop.is_set()):
                 break
             if not handled:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from audience.runtime.delivery.model import Delivery
 from audience.runtime.tracking.config import TrackingConfig, secret
+from audience.runtime.tracking.hits import event_of
 from audience.runtime.tracking.links import Link, rewrite
+from audience.runtime.tracking.outbox import to_outbox
 from audience.runtime.tracking.tokens import Signer
 
 if TYPE_CHECKING:
@@ -59,6 +61,15 @@ class Tracker:
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
         return payload, headers
+
+    def sent(self, d: Delivery, now_ms: int) -> None:
+        """Queue ``email_sent`` for ``d`` (its id is the delivery's: a resend
+        after a crash queues the same event, which the store keeps once)."""
+        if d.test or d.kind != "send_email":
+            return
+        event = event_of(d, "email_sent", now_ms, {}, f"email_sent:{self.log.uid}:{d.id}")
+        with self.log.transaction() as conn:
+            to_outbox(conn, d.node, event)
 
 
 def record_links(log: DeliveryLog, delivery_id: int, links: tuple[Link, ...]) -> None:

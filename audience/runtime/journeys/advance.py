@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
     from audience.runtime.store import Store
 
 FAILED = "failed"  # a run whose step raised: logged, and left out of later batches
+# test-only: halt (to be killed) after this many sends, between a delivery and its step-log row
+HALT_ENV = "AUDIENCE_JOURNEYS_TEST_HALT_AFTER"
+_sent = 0
 
 
 class Mover:
@@ -292,7 +297,9 @@ class Mover:
                 now_ms=at if self.replay else now,
                 error=msg.error or err,
             )
-            return _outcome(self.log._request(conn, req)), key
+            d = self.log._request(conn, req)
+            _maybe_halt(self.store)
+            return _outcome(d), key
         assert step.call is not None
         return self._call(conn, ctx, c, run, step.call, key, at, now)
 
@@ -389,3 +396,16 @@ def _key_parts(key: str) -> list[str]:
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _maybe_halt(store: Store) -> None:
+    """Test-only: say where the process stopped, then wait to be killed."""
+    global _sent
+    halt = int(os.environ.get(HALT_ENV) or 0)
+    if not halt:
+        return
+    _sent += 1
+    if _sent >= halt and store.path is not None:
+        (store.path / "journeys-halted").write_text("halted\n")
+        while True:
+            time.sleep(3600)

@@ -23,6 +23,7 @@ refuses a second entry, ``again after D`` one within D of the last entry
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("audience.journeys")
 BATCH = 2000  # runs moved per transaction
+BATCH_ENV = "AUDIENCE_JOURNEYS_BATCH"  # test-only: smaller batches
 SEGMENT_EVERY_MS = 60_000
 SIGNAL_TYPES = {"email_clicked": "clicked", "email_opened": "opened"}
 
@@ -179,8 +181,9 @@ class JourneyRuntime:
         return out
 
     # ------------------------------------------------------------------ time
-    def advance(self, now: int | None = None, *, batch: int = BATCH) -> AdvanceReport:
+    def advance(self, now: int | None = None, *, batch: int | None = None) -> AdvanceReport:
         now = self.clock() if now is None else now
+        batch = batch or int(os.environ.get(BATCH_ENV) or BATCH)
         report = AdvanceReport(now)
         self.segment_entries(now, report, every_ms=SEGMENT_EVERY_MS)
         last: list[int] = []

@@ -62,6 +62,8 @@ class Mover:
         self.log = log
         self._policies: dict[str, Policy | None] = {}
         self.replay = False  # a dry run: the caps are checked at each delivery's due time
+        self._steps: list[tuple[Any, ...]] = []  # step-log rows and run updates to write
+        self._updates: list[tuple[Any, ...]] = []
 
     # ------------------------------------------------------------------ walking
     def proceed(
@@ -142,15 +144,11 @@ class Mover:
             finished_ms=finished,
         )
         if new != run:
-            conn.execute(
-                "update journey_runs set state = ?, step = ?, since_ms = ?, waits = ?, "
-                "wake_ms = ?, watch = ?, finished_ms = ? where id = ?",
-                [state, step, since, waits, wake, watch, finished, run.id],
-            )
+            self._updates.append((state, step, since, waits, wake, watch, finished, run.id))
         return new
 
-    @staticmethod
     def log_step(
+        self,
         conn: sqlite3.Connection,
         run_id: int,
         step: str,
@@ -159,13 +157,32 @@ class Mover:
         outcome: dict[str, Any],
         key: str | None = None,
     ) -> None:
-        """Append a step-log row (seq: the next one of that step in the run)."""
-        conn.execute(
-            "insert into journey_steps (run_id, step, seq, kind, at_ms, outcome, delivery_key) "
-            "values (?, ?, (select coalesce(max(seq) + 1, 0) from journey_steps "
-            "where run_id = ? and step = ?), ?, ?, ?, ?)",
-            [run_id, step, run_id, step, kind, at, json.dumps(outcome, default=str), key],
+        """Append a step-log row (written by ``flush``, in the same transaction)."""
+        self._steps.append(
+            (run_id, step, run_id, step, kind, at, json.dumps(outcome, default=str), key)
         )
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write the step-log rows and run positions gathered since the last
+        flush (many rows per statement: most of a batch's cost otherwise)."""
+        if self._steps:
+            conn.executemany(
+                "insert into journey_steps (run_id, step, seq, kind, at_ms, outcome, "
+                "delivery_key) values (?, ?, (select coalesce(max(seq) + 1, 0) from "
+                "journey_steps where run_id = ? and step = ?), ?, ?, ?, ?)",
+                self._steps,
+            )
+        if self._updates:
+            conn.executemany(
+                "update journey_runs set state = ?, step = ?, since_ms = ?, waits = ?, "
+                "wake_ms = ?, watch = ?, finished_ms = ? where id = ?",
+                self._updates,
+            )
+        self.discard()
+
+    def discard(self) -> None:
+        self._steps.clear()
+        self._updates.clear()
 
     # ------------------------------------------------------------------ checks
     def _watch(self, c: Compiled, run: Run, step: CheckStep) -> str | None:
@@ -267,10 +284,9 @@ class Mover:
         at: int,
         now: int,
     ) -> tuple[dict[str, Any], str | None]:
+        # a key the log holds (a step re-executed after a crash, an ingest
+        # replayed) is answered with its first delivery: nothing sent twice
         key = key_of(c.journey_id, c.version, step_id, run.contact_id, run.entry)
-        found = self.log._by_key(conn, key)
-        if found is not None:  # re-executed after a crash or by a replay: the same one
-            return _outcome(found), key
         if step.send is not None:
             msg = ctx.message(step.send, run.contact_id)
             if msg.email is None and msg.error is None:

@@ -202,6 +202,9 @@ class JourneyRuntime:
             conn.execute("release batch")
             self.mover.discard()
             ctx.updates = ProfileUpdates()
+        except BaseException:  # the transaction rolls back: nothing gathered stays
+            self.mover.discard()
+            raise
         out = []
         trial = AdvanceReport(ctx.now)
         for item in items:

@@ -20,7 +20,6 @@ that one transaction: a crash keeps all of a step or none of it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sqlite3
@@ -133,16 +132,10 @@ class Mover:
         watch: str | None,
         finished: int | None = None,
     ) -> Run:
-        new = dataclasses.replace(
-            run,
-            state=state,
-            step=step,
-            since_ms=since,
-            waits=waits,
-            wake_ms=wake,
-            watch=watch,
-            finished_ms=finished,
-        )
+        new = Run(
+            run.id, run.journey_id, run.version, run.contact_id, run.entry, run.cause,
+            state, step, since, waits, wake, watch, run.entered_ms, finished,
+        )  # fmt: skip
         if new != run:
             self._updates.append((state, step, since, waits, wake, watch, finished, run.id))
         return new

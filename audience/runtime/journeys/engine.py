@@ -493,10 +493,14 @@ class JourneyRuntime:
             if isinstance(c.journey.entry, EnterOn):
                 todo += self._event_entries(saved, c, batch)
         times: dict[str, list[int]] = {}
+        dense: dict[str, int] = {}
         for row in range(len(batch)):
-            times.setdefault(batch.contact_id(row), []).append(batch.ts(row))
+            cid = batch.contact_id(row)
+            times.setdefault(cid, []).append(batch.ts(row))
+            dense[cid] = batch.contact(row)
         ctx = self.context({t[1] for t in todo}, now)
         ctx.event_times = times
+        ctx.know(batch.snapshot, dense)
         with self.defs.transaction() as conn:
             if signals:
                 conn.executemany(
@@ -507,7 +511,6 @@ class JourneyRuntime:
             self.enter_many(todo, now, report, ctx, conn)
             waiting = self._waiters(conn, sorted({s[2] for s in signals}), sorted(times))
             ctx.contacts |= {r.contact_id for r in waiting}
-            ctx._index = None
             report.moved += len(self._move(conn, ctx, waiting, report))
         ctx.apply_updates()
         self.segment_entries(now, report)
@@ -527,7 +530,11 @@ class JourneyRuntime:
             sql = base + f"and r.watch in ({', '.join('?' * len(part))})"
             for row in conn.execute(sql, [self.node, *part]):
                 found[row[0]] = Run(*row)
-        if conn.execute("select 1 from journey_runs where waits = 'cond' limit 1").fetchone():
+        cond = (  # the partial index holds exactly those runs: no scan of the waiting ones
+            "select 1 from journey_runs indexed by journey_runs_cond "
+            "where state = 'waiting' and waits = 'cond' limit 1"
+        )
+        if conn.execute(cond).fetchone():
             for i in range(0, len(contacts), 500):
                 part = contacts[i : i + 500]
                 sql = (

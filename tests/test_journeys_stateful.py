@@ -19,6 +19,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -134,28 +135,34 @@ class JourneyMachine(RuleBasedStateMachine):
 
     @rule(after=st.integers(1, 3))
     def crash_then_restart(self, after: int) -> None:
-        """An advance whose process dies at its ``after``-th delivery; a new
-        process (a new store object and service) takes over."""
-        real = DeliveryLog._request
+        """An advance whose process dies when it writes its ``after``-th
+        delivery (or batch of deliveries); a new process (a new store object
+        and service) takes over."""
+        real_one, real_many = DeliveryLog._request, DeliveryLog.record_decided
         calls = 0
 
-        def dying(log: DeliveryLog, conn: sqlite3.Connection, req: object) -> object:
-            nonlocal calls
-            calls += 1
-            if calls >= after:
-                raise Crash
-            return real(log, conn, req)  # type: ignore[arg-type]
+        def dying(real: Any) -> Any:
+            def call(*args: Any) -> Any:
+                nonlocal calls
+                calls += 1
+                if calls >= after:
+                    raise Crash
+                return real(*args)
 
-        DeliveryLog._request = dying  # type: ignore[method-assign]
+            return call
+
+        DeliveryLog._request = dying(real_one)  # type: ignore[method-assign]
+        DeliveryLog.record_decided = dying(real_many)  # type: ignore[method-assign]
         try:
             self.svc.advance()
         except Crash:
             pass
-        else:  # nothing was sent: it finished, as a non-crashed advance
+        else:  # it finished, as an advance that did not die
             for m in self.model.values():
                 m.look(self.clock.ms)
         finally:
-            DeliveryLog._request = real  # type: ignore[method-assign]
+            DeliveryLog._request = real_one  # type: ignore[method-assign]
+            DeliveryLog.record_decided = real_many  # type: ignore[method-assign]
         self.store = open_store(self.root)
         self.svc = JourneyService(self.store, self.clock)
 

@@ -31,6 +31,7 @@ import numpy as np
 from audience.dsl.ast import Action, MapValue, Ref, Value
 from audience.dsl.ast_journeys import ActionStep, CheckStep, Clicked, EndStep, Opened, WaitStep
 from audience.runtime.delivery import Delivery, DeliveryLog, DeliveryRequest, Policy
+from audience.runtime.delivery.log import decide
 from audience.runtime.journeys.context import Context
 from audience.runtime.journeys.definitions import (
     BY_COND,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 FAILED = "failed"  # a run whose step raised: logged, and left out of later batches
 # test-only: halt (to be killed) after this many sends, between a delivery and its step-log row
 HALT_ENV = "AUDIENCE_JOURNEYS_TEST_HALT_AFTER"
-_sent = 0
+_sent_total = 0
 
 
 class Mover:
@@ -61,8 +62,11 @@ class Mover:
         self.log = log
         self._policies: dict[str, Policy | None] = {}
         self.replay = False  # a dry run: the caps are checked at each delivery's due time
-        self._steps: list[tuple[Any, ...]] = []  # step-log rows and run updates to write
+        # what the current batch writes at its end: deliveries, step-log rows, positions
+        self._sends: list[Delivery] = []
+        self._steps: list[tuple[Any, ...]] = []
         self._updates: list[tuple[Any, ...]] = []
+        self._sent = 0
 
     # ------------------------------------------------------------------ walking
     def proceed(
@@ -157,7 +161,12 @@ class Mover:
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the step-log rows and run positions gathered since the last
-        flush (many rows per statement: most of a batch's cost otherwise)."""
+        flush (many rows per statement: most of a batch's cost otherwise).
+        The deliveries go first: a process dying after them and before the
+        step-log rows loses the whole transaction, deliveries included."""
+        if self._sends:
+            self.log.record_decided(conn, self._sends)
+        _maybe_halt(self.store, self._sent)
         if self._steps:
             conn.executemany(
                 "insert into journey_steps (run_id, step, seq, kind, at_ms, outcome, "
@@ -174,6 +183,8 @@ class Mover:
         self.discard()
 
     def discard(self) -> None:
+        self._sent = 0
+        self._sends.clear()
         self._steps.clear()
         self._updates.clear()
 
@@ -306,9 +317,13 @@ class Mover:
                 now_ms=at if self.replay else now,
                 error=msg.error or err,
             )
-            d = self.log._request(conn, req)
-            _maybe_halt(self.store)
-            return _outcome(d), key
+            self._sent += 1
+            if policy is None and not self.replay:
+                # no caps to count: decided here, written with the batch's others
+                d = decide(req, now, _no_times)
+                self._sends.append(d)
+                return _outcome(d), key
+            return _outcome(self.log._request(conn, req)), key
         assert step.call is not None
         return self._call(conn, ctx, c, run, step.call, key, at, now)
 
@@ -378,7 +393,9 @@ class Mover:
 
 
 def _outcome(d: Delivery) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": d.status, "delivery": d.id}
+    out: dict[str, Any] = {"status": d.status}
+    if d.id:  # 0: written with its batch (the step log names it by key)
+        out["delivery"] = d.id
     if d.cap:
         out["reason"] = f"{d.policy}: {d.cap}"
     elif d.last_error:
@@ -407,14 +424,19 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _maybe_halt(store: Store) -> None:
-    """Test-only: say where the process stopped, then wait to be killed."""
-    global _sent
+def _maybe_halt(store: Store, sent: int) -> None:
+    """Test-only: once this process recorded the set number of sends, say so,
+    then wait to be killed (between deliveries and their step-log rows)."""
+    global _sent_total
     halt = int(os.environ.get(HALT_ENV) or 0)
     if not halt:
         return
-    _sent += 1
-    if _sent >= halt and store.path is not None:
+    _sent_total += sent
+    if _sent_total >= halt and store.path is not None:
         (store.path / "journeys-halted").write_text("halted\n")
         while True:
             time.sleep(3600)
+
+
+def _no_times(*_: Any) -> list[int]:
+    return []

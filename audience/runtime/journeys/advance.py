@@ -20,7 +20,6 @@ that one transaction: a crash keeps all of a step or none of it.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -32,6 +31,7 @@ from audience.dsl.ast import Action, MapValue, Ref, Value
 from audience.dsl.ast_journeys import ActionStep, CheckStep, Clicked, EndStep, Opened, WaitStep
 from audience.runtime.delivery import Delivery, DeliveryLog, DeliveryRequest, Policy
 from audience.runtime.delivery.log import decide
+from audience.runtime.delivery.model import dumps
 from audience.runtime.journeys.context import Context
 from audience.runtime.journeys.definitions import (
     BY_COND,
@@ -156,7 +156,7 @@ class Mover:
     ) -> None:
         """Append a step-log row (written by ``flush``, in the same transaction)."""
         self._steps.append(
-            (run_id, step, run_id, step, kind, at, json.dumps(outcome, default=str), key)
+            (run_id, step, run_id, step, kind, at, dumps(outcome), key)
         )
 
     def flush(self, conn: sqlite3.Connection) -> None:

@@ -134,12 +134,13 @@ def welcome(
     again_after: Duration | None = None,
     dnd: str | None = None,
     wait_first: int | None = None,
+    wait: Duration | None = None,
 ) -> Journey:
     """The seed's welcome journey: send, check a click within ``within`` days,
     a promo on yes, end on no."""
     steps: list[Step] = []
-    if wait_first is not None:
-        steps.append(WaitStep(days(wait_first)))
+    if wait_first is not None or wait is not None:
+        steps.append(WaitStep(wait or days(wait_first or 0)))
     steps += [
         ActionStep("Welcome", send="Complete your profile"),
         CheckStep(

@@ -37,6 +37,7 @@ from tests.journeys_support import (
     contact,
     days,
     form,
+    iso,
     save,
     tag_journey,
     welcome,
@@ -446,3 +447,101 @@ def test_tables_and_uniqueness(store: Store, svc: JourneyService) -> None:
                 "step, since_ms, entered_ms) select journey_id, version, contact_id, entry, "
                 "'other', state, step, since_ms, entered_ms from journey_runs limit 1"
             )
+
+
+def test_waits_are_calendar_time_in_the_journeys_zone_across_dst_and_month_ends(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    import datetime as dt
+
+    from audience.dsl.ast_journeys import StartAt
+
+    def at(text: str) -> int:
+        return int(dt.datetime.fromisoformat(text).timestamp() * 1000)
+
+    rome = StartAt(dt.datetime(2027, 1, 1, 0, 0), "Europe/Rome")
+    day = Journey(
+        "Day",
+        rome,
+        (WaitStep(Duration(1, "day")), ActionStep("Welcome", send="Complete your profile")),
+    )
+    month = Journey(
+        "Month",
+        rome,
+        (WaitStep(Duration(1, "month")), ActionStep("Welcome", send="Complete your profile")),
+    )
+    save(svc, day)
+    save(svc, month)
+    # 2027-03-28 is the spring change in Rome: a day is 24 hours (10:00 CEST)
+    clock.ms = at("2027-03-27T09:00:00+01:00")
+    svc.enter("Day", contact(0))
+    assert svc.position("Day", contact(0))[0]["wake_at"] == "2027-03-28T08:00:00.000Z"
+    # a month from January 31 ends on the last day of February
+    clock.ms = at("2027-01-31T12:00:00+01:00")
+    svc.enter("Month", contact(1))
+    assert svc.position("Month", contact(1))[0]["wake_at"] == "2027-02-28T11:00:00.000Z"
+
+
+def test_entries_follow_where_if_and_the_start(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    save(svc, welcome())
+    store.ingest_events(
+        [
+            form(0, contact(0), T0 + 1, form_name="other"),  # `where` is false
+            form(1, contact(1), T0 - HOUR),  # before the journey went live
+            form(2, contact(2), T0 + 1),
+        ]
+    )
+    assert [len(svc.position("Welcome", contact(i))) for i in range(3)] == [0, 0, 1]
+
+
+def test_a_condition_check_takes_yes_at_the_contacts_event(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    from audience.dsl.parser import parse
+
+    seg = parse('segment "x" { did purchased where amount > 50 }').definitions[0]
+    cond = seg.cond  # type: ignore[union-attr]
+    j = Journey(
+        "Buyers",
+        StartNow(),
+        (
+            CheckStep(
+                "Bought?",
+                cond,
+                days(2),
+                yes=(ActionStep("Promo", send="Your promotional code"),),
+                no=(),
+            ),
+        ),
+    )
+    save(svc, j)
+    svc.enter("Buyers", contact(0))
+    svc.enter("Buyers", contact(1))
+    clock.advance(HOUR)
+    store.ingest_events(
+        [
+            {
+                "id": "p0",
+                "contact_id": contact(0),
+                "type": "purchased",
+                "ts": iso(T0 + HOUR),
+                "amount": 80.0,
+            },
+            {
+                "id": "p1",
+                "contact_id": contact(1),
+                "type": "purchased",
+                "ts": iso(T0 + HOUR),
+                "amount": 10.0,
+            },
+        ]
+    )
+    # its promo was sent at the purchase, and the branch ran out of steps
+    assert svc.position("Buyers", contact(0))[0]["step"] == "0.yes.1"
+    assert key(1, 1, "0.yes.0", contact(0)) in {k for k, _, _ in sends(store)}
+    assert svc.position("Buyers", contact(1))[0]["state"] == "waiting"
+    clock.advance(2 * DAY)
+    svc.advance()
+    assert svc.position("Buyers", contact(1))[0]["step"] == "0.no.0"

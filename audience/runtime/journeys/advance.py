@@ -20,9 +20,9 @@ that one transaction: a crash keeps all of a step or none of it.
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import os
 import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +30,8 @@ import numpy as np
 from audience.dsl.ast import Action, MapValue, Ref, Value
 from audience.dsl.ast_journeys import ActionStep, CheckStep, Clicked, EndStep, Opened, WaitStep
 from audience.runtime.delivery import Delivery, DeliveryLog, DeliveryRequest, Policy
+from audience.runtime.delivery.log import decide
+from audience.runtime.delivery.model import dumps
 from audience.runtime.journeys.context import Context
 from audience.runtime.journeys.definitions import (
     BY_COND,
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
     from audience.runtime.store import Store
 
 FAILED = "failed"  # a run whose step raised: logged, and left out of later batches
+# test-only: halt (to be killed) after this many sends, between a delivery and its step-log row
+HALT_ENV = "AUDIENCE_JOURNEYS_TEST_HALT_AFTER"
+_sent_total = 0
 
 
 class Mover:
@@ -57,6 +62,11 @@ class Mover:
         self.log = log
         self._policies: dict[str, Policy | None] = {}
         self.replay = False  # a dry run: the caps are checked at each delivery's due time
+        # what the current batch writes at its end: deliveries, step-log rows, positions
+        self._sends: list[Delivery] = []
+        self._steps: list[tuple[Any, ...]] = []
+        self._updates: list[tuple[Any, ...]] = []
+        self._sent = 0
 
     # ------------------------------------------------------------------ walking
     def proceed(
@@ -126,26 +136,16 @@ class Mover:
         watch: str | None,
         finished: int | None = None,
     ) -> Run:
-        new = dataclasses.replace(
-            run,
-            state=state,
-            step=step,
-            since_ms=since,
-            waits=waits,
-            wake_ms=wake,
-            watch=watch,
-            finished_ms=finished,
-        )
+        new = Run(
+            run.id, run.journey_id, run.version, run.contact_id, run.entry, run.cause,
+            state, step, since, waits, wake, watch, run.entered_ms, finished,
+        )  # fmt: skip
         if new != run:
-            conn.execute(
-                "update journey_runs set state = ?, step = ?, since_ms = ?, waits = ?, "
-                "wake_ms = ?, watch = ?, finished_ms = ? where id = ?",
-                [state, step, since, waits, wake, watch, finished, run.id],
-            )
+            self._updates.append((state, step, since, waits, wake, watch, finished, run.id))
         return new
 
-    @staticmethod
     def log_step(
+        self,
         conn: sqlite3.Connection,
         run_id: int,
         step: str,
@@ -154,13 +154,39 @@ class Mover:
         outcome: dict[str, Any],
         key: str | None = None,
     ) -> None:
-        """Append a step-log row (seq: the next one of that step in the run)."""
-        conn.execute(
-            "insert into journey_steps (run_id, step, seq, kind, at_ms, outcome, delivery_key) "
-            "values (?, ?, (select coalesce(max(seq) + 1, 0) from journey_steps "
-            "where run_id = ? and step = ?), ?, ?, ?, ?)",
-            [run_id, step, run_id, step, kind, at, json.dumps(outcome, default=str), key],
+        """Append a step-log row (written by ``flush``, in the same transaction)."""
+        self._steps.append(
+            (run_id, step, run_id, step, kind, at, dumps(outcome), key)
         )
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write the step-log rows and run positions gathered since the last
+        flush (many rows per statement: most of a batch's cost otherwise).
+        The deliveries go first: a process dying after them and before the
+        step-log rows loses the whole transaction, deliveries included."""
+        if self._sends:
+            self.log.record_decided(conn, self._sends)
+        _maybe_halt(self.store, self._sent)
+        if self._steps:
+            conn.executemany(
+                "insert into journey_steps (run_id, step, seq, kind, at_ms, outcome, "
+                "delivery_key) values (?, ?, (select coalesce(max(seq) + 1, 0) from "
+                "journey_steps where run_id = ? and step = ?), ?, ?, ?, ?)",
+                self._steps,
+            )
+        if self._updates:
+            conn.executemany(
+                "update journey_runs set state = ?, step = ?, since_ms = ?, waits = ?, "
+                "wake_ms = ?, watch = ?, finished_ms = ? where id = ?",
+                self._updates,
+            )
+        self.discard()
+
+    def discard(self) -> None:
+        self._sent = 0
+        self._sends.clear()
+        self._steps.clear()
+        self._updates.clear()
 
     # ------------------------------------------------------------------ checks
     def _watch(self, c: Compiled, run: Run, step: CheckStep) -> str | None:
@@ -262,10 +288,9 @@ class Mover:
         at: int,
         now: int,
     ) -> tuple[dict[str, Any], str | None]:
+        # a key the log holds (a step re-executed after a crash, an ingest
+        # replayed) is answered with its first delivery: nothing sent twice
         key = key_of(c.journey_id, c.version, step_id, run.contact_id, run.entry)
-        found = self.log._by_key(conn, key)
-        if found is not None:  # re-executed after a crash or by a replay: the same one
-            return _outcome(found), key
         if step.send is not None:
             msg = ctx.message(step.send, run.contact_id)
             if msg.email is None and msg.error is None:
@@ -292,6 +317,12 @@ class Mover:
                 now_ms=at if self.replay else now,
                 error=msg.error or err,
             )
+            self._sent += 1
+            if policy is None and not self.replay:
+                # no caps to count: decided here, written with the batch's others
+                d = decide(req, now, _no_times)
+                self._sends.append(d)
+                return _outcome(d), key
             return _outcome(self.log._request(conn, req)), key
         assert step.call is not None
         return self._call(conn, ctx, c, run, step.call, key, at, now)
@@ -362,7 +393,9 @@ class Mover:
 
 
 def _outcome(d: Delivery) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": d.status, "delivery": d.id}
+    out: dict[str, Any] = {"status": d.status}
+    if d.id:  # 0: written with its batch (the step log names it by key)
+        out["delivery"] = d.id
     if d.cap:
         out["reason"] = f"{d.policy}: {d.cap}"
     elif d.last_error:
@@ -389,3 +422,21 @@ def _key_parts(key: str) -> list[str]:
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _maybe_halt(store: Store, sent: int) -> None:
+    """Test-only: once this process recorded the set number of sends, say so,
+    then wait to be killed (between deliveries and their step-log rows)."""
+    global _sent_total
+    halt = int(os.environ.get(HALT_ENV) or 0)
+    if not halt:
+        return
+    _sent_total += sent
+    if _sent_total >= halt and store.path is not None:
+        (store.path / "journeys-halted").write_text("halted\n")
+        while True:
+            time.sleep(3600)
+
+
+def _no_times(*_: Any) -> list[int]:
+    return []

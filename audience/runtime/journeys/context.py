@@ -57,14 +57,20 @@ class Context:
             self._snapshot = self.store.snapshot()
         return self._snapshot
 
+    def know(self, snapshot: Snapshot, indexes: dict[str, int]) -> None:
+        """Contacts whose dense indexes the caller has (an ingest's batch)."""
+        self._snapshot = snapshot
+        self._index = {**(self._index or {}), **indexes}
+
     def index(self, contact_id: str) -> int:
         """The contact's dense index in the snapshot (-1: unknown)."""
-        if self._index is None or contact_id not in self._index:
-            ids = sorted(self.contacts | {contact_id})
+        known = self._index if self._index is not None else {}
+        if contact_id not in known:  # every batch contact not known yet, at once
+            ids = sorted((self.contacts | {contact_id}) - known.keys())
             found = pc.index_in(pa.array(ids, pa.string()), strings(self.snapshot.contact_ids))
             idx = np.asarray(pc.fill_null(found, -1), dtype=np.int64)
-            self._index = dict(zip(ids, idx.tolist(), strict=True))
-        return self._index[contact_id]
+            self._index = known = {**known, **dict(zip(ids, idx.tolist(), strict=True))}
+        return known[contact_id]
 
     def message(self, delivery: str, contact_id: str) -> Message:
         if delivery not in self._messages:
@@ -86,7 +92,7 @@ class Context:
             self._delivery_errors[name] = f"delivery {name!r} is not saved"
             return
         try:
-            delivery = parse_delivery(saved.text, name)
+            delivery = _parsed(saved.text, name)
             renderer = Renderer(self.store, delivery, saved.version)
         except (DslError, ValueError, RunFailed) as exc:
             self._delivery_errors[name] = f"delivery {name!r} cannot be sent: {exc}"
@@ -120,3 +126,17 @@ class Context:
         if added := self.updates.additions():
             lists = sorted({k for r in added for k in r if k != "contact_id"})
             self.store.ingest_profiles(added, merge_lists=lists)
+
+
+_deliveries: dict[tuple[str, str], Any] = {}
+
+
+def _parsed(text: str, name: str) -> Any:
+    """A saved delivery's AST, parsed once per text (a click moves one run: the
+    parse would be most of its cost)."""
+    key = (name, text)
+    if key not in _deliveries:
+        if len(_deliveries) > 256:
+            _deliveries.clear()
+        _deliveries[key] = parse_delivery(text, name)
+    return _deliveries[key]

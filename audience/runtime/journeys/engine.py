@@ -22,10 +22,12 @@ refuses a second entry, ``again after D`` one within D of the last entry
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -49,6 +51,7 @@ from audience.runtime.journeys.steps import Catalog, Compiled, JourneyUnreadable
 from audience.runtime.plans.clock import Clock, wall_clock
 from audience.runtime.plans.definitions import PlanDefinitions
 from audience.runtime.plans.frozen import strings
+from audience.runtime.triggers.actions import ProfileUpdates
 from audience.timecalc import plus
 
 if TYPE_CHECKING:
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("audience.journeys")
 BATCH = 2000  # runs moved per transaction
+BATCH_ENV = "AUDIENCE_JOURNEYS_BATCH"  # test-only: smaller batches
 SEGMENT_EVERY_MS = 60_000
 SIGNAL_TYPES = {"email_clicked": "clicked", "email_opened": "opened"}
 
@@ -152,35 +156,96 @@ class JourneyRuntime:
     ) -> list[Run]:
         """Move each of ``runs`` that is still as read (another process may have
         moved it meanwhile); a run whose step fails is marked failed alone."""
+        current: dict[int, Run] = {}
+        for i in range(0, len(runs), 500):
+            ids = [r.id for r in runs[i : i + 500]]
+            for row in conn.execute(
+                f"select {RUN_COLS} from journey_runs where id in ({', '.join('?' * len(ids))})",
+                ids,
+            ):
+                current[row[0]] = Run(*row)
+        todo = [r for r in runs if current.get(r.id) == r]
+
+        def move(run: Run, rep: AdvanceReport) -> Run:
+            c = self.catalog.get(run.journey_id, run.version)
+            new = self.mover.proceed(conn, ctx, c, run, ctx.now)
+            rep.done += new.state != WAITING
+            return new
+
+        def fail(run: Run, exc: Exception, rep: AdvanceReport) -> None:
+            self._failed(conn, run.id, run.step, ctx.now, exc, rep)
+
+        return [r for r in self._each(conn, ctx, todo, move, fail, report) if r is not None]
+
+    def _each(
+        self,
+        conn: sqlite3.Connection,
+        ctx: Context,
+        items: list[Any],
+        one: Callable[[Any, AdvanceReport], Any],
+        fail: Callable[[Any, Exception, AdvanceReport], Any],
+        report: AdvanceReport,
+    ) -> list[Any]:
+        """``one(item)`` for each item, all in one savepoint (the fast path);
+        when one raises, all are rolled back and redone each in its own
+        savepoint, the failing ones handed to ``fail``."""
+        trial = AdvanceReport(ctx.now)
+        conn.execute("savepoint batch")
+        try:
+            out = [one(item, trial) for item in items]
+            self.mover.flush(conn)
+            conn.execute("release batch")
+            report.merge(trial)
+            return out
+        except Exception:  # redone one by one below
+            conn.execute("rollback to batch")
+            conn.execute("release batch")
+            self.mover.discard()
+            ctx.updates = ProfileUpdates()
+        except BaseException:  # the transaction rolls back: nothing gathered stays
+            self.mover.discard()
+            raise
         out = []
-        for run in runs:
-            row = conn.execute(f"select {RUN_COLS} from journey_runs where id = ?", [run.id])
-            cur = row.fetchone()
-            if cur is None or Run(*cur) != run:
-                continue
-            conn.execute("savepoint step")
+        trial = AdvanceReport(ctx.now)
+        for item in items:
+            conn.execute("savepoint one")
+            kept = copy.deepcopy(ctx.updates)
             try:
-                c = self.catalog.get(run.journey_id, run.version)
-                new = self.mover.proceed(conn, ctx, c, run, ctx.now)
+                out.append(one(item, trial))
+                self.mover.flush(conn)
             except Exception as exc:  # one broken run must not stop the others
-                conn.execute("rollback to step")
-                log.exception("journey run %s failed", run.id)
-                self.mover.log_step(conn, run.id, run.step, "failed", ctx.now, {"why": repr(exc)})
-                conn.execute(
-                    "update journey_runs set state = ?, finished_ms = ? where id = ?",
-                    [FAILED, ctx.now, run.id],
-                )
-                report.failed += 1
-                conn.execute("release step")
-                continue
-            conn.execute("release step")
-            report.done += new.state != WAITING
-            out.append(new)
+                conn.execute("rollback to one")
+                self.mover.discard()
+                ctx.updates = kept
+                log.exception("a journey step failed")
+                out.append(fail(item, exc, trial))
+                self.mover.flush(conn)
+            conn.execute("release one")
+        report.merge(trial)
         return out
 
+    def _failed(
+        self,
+        conn: sqlite3.Connection,
+        run_id: int,
+        step: str,
+        now: int,
+        exc: Exception,
+        report: AdvanceReport,
+    ) -> None:
+        """A run whose step raised: logged, and left out of later batches."""
+        self.mover.log_step(conn, run_id, step, "failed", now, {"why": repr(exc)})
+        conn.execute(
+            "update journey_runs set state = ?, finished_ms = ?, waits = null, wake_ms = null, "
+            "watch = null where id = ?",
+            [FAILED, now, run_id],
+        )
+        report.failed += 1
+
     # ------------------------------------------------------------------ time
-    def advance(self, now: int | None = None, *, batch: int = BATCH) -> AdvanceReport:
+    def advance(self, now: int | None = None, *, batch: int | None = None) -> AdvanceReport:
         now = self.clock() if now is None else now
+        batch = batch or int(os.environ.get(BATCH_ENV) or BATCH)
         report = AdvanceReport(now)
         self.segment_entries(now, report, every_ms=SEGMENT_EVERY_MS)
         last: list[int] = []
@@ -242,12 +307,52 @@ class JourneyRuntime:
         ctx = ctx or self.context((e[1] for e in entries), now)
         if conn is None:
             with self.defs.transaction() as conn:
-                out = [self._enter(conn, ctx, *e, report) for e in entries]
+                out = self._enter_all(conn, ctx, entries, report)
         else:
-            out = [self._enter(conn, ctx, *e, report) for e in entries]
+            out = self._enter_all(conn, ctx, entries, report)
         if own:
             ctx.apply_updates()
         return out
+
+    def _enter_all(
+        self,
+        conn: sqlite3.Connection,
+        ctx: Context,
+        entries: list[tuple[SavedJourney, str, int, str]],
+        report: AdvanceReport,
+    ) -> list[tuple[Run | None, str]]:
+        def one(e: tuple[SavedJourney, str, int, str], rep: AdvanceReport) -> Any:
+            return self._enter(conn, ctx, *e, rep)
+
+        def fail(
+            e: tuple[SavedJourney, str, int, str], exc: Exception, rep: AdvanceReport
+        ) -> tuple[Run | None, str]:
+            run = self._insert_run(conn, *e)
+            self._failed(conn, run.id, run.step, ctx.now, exc, rep)
+            return replace(run, state=FAILED), ""
+
+        out: list[tuple[Run | None, str]] = self._each(conn, ctx, entries, one, fail, report)
+        return out
+
+    def _insert_run(
+        self, conn: sqlite3.Connection, saved: SavedJourney, contact_id: str, at: int, cause: str
+    ) -> Run:
+        entry = conn.execute(
+            "select coalesce(max(entry), 0) + 1 from journey_runs "
+            "where journey_id = ? and contact_id = ?",
+            [saved.id, contact_id],
+        ).fetchone()[0]
+        cur = conn.execute(
+            "insert into journey_runs (journey_id, version, contact_id, entry, cause, state, "
+            "step, since_ms, entered_ms) values (?, ?, ?, ?, ?, ?, '0', ?, ?)",
+            [saved.id, saved.version, contact_id, entry, cause, WAITING, at, at],
+        )
+        run = Run(
+            int(cur.lastrowid or 0), saved.id, saved.version, contact_id, entry, cause,
+            WAITING, "0", at, None, None, None, at, None,
+        )  # fmt: skip
+        self.mover.log_step(conn, run.id, "0", "entered", at, {"cause": cause})
+        return run
 
     def _enter(
         self,
@@ -264,37 +369,10 @@ class JourneyRuntime:
             report.skipped[why] += 1
             return None, why
         c = self.compiled(saved)
-        entry = conn.execute(
-            "select coalesce(max(entry), 0) + 1 from journey_runs "
-            "where journey_id = ? and contact_id = ?",
-            [saved.id, contact_id],
-        ).fetchone()[0]
-        cur = conn.execute(
-            "insert into journey_runs (journey_id, version, contact_id, entry, cause, state, "
-            "step, since_ms, entered_ms) values (?, ?, ?, ?, ?, ?, '0', ?, ?)",
-            [saved.id, saved.version, contact_id, entry, cause, WAITING, at, at],
-        )
-        run = Run(
-            int(cur.lastrowid or 0), saved.id, saved.version, contact_id, entry, cause,
-            WAITING, "0", at, None, None, None, at, None,
-        )  # fmt: skip
-        self.mover.log_step(conn, run.id, "0", "entered", at, {"cause": cause})
-        conn.execute("savepoint step")
-        try:
-            new = self.mover.proceed(conn, ctx, c, run, now=ctx.now, fresh=True)
-        except Exception as exc:
-            conn.execute("rollback to step")
-            log.exception("journey run %s failed", run.id)
-            self.mover.log_step(conn, run.id, "0", "failed", ctx.now, {"why": repr(exc)})
-            conn.execute(
-                "update journey_runs set state = ?, finished_ms = ? where id = ?",
-                [FAILED, ctx.now, run.id],
-            )
-            report.failed += 1
-            new = run
-        conn.execute("release step")
+        run = self._insert_run(conn, saved, contact_id, at, cause)
+        new = self.mover.proceed(conn, ctx, c, run, now=ctx.now, fresh=True)
         report.entered += 1
-        report.done += new.state not in (WAITING, FAILED)
+        report.done += new.state != WAITING
         return new, ""
 
     def _refuse(
@@ -415,10 +493,14 @@ class JourneyRuntime:
             if isinstance(c.journey.entry, EnterOn):
                 todo += self._event_entries(saved, c, batch)
         times: dict[str, list[int]] = {}
+        dense: dict[str, int] = {}
         for row in range(len(batch)):
-            times.setdefault(batch.contact_id(row), []).append(batch.ts(row))
+            cid = batch.contact_id(row)
+            times.setdefault(cid, []).append(batch.ts(row))
+            dense[cid] = batch.contact(row)
         ctx = self.context({t[1] for t in todo}, now)
         ctx.event_times = times
+        ctx.know(batch.snapshot, dense)
         with self.defs.transaction() as conn:
             if signals:
                 conn.executemany(
@@ -429,7 +511,6 @@ class JourneyRuntime:
             self.enter_many(todo, now, report, ctx, conn)
             waiting = self._waiters(conn, sorted({s[2] for s in signals}), sorted(times))
             ctx.contacts |= {r.contact_id for r in waiting}
-            ctx._index = None
             report.moved += len(self._move(conn, ctx, waiting, report))
         ctx.apply_updates()
         self.segment_entries(now, report)
@@ -449,7 +530,11 @@ class JourneyRuntime:
             sql = base + f"and r.watch in ({', '.join('?' * len(part))})"
             for row in conn.execute(sql, [self.node, *part]):
                 found[row[0]] = Run(*row)
-        if conn.execute("select 1 from journey_runs where waits = 'cond' limit 1").fetchone():
+        cond = (  # the partial index holds exactly those runs: no scan of the waiting ones
+            "select 1 from journey_runs indexed by journey_runs_cond "
+            "where state = 'waiting' and waits = 'cond' limit 1"
+        )
+        if conn.execute(cond).fetchone():
             for i in range(0, len(contacts), 500):
                 part = contacts[i : i + 500]
                 sql = (

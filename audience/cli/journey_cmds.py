@@ -136,6 +136,18 @@ def cause_words(cause: str) -> str:
     return cause
 
 
+def _action_words(out: dict[str, Any], sent: bool) -> str:
+    """An action's outcome: the message's status, the tag added, ..."""
+    status = str(out["status"])
+    if out.get("action") == "add_tag" and status == "done":
+        words = f"tag {out.get('tag')!r} added"
+    elif out.get("action") == "set" and status == "done":
+        words = "profile set"
+    else:
+        words = f"message {status}" if sent else status
+    return f"{words} ({out['reason']})" if out.get("reason") else words
+
+
 def history_line(row: dict[str, Any]) -> str:
     """One step of a run's history: when, which entry, the step, what happened."""
     out = row.get("outcome") or {}
@@ -148,10 +160,7 @@ def history_line(row: dict[str, Any]) -> str:
     elif "deadline" in out:
         detail = f"deadline {out['deadline']}"
     elif "status" in out:
-        sent = out.get("delivery")
-        detail = f"delivery {sent} {out['status']}" if sent is not None else str(out["status"])
-        if out.get("reason"):
-            detail += f" ({out['reason']})"
+        detail = _action_words(out, row.get("delivery_key") is not None)
     else:
         detail = ", ".join(f"{k} {v}" for k, v in out.items())
     tail = f": {detail}" if detail else ""

@@ -11,11 +11,13 @@ last).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 
+from audience.runtime.journeys.definitions import JourneyDefinitions
 from audience.runtime.journeys.service import JourneyError, JourneyService
 from audience.server.bodies import Fields, json_object, query_int
 from audience.server.context import current_node, requires
@@ -32,8 +34,18 @@ _STATUS = {"not_found": 404, "bad_state": 409, "ended": 409}
 MAX_HISTORY = 10_000
 
 
+_defs: dict[tuple[str, str], JourneyDefinitions] = {}
+_defs_lock = threading.Lock()
+
+
 def _service() -> JourneyService:
-    return JourneyService(current_node().store)
+    store = current_node().store
+    key = (str(store.path), store.node)
+    with _defs_lock:
+        if key not in _defs:  # the tables are migrated once per node, not per request
+            _defs[key] = JourneyDefinitions(store.triggers.log)
+        defs = _defs[key]
+    return JourneyService(store, defs=defs)
 
 
 def _refused(fn: Callable[..., T], *args: Any) -> T:

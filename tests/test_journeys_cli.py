@@ -89,7 +89,7 @@ def test_refusals_are_plain_and_change_nothing(root: Path) -> None:
     syntax = root.parent / "syntax.rules"
     syntax.write_text(JOURNEY.replace("within 3 days", "within 3"))
     out = run("journeys", "add", str(root), str(syntax), ok=False)
-    assert out.exit_code == 1 and "syntax.rules:7:5" in out.output
+    assert out.exit_code == 1 and "syntax.rules:8:5" in out.output
     bad = root.parent / "bad.rules"
     bad.write_text(JOURNEY.replace('clicked "Welcome"', 'clicked "Nothing"'))
     out = run("journeys", "add", str(root), str(bad), ok=False)
@@ -159,18 +159,18 @@ def test_position_history_and_enter(root: Path) -> None:
 def test_dry_run_writes_nothing(root: Path) -> None:
     run("journeys", "add", str(root), rules(root), "--at", iso(T0 - DAY))
     st = Store.open(root)
-    st.ingest_events([form(i, T0 + i * HOUR) for i in range(4)])  # a draft: no one enters
+    st.ingest_events([form(i, T0 + i * HOUR) for i in range(5)])  # a draft: no one enters
     before = journey_deliveries(root)
     assert before == []
     args = ("--since", iso(T0 - HOUR), "--until", iso(T0 + 5 * DAY))
     report = json.loads(
         run("journeys", "dry-run", str(root), NAME, *args, "--format", "json").output
     )
-    # four subscribers entered; s002 has no email: three welcomes; nobody clicked
-    assert report["entered"] == 4
-    assert report["sends_per_day"] == {iso(T0)[:10]: {"reserved": 3}}
+    # five subscribers entered; the fifth has no email: four welcomes; nobody clicked
+    assert report["entered"] == 5
+    assert report["sends_per_day"] == {iso(T0)[:10]: {"reserved": 4}}
     by_step = {s["step"]: s for s in report["steps"]}
-    assert by_step["1.no.0"]["done"] == 4 and by_step["1.yes.0"]["entered"] == 0
+    assert by_step["1.no.0"]["done"] == 5 and by_step["1.yes.0"]["entered"] == 0
     assert {b["branch"] for b in report["branches"]} == {"no"}
     text = run("journeys", "dry-run", str(root), NAME, *args, "--contact", contact(0)).output
     assert f"contact {contact(0)}:" in text

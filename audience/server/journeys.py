@@ -109,22 +109,18 @@ def delete_journey(name: str) -> Response:
     return jsonify({"deleted": name})
 
 
-@bp.post("/v1/journeys/<name>/live")
-@requires("write")
-def live_journey(name: str) -> Response:
-    return _described("go_live", name)
+def _state_route(verb: str, method: str) -> None:
+    """``POST /v1/journeys/<name>/VERB``: the service's ``method`` (go live, pause, end)."""
+
+    @requires("write")
+    def change(name: str) -> Response:
+        return _described(method, name)
+
+    bp.add_url_rule(f"/v1/journeys/<name>/{verb}", f"{verb}_journey", change, methods=["POST"])
 
 
-@bp.post("/v1/journeys/<name>/pause")
-@requires("write")
-def pause_journey(name: str) -> Response:
-    return _described("pause", name)
-
-
-@bp.post("/v1/journeys/<name>/end")
-@requires("write")
-def end_journey(name: str) -> Response:
-    return _described("end", name)
+for _verb, _method in (("live", "go_live"), ("pause", "pause"), ("end", "end")):
+    _state_route(_verb, _method)
 
 
 @bp.get("/v1/journeys/<name>/steps")

@@ -102,6 +102,24 @@ def test_refusals_are_plain_and_change_nothing(root: Path) -> None:
     assert json.loads(run("journeys", "list", str(root), "--format", "json").output) == {
         "journeys": []
     }
+    # a journey whose delivery is only in its file cannot go live until it is saved
+    alone = root.parent / "alone.rules"
+    alone.write_text(
+        'delivery "Later" { template "profile" fields { first_name: "you" } }\n'
+        + JOURNEY.replace('send "Your promotional code"', 'send "Later"')
+    )
+    run("journeys", "add", str(root), str(alone))
+    refused = run("journeys", "live", str(root), NAME, ok=False)
+    assert refused.exit_code == 1
+    assert refused.output == (
+        f"error[not_ready]: journey {NAME!r} cannot go live\n"
+        "  - step 1.yes.0: delivery 'Later' is not saved\n"
+    )
+    assert (
+        json.loads(run("journeys", "show", str(root), NAME, "--format", "json").output)["state"]
+        == "draft"
+    )
+    run("journeys", "delete", str(root), NAME)
     nostore = run("journeys", "list", str(root.parent / "nowhere"), ok=False)
     assert nostore.exit_code == 1 and "Traceback" not in nostore.output
     badtime = run(

@@ -170,8 +170,7 @@ def history_line(row: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- commands
 @click.group("journeys")
 def journeys() -> None:
-    """Journeys: multi-step automations that move each contact through sends,
-    waits and checks on what they did."""
+    """Journeys: each contact who enters goes through sends, waits and checks."""
 
 
 @journeys.command("add")
@@ -243,8 +242,10 @@ def _state_command(verb: str, method: str, doc: str) -> click.Command:
 
 
 _state_command("live", "go_live", "Make a journey live: contacts enter from now on.")
-_state_command("pause", "pause", "Pause a live journey: no one enters until it is live again.")
-_state_command("end", "end", "End a journey for good: no one enters any more.")
+_state_command(
+    "pause", "pause", "Pause a live journey: no one enters or moves on until it is live."
+)
+_state_command("end", "end", "End a journey for good: no one enters; those inside are stopped.")
 
 
 @journeys.command("delete")

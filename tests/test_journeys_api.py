@@ -66,6 +66,16 @@ def test_refusals_are_json_with_codes(live: Live) -> None:
     assert c.get("/v1/journeys").json() == {"journeys": []}
     r = c.post("/v1/journeys", {"text": 'segment "x" { city = "Milan" }'})
     assert r.status == 400 and r.json()["error"]["code"] == "no_definition"
+    # its second delivery only in the text: saved as a draft, but it cannot go live
+    alone = 'delivery "Later" { template "profile" fields { first_name: "you" } }\n'
+    r = c.post("/v1/journeys", {"text": alone + JOURNEY.replace("Your promotional code", "Later")})
+    assert r.status == 200, r.body
+    r = c.post(f"/v1/journeys/{NAME}/live")
+    assert r.status == 400
+    err = r.json()["error"]
+    assert err["code"] == "not_ready"
+    assert err["problems"] == ["step 1.yes.0: delivery 'Later' is not saved"]
+    assert c.request("DELETE", f"/v1/journeys/{NAME}").status == 200
     r = c.post("/v1/journeys", {"text": JOURNEY, "extra": 1})
     assert r.status == 400 and r.json()["error"]["code"] == "invalid_request"
     c.post("/v1/journeys", {"text": JOURNEY})

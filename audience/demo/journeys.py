@@ -295,6 +295,11 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
             + (f" (and {plural(others, 'other message')} due by then)" if others else "")
             + f"; their links point to the tracking server {server.url}/t/c/..."
         )
+        first = welcomes[0]
+        console.print(
+            f"  one of them, to {escape(str(first['To']))}: {escape(repr(str(first['Subject'])))}"
+            + (", with a one-click unsubscribe link" if first["List-Unsubscribe"] else "")
+        )
 
         clock.ms += DAY
         for msg in welcomes[:CLICKERS]:

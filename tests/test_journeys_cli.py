@@ -48,7 +48,13 @@ def test_add_list_show_and_states(root: Path) -> None:
     assert [(j["name"], j["state"], j["version"]) for j in listed["journeys"]] == [
         (NAME, "draft", 1)
     ]
-    assert run("journeys", "list", str(root)).output.endswith("\n1 journey\n")
+    assert (
+        run("journeys", "list", str(root)).output
+        == f"{NAME}\tdraft\tversion 1\t0 runs\n1 journey\n"
+    )
+    # journeys belong to a node
+    Store.init(root, root / "nodes" / "main" / "schema.toml", node="other")
+    assert run("journeys", "list", str(root), "--node", "other").output == "0 journeys\n"
     # a draft is replaced (its version number is not reused)
     out = run("journeys", "add", str(root), rules(root)).output
     assert out == f"replaced the draft journey {NAME!r} (version 2, draft)\n"
@@ -168,6 +174,8 @@ def test_position_history_and_enter(root: Path) -> None:
     assert out.startswith(f"{contact(1)} entered journey {NAME!r} (version 1")
     again = run("journeys", "enter", str(root), NAME, contact(1), "--at", iso(T0 + 2 * HOUR))
     assert f"{contact(1)} did not enter journey" in again.output
+    listed = run("journeys", "list", str(root)).output
+    assert listed == f"{NAME}\tlive\tversion 1\t2 runs: 2 waiting\n1 journey\n"
     assert sorted(journey_deliveries(root)) == [
         (contact(0), "reserved"),
         (contact(1), "reserved"),

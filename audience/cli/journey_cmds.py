@@ -108,6 +108,12 @@ def step_table(steps: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def runs_words(runs: dict[str, int]) -> str:
+    """``3 runs: 1 done, 2 waiting`` (a run: one contact's way through, per entry)."""
+    states = ", ".join(f"{n:,} {state}" for state, n in sorted(runs.items()))
+    return plural(sum(runs.values()), "run") + (f": {states}" if states else "")
+
+
 _WAITS = {"time": "", "signal": " for a click or open", "cond": " for its condition"}
 
 
@@ -196,13 +202,13 @@ def journeys_add(store: str, file: str, node: str, at: str | None) -> None:
 def journeys_list(store: str, node: str, fmt: str) -> None:
     """The saved journeys, their state and version."""
     svc = _service(store, node)
-    saved = svc.list()
+    rows = [svc.describe(j) for j in svc.list()]
     if fmt == "json":
-        echo_json({"journeys": [svc.describe(j) for j in saved]})
+        echo_json({"journeys": rows})
         return
-    for j in saved:
-        click.echo(f"{j.name}\t{j.state}\tversion {j.version}")
-    click.echo(plural(len(saved), "journey"))
+    for r in rows:
+        click.echo(f"{r['name']}\t{r['state']}\tversion {r['version']}\t{runs_words(r['runs'])}")
+    click.echo(plural(len(rows), "journey"))
 
 
 @journeys.command("show")
@@ -223,9 +229,7 @@ def journeys_show(store: str, name: str, node: str, fmt: str) -> None:
     click.echo("")
     for line in step_table(info["steps"]):
         click.echo(line)
-    runs = info.get("runs") or {}
-    states = ", ".join(f"{n:,} {state}" for state, n in sorted(runs.items()))
-    click.echo(f"{plural(sum(runs.values()), 'run')}" + (f": {states}" if states else ""))
+    click.echo(runs_words(info["runs"]))
 
 
 def _state_command(verb: str, method: str, doc: str) -> click.Command:

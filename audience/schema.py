@@ -33,6 +33,34 @@ EVENT_BUILTINS: dict[str, str] = {
     "ts": "datetime",
     "context": "string",
 }
+# The event types of email tracking (docs/tracking.md), built into every
+# schema: the sending path and the tracking endpoints record them, and a
+# schema may add properties to them but not change these.
+_EMAIL_COMMON: dict[str, str] = {
+    "delivery_id": "int",
+    "delivery_key": "string",
+    "source": "string",
+    "delivery": "string",
+    "plan": "string",
+    "journey": "string",
+    "step": "string",
+    "mail_group": "string",
+}
+TRACKING_EVENTS: dict[str, dict[str, str]] = {
+    "email_sent": dict(_EMAIL_COMMON),
+    "email_opened": {**_EMAIL_COMMON, "user_agent": "string", "bot": "bool"},
+    "email_clicked": {
+        **_EMAIL_COMMON,
+        "link": "string",
+        "link_index": "int",
+        "link_text": "string",
+        "user_agent": "string",
+        "bot": "bool",
+    },
+    "email_bounced": {**_EMAIL_COMMON, "bounce_class": "string", "status_code": "string"},
+    "email_complained": {**_EMAIL_COMMON, "feedback_type": "string"},
+    "unsubscribed": {**_EMAIL_COMMON, "user_agent": "string"},
+}
 CONTEXTS: tuple[str, ...] = (
     "WEB",
     "MOBILE",
@@ -54,6 +82,10 @@ class SchemaError(ValueError):
 class Schema:
     profile: dict[str, str] = field(default_factory=dict)
     events: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # every schema has the tracking events, whoever built it
+        object.__setattr__(self, "events", with_tracking_events(self.events))
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -100,7 +132,7 @@ class Schema:
                     )
                 flat.pop(builtin, None)
             events[etype] = flat
-        return cls(profile=profile, events=events)
+        return cls(profile=profile, events=with_tracking_events(events, source))
 
     # ------------------------------------------------------------------ queries
     def event_property_type(self, etype: str, name: str) -> str | None:
@@ -121,12 +153,33 @@ class Schema:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_toml(self) -> str:
+        """The schema as written; a tracking event type only when it adds properties."""
         out = ["[profile]"]
         out += [f"{_key(k)} = {json.dumps(v)}" for k, v in self.profile.items()]
         for etype, props in self.events.items():
+            if TRACKING_EVENTS.get(etype) == props:
+                continue
             out += ["", f"[events.{_key(etype)}]"]
             out += [f"{_key(k)} = {json.dumps(v)}" for k, v in props.items()]
         return "\n".join(out) + "\n"
+
+
+def with_tracking_events(
+    events: dict[str, dict[str, str]], source: str = "<schema>"
+) -> dict[str, dict[str, str]]:
+    """``events`` with the tracking event types added; a type that declares one
+    of their properties with another type is an error."""
+    out = dict(events)
+    for etype, builtin in TRACKING_EVENTS.items():
+        mine = events.get(etype, {})
+        for name, t in builtin.items():
+            if name in mine and mine[name] != t:
+                raise SchemaError(
+                    f"{source}: events.{etype}.{name} is a built-in property of type {t} "
+                    "(email tracking)"
+                )
+        out[etype] = {**builtin, **mine}
+    return out
 
 
 def _key(k: str) -> str:

@@ -59,6 +59,16 @@ def to_ms(d: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
+def iso_utc(ms: int, timespec: str = "milliseconds") -> str:
+    """An instant as ISO 8601 UTC with a ``Z`` (``timespec`` as datetime's), exact
+    (no float); outside datetime's range, ``"<ms> ms"``."""
+    try:
+        t = EPOCH + dt.timedelta(milliseconds=ms)
+    except OverflowError:
+        return f"{ms} ms"
+    return t.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def local(t_ms: int, tz: str) -> dt.datetime:
     """The instant ``t_ms`` as an aware datetime in the zone called ``tz``."""
     return (EPOCH + dt.timedelta(milliseconds=t_ms)).astimezone(zone(tz))

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 
 from audience.dsl import ast as A
+from audience.dsl import ast_journeys as J
 from audience.dsl.ast_sending import WEEKDAYS, DeliveryDef, Plan, Schedule
 from audience.dsl.format_lexical import KEYWORDS
 
@@ -433,7 +434,58 @@ def plans() -> st.SearchStrategy[Plan]:
     return zone_clauses.flatmap(_plan)
 
 
-definitions = st.one_of(segments(), triggers(), dnd_policies(), deliveries, plans())
+# ------------------------------------------------------------------ journeys
+
+
+def _journey_steps(zone: str) -> st.SearchStrategy[tuple[J.Step, ...]]:
+    leaf = st.one_of(
+        st.builds(J.ActionStep, texts, send=texts),
+        st.builds(J.ActionStep, texts, call=actions(zone)),
+        st.builds(J.WaitStep, durations),
+        st.builds(J.EndStep),
+    )
+    check_conds = st.one_of(
+        st.builds(J.Clicked, texts, _opt(texts)), st.builds(J.Opened, texts), conds(zone)
+    )
+
+    def checks(inner: st.SearchStrategy[J.Step]) -> st.SearchStrategy[J.Step]:
+        branch = st.lists(inner, max_size=3).map(tuple)
+        return st.builds(J.CheckStep, texts, check_conds, durations, branch, branch)
+
+    step = st.recursive(leaf, checks, max_leaves=8)
+    return st.lists(step, min_size=1, max_size=4).map(tuple)
+
+
+def _journey(tz: str | None) -> st.SearchStrategy[J.Journey]:
+    # the entry's and the checks' dates are read in the start's zone
+    zone = tz or "UTC"
+    at = st.builds(dt.datetime.combine, _days, _whole_minutes)
+    start: st.SearchStrategy[J.JourneyStart] = (
+        st.builds(J.StartAt, at, st.just(tz))
+        if tz is not None
+        else st.one_of(st.builds(J.StartNow), st.builds(J.StartAt, at))
+    )
+    entry = st.one_of(
+        st.none(),
+        st.builds(J.EnterSegment, texts),
+        st.builds(J.EnterOn, event_sels, _opt(preds(zone)), _opt(conds(zone))),
+    )
+    return st.builds(
+        J.Journey,
+        texts,
+        start,
+        _journey_steps(zone),
+        entry=entry,
+        reentry=st.one_of(st.builds(J.ReEntry), st.builds(J.ReEntry, durations)),
+        dnd=_opt(texts),
+    )
+
+
+def journeys() -> st.SearchStrategy[J.Journey]:
+    return zone_clauses.flatmap(_journey)
+
+
+definitions = st.one_of(segments(), triggers(), dnd_policies(), deliveries, plans(), journeys())
 
 programs = st.one_of(
     st.builds(A.Program, st.lists(definitions, min_size=1, max_size=3).map(tuple)),

@@ -58,8 +58,9 @@ from audience.dsl.ast import (
     UseDnd,
     Window,
 )
-from audience.dsl.check import check, check_condition, check_program
+from audience.dsl.check import Known, check, check_condition, check_program
 from audience.dsl.errors import Diagnostic
+from audience.dsl.parser import parse
 from audience.schema import Schema
 from tests import ast_strategies as strategies
 from tests.helpers import golden
@@ -334,12 +335,15 @@ def test_invalid_arguments(action: Action) -> None:
     assert codes(run(trig(action))) == ["invalid_argument"]
 
 
-def test_enter_journey_is_not_available() -> None:
-    d = one(
-        run(trig(Action("enter_journey", (Arg(None, StringLit("Welcome")),), AT))),
-        "journeys_unavailable",
-    )
-    assert d.message == "journeys are not available yet" and d.span == Span(7, 3, 7, 16)
+def test_enter_journey_names_a_journey_of_the_program_or_saved() -> None:
+    enter = trig(Action("enter_journey", (Arg(None, StringLit("Welcome")),), AT))
+    d = one(run(enter), "unknown_journey")
+    assert d.message == "unknown journey 'Welcome'" and d.span == Span(7, 3, 7, 16)
+    d = one(check(Program((enter,)), SCHEMA, known=Known(journeys={"Welcome!"})), "unknown_journey")
+    assert d.help == "did you mean 'Welcome!'?"
+    assert check(Program((enter,)), SCHEMA, known=Known(journeys={"Welcome"})) == []
+    own = parse('journey "Welcome" { start now wait 1 day }').definitions[0]
+    assert check(Program((enter, own)), SCHEMA) == []
 
 
 def test_action_references_against_the_schema() -> None:

@@ -101,7 +101,8 @@ def test_preview_then_the_scheduler_then_runs(root: Path) -> None:
         ).output
     )  # fmt: skip
     expected = milan_buyers_at_once(N)
-    assert preview["at"] == ONCE_DUE  # its next occurrence
+    assert preview["at_ms"] == ONCE_DUE  # its next occurrence
+    assert preview["at"] == "2027-03-11T09:00:00Z"
     assert preview["to_send"] == len(expected)
     assert preview["audience"] - preview["without_email"] == len(expected)
     assert delivery_rows(root) == [] and runs(root) == []  # a preview writes nothing
@@ -109,6 +110,8 @@ def test_preview_then_the_scheduler_then_runs(root: Path) -> None:
     assert f"to send {len(expected)}" in text
     out = run("scheduler", str(root), "--once", "--at", iso(ONCE_DUE)).output
     assert f"reserved {len(expected)}" in out
+    again = run("scheduler", str(root), "--once", "--at", iso(ONCE_DUE)).output
+    assert again == "nothing was due at 2027-03-11T09:00:00Z\n"  # that occurrence ran once
     listed = json.loads(run("plans", "runs", str(root), "--format", "json").output)
     assert [(r["plan"], r["state"]) for r in listed["runs"]] == [("Spring reminder", "done")]
     assert listed["runs"][0]["counts"]["reserved"] == len(expected)

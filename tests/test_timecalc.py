@@ -89,3 +89,13 @@ def test_a_dnd_policy_in_an_unknown_zone_fails_when_made_and_says_why() -> None:
     assert isinstance(d, DndPolicy)
     with pytest.raises(tc.UnknownZone, match="unknown time zone 'Mars/Olympus_Mons'"):
         Policy.from_ast(d)
+
+
+def test_iso_utc_is_exact_and_names_what_datetime_cannot_hold() -> None:
+    from audience.timecalc import iso_utc
+
+    assert iso_utc(0) == "1970-01-01T00:00:00.000Z"
+    assert iso_utc(1_799_999_999_999) == "2027-01-15T07:59:59.999Z"  # no float rounding up
+    assert iso_utc(-1) == "1969-12-31T23:59:59.999Z"
+    assert iso_utc(1_799_999_999_999, "seconds") == "2027-01-15T07:59:59Z"
+    assert iso_utc(2**62) == f"{2**62} ms"

@@ -212,10 +212,10 @@ def test_a_template_broken_later_records_a_failed_delivery(store: Store) -> None
     assert [x.status for x in deliveries(store)] == ["failed", "reserved"]
 
 
-def test_journeys_are_refused(store: Store) -> None:
+def test_an_unknown_journey_is_refused(store: Store) -> None:
     with pytest.raises(DslError) as err:
         add(store, 'on form_compiled\ndo enter_journey("Welcome")')
-    assert err.value.diagnostics[0].code == "journeys_unavailable"
+    assert err.value.diagnostics[0].code == "unknown_journey"
     assert store.triggers.defs.list_triggers() == []
 
 

@@ -64,3 +64,18 @@ def test_firings_commit_with_the_journals_deletion(tmp_path: Path) -> None:
     assert st.pending_journals(9) == [] and st.read_journal(j) is None
     reopened = NodeState(tmp_path).firings()
     assert reopened.fired("T", "e0") and reopened.fired_for("T", "c1", None, None)
+
+
+def test_a_journal_file_left_half_written_by_a_kill_is_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = NodeState(tmp_path)
+    monkeypatch.setattr(state_mod, "ROW_JOURNAL_MAX", 0)
+    kept = st.write_journal(3, table(2))
+    assert kept is not None and kept.path is not None
+    # what a process killed between writing and renaming its journal leaves behind
+    half = kept.path.parent / "00000004-0123456789ab.arrow.tmp"
+    half.write_bytes(b"ARROW1 half")
+    st.discard_after(3)
+    assert not half.exists()
+    assert kept.path.exists() and st.pending_journals(9) == [kept]

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "rules_cmds",
     "server_cmds",
     "store_cmds",
+    "tracking_cmds",
     "trigger_cmds",
 )
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import sys
 import threading
@@ -16,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from audience.cli.output import console, echo_json, format_option, plural
+from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
     from audience.runtime.delivery import Delivery
@@ -33,10 +33,7 @@ def _store(path: str) -> Path:
 
 
 def _iso(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return "" if ms is None else iso_utc(ms, "seconds")
 
 
 def _catch_up_triggers(root: Path) -> None:

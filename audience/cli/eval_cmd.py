@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from audience.cli.output import console, plural
+from audience.timecalc import iso_utc
 
 FORMATS = ("count", "ids", "jsonl", "csv", "json")
 
@@ -223,8 +224,7 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _iso(ms: int) -> str:
-    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(ms)
 
 
 def register(group: click.Group) -> None:

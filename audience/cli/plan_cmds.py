@@ -7,7 +7,6 @@ already lists the delivery log (what was sent).
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import sys
 import threading
@@ -22,6 +21,7 @@ from audience.dsl.errors import DslError
 from audience.runtime.plans.clock import Clock, fixed_clock, wall_clock
 from audience.runtime.plans.service import PlanError, PlanService
 from audience.runtime.store import Store, StoreError, open_store
+from audience.timecalc import iso_utc
 
 _store_arg = click.argument("store", type=click.Path())
 _name_arg = click.argument("name")
@@ -54,10 +54,7 @@ def _refuse(err: PlanError) -> NoReturn:
 
 
 def _iso(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return "" if ms is None else iso_utc(ms, "seconds")
 
 
 def _read(file: str) -> str:
@@ -205,7 +202,7 @@ def plans_preview(
         echo_json(out)
         return
     click.echo(
-        f"plan {name!r} at {_iso(out['at'])}: audience {out['audience']}, "
+        f"plan {name!r} at {out['at']}: audience {out['audience']}, "
         f"without email {out['without_email']}, held by DND {out['held']}, "
         f"to send {out['to_send']}"
     )
@@ -349,8 +346,11 @@ def scheduler_cmd(store: str, once: bool, at: str | None, poll: float, lease: fl
         stop.set()  # finish the run in hand, then exit
 
     def on_tick(report: TickReport) -> None:
-        for line in report.lines():
+        lines = report.lines()
+        for line in lines:
             click.echo(line)
+        if once and not lines:
+            click.echo(f"nothing was due at {_iso(report.now_ms)}")
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:

@@ -54,6 +54,7 @@ KIND_LABELS = {
     "DndPolicy": "dnd policy",
     "DeliveryDef": "delivery",
     "Plan": "plan",
+    "Journey": "journey",
 }
 
 

@@ -146,6 +146,7 @@ class CheckStep:
     label_span: Span = _span()
     yes_span: Span = _span()  # the `yes { ... }` block
     no_span: Span = _span()  # the `no { ... }` block
+    line_spans: tuple[Span, ...] = _lines()  # the two blocks: comments at their ends anchor there
 
 
 @dataclass(frozen=True, slots=True)

@@ -510,5 +510,6 @@ _RULES.update(
 )
 
 
-# The handlers of `delivery` and `plan` blocks register themselves in _RULES.
+# The handlers of `delivery`, `plan` and `journey` blocks register themselves in _RULES.
+from audience.dsl import builder_journeys as _builder_journeys  # noqa: E402, F401
 from audience.dsl import builder_sending as _builder_sending  # noqa: E402, F401

@@ -41,6 +41,7 @@ KEYWORDS: frozenset[str] = frozenset([
     "for", "quiet", "to",
     "delivery", "plan", "template", "mail", "group", "subject", "from", "sender", "reply",
     "fields", "test", "list", "who", "when", "send", "late", "up", "every", "until",
+    "journey",
 ])
 # fmt: on
 

@@ -75,6 +75,7 @@ from audience.dsl.ast import (
     InList,
     InSegment,
     IsSet,
+    Journey,
     LastFirst,
     MapValue,
     Not,
@@ -151,7 +152,7 @@ def format_text(
 def _format(node: object) -> str:
     if isinstance(node, Program):
         return _program(node)
-    if isinstance(node, Segment | Trigger | DndPolicy | DeliveryDef | Plan):
+    if isinstance(node, Segment | Trigger | DndPolicy | DeliveryDef | Plan | Journey):
         return "\n".join(_definition(node)) + "\n"
     if isinstance(node, Schedule):
         from audience.dsl.format_sending import schedule_text
@@ -188,6 +189,10 @@ def _definition(node: Definition) -> list[str]:
         from audience.dsl.format_sending import definition_lines  # it builds on this module
 
         return definition_lines(node)
+    if isinstance(node, Journey):
+        from audience.dsl.format_journeys import journey_lines  # it builds on this module
+
+        return journey_lines(node)
     if isinstance(node, Segment):
         body = _body(node.cond, 1)
         return [_header("segment", node.name, node.timezone), *_indent(body, 1), "}"]

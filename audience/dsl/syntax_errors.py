@@ -32,8 +32,8 @@ _UNIT_TERMINALS = frozenset({"MINUTE", "HOUR", "DAY", "WEEK", "MONTH"})
 # described again.  The order is also the order of the phrases in the message.
 _GROUPS: list[tuple[str, frozenset[str], frozenset[str]]] = [
     (
-        "a definition ('segment', 'trigger', 'dnd', 'delivery' or 'plan')",
-        frozenset({"_SEGMENT", "_TRIGGER", "_DND", "_DELIVERY", "_PLAN"}),
+        "a definition ('segment', 'trigger', 'dnd', 'delivery', 'plan' or 'journey')",
+        frozenset({"_SEGMENT", "_TRIGGER", "_DND", "_DELIVERY", "_PLAN", "_JOURNEY"}),
         frozenset({"_SEGMENT"}),
     ),
     (
@@ -47,6 +47,16 @@ _GROUPS: list[tuple[str, frozenset[str], frozenset[str]]] = [
         "a plan line ('who', 'when', 'send', 'dnd' or 'late up to')",
         frozenset({"_WHO", "_WHEN", "_SEND", "_DND", "_LATE"}),
         frozenset({"_WHO"}),
+    ),
+    (
+        "a journey line ('start', 'enter', 'once per contact', 'again after' or 'dnd')",
+        frozenset({"_START", "_ENTER", "_ONCE", "_AGAIN", "_DND"}),
+        frozenset({"_START", "_ENTER"}),
+    ),
+    (
+        "a step ('action', 'wait', 'check' or 'end')",
+        frozenset({"_ACTION", "_WAIT", "_CHECK", "_END"}),
+        frozenset({"_ACTION", "_CHECK"}),
     ),
     (
         "a schedule such as 'once at 2027-03-11 10:00' or 'every day at 09:00'",
@@ -210,9 +220,10 @@ _KEYWORD_WORDS = """
     quiet rule segment set since starts than the then this times timezone to today trigger where
     with within yesterday sum avg min count_distinct true false
     delivery every fields from group late list mail plan reply send sender subject template test
-    until up when who
+    until up when who journey
 """
 _KEYWORDS = frozenset(_KEYWORD_WORDS.split())
+_JOURNEY_HEADER_WORDS = frozenset(["start", "enter", "once", "again", "dnd"])
 _WEEKDAY_WORDS = frozenset(
     ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 )
@@ -440,7 +451,12 @@ def _hint(expected: set[str], found: str, prev: str, text: str, pos: int) -> str
     if number and {"_MORE", "_LESS"} <= expected:
         return f"write 'more than {found} days ago' or 'less than {found} days ago'"
     if "_WITHIN" in expected:
+        before = text[:pos].lower()
+        if before.rfind("check") > before.rfind("then"):  # a journey's check, not `then`
+            return "say how long the check waits, like 'within 3 days'"
         return "say how soon the second event follows, like 'then purchased within 2 days'"
+    if "_ACTION" in expected and found.lower() in _JOURNEY_HEADER_WORDS:
+        return "a journey's lines (start, enter, once per contact, again after, dnd) come first"
     bare_word = found[:1].isalpha() and _WORD.fullmatch(found) is not None
     if "STRING" in expected and bare_word and found.lower() not in _KEYWORDS:
         return f'a text value is written in double quotes, like "{found}"'

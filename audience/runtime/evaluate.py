@@ -32,7 +32,7 @@ from audience.dsl.ast import And, Cond, Or, Rule, Segment
 from audience.dsl.formatter import format_text
 from audience.schema import Schema
 from audience.snapshot import Snapshot
-from audience.timecalc import to_ms
+from audience.timecalc import iso_utc, to_ms
 
 SegmentResolver = Callable[[str], Segment | None]
 AsOf = dt.datetime | str | int | None
@@ -94,11 +94,7 @@ _REPR_IDS = 3
 
 
 def _iso_ms(ms: int) -> str:
-    try:
-        t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
-    except OverflowError:
-        return f"{ms} ms"
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(ms)
 
 
 def parse_as_of(as_of: AsOf, tz: str = "UTC") -> int:

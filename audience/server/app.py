@@ -27,6 +27,7 @@ from audience.server import (
     profiles,
     segments,
     templates,
+    tracking,
     triggers,
 )
 from audience.server.context import ServerConfig, ServerState
@@ -46,6 +47,7 @@ BLUEPRINTS = (
     templates,
     deliveries,
     plans,
+    tracking,
 )
 
 

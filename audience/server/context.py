@@ -9,6 +9,7 @@ handler only ever sees that node's store.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,11 @@ from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request
 
+from audience.runtime.delivery.log import DeliveryLog
+from audience.runtime.delivery.model import wall_ms
 from audience.runtime.store import StoreError
+from audience.runtime.tracking.hits import Tracking
+from audience.runtime.tracking.outbox import Ingester
 from audience.server.auth import Source, Sources
 from audience.server.errors import ApiError
 from audience.server.nodes import NodeRuntime, Nodes
@@ -31,6 +36,11 @@ class ServerConfig:
     default_limit: int = 1000
     max_limit: int = 100_000
     audience_cache: int = 32  # audiences kept per node for cursors
+    # epoch ms of "now" for the tracking endpoints (tests inject their own clock)
+    clock: Callable[[], int] = wall_ms
+    # a thread of this process ingests the tracking events; False: another
+    # process does (``serve`` starts one)
+    ingest_thread: bool = True
 
     @classmethod
     def of(cls, config: ServerConfig | dict[str, Any] | str | Path) -> ServerConfig:
@@ -48,6 +58,39 @@ class ServerState:
         self.config = config
         self.nodes = Nodes(config.store, config.audience_cache)
         self.sources = Sources(config.store)
+        self._tracking: tuple[Tracking, Ingester | None] | None = None
+        self._lock = threading.Lock()
+
+    def start_tracking(self) -> tuple[Tracking, Ingester | None]:
+        """The store's tracking hits and the thread that ingests their events
+        (started here: it first ingests what an earlier server left)."""
+        with self._lock:
+            if self._tracking is None:
+                log = DeliveryLog.open(self.config.store)
+                ingester = None
+                if self.config.ingest_thread:
+                    ingester = Ingester(log, lambda node: self.nodes.get(node).store)
+                    ingester.notify()
+                self._tracking = (Tracking(self.config.store, log, self.config.clock), ingester)
+            return self._tracking
+
+    @property
+    def tracking(self) -> Tracking:
+        return self.start_tracking()[0]
+
+    def hit_recorded(self) -> None:
+        """A hit's event is in the outbox: ingest it now."""
+        ingester = self.start_tracking()[1]
+        if ingester is not None:
+            ingester.notify()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._tracking is not None:
+                if self._tracking[1] is not None:
+                    self._tracking[1].stop()
+                self._tracking[0].log.close()
+                self._tracking = None
 
 
 def state() -> ServerState:

@@ -9,7 +9,6 @@ ignoring ``limit``.  The saved segments' ``/audience`` endpoint shares this.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from audience.server.errors import ApiError, bad_request
 from audience.server.nodes import NodeRuntime
 from audience.server.paging import Cursor, text_digest
 from audience.snapshot import Snapshot
+from audience.timecalc import iso_utc
 
 bp = Blueprint("evaluate", __name__)
 log = logging.getLogger("audience.server")
@@ -165,8 +165,7 @@ def _now_ms(as_of: str | int | None, seg: StoreSegment) -> int:
 
 
 def iso_ms(ms: int) -> str:
-    t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(ms)
 
 
 def plain(value: Any) -> Any:

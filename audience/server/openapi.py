@@ -529,6 +529,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
             ),
         },
         **_plan_paths(),
+        **_tracking_paths(),
     }
     return {
         "openapi": "3.1.0",
@@ -605,11 +606,12 @@ _PLAN_SCHEMAS: dict[str, Any] = {
     },
     "PlanPreview": {
         "type": "object",
-        "required": ["plan", "at", "audience", "without_email", "held", "to_send"],
+        "required": ["plan", "at", "at_ms", "audience", "without_email", "held", "to_send"],
         "properties": {
             "plan": {"type": "string"},
             "state": {"type": "string"},
-            "at": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "at_ms": {"type": "integer"},
             "audience": {"type": "integer", "minimum": 0},
             "without_email": {"type": "integer", "minimum": 0},
             "held": {"type": "integer", "minimum": 0},
@@ -709,6 +711,76 @@ def _plan_paths() -> dict[str, Any]:
                 "Send a delivery to its test list now (marked test, never counted by DND)",
                 {**_ok("TestSent"), **_errors(400, 404, 413, 415, *_AUTH)},
                 requestBody=_json_body("TestSendRequest"),
+            ),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- tracking
+# The links of sent messages (server/tracking.py): no token, no JSON.
+
+_TOKEN = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "description": "a signed token from a sent message",
+    "schema": {"type": "string", "pattern": "^[^/]+$"},
+}
+_TRACKING_404 = {
+    "404": {
+        "description": "a forged, altered or unknown token: nothing recorded, no redirect",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+_HTML_PAGE = {"content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _tracking_paths() -> dict[str, Any]:
+    return {
+        "/t/c/{token}": {
+            "parameters": [_TOKEN],
+            "get": _op(
+                "A click: redirect to the link as sent, record email_clicked",
+                {"302": {"description": "to the link"}, **_TRACKING_404},
+                security=[],
+            ),
+        },
+        "/t/o/{token}": {
+            "parameters": [_TOKEN],
+            "get": _op(
+                "An open: a 1x1 GIF, record email_opened",
+                {
+                    "200": {
+                        "description": "the pixel",
+                        "content": {"image/gif": {"schema": _BINARY}},
+                    },
+                    **_TRACKING_404,
+                },
+                security=[],
+            ),
+        },
+        "/t/u/{token}": {
+            "parameters": [_TOKEN],
+            "get": _op(
+                "The unsubscribe page (records nothing)",
+                {"200": {"description": "a page with a button", **_HTML_PAGE}, **_TRACKING_404},
+                security=[],
+            ),
+            "post": _op(
+                "Unsubscribe (RFC 8058 one-click): the address gets no more marketing email",
+                {"200": {"description": "the confirmation page", **_HTML_PAGE}, **_TRACKING_404},
+                security=[],
+                requestBody={
+                    "required": False,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"List-Unsubscribe": {"const": "One-Click"}},
+                            }
+                        }
+                    },
+                },
             ),
         },
     }

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +105,29 @@ def serve(
     threads: int = 8,
     config: ServerConfig | None = None,
 ) -> None:
-    """Serve the store until interrupted."""
-    app = create_app(config or ServerConfig(Path(store)))
+    """Serve the store until interrupted; a child process ingests the events
+    of tracking hits (runtime/tracking/outbox.py)."""
+    cfg = replace(config or ServerConfig(Path(store)), ingest_thread=False)
+    app = create_app(cfg)
+    ingester = _start_ingester(cfg.store)
+    try:
+        _run(app, store, host, port, threads)
+    finally:
+        ingester.terminate()
+        ingester.wait(30)
+
+
+def _start_ingester(store: Path) -> subprocess.Popen[bytes]:
+    import audience
+
+    here = str(Path(audience.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "audience.runtime.tracking.outbox", str(store)]
+    cmd += ["--parent", str(os.getpid())]
+    return subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": path})
+
+
+def _run(app: Flask, store: str | Path, host: str, port: int, threads: int) -> None:
     server = _create(app, host, port, threads)
     log.info(
         "serving %s on http://%s:%s with %d threads",
@@ -154,6 +178,9 @@ class ServerThread:
             if not self._closed and self._thread.is_alive():
                 self._server.pull_trigger()  # wake the loop now
         self._thread.join(timeout)
+        state = self.app.extensions.get("audience")
+        if state is not None:
+            state.close()  # the tracking ingester's thread and log
 
     def __enter__(self) -> ServerThread:
         return self.start()

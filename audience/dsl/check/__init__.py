@@ -35,13 +35,24 @@ Without a schema
 - ``unknown_context``       ``context`` compared with a value outside the list of contexts
 - ``unknown_action``        a trigger action that does not exist
 - ``invalid_argument``      an action argument missing, unknown, repeated or of the wrong form
-- ``journeys_unavailable``  ``enter_journey(...)``: journeys are not available yet
+- ``unknown_journey``       ``enter_journey("X")`` with X neither in the program nor saved
 - ``invalid_schedule``      a plan's ``when``: a day of the month outside 1..31, an interval
   below 1, ``every N days|weeks`` without ``from``, a weekly plan with no day or a day
   named twice, ``until`` before ``from``, ``from``/``until`` on a one-shot plan
 - ``unknown_delivery``      a plan's ``send "D"`` with D neither in the program nor saved
 - ``invalid_fields``        a delivery's ``fields`` with a key twice or a map as a value
 - ``invalid_address``       a delivery's test list with something that is not an address
+- ``journey_structure``     (the parser) a journey with no ``start`` line or no steps, or a
+  header line given twice
+- ``unknown_step_label``    a check's ``clicked "A"`` / ``opened "A"`` where no action is labelled A
+- ``label_not_before``      ... naming an action that does not run before the check (a later
+  step, or one in another branch)
+- ``not_a_send``            ... naming a check, or an action that sends no delivery
+- ``duplicate_label``       two steps of a journey with one label
+- ``empty_branch``          a check's ``yes { }`` or ``no { }`` with no steps
+- ``unreachable_step``      a step after ``end`` or after a check in the same block
+  (journeys also use ``unknown_delivery``, ``unknown_segment``, ``unknown_policy``,
+  ``unknown_action``, ``invalid_duration`` and ``event_outside_trigger``)
 - ``plan_in_past``          (``check_plan_ready``, when a plan is made ready) a one-shot
   plan whose time has passed, or a repeated one whose last date has
 
@@ -62,12 +73,14 @@ With a schema
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 
-from audience.dsl.ast import NOSPAN, Cond, DndPolicy, Program, Segment, Trigger
+from audience.dsl.ast import NOSPAN, Cond, DndPolicy, Journey, Program, Segment, Trigger
 from audience.dsl.check.actions import check_actions, check_options
 from audience.dsl.check.conds import check_cond, check_pred
 from audience.dsl.check.context import Ctx, Known, TemplateInfo, head_span
 from audience.dsl.check.context import known as span_or
+from audience.dsl.check.journeys import check_journeys
 from audience.dsl.check.names import check_event_sel
 from audience.dsl.check.refs import check_duplicates, check_policy_refs, check_segment_refs
 from audience.dsl.check.sending import check_sending
@@ -87,8 +100,11 @@ def check(
     known_policies: Collection[str] = (),
 ) -> list[Diagnostic]:
     """Every problem of a program (definitions, or one bare condition)."""
-    ctx = Ctx(schema, (known or Known()).with_legacy(known_segments, known_policies))
+    given = (known or Known()).with_legacy(known_segments, known_policies)
     defs = program.definitions
+    # enter_journey may name a journey of the program as well as a saved one
+    own = [d.name for d in defs if isinstance(d, Journey)]
+    ctx = Ctx(schema, replace(given, journeys={*given.journeys, *own}) if own else given)
     check_duplicates(ctx, defs)
     for d in defs:
         if isinstance(d, Segment):
@@ -103,6 +119,7 @@ def check(
     check_segment_refs(ctx, defs, program.condition)
     check_policy_refs(ctx, defs)
     check_sending(ctx, defs)
+    check_journeys(ctx, defs)
     return _sorted(ctx.diagnostics)
 
 

@@ -3,7 +3,8 @@
 Known actions and their arguments:
 ``send_email(campaign: string, to: profile.x | "a@b", fields: {...})``,
 ``webhook(url: "http(s)://...", body: {...})``, ``add_tag("x")``,
-``set(prop: value, ...)`` and ``enter_journey("Name")`` (not available yet)."""
+``set(prop: value, ...)`` and ``enter_journey("Name")`` (a journey of the
+program or saved, ``Known.journeys``)."""
 
 from __future__ import annotations
 
@@ -326,13 +327,19 @@ def _add_tag(ctx: Ctx, action: Action, types: tuple[str, ...] | None) -> None:
 
 
 def _enter_journey(ctx: Ctx, action: Action, types: tuple[str, ...] | None) -> None:
-    ctx.error(
-        "journeys_unavailable",
-        "journeys are not available yet",
-        name_span(action),
-        "send an email or call a webhook instead",
-    )
     _one_string(ctx, action, types)
+    if len(action.args) != 1 or not isinstance(action.args[0].value, StringLit):
+        return
+    name = action.args[0].value
+    journeys = ctx.known.journeys
+    if name.value not in journeys:
+        ctx.error(
+            "unknown_journey",
+            f"unknown journey '{name.value}'",
+            name.span if name.span != NOSPAN else name_span(action),
+            suggest(name.value, journeys, "journeys")
+            or f'define it first: journey "{name.value}" {{ start now ... }}',
+        )
 
 
 def _set(ctx: Ctx, action: Action, types: tuple[str, ...] | None) -> None:

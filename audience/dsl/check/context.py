@@ -11,6 +11,7 @@ from audience.dsl.ast import (
     Definition,
     DeliveryDef,
     DndPolicy,
+    Journey,
     Plan,
     Segment,
     Span,
@@ -25,6 +26,7 @@ KEYWORDS: dict[type, str] = {
     DndPolicy: "dnd",
     DeliveryDef: "delivery",
     Plan: "plan",
+    Journey: "journey",
 }
 
 
@@ -53,6 +55,7 @@ class Known:
     templates: Mapping[str, TemplateInfo] | None = None  # name -> what it uses
     deliveries: Collection[str] = ()
     plans: Collection[str] = ()
+    journeys: Collection[str] = ()  # what enter_journey("Name") may name
     # the fields a text with {{ fields }} uses (raises ValueError when it does not
     # parse): how the store reads templates, for a delivery's own subject line
     read_fields: Callable[[str], frozenset[str]] | None = None

@@ -12,6 +12,7 @@ from audience.dsl.ast import (
     DeliveryDef,
     DndPolicy,
     InSegment,
+    Journey,
     Not,
     Or,
     Plan,
@@ -29,6 +30,7 @@ KIND_WORDS: dict[type, str] = {
     DndPolicy: "DND policy",
     DeliveryDef: "delivery",
     Plan: "plan",
+    Journey: "journey",
 }
 
 

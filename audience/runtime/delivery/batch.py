@@ -42,6 +42,7 @@ from audience.runtime.delivery.members import (
     _counting,
     members_blob,
 )
+from audience.runtime.tracking import suppression
 
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
@@ -196,9 +197,18 @@ def reserve_batch(
         if done is not None:
             return dict(json.loads(done[0]), existing=n)
         skip = _skip(conn, key_prefix, cids)
+        # addresses on the suppression list: no marketing email (tests are sent)
+        listed = (
+            suppression.mask_in(conn, norms) & ~skip
+            if kind == "send_email" and not test
+            else np.zeros(n, dtype=np.bool_)
+        )
         codes = np.where(skip, SKIPPED, ADMITTED).astype(np.int64)
         if applies and policy is not None and policy.caps:
-            codes = _check(conn, log.uid, node, cids, norms, policy, t, skip)
+            codes = _check(conn, log.uid, node, cids, norms, policy, t, skip | listed)
+        if listed.any():  # recorded suppressed with the reason as their "cap"
+            cap_texts = [*cap_texts, suppression.UNSUBSCRIBED]
+            codes[listed] = len(cap_texts) - 1
         admitted = int(np.count_nonzero(codes == ADMITTED))
         hist = np.bincount(codes[codes >= 0], minlength=len(cap_texts))
         counts: dict[str, Any] = {

@@ -25,6 +25,9 @@ from audience.runtime.delivery.members import batch_times, materialize
 from audience.runtime.delivery.model import Delivery, DeliveryRequest
 from audience.runtime.delivery.schema import FILE, connect
 
+# a module reference: suppression imports the delivery model (a cycle resolved at call time)
+from audience.runtime.tracking import suppression
+
 # the payload of a row is its own JSON, or the shared one it refers to
 _SELECT = (
     "select d.id, d.key, d.node, d.contact_id, d.email, d.channel, d.kind, "
@@ -51,18 +54,23 @@ def _row(d: Delivery) -> list[Any]:
 TimesFn = Callable[[DeliveryRequest, str | None, Policy, int, int], list[int]]
 
 
-def decide(req: DeliveryRequest, now_ms: int, times: TimesFn) -> Delivery:
+def decide(
+    req: DeliveryRequest, now_ms: int, times: TimesFn, unsubscribed: bool = False
+) -> Delivery:
     """The delivery ``req`` becomes (id 0: not recorded yet).
 
     It may leave at ``max(due, now)`` (a delivery for a past event leaves now),
     moved to the end of the quiet hours it falls in; the caps are checked at
-    that time against the deliveries ``times`` returns."""
+    that time against the deliveries ``times`` returns.  ``unsubscribed``: the
+    address is on the suppression list (a marketing email to it is suppressed)."""
     email_norm = m.normalize_email(req.email)
     t = max(req.due_ms, now_ms)
     status, cap_text = m.RESERVED, None
     pol = req.policy
     if req.error is not None:
         status = m.FAILED  # never sent, so neither deferred nor capped, and not counted
+    elif unsubscribed and not req.test and req.kind == "send_email":
+        status, cap_text = m.SUPPRESSED, suppression.UNSUBSCRIBED
     elif pol is not None and not req.test and pol.applies_to(req.channel):
         deferred = pol.defer(t)
         if deferred != t:
@@ -122,10 +130,22 @@ class DeliveryLog:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: the write lock is held from the first read on."""
-        with self._lock, immediate(self._conn) as conn:
-            yield conn
+    def transaction(self, synced: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction: the write lock is held from the first read on.
+        ``synced`` False: its commit is not fsynced (SQLite's synchronous=NORMAL
+        in WAL mode): it survives a crash of the process, not of the machine."""
+        with self._lock:
+            if synced:
+                with immediate(self._conn) as conn:
+                    yield conn
+                return
+            before = self._conn.execute("pragma synchronous").fetchone()[0]
+            self._conn.execute("pragma synchronous = normal")
+            try:
+                with immediate(self._conn) as conn:
+                    yield conn
+            finally:
+                self._conn.execute(f"pragma synchronous = {int(before)}")
 
     # ------------------------------------------------------------------ recording
 
@@ -183,7 +203,12 @@ class DeliveryLog:
                     f"{found.contact_id!r} of node {found.node!r}"
                 )
             return found
-        d = decide(req, now, lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi))
+        d = decide(
+            req,
+            now,
+            lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi),
+            suppression.suppressed_in(conn, m.normalize_email(req.email)),
+        )
         cur = conn.execute(_INSERT.format(""), _row(d))
         return replace(d, id=int(cur.lastrowid or 0))
 
@@ -263,6 +288,11 @@ class DeliveryLog:
     def _by_key(self, conn: sqlite3.Connection, key: str) -> Delivery | None:
         row = conn.execute(_SELECT + " where d.key = ?", [key]).fetchone()
         return None if row is None else m.from_row(row)
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query, read without the write lock (a consistent snapshot)."""
+        with self._lock:
+            return self._conn.execute(sql, list(params)).fetchall()
 
     def get(self, delivery_id: int) -> Delivery | None:
         with self._lock:
@@ -420,7 +450,9 @@ class DryRun:
         if found is not None:
             return found
         now = req.now_ms if req.now_ms is not None else m.wall_ms()
-        d = decide(req, now, self._times)
+        with self.log._lock:
+            listed = suppression.suppressed_in(self.log._conn, m.normalize_email(req.email))
+        d = decide(req, now, self._times, listed)
         d = replace(d, id=-(len(self.planned) + 1))
         self.planned.append(d)
         self._by_key[d.key] = d

@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from audience.runtime.db import Migration, migrate
+from audience.runtime.tracking import tables as tracking_tables
 
 FILE = "deliveries.sqlite"
 BUSY_TIMEOUT_MS = 60_000
@@ -122,12 +123,18 @@ def connect(path: Path | None) -> sqlite3.Connection:
         conn.execute("pragma journal_mode = wal")
     db = sqlite_utils.Database(conn)
     if path is None:
-        migrate(db, "deliveries", MIGRATIONS)
+        _migrate(db)
     else:
         # migrate() reads what is applied, then applies the rest: two processes
         # opening a new log at once must not both create the tables
         with open(path.with_name(path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            migrate(db, "deliveries", MIGRATIONS)
+            _migrate(db)
     conn.isolation_level = None
     return conn
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    migrate(db, "deliveries", MIGRATIONS)
+    # the tracking tables live beside the deliveries they refer to
+    migrate(db, "tracking", tracking_tables.MIGRATIONS)

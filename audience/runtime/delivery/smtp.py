@@ -140,16 +140,22 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 }
 
 
-def build_message(d: Delivery, cfg: SmtpConfig) -> EmailMessage:
+def build_message(
+    d: Delivery, cfg: SmtpConfig, headers: dict[str, str] | None = None
+) -> EmailMessage:
     """The message of a send_email delivery: payload to/subject/text/html/from/
-    reply_to; the Message-ID is the delivery's own (stable across attempts).
-    A message that cannot be built is a permanent SendError (never retried)."""
+    reply_to, and ``headers`` (tracking's List-Unsubscribe); the Message-ID is
+    the delivery's own (stable across attempts).  A message that cannot be
+    built is a permanent SendError (never retried)."""
     p = d.payload
     to = p.get("to") or d.email
     if not to:
         raise SendError("no recipient address", permanent=True)
     try:
-        return _message(d, p, str(to), cfg)
+        msg = _message(d, p, str(to), cfg)
+        for name, value in (headers or {}).items():
+            msg[name] = value
+        return msg
     except (ValueError, TypeError) as exc:
         raise SendError(f"the message cannot be built: {exc}", permanent=True) from None
 
@@ -208,7 +214,9 @@ class SmtpSender:
         have it: see worker.py).  ``envelope_from``: the address bounces go to
         (a delivery's ``sender``), by default the From address."""
         try:
-            data = msg.as_bytes()
+            # CRLF line ends: smtplib leaves bytes as they are, and a server
+            # reads an LF-only message as one line (refused once over 1000 bytes)
+            data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
         except (ValueError, TypeError) as exc:  # e.g. text that cannot be encoded
             raise SendError(f"the message cannot be built: {exc}", permanent=True) from None
         try:

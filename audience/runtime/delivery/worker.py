@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from audience.runtime.delivery.log import DeliveryLog
@@ -44,6 +44,9 @@ from audience.runtime.delivery.smtp import (
     not_configured_message,
 )
 from audience.runtime.delivery.webhook import post_json
+from audience.runtime.store import Store, open_store
+from audience.runtime.tracking.outbox import drain as ingest_outbox
+from audience.runtime.tracking.sending import Tracker
 
 MAX_BACKOFF_S = 6 * 3600
 
@@ -85,9 +88,11 @@ class Worker:
         backoff_s: float = 60.0,
         webhook_timeout: float = 10.0,
         webhook_retries: int = 2,
+        tracking: Tracker | None = None,
     ) -> None:
         self.log = log
         self.smtp = smtp
+        self.tracking = tracking  # None: messages leave as rendered
         self.sender = SmtpSender(smtp)
         # an attempt must end before its lease does, or a second worker could take it
         self.lease_ms = int(
@@ -139,7 +144,10 @@ class Worker:
                 if self.stats.next_retry_ms is None or retry_ms < self.stats.next_retry_ms:
                     self.stats.next_retry_ms = retry_ms
             return
-        self.log.mark_sent(d.id, wall_ms())
+        now = wall_ms()
+        if self.tracking is not None:
+            self.tracking.sent(d, now)
+        self.log.mark_sent(d.id, now)
         self.stats.sent += 1
 
     def _send(self, d: Delivery) -> None:
@@ -148,8 +156,12 @@ class Worker:
 
         if d.kind == "send_email":
             envelope_from = d.payload.get("sender")
+            headers: dict[str, str] = {}
+            if self.tracking is not None:
+                payload, headers = self.tracking.prepare(d)
+                d = replace(d, payload=payload)
             self.sender.send(
-                build_message(d, self.smtp), before_data, str(envelope_from or "") or None
+                build_message(d, self.smtp, headers), before_data, str(envelope_from or "") or None
             )
         elif d.kind == "webhook":
             url = d.payload.get("url")
@@ -190,7 +202,8 @@ def run_worker(
     now and returns; otherwise polls every ``poll_s`` seconds until ``stop`` is set.
     SMTP settings: ``smtp``, else STORE/smtp.toml and AUDIENCE_SMTP_*; with none
     and emails due, raises ``SmtpNotConfigured`` (before sending anything when
-    they are due at the start)."""
+    they are due at the start).  Links are tracked when the store has a
+    ``tracking.base_url`` (docs/tracking.md)."""
     cfg = smtp or SmtpConfig.load(store_root)
     own = log is None
     the_log = DeliveryLog.open(store_root) if log is None else log
@@ -200,6 +213,7 @@ def run_worker(
             if own:
                 the_log.close()
             raise SmtpNotConfigured(not_configured_message(store_root), due)
+    root = store_root if store_root is not None else the_log.path and the_log.path.parent
     worker = Worker(
         the_log,
         cfg,
@@ -208,10 +222,21 @@ def run_worker(
         backoff_s=backoff_s,
         webhook_timeout=webhook_timeout,
         webhook_retries=webhook_retries,
+        tracking=Tracker.for_store(the_log, root),
     )
+    stores: dict[str, Store] = {}
+
+    def store_for(node: str) -> Store:
+        assert root is not None
+        if node not in stores:
+            stores[node] = open_store(root, node)
+        return stores[node]
+
     try:
         while True:
             handled = worker.drain(stop)
+            if worker.tracking is not None and root is not None:
+                ingest_outbox(the_log, store_for)  # email_sent, and hits no server took yet
             if once or (stop is not None and stop.is_set()):
                 break
             if not handled:

@@ -31,7 +31,7 @@ from audience.dsl.ast import Action, MapValue, Ref, Value
 from audience.dsl.ast_journeys import ActionStep, CheckStep, Clicked, EndStep, Opened, WaitStep
 from audience.runtime.delivery import Delivery, DeliveryLog, DeliveryRequest, Policy
 from audience.runtime.delivery.log import decide
-from audience.runtime.delivery.model import dumps
+from audience.runtime.delivery.model import dumps, normalize_email
 from audience.runtime.journeys.context import Context
 from audience.runtime.journeys.definitions import (
     BY_COND,
@@ -43,6 +43,7 @@ from audience.runtime.journeys.definitions import (
     key_of,
 )
 from audience.runtime.journeys.steps import Compiled, next_id
+from audience.runtime.tracking import suppression
 from audience.runtime.triggers.actions import TAGS, literal
 from audience.runtime.triggers.batch import iso_ms, profile_value
 from audience.timecalc import plus
@@ -320,7 +321,8 @@ class Mover:
             self._sent += 1
             if policy is None and not self.replay:
                 # no caps to count: decided here, written with the batch's others
-                d = decide(req, now, _no_times)
+                unsubscribed = suppression.suppressed_in(conn, normalize_email(msg.email))
+                d = decide(req, now, _no_times, unsubscribed)
                 self._sends.append(d)
                 return _outcome(d), key
             return _outcome(self.log._request(conn, req)), key

@@ -20,6 +20,7 @@ from audience.runtime.plans.recurrence import next_occurrence
 from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.runner import _who
 from audience.runtime.plans.service import PlanError, parse_delivery, parse_plan
+from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
@@ -92,7 +93,8 @@ def preview(
     return {
         "plan": name,
         "state": saved.state,
-        "at": at,
+        "at": iso_utc(at, "seconds"),
+        "at_ms": at,
         "audience": len(audience),
         "without_email": without,
         "held": int(got["suppressed"]),

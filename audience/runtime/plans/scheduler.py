@@ -19,7 +19,6 @@ a run is due sooner), so a due run starts within a second.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import secrets
@@ -46,6 +45,7 @@ from audience.runtime.plans.definitions import (
 from audience.runtime.plans.recurrence import next_occurrence, occurrences
 from audience.runtime.plans.runner import LeaseLost, Runner
 from audience.runtime.plans.service import lateness_ms, parse_plan
+from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
     from audience.runtime.journeys.definitions import JourneyDefinitions
@@ -271,8 +271,7 @@ def run_scheduler(
 
 
 def _iso(ms: int) -> str:
-    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_utc(ms, "seconds")
 
 
 def span_text(ms: int) -> str:

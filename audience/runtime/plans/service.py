@@ -18,7 +18,6 @@ change it allows.
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from audience.runtime.plans.definitions import (
 from audience.runtime.plans.recurrence import next_occurrence, occurrences
 from audience.runtime.saved import saved_segments
 from audience.runtime.triggers.known import check_against, known_names, with_plans
+from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
@@ -364,10 +364,7 @@ def _sends(text: str, name: str) -> str | None:
 
 
 def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if ms is None else iso_utc(ms, "seconds")
 
 
 __all__ = [

@@ -46,6 +46,7 @@ from audience.runtime.store.sources import Batch, open_source
 from audience.runtime.store.validate import validate_events
 from audience.runtime.store.views import SnapshotViews
 from audience.runtime.store.wal import Tail, TailState, append_record, copy_tables
+from audience.runtime.tracking.config import secret as tracking_secret
 from audience.schema import Schema, SchemaError
 from audience.snapshot import (
     Column,
@@ -121,6 +122,7 @@ class Store(SnapshotViews):
         defs.list_segments()  # creates the database and runs the migrations
         store = cls(backend, schema, node, root, defs)
         Txn(backend, Manifest(), schema, store._props, store._dict_array).commit()
+        tracking_secret(root)  # the key tracking links are signed with (docs/tracking.md)
         return store
 
     @classmethod

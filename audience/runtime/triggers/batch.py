@@ -24,6 +24,7 @@ from audience.compiler.subset import subset_snapshot, take_columns
 from audience.runtime.store.encode import event_property_types, partition_view
 from audience.runtime.store.encode import sort_partition as _sort_by_ts
 from audience.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key
+from audience.timecalc import iso_utc
 
 ID = "__id"
 _EPOCH = dt.date(1970, 1, 1)
@@ -36,8 +37,7 @@ def journal_table(new_events: list[tuple[pa.Array, pa.Table]]) -> pa.Table:
 
 
 def iso_ms(ms: int) -> str:
-    d = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return d.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(ms)
 
 
 def column_value(col: Column | None, i: int, d: Dictionary | None) -> Any:

@@ -24,6 +24,7 @@ import sqlite_utils
 from audience.runtime.db import Migration, now_iso
 from audience.runtime.store.definitions import open_definitions
 from audience.runtime.store.errors import StoreError
+from audience.timecalc import iso_utc
 
 MAX_NAME = 200
 DEFINITIONS_FILE = "definitions.sqlite"
@@ -57,11 +58,7 @@ def _m0001_definitions(db: sqlite_utils.Database) -> None:
 
 def iso_of_ms(ms: int) -> str:
     """``now_iso``'s form of an epoch-ms moment (out of datetime's range: the number)."""
-    try:
-        moment = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    except (OverflowError, ValueError, OSError):
-        return f"{ms} ms"
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(ms)
 
 
 def ms_of_iso(text: str) -> int:

@@ -1,6 +1,6 @@
 """The one check of a text against a store: the language's checker
 (audience.dsl.check) with the names the store has saved (segments, DND
-policies, templates, deliveries, plans) as its ``Known``.
+policies, templates, deliveries, plans, journeys) as its ``Known``.
 
 Every save (triggers, DND policies, segments; Python, CLI and HTTP) and
 ``audience check --store`` go through ``check_against``, so they accept and
@@ -9,7 +9,7 @@ refuse the same texts with the same messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -62,9 +62,11 @@ def _read_fields(text: str) -> frozenset[str]:
         raise ValueError(str(exc)) from None
 
 
-def known_names(store: Store) -> Known:
+def known_names(store: Store, journeys: Collection[str] = ()) -> Known:
     """What ``store`` has saved, by kind (a broken saved segment is left out:
-    it is reported where it is used)."""
+    it is reported where it is used).  ``journeys``: the saved journeys' names,
+    which ``enter_journey("Name")`` may name (read by the journeys' runtime,
+    which keeps them)."""
     from audience.runtime.saved import saved_segments
 
     # a disk store's saved definitions without its trigger engine (slow to import)
@@ -78,6 +80,7 @@ def known_names(store: Store) -> Known:
         policies=frozenset(p.name for p in defs.list_policies()),
         templates=_Templates(defs.list_templates()),
         read_fields=_read_fields,
+        journeys=frozenset(journeys),
     )
     if store.path is None:  # an in-memory store's plans live in its PlanService only
         return known

@@ -285,6 +285,12 @@ class NodeState:
             if j.version > landed_version and j.path is not None:
                 with contextlib.suppress(OSError):
                     j.path.unlink()
+        if self.dir is not None:
+            # a journal file half written when its process was killed (before
+            # its rename): no ingest is writing one now, under the ingest lock
+            for tmp in (self.dir / "journal").glob("*.arrow.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
 
     def pending_journals(self, landed_version: int) -> list[Journal]:
         """Journals of ingests that landed (version <= the manifest's), oldest first."""

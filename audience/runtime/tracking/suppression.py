@@ -1,0 +1,140 @@
+"""The suppression list: addresses that get no marketing send (an
+unsubscribe, or added by hand), in the delivery log's file, so that the check
+runs inside the same write transaction that records a delivery.
+
+Addresses are compared normalized (trimmed, lower-case).  A marketing send to
+one is recorded ``suppressed`` with the reason ``unsubscribed`` (the row's
+``cap`` column, where a DND cap's text goes otherwise); test sends are never
+suppressed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from audience.runtime.delivery.model import normalize_email, wall_ms
+
+UNSUBSCRIBED = "unsubscribed"  # the reason a suppressed delivery is recorded with
+MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Suppression:
+    email: str
+    email_norm: str
+    reason: str
+    source: str | None
+    delivery_id: int | None
+    created_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SuppressionError(ValueError):
+    """An address that cannot be added (empty, or not an address)."""
+
+
+# ---------------------------------------------------------------------- in a transaction
+
+
+def suppressed_in(conn: sqlite3.Connection, email_norm: str | None) -> bool:
+    if email_norm is None:
+        return False
+    row = conn.execute("select 1 from suppressions where email_norm = ?", [email_norm]).fetchone()
+    return row is not None
+
+
+def mask_in(conn: sqlite3.Connection, norms: pa.Array) -> np.ndarray:
+    """True where a normalized address is on the list (nulls are not)."""
+    listed = [r[0] for r in conn.execute("select email_norm from suppressions")]
+    if not listed or len(norms) == 0:
+        return np.zeros(len(norms), dtype=np.bool_)
+    hit = pc.is_in(norms, value_set=pa.array(listed, type=pa.string()))
+    return np.asarray(pc.fill_null(hit, False), dtype=np.bool_)
+
+
+def add_in(
+    conn: sqlite3.Connection,
+    email: str,
+    reason: str,
+    *,
+    source: str | None = None,
+    delivery_id: int | None = None,
+    now_ms: int | None = None,
+) -> bool:
+    """Add ``email``; False when it was on the list already (which is kept as it was)."""
+    norm = normalize_email(email)
+    if norm is None or "@" not in norm or any(c.isspace() for c in norm):
+        raise SuppressionError(f"{email!r} is not an email address")
+    cur = conn.execute(
+        "insert or ignore into suppressions (email_norm, email, reason, source, delivery_id, "
+        "created_ms) values (?, ?, ?, ?, ?, ?)",
+        [norm, email.strip(), reason, source, delivery_id, wall_ms() if now_ms is None else now_ms],
+    )
+    return cur.rowcount > 0
+
+
+# ---------------------------------------------------------------------- by store
+
+
+@contextmanager
+def _transaction(store_path: Path | str) -> Iterator[sqlite3.Connection]:
+    from audience.runtime.delivery.log import DeliveryLog
+
+    with DeliveryLog.open(store_path) as log, log.transaction() as conn:
+        yield conn
+
+
+def is_suppressed(store_path: Path | str, email: str | None) -> bool:
+    with _transaction(store_path) as conn:
+        return suppressed_in(conn, normalize_email(email))
+
+
+def suppressed_mask(store_path: Path | str, emails: Any) -> np.ndarray:
+    """Per address of ``emails`` (a sequence, numpy or Arrow array; None for no
+    address): is it on the list?"""
+    arr = pa.array(emails, type=pa.string()) if not isinstance(emails, pa.Array) else emails
+    norms = pc.utf8_lower(pc.utf8_trim_whitespace(arr.cast(pa.string())))
+    with _transaction(store_path) as conn:
+        return mask_in(conn, norms)
+
+
+def add(
+    store_path: Path | str,
+    email: str,
+    reason: str = MANUAL,
+    *,
+    source: str | None = None,
+    now_ms: int | None = None,
+) -> bool:
+    with _transaction(store_path) as conn:
+        return add_in(conn, email, reason, source=source, now_ms=now_ms)
+
+
+def remove(store_path: Path | str, email: str) -> bool:
+    """Take ``email`` off the list; False when it was not on it."""
+    with _transaction(store_path) as conn:
+        cur = conn.execute(
+            "delete from suppressions where email_norm = ?", [normalize_email(email)]
+        )
+        return cur.rowcount > 0
+
+
+def entries(store_path: Path | str) -> list[Suppression]:
+    """The list, oldest first."""
+    with _transaction(store_path) as conn:
+        rows = conn.execute(
+            "select email, email_norm, reason, source, delivery_id, created_ms "
+            "from suppressions order by created_ms, email_norm"
+        ).fetchall()
+    return [Suppression(*r) for r in rows]

@@ -1,0 +1,36 @@
+"""A plan's run skips the addresses on the suppression list: their deliveries
+are recorded suppressed with the reason ``unsubscribed`` (docs/tracking.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audience.runtime.plans.clock import ManualClock
+from audience.runtime.plans.scheduler import Scheduler
+from audience.runtime.plans.service import PlanService
+from audience.runtime.tracking import suppression
+from tests.plans_support import DAY, ONCE_DUE, RULES, build, delivery_rows, milan_buyers_at_once
+
+N = 40
+
+
+def test_a_plan_run_suppresses_unsubscribed_addresses(tmp_path: Path) -> None:
+    store = build(tmp_path / "shop", N)
+    root = store.path
+    assert root is not None
+    expected = sorted(milan_buyers_at_once(N))
+    gone = expected[:2]
+    for cid in gone:
+        suppression.add(root, f" {cid.upper()}@EXAMPLE.com", suppression.UNSUBSCRIBED)
+    clock = ManualClock(ONCE_DUE - DAY)
+    svc = PlanService(store, clock)
+    svc.add(RULES, "plans.rules")
+    svc.make_ready("Spring reminder")
+    clock.ms = ONCE_DUE + 500
+    [run] = Scheduler(root, clock=clock).tick().ran
+    assert run.counts["reserved"] == len(expected) - 2
+    assert run.counts["suppressed"] == 2
+    assert run.counts["by_cap"] == {"unsubscribed": 2}
+    status = {c: s for _, c, s, _ in delivery_rows(root, "plan:Spring reminder")}
+    assert {c for c, s in status.items() if s == "suppressed"} == set(gone)
+    assert {c for c, s in status.items() if s == "reserved"} == set(expected) - set(gone)

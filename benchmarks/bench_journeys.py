@@ -43,11 +43,6 @@ first_name = "string"
 [events.form_compiled]
 form_name = "string"
 
-[events.email_clicked]
-delivery_key = "string"
-link = "string"
-link_text = "string"
-bot = "bool"
 """
 DELIVERIES = """delivery "Complete your profile" {
   template "profile"

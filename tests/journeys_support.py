@@ -2,8 +2,8 @@
 a delivery, a DND policy, and journeys built as ASTs (the runtime's input)
 with the text they are saved under.
 
-The schema carries the tracking events' properties (delivery_key, link,
-link_text, bot) the way the tracking endpoints record them."""
+Clicks and opens are the built-in tracking events (email_clicked with its
+delivery_key, link, link_text and bot flag), as the tracking endpoints record them."""
 
 from __future__ import annotations
 
@@ -48,15 +48,7 @@ form_name = "string"
 [events.purchased]
 amount = "float"
 
-[events.email_clicked]
-delivery_key = "string"
-link = "string"
-link_text = "string"
-bot = "bool"
 
-[events.email_opened]
-delivery_key = "string"
-bot = "bool"
 """
 
 DELIVERIES = """delivery "Complete your profile" {

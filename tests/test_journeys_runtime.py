@@ -545,3 +545,21 @@ def test_a_condition_check_takes_yes_at_the_contacts_event(
     clock.advance(2 * DAY)
     svc.advance()
     assert svc.position("Buyers", contact(1))[0]["step"] == "0.no.0"
+
+
+def test_an_unsubscribed_address_gets_no_journey_send(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    from audience.runtime.tracking import suppression
+
+    assert store.path is not None
+    suppression.add(store.path, " C00001@Example.com ", "unsubscribed")
+    save(svc, welcome())
+    save(svc, welcome("Capped", dnd="Caps"))  # the other path (caps counted one by one)
+    store.ingest_events([form(i, contact(i), T0) for i in range(3)])
+    status = {k: s for k, _, s in sends(store)}
+    assert status[key(1, 1, "0", contact(0))] == "reserved"
+    assert status[key(1, 1, "0", contact(1))] == "suppressed"
+    assert status[key(2, 1, "0", contact(1))] == "suppressed"
+    [logged] = [h for h in svc.history("Welcome", contact(1)) if h["kind"] == "action"]
+    assert logged["outcome"] == {"status": "suppressed", "reason": "unsubscribed"}

@@ -156,9 +156,7 @@ class Mover:
         key: str | None = None,
     ) -> None:
         """Append a step-log row (written by ``flush``, in the same transaction)."""
-        self._steps.append(
-            (run_id, step, run_id, step, kind, at, dumps(outcome), key)
-        )
+        self._steps.append((run_id, step, run_id, step, kind, at, dumps(outcome), key))
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the step-log rows and run positions gathered since the last
@@ -398,8 +396,8 @@ def _outcome(d: Delivery) -> dict[str, Any]:
     out: dict[str, Any] = {"status": d.status}
     if d.id:  # 0: written with its batch (the step log names it by key)
         out["delivery"] = d.id
-    if d.cap:
-        out["reason"] = f"{d.policy}: {d.cap}"
+    if d.cap:  # a DND cap, or the suppression list's reason
+        out["reason"] = f"{d.policy}: {d.cap}" if d.policy else d.cap
     elif d.last_error:
         out["reason"] = d.last_error
     return out

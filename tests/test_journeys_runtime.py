@@ -5,6 +5,7 @@ DND, segment entry and the step log (docs/journeys-runtime.md)."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,17 +131,44 @@ def test_a_check_decides_by_the_events_time_not_by_arrival(
     assert branch[contact(2)][0]["kind"] == "no"
 
 
-def test_a_click_stored_before_the_check_is_reached_counts_when_in_its_span(
+def test_a_click_before_the_check_is_reached_counts_from_the_arrival(
     store: Store, svc: JourneyService, clock: ManualClock
 ) -> None:
-    # the check is reached at once, after the send; a click with a time before
-    # the send (a clock skew) is outside [reach, deadline] and does not count
-    save(svc, welcome(within=1))
-    store.ingest_events([form(0, contact(0), T0)])
-    store.ingest_events([click(0, contact(0), key(1, 1, "0", contact(0)), T0 - MINUTE)])
-    clock.advance(2 * DAY)
+    # the check comes a day after the send; the click (before it) decides at
+    # the arrival; a click dated after the deadline never counts
+    j = welcome(within=1)
+    j = replace(j, steps=(j.steps[0], WaitStep(days(1)), j.steps[1]))
+    save(svc, j)
+    store.ingest_events([form(i, contact(i), T0) for i in range(2)])
+    store.ingest_events(
+        [
+            click(0, contact(0), key(1, 1, "0", contact(0)), T0 + HOUR),
+            click(1, contact(1), key(1, 1, "0", contact(1)), T0 + 3 * DAY),
+        ]
+    )
+    clock.advance(DAY)
     svc.advance()
-    assert svc.position("Welcome", contact(0))[0]["step"] == "1.no.0"
+    yes = [h for h in svc.history("Welcome", contact(0)) if h["kind"] == "yes"]
+    assert yes[0]["at"] == "2027-01-11T09:00:00.000Z"
+    assert svc.position("Welcome", contact(1))[0]["state"] == "waiting"
+    clock.advance(DAY)
+    svc.advance()
+    assert svc.position("Welcome", contact(1))[0]["step"] == "2.no.0"
+
+
+def test_an_ingest_decides_yes_but_only_the_scheduler_passes_time(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    save(svc, welcome(within=1))
+    store.ingest_events([form(i, contact(i), T0) for i in range(2)])
+    clock.ms = T0 + 2 * DAY  # past the deadline, and no advance yet
+    # a click after the deadline moves nothing; one before it (late) still counts
+    store.ingest_events([click(0, contact(0), key(1, 1, "0", contact(0)), T0 + 2 * DAY)])
+    assert svc.position("Welcome", contact(0))[0]["state"] == "waiting"
+    store.ingest_events([click(1, contact(0), key(1, 1, "0", contact(0)), T0 + HOUR)])
+    assert svc.position("Welcome", contact(0))[0]["step"] == "1.yes.1"
+    assert svc.advance().woken == 1
+    assert svc.position("Welcome", contact(1))[0]["step"] == "1.no.0"
 
 
 def test_bot_clicks_and_other_links_do_not_count(
@@ -149,8 +177,6 @@ def test_bot_clicks_and_other_links_do_not_count(
     j = welcome()
     check = j.steps[1]
     assert isinstance(check, CheckStep)
-    from dataclasses import replace
-
     j = replace(j, steps=(j.steps[0], replace(check, cond=Clicked("Welcome", "Complete it"))))
     save(svc, j)
     store.ingest_events([form(i, contact(i), T0) for i in range(3)])

@@ -5,9 +5,9 @@ DND, segment entry and the step log (docs/journeys-runtime.md)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest

@@ -116,7 +116,9 @@ def build(root: Path, n: int, due: int) -> Any:
             defs.save_delivery(conn, "main", d.name, source_of(DELIVERIES, d))  # type: ignore[union-attr]
     clock = ManualClock(T - 2 * DAY)
     svc = JourneyService(st, clock)
-    svc.save(journey(), 'journey "Welcome" { }\n')
+    from audience.dsl.formatter import format_text
+
+    svc.add(str(format_text(journey())))
     svc.go_live("Welcome")
     # the runs as the wait left them: reached step 0 a day before their wake-up
     rows = []

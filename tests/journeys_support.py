@@ -170,8 +170,16 @@ def service(st: Store, clock: ManualClock) -> JourneyService:
     return JourneyService(st, clock)
 
 
+def text_of(journey: Journey) -> str:
+    from audience.dsl.formatter import format_text
+
+    return str(format_text(journey))
+
+
 def save(svc: JourneyService, journey: Journey, live: bool = True) -> None:
-    svc.save(journey, f'journey "{journey.name}" {{ }}\n')
+    """Add the journey's text (checked against the store, as the CLI and the API do)."""
+    [saved] = svc.add(text_of(journey), f"{journey.name}.rules")
+    assert saved.name == journey.name
     if live:
         svc.go_live(journey.name)
 

@@ -17,11 +17,13 @@ from audience.dsl.ast_journeys import (
     ActionStep,
     CheckStep,
     Clicked,
+    EndStep,
     EnterSegment,
     Journey,
     StartNow,
     WaitStep,
 )
+from audience.dsl.errors import DslError
 from audience.runtime.delivery import DeliveryLog
 from audience.runtime.journeys.service import JourneyError, JourneyService
 from audience.runtime.plans.clock import ManualClock
@@ -41,6 +43,7 @@ from tests.journeys_support import (
     iso,
     save,
     tag_journey,
+    text_of,
     welcome,
 )
 
@@ -217,7 +220,7 @@ def test_editing_a_live_journey_makes_a_version_and_runs_stay_on_theirs(
     save(svc, welcome())
     store.ingest_events([form(0, contact(0), T0)])
     # version 2 waits a day before its first send
-    svc.save(welcome(wait_first=1), 'journey "Welcome" { }\n')
+    svc.add(text_of(welcome(wait_first=1)))
     saved = svc.get("Welcome")
     assert (saved.state, saved.version) == ("live", 2)
     store.ingest_events([form(1, contact(1), T0 + MINUTE)])
@@ -238,7 +241,7 @@ def test_a_draft_takes_no_entries_and_editing_it_replaces_it(
     save(svc, welcome(), live=False)
     store.ingest_events([form(0, contact(0), T0)])
     assert svc.position("Welcome", contact(0)) == []
-    svc.save(welcome(within=5), 'journey "Welcome" { }\n')
+    svc.add(text_of(welcome(within=5)))
     assert svc.describe(svc.get("Welcome"))["versions"] == [2]
     assert svc.get("Welcome").state == "draft"
 
@@ -276,7 +279,7 @@ def test_end_stops_every_run(store: Store, svc: JourneyService, clock: ManualClo
     svc.advance()
     assert len(sends(store)) == 3  # no promo, no later step
     with pytest.raises(JourneyError) as err:
-        svc.save(welcome(), 'journey "Welcome" { }\n')
+        svc.add(text_of(welcome()))
     assert err.value.code == "ended"
     with pytest.raises(JourneyError) as err:
         svc.go_live("Welcome")
@@ -297,7 +300,12 @@ def test_a_live_journey_is_not_deleted_and_unsaved_deliveries_keep_it_draft(
         svc.delete("Welcome")
     assert err.value.code == "bad_state"
     j = Journey("Broken", StartNow(), (ActionStep("A", send="No such delivery"),))
-    svc.save(j, 'journey "Broken" { }\n')
+    # the checker refuses it; saved anyway (as if the delivery was deleted since),
+    # going live checks again
+    with pytest.raises(DslError):
+        svc.add(text_of(j))
+    assert [s.name for s in svc.list()] == ["Welcome"]
+    svc.save(j, text_of(j))
     with pytest.raises(JourneyError) as err:
         svc.go_live("Broken")
     assert err.value.code == "not_ready"
@@ -321,7 +329,7 @@ def test_the_dnd_policy_holds_sends_with_the_same_caps(
 def test_an_unsaved_policy_sends_nothing(
     store: Store, svc: JourneyService, clock: ManualClock
 ) -> None:
-    svc.save(welcome(dnd="Nope"), 'journey "Welcome" { }\n')
+    svc.save(welcome(dnd="Nope"), text_of(welcome(dnd="Nope")))
     with pytest.raises(JourneyError) as err:
         svc.go_live("Welcome")
     assert err.value.problems == ["DND policy 'Nope' is not saved"]
@@ -538,7 +546,7 @@ def test_a_condition_check_takes_yes_at_the_contacts_event(
                 cond,
                 days(2),
                 yes=(ActionStep("Promo", send="Your promotional code"),),
-                no=(),
+                no=(EndStep(),),
             ),
         ),
     )
@@ -571,6 +579,21 @@ def test_a_condition_check_takes_yes_at_the_contacts_event(
     clock.advance(2 * DAY)
     svc.advance()
     assert svc.position("Buyers", contact(1))[0]["step"] == "0.no.0"
+    # a purchase before reaching the check does not count: c00002 bought first
+    store.ingest_events(
+        [
+            {
+                "id": "p2",
+                "contact_id": contact(2),
+                "type": "purchased",
+                "ts": iso(clock.ms),
+                "amount": 90.0,
+            }
+        ]
+    )
+    clock.advance(MINUTE)
+    svc.enter("Buyers", contact(2))
+    assert svc.position("Buyers", contact(2))[0]["state"] == "waiting"
 
 
 def test_an_unsubscribed_address_gets_no_journey_send(
@@ -589,3 +612,21 @@ def test_an_unsubscribed_address_gets_no_journey_send(
     assert status[key(2, 1, "0", contact(1))] == "suppressed"
     [logged] = [h for h in svc.history("Welcome", contact(1)) if h["kind"] == "action"]
     assert logged["outcome"] == {"status": "suppressed", "reason": "unsubscribed"}
+
+
+def test_a_triggers_enter_journey_enters_at_the_events_time_once(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    save(svc, tag_journey())
+    rule = 'trigger "Big buyers" {\n  on purchased where amount > 50\n  do enter_journey("Tagger")\n}\n'
+    store.triggers.add(rule)
+    buy = {"contact_id": contact(0), "type": "purchased", "ts": iso(T0 + MINUTE), "amount": 80.0}
+    report = store.ingest_events([{"id": "b1", **buy}])
+    assert report.triggers is not None and report.triggers.fired == 1
+    [run] = svc.position("Tagger", contact(0))
+    assert run["entered"] == "2027-01-10T09:01:00.000Z" and run["cause"].startswith("trigger:")
+    store.ingest_events([{"id": "b2", **buy}])  # once per contact
+    assert len(svc.position("Tagger", contact(0))) == 1
+    with pytest.raises(DslError) as err:  # a journey that is not saved
+        store.triggers.add(rule.replace('"Tagger"', '"Nope"').replace("Big", "Other"))
+    assert "Nope" in str(err.value)

@@ -113,7 +113,7 @@ def build(root: Path, n: int, due: int) -> Any:
     defs = PlanDefinitions.for_store(root)
     with defs.transaction() as conn:
         for d in parse(DELIVERIES).definitions:
-            defs.save_delivery(conn, "main", d.name, source_of(DELIVERIES, d))  # type: ignore[union-attr]
+            defs.save_delivery(conn, "main", d.name, source_of(DELIVERIES, d))
     clock = ManualClock(T - 2 * DAY)
     svc = JourneyService(st, clock)
     from audience.dsl.formatter import format_text

@@ -618,7 +618,10 @@ def test_a_triggers_enter_journey_enters_at_the_events_time_once(
     store: Store, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, tag_journey())
-    rule = 'trigger "Big buyers" {\n  on purchased where amount > 50\n  do enter_journey("Tagger")\n}\n'
+    rule = (
+        'trigger "Big buyers" {\n  on purchased where amount > 50\n'
+        '  do enter_journey("Tagger")\n}\n'
+    )
     store.triggers.add(rule)
     buy = {"contact_id": contact(0), "type": "purchased", "ts": iso(T0 + MINUTE), "amount": 80.0}
     report = store.ingest_events([{"id": "b1", **buy}])

@@ -43,11 +43,6 @@ first_name = "string"
 [events.form_compiled]
 form_name = "string"
 
-[events.email_clicked]
-delivery_key = "string"
-link = "string"
-link_text = "string"
-bot = "bool"
 """
 DELIVERIES = """delivery "Complete your profile" {
   template "profile"
@@ -118,10 +113,12 @@ def build(root: Path, n: int, due: int) -> Any:
     defs = PlanDefinitions.for_store(root)
     with defs.transaction() as conn:
         for d in parse(DELIVERIES).definitions:
-            defs.save_delivery(conn, "main", d.name, source_of(DELIVERIES, d))  # type: ignore[union-attr]
+            defs.save_delivery(conn, "main", d.name, source_of(DELIVERIES, d))
     clock = ManualClock(T - 2 * DAY)
     svc = JourneyService(st, clock)
-    svc.save(journey(), 'journey "Welcome" { }\n')
+    from audience.dsl.formatter import format_text
+
+    svc.add(str(format_text(journey())))
     svc.go_live("Welcome")
     # the runs as the wait left them: reached step 0 a day before their wake-up
     rows = []

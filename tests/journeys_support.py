@@ -2,8 +2,8 @@
 a delivery, a DND policy, and journeys built as ASTs (the runtime's input)
 with the text they are saved under.
 
-The schema carries the tracking events' properties (delivery_key, link,
-link_text, bot) the way the tracking endpoints record them."""
+Clicks and opens are the built-in tracking events (email_clicked with its
+delivery_key, link, link_text and bot flag), as the tracking endpoints record them."""
 
 from __future__ import annotations
 
@@ -48,15 +48,7 @@ form_name = "string"
 [events.purchased]
 amount = "float"
 
-[events.email_clicked]
-delivery_key = "string"
-link = "string"
-link_text = "string"
-bot = "bool"
 
-[events.email_opened]
-delivery_key = "string"
-bot = "bool"
 """
 
 DELIVERIES = """delivery "Complete your profile" {
@@ -178,8 +170,16 @@ def service(st: Store, clock: ManualClock) -> JourneyService:
     return JourneyService(st, clock)
 
 
+def text_of(journey: Journey) -> str:
+    from audience.dsl.formatter import format_text
+
+    return str(format_text(journey))
+
+
 def save(svc: JourneyService, journey: Journey, live: bool = True) -> None:
-    svc.save(journey, f'journey "{journey.name}" {{ }}\n')
+    """Add the journey's text (checked against the store, as the CLI and the API do)."""
+    [saved] = svc.add(text_of(journey), f"{journey.name}.rules")
+    assert saved.name == journey.name
     if live:
         svc.go_live(journey.name)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,13 @@ from audience.dsl.ast_journeys import (
     ActionStep,
     CheckStep,
     Clicked,
+    EndStep,
     EnterSegment,
     Journey,
     StartNow,
     WaitStep,
 )
+from audience.dsl.errors import DslError
 from audience.runtime.delivery import DeliveryLog
 from audience.runtime.journeys.service import JourneyError, JourneyService
 from audience.runtime.plans.clock import ManualClock
@@ -40,6 +43,7 @@ from tests.journeys_support import (
     iso,
     save,
     tag_journey,
+    text_of,
     welcome,
 )
 
@@ -130,17 +134,44 @@ def test_a_check_decides_by_the_events_time_not_by_arrival(
     assert branch[contact(2)][0]["kind"] == "no"
 
 
-def test_a_click_stored_before_the_check_is_reached_counts_when_in_its_span(
+def test_a_click_before_the_check_is_reached_counts_from_the_arrival(
     store: Store, svc: JourneyService, clock: ManualClock
 ) -> None:
-    # the check is reached at once, after the send; a click with a time before
-    # the send (a clock skew) is outside [reach, deadline] and does not count
-    save(svc, welcome(within=1))
-    store.ingest_events([form(0, contact(0), T0)])
-    store.ingest_events([click(0, contact(0), key(1, 1, "0", contact(0)), T0 - MINUTE)])
-    clock.advance(2 * DAY)
+    # the check comes a day after the send; the click (before it) decides at
+    # the arrival; a click dated after the deadline never counts
+    j = welcome(within=1)
+    j = replace(j, steps=(j.steps[0], WaitStep(days(1)), j.steps[1]))
+    save(svc, j)
+    store.ingest_events([form(i, contact(i), T0) for i in range(2)])
+    store.ingest_events(
+        [
+            click(0, contact(0), key(1, 1, "0", contact(0)), T0 + HOUR),
+            click(1, contact(1), key(1, 1, "0", contact(1)), T0 + 3 * DAY),
+        ]
+    )
+    clock.advance(DAY)
     svc.advance()
-    assert svc.position("Welcome", contact(0))[0]["step"] == "1.no.0"
+    yes = [h for h in svc.history("Welcome", contact(0)) if h["kind"] == "yes"]
+    assert yes[0]["at"] == "2027-01-11T09:00:00.000Z"
+    assert svc.position("Welcome", contact(1))[0]["state"] == "waiting"
+    clock.advance(DAY)
+    svc.advance()
+    assert svc.position("Welcome", contact(1))[0]["step"] == "2.no.0"
+
+
+def test_an_ingest_decides_yes_but_only_the_scheduler_passes_time(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    save(svc, welcome(within=1))
+    store.ingest_events([form(i, contact(i), T0) for i in range(2)])
+    clock.ms = T0 + 2 * DAY  # past the deadline, and no advance yet
+    # a click after the deadline moves nothing; one before it (late) still counts
+    store.ingest_events([click(0, contact(0), key(1, 1, "0", contact(0)), T0 + 2 * DAY)])
+    assert svc.position("Welcome", contact(0))[0]["state"] == "waiting"
+    store.ingest_events([click(1, contact(0), key(1, 1, "0", contact(0)), T0 + HOUR)])
+    assert svc.position("Welcome", contact(0))[0]["step"] == "1.yes.1"
+    assert svc.advance().woken == 1
+    assert svc.position("Welcome", contact(1))[0]["step"] == "1.no.0"
 
 
 def test_bot_clicks_and_other_links_do_not_count(
@@ -149,8 +180,6 @@ def test_bot_clicks_and_other_links_do_not_count(
     j = welcome()
     check = j.steps[1]
     assert isinstance(check, CheckStep)
-    from dataclasses import replace
-
     j = replace(j, steps=(j.steps[0], replace(check, cond=Clicked("Welcome", "Complete it"))))
     save(svc, j)
     store.ingest_events([form(i, contact(i), T0) for i in range(3)])
@@ -191,7 +220,7 @@ def test_editing_a_live_journey_makes_a_version_and_runs_stay_on_theirs(
     save(svc, welcome())
     store.ingest_events([form(0, contact(0), T0)])
     # version 2 waits a day before its first send
-    svc.save(welcome(wait_first=1), 'journey "Welcome" { }\n')
+    svc.add(text_of(welcome(wait_first=1)))
     saved = svc.get("Welcome")
     assert (saved.state, saved.version) == ("live", 2)
     store.ingest_events([form(1, contact(1), T0 + MINUTE)])
@@ -212,7 +241,7 @@ def test_a_draft_takes_no_entries_and_editing_it_replaces_it(
     save(svc, welcome(), live=False)
     store.ingest_events([form(0, contact(0), T0)])
     assert svc.position("Welcome", contact(0)) == []
-    svc.save(welcome(within=5), 'journey "Welcome" { }\n')
+    svc.add(text_of(welcome(within=5)))
     assert svc.describe(svc.get("Welcome"))["versions"] == [2]
     assert svc.get("Welcome").state == "draft"
 
@@ -250,7 +279,7 @@ def test_end_stops_every_run(store: Store, svc: JourneyService, clock: ManualClo
     svc.advance()
     assert len(sends(store)) == 3  # no promo, no later step
     with pytest.raises(JourneyError) as err:
-        svc.save(welcome(), 'journey "Welcome" { }\n')
+        svc.add(text_of(welcome()))
     assert err.value.code == "ended"
     with pytest.raises(JourneyError) as err:
         svc.go_live("Welcome")
@@ -271,7 +300,12 @@ def test_a_live_journey_is_not_deleted_and_unsaved_deliveries_keep_it_draft(
         svc.delete("Welcome")
     assert err.value.code == "bad_state"
     j = Journey("Broken", StartNow(), (ActionStep("A", send="No such delivery"),))
-    svc.save(j, 'journey "Broken" { }\n')
+    # the checker refuses it; saved anyway (as if the delivery was deleted since),
+    # going live checks again
+    with pytest.raises(DslError):
+        svc.add(text_of(j))
+    assert [s.name for s in svc.list()] == ["Welcome"]
+    svc.save(j, text_of(j))
     with pytest.raises(JourneyError) as err:
         svc.go_live("Broken")
     assert err.value.code == "not_ready"
@@ -295,7 +329,7 @@ def test_the_dnd_policy_holds_sends_with_the_same_caps(
 def test_an_unsaved_policy_sends_nothing(
     store: Store, svc: JourneyService, clock: ManualClock
 ) -> None:
-    svc.save(welcome(dnd="Nope"), 'journey "Welcome" { }\n')
+    svc.save(welcome(dnd="Nope"), text_of(welcome(dnd="Nope")))
     with pytest.raises(JourneyError) as err:
         svc.go_live("Welcome")
     assert err.value.problems == ["DND policy 'Nope' is not saved"]
@@ -512,7 +546,7 @@ def test_a_condition_check_takes_yes_at_the_contacts_event(
                 cond,
                 days(2),
                 yes=(ActionStep("Promo", send="Your promotional code"),),
-                no=(),
+                no=(EndStep(),),
             ),
         ),
     )
@@ -545,3 +579,57 @@ def test_a_condition_check_takes_yes_at_the_contacts_event(
     clock.advance(2 * DAY)
     svc.advance()
     assert svc.position("Buyers", contact(1))[0]["step"] == "0.no.0"
+    # a purchase before reaching the check does not count: c00002 bought first
+    store.ingest_events(
+        [
+            {
+                "id": "p2",
+                "contact_id": contact(2),
+                "type": "purchased",
+                "ts": iso(clock.ms),
+                "amount": 90.0,
+            }
+        ]
+    )
+    clock.advance(MINUTE)
+    svc.enter("Buyers", contact(2))
+    assert svc.position("Buyers", contact(2))[0]["state"] == "waiting"
+
+
+def test_an_unsubscribed_address_gets_no_journey_send(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    from audience.runtime.tracking import suppression
+
+    assert store.path is not None
+    suppression.add(store.path, " C00001@Example.com ", "unsubscribed")
+    save(svc, welcome())
+    save(svc, welcome("Capped", dnd="Caps"))  # the other path (caps counted one by one)
+    store.ingest_events([form(i, contact(i), T0) for i in range(3)])
+    status = {k: s for k, _, s in sends(store)}
+    assert status[key(1, 1, "0", contact(0))] == "reserved"
+    assert status[key(1, 1, "0", contact(1))] == "suppressed"
+    assert status[key(2, 1, "0", contact(1))] == "suppressed"
+    [logged] = [h for h in svc.history("Welcome", contact(1)) if h["kind"] == "action"]
+    assert logged["outcome"] == {"status": "suppressed", "reason": "unsubscribed"}
+
+
+def test_a_triggers_enter_journey_enters_at_the_events_time_once(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    save(svc, tag_journey())
+    rule = (
+        'trigger "Big buyers" {\n  on purchased where amount > 50\n'
+        '  do enter_journey("Tagger")\n}\n'
+    )
+    store.triggers.add(rule)
+    buy = {"contact_id": contact(0), "type": "purchased", "ts": iso(T0 + MINUTE), "amount": 80.0}
+    report = store.ingest_events([{"id": "b1", **buy}])
+    assert report.triggers is not None and report.triggers.fired == 1
+    [run] = svc.position("Tagger", contact(0))
+    assert run["entered"] == "2027-01-10T09:01:00.000Z" and run["cause"].startswith("trigger:")
+    store.ingest_events([{"id": "b2", **buy}])  # once per contact
+    assert len(svc.position("Tagger", contact(0))) == 1
+    with pytest.raises(DslError) as err:  # a journey that is not saved
+        store.triggers.add(rule.replace('"Tagger"', '"Nope"').replace("Big", "Other"))
+    assert "Nope" in str(err.value)

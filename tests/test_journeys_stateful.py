@@ -8,8 +8,9 @@ step, one delivery per key), no contact lost (each contact with an entry
 event has exactly one run: once per contact), none stuck (after an advance
 no run waits with a wake time at or before now), and every decision the
 runtime took agrees with a plain model of the check: ``yes`` at the first
-human click in [reach, reach + D] known when the run was looked at, else
-``no`` at reach + D once the clock passed it."""
+human click up to reach + D known when the run was looked at (from the
+arrival, for an earlier one), else ``no`` at reach + D at the first advance
+past it."""
 
 from __future__ import annotations
 
@@ -51,20 +52,22 @@ class Model:
     at_check: bool = False  # an advance moved it past the wait
     decided: tuple[str, int] | None = None
 
-    def look(self, now: int) -> None:
-        """The runtime looked at the run with the clock at ``now``."""
+    def look(self, now: int, timed: bool) -> None:
+        """The runtime looked at the run with the clock at ``now``; ``timed``:
+        the scheduler's advance (an ingest passes no time: no wait ends, no
+        deadline falls)."""
         if self.entered is None or self.decided is not None:
             return
         reach = self.entered + HOUR
         if not self.at_check:
-            if now < reach:
+            if not timed or now < reach:
                 return
             self.at_check = True
         deadline = reach + WITHIN
-        hits = [c for c in self.clicks if reach <= c <= deadline]
+        hits = [max(c, reach) for c in self.clicks if c <= deadline]
         if hits:
             self.decided = ("yes", min(hits))
-        elif deadline <= now:
+        elif timed and deadline <= now:
             self.decided = ("no", deadline)
 
 
@@ -98,9 +101,8 @@ class JourneyMachine(RuleBasedStateMachine):
         ts = self.clock.ms - early * MINUTE
         self.store.ingest_events([form(self._id(), cid, ts)])
         m = self.model[cid]
-        if m.entered is None:  # entered at the event's time, and moved as far as now allows
+        if m.entered is None:  # entered at the event's time; its wait ends at an advance
             m.entered = ts
-            m.look(self.clock.ms)
 
     @precondition(lambda self: any(m.entered is not None for m in self.model.values()))
     @rule(data=st.data(), late=st.integers(0, 4 * DAY // HOUR), bot=st.booleans())
@@ -114,7 +116,7 @@ class JourneyMachine(RuleBasedStateMachine):
         if not bot:
             m.clicks.append(ts)
             if m.at_check:  # the run watching the key is looked at
-                m.look(self.clock.ms)
+                m.look(self.clock.ms, timed=False)
 
     @rule(minutes=st.integers(1, 3 * 24 * 60))
     def jump(self, minutes: int) -> None:
@@ -125,7 +127,7 @@ class JourneyMachine(RuleBasedStateMachine):
         self.svc.advance()
         now = self.clock.ms
         for m in self.model.values():
-            m.look(now)
+            m.look(now, timed=True)
         with sqlite3.connect(self.root / "deliveries.sqlite") as conn:
             stuck = conn.execute(
                 "select count(*) from journey_runs where state = 'waiting' and wake_ms <= ?",
@@ -159,7 +161,7 @@ class JourneyMachine(RuleBasedStateMachine):
             pass
         else:  # it finished, as an advance that did not die
             for m in self.model.values():
-                m.look(self.clock.ms)
+                m.look(self.clock.ms, timed=True)
         finally:
             DeliveryLog._request = real_one  # type: ignore[method-assign]
             DeliveryLog.record_decided = real_many  # type: ignore[method-assign]

@@ -20,6 +20,7 @@ that one transaction: a crash keeps all of a step or none of it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import time
@@ -31,7 +32,7 @@ from audience.dsl.ast import Action, MapValue, Ref, Value
 from audience.dsl.ast_journeys import ActionStep, CheckStep, Clicked, EndStep, Opened, WaitStep
 from audience.runtime.delivery import Delivery, DeliveryLog, DeliveryRequest, Policy
 from audience.runtime.delivery.log import decide
-from audience.runtime.delivery.model import dumps
+from audience.runtime.delivery.model import dumps, normalize_email
 from audience.runtime.journeys.context import Context
 from audience.runtime.journeys.definitions import (
     BY_COND,
@@ -43,12 +44,14 @@ from audience.runtime.journeys.definitions import (
     key_of,
 )
 from audience.runtime.journeys.steps import Compiled, next_id
+from audience.runtime.tracking import suppression
 from audience.runtime.triggers.actions import TAGS, literal
 from audience.runtime.triggers.batch import iso_ms, profile_value
 from audience.timecalc import plus
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
+    from audience.snapshot import Snapshot
 
 FAILED = "failed"  # a run whose step raised: logged, and left out of later batches
 # test-only: halt (to be killed) after this many sends, between a delivery and its step-log row
@@ -78,9 +81,14 @@ class Mover:
         now: int,
         *,
         fresh: bool = False,
+        timed: bool = True,
     ) -> Run:
         """Move ``run`` as far as ``now`` allows; ``fresh``: it just reached its
-        step (nothing logged for it yet).  Returns the run as written."""
+        step (nothing logged for it yet).  ``timed`` False (an ingest moving
+        it): events decide checks, but time does not pass, neither a wait's
+        end nor a deadline: the scheduler's next advance takes those, so a
+        click that arrives before that advance still counts.  Returns the run
+        as written."""
         step_id, since = run.step, run.since_ms
         started = not fresh  # the current step's start is logged already
         while True:
@@ -96,7 +104,7 @@ class Mover:
                 until = plus(since, step.duration, c.tz)
                 if not started:
                     self.log_step(conn, run.id, step_id, "wait", since, {"until": iso_ms(until)})
-                if until > now:
+                if until > now or not timed:
                     return self._write(conn, run, WAITING, step_id, since, BY_TIME, until, None)
                 self.log_step(conn, run.id, step_id, "waited", until, {})
                 since = until
@@ -114,7 +122,7 @@ class Mover:
                     self.log_step(conn, run.id, step_id, "yes", hit, {"why": why})
                     step_id, since, started = f"{step_id}.yes.0", hit, False
                     continue
-                if deadline > now:
+                if deadline > now or not timed:
                     waits = BY_SIGNAL if watch is not None else BY_COND
                     if isinstance(step.cond, Clicked | Opened) and watch is None:
                         waits = BY_TIME  # its action sent nothing to click: only the deadline
@@ -155,9 +163,7 @@ class Mover:
         key: str | None = None,
     ) -> None:
         """Append a step-log row (written by ``flush``, in the same transaction)."""
-        self._steps.append(
-            (run_id, step, run_id, step, kind, at, dumps(outcome), key)
-        )
+        self._steps.append((run_id, step, run_id, step, kind, at, dumps(outcome), key))
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the step-log rows and run positions gathered since the last
@@ -219,11 +225,11 @@ class Mover:
             if watch is None:
                 return None, ""
             kind = "clicked" if isinstance(cond, Clicked) else "opened"
+            # a click before the run reached the check counts too, from the arrival
             sql = (
-                "select ts_ms, link from journey_signals where key = ? and kind = ? "
-                "and ts_ms >= ? and ts_ms <= ?"
+                "select ts_ms, link from journey_signals where key = ? and kind = ? and ts_ms <= ?"
             )
-            params: list[Any] = [watch, kind, since, deadline]
+            params: list[Any] = [watch, kind, deadline]
             if self.replay:
                 # a dry run of another version (or entry) replays the clicks of the
                 # contact's real message of that step, whatever version sent it
@@ -237,20 +243,19 @@ class Mover:
             if row is None:
                 return None, ""
             what = f"link {row[1]!r} of" if kind == "clicked" and row[1] else "the message of"
-            return int(row[0]), f"{kind} {what} {cond.action!r} at {iso_ms(row[0])}"
-        # a condition: decided at the times of the contact's new events, and at the deadline
-        times = sorted(t for t in ctx.event_times.get(run.contact_id, ()) if since <= t <= deadline)
-        if deadline <= max(ctx.now, since):
-            times.append(deadline)
-        if not times:
-            return None, ""
+            return max(int(row[0]), since), f"{kind} {what} {cond.action!r} at {iso_ms(row[0])}"
+        # a condition: about what the contact does after reaching the check, at
+        # the arrival and at the times of the contact's events up to the deadline
         idx = ctx.index(run.contact_id)
-        if idx < 0:
+        if idx < 0:  # a contact the store does not know (entered by name): nothing to read
             return None, ""
+        sub = _since(ctx.snapshot, idx, since)
         compiled = self._condition(c, step_id, cond)
-        for t in times:
-            hit = compiled.evaluate_contacts(ctx.snapshot, np.array([idx], dtype=np.int64), t)
-            if bool(hit[0]):
+        times = {since}
+        for part in sub.partitions:
+            times.update(int(t) for t in part.ts[part.ts <= deadline].tolist())
+        for t in sorted(times):
+            if bool(compiled.evaluate(sub, t).mask[0]):
                 return t, f"the condition held at {iso_ms(t)}"
         return None, ""
 
@@ -320,7 +325,8 @@ class Mover:
             self._sent += 1
             if policy is None and not self.replay:
                 # no caps to count: decided here, written with the batch's others
-                d = decide(req, now, _no_times)
+                unsubscribed = suppression.suppressed_in(conn, normalize_email(msg.email))
+                d = decide(req, now, _no_times, unsubscribed)
                 self._sends.append(d)
                 return _outcome(d), key
             return _outcome(self.log._request(conn, req)), key
@@ -396,8 +402,8 @@ def _outcome(d: Delivery) -> dict[str, Any]:
     out: dict[str, Any] = {"status": d.status}
     if d.id:  # 0: written with its batch (the step log names it by key)
         out["delivery"] = d.id
-    if d.cap:
-        out["reason"] = f"{d.policy}: {d.cap}"
+    if d.cap:  # a DND cap, or the suppression list's reason
+        out["reason"] = f"{d.policy}: {d.cap}" if d.policy else d.cap
     elif d.last_error:
         out["reason"] = d.last_error
     return out
@@ -440,3 +446,18 @@ def _maybe_halt(store: Store, sent: int) -> None:
 
 def _no_times(*_: Any) -> list[int]:
     return []
+
+
+def _since(snapshot: Snapshot, idx: int, since: int) -> Snapshot:
+    """One contact's snapshot (as contact 0) holding its events from ``since``
+    on, and always in the universe (``not did x`` holds without events)."""
+    from audience.compiler.subset import subset_snapshot
+    from audience.runtime.triggers.batch import take_rows
+
+    sub = subset_snapshot(snapshot, np.array([idx], dtype=np.int64))
+    parts = []
+    for part in sub.partitions:
+        keep = np.flatnonzero(part.ts >= since)
+        if len(keep):
+            parts.append(take_rows(part, keep))
+    return dataclasses.replace(sub, partitions=tuple(parts), has_profile=np.ones(1, dtype=bool))

@@ -42,9 +42,6 @@ class Context:
     contacts: set[str]
     now: int = 0
     dry: bool = False  # a dry run: profile changes are only reported
-    # contact id -> times of its events in the ingest being processed (checks
-    # on a condition are decided at those times)
-    event_times: dict[str, list[int]] = field(default_factory=dict)
     updates: ProfileUpdates = field(default_factory=ProfileUpdates)
     _snapshot: Snapshot | None = None
     _index: dict[str, int] | None = None

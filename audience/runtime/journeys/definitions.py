@@ -281,22 +281,34 @@ def run_from(row: tuple[Any, ...]) -> Run:
     return Run(*row)
 
 
-def any_live(root: Path, node: str) -> bool:
-    """Whether the store at ``root`` has a live journey in ``node``, or runs
-    waiting for a click (so ingests must reach the journeys), read without
-    opening the delivery log (an ingest into a store without journeys stays cheap)."""
+def _read_only(root: Path, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows of the store's journey tables, read without opening the delivery
+    log (none when it or they do not exist yet)."""
     from audience.runtime.delivery.schema import FILE
 
     path = root / FILE
     if not path.exists():
-        return False
+        return []
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            row = conn.execute(
-                "select exists (select 1 from journeys where node = ? and state = ?) "
-                "or exists (select 1 from journey_runs where watch is not null)",
-                [node, LIVE],
-            ).fetchone()
+            return conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError:  # no journey tables yet
-        return False
-    return bool(row[0])
+        return []
+
+
+def any_live(root: Path, node: str) -> bool:
+    """Whether the store at ``root`` has a live journey in ``node``, or runs
+    waiting for a click (so ingests must reach the journeys); cheap, so an
+    ingest into a store without journeys stays cheap."""
+    rows = _read_only(
+        root,
+        "select exists (select 1 from journeys where node = ? and state = ?) "
+        "or exists (select 1 from journey_runs where watch is not null)",
+        [node, LIVE],
+    )
+    return bool(rows and rows[0][0])
+
+
+def journey_names(root: Path, node: str) -> list[str]:
+    """The saved journeys of ``node`` (what ``enter_journey`` may name)."""
+    return [r[0] for r in _read_only(root, "select name from journeys where node = ?", [node])]

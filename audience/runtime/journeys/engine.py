@@ -152,7 +152,13 @@ class JourneyRuntime:
         return out
 
     def _move(
-        self, conn: sqlite3.Connection, ctx: Context, runs: list[Run], report: AdvanceReport
+        self,
+        conn: sqlite3.Connection,
+        ctx: Context,
+        runs: list[Run],
+        report: AdvanceReport,
+        *,
+        timed: bool = True,
     ) -> list[Run]:
         """Move each of ``runs`` that is still as read (another process may have
         moved it meanwhile); a run whose step fails is marked failed alone."""
@@ -168,7 +174,7 @@ class JourneyRuntime:
 
         def move(run: Run, rep: AdvanceReport) -> Run:
             c = self.catalog.get(run.journey_id, run.version)
-            new = self.mover.proceed(conn, ctx, c, run, ctx.now)
+            new = self.mover.proceed(conn, ctx, c, run, ctx.now, timed=timed)
             rep.done += new.state != WAITING
             return new
 
@@ -370,7 +376,8 @@ class JourneyRuntime:
             return None, why
         c = self.compiled(saved)
         run = self._insert_run(conn, saved, contact_id, at, cause)
-        new = self.mover.proceed(conn, ctx, c, run, now=ctx.now, fresh=True)
+        # an entry does not pass time: a wait or deadline already over is the next advance's
+        new = self.mover.proceed(conn, ctx, c, run, now=ctx.now, fresh=True, timed=False)
         report.entered += 1
         report.done += new.state != WAITING
         return new, ""
@@ -492,14 +499,8 @@ class JourneyRuntime:
         for saved, c in live:
             if isinstance(c.journey.entry, EnterOn):
                 todo += self._event_entries(saved, c, batch)
-        times: dict[str, list[int]] = {}
-        dense: dict[str, int] = {}
-        for row in range(len(batch)):
-            cid = batch.contact_id(row)
-            times.setdefault(cid, []).append(batch.ts(row))
-            dense[cid] = batch.contact(row)
+        dense = {batch.contact_id(row): batch.contact(row) for row in range(len(batch))}
         ctx = self.context({t[1] for t in todo}, now)
-        ctx.event_times = times
         ctx.know(batch.snapshot, dense)
         with self.defs.transaction() as conn:
             if signals:
@@ -509,9 +510,9 @@ class JourneyRuntime:
                     signals,
                 )
             self.enter_many(todo, now, report, ctx, conn)
-            waiting = self._waiters(conn, sorted({s[2] for s in signals}), sorted(times))
+            waiting = self._waiters(conn, sorted({s[2] for s in signals}), sorted(dense))
             ctx.contacts |= {r.contact_id for r in waiting}
-            report.moved += len(self._move(conn, ctx, waiting, report))
+            report.moved += len(self._move(conn, ctx, waiting, report, timed=False))
         ctx.apply_updates()
         self.segment_entries(now, report)
         return report

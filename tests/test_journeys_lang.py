@@ -456,3 +456,32 @@ def test_enter_journey_names_journeys_of_the_text_or_the_store() -> None:
     assert check_codes(trigger) == ["unknown_journey"]
     assert check_codes(trigger, journeys={"Welcome"}) == []
     assert check_codes(trigger + ' journey "Welcome" { start now wait 1 day }') == []
+
+
+def test_a_comment_in_an_action_or_a_condition_breaks_it_into_lines() -> None:
+    text = (
+        'journey "j" {\n  start now\n'
+        '  action "Hook" webhook(url: "https://example.com/h",  # where\n'
+        "    body: {a: 1})\n"
+        '  check "c" (did purchased  # bought\n    or did viewed_product) within 1 day\n'
+        "    yes { end }\n    no { end }\n}\n"
+    )
+    assert format_source(text) == (
+        'journey "j" {\n'
+        "  start now\n"
+        '  action "Hook" webhook(\n'
+        '    url: "https://example.com/h",  # where\n'
+        "    body: {a: 1}\n"
+        "  )\n"
+        '  check "c" (\n'
+        "    did purchased  # bought\n"
+        "    or did viewed_product\n"
+        "  ) within 1 day\n"
+        "    yes {\n"
+        "      end\n"
+        "    }\n"
+        "    no {\n"
+        "      end\n"
+        "    }\n"
+        "}\n"
+    )

@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from audience.cli import cli
 from audience.runtime.delivery import DeliveryLog
 from audience.runtime.store import Store
+from tests.helpers.cli import run
 from tests.journeys_api_support import DAY, HOUR, JOURNEY, NAME, T0, build, contact, iso
 from tests.journeys_api_support import subscription as form
 
@@ -23,13 +22,6 @@ def root(tmp_path: Path) -> Path:
     assert st.path is not None
     (tmp_path / "welcome.rules").write_text(JOURNEY)
     return st.path
-
-
-def run(*args: str, ok: bool = True) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def rules(root: Path) -> str:

@@ -26,7 +26,6 @@ import http.client
 import re
 import shlex
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +41,6 @@ from rich.markup import escape
 from rich.rule import Rule
 
 from audience.cli.output import plural
-from audience.demo import shop
 from audience.dsl.ast import DndPolicy
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse
@@ -342,14 +340,10 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
 
 def main(n_events: int = 100_000, n_contacts: int = 5_000) -> None:
     """Build a small shop in a temporary directory and tell the journeys story."""
-    from audience.demo.run import build_store
+    from audience.demo.run import small_shop
 
     console = Console()
-    now = shop.DEFAULT_NOW
-    with tempfile.TemporaryDirectory(prefix="audience-journeys-") as tmp:
-        data = Path(tmp) / "data"
-        data.mkdir()
-        store, _ = build_store(Path(tmp) / "maison", data, n_events, n_contacts, console, now)
+    with small_shop(n_events, n_contacts, console, "audience-journeys-") as store:
         journeys_story(store, console)
 
 

@@ -85,6 +85,8 @@ def test_refusals_are_json_with_codes(live: Live) -> None:
     assert r.status == 400
     r = c.get(f"/v1/journeys/{NAME}/dry-run?since={T0}&until={T0 - 1}")
     assert r.status == 400 and "before" in r.json()["error"]["message"]
+    r = c.get(f"/v1/journeys/{NAME}/dry-run?since=1900-01-01&until=9999-01-01")
+    assert r.status == 400 and "at most 366 days" in r.json()["error"]["message"]
 
 
 def test_position_history_enter_and_paging(live: Live) -> None:
@@ -104,6 +106,9 @@ def test_position_history_enter_and_paging(live: Live) -> None:
     assert rest["history"] == full["history"][1:] and rest["next"] is None
     assert c.get(base + "/history?limit=0").status == 400
     assert c.get(base + "/history?page=2").status == 400
+    r = c.post(f"/v1/journeys/{NAME}/contacts/nobody/enter")
+    assert r.status == 404 and "no contact 'nobody'" in r.json()["error"]["message"]
+    assert c.get(f"/v1/journeys/{NAME}/contacts/nobody").json()["runs"] == []
     r = c.post(f"/v1/journeys/{NAME}/contacts/{contact(1)}/enter")
     assert r.status == 200, r.body
     assert r.json()["entered"] is True

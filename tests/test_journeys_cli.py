@@ -164,6 +164,9 @@ def test_position_history_and_enter(root: Path) -> None:
     # by hand, as a trigger's enter_journey does; once per contact
     out = run("journeys", "enter", str(root), NAME, contact(1), "--at", iso(T0 + HOUR)).output
     assert out.startswith(f"{contact(1)} entered journey {NAME!r} (version 1")
+    nobody = run("journeys", "enter", str(root), NAME, "nobody", ok=False)
+    assert nobody.exit_code == 1
+    assert nobody.output == "error[not_found]: no contact 'nobody' in node 'main'\n"
     again = run("journeys", "enter", str(root), NAME, contact(1), "--at", iso(T0 + 2 * HOUR))
     assert f"{contact(1)} did not enter journey" in again.output
     listed = run("journeys", "list", str(root)).output

@@ -335,7 +335,11 @@ def journeys_enter(
 ) -> None:
     """Put a contact into a live journey now, as a trigger's enter_journey does
     (the journey's re-entry rule applies)."""
-    out = _do(_service(store, node, at).enter, name, contact)
+    svc = _service(store, node, at)
+    _do(svc.get, name)
+    if contact not in set(svc.store.snapshot().contact_ids):
+        _refuse(JourneyError("not_found", f"no contact {contact!r} in node {node!r}"))
+    out = _do(svc.enter, name, contact)
     if fmt == "json":
         echo_json(out)
         return

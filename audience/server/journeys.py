@@ -32,6 +32,10 @@ T = TypeVar("T")
 # everything else a service refuses is a 400
 _STATUS = {"not_found": 404, "bad_state": 409, "ended": 409}
 MAX_HISTORY = 10_000
+# a replay takes about a second per year of events of a small store: a request
+# must not hold a server thread for minutes
+MAX_DRY_RUN_DAYS = 366
+DAY_MS = 86_400_000
 
 
 _defs: dict[tuple[str, str], JourneyDefinitions] = {}
@@ -139,6 +143,12 @@ def dry_run_journey(name: str) -> Response:
         raise bad_request("invalid_request", "'since' and 'until' are required")
     if until < since:
         raise bad_request("invalid_request", "'until' is before 'since'")
+    if until - since > MAX_DRY_RUN_DAYS * DAY_MS:
+        raise bad_request(
+            "invalid_request",
+            f"a dry run covers at most {MAX_DRY_RUN_DAYS} days",
+            "replay a longer span a year at a time, or with 'audience journeys dry-run'",
+        )
     report = _refused(_service().dry_run, name, since, until, args.get("contact"))
     return jsonify(report.to_dict())
 
@@ -165,4 +175,9 @@ def journey_history(name: str, contact_id: str) -> Response:
 @bp.post("/v1/journeys/<name>/contacts/<contact_id>/enter")
 @requires("write")
 def enter_journey(name: str, contact_id: str) -> Response:
-    return jsonify(_refused(_service().enter, name, contact_id))
+    node = current_node()
+    svc = _service()
+    _refused(svc.get, name)  # an unknown journey is named first
+    if node.contacts.find(node.store.snapshot(), contact_id) is None:
+        raise ApiError(404, "not_found", f"no contact {contact_id!r} in this node")
+    return jsonify(_refused(svc.enter, name, contact_id))

@@ -205,7 +205,8 @@ def journey_paths() -> dict[str, Any]:
         named + "/dry-run": {
             "parameters": [_NAME],
             "get": _op(
-                "Replay the journey over a past span of stored events (writes nothing)",
+                "Replay the journey over a past span of stored events, at most 366 days "
+                "(writes nothing)",
                 {**_ok("JourneyDryRun"), **_errors(400, 404, *_AUTH)},
                 parameters=[
                     {"name": "since", "in": "query", "required": True, "schema": _TIME},

@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.rule import Rule
 
+from audience.cli.journey_cmds import step_table
 from audience.cli.output import plural
 from audience.dsl.ast import DndPolicy
 from audience.dsl.formatter import format_text
@@ -236,12 +237,6 @@ def settled(log: DeliveryLog, timeout_s: float = 60.0) -> None:
 
 
 # ---------------------------------------------------------------------------- the story
-def step_lines(steps: list[dict[str, Any]]) -> list[str]:
-    from audience.cli.journey_cmds import step_table
-
-    return step_table(steps)
-
-
 def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
     """Tell the journeys story over ``store``; returns the per-step counts at its end."""
     from audience.runtime.tracking.config import write_setting
@@ -327,7 +322,7 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
     log.close()
     steps = svc.step_counts(JOURNEY)
     console.print("  where the subscribers went:")
-    for line in step_lines(steps):
+    for line in step_table(steps):
         console.print(f"    {escape(line)}")
     show = f"audience journeys show {shlex.quote(str(store.path))} {shlex.quote(JOURNEY)}"
     console.print(

@@ -23,6 +23,10 @@ def test_journeys_story(tmp_path: Path) -> None:
     steps = journeys_story(store, console)
     by_id = {s["step"]: s for s in steps}
     text = console.export_text()
+    # the demo's tracking server is gone: the store's links point where they did before
+    from audience.runtime.tracking.config import read_settings
+
+    assert read_settings(store.path).get("base_url") is None
     # every subscriber got the welcome; the clickers took yes and got the code;
     # the others left by no at the deadline; no one is left waiting
     assert by_id["0"]["entered"] == by_id["1"]["entered"] == SUBSCRIBERS, text

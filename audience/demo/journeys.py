@@ -224,6 +224,20 @@ def click(msg: EmailMessage) -> tuple[int, str]:
         conn.close()
 
 
+@contextmanager
+def _tracking_at(store_root: Path, url: str) -> Iterator[None]:
+    """The store's tracked links point to ``url`` meanwhile (the demo's own
+    server), then to what they pointed to before."""
+    from audience.runtime.tracking.config import read_settings, write_setting
+
+    before = read_settings(store_root).get("base_url")
+    write_setting(store_root, "tracking.base_url", url)
+    try:
+        yield
+    finally:
+        write_setting(store_root, "tracking.base_url", before)
+
+
 def settled(log: DeliveryLog, timeout_s: float = 60.0) -> None:
     """Wait until the tracking server has ingested every hit's event (it does
     so right after answering, from its outbox)."""
@@ -239,7 +253,6 @@ def settled(log: DeliveryLog, timeout_s: float = 60.0) -> None:
 # ---------------------------------------------------------------------------- the story
 def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
     """Tell the journeys story over ``store``; returns the per-step counts at its end."""
-    from audience.runtime.tracking.config import write_setting
     from audience.server.app import create_app
     from audience.server.context import ServerConfig
     from audience.server.serve import ServerThread
@@ -261,12 +274,12 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
     console.print("  saved as a draft with its two deliveries, then made live")
 
     inbox = Inbox()
-    log = DeliveryLog.open(store.path)
     with (
+        DeliveryLog.open(store.path) as log,
         smtp_server(inbox) as smtp_port,
         ServerThread(create_app(ServerConfig(store.path, clock=clock))) as server,
+        _tracking_at(store.path, server.url),
     ):
-        write_setting(store.path, "tracking.base_url", server.url)
         smtp = SmtpConfig(host="127.0.0.1", port=smtp_port, from_addr="news@maison.example")
 
         profiles, events = _subscribers(clock.ms + HOUR)
@@ -319,7 +332,6 @@ def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
             f"  the scheduler moves the clock to {_iso(clock.ms)}, past every 3-day deadline: "
             "those who did not click leave by 'no'"
         )
-    log.close()
     steps = svc.step_counts(JOURNEY)
     console.print("  where the subscribers went:")
     for line in step_table(steps):

@@ -217,7 +217,7 @@ def journeys_list(store: str, node: str, fmt: str) -> None:
 @_node_opt
 @_fmt_opt
 def journeys_show(store: str, name: str, node: str, fmt: str) -> None:
-    """A journey's state, text and how many contacts each step has seen."""
+    """A journey's state, text and counts per step."""
     svc = _service(store, node)
     info = svc.describe(_do(svc.get, name))
     if fmt == "json":
@@ -247,7 +247,7 @@ def _state_command(verb: str, method: str, doc: str) -> click.Command:
 
 _state_command("live", "go_live", "Make a journey live: contacts enter from now on.")
 _state_command(
-    "pause", "pause", "Pause a live journey: no one enters or moves on until it is live."
+    "pause", "pause", "Pause a live journey. No one enters or moves on until it is live."
 )
 _state_command("end", "end", "End a journey for good: no one enters; those inside are stopped.")
 
@@ -273,8 +273,9 @@ def journeys_delete(store: str, name: str, node: str) -> None:
 def journeys_dry_run(
     store: str, name: str, since: str, until: str, contact: str | None, node: str, fmt: str
 ) -> None:
-    """Replay a journey over the stored events and clicks of a past span: counts
-    per step, sends per day, DND holds. Writes nothing."""
+    """Replay a journey over a past span; writes nothing. It replays the stored
+    events and clicks of the span: counts per step, sends per day, DND holds,
+    and the branch each contact took and why."""
     lo, hi = instant_ms(since, "--since"), instant_ms(until, "--until")
     assert lo is not None and hi is not None
     if hi < lo:
@@ -294,7 +295,8 @@ def journeys_dry_run(
 @_node_opt
 @_fmt_opt
 def journeys_position(store: str, name: str, contact: str, node: str, fmt: str) -> None:
-    """Where a contact stands in a journey: each of their entries and its step."""
+    """Where a contact stands in a journey. Each of their entries, its step and
+    until when it waits."""
     runs = _do(_service(store, node).position, name, contact)
     if fmt == "json":
         echo_json({"journey": name, "contact_id": contact, "runs": runs})
@@ -333,8 +335,8 @@ def journeys_history(store: str, name: str, contact: str, node: str, fmt: str) -
 def journeys_enter(
     store: str, name: str, contact: str, node: str, fmt: str, at: str | None
 ) -> None:
-    """Put a contact into a live journey now, as a trigger's enter_journey does
-    (the journey's re-entry rule applies)."""
+    """Put a contact into a live journey now. As a trigger's enter_journey does:
+    the journey's re-entry rule applies."""
     svc = _service(store, node, at)
     _do(svc.get, name)
     if contact not in set(svc.store.snapshot().contact_ids):

@@ -104,7 +104,10 @@ def test_position_history_enter_and_paging(live: Live) -> None:
     assert first["history"] == full["history"][:1] and first["next"] == 1
     rest = c.get(base + "/history?limit=1000&offset=1").json()
     assert rest["history"] == full["history"][1:] and rest["next"] is None
+    past = c.get(base + f"/history?offset={len(full['history'])}").json()
+    assert past["history"] == [] and past["next"] is None
     assert c.get(base + "/history?limit=0").status == 400
+    assert c.get(base + "/history?offset=-1").status == 400
     assert c.get(base + "/history?page=2").status == 400
     r = c.post(f"/v1/journeys/{NAME}/contacts/nobody/enter")
     assert r.status == 404 and "no contact 'nobody'" in r.json()["error"]["message"]

@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from audience.cli import cli
 from audience.runtime.delivery import DeliveryLog
 from audience.runtime.store import Store
 from tests.helpers.cli import run
@@ -78,6 +80,14 @@ def test_add_list_show_and_states(root: Path) -> None:
     assert "has ended" in run("journeys", "end", str(root), NAME).output
     assert run("journeys", "delete", str(root), NAME).output == f"deleted journey {NAME!r}\n"
     assert run("journeys", "list", str(root)).output == "0 journeys\n"
+
+
+def test_add_from_stdin(root: Path) -> None:
+    result = CliRunner().invoke(cli, ["journeys", "add", str(root), "-"], input=JOURNEY)
+    assert result.exit_code == 0, result.output
+    assert result.output == f"saved journey {NAME!r} (version 1, draft)\n"
+    bad = CliRunner().invoke(cli, ["journeys", "add", str(root), "-"], input="journey {")
+    assert bad.exit_code == 1 and "<stdin>:1:" in bad.output
 
 
 def test_refusals_are_plain_and_change_nothing(root: Path) -> None:

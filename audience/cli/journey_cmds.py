@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from audience.cli.output import echo_json, instant_ms, plural
+from audience.cli.output import echo_json, format_option, instant_ms, plural
 from audience.cli.plan_cmds import _clock, _open, _read
 from audience.dsl.errors import DslError
 from audience.runtime.journeys.service import JourneyError, JourneyService, SavedJourney
@@ -24,14 +24,7 @@ _store_arg = click.argument("store", type=click.Path())
 _name_arg = click.argument("name")
 _contact_arg = click.argument("contact")
 _node_opt = click.option("--node", default="main", show_default=True)
-_fmt_opt = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one JSON document on stdout, for scripts",
-)
+_fmt_opt = format_option("text", "json")
 _at_opt = click.option("--at", "at", help="act as if the clock read T (ISO 8601 or epoch ms)")
 
 

@@ -6,14 +6,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import jsonschema_rs
 import pytest
 
 from audience.runtime.store import Store
+from audience.server.openapi import document
 from tests.helpers.server_api import Live, start
 from tests.journeys_api_support import DAY, HOUR, JOURNEY, NAME, T0, build, contact, iso
 from tests.journeys_api_support import subscription as form
+
+
+def conforms(body: Any, schema: str) -> Any:
+    """``body``, checked against the OpenAPI document's component ``schema``."""
+    doc = document()
+    jsonschema_rs.validator_for(
+        {"$ref": f"#/components/schemas/{schema}", "components": doc["components"]}
+    ).validate(body)
+    return body
 
 
 @pytest.fixture
@@ -30,18 +42,20 @@ def test_journey_lifecycle(live: Live) -> None:
     c = live.client("write")
     r = c.post("/v1/journeys", {"text": JOURNEY})
     assert r.status == 200, r.body
-    [saved] = r.json()["journeys"]
+    [saved] = conforms(r.json(), "JourneysSaved")["journeys"]
     assert (saved["name"], saved["state"], saved["version"]) == (NAME, "draft", 1)
     assert c.get("/v1/journeys").json()["journeys"][0]["name"] == NAME
     r = c.post(f"/v1/journeys/{NAME}/live")
     assert r.status == 200 and r.json()["state"] == "live"
     steps = c.get(f"/v1/journeys/{NAME}/steps").json()["steps"]
+    for step in steps:
+        conforms(step, "JourneyStep")
     assert [s["step"] for s in steps] == ["0", "1", "1.yes.0", "1.yes.1", "1.no.0"]
     assert all(s["entered"] == 0 for s in steps)
     # an edit of a live journey is a new version
     r = c.post("/v1/journeys", {"text": JOURNEY.replace("3 days", "4 days")})
     assert r.status == 200 and r.json()["journeys"][0]["version"] == 2
-    got = c.get(f"/v1/journeys/{NAME}").json()
+    got = conforms(c.get(f"/v1/journeys/{NAME}").json(), "JourneyInfo")
     assert got["versions"] == [1, 2] and "4 days" in got["text"]
     assert c.post(f"/v1/journeys/{NAME}/pause").json()["state"] == "paused"
     r = c.request("DELETE", f"/v1/journeys/{NAME}")
@@ -95,10 +109,10 @@ def test_position_history_enter_and_paging(live: Live) -> None:
     assert c.post(f"/v1/journeys/{NAME}/live").status == 200
     Store.open(live.path).ingest_events([form(0, T0 + HOUR)])
     base = f"/v1/journeys/{NAME}/contacts/{contact(0)}"
-    pos = c.get(base).json()
+    pos = conforms(c.get(base).json(), "JourneyPosition")
     assert pos["contact_id"] == contact(0)
     assert [(r["version"], r["entry"], r["step"]) for r in pos["runs"]] == [(1, 1, "1")]
-    full = c.get(base + "/history").json()
+    full = conforms(c.get(base + "/history").json(), "JourneyHistory")
     assert full["next"] is None and len(full["history"]) >= 2
     first = c.get(base + "/history?limit=1").json()
     assert first["history"] == full["history"][:1] and first["next"] == 1
@@ -114,12 +128,13 @@ def test_position_history_enter_and_paging(live: Live) -> None:
     assert c.get(f"/v1/journeys/{NAME}/contacts/nobody").json()["runs"] == []
     r = c.post(f"/v1/journeys/{NAME}/contacts/{contact(1)}/enter")
     assert r.status == 200, r.body
-    assert r.json()["entered"] is True
+    assert conforms(r.json(), "JourneyEntered")["entered"] is True
     assert c.get(f"/v1/journeys/{NAME}/contacts/{contact(1)}").json()["runs"][0]["step"] == "1"
     dry = c.get(
         f"/v1/journeys/{NAME}/dry-run?since={quote(iso(T0))}&until={quote(iso(T0 + 5 * DAY))}"
     )
     assert dry.status == 200, dry.body
+    conforms(dry.json(), "JourneyDryRun")
 
 
 def test_scopes_and_nodes(live: Live) -> None:

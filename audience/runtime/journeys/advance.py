@@ -44,7 +44,6 @@ from audience.runtime.journeys.definitions import (
     key_of,
 )
 from audience.runtime.journeys.steps import Compiled, next_id
-from audience.runtime.tracking import suppression
 from audience.runtime.triggers.actions import TAGS, literal
 from audience.runtime.triggers.batch import iso_ms, profile_value
 from audience.timecalc import plus
@@ -325,13 +324,38 @@ class Mover:
             self._sent += 1
             if policy is None and not self.replay:
                 # no caps to count: decided here, written with the batch's others
-                unsubscribed = suppression.suppressed_in(conn, normalize_email(msg.email))
+                unsubscribed = self._unsubscribed(conn, ctx, normalize_email(msg.email))
                 d = decide(req, now, _no_times, unsubscribed)
                 self._sends.append(d)
                 return _outcome(d), key
             return _outcome(self.log._request(conn, req)), key
         assert step.call is not None
         return self._call(conn, ctx, c, run, step.call, key, at, now)
+
+    @staticmethod
+    def _unsubscribed(conn: sqlite3.Connection, ctx: Context, norm: str | None) -> bool:
+        """Whether the address is on the suppression list: read once for every
+        address the batch rendered a message to (one query, not one a send)."""
+        if norm is None:
+            return False
+        if norm not in ctx.unsub_checked:
+            norms = {
+                n
+                for by in ctx.messages.values()
+                for m in by.values()
+                if (n := normalize_email(m.email)) is not None
+            }
+            todo = sorted((norms | {norm}) - ctx.unsub_checked)
+            for i in range(0, len(todo), 500):
+                part = todo[i : i + 500]
+                rows = conn.execute(
+                    "select email_norm from suppressions where email_norm in "
+                    f"({', '.join('?' * len(part))})",
+                    part,
+                )
+                ctx.unsub.update(r[0] for r in rows)
+            ctx.unsub_checked.update(todo)
+        return norm in ctx.unsub
 
     def _call(
         self,

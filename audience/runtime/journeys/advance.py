@@ -194,6 +194,31 @@ class Mover:
         self._updates.clear()
 
     # ------------------------------------------------------------------ checks
+    def prefetch_signals(
+        self, conn: sqlite3.Connection, ctx: Context, runs: list[tuple[Compiled, Run]]
+    ) -> None:
+        """Read at once the clicks and opens every check of these runs' versions
+        could watch (one query for a batch, not one a run)."""
+        if self.replay:
+            return
+        keys = set()
+        for c, run in runs:
+            for step in c.steps.values():
+                if isinstance(step, CheckStep) and (watch := self._watch(c, run, step)):
+                    keys.add(watch)
+        found: dict[str, list[tuple[str, int, str | None, str | None]]] = {k: [] for k in keys}
+        todo = sorted(keys)
+        for i in range(0, len(todo), 500):
+            part = todo[i : i + 500]
+            rows = conn.execute(
+                "select key, kind, ts_ms, link, link_text from journey_signals "
+                f"where key in ({', '.join('?' * len(part))})",
+                part,
+            )
+            for key, kind, ts, url, text in rows:
+                found[key].append((kind, int(ts), url, text))
+        ctx.signals = found
+
     def _watch(self, c: Compiled, run: Run, step: CheckStep) -> str | None:
         """The delivery key whose clicks/opens decide the check (None: a condition,
         or an action that is not a send)."""
@@ -224,6 +249,19 @@ class Mover:
             if watch is None:
                 return None, ""
             kind = "clicked" if isinstance(cond, Clicked) else "opened"
+            link = cond.link if isinstance(cond, Clicked) else None
+            known = ctx.signals.get(watch) if ctx.signals is not None else None
+            if known is not None:  # read with the batch's others
+                hits = [
+                    (ts, url)
+                    for k, ts, url, text in known
+                    if k == kind and ts <= deadline and (link is None or link in (url, text))
+                ]
+                if not hits:
+                    return None, ""
+                ts, url = min(hits)
+                what = f"link {url!r} of" if kind == "clicked" and url else "the message of"
+                return max(ts, since), f"{kind} {what} {cond.action!r} at {iso_ms(ts)}"
             # a click before the run reached the check counts too, from the arrival
             sql = (
                 "select ts_ms, link from journey_signals where key = ? and kind = ? and ts_ms <= ?"

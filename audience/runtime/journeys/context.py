@@ -46,6 +46,9 @@ class Context:
     # addresses on the suppression list, of those looked up (by the mover)
     unsub: set[str] = field(default_factory=set)
     unsub_checked: set[str] = field(default_factory=set)
+    # delivery key -> (kind, ts, link, link text) of its clicks and opens, for
+    # the keys the batch's runs may watch (None: read one by one)
+    signals: dict[str, list[tuple[str, int, str | None, str | None]]] | None = None
     _snapshot: Snapshot | None = None
     _index: dict[str, int] | None = None
     messages: dict[str, dict[str, Message]] = field(default_factory=dict)

@@ -9,8 +9,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from audience.dsl.ast import Duration
 from audience.runtime.journeys.service import JourneyService
 from audience.runtime.plans.clock import ManualClock
 from tests.journeys_support import HOUR, T0, build, contact, iso, save, welcome
+from tests.test_plans_processes import audience, finish, wait_for
 
 N = 60
 LATER = welcome("Later", within=1, wait=Duration(1, "hour"), entry=None)
@@ -39,20 +38,7 @@ def prepared(tmp_path: Path) -> Path:
 
 def child(root: Path, at: int, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``audience scheduler ROOT --once --at AT``: one tick, journeys included."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "audience", "scheduler", str(root), "--once", "--at", iso(at)],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(p: subprocess.Popen[str]) -> str:
-    out, err = p.communicate(timeout=300)
-    assert p.returncode == 0, err
-    return out
+    return audience("scheduler", str(root), "--once", "--at", iso(at), env=env)
 
 
 def sent(root: Path) -> Counter[str]:
@@ -78,17 +64,6 @@ def actions(root: Path) -> Counter[str]:
 def positions(root: Path) -> Counter[tuple[str, str]]:
     with sqlite3.connect(root / "deliveries.sqlite") as conn:
         return Counter(conn.execute("select state, step from journey_runs").fetchall())
-
-
-def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the process exited: {proc.communicate()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the process never halted")
-        time.sleep(0.05)
 
 
 def test_kill_9_between_a_delivery_and_its_step_log_then_restart(tmp_path: Path) -> None:

@@ -44,7 +44,6 @@ from audience.runtime.journeys.definitions import (
     key_of,
 )
 from audience.runtime.journeys.steps import Compiled, next_id
-from audience.runtime.tracking import suppression
 from audience.runtime.triggers.actions import TAGS, literal
 from audience.runtime.triggers.batch import iso_ms, profile_value
 from audience.timecalc import plus
@@ -195,6 +194,31 @@ class Mover:
         self._updates.clear()
 
     # ------------------------------------------------------------------ checks
+    def prefetch_signals(
+        self, conn: sqlite3.Connection, ctx: Context, runs: list[tuple[Compiled, Run]]
+    ) -> None:
+        """Read at once the clicks and opens every check of these runs' versions
+        could watch (one query for a batch, not one a run)."""
+        if self.replay:
+            return
+        keys = set()
+        for c, run in runs:
+            for step in c.steps.values():
+                if isinstance(step, CheckStep) and (watch := self._watch(c, run, step)):
+                    keys.add(watch)
+        found: dict[str, list[tuple[str, int, str | None, str | None]]] = {k: [] for k in keys}
+        todo = sorted(keys)
+        for i in range(0, len(todo), 500):
+            part = todo[i : i + 500]
+            rows = conn.execute(
+                "select key, kind, ts_ms, link, link_text from journey_signals "
+                f"where key in ({', '.join('?' * len(part))})",
+                part,
+            )
+            for key, kind, ts, url, text in rows:
+                found[key].append((kind, int(ts), url, text))
+        ctx.signals = found
+
     def _watch(self, c: Compiled, run: Run, step: CheckStep) -> str | None:
         """The delivery key whose clicks/opens decide the check (None: a condition,
         or an action that is not a send)."""
@@ -225,6 +249,19 @@ class Mover:
             if watch is None:
                 return None, ""
             kind = "clicked" if isinstance(cond, Clicked) else "opened"
+            link = cond.link if isinstance(cond, Clicked) else None
+            known = ctx.signals.get(watch) if ctx.signals is not None else None
+            if known is not None:  # read with the batch's others
+                hits = [
+                    (ts, url)
+                    for k, ts, url, text in known
+                    if k == kind and ts <= deadline and (link is None or link in (url, text))
+                ]
+                if not hits:
+                    return None, ""
+                ts, url = min(hits)
+                what = f"link {url!r} of" if kind == "clicked" and url else "the message of"
+                return max(ts, since), f"{kind} {what} {cond.action!r} at {iso_ms(ts)}"
             # a click before the run reached the check counts too, from the arrival
             sql = (
                 "select ts_ms, link from journey_signals where key = ? and kind = ? and ts_ms <= ?"
@@ -325,13 +362,38 @@ class Mover:
             self._sent += 1
             if policy is None and not self.replay:
                 # no caps to count: decided here, written with the batch's others
-                unsubscribed = suppression.suppressed_in(conn, normalize_email(msg.email))
+                unsubscribed = self._unsubscribed(conn, ctx, normalize_email(msg.email))
                 d = decide(req, now, _no_times, unsubscribed)
                 self._sends.append(d)
                 return _outcome(d), key
             return _outcome(self.log._request(conn, req)), key
         assert step.call is not None
         return self._call(conn, ctx, c, run, step.call, key, at, now)
+
+    @staticmethod
+    def _unsubscribed(conn: sqlite3.Connection, ctx: Context, norm: str | None) -> bool:
+        """Whether the address is on the suppression list: read once for every
+        address the batch rendered a message to (one query, not one a send)."""
+        if norm is None:
+            return False
+        if norm not in ctx.unsub_checked:
+            norms = {
+                n
+                for by in ctx.messages.values()
+                for m in by.values()
+                if (n := normalize_email(m.email)) is not None
+            }
+            todo = sorted((norms | {norm}) - ctx.unsub_checked)
+            for i in range(0, len(todo), 500):
+                part = todo[i : i + 500]
+                rows = conn.execute(
+                    "select email_norm from suppressions where email_norm in "
+                    f"({', '.join('?' * len(part))})",
+                    part,
+                )
+                ctx.unsub.update(r[0] for r in rows)
+            ctx.unsub_checked.update(todo)
+        return norm in ctx.unsub
 
     def _call(
         self,

@@ -43,9 +43,15 @@ class Context:
     now: int = 0
     dry: bool = False  # a dry run: profile changes are only reported
     updates: ProfileUpdates = field(default_factory=ProfileUpdates)
+    # addresses on the suppression list, of those looked up (by the mover)
+    unsub: set[str] = field(default_factory=set)
+    unsub_checked: set[str] = field(default_factory=set)
+    # delivery key -> (kind, ts, link, link text) of its clicks and opens, for
+    # the keys the batch's runs may watch (None: read one by one)
+    signals: dict[str, list[tuple[str, int, str | None, str | None]]] | None = None
     _snapshot: Snapshot | None = None
     _index: dict[str, int] | None = None
-    _messages: dict[str, dict[str, Message]] = field(default_factory=dict)
+    messages: dict[str, dict[str, Message]] = field(default_factory=dict)
     _delivery_errors: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,20 +76,20 @@ class Context:
         return known[contact_id]
 
     def message(self, delivery: str, contact_id: str) -> Message:
-        if delivery not in self._messages:
+        if delivery not in self.messages:
             self._render(delivery)
         err = self._delivery_errors.get(delivery)
         if err is not None:
             return Message(None, {}, err)
-        found = self._messages[delivery].get(contact_id)
+        found = self.messages[delivery].get(contact_id)
         if found is None:
             self._render(delivery, {contact_id})
-            found = self._messages[delivery].get(contact_id)
+            found = self.messages[delivery].get(contact_id)
         return found or Message(None, {}, None)
 
     def _render(self, name: str, more: set[str] | None = None) -> None:
         """Every batch contact's message of delivery ``name`` at once."""
-        out = self._messages.setdefault(name, {})
+        out = self.messages.setdefault(name, {})
         saved = self.plan_defs.get_delivery(self.store.node, name)
         if saved is None:
             self._delivery_errors[name] = f"delivery {name!r} is not saved"

@@ -22,6 +22,7 @@ refuses a second entry, ``again after D`` one within D of the last entry
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -171,6 +172,11 @@ class JourneyRuntime:
             ):
                 current[row[0]] = Run(*row)
         todo = [r for r in runs if current.get(r.id) == r]
+        readable = []
+        for r in todo:
+            with contextlib.suppress(JourneyUnreadable):  # fails in its own move below
+                readable.append((self.catalog.get(r.journey_id, r.version), r))
+        self.mover.prefetch_signals(conn, ctx, readable)
 
         def move(run: Run, rep: AdvanceReport) -> Run:
             c = self.catalog.get(run.journey_id, run.version)

@@ -193,7 +193,7 @@ def journeys_add(store: str, file: str, node: str, at: str | None) -> None:
 @_node_opt
 @_fmt_opt
 def journeys_list(store: str, node: str, fmt: str) -> None:
-    """The saved journeys, their state and version."""
+    """The saved journeys: state, version, and their runs by state."""
     svc = _service(store, node)
     rows = [svc.describe(j) for j in svc.list()]
     if fmt == "json":

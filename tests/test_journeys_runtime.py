@@ -660,3 +660,18 @@ def test_an_opened_check_counts_human_opens_of_its_message(
         "waiting",
         "waiting",
     ]
+
+
+def test_clicks_during_a_pause_count_when_it_goes_live_again(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    # the run waits a day before its check; the click comes during a pause, while
+    # no run watches its message yet
+    j = welcome(within=2)
+    save(svc, replace(j, steps=(j.steps[0], WaitStep(days(1)), j.steps[1])))
+    store.ingest_events([form(0, contact(0), T0)])
+    svc.pause("Welcome")
+    store.ingest_events([click(0, contact(0), key(1, 1, "0", contact(0)), T0 + HOUR)])
+    clock.advance(DAY)
+    svc.go_live("Welcome")
+    assert svc.position("Welcome", contact(0))[0]["step"] == "2.yes.1"

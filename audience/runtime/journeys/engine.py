@@ -478,7 +478,7 @@ class JourneyRuntime:
 
     # ------------------------------------------------------------------ events
     def wants_events(self) -> bool:
-        return self.defs.any_live(self.node) or self._has_signal_waiters()
+        return self.defs.any_running(self.node) or self._has_signal_waiters()
 
     def _has_signal_waiters(self) -> bool:
         return bool(self.defs.read("select 1 from journey_runs where watch is not null limit 1"))

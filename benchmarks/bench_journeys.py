@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -201,7 +202,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         out = measure(Path(tmp) / "shop", args.n, args.due, args.clicks)
-    out["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}
+    out["machine"] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        # other work on the machine slows every figure: the 1-minute load at the end
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
     out["command"] = "python -m benchmarks.bench_journeys " + " ".join(argv or [])
     text = json.dumps(out, indent=1)
     print(text)

@@ -15,13 +15,12 @@ from pathlib import Path
 from audience.dsl.ast import Duration
 from audience.runtime.journeys.service import JourneyService
 from audience.runtime.plans.clock import ManualClock
+from tests.helpers.processes import audience, finish, wait_for
 from tests.journeys_support import HOUR, T0, build, contact, iso, save, welcome
-from tests.test_plans_processes import audience, finish, wait_for
 
 N = 60
 LATER = welcome("Later", within=1, wait=Duration(1, "hour"), entry=None)
 WITH_EMAIL = {contact(i) for i in range(N) if i % 5 != 4}
-REPO = Path(__file__).resolve().parents[1]
 DUE = T0 + HOUR
 
 

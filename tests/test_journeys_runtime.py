@@ -633,3 +633,45 @@ def test_a_triggers_enter_journey_enters_at_the_events_time_once(
     with pytest.raises(DslError) as err:  # a journey that is not saved
         store.triggers.add(rule.replace('"Tagger"', '"Nope"').replace("Big", "Other"))
     assert "Nope" in str(err.value)
+
+
+def test_an_opened_check_counts_human_opens_of_its_message(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    from audience.dsl.ast_journeys import Opened
+
+    j = welcome()
+    check = j.steps[1]
+    assert isinstance(check, CheckStep)
+    save(svc, replace(j, steps=(j.steps[0], replace(check, cond=Opened("Welcome")))))
+    store.ingest_events([form(i, contact(i), T0) for i in range(3)])
+
+    def opened(i: int, cid: str, bot: bool) -> dict[str, object]:
+        k = key(1, 1, "0", cid)
+        ts = iso(T0 + HOUR)
+        return {"id": f"o{i}", "contact_id": cid, "type": "email_opened", "ts": ts,
+                "delivery_key": k, "bot": bot}  # fmt: skip
+
+    store.ingest_events([opened(0, contact(0), False), opened(1, contact(1), True)])
+    # a click is not an open
+    store.ingest_events([click(2, contact(2), key(1, 1, "0", contact(2)), T0 + HOUR)])
+    assert [svc.position("Welcome", contact(i))[0]["state"] for i in range(3)] == [
+        "done",
+        "waiting",
+        "waiting",
+    ]
+
+
+def test_clicks_during_a_pause_count_when_it_goes_live_again(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    # the run waits a day before its check; the click comes during a pause, while
+    # no run watches its message yet
+    j = welcome(within=2)
+    save(svc, replace(j, steps=(j.steps[0], WaitStep(days(1)), j.steps[1])))
+    store.ingest_events([form(0, contact(0), T0)])
+    svc.pause("Welcome")
+    store.ingest_events([click(0, contact(0), key(1, 1, "0", contact(0)), T0 + HOUR)])
+    clock.advance(DAY)
+    svc.go_live("Welcome")
+    assert svc.position("Welcome", contact(0))[0]["step"] == "2.yes.1"

@@ -513,7 +513,7 @@ def _no_times(*_: Any) -> list[int]:
 def _since(snapshot: Snapshot, idx: int, since: int) -> Snapshot:
     """One contact's snapshot (as contact 0) holding its events from ``since``
     on, and always in the universe (``not did x`` holds without events)."""
-    from audience.compiler.subset import subset_snapshot
+    from audience.engine.subset import subset_snapshot
     from audience.runtime.triggers.batch import take_rows
 
     sub = subset_snapshot(snapshot, np.array([idx], dtype=np.int64))

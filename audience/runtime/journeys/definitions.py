@@ -237,9 +237,12 @@ class JourneyDefinitions:
         """Changes whenever a journey is saved or changes state (caches key on it)."""
         return tuple(self.read("select count(*), max(updated_ms), sum(version) from journeys")[0])
 
-    def any_live(self, node: str) -> bool:
+    def any_running(self, node: str) -> bool:
+        """A live or paused journey in ``node`` (a paused one still records the
+        clicks and opens its runs will read when it goes live again)."""
         rows = self.read(
-            "select 1 from journeys where node = ? and state = ? limit 1", [node, LIVE]
+            "select 1 from journeys where node = ? and state in (?, ?) limit 1",
+            [node, LIVE, PAUSED],
         )
         return bool(rows)
 
@@ -296,15 +299,15 @@ def _read_only(root: Path, sql: str, params: list[Any]) -> list[tuple[Any, ...]]
         return []
 
 
-def any_live(root: Path, node: str) -> bool:
-    """Whether the store at ``root`` has a live journey in ``node``, or runs
-    waiting for a click (so ingests must reach the journeys); cheap, so an
-    ingest into a store without journeys stays cheap."""
+def any_running(root: Path, node: str) -> bool:
+    """Whether the store at ``root`` has a live or paused journey in ``node``,
+    or runs waiting for a click (so ingests must reach the journeys); cheap,
+    so an ingest into a store without journeys stays cheap."""
     rows = _read_only(
         root,
-        "select exists (select 1 from journeys where node = ? and state = ?) "
+        "select exists (select 1 from journeys where node = ? and state in (?, ?)) "
         "or exists (select 1 from journey_runs where watch is not null)",
-        [node, LIVE],
+        [node, LIVE, PAUSED],
     )
     return bool(rows and rows[0][0])
 

@@ -445,9 +445,9 @@ class Store(SnapshotViews):
 
                 self._trigger_defs = TriggerDefinitions(self.path / DEFINITIONS_FILE)
             if not self._trigger_defs.any_trigger():
-                from audience.runtime.journeys.definitions import any_live
+                from audience.runtime.journeys.definitions import any_running
 
-                if not any_live(self.path, self.node):
+                if not any_running(self.path, self.node):
                     return None
         return self.triggers
 

@@ -25,7 +25,7 @@ def test_page_names_every_command_and_option() -> None:
     page = render()
 
     def walk(cmd: click.Command, path: tuple[str, ...]) -> None:
-        ctx = click.Context(cmd, info_name=path[-1])
+        ctx = click.Context(cmd, info_name=path[-1], **cmd.context_settings)
         assert f" {' '.join(path)}\n" in page, path
         for param in cmd.params:
             for opt in getattr(param, "opts", []):

@@ -36,9 +36,10 @@ def _commands(
     cmd: click.Command, path: tuple[str, ...], parent: click.Context | None
 ) -> Iterator[tuple[tuple[str, ...], click.Command, click.Context]]:
     """Every visible command under ``cmd``, depth first, subcommands by name."""
-    ctx = click.Context(
-        cmd, info_name=path[-1], parent=parent, terminal_width=WIDTH, max_content_width=WIDTH
-    )
+    # the command's own settings (its -h), as when it runs: click caches the
+    # help option a context makes on the command, for every later use
+    settings = {**cmd.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    ctx = click.Context(cmd, info_name=path[-1], parent=parent, **settings)
     yield path, cmd, ctx
     if isinstance(cmd, click.Group):
         for name in sorted(cmd.list_commands(ctx)):

@@ -22,6 +22,7 @@ from audience.server import (
     evaluate,
     events,
     health,
+    journeys,
     openapi,
     plans,
     profiles,
@@ -48,6 +49,7 @@ BLUEPRINTS = (
     templates,
     deliveries,
     plans,
+    journeys,
     reports,
     tracking,
 )

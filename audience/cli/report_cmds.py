@@ -149,6 +149,8 @@ def print_table(report: object, out: Console | None = None) -> None:
 
 def print_pivot(report: object, metric: str, out: Console | None = None) -> None:
     """One metric as a small table: a row per domain, a column per period."""
+    import datetime as dt
+
     from rich.markup import escape
     from rich.table import Table
 
@@ -159,7 +161,14 @@ def print_pivot(report: object, metric: str, out: Console | None = None) -> None
     assert isinstance(report, Report)
     flagged = marks(report)
     labels = report.periods.labels
-    table = Table("domain", *(lb[:7] if report.params.by == "month" else lb[5:] for lb in labels))
+    short = [
+        dt.date.fromisoformat(lb).strftime("%b") if report.params.by == "month" else lb[5:]
+        for lb in labels
+    ]
+    table = Table()
+    table.add_column("domain", no_wrap=True)
+    for head in short:
+        table.add_column(head, justify="right")
     table.title = METRICS[metric][0]
     for d, dom in enumerate(report.domains):
         row = [escape(dom)]

@@ -258,7 +258,10 @@ def deliverability_story(
     snap = open_store(path).snapshot()
     report = build_report(snap, params)
     # the month view fits a terminal; the anomalies come from the weeks
-    monthly = build_report(snap, ReportParams(as_of_ms=as_of, top=10, by="month", months=6))
+    # (as of the day before: the month that starts today has no sends yet)
+    monthly = build_report(
+        snap, ReportParams(as_of_ms=as_of - DAY_MS, top=10, by="month", months=6)
+    )
     console.print("Block rate and unique open rate (without machine opens), by month:")
     print_pivot(monthly, "block_rate", console)
     print_pivot(monthly, "human_open_rate", console)

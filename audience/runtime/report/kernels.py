@@ -1,6 +1,6 @@
-"""The report's passes over the events, compiled (numba): one to find the
-sends' delivery ids, one to give each delivery its send's (domain, period)
-key, one to flag what happened to it after, and one to tally the deliveries.
+"""The report's passes over the events, compiled (numba): one to give each
+delivery its send's (domain, period) key, one to flag what happened to it
+after, and one to tally the deliveries.
 Each reads a partition's columns where they lie (no copies of 10 million
 rows), which is what keeps the whole report within a second."""
 
@@ -22,25 +22,6 @@ ROWS = 11
 @njit(cache=True, nogil=True)
 def _ok(valid: np.ndarray, i: int) -> bool:
     return valid.size == 0 or valid[i]
-
-
-@njit(cache=True, nogil=True)
-def send_range(
-    type_: np.ndarray,
-    kind_of: np.ndarray,
-    ts: np.ndarray,
-    did: np.ndarray,
-    did_valid: np.ndarray,
-    first: int,
-    last: int,
-    lohi: np.ndarray,
-) -> None:
-    """Widen ``lohi`` (min, max) to the delivery ids of the sends in [first, last]."""
-    for i in range(ts.size):
-        if kind_of[type_[i]] != 0 or ts[i] < first or ts[i] > last or not _ok(did_valid, i):
-            continue
-        lohi[0] = min(lohi[0], did[i])
-        lohi[1] = max(lohi[1], did[i])
 
 
 @njit(cache=True, nogil=True)

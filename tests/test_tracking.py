@@ -243,7 +243,7 @@ def test_a_triggers_single_request_is_suppressed_in_its_transaction(shop: Site) 
         "trigger:T:e1:0", "main", "z", "Z@x.example", "email", "send_email", {}, wall_ms()
     )
     d = shop.log.request(req)
-    assert (d.status, d.cap) == ("suppressed", "unsubscribed")
+    assert (d.status, d.cap) == ("suppressed", "manual")  # the list's reason
     webhook = shop.log.request(
         DeliveryRequest("trigger:T:e1:1", "main", "z", "z@x.example", "webhook", "webhook", {}, 0)
     )

@@ -41,7 +41,7 @@ _TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"does not exist|doesn't exist|unknown (recipient|mailbox|address)|"
             r"invalid (recipient|mailbox|address)|recipient (address )?rejected: "
             r"(user|mailbox)|mailbox (not found|unavailable|does not)|"
-            r"account (has been )?(disabled|deactivated)|no mailbox|"
+            r"account (has been )?(disabled|deactivated)|no mailbox|doesn.t have an? [\w.-]+ account|"
             r"host (or domain name )?not found|domain not found|no such domain",
             re.I,
         ),

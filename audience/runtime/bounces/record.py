@@ -165,12 +165,15 @@ class Inbound:
         reason: str,
         detail: str,
         delivery_id: int | None = None,
+        size: int | None = None,
     ) -> Outcome:
+        """Record ``raw`` as rejected (``size``: its size when ``raw`` was not kept)."""
         head = raw[:65536].decode("utf-8", "replace")
         subject = _header(head, "Subject")
         message_id = _header(head, "Message-ID")
+        n = len(raw) if size is None else size
         with self.log.transaction() as conn:
-            record_rejected(conn, self.clock(), env, reason, detail, len(raw), subject, message_id)
+            record_rejected(conn, self.clock(), env, reason, detail, n, subject, message_id)
         return Outcome("rejected", delivery_id, reason, detail)
 
 

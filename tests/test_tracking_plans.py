@@ -34,3 +34,26 @@ def test_a_plan_run_suppresses_unsubscribed_addresses(tmp_path: Path) -> None:
     status = {c: s for _, c, s, _ in delivery_rows(root, "plan:Spring reminder")}
     assert {c for c, s in status.items() if s == "suppressed"} == set(gone)
     assert {c for c, s in status.items() if s == "reserved"} == set(expected) - set(gone)
+
+
+def test_a_plan_run_records_the_lists_reason_for_bounces_and_complaints(tmp_path: Path) -> None:
+    store = build(tmp_path / "shop", N)
+    root = store.path
+    assert root is not None
+    expected = sorted(milan_buyers_at_once(N))
+    bounced, complained = expected[:2], expected[2]
+    for cid in bounced:
+        suppression.add(root, f"{cid}@example.com", suppression.HARD_BOUNCE)
+    suppression.add(root, f"{complained}@example.com", suppression.COMPLAINT)
+    clock = ManualClock(ONCE_DUE - DAY)
+    svc = PlanService(store, clock)
+    svc.add(RULES, "plans.rules")
+    svc.make_ready("Spring reminder")
+    clock.ms = ONCE_DUE + 500
+    [run] = Scheduler(root, clock=clock).tick().ran
+    assert run.counts["by_cap"] == {"hard_bounce": 2, "complaint": 1}
+    rows = delivery_rows(root, "plan:Spring reminder")
+    assert {c for _, c, s, _ in rows if s == "suppressed"} == {*bounced, complained}
+    # an operator takes an address off the list; the others stay
+    assert suppression.remove(root, f"{bounced[0]}@example.com")
+    assert [e.reason for e in suppression.entries(root)] == ["hard_bounce", "complaint"]

@@ -12,6 +12,10 @@ header (the delivery's key); its Message-ID, which names the delivery in
 this log.  The last three serve the feedback reports that redact the
 recipient.
 
+A report is committed without an fsync, as the tracking hits are: it
+survives a crash of the process, not a power cut of the machine (the few
+reports lost then are bounces the next send shows again).
+
 A report's events have ids derived from the report's bytes: the same report
 received twice (a retrying MTA, an mbox imported again) records once.
 """
@@ -111,7 +115,7 @@ class Inbound:
             remote_mta=status.remote_mta,
             reporting_mta=r.reporting_mta,
         )
-        with self.log.transaction() as conn:
+        with self.log.transaction(synced=False) as conn:
             record_bounce(conn, d, bounce, event, now)
         return Outcome("bounce", d.id, events=(event,))
 
@@ -128,7 +132,7 @@ class Inbound:
             "via": "report",
         }
         event = event_of(d, "email_complained", now, props, f"email_complained:{self.log.uid}:{d.id}:{tag}")
-        with self.log.transaction() as conn:
+        with self.log.transaction(synced=False) as conn:
             to_outbox(conn, d.node, event)
             _suppress(conn, d, COMPLAINT, now)
         return Outcome("complaint", d.id, events=(event,))
@@ -172,7 +176,7 @@ class Inbound:
         subject = _header(head, "Subject")
         message_id = _header(head, "Message-ID")
         n = len(raw) if size is None else size
-        with self.log.transaction() as conn:
+        with self.log.transaction(synced=False) as conn:
             record_rejected(conn, self.clock(), env, reason, detail, n, subject, message_id)
         return Outcome("rejected", delivery_id, reason, detail)
 

@@ -52,8 +52,15 @@ def build(root: Path, n: int) -> list[tuple[str, bytes]]:
         for i in range(n):
             d = log.request(
                 DeliveryRequest(
-                    f"bench:{i}", "main", f"c{i}", f"c{i}@gmail.com", "email", "send_email",
-                    {"to": f"c{i}@gmail.com"}, wall_ms(), source="plan:Bench",
+                    f"bench:{i}",
+                    "main",
+                    f"c{i}",
+                    f"c{i}@gmail.com",
+                    "email",
+                    "send_email",
+                    {"to": f"c{i}@gmail.com"},
+                    wall_ms(),
+                    source="plan:Bench",
                 )
             )
             verp = return_path(signer, DOMAIN, d.id)
@@ -71,7 +78,9 @@ def run(n: int, clients: int) -> dict[str, float]:
         port = _free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "audience", "inbound", str(root), "--port", str(port)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert proc.stdout is not None and "listening" in proc.stdout.readline()

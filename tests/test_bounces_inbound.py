@@ -86,7 +86,7 @@ def check_outcomes(sent: Sent) -> None:
 
 def test_the_receiver_records_reports_sent_over_smtp(tmp_path: Path) -> None:
     sent = send_all(tmp_path / "s", PEOPLE)
-    ann, bo, cy, di = sent.verp
+    ann, bo, cy, _ = sent.verp
     with receiver(sent.root) as port:
         assert smtp_send(port, ann, sent.report("gmail_hard.eml"))[0] == 250
         assert smtp_send(port, bo, sent.report("no_enhanced_codes.eml", 1))[0] == 250
@@ -108,7 +108,11 @@ def test_the_receiver_records_reports_sent_over_smtp(tmp_path: Path) -> None:
             assert c.rcpt("angela@gmail.com")[0] == 550
             assert c.rcpt("bounces@other.example")[0] == 550
         check_outcomes(sent)
-    assert rejected(sent.root) == [("smtp", "not_a_bounce"), ("smtp", "not_a_report"), ("smtp", "unknown_delivery")]
+    assert rejected(sent.root) == [
+        ("smtp", "not_a_bounce"),
+        ("smtp", "not_a_report"),
+        ("smtp", "unknown_delivery"),
+    ]
     assert sent.events("email_bounced") == {"ann", "bo", "cy"}
 
 
@@ -133,7 +137,12 @@ def test_the_receiver_survives_garbage_huge_and_stalled_clients(tmp_path: Path) 
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             f = s.makefile("rb")
             f.readline()
-            for cmd in (b"EHLO x", b"MAIL FROM:<a@b.example>", f"RCPT TO:<{sent.verp[0]}>".encode(), b"DATA"):
+            for cmd in (
+                b"EHLO x",
+                b"MAIL FROM:<a@b.example>",
+                f"RCPT TO:<{sent.verp[0]}>".encode(),
+                b"DATA",
+            ):
                 s.sendall(cmd + b"\r\n")
                 line = f.readline()
                 while line[3:4] == b"-":
@@ -190,7 +199,8 @@ def test_import_of_a_missing_file_changes_nothing(tmp_path: Path) -> None:
     sent = send_all(tmp_path / "s", PEOPLE[:1])
     (tmp_path / "a.eml").write_bytes(sent.report("gmail_hard.eml"))
     res = CliRunner().invoke(
-        cli, ["inbound", "import", str(sent.root), str(tmp_path / "a.eml"), str(tmp_path / "no.eml")]
+        cli,
+        ["inbound", "import", str(sent.root), str(tmp_path / "a.eml"), str(tmp_path / "no.eml")],
     )
     assert res.exit_code == 1 and "no.eml: no such file; nothing imported" in res.output
     assert suppression.entries(sent.root) == [] and rejected(sent.root) == []

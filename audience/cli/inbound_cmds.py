@@ -116,7 +116,12 @@ def import_cmd(store: str, files: tuple[Path, ...], fmt: str) -> None:
             {
                 **counts,
                 "messages": [
-                    {"kind": o.kind, "delivery_id": o.delivery_id, "reason": o.reason, "detail": o.detail}
+                    {
+                        "kind": o.kind,
+                        "delivery_id": o.delivery_id,
+                        "reason": o.reason,
+                        "detail": o.detail,
+                    }
                     for o in outcomes
                 ],
             }

@@ -41,7 +41,8 @@ _TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"does not exist|doesn't exist|unknown (recipient|mailbox|address)|"
             r"invalid (recipient|mailbox|address)|recipient (address )?rejected: "
             r"(user|mailbox)|mailbox (not found|unavailable|does not)|"
-            r"account (has been )?(disabled|deactivated)|no mailbox|doesn.t have an? [\w.-]+ account|"
+            r"account (has been )?(disabled|deactivated)|no mailbox|"
+            r"doesn.t have an? [\w.-]+ account|"
             r"host (or domain name )?not found|domain not found|no such domain",
             re.I,
         ),
@@ -95,9 +96,7 @@ def enhanced_code(text: str) -> str | None:
     return None if m is None else ".".join(m.groups())
 
 
-def classify(
-    reply_code: int | None, text: str, status_code: str | None = None
-) -> Bounce:
+def classify(reply_code: int | None, text: str, status_code: str | None = None) -> Bounce:
     """The class of a refusal: SMTP reply code (or None), its text, and an
     enhanced code given apart (a report's ``Status``; else found in the text)."""
     line = " ".join(text.split())[:1000]

@@ -73,8 +73,8 @@ class Receiver(SMTP):
         super().__init__(handler, **kw)
         self._handler = handler
 
-    async def push(self, status: str) -> None:
-        if status.startswith("552") and self.envelope is not None:
+    async def push(self, status: Any) -> None:
+        if str(status).startswith("552") and self.envelope is not None:
             # aiosmtpd refuses an oversized message itself (MAIL SIZE= or DATA):
             # the one place to see it is the reply
             env = Envelope("smtp", self.envelope.mail_from, tuple(self.envelope.rcpt_tos))

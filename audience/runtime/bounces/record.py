@@ -22,6 +22,7 @@ received twice (a retrying MTA, an mbox imported again) records once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sqlite3
@@ -131,7 +132,9 @@ class Inbound:
             "reporting_mta": r.reporting_mta,
             "via": "report",
         }
-        event = event_of(d, "email_complained", now, props, f"email_complained:{self.log.uid}:{d.id}:{tag}")
+        event = event_of(
+            d, "email_complained", now, props, f"email_complained:{self.log.uid}:{d.id}:{tag}"
+        )
         with self.log.transaction(synced=False) as conn:
             to_outbox(conn, d.node, event)
             _suppress(conn, d, COMPLAINT, now)
@@ -236,10 +239,9 @@ def record_bounce(
 
 def _suppress(conn: sqlite3.Connection, d: Delivery, reason: str, now: int) -> None:
     address = d.email or str(d.payload.get("to") or "")
-    try:
+    # a delivery without a usable address: nothing to suppress
+    with contextlib.suppress(SuppressionError):
         add_in(conn, address, reason, source=d.source, delivery_id=d.id, now_ms=now)
-    except SuppressionError:  # a delivery without a usable address: nothing to suppress
-        pass
 
 
 def _same(d: Delivery, address: str | None) -> bool:

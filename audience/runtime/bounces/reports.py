@@ -67,11 +67,14 @@ def parse(raw: bytes) -> Report:
     report_type = str(msg.get_param("report-type", "") or "").lower()
     if report_type not in ("delivery-status", "feedback-report"):
         raise NotAReport(NOT_A_REPORT, f"report-type {report_type or '(none)'} is not handled")
-    parts = msg.get_payload()
-    if not isinstance(parts, list) or not parts:
+    payload = msg.get_payload()
+    parts = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+    if not parts:
         defects = ", ".join(type(d).__name__ for d in msg.defects) or "no parts"
         raise NotAReport(MALFORMED, f"a multipart/report without its parts ({defects})")
-    wanted = "message/" + ("delivery-status" if report_type == "delivery-status" else "feedback-report")
+    wanted = "message/" + (
+        "delivery-status" if report_type == "delivery-status" else "feedback-report"
+    )
     fields = next((p for p in parts if p.get_content_type() == wanted), None)
     if fields is None:
         raise NotAReport(MALFORMED, f"a {report_type} report without its {wanted} part")

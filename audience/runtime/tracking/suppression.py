@@ -1,6 +1,6 @@
 """The suppression list: addresses that get no marketing send (an
-unsubscribe, a hard bounce, a complaint, or added by hand), in the delivery log's file, so that the check
-runs inside the same write transaction that records a delivery.
+unsubscribe, a hard bounce, a complaint, or added by hand), in the delivery
+log's file, so that the check runs inside the same write transaction that records a delivery.
 
 Addresses are compared normalized (trimmed, lower-case).  A marketing send to
 one is recorded ``suppressed`` with the list's reason, e.g. ``unsubscribed``

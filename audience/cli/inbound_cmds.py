@@ -92,24 +92,15 @@ def import_cmd(store: str, files: tuple[Path, ...], fmt: str) -> None:
     from audience.runtime.bounces.files import FileError, import_files
     from audience.runtime.bounces.record import Inbound, signer_for
     from audience.runtime.delivery.log import DeliveryLog
-    from audience.runtime.store import Store, open_store
-    from audience.runtime.tracking.outbox import drain
+    from audience.runtime.tracking.outbox import drain_all, node_stores
 
     root = _store(store)
-    stores: dict[str, Store] = {}
-
-    def store_for(node: str) -> Store:
-        if node not in stores:
-            stores[node] = open_store(root, node)
-        return stores[node]
-
     with DeliveryLog.open(root) as log:
         try:
             outcomes = import_files(Inbound(log, signer_for(root)), list(files))
         except FileError as exc:
             raise click.ClickException(f"{exc}; nothing imported") from None
-        while drain(log, store_for):
-            pass
+        drain_all(log, node_stores(root))
     counts = {k: sum(o.kind == k for o in outcomes) for k in ("bounce", "complaint", "rejected")}
     if fmt == "json":
         echo_json(

@@ -30,7 +30,7 @@ from audience.runtime.bounces.record import MAX_BYTES, TOO_LARGE, Envelope, Inbo
 from audience.runtime.delivery.log import DeliveryLog
 from audience.runtime.delivery.model import wall_ms
 from audience.runtime.tracking.config import TrackingConfig
-from audience.runtime.tracking.outbox import Ingester, drain
+from audience.runtime.tracking.outbox import Ingester, drain_all, node_stores
 
 MAX_RECIPIENTS = 100
 
@@ -96,16 +96,8 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or SIGTERM / SIGINT)."""
-    from audience.runtime.store import Store, open_store
-
     cfg = TrackingConfig.load(store_root)
-    stores: dict[str, Store] = {}
-
-    def store_for(node: str) -> Store:
-        if node not in stores:
-            stores[node] = open_store(store_root, node)
-        return stores[node]
-
+    store_for = node_stores(store_root)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -138,5 +130,4 @@ async def serve(
             await server.wait_closed()
             ingester.stop()
             with contextlib.suppress(Exception):  # what is left waits for the next drain
-                while drain(log, store_for):
-                    pass
+                drain_all(log, store_for)

@@ -182,9 +182,16 @@ class Schema:
 def with_tracking_events(
     events: dict[str, dict[str, str]], source: str = "<schema>"
 ) -> dict[str, dict[str, str]]:
-    """``events`` with the tracking event types added; a type that declares one
-    of their properties with another type is an error."""
+    """``events`` with the tracking event types added.  A tracking type the
+    schema declares may add properties but not retype these.  A property name
+    the schema's own event types use with another type (a store made before
+    tracking) keeps its type: the tracking events go without that property."""
     out = dict(events)
+    taken: dict[str, str] = {}
+    for etype, props in events.items():
+        if etype not in TRACKING_EVENTS:
+            for name, t in props.items():
+                taken.setdefault(name, t)
     for etype, builtin in TRACKING_EVENTS.items():
         mine = events.get(etype, {})
         for name, t in builtin.items():
@@ -193,7 +200,8 @@ def with_tracking_events(
                     f"{source}: events.{etype}.{name} is a built-in property of type {t} "
                     "(email tracking)"
                 )
-        out[etype] = {**builtin, **mine}
+        kept = {name: t for name, t in builtin.items() if taken.get(name, t) == t}
+        out[etype] = {**kept, **mine}
     return out
 
 

@@ -24,7 +24,6 @@ import statistics
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from audience.demo.run import EXAMPLES
@@ -36,29 +35,12 @@ from audience.runtime.tracking.outbox import pending
 from audience.runtime.tracking.sending import Tracker
 from audience.server.app import create_app
 from audience.server.serve import ServerThread
-from benchmarks.bench_http import _free_port, _serve, _wait_up, percentile
+from benchmarks.bench_http import Stats, _free_port, _serve, _wait_up, percentile
 
 HTML = (
     '<p><a href="https://shop.example/profile">Complete your profile</a> '
     '<a href="https://shop.example/sale">Sale</a></p>'
 )
-
-
-@dataclass
-class Stats:
-    requests: int
-    errors: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-    def line(self, rate: float) -> str:
-        return (
-            f"click GET /t/c/TOKEN at {rate:g} req/s: {self.requests} req in "
-            f"{self.seconds:.1f} s  p50 {self.p50_ms:.2f} ms  p99 {self.p99_ms:.2f} ms  "
-            f"max {self.max_ms:.2f} ms  errors {self.errors}"
-        )
 
 
 def build_store(path: Path, base_url: str, deliveries: int) -> list[str]:
@@ -138,6 +120,8 @@ def run_clicks(url: str, paths: list[str], rate: float, seconds: float, clients:
     for th in threads:
         th.join()
     return Stats(
+        f"click GET /t/c/TOKEN at {rate:g} req/s",
+        clients,
         len(latencies),
         errors[0],
         time.perf_counter() - start,
@@ -188,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             _wait_up(port, proc)
             url = f"http://127.0.0.1:{port}"
             run_clicks(url, paths, min(args.rate, 50), 1.0, args.clients)  # warm up
-            print(run_clicks(url, paths, args.rate, args.seconds, args.clients).line(args.rate))
+            print(run_clicks(url, paths, args.rate, args.seconds, args.clients).line())
             print(_ingested(path))
         finally:
             proc.terminate()

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from lark import Lark
-from lark.exceptions import UnexpectedInput
 
 from audience.dsl import ast as A
 from audience.dsl.ast_journeys import (
@@ -39,30 +37,15 @@ from audience.dsl.parser import parse, parse_condition
 from audience.schema import Schema
 from tests import ast_strategies as S
 from tests.helpers import golden
+from tests.helpers.language import SPEC_JOURNEY as WELCOME
+from tests.helpers.language import grammar_parser as _lark
+from tests.helpers.language import outcome as _outcome
 from tests.helpers.language import same
 
 CORPUS = Path(__file__).parent / "corpus"
 EXAMPLES = Path(__file__).parent.parent / "audience" / "examples"
 GRAMMAR = Path(__file__).parent.parent / "audience" / "grammar" / "audience.lark"
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-WELCOME = """\
-journey "Welcome email and promotional code" {
-  start now
-  enter on form_compiled where (form_name = "addUser" and context = "WEB")
-  once per contact
-  dnd "Maison shoes, clothes and accessories"
-  action "Welcome" send "Complete your profile"
-  check "Clicked?" clicked "Welcome" within 3 days
-    yes {
-      action "Promo" send "Your promotional code"
-      end
-    }
-    no {
-      end
-    }
-}
-"""
 
 
 def journey(text: str) -> Journey:
@@ -225,24 +208,6 @@ def _without_journeys(grammar: str) -> str:
     return "\n".join(line for line in grammar.splitlines() if not line.startswith(drop)) + "\n"
 
 
-def _lark(text: str) -> Lark:
-    return Lark(
-        text,
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        start=["program", "bare_condition"],
-    )
-
-
-def _outcome(parser: Lark, text: str) -> object:
-    try:
-        return parser.parse(text, start="program")
-    except UnexpectedInput as exc:
-        return ("failed", type(exc).__name__, exc.line, exc.column)
-
-
 # ------------------------------------------------------------------ structure errors
 
 
@@ -259,25 +224,24 @@ def _outcome(parser: Lark, text: str) -> object:
         ),
         (
             "journey j { start now\n  start at 2027-01-01 10:00 end }",
-            ("journey_structure", "a journey has one 'start' line; this is a second one", 2, 3),
+            ("journey_structure", "'start' is given twice in this journey", 2, 3),
         ),
         (
             'journey j { start now enter on x enter segment "s" end }',
-            ("journey_structure", "a journey has one 'enter' line; this is a second one", 1, 34),
+            ("journey_structure", "'enter' is given twice in this journey", 1, 34),
         ),
         (
             "journey j { start now once per contact again after 1 day end }",
             (
                 "journey_structure",
-                "a journey has one re-entry line ('once per contact' or 'again after');"
-                " this is a second one",
+                "'once per contact' or 'again after' is given twice in this journey",
                 1,
                 40,
             ),
         ),
         (
             'journey j { start now dnd "a" dnd "b" end }',
-            ("journey_structure", "a journey has one 'dnd' line; this is a second one", 1, 31),
+            ("journey_structure", "'dnd' is given twice in this journey", 1, 31),
         ),
         (
             "journey j { start now end start now }",
@@ -492,3 +456,32 @@ def test_enter_journey_names_journeys_of_the_text_or_the_store() -> None:
     assert check_codes(trigger) == ["unknown_journey"]
     assert check_codes(trigger, journeys={"Welcome"}) == []
     assert check_codes(trigger + ' journey "Welcome" { start now wait 1 day }') == []
+
+
+def test_a_comment_in_an_action_or_a_condition_breaks_it_into_lines() -> None:
+    text = (
+        'journey "j" {\n  start now\n'
+        '  action "Hook" webhook(url: "https://example.com/h",  # where\n'
+        "    body: {a: 1})\n"
+        '  check "c" (did purchased  # bought\n    or did viewed_product) within 1 day\n'
+        "    yes { end }\n    no { end }\n}\n"
+    )
+    assert format_source(text) == (
+        'journey "j" {\n'
+        "  start now\n"
+        '  action "Hook" webhook(\n'
+        '    url: "https://example.com/h",  # where\n'
+        "    body: {a: 1}\n"
+        "  )\n"
+        '  check "c" (\n'
+        "    did purchased  # bought\n"
+        "    or did viewed_product\n"
+        "  ) within 1 day\n"
+        "    yes {\n"
+        "      end\n"
+        "    }\n"
+        "    no {\n"
+        "      end\n"
+        "    }\n"
+        "}\n"
+    )

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from audience.dsl import parse
 from audience.dsl.ast_journeys import ActionStep, Journey, step_paths
 from audience.schema import Schema
+from tests.helpers.language import SPEC_JOURNEY as WELCOME
 from tests.reference.journeys import RefJourney, dt_to_ms
 
 SCHEMA = Schema.load(Path(__file__).parent / "corpus" / "schema.toml")
@@ -23,23 +24,6 @@ MIN = 60_000
 HOUR = 60 * MIN
 DAY = 24 * HOUR
 T0 = dt_to_ms(dt.datetime(2027, 1, 10, 9, 0, tzinfo=dt.UTC))
-
-WELCOME = """
-journey "Welcome email and promotional code" {
-  start now
-  enter on form_compiled where (form_name = "addUser" and context = "WEB")
-  once per contact
-  action "Welcome" send "Complete your profile"
-  check "Clicked?" clicked "Welcome" within 3 days
-    yes {
-      action "Promo" send "Your promotional code"
-      end
-    }
-    no {
-      end
-    }
-}
-"""
 
 
 def journey(text: str) -> Journey:

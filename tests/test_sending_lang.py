@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lark import Lark
-from lark.exceptions import UnexpectedInput
 
 from audience.dsl import ast as A
 from audience.dsl.ast_sending import DeliveryDef, Plan, Schedule
@@ -27,6 +26,7 @@ from audience.dsl.formatter import FormatError, format_text
 from audience.dsl.parser import parse, parse_condition
 from audience.schema import Schema
 from tests import ast_strategies as S
+from tests.helpers.language import grammar_parser, outcome
 
 CORPUS = Path(__file__).parent / "corpus"
 EXAMPLES = Path(__file__).parent.parent / "audience" / "examples"
@@ -392,15 +392,7 @@ GRAMMAR = Path(__file__).parent.parent / "audience" / "grammar" / "audience.lark
 SENDING = re.compile(r"// -+ deliveries and plans\n.*?(?=// -+ terminals)", flags=re.DOTALL)
 
 
-def _lark(text: str) -> Lark:
-    return Lark(
-        text,
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        start=["program", "bare_condition"],
-    )
+_lark = grammar_parser
 
 
 NEW_KEYWORDS = [
@@ -420,11 +412,7 @@ def _without_sending(grammar: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _outcome(parser: Lark, text: str) -> object:
-    try:
-        return parser.parse(text, start="program")
-    except UnexpectedInput as exc:
-        return ("failed", type(exc).__name__, exc.line, exc.column)
+_outcome = outcome
 
 
 def test_every_corpus_file_parses_as_it_did_before_plans() -> None:

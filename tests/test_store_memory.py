@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from audience.runtime.store import Store, StoreError
-from audience.schema import CONTEXTS, Schema
+from audience.schema import CONTEXTS, TRACKING_EVENTS, Schema
 from audience.snapshot import dictionary_key
 from tests.helpers.store_data import decoded_events, events_table, ms, profiles_table, schema
 
@@ -18,7 +18,13 @@ def test_from_arrow_encodes_as_the_contract_says() -> None:
     store = Store.from_arrow(events_table(), profiles_table(), schema())
     snap = store.snapshot()
     assert store.path is None and store.node == "main"
-    assert list(snap.event_types.values) == ["viewed_product", "purchased", "form_compiled"]
+    # the schema's own types, then the email tracking ones every schema has
+    assert list(snap.event_types.values) == [
+        "viewed_product",
+        "purchased",
+        "form_compiled",
+        *TRACKING_EVENTS,
+    ]
     assert list(snap.dictionaries["context"].values) == list(CONTEXTS)
     # profiles first (c1, c9), then contacts first seen in events, in input order
     assert list(snap.contact_ids) == ["c1", "c9", "c2", "c3", "c4"]
@@ -179,7 +185,7 @@ def test_conflicting_property_types_are_a_bad_schema() -> None:
 def test_empty_store_snapshot() -> None:
     snap = Store.from_arrow(None, None, schema()).snapshot()
     assert snap.n_contacts == 0 and snap.n_events == 0
-    assert len(snap.event_types) == 3
+    assert len(snap.event_types) == 3 + len(TRACKING_EVENTS)
     assert snap.profile["city"].values.shape == (0,)
     assert set(snap.dictionaries) == {
         "context",
@@ -191,4 +197,6 @@ def test_empty_store_snapshot() -> None:
         "profile.email",
         "profile.city",
         "profile.tags",
+        # the string properties of the email tracking events
+        *{k for props in TRACKING_EVENTS.values() for k, t in props.items() if t == "string"},
     }

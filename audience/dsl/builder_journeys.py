@@ -19,6 +19,7 @@ from lark.tree import Meta
 
 from audience.dsl import ast as A
 from audience.dsl import builder as B
+from audience.dsl import builder_sending as BS
 from audience.dsl.ast_journeys import (
     ActionStep,
     CheckStep,
@@ -39,16 +40,6 @@ from audience.dsl.literals import unquote, zone
 
 
 @dataclass(frozen=True, slots=True)
-class _Header:
-    """One header line: which one (``start``, ``entry``, ``reentry``, ``dnd``) and its value."""
-
-    key: str
-    value: Any
-    span: A.Span
-    value_span: A.Span = A.NOSPAN
-
-
-@dataclass(frozen=True, slots=True)
 class _Block:
     """``yes { ... }`` or ``no { ... }``."""
 
@@ -56,37 +47,21 @@ class _Block:
     span: A.Span
 
 
-# How a second line of a key is named in the error.
+# The header lines' keys as written, in the formatter's order.
 _WORDS = {
-    "start": "one 'start' line",
-    "entry": "one 'enter' line",
-    "reentry": "one re-entry line ('once per contact' or 'again after')",
-    "dnd": "one 'dnd' line",
+    "start": "start",
+    "entry": "enter",
+    "reentry": "once per contact' or 'again after",
+    "dnd": "dnd",
 }
-
-
-def _headers(items: list[_Header]) -> dict[str, _Header]:
-    found: dict[str, _Header] = {}
-    for item in items:
-        first = found.setdefault(item.key, item)
-        if first is not item:
-            at = first.span
-            where = f"column {at.column}" if at.line == item.span.line else f"line {at.line}"
-            raise B._error(
-                "journey_structure",
-                f"a journey has {_WORDS[item.key]}; this is a second one",
-                item.span,
-                f"keep one of them (the first is at {where})",
-            )
-    return found
 
 
 def _journey(meta: Meta, ch: list[Any], ctx: B.Ctx) -> Journey:
     name, *items = ch
     span = B.span_of(meta)
     head = A.Span(span.line, span.column, name.span.end_line, name.span.end_column)
-    lines = _headers([i for i in items if isinstance(i, _Header)])
-    steps = tuple(i for i in items if not isinstance(i, _Header))
+    lines = BS._lines("journey", [i for i in items if isinstance(i, BS._Line)], _WORDS)
+    steps = tuple(i for i in items if not isinstance(i, BS._Line))
     if "start" not in lines:
         raise B._error(
             "journey_structure",
@@ -130,7 +105,7 @@ def _journey_ctx(tree: Tree[Token], ctx: B.Ctx) -> B.Ctx:
     return ctx
 
 
-def _start_at(meta: Meta, ch: list[Any], ctx: B.Ctx) -> _Header:
+def _start_at(meta: Meta, ch: list[Any], ctx: B.Ctx) -> BS._Line:
     date, clock, tz = ch
     at = dt.datetime.combine(date.value, dt.time(clock.hour, clock.minute))
     span = B.span_of(meta)
@@ -140,21 +115,21 @@ def _start_at(meta: Meta, ch: list[Any], ctx: B.Ctx) -> _Header:
         span,
         A.NOSPAN if tz is None else tz.span,
     )
-    return _Header("start", start, span)
+    return BS._Line("start", start, span)
 
 
 def _header(key: str, make: Any) -> B.Handler:
     """A header line whose value is ``make(span, *children)``."""
 
-    def handler(meta: Meta, ch: list[Any], ctx: B.Ctx) -> _Header:
+    def handler(meta: Meta, ch: list[Any], ctx: B.Ctx) -> BS._Line:
         span = B.span_of(meta)
-        return _Header(key, make(span, *ch), span)
+        return BS._Line(key, make(span, *ch), span)
 
     return handler
 
 
-def _dnd(meta: Meta, ch: list[Any], ctx: B.Ctx) -> _Header:
-    return _Header("dnd", ch[0].value, B.span_of(meta), ch[0].span)
+def _dnd(meta: Meta, ch: list[Any], ctx: B.Ctx) -> BS._Line:
+    return BS._Line("dnd", ch[0].value, B.span_of(meta), ch[0].span)
 
 
 def _check(meta: Meta, ch: list[Any], ctx: B.Ctx) -> CheckStep:

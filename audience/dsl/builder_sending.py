@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -64,13 +64,16 @@ def _head(span: A.Span, name: B._Name) -> A.Span:
     return A.Span(span.line, span.column, name.span.end_line, name.span.end_column)
 
 
-def _lines(kind: str, items: list[_Line]) -> dict[str, _Line]:
-    """The lines by key; a second one of a key is an error."""
+def _lines(
+    kind: str, items: list[_Line], words: Mapping[str, str] = _LINE_WORDS
+) -> dict[str, _Line]:
+    """The lines by key (``words``: how each key is written); a second one of a
+    key is an error."""
     found: dict[str, _Line] = {}
     for item in items:
         first = found.setdefault(item.key, item)
         if first is not item:
-            word = _LINE_WORDS[item.key]
+            word = words[item.key]
             at = first.span
             where = f"column {at.column}" if at.line == item.span.line else f"line {at.line}"
             raise B._error(

@@ -128,8 +128,10 @@ def _action(node: ActionStep, col: int) -> str:
     if node.send is not None:
         return f"{head}send {lex.quote(node.send)}"
     assert node.call is not None
-    # the trigger's layout of an action, with this head in place of its `do `
-    text = F._action(node.call, col + len(head) - len("do "))
+    # the trigger's layout of an action, with this head in place of its `do `:
+    # arguments aligned after the `(`, or (holding a comment) one a line under the step
+    block = bool(node.call.args) and F._holds_comment(node.call)
+    text = F._action(node.call, col if block else col + len(head) - len("do "))
     return head + text[len("do ") :]
 
 

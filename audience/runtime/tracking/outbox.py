@@ -32,6 +32,7 @@ from audience.runtime.store.errors import StoreError
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
     from audience.runtime.store import Store
+    from audience.schema import Schema
 
 log = logging.getLogger("audience.tracking")
 BATCH = 1000
@@ -60,7 +61,7 @@ def drain(dlog: DeliveryLog, store_for: Callable[[str], Store], limit: int = BAT
             log.error("%d tracking events dropped: %s", len(items), exc)
         else:
             try:
-                store.ingest_events([e for _, e in items])
+                store.ingest_events([_fit(e, store.schema) for _, e in items])
             except Exception as exc:  # kept for the next round; the other nodes go on
                 failed = exc
                 continue
@@ -71,6 +72,13 @@ def drain(dlog: DeliveryLog, store_for: Callable[[str], Store], limit: int = BAT
     if failed is not None:
         raise failed
     return len(rows)
+
+
+def _fit(event: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    """``event`` without the properties its type lacks in ``schema`` (a schema
+    whose own events use one of the tracking names with another type)."""
+    etype = str(event["type"])
+    return {k: v for k, v in event.items() if schema.event_property_type(etype, k) is not None}
 
 
 def pending(dlog: DeliveryLog) -> int:

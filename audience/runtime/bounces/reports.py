@@ -55,9 +55,15 @@ class Report:
 
 def parse(raw: bytes) -> Report:
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    except Exception as exc:  # the parser is lenient; anything it still fails on is garbage
-        raise NotAReport(MALFORMED, f"the message cannot be parsed: {exc}") from None
+        return _parse(raw)
+    except NotAReport:
+        raise
+    except Exception as exc:  # the parser is lenient; whatever it still fails on is garbage
+        raise NotAReport(MALFORMED, f"the message cannot be read: {exc}") from None
+
+
+def _parse(raw: bytes) -> Report:
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     if msg.get_content_type() != "multipart/report":
         if not msg.keys():
             raise NotAReport(NOT_A_REPORT, "no header fields: not an email message")

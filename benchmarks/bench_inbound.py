@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from string import Template
 
+from audience.runtime.bounces.record import rejected
 from audience.runtime.bounces.verp import return_path
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
@@ -112,7 +113,12 @@ def run(n: int, clients: int) -> dict[str, float]:
             with DeliveryLog.open(root) as log:
                 while pending(log):
                     time.sleep(0.01)
-            stored_s = time.perf_counter() - t0 - sent_s
+                stored_s = time.perf_counter() - t0 - sent_s
+                if rejected(log):  # every report names its delivery: none may be rejected
+                    raise RuntimeError(f"rejected: {rejected(log)[0]}")
+            found = Store.open(root).compile("did email_bounced in last 1 days")
+            if len(found.evaluate(as_of=wall_ms() + 60_000)) != n:
+                raise RuntimeError("not every report became an email_bounced event")
         finally:
             proc.terminate()
             proc.wait(timeout=60)

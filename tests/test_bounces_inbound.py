@@ -208,3 +208,10 @@ def test_import_of_a_missing_file_changes_nothing(tmp_path: Path) -> None:
     )
     assert res.exit_code == 1 and "no.eml: no such file; nothing imported" in res.output
     assert suppression.entries(sent.root) == [] and rejected(sent.root) == []
+
+
+def test_the_benchmark_runs_and_stores_every_report() -> None:
+    from benchmarks.bench_inbound import run as bench
+
+    got = bench(20, 2)
+    assert got["reports"] == 20 and got["per_s"] > 0

@@ -36,7 +36,9 @@ def rejected(root: Path) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def receiver(root: Path, *extra: str) -> Iterator[int]:
+def receiver(root: Path, *extra: str, kill: bool = False) -> Iterator[int]:
+    """``audience inbound`` in a process of its own; stopped with SIGTERM, or
+    ``kill``: with SIGKILL (nothing of it runs after)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "audience", "inbound", str(root), "--port", str(port), *extra],
@@ -51,7 +53,10 @@ def receiver(root: Path, *extra: str) -> Iterator[int]:
         assert "listening on smtp://127.0.0.1:" in line, line + proc.stderr.read()  # type: ignore[union-attr]
         yield port
     finally:
-        proc.terminate()
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
         proc.wait(timeout=60)
 
 
@@ -215,3 +220,14 @@ def test_the_benchmark_runs_and_stores_every_report() -> None:
 
     got = bench(20, 2)
     assert got["reports"] == 20 and got["per_s"] > 0
+
+
+def test_a_report_answered_250_survives_a_kill_9(tmp_path: Path) -> None:
+    sent = send_all(tmp_path / "s", PEOPLE[:1])
+    with receiver(sent.root, kill=True) as port:
+        assert smtp_send(port, sent.verp[0], sent.report("gmail_hard.eml"))[0] == 250
+    # killed at once: the report was committed before the answer, and a
+    # receiver started again ingests what the killed one may have left
+    assert [e.reason for e in suppression.entries(sent.root)] == ["hard_bounce"]
+    with receiver(sent.root):
+        assert sent.events("email_bounced", 'bounce_class = "hard"') == {"ann"}

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pytest
 
 import audience
-from audience.compiler.kernels.filters import select_rows
-from audience.compiler.kernels.reduce import distinct_codes
 from audience.demo import shop
+from audience.engine.kernels.filters import select_rows
+from audience.engine.kernels.reduce import distinct_codes
 from audience.schema import Schema
 from benchmarks.frontend_corpus import EXAMPLES
 

@@ -33,8 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from audience.compiler.subset import warm
 from audience.demo import shop
+from audience.engine.subset import warm
 from audience.runtime.store import Store
 from audience.runtime.triggers.engine import Pending, TriggerEngine
 

@@ -16,7 +16,9 @@ from click.testing import CliRunner
 from audience.cli import COMMAND_MODULES, cli
 from audience.cli.lazy import LazyGroup, _declared
 
-ENGINE = ("numba", "numpy", "pyarrow", "lark", "audience.runtime", "audience.compiler")
+# the libraries and our own packages a command must import only when it runs
+LIBRARIES = ("numba", "numpy", "pyarrow", "lark")
+OURS = ("audience.runtime", "audience.compiler", "audience.engine")
 
 
 def _imported_after(*args: str) -> list[str]:
@@ -30,7 +32,7 @@ def _imported_after(*args: str) -> list[str]:
         except SystemExit:
             pass
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
-              {{"numba", "numpy", "pyarrow", "lark"}} or m.startswith({ENGINE[-2:]!r}))))
+              {LIBRARIES!r} or m.startswith({OURS!r}))))
         """
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from audience.compiler.kernels import filters, reduce, sequence
 from audience.dsl import ast as a
+from audience.engine.kernels import filters, lanes, reduce, sequence
 from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.schema import Schema
 from audience.snapshot import Dictionary, Snapshot
@@ -262,10 +262,8 @@ def test_no_kernel_compiles_on_the_query_path() -> None:
         filters._compare_mask,
         filters._list_mask,
         filters._gather,
-        reduce._count_into,
-        reduce._agg_into,
-        reduce._int_extreme_into,
-        reduce._ts_extreme_into,
+        lanes._scan_lanes,
+        reduce._distinct_codes,
         reduce._distinct_counts,
         sequence._sequence,
     ]

@@ -1,6 +1,6 @@
 """The fused scan path: lane kernels, type selections, linear distinct counts
 and the sort-free sequence merge, each checked against the plain kernels
-(or numpy) they replace, on random data."""
+(or numpy) they replace, or a plain-Python reference, on random data."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 
 from audience.compiler import plan as p
-from audience.compiler.context import EvalContext
-from audience.compiler.fused import run_scans
-from audience.compiler.kernels import filters, lanes, postings, reduce, sequence
-from audience.compiler.scan import Reduction, run_scan
-from audience.compiler.strings import LutCache
-from audience.compiler.typeindex import type_rows
+from audience.compiler.physical import Reduction
 from audience.dsl import ast as a
+from audience.engine.context import EvalContext
+from audience.engine.fused import run_scans
+from audience.engine.kernels import filters, lanes, postings, reduce, sequence
+from audience.engine.strings import LutCache
+from audience.engine.typeindex import type_rows
 from audience.schema import Schema
 from tests.compiler_snapshot import DAY_MS, build_snapshot, ms
+from tests.reference.scans import reference_scan
 
 SCHEMA = Schema.load("audience/examples/maison.toml")
 NOW = ms("2026-11-01T00:00:00Z")
@@ -246,11 +247,12 @@ CAMPAIGN = p.FieldRef("event", "campaign", "string")
 TYPE = p.FieldRef("event", "type", "event_type")
 
 
-def test_fused_scans_equal_the_plain_scans() -> None:
+def test_fused_scans_equal_the_reference_scans() -> None:
     # weekly partitions over 10 weeks: windows of 3 to 60 days cut them, and
     # two scans of one type with different windows share a pass (a lane whose
     # window misses a partition must not take the other lane's rows)
-    snap = build_snapshot(SCHEMA, _events())
+    events = _events()
+    snap = build_snapshot(SCHEMA, events)
     assert len(snap.partitions) >= 9
     purchased, viewed = ("purchased",), ("viewed_product",)
     both = ("added_to_cart", "viewed_product")
@@ -271,7 +273,7 @@ def test_fused_scans_equal_the_plain_scans() -> None:
     got = run_scans(ctx, scans)
     assert ctx.stats["partitions_read"] + ctx.stats["partitions_skipped"] == len(snap.partitions)
     for (flt, reds), out in zip(scans, got, strict=True):
-        want = run_scan(EvalContext(snap, NOW, LutCache()), flt, reds)
+        want = reference_scan(events, snap.contact_ids, flt, reds, NOW)
         assert set(out) == set(want)
         for red in reds:
             for key, arr in want[red].items():
@@ -305,7 +307,7 @@ def test_type_rows_is_a_partition_of_the_selected_rows() -> None:
 
 
 def test_gathered_list_columns_keep_their_elements() -> None:
-    from audience.compiler.typeindex import _gather
+    from audience.engine.typeindex import _gather
     from audience.snapshot import Column
 
     col = Column(
@@ -391,7 +393,7 @@ def test_a_finalizer_run_inside_the_cache_lock_does_not_deadlock() -> None:
     # takes the lock) while the same thread holds the lock
     import weakref
 
-    from audience.compiler import typeindex
+    from audience.engine import typeindex
 
     snap = build_snapshot(SCHEMA, _events())
     part = snap.partitions[0]

@@ -1,6 +1,6 @@
 """The fast paths of a scan: rows from a column index (``postings``), lanes
 over given rows, exists flags, the cached type choice and universe, each
-checked against the plain path it replaces."""
+checked against the plain path it replaces or a plain reference."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ import numpy as np
 import pytest
 
 from audience.compiler import plan as p
-from audience.compiler.context import EvalContext, universe_of
-from audience.compiler.execute import exists_only
-from audience.compiler.fused import run_scans
-from audience.compiler.kernels import lanes
-from audience.compiler.kernels.postings import group_rows
-from audience.compiler.postings import Postings, accepted_codes, postings
-from audience.compiler.scan import Reduction, run_scan
-from audience.compiler.strings import LutCache
-from audience.compiler.typeindex import dense, type_rows, typed_source
+from audience.compiler.physical import Reduction
 from audience.dsl import ast as a
+from audience.engine.context import EvalContext, universe_of
+from audience.engine.execute import exists_only
+from audience.engine.fused import run_scans
+from audience.engine.kernels import lanes
+from audience.engine.kernels.postings import group_rows
+from audience.engine.postings import Postings, accepted_codes, postings
+from audience.engine.strings import LutCache
+from audience.engine.typeindex import dense, type_rows, typed_source
 from audience.runtime.evaluate import compile_condition
 from audience.schema import Schema
 from tests.compiler_ast import did, ev, last, sel
 from tests.compiler_snapshot import DAY_MS, build_snapshot, ms
+from tests.reference.scans import reference_scan
 
 SCHEMA = Schema.load("audience/examples/maison.toml")
 NOW = ms("2026-11-01T00:00:00Z")
@@ -199,8 +200,9 @@ def _category(op: str, *values: str) -> p.PLeaf:
         _category("=", "nowhere"),
     ],
 )
-def test_indexed_scans_equal_the_plain_scans(pred: p.PLeaf) -> None:
-    snap = build_snapshot(SCHEMA, _events())
+def test_indexed_scans_equal_the_reference_scans(pred: p.PLeaf) -> None:
+    events = _events()
+    snap = build_snapshot(SCHEMA, events)
     assert len(snap.partitions) >= 8
     ctx = EvalContext(snap, NOW, LutCache())
     assert accepted_codes(ctx, pred) is not None
@@ -216,7 +218,7 @@ def test_indexed_scans_equal_the_plain_scans(pred: p.PLeaf) -> None:
     ]
     got = run_scans(ctx, scans, exists=[1, 4])
     for k, ((flt, reds), out) in enumerate(zip(scans, got, strict=True)):
-        want = run_scan(EvalContext(snap, NOW, LutCache()), flt, reds)
+        want = reference_scan(events, snap.contact_ids, flt, reds, NOW)
         for red in reds:
             for key, arr in want[red].items():
                 if k in (1, 4) and red == ("count",):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from audience.compiler import plan as p
-from audience.compiler.passes.resolve_time import (
+from audience.dsl import ast as a
+from audience.engine.resolve_time import (
     INT64_MIN,
     day_threshold,
     recency_range,
     window_range,
 )
-from audience.dsl import ast as a
 from audience.timecalc import minus
 from tests.compiler_ast import date, dur, when
 from tests.compiler_snapshot import ms

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from audience.compiler.kernels import filters, reduce, sequence
-from audience.compiler.kernels.config import NJIT, OP_CODES, PARALLEL
+from audience.engine.kernels import filters, lanes, reduce, sequence
+from audience.engine.kernels.config import NJIT, OP_CODES, PARALLEL
 
 I32 = np.int32
 I64 = np.int64
@@ -15,6 +18,46 @@ I64 = np.int64
 def test_config_flags() -> None:
     assert NJIT == {"cache": True, "nogil": True}
     assert PARALLEL["parallel"] is True and PARALLEL["cache"] is True
+
+
+def _jit_flags(text: str) -> list[tuple[int, str]]:
+    """(line, how) of every ``njit``/``jit`` use in ``text`` whose flags are
+    not ``**NJIT`` or ``**PARALLEL`` of the config: flags spelled out, or none."""
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for dec in node.decorator_list:
+            func = dec.func if isinstance(dec, ast.Call) else dec
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in ("njit", "jit"):
+                continue
+            kws = dec.keywords if isinstance(dec, ast.Call) else []
+            spread = [k.value for k in kws if k.arg is None]
+            named = [k.arg for k in kws if k.arg is not None and k.arg != "inline"]
+            if named or not any(getattr(v, "id", "") in ("NJIT", "PARALLEL") for v in spread):
+                out.append((dec.lineno, ast.unparse(dec)))
+    return out
+
+
+def test_every_kernel_takes_its_numba_flags_from_the_config() -> None:
+    # one place decides caching, nogil and threads for the engine's kernels and
+    # the store's and the delivery log's alike (``inline`` is the kernel's own)
+    root = Path(__file__).resolve().parents[1] / "audience"
+    config = root / "engine" / "kernels" / "config.py"
+    found = [
+        f"{path.relative_to(root.parent)}:{line}: {how}"
+        for path in sorted(root.rglob("*.py"))
+        if path != config
+        for line, how in _jit_flags(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "numba flags outside the config:\n" + "\n".join(found)
+    bad = (
+        "@njit(cache=True)\ndef f(): pass\n"
+        "@numba.jit\ndef g(): pass\n"
+        "@njit(**NJIT)\ndef h(): pass\n"
+    )
+    assert [line for line, _ in _jit_flags(bad)] == [1, 3]
 
 
 def test_lut_mask_codes_outside_table_and_invalid_rows_are_false() -> None:
@@ -113,51 +156,98 @@ def test_gather() -> None:
         filters.gather(np.array([3], dtype=I32), per)
 
 
-def test_count_into_accumulates_with_and_without_mask() -> None:
-    out = np.zeros(3, dtype=I64)
+def _fold(
+    kinds: list[int],
+    contact: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    ts: np.ndarray | None = None,
+    outputs: tuple[np.ndarray, ...] | None = None,
+) -> tuple[np.ndarray, ...]:
+    """One pass of ``lanes.scan_lanes`` over every row, a lane per kind in slot
+    ``k`` of its outputs (aggregates: ``accs``, or ``iaccs`` for the int kinds
+    with ``values`` as int64, and their value counts in ``counts``); the rows of
+    ``mask`` only when given.  The outputs (counts, accs, tss, iaccs; one
+    thread's: ``[0, slot, contact]``) are ``outputs`` (folded into further) or
+    new ones up to the largest contact."""
+    n_lanes, rows = len(kinds), len(contact)
+    if outputs is None:
+        n = int(contact.max()) + 1
+        shape = (1, n_lanes, n)  # one thread
+        outputs = (
+            np.zeros(shape, dtype=I64),
+            np.zeros(shape),
+            np.zeros(shape, dtype=I64),
+            np.zeros(shape, dtype=I64),
+        )
+        for k, kd in enumerate(kinds):
+            if kd in (lanes.NEWEST, lanes.OLDEST):
+                outputs[2][0, k] = reduce.INT64_MIN if kd == lanes.NEWEST else reduce.INT64_MAX
+    counts, accs, tss, iaccs = outputs
+    vals = np.zeros(rows) if values is None else values
+    lanes.scan_lanes(
+        contact,
+        np.arange(rows, dtype=I64) if ts is None else ts,
+        [(0, rows)] * n_lanes,
+        np.array(kinds, dtype=I64),
+        np.arange(n_lanes, dtype=I64),
+        np.full(n_lanes, mask is not None),
+        np.zeros(n_lanes, dtype=I64),
+        np.zeros(0, dtype=bool) if mask is None else mask,
+        np.zeros(n_lanes, dtype=I64),
+        vals.astype(np.float64),
+        counts,
+        accs,
+        tss,
+        vals.astype(I64),
+        iaccs,
+    )
+    return outputs
+
+
+def test_count_lanes_accumulate_with_and_without_mask() -> None:
     contact = np.array([0, 2, 2, 1], dtype=I32)
-    reduce.count_into(contact, None, out)
-    reduce.count_into(contact, np.array([False, True, False, False]), out)
-    assert out.tolist() == [1, 1, 3]
-    with pytest.raises(ValueError):
-        reduce.count_into(np.array([3], dtype=I32), None, out)
+    out = _fold([lanes.COUNT], contact)
+    _fold([lanes.COUNT], contact, mask=np.array([False, True, False, False]), outputs=out)
+    assert out[0][0, 0].tolist() == [1, 1, 3]
+    with pytest.raises(ValueError, match="contact index"):
+        _fold([lanes.COUNT], np.array([3], dtype=I32), outputs=out)
 
 
-def test_agg_into_sum_min_max_skips_missing_and_masked() -> None:
+def test_aggregate_lanes_sum_min_max_fold_the_passing_rows_only() -> None:
     contact = np.array([0, 0, 1, 1, 2], dtype=I32)
     values = np.array([5, 7, 4, 100, 1], dtype=I64)
+    # the fused pass folds a value's validity into the rows' mask: row 3 has
+    # no value, row 4 does not pass
     valid = np.array([True, True, True, False, True])
-    mask = np.array([True, True, True, True, False])
-    for kind, want in (
-        ("sum", [12.0, 4.0, 0.0]),
-        ("min", [5.0, 4.0, 0.0]),
-        ("max", [7.0, 4.0, 0.0]),
-    ):
-        acc = np.zeros(3)
-        n = np.zeros(3, dtype=I64)
-        reduce.agg_into(contact, mask, values, valid, kind, acc, n)
-        assert acc.tolist() == want
-        assert n.tolist() == [2, 1, 0]
-    with pytest.raises(ValueError):
-        reduce.agg_into(contact, None, values, None, "avg", np.zeros(3), np.zeros(3, dtype=I64))
+    mask = np.array([True, True, True, True, False]) & valid
+    kinds = [lanes.SUM, lanes.MIN, lanes.MAX, lanes.IMIN, lanes.IMAX]
+    counts, accs, _, iaccs = _fold(kinds, contact, mask=mask, values=values)
+    assert accs[0, 0].tolist() == [12.0, 4.0, 0.0]
+    assert accs[0, 1].tolist() == iaccs[0, 3].tolist() == [5, 4, 0]
+    assert accs[0, 2].tolist() == iaccs[0, 4].tolist() == [7, 4, 0]
+    assert all(counts[0, k].tolist() == [2, 1, 0] for k in range(len(kinds)))
+    with pytest.raises(ValueError, match="unknown kind"):
+        _fold([99], contact)
 
 
-def test_agg_into_negative_min_and_max_start_from_the_first_value() -> None:
-    acc = np.zeros(1)
-    n = np.zeros(1, dtype=I64)
-    reduce.agg_into(np.zeros(2, dtype=I32), None, np.array([-5.0, -3.0]), None, "max", acc, n)
-    assert acc.tolist() == [-3.0]
+def test_min_and_max_lanes_start_from_the_first_value() -> None:
+    # not from the zeroed output: a max of negatives, a min of positives
+    one = np.zeros(2, dtype=I32)
+    _, accs, _, iaccs = _fold([lanes.MAX, lanes.IMAX], one, values=np.array([-5, -3]))
+    assert accs[0, 0].tolist() == [-3.0] and iaccs[0, 1].tolist() == [-3]
+    _, accs, _, iaccs = _fold([lanes.MIN, lanes.IMIN], one, values=np.array([5, 3]))
+    assert accs[0, 0].tolist() == [3.0] and iaccs[0, 1].tolist() == [3]
 
 
-def test_ts_extreme_into() -> None:
-    contact = np.array([0, 1, 0], dtype=I32)
-    ts = np.array([10, 20, 30], dtype=I64)
-    newest = np.full(3, reduce.INT64_MIN, dtype=I64)
-    oldest = np.full(3, reduce.INT64_MAX, dtype=I64)
-    reduce.ts_extreme_into(contact, None, ts, True, newest)
-    reduce.ts_extreme_into(contact, np.array([False, True, True]), ts, False, oldest)
-    assert newest.tolist() == [30, 20, reduce.INT64_MIN]
-    assert oldest.tolist() == [30, 20, reduce.INT64_MAX]
+def test_newest_and_oldest_lanes() -> None:
+    contact = np.array([0, 1, 0, 2], dtype=I32)
+    ts = np.array([10, 20, 30, 40], dtype=I64)
+    _, _, newest, _ = _fold([lanes.NEWEST], contact, ts=ts, mask=np.array([1, 1, 1, 0], bool))
+    _, _, oldest, _ = _fold([lanes.OLDEST], contact, ts=ts, mask=np.array([0, 1, 1, 0], bool))
+    assert newest[0, 0].tolist() == [30, 20, reduce.INT64_MIN]
+    assert oldest[0, 0].tolist() == [30, 20, reduce.INT64_MAX]
 
 
 def test_distinct_counts_any_order() -> None:
@@ -220,10 +310,11 @@ def test_sort_by_contact_ts() -> None:
 def test_non_contiguous_inputs_are_accepted_and_outputs_must_be_contiguous() -> None:
     codes = np.array([0, 9, 1, 9, 2, 9], dtype=I32)[::2]
     assert filters.lut_mask(codes, np.array([True, False, True])).tolist() == [True, False, True]
-    out = np.zeros(6, dtype=I64)[::2]
-    with pytest.raises(ValueError):
-        reduce.count_into(np.array([0], dtype=I32), None, out)
-    frozen = np.zeros(3, dtype=I64)
-    frozen.setflags(write=False)
-    with pytest.raises(ValueError):
-        reduce.count_into(np.array([0], dtype=I32), None, frozen)
+    contact = np.array([0, 9, 1, 9, 0, 9], dtype=I32)[::2]
+    out = _fold([lanes.COUNT], contact)
+    assert out[0][0, 0].tolist() == [2, 1]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _fold([lanes.COUNT], contact, outputs=(np.zeros((1, 1, 4), dtype=I64)[..., ::2], *out[1:]))
+    out[0].setflags(write=False)
+    with pytest.raises(ValueError, match="writable"):
+        _fold([lanes.COUNT], contact, outputs=out)

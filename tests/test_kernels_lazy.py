@@ -12,8 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from audience.compiler.kernels import filters, postings
-from audience.compiler.kernels.config import njit
+from audience.engine.kernels import filters, postings
+from audience.engine.kernels.config import njit
 
 
 def test_importing_the_kernels_loads_none_of_them() -> None:
@@ -21,7 +21,7 @@ def test_importing_the_kernels_loads_none_of_them() -> None:
         """
         import json
         from numba.core.dispatcher import Dispatcher
-        from audience.compiler.kernels import filters, lanes, postings, reduce, sequence
+        from audience.engine.kernels import filters, lanes, postings, reduce, sequence
         loaded = [
             f"{m.__name__}.{name}"
             for m in (filters, lanes, postings, reduce, sequence)

@@ -1,6 +1,9 @@
-"""The layers of the package: the compiler sits below the runtime (store,
-evaluator, triggers), the server and the CLI, and imports none of them; what
-both sides share (the snapshot contract, the schema) lives below both."""
+"""The layers of the package: the compiler (compile time: AST -> checked
+plan) and the engine (execution: a checked plan over a snapshot) sit below the
+runtime (store, evaluator, triggers), the server and the CLI, and import none
+of them; what both sides share (the snapshot contract, the schema) lives
+below both.  The compiler never imports the engine, and the engine takes a
+checked plan: it never parses, checks or lowers."""
 
 from __future__ import annotations
 
@@ -12,7 +15,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPILER = ROOT / "audience" / "compiler"
+ENGINE = ROOT / "audience" / "engine"
 ABOVE = ("audience.runtime", "audience.server", "audience.cli")
+# what the engine may read of the compile-time side: the checked program's
+# types and the words explain gives its steps (and the AST values a plan holds)
+ENGINE_READS = (
+    "audience.compiler.plan",
+    "audience.compiler.physical",
+    "audience.compiler.explain_words",
+    "audience.dsl.ast",
+)
 
 
 def _package(path: Path) -> str:
@@ -40,20 +52,61 @@ def _imported(text: str, package: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
+def _under(name: str, layers: tuple[str, ...]) -> bool:
+    return any(name == layer or name.startswith(layer + ".") for layer in layers)
+
+
 def _above(name: str) -> bool:
-    return any(name == layer or name.startswith(layer + ".") for layer in ABOVE)
+    return _under(name, ABOVE)
 
 
-def test_no_compiler_module_imports_the_runtime() -> None:
-    files = sorted(COMPILER.rglob("*.py"))
-    assert len(files) > 10
-    found = [
-        f"{path.relative_to(ROOT)}:{line}: {name}"
-        for path in files
+def _imports_of(package: Path) -> list[tuple[str, str]]:
+    """(``file:line``, dotted name) of every import in the modules of ``package``."""
+    return [
+        (f"{path.relative_to(ROOT)}:{line}", name)
+        for path in sorted(package.rglob("*.py"))
         for line, name in _imported(path.read_text(encoding="utf-8"), _package(path))
-        if _above(name)
     ]
-    assert not found, "the compiler imports a layer above it:\n" + "\n".join(found)
+
+
+def test_no_compiler_or_engine_module_imports_the_runtime() -> None:
+    for package in (COMPILER, ENGINE):
+        imports = _imports_of(package)
+        assert len({where.split(":")[0] for where, _ in imports}) > 5
+        found = [f"{where}: {name}" for where, name in imports if _above(name)]
+        assert not found, "a layer above is imported:\n" + "\n".join(found)
+
+
+def test_the_compiler_never_imports_the_engine() -> None:
+    found = [
+        f"{where}: {name}"
+        for where, name in _imports_of(COMPILER)
+        if _under(name, ("audience.engine",))
+    ]
+    assert not found, "compile time imports execution:\n" + "\n".join(found)
+
+
+def _compiles(name: str) -> bool:
+    """Whether importing ``name`` reaches into compiling: the compile-time
+    side or the language beyond the program's types (the bare packages are
+    the ``from audience.compiler import plan`` form)."""
+    if name in ("audience.compiler", "audience.dsl"):
+        return False
+    return _under(name, ("audience.compiler", "audience.dsl")) and not _under(name, ENGINE_READS)
+
+
+def test_the_engine_takes_a_checked_plan() -> None:
+    # from the compile-time side and the language it reads only the program's
+    # types: never the parser, the checker, lowering or the plan passes
+    found = [f"{where}: {name}" for where, name in _imports_of(ENGINE) if _compiles(name)]
+    assert not found, "the engine compiles:\n" + "\n".join(found)
+    assert not _compiles("audience.compiler.physical.Program")
+    for name in (
+        "audience.compiler.lower",
+        "audience.compiler.passes.pipeline",
+        "audience.dsl.parser",
+    ):
+        assert _compiles(name), name
 
 
 def test_the_import_walk_sees_every_form_of_import() -> None:
@@ -78,21 +131,37 @@ def test_the_import_walk_sees_every_form_of_import() -> None:
     assert (4, "audience.compiler.plan") in _imported(text, "audience.compiler.passes")
 
 
-def test_importing_every_compiler_module_loads_no_runtime_module() -> None:
-    # transitively too: a module the compiler imports must not pull the runtime in
+def _loaded_by_importing(package: str) -> list[str]:
+    """The modules a new process has loaded after importing every module of
+    ``package``."""
     code = (
         "import importlib, pkgutil, sys\n"
-        "import audience.compiler as c\n"
-        "for m in pkgutil.walk_packages(c.__path__, 'audience.compiler.'):\n"
+        f"import {package} as c\n"
+        f"for m in pkgutil.walk_packages(c.__path__, '{package}.'):\n"
         "    importlib.import_module(m.name)\n"
-        "print('\\n'.join(sorted(k for k in sys.modules if k.startswith('audience.'))))\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert "audience.compiler.execute" in out and "audience.snapshot" in out
+
+
+def test_importing_every_engine_module_loads_no_runtime_module() -> None:
+    # transitively too: a module the engine imports must not pull the runtime in
+    out = _loaded_by_importing("audience.engine")
+    assert "audience.engine.execute" in out and "audience.snapshot" in out
+    assert "audience.compiler.physical" in out
     assert [name for name in out if _above(name)] == []
+    assert [name for name in out if _under(name, ("audience.compiler.lower",))] == []
+
+
+def test_compiling_loads_neither_the_engine_nor_numpy() -> None:
+    # the compile-time half is plain Python over the AST and the schema
+    out = _loaded_by_importing("audience.compiler")
+    assert "audience.compiler.lower" in out and "audience.compiler.passes.pipeline" in out
+    heavy = ("audience.engine", "audience.snapshot", "numpy", "numba", "pyarrow")
+    assert [name for name in out if _above(name) or _under(name, heavy)] == []
 
 
 def test_the_shared_modules_below_everything_import_nothing_above_them() -> None:

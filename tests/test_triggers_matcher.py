@@ -9,7 +9,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audience.compiler.strings import LutCache
 from audience.dsl.ast import (
     AgoCompare,
     Compare,
@@ -24,6 +23,7 @@ from audience.dsl.ast import (
     StringLit,
     Trigger,
 )
+from audience.engine.strings import LutCache
 from audience.runtime.store.store import Store
 from audience.runtime.triggers.batch import EventBatch
 from audience.runtime.triggers.definitions import SavedTrigger

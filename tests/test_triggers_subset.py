@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audience.compiler.subset import contact_index, subset_snapshot
+from audience.engine.subset import contact_index, subset_snapshot
 from audience.runtime.evaluate import compile_condition
 from audience.runtime.store.store import Store
 from tests.reference.data import StoreData, stores

@@ -8,11 +8,14 @@ same rows (fuse).  Each step names its inputs by index, always earlier ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from audience.compiler import plan as p
 from audience.compiler.render import cond_lines, cond_text, filter_text, leaf_text, pred_text
-from audience.compiler.scan import Reduction
+
+# what a scan computes per contact:
+# ("count",) | ("agg", func, FieldRef) | ("ts", "last" | "first")
+Reduction: TypeAlias = tuple[Any, ...]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Nodes are frozen dataclasses, so two structurally equal sub-plans are equal
 and hash alike: the passes dedupe and fuse by that structural key.  Windows
 stay relative here (``WindowRef``: the AST window and the definition's time
-zone); ``passes.resolve_time`` turns them into absolute ms ranges once
-``now`` is known.
+zone); the engine turns them into absolute ms ranges once ``now`` is known
+(``audience.engine.resolve_time``).
 """
 
 from __future__ import annotations

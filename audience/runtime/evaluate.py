@@ -21,15 +21,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pyarrow as pa
 
-from audience.compiler.context import EvalContext
-from audience.compiler.execute import run_program
 from audience.compiler.lower import compile_error, lower
 from audience.compiler.passes.pipeline import run_passes
 from audience.compiler.physical import Program, ScanStep, SeqStep, emit, program_text
-from audience.compiler.strings import LutCache
-from audience.compiler.subset import subset_snapshot
 from audience.dsl.ast import And, Cond, Or, Rule, Segment
 from audience.dsl.formatter import format_text
+from audience.engine.context import EvalContext
+from audience.engine.execute import run_program
+from audience.engine.strings import LutCache
+from audience.engine.subset import subset_snapshot
 from audience.schema import Schema
 from audience.snapshot import Snapshot
 from audience.timecalc import iso_utc, to_ms
@@ -152,7 +152,7 @@ class CompiledSegment:
     ) -> np.ndarray:
         """Whether each of ``contact_indexes`` (dense indexes of ``snapshot``) is
         in the audience as of ``as_of``: the same program run over a snapshot
-        holding only those contacts and their events (audience.compiler.subset),
+        holding only those contacts and their events (audience.engine.subset),
         so its cost follows their rows, not the store's size."""
         idx = np.asarray(contact_indexes, dtype=np.int64)
         if len(idx) == 0:

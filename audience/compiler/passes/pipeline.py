@@ -1,5 +1,5 @@
 """The ordered compile-time passes over the physical program.  (Time
-resolution runs at evaluation time: see ``resolve_time``.)"""
+resolution runs at evaluation time: see ``audience.engine.resolve_time``.)"""
 
 from __future__ import annotations
 

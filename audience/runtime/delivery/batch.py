@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit, types
 
-from audience.compiler.kernels.config import I64, NJIT, B, ro, rw
+from audience.engine.kernels.config import I64, NJIT, B, ro, rw
 from audience.runtime.delivery import model as m
 from audience.runtime.delivery.dnd import Policy
 from audience.runtime.delivery.members import (

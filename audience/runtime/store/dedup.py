@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from audience.engine.kernels.config import NJIT
 from audience.runtime.store.compact import merge_groups
 from audience.runtime.store.dictionaries import IDS
 from audience.runtime.store.hashing import Run, hash_ids, merge_runs, sort_order
@@ -40,7 +41,7 @@ SPILL_IDS = 2_000_000
 FILTER_MIN = 1_000
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(**NJIT, inline="always")
 def _mask(x: np.uint64) -> np.uint64:  # pragma: no cover
     # three bits of one 64-bit word, from the hash's low bits (its top bits
     # choose the word)
@@ -51,14 +52,14 @@ def _mask(x: np.uint64) -> np.uint64:  # pragma: no cover
     return a | b | (one << ((x >> np.uint64(12)) & six))
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _bits_set(words: np.ndarray, h: np.ndarray, shift: np.uint64) -> None:  # pragma: no cover
     for i in range(h.shape[0]):
         x = h[i]
         words[x >> shift] |= _mask(x)
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _bits_test(
     words: np.ndarray, h: np.ndarray, shift: np.uint64, out: np.ndarray
 ) -> None:  # pragma: no cover

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from audience.engine.kernels.config import NJIT
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.hashing import HashTable, hash_ids, string_parts
 
@@ -203,7 +204,7 @@ class DictState:
         return out
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _first_use(idx: np.ndarray, valid: np.ndarray, first: np.ndarray) -> bool:  # pragma: no cover
     # The row at which each dictionary entry is first used (len(idx): never);
     # an empty ``valid`` means every row has a value.  False: an index out of range.
@@ -219,7 +220,7 @@ def _first_use(idx: np.ndarray, valid: np.ndarray, first: np.ndarray) -> bool:  
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _map_codes(
     idx: np.ndarray, valid: np.ndarray, lut: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover
@@ -259,7 +260,7 @@ def _mostly_distinct(values: pa.Array) -> bool:
     return len(pc.unique(sample)) * 2 >= len(sample)
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _differ(
     found: np.ndarray, b_off: np.ndarray, b_data: np.ndarray, v_off: np.ndarray, v_data: np.ndarray
 ) -> np.ndarray:  # pragma: no cover

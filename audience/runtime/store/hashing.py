@@ -10,11 +10,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from audience.engine.kernels.config import NJIT
+
 # (sorted uint64 hashes, a payload per hash: a position or a code)
 Run = tuple[np.ndarray, np.ndarray]
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _hash_kernel(
     offsets: np.ndarray, data: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover
@@ -71,7 +73,7 @@ def sort_order(h: np.ndarray) -> np.ndarray:
     return order
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _merge_kernel(
     ah: np.ndarray, av: np.ndarray, bh: np.ndarray, bv: np.ndarray, oh: np.ndarray, ov: np.ndarray
 ) -> None:  # pragma: no cover
@@ -110,7 +112,7 @@ def merge_runs(a: Run, b: Run) -> Run:
 
 
 # ------------------------------------------------------------ hash table
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _table_insert(
     keys: np.ndarray, vals: np.ndarray, h: np.ndarray, codes: np.ndarray
 ) -> None:  # pragma: no cover
@@ -124,7 +126,7 @@ def _table_insert(
             vals[j] = codes[i]
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _table_find(
     keys: np.ndarray, vals: np.ndarray, h: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover

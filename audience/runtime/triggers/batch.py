@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from audience.compiler.subset import subset_snapshot, take_columns
+from audience.engine.subset import subset_snapshot, take_columns
 from audience.runtime.store.encode import event_property_types, partition_view
 from audience.runtime.store.encode import sort_partition as _sort_by_ts
 from audience.snapshot import Column, Dictionary, Partition, Snapshot, dictionary_key

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from audience.compiler.strings import LutCache
 from audience.dsl.ast import (
     AtMostOncePer,
     Delay,
@@ -38,6 +37,7 @@ from audience.dsl.ast import (
 )
 from audience.dsl.errors import DslError
 from audience.dsl.parser import parse
+from audience.engine.strings import LutCache
 from audience.runtime.delivery import Delivery, DeliveryLog, Policy
 from audience.runtime.saved import saved_segments
 from audience.runtime.store.errors import StoreError

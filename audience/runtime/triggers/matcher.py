@@ -2,7 +2,7 @@
 
 ``on E where P`` is lowered by the segment compiler into the same row filter a
 ``did E where P`` reads, and evaluated by the same predicate code
-(audience.compiler.predicates) over the batch's rows of each event type: one
+(audience.engine.predicates) over the batch's rows of each event type: one
 vectorised pass per trigger and type, and exactly the semantics of docs/language/values.md
 (missing values, profile.x, lists, case-sensitive strings).
 
@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audience.compiler import plan as p
-from audience.compiler.context import EvalContext
 from audience.compiler.lower import Lowering
-from audience.compiler.predicates import event_mask
-from audience.compiler.strings import LutCache
 from audience.dsl.ast import Segment, Trigger
+from audience.engine.context import EvalContext
+from audience.engine.predicates import event_mask
+from audience.engine.strings import LutCache
 from audience.runtime.evaluate import CompiledSegment, compile_cached
 from audience.runtime.triggers.batch import EventBatch, take_rows
 from audience.runtime.triggers.definitions import SavedTrigger

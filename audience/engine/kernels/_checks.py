@@ -17,11 +17,6 @@ def as_valid(valid: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(valid), True
 
 
-def as_mask(mask: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
-    """Same convention for row masks (``None``: every row passes)."""
-    return as_valid(mask, n)
-
-
 def check_1d(
     name: str, arr: np.ndarray, dtypes: tuple[type, ...], n: int | None = None
 ) -> np.ndarray:

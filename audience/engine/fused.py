@@ -25,13 +25,14 @@ import numba
 import numpy as np
 
 from audience.compiler import plan as p
-from audience.compiler.context import EvalContext
-from audience.compiler.kernels import filters, lanes, reduce
-from audience.compiler.kernels.config import PARALLEL_MIN_ROWS
-from audience.compiler.postings import accepted_codes, postings
-from audience.compiler.predicates import event_field, event_mask
-from audience.compiler.scan import Reduction, filter_range, list_elements, row_range
-from audience.compiler.typeindex import type_share, typed_source
+from audience.compiler.physical import Reduction
+from audience.engine.context import EvalContext
+from audience.engine.kernels import filters, lanes, reduce
+from audience.engine.kernels.config import PARALLEL_MIN_ROWS
+from audience.engine.postings import accepted_codes, postings
+from audience.engine.predicates import event_field, event_mask
+from audience.engine.scan import filter_range, list_elements, row_range, type_table
+from audience.engine.typeindex import type_share, typed_source
 from audience.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
@@ -92,18 +93,6 @@ class _Distinct:
         return np.concatenate([c for c, _ in parts]), np.concatenate([v for _, v in parts])
 
 
-def _type_lut(ctx: EvalContext, types: tuple[str, ...] | None) -> tuple[np.ndarray | None, bool]:
-    if types is None:
-        return None, False
-    et = ctx.snapshot.event_types
-    lut = np.zeros(len(et), dtype=np.bool_)
-    for t in types:
-        code = et.code(t)
-        if code >= 0:
-            lut[code] = True
-    return lut, not lut.any()
-
-
 class FusedScans:
     """The scan steps of one program (``{step index: (filter, reductions)}``),
     run together on the first request for any of them.  The steps of
@@ -137,16 +126,17 @@ def run_scans(
     scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]],
     exists: Collection[int] = (),
 ) -> list[ScanResult]:
-    """Each scan's reductions (as ``scan.run_scan`` gives them), computed in
-    one pass over the partitions; the ``count`` of the scans of ``exists``
-    (indexes in ``scans``) is a bool array: whether the contact has a row.
-    Stats (partitions read/skipped) go to ``ctx.stats``, once for the whole
-    pass."""
+    """Each scan's reductions (per reduction, its per-contact arrays:
+    ``count``; ``ts``; or ``acc`` and ``n``, the values folded), in one pass
+    over the partitions; the ``count`` of the scans of ``exists`` (indexes in
+    ``scans``) is a bool array: whether the contact has a row.  Stats
+    (partitions read/skipped) go to ``ctx.stats``, once for the whole pass."""
     n = ctx.snapshot.n_contacts
     resolved: list[_Scan] = []
     for flt, reds in scans:
         lo, hi = filter_range(ctx, flt)
-        lut, empty = _type_lut(ctx, flt.types)
+        lut = None if flt.types is None else type_table(ctx, flt.types)
+        empty = lut is not None and not lut.any()
         key = None if lut is None else lut.tobytes()
         indexed = accepted_codes(ctx, flt.pred)
         resolved.append(_Scan(flt, reds, lo, hi, lut, empty, key, indexed))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
-from audience.compiler.kernels._checks import check_1d
-from audience.compiler.kernels.config import I32, I64, NJIT, B, njit, ro, rw
+from audience.engine.kernels._checks import check_1d
+from audience.engine.kernels.config import I32, I64, NJIT, B, njit, ro, rw
 
 
 @njit([types.void(ro(I32), ro(I64), ro(I64), ro(I32), ro(I64), B, rw(B))], **NJIT)

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from numba import prange, types
 
-from audience.compiler.kernels._checks import check_1d
-from audience.compiler.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B, njit, ro
+from audience.engine.kernels._checks import check_1d
+from audience.engine.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B, njit, ro
 
 # lane kinds; IMIN/IMAX are min/max of int-like values, kept exact in int64
 # (float64 holds integers exactly only up to 2**53); EXISTS only flags the

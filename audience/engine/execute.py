@@ -8,18 +8,7 @@ from typing import Any
 import numpy as np
 
 from audience.compiler import plan as p
-from audience.compiler.context import EvalContext
 from audience.compiler.explain_words import step_words
-from audience.compiler.fused import FusedScans
-from audience.compiler.kernels import filters
-from audience.compiler.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
-from audience.compiler.kernels.sequence import (
-    ascending,
-    sequence_match,
-    sequence_stream,
-    sort_by_contact_ts,
-)
-from audience.compiler.passes.resolve_time import recency_range
 from audience.compiler.physical import (
     BoolStep,
     ProfileStep,
@@ -29,8 +18,19 @@ from audience.compiler.physical import (
     Step,
     TestStep,
 )
-from audience.compiler.predicates import present, profile_field, profile_mask
-from audience.compiler.scan import filter_range, filtered_rows, list_elements, run_scan
+from audience.engine.context import EvalContext
+from audience.engine.fused import FusedScans
+from audience.engine.kernels import filters
+from audience.engine.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
+from audience.engine.kernels.sequence import (
+    ascending,
+    sequence_match,
+    sequence_stream,
+    sort_by_contact_ts,
+)
+from audience.engine.predicates import present, profile_field, profile_mask
+from audience.engine.resolve_time import recency_range
+from audience.engine.scan import filter_range, filtered_rows, list_elements
 from audience.timecalc import UNIT_SECONDS, minus, plus
 
 _CMP = {
@@ -117,8 +117,7 @@ def _in_universe(vec: np.ndarray, ctx: EvalContext, *, copy: bool = False) -> np
 
 
 def _run(step: Step, ctx: EvalContext, results: list[Any]) -> Any:
-    if isinstance(step, ScanStep):
-        return run_scan(ctx, step.filter, step.reductions)
+    """A step other than a scan (the scans run together: ``FusedScans``)."""
     if isinstance(step, TestStep):
         return _in_universe(_test(step.cond, results[step.scan], ctx), ctx)
     if isinstance(step, SeqStep):

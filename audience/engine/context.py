@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from audience.compiler.plan import PredNode
-from audience.compiler.strings import LutCache
+from audience.engine.strings import LutCache
 from audience.snapshot import Dictionary, Snapshot
 
 EMPTY_DICTIONARY = Dictionary.from_values(())

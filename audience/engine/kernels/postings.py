@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from audience.compiler.kernels._checks import as_valid, check_1d
-from audience.compiler.kernels.config import I32, I64, NJIT, B, njit, ro, rw
+from audience.engine.kernels._checks import as_valid, check_1d
+from audience.engine.kernels.config import I32, I64, NJIT, B, njit, ro, rw
 
 
 @njit([I64(ro(I32), ro(B), B, rw(I64), rw(I32))], **NJIT)

@@ -1,6 +1,7 @@
-"""Per-contact reductions: scatter the rows that pass a filter into arrays
-over the contact universe.  Each ``*_into`` accumulates, so a condition that
-reads several partitions calls it once per partition slice."""
+"""Per-contact distinct counts: ``distinct_counts`` from (contact, value) pairs
+by sorting them, ``distinct_codes`` from (contact, dictionary code) pairs in
+linear time.  Counts, sums, extremes and ts are lanes of the fused pass
+(``lanes``); a ts lane starts from the sentinels here (no such event)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ import numba
 import numpy as np
 from numba import prange, types
 
-from audience.compiler.kernels._checks import as_mask, as_valid, check_1d, check_out
-from audience.compiler.kernels.config import (
+from audience.engine.kernels._checks import check_1d
+from audience.engine.kernels.config import (
     F64,
     I32,
     I64,
     NJIT,
     PARALLEL,
     PARALLEL_MIN_PAIRS,
-    VALUE_TYPES,
-    B,
     njit,
     ro,
     rw,
@@ -25,8 +24,6 @@ from audience.compiler.kernels.config import (
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
-_VALUE_TYPES = (np.int64, np.float64, np.int32, np.uint8)
-_INT_VALUES = (I64, I32, types.uint8)
 
 
 def _check_rows(contact: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -34,148 +31,6 @@ def _check_rows(contact: np.ndarray, out: np.ndarray) -> np.ndarray:
     if len(contact) and (contact.min() < 0 or contact.max() >= len(out)):
         raise ValueError("contact index outside the output array")
     return contact
-
-
-@njit([types.void(ro(I32), ro(B), B, rw(I64))], **NJIT)
-def _count_into(contact: np.ndarray, mask: np.ndarray, has_mask: bool, out: np.ndarray) -> None:
-    for i in range(len(contact)):
-        if has_mask and not mask[i]:
-            continue
-        out[contact[i]] += 1
-
-
-def count_into(contact: np.ndarray, mask: np.ndarray | None, out: np.ndarray) -> None:
-    """``out[c] += 1`` for every passing row of contact ``c``."""
-    contact = _check_rows(contact, out)
-    out = check_out("out", out, np.int64)
-    m, has_mask = as_mask(mask, len(contact))
-    _count_into(contact, m, has_mask, out)
-
-
-@njit(
-    [types.void(ro(I32), ro(B), B, ro(t), ro(B), B, I64, rw(F64), rw(I64)) for t in VALUE_TYPES],
-    **NJIT,
-)
-def _agg_into(
-    contact: np.ndarray,
-    mask: np.ndarray,
-    has_mask: bool,
-    values: np.ndarray,
-    valid: np.ndarray,
-    has_valid: bool,
-    kind: int,
-    acc: np.ndarray,
-    n: np.ndarray,
-) -> None:
-    for i in range(len(contact)):
-        if has_mask and not mask[i]:
-            continue
-        if has_valid and not valid[i]:
-            continue
-        c = contact[i]
-        x = np.float64(values[i])
-        if kind == 0:
-            acc[c] += x
-        elif kind == 1:
-            if n[c] == 0 or x < acc[c]:
-                acc[c] = x
-        elif n[c] == 0 or x > acc[c]:
-            acc[c] = x
-        n[c] += 1
-
-
-AGG_KINDS = {"sum": 0, "min": 1, "max": 2}
-
-
-@njit(
-    [types.void(ro(I32), ro(B), B, ro(t), ro(B), B, B, rw(I64), rw(I64)) for t in _INT_VALUES],
-    **NJIT,
-)
-def _int_extreme_into(
-    contact: np.ndarray,
-    mask: np.ndarray,
-    has_mask: bool,
-    values: np.ndarray,
-    valid: np.ndarray,
-    has_valid: bool,
-    is_max: bool,
-    acc: np.ndarray,
-    n: np.ndarray,
-) -> None:
-    for i in range(len(contact)):
-        if has_mask and not mask[i]:
-            continue
-        if has_valid and not valid[i]:
-            continue
-        c = contact[i]
-        x = np.int64(values[i])
-        if n[c] == 0 or (x > acc[c] if is_max else x < acc[c]):
-            acc[c] = x
-        n[c] += 1
-
-
-def agg_into(
-    contact: np.ndarray,
-    mask: np.ndarray | None,
-    values: np.ndarray,
-    valid: np.ndarray | None,
-    kind: str,
-    acc: np.ndarray,
-    n: np.ndarray,
-) -> None:
-    """Accumulate ``sum``/``min``/``max`` of present values into ``acc`` and
-    the number of values seen into ``n`` (``n == 0``: no value).  A float64
-    ``acc`` folds the values as float64; an int64 ``acc`` (``min``/``max`` of
-    int-like values only) keeps them exact, beyond float64's 2**53."""
-    contact = _check_rows(contact, acc)
-    values = check_1d("values", values, (*_VALUE_TYPES, np.bool_), len(contact))
-    exact = acc.dtype == np.int64
-    acc = check_out("acc", acc, np.int64 if exact else np.float64)
-    n = check_out("n", n, np.int64, len(acc))
-    if kind not in AGG_KINDS:
-        raise ValueError(f"unknown aggregate {kind!r}")
-    if values.dtype == np.bool_:
-        values = values.view(np.uint8)
-    m, has_mask = as_mask(mask, len(contact))
-    v, has_valid = as_valid(valid, len(contact))
-    if not exact:
-        _agg_into(contact, m, has_mask, values, v, has_valid, AGG_KINDS[kind], acc, n)
-        return
-    if kind == "sum" or values.dtype == np.float64:
-        raise ValueError("an int64 acc holds the min or max of int-like values only")
-    _int_extreme_into(contact, m, has_mask, values, v, has_valid, kind == "max", acc, n)
-
-
-@njit([types.void(ro(I32), ro(B), B, ro(I64), B, rw(I64))], **NJIT)
-def _ts_extreme_into(
-    contact: np.ndarray,
-    mask: np.ndarray,
-    has_mask: bool,
-    ts: np.ndarray,
-    newest: bool,
-    out: np.ndarray,
-) -> None:
-    for i in range(len(contact)):
-        if has_mask and not mask[i]:
-            continue
-        c = contact[i]
-        t = ts[i]
-        if newest:
-            if t > out[c]:
-                out[c] = t
-        elif t < out[c]:
-            out[c] = t
-
-
-def ts_extreme_into(
-    contact: np.ndarray, mask: np.ndarray | None, ts: np.ndarray, newest: bool, out: np.ndarray
-) -> None:
-    """Newest (``out`` starts at INT64_MIN) or oldest (INT64_MAX) passing ts per contact."""
-    contact = _check_rows(contact, out)
-    ts = check_1d("ts", ts, (np.int64,), len(contact))
-    out = check_out("out", out, np.int64)
-    m, has_mask = as_mask(mask, len(contact))
-    _ts_extreme_into(contact, m, has_mask, ts, newest, out)
 
 
 @njit([types.void(ro(I32), ro(t), rw(I64)) for t in (I64, F64)], **NJIT)

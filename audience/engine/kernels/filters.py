@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from numba import types
 
-from audience.compiler.kernels._checks import as_valid, check_1d, check_out
-from audience.compiler.kernels.config import (
+from audience.engine.kernels._checks import as_valid, check_1d, check_out
+from audience.engine.kernels.config import (
     F64,
     I32,
     I64,

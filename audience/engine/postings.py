@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from audience.compiler import plan as p
-from audience.compiler.context import EvalContext
-from audience.compiler.kernels.postings import group_rows
+from audience.engine.context import EvalContext
+from audience.engine.kernels.postings import group_rows
 from audience.snapshot import Partition, dictionary_key
 
 # at most this many accepted codes: more groups cost a merge (a sort)

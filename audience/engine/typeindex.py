@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audience.compiler.kernels import filters
+from audience.engine.kernels import filters
 from audience.snapshot import Column, Partition
 
 MAX_SETS = 16

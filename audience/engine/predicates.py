@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from audience.compiler import plan as p
-from audience.compiler.context import EvalContext
-from audience.compiler.kernels import filters
-from audience.compiler.kernels.config import OP_CODES
-from audience.compiler.passes.resolve_time import day_threshold, time_ref_ms
+from audience.engine.context import EvalContext
+from audience.engine.kernels import filters
+from audience.engine.kernels.config import OP_CODES
+from audience.engine.resolve_time import day_threshold, time_ref_ms
 from audience.snapshot import Column, Dictionary, Partition, dictionary_key
 
 

@@ -103,20 +103,7 @@ def import_cmd(store: str, files: tuple[Path, ...], fmt: str) -> None:
         drain_all(log, node_stores(root))
     counts = {k: sum(o.kind == k for o in outcomes) for k in ("bounce", "complaint", "rejected")}
     if fmt == "json":
-        echo_json(
-            {
-                **counts,
-                "messages": [
-                    {
-                        "kind": o.kind,
-                        "delivery_id": o.delivery_id,
-                        "reason": o.reason,
-                        "detail": o.detail,
-                    }
-                    for o in outcomes
-                ],
-            }
-        )
+        echo_json({**counts, "messages": [o.to_dict() for o in outcomes]})
         return
     click.echo(
         f"{plural(len(outcomes), 'message')}: {plural(counts['bounce'], 'bounce')}, "

@@ -68,6 +68,10 @@ class Outcome:
     detail: str = ""
     events: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``audience inbound import --format json`` shows of it."""
+        return {k: getattr(self, k) for k in ("kind", "delivery_id", "reason", "detail")}
+
 
 class Inbound:
     """Records reports into one store's delivery log (thread-safe as the log is)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -114,7 +115,8 @@ async def serve(
                 handler,
                 data_size_limit=max_bytes,
                 timeout=timeout,
-                hostname=cfg.return_path_domain,
+                # aiosmtpd would look up the host's FQDN per connection (DNS) without it
+                hostname=cfg.return_path_domain or socket.gethostname(),
                 ident="audience inbound",
             ),
             host,

@@ -111,3 +111,14 @@ def test_a_retried_refusal_records_nothing_yet(tmp_path: Path) -> None:
     assert sent.events("email_bounced") == set()
     with DeliveryLog.open(sent.root) as log:
         assert suppression.entries(sent.root) == [] and log.get(d.id) is not None
+
+
+def test_a_refusal_after_data_is_classified_too(tmp_path: Path) -> None:
+    spam = "554 5.7.1 Message rejected as spam by Content Filtering"
+    sent = send_all(tmp_path / "s", ["ann"], data_replies={"ann@gmail.com": spam})
+    [d] = sent.deliveries
+    assert d.status == "failed" and "554" in (d.last_error or "")
+    assert sent.events("email_bounced", 'bounce_class = "block" and status_code = "5.7.1"') == {
+        "ann"
+    }
+    assert suppression.entries(sent.root) == []  # a block never suppresses

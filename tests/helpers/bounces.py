@@ -62,14 +62,19 @@ class Sent:
 
 
 def send_all(
-    root: Path, people: list[str], replies: dict[str, str] | None = None, **worker: object
+    root: Path,
+    people: list[str],
+    replies: dict[str, str] | None = None,
+    data_replies: dict[str, str] | None = None,
+    **worker: object,
 ) -> Sent:
     """A store with a contact per name of ``people`` (``NAME@gmail.com``), a
-    marketing email to each sent through aiosmtpd (refusing with ``replies``)."""
+    marketing email to each sent through aiosmtpd (refusing at RCPT with
+    ``replies``, after DATA with ``data_replies``)."""
     store = Store.init(root, SCHEMA)
     store.ingest_profiles([{"contact_id": p, "email": f"{p}@gmail.com"} for p in people])
     write_setting(root, "tracking.return_path_domain", DOMAIN)
-    sink = SmtpSink(replies=replies or {})
+    sink = SmtpSink(replies=replies or {}, data_replies=data_replies or {})
     with DeliveryLog.open(root) as log:
         ds = [
             log.request(

@@ -33,6 +33,7 @@ class SmtpSink:
     delay: float = 0.0
     refuse_rcpt: set[str] = field(default_factory=set)
     replies: dict[str, str] = field(default_factory=dict)  # recipient -> its RCPT refusal
+    data_replies: dict[str, str] = field(default_factory=dict)  # recipient -> DATA's refusal
     rcpts_per_mail: list[int] = field(default_factory=list)  # RCPTs of each accepted message
     received: list[EmailMessage] = field(default_factory=list)
     mail_from: list[str] = field(default_factory=list)  # each received message's envelope sender
@@ -54,6 +55,11 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.entered.append("data")
+        refusal = next(
+            (self.data_replies[r] for r in envelope.rcpt_tos if r in self.data_replies), None
+        )
+        if refusal is not None:  # refused after reading it (a content filter): not queued
+            return refusal
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         with self.lock:

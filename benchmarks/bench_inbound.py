@@ -66,7 +66,11 @@ def build(root: Path, n: int) -> list[tuple[str, bytes]]:
             )
             verp = return_path(signer, DOMAIN, d.id)
             text = template.safe_substitute(
-                VERP=verp, RCPT=d.email, MESSAGE_ID=log.message_id(d.id), DELIVERY_KEY=d.key
+                VERP=verp,
+                TOKEN=signer.sign("b", d.id),
+                RCPT=d.email,
+                MESSAGE_ID=log.message_id(d.id),
+                DELIVERY_KEY=d.key,
             )
             out.append((verp, text.replace("\n", "\r\n").encode()))
     return out

@@ -125,3 +125,26 @@ def test_the_return_path_domain_is_set_by_audience_config(tmp_path: Path) -> Non
     assert "tracking.return_path_domain = b.shop.example" in res.output
     res = CliRunner().invoke(cli, ["config", root, "tracking.return_path_domain", "no way"])
     assert res.exit_code == 1 and "is not a domain name" in res.output
+
+
+def test_a_report_naming_its_delivery_by_unsigned_headers_only_is_rejected(
+    tmp_path: Path,
+) -> None:
+    """A recipient knows a message's Message-ID and X-Audience-Delivery, and
+    could name another contact's delivery with them: they are not trusted."""
+    sent = send_all(tmp_path / "s", ["ann", "bo"])
+    raw = sent.report("outlook_jmrp.eml", 1).replace(
+        b"X-Audience-Token: " + sent.values()["TOKEN_2"].encode(), b"X-Audience-Token: forged"
+    )
+    assert b"X-Audience-Delivery: plan:main:Spring:1:0:bo" in raw
+    with DeliveryLog.open(sent.root) as log:
+        out = Inbound(log, signer_for(sent.root)).receive(raw, Envelope("test"))
+        assert (out.kind, out.reason) == ("rejected", "unknown_delivery")
+        # the same report with the token as sent names bo's delivery
+        good = Inbound(log, signer_for(sent.root)).receive(
+            sent.report("outlook_jmrp.eml", 1), Envelope("test")
+        )
+    assert (good.kind, good.delivery_id) == ("complaint", sent.deliveries[1].id)
+    assert [(e.email, e.reason) for e in suppression.entries(sent.root)] == [
+        ("bo@gmail.com", "complaint")
+    ]

@@ -85,6 +85,9 @@ def test_the_worker_classifies_each_refusal_and_records_it(tmp_path: Path) -> No
     signer = Signer(secret(sent.root))
     ok = sent.deliveries[0]
     assert sent.verp[0].endswith("@" + DOMAIN) and delivery_of(signer, sent.verp[0]) == ok.id
+    # and the same signed token in a header, for reports that hide the return path
+    [msg] = sent.sink.received
+    assert signer.read("b", str(msg["X-Audience-Token"])) == (ok.id, None)
     # one email_bounced per failed delivery, with its class and enhanced code
     for klass, who, code in [
         ("hard", "hard", "5.1.1"),

@@ -14,8 +14,9 @@ from audience.runtime.delivery.model import Delivery, wall_ms
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import run_worker
 from audience.runtime.store import Store
-from audience.runtime.tracking.config import write_setting
+from audience.runtime.tracking.config import secret, write_setting
 from audience.runtime.tracking.outbox import pending
+from audience.runtime.tracking.tokens import Signer
 from tests.helpers.mail_servers import SmtpSink, smtp_server
 
 SCHEMA = Path(__file__).resolve().parents[2] / "audience" / "examples" / "maison.toml"
@@ -33,10 +34,12 @@ class Sent:
     def values(self) -> dict[str, str]:
         """The corpus placeholders: the first delivery's, then _2, _3, ..."""
         out: dict[str, str] = {}
+        signer = Signer(secret(self.root))
         for i, (d, v) in enumerate(zip(self.deliveries, self.verp, strict=True)):
             suffix = "" if i == 0 else f"_{i + 1}"
             out |= {
                 "VERP" + suffix: v,
+                "TOKEN" + suffix: signer.sign("b", d.id),
                 "RCPT" + suffix: d.email or "",
                 "MESSAGE_ID" + suffix: d.message_id or "",
                 "DELIVERY_KEY" + suffix: d.key,

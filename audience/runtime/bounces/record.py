@@ -7,10 +7,11 @@ transaction; a message that cannot be used is recorded in
 
 Finding the delivery, first found wins: the VERP address the message was
 sent to (the SMTP envelope, else the report's To / Delivered-To); the VERP
-address in the returned message's Return-Path; its ``X-Audience-Delivery``
-header (the delivery's key); its Message-ID, which names the delivery in
-this log.  The last three serve the feedback reports that redact the
-recipient.
+address in the returned message's Return-Path; its ``X-Audience-Token``
+header.  All three are signed: the last two serve the feedback reports that
+redact the recipient.  The unsigned ``X-Audience-Delivery`` and Message-ID
+are not trusted: every recipient sees them, and could name another
+contact's delivery with them to have that address suppressed.
 
 A report is committed without an fsync, as the tracking hits are: it
 survives a crash of the process, not a power cut of the machine (the few
@@ -48,7 +49,6 @@ NOT_A_BOUNCE = "not_a_bounce"  # Action: delayed, delivered, relayed, expanded
 NOT_A_COMPLAINT = "not_a_complaint"  # a feedback report of another type (not-spam, ...)
 TOO_LARGE = "too_large"
 COMPLAINT_TYPES = ("abuse", "fraud", "virus")
-_OUR_MESSAGE_ID = re.compile(r"<audience\.([0-9a-f]+)\.(\d+)@audience\.invalid>")
 
 
 @dataclass(frozen=True)
@@ -158,14 +158,11 @@ class Inbound:
             d = self.log.get(did)
             if d is not None:
                 return d
-        key = original.get("X-Audience-Delivery")
-        if key:
-            d = self.log.get_by_key(" ".join(str(key).split()))
+        for token in original.get_all(verp.TOKEN_HEADER) or []:
+            found = self.signer.read("b", " ".join(str(token).split()))
+            d = None if found is None else self.log.get(found[0])
             if d is not None:
                 return d
-        m = _OUR_MESSAGE_ID.search(str(original.get("Message-ID") or ""))
-        if m is not None and m.group(1) == self.log.uid:
-            return self.log.get(int(m.group(2)))
         return None
 
     # ------------------------------------------------------------------ rejected

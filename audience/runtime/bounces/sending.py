@@ -31,13 +31,18 @@ class BounceRecorder:
 
     def envelope_from(self, d: Delivery) -> str | None:
         """The VERP return path of a marketing email; None: the usual sender."""
-        if self.domain is None or d.test or d.kind != "send_email" or d.id <= 0:
+        if self.domain is None or not _marketing(d):
             return None
         return verp.return_path(self.signer, self.domain, d.id)
 
+    def headers(self, d: Delivery) -> dict[str, str]:
+        """The signed header that names a marketing email's delivery in a
+        feedback report that hides the recipient and the return path."""
+        return {verp.TOKEN_HEADER: self.signer.sign("b", d.id)} if _marketing(d) else {}
+
     def refused(self, d: Delivery, bounce: Bounce, now_ms: int) -> None:
         """Record the final refusal of ``d`` (test sends record nothing)."""
-        if d.test or d.kind != "send_email":
+        if not _marketing(d):
             return
         event = bounce_event(
             d,
@@ -51,3 +56,7 @@ class BounceRecorder:
         )
         with self.log.transaction() as conn:
             record_bounce(conn, d, bounce, event, now_ms)
+
+
+def _marketing(d: Delivery) -> bool:
+    return not d.test and d.kind == "send_email" and d.id > 0

@@ -1,7 +1,8 @@
 """The VERP return path: each delivery's envelope sender is
 ``bounces+TOKEN@DOMAIN`` (DOMAIN: the store's ``tracking.return_path_domain``),
 TOKEN the delivery id signed like the tracking links (kind ``b``), so a
-bounce sent back to it names its delivery, and a forged one names none."""
+bounce sent back to it names its delivery, and a forged one names none.
+The same token goes in the ``X-Audience-Token`` header."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import re
 from audience.runtime.tracking.tokens import Signer
 
 LOCAL = "bounces"  # the local part; the token follows its "+"
+# every marketing email carries the same token in this header, for the
+# feedback reports that return the message without its return path
+TOKEN_HEADER = "X-Audience-Token"
 # a token is URL-safe base64 and dots (itsdangerous)
 _VERP = re.compile(r"(?<![A-Za-z0-9_.+\-])" + LOCAL + r"\+([A-Za-z0-9_.\-]+)@[A-Za-z0-9.\-]+", re.I)
 _OURS = re.compile(LOCAL + r"(?:\+[A-Za-z0-9_.\-]*)?@([A-Za-z0-9.\-]+)", re.I)

@@ -175,6 +175,8 @@ class Worker:
             if self.tracking is not None:
                 payload, headers = self.tracking.prepare(d)
                 d = replace(d, payload=payload)
+            if self.bounces is not None:
+                headers = {**headers, **self.bounces.headers(d)}
             self.sender.send(
                 build_message(d, self.smtp, headers), before_data, str(envelope_from or "") or None
             )

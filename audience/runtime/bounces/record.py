@@ -91,7 +91,7 @@ class Inbound:
         d = self._delivery(report, env)
         if d is None:
             return self.reject(
-                env, raw, UNKNOWN_DELIVERY, "no VERP address, header or Message-ID names a delivery"
+                env, raw, UNKNOWN_DELIVERY, "no VERP address or X-Audience-Token names a delivery"
             )
         tag = hashlib.sha256(raw).hexdigest()[:16]
         now = self.clock()

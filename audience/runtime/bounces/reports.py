@@ -44,7 +44,7 @@ class Report:
     kind: str  # "delivery-status" or "feedback-report"
     message_id: str | None  # the report's own
     date_ms: int | None  # the report's Date
-    to: tuple[str, ...]  # the report's To, Delivered-To, X-Original-To, Return-Path values
+    to: tuple[str, ...]  # the report's To, Delivered-To and X-Original-To values
     reporting_mta: str | None
     recipients: tuple[RecipientStatus, ...] = ()  # delivery-status
     feedback_type: str | None = None  # feedback-report, lower-case

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from audience.runtime.tracking.config import TrackingConfig
 from audience.runtime.tracking.outbox import Ingester, drain_all, node_stores
 
 MAX_RECIPIENTS = 100
+log = logging.getLogger("audience.inbound")
 
 
 class Handler:
@@ -61,6 +63,7 @@ class Handler:
         try:
             await loop.run_in_executor(self.executor, self.inbound.receive, raw, env)
         except Exception:  # the log could not be written: the sender keeps it and retries
+            log.exception("a message from %s not recorded", envelope.mail_from)
             return "451 4.3.0 cannot record the message now, try again later"
         self.received += 1
         self.after()
@@ -104,11 +107,11 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    with DeliveryLog.open(store_root) as log, ThreadPoolExecutor(4) as pool:
+    with DeliveryLog.open(store_root) as dlog, ThreadPoolExecutor(4) as pool:
         handler = Handler(
-            Inbound(log, signer_for(store_root), wall_ms), cfg.return_path_domain, pool
+            Inbound(dlog, signer_for(store_root), wall_ms), cfg.return_path_domain, pool
         )
-        ingester = Ingester(log, store_for)
+        ingester = Ingester(dlog, store_for)
         handler.after = ingester.notify
         server = await loop.create_server(
             lambda: Receiver(
@@ -132,4 +135,4 @@ async def serve(
             await server.wait_closed()
             ingester.stop()
             with contextlib.suppress(Exception):  # what is left waits for the next drain
-                drain_all(log, store_for)
+                drain_all(dlog, store_for)

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.service import PlanService
 from audience.runtime.store import Store, open_store
 from tests.helpers.mail_servers import SmtpSink, smtp_server
+from tests.helpers.processes import audience, finish, wait_for
 from tests.plans_support import (
     DAY,
     ONCE_DUE,
@@ -30,24 +28,6 @@ from tests.plans_support import (
 )
 
 N = 120
-REPO = Path(__file__).resolve().parents[1]
-
-
-def audience(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "audience", *args],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(p: subprocess.Popen[str]) -> str:
-    out, err = p.communicate(timeout=300)
-    assert p.returncode == 0, err
-    return out
 
 
 def ready_store(tmp_path: Path, rules: str = RULES, at: int = ONCE_DUE - DAY) -> Path:
@@ -74,18 +54,6 @@ def test_two_schedulers_run_each_occurrence_once(tmp_path: Path) -> None:
     assert {c for _, c, _, _ in daily} == milan_with_email(N)
     assert max(per_contact(once, ONCE_DUE).values()) == 1
     assert max(per_contact(daily, ONCE_DUE).values()) == 1
-
-
-def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120.0) -> None:
-    """Until the process reports where it halted (it then waits to be killed)."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the scheduler exited: {proc.communicate()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the scheduler never halted")
-        time.sleep(0.05)
 
 
 def test_kill_9_mid_run_then_restart_sends_each_contact_once(tmp_path: Path) -> None:

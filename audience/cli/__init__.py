@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "demo_cmd",
     "eval_cmd",
     "inbound_cmds",
+    "journey_cmds",
     "plan_cmds",
     "rules_cmds",
     "server_cmds",

@@ -36,6 +36,21 @@ _SELECT = (
     "d.email_norm, d.next_attempt_ms from deliveries d left join payloads p on p.id = d.payload_ref"
 )
 
+_INSERT = (
+    "insert {} into deliveries (key, node, contact_id, email, email_norm, channel, "
+    "kind, payload, status, policy, cap, requested_ms, due_ms, test, source, "
+    "created_ms, last_error) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row(d: Delivery) -> list[Any]:
+    return [
+        d.key, d.node, d.contact_id, d.email, d.email_norm, d.channel, d.kind,
+        m.dumps(d.payload), d.status, d.policy, d.cap, d.requested_ms, d.due_ms,
+        int(d.test), d.source, d.created_ms, d.last_error,
+    ]  # fmt: skip
+
+
 TimesFn = Callable[[DeliveryRequest, str | None, Policy, int, int], list[int]]
 
 
@@ -195,31 +210,14 @@ class DeliveryLog:
             lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi),
             suppression.reason_in(conn, m.normalize_email(req.email)),
         )
-        cur = conn.execute(
-            "insert into deliveries (key, node, contact_id, email, email_norm, channel, "
-            "kind, payload, status, policy, cap, requested_ms, due_ms, test, source, "
-            "created_ms, last_error) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                d.key,
-                d.node,
-                d.contact_id,
-                d.email,
-                d.email_norm,
-                d.channel,
-                d.kind,
-                m.dumps(d.payload),
-                d.status,
-                d.policy,
-                d.cap,
-                d.requested_ms,
-                d.due_ms,
-                int(d.test),
-                d.source,
-                d.created_ms,
-                d.last_error,
-            ],
-        )
+        cur = conn.execute(_INSERT.format(""), _row(d))
         return replace(d, id=int(cur.lastrowid or 0))
+
+    def record_decided(self, conn: sqlite3.Connection, ds: Sequence[Delivery]) -> None:
+        """Inside ``transaction()``: insert deliveries ``decide`` made without
+        counting any other (no caps to check), many per statement; a key the
+        log already holds keeps its first delivery."""
+        conn.executemany(_INSERT.format("or ignore"), [_row(d) for d in ds])
 
     def _times(
         self,

@@ -26,9 +26,13 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# one encoder for all (json.dumps with options builds one per call)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
 def dumps(payload: Any) -> str:
     """A payload's JSON (compact; values JSON lacks, such as datetimes, as text)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODE(payload)
 
 
 def normalize_email(email: str | None) -> str | None:

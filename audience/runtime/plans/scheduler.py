@@ -10,6 +10,8 @@ A tick (``Scheduler.tick``) reads the clock once, then:
    others are recorded ``merged``).
 2. Each ``running`` row whose lease it can take (a free one, or one whose
    holder died and let it expire) is run or resumed (runner.py).
+3. The journeys of every node with a live one advance: their runs due by
+   now wake, segment entries are checked (audience.runtime.journeys).
 
 ``run_scheduler`` ticks until stopped, at most a second apart (sooner when
 a run is due sooner), so a due run starts within a second.
@@ -46,6 +48,8 @@ from audience.runtime.plans.service import lateness_ms, parse_plan
 from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
+    from audience.runtime.journeys.definitions import JourneyDefinitions
+    from audience.runtime.journeys.engine import AdvanceReport, JourneyRuntime
     from audience.runtime.store import Store
 
 POLL_S = 1.0
@@ -58,6 +62,7 @@ class TickReport:
     created: list[tuple[str, str, int, str]] = field(default_factory=list)  # node, plan, t, state
     ran: list[PlanRun] = field(default_factory=list)
     lost: int = 0  # runs another scheduler took over mid-way
+    journeys: dict[str, AdvanceReport] = field(default_factory=dict)  # per node
 
     def lines(self) -> list[str]:
         out = []
@@ -72,6 +77,9 @@ class TickReport:
                 f"reserved {c.get('reserved', 0)}, deferred {c.get('deferred', 0)}, "
                 f"suppressed {c.get('suppressed', 0)}" + (f" ({r.note})" if r.note else "")
             )
+        for node, j in self.journeys.items():
+            if j.woken or j.entered or j.failed:
+                out += [f"{node} journeys {line}" for line in j.lines()]
         return out
 
 
@@ -100,6 +108,8 @@ class Scheduler:
         self.holder = new_holder()
         self._stores: dict[str, Store] = {}
         self._plans: dict[tuple[str, str, int], Plan | None] = {}
+        self._journeys: dict[str, JourneyRuntime] = {}
+        self._journey_defs: JourneyDefinitions | None = None
         self.runner = Runner(
             self.root,
             self.defs,
@@ -147,7 +157,24 @@ class Scheduler:
                 report.ran.append(self.runner.run(self.defs.get_run(run.id) or run))
             except LeaseLost:
                 report.lost += 1
+        self.journeys(report)
         return report
+
+    def journeys(self, report: TickReport) -> None:
+        """Step 3: every node's live journeys advance to now."""
+        from audience.runtime.journeys.engine import JourneyRuntime
+
+        for node in self._journey_nodes():
+            if node not in self._journeys:
+                self._journeys[node] = JourneyRuntime(self.store_for(node), self.clock, self.log)
+            report.journeys[node] = self._journeys[node].advance(report.now_ms)
+
+    def _journey_nodes(self) -> list[str]:
+        from audience.runtime.journeys.definitions import LIVE, JourneyDefinitions
+
+        if self._journey_defs is None:
+            self._journey_defs = JourneyDefinitions(self.log)
+        return sorted({j.node for j in self._journey_defs.journeys() if j.state == LIVE})
 
     def schedule(self, report: TickReport) -> None:
         """Step 1: the run rows of the occurrences due by ``report.now_ms``."""

@@ -445,7 +445,10 @@ class Store(SnapshotViews):
 
                 self._trigger_defs = TriggerDefinitions(self.path / DEFINITIONS_FILE)
             if not self._trigger_defs.any_trigger():
-                return None
+                from audience.runtime.journeys.definitions import any_running
+
+                if not any_running(self.path, self.node):
+                    return None
         return self.triggers
 
     @property

@@ -6,7 +6,10 @@
 - ``webhook``: a delivery of kind webhook with the rendered ``body``.
 - ``add_tag`` / ``set``: profile upserts, gathered for the whole batch and
   written by one ``store.ingest_profiles`` (durable like any ingest).
-- ``enter_journey``: refused (journeys are not available yet).
+- ``enter_journey("Name")``: the contact enters the journey at the event's
+  time, once the batch's firings are decided (audience.runtime.journeys:
+  its entry rules apply; the firing key is the entry's cause, so a replay
+  enters nobody twice).
 
 Each action reports an outcome dict: ``status`` is the delivery's status, or
 ``done`` / ``skipped`` / ``failed`` with a ``reason``.
@@ -36,7 +39,6 @@ from audience.runtime.triggers.batch import EventBatch, profile_value
 from audience.runtime.triggers.matcher import CompiledTrigger
 from audience.runtime.triggers.templates import CompiledTemplate, TemplateError
 
-JOURNEYS_UNAVAILABLE = "journeys are not available yet"
 TAGS = "tags"
 
 
@@ -102,6 +104,9 @@ class ActionRun:
     now_ms: Callable[[int], int | None]  # event ts -> the time caps are checked at
     updates: ProfileUpdates = field(default_factory=ProfileUpdates)
     deliveries: list[Delivery] = field(default_factory=list)
+    # (journey, contact, time, cause): entered after the batch, outside its
+    # delivery-log transaction
+    journey_entries: list[tuple[str, str, int, str]] = field(default_factory=list)
 
 
 def literal(value: Value) -> Any:
@@ -275,7 +280,13 @@ def _set(
 def _enter_journey(
     run: ActionRun, t: CompiledTrigger, action: Action, row: int, key: str, due_ms: int
 ) -> dict[str, Any]:
-    raise _Failed(JOURNEYS_UNAVAILABLE)
+    name = resolve(run, action.args[0].value, row)
+    if not isinstance(name, str):
+        raise _Failed("enter_journey needs a journey's name")
+    run.journey_entries.append(
+        (name, run.batch.contact_id(row), run.batch.ts(row), f"trigger:{key}")
+    )
+    return {"action": action.name, "status": "done", "journey": name}
 
 
 _ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {

@@ -59,6 +59,7 @@ from audience.runtime.triggers.templates import CompiledTemplate, compiled
 from audience.timecalc import minus, plus
 
 if TYPE_CHECKING:
+    from audience.runtime.journeys.engine import AdvanceReport, JourneyRuntime
     from audience.runtime.store import Store
 
 log = logging.getLogger("audience.triggers")
@@ -85,6 +86,7 @@ class BatchReport:
     # per trigger: matching events dated before its valid-from (not fired live;
     # a dry run replays them anyway)
     too_old: Counter[str] = field(default_factory=Counter)
+    journeys: AdvanceReport | None = None  # what the ingest did to journeys
 
     def merge(self, other: BatchReport) -> None:
         self.events += other.events
@@ -94,6 +96,11 @@ class BatchReport:
         self.deliveries.extend(other.deliveries)
         self.firings.extend(other.firings)
         self.too_old.update(other.too_old)
+        if other.journeys is not None:
+            if self.journeys is None:
+                self.journeys = other.journeys
+            else:
+                self.journeys.merge(other.journeys)
 
     def too_old_note(self) -> str | None:
         """Why loaded history fired nothing, in a sentence (None: no such events)."""
@@ -158,6 +165,7 @@ class TriggerEngine:
         self._policies: dict[str, Policy | None] = {}
         self._templates: dict[str, CompiledTemplate | None] = {}
         self.errors: list[str] = []  # problems met while matching (also logged)
+        self._journeys: JourneyRuntime | None = None
 
     # ------------------------------------------------------------------ log
     @property
@@ -171,6 +179,16 @@ class TriggerEngine:
         """Record deliveries in ``delivery_log`` (a shared one) instead of the store's."""
         with self._lock:
             self._log = delivery_log
+
+    @property
+    def journeys(self) -> JourneyRuntime:
+        """The node's journeys, which every ingest moves too (entries, clicks)."""
+        from audience.runtime.journeys.engine import JourneyRuntime
+
+        with self._lock:
+            if self._journeys is None:
+                self._journeys = JourneyRuntime(self.store, clock_ms, self.log)
+            return self._journeys
 
     # ---------------------------------------------------------- definitions
     def check(self, text: str, filename: str = "<input>") -> Program:
@@ -281,7 +299,7 @@ class TriggerEngine:
         self, version: int, new_events: list[tuple[pa.Array, pa.Table]]
     ) -> Pending | None:
         """Called by the store under its ingest lock, before the manifest switch."""
-        if not len(self.active()):
+        if not len(self.active()) and not self.journeys.wants_events():
             return None
         table = journal_table(new_events)
         return Pending(version, table, self.state.write_journal(version, table))
@@ -331,6 +349,10 @@ class TriggerEngine:
         if report.list_additions:
             lists = sorted({k for r in report.list_additions for k in r if k != "contact_id"})
             self.store.ingest_profiles(report.list_additions, merge_lists=lists)
+        # journeys after the triggers (whose enter_journey actions they take),
+        # before the journal goes: a crash in between replays both, harmlessly
+        if report.journey_entries or self.journeys.wants_events():
+            report.journeys = self.journeys.on_events(batch, report.journey_entries)
         if journal is not None:
             self.state.journal_done(journal, firings)
         else:
@@ -342,6 +364,8 @@ class TriggerEngine:
 class _Report(BatchReport):
     profile_updates: list[dict[str, Any]] = field(default_factory=list)
     list_additions: list[dict[str, Any]] = field(default_factory=list)
+    # (journey, contact, time, cause) of the enter_journey actions
+    journey_entries: list[tuple[str, str, int, str]] = field(default_factory=list)
 
 
 def fire(
@@ -411,6 +435,7 @@ def fire(
     report.deliveries = run.deliveries
     report.profile_updates = run.updates.records()
     report.list_additions = run.updates.additions()
+    report.journey_entries = run.journey_entries
     return report
 
 

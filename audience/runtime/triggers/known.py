@@ -65,8 +65,8 @@ def _read_fields(text: str) -> frozenset[str]:
 def known_names(store: Store, journeys: Collection[str] = ()) -> Known:
     """What ``store`` has saved, by kind (a broken saved segment is left out:
     it is reported where it is used).  ``journeys``: the saved journeys' names,
-    which ``enter_journey("Name")`` may name (read by the journeys' runtime,
-    which keeps them)."""
+    which ``enter_journey("Name")`` may name (default: those saved in the
+    store's journey tables)."""
     from audience.runtime.saved import saved_segments
 
     # a disk store's saved definitions without its trigger engine (slow to import)
@@ -75,6 +75,10 @@ def known_names(store: Store, journeys: Collection[str] = ()) -> Known:
         if store.path is None
         else TriggerDefinitions(store.path / DEFINITIONS_FILE)
     )
+    if not journeys and store.path is not None:
+        from audience.runtime.journeys.definitions import journey_names
+
+        journeys = journey_names(store.path, store.node)
     known = Known(
         segments=saved_segments(store),
         policies=frozenset(p.name for p in defs.list_policies()),

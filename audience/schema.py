@@ -57,8 +57,23 @@ TRACKING_EVENTS: dict[str, dict[str, str]] = {
         "user_agent": "string",
         "bot": "bool",
     },
-    "email_bounced": {**_EMAIL_COMMON, "bounce_class": "string", "status_code": "string"},
-    "email_complained": {**_EMAIL_COMMON, "feedback_type": "string"},
+    "email_bounced": {
+        **_EMAIL_COMMON,
+        "bounce_class": "string",
+        "status_code": "string",
+        "diagnostic": "string",
+        "action": "string",
+        "remote_mta": "string",
+        "reporting_mta": "string",
+        "via": "string",
+    },
+    "email_complained": {
+        **_EMAIL_COMMON,
+        "feedback_type": "string",
+        "user_agent": "string",
+        "reporting_mta": "string",
+        "via": "string",
+    },
     "unsubscribed": {**_EMAIL_COMMON, "user_agent": "string"},
 }
 CONTEXTS: tuple[str, ...] = (

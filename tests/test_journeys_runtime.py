@@ -614,6 +614,33 @@ def test_an_unsubscribed_address_gets_no_journey_send(
     assert logged["outcome"] == {"status": "suppressed", "reason": "unsubscribed"}
 
 
+def test_a_bounced_or_complaining_address_gets_no_journey_send_and_says_why(
+    store: Store, svc: JourneyService, clock: ManualClock
+) -> None:
+    from audience.runtime.tracking import suppression
+
+    assert store.path is not None
+    suppression.add(store.path, "c00001@example.com", suppression.HARD_BOUNCE)
+    suppression.add(store.path, "c00002@example.com", suppression.COMPLAINT)
+    save(svc, welcome())
+    save(svc, welcome("Capped", dnd="Caps"))  # the other path (caps counted one by one)
+    store.ingest_events([form(i, contact(i), T0) for i in range(3)])
+    caps = {k: c for k, c in _caps(store)}
+    for journey in (1, 2):
+        assert caps[key(journey, 1, "0", contact(0))] is None
+        assert caps[key(journey, 1, "0", contact(1))] == "hard_bounce"
+        assert caps[key(journey, 1, "0", contact(2))] == "complaint"
+    [logged] = [h for h in svc.history("Welcome", contact(2)) if h["kind"] == "action"]
+    assert logged["outcome"] == {"status": "suppressed", "reason": "complaint"}
+
+
+def _caps(store: Store) -> list[tuple[str, str | None]]:
+    """(key, cap) of every journey delivery: a suppressed one's cap is the list's reason."""
+    assert store.path is not None
+    with DeliveryLog.open(store.path) as log:
+        return [(d.key, d.cap) for d in log.list()]
+
+
 def test_a_triggers_enter_journey_enters_at_the_events_time_once(
     store: Store, svc: JourneyService, clock: ManualClock
 ) -> None:

@@ -31,7 +31,11 @@ def test_config_sets_checks_and_never_shows_the_secret(tmp_path: Path) -> None:
     run("config", str(root), "tracking.base_url", "https://t.shop.example/")
     run("config", str(root), "tracking.bot_seconds", "5")
     shown = json.loads(run("config", str(root), "--format", "json").output)
-    assert shown == {"tracking.base_url": "https://t.shop.example", "tracking.bot_seconds": 5.0}
+    assert shown == {
+        "tracking.base_url": "https://t.shop.example",
+        "tracking.bot_seconds": 5.0,
+        "tracking.return_path_domain": None,
+    }
     assert TrackingConfig.load(root, env={}) == TrackingConfig("https://t.shop.example", 5.0)
     # bad values are refused with the reason, and change nothing
     for key, value, why in [
@@ -85,7 +89,7 @@ def test_suppressions_add_list_remove(tmp_path: Path) -> None:
                 "k", "main", "ann", "ann@x.example", "email", "send_email", {}, wall_ms()
             )
         )
-        assert (d.status, d.cap) == ("suppressed", "unsubscribed")
+        assert (d.status, d.cap) == ("suppressed", "manual")
     out = run("suppressions", "remove", str(root), "ann@x.example", "zz@x.example", ok=False).output
     assert "not on the list: zz@x.example" in out
     assert not suppression.is_suppressed(root, "ann@x.example")

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "delivery_cmds",
     "demo_cmd",
     "eval_cmd",
+    "inbound_cmds",
     "journey_cmds",
     "plan_cmds",
     "report_cmds",

@@ -60,7 +60,7 @@ def config_cmd(store: str, key: str | None, value: str | None, unset: bool, fmt:
 
 @click.group("suppressions")
 def suppressions_group() -> None:
-    """The addresses that get no marketing email (unsubscribed, or added by hand)."""
+    """Addresses that get no marketing email (unsubscribed, bounced, complained)."""
 
 
 @suppressions_group.command("list")

@@ -32,6 +32,9 @@ class SmtpSink:
     slow_step: str | None = None  # "rcpt" or "data"
     delay: float = 0.0
     refuse_rcpt: set[str] = field(default_factory=set)
+    replies: dict[str, str] = field(default_factory=dict)  # recipient -> its RCPT refusal
+    data_replies: dict[str, str] = field(default_factory=dict)  # recipient -> DATA's refusal
+    rcpts_per_mail: list[int] = field(default_factory=list)  # RCPTs of each accepted message
     received: list[EmailMessage] = field(default_factory=list)
     mail_from: list[str] = field(default_factory=list)  # each received message's envelope sender
     entered: list[str] = field(default_factory=list)  # steps begun, in order
@@ -45,16 +48,24 @@ class SmtpSink:
             await asyncio.sleep(self.delay)
         if address in self.refuse_rcpt:
             return "550 no such user here"
+        if address in self.replies:
+            return self.replies[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.entered.append("data")
+        refusal = next(
+            (self.data_replies[r] for r in envelope.rcpt_tos if r in self.data_replies), None
+        )
+        if refusal is not None:  # refused after reading it (a content filter): not queued
+            return refusal
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         with self.lock:
             self.received.append(msg)  # queued, as an MTA does before it answers
             self.mail_from.append(envelope.mail_from)
+            self.rcpts_per_mail.append(len(envelope.rcpt_tos))
         if self.slow_step == "data":
             await asyncio.sleep(self.delay)  # the answer is late: the client may never see it
         return "250 Message accepted for delivery"

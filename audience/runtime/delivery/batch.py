@@ -198,17 +198,19 @@ def reserve_batch(
             return dict(json.loads(done[0]), existing=n)
         skip = _skip(conn, key_prefix, cids)
         # addresses on the suppression list: no marketing email (tests are sent)
-        listed = (
-            suppression.mask_in(conn, norms) & ~skip
+        reason, reasons = (
+            suppression.reasons_in(conn, norms)
             if kind == "send_email" and not test
-            else np.zeros(n, dtype=np.bool_)
+            else (np.full(n, -1, dtype=np.int64), [])
         )
+        listed = (reason >= 0) & ~skip
         codes = np.where(skip, SKIPPED, ADMITTED).astype(np.int64)
         if applies and policy is not None and policy.caps:
             codes = _check(conn, log.uid, node, cids, norms, policy, t, skip | listed)
-        if listed.any():  # recorded suppressed with the reason as their "cap"
-            cap_texts = [*cap_texts, suppression.UNSUBSCRIBED]
-            codes[listed] = len(cap_texts) - 1
+        if listed.any():  # recorded suppressed with the list's reason as their "cap"
+            first = len(cap_texts)
+            cap_texts = [*cap_texts, *reasons]
+            codes[listed] = first + reason[listed]
         admitted = int(np.count_nonzero(codes == ADMITTED))
         hist = np.bincount(codes[codes >= 0], minlength=len(cap_texts))
         counts: dict[str, Any] = {

@@ -55,22 +55,23 @@ TimesFn = Callable[[DeliveryRequest, str | None, Policy, int, int], list[int]]
 
 
 def decide(
-    req: DeliveryRequest, now_ms: int, times: TimesFn, unsubscribed: bool = False
+    req: DeliveryRequest, now_ms: int, times: TimesFn, listed: str | None = None
 ) -> Delivery:
     """The delivery ``req`` becomes (id 0: not recorded yet).
 
     It may leave at ``max(due, now)`` (a delivery for a past event leaves now),
     moved to the end of the quiet hours it falls in; the caps are checked at
-    that time against the deliveries ``times`` returns.  ``unsubscribed``: the
-    address is on the suppression list (a marketing email to it is suppressed)."""
+    that time against the deliveries ``times`` returns.  ``listed``: why the
+    address is on the suppression list (a marketing email to it is suppressed,
+    with that reason), None when it is not."""
     email_norm = m.normalize_email(req.email)
     t = max(req.due_ms, now_ms)
     status, cap_text = m.RESERVED, None
     pol = req.policy
     if req.error is not None:
         status = m.FAILED  # never sent, so neither deferred nor capped, and not counted
-    elif unsubscribed and not req.test and req.kind == "send_email":
-        status, cap_text = m.SUPPRESSED, suppression.UNSUBSCRIBED
+    elif listed is not None and not req.test and req.kind == "send_email":
+        status, cap_text = m.SUPPRESSED, listed
     elif pol is not None and not req.test and pol.applies_to(req.channel):
         deferred = pol.defer(t)
         if deferred != t:
@@ -207,7 +208,7 @@ class DeliveryLog:
             req,
             now,
             lambda r, e, p, lo, hi: self._times(conn, r, e, p, lo, hi),
-            suppression.suppressed_in(conn, m.normalize_email(req.email)),
+            suppression.reason_in(conn, m.normalize_email(req.email)),
         )
         cur = conn.execute(_INSERT.format(""), _row(d))
         return replace(d, id=int(cur.lastrowid or 0))
@@ -451,7 +452,7 @@ class DryRun:
             return found
         now = req.now_ms if req.now_ms is not None else m.wall_ms()
         with self.log._lock:
-            listed = suppression.suppressed_in(self.log._conn, m.normalize_email(req.email))
+            listed = suppression.reason_in(self.log._conn, m.normalize_email(req.email))
         d = decide(req, now, self._times, listed)
         d = replace(d, id=-(len(self.planned) + 1))
         self.planned.append(d)

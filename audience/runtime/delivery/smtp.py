@@ -26,11 +26,16 @@ CONFIG_FILE = "smtp.toml"
 
 
 class SendError(Exception):
-    """A failed attempt; ``permanent`` ones are not retried (a 5xx reply, a bad address)."""
+    """A failed attempt; ``permanent`` ones are not retried (a 5xx reply, a bad address).
+    ``reply``: the receiving server's refusal of the message (code, text), at
+    MAIL, RCPT or DATA; None for anything else (no connection, a login)."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, reply: tuple[int, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.reply = reply
 
 
 def _flag(value: Any) -> bool:
@@ -236,13 +241,20 @@ class SmtpSender:
         except smtplib.SMTPRecipientsRefused as exc:
             self.close()
             codes = [c for c, _ in exc.recipients.values()]
+            # one RCPT per transaction: the refusal is this recipient's
+            [(code, text)] = exc.recipients.values() or [(0, b"")]
             raise SendError(
-                f"recipient refused: {exc.recipients}", permanent=_permanent(codes)
+                f"recipient refused: {exc.recipients}",
+                permanent=_permanent(codes),
+                reply=(code, _text(text)),
             ) from None
         except smtplib.SMTPResponseException as exc:
             self.close()
+            refused = isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError)
             raise SendError(
-                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=_permanent([exc.smtp_code])
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}",
+                permanent=_permanent([exc.smtp_code]),
+                reply=(exc.smtp_code, _text(exc.smtp_error)) if refused else None,
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
@@ -255,6 +267,10 @@ class SmtpSender:
                 conn.quit()
             except (OSError, smtplib.SMTPException):
                 conn.close()
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
 def _permanent(codes: list[int]) -> bool:

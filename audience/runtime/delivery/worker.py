@@ -24,6 +24,12 @@ clients collapse copies with one Message-ID, and a webhook receiver gets the
 same ``Idempotency-Key``.  At most one delivery per crashed worker is in that
 window.  A failed attempt goes back to the queue with exponential backoff;
 after ``max_attempts``, or on a permanent error (5xx), it is ``failed``.
+
+One RCPT per SMTP transaction, so that a refusal (at RCPT, or DATA's answer)
+belongs to one recipient.  A refusal is classified (bounces/classify.py):
+a soft bounce is retried even as a 5xx (5.2.2 mailbox full), and the
+refusal that fails a delivery for good records ``email_bounced``
+(bounces/sending.py).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from audience.runtime.bounces.classify import classify
+from audience.runtime.bounces.sending import BounceRecorder
 from audience.runtime.delivery.log import DeliveryLog
 from audience.runtime.delivery.model import Delivery, wall_ms
 from audience.runtime.delivery.smtp import (
@@ -89,10 +97,12 @@ class Worker:
         webhook_timeout: float = 10.0,
         webhook_retries: int = 2,
         tracking: Tracker | None = None,
+        bounces: BounceRecorder | None = None,
     ) -> None:
         self.log = log
         self.smtp = smtp
         self.tracking = tracking  # None: messages leave as rendered
+        self.bounces = bounces  # None: refusals are not recorded as bounces
         self.sender = SmtpSender(smtp)
         # an attempt must end before its lease does, or a second worker could take it
         self.lease_ms = int(
@@ -133,7 +143,11 @@ class Worker:
             self._send(d)
         except SendError as exc:
             self.stats.last_error, self.stats.last_error_kind = str(exc), d.kind
-            if exc.permanent or d.attempts >= self.max_attempts:
+            bounce = None if exc.reply is None else classify(*exc.reply)
+            permanent = exc.permanent if bounce is None else not bounce.transient
+            if permanent or d.attempts >= self.max_attempts:
+                if bounce is not None and self.bounces is not None:
+                    self.bounces.refused(d, bounce, wall_ms())
                 self.log.mark_failed(d.id, str(exc))
                 self.stats.failed += 1
             else:
@@ -155,11 +169,14 @@ class Worker:
             self.log.set_phase(d.id, "data")
 
         if d.kind == "send_email":
-            envelope_from = d.payload.get("sender")
+            verp = None if self.bounces is None else self.bounces.envelope_from(d)
+            envelope_from = verp or d.payload.get("sender")
             headers: dict[str, str] = {}
             if self.tracking is not None:
                 payload, headers = self.tracking.prepare(d)
                 d = replace(d, payload=payload)
+            if self.bounces is not None:
+                headers = {**headers, **self.bounces.headers(d)}
             self.sender.send(
                 build_message(d, self.smtp, headers), before_data, str(envelope_from or "") or None
             )
@@ -223,6 +240,7 @@ def run_worker(
         webhook_timeout=webhook_timeout,
         webhook_retries=webhook_retries,
         tracking=Tracker.for_store(the_log, root),
+        bounces=BounceRecorder.for_store(the_log, root),
     )
     stores: dict[str, Store] = {}
 
@@ -235,8 +253,9 @@ def run_worker(
     try:
         while True:
             handled = worker.drain(stop)
-            if worker.tracking is not None and root is not None:
-                ingest_outbox(the_log, store_for)  # email_sent, and hits no server took yet
+            if root is not None:
+                # email_sent, bounces, and hits no server took yet
+                ingest_outbox(the_log, store_for)
             if once or (stop is not None and stop.is_set()):
                 break
             if not handled:

@@ -362,8 +362,8 @@ class Mover:
             self._sent += 1
             if policy is None and not self.replay:
                 # no caps to count: decided here, written with the batch's others
-                unsubscribed = self._unsubscribed(conn, ctx, normalize_email(msg.email))
-                d = decide(req, now, _no_times, unsubscribed)
+                listed = self._listed(conn, ctx, normalize_email(msg.email))
+                d = decide(req, now, _no_times, listed)
                 self._sends.append(d)
                 return _outcome(d), key
             return _outcome(self.log._request(conn, req)), key
@@ -371,11 +371,12 @@ class Mover:
         return self._call(conn, ctx, c, run, step.call, key, at, now)
 
     @staticmethod
-    def _unsubscribed(conn: sqlite3.Connection, ctx: Context, norm: str | None) -> bool:
-        """Whether the address is on the suppression list: read once for every
-        address the batch rendered a message to (one query, not one a send)."""
+    def _listed(conn: sqlite3.Connection, ctx: Context, norm: str | None) -> str | None:
+        """Why the address is on the suppression list (None: it is not): read
+        once for every address the batch rendered a message to (one query, not
+        one a send)."""
         if norm is None:
-            return False
+            return None
         if norm not in ctx.unsub_checked:
             norms = {
                 n
@@ -387,13 +388,13 @@ class Mover:
             for i in range(0, len(todo), 500):
                 part = todo[i : i + 500]
                 rows = conn.execute(
-                    "select email_norm from suppressions where email_norm in "
+                    "select email_norm, reason from suppressions where email_norm in "
                     f"({', '.join('?' * len(part))})",
                     part,
                 )
-                ctx.unsub.update(r[0] for r in rows)
+                ctx.unsub.update((r[0], r[1]) for r in rows)
             ctx.unsub_checked.update(todo)
-        return norm in ctx.unsub
+        return ctx.unsub.get(norm)
 
     def _call(
         self,

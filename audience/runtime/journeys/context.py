@@ -44,7 +44,7 @@ class Context:
     dry: bool = False  # a dry run: profile changes are only reported
     updates: ProfileUpdates = field(default_factory=ProfileUpdates)
     # addresses on the suppression list, of those looked up (by the mover)
-    unsub: set[str] = field(default_factory=set)
+    unsub: dict[str, str] = field(default_factory=dict)  # address -> the list's reason
     unsub_checked: set[str] = field(default_factory=set)
     # delivery key -> (kind, ts, link, link text) of its clicks and opens, for
     # the keys the batch's runs may watch (None: read one by one)

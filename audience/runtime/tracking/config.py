@@ -1,11 +1,12 @@
 """The store's tracking settings: STORE/tracking.toml (``[tracking]`` base_url,
-bot_seconds), overridden by AUDIENCE_TRACKING_BASE_URL; and the signing secret,
+bot_seconds, return_path_domain), overridden by AUDIENCE_TRACKING_BASE_URL; and the signing secret,
 STORE/tracking.secret, made when the store is created (or, for a store made
 before tracking existed, on first use) and never printed."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -24,7 +25,14 @@ KEYS: dict[str, tuple[str, Any]] = {
         "a click or open this soon after sending is flagged as a bot",
         DEFAULT_BOT_SECONDS,
     ),
+    "tracking.return_path_domain": (
+        "bounces come back to bounces+TOKEN@ this domain (docs/bounces.md)",
+        None,
+    ),
 }
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
 
 
 class TrackingConfigError(ValueError):
@@ -35,6 +43,7 @@ class TrackingConfigError(ValueError):
 class TrackingConfig:
     base_url: str | None = None  # None: links are not rewritten
     bot_seconds: float = DEFAULT_BOT_SECONDS
+    return_path_domain: str | None = None  # None: the envelope sender is not a VERP address
 
     @property
     def enabled(self) -> bool:
@@ -51,6 +60,11 @@ class TrackingConfig:
         return cls(
             base_url=None if base is None else check_base_url(str(base), where),
             bot_seconds=check_seconds(data.get("bot_seconds", DEFAULT_BOT_SECONDS)),
+            return_path_domain=(
+                None
+                if data.get("return_path_domain") is None
+                else check_domain(str(data["return_path_domain"]))
+            ),
         )
 
 
@@ -64,6 +78,16 @@ def check_base_url(value: str, where: str = "tracking.base_url") -> str:
     if parts.query or parts.fragment:
         raise TrackingConfigError(f"{where}: {value!r} may not have a query or a fragment")
     return value.strip().rstrip("/")
+
+
+def check_domain(value: str, where: str = "tracking.return_path_domain") -> str:
+    """A host name (lower-case ASCII labels: an IDN in its xn-- form)."""
+    domain = value.strip().lower().rstrip(".")
+    if not _DOMAIN.fullmatch(domain):
+        raise TrackingConfigError(
+            f"{where}: {value!r} is not a domain name (e.g. bounces.shop.example)"
+        )
+    return domain
 
 
 def check_seconds(value: Any, where: str = "tracking.bot_seconds") -> float:
@@ -103,7 +127,8 @@ def write_setting(store_root: Path | str, key: str, value: str | None) -> Any:
     if value is None:
         data.pop(name, None)
     else:
-        stored = check_base_url(value) if name == "base_url" else check_seconds(value)
+        check = {"base_url": check_base_url, "return_path_domain": check_domain}
+        stored = check.get(name, check_seconds)(value)
         data[name] = stored
     lines = ["[tracking]"] + [f"{k} = {_toml_value(v)}" for k, v in sorted(data.items())]
     _write_atomic(Path(store_root) / CONFIG_FILE, "\n".join(lines) + "\n", 0o644)

@@ -128,10 +128,8 @@ class Ingester:
         self._thread.join(timeout)
 
 
-def run_ingester(store_root: Path, parent: int | None = None, poll_s: float = 0.01) -> None:
-    """Drain the outbox of ``store_root`` until the process ``parent`` is gone
-    (checked every round: a server killed with -9 takes this one with it)."""
-    from audience.runtime.delivery.log import DeliveryLog
+def node_stores(store_root: Path | str) -> Callable[[str], Store]:
+    """``store_for`` for ``drain``: each node of ``store_root`` opened once, when first needed."""
     from audience.runtime.store import open_store
 
     stores: dict[str, Store] = {}
@@ -141,6 +139,21 @@ def run_ingester(store_root: Path, parent: int | None = None, poll_s: float = 0.
             stores[node] = open_store(store_root, node)
         return stores[node]
 
+    return store_for
+
+
+def drain_all(dlog: DeliveryLog, store_for: Callable[[str], Store]) -> None:
+    """Ingest everything the outbox holds now."""
+    while drain(dlog, store_for):
+        pass
+
+
+def run_ingester(store_root: Path, parent: int | None = None, poll_s: float = 0.01) -> None:
+    """Drain the outbox of ``store_root`` until the process ``parent`` is gone
+    (checked every round: a server killed with -9 takes this one with it)."""
+    from audience.runtime.delivery.log import DeliveryLog
+
+    store_for = node_stores(store_root)
     with DeliveryLog.open(store_root) as dlog:
         while parent is None or os.getppid() == parent:
             try:

@@ -1,10 +1,11 @@
 """The suppression list: addresses that get no marketing send (an
-unsubscribe, or added by hand), in the delivery log's file, so that the check
-runs inside the same write transaction that records a delivery.
+unsubscribe, a hard bounce, a complaint, or added by hand), in the delivery
+log's file, so that the check runs inside the same write transaction that records a delivery.
 
 Addresses are compared normalized (trimmed, lower-case).  A marketing send to
-one is recorded ``suppressed`` with the reason ``unsubscribed`` (the row's
-``cap`` column, where a DND cap's text goes otherwise); test sends are never
+one is recorded ``suppressed`` with the list's reason, e.g. ``unsubscribed``
+or ``hard_bounce`` (the row's ``cap`` column, where a DND cap's text goes
+otherwise); test sends are never
 suppressed.
 """
 
@@ -23,8 +24,11 @@ import pyarrow.compute as pc
 
 from audience.runtime.delivery.model import normalize_email, wall_ms
 
-UNSUBSCRIBED = "unsubscribed"  # the reason a suppressed delivery is recorded with
+# the reasons an address is on the list, and a suppressed delivery's "cap"
+UNSUBSCRIBED = "unsubscribed"
 MANUAL = "manual"
+HARD_BOUNCE = "hard_bounce"
+COMPLAINT = "complaint"
 
 
 @dataclass(frozen=True)
@@ -47,20 +51,38 @@ class SuppressionError(ValueError):
 # ---------------------------------------------------------------------- in a transaction
 
 
-def suppressed_in(conn: sqlite3.Connection, email_norm: str | None) -> bool:
+def reason_in(conn: sqlite3.Connection, email_norm: str | None) -> str | None:
+    """Why the address is on the list; None when it is not."""
     if email_norm is None:
-        return False
-    row = conn.execute("select 1 from suppressions where email_norm = ?", [email_norm]).fetchone()
-    return row is not None
+        return None
+    row = conn.execute(
+        "select reason from suppressions where email_norm = ?", [email_norm]
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def suppressed_in(conn: sqlite3.Connection, email_norm: str | None) -> bool:
+    return reason_in(conn, email_norm) is not None
+
+
+def reasons_in(conn: sqlite3.Connection, norms: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """(code per address: -1 when not listed, else an index into the reasons; the reasons)."""
+    rows = conn.execute("select email_norm, reason from suppressions").fetchall()
+    codes = np.full(len(norms), -1, dtype=np.int64)
+    if not rows or len(norms) == 0:
+        return codes, []
+    reasons = sorted({r for _, r in rows})
+    listed = pa.array([e for e, _ in rows], type=pa.string())
+    at = pc.index_in(norms, value_set=listed).to_numpy(zero_copy_only=False)
+    found = ~np.isnan(at.astype(np.float64))
+    row_reason = np.array([reasons.index(r) for _, r in rows], dtype=np.int64)
+    codes[found] = row_reason[at[found].astype(np.int64)]
+    return codes, reasons
 
 
 def mask_in(conn: sqlite3.Connection, norms: pa.Array) -> np.ndarray:
     """True where a normalized address is on the list (nulls are not)."""
-    listed = [r[0] for r in conn.execute("select email_norm from suppressions")]
-    if not listed or len(norms) == 0:
-        return np.zeros(len(norms), dtype=np.bool_)
-    hit = pc.is_in(norms, value_set=pa.array(listed, type=pa.string()))
-    return np.asarray(pc.fill_null(hit, False), dtype=np.bool_)
+    return reasons_in(conn, norms)[0] >= 0
 
 
 def add_in(

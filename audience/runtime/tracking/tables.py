@@ -46,7 +46,7 @@ def _m0001_tracking(db: sqlite_utils.Database) -> None:
         """create table suppressions (
             email_norm text primary key,
             email text not null,
-            reason text not null,       -- unsubscribed, manual
+            reason text not null,       -- unsubscribed, manual, hard_bounce, complaint
             source text,                -- the delivery's source (unsubscribed) or a note
             delivery_id integer,
             created_ms integer not null
@@ -54,4 +54,25 @@ def _m0001_tracking(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [(1, "tracking", _m0001_tracking)]
+def _m0002_inbound(db: sqlite_utils.Database) -> None:
+    # what the inbound receiver or an import could not use, and why (docs/bounces.md)
+    db.execute(
+        """create table inbound_rejected (
+            id integer primary key,
+            received_ms integer not null,
+            origin text not null,       -- "smtp" or the file (and its message number)
+            reason text not null,       -- unknown_delivery, not_a_report, malformed, ...
+            detail text not null,
+            mail_from text,
+            rcpt_to text,
+            size integer not null,
+            subject text,
+            message_id text
+        )"""
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    (1, "tracking", _m0001_tracking),
+    (2, "inbound_rejected", _m0002_inbound),
+]

@@ -8,11 +8,13 @@ from typing import Literal
 
 from itsdangerous import BadData, URLSafeSerializer
 
-Kind = Literal["c", "o", "u"]  # click, open, unsubscribe: the /t/KIND/ of the URL
+# click, open, unsubscribe: the /t/KIND/ of the URL; b: a VERP return path (bounces)
+Kind = Literal["c", "o", "u", "b"]
 _SALTS: dict[str, str] = {
     "c": "audience.tracking.click",
     "o": "audience.tracking.open",
     "u": "audience.tracking.unsubscribe",
+    "b": "audience.tracking.bounce",
 }
 
 

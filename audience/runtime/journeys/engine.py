@@ -166,7 +166,9 @@ class JourneyRuntime:
         moved it meanwhile); a run whose step fails is marked failed alone."""
         sql = f"select {RUN_COLS} from journey_runs where id in ({{}})"
         current = {row[0]: Run(*row) for row in rows_in(conn, sql, [r.id for r in runs])}
-        todo = [r for r in runs if current.get(r.id) == r]
+        # and whose journey is still live (a pause or an end may have come meanwhile)
+        live = {row[0] for row in conn.execute("select id from journeys where state = ?", [LIVE])}
+        todo = [r for r in runs if current.get(r.id) == r and r.journey_id in live]
         readable = []
         for r in todo:
             with contextlib.suppress(JourneyUnreadable):  # fails in its own move below

@@ -213,6 +213,11 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     assert re.search(
         r"Daily picks for viewers at .*: done; .*held back \d+ \(\d+ by 'max 3 per week'\)", plans
     )
+    # the welcome journey: emails over SMTP, clicks through the tracking server, the deadline
+    journeys = out.split("Journeys (a path per subscriber", 1)[1]
+    assert "12 welcome emails over SMTP" in journeys and ": 302, on to https://" in journeys
+    assert re.search(r"1\.yes\.0 +action +Promo +5 ", journeys)
+    assert re.search(r"1\.no\.0 +end +7 +0 +7", journeys)
     # words for a marketer, on lines a pipe did not cut at 80 columns
     assert "reserved (it counts against the DND policy's limits and waits for" in welcome
     assert "partition" not in out and re.search(r"#\d", out) is None

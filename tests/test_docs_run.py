@@ -32,6 +32,7 @@ STORE_PAGES = (
     "language/triggers.md",
     "language/dnd.md",
     "language/plans.md",
+    "language/journeys.md",
 )
 # Pages run on their own, in a directory of their own.
 OWN_PAGES = ("store.md",)
@@ -212,7 +213,7 @@ def run_http_page(page: Path, where: Path) -> int:
                 ran += 1
                 answer = json.loads(body) if body.startswith("{") else None
                 if isinstance(answer, dict) and answer.get("next"):
-                    last_next = answer["next"]
+                    last_next = str(answer["next"])
                 shows_error = expected is not None and '"error"' in expected
                 if not shows_error:
                     assert status < 400, f"{block}: {line}: {status} {body}"
@@ -243,6 +244,14 @@ def test_plans_http_runs(tmp_path: Path) -> None:
     """The curls of docs/language/plans.md, on the store its walk-through
     leaves (built anew: the tutorial's store is changed by docs/python.md)."""
     shutil.copytree(DOCS, tmp_path / "docs")
-    for name in STORE_PAGES:
+    for name in STORE_PAGES[: STORE_PAGES.index("language/plans.md") + 1]:
         run_page(DOCS / name, tmp_path)
     assert run_http_page(DOCS / "language" / "plans.md", tmp_path) >= 6
+
+
+def test_journeys_http_runs(tmp_path: Path) -> None:
+    """The curls of docs/language/journeys.md, on the store its walk-through leaves."""
+    shutil.copytree(DOCS, tmp_path / "docs")
+    for name in STORE_PAGES[: STORE_PAGES.index("language/journeys.md") + 1]:
+        run_page(DOCS / name, tmp_path)
+    assert run_http_page(DOCS / "language" / "journeys.md", tmp_path) >= 6

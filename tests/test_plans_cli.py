@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from audience.cli import cli
+from tests.helpers.cli import run
 from tests.plans_support import (
     DAILY_DUE,
     DAY,
@@ -33,13 +32,6 @@ def root(tmp_path: Path) -> Path:
     assert st.path is not None
     (tmp_path / "plans.rules").write_text(RULES)
     return st.path
-
-
-def run(*args: str, ok: bool = True) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def test_add_list_show_ready_draft(root: Path) -> None:

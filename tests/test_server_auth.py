@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from audience.runtime.journeys.service import JourneyService
 from audience.runtime.plans.service import PlanService
 from audience.runtime.store import Store
 from audience.server.auth import Sources, hash_token
@@ -27,6 +28,7 @@ TRIGGER = 'trigger "Tag buyers" {\n  on purchased\n  do add_tag("buyer")\n}\n'
 TEMPLATE = {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}
 NOTE = 'delivery "Note" {\n  template "Hello"\n  test list ("qa@example.com")\n}\n'
 PLAN = 'plan "Weekly" {\n  who "Buyers"\n  when every week on monday at 09:00\n  send "Note"\n}\n'
+JOURNEY = 'journey "Welcome" {\n  start now\n  action "Hi" send "Note"\n}\n'
 
 
 def named(text: str, old: str, new: str) -> dict[str, str]:
@@ -54,6 +56,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             plans.add(
                 NOTE.replace("Note", f"Doomed {who}") + PLAN.replace("Weekly", f"Doomed {who}")
             )
+    for node in ("main", "other"):  # and their journeys: two live, one to pause, some to go
+        journeys = JourneyService(Store.open(path, node))
+        names = ["Welcome", "Pausable"] + [f"{w} {who}" for w in ("Doomed", "Ending")
+                                           for who in ("write", "other")]  # fmt: skip
+        journeys.add("".join(JOURNEY.replace("Welcome", n) for n in names))
+        for name in ("Welcome", "Pausable"):
+            journeys.go_live(name)
     srv = start(path)
     yield srv
     srv.server.stop()
@@ -115,6 +124,32 @@ def endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
         ("GET", "/v1/messages/{name}", "/v1/messages/Note", None, "read"),
         ("DELETE", "/v1/messages/{name}", f"/v1/messages/Doomed {who}", None, "write"),
         ("POST", "/v1/messages/{name}/test", "/v1/messages/Note/test", {}, "write"),
+        *journey_endpoints(who),
+    ]
+
+
+def journey_endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
+    j = "/v1/journeys/{name}"
+    contact = f"/v1/journeys/Welcome/contacts/auth-{who}"  # the contact /v1/events made
+    return [
+        ("GET", "/v1/journeys", "/v1/journeys", None, "read"),
+        ("POST", "/v1/journeys", "/v1/journeys", named(JOURNEY, "Welcome", who), "write"),
+        ("GET", j, "/v1/journeys/Welcome", None, "read"),
+        ("DELETE", j, f"/v1/journeys/Doomed {who}", None, "write"),
+        ("POST", j + "/live", "/v1/journeys/Welcome/live", None, "write"),
+        ("POST", j + "/pause", "/v1/journeys/Pausable/pause", None, "write"),
+        ("POST", j + "/end", f"/v1/journeys/Ending {who}/end", None, "write"),
+        ("GET", j + "/steps", "/v1/journeys/Welcome/steps", None, "read"),
+        (
+            "GET",
+            j + "/dry-run",
+            "/v1/journeys/Welcome/dry-run?since=2026-10-01&until=2026-10-02",
+            None,
+            "read",
+        ),
+        ("GET", j + "/contacts/{contact_id}", contact, None, "read"),
+        ("GET", j + "/contacts/{contact_id}/history", contact + "/history", None, "read"),
+        ("POST", j + "/contacts/{contact_id}/enter", contact + "/enter", None, "write"),
     ]
 
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "delivery_cmds",
     "demo_cmd",
     "eval_cmd",
+    "journey_cmds",
     "plan_cmds",
     "rules_cmds",
     "server_cmds",

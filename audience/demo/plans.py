@@ -16,7 +16,6 @@ builds a small one first.
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -162,15 +161,11 @@ def plans_story(store: Store, console: Console, now: dt.datetime) -> list[PlanRu
 
 def main(n_events: int = 300_000, n_contacts: int = 10_000) -> None:
     """Build a small shop in a temporary directory and tell the plans story."""
-    from audience.demo.run import build_store
+    from audience.demo.run import small_shop
 
     console = Console()
-    now = shop.DEFAULT_NOW
-    with tempfile.TemporaryDirectory(prefix="audience-plans-") as tmp:
-        data = Path(tmp) / "data"
-        data.mkdir()
-        store, _ = build_store(Path(tmp) / "maison", data, n_events, n_contacts, console, now)
-        plans_story(store, console, now)
+    with small_shop(n_events, n_contacts, console, "audience-plans-") as store:
+        plans_story(store, console, shop.DEFAULT_NOW)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -85,6 +87,20 @@ def build_store(
             bar.advance(task)
     store.ingest_events(a_events)
     return store, time.perf_counter() - t0
+
+
+@contextmanager
+def small_shop(
+    n_events: int, n_contacts: int, console: Console, prefix: str = "audience-"
+) -> Iterator[Store]:
+    """A shop built in a temporary directory (removed afterwards), for the
+    parts of the demo that run on their own (``python -m audience.demo.plans``)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        now = shop.DEFAULT_NOW
+        store, _ = build_store(Path(tmp) / "maison", data, n_events, n_contacts, console, now)
+        yield store
 
 
 def _explain_table(explain: dict[str, object]) -> Table:
@@ -223,6 +239,9 @@ def run_demo(
         from audience.demo.plans import plans_story  # the scheduler's imports, only here
 
         plans_story(store, console, now)
+        from audience.demo.journeys import journeys_story  # its servers' imports, only here
+
+        journeys_story(store, console)
         console.print(Rule())
         _try_it(console, path, sizes, now)
     return sizes

@@ -22,6 +22,7 @@ from audience.server import (
     evaluate,
     events,
     health,
+    journeys,
     openapi,
     plans,
     profiles,
@@ -47,6 +48,7 @@ BLUEPRINTS = (
     templates,
     deliveries,
     plans,
+    journeys,
     tracking,
 )
 

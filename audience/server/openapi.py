@@ -402,6 +402,9 @@ def _crud(
 
 def document(max_limit: int = 100_000) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
+    # imported here: that module builds on this one's helpers
+    from audience.server.openapi_journeys import JOURNEY_SCHEMAS, journey_paths
+
     evaluate_responses = {
         "200": {
             "description": "the audience: a page of ids (JSON) or every id (Arrow IPC stream)",
@@ -529,6 +532,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
             ),
         },
         **_plan_paths(),
+        **journey_paths(),
         **_tracking_paths(),
     }
     return {
@@ -542,7 +546,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
             "Errors are JSON: {'error': {code, message, help, ...}}.",
         },
         "components": {
-            "schemas": _schemas(max_limit),
+            "schemas": {**_schemas(max_limit), **JOURNEY_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

@@ -42,6 +42,7 @@ from audience.runtime.journeys.definitions import (
     WAITING,
     Run,
     key_of,
+    rows_in,
 )
 from audience.runtime.journeys.steps import Compiled, next_id
 from audience.runtime.triggers.actions import TAGS, literal
@@ -207,16 +208,9 @@ class Mover:
                 if isinstance(step, CheckStep) and (watch := self._watch(c, run, step)):
                     keys.add(watch)
         found: dict[str, list[tuple[str, int, str | None, str | None]]] = {k: [] for k in keys}
-        todo = sorted(keys)
-        for i in range(0, len(todo), 500):
-            part = todo[i : i + 500]
-            rows = conn.execute(
-                "select key, kind, ts_ms, link, link_text from journey_signals "
-                f"where key in ({', '.join('?' * len(part))})",
-                part,
-            )
-            for key, kind, ts, url, text in rows:
-                found[key].append((kind, int(ts), url, text))
+        sql = "select key, kind, ts_ms, link, link_text from journey_signals where key in ({})"
+        for key, kind, ts, url, text in rows_in(conn, sql, sorted(keys)):
+            found[key].append((kind, int(ts), url, text))
         ctx.signals = found
 
     def _watch(self, c: Compiled, run: Run, step: CheckStep) -> str | None:
@@ -385,14 +379,8 @@ class Mover:
                 if (n := normalize_email(m.email)) is not None
             }
             todo = sorted((norms | {norm}) - ctx.unsub_checked)
-            for i in range(0, len(todo), 500):
-                part = todo[i : i + 500]
-                rows = conn.execute(
-                    "select email_norm, reason from suppressions where email_norm in "
-                    f"({', '.join('?' * len(part))})",
-                    part,
-                )
-                ctx.unsub.update((r[0], r[1]) for r in rows)
+            sql = "select email_norm, reason from suppressions where email_norm in ({})"
+            ctx.unsub.update((r[0], r[1]) for r in rows_in(conn, sql, todo))
             ctx.unsub_checked.update(todo)
         return ctx.unsub.get(norm)
 

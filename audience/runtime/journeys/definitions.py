@@ -27,7 +27,7 @@ import fcntl
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,16 @@ RUN_COLS = (
 )
 _J_COLS = "j.id, j.node, j.name, j.state, j.version, v.text, j.live_ms, j.created_ms, j.updated_ms"
 _J_FROM = "from journeys j join journey_versions v on v.journey_id = j.id and v.version = j.version"
+
+
+def rows_in(
+    conn: sqlite3.Connection, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql``, whose ``in ({})`` takes ``values``, 500 at a time
+    (``before``: the parameters ahead of them)."""
+    for i in range(0, len(values), 500):
+        part = list(values[i : i + 500])
+        yield from conn.execute(sql.format(", ".join("?" * len(part))), [*before, *part])
 
 
 def key_of(journey_id: int, version: int, step: str, contact_id: str, entry: int) -> str:

@@ -47,6 +47,7 @@ from audience.runtime.journeys.definitions import (
     JourneyDefinitions,
     Run,
     SavedJourney,
+    rows_in,
 )
 from audience.runtime.journeys.steps import Catalog, Compiled, JourneyUnreadable
 from audience.runtime.plans.clock import Clock, wall_clock
@@ -163,15 +164,11 @@ class JourneyRuntime:
     ) -> list[Run]:
         """Move each of ``runs`` that is still as read (another process may have
         moved it meanwhile); a run whose step fails is marked failed alone."""
-        current: dict[int, Run] = {}
-        for i in range(0, len(runs), 500):
-            ids = [r.id for r in runs[i : i + 500]]
-            for row in conn.execute(
-                f"select {RUN_COLS} from journey_runs where id in ({', '.join('?' * len(ids))})",
-                ids,
-            ):
-                current[row[0]] = Run(*row)
-        todo = [r for r in runs if current.get(r.id) == r]
+        sql = f"select {RUN_COLS} from journey_runs where id in ({{}})"
+        current = {row[0]: Run(*row) for row in rows_in(conn, sql, [r.id for r in runs])}
+        # and whose journey is still live (a pause or an end may have come meanwhile)
+        live = {row[0] for row in conn.execute("select id from journeys where state = ?", [LIVE])}
+        todo = [r for r in runs if current.get(r.id) == r and r.journey_id in live]
         readable = []
         for r in todo:
             with contextlib.suppress(JourneyUnreadable):  # fails in its own move below
@@ -531,25 +528,18 @@ class JourneyRuntime:
             f"select {cols} from journey_runs r join journeys j on j.id = r.journey_id "
             "where r.state = 'waiting' and j.state = 'live' and j.node = ? "
         )
-        found: dict[int, Run] = {}
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            sql = base + f"and r.watch in ({', '.join('?' * len(part))})"
-            for row in conn.execute(sql, [self.node, *part]):
-                found[row[0]] = Run(*row)
+        found = {
+            row[0]: Run(*row)
+            for row in rows_in(conn, base + "and r.watch in ({})", keys, [self.node])
+        }
         cond = (  # the partial index holds exactly those runs: no scan of the waiting ones
             "select 1 from journey_runs indexed by journey_runs_cond "
             "where state = 'waiting' and waits = 'cond' limit 1"
         )
         if conn.execute(cond).fetchone():
-            for i in range(0, len(contacts), 500):
-                part = contacts[i : i + 500]
-                sql = (
-                    base
-                    + f"and r.waits = 'cond' and r.contact_id in ({', '.join('?' * len(part))})"
-                )
-                for row in conn.execute(sql, [self.node, *part]):
-                    found[row[0]] = Run(*row)
+            sql = base + "and r.waits = 'cond' and r.contact_id in ({})"
+            for row in rows_in(conn, sql, contacts, [self.node]):
+                found[row[0]] = Run(*row)
         return [found[k] for k in sorted(found)]
 
     def _event_entries(

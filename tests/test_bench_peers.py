@@ -207,7 +207,6 @@ def test_engines_count_their_data(engines: dict[str, Any]) -> None:
 
 def test_run_end_to_end(tmp_path: Path) -> None:
     """The CLI: worker processes, the equality check, the report files."""
-    pytest.importorskip("matplotlib")  # the plot: in the [bench] extra, not in [dev]
     out = tmp_path / "out"
     argv = ["--sizes", "20k", "--engines", "duckdb,polars", "--workloads", "red_shoes,dormant"]
     argv += [

@@ -125,6 +125,8 @@ def endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
         ("DELETE", "/v1/messages/{name}", f"/v1/messages/Doomed {who}", None, "write"),
         ("POST", "/v1/messages/{name}/test", "/v1/messages/Note/test", {}, "write"),
         *journey_endpoints(who),
+        ("GET", "/v1/reports/domains", "/v1/reports/domains", None, "read"),
+        ("GET", "/v1/reports/domains.html", "/v1/reports/domains.html", None, "read"),
     ]
 
 

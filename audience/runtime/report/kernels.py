@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from audience.engine.kernels.config import NJIT
+
 # kinds of event (kind_of[type code]): -1 other, 0 a send, then these
 OPEN, CLICK, BOUNCE, COMPLAINT, UNSUB = 1, 2, 3, 4, 5
 # flags of a delivery
@@ -19,12 +21,12 @@ F_COMPLAINT, F_UNSUB = 128, 256
 ROWS = 11
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def _ok(valid: np.ndarray, i: int) -> bool:
     return valid.size == 0 or valid[i]
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def mark_sends(
     type_: np.ndarray,
     kind_of: np.ndarray,
@@ -62,7 +64,7 @@ def mark_sends(
         key[did[i] - lo] = d * periods + p
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def mark_after(
     type_: np.ndarray,
     kind_of: np.ndarray,
@@ -110,7 +112,7 @@ def mark_after(
             flags[s] |= F_UNSUB
 
 
-@njit(cache=True, nogil=True)
+@njit(**NJIT)
 def tally(key: np.ndarray, flags: np.ndarray, out: np.ndarray) -> None:
     """out[row, key] += 1 per delivery: sent, delivered, its gravest bounce
     class (hard, block, soft, undetermined), and, delivered only, what its

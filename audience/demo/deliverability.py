@@ -238,7 +238,7 @@ def deliverability_story(
     from audience.runtime.report.text import summary
     from audience.runtime.store import open_store
 
-    console.print(Rule("[bold]Deliverability: the trend for recipient domains", align="left"))
+    console.print(Rule("[bold]Deliverability[/] (the trend for recipient domains)"))
     h = History(now=now, n_contacts=n_contacts)
     contacts, n = build(path, h)
     console.print(

@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("store", type=Path)
     ap.add_argument("--parent", type=int, help="stop when this process is gone")
     args = ap.parse_args(argv)
+    # background work: the server's answers get the CPU first
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
     with contextlib.suppress(KeyboardInterrupt):
         run_ingester(args.store, args.parent)
 

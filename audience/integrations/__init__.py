@@ -1,0 +1,1 @@
+"""Connections to outside platforms (ads accounts): their API clients and tokens."""

@@ -1,0 +1,1 @@
+"""Meta (Facebook) ads accounts: the Graph API client and the access tokens."""

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "demo_cmd",
     "eval_cmd",
     "inbound_cmds",
+    "integration_cmds",
     "journey_cmds",
     "plan_cmds",
     "report_cmds",

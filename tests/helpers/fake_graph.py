@@ -165,9 +165,13 @@ class FakeGraph:
         except Fail as f:
             return f.status, f.body(trace), f.headers
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, network: bool = False) -> Fault | None:
+        """The first fault for ``path``, taken; with ``network``, only when it is a
+        "drop" or "hang" (those happen before dispatch, error faults in handle())."""
         for i, (regex, fault) in enumerate(self.faults):
             if re.fullmatch(regex, path):
+                if network and fault not in ("drop", "hang"):
+                    return None
                 del self.faults[i]
                 return fault
         return None
@@ -298,14 +302,14 @@ def _handler_class(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                 path = parts.path[len(prefix) :].strip("/")
                 call = Call(self.command, path, params, raw, dict(self.headers))
                 with fake.lock:
-                    fault = fake._take_fault(path) if _drops(fake, path) else None
+                    fault = fake._take_fault(path, network=True)
+                    if fault is not None:
+                        fake.calls.append(call)
                 if fault == "hang":
-                    fake.calls.append(call)
                     fake.release.wait(30)
                     self.close_connection = True
                     return
                 if fault == "drop":
-                    fake.calls.append(call)
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
@@ -322,14 +326,6 @@ def _handler_class(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_DELETE = _serve
 
     return H
-
-
-def _drops(fake: FakeGraph, path: str) -> bool:
-    # "drop" and "hang" faults is taken before dispatch; error faults are taken by handle()
-    for regex, fault in fake.faults:
-        if re.fullmatch(regex, path):
-            return fault in ("drop", "hang")
-    return False
 
 
 @contextmanager

@@ -35,7 +35,7 @@ def base_url(fake: FakeGraph) -> Iterator[str]:
 
 def client(base_url: str, sleeps: list[float], **kw: object) -> GraphClient:
     cfg = GraphConfig(base_url=base_url, version=VERSION, **kw)  # type: ignore[arg-type]
-    return GraphClient(cfg, "tok-1", sleep=sleeps.append)
+    return GraphClient(cfg, "tok-1", sleep=sleeps.append, rand=lambda: 0.0)
 
 
 def test_version_and_base_url_come_from_configuration(fake: FakeGraph, base_url: str) -> None:
@@ -74,6 +74,15 @@ def test_rate_limit_then_success_backs_off(fake: FakeGraph, base_url: str, code:
     c = client(base_url, sleeps, backoff_s=1.0)
     assert c.get("me") == {"id": "10001"}
     assert sleeps == [1.0, 2.0] and c.retries == 2 and len(fake.calls) == 3
+
+
+def test_backoff_has_jitter(fake: FakeGraph, base_url: str) -> None:
+    fake.fail_next("me", fake.rate_limit(17), fake.rate_limit(17))
+    sleeps: list[float] = []
+    cfg = GraphConfig(base_url=base_url, version=VERSION, backoff_s=2.0, jitter=0.5)
+    c = GraphClient(cfg, "tok-1", sleep=sleeps.append, rand=lambda: 0.5)
+    assert c.get("me") == {"id": "10001"}
+    assert sleeps == [2.5, 5.0]
 
 
 def test_usage_header_on_the_error_response_sets_the_wait(fake: FakeGraph, base_url: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class GraphConfig:
     max_retries: int = 5
     backoff_s: float = 1.0  # first wait; doubles on every retry
     max_backoff_s: float = 300.0
+    jitter: float = 0.25  # up to this fraction added at random, so clients do not retry in step
 
     def url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{self.version}/{path.lstrip('/')}"
@@ -171,6 +173,7 @@ class GraphClient:
     config: GraphConfig
     access_token: str | None = None
     sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random  # in [0, 1): the jitter's share
     session: requests.Session = field(default_factory=requests.Session)
     last_usage: dict[str, Any] = field(default_factory=dict)
     retries: int = 0  # retries made so far (for status and tests)
@@ -261,9 +264,10 @@ class GraphClient:
             raise Unavailable(f"unreadable answer from {url.split('?')[0]}") from exc
 
     def _wait_s(self, err: GraphError, attempt: int) -> float:
-        exp = min(self.config.backoff_s * (2**attempt), self.config.max_backoff_s)
+        cfg = self.config
+        exp = cfg.backoff_s * (2**attempt) * (1.0 + cfg.jitter * self.rand())
         regain = regain_after_s(err.usage) if isinstance(err, RateLimited) else None
-        return min(max(exp, regain or 0.0), self.config.max_backoff_s)
+        return min(max(exp, regain or 0.0), cfg.max_backoff_s)
 
 
 def _form_value(v: Any) -> Any:

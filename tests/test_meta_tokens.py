@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from audience.integrations.meta.graph import GraphConfig, TokenInvalid
+from audience.integrations.meta.graph import GraphConfig, TokenInvalid, Unavailable
 from audience.integrations.meta.tokens import (
     ACTIVE,
     DAY_MS,
@@ -209,3 +209,19 @@ def test_reminders_list_what_ends_soon_and_what_ended(world: World) -> None:
         ("a3", INACTIVE),
         ("c6", EXPIRING),
     ]
+
+
+def test_platform_unreachable_changes_nothing(world: World) -> None:
+    world.fake.add_token(LONG)
+    ints = world.integrations()
+    before = ints.connect("ads", "1", LONG)
+    world.clock.ms += DAY_MS
+    world.fake.fail_next("debug_token", *["drop"] * 6)  # more than the retries
+    with pytest.raises(Unavailable):
+        ints.check("ads")
+    assert ints.get("ads") == before  # neither inactive nor re-checked
+    world.fake.faults.clear()
+    world.fake.fail_next("debug_token", *["drop"] * 6)
+    with pytest.raises(Unavailable):
+        ints.connect("other", "2", LONG)
+    assert [i.name for i in ints.all()] == ["ads"]

@@ -124,8 +124,9 @@ class Integrations:
         self.config = config
         self.clock = clock
         self._sleep = sleep
-        if not self.path.exists():
-            # made 0600 before SQLite opens it: the tokens are never readable by others
+        # made 0600 before SQLite opens it: the tokens are never readable by others
+        # (O_EXCL: when two processes race, the loser finds the winner's file)
+        with contextlib.suppress(FileExistsError):
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with self._db() as db:
             db.execute(_SCHEMA)

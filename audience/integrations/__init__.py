@@ -1,0 +1,1 @@
+"""Connections to external platforms (ads accounts, lead forms)."""

@@ -1,0 +1,1 @@
+"""The Meta (Facebook) Graph API integration."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
@@ -10,9 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from audience.integrations.meta.normalize import (
+    Normalized,
     hash_emails,
+    hash_normalized,
     hash_phones,
+    normalize_cities,
+    normalize_countries,
     normalize_emails,
+    normalize_genders,
+    normalize_names,
     normalize_phones,
     sha256_hex,
 )
@@ -96,6 +103,34 @@ def test_unicode_whitespace_and_case() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("normalizer", "raw", "expected", "invalid"),
+    [
+        (normalize_names, [" O'Brien ", "Jean-Luc", "\u00c9lodie", "Mary Ann", "---"],
+         ["obrien", "jeanluc", "\u00e9lodie", "maryann", None], {"empty": 1}),
+        (normalize_cities, ["New York", "S\u00e3o Paulo", "St. Louis", "123"],
+         ["newyork", "saopaulo", "stlouis", None], {"empty": 1}),
+        (normalize_countries, ["US", " fr ", "USA", "1a"], ["us", "fr", None, None],
+         {"not_alpha2": 2}),
+        (normalize_genders, [" Male", "FEMALE", "f", "M", "x", "mf"],
+         ["m", "f", "f", "m", None, None],
+         {"not_m_or_f": 2}),
+    ],
+)  # fmt: skip
+def test_other_keys(
+    normalizer: Callable[[list[str | None]], Normalized],
+    raw: list[str | None],
+    expected: list[str | None],
+    invalid: dict[str, int],
+) -> None:
+    normalized = normalizer([*raw, None])
+    assert normalized.values.to_pylist() == [*expected, None]
+    assert normalized.invalid == invalid and normalized.nulls == 1
+    assert normalizer(normalized.values.to_pylist()).values.equals(normalized.values)
+    hashes = hash_normalized(normalized).hashes.to_pylist()
+    assert hashes == [None if v is None else sha(v) for v in normalized.values.to_pylist()]
+
+
 def test_other_string_types_and_bad_types() -> None:
     assert hash_emails(pa.array(["A@B.co"], pa.large_string())).hashes[0].as_py() == sha("a@b.co")
     with pytest.raises(TypeError, match="strings"):
@@ -175,3 +210,18 @@ def test_phone_properties(values: list[str | None], start: int, code: str) -> No
 def test_sha256_hex_matches_hashlib(values: list[str | None], start: int) -> None:
     arr = pa.array(values, pa.string()).slice(start)
     assert sha256_hex(arr).to_pylist() == [None if v is None else sha(v) for v in arr.to_pylist()]
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=15)), max_size=20),
+    st.integers(0, 5),
+    st.sampled_from([normalize_names, normalize_cities, normalize_countries, normalize_genders]),
+)
+def test_other_keys_properties(
+    values: list[str | None], start: int, normalizer: Callable[[pa.Array], Normalized]
+) -> None:
+    arr = pa.array(values, pa.string()).slice(start)
+    normalized = normalizer(arr)
+    assert normalizer(normalized.values).values.equals(normalized.values)  # idempotent
+    assert normalized.values.null_count == sum(normalized.invalid.values()) + normalized.nulls
+    assert normalized.nulls == arr.null_count

@@ -2,10 +2,11 @@
 
 Meta matches customer-file rows on the SHA-256 (lower-case hex) of values normalized its way:
 an email trimmed and lower-cased, a phone as digits only with its country code and no leading
-zeros. A row that cannot be normalized is not uploaded: its hash is null and it is counted under
-a reason. A value that already is 64 lower-case hex characters is taken as hashed and passed
-through. Everything works on Arrow string arrays (slices honoured); the hashing is one
-``hashlib`` call per row over a single bytes buffer, about 1 s per million emails.
+zeros; first and last names, city, country and gender have rules of their own. A row that
+cannot be normalized is not uploaded: its hash is null and it is counted under a reason. A
+value that already is 64 lower-case hex characters is taken as hashed and passed through.
+Everything works on Arrow string arrays (slices honoured); the hashing is one ``hashlib``
+call per row over a single bytes buffer, about 1 s per million emails.
 """
 
 from __future__ import annotations
@@ -150,6 +151,52 @@ def normalize_phones(
         ],
     )
     return Normalized(kept, prehashed, counts, int((~present).sum()))
+
+
+def _cleaned(
+    values: pa.Array | list[str | None],
+    remove: str,
+    valid: str,
+    reason: str,
+    replacement: str = "",
+    fold: bool = False,
+) -> Normalized:
+    """Trimmed, lower-cased (accents split off when ``fold``), ``remove`` matches replaced;
+    rows not matching ``valid`` are invalid."""
+    arr = _strings(values)
+    present = ~_mask(arr.is_null())
+    trimmed = pc.utf8_trim_whitespace(arr)
+    prehashed = _mask(pc.match_substring_regex(trimmed, _PREHASHED)) & present
+    lowered = pc.utf8_lower(trimmed)
+    if fold:
+        lowered = pc.utf8_normalize(lowered, form="NFKD")
+    cleaned = pc.replace_substring_regex(lowered, remove, replacement)
+    normalized = pc.if_else(pa.array(prehashed), trimmed, cleaned)
+    failed = ~_mask(pc.match_substring_regex(normalized, valid)) & ~prehashed
+    kept, counts = _classify(normalized, present, [(reason, failed)])
+    return Normalized(kept, prehashed, counts, int((~present).sum()))
+
+
+def normalize_names(values: pa.Array | list[str | None]) -> Normalized:
+    """FN / LN: lower-case without punctuation, symbols or blanks; accented letters are kept
+    (the official SDK wrongly strips them). Invalid: nothing left."""
+    return _cleaned(values, rf"[\pP\pS{_BLANK}]", r"^.+$", "empty")
+
+
+def normalize_cities(values: pa.Array | list[str | None]) -> Normalized:
+    """CT: the letters a-z only, accents folded ("São Paulo" is "saopaulo"), spaces and
+    everything else dropped. Invalid: nothing left."""
+    return _cleaned(values, r"[^a-z]", r"^[a-z]+$", "empty", fold=True)
+
+
+def normalize_countries(values: pa.Array | list[str | None]) -> Normalized:
+    """COUNTRY: an ISO 3166-1 alpha-2 code, lower-case. Invalid: anything else."""
+    return _cleaned(values, r"^$", r"^[a-z]{2}$", "not_alpha2")
+
+
+def normalize_genders(values: pa.Array | list[str | None]) -> Normalized:
+    """GEN: ``m`` or ``f`` (``male`` / ``female`` accepted). Invalid: anything else."""
+    return _cleaned(values, r"^(m|f)(?:ale|emale)$", r"^(m|f)$", "not_m_or_f", replacement=r"\1")
 
 
 def sha256_hex(values: pa.StringArray) -> pa.StringArray:

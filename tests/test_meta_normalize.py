@@ -49,7 +49,8 @@ def test_meta_phone_vector(raw: str) -> None:
     ("raw", "code", "expected"),
     [
         ("0044 20 7946 0958", "1", "442079460958"),  # "00" international prefix
-        ("+44 (0)20 7946 0958", "1", "4402079460958"),  # kept as given after "+"
+        ("+44 (0)20 7946 0958", "1", "442079460958"),  # bracketed trunk zero dropped
+        ("(0)20 7946 0958", "44", "442079460958"),
         ("020 7946 0958", "44", "442079460958"),  # trunk 0 -> default country code
         ("06 12 34 56 78", "33", "33612345678"),
         ("612345678", "33", "33612345678"),  # national, no trunk 0
@@ -225,3 +226,9 @@ def test_other_keys_properties(
     assert normalizer(normalized.values).values.equals(normalized.values)  # idempotent
     assert normalized.values.null_count == sum(normalized.invalid.values()) + normalized.nulls
     assert normalized.nulls == arr.null_count
+
+
+def test_too_many_rows_for_one_string_array_is_refused() -> None:
+    # 64 hex characters a row past 2**31 bytes would overflow the int32 offsets silently.
+    with pytest.raises(ValueError, match="hash in batches"):
+        sha256_hex(pa.nulls(2**31 // 64 + 1, pa.string()))

@@ -31,6 +31,7 @@ _PHONE_MAX_DIGITS = 15
 # Without a "+", "00" or trunk "0", a number this long or longer already holds its country code.
 _PHONE_NATIONAL_MAX_DIGITS = 10
 
+_MAX_OFFSET = 2**31 - 1  # int32 offsets of a pa.string() array
 _HEX = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
 
 
@@ -114,9 +115,10 @@ def normalize_phones(
 ) -> Normalized:
     """Digits only, with the country code, no leading zeros (E.164 without the "+").
 
-    "+" or "00" in front: the digits hold the country code. A single trunk "0" in front
-    (national form): it is replaced by ``default_country_code``. Neither: up to 10 digits is a
-    national number (the default code is prepended), more already holds its code. Invalid:
+    A bracketed "(0)" is dropped. "+" or "00" in front: the digits hold the country code. A
+    single trunk "0" in front (national form): it is replaced by ``default_country_code``.
+    Neither: up to 10 digits is a national number (the default code is prepended), more
+    already holds its code. Invalid:
     letters, fewer than 7 or more than 15 digits once normalized.
     """
     if not default_country_code.isdigit() or default_country_code.startswith("0"):
@@ -127,7 +129,8 @@ def normalize_phones(
     present = ~_mask(arr.is_null())
     trimmed = pc.utf8_trim_whitespace(arr)
     prehashed = _mask(pc.match_substring_regex(trimmed, _PREHASHED)) & present
-    digits = pc.replace_substring_regex(trimmed, r"[^0-9]", "")
+    # "+44 (0)20 ...": the bracketed trunk zero is not dialled from abroad.
+    digits = pc.replace_substring_regex(pc.replace_substring(trimmed, "(0)", ""), r"[^0-9]", "")
     international = _mask(pc.starts_with(trimmed, "+")) | _mask(pc.starts_with(digits, "00"))
     trunk = _mask(pc.starts_with(digits, "0")) & ~international
     stripped = pc.utf8_ltrim(digits, characters="0")
@@ -202,6 +205,8 @@ def normalize_genders(values: pa.Array | list[str | None]) -> Normalized:
 def sha256_hex(values: pa.StringArray) -> pa.StringArray:
     """Lower-case hex SHA-256 of each non-null value (UTF-8 bytes); nulls stay null."""
     n = len(values)
+    if n * 64 > _MAX_OFFSET:
+        raise ValueError(f"{n:,} values at once overflow an Arrow string array: hash in batches")
     valid = ~_mask(values.is_null())
     dense = values.filter(pa.array(valid))
     bounds = np.frombuffer(dense.buffers()[1], dtype=np.int32)[

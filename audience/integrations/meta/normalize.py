@@ -118,8 +118,8 @@ def normalize_phones(
     A bracketed "(0)" is dropped. "+" or "00" in front: the digits hold the country code. A
     single trunk "0" in front (national form): it is replaced by ``default_country_code``.
     Neither: up to 10 digits is a national number (the default code is prepended), more
-    already holds its code. Invalid:
-    letters, fewer than 7 or more than 15 digits once normalized.
+    already holds its code. Invalid: letters, fewer than 7 or more than 15 digits once
+    normalized.
     """
     if not default_country_code.isdigit() or default_country_code.startswith("0"):
         raise ValueError(

@@ -1,1 +1,2 @@
-"""Meta (Facebook) ads accounts: the Graph API client and the access tokens."""
+"""Meta (Facebook) ads accounts: the Graph API client, the access tokens, and the
+normalized, hashed match keys of custom audiences."""

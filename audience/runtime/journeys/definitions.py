@@ -311,13 +311,15 @@ def _read_only(root: Path, sql: str, params: list[Any]) -> list[tuple[Any, ...]]
 
 def any_running(root: Path, node: str) -> bool:
     """Whether the store at ``root`` has a live or paused journey in ``node``,
-    or runs waiting for a click (so ingests must reach the journeys); cheap,
+    or runs of that node waiting for a click (so its ingests must reach the
+    journeys; another node's runs never read them); cheap,
     so an ingest into a store without journeys stays cheap."""
     rows = _read_only(
         root,
         "select exists (select 1 from journeys where node = ? and state in (?, ?)) "
-        "or exists (select 1 from journey_runs where watch is not null)",
-        [node, LIVE, PAUSED],
+        "or exists (select 1 from journey_runs r join journeys j on j.id = r.journey_id "
+        "where r.watch is not null and j.node = ?)",
+        [node, LIVE, PAUSED, node],
     )
     return bool(rows and rows[0][0])
 

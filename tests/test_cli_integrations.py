@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 import audience
 from audience.cli import cli
+from audience.integrations.meta.fake import APP_ID, APP_SECRET, VERSION, FakeGraph, running
 from tests.helpers.cli import run
-from tests.helpers.fake_graph import APP_ID, APP_SECRET, VERSION, FakeGraph, running
 
 EXAMPLES = Path(audience.__file__).parent / "examples"
 AT = "2026-06-01T00:00:00Z"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from audience.integrations.meta.fake import APP_ID, APP_SECRET, VERSION, Fail, FakeGraph, running
 from audience.integrations.meta.graph import (
     GraphClient,
     GraphConfig,
@@ -17,7 +18,6 @@ from audience.integrations.meta.graph import (
     Unavailable,
     appsecret_proof,
 )
-from tests.helpers.fake_graph import APP_ID, APP_SECRET, VERSION, Fail, FakeGraph, running
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from audience.integrations.meta.fake import APP_ID, APP_SECRET, VERSION, FakeGraph, running
 from audience.integrations.meta.graph import GraphConfig, TokenInvalid, Unavailable
 from audience.integrations.meta.tokens import (
     ACTIVE,
@@ -23,7 +24,6 @@ from audience.integrations.meta.tokens import (
     mask,
 )
 from audience.runtime.plans.clock import ManualClock
-from tests.helpers.fake_graph import APP_ID, APP_SECRET, VERSION, FakeGraph, running
 
 T0 = 1_780_000_000_000  # epoch ms (2026-05-28)
 LONG = "EAAB-long-lived-token-0001"

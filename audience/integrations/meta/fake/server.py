@@ -286,6 +286,7 @@ def _handler_class(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             elif raw:
                 params.update(parse_qsl(raw.decode(), keep_blank_values=True))
             prefix = f"/{fake.version}/"
+            headers: dict[str, str]
             if not parts.path.startswith(prefix):
                 status, body, headers = (
                     400,

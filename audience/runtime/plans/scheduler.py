@@ -48,6 +48,7 @@ from audience.runtime.plans.service import lateness_ms, parse_plan
 from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
+    from audience.integrations.meta.reminders import Raised
     from audience.runtime.journeys.definitions import JourneyDefinitions
     from audience.runtime.journeys.engine import AdvanceReport, JourneyRuntime
     from audience.runtime.store import Store
@@ -63,6 +64,7 @@ class TickReport:
     ran: list[PlanRun] = field(default_factory=list)
     lost: int = 0  # runs another scheduler took over mid-way
     journeys: dict[str, AdvanceReport] = field(default_factory=dict)  # per node
+    reminders: list[Raised] = field(default_factory=list)  # integration reminders raised
 
     def lines(self) -> list[str]:
         out = []
@@ -80,6 +82,9 @@ class TickReport:
         for node, j in self.journeys.items():
             if j.woken or j.entered or j.failed:
                 out += [f"{node} journeys {line}" for line in j.lines()]
+        for raised in self.reminders:
+            if raised.new:
+                out.append(f"reminder {raised.reminder.key}: webhook delivery {raised.delivery_id}")
         return out
 
 
@@ -158,7 +163,14 @@ class Scheduler:
             except LeaseLost:
                 report.lost += 1
         self.journeys(report)
+        self.reminders(report)
         return report
+
+    def reminders(self, report: TickReport) -> None:
+        """Step 4: the Meta integrations' due reminders become webhook deliveries."""
+        from audience.integrations.meta.reminders import raise_for_store
+
+        report.reminders = raise_for_store(self.root, self.log, lambda: report.now_ms)
 
     def journeys(self, report: TickReport) -> None:
         """Step 3: every node's live journeys advance to now."""

@@ -44,23 +44,13 @@ def _token_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _integrations(store: str, at: str | None) -> Integrations:
-    import os
-
     from audience.cli.delivery_cmds import _store
-    from audience.integrations.meta.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
-    from audience.integrations.meta.tokens import Integrations
+    from audience.integrations.meta.tokens import Integrations, graph_config_from_env
     from audience.runtime.plans.clock import fixed_clock, wall_clock
 
-    env = os.environ.get
-    config = GraphConfig(
-        base_url=env("AUDIENCE_META_GRAPH_URL") or DEFAULT_BASE_URL,
-        version=env("AUDIENCE_META_GRAPH_VERSION") or DEFAULT_VERSION,
-        app_id=env("AUDIENCE_META_APP_ID") or None,
-        app_secret=env("AUDIENCE_META_APP_SECRET") or None,
-    )
     at_ms = instant_ms(at, "--at")
     clock = wall_clock if at_ms is None else fixed_clock(at_ms)
-    return Integrations(_store(store), config, clock)
+    return Integrations(_store(store), graph_config_from_env(), clock)
 
 
 def _run(fn: Callable[[], Any]) -> Any:
@@ -73,32 +63,14 @@ def _run(fn: Callable[[], Any]) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-def _json(i: Integration, now: int) -> dict[str, Any]:
-    from audience.timecalc import iso_utc
-
-    def iso(ms: int | None) -> str | None:
-        return None if ms is None else iso_utc(ms, "seconds")
-
-    return {
-        "name": i.name,
-        "account_id": i.account_id,
-        "token": i.masked_token,
-        "status": i.status(now),
-        "ends": iso(i.ends_ms),
-        "expires": iso(i.expires_ms),
-        "data_access_expires": iso(i.data_access_expires_ms),
-        "refused": i.refused,
-        "scopes": list(i.scopes),
-        "checked": iso(i.checked_ms),
-    }
-
-
 def _show(items: list[Integration], ints: Integrations, fmt: str, one: bool = True) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from audience.integrations.meta.tokens import integration_json
+
     now = ints.clock()
-    rows = [_json(i, now) for i in items]
+    rows = [integration_json(i, now) for i in items]
     if fmt == "json":
         echo_json(rows[0] if one else rows)
         return

@@ -22,6 +22,7 @@ from audience.server import (
     evaluate,
     events,
     health,
+    integrations,
     journeys,
     openapi,
     plans,
@@ -52,6 +53,7 @@ BLUEPRINTS = (
     journeys,
     reports,
     tracking,
+    integrations,
 )
 
 

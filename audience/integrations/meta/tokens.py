@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from audience.integrations.meta.graph import GraphClient, GraphConfig, TokenInvalid
+from audience.integrations.meta.graph import (
+    DEFAULT_BASE_URL,
+    DEFAULT_VERSION,
+    GraphClient,
+    GraphConfig,
+    TokenInvalid,
+)
 from audience.runtime.plans.clock import Clock
 from audience.runtime.store.errors import StoreError
 from audience.runtime.triggers.definitions import check_name
@@ -369,6 +375,43 @@ def _token(token: str) -> str:
     if not clean or any(c.isspace() or ord(c) < 32 for c in clean):
         raise IntegrationError("bad-token", "bad access token: empty or containing spaces")
     return clean
+
+
+def integration_json(i: Integration, now_ms: int) -> dict[str, Any]:
+    """An integration as the CLI and the API show it (the token masked)."""
+    from audience.timecalc import iso_utc
+
+    def iso(ms: int | None) -> str | None:
+        return None if ms is None else iso_utc(ms, "seconds")
+
+    return {
+        "name": i.name,
+        "platform": "meta",
+        "account_id": i.account_id,
+        "token": i.masked_token,
+        "status": i.status(now_ms),
+        "ends": iso(i.ends_ms),
+        "expires": iso(i.expires_ms),
+        "data_access_expires": iso(i.data_access_expires_ms),
+        "refused": i.refused,
+        "scopes": list(i.scopes),
+        "user_id": i.user_id,
+        "connected": iso(i.connected_ms),
+        "checked": iso(i.checked_ms),
+        "reminder_url": i.reminder_url,
+    }
+
+
+def graph_config_from_env(**overrides: Any) -> GraphConfig:
+    """The Graph API's address, version and app credentials from AUDIENCE_META_*."""
+    env = os.environ.get
+    return GraphConfig(
+        base_url=env("AUDIENCE_META_GRAPH_URL") or DEFAULT_BASE_URL,
+        version=env("AUDIENCE_META_GRAPH_VERSION") or DEFAULT_VERSION,
+        app_id=env("AUDIENCE_META_APP_ID") or None,
+        app_secret=env("AUDIENCE_META_APP_SECRET") or None,
+        **overrides,
+    )
 
 
 MAX_URL = 2000

@@ -90,6 +90,7 @@ def test_connect_list_show_and_delete(world: World) -> None:
         ({"name": "ads", "account_id": "act_1x", "token": TOKEN}, 400, "bad_account"),
         ({"name": "ads", "account_id": "1", "token": "a b"}, 400, "bad_token"),
         ({"name": "", "account_id": "1", "token": TOKEN}, 400, "bad_name"),
+        ({"name": "a/b", "account_id": "1", "token": TOKEN}, 400, "bad_name"),
         ({"name": "ads", "account_id": "1"}, 400, "invalid_request"),
         ({"name": "ads", "account_id": "1", "token": TOKEN, "x": 1}, 400, "invalid_request"),
         ({"name": "ads", "account_id": "1", "token": "EAAB-unknown"}, 400, "token_refused"),

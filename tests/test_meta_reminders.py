@@ -172,3 +172,11 @@ def test_settings_are_checked_and_kept(world: World) -> None:
     assert load_settings(ints).days == (30, 7, 1)  # refused: nothing changed
     assert save_settings(ints, None).url is None  # cleared, days kept
     assert load_settings(ints).days == (30, 7, 1)
+
+
+def test_an_unreadable_integrations_file_does_not_stop_the_scheduler(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    (world.root / "integrations.sqlite").write_bytes(b"not a database, " * 100)
+    assert world.tick() == []  # the tick ran to its end
+    assert "integration reminders could not be raised" in caplog.text

@@ -194,6 +194,8 @@ class Integrations:
             name = check_name(name, "integration")
         except StoreError as err:
             raise IntegrationError("bad-name", str(err)) from err
+        if "/" in name:  # the name is a path segment of /v1/integrations/{name}
+            raise IntegrationError("bad-name", f"bad integration name {name!r}: no '/'")
         account = _account(account_id)
         token = _token(token)
         url = check_url(reminder_url)

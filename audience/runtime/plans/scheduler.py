@@ -170,7 +170,10 @@ class Scheduler:
         """Step 4: the Meta integrations' due reminders become webhook deliveries."""
         from audience.integrations.meta.reminders import raise_for_store
 
-        report.reminders = raise_for_store(self.root, self.log, lambda: report.now_ms)
+        try:
+            report.reminders = raise_for_store(self.root, self.log, lambda: report.now_ms)
+        except Exception:  # e.g. an unreadable integrations file: the plans still run
+            log.exception("the integration reminders could not be raised")
 
     def journeys(self, report: TickReport) -> None:
         """Step 3: every node's live journeys advance to now."""

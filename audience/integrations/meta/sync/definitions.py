@@ -163,6 +163,23 @@ class Job:
         }
 
 
+def describe(j: Job) -> str:
+    """One line: the job's state, progress and counts."""
+    c = j.counts
+    invalid = sum((c.get("invalid") or {}).values())
+    parts = [
+        f"job {j.id} ({j.mode}) {j.state}",
+        f"{j.cursor}/{j.batches_total if j.batches_total is not None else '?'} batches",
+        f"sent {c.get('sent', 0)}",
+        f"adds {c.get('to_add', 0)}, removes {c.get('to_remove', 0)}",
+        f"invalid {invalid} here, {c.get('platform_invalid', 0)} at the platform",
+    ]
+    if j.recovery:
+        parts.append(j.recovery)
+    line = ", ".join(parts)
+    return line + (f": {j.error}" if j.error else "")
+
+
 class SyncDefinitions:
     """The syncs and jobs of the store at ``root`` (short connections: many processes)."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audience.integrations.meta.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
-from audience.integrations.meta.sync.definitions import QUEUED, Job
+from audience.integrations.meta.sync.definitions import QUEUED, Job, describe
 from audience.integrations.meta.sync.runner import SyncRunner
 from audience.integrations.meta.sync.service import SyncService
 from audience.integrations.meta.tokens import INTEGRATIONS_FILE, Integrations
@@ -88,6 +88,12 @@ def work_store(
         if once:
             return
         stop.wait(poll_s)
+
+
+def run_jobs(root: Path, clock: Clock, holder: str) -> list[str]:
+    """One pass for the scheduler: a line per job run."""
+    worker = SyncWorker(root, config_from_env(), clock, holder=holder)
+    return [f"sync {j.sync}: {describe(j)}" for j in worker.work_once()]
 
 
 def has_syncs(root: Path) -> bool:

@@ -145,3 +145,45 @@ def world(tmp_path: Path, n: int = 60) -> Iterator[World]:
         w = World(store.path, store, fake, auds, clock, url)
         Integrations(w.root, w.config, clock).connect("ads", ACCOUNT, TOKEN)
         yield w
+
+
+# ---- for the API's token x endpoint matrix (tests/test_server_auth.py) -------------
+def sync_body(name: str) -> dict[str, str]:
+    return {
+        "name": name,
+        "segment": "newsletter",
+        "integration": "ads",
+        "email_field": "email",
+        "consent_field": "newsletter",
+        "audience_name": name,
+    }
+
+
+def add_syncs(root: Path) -> None:
+    """An integration, and per node the syncs the matrix reads, runs and deletes."""
+    fake = FakeGraph()
+    fake.add_token(TOKEN, expires_at=2**31 - 1)
+    with running(fake) as url:
+        Integrations(root, GraphConfig(base_url=url, version=VERSION), ManualClock(T0)).connect(
+            "ads", ACCOUNT, TOKEN
+        )
+    for node in ("main", "other"):
+        svc = SyncService(root, ManualClock(T0))
+        for name in ("Newsletter", "Doomed write", "Doomed other"):
+            svc.create(SyncSpec(**{**sync_body(f"{name} {node}"), "node": node}))
+        svc.run(f"Newsletter {node}")  # job 1 in main, 2 in other
+
+
+def sync_endpoints(who: str, node: str) -> list[tuple[str, str, str, Any, str]]:
+    s = "/v1/syncs/{name}"
+    mine = f"/v1/syncs/Newsletter {node}"
+    return [
+        ("GET", "/v1/syncs", "/v1/syncs", None, "read"),
+        ("POST", "/v1/syncs", "/v1/syncs", sync_body(f"New {who}"), "write"),
+        ("GET", s, mine, None, "read"),
+        ("DELETE", s, f"/v1/syncs/Doomed {who} {node}", None, "write"),
+        ("POST", s + "/runs", mine + "/runs", None, "write"),
+        ("GET", s + "/runs", mine + "/runs", None, "read"),
+        ("GET", s + "/runs/{job_id}", mine + f"/runs/{1 if node == 'main' else 2}", None, "read"),
+        ("PUT", s + "/schedule", mine + "/schedule", {"every": "every 1 day"}, "write"),
+    ]

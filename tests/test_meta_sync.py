@@ -174,18 +174,18 @@ def test_a_job_failing_part_way_leaves_no_contact_without_consent(
 def test_creation_checks_refuse_bad_input_and_write_nothing(tmp_path: Path) -> None:
     with world(tmp_path) as w:
         cases: dict[str, dict[str, Any]] = {
-            "no-segment": {"segment": "NoSuchSegment"},
-            "bad-segment": {"segment": "gender = = 1"},
-            "no-field": {"email_field": "mail"},
-            "field-not-string": {"email_field": "age"},
-            "consent-not-bool": {"consent_field": "gender"},
-            "no-integration": {"integration": "nope"},
-            "no-node": {"node": "other"},
-            "no-match-key": {"email_field": None},
-            "bad-destination": {"audience_id": "123"},
-            "bad-source": {"customer_file_source": "SOMEONE"},
-            "bad-schedule": {"schedule": "every week"},
-            "bad-name": {"name": " "},
+            "no_segment": {"segment": "NoSuchSegment"},
+            "bad_segment": {"segment": "gender = = 1"},
+            "no_field": {"email_field": "mail"},
+            "field_not_string": {"email_field": "age"},
+            "consent_not_bool": {"consent_field": "gender"},
+            "no_integration": {"integration": "nope"},
+            "no_node": {"node": "other"},
+            "no_match_key": {"email_field": None},
+            "bad_destination": {"audience_id": "123"},
+            "bad_source": {"customer_file_source": "SOMEONE"},
+            "bad_schedule": {"schedule": "every week"},
+            "bad_name": {"name": " "},
         }
         for code, kw in cases.items():
             with pytest.raises(SyncError) as err:
@@ -195,7 +195,7 @@ def test_creation_checks_refuse_bad_input_and_write_nothing(tmp_path: Path) -> N
         w.create()
         with pytest.raises(SyncError) as err:
             w.create()
-        assert err.value.code == "sync-exists"
+        assert err.value.code == "sync_exists"
 
 
 def test_a_saved_segment_by_name(tmp_path: Path) -> None:

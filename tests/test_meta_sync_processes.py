@@ -98,7 +98,7 @@ def test_the_cli_creates_runs_and_shows_a_sync(tmp_path: Path) -> None:
             env=env,
         )
         _, err = bad.communicate(timeout=120)
-        assert bad.returncode == 1 and "field-not-string" in err
+        assert bad.returncode == 1 and "field_not_string" in err
         finish(
             audience(
                 "syncs",

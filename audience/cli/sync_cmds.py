@@ -11,6 +11,7 @@ import click
 
 from audience.cli.output import console, echo_json, format_option, instant_ms
 from audience.integrations.meta.sync.definitions import describe
+from audience.integrations.meta.sync.service import job_view, sync_view
 
 if TYPE_CHECKING:
     from audience.integrations.meta.sync.definitions import Job, Sync
@@ -59,27 +60,6 @@ def _run(fn: Callable[[], Any]) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-def sync_json(s: Sync) -> dict[str, Any]:
-    from audience.integrations.meta.sync.service import every_text
-    from audience.timecalc import iso_utc
-
-    out = s.to_dict()
-    out["schedule"] = every_text(s.every_ms)
-    out["next_due"] = None if s.next_due_ms is None else iso_utc(s.next_due_ms, "seconds")
-    del out["every_ms"], out["next_due_ms"]
-    return out
-
-
-def job_json(j: Job) -> dict[str, Any]:
-    from audience.timecalc import iso_utc
-
-    out = j.to_dict()
-    for k in ("created", "started", "finished"):
-        ms = out.pop(f"{k}_ms")
-        out[k] = None if ms is None else iso_utc(ms, "seconds")
-    return out
-
-
 @syncs_group.command("create")
 @_common
 @click.argument("name")
@@ -119,7 +99,7 @@ def _show_syncs(syncs: list[Sync], fmt: str, one: bool = False) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    rows = [sync_json(s) for s in syncs]
+    rows = [sync_view(s) for s in syncs]
     if fmt == "json":
         echo_json(rows[0] if one else rows)
         return
@@ -161,7 +141,7 @@ def show_cmd(store: str, at: str | None, name: str, fmt: str) -> None:
     sync = _run(lambda: svc.defs.get(name))
     jobs = svc.defs.jobs(name, limit=1)
     if fmt == "json":
-        echo_json({**sync_json(sync), "last_job": job_json(jobs[0]) if jobs else None})
+        echo_json({**sync_view(sync), "last_job": job_view(jobs[0]) if jobs else None})
         return
     _show_syncs([sync], fmt)
     click.echo(describe(jobs[0]) if jobs else "no job yet")
@@ -185,7 +165,7 @@ def run_cmd(store: str, at: str | None, name: str, replace: bool, wait: bool, fm
     if wait:
         job = _follow(svc, job, at)
     if fmt == "json":
-        echo_json(job_json(job))
+        echo_json(job_view(job))
     else:
         click.echo(describe(job))
     if wait and job.state != SUCCEEDED:
@@ -248,7 +228,7 @@ def history_cmd(store: str, at: str | None, name: str, limit: int, fmt: str) -> 
     _run(lambda: svc.defs.get(name))
     jobs = svc.defs.jobs(name, limit=limit)
     if fmt == "json":
-        echo_json([job_json(j) for j in jobs])
+        echo_json([job_view(j) for j in jobs])
         return
     for j in jobs:
         click.echo(describe(j))

@@ -23,6 +23,7 @@ from audience.server import (
     events,
     health,
     journeys,
+    meta_syncs,
     openapi,
     plans,
     profiles,
@@ -50,6 +51,7 @@ BLUEPRINTS = (
     deliveries,
     plans,
     journeys,
+    meta_syncs,
     reports,
     tracking,
 )

@@ -227,7 +227,7 @@ class SyncDefinitions:
     def get(self, name: str) -> Sync:
         found = self.find(name)
         if found is None:
-            raise SyncError("no-sync", f"no sync named {name!r}")
+            raise SyncError("no_sync", f"no sync named {name!r}")
         return found
 
     def insert(self, values: dict[str, Any]) -> Sync:
@@ -235,7 +235,7 @@ class SyncDefinitions:
         marks = ", ".join("?" for _ in values)
         with self.db() as db:
             if db.execute("select 1 from meta_syncs where name = ?", (values["name"],)).fetchone():
-                raise SyncError("sync-exists", f"sync {values['name']!r} already exists")
+                raise SyncError("sync_exists", f"sync {values['name']!r} already exists")
             db.execute(f"insert into meta_syncs ({cols}) values ({marks})", list(values.values()))
         return self.get(values["name"])
 
@@ -252,7 +252,7 @@ class SyncDefinitions:
                 (sync.id, *OPEN_STATES),
             ).fetchone()
             if busy:
-                raise SyncError("sync-busy", f"sync {name!r} has a job queued or running")
+                raise SyncError("sync_busy", f"sync {name!r} has a job queued or running")
             db.execute("delete from meta_sync_jobs where sync_id = ?", (sync.id,))
             db.execute("delete from meta_syncs where id = ?", (sync.id,))
         for path in (self.files / f"{sync.id}.arrow",):
@@ -284,7 +284,7 @@ class SyncDefinitions:
                 f"select {_JOB_COLUMNS} from meta_sync_jobs where id = ?", (job_id,)
             ).fetchone()
         if row is None:
-            raise SyncError("no-job", f"no sync job {job_id}")
+            raise SyncError("no_job", f"no sync job {job_id}")
         return _job(row)
 
     def jobs(self, sync: str | None = None, limit: int = 100) -> list[Job]:

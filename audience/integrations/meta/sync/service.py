@@ -9,6 +9,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from audience.dsl.errors import DslError
 from audience.integrations.meta.sync.definitions import (
@@ -24,6 +25,7 @@ from audience.runtime.plans.clock import Clock
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.layout import list_nodes
 from audience.runtime.triggers.definitions import check_name
+from audience.timecalc import iso_utc
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -53,7 +55,7 @@ def parse_every(text: str) -> int:
     m = _EVERY.fullmatch(text.strip())
     if m is None or int(m.group(1)) < 1:
         raise SyncError(
-            "bad-schedule", f"bad schedule {text!r}: write 'every N hours' or 'every N days'"
+            "bad_schedule", f"bad schedule {text!r}: write 'every N hours' or 'every N days'"
         )
     return int(m.group(1)) * (HOUR_MS if m.group(2).lower() == "hour" else DAY_MS)
 
@@ -63,6 +65,27 @@ def every_text(ms: int | None) -> str | None:
         return None
     n, unit = (ms // DAY_MS, "day") if ms % DAY_MS == 0 else (ms // HOUR_MS, "hour")
     return f"every {n} {unit}{'' if n == 1 else 's'}"
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else iso_utc(ms, "seconds")
+
+
+def sync_view(s: Sync) -> dict[str, Any]:
+    """A sync as JSON (the CLI's ``--format json`` and the API)."""
+    out = s.to_dict()
+    out["schedule"] = every_text(s.every_ms)
+    out["next_due"] = _iso(s.next_due_ms)
+    out["match_keys"] = [k.lower() for k in s.keys]
+    del out["every_ms"], out["next_due_ms"]
+    return out
+
+
+def job_view(j: Job) -> dict[str, Any]:
+    out = j.to_dict()
+    for k in ("created", "started", "finished"):
+        out[k] = _iso(out.pop(f"{k}_ms"))
+    return out
 
 
 def segment_condition(store_segments: set[str], segment: str) -> str:
@@ -83,21 +106,21 @@ class SyncService:
         try:
             name = check_name(spec.name, "sync")
         except StoreError as err:
-            raise SyncError("bad-name", str(err)) from err
+            raise SyncError("bad_name", str(err)) from err
         if self.defs.find(name) is not None:
-            raise SyncError("sync-exists", f"sync {name!r} already exists")
+            raise SyncError("sync_exists", f"sync {name!r} already exists")
         self._check_integration(spec.integration)
         self._check_store(spec)
         audience_id, audience_name = _destination(spec)
         if spec.customer_file_source not in SOURCES:
             raise SyncError(
-                "bad-source",
+                "bad_source",
                 f"bad customer_file_source {spec.customer_file_source!r}: one of "
                 + ", ".join(SOURCES),
             )
         if not spec.country_code.isdigit() or spec.country_code.startswith("0"):
             raise SyncError(
-                "bad-country-code",
+                "bad_country_code",
                 f"bad country code {spec.country_code!r}: digits without a leading 0",
             )
         every = parse_every(spec.schedule) if spec.schedule else None
@@ -159,35 +182,35 @@ class SyncService:
         except sqlite3.OperationalError:  # no integration was ever connected
             found = None
         if found is None:
-            raise SyncError("no-integration", f"no integration named {name!r}")
+            raise SyncError("no_integration", f"no integration named {name!r}")
 
     def _check_store(self, spec: SyncSpec) -> None:
         from audience.runtime.store import open_store
 
         if spec.node not in list_nodes(self.root):
-            raise SyncError("no-node", f"no node named {spec.node!r} in this store")
+            raise SyncError("no_node", f"no node named {spec.node!r} in this store")
         store = open_store(self.root, spec.node)
         fields = store.schema.profile
         if not spec.email_field and not spec.phone_field:
             raise SyncError(
-                "no-match-key", "give a match key: an email field, a phone field or both"
+                "no_match_key", "give a match key: an email field, a phone field or both"
             )
         for what, f in (("email", spec.email_field), ("phone", spec.phone_field)):
             if f is None:
                 continue
             if f not in fields:
-                raise SyncError("no-field", f"{what} field {f!r} is not a profile field")
+                raise SyncError("no_field", f"{what} field {f!r} is not a profile field")
             if fields[f] != "string":
                 raise SyncError(
-                    "field-not-string", f"{what} field {f!r} is a {fields[f]}, not a string"
+                    "field_not_string", f"{what} field {f!r} is a {fields[f]}, not a string"
                 )
         c = spec.consent_field
         if c is not None:
             if c not in fields:
-                raise SyncError("no-field", f"consent field {c!r} is not a profile field")
+                raise SyncError("no_field", f"consent field {c!r} is not a profile field")
             if fields[c] != "bool":
                 raise SyncError(
-                    "consent-not-bool", f"consent field {c!r} is a {fields[c]}, not a bool"
+                    "consent_not_bool", f"consent field {c!r} is a {fields[c]}, not a bool"
                 )
         saved = {s.name for s in store.list_segments()}
         if spec.segment in saved:
@@ -197,21 +220,21 @@ class SyncService:
         except DslError as err:
             if re.fullmatch(r"[\w .-]+", spec.segment.strip()) and " " not in spec.segment.strip():
                 raise SyncError(
-                    "no-segment", f"no saved segment named {spec.segment!r} (nor a condition)"
+                    "no_segment", f"no saved segment named {spec.segment!r} (nor a condition)"
                 ) from err
-            raise SyncError("bad-segment", f"the segment does not check:\n{err}") from err
+            raise SyncError("bad_segment", f"the segment does not check:\n{err}") from err
 
 
 def _destination(spec: SyncSpec) -> tuple[str | None, str | None]:
     if (spec.audience_id is None) == (spec.audience_name is None):
         raise SyncError(
-            "bad-destination", "give either an existing audience id or a new audience's name"
+            "bad_destination", "give either an existing audience id or a new audience's name"
         )
     if spec.audience_id is not None:
         if not spec.audience_id.isdigit():
-            raise SyncError("bad-destination", f"bad audience id {spec.audience_id!r}: digits")
+            raise SyncError("bad_destination", f"bad audience id {spec.audience_id!r}: digits")
         return spec.audience_id, None
     assert spec.audience_name is not None
     if not spec.audience_name.strip():
-        raise SyncError("bad-destination", "the new audience's name is empty")
+        raise SyncError("bad_destination", "the new audience's name is empty")
     return None, spec.audience_name.strip()

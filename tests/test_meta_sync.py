@@ -4,6 +4,7 @@ unsubscribes, replace, faults and schedules."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from audience.integrations.meta.sync.definitions import FAILED, PARTIAL, SUCCEED
 from audience.integrations.meta.sync.service import DAY_MS, HOUR_MS, parse_every
 from audience.integrations.meta.tokens import INACTIVE
 from audience.runtime.tracking.suppression import add as suppress
-from tests.meta_sync_support import email_of, expected_hashes, sha, world
+from tests.meta_sync_support import TOKEN, email_of, expected_hashes, sha, world
 
 
 def women_with_consent(rec: dict[str, object]) -> bool:
@@ -256,3 +257,35 @@ def test_the_fake_counts_invalid_hashes(tmp_path: Path) -> None:
 
 def _fail(code: int, subcode: int | None) -> Fail:
     return Fail(code, f"injected {code}", subcode=subcode)
+
+
+def test_the_fake_takes_json_bodies_too(tmp_path: Path) -> None:
+    import requests
+
+    with world(tmp_path) as w:
+        aud = w.audiences.create("42", "json")
+        body = {
+            "payload": {"schema": ["EMAIL_SHA256", "PHONE_SHA256"], "data": [[sha("x@y.co"), ""]]},
+            "session": {"session_id": 9, "batch_seq": 1, "last_batch_flag": True},
+        }
+        r = requests.post(
+            f"{w.url}/v21.0/{aud.id}/users", json=body, params={"access_token": TOKEN}, timeout=30
+        )
+        assert r.status_code == 200 and r.json()["num_received"] == 1
+        assert aud.members == {(sha("x@y.co"), "")}
+
+
+def test_a_timeout_mid_upload_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIENCE_META_SYNC_BATCH", "5")
+    with world(tmp_path) as w:
+        w.create()
+        # the first batch's first attempt gets no answer (the client times out and sends it
+        # again); the second batch's first attempt fails with a transient error
+        w.audiences.upload_faults[2] = Fail(2, "Service temporarily unavailable", transient=True)
+        worker = w.worker()
+        worker.runner.integrations.config = replace(w.config, timeout_s=1.0)
+        w.service().run("women")
+        w.fake.fail_next(r"\d+/users", "hang")
+        [done] = worker.work_once()
+        assert done.state == SUCCEEDED
+        assert w.members() == expected_hashes(w.store, women_with_consent)

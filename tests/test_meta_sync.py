@@ -264,7 +264,7 @@ def test_the_fake_takes_json_bodies_too(tmp_path: Path) -> None:
 
     with world(tmp_path) as w:
         aud = w.audiences.create("42", "json")
-        body = {
+        body: dict[str, Any] = {
             "payload": {"schema": ["EMAIL_SHA256", "PHONE_SHA256"], "data": [[sha("x@y.co"), ""]]},
             "session": {"session_id": 9, "batch_seq": 1, "last_batch_flag": True},
         }

@@ -222,6 +222,9 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     ads = out.split("Ads platform (Meta)", 1)[1]
     assert "the receiver got: integration 'Maison ads' expires in 5 day(s)" in ads
     assert "raises the inactive reminder" in ads and "EAAG…7f3a" in ads
+    assert re.search(
+        r"the scheduled run \(schedule\): job 2 \(diff\) succeeded.* adds 3, removes 1", ads
+    )
     # words for a marketer, on lines a pipe did not cut at 80 columns
     assert "reserved (it counts against the DND policy's limits and waits for" in welcome
     assert "partition" not in out and re.search(r"#\d", out) is None

@@ -1,5 +1,6 @@
 """The ads platform part of the demo: a Meta ads account connected with an access
-token, its status, and the reminders that keep the token alive.
+token, its status, the reminders that keep the token alive, and a custom
+audience kept in step with a segment.
 
 It runs against the fake Graph API the package carries
 (``audience.integrations.meta.fake``), started on loopback, and a small webhook
@@ -11,11 +12,14 @@ that the delivery worker it runs sends only the reminders.
 2. The scheduler's tick raises the "7 days before" reminder as a webhook
    delivery; a second tick raises nothing more; the worker posts it.
 3. Re-authorized with a short-lived token, exchanged for a 60-day one: active.
+   The female contacts with newsletter consent go to a new custom audience by
+   email; a day later the scheduled run sends only the difference (meta_sync.py).
 4. The platform revokes the token; a check marks the integration inactive and
    the next tick raises the "inactive" reminder, which the worker posts.
 
-The story runs at the wall clock's now, held still (the deliveries it makes are
-due at once, so the worker sends them); ``python -m audience.demo.meta`` runs it alone.
+The story runs on a manual clock, started two days before the wall clock's now
+(the deliveries it makes are due by then, so the worker sends them);
+``python -m audience.demo.meta`` runs it alone.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from rich.table import Table
 
 from audience.demo import shop
 from audience.integrations.meta.fake import APP_ID, APP_SECRET, VERSION, FakeGraph, running
+from audience.integrations.meta.fake.audiences import install as install_audiences
 from audience.integrations.meta.graph import GraphConfig
 from audience.integrations.meta.reminders import save_settings
+from audience.integrations.meta.sync.definitions import Job
 from audience.integrations.meta.tokens import DAY_MS, Integrations, integration_json
 from audience.runtime.delivery.worker import run_worker
 from audience.runtime.plans.clock import ManualClock, wall_clock
@@ -93,13 +99,16 @@ class MetaDemo:
     statuses: list[str]  # the integration's status after each step
     raised: list[str]  # the reminders each tick raised anew ("7d", "inactive")
     posted: list[dict[str, Any]]  # what the webhook receiver got
+    sync_jobs: list[Job] = field(default_factory=list)  # the custom audience sync's runs
 
 
 def meta_story(root: Path, console: Console, now: dt.datetime, n_contacts: int = 2_000) -> MetaDemo:
-    console.print(Rule("[bold]Ads platform (Meta)[/]: an ads account, its token and reminders"))
+    console.print(Rule("[bold]Ads platform (Meta)[/]: an ads account, its reminders, a sync"))
     store = Store.init(root, EXAMPLES / "maison.toml")
     store.ingest_profiles(shop.profiles(n_contacts, now=now))
-    clock = ManualClock(wall_clock() // 1000 * 1000)  # whole seconds, as the platform's
+    # whole seconds, as the platform's; two days back, so that the deliveries the story
+    # makes (a day on) are due by the wall clock and the worker sends them
+    clock = ManualClock(wall_clock() // 1000 * 1000 - 2 * DAY_MS)
     fake = FakeGraph(now=lambda: clock.ms // 1000)
     receiver = Receiver()
     out = MetaDemo([], [], receiver.bodies)
@@ -124,6 +133,11 @@ def meta_story(root: Path, console: Console, now: dt.datetime, n_contacts: int =
         fake.add_token(SHORT_TOKEN, expires_at=(clock.ms + 3_600_000) // 1000)
         ints.reauthorize(INTEGRATION, SHORT_TOKEN)
         _status(console, ints, out, "re-authorized with a 1-hour token, exchanged for 60 days")
+
+        from audience.demo.meta_sync import sync_story
+
+        install_audiences(fake)
+        out.sync_jobs = sync_story(root, store, ints, config, clock, console, INTEGRATION)
 
         exchanged = list(fake.tokens.values())[-1]  # the token the exchange made
         exchanged.is_valid = False

@@ -23,6 +23,8 @@ from audience.server import (
     events,
     health,
     journeys,
+    meta_leads,
+    meta_webhooks,
     openapi,
     plans,
     profiles,
@@ -52,6 +54,8 @@ BLUEPRINTS = (
     journeys,
     reports,
     tracking,
+    meta_webhooks,
+    meta_leads,
 )
 
 

@@ -1,0 +1,309 @@
+"""The lead worker: takes inbox rows with a lease and stores each lead.
+
+For a lead: fetch it (``GET /{leadgen_id}``) unless the backfill already did,
+map its answers (mapping.py), choose its contact (the one whose match field,
+email by default, holds the lead's value, else ``lead:{leadgen_id}``), upsert
+the profile, ingest a ``lead_received`` event whose id is
+``lead_received:{leadgen_id}``, and mark the row done.  The fetched lead and
+the chosen contact are written to the row before the ingests, so a worker
+killed anywhere is replaced by one making the same decisions: the profile
+upsert writes the same values again and the store drops the event's second
+copy (event ids are unique), so a lead is stored once, or retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audience.integrations.meta.graph import GraphError, TokenInvalid
+from audience.integrations.meta.leads.config import graph_config
+from audience.integrations.meta.leads.forms import LeadForm, LeadForms
+from audience.integrations.meta.leads.inbox import DONE, FAILED, UNROUTED, Inbox, InboxLead
+from audience.integrations.meta.leads.mapping import LEAD_EVENT, field_values, map_lead
+from audience.integrations.meta.tokens import IntegrationError, Integrations
+from audience.runtime.plans.clock import Clock, wall_clock
+from audience.snapshot import dictionary_key
+
+if TYPE_CHECKING:
+    from audience.runtime.store import Store
+
+log = logging.getLogger("audience.leads")
+
+FETCH_FIELDS = "id,created_time,ad_id,adset_id,campaign_id,form_id,field_data,is_organic,platform"
+NOT_FOUND_CODE = 100  # "Unsupported get request": the lead does not exist (or was deleted)
+RETRY_MS = (10_000, 60_000, 300_000, 1_800_000, 3_600_000)  # by attempt, then hourly
+# test-only: "STEP:N" halts (to be killed) when the Nth lead of this process has
+# passed STEP (fetched, profile or event): the crash tests kill the worker there
+HALT_ENV = "AUDIENCE_LEADS_TEST_HALT_AT"
+HALTED_FILE = "leads-halted"
+
+
+@dataclass
+class LeadWorker:
+    integrations: Integrations
+    forms: LeadForms
+    inbox: Inbox
+    store_for: Callable[[str], Store]
+    clock: Clock = wall_clock
+    lease_ms: int = 60_000
+    holder: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    _seen: int = 0
+
+    @classmethod
+    def of(cls, store_root: Path | str, clock: Clock = wall_clock, **kw: Any) -> LeadWorker:
+        from audience.runtime.tracking.outbox import node_stores
+
+        return cls(
+            Integrations(
+                store_root, kw.pop("config", None) or graph_config(), clock, kw.pop("sleep", None)
+            ),
+            LeadForms(store_root, clock),
+            Inbox(store_root),
+            kw.pop("store_for", None) or node_stores(store_root),
+            clock,
+            **kw,
+        )
+
+    def run_once(self, limit: int = 50) -> int:
+        """Process up to ``limit`` due leads; returns how many were taken."""
+        rows = self.inbox.claim(self.holder, self.clock(), self.lease_ms, limit)
+        for row in rows:
+            self.process(row)
+        return len(rows)
+
+    def drain(self) -> int:
+        total = 0
+        while n := self.run_once():
+            total += n
+        return total
+
+    def process(self, row: InboxLead) -> str:
+        lid = row.leadgen_id
+        self._seen += 1
+        form = self.forms.by_form_id(row.form_id) if row.form_id else None
+        if form is None:
+            self.inbox.finish(lid, UNROUTED, self.clock(), error="no connected form")
+            return UNROUTED
+        lead = row.lead
+        if lead is None:
+            try:
+                lead = self.integrations.call(
+                    form.integration, lambda c: c.get(lid, {"fields": FETCH_FIELDS})
+                )
+            except (GraphError, IntegrationError) as err:
+                return self._failed(row, err)
+            self.inbox.note(lid, lead=lead, form=form.name, node=form.node)
+        self._maybe_halt("fetched")
+        store = self.store_for(form.node)
+        mapped = map_lead(store.schema, form.fields, field_values(lead.get("field_data")))
+        contact = row.contact_id
+        if contact is None:
+            value = mapped.profile.get(form.match_field) if form.match_field else None
+            contact = find_contact(store, form.match_field, value) or f"lead:{lid}"
+            self.inbox.note(lid, contact_id=contact, form=form.name, node=form.node)
+        profile = {"contact_id": contact, **mapped.profile}
+        if form.source_field:
+            profile[form.source_field] = form.source
+        unmapped = dict(mapped.unmapped)
+        report = store.ingest_profiles([profile])
+        if report.rejected:  # the mapping's conversions should prevent it: kept visible
+            unmapped["(profile)"] = "; ".join(r.reason for r in report.rejects)
+            store.ingest_profiles([{"contact_id": contact}])
+        self._maybe_halt("profile")
+        store.ingest_events([lead_event(form, row, lead, contact, unmapped, mapped.missing, store)])
+        self._maybe_halt("event")
+        self.inbox.finish(lid, DONE, self.clock(), unmapped=unmapped, missing=mapped.missing)
+        return DONE
+
+    def _maybe_halt(self, step: str) -> None:
+        want = os.environ.get(HALT_ENV)
+        if want and want == f"{step}:{self._seen}":
+            (self.inbox.path.parent / HALTED_FILE).write_text(f"{step}\n")
+            while True:  # until killed
+                time.sleep(1)
+
+    def _failed(self, row: InboxLead, err: Exception) -> str:
+        now = self.clock()
+        if isinstance(err, GraphError) and err.code == NOT_FOUND_CODE:
+            self.inbox.finish(row.leadgen_id, FAILED, now, error=str(err))
+            return FAILED
+        wait = RETRY_MS[min(row.attempts, len(RETRY_MS) - 1)]
+        if isinstance(err, TokenInvalid):  # re-authorizing takes a person: wait longer
+            wait = RETRY_MS[-1]
+        self.inbox.retry(row.leadgen_id, str(err), now + wait)
+        log.warning("lead %s not stored yet: %s", row.leadgen_id, err)
+        return "retry"
+
+
+def lead_event(
+    form: LeadForm,
+    row: InboxLead,
+    lead: dict[str, Any],
+    contact: str,
+    unmapped: dict[str, Any],
+    missing: tuple[str, ...],
+    store: Store,
+) -> dict[str, Any]:
+    import json
+
+    notice = row.notice or {}
+    created = created_ms(lead.get("created_time")) or created_ms(notice.get("created_time"))
+    when = created if created is not None else row.received_ms
+    meta: dict[str, Any] = {
+        "ad_id": lead.get("ad_id") or notice.get("ad_id"),
+        # "adgroup" is the Graph API's older name for an ad
+        "adgroup_id": notice.get("adgroup_id") or lead.get("ad_id"),
+        "form_id": row.form_id or lead.get("form_id"),
+        "page_id": row.page_id or notice.get("page_id"),
+        "leadgen_id": row.leadgen_id,
+        "created_time": when,
+    }
+    props: dict[str, Any] = {
+        k: _text(v) if k != "created_time" else v for k, v in meta.items() if k in form.metadata
+    }
+    props |= {
+        "leadgen_id": row.leadgen_id,
+        "source": form.source,
+        "form": form.name,
+        "organic": bool(lead.get("is_organic")) if "is_organic" in lead else None,
+        "platform": _text(lead.get("platform")),
+        "campaign_id": _text(lead.get("campaign_id")),
+        "adset_id": _text(lead.get("adset_id")),
+        "unmapped": json.dumps(unmapped, ensure_ascii=False, sort_keys=True) if unmapped else None,
+        "missing": ", ".join(missing) or None,
+    }
+    declared = store.schema.events.get(LEAD_EVENT, {})
+    return {
+        "id": f"{LEAD_EVENT}:{row.leadgen_id}",
+        "contact_id": contact,
+        "type": LEAD_EVENT,
+        "ts": when,
+        "context": "SOCIAL",
+        **{k: v for k, v in props.items() if k in declared},
+    }
+
+
+def created_ms(value: Any) -> int | None:
+    """A lead's creation time: unix seconds in notifications, ISO text
+    (``2026-12-03T09:00:00+0000``) on the lead."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value) * 1000
+    if isinstance(value, str) and value:
+        for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+            with contextlib.suppress(ValueError):
+                return int(dt.datetime.strptime(value, fmt).timestamp() * 1000)
+    return None
+
+
+def find_contact(store: Store, match_field: str | None, value: Any) -> str | None:
+    """The contact whose ``match_field`` equals ``value`` (case and surrounding
+    spaces ignored: addresses are), the smallest id when several do."""
+    if not match_field or not isinstance(value, str) or not value.strip():
+        return None
+    snap = store.snapshot()
+    col = snap.profile.get(match_field)
+    if col is None or col.kind != "code":
+        return None
+    want = value.strip().lower()
+    words = snap.dictionaries[dictionary_key("profile", match_field)].values
+    codes = [i for i, w in enumerate(words) if w.strip().lower() == want]
+    if not codes:
+        return None
+    hit = np.isin(col.values, codes)
+    if col.valid is not None:
+        hit &= col.valid
+    found = [snap.contact_ids[int(i)] for i in np.flatnonzero(hit)]
+    return min(found) if found else None
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+class LeadThread:
+    """A daemon thread running the worker, woken by ``notify`` (a webhook just
+    stored leads) and every ``poll_s`` seconds (retries, what others left)."""
+
+    def __init__(self, worker: LeadWorker, poll_s: float = 1.0) -> None:
+        self.worker = worker
+        self.poll_s = poll_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="lead-worker")
+        self._thread.start()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            try:
+                while self.worker.run_once() and not self._stop.is_set():
+                    pass
+            except Exception:  # logged; the rows stay pending for the next round
+                log.exception("leads not stored yet")
+                self._stop.wait(self.poll_s)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+
+def run_worker(
+    store_root: Path,
+    parent: int | None = None,
+    poll_s: float = 0.5,
+    lease_s: float = 60.0,
+    once: bool = False,
+) -> int:
+    """Store pending leads until the process ``parent`` is gone (or, with
+    ``once``, until none is due); returns how many were taken."""
+    worker = LeadWorker.of(store_root, lease_ms=int(lease_s * 1000))
+    total = 0
+    while parent is None or os.getppid() == parent:
+        try:
+            n = worker.run_once()
+        except Exception:  # logged; the rows stay pending for the next round
+            log.exception("leads not stored yet")
+            n = 0
+            if once:
+                raise
+        total += n
+        if once and n == 0:
+            break
+        if n == 0:
+            time.sleep(poll_s)
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Store the pending leads of a store.")
+    ap.add_argument("store", type=Path)
+    ap.add_argument("--parent", type=int, help="stop when this process is gone")
+    ap.add_argument("--lease-s", type=float, default=60.0)
+    args = ap.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_worker(args.store, args.parent, lease_s=args.lease_s)
+
+
+if __name__ == "__main__":
+    main()

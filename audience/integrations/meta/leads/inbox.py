@@ -59,6 +59,15 @@ class InboxLead:
         }
 
 
+@dataclass(frozen=True)
+class Finished:
+    leadgen_id: str
+    state: str
+    error: str | None = None
+    unmapped: dict[str, Any] | None = None
+    missing: tuple[str, ...] = ()
+
+
 _COLUMNS = (
     "leadgen_id, form_id, page_id, notice, lead, via, state, form, node, contact_id, attempts, "
     "last_error, received_ms, done_ms, unmapped, missing"
@@ -113,34 +122,37 @@ class Inbox:
             ]
         return [self.get(lid) for lid in taken]
 
-    def note(self, leadgen_id: str, **values: Any) -> None:
-        """Record progress (the fetched lead, the chosen contact) before acting on it,
-        so a retry after a crash repeats the same decisions."""
-        sets = ", ".join(f"{k} = ?" for k in values)
+    def note(self, notes: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Record progress (the fetched lead, the chosen contact), for several
+        leads in one transaction, before acting on it: a retry after a crash
+        repeats the same decisions."""
         with db.connect(self.path) as conn:
-            conn.execute(
-                f"update lead_inbox set {sets} where leadgen_id = ?",
-                [
-                    *(_dump(v) if isinstance(v, dict | list) else v for v in values.values()),
-                    leadgen_id,
-                ],
-            )
+            for leadgen_id, values in notes:
+                sets = ", ".join(f"{k} = ?" for k in values)
+                conn.execute(
+                    f"update lead_inbox set {sets} where leadgen_id = ?",
+                    [
+                        *(_dump(v) if isinstance(v, dict) else v for v in values.values()),
+                        leadgen_id,
+                    ],
+                )
 
-    def finish(
-        self,
-        leadgen_id: str,
-        state: str,
-        now: int,
-        *,
-        error: str | None = None,
-        unmapped: dict[str, Any] | None = None,
-        missing: Iterable[str] = (),
-    ) -> None:
+    def finish(self, done: Iterable[Finished], now: int) -> None:
         with db.connect(self.path) as conn:
-            conn.execute(
+            conn.executemany(
                 "update lead_inbox set state = ?, done_ms = ?, last_error = ?, unmapped = ?, "
                 "missing = ?, holder = null, lease_until = null where leadgen_id = ?",
-                [state, now, error, _dump(unmapped), json.dumps(list(missing)), leadgen_id],
+                [
+                    (
+                        f.state,
+                        now,
+                        f.error,
+                        _dump(f.unmapped),
+                        json.dumps(list(f.missing)),
+                        f.leadgen_id,
+                    )
+                    for f in done
+                ],
             )
 
     def retry(self, leadgen_id: str, error: str, next_ms: int) -> None:

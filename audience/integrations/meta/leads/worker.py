@@ -32,7 +32,14 @@ import numpy as np
 from audience.integrations.meta.graph import GraphError, TokenInvalid
 from audience.integrations.meta.leads.config import graph_config
 from audience.integrations.meta.leads.forms import LeadForm, LeadForms
-from audience.integrations.meta.leads.inbox import DONE, FAILED, UNROUTED, Inbox, InboxLead
+from audience.integrations.meta.leads.inbox import (
+    DONE,
+    FAILED,
+    UNROUTED,
+    Finished,
+    Inbox,
+    InboxLead,
+)
 from audience.integrations.meta.leads.mapping import LEAD_EVENT, field_values, map_lead
 from audience.integrations.meta.tokens import IntegrationError, Integrations
 from audience.runtime.plans.clock import Clock, wall_clock
@@ -40,6 +47,7 @@ from audience.snapshot import dictionary_key
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
+    from audience.snapshot import Snapshot
 
 log = logging.getLogger("audience.leads")
 
@@ -63,7 +71,7 @@ class LeadWorker:
     holder: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
-    _seen: int = 0
+    _counts: dict[str, int] = field(default_factory=dict)  # leads past each step
 
     @classmethod
     def of(cls, store_root: Path | str, clock: Clock = wall_clock, **kw: Any) -> LeadWorker:
@@ -81,10 +89,29 @@ class LeadWorker:
         )
 
     def run_once(self, limit: int = 50) -> int:
-        """Process up to ``limit`` due leads; returns how many were taken."""
+        """Store up to ``limit`` due leads (one profile and one event ingest per
+        node for all of them); returns how many were taken."""
         rows = self.inbox.claim(self.holder, self.clock(), self.lease_ms, limit)
+        ready: dict[str, list[tuple[InboxLead, LeadForm, dict[str, Any]]]] = {}
+        finished: list[Finished] = []
+        fetched: list[tuple[str, dict[str, Any]]] = []
         for row in rows:
-            self.process(row)
+            form = self.forms.by_form_id(row.form_id) if row.form_id else None
+            if form is None:
+                finished.append(Finished(row.leadgen_id, UNROUTED, "no connected form"))
+                continue
+            lead = row.lead
+            if lead is None:
+                lead = self._fetch(row, form)
+                if lead is None:
+                    continue
+                fetched.append((row.leadgen_id, {"lead": lead}))
+            ready.setdefault(form.node, []).append((row, form, lead))
+        self.inbox.note(fetched)
+        self.inbox.finish(finished, self.clock())
+        self._maybe_halt("fetched", len(rows))
+        for node, items in ready.items():
+            self._store(node, items)
         return len(rows)
 
     def drain(self) -> int:
@@ -93,62 +120,130 @@ class LeadWorker:
             total += n
         return total
 
-    def process(self, row: InboxLead) -> str:
+    def _fetch(self, row: InboxLead, form: LeadForm) -> dict[str, Any] | None:
         lid = row.leadgen_id
-        self._seen += 1
-        form = self.forms.by_form_id(row.form_id) if row.form_id else None
-        if form is None:
-            self.inbox.finish(lid, UNROUTED, self.clock(), error="no connected form")
-            return UNROUTED
-        lead = row.lead
-        if lead is None:
-            try:
-                lead = self.integrations.call(
-                    form.integration, lambda c: c.get(lid, {"fields": FETCH_FIELDS})
-                )
-            except (GraphError, IntegrationError) as err:
-                return self._failed(row, err)
-            self.inbox.note(lid, lead=lead, form=form.name, node=form.node)
-        self._maybe_halt("fetched")
-        store = self.store_for(form.node)
-        mapped = map_lead(store.schema, form.fields, field_values(lead.get("field_data")))
-        contact = row.contact_id
-        if contact is None:
-            value = mapped.profile.get(form.match_field) if form.match_field else None
-            contact = find_contact(store, form.match_field, value) or f"lead:{lid}"
-            self.inbox.note(lid, contact_id=contact, form=form.name, node=form.node)
-        profile = {"contact_id": contact, **mapped.profile}
-        if form.source_field:
-            profile[form.source_field] = form.source
-        unmapped = dict(mapped.unmapped)
-        report = store.ingest_profiles([profile])
+        try:
+            lead: dict[str, Any] = self.integrations.call(
+                form.integration, lambda c: c.get(lid, {"fields": FETCH_FIELDS})
+            )
+            return lead
+        except (GraphError, IntegrationError) as err:
+            self._failed(row, err)
+            return None
+
+    def _store(self, node: str, items: list[tuple[InboxLead, LeadForm, dict[str, Any]]]) -> None:
+        store = self.store_for(node)
+        contacts = Contacts(store)
+        mapped = [
+            map_lead(store.schema, form.fields, field_values(lead.get("field_data")))
+            for _, form, lead in items
+        ]
+        chosen: list[str] = []
+        for (row, form, _), m in zip(items, mapped, strict=True):
+            value = m.profile.get(form.match_field) if form.match_field else None
+            chosen.append(
+                row.contact_id or contacts.choose(form.match_field, value, f"lead:{row.leadgen_id}")
+            )
+        self.inbox.note(
+            (row.leadgen_id, {"contact_id": c, "form": form.name, "node": node})
+            for (row, form, _), c in zip(items, chosen, strict=True)
+        )
+        profiles = []
+        for (_, form, _), m, contact in zip(items, mapped, chosen, strict=True):
+            profile = {"contact_id": contact, **m.profile}
+            if form.source_field:
+                profile[form.source_field] = form.source
+            profiles.append(profile)
+        unmapped = [dict(m.unmapped) for m in mapped]
+        report = store.ingest_profiles(profiles)
         if report.rejected:  # the mapping's conversions should prevent it: kept visible
-            unmapped["(profile)"] = "; ".join(r.reason for r in report.rejects)
-            store.ingest_profiles([{"contact_id": contact}])
-        self._maybe_halt("profile")
-        store.ingest_events([lead_event(form, row, lead, contact, unmapped, mapped.missing, store)])
-        self._maybe_halt("event")
-        self.inbox.finish(lid, DONE, self.clock(), unmapped=unmapped, missing=mapped.missing)
-        return DONE
+            for r in report.rejects:
+                i = r.line - 1  # 1-based position in the list
+                unmapped[i]["(profile)"] = r.reason
+            store.ingest_profiles(
+                [{"contact_id": profiles[r.line - 1]["contact_id"]} for r in report.rejects]
+            )
+        self._maybe_halt("profile", len(items))
+        store.ingest_events(
+            [
+                lead_event(form, row, lead, contact, u, m.missing, store)
+                for (row, form, lead), m, contact, u in zip(
+                    items, mapped, chosen, unmapped, strict=True
+                )
+            ]
+        )
+        self._maybe_halt("event", len(items))
+        self.inbox.finish(
+            (
+                Finished(row.leadgen_id, DONE, None, u, m.missing)
+                for (row, _, _), m, u in zip(items, mapped, unmapped, strict=True)
+            ),
+            self.clock(),
+        )
 
-    def _maybe_halt(self, step: str) -> None:
+    def _maybe_halt(self, step: str, n: int) -> None:
+        self._counts[step] = before = self._counts.get(step, 0)
+        self._counts[step] += n
         want = os.environ.get(HALT_ENV)
-        if want and want == f"{step}:{self._seen}":
-            (self.inbox.path.parent / HALTED_FILE).write_text(f"{step}\n")
-            while True:  # until killed
-                time.sleep(1)
+        if want and n:
+            at_step, _, at = want.partition(":")
+            if at_step == step and before < int(at) <= before + n:
+                (self.inbox.path.parent / HALTED_FILE).write_text(f"{step}\n")
+                while True:  # until killed
+                    time.sleep(1)
 
-    def _failed(self, row: InboxLead, err: Exception) -> str:
+    def _failed(self, row: InboxLead, err: Exception) -> None:
         now = self.clock()
         if isinstance(err, GraphError) and err.code == NOT_FOUND_CODE:
-            self.inbox.finish(row.leadgen_id, FAILED, now, error=str(err))
-            return FAILED
+            self.inbox.finish([Finished(row.leadgen_id, FAILED, str(err))], now)
+            return
         wait = RETRY_MS[min(row.attempts, len(RETRY_MS) - 1)]
         if isinstance(err, TokenInvalid):  # re-authorizing takes a person: wait longer
             wait = RETRY_MS[-1]
         self.inbox.retry(row.leadgen_id, str(err), now + wait)
         log.warning("lead %s not stored yet: %s", row.leadgen_id, err)
-        return "retry"
+
+
+class Contacts:
+    """Existing contacts by a match field's value (case and surrounding spaces
+    ignored: addresses are), read from one snapshot; the contacts chosen for
+    this batch's leads are remembered, so two leads of one new person share one."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._snap: Snapshot | None = None
+        self._index: dict[str, dict[str, list[int]]] = {}  # field -> value -> codes
+        self._chosen: dict[tuple[str, str], str] = {}
+
+    def choose(self, match_field: str | None, value: Any, new_id: str) -> str:
+        if not match_field or not isinstance(value, str) or not value.strip():
+            return new_id
+        key = (match_field, value.strip().lower())
+        if key not in self._chosen:
+            self._chosen[key] = self._find(*key) or new_id
+        return self._chosen[key]
+
+    def _find(self, match_field: str, value: str) -> str | None:
+        if self._snap is None:
+            self._snap = self.store.snapshot()
+        snap = self._snap
+        col = snap.profile.get(match_field)
+        if col is None or col.kind != "code":
+            return None
+        if match_field not in self._index:
+            words = snap.dictionaries[dictionary_key("profile", match_field)].values
+            index: dict[str, list[int]] = {}
+            for code, word in enumerate(words):
+                index.setdefault(word.strip().lower(), []).append(code)
+            self._index[match_field] = index
+        codes = self._index[match_field].get(value)
+        if not codes:
+            return None
+        hit = np.isin(col.values, codes)
+        if col.valid is not None:
+            hit &= col.valid
+        found = [snap.contact_ids[int(i)] for i in np.flatnonzero(hit)]
+        return min(found) if found else None  # the smallest id when several match
 
 
 def lead_event(
@@ -209,27 +304,6 @@ def created_ms(value: Any) -> int | None:
             with contextlib.suppress(ValueError):
                 return int(dt.datetime.strptime(value, fmt).timestamp() * 1000)
     return None
-
-
-def find_contact(store: Store, match_field: str | None, value: Any) -> str | None:
-    """The contact whose ``match_field`` equals ``value`` (case and surrounding
-    spaces ignored: addresses are), the smallest id when several do."""
-    if not match_field or not isinstance(value, str) or not value.strip():
-        return None
-    snap = store.snapshot()
-    col = snap.profile.get(match_field)
-    if col is None or col.kind != "code":
-        return None
-    want = value.strip().lower()
-    words = snap.dictionaries[dictionary_key("profile", match_field)].values
-    codes = [i for i, w in enumerate(words) if w.strip().lower() == want]
-    if not codes:
-        return None
-    hit = np.isin(col.values, codes)
-    if col.valid is not None:
-        hit &= col.valid
-    found = [snap.contact_ids[int(i)] for i in np.flatnonzero(hit)]
-    return min(found) if found else None
 
 
 def _text(v: Any) -> str | None:

@@ -55,6 +55,13 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -110,7 +117,7 @@ def test_a_server_ingests_what_a_killed_one_left_and_its_ingester_dies_with_it(
             resp = conn.getresponse()
             assert (resp.status, resp.getheader("Location")) == (302, "https://shop.example/")
             _until("the click is stored", lambda: _count(root, "did email_clicked") == 1)
-            [ingester] = _children(proc.pid)
+            [ingester] = [c for c in _children(proc.pid) if b"outbox" in _cmdline(c)]
             assert _alive(ingester)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(30)

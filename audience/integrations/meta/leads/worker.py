@@ -31,6 +31,7 @@ import numpy as np
 
 from audience.integrations.meta.graph import GraphError, TokenInvalid
 from audience.integrations.meta.leads.config import graph_config
+from audience.integrations.meta.leads.db import leads_path
 from audience.integrations.meta.leads.forms import LeadForm, LeadForms
 from audience.integrations.meta.leads.inbox import (
     DONE,
@@ -351,16 +352,23 @@ def run_worker(
 ) -> int:
     """Store pending leads until the process ``parent`` is gone (or, with
     ``once``, until none is due); returns how many were taken."""
+
+    def alive() -> bool:
+        return parent is None or os.getppid() == parent
+
+    # a store that never had a lead form gets no leads database from the server
+    while not once and alive() and not leads_path(store_root).exists():
+        time.sleep(poll_s)
     worker = LeadWorker.of(store_root, lease_ms=int(lease_s * 1000))
     total = 0
-    while parent is None or os.getppid() == parent:
+    while alive():
         try:
             n = worker.run_once()
         except Exception:  # logged; the rows stay pending for the next round
-            log.exception("leads not stored yet")
-            n = 0
             if once:
                 raise
+            log.exception("leads not stored yet")
+            n = 0
         total += n
         if once and n == 0:
             break
@@ -375,6 +383,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parent", type=int, help="stop when this process is gone")
     ap.add_argument("--lease-s", type=float, default=60.0)
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)  # background work: the server's answers get the CPU first
     with contextlib.suppress(KeyboardInterrupt):
         run_worker(args.store, args.parent, lease_s=args.lease_s)
 

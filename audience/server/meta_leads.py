@@ -58,7 +58,7 @@ def _refused(fn: Callable[[], T]) -> T:
     except (LeadFormError, IntegrationError) as err:
         raise ApiError(_STATUS.get(err.code, 400), err.code.replace("-", "_"), str(err)) from None
     except GraphError as err:
-        raise ApiError(502, "graph_error", str(err), code_graph=err.code) from None
+        raise ApiError(502, "graph_error", str(err), graph_code=err.code) from None
 
 
 @bp.get("/v1/leadforms")

@@ -13,12 +13,23 @@ from typing import Any
 import pytest
 
 from audience.integrations.meta.leads.inbox import Inbox
+from audience.integrations.meta.leads.webhook import sign
+from audience.runtime.store import Store
 from audience.server.app import create_app
 from audience.server.auth import Sources
 from audience.server.context import ServerConfig
 from audience.server.serve import ServerThread
 from tests.helpers.server_api import Client
-from tests.meta_leads_support import ANGELA, FORM, PAGE, World, lead_events, profile, world
+from tests.meta_leads_support import (
+    ANGELA,
+    EXAMPLES,
+    FORM,
+    PAGE,
+    World,
+    lead_events,
+    profile,
+    world,
+)
 
 HOOK = "/hooks/meta"
 
@@ -114,8 +125,6 @@ def test_a_reserialized_body_does_not_verify(s: Served) -> None:
     lead = s.w.lead({"email": "x@example.com"})
     raw = s.w.leads.notification([lead])
     signed_for = s.w.leads.deliver_leadgen  # sign the raw body, send another encoding of it
-    from audience.integrations.meta.leads.webhook import sign
-
     other = json.dumps(json.loads(raw), separators=(",", ":")).encode()  # same JSON, other bytes
     assert other != raw
     status, _ = signed_for(s.hook, [lead], body=other, signature=sign("fake-app-secret", raw))
@@ -134,8 +143,6 @@ def test_duplicate_notifications_store_one_lead(s: Served) -> None:
 
 
 def test_a_signed_body_that_is_not_a_notification_is_400(s: Served) -> None:
-    from audience.integrations.meta.leads.webhook import sign
-
     raw = b'{"object":"page"}'
     status, body = s.w.leads.deliver_leadgen(
         s.hook, [], body=raw, signature=sign("fake-app-secret", raw)
@@ -184,3 +191,41 @@ def test_backfill_show_and_leads_over_http(s: Served) -> None:
     assert s.read.post("/v1/leadforms/spring/backfill").status == 403
     assert s.write.request("DELETE", "/v1/leadforms/spring").json() == {"disconnected": "spring"}
     assert s.read.get("/v1/leadforms/spring").status == 404
+
+
+# ---------------------------------------------------------------- scopes
+def test_the_scope_matrix_of_leadforms(s: Served) -> None:
+    """No token: 401; a read token cannot write; another node's token never
+    sees this node's forms; a write token does everything."""
+    other = Sources(s.w.root)
+    Store.init(s.w.root, EXAMPLES / "maison.toml", node="other")
+    other_token = other.create("other", "elsewhere", "write")[1]
+    connect = {
+        "name": "winter",
+        "integration": "shop-ads",
+        "page_id": PAGE,
+        "form_id": "4000000003",
+        "mapping": {"email": "email"},
+        "source": "fb-winter",
+    }
+    ops: list[tuple[str, str, Any, str]] = [
+        ("GET", "/v1/leadforms", None, "read"),
+        ("POST", "/v1/leadforms", connect, "write"),
+        ("GET", "/v1/leadforms/spring", None, "read"),
+        ("GET", "/v1/leadforms/spring/leads", None, "read"),
+        ("POST", "/v1/leadforms/spring/backfill", None, "write"),
+        ("DELETE", "/v1/leadforms/winter", None, "write"),
+    ]
+    for method, path, body, scope in ops:
+        assert Client(s.url).request(method, path, body).status == 401
+        r = s.read.request(method, path, body)
+        assert r.status == (200 if scope == "read" else 403), (method, path, r)
+    before = [f.name for f in s.w.worker().forms.all()]
+    elsewhere = Client(s.url, other_token)
+    assert elsewhere.get("/v1/leadforms").json() == {"leadforms": []}
+    for method, path, body, _ in ops[2:]:
+        assert elsewhere.request(method, path, body).status == 404, (method, path)
+    assert [f.name for f in s.w.worker().forms.all()] == before
+    for method, path, body, _ in ops:
+        r = s.write.request(method, path, body)
+        assert r.status in (200, 201), (method, path, r)

@@ -5,7 +5,8 @@ public (the platform sends no API token: the signature is the proof):
   token (AUDIENCE_META_VERIFY_TOKEN) answer ``hub.challenge``; anything else 403;
 - ``POST``: a notification, accepted only with a valid ``X-Hub-Signature-256``
   (HMAC-SHA256 of the raw body with AUDIENCE_META_APP_SECRET, compared in
-  constant time); otherwise 403 and nothing is stored.  Its leads go into the
+  constant time); otherwise (or without an app secret) 403 and nothing
+  is stored.  Its leads go into the
   inbox (synced, deduplicated on ``leadgen_id``) and the answer is sent; the
   worker fetches and stores them afterwards (in this process for a server in a
   thread, in a child process under ``audience serve``).

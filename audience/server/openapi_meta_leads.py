@@ -218,11 +218,8 @@ def leadform_paths() -> dict[str, Any]:
                         "content": {JSON: {"schema": _ref("Error")}},
                     },
                     "403": {
-                        "description": "missing or wrong signature: nothing kept",
-                        "content": {JSON: {"schema": _ref("Error")}},
-                    },
-                    "503": {
-                        "description": "no app secret configured",
+                        "description": "missing or wrong signature, or no app secret "
+                        "configured: nothing kept",
                         "content": {JSON: {"schema": _ref("Error")}},
                     },
                 },

@@ -229,3 +229,13 @@ def test_the_scope_matrix_of_leadforms(s: Served) -> None:
     for method, path, body, _ in ops:
         r = s.write.request(method, path, body)
         assert r.status in (200, 201), (method, path, r)
+
+
+def test_without_an_app_secret_every_notification_is_refused(
+    s: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUDIENCE_META_APP_SECRET")
+    lead = s.w.leads.add_lead(FORM, {"email": "u@example.com"}, 0)
+    status, body = s.w.leads.deliver_leadgen(s.hook, [lead])
+    assert status == 403 and json.loads(body)["error"]["code"] == "webhook_not_configured"
+    assert s.counts()["pending"] == 0

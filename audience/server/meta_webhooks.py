@@ -48,7 +48,8 @@ def notify() -> Response:
     raw = request.get_data(cache=False)
     secret = settings().graph.app_secret
     if not secret:
-        raise ApiError(503, "webhook_not_configured", "no app secret: set AUDIENCE_META_APP_SECRET")
+        # nothing can be verified: refused like a bad signature
+        raise ApiError(403, "webhook_not_configured", "no app secret: set AUDIENCE_META_APP_SECRET")
     if not signed(secret, raw, request.headers.get(SIGNATURE_HEADER)):
         raise ApiError(403, "bad_signature", f"missing or wrong {SIGNATURE_HEADER}")
     try:

@@ -5,14 +5,11 @@ the server's worker process, which dies with the server."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,17 +17,10 @@ import pytest
 from audience.integrations.meta.leads.inbox import Inbox
 from audience.integrations.meta.leads.worker import HALT_ENV, HALTED_FILE
 from tests.helpers.mail_servers import free_port
-from tests.helpers.processes import REPO
+from tests.helpers.processes import REPO, alive, children, cmdline, server_up, until
 from tests.meta_leads_support import World, lead_events, profile, world
 
 N = 7
-
-
-def _until(what: str, cond: Callable[[], bool], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting: {what}"
-        time.sleep(0.02)
 
 
 def _audience(w: World, *args: str, **env: str) -> subprocess.Popen[bytes]:
@@ -59,7 +49,7 @@ def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_copies(
         halted = w.root / HALTED_FILE
         first = _audience(w, "leadforms", "work", str(w.root), "--lease-s", "1", **{HALT_ENV: step})
         try:
-            _until("the worker halts", lambda: halted.exists() or first.poll() is not None)
+            until("the worker halts", lambda: halted.exists() or first.poll() is not None)
             assert first.poll() is None, first.communicate()
             os.kill(first.pid, signal.SIGKILL)
             first.wait(30)
@@ -69,7 +59,7 @@ def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_copies(
         assert not _all_done(w, ids)  # killed before it finished
         second = _audience(w, "leadforms", "work", str(w.root), "--lease-s", "1")
         try:
-            _until("the leads are stored", lambda: _all_done(w, ids))
+            until("the leads are stored", lambda: _all_done(w, ids))
         finally:
             second.terminate()
             second.wait(30)
@@ -80,58 +70,25 @@ def test_a_worker_killed_mid_batch_is_replaced_without_loss_or_copies(
             assert profile(st, f"lead:{lid}")["first_name"] == f"K{i}"
 
 
-def _up(port: int, proc: subprocess.Popen[bytes]) -> bool:
-    assert proc.poll() is None, "the server exited"
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_serve_stores_webhook_leads_in_its_worker_process(tmp_path: Path) -> None:
     with world(tmp_path) as w:
         port = free_port()
         proc = _audience(w, "serve", str(w.root), "--port", str(port))
         try:
-            _until("the server answers", lambda: _up(port, proc))
+            until("the server answers", lambda: server_up(port, proc))
             lead = w.lead({"email": "served@example.com", "first_name": "Serena"})
             hook = f"http://127.0.0.1:{port}/hooks/meta"
             status, _ = w.leads.deliver_leadgen(hook, [lead])
             assert status == 200
             assert w.leads.deliver_leadgen(hook, [lead], secret="wrong")[0] == 403
-            _until("the lead is stored", lambda: _all_done(w, [lead["id"]]))
+            until("the lead is stored", lambda: _all_done(w, [lead["id"]]))
             (ev,) = lead_events(w.store())
             assert ev["leadgen_id"] == lead["id"] and ev["source"] == "fb-spring-2026"
-            workers = [
-                c for c in _children(proc.pid)
-                if b"leads.worker" in Path(f"/proc/{c}/cmdline").read_bytes()
-            ]  # fmt: skip
+            workers = [c for c in children(proc.pid) if b"leads.worker" in cmdline(c)]
             assert len(workers) == 1
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(30)
-            _until("the worker exits with its server", lambda: not _alive(workers[0]))
+            until("the worker exits with its server", lambda: not alive(workers[0]))
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -65,6 +65,13 @@ def _worker(store: str, at: str | None = None, lease_s: float = 60.0) -> LeadWor
     at_ms = instant_ms(at, "--at")
     clock = wall_clock if at_ms is None else fixed_clock(at_ms)
     return LeadWorker.of(_store(store), clock, lease_ms=int(lease_s * 1000))
+
+
+def _emit(fmt: str, as_json: list[Any], as_text: list[str], none: str) -> None:
+    if fmt == "json":
+        echo_json(as_json)
+    else:
+        click.echo("\n".join(as_text) or none)
 
 
 def _form_text(form: LeadForm, counts: dict[str, int] | None = None) -> str:
@@ -177,15 +184,8 @@ def connect_cmd(
 @_fmt_opt
 def list_cmd(store: str, node: str | None, fmt: str) -> None:
     """The connected lead forms."""
-    worker = _worker(store)
-    forms = worker.forms.all(node)
-    if fmt == "json":
-        echo_json([f.to_json() for f in forms])
-        return
-    for f in forms:
-        click.echo(_form_text(f))
-    if not forms:
-        click.echo("no lead forms")
+    forms = _worker(store).forms.all(node)
+    _emit(fmt, [f.to_json() for f in forms], [_form_text(f) for f in forms], "no lead forms")
 
 
 @leadforms_group.command("show")
@@ -234,13 +234,7 @@ def leads_cmd(store: str, name: str | None, state: str | None, limit: int, fmt: 
     worker = _worker(store)
     form_id = None if name is None else _run(lambda: worker.forms.get(name)).form_id
     leads = worker.inbox.recent(form_id, state, limit)
-    if fmt == "json":
-        echo_json([lead.to_json() for lead in leads])
-        return
-    for lead in leads:
-        click.echo(_lead_text(lead))
-    if not leads:
-        click.echo("no leads")
+    _emit(fmt, [x.to_json() for x in leads], [_lead_text(x) for x in leads], "no leads")
 
 
 @leadforms_group.command("disconnect")

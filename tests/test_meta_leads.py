@@ -10,18 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from audience.dsl.parser import parse
 from audience.integrations.meta.fake import Fail
 from audience.integrations.meta.graph import TokenInvalid
 from audience.integrations.meta.leads.backfill import backfill
 from audience.integrations.meta.leads.mapping import FieldMap, LeadFormError, convert
 from audience.integrations.meta.leads.webhook import BadNotification, leads_of
 from audience.integrations.meta.tokens import INACTIVE
+from audience.runtime.journeys.service import JourneyService
+from audience.runtime.plans.clock import ManualClock
+from audience.runtime.plans.definitions import PlanDefinitions
+from audience.runtime.plans.service import source_of
 from audience.runtime.store import Store
 from tests.meta_leads_support import (
     ANGELA,
     EXAMPLES,
     FORM,
     PAGE,
+    T0,
     T0_S,
     World,
     lead_events,
@@ -196,6 +202,34 @@ def test_a_lead_received_event_fires_a_trigger(w: World) -> None:
     assert [(d.contact_id, d.email) for d in sent] == [
         (f"lead:{lead['id']}", "welcome@example.com")
     ]
+
+
+def test_a_lead_received_event_enters_a_journey(w: World) -> None:
+    st = w.store()
+    st.triggers.add_template("welcome-lead", "Welcome", "<p>Hi {{ first_name }}</p>", "Hi")
+    deliveries = (
+        'delivery "Welcome lead" {\n  template "welcome-lead"\n'
+        "  fields { first_name: profile.first_name }\n}\n"
+    )
+    defs = PlanDefinitions.for_store(w.root)
+    with defs.transaction() as conn:
+        for d in parse(deliveries).definitions:
+            defs.save_delivery(conn, st.node, d.name, source_of(deliveries, d))
+    journeys = JourneyService(st, ManualClock(T0 - 3_600_000))
+    journeys.add(
+        'journey "Welcome leads" {\n  start now\n'
+        '  enter on lead_received where source = "fb-spring-2026"\n'
+        '  action "Hello" send "Welcome lead"\n}\n',
+        "leads.rules",
+    )
+    journeys.go_live("Welcome leads")
+    lead = w.lead({"email": "j@example.com", "first_name": "Jo"}, 10)
+    notify(w, lead)
+    w.worker().drain()
+    later = JourneyService(Store.open(w.root), ManualClock(T0 + 60_000))
+    (run,) = later.position("Welcome leads", f"lead:{lead['id']}")
+    assert run["cause"] == f"event:lead_received:{lead['id']}"
+    assert later.step_counts("Welcome leads")[0]["entered"] == 1
 
 
 def test_a_lead_of_a_form_not_connected_waits_until_one_is(tmp_path: Path) -> None:

@@ -24,7 +24,9 @@ from audience.server import (
     health,
     integrations,
     journeys,
+    meta_leads,
     meta_syncs,
+    meta_webhooks,
     openapi,
     plans,
     profiles,
@@ -56,6 +58,8 @@ BLUEPRINTS = (
     reports,
     tracking,
     integrations,
+    meta_webhooks,
+    meta_leads,
 )
 
 

@@ -406,6 +406,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
     from audience.server.openapi_integrations import INTEGRATION_SCHEMAS, integration_paths
     from audience.server.openapi_journeys import JOURNEY_SCHEMAS, journey_paths
     from audience.server.openapi_meta import SYNC_SCHEMAS, sync_paths
+    from audience.server.openapi_meta_leads import LEADFORM_SCHEMAS, leadform_paths
 
     evaluate_responses = {
         "200": {
@@ -539,6 +540,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
         **_tracking_paths(),
         **_report_paths(),
         **integration_paths(),
+        **leadform_paths(),
     }
     return {
         "openapi": "3.1.0",
@@ -556,6 +558,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
                 **JOURNEY_SCHEMAS,
                 **SYNC_SCHEMAS,
                 **INTEGRATION_SCHEMAS,
+                **LEADFORM_SCHEMAS,
             },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },

@@ -222,6 +222,8 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     ads = out.split("Ads platform (Meta)", 1)[1]
     assert "the receiver got: integration 'Maison ads' expires in 5 day(s)" in ads
     assert "raises the inactive reminder" in ads and "EAAG…7f3a" in ads
+    assert "webhook (again): 200 {'received': 1, 'new': 0}" in ads
+    assert "'did lead_received' finds 1 contact(s)" in ads
     assert re.search(
         r"the scheduled run \(schedule\): job 2 \(diff\) succeeded.* adds 3, removes 1", ads
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from audience.demo import shop
@@ -37,7 +38,16 @@ def test_meta_story(tmp_path: Path) -> None:
     assert (d["to_add"], d["to_remove"], d["sent"]) == (3, 1, 4)
     assert d["invalid"] == {"email_bad_domain": 1, "email_not_one_at_sign": 1}
     assert d["eligible"] == c["eligible"] + 3 - 1
+    # the lead: by the signed webhook, stored once, a forged one refused
+    assert out.leads is not None
+    assert [(s, b.get("new", b.get("error", {}).get("code"))) for s, b in out.leads.answers] == [
+        (200, 1),
+        (200, 0),
+        (403, "bad_signature"),
+    ]
+    assert out.leads.profile["first_name"] == "Francesca" and out.leads.lead_received == 1
     text = console.export_text()
+    assert "is refused: form field 'size' maps to profile field 'shoe_size'" in text
     assert f"now counts about {c['sent']:,} (Normal)" in text
     assert "EAAG…7f3a" in text and "EAAGdemo-first-token" not in text
     assert "no new reminder (each is raised once)" in text
@@ -59,3 +69,23 @@ def test_the_sync_story_names_the_seed_segments_condition() -> None:
 
     seed = next(s for s in seed_segments() if s.name == SEGMENT)
     assert CONDITION in format_text(seed)
+
+
+def test_the_fake_serves_audiences_and_leads_side_by_side() -> None:
+    """Both are read by a numeric id: an id one part does not know is the other's."""
+    from audience.integrations.meta.fake import FakeGraph, running
+    from audience.integrations.meta.fake.audiences import install as audiences
+    from audience.integrations.meta.fake.leads import install as leads
+    from audience.integrations.meta.graph import GraphClient, GraphError
+
+    fake = FakeGraph()
+    fake.add_token("EAAB-both", expires_at=0)
+    aud = audiences(fake).create("1", "both")
+    lead = leads(fake).add_lead("4000000001", {"email": "x@example.com"}, 1_780_000_000)
+    with running(fake) as url:
+        client = GraphClient(GraphConfig(base_url=url, max_retries=0), "EAAB-both")
+        assert client.get(aud.id, {"fields": "name"})["name"] == "both"
+        assert client.get(lead["id"], {"fields": "id,form_id"})["form_id"] == "4000000001"
+        with pytest.raises(GraphError) as err:
+            client.get("999")
+        assert (err.value.code, err.value.subcode) == (100, 33)

@@ -14,6 +14,8 @@ that the delivery worker it runs sends only the reminders.
 3. Re-authorized with a short-lived token, exchanged for a 60-day one: active.
    The female contacts with newsletter consent go to a new custom audience by
    email; a day later the scheduled run sends only the difference (meta_sync.py).
+   A lead form is connected; a lead comes by the signed webhook to the server
+   and becomes a profile and a ``lead_received`` event (meta_leads.py).
 4. The platform revokes the token; a check marks the integration inactive and
    the next tick raises the "inactive" reminder, which the worker posts.
 
@@ -41,6 +43,7 @@ from rich.rule import Rule
 from rich.table import Table
 
 from audience.demo import shop
+from audience.demo.meta_leads import LeadsDemo
 from audience.integrations.meta.fake import APP_ID, APP_SECRET, VERSION, FakeGraph, running
 from audience.integrations.meta.fake.audiences import install as install_audiences
 from audience.integrations.meta.graph import GraphConfig
@@ -100,10 +103,11 @@ class MetaDemo:
     raised: list[str]  # the reminders each tick raised anew ("7d", "inactive")
     posted: list[dict[str, Any]]  # what the webhook receiver got
     sync_jobs: list[Job] = field(default_factory=list)  # the custom audience sync's runs
+    leads: LeadsDemo | None = None  # the lead that came by webhook
 
 
 def meta_story(root: Path, console: Console, now: dt.datetime, n_contacts: int = 2_000) -> MetaDemo:
-    console.print(Rule("[bold]Ads platform (Meta)[/]: an ads account, its reminders, a sync"))
+    console.print(Rule("[bold]Ads platform (Meta)[/]: an account, reminders, a sync, a lead"))
     store = Store.init(root, EXAMPLES / "maison.toml")
     store.ingest_profiles(shop.profiles(n_contacts, now=now))
     # whole seconds, as the platform's; two days back, so that the deliveries the story
@@ -138,6 +142,10 @@ def meta_story(root: Path, console: Console, now: dt.datetime, n_contacts: int =
 
         install_audiences(fake)
         out.sync_jobs = sync_story(root, store, ints, config, clock, console, INTEGRATION)
+
+        from audience.demo.meta_leads import leads_story
+
+        out.leads = leads_story(root, store, config, clock, fake, console, INTEGRATION)
 
         exchanged = list(fake.tokens.values())[-1]  # the token the exchange made
         exchanged.is_valid = False

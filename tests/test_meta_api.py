@@ -163,6 +163,12 @@ def test_reminders_follow_the_clock_and_the_integrations_own_url(world: World) -
     shown = world.call("GET", "/v1/integrations/ads").json()
     assert shown["status"] == "expiring" and shown["reminder"]["reminder"] == "7d"
     assert shown["reminder"]["days_left"] == 6
+    put = world.call("PUT", "/v1/integration-reminders", {"url": None, "days": [14]})
+    assert put.json() == {"webhook": {"url": None, "days": [14]}}
+    # a PUT replaces both: without days, the default ones
+    put = world.call("PUT", "/v1/integration-reminders", {"url": world.hook})
+    assert put.json() == {"webhook": {"url": world.hook, "days": [7, 1]}}
+    world.call("PUT", "/v1/integration-reminders", {"url": None})
     r = world.call("PATCH", "/v1/integrations/ads", {"reminder_url": None})
     assert r.json()["reminder_url"] is None
     listed = world.call("GET", "/v1/integration-reminders").json()["reminders"]

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify
 
 from audience.integrations.meta.graph import GraphError, RateLimited
 from audience.integrations.meta.reminders import (
+    DEFAULT_DAYS,
     ReminderSettings,
     body,
     due,
@@ -171,6 +172,7 @@ def set_reminders() -> Response:
     if days is not None and not isinstance(days, list):
         raise ApiError(400, "bad_days", "'days' must be a list of whole numbers")
     ints = _ints()
-    kept = tuple(days) if days is not None else None
+    # a PUT replaces both: without 'days', the default days
+    kept = tuple(days) if days is not None else DEFAULT_DAYS
     settings = _refused(lambda: save_settings(ints, url, kept))
     return jsonify({"webhook": _settings_json(settings)})

@@ -133,3 +133,15 @@ def test_reminders_are_listed_set_and_raised_once_by_check(
     assert code == 0 and "deleted integration 'ads'" in out
     code, _, err = invoke("integrations", "delete", store, "ads")
     assert code == 1 and "no integration named 'ads'" in err
+
+
+def test_the_scheduler_raises_a_due_reminder_once(setup: tuple[FakeGraph, str]) -> None:
+    fake, store = setup
+    fake.add_token(TOKEN, expires_at=AT_S + 86400)
+    invoke("integrations", "connect", store, "ads", "--account", "7", "--at", AT, stdin=TOKEN)
+    invoke("integrations", "reminder-webhook", store, "--url", "http://127.0.0.1:9/hooks")
+    code, out, _ = invoke("scheduler", store, "--once", "--at", AT)
+    assert code == 0 and "reminder integration-reminder:ads:1d:" in out
+    assert "webhook delivery 1" in out
+    code, out, _ = invoke("scheduler", store, "--once", "--at", AT)
+    assert code == 0 and "reminder" not in out  # raised once

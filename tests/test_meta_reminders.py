@@ -19,6 +19,7 @@ from audience.integrations.meta.reminders import (
     load_settings,
     raise_due,
     save_settings,
+    threshold,
 )
 from audience.integrations.meta.tokens import DAY_MS, IntegrationError, Integrations
 from audience.runtime.delivery.log import DeliveryLog
@@ -186,3 +187,22 @@ def test_an_unreadable_integrations_file_does_not_fail_the_reminders_step(
         sched.close()
     assert report.reminders == []
     assert "integration reminders could not be raised" in caplog.text
+
+
+def test_thresholds_are_whole_24_hour_days_across_a_month_end_and_a_dst_change(
+    world: World,
+) -> None:
+    # ends 2026-11-01 01:30 UTC: 7 days before is 2026-10-25 01:30 UTC, the night the
+    # clocks went back in Europe, and the 1-day threshold crosses the month's end
+    ends = 1_793_496_600_000
+    world.clock.ms = ends - 10 * DAY_MS
+    world.fake.add_token("EAAB-token-one", expires_at=ends // 1000)
+    world.ints().connect("ads", "act_1", "EAAB-token-one")
+    i = world.ints().get("ads")
+    assert i.ends_ms == ends
+    assert threshold(i, ends - 7 * DAY_MS - 1, DEFAULT_DAYS) is None
+    assert threshold(i, ends - 7 * DAY_MS, DEFAULT_DAYS) == "7d"
+    assert threshold(i, ends - DAY_MS - 1, DEFAULT_DAYS) == "7d"
+    assert threshold(i, ends - DAY_MS, DEFAULT_DAYS) == "1d"
+    assert threshold(i, ends - 1, DEFAULT_DAYS) == "1d"
+    assert threshold(i, ends, DEFAULT_DAYS) == "inactive"

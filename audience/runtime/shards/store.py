@@ -25,6 +25,7 @@ from audience.schema import Schema
 
 if TYPE_CHECKING:
     from audience.runtime.shards.segment import ShardedCompiler, ShardedSegment
+    from audience.runtime.shards.triggers import ShardedTriggers
     from audience.snapshot import Snapshot
 
 
@@ -64,6 +65,7 @@ class ShardedStore:
         self._lock = threading.Lock()
         self._shards: list[Store | None] = [None] * count
         self._compiler: ShardedCompiler | None = None
+        self._triggers: ShardedTriggers | None = None
         # the node's ingest lock (a lock file in the node directory)
         self._node_lock = DiskBackend(node_dir(root, node))
 
@@ -116,6 +118,12 @@ class ShardedStore:
     def snapshots(self) -> list[Snapshot]:
         return [s.snapshot() for s in self.shards()]
 
+    @staticmethod
+    def version_of(snaps: list[Snapshot]) -> int:
+        """One number for a set of shard versions: their sum, which grows
+        whenever any shard's does (each only ever grows)."""
+        return sum(s.version for s in snaps)
+
     def snapshot(self) -> Snapshot:
         raise StoreError(
             f"node '{self.node}' is sharded ({self.count} shards): there is no single snapshot "
@@ -139,6 +147,16 @@ class ShardedStore:
     def compile_program(self, text: str, *, filename: str = "<segment>") -> ShardProgram:
         """The compiled program of a segment text, as plain data a shard anywhere evaluates."""
         return self.compile(text, filename=filename).program
+
+    @property
+    def triggers(self) -> ShardedTriggers:
+        """The node's triggers (definitions shared; each shard matches its events)."""
+        from audience.runtime.shards.triggers import ShardedTriggers
+
+        with self._lock:
+            if self._triggers is None:
+                self._triggers = ShardedTriggers(self)
+            return self._triggers
 
     # ---------------------------------------------------------------- ingest
     def ingest_events(self, source: Any, *, progress: bool = False) -> IngestReport:

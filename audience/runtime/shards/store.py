@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audience.runtime.shards import layout
+from audience.runtime.shards.errors import NotOnShards
 from audience.runtime.shards.program import ShardProgram
 from audience.runtime.store.definitions import Definitions, SavedSegment
 from audience.runtime.store.errors import IngestReport, Reject, StoreError
@@ -125,10 +126,7 @@ class ShardedStore:
         return sum(s.version for s in snaps)
 
     def snapshot(self) -> Snapshot:
-        raise StoreError(
-            f"node '{self.node}' is sharded ({self.count} shards): there is no single snapshot "
-            "of it; this operation does not work on a sharded node yet"
-        )
+        raise NotOnShards(self.node, self.count, "one snapshot of the whole node (what this needs)")
 
     # -------------------------------------------------------------- segments
     @property

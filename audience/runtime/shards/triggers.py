@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from audience.runtime.store.errors import StoreError
+from audience.runtime.shards.errors import NotOnShards
 
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
@@ -53,7 +53,4 @@ class ShardedTriggers:
     def __getattr__(self, name: str) -> Any:
         if name in _SHARED:
             return getattr(self._first(), name)
-        raise StoreError(
-            f"node '{self.store.node}' is sharded: triggers' {name!r} does not work "
-            "on a sharded node yet"
-        )
+        raise NotOnShards(self.store.node, self.store.count, f"triggers' {name!r}")

@@ -67,11 +67,16 @@ def contact(i: int) -> str:
     return f"c{i:05d}"
 
 
-def build(root: Path, n: int = 40, *, rules: bool = True) -> Store:
+def build(root: Path, n: int = 40, *, rules: bool = True, shards: int | None = None) -> Store:
     """Contacts c00000..: even ones live in Milan; every fifth has no email;
     every contact bought on 2027-03-05 except every seventh, who bought only
-    after the one-shot plan's due time."""
-    st = Store.init(root, EXAMPLES / "maison.toml")
+    after the one-shot plan's due time.  ``shards``: a sharded node of that many."""
+    if shards is None:
+        st = Store.init(root, EXAMPLES / "maison.toml")
+    else:
+        from audience.runtime.shards import ShardedStore
+
+        st = ShardedStore.init(root, EXAMPLES / "maison.toml", shards=shards)
     profiles = []
     events = []
     for i in range(n):

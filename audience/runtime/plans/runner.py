@@ -39,6 +39,7 @@ from audience.runtime.plans.definitions import DONE, FAILED, PlanDefinitions, Pl
 from audience.runtime.plans.frozen import frozen_table
 from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.service import parse_delivery, parse_plan
+from audience.runtime.shards.store import ShardedStore
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
@@ -88,7 +89,8 @@ class Runner:
             raise RunFailed(f"delivery {plan.send!r} is not saved")
         delivery = _delivery(saved.text, saved.name)
         store = self.store_for(run.node)
-        snapshot = store.snapshot()
+        # every shard's newest version, on a sharded node (audience.runtime.shards)
+        snapshots = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
         try:
             segment = store.segment_compiler.compile_segment(
                 Segment(name=plan.name, cond=_who(plan), timezone=plan.when.timezone),
@@ -97,11 +99,17 @@ class Runner:
             )
         except DslError as exc:
             raise RunFailed(f"the plan's audience cannot be evaluated: {exc}") from None
-        audience = segment.compiled.evaluate(snapshot, run.occurrence_ms)
-        table, without = frozen_table(snapshot, audience.indexes(), delivery)
+        tables, members, without = [], 0, 0
+        for snapshot in snapshots:
+            # a shard's members are its own contacts: the frozen tables just add up
+            audience = segment.compiled.evaluate(snapshot, run.occurrence_ms)
+            part, lacking = frozen_table(snapshot, audience.indexes(), delivery)
+            tables.append(part)
+            members, without = members + len(audience), without + lacking
+        table = pa.concat_tables(tables)
         bs = self.batch_size or int(os.environ.get(BATCH_ENV) or DEFAULT_BATCH)
         self._write_frozen(run, table)
-        counts = {"audience": len(audience), "without_email": without}
+        counts = {"audience": members, "without_email": without}
         self._update(
             run,
             frozen=1,

@@ -139,3 +139,18 @@ def test_what_needs_the_whole_node_at_once_is_refused(sharded: ShardedStore) -> 
         sharded.triggers.journeys  # noqa: B018
     with pytest.raises(StoreError, match="does not work on a sharded node yet"):
         sharded.snapshot()
+
+
+def test_a_journey_cannot_go_live_on_a_sharded_node(tmp_path: Path) -> None:
+    from audience.runtime.journeys.service import JourneyError, JourneyService
+    from audience.runtime.plans.clock import ManualClock
+    from tests.journeys_support import SCHEMA, T0, tag_journey, text_of
+
+    st = ShardedStore.init(tmp_path / "j", SCHEMA, shards=2)
+    svc = JourneyService(st, ManualClock(T0))
+    svc.add(text_of(tag_journey()), "tagger.rules")  # a draft is only definitions
+    with pytest.raises(JourneyError) as err:
+        svc.go_live("Tagger")
+    assert err.value.code == "not_ready"
+    assert any("journeys do not work on a sharded node yet" in p for p in err.value.problems)
+    assert svc.get("Tagger").state == "draft"

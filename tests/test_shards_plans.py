@@ -74,3 +74,14 @@ def test_a_daily_plan_under_dnd_on_a_sharded_node(store: ShardedStore) -> None:
     for day in range(2):
         got = per_contact(rows, DAILY_DUE + day * DAY)
         assert set(got) == want and max(got.values()) == 1
+
+
+def test_a_preview_is_refused_clearly(store: ShardedStore) -> None:
+    from click.testing import CliRunner
+
+    from audience.cli import cli
+
+    PlanService(store, ManualClock(ONCE_DUE - DAY)).add(RULES, "plans.rules")
+    r = CliRunner().invoke(cli, ["plans", "preview", str(store.path), "Spring reminder"])
+    assert r.exit_code == 1
+    assert "is sharded (3 shards)" in r.output and "does not work on a sharded node" in r.output

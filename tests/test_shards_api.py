@@ -263,3 +263,11 @@ def test_rejects_keep_their_lines(tmp_path: Path) -> None:
     assert reject.line == len(EVENTS) + 1 and reject.field == "type"
     assert '"x1"' in reject.raw
     assert np.array_equal(report.rejects[0].line, reject.line)
+
+
+def test_a_program_for_another_schema_is_refused(tmp_path: Path) -> None:
+    sharded, _ = _stores(tmp_path, 2)
+    program = sharded.compile_program("did purchased")
+    other = Store.init(tmp_path / "other", '[profile]\nemail = "string"\n[events.purchased]\n')
+    with pytest.raises(ValueError, match="compiled for schema"):
+        shard_members(other, program, 0)

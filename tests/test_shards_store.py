@@ -154,3 +154,17 @@ def test_a_journey_cannot_go_live_on_a_sharded_node(tmp_path: Path) -> None:
     assert err.value.code == "not_ready"
     assert any("journeys do not work on a sharded node yet" in p for p in err.value.problems)
     assert svc.get("Tagger").state == "draft"
+
+
+def test_nodes_create_makes_a_sharded_node(sharded: ShardedStore) -> None:
+    runner = CliRunner()
+    s = str(sharded.path)
+    r = runner.invoke(cli, ["nodes", "create", s, "eu", "--shards", "2"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["nodes", "list", s])
+    assert r.output.split() == ["eu", "main"]
+    eu = audience.open(s, node="eu")
+    assert isinstance(eu, ShardedStore) and eu.count == 2
+    assert eu.schema.version == sharded.schema.version  # main's, copied
+    r = runner.invoke(cli, ["nodes", "create", s, "bad", "--shards", "0"])
+    assert r.exit_code != 0 and "shards: expected a whole number" in r.output

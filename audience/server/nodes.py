@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from audience.runtime.shards.store import ShardedStore
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.store.layout import STORE_FILE
 from audience.runtime.store.layout import list_nodes as layout_list_nodes
@@ -29,16 +30,24 @@ def list_nodes(store_path: str | Path) -> list[str]:
 
 
 def create_node(
-    store_path: str | Path, name: str, schema: Schema | str | Path | None = None
-) -> Store:
+    store_path: str | Path,
+    name: str,
+    schema: Schema | str | Path | None = None,
+    *,
+    shards: int | None = None,
+) -> None:
     """Add node ``name`` to an existing store; without ``schema`` it takes the
-    schema of node ``main`` (or of the first node)."""
+    schema of node ``main`` (or of the first node).  ``shards``: a sharded
+    node of that many shards (audience.runtime.shards)."""
     nodes = list_nodes(store_path)
     if schema is None:
         if not nodes:
             raise StoreError(f"{store_path}: no node to copy a schema from; give --schema")
         schema = open_store(store_path, "main" if "main" in nodes else nodes[0]).schema
-    return Store.init(store_path, schema, node=name)
+    if shards is None:
+        Store.init(store_path, schema, node=name)
+    else:
+        ShardedStore.init(store_path, schema, node=name, shards=shards)
 
 
 class ContactIndex:

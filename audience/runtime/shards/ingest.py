@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from audience.runtime.shards.layout import shard_of
+from audience.runtime.store.dedup import sort_ids
 from audience.runtime.store.encode import event_property_types, one_array
 from audience.runtime.store.errors import IngestReport
 from audience.runtime.store.sources import Batch, Source
@@ -65,15 +65,14 @@ def _first_unknown(node: ShardedStore, ids: pa.Array) -> np.ndarray:
     keep = np.ones(len(ids), dtype=bool)
     if not len(present):
         return keep
-    named = ids.take(pa.array(present))
-    codes = pc.dictionary_encode(named).indices.to_numpy(zero_copy_only=False)
-    first = np.unique(codes, return_index=True)[1]
-    held = np.zeros(len(first), dtype=bool)
-    firsts = named.take(pa.array(first))
+    named = ids if len(present) == len(ids) else ids.take(pa.array(present))
+    # Hashed and sorted once for every shard's lookup; a shard's lookup also
+    # calls a later row of an id in the batch known (the earlier row wins).
+    hashed = sort_ids(named)
+    held = np.zeros(len(named), dtype=bool)
     for store in node.shards():
-        held |= store.known_ids(firsts)
-    keep[present] = False
-    keep[present[first[~held]]] = True
+        held |= store.known_ids(named, hashed)
+    keep[present[held]] = False
     return keep
 
 

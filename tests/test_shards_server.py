@@ -46,6 +46,19 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, S
     server.stop()
 
 
+@pytest.fixture
+def writable(tmp_path: Path) -> Iterator[tuple[Client, Path]]:
+    """A small sharded node of its own, for the tests that write to it."""
+    st = ShardedStore.init(tmp_path / "w", EXAMPLES / "maison.toml", shards=3)
+    events, profile = shop.angela(NOW)
+    st.ingest_profiles(profile)
+    st.ingest_events(events)
+    server = ServerThread(create_app(ServerConfig(st.path)), threads=2).start()
+    token = Sources(st.path).create("main", "test", "write")[1]
+    yield Client(server.url, token), st.path
+    server.stop()
+
+
 def _all_pages(c: Client, body: dict) -> tuple[list[str], set[int]]:
     ids: list[str] = []
     versions: set[int] = set()
@@ -97,8 +110,8 @@ def test_saved_segment_audience_over_the_shards(stores: tuple[Client, Store, Pat
     assert sorted(r.json()["ids"]) == sorted(want)
 
 
-def test_ingest_over_http_lands_in_the_contacts_shards(stores: tuple[Client, Store, Path]) -> None:
-    c, _, path = stores
+def test_ingest_over_http_lands_in_the_contacts_shards(writable: tuple[Client, Path]) -> None:
+    c, path = writable
     new = [f"http-{i}" for i in range(12)]
     r = c.post("/v1/events", [event(x, eid=f"h{i}", amount=5.0) for i, x in enumerate(new)])
     assert r.status == 200, r.body
@@ -116,9 +129,24 @@ def test_ingest_over_http_lands_in_the_contacts_shards(stores: tuple[Client, Sto
     assert set(new) <= set(r.json()["ids"])
 
 
+def test_profiles_over_http_read_the_contacts_shard(writable: tuple[Client, Path]) -> None:
+    c, _ = writable
+    got = c.get("/v1/profiles/angela").json()
+    assert got["contact_id"] == "angela" and got["has_profile"]
+    assert got["profile"]["email"] == "angela@example.com"
+    assert got["first_event"] is not None
+    r = c.request("PATCH", "/v1/profiles/angela", {"city": "Turin"})
+    assert r.status == 200, r.body
+    assert r.json()["profile"]["city"] == "Turin"
+    assert c.get("/v1/profiles/angela").json()["profile"]["city"] == "Turin"
+    r = c.post("/v1/evaluate", {"segment": 'city = "Turin"', "limit": 100_000}).json()
+    assert "angela" in r["ids"]
+    assert c.get("/v1/profiles/nobody-at-all").status == 404
+
+
 def test_what_needs_the_whole_node_is_a_clear_501(stores: tuple[Client, Store, Path]) -> None:
     c, _, _ = stores
-    r = c.get("/v1/profiles/angela")
+    r = c.get("/v1/reports/domains")
     assert r.status == 501
     err = r.json()["error"]
     assert err["code"] == "not_on_sharded_node"

@@ -67,12 +67,28 @@ def test_a_daily_plan_under_dnd_on_a_sharded_node(store: ShardedStore) -> None:
         assert set(got) == want and max(got.values()) == 1
 
 
-def test_a_preview_is_refused_clearly(store: ShardedStore) -> None:
+def test_a_preview_counts_every_shard(store: ShardedStore, tmp_path: Path) -> None:
+    from audience.runtime.plans.preview import preview
+
+    plain = build(tmp_path / "plain", N)
+    for st in (store, plain):
+        PlanService(st, ManualClock(DAILY_DUE - DAY)).add(RULES, "plans.rules")
+    got = preview(store, "Daily picks", DAILY_DUE)
+    want = preview(plain, "Daily picks", DAILY_DUE)
+    for key in ("audience", "without_email", "held", "held_by_cap", "to_send"):
+        assert got[key] == want[key], key
+    assert got["audience"] == len({contact(i) for i in range(N) if i % 2 == 0})
+    assert set(got["samples"]["without_email"]) == set(want["samples"]["without_email"])
+    assert set(got["samples"]["to_send"]) == set(want["samples"]["to_send"])
+
+
+def test_a_test_send_is_refused_clearly(store: ShardedStore) -> None:
     from click.testing import CliRunner
 
     from audience.cli import cli
 
     PlanService(store, ManualClock(ONCE_DUE - DAY)).add(RULES, "plans.rules")
-    r = CliRunner().invoke(cli, ["plans", "preview", str(store.path), "Spring reminder"])
-    assert r.exit_code == 1
+    args = ["messages", "test", str(store.path), "Spring event reminder"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1, r.output
     assert "is sharded (3 shards)" in r.output and "does not work on a sharded node" in r.output

@@ -36,10 +36,9 @@ from audience.dsl.errors import DslError
 from audience.runtime.delivery import DeliveryLog, Policy
 from audience.runtime.plans.clock import Clock
 from audience.runtime.plans.definitions import DONE, FAILED, PlanDefinitions, PlanRun
-from audience.runtime.plans.frozen import frozen_table
+from audience.runtime.plans.frozen import freeze_audience
 from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.service import parse_delivery, parse_plan
-from audience.runtime.shards.store import ShardedStore
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
@@ -89,8 +88,6 @@ class Runner:
             raise RunFailed(f"delivery {plan.send!r} is not saved")
         delivery = _delivery(saved.text, saved.name)
         store = self.store_for(run.node)
-        # every shard's newest version, on a sharded node (audience.runtime.shards)
-        snapshots = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
         try:
             segment = store.segment_compiler.compile_segment(
                 Segment(name=plan.name, cond=_who(plan), timezone=plan.when.timezone),
@@ -99,17 +96,11 @@ class Runner:
             )
         except DslError as exc:
             raise RunFailed(f"the plan's audience cannot be evaluated: {exc}") from None
-        tables, members, without = [], 0, 0
-        for snapshot in snapshots:
-            # a shard's members are its own contacts: the frozen tables just add up
-            audience = segment.compiled.evaluate(snapshot, run.occurrence_ms)
-            part, lacking = frozen_table(snapshot, audience.indexes(), delivery)
-            tables.append(part)
-            members, without = members + len(audience), without + lacking
-        table = pa.concat_tables(tables)
+        frozen = freeze_audience(store, segment, run.occurrence_ms, delivery)
+        table = frozen.table
         bs = self.batch_size or int(os.environ.get(BATCH_ENV) or DEFAULT_BATCH)
         self._write_frozen(run, table)
-        counts = {"audience": members, "without_email": without}
+        counts = {"audience": frozen.members, "without_email": frozen.without}
         self._update(
             run,
             frozen=1,

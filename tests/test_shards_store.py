@@ -65,10 +65,16 @@ def test_cli_segments_and_check_against_a_sharded_store(
     bad.write_text('segment "x" { did bought }\n')
     r = runner.invoke(cli, ["check", str(bad), "--store", s])
     assert r.exit_code == 1 and "bought" in r.output
-    sharded.save_segment("buyers", 'segment "buyers" { did purchased }')
+    r = runner.invoke(cli, ["segments", "save", s, "buyers", "-e", "did purchased"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["segments", "list", s])
+    assert r.exit_code == 0 and "buyers" in r.output
     r = runner.invoke(cli, ["eval", s, "--segment", "buyers", "--as-of", AS_OF, "--format", "ids"])
     assert r.exit_code == 0, r.output
     assert sorted(r.output.split()) == sorted(sharded.compile("did purchased").evaluate().ids())
+    sharded.ingest_events([{"id": "bad", "contact_id": "c1", "type": "nope", "ts": 1}])
+    r = runner.invoke(cli, ["rejected", s])
+    assert r.exit_code == 0 and "unknown event type" in r.output
 
 
 def test_the_node_list_names_sharded_nodes(sharded: ShardedStore) -> None:

@@ -163,7 +163,7 @@ class ShardedStore:
         from audience.runtime.shards.ingest import ingest_events
 
         with self._node_lock.locked():
-            return ingest_events(self, source)
+            return ingest_events(self, source, progress)
 
     def ingest_profiles(
         self, source: Any, *, progress: bool = False, merge_lists: Collection[str] = ()
@@ -175,7 +175,7 @@ class ShardedStore:
             if self.schema.profile.get(name) != "list<string>":
                 raise StoreError(f"merge_lists: '{name}' is not a list profile property")
         with self._node_lock.locked():
-            return ingest_profiles(self, source, merge_lists)
+            return ingest_profiles(self, source, merge_lists, progress)
 
     def checkpoint(self) -> None:
         for store in self.shards():

@@ -101,6 +101,8 @@ def test_layout_of_a_sharded_node(tmp_path: Path) -> None:
     Store.init(tmp_path / "s", SCHEMA_TOML, node="us")
     assert isinstance(audience.open(str(tmp_path / "s"), node="eu"), ShardedStore)
     assert isinstance(audience.open(str(tmp_path / "s"), node="us"), Store)
+    with pytest.raises(StoreError, match=r"node 'eu' is sharded: open it with audience\.open"):
+        Store.open(tmp_path / "s", node="eu")
 
 
 @pytest.mark.parametrize("bad", [0, -1, 5000, True])

@@ -136,6 +136,10 @@ class Store(SnapshotViews):
             raise StoreError(f"{marker}: unsupported store format {meta!r}")
         nd = node_dir(root, node)
         if not (nd / MANIFEST).is_file():
+            if (nd / "shards.json").is_file():
+                raise StoreError(
+                    f"{root}: node '{node}' is sharded: open it with audience.open (a ShardedStore)"
+                )
             nodes = sorted(p.name for p in (root / "nodes").glob("*") if (p / MANIFEST).is_file())
             raise StoreError(f"{root}: no node '{node}' (nodes: {', '.join(nodes) or 'none'})")
         try:

@@ -273,3 +273,17 @@ def test_a_program_for_another_schema_is_refused(tmp_path: Path) -> None:
     other = Store.init(tmp_path / "other", '[profile]\nemail = "string"\n[events.purchased]\n')
     with pytest.raises(ValueError, match="compiled for schema"):
         shard_members(other, program, 0)
+
+
+def test_empty_shards_and_an_empty_node(tmp_path: Path) -> None:
+    node = ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=4)
+    for text in ("did purchased", "not did purchased", "email is set"):
+        hits = node.compile(text).evaluate(as_of=AS_OF, explain=True)
+        assert len(hits) == 0 and hits.ids() == [] and hits.to_arrow().num_rows == 0
+        assert hits.explain is not None and hits.explain["universe"] == 0
+    # one contact with a profile only: three shards stay empty
+    node.ingest_profiles([{"contact_id": "solo", "email": "solo@example.com"}])
+    assert sorted(len(s.snapshot().contact_ids) for s in node.shards()) == [0, 0, 0, 1]
+    assert node.compile("not did purchased").evaluate(as_of=AS_OF).ids() == ["solo"]
+    assert node.compile("email is set").evaluate(as_of=AS_OF).ids() == ["solo"]
+    assert node.compile("did purchased").evaluate(as_of=AS_OF).ids() == []

@@ -39,7 +39,9 @@ _LAZY = {
 
 
 def open(path: str, node: str = "main") -> Store:
-    """Open the store directory ``path`` (the node ``main`` unless told)."""
+    """Open the store directory ``path`` (the node ``main`` unless told).  A
+    sharded node opens as a ``ShardedStore`` (audience.runtime.shards), which
+    compiles, evaluates and ingests as a Store does."""
     from audience.runtime.store import open_store
 
     return open_store(path, node)

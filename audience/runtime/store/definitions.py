@@ -14,11 +14,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlite_utils
-
-from audience.runtime.db import Migration, open_database
 from audience.runtime.store.errors import StoreError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from audience.runtime.db import Migration
 
 MAX_NAME = 200
 
@@ -60,6 +63,10 @@ def open_definitions(
 ) -> sqlite_utils.Database:
     """``component``'s connection to the store's definitions file (None: in
     memory), migrated; StoreError when it cannot be opened."""
+    # imported here: a store opened to evaluate never reads its definitions,
+    # and sqlite_utils is a tenth of a second of a new process's start
+    from audience.runtime.db import open_database
+
     try:
         return open_database(path, component, migrations)
     except sqlite3.Error as exc:

@@ -60,13 +60,13 @@ def njit(sigs: Any = None, **flags: Any) -> Any:
     at import: a process that evaluates one segment loads the kernels it runs
     only, and one that does not evaluate (the CLI's help, a store command)
     loads none.  Once loaded, a kernel is exactly what ``numba.njit(sigs)``
-    makes: its compilation is disabled, so a call with unforeseen types fails."""
-    import numba
-
-    if sigs is None or callable(sigs):
-        return numba.njit(sigs, **flags) if sigs is not None else numba.njit(**flags)
-
-    listed = list(sigs) if isinstance(sigs, list | tuple) else [sigs]
+    makes: its compilation is disabled, so a call with unforeseen types fails.
+    Without signatures, a kernel is numba's lazy one (a version per argument
+    types of its calls).  Either way, machine code in numba's cache is loaded
+    without numba's refresh of its registries (see ``_load_cached``)."""
+    if callable(sigs):  # ``@njit`` without arguments
+        return njit()(sigs)
+    listed = None if sigs is None else list(sigs) if isinstance(sigs, list | tuple) else [sigs]
 
     options = dict(flags)
     cache = options.pop("cache", False)
@@ -113,10 +113,17 @@ def _lazy_dispatcher() -> Any:
                     return
                 with typeinfer.register_dispatcher(self):
                     for sig in self.pending:
-                        if not self._load_cached(sig):
-                            self.compile(sig)
+                        self.compile(sig)
                 self.disable_compile()
                 self.pending = None
+
+        def compile(self, sig: Any) -> Any:
+            # a cache hit as numba's own, less the refresh; anything else
+            # (a miss, compilation disabled) is numba's
+            if getattr(self, "_can_compile", False) and self._load_cached(sig):
+                args, _ = sigutils.normalize_signature(sig)
+                return self.overloads[tuple(args)].entry_point  # type: ignore[attr-defined]
+            return super().compile(sig)
 
         def _load_cached(self, sig: Any) -> bool:
             """Load one signature from numba's on-disk cache, as ``compile``

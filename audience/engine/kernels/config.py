@@ -136,9 +136,9 @@ def _lazy_dispatcher() -> Any:
             if load is None:  # caching off
                 return False
             args, _ = sigutils.normalize_signature(sig)
-            if tuple(args) in self.overloads:
-                return True
-            with global_compiler_lock:
+            with global_compiler_lock:  # (two threads' first calls load once)
+                if tuple(args) in self.overloads:
+                    return True
                 # the runtime's symbols (allocation, reference counts) must be
                 # known before cached code that uses them is linked
                 rtsys.initialize(self.targetctx)

@@ -8,13 +8,14 @@ next time it is opened.  Other components keep their own lists.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from audience.runtime.store.errors import StoreError
 
@@ -110,11 +111,14 @@ class Definitions:
             return seg
 
     def list_segments(self) -> list[SavedSegment]:
+        sql = "select name, text, created, updated, version from segments order by name"
         with self._lock:
-            db = self._open()
-            rows = db.execute(
-                "select name, text, created, updated, version from segments order by name"
-            ).fetchall()
+            # Every compile lists them: a process that only reads (an
+            # evaluation) reads a migrated file as it is, without the
+            # connection, lock and migration check of ``_open``.
+            rows = _read_migrated(self.path, sql) if self._db is None else None
+            if rows is None:
+                rows = self._open().execute(sql).fetchall()
             return [SavedSegment(*r) for r in rows]
 
     def get_segment(self, name: str) -> SavedSegment | None:
@@ -127,6 +131,28 @@ class Definitions:
             with db.conn:
                 cur = db.execute("delete from segments where name = ?", [name])
             return cur.rowcount > 0
+
+
+def _read_migrated(path: Path | None, sql: str) -> list[tuple[Any, ...]] | None:
+    """The rows of ``sql`` read from the definitions file without writing,
+    when every migration of the saved segments is applied there; else None
+    (no file, or one to migrate: ``Definitions._open`` does that)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            done = {
+                r[0]
+                for r in conn.execute(
+                    "select id from schema_migrations where component = ?", ["segments"]
+                )
+            }
+            if any(mid not in done for mid, _, _ in MIGRATIONS):
+                return None
+            rows: list[tuple[Any, ...]] = conn.execute(sql).fetchall()
+            return rows
+    except sqlite3.Error:  # not made yet, or busy: the regular way decides
+        return None
 
 
 def _get(db: sqlite_utils.Database, name: str) -> SavedSegment | None:

@@ -97,8 +97,10 @@ def _print_explain(explain: dict[str, Any]) -> None:
         read = f"; read {blocks['read']} of the store's {total} of events (kept by month)"
         if blocks.get("skipped"):
             read += f", skipped {blocks['skipped']} that could not match"
+    shards = explain.get("shards")
+    over = f" over {shards} shards (counts and ms summed)" if shards else ""
     out.print(
-        f"audience: {explain['count']:,} of {explain['universe']:,} contacts; "
+        f"audience: {explain['count']:,} of {explain['universe']:,} contacts{over}; "
         f"{explain['total_ms']:.2f} ms{read}; fields read: {fields}"
     )
 
@@ -153,8 +155,14 @@ def eval_cmd(
         store = open_store(store_path, node)
         names = _fields(store, fields)
         segment = _segment_source(store, expr, file, name)
-        snap = store.snapshot()  # the audience and its fields read the same version
-        hits = segment.compiled.evaluate(snap, as_of, explain=explain)
+        if _sharded(store):
+            if names:
+                raise StoreError("--fields does not work on a sharded node yet")
+            snap = None
+            hits = segment.evaluate(as_of, explain=explain)  # every shard, united
+        else:
+            snap = store.snapshot()  # the audience and its fields read the same version
+            hits = segment.compiled.evaluate(snap, as_of, explain=explain)
     except StoreError as exc:
         raise click.UsageError(str(exc)) from None
     except DslError as err:
@@ -185,6 +193,12 @@ def eval_cmd(
     out.flush()
     if explain and hits.explain is not None and fmt != "json":
         _print_explain(hits.explain)
+
+
+def _sharded(store: Any) -> bool:
+    from audience.runtime.shards.store import ShardedStore
+
+    return isinstance(store, ShardedStore)
 
 
 def _fields(store: Any, fields: str | None) -> list[str]:

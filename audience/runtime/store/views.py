@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from audience.runtime.store.dictionaries import CONTACTS, TYPES
-from audience.runtime.store.encode import partition_view
+from audience.runtime.store.encode import one_array, partition_view
 from audience.runtime.store.ingest import INT64_MAX
 from audience.runtime.store.layout import Backend, Manifest
 from audience.runtime.store.profiles import profile_columns
@@ -26,6 +26,7 @@ from audience.snapshot import (
 )
 
 _STRING_KINDS = ("string", "list<string>")
+_NO_VALUES = pa.array([], pa.string())
 
 
 class SnapshotViews:
@@ -59,15 +60,22 @@ class SnapshotViews:
             if tail.contacts() > len(contact_ids):
                 contact_ids = _extend(contact_ids, tail.dicts.get(CONTACTS))
         n = len(contact_ids)
-        has_profile = np.zeros(n, dtype=bool)
-        first = np.full(n, INT64_MAX, dtype=np.int64)
+        hp = fe = None
         if m.contacts:
             table = self._file(m.contacts)
             hp = table.column("has_profile").chunk(0).to_numpy().view(np.bool_)
             fe = table.column("first_event_ts").chunk(0).to_numpy()
-            if len(hp) == n and (tail is None or tail.first is None):
-                has_profile, first = hp, fe
-            else:
+        if (
+            hp is not None
+            and fe is not None
+            and len(hp) == n
+            and (tail is None or tail.first is None)
+        ):
+            has_profile, first = hp, fe  # the file's own arrays
+        else:
+            has_profile = np.zeros(n, dtype=bool)
+            first = np.full(n, INT64_MAX, dtype=np.int64)
+            if hp is not None and fe is not None:
                 has_profile[: len(hp)] = hp
                 first[: len(fe)] = fe
         if tail is not None and tail.first is not None:
@@ -141,10 +149,13 @@ class SnapshotViews:
         start = 0
         for name, count in m.dictionaries.get(key, []):
             if start + count > have:
-                col = self._backend.read_table(name).column("value").combine_chunks()
+                # the file's own (memory-mapped) array, not a copy of it
+                col = one_array(self._backend.read_table(name).column("value"))
                 parts.append(col.slice(max(0, have - start)))
             start += count
-        arr = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+        # one file (the usual, once compaction merged the chunks): no copy,
+        # which at millions of contacts was most of opening a snapshot
+        arr = (parts[0] if len(parts) == 1 else pa.concat_arrays(parts)) if parts else _NO_VALUES
         self._arrays[key] = (total, arr)
         return arr
 

@@ -60,22 +60,15 @@ class SnapshotViews:
             if tail.contacts() > len(contact_ids):
                 contact_ids = _extend(contact_ids, tail.dicts.get(CONTACTS))
         n = len(contact_ids)
-        hp = fe = None
+        has_profile = np.zeros(n, dtype=bool)
+        first = np.full(n, INT64_MAX, dtype=np.int64)
         if m.contacts:
             table = self._file(m.contacts)
             hp = table.column("has_profile").chunk(0).to_numpy().view(np.bool_)
             fe = table.column("first_event_ts").chunk(0).to_numpy()
-        if (
-            hp is not None
-            and fe is not None
-            and len(hp) == n
-            and (tail is None or tail.first is None)
-        ):
-            has_profile, first = hp, fe  # the file's own arrays
-        else:
-            has_profile = np.zeros(n, dtype=bool)
-            first = np.full(n, INT64_MAX, dtype=np.int64)
-            if hp is not None and fe is not None:
+            if len(hp) == n and (tail is None or tail.first is None):
+                has_profile, first = hp, fe
+            else:
                 has_profile[: len(hp)] = hp
                 first[: len(fe)] = fe
         if tail is not None and tail.first is not None:

@@ -1,0 +1,166 @@
+"""A sharded store evaluated on a Dask cluster.
+
+A query is compiled once, here on the client; its program travels to the
+workers as plain data; each shard's task runs on the worker that owns the
+shard (soft pinning: another worker may take it when the owner is gone) and
+returns its members as Arrow; the members are merged here.  Shards are
+disjoint by contact, so the merge is a concatenation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from audience.dist.cluster import LocalOptions, connect
+from audience.dist.shards import ShardedStore, ShardProgram, ShardRef
+from audience.dist.worker import ShardResult, evaluate_shard, ping, stats
+from audience.runtime.evaluate import AsOf, Audience, parse_as_of
+from audience.snapshot import LazyStrings
+
+
+@dataclass(frozen=True)
+class QueryTimes:
+    """Where one query's time went (ms): each shard inside its worker, the
+    merge on the client, and the rest (scheduling, transfer).  Compiling is
+    not in it: it happens once, in ``compile``."""
+
+    shards_ms: tuple[float, ...]  # each shard's evaluation inside its worker
+    opens_ms: tuple[float, ...]  # each shard's opening in this query (0 once resident)
+    merge_ms: float
+    total_ms: float
+    worker_pids: tuple[int, ...]  # the process that answered each shard
+
+    @property
+    def overhead_ms(self) -> float:
+        inside = [o + e for o, e in zip(self.opens_ms, self.shards_ms, strict=True)]
+        return self.total_ms - max(inside, default=0.0) - self.merge_ms
+
+
+@dataclass
+class ClusterSegment:
+    """A segment compiled once for a cluster store; ``evaluate`` runs it on
+    every shard."""
+
+    store: ClusterStore
+    text: str
+    program: ShardProgram
+    compile_ms: float = 0.0
+    last_times: QueryTimes | None = field(default=None, repr=False)
+
+    def evaluate(self, as_of: AsOf = None) -> Audience:
+        now_ms = parse_as_of(as_of, self.program.timezone)
+        audience, self.last_times = self.store.run(self.program, now_ms)
+        return audience
+
+
+class ClusterStore:
+    """A sharded store whose segments are evaluated by a Dask cluster."""
+
+    def __init__(self, sharded: ShardedStore, client: Any, local: Any | None = None) -> None:
+        self.sharded = sharded
+        self.client = client
+        self._local = local  # the local cluster we started, closed with us
+        self._queries = itertools.count()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        cluster: Any,
+        node: str = "main",
+        options: LocalOptions | None = None,
+    ) -> ClusterStore:
+        sharded = ShardedStore.open(path, node)
+        client, local = connect(cluster, options)
+        return cls(sharded, client, local)
+
+    def refs(self) -> list[ShardRef]:
+        return self.sharded.refs()
+
+    def compile(self, text: str) -> ClusterSegment:
+        t0 = time.perf_counter()
+        program = self.sharded.compile_program(text)
+        return ClusterSegment(self, text, program, (time.perf_counter() - t0) * 1000)
+
+    def owners(self) -> dict[ShardRef, str]:
+        """Each shard's worker: the workers in address order, dealt round the
+        shards, so the same workers own the same shards query after query."""
+        workers = sorted(self.client.scheduler_info()["workers"])
+        if not workers:
+            self.client.wait_for_workers(1)
+            workers = sorted(self.client.scheduler_info()["workers"])
+        return {ref: workers[i % len(workers)] for i, ref in enumerate(self.refs())}
+
+    def run(self, program: ShardProgram, now_ms: int) -> tuple[Audience, QueryTimes]:
+        t0 = time.perf_counter()
+        tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
+        futures = [
+            self.client.submit(
+                evaluate_shard,
+                ref,
+                program,
+                now_ms,
+                key=f"audience-shard-{ref.index}-{tag}",
+                workers=[owner],
+                allow_other_workers=True,
+                pure=False,
+            )
+            for ref, owner in self.owners().items()
+        ]
+        results: list[ShardResult] = self.client.gather(futures)
+        t1 = time.perf_counter()
+        audience = union(sorted(results, key=lambda r: r.index), now_ms)
+        t2 = time.perf_counter()
+        times = QueryTimes(
+            shards_ms=tuple(r.eval_ms for r in results),
+            opens_ms=tuple(r.open_ms for r in results),
+            merge_ms=(t2 - t1) * 1000,
+            total_ms=(t2 - t0) * 1000,
+            worker_pids=tuple(r.worker_pid for r in results),
+        )
+        return audience, times
+
+    def round_trip_ms(self) -> float:
+        """One empty task per shard, pinned as a query's are: the scheduling alone."""
+        t0 = time.perf_counter()
+        owners = self.owners()
+        futures = [
+            self.client.submit(ping, key=f"audience-ping-{uuid.uuid4().hex}", workers=[w])
+            for w in owners.values()
+        ]
+        self.client.gather(futures)
+        return (time.perf_counter() - t0) * 1000
+
+    def worker_stats(self) -> dict[str, Any]:
+        """Each worker's open shards, open counts and kernel counters."""
+        out: dict[str, Any] = self.client.run(stats)
+        return out
+
+    def close(self) -> None:
+        if self._local is not None:
+            self.client.close()
+            self._local.close()
+            self._local = None
+
+    def __enter__(self) -> ClusterStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def union(results: list[ShardResult], now_ms: int) -> Audience:
+    """The shards' members as one audience (every contact in it a member)."""
+    parts = [r.members for r in results if len(r.members)]
+    merged = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+    n = len(merged)
+    ids = LazyStrings(n, merged.to_pylist, arrow=merged)
+    return Audience(np.ones(n, dtype=np.bool_), ids, now_ms)

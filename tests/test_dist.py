@@ -7,6 +7,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ pytest.importorskip("distributed")
 
 from distributed import Event
 
+import audience
 from audience.dist import ClusterStore, LocalOptions
 from audience.dist.shards import ShardedStore, program_of
 from audience.runtime.evaluate import compile_condition, parse_as_of
@@ -196,3 +199,50 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     assert seg.last_times is not None
     assert pid not in seg.last_times.worker_pids
     _deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "audience", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_eval_on_a_scheduler_address(shop: Any) -> None:
+    store, one, data = shop
+    text = KINDS[4]
+    want = sorted(one.compile(text).evaluate(data.now).ids())
+    address = store.client.scheduler.address
+    now = data.now.isoformat()
+    path = str(store.sharded.path)
+    ids = _cli("eval", path, "-e", text, "--as-of", now, "--cluster", address, "--format", "ids")
+    assert ids.returncode == 0, ids.stderr
+    assert sorted(ids.stdout.split()) == want
+    count = _cli("eval", path, "-e", text, "--as-of", now, "--cluster", address)
+    assert count.stdout == f"{len(want)}\n"
+
+
+def test_eval_cluster_errors_say_what_is_wrong(shop: Any, tmp_path: Path) -> None:
+    store, _, _ = shop
+    path = str(store.sharded.path)
+    bad = _cli("eval", path, "-e", "did purchased", "--cluster", "nowhere")
+    assert bad.returncode == 2 and "scheduler address (tcp://host:port)" in bad.stderr
+    plain = _cli("eval", str(tmp_path), "-e", "did purchased", "--cluster", "tcp://127.0.0.1:9")
+    assert plain.returncode == 2 and "not a sharded store" in plain.stderr
+    explain = _cli("eval", path, "-e", "did purchased", "--cluster", "local", "--explain")
+    assert explain.returncode == 2 and "not available with --cluster" in explain.stderr
+    syntax = _cli("eval", path, "-e", "did", "--cluster", store.client.scheduler.address)
+    assert syntax.returncode == 1 and "error" in syntax.stderr
+
+
+def test_audience_open_with_a_cluster(shop: Any) -> None:
+    store, one, data = shop
+    with audience.open(str(store.sharded.path), cluster=store.client) as opened:
+        got = opened.compile(KINDS[2]).evaluate(data.now)
+    assert set(got.ids()) == set(one.compile(KINDS[2]).evaluate(data.now).ids())
+    assert store.client.status != "closed"  # a client given by the caller stays open

@@ -126,6 +126,17 @@ def _print_explain(explain: dict[str, Any]) -> None:
     "--explain", is_flag=True, help="Counts per rule, time per step (on stderr; in json: in it)."
 )
 @click.option("--node", default="main", show_default=True)
+@click.option(
+    "--cluster",
+    metavar="ADDR|local",
+    help="Evaluate a sharded STORE on a Dask cluster: a scheduler address "
+    "(tcp://host:port) or 'local' (worker processes started for this command).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    help="With --cluster local: how many worker processes (default: one per core).",
+)
 def eval_cmd(
     store_path: str,
     expr: str | None,
@@ -136,6 +147,8 @@ def eval_cmd(
     fields: str | None,
     explain: bool,
     node: str,
+    cluster: str | None,
+    workers: int | None,
 ) -> None:
     """Evaluate a segment over STORE and print its audience."""
     from audience.dsl.errors import DslError
@@ -149,6 +162,13 @@ def eval_cmd(
         raise click.UsageError("--segment picks a segment of -f FILE or a saved one; not with -e")
     if fields is not None and fmt not in ("jsonl", "csv"):
         raise click.UsageError("--fields goes with --format jsonl or csv")
+    if workers is not None and cluster != "local":
+        raise click.UsageError("--workers goes with --cluster local")
+    if cluster is not None:
+        if fields is not None or explain:
+            raise click.UsageError("--fields and --explain are not available with --cluster")
+        _eval_on_cluster(store_path, node, cluster, workers, expr, file, name, as_of, fmt)
+        return
     try:
         store = open_store(store_path, node)
         names = _fields(store, fields)
@@ -185,6 +205,54 @@ def eval_cmd(
     out.flush()
     if explain and hits.explain is not None and fmt != "json":
         _print_explain(hits.explain)
+
+
+def _eval_on_cluster(
+    store_path: str,
+    node: str,
+    cluster: str,
+    workers: int | None,
+    expr: str | None,
+    file: str | None,
+    name: str | None,
+    as_of: str | None,
+    fmt: str,
+) -> None:
+    """``eval --cluster``: the text compiled here once, evaluated by the shards'
+    workers, the members merged here."""
+    from audience.dist import ClusterError, ClusterStore, LocalOptions
+    from audience.dsl.errors import DslError
+    from audience.runtime.store import StoreError
+
+    if name is not None:
+        raise click.UsageError("--segment is not available with --cluster; give -e or -f")
+    text = expr
+    if file is not None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.UsageError(f"cannot read {file}: {exc}") from None
+    assert text is not None
+    try:
+        with ClusterStore.open(store_path, cluster, node, LocalOptions(workers=workers)) as store:
+            hits = store.compile(text).evaluate(as_of)
+    except (StoreError, ClusterError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except DslError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(1)
+    except (ValueError, TypeError) as exc:  # a bad --as-of
+        raise click.UsageError(str(exc)) from None
+    out = sys.stdout
+    if fmt == "count":
+        out.write(f"{len(hits)}\n")
+    elif fmt == "json":
+        out.write(json.dumps({"count": len(hits), "as_of": _iso(hits.now_ms)}, indent=2) + "\n")
+    else:
+        from audience.runtime.ids import write_text
+
+        write_text(hits.id_array(), fmt, out)
+    out.flush()
 
 
 def _fields(store: Any, fields: str | None) -> list[str]:

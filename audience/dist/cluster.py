@@ -23,6 +23,9 @@ ALLOWED_FAILURES = 3
 SCHEDULER_CONFIG: dict[str, Any] = {
     "distributed.scheduler.work-stealing": False,
     "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+    # the statistical profiler wakes every 10 ms in each worker: on a few
+    # cores that is time taken from queries that last a few ms
+    "distributed.worker.profile.enabled": False,
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,16 +91,21 @@ class ClusterStore:
         program = self.sharded.compile_program(text)
         return ClusterSegment(self, text, program, (time.perf_counter() - t0) * 1000)
 
-    def owners(self) -> dict[ShardRef, str]:
+    def owners(self, refs: Sequence[ShardRef] | None = None) -> dict[ShardRef, str]:
         """Each shard's worker: the workers in address order, dealt round the
         shards, so the same workers own the same shards query after query."""
         workers = sorted(self.client.scheduler_info()["workers"])
         if not workers:
             self.client.wait_for_workers(1)
             workers = sorted(self.client.scheduler_info()["workers"])
-        return {ref: workers[i % len(workers)] for i, ref in enumerate(self.refs())}
+        every = self.refs()
+        mine = {ref: workers[i % len(workers)] for i, ref in enumerate(every)}
+        return {ref: mine[ref] for ref in (every if refs is None else refs)}
 
-    def run(self, program: ShardProgram, now_ms: int) -> tuple[Audience, QueryTimes]:
+    def run(
+        self, program: ShardProgram, now_ms: int, refs: Sequence[ShardRef] | None = None
+    ) -> tuple[Audience, QueryTimes]:
+        """Evaluate ``program`` on every shard (or on ``refs``) as of ``now_ms``."""
         t0 = time.perf_counter()
         tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
         futures = [
@@ -113,7 +119,7 @@ class ClusterStore:
                 allow_other_workers=True,
                 pure=False,
             )
-            for ref, owner in self.owners().items()
+            for ref, owner in self.owners(refs).items()
         ]
         results: list[ShardResult] = self.client.gather(futures)
         t1 = time.perf_counter()
@@ -128,10 +134,10 @@ class ClusterStore:
         )
         return audience, times
 
-    def round_trip_ms(self) -> float:
+    def round_trip_ms(self, refs: Sequence[ShardRef] | None = None) -> float:
         """One empty task per shard, pinned as a query's are: the scheduling alone."""
         t0 = time.perf_counter()
-        owners = self.owners()
+        owners = self.owners(refs)
         futures = [
             self.client.submit(ping, key=f"audience-ping-{uuid.uuid4().hex}", workers=[w])
             for w in owners.values()

@@ -32,15 +32,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audience.demo.shop import DEFAULT_NOW
 from audience.dist import ClusterStore, LocalOptions, connect
-from audience.dist.shards import ShardedStore, open_shard
+from audience.runtime.shards import ShardedStore, open_shard
 from audience.schema import Schema
-from benchmarks.peers.data import dataset, parse_size, size_label
+from benchmarks.peers.data import Dataset, dataset, parse_size, size_label
 from benchmarks.peers.ours import SCHEMA_PATH, now_ms
 from benchmarks.peers.workloads import WORKLOADS, Times
 
@@ -57,10 +56,13 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
-def _build(root: Path, shards: int, events: Any, profiles: Any) -> ShardedStore:
-    if (root / "shards").is_dir():
+def _build(root: Path, shards: int, ds: Dataset) -> ShardedStore:
+    if root.is_dir():
         return ShardedStore.open(root)
-    return ShardedStore.build(root, Schema.load(SCHEMA_PATH), shards, events, profiles)
+    store = ShardedStore.init(root, Schema.load(SCHEMA_PATH), shards=shards)
+    store.ingest_profiles(ds.profiles)
+    store.ingest_events(ds.events)  # read from the file in batches
+    return store
 
 
 @contextmanager
@@ -109,10 +111,8 @@ def _one_store_ms(one: ShardedStore, at: int, reps: int) -> dict[str, float]:
 def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> dict[str, Any]:
     ds = dataset(parse_size(args.events))
     task = progress.add_task(f"strong scaling, {size_label(ds.n_events)} events: ingest", total=4)
-    events, profiles = pq.read_table(ds.events), pq.read_table(ds.profiles)
-    one = _build(work / f"one-{ds.n_events}", 1, events, profiles)
-    two = _build(work / f"two-{ds.n_events}", 2, events, profiles)
-    del events, profiles
+    one = _build(work / f"one-{ds.n_events}", 1, ds)
+    two = _build(work / f"two-{ds.n_events}", 2, ds)
     at = now_ms(t)
     progress.update(task, advance=1, description="strong scaling: the one-store path")
     local = _one_store_ms(one, at, args.reps)
@@ -135,9 +135,7 @@ def weak(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> 
     task = progress.add_task(
         f"weak scaling, {size_label(per)} events per shard: ingest", total=len(WEAK_SHARDS) + 1
     )
-    sharded = _build(
-        work / f"weak-{per}x{top}", top, pq.read_table(ds.events), pq.read_table(ds.profiles)
-    )
+    sharded = _build(work / f"weak-{per}x{top}", top, ds)
     progress.update(task, advance=1)
     at = now_ms(t)
     out: dict[str, Any] = {"events_per_shard": per}

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,8 +26,8 @@ from distributed import Event
 
 import audience
 from audience.dist import ClusterStore, LocalOptions
-from audience.dist.shards import ShardedStore, program_of
 from audience.runtime.evaluate import compile_condition, parse_as_of
+from audience.runtime.shards import ShardedStore, ShardProgram
 from audience.runtime.store import Store
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
@@ -56,18 +55,18 @@ def _deadline_wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -
         time.sleep(0.01)
 
 
-def _own_ids(events: pa.Table) -> pa.Table:
-    """Event ids made per contact: the one store drops a repeated id whoever
-    sent it, while shards see only their own contacts' ids."""
-    ids = events["id"]
-    scoped = pc.binary_join_element_wise(events["contact_id"], ids, ":")
-    return events.set_column(events.column_names.index("id"), "id", scoped)
-
-
 def _one_store(data: StoreData) -> tuple[Store, pa.Table, pa.Table]:
     events, profiles = data.to_arrow()
-    events = _own_ids(events)
     return Store.from_arrow(events, profiles, data.schema), events, profiles
+
+
+def _sharded(
+    root: Path, data: StoreData, shards: int, events: pa.Table, profiles: pa.Table
+) -> ShardedStore:
+    store = ShardedStore.init(root, data.schema, shards=shards)
+    store.ingest_profiles(profiles)
+    store.ingest_events(events)
+    return store
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +86,7 @@ def shop(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
     data = random_store(17, n_contacts=300, n_events=4000)
     one, events, profiles = _one_store(data)
     root = tmp_path_factory.mktemp("shop") / "store"
-    ShardedStore.build(root, data.schema, 4, events, profiles)
+    _sharded(root, data, 4, events, profiles)
     store = ClusterStore(ShardedStore.open(root), cluster)
     yield store, one, data
 
@@ -114,9 +113,12 @@ def test_sharded_answer_equals_the_one_store_answer(
     )
     want = set(compiled.evaluate(one.snapshot(), data.now).ids())
     with tempfile.TemporaryDirectory() as tmp:
-        sharded = ShardedStore.build(Path(tmp) / "s", data.schema, shards, events, profiles)
+        sharded = _sharded(Path(tmp) / "s", data, shards, events, profiles)
         store = ClusterStore(sharded, cluster)
-        got, times = store.run(program_of(compiled), parse_as_of(data.now))
+        program = ShardProgram(
+            compiled.program, compiled.timezone, compiled.schema_version, compiled.plan_text
+        )
+        got, times = store.run(program, parse_as_of(data.now))
         store.client.run(_forget)  # the next example's shards are other directories
     assert set(got.ids()) == want, compiled.plan_text
     assert len(times.shards_ms) == shards
@@ -228,12 +230,13 @@ def test_eval_on_a_scheduler_address(shop: Any) -> None:
 
 
 def test_eval_cluster_errors_say_what_is_wrong(shop: Any, tmp_path: Path) -> None:
-    store, _, _ = shop
+    store, _, data = shop
     path = str(store.sharded.path)
     bad = _cli("eval", path, "-e", "did purchased", "--cluster", "nowhere")
     assert bad.returncode == 2 and "scheduler address (tcp://host:port)" in bad.stderr
-    plain = _cli("eval", str(tmp_path), "-e", "did purchased", "--cluster", "tcp://127.0.0.1:9")
-    assert plain.returncode == 2 and "not a sharded store" in plain.stderr
+    Store.init(tmp_path / "plain", data.schema)
+    plain = _cli("eval", str(tmp_path / "plain"), "-e", "did purchased", "--cluster", "local")
+    assert plain.returncode == 2 and "is not sharded" in plain.stderr
     explain = _cli("eval", path, "-e", "did purchased", "--cluster", "local", "--explain")
     assert explain.returncode == 2 and "not available with --cluster" in explain.stderr
     syntax = _cli("eval", path, "-e", "did", "--cluster", store.client.scheduler.address)

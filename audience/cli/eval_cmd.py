@@ -97,8 +97,10 @@ def _print_explain(explain: dict[str, Any]) -> None:
         read = f"; read {blocks['read']} of the store's {total} of events (kept by month)"
         if blocks.get("skipped"):
             read += f", skipped {blocks['skipped']} that could not match"
+    shards = explain.get("shards")
+    over = f" over {shards} shards (counts and ms summed)" if shards else ""
     out.print(
-        f"audience: {explain['count']:,} of {explain['universe']:,} contacts; "
+        f"audience: {explain['count']:,} of {explain['universe']:,} contacts{over}; "
         f"{explain['total_ms']:.2f} ms{read}; fields read: {fields}"
     )
 
@@ -173,8 +175,14 @@ def eval_cmd(
         store = open_store(store_path, node)
         names = _fields(store, fields)
         segment = _segment_source(store, expr, file, name)
-        snap = store.snapshot()  # the audience and its fields read the same version
-        hits = segment.compiled.evaluate(snap, as_of, explain=explain)
+        if _sharded(store):
+            if names:
+                raise StoreError("--fields does not work on a sharded node yet")
+            snap = None
+            hits = segment.evaluate(as_of, explain=explain)  # every shard, united
+        else:
+            snap = store.snapshot()  # the audience and its fields read the same version
+            hits = segment.compiled.evaluate(snap, as_of, explain=explain)
     except StoreError as exc:
         raise click.UsageError(str(exc)) from None
     except DslError as err:
@@ -207,6 +215,12 @@ def eval_cmd(
         _print_explain(hits.explain)
 
 
+def _sharded(store: Any) -> bool:
+    from audience.runtime.shards.store import ShardedStore
+
+    return isinstance(store, ShardedStore)
+
+
 def _eval_on_cluster(
     store_path: str,
     node: str,
@@ -218,24 +232,19 @@ def _eval_on_cluster(
     as_of: str | None,
     fmt: str,
 ) -> None:
-    """``eval --cluster``: the text compiled here once, evaluated by the shards'
-    workers, the members merged here."""
-    from audience.dist import ClusterError, ClusterStore, LocalOptions
+    """``eval --cluster``: the segment compiled here once, evaluated by the
+    shards' workers, the members merged here."""
+    from audience.dist import ClusterError, ClusterStore, LocalOptions, connect
     from audience.dsl.errors import DslError
+    from audience.runtime.shards import ShardedStore
     from audience.runtime.store import StoreError
 
-    if name is not None:
-        raise click.UsageError("--segment is not available with --cluster; give -e or -f")
-    text = expr
-    if file is not None:
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise click.UsageError(f"cannot read {file}: {exc}") from None
-    assert text is not None
     try:
-        with ClusterStore.open(store_path, cluster, node, LocalOptions(workers=workers)) as store:
-            hits = store.compile(text).evaluate(as_of)
+        sharded = ShardedStore.open(store_path, node)
+        segment = _segment_source(sharded, expr, file, name)  # before any cluster starts
+        client, local = connect(cluster, LocalOptions(workers=workers))
+        with ClusterStore(sharded, client, local) as store:
+            hits = store.evaluate(segment.program, as_of)
     except (StoreError, ClusterError) as exc:
         raise click.UsageError(str(exc)) from None
     except DslError as err:

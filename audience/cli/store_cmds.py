@@ -27,13 +27,25 @@ def _open(store: str, node: str) -> Store:
 @click.argument("store", type=click.Path())
 @click.option("--schema", "schema_path", required=True, type=click.Path(), help="schema TOML file")
 @click.option("--node", default="main", show_default=True)
-def init_cmd(store: str, schema_path: str, node: str) -> None:
+@click.option(
+    "--shards",
+    type=int,
+    default=None,
+    help="split the node's contacts over N shards (by a hash of the contact id)",
+)
+def init_cmd(store: str, schema_path: str, node: str, shards: int | None) -> None:
     """Create a store (or add a node to one)."""
     try:
-        Store.init(store, schema_path, node=node)
+        if shards is None:
+            Store.init(store, schema_path, node=node)
+        else:
+            from audience.runtime.shards import ShardedStore
+
+            ShardedStore.init(store, schema_path, node=node, shards=shards)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"created {store} (node {node})")
+    sharded = "" if shards is None else f", {plural(shards, 'shard')}"
+    click.echo(f"created {store} (node {node}{sharded})")
 
 
 @click.command("ingest")

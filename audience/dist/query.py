@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 
 from audience.dist.cluster import LocalOptions, connect
-from audience.dist.shards import ShardedStore, ShardProgram, ShardRef
 from audience.dist.worker import ShardResult, evaluate_shard, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
+from audience.runtime.shards import ShardedStore, ShardProgram, ShardRef
 from audience.snapshot import LazyStrings
 
 
@@ -86,10 +86,16 @@ class ClusterStore:
     def refs(self) -> list[ShardRef]:
         return self.sharded.refs()
 
-    def compile(self, text: str) -> ClusterSegment:
+    def compile(self, text: str, *, filename: str = "<segment>") -> ClusterSegment:
+        """Parse, check and compile once, here (against the node's schema and
+        the store's saved segments); raises ``DslError``."""
         t0 = time.perf_counter()
-        program = self.sharded.compile_program(text)
+        program = self.sharded.compile_program(text, filename=filename)
         return ClusterSegment(self, text, program, (time.perf_counter() - t0) * 1000)
+
+    def evaluate(self, program: ShardProgram, as_of: AsOf = None) -> Audience:
+        """The audience of a compiled program as of ``as_of``, from every shard."""
+        return self.run(program, parse_as_of(as_of, program.timezone))[0]
 
     def owners(self, refs: Sequence[ShardRef] | None = None) -> dict[ShardRef, str]:
         """Each shard's worker: the workers in address order, dealt round the

@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from audience.dist.shards import ShardProgram, ShardRef, open_shard, shard_members
+from audience.runtime.shards import ShardProgram, ShardRef, open_shard, shard_members
 
 _lock = threading.Lock()
 _shards: dict[ShardRef, Any] = {}  # ShardRef -> Store, opened on this worker
@@ -75,8 +75,8 @@ def stats() -> dict[str, Any]:
     with _lock:
         return {
             "pid": os.getpid(),
-            "open": sorted((r.path, r.node, r.index) for r in _shards),
-            "opens": {f"{r.path}#{r.node}#{r.index}": n for r, n in _opens.items()},
+            "open": sorted((r.store, r.node, r.index) for r in _shards),
+            "opens": {f"{r.store}#{r.node}#{r.index}": n for r, n in _opens.items()},
             "kernels": kernel_stats(),
         }
 

@@ -65,7 +65,10 @@ def open_source(
 ) -> Source:
     """``field_types``: the JSON-level type of each known field ("id" for
     string-or-integer ids); ``dictionaries``: string columns to read from
-    Parquet as dictionary arrays."""
+    Parquet as dictionary arrays.  A ``Source`` (batches already read, as a
+    sharded node hands each shard its part) is taken as it is."""
+    if isinstance(source, Source):
+        return source
     if isinstance(source, pa.Table):
         return Source("<arrow table>", _table_batches(source, "row index", 0), source.num_rows)
     if isinstance(source, pa.RecordBatch):

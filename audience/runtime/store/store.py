@@ -42,7 +42,7 @@ from audience.runtime.store.layout import (
     create_node_dir,
     node_dir,
 )
-from audience.runtime.store.sources import Batch, open_source
+from audience.runtime.store.sources import Batch, Source, open_source
 from audience.runtime.store.validate import validate_events
 from audience.runtime.store.views import SnapshotViews
 from audience.runtime.store.wal import Tail, TailState, append_record, copy_tables
@@ -81,6 +81,8 @@ class Store(SnapshotViews):
         self.node = node
         self.path = path
         self.definitions = definitions
+        # The directory of this node's files (a shard's own, on a sharded node).
+        self.home = backend.dir if isinstance(backend, DiskBackend) else None
         self._props = event_property_types(schema)
         self._snap_lock = threading.Lock()
         self._snapshot: Snapshot | None = None
@@ -101,28 +103,20 @@ class Store(SnapshotViews):
     @classmethod
     def init(cls, path: str | Path, schema: Schema | str | Path, node: str = "main") -> Store:
         root = Path(path)
-        schema = _schema(schema)
-        _check_node(node)
-        event_property_types(schema, "schema")  # a bad schema fails before anything is written
-        if (root / STORE_FILE).is_file():
-            if node_dir(root, node).exists():
-                raise StoreError(f"{root}: already a store with a node '{node}'")
-        elif root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise StoreError(f"{root}: exists and is not an empty directory")
-        else:
-            root.mkdir(parents=True, exist_ok=True)
-            _write_atomic(
-                root / STORE_FILE, json.dumps({"format": FORMAT, "kind": "audience-store"})
-            )
+        schema, defs = init_root(root, schema, node)
         nd = node_dir(root, node)
         create_node_dir(nd)
         _write_atomic(nd / "schema.toml", schema.to_toml())
-        backend = DiskBackend(nd)
-        defs = Definitions(root / DEFINITIONS_FILE)
-        defs.list_segments()  # creates the database and runs the migrations
+        return cls.init_dir(nd, schema, node, root, defs)
+
+    @classmethod
+    def init_dir(
+        cls, directory: Path, schema: Schema, node: str, root: Path, defs: Definitions
+    ) -> Store:
+        """An empty node (or shard of one) in ``directory``, made by ``create_node_dir``."""
+        backend = DiskBackend(directory)
         store = cls(backend, schema, node, root, defs)
         Txn(backend, Manifest(), schema, store._props, store._dict_array).commit()
-        tracking_secret(root)  # the key tracking links are signed with (docs/tracking.md)
         return store
 
     @classmethod
@@ -214,15 +208,7 @@ class Store(SnapshotViews):
     def _ingest(
         self, source: Any, kind: str, progress: bool, merge_lists: Collection[str] = ()
     ) -> IngestReport:
-        if kind == "events":
-            types = {"id": "id", "contact_id": "id", "type": "string", "ts": "datetime"}
-            types |= {"context": "string", **self._props}
-        else:
-            types = {"contact_id": "id", **self.schema.profile}
-        # String columns a Parquet file holds dictionary-encoded are read so
-        # (events only: a profile's contact_id is unique per row).
-        strings = [k for k, v in types.items() if v == "string" or k == "contact_id"]
-        src = open_source(source, types, strings if kind == "events" else ())
+        src = self.open_input(source, kind)
         report = IngestReport()
         pending = None
         with self._backend.locked():
@@ -258,6 +244,18 @@ class Store(SnapshotViews):
         if pending is not None:
             report.triggers = self.triggers.after_commit(pending)
         return report
+
+    def open_input(self, source: Any, kind: str) -> Source:
+        """``source`` read as batches of ``kind`` ("events" or "profiles")."""
+        if kind == "events":
+            types = {"id": "id", "contact_id": "id", "type": "string", "ts": "datetime"}
+            types |= {"context": "string", **self._props}
+        else:
+            types = {"contact_id": "id", **self.schema.profile}
+        # String columns a Parquet file holds dictionary-encoded are read so
+        # (events only: a profile's contact_id is unique per row).
+        strings = [k for k, v in types.items() if v == "string" or k == "contact_id"]
+        return open_source(source, types, strings if kind == "events" else ())
 
     def _regular(
         self,
@@ -391,6 +389,17 @@ class Store(SnapshotViews):
             if tail is not None and tail.records:
                 self._checkpoint(manifest, tail)
 
+    def known_ids(self, ids: pa.Array) -> np.ndarray:
+        """Whether each event id (strings) is held already, in the partitions
+        or the log of small ingests.  Exact (a hash match is confirmed)."""
+        manifest = self._backend.read_manifest()
+        index = IdFiles(self._backend, manifest, manifest.version + 1).index
+        known: np.ndarray = ~index.fresh(sort_ids(ids), 0)
+        tail = self._tail_for(manifest)
+        if tail is not None and tail.ids:
+            known |= np.fromiter((i in tail.ids for i in ids.to_pylist()), bool, len(ids))
+        return known
+
     def rejected(self, limit: int | None = None) -> list[Reject]:
         """The rejected records kept by the store, oldest first."""
         out: list[Reject] = []
@@ -488,7 +497,35 @@ class Store(SnapshotViews):
 
 
 def open_store(path: str | Path, node: str = "main") -> Store:
+    """The node ``node`` of the store at ``path``; a sharded node opens as a
+    ``ShardedStore`` (audience.runtime.shards), which answers as a Store does."""
+    from audience.runtime.shards.layout import is_sharded
+
+    if is_sharded(Path(path), node):
+        from audience.runtime.shards.store import ShardedStore
+
+        return ShardedStore.open(path, node)  # type: ignore[return-value]
     return Store.open(path, node)
+
+
+def init_root(root: Path, schema: Schema | str | Path, node: str) -> tuple[Schema, Definitions]:
+    """The checks and the store-level files before a node is added to ``root``
+    (created when new): the schema read and the shared definitions."""
+    schema = _schema(schema)
+    _check_node(node)
+    event_property_types(schema, "schema")  # a bad schema fails before anything is written
+    if (root / STORE_FILE).is_file():
+        if node_dir(root, node).exists():
+            raise StoreError(f"{root}: already a store with a node '{node}'")
+    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise StoreError(f"{root}: exists and is not an empty directory")
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        _write_atomic(root / STORE_FILE, json.dumps({"format": FORMAT, "kind": "audience-store"}))
+    defs = Definitions(root / DEFINITIONS_FILE)
+    defs.list_segments()  # creates the database and runs the migrations
+    tracking_secret(root)  # the key tracking links are signed with (docs/tracking.md)
+    return schema, defs
 
 
 def _schema(schema: Schema | str | Path) -> Schema:

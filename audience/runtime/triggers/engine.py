@@ -41,7 +41,6 @@ from audience.engine.strings import LutCache
 from audience.runtime.delivery import Delivery, DeliveryLog, Policy
 from audience.runtime.saved import saved_segments
 from audience.runtime.store.errors import StoreError
-from audience.runtime.store.layout import node_dir
 from audience.runtime.triggers.actions import ActionRun, Requester, run_actions
 from audience.runtime.triggers.batch import EventBatch, journal_table
 from audience.runtime.triggers.clock import now_ms as clock_ms
@@ -155,7 +154,7 @@ class TriggerEngine:
         self.store = store
         root = store.path
         self.defs = TriggerDefinitions(None if root is None else root / DEFINITIONS_FILE)
-        self.state = NodeState(None if root is None else node_dir(root, store.node) / "triggers")
+        self.state = NodeState(None if store.home is None else store.home / "triggers")
         self._log: DeliveryLog | None = None
         self._luts = LutCache()
         self._lock = threading.RLock()

@@ -1,0 +1,131 @@
+"""Ingest into a sharded node: each source batch is checked once here, split
+by contact, and each shard's part handed to that shard's own ingest.
+
+Duplicates are decided for the node, as one store decides them: an event
+whose id any shard holds already, or that an earlier valid row of the input
+carries, is dropped, whichever contact it names (the same id with two
+contacts lands in two shards otherwise).  So each batch's parts land (one
+ingest per shard) before the next batch is checked.  Rejected rows are all
+kept by shard 0, in input order.  The shards land one after the other: a
+crash part way leaves some shards' parts in; ingesting the input again is
+harmless (duplicate events are dropped, profiles are upserted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from audience.runtime.shards.layout import shard_of
+from audience.runtime.store.encode import event_property_types, one_array
+from audience.runtime.store.errors import IngestReport
+from audience.runtime.store.sources import Batch, Source
+from audience.runtime.store.validate import Checked, validate_events, validate_profiles
+
+if TYPE_CHECKING:
+    from audience.runtime.shards.store import ShardedStore
+
+
+def ingest_events(node: ShardedStore, source: Any) -> IngestReport:
+    if node.count == 1:
+        return node.shard(0).ingest_events(source)
+    src = node.shard(0).open_input(source, "events")
+    props = event_property_types(node.schema)
+    report = IngestReport()
+    for batch in src.batches:
+        checked = validate_events(batch.table, node.schema, props, batch.pre)
+        keep = _first_unknown(node, one_array(checked.table.column("id")))
+        report.duplicates += int(len(keep) - keep.sum())
+        _land(node, src.name, batch, checked, keep, "events", (), report)
+    return report
+
+
+def ingest_profiles(node: ShardedStore, source: Any, merge_lists: Collection[str]) -> IngestReport:
+    if node.count == 1:
+        return node.shard(0).ingest_profiles(source, merge_lists=merge_lists)
+    src = node.shard(0).open_input(source, "profiles")
+    report = IngestReport()
+    for batch in src.batches:
+        checked = validate_profiles(batch.table, node.schema, batch.pre)
+        keep = np.ones(checked.table.num_rows, dtype=bool)
+        _land(node, src.name, batch, checked, keep, "profiles", merge_lists, report)
+    return report
+
+
+def _first_unknown(node: ShardedStore, ids: pa.Array) -> np.ndarray:
+    """Per valid row: it has no id (never a duplicate), or its id is neither
+    held by a shard nor on an earlier row."""
+    if pa.types.is_dictionary(ids.type):
+        ids = ids.dictionary_decode()
+    present = np.flatnonzero(ids.is_valid().to_numpy(zero_copy_only=False))
+    keep = np.ones(len(ids), dtype=bool)
+    if not len(present):
+        return keep
+    named = ids.take(pa.array(present))
+    codes = pc.dictionary_encode(named).indices.to_numpy(zero_copy_only=False)
+    first = np.unique(codes, return_index=True)[1]
+    held = np.zeros(len(first), dtype=bool)
+    firsts = named.take(pa.array(first))
+    for store in node.shards():
+        held |= store.known_ids(firsts)
+    keep[present] = False
+    keep[present[first[~held]]] = True
+    return keep
+
+
+def _land(
+    node: ShardedStore,
+    name: str,
+    batch: Batch,
+    checked: Checked,
+    keep: np.ndarray,
+    kind: str,
+    merge_lists: Collection[str],
+    report: IngestReport,
+) -> None:
+    """Hand each shard its rows of ``batch`` (the valid ones ``keep`` keeps;
+    shard 0 the rejected ones too) and add up what the shards report."""
+    valid = checked.table.filter(pa.array(keep)) if not keep.all() else checked.table
+    rows = checked.rows[keep]
+    shards = shard_of(one_array(valid.column("contact_id")), node.count)
+    bad = np.array(sorted(checked.problems), dtype=np.int64)
+    for k in range(node.count):
+        parts: list[Batch] = []
+        if k == 0 and len(bad):
+            pre = {j: checked.problems[int(i)] for j, i in enumerate(bad)}
+            parts.append(_part(batch, bad, batch.table.take(pa.array(bad)), pre))
+        mine = np.flatnonzero(shards == k)
+        if len(mine):
+            parts.append(_part(batch, rows[mine], valid.take(pa.array(mine))))
+        if not parts:
+            continue
+        part = Source(name, iter(parts), None)
+        store = node.shard(k)
+        if kind == "events":
+            got = store.ingest_events(part)
+        else:
+            got = store.ingest_profiles(part, merge_lists=merge_lists)
+        report.merge(got)
+        if got.triggers is not None:
+            if report.triggers is None:
+                report.triggers = got.triggers
+            else:
+                report.triggers.merge(got.triggers)
+
+
+def _part(
+    batch: Batch, rows: np.ndarray, table: pa.Table, pre: dict[int, Any] | None = None
+) -> Batch:
+    """The rows ``rows`` of ``batch`` (``table``: those rows, raw or checked)."""
+    return Batch(
+        table,
+        batch.lines[rows],
+        batch.label,
+        lambda i: batch.raw(int(rows[i])),
+        pre or {},
+        units=len(rows),
+    )

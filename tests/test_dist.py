@@ -7,8 +7,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +27,7 @@ from audience.dist import ClusterStore, LocalOptions
 from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram
 from audience.runtime.store import Store
+from tests.helpers.cli import run
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -203,18 +202,6 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     _deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "audience", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
 def test_eval_on_a_scheduler_address(shop: Any) -> None:
     store, one, data = shop
     text = KINDS[4]
@@ -222,25 +209,29 @@ def test_eval_on_a_scheduler_address(shop: Any) -> None:
     address = store.client.scheduler.address
     now = data.now.isoformat()
     path = str(store.sharded.path)
-    ids = _cli("eval", path, "-e", text, "--as-of", now, "--cluster", address, "--format", "ids")
-    assert ids.returncode == 0, ids.stderr
+    ids = run("eval", path, "-e", text, "--as-of", now, "--cluster", address, "--format", "ids")
     assert sorted(ids.stdout.split()) == want
-    count = _cli("eval", path, "-e", text, "--as-of", now, "--cluster", address)
+    count = run("eval", path, "-e", text, "--as-of", now, "--cluster", address)
     assert count.stdout == f"{len(want)}\n"
+    assert store.client.status == "running"  # the command's own client closed, not ours
 
 
 def test_eval_cluster_errors_say_what_is_wrong(shop: Any, tmp_path: Path) -> None:
     store, _, data = shop
     path = str(store.sharded.path)
-    bad = _cli("eval", path, "-e", "did purchased", "--cluster", "nowhere")
-    assert bad.returncode == 2 and "scheduler address (tcp://host:port)" in bad.stderr
+    bad = run("eval", path, "-e", "did purchased", "--cluster", "nowhere", ok=False)
+    assert bad.exit_code == 2 and "scheduler address (tcp://host:port)" in bad.stderr
     Store.init(tmp_path / "plain", data.schema)
-    plain = _cli("eval", str(tmp_path / "plain"), "-e", "did purchased", "--cluster", "local")
-    assert plain.returncode == 2 and "is not sharded" in plain.stderr
-    explain = _cli("eval", path, "-e", "did purchased", "--cluster", "local", "--explain")
-    assert explain.returncode == 2 and "not available with --cluster" in explain.stderr
-    syntax = _cli("eval", path, "-e", "did", "--cluster", store.client.scheduler.address)
-    assert syntax.returncode == 1 and "error" in syntax.stderr
+    plain = run("eval", str(tmp_path / "plain"), "-e", "did", "--cluster", "local", ok=False)
+    assert plain.exit_code == 1 and "error" in plain.stderr  # the text is checked first
+    plain = run(
+        "eval", str(tmp_path / "plain"), "-e", "did purchased", "--cluster", "local", ok=False
+    )
+    assert plain.exit_code == 2 and "is not sharded" in plain.stderr
+    explain = run("eval", path, "-e", "did purchased", "--cluster", "local", "--explain", ok=False)
+    assert explain.exit_code == 2 and "not available with --cluster" in explain.stderr
+    workers = run("eval", path, "-e", "did purchased", "--workers", "2", ok=False)
+    assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
 
 
 def test_audience_open_with_a_cluster(shop: Any) -> None:

@@ -166,16 +166,16 @@ def eval_cmd(
         raise click.UsageError("--fields goes with --format jsonl or csv")
     if workers is not None and cluster != "local":
         raise click.UsageError("--workers goes with --cluster local")
-    if cluster is not None:
-        if fields is not None or explain:
-            raise click.UsageError("--fields and --explain are not available with --cluster")
-        _eval_on_cluster(store_path, node, cluster, workers, expr, file, name, as_of, fmt)
-        return
+    if cluster is not None and (fields is not None or explain):
+        raise click.UsageError("--fields and --explain are not available with --cluster")
     try:
         store = open_store(store_path, node)
         names = _fields(store, fields)
-        segment = _segment_source(store, expr, file, name)
-        if _sharded(store):
+        segment = _segment_source(store, expr, file, name)  # before any cluster starts
+        if cluster is not None:
+            snap = None
+            hits = _on_cluster(store, segment, cluster, workers, as_of)
+        elif _sharded(store):
             if names:
                 raise StoreError("--fields does not work on a sharded node yet")
             snap = None
@@ -221,47 +221,21 @@ def _sharded(store: Any) -> bool:
     return isinstance(store, ShardedStore)
 
 
-def _eval_on_cluster(
-    store_path: str,
-    node: str,
-    cluster: str,
-    workers: int | None,
-    expr: str | None,
-    file: str | None,
-    name: str | None,
-    as_of: str | None,
-    fmt: str,
-) -> None:
-    """``eval --cluster``: the segment compiled here once, evaluated by the
-    shards' workers, the members merged here."""
-    from audience.dist import ClusterError, ClusterStore, LocalOptions, connect
-    from audience.dsl.errors import DslError
-    from audience.runtime.shards import ShardedStore
+def _on_cluster(
+    store: Any, segment: Any, cluster: str, workers: int | None, as_of: str | None
+) -> Any:
+    """``eval --cluster``: the segment, compiled here once, evaluated by the
+    shards' workers; their members merged here."""
+    from audience.dist import ClusterError, ClusterStore, LocalOptions
     from audience.runtime.store import StoreError
 
+    if not _sharded(store):
+        raise StoreError(f"{store.path}: node '{store.node}' is not sharded; --cluster needs one")
     try:
-        sharded = ShardedStore.open(store_path, node)
-        segment = _segment_source(sharded, expr, file, name)  # before any cluster starts
-        client, local = connect(cluster, LocalOptions(workers=workers))
-        with ClusterStore(sharded, client, local) as store:
-            hits = store.evaluate(segment.program, as_of)
-    except (StoreError, ClusterError) as exc:
+        with ClusterStore.on(store, cluster, LocalOptions(workers=workers)) as on_cluster:
+            return on_cluster.evaluate(segment.program, as_of)
+    except ClusterError as exc:
         raise click.UsageError(str(exc)) from None
-    except DslError as err:
-        click.echo(err.render(), err=True)
-        sys.exit(1)
-    except (ValueError, TypeError) as exc:  # a bad --as-of
-        raise click.UsageError(str(exc)) from None
-    out = sys.stdout
-    if fmt == "count":
-        out.write(f"{len(hits)}\n")
-    elif fmt == "json":
-        out.write(json.dumps({"count": len(hits), "as_of": _iso(hits.now_ms)}, indent=2) + "\n")
-    else:
-        from audience.runtime.ids import write_text
-
-        write_text(hits.id_array(), fmt, out)
-    out.flush()
 
 
 def _fields(store: Any, fields: str | None) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from audience.dist.cluster import LocalOptions, connect
+from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
 from audience.dist.worker import ShardResult, evaluate_shard, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram, ShardRef
@@ -65,10 +65,13 @@ class ClusterSegment:
 class ClusterStore:
     """A sharded store whose segments are evaluated by a Dask cluster."""
 
-    def __init__(self, sharded: ShardedStore, client: Any, local: Any | None = None) -> None:
+    def __init__(
+        self, sharded: ShardedStore, client: Any, local: Any | None = None, *, owned: bool = False
+    ) -> None:
         self.sharded = sharded
         self.client = client
         self._local = local  # the local cluster we started, closed with us
+        self._owned = owned or local is not None  # the client is ours to close
         self._queries = itertools.count()
 
     @classmethod
@@ -79,9 +82,16 @@ class ClusterStore:
         node: str = "main",
         options: LocalOptions | None = None,
     ) -> ClusterStore:
-        sharded = ShardedStore.open(path, node)
+        return cls.on(ShardedStore.open(path, node), cluster, options)
+
+    @classmethod
+    def on(
+        cls, sharded: ShardedStore, cluster: Any, options: LocalOptions | None = None
+    ) -> ClusterStore:
+        """``sharded`` on ``cluster`` (see ``connect``); a client made here is
+        closed with the store, a client given is left open."""
         client, local = connect(cluster, options)
-        return cls(sharded, client, local)
+        return cls(sharded, client, local, owned=client is not cluster)
 
     def refs(self) -> list[ShardRef]:
         return self.sharded.refs()
@@ -112,6 +122,8 @@ class ClusterStore:
         self, program: ShardProgram, now_ms: int, refs: Sequence[ShardRef] | None = None
     ) -> tuple[Audience, QueryTimes]:
         """Evaluate ``program`` on every shard (or on ``refs``) as of ``now_ms``."""
+        from distributed import KilledWorker
+
         t0 = time.perf_counter()
         tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
         futures = [
@@ -127,7 +139,13 @@ class ClusterStore:
             )
             for ref, owner in self.owners(refs).items()
         ]
-        results: list[ShardResult] = self.client.gather(futures)
+        try:
+            results: list[ShardResult] = self.client.gather(futures)
+        except KilledWorker as exc:
+            raise ClusterError(
+                f"a shard's task was given up after its worker died running it "
+                f"{ALLOWED_FAILURES + 1} times: {exc}"
+            ) from None
         t1 = time.perf_counter()
         audience = union(sorted(results, key=lambda r: r.index), now_ms)
         t2 = time.perf_counter()
@@ -157,8 +175,10 @@ class ClusterStore:
         return out
 
     def close(self) -> None:
-        if self._local is not None:
+        if self._owned:
             self.client.close()
+            self._owned = False
+        if self._local is not None:
             self._local.close()
             self._local = None
 

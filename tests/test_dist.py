@@ -240,3 +240,19 @@ def test_audience_open_with_a_cluster(shop: Any) -> None:
         got = opened.compile(KINDS[2]).evaluate(data.now)
     assert set(got.ids()) == set(one.compile(KINDS[2]).evaluate(data.now).ids())
     assert store.client.status != "closed"  # a client given by the caller stays open
+
+
+def test_an_ingest_is_seen_by_the_open_shards(cluster: Any, tmp_path: Path) -> None:
+    data = random_store(5, n_contacts=40, n_events=300)
+    one, events, profiles = _one_store(data)
+    half = len(events) // 2
+    sharded = _sharded(tmp_path / "s", data, 2, events.slice(0, half), profiles)
+    store = ClusterStore(sharded, cluster)
+    text = "did viewed_product"
+    before = _answer(store, text, data.now)  # the shards open on their workers
+    opens = {w: s["opens"] for w, s in store.worker_stats().items()}
+    sharded.ingest_events(events.slice(half))
+    want = set(one.compile(text).evaluate(data.now).ids())
+    assert want != before
+    assert _answer(store, text, data.now) == want
+    assert {w: s["opens"] for w, s in store.worker_stats().items()} == opens

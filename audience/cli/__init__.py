@@ -22,11 +22,13 @@ COMMAND_MODULES = (
     "inbound_cmds",
     "integration_cmds",
     "journey_cmds",
+    "lead_cmds",
     "plan_cmds",
     "report_cmds",
     "rules_cmds",
     "server_cmds",
     "store_cmds",
+    "sync_cmds",
     "tracking_cmds",
     "trigger_cmds",
 )

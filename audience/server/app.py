@@ -23,6 +23,9 @@ from audience.server import (
     events,
     health,
     journeys,
+    meta_leads,
+    meta_syncs,
+    meta_webhooks,
     openapi,
     plans,
     profiles,
@@ -50,8 +53,11 @@ BLUEPRINTS = (
     deliveries,
     plans,
     journeys,
+    meta_syncs,
     reports,
     tracking,
+    meta_webhooks,
+    meta_leads,
 )
 
 

@@ -25,6 +25,7 @@ from audience.runtime.shards import ShardProgram, ShardRef, open_shard, shard_me
 _lock = threading.Lock()
 _shards: dict[ShardRef, Any] = {}  # ShardRef -> Store, opened on this worker
 _opens: dict[ShardRef, int] = {}  # how many times each shard was opened here
+_kernel_threads: int | None = None  # numba threads per task (set by the plugin)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ def evaluate_shard(ref: ShardRef, program: ShardProgram, as_of_ms: int) -> Shard
     """The task of one shard in one query."""
     import os
 
+    if _kernel_threads is not None:
+        import numba
+
+        # numba's thread count is per calling thread: set where the task runs
+        numba.set_num_threads(_kernel_threads)
     store, open_ms = shard(ref)
     t0 = time.perf_counter()
     members = shard_members(store, program, as_of_ms)
@@ -104,8 +110,10 @@ def warm_kernels(threads: int | None = None) -> int:
 
     from audience.engine.kernels.config import _lazy_dispatcher
 
+    global _kernel_threads
     if threads is not None:
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+        most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        _kernel_threads = max(1, min(threads, most))
     lazy = _lazy_dispatcher()
     loaded = 0
     for name in kernel_modules():

@@ -131,6 +131,17 @@ def _print_explain(explain: dict[str, Any]) -> None:
     "--explain", is_flag=True, help="Counts per rule, time per step (on stderr; in json: in it)."
 )
 @click.option("--node", default="main", show_default=True)
+@click.option(
+    "--cluster",
+    metavar="ADDR|local",
+    help="Evaluate a sharded STORE on a Dask cluster: a scheduler address "
+    "(tcp://host:port) or 'local' (worker processes started for this command).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    help="With --cluster local: how many worker processes (default: one per core).",
+)
 def eval_cmd(
     store_path: str,
     expr: str | None,
@@ -141,6 +152,8 @@ def eval_cmd(
     fields: str | None,
     explain: bool,
     node: str,
+    cluster: str | None,
+    workers: int | None,
 ) -> None:
     """Evaluate a segment over STORE and print its audience."""
     from audience.dsl.errors import DslError
@@ -154,12 +167,19 @@ def eval_cmd(
         raise click.UsageError("--segment picks a segment of -f FILE or a saved one; not with -e")
     if fields is not None and fmt not in ("jsonl", "csv"):
         raise click.UsageError("--fields goes with --format jsonl or csv")
+    if workers is not None and cluster != "local":
+        raise click.UsageError("--workers goes with --cluster local")
+    if cluster is not None and (fields is not None or explain):
+        raise click.UsageError("--fields and --explain are not available with --cluster")
     try:
         store = open_store(store_path, node)
         names = _fields(store, fields)
-        segment = _segment_source(store, expr, file, name)
+        segment = _segment_source(store, expr, file, name)  # before any cluster starts
         # the audience and its fields read the same version (of every shard)
-        if _sharded(store):
+        if cluster is not None:
+            snaps = []
+            hits = _on_cluster(store, segment, cluster, workers, as_of)
+        elif _sharded(store):
             from audience.runtime.evaluate import parse_as_of
 
             snaps = store.snapshots()
@@ -204,6 +224,23 @@ def _sharded(store: Any) -> TypeGuard[ShardedStore]:
     from audience.runtime.shards.store import ShardedStore
 
     return isinstance(store, ShardedStore)
+
+
+def _on_cluster(
+    store: Any, segment: Any, cluster: str, workers: int | None, as_of: str | None
+) -> Any:
+    """``eval --cluster``: the segment, compiled here once, evaluated by the
+    shards' workers; their members merged here."""
+    from audience.dist import ClusterError, ClusterStore, LocalOptions
+    from audience.runtime.store import StoreError
+
+    if not _sharded(store):
+        raise StoreError(f"{store.path}: node '{store.node}' is not sharded; --cluster needs one")
+    try:
+        with ClusterStore.on(store, cluster, LocalOptions(workers=workers)) as on_cluster:
+            return on_cluster.evaluate(segment.program, as_of)
+    except ClusterError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _fields(store: Any, fields: str | None) -> list[str]:

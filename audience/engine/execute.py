@@ -46,6 +46,18 @@ _CMP = {
 def run_program(
     prog: Program, ctx: EvalContext, *, explain: bool = False
 ) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """The audience mask (a fresh array, the caller's) and, with ``explain``,
+    the report.  The work arrays leased on the way go back to the snapshot's
+    pool at the end: nothing returned may be one of them."""
+    try:
+        return _run_steps(prog, ctx, explain)
+    finally:
+        ctx.scratch.release()
+
+
+def _run_steps(
+    prog: Program, ctx: EvalContext, explain: bool
+) -> tuple[np.ndarray, dict[str, Any] | None]:
     results: list[Any] = []
     steps_info: list[dict[str, Any]] = []
     # every scan step runs in one pass over the partitions, on the first one's turn
@@ -69,7 +81,10 @@ def run_program(
             if not isinstance(step, ScanStep):
                 info["count"] = int(np.count_nonzero(results[i]))
             steps_info.append(info)
-    mask: np.ndarray = _in_universe(results[prog.root], ctx, copy=True)
+    # a boolean step's output is its own array; any other may be shared (a
+    # leased scan output, a cached profile mask, the universe): copied
+    fresh = isinstance(prog.steps[prog.root], BoolStep)
+    mask: np.ndarray = _in_universe(results[prog.root], ctx, copy=not fresh)
     if not explain:
         return mask, None
     count = lambda sid: int(np.count_nonzero(results[sid]))  # noqa: E731
@@ -128,12 +143,12 @@ def _run(step: Step, ctx: EvalContext, results: list[Any]) -> Any:
         vecs = [results[i] for i in step.inputs]
         if step.op == "not":
             return ~vecs[0] if ctx.universe_all else ctx.universe & ~vecs[0]
-        out = vecs[0].copy()
-        for v in vecs[1:]:
-            if step.op == "and":
-                out &= v
-            else:
-                out |= v
+        op = np.logical_and if step.op == "and" else np.logical_or
+        if len(vecs) == 1:
+            return vecs[0].copy()
+        out = op(vecs[0], vecs[1])  # a new array: one pass, not a copy and a pass
+        for v in vecs[2:]:
+            op(out, v, out=out)
         return out
     raise ValueError(f"no rule for step {type(step).__name__}")
 

@@ -59,8 +59,7 @@ def pooled(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _pooled_arrays(snap: Snapshot) -> list[np.ndarray]:
-    pool = scratch.pool_of(snap)
-    return [a for free in pool._free.values() for a in free]
+    return scratch.pool_of(snap).free_arrays()
 
 
 @pytest.mark.usefixtures("pooled")
@@ -116,7 +115,7 @@ def test_concurrent_evaluations_of_one_snapshot_agree(data: StoreData, snap: Sna
     for t in threads:
         t.join()
     assert errors == []
-    assert len(_pooled_arrays(snap)) <= scratch.KEEP * len(scratch.pool_of(snap)._free)
+    assert 0 < len(_pooled_arrays(snap)) <= scratch.KEEP
 
 
 def test_small_arrays_are_not_pooled(data: StoreData, snap: Snapshot) -> None:
@@ -138,15 +137,19 @@ def test_the_pool_goes_with_its_snapshot(data: StoreData) -> None:
     assert key not in scratch._pools
 
 
-def test_a_lease_gives_its_arrays_back_once() -> None:
+def test_a_pool_hands_an_array_to_one_taker_and_keeps_the_newest() -> None:
     pool = scratch.ScratchPool()
     a = pool.take((3, 4), np.int64)
     pool.give(a)
     pool.give(a)  # twice: still one free array, never handed to two takers
-    assert pool.free_arrays() == 1
+    assert len(pool.free_arrays()) == 1
+    assert pool.take((3, 4), np.float64) is not a  # another type: a new array
+    assert pool.take((4, 3), np.int64) is not a  # another shape: a new array
     assert pool.take((3, 4), np.int64) is a
     assert pool.take((3, 4), np.int64) is not a
-    assert pool.take((4, 3), np.int64).shape == (4, 3)  # another shape: a new array
-    for _ in range(scratch.KEEP + 2):
-        pool.give(np.empty(5, np.float64))
-    assert pool.free_arrays() == scratch.KEEP
+    given = [np.empty(5, np.float64) for _ in range(scratch.KEEP + 2)]
+    for arr in given:
+        pool.give(arr)
+    kept = pool.free_arrays()
+    assert len(kept) == scratch.KEEP
+    assert all(x is y for x, y in zip(kept, given[2:], strict=True))

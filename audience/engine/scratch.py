@@ -24,40 +24,38 @@ from audience.snapshot import Snapshot
 
 # smaller arrays come from the allocator's heap, already cheap to reuse
 MIN_POOLED_BYTES = 1 << 20
-# free arrays kept per shape and type (two: an evaluation racing another
-# rarely needs a third)
-KEEP = 2
-
-_Key = tuple[tuple[int, ...], str]
+# free arrays kept per snapshot, the most recently used: a program leases up
+# to five (the fused scan's outputs), and two evaluations may run at once
+KEEP = 8
 
 
 class ScratchPool:
-    """The free work arrays of one snapshot, by shape and type."""
+    """The free work arrays of one snapshot."""
 
     def __init__(self) -> None:
-        self._free: dict[_Key, list[np.ndarray]] = {}
+        self._free: list[np.ndarray] = []  # the most recently given last
         self._lock = threading.Lock()
 
     def take(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A free array of ``shape`` and ``dtype`` (its contents are stale),
         or a new one."""
-        key = (shape, np.dtype(dtype).str)
+        dt = np.dtype(dtype)
         with self._lock:
-            free = self._free.get(key)
-            if free:
-                return free.pop()
-        return np.empty(shape, dtype=dtype)
+            for i in range(len(self._free) - 1, -1, -1):
+                arr = self._free[i]
+                if arr.shape == shape and arr.dtype == dt:
+                    return self._free.pop(i)
+        return np.empty(shape, dtype=dt)
 
     def give(self, arr: np.ndarray) -> None:
-        key = (arr.shape, arr.dtype.str)
         with self._lock:
-            free = self._free.setdefault(key, [])
-            if len(free) < KEEP and not any(a is arr for a in free):
-                free.append(arr)
+            if not any(a is arr for a in self._free):
+                self._free.append(arr)
+                del self._free[:-KEEP]  # the least recently used go
 
-    def free_arrays(self) -> int:
+    def free_arrays(self) -> list[np.ndarray]:
         with self._lock:
-            return sum(len(v) for v in self._free.values())
+            return list(self._free)
 
 
 # per snapshot: (its weak reference, its pool); like the universes of

@@ -28,16 +28,49 @@ def _fail(exc: Exception) -> click.ClickException:
     type=click.IntRange(1, 4096),
     help="largest request body accepted (larger: 413)",
 )
-def serve_cmd(store: str, host: str, port: int, threads: int, max_body_mb: int) -> None:
+@click.option(
+    "--cluster",
+    metavar="ADDR|local",
+    help="Evaluate sharded nodes on a Dask cluster: a scheduler address "
+    "(tcp://host:port) or 'local' (worker processes started with the server).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    help="With --cluster local: how many worker processes (default: one per core).",
+)
+def serve_cmd(
+    store: str,
+    host: str,
+    port: int,
+    threads: int,
+    max_body_mb: int,
+    cluster: str | None,
+    workers: int | None,
+) -> None:
     """Serve the HTTP API over STORE (waitress; JSON access log on stderr)."""
     from audience.server.context import ServerConfig
     from audience.server.serve import configure_logging, serve
 
+    if workers is not None and cluster != "local":
+        raise click.UsageError("--workers goes with --cluster local")
+    cluster_error: type[Exception] = StoreError
+    if cluster is not None:
+        try:
+            from audience.dist import ClusterError
+        except ImportError:
+            raise _fail(ImportError("--cluster needs Dask: pip install 'audience[dist]'")) from None
+        cluster_error = ClusterError
     configure_logging()
-    config = ServerConfig(Path(store), max_content_length=max_body_mb * 1024 * 1024)
+    config = ServerConfig(
+        Path(store),
+        max_content_length=max_body_mb * 1024 * 1024,
+        cluster=cluster,
+        cluster_workers=workers,
+    )
     try:
         serve(store, host=host, port=port, threads=threads, config=config)
-    except StoreError as exc:
+    except (StoreError, cluster_error) as exc:
         raise _fail(exc) from None
     except OSError as exc:  # the port is taken, the host is not ours
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None

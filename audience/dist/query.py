@@ -38,6 +38,7 @@ class QueryTimes:
     merge_ms: float
     total_ms: float
     worker_pids: tuple[int, ...]  # the process that answered each shard
+    versions: tuple[int, ...] = ()  # the version each shard answered from, in shard order
 
     @property
     def overhead_ms(self) -> float:
@@ -147,7 +148,8 @@ class ClusterStore:
                 f"{ALLOWED_FAILURES + 1} times: {exc}"
             ) from None
         t1 = time.perf_counter()
-        audience = union(sorted(results, key=lambda r: r.index), now_ms)
+        results = sorted(results, key=lambda r: r.index)
+        audience = union(results, now_ms)
         t2 = time.perf_counter()
         times = QueryTimes(
             shards_ms=tuple(r.eval_ms for r in results),
@@ -155,6 +157,7 @@ class ClusterStore:
             merge_ms=(t2 - t1) * 1000,
             total_ms=(t2 - t0) * 1000,
             worker_pids=tuple(r.worker_pid for r in results),
+            versions=tuple(r.version for r in results),
         )
         return audience, times
 
@@ -195,4 +198,5 @@ def union(results: list[ShardResult], now_ms: int) -> Audience:
     merged = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
     n = len(merged)
     ids = LazyStrings(n, merged.to_pylist, arrow=merged)
-    return Audience(np.ones(n, dtype=np.bool_), ids, now_ms)
+    contacts = sum(r.contacts for r in results)
+    return Audience(np.ones(n, dtype=np.bool_), ids, now_ms, contacts=contacts)

@@ -18,9 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from audience.runtime.shards import ShardProgram, ShardRef, open_shard, shard_members
+from audience.runtime.ids import member_ids
+from audience.runtime.shards import ShardProgram, ShardRef, open_shard
+from audience.runtime.shards.program import run_on
 
 _lock = threading.Lock()
 _shards: dict[ShardRef, Any] = {}  # ShardRef -> Store, opened on this worker
@@ -37,6 +40,8 @@ class ShardResult:
     open_ms: float  # 0 when the shard was already open
     eval_ms: float
     worker_pid: int
+    version: int  # the shard's version it answered from
+    contacts: int  # the shard's contacts in that version
 
 
 def shard(ref: ShardRef) -> tuple[Any, float]:
@@ -64,9 +69,15 @@ def evaluate_shard(ref: ShardRef, program: ShardProgram, as_of_ms: int) -> Shard
         numba.set_num_threads(_kernel_threads)
     store, open_ms = shard(ref)
     t0 = time.perf_counter()
-    members = shard_members(store, program, as_of_ms)
+    # shard_members' work, keeping the snapshot: its version and contact
+    # count travel back with the members
+    snap = store.snapshot()
+    mask, _ = run_on(snap, program, int(as_of_ms))
+    members = member_ids(snap.contact_ids, np.flatnonzero(mask))
     eval_ms = (time.perf_counter() - t0) * 1000
-    return ShardResult(ref.index, members, open_ms, eval_ms, os.getpid())
+    return ShardResult(
+        ref.index, members, open_ms, eval_ms, os.getpid(), snap.version, len(snap.contact_ids)
+    )
 
 
 def ping() -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from audience.cli.cluster_opts import cluster_error, cluster_options
 from audience.cli.output import echo_json, format_option
 from audience.runtime.store import StoreError
 from audience.server.auth import SCOPES, AuthError, Sources
@@ -28,17 +29,7 @@ def _fail(exc: Exception) -> click.ClickException:
     type=click.IntRange(1, 4096),
     help="largest request body accepted (larger: 413)",
 )
-@click.option(
-    "--cluster",
-    metavar="ADDR|local",
-    help="Evaluate sharded nodes on a Dask cluster: a scheduler address "
-    "(tcp://host:port) or 'local' (worker processes started with the server).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 1024),
-    help="With --cluster local: how many worker processes (default: one per core).",
-)
+@cluster_options("sharded nodes", "with the server")
 def serve_cmd(
     store: str,
     host: str,
@@ -52,15 +43,7 @@ def serve_cmd(
     from audience.server.context import ServerConfig
     from audience.server.serve import configure_logging, serve
 
-    if workers is not None and cluster != "local":
-        raise click.UsageError("--workers goes with --cluster local")
-    cluster_error: type[Exception] = StoreError
-    if cluster is not None:
-        try:
-            from audience.dist import ClusterError
-        except ImportError:
-            raise _fail(ImportError("--cluster needs Dask: pip install 'audience[dist]'")) from None
-        cluster_error = ClusterError
+    unreachable = cluster_error(cluster, workers)
     configure_logging()
     config = ServerConfig(
         Path(store),
@@ -70,7 +53,7 @@ def serve_cmd(
     )
     try:
         serve(store, host=host, port=port, threads=threads, config=config)
-    except (StoreError, cluster_error) as exc:
+    except (StoreError, unreachable) as exc:
         raise _fail(exc) from None
     except OSError as exc:  # the port is taken, the host is not ours
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None

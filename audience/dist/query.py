@@ -123,9 +123,34 @@ class ClusterStore:
         self, program: ShardProgram, now_ms: int, refs: Sequence[ShardRef] | None = None
     ) -> tuple[Audience, QueryTimes]:
         """Evaluate ``program`` on every shard (or on ``refs``) as of ``now_ms``."""
+        t0 = time.perf_counter()
+        results = self._gather(program, now_ms, refs, dense=False)
+        t1 = time.perf_counter()
+        audience = union(results, now_ms)
+        t2 = time.perf_counter()
+        times = QueryTimes(
+            shards_ms=tuple(r.eval_ms for r in results),
+            opens_ms=tuple(r.open_ms for r in results),
+            merge_ms=(t2 - t1) * 1000,
+            total_ms=(t2 - t0) * 1000,
+            worker_pids=tuple(r.worker_pid for r in results),
+            versions=tuple(r.version for r in results),
+        )
+        return audience, times
+
+    def dense_members(self, program: ShardProgram, now_ms: int) -> list[tuple[int, np.ndarray]]:
+        """Every shard's (version, dense indexes of its members), in shard
+        order: for a client that reads the shards too (their indexes hold in
+        that version and every later one)."""
+        results = self._gather(program, now_ms, None, dense=True)
+        return [(r.version, r.members.to_numpy(zero_copy_only=False)) for r in results]
+
+    def _gather(
+        self, program: ShardProgram, now_ms: int, refs: Sequence[ShardRef] | None, *, dense: bool
+    ) -> list[ShardResult]:
+        """The shards' results, in shard order."""
         from distributed import KilledWorker
 
-        t0 = time.perf_counter()
         tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
         futures = [
             self.client.submit(
@@ -133,6 +158,7 @@ class ClusterStore:
                 ref,
                 program,
                 now_ms,
+                dense,
                 key=f"audience-shard-{ref.index}-{tag}",
                 workers=[owner],
                 allow_other_workers=True,
@@ -147,19 +173,7 @@ class ClusterStore:
                 f"a shard's task was given up after its worker died running it "
                 f"{ALLOWED_FAILURES + 1} times: {exc}"
             ) from None
-        t1 = time.perf_counter()
-        results = sorted(results, key=lambda r: r.index)
-        audience = union(results, now_ms)
-        t2 = time.perf_counter()
-        times = QueryTimes(
-            shards_ms=tuple(r.eval_ms for r in results),
-            opens_ms=tuple(r.open_ms for r in results),
-            merge_ms=(t2 - t1) * 1000,
-            total_ms=(t2 - t0) * 1000,
-            worker_pids=tuple(r.worker_pid for r in results),
-            versions=tuple(r.version for r in results),
-        )
-        return audience, times
+        return sorted(results, key=lambda r: r.index)
 
     def round_trip_ms(self, refs: Sequence[ShardRef] | None = None) -> float:
         """One empty task per shard, pinned as a query's are: the scheduling alone."""

@@ -36,7 +36,7 @@ class ShardResult:
     """One shard's answer: its members and where the time went inside the worker."""
 
     index: int
-    members: pa.Array
+    members: pa.Array  # their contact ids; with ``dense``: their dense indexes (int64)
     open_ms: float  # 0 when the shard was already open
     eval_ms: float
     worker_pid: int
@@ -58,8 +58,13 @@ def shard(ref: ShardRef) -> tuple[Any, float]:
         return store, (time.perf_counter() - t0) * 1000
 
 
-def evaluate_shard(ref: ShardRef, program: ShardProgram, as_of_ms: int) -> ShardResult:
-    """The task of one shard in one query."""
+def evaluate_shard(
+    ref: ShardRef, program: ShardProgram, as_of_ms: int, dense: bool = False
+) -> ShardResult:
+    """The task of one shard in one query.  ``dense``: the members' dense
+    indexes rather than their ids (a client that reads the shard itself, as a
+    plan's freeze does for profile fields: contact codes only ever grow, so
+    they hold in any later version of the shard)."""
     import os
 
     if _kernel_threads is not None:
@@ -73,7 +78,8 @@ def evaluate_shard(ref: ShardRef, program: ShardProgram, as_of_ms: int) -> Shard
     # count travel back with the members
     snap = store.snapshot()
     mask, _ = run_on(snap, program, int(as_of_ms))
-    members = member_ids(snap.contact_ids, np.flatnonzero(mask))
+    dense_idx = np.flatnonzero(mask)
+    members = pa.array(dense_idx) if dense else member_ids(snap.contact_ids, dense_idx)
     eval_ms = (time.perf_counter() - t0) * 1000
     return ShardResult(
         ref.index, members, open_ms, eval_ms, os.getpid(), snap.version, len(snap.contact_ids)

@@ -1,6 +1,8 @@
-"""``audience serve --cluster``: a real server on loopback whose sharded node
-is evaluated by a real Dask cluster of worker processes (evaluate, pages and
-cursors, Arrow, saved segments' audiences); the answers those of one store."""
+"""``audience serve --cluster`` and ``audience scheduler --cluster``: a real
+server on loopback whose sharded node is evaluated by a real Dask cluster of
+worker processes (evaluate, pages and cursors, Arrow, saved segments'
+audiences), and plans whose audience the cluster decides; the answers those
+of one store."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from audience.demo import shop
 from audience.demo.run import EXAMPLES
 from audience.dist import LocalOptions
 from audience.dist.worker import stats
+from audience.runtime.plans.clock import ManualClock
+from audience.runtime.plans.scheduler import Scheduler
+from audience.runtime.plans.service import PlanService
 from audience.runtime.shards import ShardedStore
 from audience.runtime.store import Store
 from audience.server.app import create_app
@@ -25,8 +30,10 @@ from audience.server.context import ServerConfig
 from audience.server.serve import ServerThread
 from tests.helpers.cli import run
 from tests.helpers.server_api import NOW, NOW_ISO, RED_SHOES, Client
+from tests.plans_support import DAY, ONCE_DUE, RULES, build, check_spring_run
 
 N_CONTACTS = 300
+PLAN_CONTACTS = 40
 TEXTS = (RED_SHOES, 'city = "Milan"', "did purchased in last 30 days")
 
 
@@ -37,10 +44,22 @@ def _fill(st: Store | ShardedStore) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Store, Any, Any]]:
+def cluster() -> Iterator[Any]:
     from audience.dist.cluster import connect
 
     client, local = connect("local", LocalOptions(workers=2, memory_limit="2GiB"))
+    try:
+        yield client
+    finally:
+        client.close()
+        local.close()
+
+
+@pytest.fixture(scope="module")
+def served(
+    cluster: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Client, Store, Any, Any]]:
+    client = cluster
     root = tmp_path_factory.mktemp("dist-server")
     sharded = ShardedStore.init(root / "sharded", EXAMPLES / "maison.toml", shards=3)
     plain = Store.init(root / "plain", EXAMPLES / "maison.toml")
@@ -55,8 +74,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, S
         yield Client(server.url, token), plain, client, app
     finally:
         server.stop()
-        client.close()
-        local.close()
+    assert client.status == "running"  # the caller's client, left open by the server
 
 
 def _opened(client: Any, path: Path) -> list[str]:
@@ -132,4 +150,29 @@ def test_serve_cluster_options_say_what_is_wrong(tmp_path: Path) -> None:
     workers = run("serve", str(tmp_path / "s"), "--workers", "2", ok=False)
     assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
     bad = run("serve", str(tmp_path / "s"), "--cluster", "nowhere", "--port", "0", ok=False)
+    assert bad.exit_code == 1 and "scheduler address (tcp://host:port)" in bad.stderr
+
+
+def test_a_plan_audience_decided_by_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    store = build(tmp_path / "shop", PLAN_CONTACTS, shards=3)
+    clock = ManualClock(ONCE_DUE - DAY)
+    svc = PlanService(store, clock)
+    svc.add(RULES, "plans.rules")
+    svc.make_ready("Spring reminder")
+    sched = Scheduler(store.path, clock=clock, cluster=cluster)
+    try:
+        clock.ms = ONCE_DUE + 500
+        [run] = sched.tick().ran
+    finally:
+        sched.close()
+    check_spring_run(store.path, run, PLAN_CONTACTS)
+    assert len(_opened(cluster, store.path)) == 3  # the workers decided it
+    assert cluster.status == "running"
+
+
+def test_scheduler_cluster_options_say_what_is_wrong(tmp_path: Path) -> None:
+    Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
+    workers = run("scheduler", str(tmp_path / "s"), "--once", "--workers", "2", ok=False)
+    assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
+    bad = run("scheduler", str(tmp_path / "s"), "--once", "--cluster", "nowhere", ok=False)
     assert bad.exit_code == 1 and "scheduler address (tcp://host:port)" in bad.stderr

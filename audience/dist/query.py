@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
-from audience.dist.worker import ShardResult, evaluate_shard, ping, stats
+from audience.dist.worker import ShardResult, evaluate_shards, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram, ShardRef
 from audience.snapshot import LazyStrings
@@ -154,20 +154,20 @@ class ClusterStore:
         tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
         futures = [
             self.client.submit(
-                evaluate_shard,
-                ref,
+                evaluate_shards,
+                tuple(mine),
                 program,
                 now_ms,
                 dense,
-                key=f"audience-shard-{ref.index}-{tag}",
+                key=f"audience-shard-{mine[0].index}-{tag}",
                 workers=[owner],
                 allow_other_workers=True,
                 pure=False,
             )
-            for ref, owner in self.owners(refs).items()
+            for owner, mine in self._by_owner(refs).items()
         ]
         try:
-            results: list[ShardResult] = self.client.gather(futures)
+            results = [r for part in self.client.gather(futures) for r in part]
         except KilledWorker as exc:
             raise ClusterError(
                 f"a shard's task was given up after its worker died running it "
@@ -175,13 +175,18 @@ class ClusterStore:
             ) from None
         return sorted(results, key=lambda r: r.index)
 
+    def _by_owner(self, refs: Sequence[ShardRef] | None) -> dict[str, list[ShardRef]]:
+        out: dict[str, list[ShardRef]] = {}
+        for ref, owner in self.owners(refs).items():
+            out.setdefault(owner, []).append(ref)
+        return out
+
     def round_trip_ms(self, refs: Sequence[ShardRef] | None = None) -> float:
-        """One empty task per shard, pinned as a query's are: the scheduling alone."""
+        """One empty task per worker, pinned as a query's are: the scheduling alone."""
         t0 = time.perf_counter()
-        owners = self.owners(refs)
         futures = [
             self.client.submit(ping, key=f"audience-ping-{uuid.uuid4().hex}", workers=[w])
-            for w in owners.values()
+            for w in self._by_owner(refs)
         ]
         self.client.gather(futures)
         return (time.perf_counter() - t0) * 1000

@@ -86,6 +86,15 @@ def evaluate_shard(
     )
 
 
+def evaluate_shards(
+    refs: tuple[ShardRef, ...], program: ShardProgram, as_of_ms: int, dense: bool = False
+) -> list[ShardResult]:
+    """The task of one worker in one query: every shard it owns, in turn
+    (one task a worker rather than one a shard: each task is a round of
+    messages between client, scheduler and worker)."""
+    return [evaluate_shard(ref, program, as_of_ms, dense) for ref in refs]
+
+
 def ping() -> int:
     """The empty task: the scheduling round trip alone."""
     return 0

@@ -17,7 +17,6 @@ pytest.importorskip("distributed")
 
 from audience.demo import shop
 from audience.demo.run import EXAMPLES
-from audience.dist import LocalOptions
 from audience.dist.worker import stats
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.scheduler import Scheduler
@@ -29,6 +28,7 @@ from audience.server.auth import Sources
 from audience.server.context import ServerConfig
 from audience.server.serve import ServerThread
 from tests.helpers.cli import run
+from tests.helpers.dist import local_cluster
 from tests.helpers.server_api import NOW, NOW_ISO, RED_SHOES, Client
 from tests.plans_support import DAY, ONCE_DUE, RULES, build, check_spring_run
 
@@ -45,14 +45,8 @@ def _fill(st: Store | ShardedStore) -> None:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    from audience.dist.cluster import connect
-
-    client, local = connect("local", LocalOptions(workers=2, memory_limit="2GiB"))
-    try:
+    with local_cluster() as client:
         yield client
-    finally:
-        client.close()
-        local.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """A sharded store evaluated on a Dask cluster.
 
 A query is compiled once, here on the client; its program travels to the
-workers as plain data; each shard's task runs on the worker that owns the
-shard (soft pinning: another worker may take it when the owner is gone) and
-returns its members as Arrow; the members are merged here.  Shards are
+workers as plain data; each worker gets one task carrying the shards it owns
+(soft pinning: another worker may take it when the owner is gone), which
+returns each shard's members as Arrow; the members are merged here.  Shards are
 disjoint by contact, so the merge is a concatenation.
 """
 
@@ -170,7 +170,7 @@ class ClusterStore:
             results = [r for part in self.client.gather(futures) for r in part]
         except KilledWorker as exc:
             raise ClusterError(
-                f"a shard's task was given up after its worker died running it "
+                f"a task of shards was given up after its worker died running it "
                 f"{ALLOWED_FAILURES + 1} times: {exc}"
             ) from None
         return sorted(results, key=lambda r: r.index)

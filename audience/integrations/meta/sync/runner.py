@@ -344,11 +344,12 @@ class SyncRunner:
 
 
 def _send(client: GraphClient, audience_id: str, phase: str, body: dict[str, Any]) -> Any:
+    # one JSON document: megabytes of hashes form-encode slowly
     if phase == REMOVE:  # the rows go in the body: a URL cannot hold thousands of them
-        return client.delete(f"{audience_id}/users", body)
+        return client.delete(f"{audience_id}/users", body, json_body=True)
     if phase == REPLACE:
-        return client.post(f"{audience_id}/usersreplace", body)
-    return client.post(f"{audience_id}/users", body)
+        return client.post(f"{audience_id}/usersreplace", body, json_body=True)
+    return client.post(f"{audience_id}/users", body, json_body=True)
 
 
 def _data(rows: pa.Table, keys: tuple[str, ...]) -> list[Any]:

@@ -110,3 +110,18 @@ def test_the_diff_is_the_set_difference(before: list[str], after: list[str], exa
     assert adds == (set(after) - set(before) if exact else set(after))
     # applying the changes to the previous members gives the target
     assert (set(before) - set(ch.removes["email"].to_pylist())) | adds == set(after)
+
+
+@given(values=st.lists(st.sampled_from(["a", "b", "c", None]), max_size=12))
+@settings(max_examples=100, deadline=None)
+def test_rows_are_unique_by_key_in_first_seen_order(values: list[str | None]) -> None:
+    phones = [f"p{i}" for i in range(len(values))]
+    table = rows_table(
+        {"email": pa.array(values, pa.string()), "phone": pa.array(phones, pa.string())}
+    )
+    assert table["key"].to_pylist() == [
+        f"{v or ''}|{p}" for v, p in zip(values, phones, strict=True)
+    ]
+    single = rows_table({"email": pa.array(values, pa.string())})
+    seen = list(dict.fromkeys(v or "" for v in values))
+    assert single["email"].to_pylist() == seen == single["key"].to_pylist()

@@ -49,10 +49,11 @@ def rows_table(columns: dict[str, pa.Array]) -> pa.Table:
 def unique_rows(table: pa.Table) -> pa.Table:
     """The first row of each ``key`` (two contacts sharing an email upload one row)."""
     keys = table[KEY].combine_chunks() if isinstance(table[KEY], pa.ChunkedArray) else table[KEY]
-    first = pc.index_in(pc.unique(keys), value_set=keys)
-    if len(first) == table.num_rows:
+    unique = pc.unique(keys)
+    if len(unique) == len(keys):  # the usual case: no second pass
         return table
-    return table.take(pc.sort_indices(first))
+    first = pc.index_in(unique, value_set=keys).to_numpy(zero_copy_only=False)
+    return table.take(pa.array(np.sort(first)))
 
 
 def eligible(root: Path, sync: Sync, now_ms: int) -> Eligible:

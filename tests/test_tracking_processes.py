@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
@@ -21,46 +19,10 @@ from audience.runtime.tracking.config import write_setting
 from audience.runtime.tracking.outbox import pending, to_outbox
 from audience.runtime.tracking.sending import Tracker
 from tests.helpers.mail_servers import free_port
+from tests.helpers.processes import alive, children, cmdline, server_up, until
 from tests.helpers.tracking import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _until(what: str, cond: Callable[[], bool], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting: {what}"
-        time.sleep(0.02)
-
-
-def _up(port: int, proc: subprocess.Popen[bytes]) -> bool:
-    assert proc.poll() is None, "the server exited"
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _count(root: Path, text: str) -> int:
@@ -102,19 +64,19 @@ def test_a_server_ingests_what_a_killed_one_left_and_its_ingester_dies_with_it(
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
         try:
-            _until("the server answers", lambda: _up(port, proc))
-            _until("the outbox is drained", lambda: pending(log) == 0)
+            until("the server answers", lambda: server_up(port, proc))
+            until("the outbox is drained", lambda: pending(log) == 0)
             assert _count(root, "did email_opened exactly 3 times") == 1
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             conn.request("GET", click)
             resp = conn.getresponse()
             assert (resp.status, resp.getheader("Location")) == (302, "https://shop.example/")
-            _until("the click is stored", lambda: _count(root, "did email_clicked") == 1)
-            [ingester] = _children(proc.pid)
-            assert _alive(ingester)
+            until("the click is stored", lambda: _count(root, "did email_clicked") == 1)
+            [ingester] = [c for c in children(proc.pid) if b"outbox" in cmdline(c)]
+            assert alive(ingester)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(30)
-            _until("the ingester exits with its server", lambda: not _alive(ingester))
+            until("the ingester exits with its server", lambda: not alive(ingester))
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "inbound_cmds",
     "integration_cmds",
     "journey_cmds",
+    "lead_cmds",
     "plan_cmds",
     "report_cmds",
     "rules_cmds",

@@ -23,7 +23,9 @@ from audience.server import (
     events,
     health,
     journeys,
+    meta_leads,
     meta_syncs,
+    meta_webhooks,
     openapi,
     plans,
     profiles,
@@ -54,6 +56,8 @@ BLUEPRINTS = (
     meta_syncs,
     reports,
     tracking,
+    meta_webhooks,
+    meta_leads,
 )
 
 

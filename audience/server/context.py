@@ -60,6 +60,7 @@ class ServerState:
         self.sources = Sources(config.store)
         self._tracking: tuple[Tracking, Ingester | None] | None = None
         self._lock = threading.Lock()
+        self.closers: list[Callable[[], None]] = []  # background work to stop on close
 
     def start_tracking(self) -> tuple[Tracking, Ingester | None]:
         """The store's tracking hits and the thread that ingests their events
@@ -85,6 +86,8 @@ class ServerState:
             ingester.notify()
 
     def close(self) -> None:
+        for stop in self.closers:
+            stop()
         with self._lock:
             if self._tracking is not None:
                 if self._tracking[1] is not None:

@@ -115,20 +115,26 @@ def serve(
     # on every answer in flight) several times a second under load.
     gc.collect()
     gc.freeze()
-    ingester = _start_ingester(cfg.store)
+    # the tracking events' ingester, and the worker storing webhook leads
+    children = [
+        _start_child("audience.runtime.tracking.outbox", cfg.store),
+        _start_child("audience.integrations.meta.leads.worker", cfg.store),
+    ]
     try:
         _run(app, store, host, port, threads)
     finally:
-        ingester.terminate()
-        ingester.wait(30)
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(30)
 
 
-def _start_ingester(store: Path) -> subprocess.Popen[bytes]:
+def _start_child(module: str, store: Path) -> subprocess.Popen[bytes]:
     import audience
 
     here = str(Path(audience.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "audience.runtime.tracking.outbox", str(store)]
+    cmd = [sys.executable, "-m", module, str(store)]
     cmd += ["--parent", str(os.getpid())]
     return subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": path})
 

@@ -1,0 +1,92 @@
+"""The ads platform's leadgen webhook, ``/hooks/meta`` (docs/integrations/meta-leads.md),
+public (the platform sends no API token: the signature is the proof):
+
+- ``GET``: the subscription handshake: ``hub.mode=subscribe`` and our verify
+  token (AUDIENCE_META_VERIFY_TOKEN) answer ``hub.challenge``; anything else 403;
+- ``POST``: a notification, accepted only with a valid ``X-Hub-Signature-256``
+  (HMAC-SHA256 of the raw body with AUDIENCE_META_APP_SECRET, compared in
+  constant time); otherwise (or without an app secret) 403 and nothing
+  is stored.  Its leads go into the
+  inbox (synced, deduplicated on ``leadgen_id``) and the answer is sent; the
+  worker fetches and stores them afterwards (in this process for a server in a
+  thread, in a child process under ``audience serve``).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from audience.integrations.meta.leads.config import settings
+from audience.integrations.meta.leads.inbox import Inbox
+from audience.integrations.meta.leads.webhook import (
+    SIGNATURE_HEADER,
+    BadNotification,
+    challenge,
+    leads_of,
+    signed,
+)
+from audience.server.context import ServerState, state
+from audience.server.errors import ApiError
+
+bp = Blueprint("meta_webhooks", __name__)
+PATH = "/hooks/meta"
+_lock = threading.Lock()
+
+
+@bp.get(PATH)
+def verify() -> Response:
+    answer = challenge(request.args, settings().verify_token)
+    if answer is None:
+        return Response("forbidden\n", 403, mimetype="text/plain")
+    return Response(answer, 200, mimetype="text/plain")
+
+
+@bp.post(PATH)
+def notify() -> Response:
+    raw = request.get_data(cache=False)
+    secret = settings().graph.app_secret
+    if not secret:
+        # nothing can be verified: refused like a bad signature
+        raise ApiError(403, "webhook_not_configured", "no app secret: set AUDIENCE_META_APP_SECRET")
+    if not signed(secret, raw, request.headers.get(SIGNATURE_HEADER)):
+        raise ApiError(403, "bad_signature", f"missing or wrong {SIGNATURE_HEADER}")
+    try:
+        rows = leads_of(raw)
+    except BadNotification as err:
+        raise ApiError(400, "bad_notification", str(err)) from None
+    st = state()
+    new = _inbox(st).add(rows, "webhook", st.config.clock()) if rows else 0
+    if new:
+        _wake(st)
+    return jsonify({"received": len(rows), "new": new})
+
+
+def _inbox(st: ServerState) -> Inbox:
+    ext = current_app.extensions
+    with _lock:
+        if "audience_lead_inbox" not in ext:
+            ext["audience_lead_inbox"] = Inbox(st.config.store)
+        inbox: Inbox = ext["audience_lead_inbox"]
+    return inbox
+
+
+def _wake(st: ServerState) -> None:
+    """Wake this process's worker (started on first use; ``audience serve``
+    runs one in a child process instead)."""
+    if not st.config.ingest_thread:
+        return
+    from audience.integrations.meta.leads.worker import LeadThread, LeadWorker
+
+    ext = current_app.extensions
+    with _lock:
+        thread = ext.get("audience_lead_worker")
+        if thread is None:
+            nodes = st.nodes
+            worker = LeadWorker.of(
+                st.config.store, st.config.clock, store_for=lambda node: nodes.get(node).store
+            )
+            thread = ext["audience_lead_worker"] = LeadThread(worker)
+            st.closers.append(thread.stop)
+    thread.notify()

@@ -57,6 +57,11 @@ def test_syncs_over_http(tmp_path: Path) -> None:
             assert sch.status == 200 and sch.json()["schedule"] == "every 12 hours"
             bad_sch = api.request("PUT", "/v1/syncs/women/schedule", {"every": "weekly"})
             assert bad_sch.json()["error"]["code"] == "bad_schedule"
+            busy = api.post("/v1/syncs/women/runs")
+            assert busy.status == 202
+            refused = api.request("DELETE", "/v1/syncs/women")
+            assert refused.status == 409 and refused.json()["error"]["code"] == "sync_busy"
+            w.worker().work_once()
             assert api.request("DELETE", "/v1/syncs/women").json() == {"deleted": "women"}
             assert reader.get("/v1/syncs/women").status == 404
         finally:

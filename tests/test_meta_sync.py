@@ -4,6 +4,7 @@ unsubscribes, replace, faults and schedules."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -289,3 +290,35 @@ def test_a_timeout_mid_upload_is_retried(tmp_path: Path, monkeypatch: pytest.Mon
         [done] = worker.work_once()
         assert done.state == SUCCEEDED
         assert w.members() == expected_hashes(w.store, women_with_consent)
+
+
+def test_the_scheduler_loop_uploads_beside_the_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the long-running loop a tick does not wait for an upload (a plan due meanwhile
+    starts on time); the job's line joins a later tick's report."""
+    from audience.runtime.plans.scheduler import Scheduler
+
+    with world(tmp_path) as w:
+        monkeypatch.setenv("AUDIENCE_META_GRAPH_URL", w.url)
+        monkeypatch.setenv("AUDIENCE_META_GRAPH_VERSION", w.config.version)
+        w.create()
+        job, _ = w.service().run("women")
+        w.audiences.gate = threading.Event()
+        sched = Scheduler(w.root, clock=w.clock, background_syncs=True)
+        try:
+            held = sched.tick()  # returns while the upload is held at the fake
+            assert held.sync_jobs == []
+            assert w.service().defs.job(job.id).state != SUCCEEDED
+            w.audiences.gate.set()
+            assert sched._sync_thread is not None
+            sched._sync_thread.join()
+            later = sched.tick()
+            [line] = later.sync_jobs
+            assert line.startswith(f"sync women: job {job.id} (diff) succeeded")
+            assert w.members() == expected_hashes(w.store, women_with_consent)
+        finally:
+            w.audiences.gate.set()
+            if sched._sync_thread is not None:
+                sched._sync_thread.join()
+            sched.close()

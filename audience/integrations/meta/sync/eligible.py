@@ -60,12 +60,12 @@ def eligible(root: Path, sync: Sync, now_ms: int) -> Eligible:
     from audience.runtime.store import open_store
     from audience.runtime.tracking.suppression import suppressed_mask
 
-    store = open_store(root, sync.node)
-    snapshot = store.snapshot()
-    cond = segment_condition({s.name for s in store.list_segments()}, sync.segment)
     try:
+        store = open_store(root, sync.node)
+        snapshot = store.snapshot()
+        cond = segment_condition({s.name for s in store.list_segments()}, sync.segment)
         segment = store.segment_compiler.compile(cond, filename=f"<sync {sync.name!r}>")
-    except Exception as exc:  # a DslError or a schema change: the job fails saying why
+    except Exception as exc:  # a DslError, a node gone or changed: the job fails saying why
         raise EligibleError(f"the sync's segment cannot be evaluated: {exc}") from None
     idx = np.asarray(segment.compiled.evaluate(snapshot, now_ms).indexes(), dtype=np.int64)
     counts: dict[str, Any] = {"segment": len(idx)}

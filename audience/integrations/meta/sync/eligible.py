@@ -39,11 +39,15 @@ class EligibleError(ValueError):
 
 def rows_table(columns: dict[str, pa.Array]) -> pa.Table:
     """Hashed key columns ("" where unknown) with their ``key`` column, unique keys."""
-    names = list(columns)
-    arrays = [pc.fill_null(columns[n], "") for n in names]
+    table = pa.table({n: pc.fill_null(a, "") for n, a in columns.items()})
+    return unique_rows(with_key(table))
+
+
+def with_key(table: pa.Table) -> pa.Table:
+    """``table`` with its ``key`` column: the key columns joined (files keep them only)."""
+    arrays = [table[c] for c in table.column_names if c not in (KEY, "op")]
     key = arrays[0] if len(arrays) == 1 else pc.binary_join_element_wise(*arrays, "|")
-    table = pa.table({**dict(zip(names, arrays, strict=True)), KEY: key})
-    return unique_rows(table)
+    return table.append_column(KEY, key)
 
 
 def unique_rows(table: pa.Table) -> pa.Table:

@@ -224,7 +224,7 @@ class SyncService:
         try:
             store.segment_compiler.compile(spec.segment, filename="<sync segment>")
         except DslError as err:
-            if re.fullmatch(r"[\w .-]+", spec.segment.strip()) and " " not in spec.segment.strip():
+            if re.fullmatch(r"[\w.-]+", spec.segment.strip()):  # meant as a name
                 raise SyncError(
                     "no_segment", f"no saved segment named {spec.segment!r} (nor a condition)"
                 ) from err

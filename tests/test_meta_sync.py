@@ -86,6 +86,8 @@ def test_batches_of_one_session_with_seq_and_last_flag(
         assert [s["last_batch_flag"] for s in sessions] == [False] * (len(posts) - 1) + [True]
         assert {s["estimated_num_total"] for s in sessions} == {n}
         assert all(len(c.json_field("payload")["data"]) <= 4 for c in posts)
+        # one JSON document each (the platform takes it as it takes form fields)
+        assert {c.headers.get("Content-Type") for c in posts} == {"application/json"}
 
 
 def test_email_and_phone_rows_follow_the_schema_order(tmp_path: Path) -> None:

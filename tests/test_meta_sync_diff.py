@@ -143,3 +143,26 @@ def test_rows_are_unique_by_key_in_first_seen_order(values: list[str | None]) ->
     single = rows_table({"email": pa.array(values, pa.string())})
     seen = list(dict.fromkeys(v or "" for v in values))
     assert single["email"].to_pylist() == seen == single["key"].to_pylist()
+
+
+def test_a_failed_replace_keeps_the_rows_it_may_not_have_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the property test: a phone-only row uploaded by a replace, its contact
+    then withdrawing consent while the next replace fails part-way, must still be
+    removed by the next successful run."""
+    monkeypatch.setenv("AUDIENCE_META_SYNC_BATCH", "2")
+    with world(tmp_path, n=16) as w:
+        w.create(phone_field="phone")
+        assert w.run(replace=True).state == SUCCEEDED
+        phone_only = ("", sha("15550100010"))  # c00010: no email, a phone, consent
+        assert phone_only in w.members()
+        w.store.ingest_profiles([{"contact_id": "c00010", "consent": False}])
+        w.audiences.uploads = 0
+        w.audiences.upload_faults = {2: Fail(200, "no permission")}
+        assert w.run(replace=True).state == "partial"
+        w.audiences.upload_faults = {}
+        w.clock.advance(SESSION_MS)  # the open replace session times out
+        assert w.run().state == SUCCEEDED
+        assert phone_only not in w.members()
+        assert w.members() == eligible_rows(w, True, set())

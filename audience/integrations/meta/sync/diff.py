@@ -47,9 +47,10 @@ def diff(previous: pa.Table | None, target: pa.Table, exact: bool) -> Changes:
 
 
 def union(a: pa.Table | None, b: pa.Table) -> pa.Table:
-    if a is None or a.num_rows == 0 or a.column_names != b.column_names:
+    if a is None or a.num_rows == 0:
         return b
-    return unique_rows(pa.concat_tables([a, b]).combine_chunks())
+    # the same columns or a KeyError: never a silent loss of rows
+    return unique_rows(pa.concat_tables([a.select(b.column_names), b]).combine_chunks())
 
 
 def read_table(path: Path) -> pa.Table | None:

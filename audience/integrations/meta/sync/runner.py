@@ -302,7 +302,7 @@ class SyncRunner:
         becomes the inexact superset (see diff.py)."""
         cur = self.defs.job(job.id)
         if cur.frozen and cur.cursor > 0:
-            ops = read_table(self._job_path(cur))
+            ops = read_rows(self._job_path(cur))
             if ops is not None:
                 adds = ops.filter(pc.not_equal(ops["op"], REMOVE)).drop_columns(["op"])
                 previous = read_rows(self._state_path(sync))

@@ -1,7 +1,7 @@
-"""The diff, property-tested: random changes of segment membership, consent and
+"""The diff, property-tested: random changes of segment membership, consent, phones and
 unsubscribes over several runs (some failing part-way, some full replaces): after
 every successful run the fake audience's members are exactly the eligible contacts'
-hashes, and no run leaves a contact without consent in it."""
+rows, so no contact without consent stays in it past the next successful run."""
 
 from __future__ import annotations
 
@@ -99,11 +99,9 @@ def test_members_equal_the_eligible_after_every_successful_run(
                 job = w.run(name, replace=s["replace"])
                 w.audiences.upload_faults = {}
                 members = w.members(name)
+                # a run that failed removed nobody for sure: the next successful one does
                 if job.state == SUCCEEDED:
                     assert members == eligible_rows(w, both, unsubscribed)
-                # whatever happened, nobody who unsubscribed before the run is in it
-                gone = {sha(e) for e in unsubscribed}
-                assert not {m[0] if both else m for m in members} & gone
             # a replace that failed part-way keeps its session open (the platform
             # refuses other uploads, 2650/1870145) until it times out
             w.clock.advance(SESSION_MS)

@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = ["DslError", "Schema", "SchemaError", "Store", "StoreError", "open"]
 
 if _typing.TYPE_CHECKING:
+    from audience.dist import ClusterStore
     from audience.dsl.errors import DslError
     from audience.runtime.store import Store, StoreError
     from audience.schema import Schema, SchemaError
@@ -38,8 +39,23 @@ _LAZY = {
 }
 
 
-def open(path: str, node: str = "main") -> Store:
-    """Open the store directory ``path`` (the node ``main`` unless told)."""
+@_typing.overload
+def open(path: str, node: str = "main", *, cluster: None = None) -> Store: ...
+@_typing.overload
+def open(path: str, node: str = "main", *, cluster: object) -> ClusterStore: ...
+def open(path: str, node: str = "main", *, cluster: object = None) -> Store | ClusterStore:
+    """Open the store directory ``path`` (the node ``main`` unless told).  A
+    sharded node opens as a ``ShardedStore`` (audience.runtime.shards), which
+    compiles, evaluates and ingests as a Store does.
+
+    With ``cluster`` (a sharded store only): a ``ClusterStore`` whose segments
+    are evaluated on a Dask cluster: ``"local"`` (worker processes started
+    here, one per core), a scheduler address ``"tcp://host:port"`` or a
+    ``distributed.Client`` (docs/scale-out.md).  Close it when done."""
+    if cluster is not None:
+        from audience.dist import ClusterStore
+
+        return ClusterStore.open(path, cluster, node)
     from audience.runtime.store import open_store
 
     return open_store(path, node)

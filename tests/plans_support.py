@@ -67,11 +67,16 @@ def contact(i: int) -> str:
     return f"c{i:05d}"
 
 
-def build(root: Path, n: int = 40, *, rules: bool = True) -> Store:
+def build(root: Path, n: int = 40, *, rules: bool = True, shards: int | None = None) -> Store:
     """Contacts c00000..: even ones live in Milan; every fifth has no email;
     every contact bought on 2027-03-05 except every seventh, who bought only
-    after the one-shot plan's due time."""
-    st = Store.init(root, EXAMPLES / "maison.toml")
+    after the one-shot plan's due time.  ``shards``: a sharded node of that many."""
+    if shards is None:
+        st = Store.init(root, EXAMPLES / "maison.toml")
+    else:
+        from audience.runtime.shards import ShardedStore
+
+        st = ShardedStore.init(root, EXAMPLES / "maison.toml", shards=shards)
     profiles = []
     events = []
     for i in range(n):
@@ -134,3 +139,18 @@ def runs(root: Path) -> list[tuple[str, int, str]]:
         return conn.execute(
             "select plan, occurrence_ms, state from plan_runs order by plan, occurrence_ms"
         ).fetchall()
+
+
+def check_spring_run(root: Path, run: Any, n: int) -> None:
+    """The one-shot plan's run reached each Milan buyer with an email once; its
+    counts say how many had none."""
+    expected = milan_buyers_at_once(n)
+    # Milan contacts who bought by the due time: half of them have no email
+    audience = {contact(i) for i in range(n) if i % 2 == 0 and i % 7 != 0}
+    assert run.state == "done"
+    assert run.counts["audience"] == len(audience)
+    assert run.counts["without_email"] == len(audience) - len(expected)
+    assert run.counts["reserved"] == len(expected)
+    rows = delivery_rows(root, "plan:Spring reminder")
+    assert {c for _, c, _, _ in rows} == expected
+    assert max(per_contact(rows, ONCE_DUE).values()) == 1

@@ -218,6 +218,15 @@ def test_demo_tells_the_red_shoes_story(tmp_path: Path) -> None:
     assert "12 welcome emails over SMTP" in journeys and ": 302, on to https://" in journeys
     assert re.search(r"1\.yes\.0 +action +Promo +5 ", journeys)
     assert re.search(r"1\.no\.0 +end +7 +0 +7", journeys)
+    # the ads account: its token expiring, a reminder posted once, re-authorized, revoked
+    ads = out.split("Ads platform (Meta)", 1)[1]
+    assert "the receiver got: integration 'Maison ads' expires in 5 day(s)" in ads
+    assert "raises the inactive reminder" in ads and "EAAG…7f3a" in ads
+    assert "webhook (again): 200 {'received': 1, 'new': 0}" in ads
+    assert "'did lead_received' finds 1 contact(s)" in ads
+    assert re.search(
+        r"the scheduled run \(schedule\): job 2 \(diff\) succeeded.* adds 3, removes 1", ads
+    )
     # words for a marketer, on lines a pipe did not cut at 80 columns
     assert "reserved (it counts against the DND policy's limits and waits for" in welcome
     assert "partition" not in out and re.search(r"#\d", out) is None

@@ -227,3 +227,42 @@ def test_int_min_max_agree_with_the_reference(func: a.AggFunc, op: a.CompareOp, 
         cond = a.Aggregate(func, ev(field), sel("purchased"), None, None, op, a.NumberLit(value))
         got = set(compile_condition(cond, SCHEMA, timezone="UTC").evaluate(snap, NOW).ids())
         assert got == _reference(cond, events, profiles), (func, op, field, value)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_output_no_lane_folds_may_have_no_contacts_one_a_lane_folds_may_not(
+    threads: int,
+) -> None:
+    # a float sum folds into accs: iaccs may be empty; an int max folds into
+    # iaccs: accs may be empty; a lane whose own output is empty is refused
+    # before any kernel writes (it would write out of bounds)
+    contact = np.array([0, 1, 1, 2], dtype=np.int32)
+    ts = np.arange(4, dtype=np.int64)
+    vals = np.array([1.5, 2.0, 3.0, 4.0])
+    ints = np.array([7, 9, 8, BIG], dtype=np.int64)
+
+    def run(kind: int, accs_n: int, iaccs_n: int) -> tuple[np.ndarray, ...]:
+        counts = np.zeros((threads, 1, 3), dtype=np.int64)
+        accs = np.zeros((threads, 1, accs_n), dtype=np.float64)
+        iaccs = np.zeros((threads, 1, iaccs_n), dtype=np.int64)
+        tss = np.zeros((threads, 0, 3), dtype=np.int64)
+        args = (
+            np.array([kind], dtype=np.int64),
+            np.zeros(1, dtype=np.int64),
+            np.zeros(1, dtype=np.bool_),
+            np.zeros(1, dtype=np.int64),
+            np.zeros(0, dtype=np.bool_),
+            np.zeros(1, dtype=np.int64),
+            vals,
+        )
+        lanes.scan_lanes(contact, ts, [(0, 4)], *args, counts, accs, tss, ints, iaccs)
+        lanes.merge_threads([kind], [], counts, accs, tss, iaccs)
+        return counts[0, 0], accs[0, 0], iaccs[0, 0]
+
+    counts, sums, _ = run(lanes.SUM, 3, 0)
+    assert counts.tolist() == [1, 2, 1] and sums.tolist() == [1.5, 5.0, 4.0]
+    counts, _, maxes = run(lanes.IMAX, 0, 3)
+    assert counts.tolist() == [1, 2, 1] and maxes.tolist() == [7, 9, BIG]
+    for kind, accs_n, iaccs_n in ((lanes.SUM, 0, 3), (lanes.IMAX, 3, 0)):
+        with pytest.raises(ValueError, match="no column per contact"):
+            run(kind, accs_n, iaccs_n)

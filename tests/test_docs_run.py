@@ -35,7 +35,7 @@ STORE_PAGES = (
     "language/journeys.md",
 )
 # Pages run on their own, in a directory of their own.
-OWN_PAGES = ("store.md",)
+OWN_PAGES = ("store.md", "shards.md")
 
 
 def steps(page: Path) -> list[tuple[Block, str | None]]:

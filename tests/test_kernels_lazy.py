@@ -5,15 +5,19 @@ compilation disabled, a call with unforeseen types refused."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from audience.engine.kernels import filters, postings
 from audience.engine.kernels.config import njit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_importing_the_kernels_loads_none_of_them() -> None:
@@ -72,3 +76,66 @@ def test_the_lazy_decorator_compiles_declared_signatures_only() -> None:
         kernel(np.arange(4, dtype=np.float64))
     plain = njit(cache=False)(twice)  # no signatures: numba's own lazy njit
     assert plain(np.arange(3, dtype=np.int64)) == 6
+
+
+_CACHED_KERNELS = """
+import numpy as np
+from numba import prange, types
+
+from audience.engine.kernels.config import NJIT, PARALLEL, njit, ro
+
+
+@njit([types.int64[::1](ro(types.int64))], **NJIT)
+def doubled(x):  # allocates: needs numba's runtime once loaded
+    out = np.empty(x.shape[0], dtype=np.int64)
+    for i in range(x.shape[0]):
+        out[i] = 2 * x[i]
+    return out
+
+
+@njit([types.int64(ro(types.int64))], **PARALLEL)
+def total(x):  # threads: needs the threading layer once loaded
+    s = 0
+    for i in prange(x.shape[0]):
+        s += x[i]
+    return s
+"""
+
+_USE_THEM = """
+import json, sys
+import numpy as np
+import kernels_under_test as k
+x = np.arange(100_000, dtype=np.int64)
+results = [int(k.doubled(x)[-1]), int(k.total(x))]
+hits = sum(sum(d.stats.cache_hits.values()) for d in (k.doubled, k.total))
+misses = sum(sum(d.stats.cache_misses.values()) for d in (k.doubled, k.total))
+# numba.np.linalg is imported only by numba's refresh of its registries
+print(json.dumps([results, hits, misses, "numba.np.linalg" in sys.modules]))
+"""
+
+
+def test_a_cached_kernel_loads_without_numbas_registries_and_runs_as_compiled(
+    tmp_path: Path,
+) -> None:
+    # the first process compiles (a cache miss takes numba's own path), the
+    # second loads the machine code; both give the same answers, threads and
+    # allocations included
+    (tmp_path / "kernels_under_test.py").write_text(_CACHED_KERNELS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+
+    def run() -> list[object]:
+        proc = subprocess.run(
+            [sys.executable, "-c", _USE_THEM],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        out: list[object] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return out
+
+    expected = [199_998, 4_999_950_000]
+    assert run() == [expected, 0, 2, True]
+    assert run() == [expected, 2, 0, False]

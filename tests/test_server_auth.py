@@ -4,12 +4,17 @@ other node's token, read token, write token), and the sources themselves."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from audience.integrations.meta.fake import VERSION, FakeGraph, running
+from audience.integrations.meta.graph import GraphConfig
+from audience.integrations.meta.tokens import Integrations
 from audience.runtime.journeys.service import JourneyService
+from audience.runtime.plans.clock import wall_clock
 from audience.runtime.plans.service import PlanService
 from audience.runtime.store import Store
 from audience.server.auth import Sources, hash_token
@@ -30,6 +35,7 @@ TEMPLATE = {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}
 NOTE = 'delivery "Note" {\n  template "Hello"\n  test list ("qa@example.com")\n}\n'
 PLAN = 'plan "Weekly" {\n  who "Buyers"\n  when every week on monday at 09:00\n  send "Note"\n}\n'
 JOURNEY = 'journey "Welcome" {\n  start now\n  action "Hi" send "Note"\n}\n'
+META_TOKEN = "EAAB-auth-matrix-token"
 
 
 def named(text: str, old: str, new: str) -> dict[str, str]:
@@ -65,9 +71,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         for name in ("Welcome", "Pausable"):
             journeys.go_live(name)
     add_syncs(path)
-    srv = start(path)
-    yield srv
-    srv.server.stop()
+    # the store's Meta integrations, over a fake Graph API on loopback
+    fake = FakeGraph(now=lambda: int(time.time()))
+    fake.add_token(META_TOKEN)
+    with running(fake) as url:
+        graph = GraphConfig(base_url=url, version=VERSION, max_retries=0)
+        ints = Integrations(path, graph, wall_clock)
+        for name in ("Ads", "Doomed write", "Doomed other"):
+            ints.connect(name, "act_1", META_TOKEN)
+        srv = start(path, graph=graph)
+        yield srv
+        srv.server.stop()
 
 
 # the endpoints served without a token: a load balancer's probe, the API's own
@@ -131,6 +145,7 @@ def endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
         ("POST", "/v1/messages/{name}/test", "/v1/messages/Note/test", {}, "write"),
         *journey_endpoints(who),
         *sync_endpoints(who, "other" if who == "other" else "main"),
+        *integration_endpoints(who),
         ("GET", "/v1/reports/domains", "/v1/reports/domains", None, "read"),
         ("GET", "/v1/reports/domains.html", "/v1/reports/domains.html", None, "read"),
     ]
@@ -158,6 +173,28 @@ def journey_endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
         ("GET", j + "/contacts/{contact_id}", contact, None, "read"),
         ("GET", j + "/contacts/{contact_id}/history", contact + "/history", None, "read"),
         ("POST", j + "/contacts/{contact_id}/enter", contact + "/enter", None, "write"),
+    ]
+
+
+def integration_endpoints(who: str) -> list[tuple[str, str, str, Any, str]]:
+    i = "/v1/integrations/{name}"
+    new = {"name": f"Ads {who}", "account_id": "act_2", "token": META_TOKEN}
+    return [
+        ("GET", "/v1/integrations", "/v1/integrations", None, "read"),
+        ("POST", "/v1/integrations", "/v1/integrations", new, "write"),
+        ("GET", i, "/v1/integrations/Ads", None, "read"),
+        ("PATCH", i, "/v1/integrations/Ads", {"reminder_url": None}, "write"),
+        ("DELETE", i, f"/v1/integrations/Doomed {who}", None, "write"),
+        ("POST", i + "/check", "/v1/integrations/Ads/check", None, "write"),
+        (
+            "POST",
+            i + "/reauthorize",
+            "/v1/integrations/Ads/reauthorize",
+            {"token": META_TOKEN},
+            "write",
+        ),
+        ("GET", "/v1/integration-reminders", "/v1/integration-reminders", None, "read"),
+        ("PUT", "/v1/integration-reminders", "/v1/integration-reminders", {"url": None}, "write"),
     ]
 
 

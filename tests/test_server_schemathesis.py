@@ -16,6 +16,8 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from audience.integrations.meta.fake import VERSION, FakeGraph, running
+from audience.integrations.meta.graph import GraphConfig
 from tests.helpers.server_api import Live, build_store, start
 
 # more with AUDIENCE_FUZZ_EXAMPLES=200 (the default keeps `make test` short)
@@ -28,9 +30,11 @@ EXCLUDED: list[Any] = [positive_data_acceptance]
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     path = build_store(tmp_path_factory.mktemp("fuzz") / "shop", n_events=2000, n_contacts=100)
-    srv = start(path)
-    yield srv
-    srv.server.stop()
+    # the integrations ask a fake Graph API on loopback, never the real one
+    with running(FakeGraph()) as graph:
+        srv = start(path, graph=GraphConfig(base_url=graph, version=VERSION, max_retries=0))
+        yield srv
+        srv.server.stop()
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

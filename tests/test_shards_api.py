@@ -101,6 +101,8 @@ def test_layout_of_a_sharded_node(tmp_path: Path) -> None:
     Store.init(tmp_path / "s", SCHEMA_TOML, node="us")
     assert isinstance(audience.open(str(tmp_path / "s"), node="eu"), ShardedStore)
     assert isinstance(audience.open(str(tmp_path / "s"), node="us"), Store)
+    with pytest.raises(StoreError, match=r"node 'eu' is sharded: open it with audience\.open"):
+        Store.open(tmp_path / "s", node="eu")
 
 
 @pytest.mark.parametrize("bad", [0, -1, 5000, True])
@@ -242,9 +244,15 @@ def test_cli_init_ingest_eval_on_a_sharded_node(tmp_path: Path) -> None:
     r = runner.invoke(cli, ["eval", s, "-e", "did purchased", "--as-of", AS_OF, "--explain"])
     assert r.exit_code == 0, r.output
     assert "over 3 shards" in r.output
-    fields = ["--format", "csv", "--fields", "email"]
-    r = runner.invoke(cli, ["eval", s, "-e", "did purchased", *fields])
-    assert r.exit_code == 2 and "does not work on a sharded node" in r.output
+    for fmt in ("csv", "jsonl"):
+        fields = ["--as-of", AS_OF, "--format", fmt, "--fields", "email,city"]
+        got = runner.invoke(cli, ["eval", s, "-e", "not did purchased", *fields])
+        want = runner.invoke(
+            cli, ["eval", str(tmp_path / "plain"), "-e", "not did purchased", *fields]
+        )
+        assert got.exit_code == 0, got.output
+        assert sorted(got.output.splitlines()) == sorted(want.output.splitlines())
+        assert "@" in got.output
 
 
 def test_rejects_keep_their_lines(tmp_path: Path) -> None:
@@ -257,3 +265,25 @@ def test_rejects_keep_their_lines(tmp_path: Path) -> None:
     assert reject.line == len(EVENTS) + 1 and reject.field == "type"
     assert '"x1"' in reject.raw
     assert np.array_equal(report.rejects[0].line, reject.line)
+
+
+def test_a_program_for_another_schema_is_refused(tmp_path: Path) -> None:
+    sharded, _ = _stores(tmp_path, 2)
+    program = sharded.compile_program("did purchased")
+    other = Store.init(tmp_path / "other", '[profile]\nemail = "string"\n[events.purchased]\n')
+    with pytest.raises(ValueError, match="compiled for schema"):
+        shard_members(other, program, 0)
+
+
+def test_empty_shards_and_an_empty_node(tmp_path: Path) -> None:
+    node = ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=4)
+    for text in ("did purchased", "not did purchased", "email is set"):
+        hits = node.compile(text).evaluate(as_of=AS_OF, explain=True)
+        assert len(hits) == 0 and hits.ids() == [] and hits.to_arrow().num_rows == 0
+        assert hits.explain is not None and hits.explain["universe"] == 0
+    # one contact with a profile only: three shards stay empty
+    node.ingest_profiles([{"contact_id": "solo", "email": "solo@example.com"}])
+    assert sorted(len(s.snapshot().contact_ids) for s in node.shards()) == [0, 0, 0, 1]
+    assert node.compile("not did purchased").evaluate(as_of=AS_OF).ids() == ["solo"]
+    assert node.compile("email is set").evaluate(as_of=AS_OF).ids() == ["solo"]
+    assert node.compile("did purchased").evaluate(as_of=AS_OF).ids() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import click
@@ -176,6 +177,30 @@ def test_segments_commands(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "no saved segment 'buyers'" in r.output
     r = runner.invoke(cli(), ["segments", "save", s, "x"])
     assert r.exit_code == 2
+
+
+def test_listing_reads_a_migrated_file_as_is_and_migrates_one_that_is_not(
+    tmp_path: Path,
+) -> None:
+    store = Store.init(tmp_path / "s", schema())
+    store.save_segment("b", 'city = "Milan"')
+    store.save_segment("a", "did purchased")
+    path = tmp_path / "s" / "definitions.sqlite"
+    # read without opening the database the regular way (which would migrate)
+    reader = Definitions(path)
+    assert [(s.name, s.version) for s in reader.list_segments()] == [("a", 1), ("b", 1)]
+    assert reader._db is None
+    # a file missing a migration of the saved segments takes the regular way
+    with sqlite3.connect(path) as conn:
+        conn.execute("delete from schema_migrations where component = 'segments'")
+        conn.execute("drop table segments")
+    conn.close()
+    reader = Definitions(path)
+    assert reader.list_segments() == []
+    assert reader._db is not None
+    # and a store without its file yet makes it
+    fresh = Definitions(tmp_path / "new.sqlite")
+    assert fresh.list_segments() == [] and (tmp_path / "new.sqlite").exists()
 
 
 def test_definitions_api_and_migrations(tmp_path: Path) -> None:

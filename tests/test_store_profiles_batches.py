@@ -2,7 +2,7 @@
 the one the same rows make read as a single batch, codes included, and its
 profiles are those the rows give ingested a row at a time (the last value
 given for a field wins, a null never clears one, a merged list gathers every
-row's)."""
+row's), whether its columns are upserted on two threads or on one."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audience.runtime.store import Store, sources
+from audience.runtime.store import Store, profiles, sources
 from tests.helpers.store_data import dump, schema
 
 ROW = st.fixed_dictionaries(
@@ -51,16 +51,18 @@ def test_batches_of_profiles_equal_rows_one_at_a_time(
 ) -> None:
     merge_lists = ["tags"] if merge else []
 
-    def store(chunk_rows: int) -> Store:
+    def store(chunk_rows: int, threaded: bool) -> Store:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(sources, "CHUNK_ROWS", chunk_rows)
+            # the columns upserted on two threads, or one after the other
+            mp.setattr(profiles, "PARALLEL_ROWS", 0 if threaded else 10**9)
             out = Store.from_arrow(None, None, schema())
             if first:
                 out.ingest_profiles(_table(first))
             out.ingest_profiles(_table(rows), merge_lists=merge_lists)
         return out
 
-    batched, whole = store(chunk), store(1000)
+    batched, whole = store(chunk, threaded=True), store(1000, threaded=False)
     assert dump(batched.snapshot()) == dump(whole.snapshot())
     by_row = Store.from_arrow(None, None, schema())
     if first:

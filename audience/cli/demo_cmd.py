@@ -15,8 +15,10 @@ def demo_cmd(directory: str | None, n_events: int, n_contacts: int) -> None:
     """Build a sample shop store in DIRECTORY (default ./maison-demo; a store an earlier
     demo built there is replaced) and evaluate the seed's segments, printing counts,
     explanations and whether Angela is in each; then the welcome trigger, two plans
-    run by the scheduler, and the welcome journey (its emails to an SMTP server and
-    clicks through a tracking server, both on loopback)."""
+    run by the scheduler, the welcome journey (its emails to an SMTP server and
+    clicks through a tracking server, both on loopback), and an ads account: its
+    token's reminders, a custom audience synced with a segment and a lead from a
+    lead form's webhook (a fake Graph API on loopback)."""
     from audience.cli.output import console
     from audience.demo.run import run_demo
     from audience.runtime.store import StoreError

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import click
 from rich.markup import escape
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from audience.cli.output import console, plural
 from audience.timecalc import iso_utc
+
+if TYPE_CHECKING:
+    from audience.runtime.shards.store import ShardedStore
 
 FORMATS = ("count", "ids", "jsonl", "csv", "json")
 
@@ -128,6 +131,17 @@ def _print_explain(explain: dict[str, Any]) -> None:
     "--explain", is_flag=True, help="Counts per rule, time per step (on stderr; in json: in it)."
 )
 @click.option("--node", default="main", show_default=True)
+@click.option(
+    "--cluster",
+    metavar="ADDR|local",
+    help="Evaluate a sharded STORE on a Dask cluster: a scheduler address "
+    "(tcp://host:port) or 'local' (worker processes started for this command).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    help="With --cluster local: how many worker processes (default: one per core).",
+)
 def eval_cmd(
     store_path: str,
     expr: str | None,
@@ -138,6 +152,8 @@ def eval_cmd(
     fields: str | None,
     explain: bool,
     node: str,
+    cluster: str | None,
+    workers: int | None,
 ) -> None:
     """Evaluate a segment over STORE and print its audience."""
     from audience.dsl.errors import DslError
@@ -151,18 +167,27 @@ def eval_cmd(
         raise click.UsageError("--segment picks a segment of -f FILE or a saved one; not with -e")
     if fields is not None and fmt not in ("jsonl", "csv"):
         raise click.UsageError("--fields goes with --format jsonl or csv")
+    if workers is not None and cluster != "local":
+        raise click.UsageError("--workers goes with --cluster local")
+    if cluster is not None and (fields is not None or explain):
+        raise click.UsageError("--fields and --explain are not available with --cluster")
     try:
         store = open_store(store_path, node)
         names = _fields(store, fields)
-        segment = _segment_source(store, expr, file, name)
-        if _sharded(store):
-            if names:
-                raise StoreError("--fields does not work on a sharded node yet")
-            snap = None
-            hits = segment.evaluate(as_of, explain=explain)  # every shard, united
+        segment = _segment_source(store, expr, file, name)  # before any cluster starts
+        # the audience and its fields read the same version (of every shard)
+        if cluster is not None:
+            snaps = []
+            hits = _on_cluster(store, segment, cluster, workers, as_of)
+        elif _sharded(store):
+            from audience.runtime.evaluate import parse_as_of
+
+            snaps = store.snapshots()
+            now_ms = parse_as_of(as_of, segment.compiled.timezone)
+            hits = segment.evaluate_on(snaps, now_ms, explain=explain)
         else:
-            snap = store.snapshot()  # the audience and its fields read the same version
-            hits = segment.compiled.evaluate(snap, as_of, explain=explain)
+            snaps = [store.snapshot()]
+            hits = segment.compiled.evaluate(snaps[0], as_of, explain=explain)
     except StoreError as exc:
         raise click.UsageError(str(exc)) from None
     except DslError as err:
@@ -179,12 +204,12 @@ def eval_cmd(
             doc["explain"] = hits.explain
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     elif fmt == "jsonl" and names:
-        for row in _rows(snap, hits, names):
+        for row in _rows(snaps, hits, names):
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif fmt == "csv" and names:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["contact_id", *names])
-        for row in _rows(snap, hits, names):
+        for row in _rows(snaps, hits, names):
             writer.writerow(_csv_cell(v) for v in row.values())
     else:  # ids, jsonl, csv: streamed from the Arrow ids, a chunk at a time
         from audience.runtime.ids import write_text
@@ -195,10 +220,27 @@ def eval_cmd(
         _print_explain(hits.explain)
 
 
-def _sharded(store: Any) -> bool:
+def _sharded(store: Any) -> TypeGuard[ShardedStore]:
     from audience.runtime.shards.store import ShardedStore
 
     return isinstance(store, ShardedStore)
+
+
+def _on_cluster(
+    store: Any, segment: Any, cluster: str, workers: int | None, as_of: str | None
+) -> Any:
+    """``eval --cluster``: the segment, compiled here once, evaluated by the
+    shards' workers; their members merged here."""
+    from audience.dist import ClusterError, ClusterStore, LocalOptions
+    from audience.runtime.store import StoreError
+
+    if not _sharded(store):
+        raise StoreError(f"{store.path}: node '{store.node}' is not sharded; --cluster needs one")
+    try:
+        with ClusterStore.on(store, cluster, LocalOptions(workers=workers)) as on_cluster:
+            return on_cluster.evaluate(segment.program, as_of)
+    except ClusterError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _fields(store: Any, fields: str | None) -> list[str]:
@@ -217,14 +259,20 @@ def _fields(store: Any, fields: str | None) -> list[str]:
     return names
 
 
-def _rows(snap: Any, hits: Any, names: list[str]) -> Iterator[dict[str, Any]]:
+def _rows(snaps: list[Any], hits: Any, names: list[str]) -> Iterator[dict[str, Any]]:
+    """The members' rows; ``snaps``: the snapshots the audience was made of,
+    whose contacts stand side by side in it (one, or a sharded node's shards)."""
+    import numpy as np
+
     from audience.runtime.triggers.batch import profile_value
 
     ids = hits.contact_ids
+    starts = np.cumsum([0] + [s.n_contacts for s in snaps])
     for i in hits.indexes().tolist():
+        k = int(np.searchsorted(starts, i, side="right")) - 1
         row: dict[str, Any] = {"contact_id": ids[i]}
         for f in names:
-            value = profile_value(snap, i, f)
+            value = profile_value(snaps[k], i - int(starts[k]), f)
             row[f] = value.isoformat() if isinstance(value, dt.date) else value
         yield row
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 @click.group("integrations")
 def integrations_group() -> None:
     """Ads accounts (Meta) connected with an access token: connect, list, check,
-    re-authorize.
+    re-authorize, and the reminders before a token ends.
 
     The Graph API is reached at AUDIENCE_META_GRAPH_URL (default
     https://graph.facebook.com), version AUDIENCE_META_GRAPH_VERSION; with
@@ -44,23 +45,13 @@ def _token_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _integrations(store: str, at: str | None) -> Integrations:
-    import os
-
     from audience.cli.delivery_cmds import _store
-    from audience.integrations.meta.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
-    from audience.integrations.meta.tokens import Integrations
+    from audience.integrations.meta.tokens import Integrations, graph_config_from_env
     from audience.runtime.plans.clock import fixed_clock, wall_clock
 
-    env = os.environ.get
-    config = GraphConfig(
-        base_url=env("AUDIENCE_META_GRAPH_URL") or DEFAULT_BASE_URL,
-        version=env("AUDIENCE_META_GRAPH_VERSION") or DEFAULT_VERSION,
-        app_id=env("AUDIENCE_META_APP_ID") or None,
-        app_secret=env("AUDIENCE_META_APP_SECRET") or None,
-    )
     at_ms = instant_ms(at, "--at")
     clock = wall_clock if at_ms is None else fixed_clock(at_ms)
-    return Integrations(_store(store), config, clock)
+    return Integrations(_store(store), graph_config_from_env(), clock)
 
 
 def _run(fn: Callable[[], Any]) -> Any:
@@ -73,32 +64,14 @@ def _run(fn: Callable[[], Any]) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-def _json(i: Integration, now: int) -> dict[str, Any]:
-    from audience.timecalc import iso_utc
-
-    def iso(ms: int | None) -> str | None:
-        return None if ms is None else iso_utc(ms, "seconds")
-
-    return {
-        "name": i.name,
-        "account_id": i.account_id,
-        "token": i.masked_token,
-        "status": i.status(now),
-        "ends": iso(i.ends_ms),
-        "expires": iso(i.expires_ms),
-        "data_access_expires": iso(i.data_access_expires_ms),
-        "refused": i.refused,
-        "scopes": list(i.scopes),
-        "checked": iso(i.checked_ms),
-    }
-
-
 def _show(items: list[Integration], ints: Integrations, fmt: str, one: bool = True) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from audience.integrations.meta.tokens import integration_json
+
     now = ints.clock()
-    rows = [_json(i, now) for i in items]
+    rows = [integration_json(i, now) for i in items]
     if fmt == "json":
         echo_json(rows[0] if one else rows)
         return
@@ -145,15 +118,113 @@ def list_cmd(store: str, at: str | None, fmt: str) -> None:
 
 @integrations_group.command("check")
 @_common
-@click.argument("name")
+@click.argument("name", required=False)
 @format_option()
-def check_cmd(store: str, at: str | None, name: str, fmt: str) -> None:
-    """Ask the platform whether NAME's token is still valid and record the answer."""
+def check_cmd(store: str, at: str | None, name: str | None, fmt: str) -> None:
+    """Ask the platform whether NAME's token (without NAME: every one) is still
+    valid, record the answer, and raise the reminders now due as webhook
+    deliveries (once each; `audience worker` sends them).  Exits 1 when one is
+    inactive."""
+    from audience.integrations.meta.reminders import raise_due
+    from audience.runtime.delivery.log import DeliveryLog
+
     ints = _integrations(store, at)
-    i = _run(lambda: ints.check(name))
-    _show([i], ints, fmt)
-    if i.status(ints.clock()) == "inactive":
+    names = [name] if name is not None else [i.name for i in ints.all()]
+    checked = [_run(functools.partial(ints.check, n)) for n in names]
+    log = DeliveryLog.open(ints.path.parent)
+    try:
+        raised = raise_due(ints, log, only=name)
+    finally:
+        log.close()
+    _show(checked, ints, fmt, one=name is not None)
+    for r in raised:
+        if r.new:
+            click.echo(
+                f"reminder raised: {r.reminder.message} (webhook delivery {r.delivery_id})",
+                err=True,
+            )
+    if any(i.status(ints.clock()) == "inactive" for i in checked):
         sys.exit(1)
+
+
+@integrations_group.command("delete")
+@click.argument("store", type=click.Path())
+@click.argument("name")
+def delete_cmd(store: str, name: str) -> None:
+    """Forget NAME and its token (nothing changes on the platform's side)."""
+    ints = _integrations(store, None)
+    _run(lambda: ints.delete(name))
+    click.echo(f"deleted integration {name!r}")
+
+
+@integrations_group.command("reminders")
+@_common
+@format_option()
+def reminders_cmd(store: str, at: str | None, fmt: str) -> None:
+    """The reminders due: tokens that end within the reminder days (7 and 1 unless
+    set) or are inactive, and where each one's webhook goes."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from audience.integrations.meta.reminders import body, due, load_settings
+
+    ints = _integrations(store, at)
+    settings = load_settings(ints)
+    now = ints.clock()
+    rows = [{**body(r, now), "url": r.url} for r in due(ints, settings)]
+    if fmt == "json":
+        echo_json(
+            {"reminders": rows, "webhook": {"url": settings.url, "days": list(settings.days)}}
+        )
+        return
+    days = ", ".join(str(d) for d in settings.days)
+    click.echo(f"reminder webhook: {settings.url or '(none)'}; days before the end: {days}")
+    if not rows:
+        click.echo("no reminder is due")
+        return
+    table = Table("integration", "status", "reminder", "ends", "days left", "webhook")
+    for r in rows:
+        cells = ("integration", "status", "reminder", "ends", "days_left", "url")
+        table.add_row(*(escape(str(r[k] if r[k] is not None else "")) for k in cells))
+    console().print(table)
+    for r in rows:
+        click.echo(r["message"])
+
+
+@integrations_group.command("reminder-webhook")
+@click.argument("store", type=click.Path())
+@click.option("--url", help="post reminders to this http(s) URL")
+@click.option("--clear", is_flag=True, help="post none (they are still listed)")
+@click.option(
+    "--days",
+    type=int,
+    multiple=True,
+    help="remind this many days before a token ends (repeatable; default 7 and 1)",
+)
+@click.option("--integration", "name", help="set this integration's own URL instead of the store's")
+def reminder_webhook_cmd(
+    store: str, url: str | None, clear: bool, days: tuple[int, ...], name: str | None
+) -> None:
+    """Where reminders are posted: the store's webhook (and the days before a token
+    ends that it is told), or one integration's own.
+
+    \b
+    audience integrations reminder-webhook shop --url https://ops.example/hooks/ads --days 14
+    audience integrations reminder-webhook shop --integration ads --clear"""
+    from audience.integrations.meta.reminders import save_settings
+
+    if clear == (url is not None):
+        raise click.UsageError("give --url or --clear")
+    ints = _integrations(store, None)
+    if name is not None:
+        if days:
+            raise click.UsageError("--days is the store's: give it without --integration")
+        i = _run(lambda: ints.set_reminder_url(name, url))
+        click.echo(f"integration {name!r}: reminders to {i.reminder_url or 'the store webhook'}")
+        return
+    s = _run(lambda: save_settings(ints, url, days or None))
+    shown = ", ".join(str(d) for d in s.days)
+    click.echo(f"reminders to {s.url or '(none)'}, {shown} day(s) before a token ends")
 
 
 @integrations_group.command("reauthorize")

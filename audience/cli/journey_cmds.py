@@ -17,6 +17,7 @@ from audience.cli.output import echo_json, format_option, instant_ms, plural
 from audience.cli.plan_cmds import _clock, _open, _read
 from audience.dsl.errors import DslError
 from audience.runtime.journeys.service import JourneyError, JourneyService, SavedJourney
+from audience.runtime.shards.errors import NotOnShards
 
 T = TypeVar("T")
 
@@ -48,6 +49,8 @@ def _do(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
     except (JourneyError, DslError) as err:
         _refuse(err)
+    except NotOnShards as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- wording

@@ -20,6 +20,7 @@ from audience.cli.output import echo_json, instant_ms
 from audience.dsl.errors import DslError
 from audience.runtime.plans.clock import Clock, fixed_clock, wall_clock
 from audience.runtime.plans.service import PlanError, PlanService
+from audience.runtime.shards.errors import NotOnShards
 from audience.runtime.store import Store, StoreError, open_store
 from audience.timecalc import iso_utc
 
@@ -195,6 +196,8 @@ def plans_preview(
         out = preview(st, name, instant_ms(when, "--when"), clock=_clock(at))
     except PlanError as err:
         _refuse(err)
+    except NotOnShards as exc:
+        raise click.ClickException(str(exc)) from None
     except DslError as err:
         click.echo(err.render(), err=True)
         sys.exit(1)
@@ -312,6 +315,8 @@ def messages_test(store: str, name: str, contact: str | None, node: str, fmt: st
         sent = test_send(_open(store, node), name, contact)
     except PlanError as err:
         _refuse(err)
+    except NotOnShards as exc:
+        raise click.ClickException(str(exc)) from None
     if fmt == "json":
         echo_json({"sent": sent})
         return

@@ -65,12 +65,13 @@ def nodes_list(store: str, fmt: str) -> None:
 @click.argument("store", type=click.Path())
 @click.argument("name")
 @click.option("--schema", "schema_path", type=click.Path(), help="default: node main's schema")
-def nodes_create(store: str, name: str, schema_path: str | None) -> None:
+@click.option("--shards", type=int, default=None, help="split its contacts over N shards")
+def nodes_create(store: str, name: str, schema_path: str | None, shards: int | None) -> None:
     """Add node NAME to STORE."""
     from audience.server.nodes import create_node
 
     try:
-        create_node(store, name, schema_path)
+        create_node(store, name, schema_path, shards=shards)
     except StoreError as exc:
         raise _fail(exc) from None
     click.echo(f"created node {name} in {store}")

@@ -228,7 +228,10 @@ def trigger_dry_run(
     then (valid-from included): what would have happened and why, and apart,
     what the delivery log already holds for those events.  Writes nothing."""
     st = _engine(store, node).store
-    report = dry_run(st, instant_ms(since, "--since"), instant_ms(until, "--until"))
+    try:
+        report = dry_run(st, instant_ms(since, "--since"), instant_ms(until, "--until"))
+    except StoreError as exc:  # e.g. a sharded node
+        raise click.ClickException(str(exc)) from None
     if fmt == "json":
         echo_json(report.to_dict(limit=max(limit, 0)))
         return

@@ -246,6 +246,10 @@ def run_demo(
 
         # its own store in the demo's directory: readers at many mail providers
         deliverability_story(path / "mail", console, now, min(40_000, max(2_000, n_contacts)))
+        from audience.demo.meta import meta_story  # its fake Graph API, only here
+
+        # its own store too: the worker it runs sends only the reminders
+        meta_story(path / "ads", console, now, min(n_contacts, 20_000))
         console.print(Rule())
         _try_it(console, path, sizes, now)
     return sizes

@@ -157,8 +157,13 @@ def run_scans(
     n_flags = sum(1 for ln in lane_list if ln.kind == lanes.EXISTS)
     flags = np.zeros((threads, n_flags, n), dtype=np.uint8)
     counts = np.zeros((threads, len(agg_kinds) + n_cnt, n), dtype=np.int64)
-    accs = np.zeros((threads, len(agg_kinds), n), dtype=np.float64)
-    iaccs = np.zeros((threads, len(agg_kinds), n), dtype=np.int64)
+    # the float and the int folds share the aggregate slots, but a kind no
+    # lane folds needs no contacts (at millions of contacts, zeroing an
+    # unused array per evaluation cost more than the scan's reading)
+    n_int = sum(1 for kd in agg_kinds if kd in (lanes.IMIN, lanes.IMAX))
+    n_float = len(agg_kinds) - n_int
+    accs = np.zeros((threads, len(agg_kinds), n if n_float else 0), dtype=np.float64)
+    iaccs = np.zeros((threads, len(agg_kinds), n if n_int else 0), dtype=np.int64)
     tss = np.empty((threads, len(ts_kinds), n), dtype=np.int64)
     for r, kd in enumerate(ts_kinds):
         tss[:, r] = reduce.INT64_MIN if kd == lanes.NEWEST else reduce.INT64_MAX

@@ -22,6 +22,7 @@ from audience.server import (
     evaluate,
     events,
     health,
+    integrations,
     journeys,
     meta_leads,
     meta_syncs,
@@ -56,6 +57,7 @@ BLUEPRINTS = (
     meta_syncs,
     reports,
     tracking,
+    integrations,
     meta_webhooks,
     meta_leads,
 )

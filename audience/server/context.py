@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request
 
+from audience.integrations.meta.graph import GraphConfig
 from audience.runtime.delivery.log import DeliveryLog
 from audience.runtime.delivery.model import wall_ms
 from audience.runtime.store import StoreError
@@ -41,6 +42,8 @@ class ServerConfig:
     # a thread of this process ingests the tracking events; False: another
     # process does (``serve`` starts one)
     ingest_thread: bool = True
+    # the Graph API (Meta integrations); None: from AUDIENCE_META_*, without retries
+    graph: GraphConfig | None = None
 
     @classmethod
     def of(cls, config: ServerConfig | dict[str, Any] | str | Path) -> ServerConfig:

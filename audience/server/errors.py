@@ -16,6 +16,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from audience.dsl.errors import DslError
+from audience.runtime.shards.errors import NotOnShards
 
 log = logging.getLogger("audience.server")
 
@@ -111,7 +112,13 @@ def _unexpected(exc: Exception) -> Response:
     return error_response(500, body)
 
 
+def _not_on_shards(exc: NotOnShards) -> Response:
+    body = {"error": {"code": "not_on_sharded_node", "message": str(exc), "help": None}}
+    return error_response(501, body)
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(NotOnShards, _not_on_shards)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(DslError, _dsl_error)

@@ -10,9 +10,9 @@ ignoring ``limit``.  The saved segments' ``/audience`` endpoint shares this.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,8 @@ from flask import Blueprint, Response, jsonify
 
 from audience.runtime.api import StoreSegment
 from audience.runtime.evaluate import Audience, parse_as_of
+from audience.runtime.shards.segment import ShardedSegment
+from audience.runtime.shards.store import ShardedStore
 from audience.runtime.store import Store
 from audience.server.bodies import ARROW_STREAM, Fields, json_object
 from audience.server.context import current_node, requires, state
@@ -107,20 +109,23 @@ def run_query(node: NodeRuntime, q: Query) -> Response:
             )
         version, now_ms, offset = cursor.version, cursor.now_ms, cursor.offset
         aud = cache.audience(version, now_ms, digest)
-        if aud is None or (q.explain and aud.explain is None):
+        if (aud is None or (q.explain and aud.explain is None)) and sharded(node.store):
+            aud = _again_sharded(node.store, seg, version, now_ms, q.explain)
+            cache.keep(version, now_ms, digest, aud)
+        elif aud is None or (q.explain and aud.explain is None):
             snap = cache.snapshot(version)
             if snap is None:
                 current = node.store.snapshot()
                 snap = current if current.version == version else None
             if snap is None:
-                raise ApiError(
-                    410,
-                    "cursor_expired",
-                    f"store version {version} of this cursor is no longer kept",
-                    "evaluate again without a cursor",
-                )
+                raise _expired(version)
             aud = _run(seg, snap, now_ms, q.explain)
             cache.keep(version, now_ms, digest, aud)
+    elif sharded(node.store):
+        snaps = node.store.snapshots()  # the shards' newest versions, one each
+        version, now_ms, offset = node.store.version_of(snaps), _now_ms(q.as_of, seg), 0
+        aud = _guarded(lambda: _on_shards(seg).evaluate_on(snaps, now_ms, explain=q.explain))
+        cache.keep(version, now_ms, digest, aud)
     else:
         snap = node.store.snapshot()
         cache.keep_snapshot(snap)
@@ -148,10 +153,43 @@ def run_query(node: NodeRuntime, q: Query) -> Response:
 
 
 def _run(seg: StoreSegment, snap: Snapshot, now_ms: int, explain: bool) -> Audience:
+    return _guarded(lambda: seg.compiled.evaluate(snap, now_ms, explain=explain))
+
+
+def _guarded(run: Callable[[], Audience]) -> Audience:
     try:
-        return seg.compiled.evaluate(snap, now_ms, explain=explain)
+        return run()
     except (OverflowError, ValueError) as exc:
         raise out_of_range(exc) from None
+
+
+def sharded(store: Any) -> TypeGuard[ShardedStore]:
+    return isinstance(store, ShardedStore)
+
+
+def _again_sharded(
+    store: ShardedStore, seg: Any, version: int, now_ms: int, explain: bool
+) -> Audience:
+    """A cursor's audience again: only the shards' versions it was made on
+    give it, and a sharded node keeps only its newest ones."""
+    snaps = store.snapshots()
+    if store.version_of(snaps) != version:
+        raise _expired(version)
+    return _guarded(lambda: _on_shards(seg).evaluate_on(snaps, now_ms, explain=explain))
+
+
+def _on_shards(seg: Any) -> ShardedSegment:
+    assert isinstance(seg, ShardedSegment)  # what a ShardedStore compiles
+    return seg
+
+
+def _expired(version: int) -> ApiError:
+    return ApiError(
+        410,
+        "cursor_expired",
+        f"store version {version} of this cursor is no longer kept",
+        "evaluate again without a cursor",
+    )
 
 
 def _now_ms(as_of: str | int | None, seg: StoreSegment) -> int:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pyarrow as pa
+
+from audience.runtime.shards.layout import shard_of
+from audience.runtime.shards.store import ShardedStore
 from audience.runtime.store import Store, StoreError, open_store
 from audience.runtime.store.layout import STORE_FILE
 from audience.runtime.store.layout import list_nodes as layout_list_nodes
@@ -29,16 +33,24 @@ def list_nodes(store_path: str | Path) -> list[str]:
 
 
 def create_node(
-    store_path: str | Path, name: str, schema: Schema | str | Path | None = None
-) -> Store:
+    store_path: str | Path,
+    name: str,
+    schema: Schema | str | Path | None = None,
+    *,
+    shards: int | None = None,
+) -> None:
     """Add node ``name`` to an existing store; without ``schema`` it takes the
-    schema of node ``main`` (or of the first node)."""
+    schema of node ``main`` (or of the first node).  ``shards``: a sharded
+    node of that many shards (audience.runtime.shards)."""
     nodes = list_nodes(store_path)
     if schema is None:
         if not nodes:
             raise StoreError(f"{store_path}: no node to copy a schema from; give --schema")
         schema = open_store(store_path, "main" if "main" in nodes else nodes[0]).schema
-    return Store.init(store_path, schema, node=name)
+    if shards is None:
+        Store.init(store_path, schema, node=name)
+    else:
+        ShardedStore.init(store_path, schema, node=name, shards=shards)
 
 
 class ContactIndex:
@@ -66,6 +78,22 @@ class NodeRuntime:
         self.store = store
         self.audiences = AudienceCache(cache_size)
         self.contacts = ContactIndex()
+        self._shard_contacts: dict[int, ContactIndex] = {}  # a sharded node's, per shard
+        self._lock = threading.Lock()
+
+    def contact_home(self, contact_id: str) -> tuple[Snapshot, ContactIndex, int]:
+        """The snapshot that holds ``contact_id`` if any contact's does, the
+        index of its contacts, and the node's version: on a sharded node, the
+        contact's shard (by the hash of its id) and the shards' version."""
+        store = self.store
+        if not isinstance(store, ShardedStore):
+            snap = store.snapshot()
+            return snap, self.contacts, snap.version
+        k = int(shard_of(pa.array([contact_id], pa.string()), store.count)[0])
+        snaps = store.snapshots()
+        with self._lock:
+            index = self._shard_contacts.setdefault(k, ContactIndex())
+        return snaps[k], index, store.version_of(snaps)
 
     @property
     def triggers(self) -> TriggerEngine:

@@ -403,6 +403,7 @@ def _crud(
 def document(max_limit: int = 100_000) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     # imported here: that module builds on this one's helpers
+    from audience.server.openapi_integrations import INTEGRATION_SCHEMAS, integration_paths
     from audience.server.openapi_journeys import JOURNEY_SCHEMAS, journey_paths
     from audience.server.openapi_meta import SYNC_SCHEMAS, sync_paths
     from audience.server.openapi_meta_leads import LEADFORM_SCHEMAS, leadform_paths
@@ -538,6 +539,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
         **sync_paths(),
         **_tracking_paths(),
         **_report_paths(),
+        **integration_paths(),
         **leadform_paths(),
     }
     return {
@@ -555,6 +557,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
                 **_schemas(max_limit),
                 **JOURNEY_SCHEMAS,
                 **SYNC_SCHEMAS,
+                **INTEGRATION_SCHEMAS,
                 **LEADFORM_SCHEMAS,
             },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -74,8 +74,8 @@ def _check(node: NodeRuntime, record: dict[str, Any]) -> None:
 
 
 def _profile(node: NodeRuntime, contact_id: str) -> dict[str, Any]:
-    snap = node.store.snapshot()
-    pos = node.contacts.find(snap, contact_id)
+    snap, index, version = node.contact_home(contact_id)
+    pos = index.find(snap, contact_id)
     if pos is None:
         raise ApiError(404, "not_found", f"no contact {contact_id!r} in this node")
     first = int(snap.first_event_ts[pos])
@@ -87,7 +87,7 @@ def _profile(node: NodeRuntime, contact_id: str) -> dict[str, Any]:
             name: _value(snap, name, ftype, snap.profile[name], pos)
             for name, ftype in snap.schema.profile.items()
         },
-        "version": snap.version,
+        "version": version,
     }
 
 

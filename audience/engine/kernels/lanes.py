@@ -389,6 +389,8 @@ def scan_lanes(
         for out in [n_out[kd]] + ([counts] if is_agg(kd) else []):
             if not 0 <= slot[k] < out.shape[-2]:
                 raise ValueError(f"lane {k}: output slot {slot[k]} out of range")
+            if out.shape[-1] != counts.shape[-1]:
+                raise ValueError(f"lane {k}: its output has no column per contact")
         if a == b:
             continue
         first, last = a, b - 1
@@ -439,10 +441,15 @@ def _check_outputs(
             )
         if not out.flags.writeable:
             raise ValueError(f"{name} must be writable")
-        if out.ndim != dims or out.shape[-1] != counts.shape[-1] or out.shape[0] != counts.shape[0]:
+        # an output no lane writes may have no contacts (scan_lanes checks
+        # that the outputs the lanes write have them all)
+        width = out.shape[-1] in (counts.shape[-1], 0)
+        if out.ndim != dims or not width or out.shape[0] != counts.shape[0]:
             raise ValueError("the outputs must have the same threads and contacts")
-    if iaccs.shape != accs.shape:
-        raise ValueError("iaccs must have the shape of accs (they share the aggregate slots)")
+    if iaccs.shape[:-1] != accs.shape[:-1]:
+        raise ValueError(
+            "iaccs must have the shape of accs, or no contacts (they share the aggregate slots)"
+        )
     return dims
 
 
@@ -461,8 +468,12 @@ def merge_threads(
     ``ts_kinds[r]`` that of ``tss`` slot ``r``."""
     if len(agg_kinds) != accs.shape[1] or len(ts_kinds) != tss.shape[1]:
         raise ValueError("one kind per aggregate and per ts slot")
-    if any(kd in (IMIN, IMAX) for kd in agg_kinds) and (iaccs is None or iaccs.shape != accs.shape):
-        raise ValueError("int aggregates need iaccs of the shape of accs")
+    if any(kd in (IMIN, IMAX) for kd in agg_kinds) and (
+        iaccs is None or iaccs.shape[:-1] != accs.shape[:-1] or iaccs.shape[-1] != counts.shape[-1]
+    ):
+        raise ValueError("int aggregates need iaccs with the slots of accs and every contact")
+    if any(kd in (SUM, MIN, MAX) for kd in agg_kinds) and accs.shape[-1] != counts.shape[-1]:
+        raise ValueError("float aggregates need accs with every contact")
     for t in range(1, counts.shape[0]):
         for r, kd in enumerate(agg_kinds):
             if kd == SUM:

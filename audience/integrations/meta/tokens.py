@@ -12,6 +12,7 @@ last consented): past either, calls fail.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -20,8 +21,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from audience.integrations.meta.graph import GraphClient, GraphConfig, TokenInvalid
+from audience.integrations.meta.graph import (
+    DEFAULT_BASE_URL,
+    DEFAULT_VERSION,
+    GraphClient,
+    GraphConfig,
+    TokenInvalid,
+)
 from audience.runtime.plans.clock import Clock
 from audience.runtime.store.errors import StoreError
 from audience.runtime.triggers.definitions import check_name
@@ -65,6 +73,10 @@ class Integration:
     user_id: str | None
     connected_ms: int
     checked_ms: int
+    # where its reminders are posted (None: the store's reminder webhook, if any)
+    reminder_url: str | None = None
+    # tells this token from the next one without revealing it (reminder keys)
+    token_id: str = ""
 
     @property
     def ends_ms(self) -> int | None:
@@ -94,11 +106,11 @@ _SCHEMA = (
     "create table if not exists integrations (name text primary key, platform text not null, "
     "account_id text not null, token text not null, refused text, expires_ms integer, "
     "data_access_expires_ms integer, scopes text not null, user_id text, "
-    "connected_ms integer not null, checked_ms integer not null)"
+    "connected_ms integer not null, checked_ms integer not null, reminder_url text)"
 )
 _COLUMNS = (
     "name, account_id, token, refused, expires_ms, data_access_expires_ms, scopes, user_id, "
-    "connected_ms, checked_ms"
+    "connected_ms, checked_ms, reminder_url"
 )
 
 
@@ -130,6 +142,10 @@ class Integrations:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with self._db() as db:
             db.execute(_SCHEMA)
+            # a file made before reminder webhooks existed gains the column
+            cols = {r[1] for r in db.execute("pragma table_info(integrations)")}
+            if "reminder_url" not in cols:
+                db.execute("alter table integrations add column reminder_url text")
 
     # ---- reading ------------------------------------------------------------
     def all(self) -> list[Integration]:
@@ -170,14 +186,19 @@ class Integrations:
         return sorted(out, key=lambda r: (r.ends_ms is not None, r.ends_ms or 0, r.name))
 
     # ---- changing -----------------------------------------------------------
-    def connect(self, name: str, account_id: str, token: str) -> Integration:
+    def connect(
+        self, name: str, account_id: str, token: str, reminder_url: str | None = None
+    ) -> Integration:
         """Save an ads account with a token the platform says is valid."""
         try:
             name = check_name(name, "integration")
         except StoreError as err:
             raise IntegrationError("bad-name", str(err)) from err
+        if "/" in name:  # the name is a path segment of /v1/integrations/{name}
+            raise IntegrationError("bad-name", f"bad integration name {name!r}: no '/'")
         account = _account(account_id)
         token = _token(token)
+        url = check_url(reminder_url)
         with self._db() as db:
             if db.execute("select 1 from integrations where name = ?", (name,)).fetchone():
                 raise IntegrationError(
@@ -189,8 +210,8 @@ class Integrations:
         with self._db() as db:
             db.execute(
                 f"insert into integrations (platform, {_COLUMNS}) "
-                "values ('meta', ?, ?, ?, null, ?, ?, ?, ?, ?, ?)",
-                (name, account, token, *_fact_values(facts), now, now),
+                "values ('meta', ?, ?, ?, null, ?, ?, ?, ?, ?, ?, ?)",
+                (name, account, token, *_fact_values(facts), now, now, url),
             )
         return self.get(name)
 
@@ -210,6 +231,20 @@ class Integrations:
                 (*_fact_values(facts), self.clock(), name),
             )
         return self.get(name)
+
+    def set_reminder_url(self, name: str, url: str | None) -> Integration:
+        """Post NAME's reminders to ``url`` (None: to the store's reminder webhook)."""
+        clean = check_url(url)
+        self._row(name)
+        with self._db() as db:
+            db.execute("update integrations set reminder_url = ? where name = ?", (clean, name))
+        return self.get(name)
+
+    def delete(self, name: str) -> None:
+        """Forget NAME and its token (the platform's side is left as it is)."""
+        self._row(name)
+        with self._db() as db:
+            db.execute("delete from integrations where name = ?", (name,))
 
     def mark_inactive(self, name: str, reason: str) -> Integration:
         with self._db() as db:
@@ -287,6 +322,10 @@ class Integrations:
             raise IntegrationError("no-integration", f"no integration named {name!r}")
         return tuple(row)
 
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A transaction on the integrations file (reminders.py keeps its settings there)."""
+        return self._db()
+
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30)
@@ -298,7 +337,7 @@ class Integrations:
 
 
 def _integration(row: tuple[Any, ...]) -> Integration:
-    name, account, token, refused, exp, dexp, scopes, user, connected, checked = row
+    name, account, token, refused, exp, dexp, scopes, user, connected, checked, url = row
     return Integration(
         name,
         account,
@@ -310,6 +349,8 @@ def _integration(row: tuple[Any, ...]) -> Integration:
         user,
         connected,
         checked,
+        url,
+        hashlib.sha256(token.encode()).hexdigest()[:16],
     )
 
 
@@ -335,6 +376,63 @@ def _token(token: str) -> str:
     clean = token.strip()
     if not clean or any(c.isspace() or ord(c) < 32 for c in clean):
         raise IntegrationError("bad-token", "bad access token: empty or containing spaces")
+    return clean
+
+
+def integration_json(i: Integration, now_ms: int) -> dict[str, Any]:
+    """An integration as the CLI and the API show it (the token masked)."""
+    from audience.timecalc import iso_utc
+
+    def iso(ms: int | None) -> str | None:
+        return None if ms is None else iso_utc(ms, "seconds")
+
+    return {
+        "name": i.name,
+        "platform": "meta",
+        "account_id": i.account_id,
+        "token": i.masked_token,
+        "status": i.status(now_ms),
+        "ends": iso(i.ends_ms),
+        "expires": iso(i.expires_ms),
+        "data_access_expires": iso(i.data_access_expires_ms),
+        "refused": i.refused,
+        "scopes": list(i.scopes),
+        "user_id": i.user_id,
+        "connected": iso(i.connected_ms),
+        "checked": iso(i.checked_ms),
+        "reminder_url": i.reminder_url,
+    }
+
+
+def graph_config_from_env(**overrides: Any) -> GraphConfig:
+    """The Graph API's address, version and app credentials from AUDIENCE_META_*."""
+    env = os.environ.get
+    return GraphConfig(
+        base_url=env("AUDIENCE_META_GRAPH_URL") or DEFAULT_BASE_URL,
+        version=env("AUDIENCE_META_GRAPH_VERSION") or DEFAULT_VERSION,
+        app_id=env("AUDIENCE_META_APP_ID") or None,
+        app_secret=env("AUDIENCE_META_APP_SECRET") or None,
+        **overrides,
+    )
+
+
+MAX_URL = 2000
+
+
+def check_url(url: str | None) -> str | None:
+    """A reminder webhook URL: http(s) with a host; None or blank clears it."""
+    if url is None or not url.strip():
+        return None
+    clean = url.strip()
+    try:
+        parts = urlsplit(clean)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed [IPv6 literal
+        ok = False
+    if not ok or len(clean) > MAX_URL or any(c.isspace() or ord(c) < 32 for c in clean):
+        raise IntegrationError(
+            "bad-url", f"bad webhook URL {url!r}: http(s)://host/..., at most {MAX_URL} characters"
+        )
     return clean
 
 

@@ -186,8 +186,14 @@ class JourneyService:
     def ready_problems(self, c: Compiled) -> builtins.list[str]:
         """What is missing for the journey to run: deliveries, policy, segment."""
         from audience.dsl.ast_journeys import ActionStep
+        from audience.runtime.shards.store import ShardedStore
 
         problems = []
+        if isinstance(self.store, ShardedStore):
+            problems.append(
+                f"node '{self.node}' is sharded ({self.store.count} shards): journeys do not "
+                "work on a sharded node yet"
+            )
         for sid, step in c.steps.items():
             send = step.send if isinstance(step, ActionStep) else None
             if send is not None and self.runtime.plan_defs.get_delivery(self.node, send) is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,3 +79,37 @@ def frozen_table(
             columns[FIELD_PREFIX + key] = profile_values(snapshot, value.name, idx)
     table = pa.table(columns).filter(has)
     return table, len(idx) - table.num_rows
+
+
+@dataclass(frozen=True)
+class FrozenAudience:
+    table: pa.Table  # frozen_table's: the members with an email
+    members: int  # the audience's size
+    without: int  # members without an email
+    no_email: list[str]  # some of those, from the first members (with ``sample``)
+
+
+def freeze_audience(
+    store: Any, segment: Any, at_ms: int, delivery: DeliveryDef, sample: int = 0
+) -> FrozenAudience:
+    """A compiled segment's audience at ``at_ms`` over the store's newest
+    version, frozen.  On a sharded node (audience.runtime.shards) every
+    shard's members, its own contacts: the shards' frozen tables just add up."""
+    from audience.runtime.shards.store import ShardedStore
+
+    snapshots = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
+    tables: list[pa.Table] = []
+    no_email: list[str] = []
+    members = without = 0
+    for snapshot in snapshots:
+        idx = segment.compiled.evaluate(snapshot, at_ms).indexes()
+        part, lacking = frozen_table(snapshot, idx, delivery)
+        tables.append(part)
+        members, without = members + len(idx), without + lacking
+        if sample and len(no_email) < sample:
+            # a sample of those without an email, from the audience's first contacts
+            first = idx[: sample * 50]
+            has = set(frozen_table(snapshot, first, delivery)[0].column("contact_id").to_pylist())
+            ids = strings(snapshot.contact_ids).take(first).to_pylist()
+            no_email += [c for c in ids if c not in has]
+    return FrozenAudience(pa.concat_tables(tables), members, without, no_email)

@@ -15,7 +15,7 @@ from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.members import ADMITTED
 from audience.runtime.plans.clock import Clock, wall_clock
 from audience.runtime.plans.definitions import PlanDefinitions
-from audience.runtime.plans.frozen import frozen_table, profile_values, strings
+from audience.runtime.plans.frozen import freeze_audience, profile_values
 from audience.runtime.plans.recurrence import next_occurrence
 from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.runner import _who
@@ -52,18 +52,13 @@ def preview(
     if sent is None:
         raise PlanError("not_ready", f"delivery {plan.send!r} is not saved")
     delivery = parse_delivery(sent.text, sent.name)
-    snapshot = store.snapshot()
     segment = store.segment_compiler.compile_segment(
         Segment(name=plan.name, cond=_who(plan), timezone=plan.when.timezone),
         text="",
         filename=f"<plan {name!r}>",
     )
-    audience = segment.compiled.evaluate(snapshot, at)
-    table, without = frozen_table(snapshot, audience.indexes(), delivery)
-    # a sample of those without an email, from the audience's first contacts
-    first = audience.indexes()[: sample * 50]
-    has = set(frozen_table(snapshot, first, delivery)[0].column("contact_id").to_pylist())
-    no_email = [c for c in strings(snapshot.contact_ids).take(first).to_pylist() if c not in has]
+    frozen = freeze_audience(store, segment, at, delivery, sample)
+    table, without, no_email = frozen.table, frozen.without, frozen.no_email
     policy = store.triggers.policy(plan.dnd) if plan.dnd else None
     if plan.dnd and policy is None:
         raise PlanError("not_ready", f"DND policy {plan.dnd!r} is not saved")
@@ -95,7 +90,7 @@ def preview(
         "state": saved.state,
         "at": iso_utc(at, "seconds"),
         "at_ms": at,
-        "audience": len(audience),
+        "audience": frozen.members,
         "without_email": without,
         "held": int(got["suppressed"]),
         "held_by_cap": dict(got["by_cap"]),

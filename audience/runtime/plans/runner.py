@@ -36,7 +36,7 @@ from audience.dsl.errors import DslError
 from audience.runtime.delivery import DeliveryLog, Policy
 from audience.runtime.plans.clock import Clock
 from audience.runtime.plans.definitions import DONE, FAILED, PlanDefinitions, PlanRun
-from audience.runtime.plans.frozen import frozen_table
+from audience.runtime.plans.frozen import freeze_audience
 from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.service import parse_delivery, parse_plan
 
@@ -88,7 +88,6 @@ class Runner:
             raise RunFailed(f"delivery {plan.send!r} is not saved")
         delivery = _delivery(saved.text, saved.name)
         store = self.store_for(run.node)
-        snapshot = store.snapshot()
         try:
             segment = store.segment_compiler.compile_segment(
                 Segment(name=plan.name, cond=_who(plan), timezone=plan.when.timezone),
@@ -97,11 +96,11 @@ class Runner:
             )
         except DslError as exc:
             raise RunFailed(f"the plan's audience cannot be evaluated: {exc}") from None
-        audience = segment.compiled.evaluate(snapshot, run.occurrence_ms)
-        table, without = frozen_table(snapshot, audience.indexes(), delivery)
+        frozen = freeze_audience(store, segment, run.occurrence_ms, delivery)
+        table = frozen.table
         bs = self.batch_size or int(os.environ.get(BATCH_ENV) or DEFAULT_BATCH)
         self._write_frozen(run, table)
-        counts = {"audience": len(audience), "without_email": without}
+        counts = {"audience": frozen.members, "without_email": frozen.without}
         self._update(
             run,
             frozen=1,

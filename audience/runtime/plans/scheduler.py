@@ -16,6 +16,8 @@ A tick (``Scheduler.tick``) reads the clock once, then:
    (audience.integrations.meta.sync.worker), when the store has integrations;
    in the long-running loop, in a thread of their own (one pass at a time),
    whose report lines join the next tick's.
+5. The integrations' reminders now due become webhook deliveries, once each
+   (audience.integrations.meta.reminders), when the store has integrations.
 
 ``run_scheduler`` ticks until stopped, at most a second apart (sooner when
 a run is due sooner), so a due run starts within a second.
@@ -52,6 +54,7 @@ from audience.runtime.plans.service import lateness_ms, parse_plan
 from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
+    from audience.integrations.meta.reminders import Raised
     from audience.runtime.journeys.definitions import JourneyDefinitions
     from audience.runtime.journeys.engine import AdvanceReport, JourneyRuntime
     from audience.runtime.store import Store
@@ -68,6 +71,7 @@ class TickReport:
     lost: int = 0  # runs another scheduler took over mid-way
     journeys: dict[str, AdvanceReport] = field(default_factory=dict)  # per node
     sync_jobs: list[str] = field(default_factory=list)  # one line per sync job run
+    reminders: list[Raised] = field(default_factory=list)  # integration reminders raised
 
     def lines(self) -> list[str]:
         out = []
@@ -85,6 +89,9 @@ class TickReport:
         for node, j in self.journeys.items():
             if j.woken or j.entered or j.failed:
                 out += [f"{node} journeys {line}" for line in j.lines()]
+        for raised in self.reminders:
+            if raised.new:
+                out.append(f"reminder {raised.reminder.key}: webhook delivery {raised.delivery_id}")
         return out + self.sync_jobs
 
 
@@ -170,6 +177,7 @@ class Scheduler:
                 report.lost += 1
         self.journeys(report)
         self.syncs(report)
+        self.reminders(report)
         return report
 
     def syncs(self, report: TickReport) -> None:
@@ -200,6 +208,15 @@ class Scheduler:
             return
         with self._sync_lock:
             self._sync_lines += lines
+
+    def reminders(self, report: TickReport) -> None:
+        """Step 5: the Meta integrations' due reminders become webhook deliveries."""
+        from audience.integrations.meta.reminders import raise_for_store
+
+        try:
+            report.reminders = raise_for_store(self.root, self.log, lambda: report.now_ms)
+        except Exception:  # e.g. an unreadable integrations file: the plans still run
+            log.exception("the integration reminders could not be raised")
 
     def journeys(self, report: TickReport) -> None:
         """Step 3: every node's live journeys advance to now."""

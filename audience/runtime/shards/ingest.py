@@ -7,8 +7,9 @@ carries, is dropped, whichever contact it names (the same id with two
 contacts lands in two shards otherwise).  So each batch's parts land (one
 ingest per shard) before the next batch is checked.  Rejected rows are all
 kept by shard 0, in input order.  The shards land one after the other: a
-crash part way leaves some shards' parts in; ingesting the input again is
-harmless (duplicate events are dropped, profiles are upserted).
+crash part way (or an input unreadable part way) leaves some batches' parts
+in; ingesting the input again is harmless (duplicate events are dropped,
+profiles are upserted).
 """
 
 from __future__ import annotations
@@ -18,25 +19,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from audience.runtime.shards.layout import shard_of
+from audience.runtime.store.dedup import sort_ids
 from audience.runtime.store.encode import event_property_types, one_array
 from audience.runtime.store.errors import IngestReport
 from audience.runtime.store.sources import Batch, Source
+from audience.runtime.store.store import _progress
 from audience.runtime.store.validate import Checked, validate_events, validate_profiles
 
 if TYPE_CHECKING:
     from audience.runtime.shards.store import ShardedStore
 
 
-def ingest_events(node: ShardedStore, source: Any) -> IngestReport:
+def ingest_events(node: ShardedStore, source: Any, progress: bool = False) -> IngestReport:
     if node.count == 1:
-        return node.shard(0).ingest_events(source)
+        return node.shard(0).ingest_events(source, progress=progress)
     src = node.shard(0).open_input(source, "events")
     props = event_property_types(node.schema)
     report = IngestReport()
-    for batch in src.batches:
+    for batch in _progress(src.batches, src.total, src.name, progress):
         checked = validate_events(batch.table, node.schema, props, batch.pre)
         keep = _first_unknown(node, one_array(checked.table.column("id")))
         report.duplicates += int(len(keep) - keep.sum())
@@ -44,12 +46,14 @@ def ingest_events(node: ShardedStore, source: Any) -> IngestReport:
     return report
 
 
-def ingest_profiles(node: ShardedStore, source: Any, merge_lists: Collection[str]) -> IngestReport:
+def ingest_profiles(
+    node: ShardedStore, source: Any, merge_lists: Collection[str], progress: bool = False
+) -> IngestReport:
     if node.count == 1:
-        return node.shard(0).ingest_profiles(source, merge_lists=merge_lists)
+        return node.shard(0).ingest_profiles(source, merge_lists=merge_lists, progress=progress)
     src = node.shard(0).open_input(source, "profiles")
     report = IngestReport()
-    for batch in src.batches:
+    for batch in _progress(src.batches, src.total, src.name, progress):
         checked = validate_profiles(batch.table, node.schema, batch.pre)
         keep = np.ones(checked.table.num_rows, dtype=bool)
         _land(node, src.name, batch, checked, keep, "profiles", merge_lists, report)
@@ -65,15 +69,14 @@ def _first_unknown(node: ShardedStore, ids: pa.Array) -> np.ndarray:
     keep = np.ones(len(ids), dtype=bool)
     if not len(present):
         return keep
-    named = ids.take(pa.array(present))
-    codes = pc.dictionary_encode(named).indices.to_numpy(zero_copy_only=False)
-    first = np.unique(codes, return_index=True)[1]
-    held = np.zeros(len(first), dtype=bool)
-    firsts = named.take(pa.array(first))
+    named = ids if len(present) == len(ids) else ids.take(pa.array(present))
+    # Hashed and sorted once for every shard's lookup; a shard's lookup also
+    # calls a later row of an id in the batch known (the earlier row wins).
+    hashed = sort_ids(named)
+    held = np.zeros(len(named), dtype=bool)
     for store in node.shards():
-        held |= store.known_ids(firsts)
-    keep[present] = False
-    keep[present[first[~held]]] = True
+        held |= store.known_ids(named, hashed)
+    keep[present[held]] = False
     return keep
 
 

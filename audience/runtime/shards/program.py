@@ -8,6 +8,7 @@ one program serves shards whose dictionaries differ.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +23,15 @@ from audience.runtime.ids import member_ids
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
+    from audience.schema import Schema
     from audience.snapshot import Snapshot
 
 # Lookup tables of this process, for every shard it evaluates (keyed by the
 # dictionary object, so a shard's new version never reads a stale one).
 _LUTS = LutCache()
+# id(schema) -> (the schema, kept alive so the id stays its own; its version)
+_versions: dict[int, tuple[Schema, str]] = {}
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,27 @@ def run_on(
     snapshot: Snapshot, program: ShardProgram, now_ms: int, *, explain: bool = False
 ) -> tuple[np.ndarray, dict[str, Any] | None]:
     """The member mask of one shard's snapshot (and its explain report)."""
-    if snapshot.schema.version != program.schema_version:
+    if _version(snapshot.schema) != program.schema_version:
         raise ValueError(
             f"the program was compiled for schema {program.schema_version}, "
             f"the shard has {snapshot.schema.version}"
         )
     return run_program(program.program, EvalContext(snapshot, now_ms, _LUTS), explain=explain)
+
+
+def _version(schema: Schema) -> str:
+    """``schema.version`` (a hash of its JSON), computed once per schema object:
+    a shard's snapshots share their store's schema."""
+    with _lock:
+        hit = _versions.get(id(schema))
+        if hit is not None and hit[0] is schema:
+            return hit[1]
+    version = schema.version
+    with _lock:
+        if len(_versions) >= 64:
+            _versions.clear()
+        _versions[id(schema)] = (schema, version)
+    return version
 
 
 def shard_members(store: Store, program: ShardProgram, as_of_ms: int) -> pa.Array:

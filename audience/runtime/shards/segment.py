@@ -12,12 +12,13 @@ from audience.runtime.shards.program import ShardProgram, run_on
 from audience.runtime.shards.union import UnionIds, merge_explain, union_mask
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from audience.dsl.ast import Segment
     from audience.runtime.api import StoreSegment
     from audience.runtime.evaluate import CompiledSegment
     from audience.runtime.shards.store import ShardedStore
+    from audience.snapshot import Snapshot
 
 
 class ShardedSegment:
@@ -45,8 +46,13 @@ class ShardedSegment:
 
     def evaluate(self, as_of: AsOf = None, *, explain: bool = False) -> Audience:
         now_ms = parse_as_of(as_of, self.compiled.timezone)
+        return self.evaluate_on(self.store.snapshots(), now_ms, explain=explain)
+
+    def evaluate_on(
+        self, snaps: Sequence[Snapshot], now_ms: int, *, explain: bool = False
+    ) -> Audience:
+        """The audience over the given snapshots, one per shard in order."""
         t0 = time.perf_counter()
-        snaps = self.store.snapshots()
         runs = [run_on(snap, self.program, now_ms, explain=explain) for snap in snaps]
         mask = union_mask([m for m, _ in runs])
         ids = self.store.segment_compiler.union_ids.of(snaps)

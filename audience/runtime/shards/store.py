@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audience.runtime.shards import layout
+from audience.runtime.shards.errors import NotOnShards
 from audience.runtime.shards.program import ShardProgram
 from audience.runtime.store.definitions import Definitions, SavedSegment
 from audience.runtime.store.errors import IngestReport, Reject, StoreError
@@ -25,6 +26,7 @@ from audience.schema import Schema
 
 if TYPE_CHECKING:
     from audience.runtime.shards.segment import ShardedCompiler, ShardedSegment
+    from audience.runtime.shards.triggers import ShardedTriggers
     from audience.snapshot import Snapshot
 
 
@@ -64,6 +66,7 @@ class ShardedStore:
         self._lock = threading.Lock()
         self._shards: list[Store | None] = [None] * count
         self._compiler: ShardedCompiler | None = None
+        self._triggers: ShardedTriggers | None = None
         # the node's ingest lock (a lock file in the node directory)
         self._node_lock = DiskBackend(node_dir(root, node))
 
@@ -116,11 +119,14 @@ class ShardedStore:
     def snapshots(self) -> list[Snapshot]:
         return [s.snapshot() for s in self.shards()]
 
+    @staticmethod
+    def version_of(snaps: list[Snapshot]) -> int:
+        """One number for a set of shard versions: their sum, which grows
+        whenever any shard's does (each only ever grows)."""
+        return sum(s.version for s in snaps)
+
     def snapshot(self) -> Snapshot:
-        raise StoreError(
-            f"node '{self.node}' is sharded ({self.count} shards): there is no single snapshot "
-            "of it; this operation does not work on a sharded node yet"
-        )
+        raise NotOnShards(self.node, self.count, "one snapshot of the whole node (what this needs)")
 
     # -------------------------------------------------------------- segments
     @property
@@ -140,6 +146,16 @@ class ShardedStore:
         """The compiled program of a segment text, as plain data a shard anywhere evaluates."""
         return self.compile(text, filename=filename).program
 
+    @property
+    def triggers(self) -> ShardedTriggers:
+        """The node's triggers (definitions shared; each shard matches its events)."""
+        from audience.runtime.shards.triggers import ShardedTriggers
+
+        with self._lock:
+            if self._triggers is None:
+                self._triggers = ShardedTriggers(self)
+            return self._triggers
+
     # ---------------------------------------------------------------- ingest
     def ingest_events(self, source: Any, *, progress: bool = False) -> IngestReport:
         """Events, each to the shard of its contact; an event id already held
@@ -147,7 +163,7 @@ class ShardedStore:
         from audience.runtime.shards.ingest import ingest_events
 
         with self._node_lock.locked():
-            return ingest_events(self, source)
+            return ingest_events(self, source, progress)
 
     def ingest_profiles(
         self, source: Any, *, progress: bool = False, merge_lists: Collection[str] = ()
@@ -159,7 +175,7 @@ class ShardedStore:
             if self.schema.profile.get(name) != "list<string>":
                 raise StoreError(f"merge_lists: '{name}' is not a list profile property")
         with self._node_lock.locked():
-            return ingest_profiles(self, source, merge_lists)
+            return ingest_profiles(self, source, merge_lists, progress)
 
     def checkpoint(self) -> None:
         for store in self.shards():

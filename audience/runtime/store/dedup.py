@@ -22,9 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
-from audience.engine.kernels.config import NJIT
+from audience.engine.kernels.config import NJIT, njit
 from audience.runtime.store.compact import merge_groups
 from audience.runtime.store.dictionaries import IDS
 from audience.runtime.store.hashing import Run, hash_ids, merge_runs, sort_order

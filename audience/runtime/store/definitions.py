@@ -8,17 +8,21 @@ next time it is opened.  Other components keep their own lists.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
-from audience.runtime.db import Migration, open_database
 from audience.runtime.store.errors import StoreError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from audience.runtime.db import Migration
 
 MAX_NAME = 200
 
@@ -60,6 +64,10 @@ def open_definitions(
 ) -> sqlite_utils.Database:
     """``component``'s connection to the store's definitions file (None: in
     memory), migrated; StoreError when it cannot be opened."""
+    # imported here: a store opened to evaluate never reads its definitions,
+    # and sqlite_utils is a tenth of a second of a new process's start
+    from audience.runtime.db import open_database
+
     try:
         return open_database(path, component, migrations)
     except sqlite3.Error as exc:
@@ -103,11 +111,14 @@ class Definitions:
             return seg
 
     def list_segments(self) -> list[SavedSegment]:
+        sql = "select name, text, created, updated, version from segments order by name"
         with self._lock:
-            db = self._open()
-            rows = db.execute(
-                "select name, text, created, updated, version from segments order by name"
-            ).fetchall()
+            # Every compile lists them: a process that only reads (an
+            # evaluation) reads a migrated file as it is, without the
+            # connection, lock and migration check of ``_open``.
+            rows = _read_migrated(self.path, sql) if self._db is None else None
+            if rows is None:
+                rows = self._open().execute(sql).fetchall()
             return [SavedSegment(*r) for r in rows]
 
     def get_segment(self, name: str) -> SavedSegment | None:
@@ -120,6 +131,28 @@ class Definitions:
             with db.conn:
                 cur = db.execute("delete from segments where name = ?", [name])
             return cur.rowcount > 0
+
+
+def _read_migrated(path: Path | None, sql: str) -> list[tuple[Any, ...]] | None:
+    """The rows of ``sql`` read from the definitions file without writing,
+    when every migration of the saved segments is applied there; else None
+    (no file, or one to migrate: ``Definitions._open`` does that)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            done = {
+                r[0]
+                for r in conn.execute(
+                    "select id from schema_migrations where component = ?", ["segments"]
+                )
+            }
+            if any(mid not in done for mid, _, _ in MIGRATIONS):
+                return None
+            rows: list[tuple[Any, ...]] = conn.execute(sql).fetchall()
+            return rows
+    except sqlite3.Error:  # not made yet, or busy: the regular way decides
+        return None
 
 
 def _get(db: sqlite_utils.Database, name: str) -> SavedSegment | None:

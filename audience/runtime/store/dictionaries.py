@@ -21,9 +21,8 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
-from audience.engine.kernels.config import NJIT
+from audience.engine.kernels.config import NJIT, njit
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.hashing import HashTable, hash_ids, string_parts
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
-from audience.engine.kernels.config import NJIT
+from audience.engine.kernels.config import NJIT, njit
 
 # (sorted uint64 hashes, a payload per hash: a position or a code)
 Run = tuple[np.ndarray, np.ndarray]

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from audience.runtime.store.compact import compact
-from audience.runtime.store.dedup import IdFiles, SortedIds, sort_ids
+from audience.runtime.store.dedup import IdFiles, sort_ids
 from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState, HashTables
 from audience.runtime.store.encode import (
     CONTACT,
@@ -130,29 +130,38 @@ class Txn:
 
     # ------------------------------------------------------------------ events
     def prepare(self, batch: Batch, source: str) -> Prepared:
-        """The part of an events batch's ingest that reads nothing the ingest
-        changes (checks, rejects, the ids sorted): run a batch ahead of
-        ``apply``, in a thread of its own (store.py)."""
+        """The part of an events batch's ingest that needs nothing but the
+        batches before it (checks, rejects, duplicates): run a batch ahead of
+        ``apply``, in a thread of its own (store.py), so that the ingest's
+        thread only encodes.  The batches are prepared one at a time, in
+        order, so the duplicate index sees them as a single thread would."""
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
         rejects = reject_list(batch, checked, source, "events")
-        ids = sort_ids(one_array(checked.table.column("id")))
-        return Prepared(checked.table, rejects, ids, batch.units)
+        table = checked.table
+        ids = one_array(table.column("id"))
+        table, dups = self._fresh(table, self.ids.accept(ids, sort_ids(ids)))
+        return Prepared(table, rejects, dups, batch.units)
 
     def apply(self, prepared: Prepared) -> IngestReport:
         report = self._report(prepared.rejects)
-        self.add_valid(prepared.table, report, prepared.ids)
+        report.duplicates += prepared.duplicates
+        self._add_fresh(prepared.table, report)
         return report
 
-    def add_valid(
-        self, table: pa.Table, report: IngestReport, ids: SortedIds | None = None
-    ) -> None:
-        """Validated events (also the rows of a log being checkpointed);
-        ``ids``: their ids sorted already."""
-        keep = self.ids.accept(one_array(table.column("id")), ids)
-        dups = int(len(keep) - keep.sum())
+    def add_valid(self, table: pa.Table, report: IngestReport) -> None:
+        """Validated events (also the rows of a log being checkpointed)."""
+        table, dups = self._fresh(table, self.ids.accept(one_array(table.column("id"))))
         report.duplicates += dups
-        if dups:
-            table = table.filter(pa.array(keep))
+        self._add_fresh(table, report)
+
+    @staticmethod
+    def _fresh(table: pa.Table, keep: np.ndarray) -> tuple[pa.Table, int]:
+        """The rows ``keep`` says are new, and how many were duplicates."""
+        dups = int(len(keep) - keep.sum())
+        return (table.filter(pa.array(keep)) if dups else table), dups
+
+    def _add_fresh(self, table: pa.Table, report: IngestReport) -> None:
+        """Events checked and found new: encoded, and kept per month."""
         report.accepted += table.num_rows
         if not table.num_rows:
             return
@@ -201,23 +210,24 @@ class Txn:
 
     def _flush(self, month: str) -> None:
         pieces = self.pending.pop(month)
-        self.pending_rows -= sum(p.num_rows for p in pieces)
-        table = sort_partition(pieces)
-        del pieces
-        ts = table.column(TS).chunk(0)
-        meta = PartitionMeta("", table.num_rows, int(ts[0].as_py()), int(ts[-1].as_py()), month)
-        # Written (and fsynced) by a thread while the next batches are encoded;
-        # one write at a time, so at most one finished partition waits in memory.
+        rows = sum(p.num_rows for p in pieces)
+        self.pending_rows -= rows
+        # Sorted, written and fsynced by a thread while the next batches are
+        # encoded; one partition at a time, so at most one waits in memory.
         self._wait_write()
-        if table.num_rows < THREAD_ROWS:  # not worth a thread
-            self._write(table, meta)
+        if rows < THREAD_ROWS:  # not worth a thread
+            self._write(pieces, month)
             self._wait_write()  # raises what the write raised
             return
-        self._writer = threading.Thread(target=self._write, args=(table, meta), daemon=True)
+        self._writer = threading.Thread(target=self._write, args=(pieces, month), daemon=True)
         self._writer.start()
 
-    def _write(self, table: pa.Table, meta: PartitionMeta) -> None:
+    def _write(self, pieces: list[pa.Table], month: str) -> None:
         try:
+            table = sort_partition(pieces)
+            pieces.clear()
+            ts = table.column(TS).chunk(0)
+            meta = PartitionMeta("", table.num_rows, int(ts[0].as_py()), int(ts[-1].as_py()), month)
             meta.file = self.backend.write_table("partitions", self.version, table)
             self.written.append(meta)
         except BaseException as exc:  # raised on the ingest's thread by _wait_write
@@ -374,11 +384,11 @@ class Txn:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An events batch checked, with its ids sorted (``Txn.prepare``)."""
+    """An events batch checked and its duplicates dropped (``Txn.prepare``)."""
 
-    table: pa.Table  # the accepted rows, normalized
+    table: pa.Table  # the accepted rows not already in the store, normalized
     rejects: list[Reject]
-    ids: SortedIds
+    duplicates: int  # accepted rows whose id the store (or an earlier row) had
     units: int  # progress made by the batch
 
 

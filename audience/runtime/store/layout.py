@@ -422,5 +422,10 @@ def node_dir(store_dir: Path, node: str) -> Path:
 
 
 def list_nodes(store_dir: Path) -> list[str]:
-    """The names of the nodes of the store at ``store_dir`` (empty if it is none)."""
-    return sorted(p.name for p in (store_dir / "nodes").glob("*") if (p / MANIFEST).is_file())
+    """The names of the nodes of the store at ``store_dir`` (empty if it is none),
+    sharded ones (a ``shards.json``, audience.runtime.shards) included."""
+    return sorted(
+        p.name
+        for p in (store_dir / "nodes").glob("*")
+        if (p / MANIFEST).is_file() or (p / "shards.json").is_file()
+    )

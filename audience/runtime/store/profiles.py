@@ -11,6 +11,7 @@ gives and leaves every other field as it was; a null never clears a field
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,9 @@ import pyarrow.compute as pc
 from audience.runtime.store.dictionaries import DictState
 from audience.runtime.store.encode import _DTYPE, KIND, column_view, encode_column, missing_column
 from audience.snapshot import Column, dictionary_key
+
+# Upserts of at least this many rows encode their columns on two threads.
+PARALLEL_ROWS = 100_000
 
 
 def last_per_contact(contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,53 +47,84 @@ def upsert(
 ) -> pa.Table:
     """``merge_lists``: list properties whose given values are added to the
     stored list (those not in it yet, in order) instead of replacing it."""
-    cols: dict[str, pa.Array] = {}
     # A batch naming each contact once (the usual profile file) needs no
     # "last row per contact" sort per column: every present value is chosen.
     distinct = _distinct(contacts, n_new)
-    for name, ftype in profile_types.items():
-        kind = KIND[ftype]
-        base = column_view(old, name, ftype, n_old) if old is not None else missing_column(kind, 0)
-        arr = updates.column(name).combine_chunks() if name in updates.column_names else None
-        if arr is not None and arr.null_count < len(arr):
-            all_present = arr.null_count == 0
-            present = (
-                np.ones(len(arr), dtype=bool)
-                if all_present
-                else arr.is_valid().to_numpy(zero_copy_only=False)
-            )
-            if kind == "list" and name in merge_lists:
-                # every value given for a contact counts, not only its last row
-                chosen, who = _gather(arr, present, contacts)
-            elif distinct:
-                chosen = arr if all_present else arr.filter(pa.array(present))
-                who = contacts if all_present else contacts[present]
-            else:
-                who, pos = last_per_contact(contacts[present])
-                chosen = arr.filter(pa.array(present)).take(pa.array(pos))
-            enc = encode_column(chosen, ftype, dictionary_key("profile", name), dicts, name)
-            new_values = enc[f"v:{name}"]
-            if kind == "list" and name in merge_lists:
-                new_values = _union(base, n_old if old is not None else 0, who, new_values)
-        else:
-            who, new_values = np.empty(0, np.int64), None
-        n_base = n_old if old is not None else 0
-        valid = np.zeros(n_new, dtype=bool)
-        valid[:n_base] = base.valid if base.valid is not None else True
-        if kind == "list":
-            values = _merge_lists(base, n_old, n_new, who, new_values)
-        else:
-            full: np.ndarray = np.zeros(n_new, dtype=_DTYPE[kind])
-            full[: len(base.values)] = base.values
-            if new_values is not None:
-                full[who] = new_values.to_numpy(zero_copy_only=False)
-            values = pa.array(full.view(np.uint8) if kind == "bool" else full)
-        valid[who] = True
+
+    def column(item: tuple[str, str]) -> tuple[pa.Array, pa.Array]:
+        name, ftype = item
+        return _upsert_column(
+            old, n_old, n_new, contacts, updates, name, ftype, dicts, merge_lists, distinct
+        )
+
+    items = list(profile_types.items())
+    if len(contacts) >= PARALLEL_ROWS and len(items) > 1:
+        # The columns are independent (each its own dictionary), and their
+        # hashing and Arrow work releases the GIL: two cores share them.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="profile-upsert") as pool:
+            done = list(pool.map(column, items))
+    else:
+        done = [column(item) for item in items]
+    cols: dict[str, pa.Array] = {}
+    for (name, _), (values, valid) in zip(items, done, strict=True):
         cols[f"v:{name}"] = values
-        cols[f"m:{name}"] = pa.array(valid.view(np.uint8))
+        cols[f"m:{name}"] = valid
     if not cols:
         return pa.table({"rows": pa.array(np.zeros(n_new, dtype=np.uint8))})
     return pa.table(cols)
+
+
+def _upsert_column(
+    old: pa.Table | None,
+    n_old: int,
+    n_new: int,
+    contacts: np.ndarray,
+    updates: pa.Table,
+    name: str,
+    ftype: str,
+    dicts: DictState,
+    merge_lists: Collection[str],
+    distinct: bool,
+) -> tuple[pa.Array, pa.Array]:
+    """One profile property's (values, mask) columns after the upsert."""
+    kind = KIND[ftype]
+    base = column_view(old, name, ftype, n_old) if old is not None else missing_column(kind, 0)
+    arr = updates.column(name).combine_chunks() if name in updates.column_names else None
+    if arr is not None and arr.null_count < len(arr):
+        all_present = arr.null_count == 0
+        present = (
+            np.ones(len(arr), dtype=bool)
+            if all_present
+            else arr.is_valid().to_numpy(zero_copy_only=False)
+        )
+        if kind == "list" and name in merge_lists:
+            # every value given for a contact counts, not only its last row
+            chosen, who = _gather(arr, present, contacts)
+        elif distinct:
+            chosen = arr if all_present else arr.filter(pa.array(present))
+            who = contacts if all_present else contacts[present]
+        else:
+            who, pos = last_per_contact(contacts[present])
+            chosen = arr.filter(pa.array(present)).take(pa.array(pos))
+        enc = encode_column(chosen, ftype, dictionary_key("profile", name), dicts, name)
+        new_values = enc[f"v:{name}"]
+        if kind == "list" and name in merge_lists:
+            new_values = _union(base, n_old if old is not None else 0, who, new_values)
+    else:
+        who, new_values = np.empty(0, np.int64), None
+    n_base = n_old if old is not None else 0
+    valid = np.zeros(n_new, dtype=bool)
+    valid[:n_base] = base.valid if base.valid is not None else True
+    if kind == "list":
+        values = _merge_lists(base, n_old, n_new, who, new_values)
+    else:
+        full: np.ndarray = np.zeros(n_new, dtype=_DTYPE[kind])
+        full[: len(base.values)] = base.values
+        if new_values is not None:
+            full[who] = new_values.to_numpy(zero_copy_only=False)
+        values = pa.array(full.view(np.uint8) if kind == "bool" else full)
+    valid[who] = True
+    return values, pa.array(valid.view(np.uint8))
 
 
 def _distinct(contacts: np.ndarray, n: int) -> bool:

@@ -15,17 +15,19 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 
 from audience.runtime.store.ahead import ahead
 from audience.runtime.store.coerce import describe
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.validate import Problem
+
+if TYPE_CHECKING:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
 
 CHUNK_ROWS = 500_000
 JSON_CHUNK = 200_000
@@ -118,6 +120,10 @@ def _parquet_file(path: Path, dictionaries: Collection[str]) -> pq.ParquetFile:
     """The file, its top-level string columns named in ``dictionaries`` read
     as dictionary arrays: decoded straight from the file's dictionary pages,
     never materialized as strings per row."""
+    # imported here: a process that only evaluates never reads a file
+    # (pyarrow.parquet brings pyarrow's file systems along)
+    import pyarrow.parquet as pq
+
     meta = pq.read_metadata(path)  # read once: handed to the reader below
     text = (pa.types.is_string, pa.types.is_large_string)
     schema = meta.schema.to_arrow_schema()
@@ -163,6 +169,8 @@ def _row_json(table: pa.Table) -> Callable[[int], str]:
 
 # ------------------------------------------------------------------------ CSV
 def _read_csv(path: Path) -> tuple[pa.Table, np.ndarray]:
+    import pyarrow.csv as pcsv
+
     try:
         with open(path, newline="", encoding="utf-8") as f:
             header = next(csv.reader(f), None)

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from audience.runtime.store import wal
 from audience.runtime.store.ahead import ahead
 from audience.runtime.store.coerce import decode_dictionaries
-from audience.runtime.store.dedup import IdFiles, sort_ids
+from audience.runtime.store.dedup import IdFiles, SortedIds, sort_ids
 from audience.runtime.store.definitions import Definitions, SavedSegment
 from audience.runtime.store.dictionaries import IDS, DictState, HashTables
 from audience.runtime.store.encode import (
@@ -135,6 +136,10 @@ class Store(SnapshotViews):
             raise StoreError(f"{marker}: unsupported store format {meta!r}")
         nd = node_dir(root, node)
         if not (nd / MANIFEST).is_file():
+            if (nd / "shards.json").is_file():
+                raise StoreError(
+                    f"{root}: node '{node}' is sharded: open it with audience.open (a ShardedStore)"
+                )
             nodes = sorted(p.name for p in (root / "nodes").glob("*") if (p / MANIFEST).is_file())
             raise StoreError(f"{root}: no node '{node}' (nodes: {', '.join(nodes) or 'none'})")
         try:
@@ -389,15 +394,20 @@ class Store(SnapshotViews):
             if tail is not None and tail.records:
                 self._checkpoint(manifest, tail)
 
-    def known_ids(self, ids: pa.Array) -> np.ndarray:
+    def known_ids(self, ids: pa.Array, hashed: SortedIds | None = None) -> np.ndarray:
         """Whether each event id (strings) is held already, in the partitions
-        or the log of small ingests.  Exact (a hash match is confirmed)."""
+        or the log of small ingests, or stands on an earlier row of ``ids``.
+        Exact (a hash match is confirmed).  ``hashed``: ``sort_ids(ids)``,
+        when the caller has it."""
         manifest = self._backend.read_manifest()
         index = IdFiles(self._backend, manifest, manifest.version + 1).index
-        known: np.ndarray = ~index.fresh(sort_ids(ids), 0)
+        known: np.ndarray = ~index.fresh(hashed or sort_ids(ids), 0)
         tail = self._tail_for(manifest)
         if tail is not None and tail.ids:
-            known |= np.fromiter((i in tail.ids for i in ids.to_pylist()), bool, len(ids))
+            logged = pa.array(list(tail.ids), pa.string())
+            known |= pc.fill_null(pc.is_in(ids, value_set=logged), False).to_numpy(
+                zero_copy_only=False
+            )
         return known
 
     def rejected(self, limit: int | None = None) -> list[Reject]:

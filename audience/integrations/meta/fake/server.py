@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 VERSION = "v21.0"
 APP_ID = "1234567890"
 APP_SECRET = "fake-app-secret"
+UNKNOWN_OBJECT = (100, 33)  # "Object with ID ... does not exist"
 
 
 @dataclass
@@ -155,12 +156,23 @@ class FakeGraph:
             if isinstance(fault, Fail):
                 raise fault
             self._authorize(call)
+            unknown: Fail | None = None
             for method, pattern, handler in self._routes:
                 m = pattern.match(call.path)
                 if m and method == call.method:
                     call.match = m
-                    status, body = handler(call)
+                    try:
+                        status, body = handler(call)
+                    except Fail as f:
+                        # an audience id and a lead id are both numbers: an object one
+                        # part does not know (100/33) may be another part's
+                        if (f.code, f.subcode) != UNKNOWN_OBJECT:
+                            raise
+                        unknown = unknown or f
+                        continue
                     return status, body, {}
+            if unknown is not None:
+                raise unknown
             raise Fail(100, f"Unknown path components: /{call.path}", type="GraphMethodException")
         except Fail as f:
             return f.status, f.body(trace), f.headers

@@ -1,0 +1,198 @@
+"""A sharded store evaluated on a Dask cluster.
+
+A query is compiled once, here on the client; its program travels to the
+workers as plain data; each shard's task runs on the worker that owns the
+shard (soft pinning: another worker may take it when the owner is gone) and
+returns its members as Arrow; the members are merged here.  Shards are
+disjoint by contact, so the merge is a concatenation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
+from audience.dist.worker import ShardResult, evaluate_shard, ping, stats
+from audience.runtime.evaluate import AsOf, Audience, parse_as_of
+from audience.runtime.shards import ShardedStore, ShardProgram, ShardRef
+from audience.snapshot import LazyStrings
+
+
+@dataclass(frozen=True)
+class QueryTimes:
+    """Where one query's time went (ms): each shard inside its worker, the
+    merge on the client, and the rest (scheduling, transfer).  Compiling is
+    not in it: it happens once, in ``compile``."""
+
+    shards_ms: tuple[float, ...]  # each shard's evaluation inside its worker
+    opens_ms: tuple[float, ...]  # each shard's opening in this query (0 once resident)
+    merge_ms: float
+    total_ms: float
+    worker_pids: tuple[int, ...]  # the process that answered each shard
+
+    @property
+    def overhead_ms(self) -> float:
+        inside = [o + e for o, e in zip(self.opens_ms, self.shards_ms, strict=True)]
+        return self.total_ms - max(inside, default=0.0) - self.merge_ms
+
+
+@dataclass
+class ClusterSegment:
+    """A segment compiled once for a cluster store; ``evaluate`` runs it on
+    every shard."""
+
+    store: ClusterStore
+    text: str
+    program: ShardProgram
+    compile_ms: float = 0.0
+    last_times: QueryTimes | None = field(default=None, repr=False)
+
+    def evaluate(self, as_of: AsOf = None) -> Audience:
+        now_ms = parse_as_of(as_of, self.program.timezone)
+        audience, self.last_times = self.store.run(self.program, now_ms)
+        return audience
+
+
+class ClusterStore:
+    """A sharded store whose segments are evaluated by a Dask cluster."""
+
+    def __init__(
+        self, sharded: ShardedStore, client: Any, local: Any | None = None, *, owned: bool = False
+    ) -> None:
+        self.sharded = sharded
+        self.client = client
+        self._local = local  # the local cluster we started, closed with us
+        self._owned = owned or local is not None  # the client is ours to close
+        self._queries = itertools.count()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        cluster: Any,
+        node: str = "main",
+        options: LocalOptions | None = None,
+    ) -> ClusterStore:
+        return cls.on(ShardedStore.open(path, node), cluster, options)
+
+    @classmethod
+    def on(
+        cls, sharded: ShardedStore, cluster: Any, options: LocalOptions | None = None
+    ) -> ClusterStore:
+        """``sharded`` on ``cluster`` (see ``connect``); a client made here is
+        closed with the store, a client given is left open."""
+        client, local = connect(cluster, options)
+        return cls(sharded, client, local, owned=client is not cluster)
+
+    def refs(self) -> list[ShardRef]:
+        return self.sharded.refs()
+
+    def compile(self, text: str, *, filename: str = "<segment>") -> ClusterSegment:
+        """Parse, check and compile once, here (against the node's schema and
+        the store's saved segments); raises ``DslError``."""
+        t0 = time.perf_counter()
+        program = self.sharded.compile_program(text, filename=filename)
+        return ClusterSegment(self, text, program, (time.perf_counter() - t0) * 1000)
+
+    def evaluate(self, program: ShardProgram, as_of: AsOf = None) -> Audience:
+        """The audience of a compiled program as of ``as_of``, from every shard."""
+        return self.run(program, parse_as_of(as_of, program.timezone))[0]
+
+    def owners(self, refs: Sequence[ShardRef] | None = None) -> dict[ShardRef, str]:
+        """Each shard's worker: the workers in address order, dealt round the
+        shards, so the same workers own the same shards query after query."""
+        workers = sorted(self.client.scheduler_info()["workers"])
+        if not workers:
+            self.client.wait_for_workers(1)
+            workers = sorted(self.client.scheduler_info()["workers"])
+        every = self.refs()
+        mine = {ref: workers[i % len(workers)] for i, ref in enumerate(every)}
+        return {ref: mine[ref] for ref in (every if refs is None else refs)}
+
+    def run(
+        self, program: ShardProgram, now_ms: int, refs: Sequence[ShardRef] | None = None
+    ) -> tuple[Audience, QueryTimes]:
+        """Evaluate ``program`` on every shard (or on ``refs``) as of ``now_ms``."""
+        from distributed import KilledWorker
+
+        t0 = time.perf_counter()
+        tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
+        futures = [
+            self.client.submit(
+                evaluate_shard,
+                ref,
+                program,
+                now_ms,
+                key=f"audience-shard-{ref.index}-{tag}",
+                workers=[owner],
+                allow_other_workers=True,
+                pure=False,
+            )
+            for ref, owner in self.owners(refs).items()
+        ]
+        try:
+            results: list[ShardResult] = self.client.gather(futures)
+        except KilledWorker as exc:
+            raise ClusterError(
+                f"a shard's task was given up after its worker died running it "
+                f"{ALLOWED_FAILURES + 1} times: {exc}"
+            ) from None
+        t1 = time.perf_counter()
+        audience = union(sorted(results, key=lambda r: r.index), now_ms)
+        t2 = time.perf_counter()
+        times = QueryTimes(
+            shards_ms=tuple(r.eval_ms for r in results),
+            opens_ms=tuple(r.open_ms for r in results),
+            merge_ms=(t2 - t1) * 1000,
+            total_ms=(t2 - t0) * 1000,
+            worker_pids=tuple(r.worker_pid for r in results),
+        )
+        return audience, times
+
+    def round_trip_ms(self, refs: Sequence[ShardRef] | None = None) -> float:
+        """One empty task per shard, pinned as a query's are: the scheduling alone."""
+        t0 = time.perf_counter()
+        owners = self.owners(refs)
+        futures = [
+            self.client.submit(ping, key=f"audience-ping-{uuid.uuid4().hex}", workers=[w])
+            for w in owners.values()
+        ]
+        self.client.gather(futures)
+        return (time.perf_counter() - t0) * 1000
+
+    def worker_stats(self) -> dict[str, Any]:
+        """Each worker's open shards, open counts and kernel counters."""
+        out: dict[str, Any] = self.client.run(stats)
+        return out
+
+    def close(self) -> None:
+        if self._owned:
+            self.client.close()
+            self._owned = False
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+
+    def __enter__(self) -> ClusterStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def union(results: list[ShardResult], now_ms: int) -> Audience:
+    """The shards' members as one audience (every contact in it a member)."""
+    parts = [r.members for r in results if len(r.members)]
+    merged = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+    n = len(merged)
+    ids = LazyStrings(n, merged.to_pylist, arrow=merged)
+    return Audience(np.ones(n, dtype=np.bool_), ids, now_ms)

@@ -1,0 +1,164 @@
+"""What runs inside a Dask worker: its cache of opened shards, the kernels
+warmed once, and the task that evaluates one shard.
+
+Everything here is module-level state of the worker process, so a shard
+opened for one query stays open (its memory maps and dictionaries) for the
+next.  The functions are shipped to workers by reference (module and name):
+no numba dispatcher ever travels in a pickle, since an unpickled dispatcher
+compiles itself again (numba issue 3026).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from audience.runtime.shards import ShardProgram, ShardRef, open_shard, shard_members
+
+_lock = threading.Lock()
+_shards: dict[ShardRef, Any] = {}  # ShardRef -> Store, opened on this worker
+_opens: dict[ShardRef, int] = {}  # how many times each shard was opened here
+_kernel_threads: int | None = None  # numba threads per task (set by the plugin)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """One shard's answer: its members and where the time went inside the worker."""
+
+    index: int
+    members: pa.Array
+    open_ms: float  # 0 when the shard was already open
+    eval_ms: float
+    worker_pid: int
+
+
+def shard(ref: ShardRef) -> tuple[Any, float]:
+    """The open shard ``ref`` (opened on first use) and the ms its opening took."""
+    with _lock:
+        store = _shards.get(ref)
+        if store is not None:
+            return store, 0.0
+        t0 = time.perf_counter()
+        store = open_shard(ref)
+        store.snapshot()  # the maps and dictionaries now, not in the first query's time
+        _shards[ref] = store
+        _opens[ref] = _opens.get(ref, 0) + 1
+        return store, (time.perf_counter() - t0) * 1000
+
+
+def evaluate_shard(ref: ShardRef, program: ShardProgram, as_of_ms: int) -> ShardResult:
+    """The task of one shard in one query."""
+    import os
+
+    if _kernel_threads is not None:
+        import numba
+
+        # numba's thread count is per calling thread: set where the task runs
+        numba.set_num_threads(_kernel_threads)
+    store, open_ms = shard(ref)
+    t0 = time.perf_counter()
+    members = shard_members(store, program, as_of_ms)
+    eval_ms = (time.perf_counter() - t0) * 1000
+    return ShardResult(ref.index, members, open_ms, eval_ms, os.getpid())
+
+
+def ping() -> int:
+    """The empty task: the scheduling round trip alone."""
+    return 0
+
+
+def stats() -> dict[str, Any]:
+    """This worker's open shards and open counts (read with ``client.run``)."""
+    import os
+
+    with _lock:
+        return {
+            "pid": os.getpid(),
+            "open": sorted((r.store, r.node, r.index) for r in _shards),
+            "opens": {f"{r.store}#{r.node}#{r.index}": n for r, n in _opens.items()},
+            "kernels": kernel_stats(),
+        }
+
+
+def forget_shards() -> int:
+    """Close every shard this worker holds (a store changed on disk); how many."""
+    with _lock:
+        n = len(_shards)
+        _shards.clear()
+        return n
+
+
+# ------------------------------------------------------------------- kernels
+def kernel_modules() -> list[str]:
+    import audience.engine.kernels as kernels
+
+    return [f"{kernels.__name__}.{m.name}" for m in pkgutil.iter_modules(kernels.__path__)]
+
+
+def warm_kernels(threads: int | None = None) -> int:
+    """Import the evaluator's kernels and load every one of them now (from
+    numba's on-disk cache, compiling what is not there); how many.  With
+    ``threads``, the kernels' thread pool is limited to that many."""
+    import numba
+
+    from audience.engine.kernels.config import _lazy_dispatcher
+
+    global _kernel_threads
+    if threads is not None:
+        most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        _kernel_threads = max(1, min(threads, most))
+    lazy = _lazy_dispatcher()
+    loaded = 0
+    for name in kernel_modules():
+        for value in vars(importlib.import_module(name)).values():
+            if isinstance(value, lazy):
+                value.load()
+                loaded += 1
+    # the evaluator's modules too, so the first query imports nothing
+    importlib.import_module("audience.engine.execute")
+    importlib.import_module("audience.runtime.store")
+    return loaded
+
+
+def kernel_stats() -> dict[str, int]:
+    """Over every numba dispatcher this process has loaded from audience: the
+    compiled signatures and numba's cache misses (each a compilation)."""
+    from numba.core.dispatcher import Dispatcher
+
+    signatures = misses = 0
+    seen: set[int] = set()
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("audience.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, Dispatcher) and id(value) not in seen:
+                seen.add(id(value))
+                signatures += len(value.signatures)
+                misses += sum(value.stats.cache_misses.values())
+    return {"dispatchers": len(seen), "signatures": signatures, "cache_misses": misses}
+
+
+def _plugin_base() -> type:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    return WorkerPlugin
+
+
+class WarmKernels(_plugin_base()):  # type: ignore[misc]
+    """Loads the kernels once per worker, as it starts (and as a restarted one
+    starts again), so no query compiles or loads a kernel."""
+
+    name = "audience-warm-kernels"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def setup(self, worker: Any) -> None:
+        warm_kernels(self.threads)

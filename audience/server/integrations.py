@@ -1,0 +1,178 @@
+"""Meta integrations (docs/integrations/meta.md): ``/v1/integrations`` and
+``/v1/integration-reminders``.
+
+An integration is the store's, not a node's (a sync or a lead form of any node
+names it), so any source may read them and a write source may change them.  A
+token goes in (connect, re-authorize) and never comes back whole: answers show
+it masked.  The Graph API is asked without retries (a request does not wait
+out the platform's back-off): an unreachable or throttling platform is a 502 /
+503 at once, and nothing is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, jsonify
+
+from audience.integrations.meta.graph import GraphError, RateLimited
+from audience.integrations.meta.reminders import (
+    DEFAULT_DAYS,
+    ReminderSettings,
+    body,
+    due,
+    load_settings,
+    raise_due,
+    save_settings,
+)
+from audience.integrations.meta.tokens import (
+    IntegrationError,
+    Integrations,
+    graph_config_from_env,
+    integration_json,
+)
+from audience.runtime.delivery.log import DeliveryLog
+from audience.server.bodies import Fields, json_object
+from audience.server.context import requires, state
+from audience.server.errors import ApiError
+
+bp = Blueprint("integrations", __name__)
+T = TypeVar("T")
+
+MAX_TOKEN = 4096
+_STATUS = {"no-integration": 404, "integration-exists": 409}
+
+
+def _ints() -> Integrations:
+    cfg = state().config
+    graph = cfg.graph or graph_config_from_env(max_retries=0)
+    return Integrations(cfg.store, graph, cfg.clock)
+
+
+def _refused(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except IntegrationError as err:
+        code = "not_found" if err.code == "no-integration" else err.code.replace("-", "_")
+        raise ApiError(_STATUS.get(err.code, 400), code, str(err)) from None
+    except RateLimited as err:
+        raise ApiError(
+            503, "graph_rate_limited", str(err), "try again later", headers={"Retry-After": "60"}
+        ) from None
+    except GraphError as err:
+        code = "graph_unavailable" if err.code == 0 or err.transient else "graph_error"
+        raise ApiError(502, code, str(err)) from None
+
+
+def _one(ints: Integrations, name: str) -> dict[str, Any]:
+    i = _refused(lambda: ints.get(name))
+    out = integration_json(i, ints.clock())
+    reminder = next((r for r in due(ints) if r.integration.name == name), None)
+    out["reminder"] = None if reminder is None else body(reminder, ints.clock())
+    return out
+
+
+def _settings_json(s: ReminderSettings) -> dict[str, Any]:
+    return {"url": s.url, "days": list(s.days)}
+
+
+@bp.get("/v1/integrations")
+@requires("read")
+def list_integrations() -> Response:
+    ints = _ints()
+    now = ints.clock()
+    return jsonify({"integrations": [integration_json(i, now) for i in ints.all()]})
+
+
+@bp.post("/v1/integrations")
+@requires("write")
+def connect() -> tuple[Response, int]:
+    f = Fields(json_object(), {"name", "account_id", "token", "reminder_url"})
+    name = f.text("name", required=True, max_len=200) or ""
+    account = f.text("account_id", required=True, max_len=64) or ""
+    token = f.text("token", required=True, max_len=MAX_TOKEN) or ""
+    url = f.text("reminder_url", max_len=4000)
+    ints = _ints()
+    i = _refused(lambda: ints.connect(name, account, token, reminder_url=url))
+    return jsonify(_one(ints, i.name)), 201
+
+
+@bp.get("/v1/integrations/<name>")
+@requires("read")
+def show(name: str) -> Response:
+    return jsonify(_one(_ints(), name))
+
+
+@bp.patch("/v1/integrations/<name>")
+@requires("write")
+def change(name: str) -> Response:
+    f = Fields(json_object(), {"reminder_url"})
+    url = f.text("reminder_url", max_len=4000)
+    ints = _ints()
+    _refused(lambda: ints.set_reminder_url(name, url))
+    return jsonify(_one(ints, name))
+
+
+@bp.delete("/v1/integrations/<name>")
+@requires("write")
+def delete(name: str) -> Response:
+    ints = _ints()
+    _refused(lambda: ints.delete(name))
+    return jsonify({"deleted": name})
+
+
+@bp.post("/v1/integrations/<name>/check")
+@requires("write")
+def check(name: str) -> Response:
+    """Ask the platform (debug_token), record its answer, raise a reminder now due."""
+    ints = _ints()
+    _refused(lambda: ints.check(name))
+    out = _one(ints, name)
+    log = DeliveryLog.open(state().config.store)
+    try:
+        raised = raise_due(ints, log, only=name)
+    finally:
+        log.close()
+    out["reminder_delivery"] = raised[0].delivery_id if raised else None
+    return jsonify(out)
+
+
+@bp.post("/v1/integrations/<name>/reauthorize")
+@requires("write")
+def reauthorize(name: str) -> Response:
+    f = Fields(json_object(), {"token"})
+    token = f.text("token", required=True, max_len=MAX_TOKEN) or ""
+    ints = _ints()
+    _refused(lambda: ints.reauthorize(name, token))
+    return jsonify(_one(ints, name))
+
+
+@bp.get("/v1/integration-reminders")
+@requires("read")
+def reminders() -> Response:
+    ints = _ints()
+    settings = load_settings(ints)
+    now = ints.clock()
+    return jsonify(
+        {
+            "reminders": [{**body(r, now), "url": r.url} for r in due(ints, settings)],
+            "webhook": _settings_json(settings),
+        }
+    )
+
+
+@bp.put("/v1/integration-reminders")
+@requires("write")
+def set_reminders() -> Response:
+    obj = json_object()
+    f = Fields(obj, {"url", "days"})
+    url = f.text("url", max_len=4000)
+    days = obj.get("days")
+    if days is not None and not isinstance(days, list):
+        raise ApiError(400, "bad_days", "'days' must be a list of whole numbers")
+    ints = _ints()
+    # a PUT replaces both: without 'days', the default days
+    kept = tuple(days) if days is not None else DEFAULT_DAYS
+    settings = _refused(lambda: save_settings(ints, url, kept))
+    return jsonify({"webhook": _settings_json(settings)})

@@ -1,0 +1,258 @@
+"""Segments over contact shards on a real Dask cluster (worker processes):
+the same answers as one store, a worker killed mid-query, shards kept open
+across queries, kernels never compiled after a worker's warm-up."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("distributed")
+
+from distributed import Event
+
+import audience
+from audience.dist import ClusterStore, LocalOptions
+from audience.runtime.evaluate import compile_condition, parse_as_of
+from audience.runtime.shards import ShardedStore, ShardProgram
+from audience.runtime.store import Store
+from tests.helpers.cli import run
+from tests.reference.data import StoreData, random_store, stores
+from tests.reference.programs import GeneratedProgram, programs
+
+# segments that between them run every kind of kernel: scans, counts, sums,
+# recency, sequences, distinct counts, strings and profile predicates
+KINDS = (
+    "did purchased",
+    'did viewed_product where category = "shoes" at least 2 times',
+    "not did purchased in last 7 days",
+    "did viewed_product then purchased within 3 days",
+    "sum(amount) of purchased in last 90 days > 20",
+    "last viewed_product in last 10 days",
+    "count_distinct(category) of viewed_product >= 2",
+    'city = "Rome" or email ends with "example.com"',
+)
+
+
+def _deadline_wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait until ``cond()`` holds: a condition polled, never a guessed sleep."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _one_store(data: StoreData) -> tuple[Store, pa.Table, pa.Table]:
+    events, profiles = data.to_arrow()
+    return Store.from_arrow(events, profiles, data.schema), events, profiles
+
+
+def _sharded(
+    root: Path, data: StoreData, shards: int, events: pa.Table, profiles: pa.Table
+) -> ShardedStore:
+    store = ShardedStore.init(root, data.schema, shards=shards)
+    store.ingest_profiles(profiles)
+    store.ingest_events(events)
+    return store
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    from audience.dist.cluster import connect
+
+    client, local = connect("local", LocalOptions(workers=2, memory_limit="2GiB"))
+    try:
+        yield client
+    finally:
+        client.close()
+        local.close()
+
+
+@pytest.fixture(scope="module")
+def shop(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    data = random_store(17, n_contacts=300, n_events=4000)
+    one, events, profiles = _one_store(data)
+    root = tmp_path_factory.mktemp("shop") / "store"
+    _sharded(root, data, 4, events, profiles)
+    store = ClusterStore(ShardedStore.open(root), cluster)
+    yield store, one, data
+
+
+def _answer(store: ClusterStore, text: str, now: Any) -> set[str]:
+    return set(store.compile(text).evaluate(now).ids())
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    data=stores(max_contacts=10, max_events=60),
+    prog=programs(),
+    shards=st.sampled_from((1, 2, 4)),
+)
+def test_sharded_answer_equals_the_one_store_answer(
+    cluster: Any, data: StoreData, prog: GeneratedProgram, shards: int
+) -> None:
+    one, events, profiles = _one_store(data)
+    compiled = compile_condition(
+        prog.segment.cond,
+        data.schema,
+        timezone=prog.segment.tz_name,
+        segment_resolver=prog.saved.get,
+    )
+    want = set(compiled.evaluate(one.snapshot(), data.now).ids())
+    with tempfile.TemporaryDirectory() as tmp:
+        sharded = _sharded(Path(tmp) / "s", data, shards, events, profiles)
+        store = ClusterStore(sharded, cluster)
+        program = ShardProgram(
+            compiled.program, compiled.timezone, compiled.schema_version, compiled.plan_text
+        )
+        got, times = store.run(program, parse_as_of(data.now))
+        store.client.run(_forget)  # the next example's shards are other directories
+    assert set(got.ids()) == want, compiled.plan_text
+    assert len(times.shards_ms) == shards
+
+
+def _forget() -> int:
+    from audience.dist.worker import forget_shards
+
+    return forget_shards()
+
+
+def test_the_known_segments_agree(shop: Any) -> None:
+    store, one, data = shop
+    for text in KINDS:
+        want = set(one.compile(text).evaluate(data.now).ids())
+        assert _answer(store, text, data.now) == want, text
+
+
+def test_shards_stay_open_across_queries(shop: Any) -> None:
+    store, _, data = shop
+    _answer(store, "did purchased", data.now)  # every shard open somewhere
+    before = {w: s["opens"] for w, s in store.worker_stats().items()}
+    for text in KINDS[:3]:
+        _answer(store, text, data.now)
+    after = {w: s["opens"] for w, s in store.worker_stats().items()}
+    assert after == before
+    opened = [
+        key for opens in after.values() for key in opens if key.startswith(str(store.sharded.path))
+    ]
+    assert sorted(opened) == sorted(set(opened)) and len(opened) == 4
+    seg = store.compile("did purchased")
+    seg.evaluate(data.now)
+    assert seg.last_times is not None and set(seg.last_times.opens_ms) == {0.0}
+
+
+def test_no_compilation_after_warm_up(shop: Any) -> None:
+    store, _, data = shop
+    before = {w: s["kernels"] for w, s in store.worker_stats().items()}
+    assert all(k["signatures"] > 0 for k in before.values())
+    for text in KINDS:
+        for shift_days in (0, 40):
+            _answer(store, text, parse_as_of(data.now) - shift_days * 86_400_000)
+    after = {w: s["kernels"] for w, s in store.worker_stats().items()}
+    assert after == before
+
+
+def _block(event_name: str) -> int:
+    """A test task that holds its worker's only thread until told."""
+    Event(event_name).wait(120)
+    return os.getpid()
+
+
+def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
+    store, one, data = shop
+    text = KINDS[1]
+    want = set(one.compile(text).evaluate(data.now).ids())
+    assert _answer(store, text, data.now) == want  # the shards are open
+    client = store.client
+    owners = store.owners()
+    victim = next(iter(owners.values()))
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    # the victim's only thread busy: the query's tasks for its shards wait there
+    gate = f"audience-test-gate-{time.monotonic_ns()}"
+    blocker = client.submit(_block, gate, workers=[victim], allow_other_workers=False, pure=False)
+    _deadline_wait(lambda: bool(client.processing(workers=[victim]).get(victim)), "the blocker")
+    seg = store.compile(text)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        query = pool.submit(seg.evaluate, data.now)
+
+        def queued() -> bool:
+            keys = client.processing(workers=[victim]).get(victim, ())
+            return any(str(k).startswith("audience-shard-") for k in keys)
+
+        _deadline_wait(queued, "the query's tasks on the victim")
+        os.kill(pid, signal.SIGKILL)
+        got = query.result(timeout=120)
+    blocker.cancel()
+    Event(gate, client=client).set()
+    assert set(got.ids()) == want
+    assert seg.last_times is not None
+    assert pid not in seg.last_times.worker_pids
+    _deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
+
+
+def test_eval_on_a_scheduler_address(shop: Any) -> None:
+    store, one, data = shop
+    text = KINDS[4]
+    want = sorted(one.compile(text).evaluate(data.now).ids())
+    address = store.client.scheduler.address
+    now = data.now.isoformat()
+    path = str(store.sharded.path)
+    ids = run("eval", path, "-e", text, "--as-of", now, "--cluster", address, "--format", "ids")
+    assert sorted(ids.stdout.split()) == want
+    count = run("eval", path, "-e", text, "--as-of", now, "--cluster", address)
+    assert count.stdout == f"{len(want)}\n"
+    assert store.client.status == "running"  # the command's own client closed, not ours
+
+
+def test_eval_cluster_errors_say_what_is_wrong(shop: Any, tmp_path: Path) -> None:
+    store, _, data = shop
+    path = str(store.sharded.path)
+    bad = run("eval", path, "-e", "did purchased", "--cluster", "nowhere", ok=False)
+    assert bad.exit_code == 2 and "scheduler address (tcp://host:port)" in bad.stderr
+    Store.init(tmp_path / "plain", data.schema)
+    plain = run("eval", str(tmp_path / "plain"), "-e", "did", "--cluster", "local", ok=False)
+    assert plain.exit_code == 1 and "error" in plain.stderr  # the text is checked first
+    plain = run(
+        "eval", str(tmp_path / "plain"), "-e", "did purchased", "--cluster", "local", ok=False
+    )
+    assert plain.exit_code == 2 and "is not sharded" in plain.stderr
+    explain = run("eval", path, "-e", "did purchased", "--cluster", "local", "--explain", ok=False)
+    assert explain.exit_code == 2 and "not available with --cluster" in explain.stderr
+    workers = run("eval", path, "-e", "did purchased", "--workers", "2", ok=False)
+    assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
+
+
+def test_audience_open_with_a_cluster(shop: Any) -> None:
+    store, one, data = shop
+    with audience.open(str(store.sharded.path), cluster=store.client) as opened:
+        got = opened.compile(KINDS[2]).evaluate(data.now)
+    assert set(got.ids()) == set(one.compile(KINDS[2]).evaluate(data.now).ids())
+    assert store.client.status != "closed"  # a client given by the caller stays open
+
+
+def test_an_ingest_is_seen_by_the_open_shards(cluster: Any, tmp_path: Path) -> None:
+    data = random_store(5, n_contacts=40, n_events=300)
+    one, events, profiles = _one_store(data)
+    half = len(events) // 2
+    sharded = _sharded(tmp_path / "s", data, 2, events.slice(0, half), profiles)
+    store = ClusterStore(sharded, cluster)
+    text = "did viewed_product"
+    before = _answer(store, text, data.now)  # the shards open on their workers
+    opens = {w: s["opens"] for w, s in store.worker_stats().items()}
+    sharded.ingest_events(events.slice(half))
+    want = set(one.compile(text).evaluate(data.now).ids())
+    assert want != before
+    assert _answer(store, text, data.now) == want
+    assert {w: s["opens"] for w, s in store.worker_stats().items()} == opens

@@ -4,6 +4,7 @@ unsubscribes, replace, faults and schedules."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from audience.integrations.meta.sync.definitions import FAILED, PARTIAL, SUCCEED
 from audience.integrations.meta.sync.service import DAY_MS, HOUR_MS, parse_every
 from audience.integrations.meta.tokens import INACTIVE
 from audience.runtime.tracking.suppression import add as suppress
-from tests.meta_sync_support import TOKEN, email_of, expected_hashes, sha, world
+from tests.meta_sync_support import SCHEMA, TOKEN, email_of, expected_hashes, sha, world
 
 
 def women_with_consent(rec: dict[str, object]) -> bool:
@@ -85,6 +86,8 @@ def test_batches_of_one_session_with_seq_and_last_flag(
         assert [s["last_batch_flag"] for s in sessions] == [False] * (len(posts) - 1) + [True]
         assert {s["estimated_num_total"] for s in sessions} == {n}
         assert all(len(c.json_field("payload")["data"]) <= 4 for c in posts)
+        # one JSON document each (the platform takes it as it takes form fields)
+        assert {c.headers.get("Content-Type") for c in posts} == {"application/json"}
 
 
 def test_email_and_phone_rows_follow_the_schema_order(tmp_path: Path) -> None:
@@ -173,7 +176,10 @@ def test_a_job_failing_part_way_leaves_no_contact_without_consent(
 
 
 def test_creation_checks_refuse_bad_input_and_write_nothing(tmp_path: Path) -> None:
+    from audience.runtime.shards.store import ShardedStore
+
     with world(tmp_path) as w:
+        ShardedStore.init(w.root, SCHEMA, node="big", shards=2)
         cases: dict[str, dict[str, Any]] = {
             "no_segment": {"segment": "NoSuchSegment"},
             "bad_segment": {"segment": "gender = = 1"},
@@ -182,6 +188,7 @@ def test_creation_checks_refuse_bad_input_and_write_nothing(tmp_path: Path) -> N
             "consent_not_bool": {"consent_field": "gender"},
             "no_integration": {"integration": "nope"},
             "no_node": {"node": "other"},
+            "sharded_node": {"node": "big"},
             "no_match_key": {"email_field": None},
             "bad_destination": {"audience_id": "123"},
             "bad_source": {"customer_file_source": "SOMEONE"},
@@ -289,3 +296,35 @@ def test_a_timeout_mid_upload_is_retried(tmp_path: Path, monkeypatch: pytest.Mon
         [done] = worker.work_once()
         assert done.state == SUCCEEDED
         assert w.members() == expected_hashes(w.store, women_with_consent)
+
+
+def test_the_scheduler_loop_uploads_beside_the_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the long-running loop a tick does not wait for an upload (a plan due meanwhile
+    starts on time); the job's line joins a later tick's report."""
+    from audience.runtime.plans.scheduler import Scheduler
+
+    with world(tmp_path) as w:
+        monkeypatch.setenv("AUDIENCE_META_GRAPH_URL", w.url)
+        monkeypatch.setenv("AUDIENCE_META_GRAPH_VERSION", w.config.version)
+        w.create()
+        job, _ = w.service().run("women")
+        w.audiences.gate = threading.Event()
+        sched = Scheduler(w.root, clock=w.clock, background_syncs=True)
+        try:
+            held = sched.tick()  # returns while the upload is held at the fake
+            assert held.sync_jobs == []
+            assert w.service().defs.job(job.id).state != SUCCEEDED
+            w.audiences.gate.set()
+            assert sched._sync_thread is not None
+            sched._sync_thread.join()
+            later = sched.tick()
+            [line] = later.sync_jobs
+            assert line.startswith(f"sync women: job {job.id} (diff) succeeded")
+            assert w.members() == expected_hashes(w.store, women_with_consent)
+        finally:
+            w.audiences.gate.set()
+            if sched._sync_thread is not None:
+                sched._sync_thread.join()
+            sched.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from audience.runtime.store import Store
 from tests.helpers.server_api import start
 from tests.meta_sync_support import SCHEMA, expected_hashes, world
@@ -20,8 +22,10 @@ BODY = {
 }
 
 
-def test_syncs_over_http(tmp_path: Path) -> None:
+def test_syncs_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with world(tmp_path) as w:
+        monkeypatch.setenv("AUDIENCE_META_GRAPH_URL", w.url)
+        monkeypatch.setenv("AUDIENCE_META_GRAPH_VERSION", w.config.version)
         Store.init(w.root, SCHEMA, node="other")
         live = start(w.root)
         try:
@@ -50,6 +54,10 @@ def test_syncs_over_http(tmp_path: Path) -> None:
             want = expected_hashes(w.store, lambda r: r["gender"] == "f" and r["consent"])
             assert shown["counts"]["sent"] == len(want) and w.members() == want
             assert reader.get("/v1/syncs/women").json()["last_job"]["id"] == job_id
+            platform = reader.get("/v1/syncs/women?platform=true").json()["platform"]
+            assert platform["approximate_count_lower_bound"] == len(want)
+            assert platform["operation_status"]["code"] == 200
+            assert reader.get("/v1/syncs/women?platform=maybe").status == 400
             runs = reader.get("/v1/syncs/women/runs").json()["runs"]
             assert [r["id"] for r in runs] == [job_id]
             assert reader.get("/v1/syncs/women/runs/999").status == 404
@@ -57,6 +65,11 @@ def test_syncs_over_http(tmp_path: Path) -> None:
             assert sch.status == 200 and sch.json()["schedule"] == "every 12 hours"
             bad_sch = api.request("PUT", "/v1/syncs/women/schedule", {"every": "weekly"})
             assert bad_sch.json()["error"]["code"] == "bad_schedule"
+            busy = api.post("/v1/syncs/women/runs")
+            assert busy.status == 202
+            refused = api.request("DELETE", "/v1/syncs/women")
+            assert refused.status == 409 and refused.json()["error"]["code"] == "sync_busy"
+            w.worker().work_once()
             assert api.request("DELETE", "/v1/syncs/women").json() == {"deleted": "women"}
             assert reader.get("/v1/syncs/women").status == 404
         finally:

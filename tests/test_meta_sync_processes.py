@@ -141,6 +141,11 @@ def test_the_cli_creates_runs_and_shows_a_sync(tmp_path: Path) -> None:
         assert shown["last_job"]["id"] == ran["id"] and shown["audience_id"]
         history = finish(audience("syncs", "history", root, "women", env=env))
         assert "succeeded" in history
+        table = finish(audience("syncs", "show", root, "women", "--platform", env=env))
+        assert f"platform: about {len(want)}-{len(want)} people, Normal" in table
+        assert (
+            "women" in table and "EMAIL" in table and f"job {ran['id']} (diff) succeeded" in table
+        )
         finish(audience("syncs", "schedule", root, "women", "--off", *at, env=env))
         finish(audience("syncs", "delete", root, "women", env=env))
         assert (

@@ -134,17 +134,33 @@ def list_cmd(store: str, at: str | None, fmt: str) -> None:
 @syncs_group.command("show")
 @_common
 @click.argument("name")
+@click.option(
+    "--platform", is_flag=True, help="also ask the platform for the audience's size and status"
+)
 @format_option()
-def show_cmd(store: str, at: str | None, name: str, fmt: str) -> None:
-    """A sync and its latest job (status, progress, counts)."""
+def show_cmd(store: str, at: str | None, name: str, platform: bool, fmt: str) -> None:
+    """A sync and its latest job (status, progress, counts); with --platform, the
+    audience's approximate size and status as the platform reports them."""
+    from audience.integrations.meta.sync.worker import config_from_env, platform_status
+
     svc = _service(store, at)
     sync = _run(lambda: svc.defs.get(name))
     jobs = svc.defs.jobs(name, limit=1)
+    status = None
+    if platform:
+        status = _run(lambda: platform_status(svc.root, config_from_env(), svc.clock, sync))
     if fmt == "json":
-        echo_json({**sync_view(sync), "last_job": job_view(jobs[0]) if jobs else None})
+        out = {**sync_view(sync), "last_job": job_view(jobs[0]) if jobs else None}
+        if platform:
+            out["platform"] = status
+        echo_json(out)
         return
     _show_syncs([sync], fmt)
     click.echo(describe(jobs[0]) if jobs else "no job yet")
+    if status:
+        low, high = status["approximate_count_lower_bound"], status["approximate_count_upper_bound"]
+        op = (status.get("operation_status") or {}).get("description")
+        click.echo(f"platform: about {low}-{high} people, {op}")
 
 
 @syncs_group.command("run")

@@ -108,10 +108,25 @@ def create_sync() -> Response:
 @bp.get("/v1/syncs/<name>")
 @requires("read")
 def show_sync(name: str) -> Response:
+    """``?platform=true``: also the audience's size and status from the platform."""
+    from flask import request
+
+    from audience.integrations.meta.graph import GraphError
+    from audience.integrations.meta.sync.worker import config_from_env, platform_status
+
     svc = _service()
     sync = _sync(svc, name)
     jobs = svc.defs.jobs(sync.name, limit=1)
-    return jsonify({**sync_view(sync), "last_job": job_view(jobs[0]) if jobs else None})
+    out = {**sync_view(sync), "last_job": job_view(jobs[0]) if jobs else None}
+    flag = request.args.get("platform", "false")
+    if flag not in ("true", "false"):
+        raise ApiError(400, "invalid_request", "'platform' must be true or false")
+    if flag == "true":
+        try:
+            out["platform"] = platform_status(svc.root, config_from_env(), svc.clock, sync)
+        except GraphError as err:
+            raise ApiError(502, "platform_error", str(err)) from None
+    return jsonify(out)
 
 
 @bp.delete("/v1/syncs/<name>")

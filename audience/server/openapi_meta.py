@@ -60,6 +60,12 @@ SYNC_SCHEMAS: dict[str, Any] = {
             "schedule": _nullable("string"),
             "next_due": _nullable("string"),
             "last_job": {"oneOf": [_ref("SyncJob"), {"type": "null"}]},
+            "platform": {
+                "type": "object",
+                "description": "with platform=true: approximate_count_lower_bound, "
+                "approximate_count_upper_bound, operation_status, delivery_status "
+                "(empty before the first run created the audience)",
+            },
         },
     },
     "SyncJob": {
@@ -112,6 +118,14 @@ SYNC_SCHEMAS: dict[str, Any] = {
 }
 
 
+_PLATFORM_ERROR = {
+    "502": {
+        "description": "the platform refused or did not answer (platform_error)",
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+}
+
+
 def sync_paths() -> dict[str, Any]:
     named = "/v1/syncs/{name}"
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -128,7 +142,14 @@ def sync_paths() -> dict[str, Any]:
         },
         named: {
             "parameters": [_NAME],
-            "get": _op("A sync and its latest job", {**_ok("Sync"), **_errors(404, *_AUTH)}),
+            "get": _op(
+                "A sync and its latest job (with platform=true, the audience's size and "
+                "status as the platform reports them)",
+                {**_ok("Sync"), **_errors(400, 404, *_AUTH), **_PLATFORM_ERROR},
+                parameters=[
+                    {"name": "platform", "in": "query", "schema": {"enum": ["true", "false"]}}
+                ],
+            ),
             "delete": _op(
                 "Delete a sync and its history", {**_DELETED, **_errors(404, 409, *_AUTH)}
             ),

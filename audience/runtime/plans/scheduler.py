@@ -13,7 +13,9 @@ A tick (``Scheduler.tick``) reads the clock once, then:
 3. The journeys of every node with a live one advance: their runs due by
    now wake, segment entries are checked (audience.runtime.journeys).
 4. Custom audience syncs that are due are queued, and queued sync jobs run
-   (audience.integrations.meta.sync.worker), when the store has integrations.
+   (audience.integrations.meta.sync.worker), when the store has integrations;
+   in the long-running loop, in a thread of their own (one pass at a time),
+   whose report lines join the next tick's.
 5. The integrations' reminders now due become webhook deliveries, once each
    (audience.integrations.meta.reminders), when the store has integrations.
 
@@ -109,9 +111,27 @@ class Scheduler:
         batch_size: int | None = None,
         after_chunk: Callable[[PlanRun, int], None] | None = None,
         log: DeliveryLog | None = None,
+        background_syncs: bool = False,
+        cluster: Any = None,
+        cluster_workers: int | None = None,
     ) -> None:
         self.root = Path(root)
+        # sharded nodes' plans evaluated on a Dask cluster (audience.dist):
+        # "local", a scheduler address or a Client; connected on first use
+        self.cluster = cluster
+        self._client: Any = None
+        self._local: Any = None
+        self._clusters: dict[str, Any] = {}
+        if cluster is not None:  # reached now: a wrong address fails here, not in a run
+            from audience.dist import LocalOptions, connect
+
+            self._client, self._local = connect(cluster, LocalOptions(workers=cluster_workers))
         self.clock = clock
+        # the long-running loop uploads in a thread: a big sync never delays a plan
+        self.background_syncs = background_syncs
+        self._sync_thread: threading.Thread | None = None
+        self._sync_lines: list[str] = []
+        self._sync_lock = threading.Lock()
         self.defs = PlanDefinitions.for_store(self.root)
         self._own_log = log is None
         self.log = log if log is not None else DeliveryLog.open(self.root)
@@ -130,12 +150,31 @@ class Scheduler:
             lease_ms=int(lease_s * 1000),
             batch_size=batch_size,
             after_chunk=after_chunk,
+            cluster_for=self.cluster_for if cluster is not None else None,
         )
 
     def close(self) -> None:
         self.defs.close()
         if self._own_log:
             self.log.close()
+        if self._client is not None and self._client is not self.cluster:
+            self._client.close()  # ours, not the caller's
+        if self._local is not None:
+            self._local.close()
+        self._client = self._local = None
+
+    def cluster_for(self, node: str) -> Any:
+        """The ``ClusterStore`` of a sharded node (None for a plain one)."""
+        from audience.runtime.shards.store import ShardedStore
+
+        store = self.store_for(node)
+        if self.cluster is None or not isinstance(store, ShardedStore):
+            return None
+        if node not in self._clusters:
+            from audience.dist import ClusterStore
+
+            self._clusters[node] = ClusterStore(store, self._client)
+        return self._clusters[node]
 
     def store_for(self, node: str) -> Store:
         from audience.runtime.store import open_store
@@ -176,8 +215,30 @@ class Scheduler:
         """Step 4: the custom audience syncs' due runs and queued jobs."""
         from audience.integrations.meta.sync.worker import has_syncs, run_jobs
 
-        if has_syncs(self.root):
+        if not has_syncs(self.root):
+            return
+        if not self.background_syncs:
             report.sync_jobs += run_jobs(self.root, self.clock, self.holder)
+            return
+        with self._sync_lock:
+            report.sync_jobs += self._sync_lines
+            self._sync_lines = []
+        if self._sync_thread is None or not self._sync_thread.is_alive():
+            self._sync_thread = threading.Thread(
+                target=self._sync_pass, name="audience-syncs", daemon=True
+            )
+            self._sync_thread.start()
+
+    def _sync_pass(self) -> None:
+        from audience.integrations.meta.sync.worker import run_jobs
+
+        try:
+            lines = run_jobs(self.root, self.clock, self.holder)
+        except Exception:  # the next pass retries; a held job's lease lets another take it
+            log.exception("a sync pass failed")
+            return
+        with self._sync_lock:
+            self._sync_lines += lines
 
     def reminders(self, report: TickReport) -> None:
         """Step 5: the Meta integrations' due reminders become webhook deliveries."""
@@ -270,11 +331,21 @@ def run_scheduler(
     stop: threading.Event | None = None,
     lease_s: float = 60.0,
     on_tick: Callable[[TickReport], Any] | None = None,
+    cluster: Any = None,
+    cluster_workers: int | None = None,
 ) -> None:
     """Tick until ``stop`` is set (``once``: one tick).  Sleeps at most
-    ``poll_s`` between ticks, and less when an occurrence is due sooner."""
+    ``poll_s`` between ticks, and less when an occurrence is due sooner.
+    ``cluster``: sharded nodes' plans evaluated there (``Scheduler``)."""
     stop = stop or threading.Event()
-    sched = Scheduler(root, clock=clock, lease_s=lease_s)
+    sched = Scheduler(
+        root,
+        clock=clock,
+        lease_s=lease_s,
+        background_syncs=not once,
+        cluster=cluster,
+        cluster_workers=cluster_workers,
+    )
     try:
         while not stop.is_set():
             try:

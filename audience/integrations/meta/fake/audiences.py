@@ -14,6 +14,7 @@ of a multi-key row); invalid rows are counted and never become members.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ class FakeAudiences:
     replace_limit: int = 100_000_000
     uploads: int = 0  # upload calls so far
     upload_faults: dict[int, Fail] = field(default_factory=dict)  # nth upload -> its error
+    gate: threading.Event | None = None  # when set up, uploads wait for it to open
     _next_id: int = 23840000000000000
 
     def create(self, account: str, name: str, source: str = "USER_PROVIDED_ONLY") -> Audience:
@@ -157,6 +159,8 @@ class FakeAudiences:
         sid, seq = session["session_id"], session.get("batch_seq")
         if sid <= 0 or sid >= 2**63 or not isinstance(seq, int) or seq < 1:
             raise Fail(100, "(#100) session_id must be a positive int64 and batch_seq from 1")
+        if self.gate is not None:
+            self.gate.wait(60)
         with self.fake.lock:
             self.uploads += 1
             fault = self.upload_faults.pop(self.uploads, None)

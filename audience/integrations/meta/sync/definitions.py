@@ -255,8 +255,7 @@ class SyncDefinitions:
                 raise SyncError("sync_busy", f"sync {name!r} has a job queued or running")
             db.execute("delete from meta_sync_jobs where sync_id = ?", (sync.id,))
             db.execute("delete from meta_syncs where id = ?", (sync.id,))
-        for path in (self.files / f"{sync.id}.arrow",):
-            path.unlink(missing_ok=True)
+        (self.files / f"{sync.id}.arrow").unlink(missing_ok=True)
         return sync
 
     # ---- jobs -------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from audience.integrations.meta.sync.eligible import KEY, unique_rows
+from audience.integrations.meta.sync.eligible import KEY, unique_rows, with_key
 
 ADD = "add"
 REMOVE = "remove"
@@ -47,9 +47,10 @@ def diff(previous: pa.Table | None, target: pa.Table, exact: bool) -> Changes:
 
 
 def union(a: pa.Table | None, b: pa.Table) -> pa.Table:
-    if a is None or a.num_rows == 0 or a.column_names != b.column_names:
+    if a is None or a.num_rows == 0:
         return b
-    return unique_rows(pa.concat_tables([a, b]).combine_chunks())
+    # the same columns or a KeyError: never a silent loss of rows
+    return unique_rows(pa.concat_tables([a.select(b.column_names), b]).combine_chunks())
 
 
 def read_table(path: Path) -> pa.Table | None:
@@ -59,8 +60,17 @@ def read_table(path: Path) -> pa.Table | None:
         return reader.read_all()
 
 
+def read_rows(path: Path) -> pa.Table | None:
+    """A rows file with its ``key`` column back."""
+    table = read_table(path)
+    return None if table is None else with_key(table)
+
+
 def write_table(path: Path, table: pa.Table) -> None:
-    """Written aside and renamed: a reader sees the old file or the new one, whole."""
+    """Written aside and renamed: a reader sees the old file or the new one, whole.
+    The ``key`` column is left out (read_rows makes it again): half the bytes."""
+    if KEY in table.column_names:
+        table = table.drop_columns([KEY])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:

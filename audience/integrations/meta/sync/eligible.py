@@ -39,32 +39,37 @@ class EligibleError(ValueError):
 
 def rows_table(columns: dict[str, pa.Array]) -> pa.Table:
     """Hashed key columns ("" where unknown) with their ``key`` column, unique keys."""
-    names = list(columns)
-    arrays = [pc.fill_null(columns[n], "") for n in names]
+    table = pa.table({n: pc.fill_null(a, "") for n, a in columns.items()})
+    return unique_rows(with_key(table))
+
+
+def with_key(table: pa.Table) -> pa.Table:
+    """``table`` with its ``key`` column: the key columns joined (files keep them only)."""
+    arrays = [table[c] for c in table.column_names if c not in (KEY, "op")]
     key = arrays[0] if len(arrays) == 1 else pc.binary_join_element_wise(*arrays, "|")
-    table = pa.table({**dict(zip(names, arrays, strict=True)), KEY: key})
-    return unique_rows(table)
+    return table.append_column(KEY, key)
 
 
 def unique_rows(table: pa.Table) -> pa.Table:
     """The first row of each ``key`` (two contacts sharing an email upload one row)."""
     keys = table[KEY].combine_chunks() if isinstance(table[KEY], pa.ChunkedArray) else table[KEY]
-    first = pc.index_in(pc.unique(keys), value_set=keys)
-    if len(first) == table.num_rows:
+    unique = pc.unique(keys)
+    if len(unique) == len(keys):  # the usual case: no second pass
         return table
-    return table.take(pc.sort_indices(first))
+    first = pc.index_in(unique, value_set=keys).to_numpy(zero_copy_only=False)
+    return table.take(pa.array(np.sort(first)))
 
 
 def eligible(root: Path, sync: Sync, now_ms: int) -> Eligible:
     from audience.runtime.store import open_store
     from audience.runtime.tracking.suppression import suppressed_mask
 
-    store = open_store(root, sync.node)
-    snapshot = store.snapshot()
-    cond = segment_condition({s.name for s in store.list_segments()}, sync.segment)
     try:
+        store = open_store(root, sync.node)
+        snapshot = store.snapshot()
+        cond = segment_condition({s.name for s in store.list_segments()}, sync.segment)
         segment = store.segment_compiler.compile(cond, filename=f"<sync {sync.name!r}>")
-    except Exception as exc:  # a DslError or a schema change: the job fails saying why
+    except Exception as exc:  # a DslError, a node gone or changed: the job fails saying why
         raise EligibleError(f"the sync's segment cannot be evaluated: {exc}") from None
     idx = np.asarray(segment.compiled.evaluate(snapshot, now_ms).indexes(), dtype=np.int64)
     counts: dict[str, Any] = {"segment": len(idx)}

@@ -45,11 +45,12 @@ from audience.integrations.meta.sync.diff import (
     ADD,
     REMOVE,
     diff,
+    read_rows,
     read_table,
     union,
     write_table,
 )
-from audience.integrations.meta.sync.eligible import KEY, EligibleError, eligible
+from audience.integrations.meta.sync.eligible import EligibleError, eligible
 from audience.integrations.meta.tokens import INACTIVE, IntegrationError, Integrations
 from audience.runtime.plans.clock import Clock
 
@@ -196,7 +197,7 @@ class SyncRunner:
         if job.mode == REPLACE:
             ops = {REPLACE: target}
         else:
-            previous = read_table(self._state_path(sync))
+            previous = read_rows(self._state_path(sync))
             changes = diff(previous, target, sync.state_exact)
             ops = {REMOVE: changes.removes, ADD: changes.adds}
         parts = [
@@ -301,10 +302,10 @@ class SyncRunner:
         becomes the inexact superset (see diff.py)."""
         cur = self.defs.job(job.id)
         if cur.frozen and cur.cursor > 0:
-            ops = read_table(self._job_path(cur))
+            ops = read_rows(self._job_path(cur))
             if ops is not None:
                 adds = ops.filter(pc.not_equal(ops["op"], REMOVE)).drop_columns(["op"])
-                previous = read_table(self._state_path(sync))
+                previous = read_rows(self._state_path(sync))
                 write_table(self._state_path(sync), union(previous, adds))
                 self.defs.update(sync.id, state_exact=0)
         self._save(cur, state=state, error=error, finished_ms=self.clock(), holder=None)
@@ -325,7 +326,7 @@ class SyncRunner:
         size = max(1, min(BATCH_ROWS, int(os.environ.get(BATCH_ENV) or BATCH_ROWS)))
         out: list[Batch] = []
         for phase in [REPLACE] if mode == REPLACE else [REMOVE, ADD]:
-            rows = table.filter(pc.equal(table["op"], phase)).drop_columns(["op", KEY])
+            rows = table.filter(pc.equal(table["op"], phase)).drop_columns(["op"])
             n = rows.num_rows
             count = math.ceil(n / size) if n else (1 if phase == REPLACE else 0)
             for k in range(count):
@@ -344,11 +345,12 @@ class SyncRunner:
 
 
 def _send(client: GraphClient, audience_id: str, phase: str, body: dict[str, Any]) -> Any:
+    # one JSON document: megabytes of hashes form-encode slowly
     if phase == REMOVE:  # the rows go in the body: a URL cannot hold thousands of them
-        return client.delete(f"{audience_id}/users", body)
+        return client.delete(f"{audience_id}/users", body, json_body=True)
     if phase == REPLACE:
-        return client.post(f"{audience_id}/usersreplace", body)
-    return client.post(f"{audience_id}/users", body)
+        return client.post(f"{audience_id}/usersreplace", body, json_body=True)
+    return client.post(f"{audience_id}/users", body, json_body=True)
 
 
 def _data(rows: pa.Table, keys: tuple[str, ...]) -> list[Any]:

@@ -9,9 +9,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from audience.integrations.meta.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
-from audience.integrations.meta.sync.definitions import QUEUED, Job, describe
+from audience.integrations.meta.sync.definitions import QUEUED, Job, Sync, describe
 from audience.integrations.meta.sync.runner import SyncRunner
 from audience.integrations.meta.sync.service import SyncService
 from audience.integrations.meta.tokens import INTEGRATIONS_FILE, Integrations
@@ -88,6 +89,29 @@ def work_store(
         if once:
             return
         stop.wait(poll_s)
+
+
+AUDIENCE_FIELDS = (
+    "approximate_count_lower_bound",
+    "approximate_count_upper_bound",
+    "operation_status",
+    "delivery_status",
+)
+
+
+def platform_status(root: Path, config: GraphConfig, clock: Clock, sync: Sync) -> dict[str, Any]:
+    """What the platform says of the sync's audience: its approximate size (matching can
+    take up to a day to show) and its operation and delivery status; ``{}`` before
+    the first run created it.  Raises GraphError (a refused token marks the
+    integration inactive)."""
+    if sync.audience_id is None:
+        return {}
+    audience_id = sync.audience_id
+    answer = Integrations(root, config, clock).call(
+        sync.integration,
+        lambda c: c.get(audience_id, {"fields": ",".join(AUDIENCE_FIELDS)}),
+    )
+    return {k: answer.get(k) for k in AUDIENCE_FIELDS}
 
 
 def run_jobs(root: Path, clock: Clock, holder: str) -> list[str]:

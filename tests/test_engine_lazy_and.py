@@ -7,15 +7,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 from audience.dsl.check import check_condition
 from audience.dsl.parser import parse_condition
 from audience.engine import execute
 from audience.runtime.evaluate import CompiledSegment, compile_condition
 from audience.runtime.store.store import Store
-from tests.reference.data import StoreData, random_store, stores
-from tests.reference.programs import GeneratedProgram, programs
+from tests import test_compiler_differential as differential
+from tests.reference.data import StoreData, random_store
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 # profile tests of every kind beside event operands: strings, numbers, dates,
@@ -65,24 +64,8 @@ def test_a_profile_step_read_elsewhere_is_not_lazy() -> None:
     assert execute.lazy_profile_steps(ored.program) == set()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=stores(max_contacts=8, max_events=60), prog=programs())
 def test_random_programs_with_every_and_lazy_agree_with_the_reference(
-    data: StoreData, prog: GeneratedProgram
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    want = data.evaluate_segment(prog.segment, prog.saved)
-    events, profiles = data.to_arrow()
-    snap = Store.from_arrow(events, profiles, data.schema).snapshot()
-    seg = compile_condition(
-        prog.segment.cond,
-        data.schema,
-        timezone=prog.segment.tz_name,
-        segment_resolver=prog.saved.get,
-    )
-    saved = execute._SPARSE
-    execute._SPARSE = 0  # every AND's profile tests on its kept contacts
-    try:
-        got = set(seg.evaluate(snap, data.now).ids())
-    finally:
-        execute._SPARSE = saved
-    assert got == want, seg.plan_text
+    monkeypatch.setattr(execute, "_SPARSE", 0)  # every AND's profile tests on its kept contacts
+    differential.test_engine_agrees_with_the_reference()  # the differential test, with it

@@ -56,9 +56,11 @@ def test_a_command_imports_its_own_module_only() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    # the eval command, the lazy group and the output helpers the command prints with
+    # the eval command, the cluster options it shares with serve and scheduler
+    # (click only), the lazy group and the output helpers the command prints with
     assert proc.stdout.strip().splitlines()[-1] == (
-        "['audience.cli.eval_cmd', 'audience.cli.lazy', 'audience.cli.output']"
+        "['audience.cli.cluster_opts', 'audience.cli.eval_cmd', 'audience.cli.lazy', "
+        "'audience.cli.output']"
     )
 
 

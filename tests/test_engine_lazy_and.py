@@ -7,14 +7,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from audience.dsl.check import check_condition
 from audience.dsl.parser import parse_condition
 from audience.engine import execute
 from audience.runtime.evaluate import CompiledSegment, compile_condition
 from audience.runtime.store.store import Store
-from tests import test_compiler_differential as differential
-from tests.reference.data import StoreData, random_store
+from tests.helpers.differential import check_engine_against_reference
+from tests.reference.data import StoreData, random_store, stores
+from tests.reference.programs import GeneratedProgram, programs
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 # profile tests of every kind beside event operands: strings, numbers, dates,
@@ -64,8 +66,12 @@ def test_a_profile_step_read_elsewhere_is_not_lazy() -> None:
     assert execute.lazy_profile_steps(ored.program) == set()
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=stores(max_contacts=8, max_events=60), prog=programs())
 def test_random_programs_with_every_and_lazy_agree_with_the_reference(
-    monkeypatch: pytest.MonkeyPatch,
+    data: StoreData, prog: GeneratedProgram
 ) -> None:
-    monkeypatch.setattr(execute, "_SPARSE", 0)  # every AND's profile tests on its kept contacts
-    differential.test_engine_agrees_with_the_reference()  # the differential test, with it
+    # the differential test with every AND's profile tests on its kept contacts
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(execute, "_SPARSE", 0)
+        check_engine_against_reference(data, prog)

@@ -239,3 +239,25 @@ def test_without_an_app_secret_every_notification_is_refused(
     status, body = s.w.leads.deliver_leadgen(s.hook, [lead])
     assert status == 403 and json.loads(body)["error"]["code"] == "webhook_not_configured"
     assert s.counts()["pending"] == 0
+
+
+def test_the_servers_own_configuration_serves_the_webhook_without_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with world(tmp_path) as w:
+        for k in w.env():
+            monkeypatch.delenv(k, raising=False)
+        config = ServerConfig(
+            w.root, clock=w.clock, graph=w.config(), meta_verify_token="from-config"
+        )
+        with ServerThread(create_app(config)) as server:
+            s = Served(w, server.url, Client(server.url), Client(server.url))
+            shake = Client(s.url).get(
+                f"{HOOK}?hub.mode=subscribe&hub.challenge=7&hub.verify_token=from-config"
+            )
+            assert (shake.status, shake.body) == (200, b"7")
+            lead = w.lead({"email": "angela@example.com", "first_name": "Angèla"})
+            status, body = w.leads.deliver_leadgen(s.hook, [lead])
+            assert status == 200 and json.loads(body) == {"received": 1, "new": 1}
+            wait_done(s, lead["id"])  # fetched with the configured Graph API too
+    assert profile(w.store(), ANGELA)["first_name"] == "Angèla"

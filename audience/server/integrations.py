@@ -12,11 +12,12 @@ out the platform's back-off): an unreachable or throttling platform is a 502 /
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify
 
-from audience.integrations.meta.graph import GraphError, RateLimited
+from audience.integrations.meta.graph import GraphError, RateLimited, graph_config_from_env
 from audience.integrations.meta.reminders import (
     DEFAULT_DAYS,
     ReminderSettings,
@@ -29,7 +30,6 @@ from audience.integrations.meta.reminders import (
 from audience.integrations.meta.tokens import (
     IntegrationError,
     Integrations,
-    graph_config_from_env,
     integration_json,
 )
 from audience.runtime.delivery.log import DeliveryLog
@@ -46,7 +46,8 @@ _STATUS = {"no-integration": 404, "integration-exists": 409}
 
 def _ints() -> Integrations:
     cfg = state().config
-    graph = cfg.graph or graph_config_from_env(max_retries=0)
+    # a request does not sleep through retries: the client asks again
+    graph = cfg.graph or replace(graph_config_from_env(), max_retries=0)
     return Integrations(cfg.store, graph, cfg.clock)
 
 

@@ -48,7 +48,10 @@ def _worker() -> LeadWorker:
     st = state()
     nodes = st.nodes
     return LeadWorker.of(
-        st.config.store, st.config.clock, store_for=lambda node: nodes.get(node).store
+        st.config.store,
+        st.config.clock,
+        config=st.config.graph,
+        store_for=lambda node: nodes.get(node).store,
     )
 
 

@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from audience.integrations.meta.graph import (
-    DEFAULT_BASE_URL,
-    DEFAULT_VERSION,
     GraphClient,
     GraphConfig,
     TokenInvalid,
@@ -402,18 +400,6 @@ def integration_json(i: Integration, now_ms: int) -> dict[str, Any]:
         "checked": iso(i.checked_ms),
         "reminder_url": i.reminder_url,
     }
-
-
-def graph_config_from_env(**overrides: Any) -> GraphConfig:
-    """The Graph API's address, version and app credentials from AUDIENCE_META_*."""
-    env = os.environ.get
-    return GraphConfig(
-        base_url=env("AUDIENCE_META_GRAPH_URL") or DEFAULT_BASE_URL,
-        version=env("AUDIENCE_META_GRAPH_VERSION") or DEFAULT_VERSION,
-        app_id=env("AUDIENCE_META_APP_ID") or None,
-        app_secret=env("AUDIENCE_META_APP_SECRET") or None,
-        **overrides,
-    )
 
 
 MAX_URL = 2000

@@ -41,7 +41,7 @@ bp = Blueprint("integrations", __name__)
 T = TypeVar("T")
 
 MAX_TOKEN = 4096
-_STATUS = {"no-integration": 404, "integration-exists": 409}
+_STATUS = {"no_integration": 404, "integration_exists": 409}
 
 
 def _ints() -> Integrations:
@@ -55,7 +55,7 @@ def _refused(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except IntegrationError as err:
-        code = "not_found" if err.code == "no-integration" else err.code.replace("-", "_")
+        code = "not_found" if err.code == "no_integration" else err.code
         raise ApiError(_STATUS.get(err.code, 400), code, str(err)) from None
     except RateLimited as err:
         raise ApiError(

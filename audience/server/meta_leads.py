@@ -29,7 +29,7 @@ from audience.server.errors import ApiError, bad_request
 
 bp = Blueprint("meta_leads", __name__)
 T = TypeVar("T")
-_STATUS = {"no-lead-form": 404, "lead-form-exists": 409, "no-integration": 400}
+_STATUS = {"no_lead_form": 404, "lead_form_exists": 409, "no_integration": 400}
 _CONNECT_FIELDS = {
     "name",
     "integration",
@@ -59,7 +59,7 @@ def _refused(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (LeadFormError, IntegrationError) as err:
-        raise ApiError(_STATUS.get(err.code, 400), err.code.replace("-", "_"), str(err)) from None
+        raise ApiError(_STATUS.get(err.code, 400), err.code, str(err)) from None
     except GraphError as err:
         raise ApiError(502, "graph_error", str(err), graph_code=err.code) from None
 

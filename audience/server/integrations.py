@@ -12,12 +12,11 @@ out the platform's back-off): an unreachable or throttling platform is a 502 /
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify
 
-from audience.integrations.meta.graph import GraphError, RateLimited, graph_config_from_env
+from audience.integrations.meta.graph import GraphError
 from audience.integrations.meta.reminders import (
     DEFAULT_DAYS,
     ReminderSettings,
@@ -36,6 +35,7 @@ from audience.runtime.delivery.log import DeliveryLog
 from audience.server.bodies import Fields, json_object
 from audience.server.context import requires, state
 from audience.server.errors import ApiError
+from audience.server.meta_graph import graph_refused, request_graph
 
 bp = Blueprint("integrations", __name__)
 T = TypeVar("T")
@@ -46,9 +46,7 @@ _STATUS = {"no_integration": 404, "integration_exists": 409}
 
 def _ints() -> Integrations:
     cfg = state().config
-    # a request does not sleep through retries: the client asks again
-    graph = cfg.graph or replace(graph_config_from_env(), max_retries=0)
-    return Integrations(cfg.store, graph, cfg.clock)
+    return Integrations(cfg.store, request_graph(), cfg.clock)
 
 
 def _refused(fn: Callable[[], T]) -> T:
@@ -57,13 +55,8 @@ def _refused(fn: Callable[[], T]) -> T:
     except IntegrationError as err:
         code = "not_found" if err.code == "no_integration" else err.code
         raise ApiError(_STATUS.get(err.code, 400), code, str(err)) from None
-    except RateLimited as err:
-        raise ApiError(
-            503, "graph_rate_limited", str(err), "try again later", headers={"Retry-After": "60"}
-        ) from None
     except GraphError as err:
-        code = "graph_unavailable" if err.code == 0 or err.transient else "graph_error"
-        raise ApiError(502, code, str(err)) from None
+        raise graph_refused(err) from None
 
 
 def _one(ints: Integrations, name: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from audience.integrations.meta.tokens import IntegrationError
 from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires, state
 from audience.server.errors import ApiError, bad_request
+from audience.server.meta_graph import graph_refused
 
 bp = Blueprint("meta_leads", __name__)
 T = TypeVar("T")
@@ -61,7 +62,7 @@ def _refused(fn: Callable[[], T]) -> T:
     except (LeadFormError, IntegrationError) as err:
         raise ApiError(_STATUS.get(err.code, 400), err.code, str(err)) from None
     except GraphError as err:
-        raise ApiError(502, "graph_error", str(err), graph_code=err.code) from None
+        raise graph_refused(err) from None
 
 
 @bp.get("/v1/leadforms")

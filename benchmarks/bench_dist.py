@@ -7,7 +7,7 @@ costs and what it gains.
   process) beside them;
 - the cluster's overhead: a query's time minus its slowest shard inside its
   worker minus the merge (scheduling, transfer), and the empty-plan round
-  trip (one empty task per shard);
+  trip (one empty task per worker holding shards);
 - weak scaling: the same events per shard, 1 to 8 shards: each shard's time
   inside its worker, the merge and the scheduling, and the projected time
   on a cluster of N machines with a shard each (slowest shard + merge +

@@ -23,11 +23,12 @@ pytest.importorskip("distributed")
 from distributed import Event
 
 import audience
-from audience.dist import ClusterStore, LocalOptions
+from audience.dist import ClusterStore
 from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram
 from audience.runtime.store import Store
 from tests.helpers.cli import run
+from tests.helpers.dist import local_cluster
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -70,14 +71,8 @@ def _sharded(
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    from audience.dist.cluster import connect
-
-    client, local = connect("local", LocalOptions(workers=2, memory_limit="2GiB"))
-    try:
+    with local_cluster() as client:
         yield client
-    finally:
-        client.close()
-        local.close()
 
 
 @pytest.fixture(scope="module")

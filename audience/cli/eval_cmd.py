@@ -14,6 +14,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from audience.cli.cluster_opts import cluster_options
 from audience.cli.output import console, plural
 from audience.timecalc import iso_utc
 
@@ -131,17 +132,7 @@ def _print_explain(explain: dict[str, Any]) -> None:
     "--explain", is_flag=True, help="Counts per rule, time per step (on stderr; in json: in it)."
 )
 @click.option("--node", default="main", show_default=True)
-@click.option(
-    "--cluster",
-    metavar="ADDR|local",
-    help="Evaluate a sharded STORE on a Dask cluster: a scheduler address "
-    "(tcp://host:port) or 'local' (worker processes started for this command).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 1024),
-    help="With --cluster local: how many worker processes (default: one per core).",
-)
+@cluster_options("a sharded STORE", "for this command")
 def eval_cmd(
     store_path: str,
     expr: str | None,

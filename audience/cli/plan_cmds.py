@@ -16,6 +16,7 @@ from typing import NoReturn
 
 import click
 
+from audience.cli.cluster_opts import cluster_error, cluster_options
 from audience.cli.output import echo_json, instant_ms
 from audience.dsl.errors import DslError
 from audience.runtime.plans.clock import Clock, fixed_clock, wall_clock
@@ -331,7 +332,16 @@ def messages_test(store: str, name: str, contact: str | None, node: str, fmt: st
 @click.option("--at", "at", help="run as if the clock read T (ISO 8601 or epoch ms)")
 @click.option("--poll", type=float, default=1.0, show_default=True, help="seconds, at most")
 @click.option("--lease", type=float, default=60.0, show_default=True, help="seconds")
-def scheduler_cmd(store: str, once: bool, at: str | None, poll: float, lease: float) -> None:
+@cluster_options("the audiences of sharded nodes' plans", "for this command")
+def scheduler_cmd(
+    store: str,
+    once: bool,
+    at: str | None,
+    poll: float,
+    lease: float,
+    cluster: str | None,
+    workers: int | None,
+) -> None:
     """Run the ready plans' occurrences when they are due, each exactly once
     (several schedulers may run at once)."""
     from audience.runtime.plans.scheduler import TickReport, run_scheduler
@@ -339,6 +349,7 @@ def scheduler_cmd(store: str, once: bool, at: str | None, poll: float, lease: fl
 
     if not (Path(store) / STORE_FILE).is_file():
         raise click.ClickException(f"{store}: not a store (no {STORE_FILE}); see 'audience init'")
+    unreachable = cluster_error(cluster, workers)
     start = instant_ms(at, "--at")
     clock: Clock = wall_clock
     if start is not None:
@@ -360,8 +371,18 @@ def scheduler_cmd(store: str, once: bool, at: str | None, poll: float, lease: fl
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         run_scheduler(
-            store, clock=clock, once=once, poll_s=poll, stop=stop, lease_s=lease, on_tick=on_tick
+            store,
+            clock=clock,
+            once=once,
+            poll_s=poll,
+            stop=stop,
+            lease_s=lease,
+            on_tick=on_tick,
+            cluster=cluster,
+            cluster_workers=workers,
         )
+    except unreachable as exc:
+        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
     finally:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from audience.cli.cluster_opts import cluster_error, cluster_options
 from audience.cli.output import echo_json, format_option
 from audience.runtime.store import StoreError
 from audience.server.auth import SCOPES, AuthError, Sources
@@ -28,16 +29,31 @@ def _fail(exc: Exception) -> click.ClickException:
     type=click.IntRange(1, 4096),
     help="largest request body accepted (larger: 413)",
 )
-def serve_cmd(store: str, host: str, port: int, threads: int, max_body_mb: int) -> None:
+@cluster_options("sharded nodes", "with the server")
+def serve_cmd(
+    store: str,
+    host: str,
+    port: int,
+    threads: int,
+    max_body_mb: int,
+    cluster: str | None,
+    workers: int | None,
+) -> None:
     """Serve the HTTP API over STORE (waitress; JSON access log on stderr)."""
     from audience.server.context import ServerConfig
     from audience.server.serve import configure_logging, serve
 
+    unreachable = cluster_error(cluster, workers)
     configure_logging()
-    config = ServerConfig(Path(store), max_content_length=max_body_mb * 1024 * 1024)
+    config = ServerConfig(
+        Path(store),
+        max_content_length=max_body_mb * 1024 * 1024,
+        cluster=cluster,
+        cluster_workers=workers,
+    )
     try:
         serve(store, host=host, port=port, threads=threads, config=config)
-    except StoreError as exc:
+    except (StoreError, unreachable) as exc:
         raise _fail(exc) from None
     except OSError as exc:  # the port is taken, the host is not ours
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None

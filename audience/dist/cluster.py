@@ -1,8 +1,8 @@
 """Reaching a Dask cluster: a scheduler's address, a client made by the
 caller, or a local cluster of worker processes started for us.
 
-Work stealing is turned off (a shard's task belongs on the worker that has
-the shard open; stealing would open it a second time elsewhere) and a task
+Work stealing is turned off (a query's task belongs on the worker that has
+its shards open; stealing would open them a second time elsewhere) and a task
 whose worker dies is retried on another (``allowed-failures``).  Both are
 scheduler settings: a local cluster gets them here; a scheduler started
 elsewhere is told by its environment (docs/scale-out.md).

@@ -1,9 +1,9 @@
 """A sharded store evaluated on a Dask cluster.
 
 A query is compiled once, here on the client; its program travels to the
-workers as plain data; each shard's task runs on the worker that owns the
-shard (soft pinning: another worker may take it when the owner is gone) and
-returns its members as Arrow; the members are merged here.  Shards are
+workers as plain data; each worker gets one task carrying the shards it owns
+(soft pinning: another worker may take it when the owner is gone), which
+returns each shard's members as Arrow; the members are merged here.  Shards are
 disjoint by contact, so the merge is a concatenation.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
-from audience.dist.worker import ShardResult, evaluate_shard, ping, stats
+from audience.dist.worker import ShardResult, evaluate_shards, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram, ShardRef
 from audience.snapshot import LazyStrings
@@ -38,6 +38,7 @@ class QueryTimes:
     merge_ms: float
     total_ms: float
     worker_pids: tuple[int, ...]  # the process that answered each shard
+    versions: tuple[int, ...] = ()  # the version each shard answered from, in shard order
 
     @property
     def overhead_ms(self) -> float:
@@ -122,32 +123,10 @@ class ClusterStore:
         self, program: ShardProgram, now_ms: int, refs: Sequence[ShardRef] | None = None
     ) -> tuple[Audience, QueryTimes]:
         """Evaluate ``program`` on every shard (or on ``refs``) as of ``now_ms``."""
-        from distributed import KilledWorker
-
         t0 = time.perf_counter()
-        tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
-        futures = [
-            self.client.submit(
-                evaluate_shard,
-                ref,
-                program,
-                now_ms,
-                key=f"audience-shard-{ref.index}-{tag}",
-                workers=[owner],
-                allow_other_workers=True,
-                pure=False,
-            )
-            for ref, owner in self.owners(refs).items()
-        ]
-        try:
-            results: list[ShardResult] = self.client.gather(futures)
-        except KilledWorker as exc:
-            raise ClusterError(
-                f"a shard's task was given up after its worker died running it "
-                f"{ALLOWED_FAILURES + 1} times: {exc}"
-            ) from None
+        results = self._gather(program, now_ms, refs, dense=False)
         t1 = time.perf_counter()
-        audience = union(sorted(results, key=lambda r: r.index), now_ms)
+        audience = union(results, now_ms)
         t2 = time.perf_counter()
         times = QueryTimes(
             shards_ms=tuple(r.eval_ms for r in results),
@@ -155,16 +134,59 @@ class ClusterStore:
             merge_ms=(t2 - t1) * 1000,
             total_ms=(t2 - t0) * 1000,
             worker_pids=tuple(r.worker_pid for r in results),
+            versions=tuple(r.version for r in results),
         )
         return audience, times
 
+    def dense_members(self, program: ShardProgram, now_ms: int) -> list[tuple[int, np.ndarray]]:
+        """Every shard's (version, dense indexes of its members), in shard
+        order: for a client that reads the shards too (their indexes hold in
+        that version and every later one)."""
+        results = self._gather(program, now_ms, None, dense=True)
+        return [(r.version, r.members.to_numpy(zero_copy_only=False)) for r in results]
+
+    def _gather(
+        self, program: ShardProgram, now_ms: int, refs: Sequence[ShardRef] | None, *, dense: bool
+    ) -> list[ShardResult]:
+        """The shards' results, in shard order."""
+        from distributed import KilledWorker
+
+        tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
+        futures = [
+            self.client.submit(
+                evaluate_shards,
+                tuple(mine),
+                program,
+                now_ms,
+                dense,
+                key=f"audience-shard-{mine[0].index}-{tag}",
+                workers=[owner],
+                allow_other_workers=True,
+                pure=False,
+            )
+            for owner, mine in self._by_owner(refs).items()
+        ]
+        try:
+            results = [r for part in self.client.gather(futures) for r in part]
+        except KilledWorker as exc:
+            raise ClusterError(
+                f"a task of shards was given up after its worker died running it "
+                f"{ALLOWED_FAILURES + 1} times: {exc}"
+            ) from None
+        return sorted(results, key=lambda r: r.index)
+
+    def _by_owner(self, refs: Sequence[ShardRef] | None) -> dict[str, list[ShardRef]]:
+        out: dict[str, list[ShardRef]] = {}
+        for ref, owner in self.owners(refs).items():
+            out.setdefault(owner, []).append(ref)
+        return out
+
     def round_trip_ms(self, refs: Sequence[ShardRef] | None = None) -> float:
-        """One empty task per shard, pinned as a query's are: the scheduling alone."""
+        """One empty task per worker, pinned as a query's are: the scheduling alone."""
         t0 = time.perf_counter()
-        owners = self.owners(refs)
         futures = [
             self.client.submit(ping, key=f"audience-ping-{uuid.uuid4().hex}", workers=[w])
-            for w in owners.values()
+            for w in self._by_owner(refs)
         ]
         self.client.gather(futures)
         return (time.perf_counter() - t0) * 1000
@@ -195,4 +217,5 @@ def union(results: list[ShardResult], now_ms: int) -> Audience:
     merged = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
     n = len(merged)
     ids = LazyStrings(n, merged.to_pylist, arrow=merged)
-    return Audience(np.ones(n, dtype=np.bool_), ids, now_ms)
+    contacts = sum(r.contacts for r in results)
+    return Audience(np.ones(n, dtype=np.bool_), ids, now_ms, contacts=contacts)

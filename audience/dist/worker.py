@@ -18,9 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from audience.runtime.shards import ShardProgram, ShardRef, open_shard, shard_members
+from audience.runtime.ids import member_ids
+from audience.runtime.shards import ShardProgram, ShardRef, open_shard
+from audience.runtime.shards.program import run_on
 
 _lock = threading.Lock()
 _shards: dict[ShardRef, Any] = {}  # ShardRef -> Store, opened on this worker
@@ -33,10 +36,12 @@ class ShardResult:
     """One shard's answer: its members and where the time went inside the worker."""
 
     index: int
-    members: pa.Array
+    members: pa.Array  # their contact ids; with ``dense``: their dense indexes (int64)
     open_ms: float  # 0 when the shard was already open
     eval_ms: float
     worker_pid: int
+    version: int  # the shard's version it answered from
+    contacts: int  # the shard's contacts in that version
 
 
 def shard(ref: ShardRef) -> tuple[Any, float]:
@@ -53,8 +58,13 @@ def shard(ref: ShardRef) -> tuple[Any, float]:
         return store, (time.perf_counter() - t0) * 1000
 
 
-def evaluate_shard(ref: ShardRef, program: ShardProgram, as_of_ms: int) -> ShardResult:
-    """The task of one shard in one query."""
+def evaluate_shard(
+    ref: ShardRef, program: ShardProgram, as_of_ms: int, dense: bool = False
+) -> ShardResult:
+    """The task of one shard in one query.  ``dense``: the members' dense
+    indexes rather than their ids (a client that reads the shard itself, as a
+    plan's freeze does for profile fields: contact codes only ever grow, so
+    they hold in any later version of the shard)."""
     import os
 
     if _kernel_threads is not None:
@@ -64,9 +74,25 @@ def evaluate_shard(ref: ShardRef, program: ShardProgram, as_of_ms: int) -> Shard
         numba.set_num_threads(_kernel_threads)
     store, open_ms = shard(ref)
     t0 = time.perf_counter()
-    members = shard_members(store, program, as_of_ms)
+    # shard_members' work, keeping the snapshot: its version and contact
+    # count travel back with the members
+    snap = store.snapshot()
+    mask, _ = run_on(snap, program, int(as_of_ms))
+    dense_idx = np.flatnonzero(mask)
+    members = pa.array(dense_idx) if dense else member_ids(snap.contact_ids, dense_idx)
     eval_ms = (time.perf_counter() - t0) * 1000
-    return ShardResult(ref.index, members, open_ms, eval_ms, os.getpid())
+    return ShardResult(
+        ref.index, members, open_ms, eval_ms, os.getpid(), snap.version, len(snap.contact_ids)
+    )
+
+
+def evaluate_shards(
+    refs: tuple[ShardRef, ...], program: ShardProgram, as_of_ms: int, dense: bool = False
+) -> list[ShardResult]:
+    """The task of one worker in one query: every shard it owns, in turn
+    (one task a worker rather than one a shard: each task is a round of
+    messages between client, scheduler and worker)."""
+    return [evaluate_shard(ref, program, as_of_ms, dense) for ref in refs]
 
 
 def ping() -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from audience.compiler.plan import PredNode
+from audience.engine.scratch import Lease
 from audience.engine.strings import LutCache
 from audience.snapshot import Dictionary, Snapshot
 
@@ -27,11 +28,15 @@ class EvalContext:
     profile_masks: dict[PredNode, np.ndarray] = field(default_factory=dict)
     columns_read: set[str] = field(default_factory=set)
     stats: dict[str, Any] = field(default_factory=dict)  # the running step's explain entry
+    # the per-contact work arrays leased from the snapshot's pool (run_program
+    # gives them back when the evaluation ends)
+    scratch: Lease = field(init=False)
 
     _contacts: Dictionary | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.universe, self.universe_all = universe_of(self.snapshot, self.now_ms)
+        self.scratch = Lease(self.snapshot)
 
     def contact_dictionary(self) -> Dictionary:
         """The contact ids as a dictionary (code = dense index), built on demand."""

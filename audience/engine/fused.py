@@ -155,16 +155,18 @@ def run_scans(
     ts_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.NEWEST, lanes.OLDEST)]
     n_cnt = sum(1 for ln in lane_list if ln.kind == lanes.COUNT)
     n_flags = sum(1 for ln in lane_list if ln.kind == lanes.EXISTS)
-    flags = np.zeros((threads, n_flags, n), dtype=np.uint8)
-    counts = np.zeros((threads, len(agg_kinds) + n_cnt, n), dtype=np.int64)
+    # the outputs are leased (engine.scratch): no fresh pages per evaluation
+    full = ctx.scratch.full
+    flags = full((threads, n_flags, n), np.uint8)
+    counts = full((threads, len(agg_kinds) + n_cnt, n), np.int64)
     # the float and the int folds share the aggregate slots, but a kind no
     # lane folds needs no contacts (at millions of contacts, zeroing an
     # unused array per evaluation cost more than the scan's reading)
     n_int = sum(1 for kd in agg_kinds if kd in (lanes.IMIN, lanes.IMAX))
     n_float = len(agg_kinds) - n_int
-    accs = np.zeros((threads, len(agg_kinds), n if n_float else 0), dtype=np.float64)
-    iaccs = np.zeros((threads, len(agg_kinds), n if n_int else 0), dtype=np.int64)
-    tss = np.empty((threads, len(ts_kinds), n), dtype=np.int64)
+    accs = full((threads, len(agg_kinds), n if n_float else 0), np.float64)
+    iaccs = full((threads, len(agg_kinds), n if n_int else 0), np.int64)
+    tss = ctx.scratch.empty((threads, len(ts_kinds), n), np.int64)
     for r, kd in enumerate(ts_kinds):
         tss[:, r] = reduce.INT64_MIN if kd == lanes.NEWEST else reduce.INT64_MAX
     for d in distinct:  # a scan's source never holds more rows than its range

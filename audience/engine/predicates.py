@@ -93,6 +93,25 @@ def profile_mask(ctx: EvalContext, pred: p.PredNode) -> np.ndarray:
     return out
 
 
+def profile_mask_at(ctx: EvalContext, pred: p.PredNode, idx: np.ndarray) -> np.ndarray:
+    """``profile_mask(ctx, pred)[idx]``, testing only the contacts of ``idx``
+    (an AND whose other operands kept few contacts need not test them all)."""
+    hit = ctx.profile_masks.get(pred)
+    if hit is not None:
+        return hit[idx]
+    if isinstance(pred, p.PAnd | p.POr):
+        masks = [profile_mask_at(ctx, c, idx) for c in pred.children]
+        return _combine(masks, "and" if isinstance(pred, p.PAnd) else "or", len(idx))
+    if isinstance(pred, p.PNot):
+        return ~profile_mask_at(ctx, pred.child, idx)
+    fd = profile_field(ctx, pred.field)
+    if fd.values is None or fd.offsets is not None:  # no column, or lists: every contact
+        return profile_mask(ctx, pred)[idx]
+    valid = None if fd.valid is None else fd.valid[idx]
+    sub = FieldData(len(idx), fd.values[idx], valid, dictionary=fd.dictionary)
+    return leaf_mask(ctx, pred, sub)
+
+
 def _combine(masks: list[np.ndarray], how: str, n: int) -> np.ndarray:
     if not masks:
         return np.full(n, how == "and", dtype=np.bool_)

@@ -47,6 +47,9 @@ class Audience:
     now_ms: int
     explain: dict[str, Any] | None = None
     _idx: np.ndarray | None = field(default=None, repr=False)
+    # the contacts it was taken from, when ``mask`` covers only the members
+    # (a cluster's audience: the shards send their members back, not masks)
+    contacts: int | None = None
 
     def __len__(self) -> int:
         if self._idx is not None:
@@ -87,7 +90,8 @@ class Audience:
         more = ", ..." if n > len(shown) else ""
         some = f", ids=[{', '.join(repr(i) for i in shown)}{more}]" if shown else ""
         when = _iso_ms(self.now_ms)
-        return f"<Audience {n:,} of {len(self.mask):,} contacts as of {when}{some}>"
+        total = len(self.mask) if self.contacts is None else self.contacts
+        return f"<Audience {n:,} of {total:,} contacts as of {when}{some}>"
 
 
 _REPR_IDS = 3

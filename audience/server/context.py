@@ -46,6 +46,11 @@ class ServerConfig:
     graph: GraphConfig | None = None
     # the leadgen webhook's verify token; None: AUDIENCE_META_VERIFY_TOKEN
     meta_verify_token: str | None = None
+    # sharded nodes evaluated on a Dask cluster (audience.dist): "local" (worker
+    # processes started with the server), a scheduler address or a Client;
+    # None: in this process
+    cluster: Any = None
+    cluster_workers: int | None = None  # the processes of a local cluster
 
     @classmethod
     def of(cls, config: ServerConfig | dict[str, Any] | str | Path) -> ServerConfig:
@@ -61,7 +66,8 @@ class ServerConfig:
 class ServerState:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.nodes = Nodes(config.store, config.audience_cache)
+        self._client, self._local = _connect(config)
+        self.nodes = Nodes(config.store, config.audience_cache, self._client)
         self.sources = Sources(config.store)
         self._tracking: tuple[Tracking, Ingester | None] | None = None
         self._lock = threading.Lock()
@@ -93,12 +99,27 @@ class ServerState:
     def close(self) -> None:
         for stop in self.closers:
             stop()
+        if self._client is not None and self._client is not self.config.cluster:
+            self._client.close()  # ours, not the caller's
+        if self._local is not None:
+            self._local.close()
+        self._client = self._local = None
         with self._lock:
             if self._tracking is not None:
                 if self._tracking[1] is not None:
                     self._tracking[1].stop()
                 self._tracking[0].log.close()
                 self._tracking = None
+
+
+def _connect(config: ServerConfig) -> tuple[Any, Any]:
+    """The cluster's client and the local cluster started for it (None, None
+    without one); raises ``ClusterError``."""
+    if config.cluster is None:
+        return None, None
+    from audience.dist import LocalOptions, connect
+
+    return connect(config.cluster, LocalOptions(workers=config.cluster_workers))
 
 
 def state() -> ServerState:

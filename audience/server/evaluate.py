@@ -20,6 +20,7 @@ from flask import Blueprint, Response, jsonify
 
 from audience.runtime.api import StoreSegment
 from audience.runtime.evaluate import Audience, parse_as_of
+from audience.runtime.shards.program import ShardProgram
 from audience.runtime.shards.segment import ShardedSegment
 from audience.runtime.shards.store import ShardedStore
 from audience.runtime.store import Store
@@ -121,6 +122,13 @@ def run_query(node: NodeRuntime, q: Query) -> Response:
                 raise _expired(version)
             aud = _run(seg, snap, now_ms, q.explain)
             cache.keep(version, now_ms, digest, aud)
+    elif node.cluster is not None and not q.explain:
+        # the shards' workers answer from each shard's newest version: the
+        # cursor's version is theirs (a cursor whose audience left the cache
+        # is answered again here, in process, from those same versions)
+        now_ms, offset = _now_ms(q.as_of, seg), 0
+        aud, version = _on_cluster(node.cluster, _on_shards(seg).program, now_ms)
+        cache.keep(version, now_ms, digest, aud)
     elif sharded(node.store):
         snaps = node.store.snapshots()  # the shards' newest versions, one each
         version, now_ms, offset = node.store.version_of(snaps), _now_ms(q.as_of, seg), 0
@@ -161,6 +169,20 @@ def _guarded(run: Callable[[], Audience]) -> Audience:
         return run()
     except (OverflowError, ValueError) as exc:
         raise out_of_range(exc) from None
+
+
+def _on_cluster(cluster: Any, program: ShardProgram, now_ms: int) -> tuple[Audience, int]:
+    """The audience from the shards' workers, and the node's version it was
+    read from (the shards' versions summed, as ``ShardedStore.version_of``)."""
+    from audience.dist import ClusterError
+
+    try:
+        aud, times = cluster.run(program, now_ms)
+    except (OverflowError, ValueError) as exc:
+        raise out_of_range(exc) from None
+    except ClusterError as exc:
+        raise ApiError(503, "cluster_unavailable", str(exc)) from None
+    return aud, sum(times.versions)
 
 
 def sharded(store: Any) -> TypeGuard[ShardedStore]:

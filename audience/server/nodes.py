@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -23,6 +24,9 @@ from audience.runtime.triggers.engine import TriggerEngine
 from audience.schema import Schema
 from audience.server.paging import AudienceCache
 from audience.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from audience.dist import ClusterStore
 
 
 def list_nodes(store_path: str | Path) -> list[str]:
@@ -74,8 +78,14 @@ class ContactIndex:
 
 
 class NodeRuntime:
-    def __init__(self, store: Store, cache_size: int) -> None:
+    def __init__(self, store: Store, cache_size: int, client: Any = None) -> None:
         self.store = store
+        # a sharded node's segments evaluated on the server's Dask cluster
+        self.cluster: ClusterStore | None = None
+        if client is not None and isinstance(store, ShardedStore):
+            from audience.dist import ClusterStore
+
+            self.cluster = ClusterStore(store, client)
         self.audiences = AudienceCache(cache_size)
         self.contacts = ContactIndex()
         self._shard_contacts: dict[int, ContactIndex] = {}  # a sharded node's, per shard
@@ -103,9 +113,10 @@ class NodeRuntime:
 class Nodes:
     """The nodes of one store, opened on first use (thread-safe)."""
 
-    def __init__(self, store_path: str | Path, cache_size: int = 32) -> None:
+    def __init__(self, store_path: str | Path, cache_size: int = 32, client: Any = None) -> None:
         self.path = Path(store_path)
         self.cache_size = cache_size
+        self.client = client  # a Dask client for sharded nodes (audience.dist), or None
         self._lock = threading.Lock()
         self._open: dict[str, NodeRuntime] = {}
 
@@ -116,6 +127,6 @@ class Nodes:
         with self._lock:
             rt = self._open.get(node)
             if rt is None:
-                rt = NodeRuntime(open_store(self.path, node), self.cache_size)
+                rt = NodeRuntime(open_store(self.path, node), self.cache_size, self.client)
                 self._open[node] = rt
             return rt

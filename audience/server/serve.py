@@ -127,6 +127,7 @@ def serve(
             child.terminate()
         for child in children:
             child.wait(30)
+        app.extensions["audience"].close()  # a local cluster started for the server, with it
 
 
 def _start_child(module: str, store: Path) -> subprocess.Popen[bytes]:

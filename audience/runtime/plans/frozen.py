@@ -90,19 +90,36 @@ class FrozenAudience:
 
 
 def freeze_audience(
-    store: Any, segment: Any, at_ms: int, delivery: DeliveryDef, sample: int = 0
+    store: Any,
+    segment: Any,
+    at_ms: int,
+    delivery: DeliveryDef,
+    sample: int = 0,
+    cluster: Any = None,
 ) -> FrozenAudience:
     """A compiled segment's audience at ``at_ms`` over the store's newest
     version, frozen.  On a sharded node (audience.runtime.shards) every
-    shard's members, its own contacts: the shards' frozen tables just add up."""
+    shard's members, its own contacts: the shards' frozen tables just add up.
+    With ``cluster`` (an ``audience.dist.ClusterStore`` over that node) the
+    shards' workers decide the members and send back their dense indexes;
+    their emails and fields are read here, from each shard's version at least
+    as new as the one the workers read (a contact's index never changes)."""
     from audience.runtime.shards.store import ShardedStore
 
+    decided = None if cluster is None else cluster.dense_members(segment.program, at_ms)
     snapshots = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
     tables: list[pa.Table] = []
     no_email: list[str] = []
     members = without = 0
-    for snapshot in snapshots:
-        idx = segment.compiled.evaluate(snapshot, at_ms).indexes()
+    for k, snapshot in enumerate(snapshots):
+        if decided is None:
+            idx = segment.compiled.evaluate(snapshot, at_ms).indexes()
+        else:
+            version, idx = decided[k]
+            if snapshot.version < version:  # versions only grow: another store's shards
+                raise ValueError(
+                    f"shard {k} is at version {snapshot.version}, its worker's {version}"
+                )
         part, lacking = frozen_table(snapshot, idx, delivery)
         tables.append(part)
         members, without = members + len(idx), without + lacking

@@ -65,6 +65,8 @@ class Runner:
     holder: str
     lease_ms: int = 60_000
     batch_size: int | None = None
+    # a sharded node's Dask cluster (an audience.dist.ClusterStore), or None
+    cluster_for: Callable[[str], Any] | None = None
     # test hook: called after a chunk is recorded, before the cursor moves
     after_chunk: Callable[[PlanRun, int], None] | None = None
     _frozen_mem: dict[int, pa.Table] = field(default_factory=dict)
@@ -96,7 +98,8 @@ class Runner:
             )
         except DslError as exc:
             raise RunFailed(f"the plan's audience cannot be evaluated: {exc}") from None
-        frozen = freeze_audience(store, segment, run.occurrence_ms, delivery)
+        cluster = None if self.cluster_for is None else self.cluster_for(run.node)
+        frozen = freeze_audience(store, segment, run.occurrence_ms, delivery, cluster=cluster)
         table = frozen.table
         bs = self.batch_size or int(os.environ.get(BATCH_ENV) or DEFAULT_BATCH)
         self._write_frozen(run, table)

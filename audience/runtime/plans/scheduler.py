@@ -114,8 +114,20 @@ class Scheduler:
         after_chunk: Callable[[PlanRun, int], None] | None = None,
         log: DeliveryLog | None = None,
         background_syncs: bool = False,
+        cluster: Any = None,
+        cluster_workers: int | None = None,
     ) -> None:
         self.root = Path(root)
+        # sharded nodes' plans evaluated on a Dask cluster (audience.dist):
+        # "local", a scheduler address or a Client; connected on first use
+        self.cluster = cluster
+        self._client: Any = None
+        self._local: Any = None
+        self._clusters: dict[str, Any] = {}
+        if cluster is not None:  # reached now: a wrong address fails here, not in a run
+            from audience.dist import LocalOptions, connect
+
+            self._client, self._local = connect(cluster, LocalOptions(workers=cluster_workers))
         self.clock = clock
         # the long-running loop uploads in a thread: a big sync never delays a plan
         self.background_syncs = background_syncs
@@ -140,12 +152,31 @@ class Scheduler:
             lease_ms=int(lease_s * 1000),
             batch_size=batch_size,
             after_chunk=after_chunk,
+            cluster_for=self.cluster_for if cluster is not None else None,
         )
 
     def close(self) -> None:
         self.defs.close()
         if self._own_log:
             self.log.close()
+        if self._client is not None and self._client is not self.cluster:
+            self._client.close()  # ours, not the caller's
+        if self._local is not None:
+            self._local.close()
+        self._client = self._local = None
+
+    def cluster_for(self, node: str) -> Any:
+        """The ``ClusterStore`` of a sharded node (None for a plain one)."""
+        from audience.runtime.shards.store import ShardedStore
+
+        store = self.store_for(node)
+        if self.cluster is None or not isinstance(store, ShardedStore):
+            return None
+        if node not in self._clusters:
+            from audience.dist import ClusterStore
+
+            self._clusters[node] = ClusterStore(store, self._client)
+        return self._clusters[node]
 
     def store_for(self, node: str) -> Store:
         from audience.runtime.store import open_store
@@ -305,11 +336,21 @@ def run_scheduler(
     stop: threading.Event | None = None,
     lease_s: float = 60.0,
     on_tick: Callable[[TickReport], Any] | None = None,
+    cluster: Any = None,
+    cluster_workers: int | None = None,
 ) -> None:
     """Tick until ``stop`` is set (``once``: one tick).  Sleeps at most
-    ``poll_s`` between ticks, and less when an occurrence is due sooner."""
+    ``poll_s`` between ticks, and less when an occurrence is due sooner.
+    ``cluster``: sharded nodes' plans evaluated there (``Scheduler``)."""
     stop = stop or threading.Event()
-    sched = Scheduler(root, clock=clock, lease_s=lease_s, background_syncs=not once)
+    sched = Scheduler(
+        root,
+        clock=clock,
+        lease_s=lease_s,
+        background_syncs=not once,
+        cluster=cluster,
+        cluster_workers=cluster_workers,
+    )
     try:
         while not stop.is_set():
             try:

@@ -60,20 +60,22 @@ class SnapshotViews:
             if tail.contacts() > len(contact_ids):
                 contact_ids = _extend(contact_ids, tail.dicts.get(CONTACTS))
         n = len(contact_ids)
-        # Made even when the file's arrays replace them: freeing these tens of
-        # MB raises glibc's mmap threshold, and the evaluator's per-contact
-        # temporaries then reuse the heap; without it they were mapped and
-        # page-faulted anew at every evaluation (milan_spend at 2.5M contacts
-        # took twice as long).
-        has_profile = np.zeros(n, dtype=bool)
-        first = np.full(n, INT64_MAX, dtype=np.int64)
+        hp = fe = None
         if m.contacts:
             table = self._file(m.contacts)
             hp = table.column("has_profile").chunk(0).to_numpy().view(np.bool_)
             fe = table.column("first_event_ts").chunk(0).to_numpy()
-            if len(hp) == n and (tail is None or tail.first is None):
-                has_profile, first = hp, fe
-            else:
+        if (
+            hp is not None
+            and fe is not None
+            and len(hp) == n
+            and (tail is None or tail.first is None)
+        ):
+            has_profile, first = hp, fe  # the file's own arrays
+        else:
+            has_profile = np.zeros(n, dtype=bool)
+            first = np.full(n, INT64_MAX, dtype=np.int64)
+            if hp is not None and fe is not None:
                 has_profile[: len(hp)] = hp
                 first[: len(fe)] = fe
         if tail is not None and tail.first is not None:

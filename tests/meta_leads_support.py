@@ -13,7 +13,7 @@ from typing import Any
 from audience.integrations.meta.fake import APP_ID, APP_SECRET, VERSION, FakeGraph, running
 from audience.integrations.meta.fake.leads import FakeLeads, install
 from audience.integrations.meta.graph import GraphConfig
-from audience.integrations.meta.leads.forms import LeadForm
+from audience.integrations.meta.leads.forms import LeadForm, LeadForms
 from audience.integrations.meta.leads.mapping import FieldMap
 from audience.integrations.meta.leads.worker import LeadWorker
 from audience.integrations.meta.tokens import Integrations
@@ -141,3 +141,48 @@ def lead_events(store: Store) -> list[dict[str, Any]]:
                     ev[name] = int(col.values[i])
             out.append(ev)
     return sorted(out, key=lambda e: (e["ts"], e["leadgen_id"]))
+
+
+# ---------------------------------------------------------------- the shared scope matrix
+# (tests/test_server_auth.py): per node, a form the matrix reads and backfills and
+# two it deletes; each connected form and each one the matrix connects has its own id
+MATRIX_FORMS = ("Spring", "Doomed write", "Doomed other")
+_WHO = ("none", "read", "write", "other")
+
+
+def add_leadforms(root: Path, fake: FakeGraph, integration: str) -> None:
+    leads = install(fake)
+    for n, node in enumerate(("main", "other")):
+        schema = Store.open(root, node).schema
+        for i, name in enumerate(MATRIX_FORMS):
+            form_id = f"41000000{n}{i}"
+            leads.add_form(form_id, PAGE)
+            LeadForms(root, ManualClock(T0)).connect(
+                f"{name} {node}", node=node, schema=schema, integration=integration,
+                page_id=PAGE, form_id=form_id, fields=MAPPING, source=f"fb-{node}-{i}",
+            )  # fmt: skip
+    for i, _ in enumerate(_WHO):
+        leads.add_form(f"42000000{i}", PAGE)
+
+
+def leadform_endpoints(
+    who: str, node: str, integration: str
+) -> list[tuple[str, str, str, Any, str]]:
+    f = "/v1/leadforms/{name}"
+    mine = f"/v1/leadforms/Spring {node}"
+    new = {
+        "name": f"New {who}",
+        "integration": integration,
+        "page_id": PAGE,
+        "form_id": f"42000000{_WHO.index(who) if who in _WHO else 9}",
+        "mapping": {"email": "email"},
+        "source": f"fb-new-{who}",
+    }
+    return [
+        ("GET", "/v1/leadforms", "/v1/leadforms", None, "read"),
+        ("POST", "/v1/leadforms", "/v1/leadforms", new, "write"),
+        ("GET", f, mine, None, "read"),
+        ("DELETE", f, f"/v1/leadforms/Doomed {who} {node}", None, "write"),
+        ("GET", f + "/leads", mine + "/leads", None, "read"),
+        ("POST", f + "/backfill", mine + "/backfill", None, "write"),
+    ]

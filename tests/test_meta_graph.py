@@ -17,6 +17,7 @@ from audience.integrations.meta.graph import (
     TokenInvalid,
     Unavailable,
     appsecret_proof,
+    graph_config_from_env,
 )
 
 
@@ -165,3 +166,34 @@ def test_structured_fields_are_sent_as_json_strings(fake: FakeGraph, base_url: s
     payload = {"schema": "EMAIL_SHA256", "data": [["ab"], ["cd"]]}
     assert client(base_url, []).post("42/users", {"payload": payload}) == {"ok": True}
     assert seen == [payload]
+
+
+META_ENV = {
+    "AUDIENCE_META_GRAPH_URL": "http://127.0.0.1:9",
+    "AUDIENCE_META_GRAPH_VERSION": "v99.0",
+    "AUDIENCE_META_APP_ID": "42",
+    "AUDIENCE_META_APP_SECRET": "s3cret",
+    "AUDIENCE_META_MAX_RETRIES": "1",
+    "AUDIENCE_META_BACKOFF_S": "0.5",
+}
+
+
+def test_one_reader_of_the_environment_for_every_component(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audience.integrations.meta.leads.config import graph_config
+
+    for k in META_ENV:
+        monkeypatch.delenv(k, raising=False)
+    assert graph_config_from_env() == GraphConfig()
+    # the lead worker's own defaults hold while the variables are unset (or blank)
+    monkeypatch.setenv("AUDIENCE_META_MAX_RETRIES", " ")
+    assert (graph_config().max_retries, graph_config().max_backoff_s) == (3, 60.0)
+    for k, v in META_ENV.items():
+        monkeypatch.setenv(k, v)
+    want = GraphConfig("http://127.0.0.1:9", "v99.0", "42", "s3cret", max_retries=1, backoff_s=0.5)
+    assert graph_config_from_env() == want
+    assert graph_config() == GraphConfig(**{**want.__dict__, "max_backoff_s": 60.0})
+    monkeypatch.setenv("AUDIENCE_META_MAX_RETRIES", "three")
+    with pytest.raises(ValueError, match="AUDIENCE_META_MAX_RETRIES='three': not a number"):
+        graph_config_from_env()

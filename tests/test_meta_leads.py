@@ -52,7 +52,7 @@ def test_mapping_to_a_field_the_schema_lacks_is_refused_naming_it(tmp_path: Path
         bad = (FieldMap("email", "email"), FieldMap("job", "job_title"))
         with pytest.raises(LeadFormError) as e:
             w.connect(fields=bad)
-        assert e.value.code == "unknown-field" and "'job_title'" in str(e.value)
+        assert e.value.code == "unknown_field" and "'job_title'" in str(e.value)
         assert "'job'" in str(e.value)
         assert w.worker().forms.all() == []  # nothing written
 
@@ -60,14 +60,14 @@ def test_mapping_to_a_field_the_schema_lacks_is_refused_naming_it(tmp_path: Path
 @pytest.mark.parametrize(
     ("kw", "code", "words"),
     [
-        ({"fields": (FieldMap("a", "email"), FieldMap("b", "email"))}, "bad-mapping", "two"),
-        ({"fields": (FieldMap("a", "email"), FieldMap("a", "city"))}, "bad-mapping", "twice"),
-        ({"source_field": "loyalty_points"}, "bad-field-type", "int, not a string"),
-        ({"source_field": "nope"}, "unknown-field", "'nope'"),
-        ({"match_field": "tags"}, "bad-field-type", "list<string>"),
-        ({"metadata": ("ad_id", "colour")}, "bad-metadata", "'colour'"),
-        ({"source": " "}, "bad-source", "source tag"),
-        ({"form_id": "12ab"}, "bad-form-id", "digits"),
+        ({"fields": (FieldMap("a", "email"), FieldMap("b", "email"))}, "bad_mapping", "two"),
+        ({"fields": (FieldMap("a", "email"), FieldMap("a", "city"))}, "bad_mapping", "twice"),
+        ({"source_field": "loyalty_points"}, "bad_field_type", "int, not a string"),
+        ({"source_field": "nope"}, "unknown_field", "'nope'"),
+        ({"match_field": "tags"}, "bad_field_type", "list<string>"),
+        ({"metadata": ("ad_id", "colour")}, "bad_metadata", "'colour'"),
+        ({"source": " "}, "bad_source", "source tag"),
+        ({"form_id": "12ab"}, "bad_form_id", "digits"),
     ],
 )
 def test_bad_connections_are_refused(tmp_path: Path, kw: dict, code: str, words: str) -> None:
@@ -85,18 +85,18 @@ def test_the_schema_must_declare_lead_received(tmp_path: Path) -> None:
         other = Store.init(w.root, no_event, node="noleads")
         with pytest.raises(LeadFormError) as e:
             w.connect(node="noleads", schema=other.schema)
-        assert e.value.code == "no-lead-event" and "events.lead_received" in str(e.value)
+        assert e.value.code == "no_lead_event" and "events.lead_received" in str(e.value)
         wrong = no_event + '\n[events.lead_received]\nleadgen_id = "string"\nsource = "int"\n'
         bad = Store.init(w.root, wrong, node="badleads")
         with pytest.raises(LeadFormError) as e:
             w.connect(node="badleads", schema=bad.schema, metadata=())
-        assert e.value.code == "bad-lead-event" and "source is a int" in str(e.value)
+        assert e.value.code == "bad_lead_event" and "source is a int" in str(e.value)
 
 
 def test_a_form_is_connected_once(w: World) -> None:
     with pytest.raises(LeadFormError) as e:
         w.connect("again")
-    assert e.value.code == "lead-form-exists" and "already connected as 'spring'" in str(e.value)
+    assert e.value.code == "lead_form_exists" and "already connected as 'spring'" in str(e.value)
 
 
 def test_answers_convert_to_the_field_types() -> None:

@@ -39,7 +39,7 @@ def connect(w: World, *extra: str) -> tuple[int, str, str]:
 
 def test_connect_refuses_a_field_the_schema_lacks(w: World) -> None:
     code, _, err = connect(w, "--map", "job=job_title")
-    assert code == 1 and "error[unknown-field]" in err and "'job_title'" in err
+    assert code == 1 and "error[unknown_field]" in err and "'job_title'" in err
     assert invoke("leadforms", "list", str(w.root), "--format", "json")[1].strip() == "[]"
     code, _, err = connect(w, "--require", "phone")
     assert code == 1 and "'phone' is not mapped" in err
@@ -47,7 +47,7 @@ def test_connect_refuses_a_field_the_schema_lacks(w: World) -> None:
         "leadforms", "connect", str(w.root), "x", "--integration", "nope", "--page", PAGE,
         "--form", FORM, "--source", "s",
     )  # fmt: skip
-    assert code == 1 and "error[no-integration]" in err
+    assert code == 1 and "error[no_integration]" in err
 
 
 def test_connect_backfill_show_leads_disconnect(w: World) -> None:

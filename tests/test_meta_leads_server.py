@@ -193,42 +193,23 @@ def test_backfill_show_and_leads_over_http(s: Served) -> None:
     assert s.read.get("/v1/leadforms/spring").status == 404
 
 
-# ---------------------------------------------------------------- scopes
-def test_the_scope_matrix_of_leadforms(s: Served) -> None:
-    """No token: 401; a read token cannot write; another node's token never
-    sees this node's forms; a write token does everything."""
-    other = Sources(s.w.root)
+# ---------------------------------------------------------------- nodes
+# (the scopes of every /v1/leadforms endpoint: the shared matrix, tests/test_server_auth.py)
+def test_another_nodes_token_never_sees_this_nodes_forms(s: Served) -> None:
     Store.init(s.w.root, EXAMPLES / "maison.toml", node="other")
-    other_token = other.create("other", "elsewhere", "write")[1]
-    connect = {
-        "name": "winter",
-        "integration": "shop-ads",
-        "page_id": PAGE,
-        "form_id": "4000000003",
-        "mapping": {"email": "email"},
-        "source": "fb-winter",
-    }
-    ops: list[tuple[str, str, Any, str]] = [
-        ("GET", "/v1/leadforms", None, "read"),
-        ("POST", "/v1/leadforms", connect, "write"),
-        ("GET", "/v1/leadforms/spring", None, "read"),
-        ("GET", "/v1/leadforms/spring/leads", None, "read"),
-        ("POST", "/v1/leadforms/spring/backfill", None, "write"),
-        ("DELETE", "/v1/leadforms/winter", None, "write"),
+    other_token = Sources(s.w.root).create("other", "elsewhere", "write")[1]
+    ops: list[tuple[str, str]] = [
+        ("GET", "/v1/leadforms/spring"),
+        ("GET", "/v1/leadforms/spring/leads"),
+        ("POST", "/v1/leadforms/spring/backfill"),
+        ("DELETE", "/v1/leadforms/spring"),
     ]
-    for method, path, body, scope in ops:
-        assert Client(s.url).request(method, path, body).status == 401
-        r = s.read.request(method, path, body)
-        assert r.status == (200 if scope == "read" else 403), (method, path, r)
     before = [f.name for f in s.w.worker().forms.all()]
     elsewhere = Client(s.url, other_token)
     assert elsewhere.get("/v1/leadforms").json() == {"leadforms": []}
-    for method, path, body, _ in ops[2:]:
-        assert elsewhere.request(method, path, body).status == 404, (method, path)
-    assert [f.name for f in s.w.worker().forms.all()] == before
-    for method, path, body, _ in ops:
-        r = s.write.request(method, path, body)
-        assert r.status in (200, 201), (method, path, r)
+    for method, path in ops:
+        assert elsewhere.request(method, path, None).status == 404, (method, path)
+    assert [f.name for f in s.w.worker().forms.all()] == before == ["spring"]
 
 
 def test_without_an_app_secret_every_notification_is_refused(
@@ -239,3 +220,25 @@ def test_without_an_app_secret_every_notification_is_refused(
     status, body = s.w.leads.deliver_leadgen(s.hook, [lead])
     assert status == 403 and json.loads(body)["error"]["code"] == "webhook_not_configured"
     assert s.counts()["pending"] == 0
+
+
+def test_the_servers_own_configuration_serves_the_webhook_without_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with world(tmp_path) as w:
+        for k in w.env():
+            monkeypatch.delenv(k, raising=False)
+        config = ServerConfig(
+            w.root, clock=w.clock, graph=w.config(), meta_verify_token="from-config"
+        )
+        with ServerThread(create_app(config)) as server:
+            s = Served(w, server.url, Client(server.url), Client(server.url))
+            shake = Client(s.url).get(
+                f"{HOOK}?hub.mode=subscribe&hub.challenge=7&hub.verify_token=from-config"
+            )
+            assert (shake.status, shake.body) == (200, b"7")
+            lead = w.lead({"email": "angela@example.com", "first_name": "Angèla"})
+            status, body = w.leads.deliver_leadgen(s.hook, [lead])
+            assert status == 200 and json.loads(body) == {"received": 1, "new": 1}
+            wait_done(s, lead["id"])  # fetched with the configured Graph API too
+    assert profile(w.store(), ANGELA)["first_name"] == "Angèla"

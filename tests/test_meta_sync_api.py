@@ -4,6 +4,7 @@ schedule, delete; scopes and nodes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,10 @@ BODY = {
 
 def test_syncs_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with world(tmp_path) as w:
-        monkeypatch.setenv("AUDIENCE_META_GRAPH_URL", w.url)
-        monkeypatch.setenv("AUDIENCE_META_GRAPH_VERSION", w.config.version)
+        # the server's own Graph configuration, not the environment's
+        monkeypatch.delenv("AUDIENCE_META_GRAPH_URL", raising=False)
         Store.init(w.root, SCHEMA, node="other")
-        live = start(w.root)
+        live = start(w.root, graph=w.config)
         try:
             api, reader, other = live.client("write"), live.client("read"), live.client("other")
             bad = api.post("/v1/syncs", {**BODY, "consent_field": "gender"})
@@ -72,5 +73,27 @@ def test_syncs_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             w.worker().work_once()
             assert api.request("DELETE", "/v1/syncs/women").json() == {"deleted": "women"}
             assert reader.get("/v1/syncs/women").status == 404
+        finally:
+            live.server.stop()
+
+
+def test_an_unreachable_platform_is_the_same_502_as_on_every_meta_endpoint(
+    tmp_path: Path,
+) -> None:
+    with world(tmp_path) as w:
+        # a port nobody listens on (the discard port), without retries
+        down = replace(w.config, base_url="http://127.0.0.1:9", max_retries=0)
+        live = start(w.root, graph=down)
+        try:
+            api = live.client("write")
+            assert api.post("/v1/syncs", BODY).status == 201
+            assert api.post("/v1/syncs/women/runs").status == 202
+            [done] = w.worker().work_once()  # the audience exists on the platform
+            assert done.state == "succeeded"
+            for path in ("/v1/syncs/women?platform=true", "/v1/integrations/ads/check"):
+                method = "POST" if path.endswith("/check") else "GET"
+                r = api.request(method, path, None)
+                assert (r.status, r.json()["error"]["code"]) == (502, "graph_unavailable"), path
+                assert r.json()["error"]["graph_code"] == 0
         finally:
             live.server.stop()

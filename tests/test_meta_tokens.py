@@ -74,11 +74,11 @@ def test_mask_never_shows_a_short_token_whole() -> None:
 @pytest.mark.parametrize(
     ("name", "account", "token", "code"),
     [
-        ("ads", "act_12x", LONG, "bad-account"),
-        ("ads", "123", "  ", "bad-token"),
-        ("ads", "123", "two words", "bad-token"),
-        ("", "123", LONG, "bad-name"),
-        ("ads", "123", "unknown-token-xyz", "token-refused"),
+        ("ads", "act_12x", LONG, "bad_account"),
+        ("ads", "123", "  ", "bad_token"),
+        ("ads", "123", "two words", "bad_token"),
+        ("", "123", LONG, "bad_name"),
+        ("ads", "123", "unknown-token-xyz", "token_refused"),
     ],
 )
 def test_bad_connect_is_refused_and_nothing_stored(
@@ -97,7 +97,7 @@ def test_connecting_a_name_twice_is_refused(world: World) -> None:
     world.integrations().connect("ads", "1", LONG)
     with pytest.raises(IntegrationError) as e:
         world.integrations().connect("ads", "2", "EAAB-another-token-0002")
-    assert e.value.code == "integration-exists"
+    assert e.value.code == "integration_exists"
     assert world.integrations().get("ads").account_id == "1"
 
 
@@ -181,11 +181,11 @@ def test_reauthorize_with_an_expired_token_changes_nothing(world: World) -> None
     world.fake.add_token("EAAB-expired-0004", expires_at=T0 // 1000 - 1)
     with pytest.raises(IntegrationError) as e:
         ints.reauthorize("ads", "EAAB-expired-0004")
-    assert e.value.code == "token-refused" and "190/463" in str(e.value)
+    assert e.value.code == "token_refused" and "190/463" in str(e.value)
     assert ints.get("ads") == before
     with pytest.raises(IntegrationError) as e:
         ints.reauthorize("nope", LONG)
-    assert e.value.code == "no-integration"
+    assert e.value.code == "no_integration"
 
 
 def test_reminders_list_what_ends_soon_and_what_ended(world: World) -> None:

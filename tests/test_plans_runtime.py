@@ -405,3 +405,27 @@ def test_policies_written_beside_are_saved_and_count_as_there(store: Store) -> N
     assert "Calm" in svc.get_plan("Daily picks").text
     saved = store.triggers.defs.get_policy("Calm")
     assert saved is not None and "max 5 per day" in saved.text
+
+
+def test_an_unreadable_integrations_file_stops_no_plan(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    # steps 4 and 5 (syncs, reminders) read integrations.sqlite: their failure is
+    # logged and the tick still reports the plans it ran
+    root = store.path
+    assert root is not None
+    clock = ManualClock(ONCE_DUE - DAY)
+    svc = service(store, clock)
+    svc.add(RULES, "plans.rules")
+    svc.make_ready("Spring reminder")
+    (root / "integrations.sqlite").write_bytes(b"not a database, " * 100)
+    clock.ms = ONCE_DUE + 500
+    sched = Scheduler(root, clock=clock)
+    try:
+        report = sched.tick()
+    finally:
+        sched.close()
+    assert [r.plan for r in report.ran] == ["Spring reminder"]
+    assert report.sync_jobs == [] and report.reminders == []
+    assert "the custom audience syncs could not run" in caplog.text
+    assert "integration reminders could not be raised" in caplog.text

@@ -46,7 +46,8 @@ def _token_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _integrations(store: str, at: str | None) -> Integrations:
     from audience.cli.delivery_cmds import _store
-    from audience.integrations.meta.tokens import Integrations, graph_config_from_env
+    from audience.integrations.meta.graph import graph_config_from_env
+    from audience.integrations.meta.tokens import Integrations
     from audience.runtime.plans.clock import fixed_clock, wall_clock
 
     at_ms = instant_ms(at, "--at")

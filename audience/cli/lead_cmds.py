@@ -52,7 +52,7 @@ def _run(fn: Callable[[], T]) -> T:
     except (LeadFormError, IntegrationError) as err:
         _refuse(err.code, str(err))
     except GraphError as err:
-        _refuse("graph-error", str(err))
+        _refuse("graph_error", str(err))
     except StoreError as err:
         _refuse("store", str(err))
 

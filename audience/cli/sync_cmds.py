@@ -141,14 +141,15 @@ def list_cmd(store: str, at: str | None, fmt: str) -> None:
 def show_cmd(store: str, at: str | None, name: str, platform: bool, fmt: str) -> None:
     """A sync and its latest job (status, progress, counts); with --platform, the
     audience's approximate size and status as the platform reports them."""
-    from audience.integrations.meta.sync.worker import config_from_env, platform_status
+    from audience.integrations.meta.graph import graph_config_from_env
+    from audience.integrations.meta.sync.worker import platform_status
 
     svc = _service(store, at)
     sync = _run(lambda: svc.defs.get(name))
     jobs = svc.defs.jobs(name, limit=1)
     status = None
     if platform:
-        status = _run(lambda: platform_status(svc.root, config_from_env(), svc.clock, sync))
+        status = _run(lambda: platform_status(svc.root, graph_config_from_env(), svc.clock, sync))
     if fmt == "json":
         out = {**sync_view(sync), "last_job": job_view(jobs[0]) if jobs else None}
         if platform:
@@ -191,8 +192,9 @@ def run_cmd(store: str, at: str | None, name: str, replace: bool, wait: bool, fm
 def _follow(svc: SyncService, job: Job, at: str | None) -> Job:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from audience.integrations.meta.graph import graph_config_from_env
     from audience.integrations.meta.sync.definitions import OPEN_STATES
-    from audience.integrations.meta.sync.worker import SyncWorker, config_from_env
+    from audience.integrations.meta.sync.worker import SyncWorker
 
     with Progress(
         TextColumn("{task.description}"),
@@ -206,7 +208,7 @@ def _follow(svc: SyncService, job: Job, at: str | None) -> Job:
         def show(j: Job) -> None:
             bar.update(task, completed=j.cursor, total=j.batches_total or None)
 
-        worker = SyncWorker(svc.root, config_from_env(), svc.clock, on_batch=show)
+        worker = SyncWorker(svc.root, graph_config_from_env(), svc.clock, on_batch=show)
         while True:
             worker.work_once(only=job.id)
             job = svc.defs.job(job.id)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,22 +46,6 @@ class LeadsDemo:
     profile: dict[str, Any]
     answers: list[tuple[int, dict[str, Any]]]  # the webhook's answers: status, body
     lead_received: int  # contacts in "did lead_received"
-
-
-@contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """The server reads the app secret and the verify token from the environment, as
-    ``audience serve`` does: set for the story, restored afterwards."""
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _get(url: str, path: str, token: str | None = None) -> tuple[int, bytes]:
@@ -115,12 +96,10 @@ def leads_story(
         soft_wrap=True,
     )
     token = Sources(root).create(store.node, "demo", "read")[1]
-    secret = config.app_secret or ""
-    app = create_app(ServerConfig(root, clock=clock, ingest_thread=False, graph=config))
-    with (
-        _env(AUDIENCE_META_APP_SECRET=secret, AUDIENCE_META_VERIFY_TOKEN=VERIFY),
-        ServerThread(app) as server,
-    ):
+    app = create_app(
+        ServerConfig(root, clock=clock, ingest_thread=False, graph=config, meta_verify_token=VERIFY)
+    )
+    with ServerThread(app) as server:
         hook = server.url + "/hooks/meta"
         query = f"hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={VERIFY}"
         status, body = _get(server.url, f"/hooks/meta?{query}")

@@ -44,6 +44,8 @@ class ServerConfig:
     ingest_thread: bool = True
     # the Graph API (Meta integrations); None: from AUDIENCE_META_*, without retries
     graph: GraphConfig | None = None
+    # the leadgen webhook's verify token; None: AUDIENCE_META_VERIFY_TOKEN
+    meta_verify_token: str | None = None
     # sharded nodes evaluated on a Dask cluster (audience.dist): "local" (worker
     # processes started with the server), a scheduler address or a Client;
     # None: in this process

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify
 
-from audience.integrations.meta.graph import GraphError, RateLimited
+from audience.integrations.meta.graph import GraphError
 from audience.integrations.meta.reminders import (
     DEFAULT_DAYS,
     ReminderSettings,
@@ -29,40 +29,34 @@ from audience.integrations.meta.reminders import (
 from audience.integrations.meta.tokens import (
     IntegrationError,
     Integrations,
-    graph_config_from_env,
     integration_json,
 )
 from audience.runtime.delivery.log import DeliveryLog
 from audience.server.bodies import Fields, json_object
 from audience.server.context import requires, state
 from audience.server.errors import ApiError
+from audience.server.meta_graph import graph_refused, request_graph
 
 bp = Blueprint("integrations", __name__)
 T = TypeVar("T")
 
 MAX_TOKEN = 4096
-_STATUS = {"no-integration": 404, "integration-exists": 409}
+_STATUS = {"no_integration": 404, "integration_exists": 409}
 
 
 def _ints() -> Integrations:
     cfg = state().config
-    graph = cfg.graph or graph_config_from_env(max_retries=0)
-    return Integrations(cfg.store, graph, cfg.clock)
+    return Integrations(cfg.store, request_graph(), cfg.clock)
 
 
 def _refused(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except IntegrationError as err:
-        code = "not_found" if err.code == "no-integration" else err.code.replace("-", "_")
+        code = "not_found" if err.code == "no_integration" else err.code
         raise ApiError(_STATUS.get(err.code, 400), code, str(err)) from None
-    except RateLimited as err:
-        raise ApiError(
-            503, "graph_rate_limited", str(err), "try again later", headers={"Retry-After": "60"}
-        ) from None
     except GraphError as err:
-        code = "graph_unavailable" if err.code == 0 or err.transient else "graph_error"
-        raise ApiError(502, code, str(err)) from None
+        raise graph_refused(err) from None
 
 
 def _one(ints: Integrations, name: str) -> dict[str, Any]:

@@ -26,10 +26,11 @@ from audience.integrations.meta.tokens import IntegrationError
 from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires, state
 from audience.server.errors import ApiError, bad_request
+from audience.server.meta_graph import graph_refused
 
 bp = Blueprint("meta_leads", __name__)
 T = TypeVar("T")
-_STATUS = {"no-lead-form": 404, "lead-form-exists": 409, "no-integration": 400}
+_STATUS = {"no_lead_form": 404, "lead_form_exists": 409, "no_integration": 400}
 _CONNECT_FIELDS = {
     "name",
     "integration",
@@ -48,7 +49,10 @@ def _worker() -> LeadWorker:
     st = state()
     nodes = st.nodes
     return LeadWorker.of(
-        st.config.store, st.config.clock, store_for=lambda node: nodes.get(node).store
+        st.config.store,
+        st.config.clock,
+        config=st.config.graph,
+        store_for=lambda node: nodes.get(node).store,
     )
 
 
@@ -56,9 +60,9 @@ def _refused(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (LeadFormError, IntegrationError) as err:
-        raise ApiError(_STATUS.get(err.code, 400), err.code.replace("-", "_"), str(err)) from None
+        raise ApiError(_STATUS.get(err.code, 400), err.code, str(err)) from None
     except GraphError as err:
-        raise ApiError(502, "graph_error", str(err), graph_code=err.code) from None
+        raise graph_refused(err) from None
 
 
 @bp.get("/v1/leadforms")

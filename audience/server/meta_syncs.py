@@ -112,7 +112,8 @@ def show_sync(name: str) -> Response:
     from flask import request
 
     from audience.integrations.meta.graph import GraphError
-    from audience.integrations.meta.sync.worker import config_from_env, platform_status
+    from audience.integrations.meta.sync.worker import platform_status
+    from audience.server.meta_graph import graph_refused, request_graph
 
     svc = _service()
     sync = _sync(svc, name)
@@ -123,9 +124,9 @@ def show_sync(name: str) -> Response:
         raise ApiError(400, "invalid_request", "'platform' must be true or false")
     if flag == "true":
         try:
-            out["platform"] = platform_status(svc.root, config_from_env(), svc.clock, sync)
+            out["platform"] = platform_status(svc.root, request_graph(), svc.clock, sync)
         except GraphError as err:
-            raise ApiError(502, "platform_error", str(err)) from None
+            raise graph_refused(err) from None
     return jsonify(out)
 
 

@@ -2,9 +2,11 @@
 public (the platform sends no API token: the signature is the proof):
 
 - ``GET``: the subscription handshake: ``hub.mode=subscribe`` and our verify
-  token (AUDIENCE_META_VERIFY_TOKEN) answer ``hub.challenge``; anything else 403;
+  token (the server's ``meta_verify_token``, else AUDIENCE_META_VERIFY_TOKEN)
+  answer ``hub.challenge``; anything else 403;
 - ``POST``: a notification, accepted only with a valid ``X-Hub-Signature-256``
-  (HMAC-SHA256 of the raw body with AUDIENCE_META_APP_SECRET, compared in
+  (HMAC-SHA256 of the raw body with the app secret of the server's ``graph``
+  configuration, else AUDIENCE_META_APP_SECRET, compared in
   constant time); otherwise (or without an app secret) 403 and nothing
   is stored.  Its leads go into the
   inbox (synced, deduplicated on ``leadgen_id``) and the answer is sent; the
@@ -18,7 +20,7 @@ import threading
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from audience.integrations.meta.leads.config import settings
+from audience.integrations.meta.leads.config import LeadSettings, settings
 from audience.integrations.meta.leads.inbox import Inbox
 from audience.integrations.meta.leads.webhook import (
     SIGNATURE_HEADER,
@@ -37,7 +39,7 @@ _lock = threading.Lock()
 
 @bp.get(PATH)
 def verify() -> Response:
-    answer = challenge(request.args, settings().verify_token)
+    answer = challenge(request.args, _settings(state()).verify_token)
     if answer is None:
         return Response("forbidden\n", 403, mimetype="text/plain")
     return Response(answer, 200, mimetype="text/plain")
@@ -46,7 +48,8 @@ def verify() -> Response:
 @bp.post(PATH)
 def notify() -> Response:
     raw = request.get_data(cache=False)
-    secret = settings().graph.app_secret
+    st = state()
+    secret = _settings(st).graph.app_secret
     if not secret:
         # nothing can be verified: refused like a bad signature
         raise ApiError(403, "webhook_not_configured", "no app secret: set AUDIENCE_META_APP_SECRET")
@@ -56,11 +59,14 @@ def notify() -> Response:
         rows = leads_of(raw)
     except BadNotification as err:
         raise ApiError(400, "bad_notification", str(err)) from None
-    st = state()
     new = _inbox(st).add(rows, "webhook", st.config.clock()) if rows else 0
     if new:
         _wake(st)
     return jsonify({"received": len(rows), "new": new})
+
+
+def _settings(st: ServerState) -> LeadSettings:
+    return settings(st.config.graph, st.config.meta_verify_token)
 
 
 def _inbox(st: ServerState) -> Inbox:
@@ -85,7 +91,10 @@ def _wake(st: ServerState) -> None:
         if thread is None:
             nodes = st.nodes
             worker = LeadWorker.of(
-                st.config.store, st.config.clock, store_for=lambda node: nodes.get(node).store
+                st.config.store,
+                st.config.clock,
+                config=st.config.graph,
+                store_for=lambda node: nodes.get(node).store,
             )
             thread = ext["audience_lead_worker"] = LeadThread(worker)
             st.closers.append(thread.stop)

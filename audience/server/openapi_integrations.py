@@ -100,13 +100,16 @@ INTEGRATION_SCHEMAS: dict[str, Any] = {
     },
 }
 
-_GRAPH_ERRORS = {
+# the platform's errors, the same on every Meta endpoint (server/meta_graph.py)
+GRAPH_ERRORS = {
     "502": {
-        "description": "the Graph API did not answer or answered an error (nothing changed)",
+        "description": "the Graph API did not answer (graph_unavailable) or answered an error "
+        "(graph_error, its code in graph_code); nothing changed",
         "content": {JSON: {"schema": _ref("Error")}},
     },
     "503": {
-        "description": "the Graph API is rate limiting (Retry-After), or the node is unavailable",
+        "description": "the Graph API is rate limiting (graph_rate_limited, Retry-After), "
+        "or the node is unavailable",
         "content": {JSON: {"schema": _ref("Error")}},
     },
 }
@@ -117,7 +120,7 @@ def integration_paths() -> dict[str, Any]:
 
     def call(summary: str, body: str | None, *statuses: int) -> dict[str, Any]:
         more = {} if body is None else {"requestBody": _json_body(body)}
-        responses = {**_ok("Integration"), **_errors(*statuses, *_AUTH), **_GRAPH_ERRORS}
+        responses = {**_ok("Integration"), **_errors(*statuses, *_AUTH), **GRAPH_ERRORS}
         return {"parameters": [_NAME], "post": _op(summary, responses, **more)}
 
     webhook = {
@@ -144,7 +147,7 @@ def integration_paths() -> dict[str, Any]:
                 {
                     **_ok("Integration", "connected", 201),
                     **_errors(400, 409, 413, 415, *_AUTH),
-                    **_GRAPH_ERRORS,
+                    **GRAPH_ERRORS,
                 },
                 requestBody=_json_body("IntegrationConnect"),
             ),

@@ -18,6 +18,7 @@ from audience.server.openapi import (
     _op,
     _ref,
 )
+from audience.server.openapi_integrations import GRAPH_ERRORS
 
 _COUNT = {"type": "integer", "minimum": 0}
 _SHORT = {"type": "string", "maxLength": 200}
@@ -118,14 +119,6 @@ SYNC_SCHEMAS: dict[str, Any] = {
 }
 
 
-_PLATFORM_ERROR = {
-    "502": {
-        "description": "the platform refused or did not answer (platform_error)",
-        "content": {"application/json": {"schema": _ref("Error")}},
-    }
-}
-
-
 def sync_paths() -> dict[str, Any]:
     named = "/v1/syncs/{name}"
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -145,7 +138,7 @@ def sync_paths() -> dict[str, Any]:
             "get": _op(
                 "A sync and its latest job (with platform=true, the audience's size and "
                 "status as the platform reports them)",
-                {**_ok("Sync"), **_errors(400, 404, *_AUTH), **_PLATFORM_ERROR},
+                {**_ok("Sync"), **_errors(400, 404, *_AUTH), **GRAPH_ERRORS},
                 parameters=[
                     {"name": "platform", "in": "query", "schema": {"enum": ["true", "false"]}}
                 ],

@@ -16,6 +16,7 @@ from audience.server.openapi import (
     _op,
     _ref,
 )
+from audience.server.openapi_integrations import GRAPH_ERRORS
 
 _COUNT = {"type": "integer", "minimum": 0}
 _METADATA = ["ad_id", "adgroup_id", "form_id", "page_id", "leadgen_id", "created_time"]
@@ -25,12 +26,6 @@ _FORM_NAME = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "pattern": "^[^/]+$"},
-}
-_GRAPH_ERROR = {
-    "502": {
-        "description": "the ads platform refused or did not answer (graph_code: its error code)",
-        "content": {JSON: {"schema": _ref("Error")}},
-    }
 }
 _FIELD_MAP = {
     "type": "object",
@@ -177,7 +172,7 @@ def leadform_paths() -> dict[str, Any]:
             "parameters": [_FORM_NAME],
             "post": _op(
                 "Fetch and store the leads created since the form's watermark",
-                {**_ok("LeadBackfill"), **_errors(400, 404, *_AUTH), **_GRAPH_ERROR},
+                {**_ok("LeadBackfill"), **_errors(400, 404, *_AUTH), **GRAPH_ERRORS},
             ),
         },
         base + "/{name}/leads": {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +51,33 @@ class GraphConfig:
         if self.app_id and self.app_secret:
             return f"{self.app_id}|{self.app_secret}"
         return None
+
+
+# the environment variables every Meta component reads (server, workers, CLI)
+_ENV: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("base_url", "AUDIENCE_META_GRAPH_URL", str),
+    ("version", "AUDIENCE_META_GRAPH_VERSION", str),
+    ("app_id", "AUDIENCE_META_APP_ID", str),
+    ("app_secret", "AUDIENCE_META_APP_SECRET", str),
+    ("max_retries", "AUDIENCE_META_MAX_RETRIES", int),
+    ("backoff_s", "AUDIENCE_META_BACKOFF_S", float),
+)
+
+
+def graph_config_from_env(**defaults: Any) -> GraphConfig:
+    """The Graph API's address, version, app credentials and retries from
+    AUDIENCE_META_*; ``defaults`` are the caller's values for the variables left
+    unset (an unset or blank variable keeps the default)."""
+    fields = dict(defaults)
+    for name, var, kind in _ENV:
+        raw = os.environ.get(var, "").strip()
+        if not raw:
+            continue
+        try:
+            fields[name] = kind(raw)
+        except ValueError:
+            raise ValueError(f"{var}={raw!r}: not a number") from None
+    return GraphConfig(**fields)
 
 
 class GraphError(Exception):

@@ -107,7 +107,7 @@ def check_days(days: tuple[int, ...] | list[int]) -> tuple[int, ...]:
         not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= MAX_DAYS for d in days
     ):
         raise IntegrationError(
-            "bad-days", f"reminder days must be one or more whole numbers from 1 to {MAX_DAYS}"
+            "bad_days", f"reminder days must be one or more whole numbers from 1 to {MAX_DAYS}"
         )
     return tuple(sorted(set(days), reverse=True))
 

@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from audience.integrations.meta.graph import (
-    DEFAULT_BASE_URL,
-    DEFAULT_VERSION,
     GraphClient,
     GraphConfig,
     TokenInvalid,
@@ -193,16 +191,16 @@ class Integrations:
         try:
             name = check_name(name, "integration")
         except StoreError as err:
-            raise IntegrationError("bad-name", str(err)) from err
+            raise IntegrationError("bad_name", str(err)) from err
         if "/" in name:  # the name is a path segment of /v1/integrations/{name}
-            raise IntegrationError("bad-name", f"bad integration name {name!r}: no '/'")
+            raise IntegrationError("bad_name", f"bad integration name {name!r}: no '/'")
         account = _account(account_id)
         token = _token(token)
         url = check_url(reminder_url)
         with self._db() as db:
             if db.execute("select 1 from integrations where name = ?", (name,)).fetchone():
                 raise IntegrationError(
-                    "integration-exists",
+                    "integration_exists",
                     f"integration {name!r} already exists: re-authorize it to change its token",
                 )
         facts = self._debug(token)
@@ -272,7 +270,7 @@ class Integrations:
                 )
             except TokenInvalid as err:
                 raise IntegrationError(
-                    "token-refused",
+                    "token_refused",
                     "the new token cannot be exchanged: " + _refusal(err.subcode, err.message),
                 ) from err
             token = _token(str(answer.get("access_token", "")))
@@ -300,12 +298,12 @@ class Integrations:
                 "debug_token", {"input_token": token, "access_token": as_token}
             )["data"]
         except TokenInvalid as err:
-            raise IntegrationError("token-refused", _refusal(err.subcode, err.message)) from err
+            raise IntegrationError("token_refused", _refusal(err.subcode, err.message)) from err
         if not data.get("is_valid"):
             why = (data.get("error") or {}).get("message") or "the platform says it is not valid"
-            raise IntegrationError("token-refused", f"token refused: {why}")
+            raise IntegrationError("token_refused", f"token refused: {why}")
         if self.config.app_id and str(data.get("app_id")) != self.config.app_id:
-            raise IntegrationError("token-refused", "token refused: it belongs to another app")
+            raise IntegrationError("token_refused", "token refused: it belongs to another app")
         return _TokenFacts(
             _ms(data.get("expires_at")),
             _ms(data.get("data_access_expires_at")),
@@ -319,7 +317,7 @@ class Integrations:
                 f"select {_COLUMNS} from integrations where name = ?", (name,)
             ).fetchone()
         if row is None:
-            raise IntegrationError("no-integration", f"no integration named {name!r}")
+            raise IntegrationError("no_integration", f"no integration named {name!r}")
         return tuple(row)
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
@@ -367,7 +365,7 @@ def _account(account_id: str) -> str:
     m = _ACCOUNT.fullmatch(account_id.strip())
     if m is None:
         raise IntegrationError(
-            "bad-account", f"bad ads account id {account_id!r}: digits, optionally after act_"
+            "bad_account", f"bad ads account id {account_id!r}: digits, optionally after act_"
         )
     return m.group(1)
 
@@ -375,7 +373,7 @@ def _account(account_id: str) -> str:
 def _token(token: str) -> str:
     clean = token.strip()
     if not clean or any(c.isspace() or ord(c) < 32 for c in clean):
-        raise IntegrationError("bad-token", "bad access token: empty or containing spaces")
+        raise IntegrationError("bad_token", "bad access token: empty or containing spaces")
     return clean
 
 
@@ -404,18 +402,6 @@ def integration_json(i: Integration, now_ms: int) -> dict[str, Any]:
     }
 
 
-def graph_config_from_env(**overrides: Any) -> GraphConfig:
-    """The Graph API's address, version and app credentials from AUDIENCE_META_*."""
-    env = os.environ.get
-    return GraphConfig(
-        base_url=env("AUDIENCE_META_GRAPH_URL") or DEFAULT_BASE_URL,
-        version=env("AUDIENCE_META_GRAPH_VERSION") or DEFAULT_VERSION,
-        app_id=env("AUDIENCE_META_APP_ID") or None,
-        app_secret=env("AUDIENCE_META_APP_SECRET") or None,
-        **overrides,
-    )
-
-
 MAX_URL = 2000
 
 
@@ -431,7 +417,7 @@ def check_url(url: str | None) -> str | None:
         ok = False
     if not ok or len(clean) > MAX_URL or any(c.isspace() or ord(c) < 32 for c in clean):
         raise IntegrationError(
-            "bad-url", f"bad webhook URL {url!r}: http(s)://host/..., at most {MAX_URL} characters"
+            "bad_url", f"bad webhook URL {url!r}: http(s)://host/..., at most {MAX_URL} characters"
         )
     return clean
 

@@ -18,6 +18,8 @@ A tick (``Scheduler.tick``) reads the clock once, then:
    whose report lines join the next tick's.
 5. The integrations' reminders now due become webhook deliveries, once each
    (audience.integrations.meta.reminders), when the store has integrations.
+   A failing step 4 or 5 (an unreadable integrations file, say) is logged
+   and never stops the plans' runs: the next tick tries it again.
 
 ``run_scheduler`` ticks until stopped, at most a second apart (sooner when
 a run is due sooner), so a due run starts within a second.
@@ -218,7 +220,10 @@ class Scheduler:
         if not has_syncs(self.root):
             return
         if not self.background_syncs:
-            report.sync_jobs += run_jobs(self.root, self.clock, self.holder)
+            try:
+                report.sync_jobs += run_jobs(self.root, self.clock, self.holder)
+            except Exception:  # e.g. an unreadable integrations file: the plans still run
+                log.exception("the custom audience syncs could not run")
             return
         with self._sync_lock:
             report.sync_jobs += self._sync_lines
@@ -235,7 +240,7 @@ class Scheduler:
         try:
             lines = run_jobs(self.root, self.clock, self.holder)
         except Exception:  # the next pass retries; a held job's lease lets another take it
-            log.exception("a sync pass failed")
+            log.exception("the custom audience syncs could not run")
             return
         with self._sync_lock:
             self._sync_lines += lines

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from audience.integrations.meta.fake.server import Call, Fail, FakeGraph
+from audience.integrations.meta.fake.server import Call, Fail, FakeGraph, paged
 
 _HASH = re.compile(r"[0-9a-f]{64}\Z")
 MAX_ROWS = 10_000
@@ -107,16 +107,7 @@ class FakeAudiences:
                 for a in self.audiences.values()
                 if a.account == account
             ]
-        limit = int(call.params.get("limit", 25))
-        start = int(call.params["after"][1:]) if "after" in call.params else 0
-        chunk = items[start : start + limit]
-        body: dict[str, Any] = {"data": chunk}
-        if chunk:
-            end = start + len(chunk)
-            body["paging"] = {"cursors": {"before": f"c{start}", "after": f"c{end}"}}
-            if end < len(items):
-                body["paging"]["next"] = f"/{self.fake.version}/{call.path}?after=c{end}"
-        return 200, body
+        return paged(call, items, self.fake.version)
 
     def _read(self, call: Call) -> tuple[int, Any]:
         aud = self._audience(_group(call, 1))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from audience.integrations.meta.fake.server import Call, Fail, FakeGraph
+from audience.integrations.meta.fake.server import Call, Fail, FakeGraph, paged
 
 LEAD_FIELDS = ("id", "created_time", "ad_id", "adset_id", "campaign_id", "form_id", "field_data",
                "is_organic", "platform")  # fmt: skip
@@ -152,16 +152,8 @@ class FakeLeads:
                 reverse=True,  # the platform answers newest first
             )
         items = [v for v in items if after is None or _unix(v["created_time"]) > after]
-        limit = int(call.params.get("limit", 25))
-        start = int(call.params["after"][1:]) if "after" in call.params else 0
-        chunk = [_fields(v, call.params.get("fields")) for v in items[start : start + limit]]
-        body: dict[str, Any] = {"data": chunk}
-        if chunk:
-            end = start + len(chunk)
-            body["paging"] = {"cursors": {"before": f"c{start}", "after": f"c{end}"}}
-            if end < len(items):
-                body["paging"]["next"] = f"/{self.graph.version}/{call.path}?after=c{end}"
-        return 200, body
+        wanted = call.params.get("fields")
+        return paged(call, items, self.graph.version, lambda v: _fields(v, wanted))
 
 
 def install(graph: FakeGraph) -> FakeLeads:

@@ -262,17 +262,24 @@ class FakeGraph:
         self.route("GET", re.escape(path), self._page)
 
     def _page(self, call: Call) -> tuple[int, Any]:
-        items = self.collections[call.path]
-        limit = int(call.params.get("limit", 25))
-        start = int(call.params["after"][1:]) if "after" in call.params else 0
-        chunk = items[start : start + limit]
-        body: dict[str, Any] = {"data": chunk}
-        if chunk:
-            end = start + len(chunk)
-            body["paging"] = {"cursors": {"before": f"c{start}", "after": f"c{end}"}}
-            if end < len(items):
-                body["paging"]["next"] = f"/{self.version}/{call.path}?after=c{end}"
-        return 200, body
+        return paged(call, self.collections[call.path], self.version)
+
+
+def paged(
+    call: Call, items: list[Any], version: str, shape: Callable[[Any], Any] = lambda v: v
+) -> tuple[int, Any]:
+    """One page of ``items`` (``limit``, default 25, from the ``after`` cursor), each
+    answered as ``shape`` makes it, with the cursors and the next page's URL."""
+    limit = int(call.params.get("limit", 25))
+    start = int(call.params["after"][1:]) if "after" in call.params else 0
+    chunk = [shape(v) for v in items[start : start + limit]]
+    body: dict[str, Any] = {"data": chunk}
+    if chunk:
+        end = start + len(chunk)
+        body["paging"] = {"cursors": {"before": f"c{start}", "after": f"c{end}"}}
+        if end < len(items):
+            body["paging"]["next"] = f"/{version}/{call.path}?after=c{end}"
+    return 200, body
 
 
 def _handler_class(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:

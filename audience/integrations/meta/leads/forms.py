@@ -85,7 +85,7 @@ class LeadForms:
             row = conn.execute(f"select {_COLUMNS} from lead_forms where name = ?", [name])
             found = row.fetchone()
         if found is None or (node is not None and found[1] != node):
-            raise LeadFormError("no-lead-form", f"no lead form named {name!r}")
+            raise LeadFormError("no_lead_form", f"no lead form named {name!r}")
         return _form(found)
 
     def by_form_id(self, form_id: str) -> LeadForm | None:
@@ -116,26 +116,26 @@ class LeadForms:
         try:
             name = check_name(name, "lead form")
         except StoreError as err:
-            raise LeadFormError("bad-name", str(err)) from None
+            raise LeadFormError("bad_name", str(err)) from None
         page_id, form_id = _graph_id(page_id, "page"), _graph_id(form_id, "form")
         fields, metadata = tuple(fields), tuple(dict.fromkeys(metadata))
         tag = source.strip()
         if not tag or len(tag) > MAX_SOURCE or any(ord(c) < 32 for c in tag):
             raise LeadFormError(
-                "bad-source", f"bad source tag {source!r}: 1 to {MAX_SOURCE} printable characters"
+                "bad_source", f"bad source tag {source!r}: 1 to {MAX_SOURCE} printable characters"
             )
         if match_field is not None and match_field not in schema.profile:
             match_field = None if match_field == "email" else match_field  # default is optional
         check_mapping(schema, fields, metadata, source_field, match_field)
         if since_s < 0:
-            raise LeadFormError("bad-since", "the backfill start must not be negative")
+            raise LeadFormError("bad_since", "the backfill start must not be negative")
         with db.connect(self.path) as conn:
             taken = conn.execute(
                 "select name from lead_forms where name = ? or form_id = ?", [name, form_id]
             ).fetchone()
             if taken is not None:
                 raise LeadFormError(
-                    "lead-form-exists",
+                    "lead_form_exists",
                     f"lead form {name!r} exists"
                     if taken[0] == name
                     else f"form {form_id} is already connected as {taken[0]!r}",
@@ -188,12 +188,12 @@ def parse_mapping(items: Iterable[str], required: Iterable[str] = ()) -> tuple[F
     for item in items:
         src, sep, dst = item.partition("=")
         if not sep or not src.strip() or not dst.strip():
-            raise LeadFormError("bad-mapping", f"bad mapping {item!r}: FORM_FIELD=PROFILE_FIELD")
+            raise LeadFormError("bad_mapping", f"bad mapping {item!r}: FORM_FIELD=PROFILE_FIELD")
         out.append(FieldMap(src.strip(), dst.strip(), src.strip() in req))
     unknown = req - {m.field for m in out}
     if unknown:
         raise LeadFormError(
-            "bad-mapping", f"required form field {sorted(unknown)[0]!r} is not mapped"
+            "bad_mapping", f"required form field {sorted(unknown)[0]!r} is not mapped"
         )
     return tuple(out)
 
@@ -203,7 +203,7 @@ def fields_of(raw: Any) -> tuple[FieldMap, ...]:
     if isinstance(raw, dict):
         raw = [{"field": k, "to": v} for k, v in raw.items()]
     if not isinstance(raw, list):
-        raise LeadFormError("bad-mapping", "the mapping is a list of {field, to, required}")
+        raise LeadFormError("bad_mapping", "the mapping is a list of {field, to, required}")
     out = []
     for i, item in enumerate(raw):
         if (
@@ -211,7 +211,7 @@ def fields_of(raw: Any) -> tuple[FieldMap, ...]:
             or not isinstance(item.get("field"), str)
             or not isinstance(item.get("to"), str)
         ):
-            raise LeadFormError("bad-mapping", f"mapping[{i}]: needs 'field' and 'to' strings")
+            raise LeadFormError("bad_mapping", f"mapping[{i}]: needs 'field' and 'to' strings")
         out.append(FieldMap(item["field"], item["to"], bool(item.get("required", False))))
     return tuple(out)
 
@@ -219,7 +219,7 @@ def fields_of(raw: Any) -> tuple[FieldMap, ...]:
 def _graph_id(value: str, what: str) -> str:
     clean = str(value).strip()
     if not _GRAPH_ID.fullmatch(clean):
-        raise LeadFormError(f"bad-{what}-id", f"bad {what} id {value!r}: digits only")
+        raise LeadFormError(f"bad_{what}_id", f"bad {what} id {value!r}: digits only")
     return clean
 
 

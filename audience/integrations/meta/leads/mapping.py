@@ -78,18 +78,18 @@ def check_mapping(
     seen_targets: set[str] = set()
     for m in fields:
         if not m.field.strip():
-            raise LeadFormError("bad-mapping", "a mapping has an empty form field name")
+            raise LeadFormError("bad_mapping", "a mapping has an empty form field name")
         if m.field in seen_forms:
-            raise LeadFormError("bad-mapping", f"form field {m.field!r} is mapped twice")
+            raise LeadFormError("bad_mapping", f"form field {m.field!r} is mapped twice")
         if m.to not in schema.profile:
             raise LeadFormError(
-                "unknown-field",
+                "unknown_field",
                 f"form field {m.field!r} maps to profile field {m.to!r}, which the node's "
                 f"schema does not have (profile fields: {', '.join(sorted(schema.profile))})",
             )
         if m.to in seen_targets:
             raise LeadFormError(
-                "bad-mapping", f"profile field {m.to!r} is the target of two form fields"
+                "bad_mapping", f"profile field {m.to!r} is the target of two form fields"
             )
         seen_forms.add(m.field)
         seen_targets.add(m.to)
@@ -97,7 +97,7 @@ def check_mapping(
         _string_field(schema, source_field, "the source field")
         if source_field in seen_targets:
             raise LeadFormError(
-                "bad-mapping", f"profile field {source_field!r} is both mapped and the source field"
+                "bad_mapping", f"profile field {source_field!r} is both mapped and the source field"
             )
     if match_field is not None:
         _string_field(schema, match_field, "the match field")
@@ -108,17 +108,17 @@ def _string_field(schema: Schema, name: str, what: str) -> None:
     ftype = schema.profile.get(name)
     if ftype is None:
         raise LeadFormError(
-            "unknown-field", f"{what} {name!r} is not a profile field of the node's schema"
+            "unknown_field", f"{what} {name!r} is not a profile field of the node's schema"
         )
     if ftype != "string":
-        raise LeadFormError("bad-field-type", f"{what} {name!r} is a {ftype}, not a string")
+        raise LeadFormError("bad_field_type", f"{what} {name!r} is a {ftype}, not a string")
 
 
 def _check_event(schema: Schema, metadata: Iterable[str]) -> None:
     props = schema.events.get(LEAD_EVENT)
     if props is None:
         raise LeadFormError(
-            "no-lead-event",
+            "no_lead_event",
             f"the node's schema has no [events.{LEAD_EVENT}]: declare it (with leadgen_id and "
             "source strings, and the metadata kept) so leads can reach triggers and journeys",
         )
@@ -126,7 +126,7 @@ def _check_event(schema: Schema, metadata: Iterable[str]) -> None:
     for name in metadata:
         if name not in METADATA_TYPES:
             raise LeadFormError(
-                "bad-metadata", f"unknown metadata field {name!r} (one of {', '.join(METADATA)})"
+                "bad_metadata", f"unknown metadata field {name!r} (one of {', '.join(METADATA)})"
             )
         wanted[name] = METADATA_TYPES[name]
     wanted |= {k: v for k, v in OPTIONAL_PROPS.items() if k in props}
@@ -134,12 +134,12 @@ def _check_event(schema: Schema, metadata: Iterable[str]) -> None:
         have = props.get(name)
         if have is None:
             raise LeadFormError(
-                "bad-lead-event",
+                "bad_lead_event",
                 f"events.{LEAD_EVENT} lacks the property {name!r} ({ftype}) leads carry",
             )
         if have != ftype:
             raise LeadFormError(
-                "bad-lead-event",
+                "bad_lead_event",
                 f"events.{LEAD_EVENT}.{name} is a {have}; leads carry a {ftype} there",
             )
 

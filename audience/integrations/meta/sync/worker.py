@@ -4,31 +4,19 @@ and every running one whose worker died (its lease expired), one lease at a time
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audience.integrations.meta.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
+from audience.integrations.meta.graph import GraphConfig, graph_config_from_env
 from audience.integrations.meta.sync.definitions import QUEUED, Job, Sync, describe
 from audience.integrations.meta.sync.runner import SyncRunner
 from audience.integrations.meta.sync.service import SyncService
 from audience.integrations.meta.tokens import INTEGRATIONS_FILE, Integrations
 from audience.runtime.plans.clock import Clock, wall_clock
 from audience.runtime.plans.scheduler import new_holder
-
-
-def config_from_env() -> GraphConfig:
-    """The Graph API's address and app credentials, as ``audience integrations`` reads them."""
-    env = os.environ.get
-    return GraphConfig(
-        base_url=env("AUDIENCE_META_GRAPH_URL") or DEFAULT_BASE_URL,
-        version=env("AUDIENCE_META_GRAPH_VERSION") or DEFAULT_VERSION,
-        app_id=env("AUDIENCE_META_APP_ID") or None,
-        app_secret=env("AUDIENCE_META_APP_SECRET") or None,
-    )
 
 
 @dataclass
@@ -81,7 +69,7 @@ def work_store(
 ) -> None:
     """Work until ``stop`` is set (``once``: one pass)."""
     stop = stop or threading.Event()
-    worker = SyncWorker(Path(root), config_from_env(), clock, int(lease_s * 1000))
+    worker = SyncWorker(Path(root), graph_config_from_env(), clock, int(lease_s * 1000))
     while not stop.is_set():
         for job in worker.work_once():
             if on_job is not None:
@@ -116,7 +104,7 @@ def platform_status(root: Path, config: GraphConfig, clock: Clock, sync: Sync) -
 
 def run_jobs(root: Path, clock: Clock, holder: str) -> list[str]:
     """One pass for the scheduler: a line per job run."""
-    worker = SyncWorker(root, config_from_env(), clock, holder=holder)
+    worker = SyncWorker(root, graph_config_from_env(), clock, holder=holder)
     return [f"sync {j.sync}: {describe(j)}" for j in worker.work_once()]
 
 

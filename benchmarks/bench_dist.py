@@ -162,8 +162,12 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Segments over shards on a local Dask cluster",
         "",
-        f"`{result['command']}`, {result['when']}; {result['load']} "
-        "(the machine was shared with other work: figures taken under load).",
+        f"`{result['command']}`, {result['when']}; {result['load']} when it ended "
+        "(the benchmark's own processes count in it).",
+        "",
+        "A worker's kernels run on (cores / workers) threads: one worker already uses "
+        "every core of this machine, so two workers gain only what one worker's "
+        "serial parts and scheduling leave on the table.",
         "",
         f"## Strong scaling: {size_label(s['events'])} events, 2 shards",
         "",

@@ -66,8 +66,8 @@ def _build(root: Path, shards: int, ds: Dataset) -> ShardedStore:
 
 
 @contextmanager
-def _cluster(workers: int, memory: str) -> Iterator[Any]:
-    threads = max(1, (os.cpu_count() or 1) // workers)
+def _cluster(workers: int, memory: str, kernel_threads: int | None = None) -> Iterator[Any]:
+    threads = kernel_threads or max(1, (os.cpu_count() or 1) // workers)
     options = LocalOptions(workers=workers, memory_limit=memory, kernel_threads=threads)
     client, local = connect("local", options)
     try:
@@ -119,7 +119,7 @@ def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -
     out: dict[str, Any] = {"events": ds.n_events, "one_store": local}
     for workers in (1, 2):
         progress.update(task, advance=1, description=f"strong scaling: {workers} worker(s)")
-        with _cluster(workers, args.memory) as client:
+        with _cluster(workers, args.memory, args.kernel_threads) as client:
             out[f"workers_{workers}"] = _queries(ClusterStore(two, client), at, args.reps)
             if workers == 1:
                 out["one_shard_1_worker"] = _queries(ClusterStore(one, client), at, args.reps)
@@ -139,7 +139,7 @@ def weak(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> 
     progress.update(task, advance=1)
     at = now_ms(t)
     out: dict[str, Any] = {"events_per_shard": per}
-    with _cluster(2, args.memory) as client:
+    with _cluster(2, args.memory, args.kernel_threads) as client:
         store = ClusterStore(sharded, client)
         for n in WEAK_SHARDS:
             progress.update(task, description=f"weak scaling: {n} shard(s)")
@@ -165,9 +165,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"`{result['command']}`, {result['when']}; {result['load']} when it ended "
         "(the benchmark's own processes count in it).",
         "",
-        "A worker's kernels run on (cores / workers) threads: one worker already uses "
-        "every core of this machine, so two workers gain only what one worker's "
-        "serial parts and scheduling leave on the table.",
+        (
+            f"A worker's kernels run on {result['kernel_threads']} thread(s): each worker "
+            "stands for a one-core machine."
+            if result.get("kernel_threads")
+            else "A worker's kernels run on (cores / workers) threads: one worker already "
+            "uses every core of this machine, so two workers gain only what one worker's "
+            "serial parts and scheduling leave on the table."
+        ),
         "",
         f"## Strong scaling: {size_label(s['events'])} events, 2 shards",
         "",
@@ -224,6 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-shard", default="1M", help="weak scaling: events per shard")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--memory", default="8GiB", help="memory limit per worker")
+    p.add_argument(
+        "--kernel-threads",
+        type=int,
+        help="numba threads per worker (default: cores / workers); 1 makes each "
+        "worker stand for a one-core machine",
+    )
     p.add_argument("--work", type=Path, help="where the stores are kept (default: a temp dir)")
     p.add_argument("--out", type=Path, default=RESULTS / "dist")
     args = p.parse_args(argv)
@@ -236,7 +247,9 @@ def main(argv: list[str] | None = None) -> None:
         with Progress(*columns, console=console) as progress:
             result: dict[str, Any] = {
                 "command": "python -m benchmarks.bench_dist "
-                f"--events {args.events} --per-shard {args.per_shard} --reps {args.reps}",
+                f"--events {args.events} --per-shard {args.per_shard} --reps {args.reps}"
+                + (f" --kernel-threads {args.kernel_threads}" if args.kernel_threads else ""),
+                "kernel_threads": args.kernel_threads,
                 "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "strong": strong(args, work, t, progress),
                 "weak": weak(args, work, t, progress),

@@ -124,6 +124,7 @@ class LeadWorker:
     def _fetch(self, row: InboxLead, form: LeadForm) -> dict[str, Any] | None:
         lid = row.leadgen_id
         try:
+            # through call(): a refused token marks the integration inactive
             lead: dict[str, Any] = self.integrations.call(
                 form.integration, lambda c: c.get(lid, {"fields": FETCH_FIELDS})
             )

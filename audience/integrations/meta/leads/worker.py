@@ -32,7 +32,7 @@ import numpy as np
 from audience.integrations.meta.graph import GraphError, TokenInvalid
 from audience.integrations.meta.leads.config import graph_config
 from audience.integrations.meta.leads.db import leads_path
-from audience.integrations.meta.leads.forms import LeadForm, LeadForms
+from audience.integrations.meta.leads.forms import NOT_FOUND_CODE, LeadForm, LeadForms
 from audience.integrations.meta.leads.inbox import (
     DONE,
     FAILED,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("audience.leads")
 
 FETCH_FIELDS = "id,created_time,ad_id,adset_id,campaign_id,form_id,field_data,is_organic,platform"
-NOT_FOUND_CODE = 100  # "Unsupported get request": the lead does not exist (or was deleted)
 RETRY_MS = (10_000, 60_000, 300_000, 1_800_000, 3_600_000)  # by attempt, then hourly
 # test-only: "STEP:N" halts (to be killed) when the Nth lead of this process has
 # passed STEP (fetched, profile or event): the crash tests kill the worker there

@@ -54,7 +54,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("audience.leads")
 
 FETCH_FIELDS = "id,created_time,ad_id,adset_id,campaign_id,form_id,field_data,is_organic,platform"
-FETCHERS = 8  # leads fetched at once
+# leads fetched at once (a round trip each); more gains little and overflows small
+# listen backlogs (the stdlib servers queue 5 connections)
+FETCHERS = 4
 RETRY_MS = (10_000, 60_000, 300_000, 1_800_000, 3_600_000)  # by attempt, then hourly
 # test-only: "STEP:N" halts (to be killed) when the Nth lead of this process has
 # passed STEP (fetched, profile or event): the crash tests kill the worker there

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "rules_cmds",
     "server_cmds",
     "store_cmds",
+    "sync_cmds",
     "tracking_cmds",
     "trigger_cmds",
 )

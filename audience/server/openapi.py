@@ -404,6 +404,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     # imported here: that module builds on this one's helpers
     from audience.server.openapi_journeys import JOURNEY_SCHEMAS, journey_paths
+    from audience.server.openapi_meta import SYNC_SCHEMAS, sync_paths
     from audience.server.openapi_meta_leads import LEADFORM_SCHEMAS, leadform_paths
 
     evaluate_responses = {
@@ -534,6 +535,7 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
         },
         **_plan_paths(),
         **journey_paths(),
+        **sync_paths(),
         **_tracking_paths(),
         **_report_paths(),
         **leadform_paths(),
@@ -549,7 +551,12 @@ def document(max_limit: int = 100_000) -> dict[str, Any]:
             "Errors are JSON: {'error': {code, message, help, ...}}.",
         },
         "components": {
-            "schemas": {**_schemas(max_limit), **JOURNEY_SCHEMAS, **LEADFORM_SCHEMAS},
+            "schemas": {
+                **_schemas(max_limit),
+                **JOURNEY_SCHEMAS,
+                **SYNC_SCHEMAS,
+                **LEADFORM_SCHEMAS,
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

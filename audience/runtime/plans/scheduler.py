@@ -12,6 +12,8 @@ A tick (``Scheduler.tick``) reads the clock once, then:
    holder died and let it expire) is run or resumed (runner.py).
 3. The journeys of every node with a live one advance: their runs due by
    now wake, segment entries are checked (audience.runtime.journeys).
+4. Custom audience syncs that are due are queued, and queued sync jobs run
+   (audience.integrations.meta.sync.worker), when the store has integrations.
 
 ``run_scheduler`` ticks until stopped, at most a second apart (sooner when
 a run is due sooner), so a due run starts within a second.
@@ -63,6 +65,7 @@ class TickReport:
     ran: list[PlanRun] = field(default_factory=list)
     lost: int = 0  # runs another scheduler took over mid-way
     journeys: dict[str, AdvanceReport] = field(default_factory=dict)  # per node
+    sync_jobs: list[str] = field(default_factory=list)  # one line per sync job run
 
     def lines(self) -> list[str]:
         out = []
@@ -80,7 +83,7 @@ class TickReport:
         for node, j in self.journeys.items():
             if j.woken or j.entered or j.failed:
                 out += [f"{node} journeys {line}" for line in j.lines()]
-        return out
+        return out + self.sync_jobs
 
 
 def new_holder() -> str:
@@ -158,7 +161,15 @@ class Scheduler:
             except LeaseLost:
                 report.lost += 1
         self.journeys(report)
+        self.syncs(report)
         return report
+
+    def syncs(self, report: TickReport) -> None:
+        """Step 4: the custom audience syncs' due runs and queued jobs."""
+        from audience.integrations.meta.sync.worker import has_syncs, run_jobs
+
+        if has_syncs(self.root):
+            report.sync_jobs += run_jobs(self.root, self.clock, self.holder)
 
     def journeys(self, report: TickReport) -> None:
         """Step 3: every node's live journeys advance to now."""

@@ -1,0 +1,1 @@
+"""Custom audience syncs (Meta): definitions, jobs, the diff, the runner and worker."""

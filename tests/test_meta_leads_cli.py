@@ -41,6 +41,8 @@ def test_connect_refuses_a_field_the_schema_lacks(w: World) -> None:
     code, _, err = connect(w, "--map", "job=job_title")
     assert code == 1 and "error[unknown_field]" in err and "'job_title'" in err
     assert invoke("leadforms", "list", str(w.root), "--format", "json")[1].strip() == "[]"
+    code, _, err = connect(w, "--map", "shoe_size=preferred_store")
+    assert code == 1 and "error[unknown_form_field]" in err and "'shoe_size'" in err
     code, _, err = connect(w, "--require", "phone")
     assert code == 1 and "'phone' is not mapped" in err
     code, _, err = invoke(

@@ -77,11 +77,13 @@ def test_serve_stores_webhook_leads_in_its_worker_process(tmp_path: Path) -> Non
         try:
             until("the server answers", lambda: server_up(port, proc))
             lead = w.lead({"email": "served@example.com", "first_name": "Serena"})
+            w.fake.fail_next(lead["id"], "drop", "drop")  # the platform drops two fetches
             hook = f"http://127.0.0.1:{port}/hooks/meta"
             status, _ = w.leads.deliver_leadgen(hook, [lead])
             assert status == 200
             assert w.leads.deliver_leadgen(hook, [lead], secret="wrong")[0] == 403
             until("the lead is stored", lambda: _all_done(w, [lead["id"]]))
+            assert sum(c.path == lead["id"] for c in w.fake.calls) == 3  # two dropped
             (ev,) = lead_events(w.store())
             assert ev["leadgen_id"] == lead["id"] and ev["source"] == "fb-spring-2026"
             workers = [c for c in children(proc.pid) if b"leads.worker" in cmdline(c)]

@@ -166,6 +166,13 @@ def test_connect_refuses_a_field_the_schema_lacks(s: Served) -> None:
     assert s.read.get("/v1/leadforms/autumn").status == 404
     assert s.read.post("/v1/leadforms", body).status == 403  # a read token cannot connect
     body["mapping"] = {"email": "email", "first_name": "first_name"}
+    r = s.write.post("/v1/leadforms", body)  # the platform does not know the form
+    assert r.status == 400 and r.json()["error"]["code"] == "no_form"
+    s.w.leads.add_form("4000000002", PAGE, questions=("email", "full_name"))
+    r = s.write.post("/v1/leadforms", body)
+    assert r.status == 400 and r.json()["error"]["code"] == "unknown_form_field"
+    assert "'first_name' is not a question" in r.json()["error"]["message"]
+    s.w.leads.add_form("4000000002", PAGE, questions=("email", "first_name"))
     r = s.write.post("/v1/leadforms", body)
     assert r.status == 201 and r.json()["mapping"][1] == {
         "field": "first_name",

@@ -147,7 +147,7 @@ def connect_cmd(
     fmt: str,
 ) -> None:
     """Connect a lead form to a node with a mapping (only the node's profile fields)."""
-    from audience.integrations.meta.leads.forms import parse_mapping
+    from audience.integrations.meta.leads.forms import form_questions, parse_mapping
     from audience.runtime.store import open_store
 
     worker = _worker(store)
@@ -169,6 +169,7 @@ def connect_cmd(
             source_field=source_field,
             match_field=match_field or None,
             since_s=0 if since_ms is None else since_ms // 1000,
+            questions=form_questions(worker.integrations, integration),
         )
 
     form = _run(go)

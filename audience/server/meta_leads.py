@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, jsonify, request
 
 from audience.integrations.meta.graph import GraphError
-from audience.integrations.meta.leads.forms import fields_of
+from audience.integrations.meta.leads.forms import fields_of, form_questions
 from audience.integrations.meta.leads.inbox import STATES
 from audience.integrations.meta.leads.mapping import METADATA, LeadFormError
 from audience.integrations.meta.leads.worker import LeadWorker
@@ -99,6 +99,7 @@ def connect_form() -> Response:
             source_field=f.text("source_field"),
             match_field=f.text("match_field") if "match_field" in body else "email",
             since_s=f.integer("since", 0, 0, 2**40),
+            questions=form_questions(worker.integrations, integration),
         )
 
     form = _refused(go)

@@ -40,9 +40,11 @@ _lock = threading.Lock()
 @bp.get(PATH)
 def verify() -> Response:
     answer = challenge(request.args, _settings(state()).verify_token)
+    # the challenge is echoed as given: plain text that no browser may sniff
+    headers = {"X-Content-Type-Options": "nosniff"}
     if answer is None:
-        return Response("forbidden\n", 403, mimetype="text/plain")
-    return Response(answer, 200, mimetype="text/plain")
+        return Response("forbidden\n", 403, mimetype="text/plain", headers=headers)
+    return Response(answer, 200, mimetype="text/plain", headers=headers)
 
 
 @bp.post(PATH)

@@ -30,14 +30,31 @@ class FakeLeads:
     graph: FakeGraph
     leads: dict[str, dict[str, Any]] = field(default_factory=dict)  # leadgen_id -> lead
     pages: dict[str, str] = field(default_factory=dict)  # form_id -> page_id
+    forms: dict[str, dict[str, Any]] = field(default_factory=dict)  # form_id -> the form
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7_000_000_001))
 
     def __post_init__(self) -> None:
         self.graph.route("GET", r"(\d+)/leads", self._form_leads)
         self.graph.route("GET", r"(\d+)", self._lead)
 
-    def add_form(self, form_id: str, page_id: str) -> None:
+    def add_form(
+        self,
+        form_id: str,
+        page_id: str,
+        questions: tuple[str, ...] = ("email", "full_name", "first_name", "city"),
+        name: str = "Spring form",
+    ) -> None:
+        """A form of ``page_id`` asking ``questions`` (their keys)."""
         self.pages[form_id] = page_id
+        self.forms[form_id] = {
+            "id": form_id,
+            "name": name,
+            "status": "ACTIVE",
+            "questions": [
+                {"key": q, "label": q.replace("_", " ").title(), "type": "CUSTOM", "id": str(i)}
+                for i, q in enumerate(questions)
+            ],
+        }
 
     def add_lead(
         self,
@@ -131,7 +148,7 @@ class FakeLeads:
     # ---- routes -------------------------------------------------------------
     def _lead(self, call: Call) -> tuple[int, Any]:
         assert call.match is not None
-        lead = self.leads.get(call.match.group(1))
+        lead = self.leads.get(call.match.group(1)) or self.forms.get(call.match.group(1))
         if lead is None:
             raise Fail(
                 100,

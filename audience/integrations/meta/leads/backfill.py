@@ -59,8 +59,9 @@ def backfill(worker: LeadWorker, name: str, node: str | None = None) -> Backfill
     times = sorted(
         ((created_ms(lead.get("created_time")) or 0) // 1000, str(lead["id"])) for lead in leads
     )
+    states = worker.inbox.states(lid for _, lid in times)
     for t, lid in times:
-        if worker.inbox.get(lid).state not in (DONE, FAILED):
+        if states[lid] not in (DONE, FAILED):
             break
         watermark = max(watermark, t)
     worker.forms.advance(form.name, watermark)

@@ -43,6 +43,11 @@ def ensure(store_root: Path | str) -> Path:
     path = leads_path(store_root)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        db.execute("pragma journal_mode = wal")  # kept by the file: set once
+    finally:
+        db.close()
     with connect(path) as db:
         for sql in _SCHEMA:
             db.execute(sql)
@@ -54,7 +59,6 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
     """One transaction (committed on success, rolled back on error)."""
     db = sqlite3.connect(path, timeout=30)
     try:
-        db.execute("pragma journal_mode = wal")
         db.execute("pragma synchronous = full")
         with db:
             yield db

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audience.integrations.meta.graph import GraphError
 from audience.integrations.meta.leads import db
 from audience.integrations.meta.leads.mapping import (
     METADATA,
@@ -18,12 +19,14 @@ from audience.integrations.meta.leads.mapping import (
     LeadFormError,
     check_mapping,
 )
+from audience.integrations.meta.tokens import Integrations
 from audience.runtime.plans.clock import Clock
 from audience.runtime.store.errors import StoreError
 from audience.runtime.triggers.definitions import check_name
 from audience.schema import Schema
 
 _GRAPH_ID = re.compile(r"\d{1,24}")
+NOT_FOUND_CODE = 100  # "Unsupported get request": no such object
 MAX_SOURCE = 200
 
 
@@ -110,9 +113,12 @@ class LeadForms:
         source_field: str | None = None,
         match_field: str | None = "email",
         since_s: int = 0,
+        questions: Callable[[str], set[str]] | None = None,
     ) -> LeadForm:
         """Connect a form to ``node`` (whose schema is ``schema``); refused, with
-        nothing written, when the mapping names a field the schema lacks."""
+        nothing written, when the mapping names a field the schema lacks, or
+        (``questions``: the form's question keys, asked of the platform) a
+        form field the form does not have."""
         try:
             name = check_name(name, "lead form")
         except StoreError as err:
@@ -129,6 +135,15 @@ class LeadForms:
         check_mapping(schema, fields, metadata, source_field, match_field)
         if since_s < 0:
             raise LeadFormError("bad_since", "the backfill start must not be negative")
+        if questions is not None:
+            keys = questions(form_id)
+            for m in fields:
+                if keys and m.field not in keys:
+                    raise LeadFormError(
+                        "unknown_form_field",
+                        f"form field {m.field!r} is not a question of form {form_id} "
+                        f"(its questions: {', '.join(sorted(keys))})",
+                    )
         with db.connect(self.path) as conn:
             taken = conn.execute(
                 "select name from lead_forms where name = ? or form_id = ?", [name, form_id]
@@ -239,3 +254,26 @@ def _form(row: tuple[Any, ...]) -> LeadForm:
         wm,
         at,
     )
+
+
+def form_questions(integrations: Integrations, integration: str) -> Callable[[str], set[str]]:
+    """The question keys of a form, asked of the platform with the integration's token."""
+
+    def ask(form_id: str) -> set[str]:
+        try:
+            form = integrations.call(
+                integration, lambda c: c.get(form_id, {"fields": "id,name,questions"})
+            )
+        except GraphError as err:
+            if err.code == NOT_FOUND_CODE:
+                raise LeadFormError(
+                    "no_form", f"form {form_id}: the platform does not know it ({err.message})"
+                ) from None
+            raise
+        return {
+            str(q["key"])
+            for q in form.get("questions") or ()
+            if isinstance(q, dict) and q.get("key") is not None
+        }
+
+    return ask

@@ -120,7 +120,13 @@ class Inbox:
                 ).rowcount
                 == 1
             ]
-        return [self.get(lid) for lid in taken]
+            rows = [
+                conn.execute(
+                    f"select {_COLUMNS} from lead_inbox where leadgen_id = ?", [lid]
+                ).fetchone()
+                for lid in taken
+            ]
+        return [_lead(r) for r in rows]
 
     def note(self, notes: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Record progress (the fetched lead, the chosen contact), for several
@@ -172,6 +178,15 @@ class Inbox:
         if row is None:
             raise KeyError(leadgen_id)
         return _lead(row)
+
+    def states(self, ids: Iterable[str]) -> dict[str, str]:
+        with db.connect(self.path) as conn:
+            return {
+                lid: conn.execute(
+                    "select state from lead_inbox where leadgen_id = ?", [lid]
+                ).fetchone()[0]
+                for lid in ids
+            }
 
     def recent(
         self, form_id: str | None = None, state: str | None = None, limit: int = 50

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ import numpy as np
 from audience.integrations.meta.graph import GraphError, TokenInvalid
 from audience.integrations.meta.leads.config import graph_config
 from audience.integrations.meta.leads.db import leads_path
-from audience.integrations.meta.leads.forms import LeadForm, LeadForms
+from audience.integrations.meta.leads.forms import NOT_FOUND_CODE, LeadForm, LeadForms
 from audience.integrations.meta.leads.inbox import (
     DONE,
     FAILED,
@@ -53,7 +54,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("audience.leads")
 
 FETCH_FIELDS = "id,created_time,ad_id,adset_id,campaign_id,form_id,field_data,is_organic,platform"
-NOT_FOUND_CODE = 100  # "Unsupported get request": the lead does not exist (or was deleted)
+# leads fetched at once (a round trip each); more gains little and overflows small
+# listen backlogs (the stdlib servers queue 5 connections)
+FETCHERS = 4
 RETRY_MS = (10_000, 60_000, 300_000, 1_800_000, 3_600_000)  # by attempt, then hourly
 # test-only: "STEP:N" halts (to be killed) when the Nth lead of this process has
 # passed STEP (fetched, profile or event): the crash tests kill the worker there
@@ -95,19 +98,29 @@ class LeadWorker:
         rows = self.inbox.claim(self.holder, self.clock(), self.lease_ms, limit)
         ready: dict[str, list[tuple[InboxLead, LeadForm, dict[str, Any]]]] = {}
         finished: list[Finished] = []
-        fetched: list[tuple[str, dict[str, Any]]] = []
+        routed: list[tuple[InboxLead, LeadForm]] = []
         for row in rows:
             form = self.forms.by_form_id(row.form_id) if row.form_id else None
             if form is None:
                 finished.append(Finished(row.leadgen_id, UNROUTED, "no connected form"))
+            else:
+                routed.append((row, form))
+        # the platform answers each lead in a round trip: several at once
+        wanted = [(row, form) for row, form in routed if row.lead is None]
+        answers: dict[str, dict[str, Any] | Exception] = {}
+        if wanted:
+            with ThreadPoolExecutor(min(FETCHERS, len(wanted))) as pool:
+                for (row, _), got in zip(wanted, pool.map(self._fetch, wanted), strict=True):
+                    answers[row.leadgen_id] = got
+        fetched: list[tuple[str, dict[str, Any]]] = []
+        for row, form in routed:
+            got = row.lead if row.lead is not None else answers[row.leadgen_id]
+            if isinstance(got, Exception):
+                self._failed(row, got)
                 continue
-            lead = row.lead
-            if lead is None:
-                lead = self._fetch(row, form)
-                if lead is None:
-                    continue
-                fetched.append((row.leadgen_id, {"lead": lead}))
-            ready.setdefault(form.node, []).append((row, form, lead))
+            if row.lead is None:
+                fetched.append((row.leadgen_id, {"lead": got}))
+            ready.setdefault(form.node, []).append((row, form, got))
         self.inbox.note(fetched)
         self.inbox.finish(finished, self.clock())
         self._maybe_halt("fetched", len(rows))
@@ -121,16 +134,16 @@ class LeadWorker:
             total += n
         return total
 
-    def _fetch(self, row: InboxLead, form: LeadForm) -> dict[str, Any] | None:
-        lid = row.leadgen_id
+    def _fetch(self, job: tuple[InboxLead, LeadForm]) -> dict[str, Any] | Exception:
+        row, form = job
         try:
+            # through call(): a refused token marks the integration inactive
             lead: dict[str, Any] = self.integrations.call(
-                form.integration, lambda c: c.get(lid, {"fields": FETCH_FIELDS})
+                form.integration, lambda c: c.get(row.leadgen_id, {"fields": FETCH_FIELDS})
             )
             return lead
         except (GraphError, IntegrationError) as err:
-            self._failed(row, err)
-            return None
+            return err
 
     def _store(self, node: str, items: list[tuple[InboxLead, LeadForm, dict[str, Any]]]) -> None:
         store = self.store_for(node)

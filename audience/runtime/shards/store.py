@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from audience.runtime.shards import layout
 from audience.runtime.shards.errors import NotOnShards
 from audience.runtime.shards.program import ShardProgram
-from audience.runtime.store.definitions import Definitions, SavedSegment
+from audience.runtime.store.definitions import Definitions, SavedSegmentsMixin
 from audience.runtime.store.errors import IngestReport, Reject, StoreError
 from audience.runtime.store.layout import DEFINITIONS_FILE, DiskBackend, create_node_dir, node_dir
 from audience.runtime.store.store import Store, _write_atomic, init_root
@@ -53,7 +53,7 @@ def open_shard(ref: ShardRef) -> Store:
     return _shard_store(root, ref.node, ref.index, schema, Definitions(root / DEFINITIONS_FILE))
 
 
-class ShardedStore:
+class ShardedStore(SavedSegmentsMixin):
     """A sharded node; answers as a Store does where it can, and says so
     where it cannot (``snapshot``: there is no one version of all shards)."""
 
@@ -186,15 +186,6 @@ class ShardedStore:
         return self.shard(0).rejected(limit)
 
     # ----------------------------------------------------------- definitions
-    def save_segment(self, name: str, text: str) -> SavedSegment:
-        return self.definitions.save_segment(name, text)
-
-    def list_segments(self) -> list[SavedSegment]:
-        return self.definitions.list_segments()
-
-    def get_segment(self, name: str) -> SavedSegment | None:
-        return self.definitions.get_segment(name)
-
     def delete_segment(self, name: str) -> bool:
         # The definitions are the store's: any shard's Store checks their users.
         return self.shard(0).delete_segment(name)

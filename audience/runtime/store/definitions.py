@@ -171,3 +171,20 @@ def _check_name(name: str) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SavedSegmentsMixin:
+    """Saved segments, read and written in the store's definitions: the same
+    for a node and for a sharded one (``delete_segment`` differs: it checks
+    the segment's users through the node)."""
+
+    definitions: Definitions
+
+    def save_segment(self, name: str, text: str) -> SavedSegment:
+        return self.definitions.save_segment(name, text)
+
+    def list_segments(self) -> list[SavedSegment]:
+        return self.definitions.list_segments()
+
+    def get_segment(self, name: str) -> SavedSegment | None:
+        return self.definitions.get_segment(name)

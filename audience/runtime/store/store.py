@@ -21,7 +21,7 @@ from audience.runtime.store import wal
 from audience.runtime.store.ahead import ahead
 from audience.runtime.store.coerce import decode_dictionaries
 from audience.runtime.store.dedup import IdFiles, SortedIds, sort_ids
-from audience.runtime.store.definitions import Definitions, SavedSegment
+from audience.runtime.store.definitions import Definitions, SavedSegmentsMixin
 from audience.runtime.store.dictionaries import IDS, DictState, HashTables
 from audience.runtime.store.encode import (
     ID,
@@ -66,7 +66,7 @@ _NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PROGRESS_MIN_UNITS = 200_000
 
 
-class Store(SnapshotViews):
+class Store(SnapshotViews, SavedSegmentsMixin):
     """One node of a store.  ``path`` is the store directory (None in memory)."""
 
     def __init__(
@@ -479,15 +479,6 @@ class Store(SnapshotViews):
             if self._triggers is None:
                 self._triggers = TriggerEngine(self)
             return self._triggers
-
-    def save_segment(self, name: str, text: str) -> SavedSegment:
-        return self.definitions.save_segment(name, text)
-
-    def list_segments(self) -> list[SavedSegment]:
-        return self.definitions.list_segments()
-
-    def get_segment(self, name: str) -> SavedSegment | None:
-        return self.definitions.get_segment(name)
 
     def delete_segment(self, name: str) -> bool:
         """Delete a saved segment (False: there is none).  Raises SegmentInUse

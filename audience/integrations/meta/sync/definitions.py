@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from audience.integrations.meta.tokens import INTEGRATIONS_FILE
+from audience.runtime.db import immediate
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -201,13 +202,8 @@ class SyncDefinitions:
     def db(self) -> Iterator[sqlite3.Connection]:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            conn.execute("begin immediate")
-            try:
+            with immediate(conn):
                 yield conn
-            except BaseException:
-                conn.execute("rollback")
-                raise
-            conn.execute("commit")
         finally:
             conn.close()
 

@@ -237,13 +237,15 @@ def _offset(t: dt.datetime, zone: ZoneInfo) -> dt.timedelta | None:
 
 def transition_after(zone: ZoneInfo, start: dt.datetime, days: int = 400) -> dt.datetime | None:
     """The first instant after ``start`` (to the second) at which ``zone``'s offset changes."""
-    t = start
+    # Whole seconds from the start: with a fractional ``lo``, a midpoint cut to
+    # the second can fall back onto ``lo`` and the bisection would never end.
+    t = start.replace(microsecond=0)
     for _ in range(days):
         nxt = t + dt.timedelta(days=1)
         if _offset(nxt, zone) != _offset(t, zone):
             lo, hi = t, nxt
             while hi - lo > dt.timedelta(seconds=1):
-                mid = (lo + (hi - lo) / 2).replace(microsecond=0)
+                mid = lo + dt.timedelta(seconds=(hi - lo) // dt.timedelta(seconds=2))
                 if _offset(mid, zone) == _offset(lo, zone):
                     lo = mid
                 else:
@@ -251,6 +253,15 @@ def transition_after(zone: ZoneInfo, start: dt.datetime, days: int = 400) -> dt.
             return hi
         t = nxt
     return None
+
+
+def test_transition_after_from_a_fractional_second() -> None:
+    """The search ends, to the second, when the start has a fraction and the
+    change lies within a second of a whole number of days from it (such a start
+    once kept the bisection looping for ever)."""
+    rome = ZoneInfo("Europe/Rome")
+    start = dt.datetime(2026, 3, 28, 1, 0, 0, 500000, tzinfo=UTC)
+    assert transition_after(rome, start) == dt.datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 
 
 def _scheduled(s: Schedule, d: dt.date) -> bool:

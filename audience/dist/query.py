@@ -23,7 +23,8 @@ import pyarrow as pa
 from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
 from audience.dist.worker import ShardResult, evaluate_shards, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
-from audience.runtime.shards import ShardedStore, ShardProgram, ShardRef
+from audience.runtime.node import ShardedNode
+from audience.runtime.shards import ShardProgram, ShardRef
 from audience.snapshot import LazyStrings
 
 
@@ -67,7 +68,7 @@ class ClusterStore:
     """A sharded store whose segments are evaluated by a Dask cluster."""
 
     def __init__(
-        self, sharded: ShardedStore, client: Any, local: Any | None = None, *, owned: bool = False
+        self, sharded: ShardedNode, client: Any, local: Any | None = None, *, owned: bool = False
     ) -> None:
         self.sharded = sharded
         self.client = client
@@ -83,11 +84,11 @@ class ClusterStore:
         node: str = "main",
         options: LocalOptions | None = None,
     ) -> ClusterStore:
-        return cls.on(ShardedStore.open(path, node), cluster, options)
+        return cls.on(ShardedNode.open(path, node), cluster, options)
 
     @classmethod
     def on(
-        cls, sharded: ShardedStore, cluster: Any, options: LocalOptions | None = None
+        cls, sharded: ShardedNode, cluster: Any, options: LocalOptions | None = None
     ) -> ClusterStore:
         """``sharded`` on ``cluster`` (see ``connect``); a client made here is
         closed with the store, a client given is left open."""

@@ -20,7 +20,7 @@ from audience.runtime.evaluate import AsOf, Audience, CompiledSegment, compile_c
 from audience.runtime.saved import one_segment, saved_segments
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 _CACHE_MAX = 256
 
@@ -28,7 +28,7 @@ _CACHE_MAX = 256
 class StoreSegment:
     """A compiled segment bound to a store: ``evaluate`` reads the newest version."""
 
-    def __init__(self, store: Store, segment: Segment, compiled: CompiledSegment) -> None:
+    def __init__(self, store: Node, segment: Segment, compiled: CompiledSegment) -> None:
         self.store = store
         self.segment = segment
         self.compiled = compiled
@@ -51,7 +51,7 @@ class StoreSegment:
 class SegmentCompiler:
     """Per-store cache of compiled texts (thread-safe)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Node) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, str, tuple[tuple[str, int], ...]], StoreSegment] = {}

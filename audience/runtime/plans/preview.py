@@ -23,13 +23,13 @@ from audience.runtime.plans.service import PlanError, parse_delivery, parse_plan
 from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 SAMPLE = 20  # contacts listed per group
 
 
 def preview(
-    store: Store,
+    store: Node,
     name: str,
     at_ms: int | None = None,
     *,
@@ -104,7 +104,7 @@ def preview(
 
 
 def test_send(
-    store: Store,
+    store: Node,
     name: str,
     contact_id: str | None = None,
     *,

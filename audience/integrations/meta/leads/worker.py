@@ -48,7 +48,7 @@ from audience.runtime.plans.clock import Clock, wall_clock
 from audience.snapshot import dictionary_key
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
     from audience.snapshot import Snapshot
 
 log = logging.getLogger("audience.leads")
@@ -69,7 +69,7 @@ class LeadWorker:
     integrations: Integrations
     forms: LeadForms
     inbox: Inbox
-    store_for: Callable[[str], Store]
+    store_for: Callable[[str], Node]
     clock: Clock = wall_clock
     lease_ms: int = 60_000
     holder: str = field(
@@ -223,7 +223,7 @@ class Contacts:
     ignored: addresses are), read from one snapshot; the contacts chosen for
     this batch's leads are remembered, so two leads of one new person share one."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Node) -> None:
         self.store = store
         self._snap: Snapshot | None = None
         self._index: dict[str, dict[str, list[int]]] = {}  # field -> value -> codes
@@ -267,7 +267,7 @@ def lead_event(
     contact: str,
     unmapped: dict[str, Any],
     missing: tuple[str, ...],
-    store: Store,
+    store: Node,
 ) -> dict[str, Any]:
     import json
 

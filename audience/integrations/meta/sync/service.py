@@ -185,8 +185,8 @@ class SyncService:
             raise SyncError("no_integration", f"no integration named {name!r}")
 
     def _check_store(self, spec: SyncSpec) -> None:
+        from audience.runtime.node import open_node
         from audience.runtime.shards.layout import is_sharded
-        from audience.runtime.store import open_store
 
         if is_sharded(self.root, spec.node):
             raise SyncError(
@@ -195,7 +195,7 @@ class SyncService:
             )
         if spec.node not in list_nodes(self.root):
             raise SyncError("no_node", f"no node named {spec.node!r} in this store")
-        store = open_store(self.root, spec.node)
+        store = open_node(self.root, spec.node)
         fields = store.schema.profile
         if not spec.email_field and not spec.phone_field:
             raise SyncError(

@@ -37,7 +37,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audience.demo.shop import DEFAULT_NOW
 from audience.dist import ClusterStore, LocalOptions, connect
-from audience.runtime.shards import ShardedStore, open_shard
+from audience.runtime.node import ShardedNode
+from audience.runtime.shards import open_shard
 from audience.schema import Schema
 from benchmarks.peers.data import Dataset, dataset, parse_size, size_label
 from benchmarks.peers.ours import SCHEMA_PATH, now_ms
@@ -56,10 +57,10 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
-def _build(root: Path, shards: int, ds: Dataset) -> ShardedStore:
+def _build(root: Path, shards: int, ds: Dataset) -> ShardedNode:
     if root.is_dir():
-        return ShardedStore.open(root)
-    store = ShardedStore.init(root, Schema.load(SCHEMA_PATH), shards=shards)
+        return ShardedNode.open(root)
+    store = ShardedNode.init(root, Schema.load(SCHEMA_PATH), shards=shards)
     store.ingest_profiles(ds.profiles)
     store.ingest_events(ds.events)  # read from the file in batches
     return store
@@ -96,7 +97,7 @@ def _queries(store: ClusterStore, at: int, reps: int, refs: Any = None) -> dict[
     return out
 
 
-def _one_store_ms(one: ShardedStore, at: int, reps: int) -> dict[str, float]:
+def _one_store_ms(one: ShardedNode, at: int, reps: int) -> dict[str, float]:
     """Per workload, the one-store path: the only shard evaluated in this process."""
     store = open_shard(one.refs()[0])
     snap = store.snapshot()

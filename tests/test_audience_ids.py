@@ -35,7 +35,7 @@ def _store(contacts: list[str]) -> audience.Store:
             ),
         }
     )
-    return audience.Store.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
+    return audience.Node.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
 
 
 @pytest.fixture(scope="module")

@@ -176,10 +176,10 @@ def test_a_job_failing_part_way_leaves_no_contact_without_consent(
 
 
 def test_creation_checks_refuse_bad_input_and_write_nothing(tmp_path: Path) -> None:
-    from audience.runtime.shards.store import ShardedStore
+    from audience.runtime.node import ShardedNode
 
     with world(tmp_path) as w:
-        ShardedStore.init(w.root, SCHEMA, node="big", shards=2)
+        ShardedNode.init(w.root, SCHEMA, node="big", shards=2)
         cases: dict[str, dict[str, Any]] = {
             "no_segment": {"segment": "NoSuchSegment"},
             "bad_segment": {"segment": "gender = = 1"},

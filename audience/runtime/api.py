@@ -1,7 +1,8 @@
-"""``store.compile(text)``: parse, check and compile a segment text once, then
-evaluate it against the store's current version as often as asked.
+"""``node.compile(text)`` (audience.runtime.node): parse, check and compile a
+segment text once, then evaluate it against the node's current version as
+often as asked.
 
-Repeated compiles of the same text are free: the result is cached per store by
+Repeated compiles of the same text are free: the result is cached per node by
 the text, the schema version and the versions of the saved segments it may
 reference (a saved segment that changes invalidates what inlined it).
 """

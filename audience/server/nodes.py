@@ -1,7 +1,7 @@
 """The nodes of a store, and what the server keeps per node while it runs.
 
 A node is one database of contacts and events (STORE/nodes/NAME).  The
-server opens each node's ``Store`` once and shares it between request
+server opens each node (audience.runtime.node) once and shares it between request
 threads (ingests serialise on the store's lock; evaluations each take one
 snapshot), together with the node's recent snapshots and audiences (for
 cursors), and an index from contact id to its dense position.

@@ -78,7 +78,9 @@ class EventWatcher(Protocol):
 
 
 class Store(SnapshotViews):
-    """The storage of one node of a store.  ``path`` is the store directory (None in memory)."""
+    """The storage of one node of a store.  ``path`` is the store directory
+    (None in memory).  Its node's triggers match what it ingests through
+    ``watcher``; a Store opened without its node ingests unwatched."""
 
     def __init__(
         self,

@@ -72,6 +72,7 @@ def test_open_reads_a_store_directory(tmp_path: Path) -> None:
 def test_dir_shows_only_the_public_api() -> None:
     assert dir(audience) == [
         "DslError",
+        "Node",
         "Schema",
         "SchemaError",
         "Store",

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audience.runtime.node import Node
-from audience.runtime.store import StoreError, layout, sources, wal
+from audience.runtime.store import Store, StoreError, layout, sources, wal
 from audience.runtime.store.compact import FANOUT, merge_groups
 from audience.runtime.store.dictionaries import CONTACTS, IDS
 from audience.schema import Schema
@@ -47,7 +47,7 @@ def _record(i: int) -> dict[str, Any]:
     }
 
 
-def _rows(store: Node) -> list[tuple[Any, ...]]:
+def _rows(store: Store) -> list[tuple[Any, ...]]:
     """Every stored event, decoded, in a canonical order."""
     snap = store.snapshot()
     cat = snap.dictionaries["category"].values
@@ -104,10 +104,10 @@ def test_single_event_ingests_compact_and_match_one_big_ingest(
     monkeypatch.setattr(wal, "MAX_ROWS", 0)  # each ingest writes its own files
     n = 300
     records = [_record(i) for i in range(n)]
-    small = Node.init(tmp_path / "small", SCHEMA)
+    small = Store.init(tmp_path / "small", SCHEMA)
     for rec in records:
         assert small.ingest_events([rec]).accepted == 1
-    big = Node.from_arrow(pa.Table.from_pylist(records), schema=SCHEMA)
+    big = Store.from_arrow(pa.Table.from_pylist(records), schema=SCHEMA)
 
     m = small._backend.read_manifest()
     months = {p.bucket for p in m.partitions}
@@ -118,22 +118,22 @@ def test_single_event_ingests_compact_and_match_one_big_ingest(
     assert _rows(small) == _rows(big)
     # Codes are assigned in arrival order either way: the same dictionaries.
     assert list(small.snapshot().contact_ids) == list(big.snapshot().contact_ids)
-    assert small.compile(SEGMENT).evaluate(as_of=AS_OF).ids() == (
-        big.compile(SEGMENT).evaluate(as_of=AS_OF).ids()
+    assert Node(small).compile(SEGMENT).evaluate(as_of=AS_OF).ids() == (
+        Node(big).compile(SEGMENT).evaluate(as_of=AS_OF).ids()
     )
     # Duplicates are still found in compacted chunks and runs, after a reopen too.
-    again = Node.open(tmp_path / "small")
+    again = Store.open(tmp_path / "small")
     report = again.ingest_events([records[3], records[150], {**_record(n), "id": "new"}])
     assert (report.accepted, report.duplicates) == (1, 2)
     assert again.snapshot().n_events == n + 1
-    assert _rows(Node.open(tmp_path / "small"))[:3] == _rows(again)[:3]
+    assert _rows(Store.open(tmp_path / "small"))[:3] == _rows(again)[:3]
 
 
 def test_files_no_version_names_are_collected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wal, "MAX_ROWS", 0)
-    st_ = Node.init(tmp_path / "s", SCHEMA)
+    st_ = Store.init(tmp_path / "s", SCHEMA)
     for i in range(40):
         st_.ingest_events([_record(i)])
     node = tmp_path / "s" / "nodes" / "main"
@@ -148,7 +148,7 @@ def test_files_no_version_names_are_collected(
 
     named = st_._backend.read_manifest().files() & on_disk()
     assert named < on_disk()  # merged-away files wait for the grace period
-    reader = Node.open(tmp_path / "s")
+    reader = Store.open(tmp_path / "s")
     before = reader.snapshot()
     monkeypatch.setattr(layout, "GRACE_S", 0.0)
     monkeypatch.setattr(layout, "COLLECT_EVERY_S", 0.0)
@@ -164,7 +164,7 @@ def test_a_failed_ingest_leaves_no_stale_codes(
 ) -> None:
     """The dictionaries' hash tables outlive an ingest; one that fails after
     encoding new values must not leave codes that never landed."""
-    a = Node.init(tmp_path / "s", SCHEMA)
+    a = Store.init(tmp_path / "s", SCHEMA)
     # Enough contacts for their dictionary to be looked up by hash.
     a.ingest_events([{**_record(i), "contact_id": f"k{i}"} for i in range(5000)])
     monkeypatch.setattr(sources, "JSON_CHUNK", 1)  # the first record is encoded, then it fails
@@ -178,13 +178,13 @@ def test_a_failed_ingest_leaves_no_stale_codes(
 
     with pytest.raises(StoreError):
         a.ingest_events(failing())
-    b = Node.open(tmp_path / "s")
+    b = Store.open(tmp_path / "s")
     b.ingest_events([{**_record(2), "id": "x2", "contact_id": "only-in-b"}])
     a.ingest_events([{**_record(3), "id": "x3", "contact_id": "only-in-a"}])
     # A stale table would not know b's contact (it believed it covered that
     # code) and give it a second code.
     a.ingest_events([{**_record(4), "id": "x4", "contact_id": "only-in-b"}])
-    ids = list(Node.open(tmp_path / "s").snapshot().contact_ids)
+    ids = list(Store.open(tmp_path / "s").snapshot().contact_ids)
     assert ids[-2:] == ["only-in-b", "only-in-a"] and len(set(ids)) == len(ids)
     assert list(a.snapshot().contact_ids) == ids
     assert len(ids) == a._backend.read_manifest().dict_size(CONTACTS)

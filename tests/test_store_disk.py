@@ -209,7 +209,7 @@ def test_an_ingest_that_returned_survives_kill_9(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     code = (
         "import sys, os, signal\n"
-        "from audience.runtime.store import open_store\n"
+        "from audience.runtime.node import open_store\n"
         "r = open_store(sys.argv[1]).ingest_events("
         "[{'contact_id': 'c1', 'type': 'purchased', 'ts': 7}])\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

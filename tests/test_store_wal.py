@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from audience.runtime.node import Node
-from audience.runtime.store import layout, wal
+from audience.runtime.store import Store, layout, wal
 from audience.runtime.store.wal import HEADER, read_records
 from audience.schema import Schema
 
@@ -50,7 +50,7 @@ def _rec(i: int, **kw: Any) -> dict[str, Any]:
     }
 
 
-def _rows(store: Node) -> list[tuple[Any, ...]]:
+def _rows(store: Store) -> list[tuple[Any, ...]]:
     snap = store.snapshot()
     cat = snap.dictionaries["category"].values
     out = []
@@ -69,7 +69,7 @@ def _log_records(store_dir: Path) -> int:
 
 
 def test_small_ingests_are_logged_and_every_reader_sees_them(tmp_path: Path) -> None:
-    store = Node.init(tmp_path / "s", SCHEMA)
+    store = Store.init(tmp_path / "s", SCHEMA)
     first = [_rec(i) for i in range(1500)]  # more than MAX_ROWS: partitions
     store.ingest_events(first)
     base = store.snapshot().version
@@ -82,9 +82,9 @@ def test_small_ingests_are_logged_and_every_reader_sees_them(tmp_path: Path) -> 
     assert _log_records(tmp_path / "s") == 5
     assert json.loads((tmp_path / "s/nodes/main/manifest.json").read_text())["version"] == base
     assert store.snapshot().version == base + 5
-    everything = Node.from_arrow(pa.Table.from_pylist(first + later), schema=SCHEMA)
+    everything = Store.from_arrow(pa.Table.from_pylist(first + later), schema=SCHEMA)
     assert _rows(store) == _rows(everything)
-    other = Node.open(tmp_path / "s")
+    other = Store.open(tmp_path / "s")
     assert other.snapshot().version == base + 5
     assert list(other.snapshot().contact_ids) == list(everything.snapshot().contact_ids)
     assert list(other.snapshot().dictionaries["category"].values) == [
@@ -93,15 +93,15 @@ def test_small_ingests_are_logged_and_every_reader_sees_them(tmp_path: Path) -> 
         "hats",
         "scarves",
     ]
-    seg = other.compile(SEGMENT).evaluate(as_of=AS_OF).ids()
-    assert seg == everything.compile(SEGMENT).evaluate(as_of=AS_OF).ids()
+    seg = Node(other).compile(SEGMENT).evaluate(as_of=AS_OF).ids()
+    assert seg == Node(everything).compile(SEGMENT).evaluate(as_of=AS_OF).ids()
     snap = other.snapshot()
     newcomer = list(snap.contact_ids).index("newcomer")
     assert snap.first_event_ts[newcomer] == later[2]["ts"] and not snap.has_profile[newcomer]
     # A new process replays the log too.
     code = (
-        "import sys; from audience.runtime.store import open_store; "
-        "s = open_node(sys.argv[1]).snapshot(); print(s.version, s.n_events, s.n_contacts)"
+        "import sys; from audience.runtime.node import open_store; "
+        "s = open_store(sys.argv[1]).snapshot(); print(s.version, s.n_events, s.n_contacts)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "s")],
@@ -114,49 +114,49 @@ def test_small_ingests_are_logged_and_every_reader_sees_them(tmp_path: Path) -> 
 
 
 def test_duplicates_are_found_in_the_log_and_in_partitions(tmp_path: Path) -> None:
-    store = Node.init(tmp_path / "s", SCHEMA)
+    store = Store.init(tmp_path / "s", SCHEMA)
     store.ingest_events([_rec(i) for i in range(1200)])
     store.ingest_events([_rec(5000)])
     r = store.ingest_events(
         [_rec(7), _rec(5000), _rec(5001), _rec(5001), {**_rec(5002), "id": None}]
     )
     assert (r.accepted, r.duplicates) == (2, 3)  # e7 stored, e5000 logged, e5001 twice
-    r = Node.open(tmp_path / "s").ingest_events([_rec(5001), _rec(5002)])
+    r = Store.open(tmp_path / "s").ingest_events([_rec(5001), _rec(5002)])
     assert (r.accepted, r.duplicates) == (1, 1)  # 5002 was logged without an id: not a duplicate
-    assert Node.open(tmp_path / "s").snapshot().n_events == 1200 + 4
+    assert Store.open(tmp_path / "s").snapshot().n_events == 1200 + 4
 
 
 def test_checkpoints_keep_versions_and_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wal, "CHECKPOINT_ROWS", 4)
-    store = Node.init(tmp_path / "s", SCHEMA)
+    store = Store.init(tmp_path / "s", SCHEMA)
     records = [_rec(i) for i in range(30)]
     versions = [store.snapshot().version]
     for rec in records:
         store.ingest_events([rec])
         versions.append(store.snapshot().version)
-        assert Node.open(tmp_path / "s").snapshot().version == versions[-1]
+        assert Store.open(tmp_path / "s").snapshot().version == versions[-1]
     assert versions == list(range(versions[0], versions[0] + 31))  # one version per ingest
     manifest = json.loads((tmp_path / "s/nodes/main/manifest.json").read_text())
     assert versions[0] < manifest["version"] <= versions[-1]  # checkpointed on the way
-    everything = Node.from_arrow(pa.Table.from_pylist(records), schema=SCHEMA)
-    assert _rows(store) == _rows(everything) == _rows(Node.open(tmp_path / "s"))
+    everything = Store.from_arrow(pa.Table.from_pylist(records), schema=SCHEMA)
+    assert _rows(store) == _rows(everything) == _rows(Store.open(tmp_path / "s"))
     # A big ingest checkpoints the log first; so does a profiles ingest.
     store.ingest_events([_rec(100 + i) for i in range(1100)])
     assert _log_records(tmp_path / "s") == 0
     store.ingest_events([_rec(9000, contact_id="late")])
     store.ingest_profiles([{"contact_id": "late", "city": "Milan"}])
-    snap = Node.open(tmp_path / "s").snapshot()
+    snap = Store.open(tmp_path / "s").snapshot()
     late = list(snap.contact_ids).index("late")
     assert snap.has_profile[late] and snap.n_events == 30 + 1100 + 1
     assert _log_records(tmp_path / "s") == 0
     store.checkpoint()  # nothing logged: nothing to do
-    assert Node.open(tmp_path / "s").snapshot().version == snap.version
+    assert Store.open(tmp_path / "s").snapshot().version == snap.version
 
 
 def test_a_torn_record_is_ignored_then_cut_off(tmp_path: Path) -> None:
-    store = Node.init(tmp_path / "s", SCHEMA)
+    store = Store.init(tmp_path / "s", SCHEMA)
     for i in range(3):
         store.ingest_events([_rec(i)])
     m = json.loads((tmp_path / "s/nodes/main/manifest.json").read_text())
@@ -165,22 +165,22 @@ def test_a_torn_record_is_ignored_then_cut_off(tmp_path: Path) -> None:
     # What a crash mid-append leaves: a header promising more than was written.
     with open(log, "ab") as f:
         f.write(HEADER.pack(wal.MAGIC, 1000, 0) + b"x" * 10)
-    reader = Node.open(tmp_path / "s")
+    reader = Store.open(tmp_path / "s")
     assert reader.snapshot().n_events == 3
     reader.ingest_events([_rec(3)])
     assert log.read_bytes().startswith(whole) and _log_records(tmp_path / "s") == 4
-    assert Node.open(tmp_path / "s").snapshot().n_events == 4
+    assert Store.open(tmp_path / "s").snapshot().n_events == 4
     # A damaged payload (bad checksum) also ends the log for readers.
     data = bytearray(log.read_bytes())
     data[-1] ^= 0xFF
     log.write_bytes(bytes(data))
-    assert Node.open(tmp_path / "s").snapshot().n_events == 3
+    assert Store.open(tmp_path / "s").snapshot().n_events == 3
 
 
 CHILD = """
 import sys
-from audience.runtime.node import Node, open_node
-store = open_node(sys.argv[1])
+from audience.runtime.node import open_store
+store = open_store(sys.argv[1])
 
 def ingest(k):
     store.ingest_events([{"id": f"k{k}", "contact_id": f"c{k % 50}", "type": "viewed",
@@ -195,7 +195,7 @@ for k in range(1, 100000):
 
 
 def test_kill_9_during_single_event_ingests_loses_nothing_returned(tmp_path: Path) -> None:
-    Node.init(tmp_path / "s", SCHEMA)
+    Store.init(tmp_path / "s", SCHEMA)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     returned = 0
     for delay in (0.3, 0.7):
@@ -209,18 +209,18 @@ def test_kill_9_during_single_event_ingests_loses_nothing_returned(tmp_path: Pat
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate()
         done = 1 + len(out.decode().split())  # and the one before "ready"
-        n = Node.open(tmp_path / "s").snapshot().n_events
+        n = Store.open(tmp_path / "s").snapshot().n_events
         # every ingest that returned is there; the one cut short is whole or absent
         assert n - returned in (done, done + 1)
         returned = n
     assert returned > 0
-    store = Node.open(tmp_path / "s")
+    store = Store.open(tmp_path / "s")
     assert store.ingest_events([{**_rec(1), "id": "after"}]).accepted == 1
     assert store.snapshot().n_events == returned + 1
 
 
 def test_a_memory_store_takes_the_regular_path() -> None:
-    store = Node.from_arrow(None, schema=SCHEMA)
+    store = Store.from_arrow(None, schema=SCHEMA)
     store.ingest_events([_rec(1)])
     store.ingest_events([_rec(2)])
     assert store.snapshot().n_events == 2 and len(store.snapshot().partitions) == 2
@@ -232,7 +232,7 @@ def test_readers_never_see_a_torn_version(tmp_path: Path) -> None:
     profile row, and versions only grow."""
     import threading
 
-    store = Node.init(tmp_path / "s", SCHEMA)
+    store = Store.init(tmp_path / "s", SCHEMA)
     store.ingest_events([_rec(i) for i in range(1200)])
     done = threading.Event()
     problems: list[str] = []
@@ -269,7 +269,7 @@ def test_a_log_of_an_older_version_stays_readable_for_the_grace_period(
     """A checkpoint stops naming the log (and the old contacts table); a reader
     that read the manifest just before must still find them, however old the
     files are."""
-    store = Node.init(tmp_path / "s", SCHEMA)
+    store = Store.init(tmp_path / "s", SCHEMA)
     store.ingest_events([_rec(i) for i in range(1200)])
     store.ingest_events([_rec(5000, contact_id="logged-only")])
     node = tmp_path / "s/nodes/main"
@@ -277,7 +277,7 @@ def test_a_log_of_an_older_version_stays_readable_for_the_grace_period(
     for f in node.rglob("*"):
         if f.is_file():
             os.utime(f, (hour_ago, hour_ago))
-    reader = Node.open(tmp_path / "s")
+    reader = Store.open(tmp_path / "s")
     manifest = reader._backend.read_manifest()  # what a reader had just read
     monkeypatch.setattr(layout, "COLLECT_EVERY_S", 0.0)
     store.ingest_events([_rec(6000 + i) for i in range(1100)])  # checkpoint + partitions
@@ -290,7 +290,6 @@ def test_a_log_of_an_older_version_stays_readable_for_the_grace_period(
 def test_a_journal_of_an_ingest_that_never_landed_is_never_matched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from audience.runtime.node import Node
     from audience.runtime.store import store as store_mod
     from tests.helpers.triggers import EXAMPLES, deliveries, form, seed
 

@@ -42,14 +42,20 @@ def _imported(text: str, package: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             out.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                parent = parts[: len(parts) - node.level + 1]
-                base = ".".join([*parent, base] if base else parent)
+            base = _from_module(node, package)
             out.append((node.lineno, base))
             out.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names)
     return sorted(out)
+
+
+def _from_module(node: ast.ImportFrom, package: str) -> str:
+    """The module ``from X import ...`` names, relative imports resolved."""
+    base = node.module or ""
+    if node.level:
+        parts = package.split(".")
+        parent = parts[: len(parts) - node.level + 1]
+        base = ".".join([*parent, base] if base else parent)
+    return base
 
 
 def _under(name: str, layers: tuple[str, ...]) -> bool:
@@ -261,11 +267,7 @@ def _runtime_imports(text: str, package: str) -> set[str]:
             if isinstance(child, ast.Import):
                 out.update(alias.name for alias in child.names)
             elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    parts = package.split(".")
-                    parent = parts[: len(parts) - child.level + 1]
-                    base = ".".join([*parent, base] if base else parent)
+                base = _from_module(child, package)
                 for alias in child.names:
                     sub = f"{base}.{alias.name}"
                     out.add(sub if _module_file(sub) is not None else base)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pyarrow as pa
 
@@ -38,13 +38,49 @@ if TYPE_CHECKING:
     from audience.snapshot import Snapshot
 
 
-class Node(SavedSegmentsMixin):
+S = TypeVar("S", Store, ShardedStore)
+
+
+class _Storage(SavedSegmentsMixin, Generic[S]):
+    """What a node answers straight from its storage ``store``."""
+
+    def __init__(self, store: S) -> None:
+        self.store: S = store
+        self.definitions = store.definitions
+        self._lock = threading.Lock()
+
+    @property
+    def schema(self) -> Schema:
+        return self.store.schema
+
+    @property
+    def node(self) -> str:
+        return self.store.node
+
+    def snapshot(self) -> Snapshot:
+        return self.store.snapshot()  # a sharded node's raises NotOnShards
+
+    def ingest_events(self, source: Any, *, progress: bool = False) -> IngestReport:
+        """As ``Store.ingest_events``; the node's triggers match the new events."""
+        return self.store.ingest_events(source, progress=progress)
+
+    def ingest_profiles(
+        self, source: Any, *, progress: bool = False, merge_lists: Collection[str] = ()
+    ) -> IngestReport:
+        return self.store.ingest_profiles(source, progress=progress, merge_lists=merge_lists)
+
+    def rejected(self, limit: int | None = None) -> list[Reject]:
+        return self.store.rejected(limit)
+
+    def checkpoint(self) -> None:
+        self.store.checkpoint()
+
+
+class Node(_Storage[Store]):
     """One (unsharded) node: ``store`` is its storage."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self.definitions = store.definitions
-        self._lock = threading.Lock()
+        super().__init__(store)
         self._compiler: SegmentCompiler | None = None
         self._triggers: TriggerEngine | None = None
         self._trigger_defs: TriggerDefinitions | None = None  # see _watcher
@@ -72,14 +108,6 @@ class Node(SavedSegmentsMixin):
 
     # ------------------------------------------------------------ the store
     @property
-    def schema(self) -> Schema:
-        return self.store.schema
-
-    @property
-    def node(self) -> str:
-        return self.store.node
-
-    @property
     def path(self) -> Path | None:
         return self.store.path
 
@@ -87,29 +115,11 @@ class Node(SavedSegmentsMixin):
     def home(self) -> Path | None:
         return self.store.home
 
-    def snapshot(self) -> Snapshot:
-        return self.store.snapshot()
-
-    def ingest_events(self, source: Any, *, progress: bool = False) -> IngestReport:
-        """As ``Store.ingest_events``; the node's triggers match the new events."""
-        return self.store.ingest_events(source, progress=progress)
-
-    def ingest_profiles(
-        self, source: Any, *, progress: bool = False, merge_lists: Collection[str] = ()
-    ) -> IngestReport:
-        return self.store.ingest_profiles(source, progress=progress, merge_lists=merge_lists)
-
     def open_input(self, source: Any, kind: str) -> Source:
         return self.store.open_input(source, kind)
 
     def known_ids(self, ids: pa.Array, hashed: SortedIds | None = None) -> Any:
         return self.store.known_ids(ids, hashed)
-
-    def rejected(self, limit: int | None = None) -> list[Reject]:
-        return self.store.rejected(limit)
-
-    def checkpoint(self) -> None:
-        self.store.checkpoint()
 
     # -------------------------------------------------------------- segments
     def compile(self, text: str, *, filename: str = "<segment>") -> StoreSegment:
@@ -173,14 +183,12 @@ class Node(SavedSegmentsMixin):
         return f"Node({where}, node={self.node!r})"
 
 
-class ShardedNode(SavedSegmentsMixin):
+class ShardedNode(_Storage[ShardedStore]):
     """A sharded node: ``store`` is its storage, each shard a Node of its own
     (whose trigger engine matches the events that shard takes in)."""
 
     def __init__(self, store: ShardedStore) -> None:
-        self.store = store
-        self.definitions = store.definitions
-        self._lock = threading.Lock()
+        super().__init__(store)
         # every shard's Node now: an ingest into a shard must meet its watcher
         self._nodes = [Node(store.shard(k)) for k in range(store.count)]
         self._compiler: ShardedCompiler | None = None
@@ -197,14 +205,6 @@ class ShardedNode(SavedSegmentsMixin):
         return cls(ShardedStore.open(path, node))
 
     # ------------------------------------------------------------ the store
-    @property
-    def schema(self) -> Schema:
-        return self.store.schema
-
-    @property
-    def node(self) -> str:
-        return self.store.node
-
     @property
     def path(self) -> Path:
         return self.store.path
@@ -226,23 +226,6 @@ class ShardedNode(SavedSegmentsMixin):
         return self.store.snapshots()
 
     version_of = staticmethod(ShardedStore.version_of)
-
-    def snapshot(self) -> Snapshot:
-        return self.store.snapshot()  # raises NotOnShards
-
-    def ingest_events(self, source: Any, *, progress: bool = False) -> IngestReport:
-        return self.store.ingest_events(source, progress=progress)
-
-    def ingest_profiles(
-        self, source: Any, *, progress: bool = False, merge_lists: Collection[str] = ()
-    ) -> IngestReport:
-        return self.store.ingest_profiles(source, progress=progress, merge_lists=merge_lists)
-
-    def rejected(self, limit: int | None = None) -> list[Reject]:
-        return self.store.rejected(limit)
-
-    def checkpoint(self) -> None:
-        self.store.checkpoint()
 
     # -------------------------------------------------------------- segments
     @property

@@ -20,7 +20,7 @@ PER_PROCESS = 6
 
 _INGEST = """
 import sys, time
-from audience.runtime.node import Node, open_node
+from audience.runtime.node import open_node
 root, first, n, start_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 st = open_node(root)
 st.triggers.active()

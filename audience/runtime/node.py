@@ -26,6 +26,8 @@ from audience.runtime.store.layout import DEFINITIONS_FILE
 from audience.runtime.store.store import Store
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from audience.runtime.api import SegmentCompiler, StoreSegment
     from audience.runtime.shards.program import ShardProgram
     from audience.runtime.shards.segment import ShardedCompiler, ShardedSegment
@@ -118,7 +120,7 @@ class Node(_Storage[Store]):
     def open_input(self, source: Any, kind: str) -> Source:
         return self.store.open_input(source, kind)
 
-    def known_ids(self, ids: pa.Array, hashed: SortedIds | None = None) -> Any:
+    def known_ids(self, ids: pa.Array, hashed: SortedIds | None = None) -> np.ndarray:
         return self.store.known_ids(ids, hashed)
 
     # -------------------------------------------------------------- segments

@@ -223,8 +223,6 @@ def test_eval_cluster_errors_say_what_is_wrong(shop: Any, tmp_path: Path) -> Non
         "eval", str(tmp_path / "plain"), "-e", "did purchased", "--cluster", "local", ok=False
     )
     assert plain.exit_code == 2 and "is not sharded" in plain.stderr
-    explain = run("eval", path, "-e", "did purchased", "--cluster", "local", "--explain", ok=False)
-    assert explain.exit_code == 2 and "not available with --cluster" in explain.stderr
     workers = run("eval", path, "-e", "did purchased", "--workers", "2", ok=False)
     assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
 

@@ -37,10 +37,13 @@ def preview(
     defs: PlanDefinitions | None = None,
     log: DeliveryLog | None = None,
     sample: int = SAMPLE,
+    cluster: Any = None,
 ) -> dict[str, Any]:
     """Who plan ``name`` would reach at ``at_ms`` (default: its next
     occurrence, else now): the audience, those without an email, those the
-    DND policy holds back (by cap), and those it would send to."""
+    DND policy holds back (by cap), and those it would send to.  ``cluster``:
+    an ``audience.dist.ClusterStore`` over a sharded ``store``, whose workers
+    decide the audience (as a run's)."""
     defs = defs or PlanDefinitions.for_store(store.path)
     saved = defs.get_plan(store.node, name)
     if saved is None:
@@ -57,7 +60,7 @@ def preview(
         text="",
         filename=f"<plan {name!r}>",
     )
-    frozen = freeze_audience(store, segment, at, delivery, sample)
+    frozen = freeze_audience(store, segment, at, delivery, sample, cluster)
     table, without, no_email = frozen.table, frozen.without, frozen.no_email
     policy = store.triggers.policy(plan.dnd) if plan.dnd else None
     if plan.dnd and policy is None:

@@ -14,14 +14,14 @@ profiles are upserted).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from audience.runtime.shards.layout import shard_of
-from audience.runtime.store.dedup import sort_ids
+from audience.runtime.store.dedup import IdIndex, SortedIds, sort_ids, take_chunked
 from audience.runtime.store.encode import event_property_types, one_array
 from audience.runtime.store.errors import IngestReport
 from audience.runtime.store.sources import Batch, Source
@@ -38,9 +38,10 @@ def ingest_events(node: ShardedStore, source: Any, progress: bool = False) -> In
     src = node.shard(0).open_input(source, "events")
     props = event_property_types(node.schema)
     report = IngestReport()
+    known = NodeIds(node)
     for batch in _progress(src.batches, src.total, src.name, progress):
         checked = validate_events(batch.table, node.schema, props, batch.pre)
-        keep = _first_unknown(node, one_array(checked.table.column("id")))
+        keep = known.first_unknown(one_array(checked.table.column("id")))
         report.duplicates += int(len(keep) - keep.sum())
         _land(node, src.name, batch, checked, keep, "events", (), report)
     return report
@@ -60,24 +61,48 @@ def ingest_profiles(
     return report
 
 
-def _first_unknown(node: ShardedStore, ids: pa.Array) -> np.ndarray:
-    """Per valid row: it has no id (never a duplicate), or its id is neither
-    held by a shard nor on an earlier row."""
-    if pa.types.is_dictionary(ids.type):
-        ids = ids.dictionary_decode()
-    present = np.flatnonzero(ids.is_valid().to_numpy(zero_copy_only=False))
-    keep = np.ones(len(ids), dtype=bool)
-    if not len(present):
+class NodeIds:
+    """Which event ids a sharded node holds, asked batch after batch by one
+    ingest into it (under the node's lock, so nothing else lands meanwhile):
+    each shard's lookup is made once (its duplicate index read, its filter
+    built), and the ids this ingest let through so far are an index of their
+    own (the shards' parts that landed need not be read back)."""
+
+    def __init__(self, node: ShardedStore) -> None:
+        self.node = node
+        self._lookups: list[Callable[[pa.Array, SortedIds | None], np.ndarray]] = []
+        self._ids: list[pa.Array] = []  # the ids let through, batch by batch
+        self._starts = np.zeros(0, dtype=np.int64)  # each batch's first position
+        self._count = 0
+        self.seen = IdIndex([], self._fetch)
+
+    def first_unknown(self, ids: pa.Array) -> np.ndarray:
+        """Per valid row: it has no id (never a duplicate), or its id is
+        neither held by a shard nor on an earlier row (of any batch)."""
+        if pa.types.is_dictionary(ids.type):
+            ids = ids.dictionary_decode()
+        present = np.flatnonzero(ids.is_valid().to_numpy(zero_copy_only=False))
+        keep = np.ones(len(ids), dtype=bool)
+        if not len(present):
+            return keep
+        named = ids if len(present) == len(ids) else ids.take(pa.array(present))
+        # hashed and sorted once, for every shard's lookup and this ingest's
+        hashed = sort_ids(named)
+        if not self._lookups:  # the shards as they are when the first batch comes
+            self._lookups = [store.id_lookup() for store in self.node.shards()]
+        fresh = self.seen.fresh(hashed, self._count)  # nor on an earlier row
+        let = named.filter(pa.array(fresh))
+        if len(let):
+            self._ids.append(let)
+            self._starts = np.append(self._starts, self._count)
+            self._count += len(let)
+        for known in self._lookups:
+            fresh &= ~known(named, hashed)
+        keep[present[~fresh]] = False
         return keep
-    named = ids if len(present) == len(ids) else ids.take(pa.array(present))
-    # Hashed and sorted once for every shard's lookup; a shard's lookup also
-    # calls a later row of an id in the batch known (the earlier row wins).
-    hashed = sort_ids(named)
-    held = np.zeros(len(named), dtype=bool)
-    for store in node.shards():
-        held |= store.known_ids(named, hashed)
-    keep[present[held]] = False
-    return keep
+
+    def _fetch(self, locs: np.ndarray) -> pa.Array:
+        return take_chunked(self._starts, self._ids.__getitem__, locs)
 
 
 def _land(

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -399,16 +399,27 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         or the log of small ingests, or stands on an earlier row of ``ids``.
         Exact (a hash match is confirmed).  ``hashed``: ``sort_ids(ids)``,
         when the caller has it."""
+        return self.id_lookup()(ids, hashed)
+
+    def id_lookup(self) -> Callable[[pa.Array, SortedIds | None], np.ndarray]:
+        """``known_ids`` for batch after batch while nothing lands here (a
+        sharded node's ingest, under the node's lock, asks every shard about
+        every batch): the duplicate index is read, its filter built and the
+        log's ids gathered once, not once a batch."""
         manifest = self._backend.read_manifest()
         index = IdFiles(self._backend, manifest, manifest.version + 1).index
-        known: np.ndarray = ~index.fresh(hashed or sort_ids(ids), 0)
         tail = self._tail_for(manifest)
-        if tail is not None and tail.ids:
-            logged = pa.array(list(tail.ids), pa.string())
-            known |= pc.fill_null(pc.is_in(ids, value_set=logged), False).to_numpy(
-                zero_copy_only=False
-            )
-        return known
+        logged = pa.array(list(tail.ids), pa.string()) if tail is not None and tail.ids else None
+
+        def known_ids(ids: pa.Array, hashed: SortedIds | None = None) -> np.ndarray:
+            known = index.known(hashed or sort_ids(ids))
+            if logged is not None:
+                known |= pc.fill_null(pc.is_in(ids, value_set=logged), False).to_numpy(
+                    zero_copy_only=False
+                )
+            return known
+
+        return known_ids
 
     def rejected(self, limit: int | None = None) -> list[Reject]:
         """The rejected records kept by the store, oldest first."""

@@ -68,10 +68,7 @@ def eligible(root: Path, sync: Sync, now_ms: int) -> Eligible:
     try:
         store = open_store(root, sync.node)
         # a sharded node: every shard's snapshot (each holds its own contacts)
-        if isinstance(store, ShardedStore):
-            snapshots = store.snapshots()
-        else:
-            snapshots = [store.snapshot()]
+        snapshots = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
         cond = segment_condition({s.name for s in store.list_segments()}, sync.segment)
         segment = store.segment_compiler.compile(cond, filename=f"<sync {sync.name!r}>")
     except Exception as exc:  # a DslError, a node gone or changed: the job fails saying why

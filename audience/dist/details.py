@@ -49,7 +49,8 @@ def answer_shards(
     """The task of one worker: every shard it owns, from its newest version."""
     from audience.dist import worker
 
-    threads = worker._kernel_threads  # set on this worker by its WarmKernels plugin
+    # numba threads per task, set on this worker by its WarmKernels plugin
+    threads = getattr(worker, "_kernel_threads", None)
     if threads is not None:
         import numba
 

@@ -4,8 +4,10 @@ by contact, and each shard's part handed to that shard's own ingest.
 Duplicates are decided for the node, as one store decides them: an event
 whose id any shard holds already, or that an earlier valid row of the input
 carries, is dropped, whichever contact it names (the same id with two
-contacts lands in two shards otherwise).  So each batch's parts land (one
-ingest per shard) before the next batch is checked.  Rejected rows are all
+contacts lands in two shards otherwise).  Each shard's lookup is made once
+per ingest (NodeIds), and a shard takes its parts' ids without looking them
+up again.  Each batch's parts land (one ingest per shard) before the next
+batch is checked.  Rejected rows are all
 kept by shard 0, in input order.  The shards land one after the other: a
 crash part way (or an input unreadable part way) leaves some batches' parts
 in; ingesting the input again is harmless (duplicate events are dropped,
@@ -133,8 +135,8 @@ def _land(
             continue
         part = Source(name, iter(parts), None)
         store = node.shard(k)
-        if kind == "events":
-            got = store.ingest_events(part)
+        if kind == "events":  # their duplicates decided above, over every shard
+            got = store.ingest_checked_events(part)
         else:
             got = store.ingest_profiles(part, merge_lists=merge_lists)
         report.merge(got)

@@ -135,17 +135,19 @@ class IdIndex:
         self.filter = Filter([])  # built on the first lookup
         self._filtered = False
 
-    def fresh(self, s: SortedIds, first_loc: int) -> np.ndarray:
+    def fresh(self, s: SortedIds, first_loc: int, *, checked: bool = False) -> np.ndarray:
         """Rows to keep: no id, or an id seen neither before nor earlier in the
         batch.  The kept ids get positions ``first_loc, first_loc + 1, ...``
         (in row order) and join the index.  ``s``: the batch's ids as
         ``sort_ids`` gives them (it needs no index: an ingest runs it a batch
-        ahead)."""
+        ahead).  ``checked``: the caller has looked the ids up already (a
+        sharded node's ingest, over every shard): only the batch's own
+        repeats are dropped, and the index is not searched."""
         keep = np.ones(s.n, dtype=bool)
         if s.rows is None:
             return keep
         order, hs = s.order, s.hs
-        kept_sorted = ~self._held(s)
+        kept_sorted = ~s.dup if checked else ~self._held(s)
         keep_present = np.empty(len(hs), dtype=bool)
         keep_present[order] = kept_sorted
         keep[s.rows] = keep_present
@@ -382,10 +384,13 @@ class IdFiles:
             self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         return take_chunked(self._starts, lambda c: self._array(self.chunks[c][0]), locs)
 
-    def accept(self, ids: pa.Array, sorted_ids: SortedIds | None = None) -> np.ndarray:
+    def accept(
+        self, ids: pa.Array, sorted_ids: SortedIds | None = None, *, checked: bool = False
+    ) -> np.ndarray:
         """Rows to keep (see ``IdIndex.fresh``; ``sorted_ids``: ``ids`` sorted
         already); the kept ids are written as a new chunk."""
-        keep = self.index.fresh(sort_ids(ids) if sorted_ids is None else sorted_ids, self.size)
+        s = sort_ids(ids) if sorted_ids is None else sorted_ids
+        keep = self.index.fresh(s, self.size, checked=checked)
         kept = ids.filter(pa.array(keep)) if not keep.all() else ids
         if kept.null_count:
             kept = kept.drop_null()

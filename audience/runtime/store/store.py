@@ -198,6 +198,12 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         together.  Raises StoreError when the source cannot be read at all."""
         return self._ingest(source, "events", progress)
 
+    def ingest_checked_events(self, source: Any) -> IngestReport:
+        """Events a sharded node's ingest routed to this shard once it had
+        decided their duplicates over every shard (audience.runtime.shards):
+        the duplicate index takes their ids without looking them up again."""
+        return self._ingest(source, "events", False, ids_checked=True)
+
     def ingest_profiles(
         self, source: Any, *, progress: bool = False, merge_lists: Collection[str] = ()
     ) -> IngestReport:
@@ -211,7 +217,13 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         return self._ingest(source, "profiles", progress, merge_lists)
 
     def _ingest(
-        self, source: Any, kind: str, progress: bool, merge_lists: Collection[str] = ()
+        self,
+        source: Any,
+        kind: str,
+        progress: bool,
+        merge_lists: Collection[str] = (),
+        *,
+        ids_checked: bool = False,
     ) -> IngestReport:
         src = self.open_input(source, kind)
         report = IngestReport()
@@ -237,7 +249,7 @@ class Store(SnapshotViews, SavedSegmentsMixin):
                         manifest = self._checkpoint(manifest, tail)
                     batches = itertools.chain(head, batches)
                     report, pending = self._regular(
-                        manifest, kind, batches, src, progress, merge_lists, engine
+                        manifest, kind, batches, src, progress, merge_lists, engine, ids_checked
                     )
             except BaseException:
                 # The hash tables may cover dictionary values that never landed,
@@ -271,11 +283,13 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         progress: bool,
         merge_lists: Collection[str],
         engine: TriggerEngine | None,
+        ids_checked: bool = False,
     ) -> tuple[IngestReport, Pending | None]:
         """An ingest that writes partitions and a new manifest; ``engine``: the
         trigger engine, when there are triggers."""
         report = IngestReport()
         txn = self._txn(manifest)
+        txn.ids_checked = ids_checked
         if kind == "events":
             # Each batch is checked a batch ahead, in a thread, of its encoding
             # into the store (a second core at work; the codes stay in order).

@@ -6,10 +6,14 @@ contacts."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import io
 import json
-from collections.abc import Iterator
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from audience.dist.worker import stats
+from audience.runtime.evaluate import parse_as_of
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.service import PlanService
 from audience.runtime.shards import ShardedStore
@@ -228,3 +233,62 @@ def test_plans_preview_with_cluster(cluster: Any, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "is not sharded; --cluster needs one" in bad.stderr
     workers = run("plans", "preview", str(sharded), *args, "--workers", "2", ok=False)
     assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
+
+
+def _block(event_name: str) -> int:
+    """A task that holds its worker's only thread until told."""
+    from distributed import Event
+
+    Event(event_name).wait(120)
+    return os.getpid()
+
+
+def _wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait until ``cond()`` holds: a condition polled, never a guessed sleep."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_a_worker_killed_mid_explain_changes_nothing(
+    cluster: Any, stores: tuple[Path, Path, StoreData]
+) -> None:
+    """Last in this file: it kills one of the module's workers (its nanny
+    starts another)."""
+    from distributed import Event
+
+    from audience.dist import ClusterStore
+    from audience.dist.details import explained
+
+    plain, sharded, data = stores
+    text = TEXTS[1]
+    want = Store.open(plain).compile(text).evaluate(data.now, explain=True)
+    store = ClusterStore(ShardedStore.open(sharded), cluster)
+    program = store.compile(text).program
+    now_ms = parse_as_of(data.now)
+    explained(store, program, now_ms)  # the shards open
+    victim = next(iter(store.owners().values()))
+    pid = cluster.run(os.getpid, workers=[victim])[victim]
+    # the victim's only thread busy: the query's task for its shards waits there
+    gate = f"audience-test-gate-{time.monotonic_ns()}"
+    blocker = cluster.submit(_block, gate, workers=[victim], allow_other_workers=False, pure=False)
+    _wait(lambda: bool(cluster.processing(workers=[victim]).get(victim)), "the blocker")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        query = pool.submit(explained, store, program, now_ms)
+
+        def queued() -> bool:
+            keys = cluster.processing(workers=[victim]).get(victim, ())
+            return any(str(k).startswith("audience-details-") for k in keys)
+
+        _wait(queued, "the query's task on the victim")
+        os.kill(pid, signal.SIGKILL)
+        got, _ = query.result(timeout=120)
+    blocker.cancel()
+    Event(gate, client=cluster).set()
+    assert sorted(got.ids()) == sorted(want.ids())
+    assert got.explain is not None and want.explain is not None
+    for key in EXPLAIN_KEYS:
+        assert got.explain[key] == want.explain[key], key
+    _wait(lambda: len(cluster.scheduler_info()["workers"]) == 2, "the nanny's restart")

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from audience.runtime.shards import ShardedStore
+from audience.runtime.shards import ingest as shard_ingest
 from audience.runtime.store import Store, dedup, sources
 from audience.snapshot import Snapshot, dictionary_key
 
@@ -54,12 +55,15 @@ def _held(snaps: list[Snapshot]) -> Counter[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("filter_min", [1, 10**9])  # the Bloom filter's path, and without it
+# the Bloom filter's path and the one without it; the node's lookups made
+# once per ingest, or again every few batches (after 50 ids)
+@pytest.mark.parametrize(("filter_min", "renew"), [(1, 10**9), (10**9, 10**9), (1, 50)])
 def test_duplicates_over_batches_and_shards_as_in_one_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filter_min: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filter_min: int, renew: int
 ) -> None:
     monkeypatch.setattr(sources, "CHUNK_ROWS", 37)  # several batches per ingest
     monkeypatch.setattr(dedup, "FILTER_MIN", filter_min)
+    monkeypatch.setattr(shard_ingest, "SPILL_IDS", renew)
     rng = random.Random(7)
     one = Store.init(tmp_path / "one", SCHEMA)
     sharded = ShardedStore.init(tmp_path / "sharded", SCHEMA, shards=3)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from audience.runtime.shards.layout import shard_of
-from audience.runtime.store.dedup import IdIndex, SortedIds, sort_ids, take_chunked
+from audience.runtime.store.dedup import SPILL_IDS, IdIndex, SortedIds, sort_ids, take_chunked
 from audience.runtime.store.encode import event_property_types, one_array
 from audience.runtime.store.errors import IngestReport
 from audience.runtime.store.sources import Batch, Source
@@ -65,10 +65,12 @@ def ingest_profiles(
 
 class NodeIds:
     """Which event ids a sharded node holds, asked batch after batch by one
-    ingest into it (under the node's lock, so nothing else lands meanwhile):
-    each shard's lookup is made once (its duplicate index read, its filter
-    built), and the ids this ingest let through so far are an index of their
-    own (the shards' parts that landed need not be read back)."""
+    ingest into it (under the node's lock, so nothing else lands meanwhile).
+    Each shard's lookup (its duplicate index read, its filter built) is made
+    once and used for the next batches too; the ids let through since it was
+    made are an index of their own, in memory.  Once they are ``SPILL_IDS``,
+    the lookups are made again (they then hold those ids: every batch's parts
+    land before the next batch is checked), so memory stays bounded."""
 
     def __init__(self, node: ShardedStore) -> None:
         self.node = node
@@ -76,6 +78,14 @@ class NodeIds:
         self._ids: list[pa.Array] = []  # the ids let through, batch by batch
         self._starts = np.zeros(0, dtype=np.int64)  # each batch's first position
         self._count = 0
+        self.seen = IdIndex([], self._fetch)
+        self.lookups_made = 0  # how many times the shards' lookups were made
+
+    def _renew(self) -> None:
+        """The shards' lookups as the shards are now; nothing seen besides."""
+        self._lookups = [store.id_lookup() for store in self.node.shards()]
+        self.lookups_made += 1
+        self._ids, self._starts, self._count = [], np.zeros(0, dtype=np.int64), 0
         self.seen = IdIndex([], self._fetch)
 
     def first_unknown(self, ids: pa.Array) -> np.ndarray:
@@ -90,8 +100,8 @@ class NodeIds:
         named = ids if len(present) == len(ids) else ids.take(pa.array(present))
         # hashed and sorted once, for every shard's lookup and this ingest's
         hashed = sort_ids(named)
-        if not self._lookups:  # the shards as they are when the first batch comes
-            self._lookups = [store.id_lookup() for store in self.node.shards()]
+        if not self._lookups or self._count >= SPILL_IDS:
+            self._renew()
         fresh = self.seen.fresh(hashed, self._count)  # nor on an earlier row
         let = named.filter(pa.array(fresh))
         if len(let):

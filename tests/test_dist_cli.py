@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from audience.server.auth import Sources
 from audience.server.context import ServerConfig
 from audience.server.serve import ServerThread
 from tests.helpers.cli import run
-from tests.helpers.dist import local_cluster
+from tests.helpers.dist import block, deadline_wait, local_cluster
 from tests.helpers.server_api import Client
 from tests.plans_support import DAILY_DUE, DAY, RULES, build
 from tests.reference.data import StoreData, random_store
@@ -235,23 +235,6 @@ def test_plans_preview_with_cluster(cluster: Any, tmp_path: Path) -> None:
     assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
 
 
-def _block(event_name: str) -> int:
-    """A task that holds its worker's only thread until told."""
-    from distributed import Event
-
-    Event(event_name).wait(120)
-    return os.getpid()
-
-
-def _wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Wait until ``cond()`` holds: a condition polled, never a guessed sleep."""
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def test_a_worker_killed_mid_explain_changes_nothing(
     cluster: Any, stores: tuple[Path, Path, StoreData]
 ) -> None:
@@ -273,8 +256,8 @@ def test_a_worker_killed_mid_explain_changes_nothing(
     pid = cluster.run(os.getpid, workers=[victim])[victim]
     # the victim's only thread busy: the query's task for its shards waits there
     gate = f"audience-test-gate-{time.monotonic_ns()}"
-    blocker = cluster.submit(_block, gate, workers=[victim], allow_other_workers=False, pure=False)
-    _wait(lambda: bool(cluster.processing(workers=[victim]).get(victim)), "the blocker")
+    blocker = cluster.submit(block, gate, workers=[victim], allow_other_workers=False, pure=False)
+    deadline_wait(lambda: bool(cluster.processing(workers=[victim]).get(victim)), "the blocker")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         query = pool.submit(explained, store, program, now_ms)
 
@@ -282,7 +265,7 @@ def test_a_worker_killed_mid_explain_changes_nothing(
             keys = cluster.processing(workers=[victim]).get(victim, ())
             return any(str(k).startswith("audience-details-") for k in keys)
 
-        _wait(queued, "the query's task on the victim")
+        deadline_wait(queued, "the query's task on the victim")
         os.kill(pid, signal.SIGKILL)
         got, _ = query.result(timeout=120)
     blocker.cancel()
@@ -291,4 +274,4 @@ def test_a_worker_killed_mid_explain_changes_nothing(
     assert got.explain is not None and want.explain is not None
     for key in EXPLAIN_KEYS:
         assert got.explain[key] == want.explain[key], key
-    _wait(lambda: len(cluster.scheduler_info()["workers"]) == 2, "the nanny's restart")
+    deadline_wait(lambda: len(cluster.scheduler_info()["workers"]) == 2, "the nanny's restart")

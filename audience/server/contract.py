@@ -88,6 +88,7 @@ class Field:
     required: bool = False
     message: str | None = None
     null: bool = False
+    code: str = "invalid_request"  # of a refusal: a field's own where clients know one
 
     def __post_init__(self) -> None:
         _declared(self.schema)
@@ -189,9 +190,10 @@ def field(
     default: Any = None,
     required: bool = False,
     null: bool = False,
+    code: str = "invalid_request",
 ) -> Field:
     """Any other schema, with what to say when a value does not fit it."""
-    return Field(schema, default, required, message, null)
+    return Field(schema, default, required, message, null, code)
 
 
 # ---------------------------------------------------------------------------- checking
@@ -296,7 +298,7 @@ def _field_values(
             continue
         schema = resolve(f.schema, limits)
         if not fits(value, schema):
-            raise bad_request("invalid_request", f"{name!r} {_why(value, f, schema)}")
+            raise bad_request(f.code, f"{name!r} {_why(value, f, schema)}")
         out[name] = value
     return out
 

@@ -67,6 +67,7 @@ REMINDERS = Body(
             },
             "must be a list of whole numbers from 1 to 365",
             default=list(DEFAULT_DAYS),
+            code="bad_days",  # as the settings' own check says
         ),
     },
 )

@@ -31,7 +31,7 @@ from audience.server.meta_graph import graph_refused
 bp = Blueprint("meta_leads", __name__)
 T = TypeVar("T")
 _STATUS = {"no_lead_form": 404, "lead_form_exists": 409, "no_integration": 400}
-_FIELD_MAP = {
+FIELD_MAP = {
     "type": "object",
     "required": ["field", "to"],
     "properties": {
@@ -52,7 +52,7 @@ CONNECT = Body(
             {
                 "description": "form field to profile field: a list, or an object field -> to",
                 "oneOf": [
-                    {"type": "array", "items": _FIELD_MAP},
+                    {"type": "array", "items": FIELD_MAP},
                     {"type": "object", "additionalProperties": {"type": "string"}},
                 ],
             },

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from audience.integrations.meta.leads.inbox import STATES
+from audience.integrations.meta.leads.mapping import METADATA
 from audience.server import openapi_parts as oa
+from audience.server.meta_leads import FIELD_MAP
 
 _COUNT = {"type": "integer", "minimum": 0}
-_METADATA = ["ad_id", "adgroup_id", "form_id", "page_id", "leadgen_id", "created_time"]
-_LEAD_STATES = ["pending", "done", "unrouted", "failed"]
-_FIELD_MAP = {
-    "type": "object",
-    "required": ["field", "to"],
-    "properties": {
-        "field": {"type": "string", "description": "the form's field (question) key"},
-        "to": {"type": "string", "description": "a profile field of the node's schema"},
-        "required": {"type": "boolean", "description": "leads lacking it are still stored"},
-    },
-}
+_METADATA = list(METADATA)
+_LEAD_STATES = list(STATES)
 
 SCHEMAS: dict[str, Any] = {
     "LeadForm": {
@@ -30,7 +24,7 @@ SCHEMAS: dict[str, Any] = {
             "integration": {"type": "string"},
             "page_id": {"type": "string"},
             "form_id": {"type": "string"},
-            "mapping": {"type": "array", "items": _FIELD_MAP},
+            "mapping": {"type": "array", "items": FIELD_MAP},
             "metadata": {"type": "array", "items": {"enum": _METADATA}},
             "source": {"type": "string", "description": "the tag stored on each lead"},
             "source_field": oa.nullable("string"),

@@ -212,7 +212,7 @@ def fits(value: Any, schema: dict[str, Any]) -> bool:
     if isinstance(value, str):
         if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
             return False
-        if "pattern" in schema and re.search(schema["pattern"], value) is None:
+        if "pattern" in schema and _pattern(schema["pattern"]).search(value) is None:
             return False
     if isinstance(value, list):
         if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
@@ -235,6 +235,15 @@ def _fits_object(value: dict[str, Any], schema: dict[str, Any]) -> bool:
         if sub is False or (isinstance(sub, dict) and not fits(v, sub)):
             return False
     return True
+
+
+@functools.cache
+def _pattern(pattern: str) -> re.Pattern[str]:
+    # as JSON Schema's (ECMA 262) regular expressions: '$' is the very end, not
+    # also before a final newline as Python's
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
 
 
 def _listed(kind: str | list[str]) -> list[str]:

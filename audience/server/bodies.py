@@ -1,4 +1,5 @@
-"""Reading request bodies: JSON objects with typed fields, and batches of records.
+"""Reading request bodies: a JSON object (its fields are checked by the
+route's declaration, contract.py), and batches of records.
 
 Everything a client can get wrong here is a 400 (or 415 for a body kind the
 endpoint does not take) with a message that names the field; nothing reaches

@@ -12,11 +12,12 @@ validator.
 
 The checker knows the part of JSON Schema the declarations use (``KEYWORDS``;
 anything else is refused when the field is declared, so nothing can be
-published that is not checked).  A refusal is a 400 ``invalid_request`` whose
-message names the field and why ("unknown field 'x' in the body", "'limit'
-must be an integer from 1 to 1000").  An optional field may be null, which
-means absent (the document says so).  Bounds that come from the server's
-configuration (``max_limit``) are ``Setting``s, resolved for both.
+published that is not checked).  A refusal is a 400 ``invalid_request`` (or
+a field's own code) whose message names the field and why ("unknown field
+'x' in the body", "'limit' must be an integer from 1 to 1000").  An optional
+field may be null, which means absent (the document says so).  Bounds that
+come from the server's configuration (``max_limit``) are ``Setting``s,
+resolved for both.
 """
 
 from __future__ import annotations
@@ -114,14 +115,16 @@ def _declared(schema: dict[str, Any]) -> None:
 
 def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` that null fits too."""
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        return {**schema, "type": [kind, "null"]}
+    out = dict(schema)
+    if isinstance(schema.get("type"), str):
+        out["type"] = [schema["type"], "null"]
     if "enum" in schema:
-        return {**schema, "enum": [*schema["enum"], None]}
+        out["enum"] = [*schema["enum"], None]
     if "oneOf" in schema:
-        return {**schema, "oneOf": [*schema["oneOf"], {"type": "null"}]}
-    raise ValueError(f"cannot say that null fits {schema}")
+        out["oneOf"] = [*schema["oneOf"], {"type": "null"}]
+    if out == schema:
+        raise ValueError(f"cannot say that null fits {schema}")
+    return out
 
 
 # ---------------------------------------------------------------------------- fields
@@ -271,6 +274,9 @@ def _same(value: Any, wanted: Any) -> bool:
     return type(value) is type(wanted) and value == wanted
 
 
+_NOUNS = {"string": "a string", "object": "an object", "array": "a list", "number": "a number"}
+
+
 def _why(value: Any, f: Field, schema: dict[str, Any]) -> str:
     """Why ``value`` does not fit ``f`` (its schema resolved as ``schema``)."""
     if f.message is not None:
@@ -288,7 +294,7 @@ def _why(value: Any, f: Field, schema: dict[str, Any]) -> str:
         if len(value) < schema.get("minLength", 0):
             return "must not be empty"
         return f"must match {schema['pattern']}"
-    return f"must be a {kind}"
+    return "must be " + _NOUNS.get(kind, "as /openapi.json describes it")
 
 
 def _field_values(

@@ -27,6 +27,8 @@ LIMITS = limits_of(ServerConfig(Path("unused"), **CONFIG))
 ROUTES = sorted(contracts().items())
 BODIES = [(p, m, c.body) for (p, m), c in ROUTES if isinstance(c.body, Body)]
 QUERIES = [(p, m, c.query) for (p, m), c in ROUTES if c.query is not None]
+BODY_IDS = [f"{m} {p}" for p, m, _ in BODIES]
+QUERY_IDS = [f"{m} {p}" for p, m, _ in QUERIES]
 PATH_VALUES = {"name": "x", "contact_id": "c", "token": "t", "job_id": "1"}
 
 
@@ -112,7 +114,7 @@ def refusal(body: Body, value: dict[str, Any]) -> ApiError | None:
     return None
 
 
-@pytest.mark.parametrize(("path", "method", "body"), BODIES, ids=lambda x: str(x)[:40])
+@pytest.mark.parametrize(("path", "method", "body"), BODIES, ids=BODY_IDS)
 def test_the_checker_refuses_what_the_schema_refuses_and_nothing_else(
     path: str, method: str, body: Body
 ) -> None:
@@ -133,7 +135,7 @@ def test_the_checker_refuses_what_the_schema_refuses_and_nothing_else(
             assert any(repr(k) in err.message for k in changed(case, base)), err.message
 
 
-@pytest.mark.parametrize(("path", "method", "query"), QUERIES, ids=lambda x: str(x)[:40])
+@pytest.mark.parametrize(("path", "method", "query"), QUERIES, ids=QUERY_IDS)
 def test_query_parameters_are_refused_as_their_schema_refuses(
     path: str, method: str, query: Query
 ) -> None:
@@ -199,7 +201,7 @@ def test_the_document_publishes_each_routes_declaration(served: dict[str, Any]) 
     assert (evaluate["maximum"], evaluate["default"]) == (500, 7)
 
 
-@pytest.mark.parametrize(("path", "method", "body"), BODIES, ids=lambda x: str(x)[:40])
+@pytest.mark.parametrize(("path", "method", "body"), BODIES, ids=BODY_IDS)
 def test_each_route_refuses_a_body_its_schema_refuses(
     live: Live, served: dict[str, Any], path: str, method: str, body: Body
 ) -> None:
@@ -226,7 +228,7 @@ def test_each_route_refuses_a_body_its_schema_refuses(
     assert live.version() == before
 
 
-@pytest.mark.parametrize(("path", "method", "query"), QUERIES, ids=lambda x: str(x)[:40])
+@pytest.mark.parametrize(("path", "method", "query"), QUERIES, ids=QUERY_IDS)
 def test_each_route_refuses_a_query_its_schema_refuses(
     live: Live, path: str, method: str, query: Query
 ) -> None:

@@ -26,6 +26,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, TypeVar, cast
 
 from flask import request
@@ -61,16 +62,24 @@ TIME_TEXT = "ISO 8601 (without an offset: the segment's time zone) or epoch mill
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The configuration's values a ``Setting`` may name."""
+
+    max_limit: int
+    default_limit: int
+
+
+@dataclass(frozen=True)
 class Setting:
     """A bound taken from the server's configuration (``ServerConfig.NAME``)."""
 
     name: str
 
 
-def resolve(value: Any, limits: Mapping[str, Any]) -> Any:
+def resolve(value: Any, limits: Limits) -> Any:
     """``value`` with every ``Setting`` in it replaced by its configured value."""
     if isinstance(value, Setting):
-        return limits[value.name]
+        return getattr(limits, value.name)
     if isinstance(value, dict):
         return {k: resolve(v, limits) for k, v in value.items()}
     if isinstance(value, list):
@@ -90,11 +99,25 @@ class Field:
     message: str | None = None
     null: bool = False
     code: str = "invalid_request"  # of a refusal: a field's own where clients know one
+    # (schema, default) resolved, per configuration: a request does not copy them
+    _resolved: dict[Limits, tuple[dict[str, Any], Any]] = dataclass_field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         _declared(self.schema)
 
-    def published(self, limits: Mapping[str, Any]) -> dict[str, Any]:
+    def resolved(self, limits: Limits) -> tuple[dict[str, Any], Any]:
+        """The schema and the default under the configuration's ``limits``."""
+        got = self._resolved.get(limits)
+        if got is None:
+            got = self._resolved[limits] = (
+                resolve(self.schema, limits),
+                resolve(self.default, limits),
+            )
+        return got
+
+    def published(self, limits: Limits) -> dict[str, Any]:
         schema = resolve(self.schema, limits)
         default = resolve(self.default, limits)
         if default is not None:
@@ -203,29 +226,28 @@ def field(
 def fits(value: Any, schema: dict[str, Any]) -> bool:
     """Whether ``value`` (from JSON) fits ``schema``, for the keywords of KEYWORDS."""
     kind = schema.get("type")
-    if kind is not None and not any(_is(value, k) for k in _listed(kind)):
+    if kind is not None and not (
+        _is(value, kind) if isinstance(kind, str) else any(_is(value, k) for k in kind)
+    ):
         return False
     if "enum" in schema and not any(_same(value, e) for e in schema["enum"]):
         return False
     if "oneOf" in schema and sum(fits(value, s) for s in schema["oneOf"]) != 1:
         return False
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and not schema.get("minimum", value) <= value <= schema.get("maximum", value):
-        return False
     if isinstance(value, str):
         if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
             return False
-        if "pattern" in schema and _pattern(schema["pattern"]).search(value) is None:
-            return False
+        return "pattern" not in schema or _pattern(schema["pattern"]).search(value) is not None
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int | float):
+        return schema.get("minimum", value) <= value <= schema.get("maximum", value)
     if isinstance(value, list):
         if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
             return False
         items = schema.get("items")
-        if items is not None and not all(fits(v, items) for v in value):
-            return False
-    if isinstance(value, dict):
-        return _fits_object(value, schema)
-    return True
+        return items is None or all(fits(v, items) for v in value)
+    return _fits_object(value, schema)
 
 
 def _fits_object(value: dict[str, Any], schema: dict[str, Any]) -> bool:
@@ -247,10 +269,6 @@ def _pattern(pattern: str) -> re.Pattern[str]:
     if pattern.endswith("$") and not pattern.endswith("\\$"):
         pattern = pattern[:-1] + r"\Z"
     return re.compile(pattern)
-
-
-def _listed(kind: str | list[str]) -> list[str]:
-    return [kind] if isinstance(kind, str) else kind
 
 
 def _is(value: Any, kind: str) -> bool:
@@ -294,12 +312,10 @@ def _why(value: Any, f: Field, schema: dict[str, Any]) -> str:
         if len(value) < schema.get("minLength", 0):
             return "must not be empty"
         return f"must match {schema['pattern']}"
-    return "must be " + _NOUNS.get(kind, "as /openapi.json describes it")
+    return "must be " + _NOUNS.get(str(kind), "as /openapi.json describes it")
 
 
-def _field_values(
-    given: Mapping[str, Any], fields: Mapping[str, Field], limits: Mapping[str, Any]
-) -> Values:
+def _field_values(given: Mapping[str, Any], fields: Mapping[str, Field], limits: Limits) -> Values:
     out: Values = {}
     for name, f in fields.items():
         value = given.get(name)
@@ -309,9 +325,11 @@ def _field_values(
         if value is None:
             if f.required:
                 raise bad_request("invalid_request", f"{name!r} is required")
-            out[name] = resolve(f.default, limits)
+            default = f.resolved(limits)[1]
+            # a fresh copy: a handler may change what it is given
+            out[name] = list(default) if isinstance(default, list) else default
             continue
-        schema = resolve(f.schema, limits)
+        schema = f.resolved(limits)[0]
         if not fits(value, schema):
             raise bad_request(f.code, f"{name!r} {_why(value, f, schema)}")
         out[name] = value
@@ -341,7 +359,7 @@ class Body:
     optional: bool = False
     open: bool = False
 
-    def schema(self, limits: Mapping[str, Any]) -> dict[str, Any]:
+    def schema(self, limits: Limits) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "object"}
         if self.description:
             out["description"] = self.description
@@ -353,13 +371,13 @@ class Body:
             out["properties"] = {n: f.published(limits) for n, f in self.fields.items()}
         return out
 
-    def check(self, obj: dict[str, Any], limits: Mapping[str, Any]) -> Values:
+    def check(self, obj: dict[str, Any], limits: Limits) -> Values:
         if self.open:
             return obj
         _unknown(obj, self.fields, "field", " in the body")
         return _field_values(obj, self.fields, limits)
 
-    def read(self, limits: Mapping[str, Any]) -> Values:
+    def read(self, limits: Limits) -> Values:
         """The request's body, checked."""
         if self.optional and not request.get_data(cache=True).strip():
             return self.check({}, limits)
@@ -381,7 +399,7 @@ class Query:
 
     fields: Mapping[str, Field]
 
-    def parameters(self, limits: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def parameters(self, limits: Limits) -> list[dict[str, Any]]:
         out = []
         for name, f in self.fields.items():
             schema = resolve(f.schema, limits)
@@ -397,7 +415,7 @@ class Query:
             out.append(param)
         return out
 
-    def check(self, args: Any, limits: Mapping[str, Any]) -> Values:
+    def check(self, args: Any, limits: Limits) -> Values:
         _unknown(args, self.fields, "query parameter")
         given = {}
         for name, f in self.fields.items():
@@ -432,12 +450,11 @@ class Contract:
     query: Query | None = None
 
 
-def limits_of(config: ServerConfig | None) -> dict[str, Any]:
-    """The configuration's values a ``Setting`` may name (None: the defaults)."""
-    return {
-        "max_limit": ServerConfig.max_limit if config is None else config.max_limit,
-        "default_limit": ServerConfig.default_limit if config is None else config.default_limit,
-    }
+def limits_of(config: ServerConfig | None) -> Limits:
+    """The bounds of ``config`` (None: the defaults)."""
+    if config is None:
+        return Limits(ServerConfig.max_limit, ServerConfig.default_limit)
+    return Limits(config.max_limit, config.default_limit)
 
 
 def accepts(body: Body | Raw | None = None, query: Query | None = None) -> Callable[[F], F]:

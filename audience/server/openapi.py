@@ -11,7 +11,6 @@ the live server with it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify
@@ -28,7 +27,7 @@ from audience.server import (
 )
 from audience.server import openapi_parts as oa
 from audience.server.context import ServerConfig, state
-from audience.server.contract import Body, Contract, contract_of, limits_of
+from audience.server.contract import Body, Contract, Limits, contract_of, limits_of
 
 bp = Blueprint("openapi", __name__)
 
@@ -90,7 +89,7 @@ def document(config: ServerConfig | None = None) -> dict[str, Any]:
     }
 
 
-def _declared(paths: dict[str, Any], schemas: dict[str, Any], limits: Mapping[str, Any]) -> None:
+def _declared(paths: dict[str, Any], schemas: dict[str, Any], limits: Limits) -> None:
     """Each operation's request body and query parameters, from its route."""
     for (path, method), contract in contracts().items():
         op = paths.get(path, {}).get(method)

@@ -1,7 +1,7 @@
 """``GET /openapi.json``: the OpenAPI 3.1 document of this server.
 
 Each part of the API documents its operations and answers in its own module
-(``PARTS``: ``SCHEMAS`` and ``paths()``); what a route takes, its request body
+(``SECTIONS``: ``SCHEMAS`` and ``paths()``); what a route takes, its request body
 and query parameters, is not written there but read from the route's own
 declaration (``@accepts``, server/contract.py), the one its handler checks
 requests with.  Tests check the document against the app's routes and fuzz
@@ -31,7 +31,7 @@ from audience.server.contract import Body, Contract, Limits, contract_of, limits
 
 bp = Blueprint("openapi", __name__)
 
-PARTS = (
+SECTIONS = (
     openapi_core,
     openapi_plans,
     openapi_journeys,
@@ -66,9 +66,9 @@ def document(config: ServerConfig | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document (bounds from ``config``, else the defaults)."""
     schemas: dict[str, Any] = {}
     paths: dict[str, Any] = {}
-    for part in PARTS:
-        schemas |= part.SCHEMAS
-        paths |= part.paths()
+    for section in SECTIONS:
+        schemas |= section.SCHEMAS
+        paths |= section.paths()
     _declared(paths, schemas, limits_of(config))
     return {
         "openapi": "3.1.0",

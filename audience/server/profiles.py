@@ -54,11 +54,10 @@ def get_profile(contact_id: str) -> Response:
 def patch_profile(contact_id: str, body: Values) -> Response:
     if len(contact_id) > MAX_ID:
         raise bad_request("invalid_request", f"a contact id is at most {MAX_ID} characters")
-    fields = body
-    given = fields.get("contact_id", contact_id)
+    given = body.get("contact_id", contact_id)
     if str(given) != contact_id:
         raise bad_request("invalid_request", "'contact_id' in the body differs from the URL")
-    record = {**fields, "contact_id": contact_id}
+    record = {**body, "contact_id": contact_id}
     _check(current_node(), record)
     ingest("profiles", Records([record], [0]))
     return jsonify(_profile(current_node(), contact_id))

@@ -106,6 +106,11 @@ def changed(case: dict[str, Any], base: dict[str, Any]) -> set[str]:
     return differs | (case.keys() ^ base.keys())
 
 
+def codes(body: Body) -> set[str]:
+    """The codes a refusal of ``body`` may carry (a field may keep its own)."""
+    return {"invalid_request"} | {f.code for f in body.fields.values()}
+
+
 def refusal(body: Body, value: dict[str, Any]) -> ApiError | None:
     try:
         body.check(value, LIMITS)
@@ -123,7 +128,7 @@ def test_the_checker_refuses_what_the_schema_refuses_and_nothing_else(
     base = minimal(body)
     assert validator.is_valid(base) and refusal(body, base) is None
     cases = [{**base, "zz_unknown": 1}] + [
-        {**{k: v for k, v in base.items() if k != name}} for name in base
+        {k: v for k, v in base.items() if k != name} for name in base
     ]
     for name, f in body.fields.items():
         cases += [{**base, name: v} for v in samples(f.published(LIMITS))]
@@ -131,7 +136,7 @@ def test_the_checker_refuses_what_the_schema_refuses_and_nothing_else(
         err = refusal(body, case)
         assert validator.is_valid(case) == (err is None), (path, method, case, err)
         if err is not None:
-            assert err.status == 400 and err.code in ("invalid_request", "bad_days")
+            assert err.status == 400 and err.code in codes(body)
             assert any(repr(k) in err.message for k in changed(case, base)), err.message
 
 
@@ -150,6 +155,7 @@ def test_query_parameters_are_refused_as_their_schema_refuses(
         schema = params[name]["schema"]
         item = schema.get("items", schema)
         for raw in ("x", "-1", "99999999999", "1.5", "true", "a" * 300):
+            # the value OpenAPI reads ``raw`` as, for a parameter of this schema
             value: Any = raw
             if item.get("type") == "integer" or all(
                 isinstance(e, int) for e in item.get("enum", ["x"])
@@ -222,7 +228,7 @@ def test_each_route_refuses_a_body_its_schema_refuses(
         r = c.request(method.upper(), url(path), value)
         assert r.status == 400, (path, value, r)
         err = r.json()["error"]
-        assert err["code"] in ("invalid_request", "bad_days") and says in err["message"], err
+        assert err["code"] in codes(body) and says in err["message"], err
     if body.open:
         r = c.request(method.upper(), url(path), ["not an object"])
         assert r.status == 400 and r.json()["error"]["code"] == "bad_json"

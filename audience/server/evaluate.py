@@ -24,8 +24,19 @@ from audience.runtime.shards.program import ShardProgram
 from audience.runtime.shards.segment import ShardedSegment
 from audience.runtime.shards.store import ShardedStore
 from audience.runtime.store import Store
-from audience.server.bodies import ARROW_STREAM, Fields, json_object
-from audience.server.context import current_node, requires, state
+from audience.server.bodies import ARROW_STREAM
+from audience.server.context import current_node, requires
+from audience.server.contract import (
+    Body,
+    Setting,
+    Values,
+    accepts,
+    choice,
+    flag,
+    integer,
+    text,
+    time,
+)
 from audience.server.errors import ApiError, bad_request
 from audience.server.nodes import NodeRuntime
 from audience.server.paging import Cursor, text_digest
@@ -40,8 +51,24 @@ MAX_TEXT = 100_000
 MIN_AS_OF_MS = -2_208_988_800_000
 MAX_AS_OF_MS = 253_402_300_799_999
 ARROW_BATCH = 65_536
-FORMATS = ("json", "arrow")
-FIELDS = {"segment", "as_of", "limit", "cursor", "explain", "format"}
+CURSOR = text(
+    1000,
+    description="the 'next' of a previous page: the same store version and time (as_of is "
+    "then ignored); 410 once that version is no longer kept",
+)
+LIMIT = integer(0, Setting("max_limit"), Setting("default_limit"), description="ids per page")
+EXPLAIN = flag(description="with a report of how each part of the segment was evaluated")
+EVALUATE = Body(
+    "EvaluateRequest",
+    {
+        "segment": text(MAX_TEXT, required=True, description="DSL text: a condition or a segment"),
+        "as_of": time(),
+        "limit": LIMIT,
+        "cursor": CURSOR,
+        "explain": EXPLAIN,
+        "format": choice("json", "arrow", description="arrow: every id as an Arrow IPC stream"),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -58,17 +85,16 @@ class Query:
 
 @bp.post("/v1/evaluate")
 @requires("read")
-def evaluate() -> Response:
-    f = Fields(json_object(), FIELDS)
-    limit_max = state().config.max_limit
+@accepts(EVALUATE)
+def evaluate(body: Values) -> Response:
     query = Query(
-        text=f.text("segment", required=True, max_len=MAX_TEXT) or "",
+        text=body["segment"],
         filename="<segment>",
-        as_of=f.as_of(),
-        limit=f.integer("limit", state().config.default_limit, 0, limit_max),
-        cursor=f.text("cursor", max_len=1000),
-        explain=f.flag("explain"),
-        fmt=f.choice("format", FORMATS),
+        as_of=body["as_of"],
+        limit=body["limit"],
+        cursor=body["cursor"],
+        explain=body["explain"],
+        fmt=body["format"],
     )
     return run_query(current_node(), query)
 

@@ -148,12 +148,12 @@ def run_query(node: NodeRuntime, q: Query) -> Response:
                 raise _expired(version)
             aud = _run(seg, snap, now_ms, q.explain)
             cache.keep(version, now_ms, digest, aud)
-    elif node.cluster is not None and not q.explain:
+    elif node.cluster is not None:
         # the shards' workers answer from each shard's newest version: the
         # cursor's version is theirs (a cursor whose audience left the cache
         # is answered again here, in process, from those same versions)
         now_ms, offset = _now_ms(q.as_of, seg), 0
-        aud, version = _on_cluster(node.cluster, _on_shards(seg).program, now_ms)
+        aud, version = _on_cluster(node.cluster, _on_shards(seg).program, now_ms, q.explain)
         cache.keep(version, now_ms, digest, aud)
     elif sharded(node.store):
         snaps = node.store.snapshots()  # the shards' newest versions, one each
@@ -197,12 +197,18 @@ def _guarded(run: Callable[[], Audience]) -> Audience:
         raise out_of_range(exc) from None
 
 
-def _on_cluster(cluster: Any, program: ShardProgram, now_ms: int) -> tuple[Audience, int]:
-    """The audience from the shards' workers, and the node's version it was
-    read from (the shards' versions summed, as ``ShardedStore.version_of``)."""
+def _on_cluster(
+    cluster: Any, program: ShardProgram, now_ms: int, explain: bool
+) -> tuple[Audience, int]:
+    """The audience from the shards' workers (with ``explain``: their reports
+    summed), and the node's version it was read from (the shards' versions
+    summed, as ``ShardedStore.version_of``)."""
     from audience.dist import ClusterError
+    from audience.dist.details import explained
 
     try:
+        if explain:
+            return explained(cluster, program, now_ms)
         aud, times = cluster.run(program, now_ms)
     except (OverflowError, ValueError) as exc:
         raise out_of_range(exc) from None

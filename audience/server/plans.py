@@ -130,7 +130,16 @@ def preview_plan(name: str, query: Values) -> Response:
 
     svc = _service()
     at = parse_time(query["at"], "at")
-    return jsonify(_refused(preview, svc.store, name, at, defs=svc.defs))
+    # a sharded node's audience decided by the server's cluster, as its runs' are
+    cluster = current_node().cluster
+    if cluster is None:
+        return jsonify(_refused(preview, svc.store, name, at, defs=svc.defs))
+    from audience.dist import ClusterError
+
+    try:
+        return jsonify(_refused(preview, svc.store, name, at, defs=svc.defs, cluster=cluster))
+    except ClusterError as exc:
+        raise ApiError(503, "cluster_unavailable", str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- deliveries

@@ -17,7 +17,7 @@ from audience.integrations.meta.leads.forms import LeadForm, LeadForms
 from audience.integrations.meta.leads.mapping import FieldMap
 from audience.integrations.meta.leads.worker import LeadWorker
 from audience.integrations.meta.tokens import Integrations
-from audience.runtime.node import Node
+from audience.runtime.node import Node, open_node
 from audience.runtime.plans.clock import ManualClock
 from audience.server.nodes import NodeRuntime
 from audience.server.profiles import _profile
@@ -72,7 +72,7 @@ class World:
         }
 
     def store(self) -> Node:
-        return Node.open(self.root)
+        return open_node(self.root)  # a sharded node opens as a ShardedNode
 
     def connect(self, name: str = "spring", **kw: Any) -> LeadForm:
         w = self.worker()
@@ -92,9 +92,15 @@ class World:
 
 
 @contextlib.contextmanager
-def world(tmp_path: Path, connect: bool = True) -> Iterator[World]:
+def world(tmp_path: Path, connect: bool = True, shards: int | None = None) -> Iterator[World]:
+    """``shards``: the node a sharded node of that many shards."""
     root = tmp_path / "shop"
-    store = Node.init(root, EXAMPLES / "maison.toml")
+    if shards is None:
+        store = Node.init(root, EXAMPLES / "maison.toml")
+    else:
+        from audience.runtime.node import ShardedNode
+
+        store = ShardedNode.init(root, EXAMPLES / "maison.toml", shards=shards)  # type: ignore[assignment]
     store.ingest_profiles(
         [{"contact_id": ANGELA, "email": "Angela@Example.com", "first_name": "Angela"}]
     )

@@ -117,6 +117,10 @@ class Node(_Storage[Store]):
     def home(self) -> Path | None:
         return self.store.home
 
+    def snapshots(self) -> list[Snapshot]:
+        """Its snapshot, alone: what a sharded node's ``snapshots`` gives per shard."""
+        return [self.snapshot()]
+
     def open_input(self, source: Any, kind: str) -> Source:
         return self.store.open_input(source, kind)
 

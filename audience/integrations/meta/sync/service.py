@@ -186,13 +186,7 @@ class SyncService:
 
     def _check_store(self, spec: SyncSpec) -> None:
         from audience.runtime.node import open_node
-        from audience.runtime.shards.layout import is_sharded
 
-        if is_sharded(self.root, spec.node):
-            raise SyncError(
-                "sharded_node",
-                f"node {spec.node!r} is sharded: syncs do not read sharded nodes yet",
-            )
         if spec.node not in list_nodes(self.root):
             raise SyncError("no_node", f"no node named {spec.node!r} in this store")
         store = open_node(self.root, spec.node)

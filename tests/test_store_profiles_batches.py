@@ -152,7 +152,14 @@ def test_distinct_values_of_a_big_column_are_arrows_even_when_hashes_collide(
     got, inverse = dictionaries.distinct_values(values)
     assert got.to_pylist() == want.dictionary.to_pylist()
     assert inverse.tolist() == want.indices.to_pylist()
+    # every value once (a column of emails or ids): the values are the dictionary
+    distinct = pa.array([f"u{(i * 7919) % 12_011}@x.org" for i in range(12_000)])
+    got, inverse = dictionaries.distinct_values(distinct)
+    assert got.to_pylist() == distinct.to_pylist()
+    assert inverse.tolist() == list(range(12_000))
     monkeypatch.setattr(dictionaries, "hash_ids", lambda v: np.zeros(len(v), dtype=np.uint64))
-    got, inverse = dictionaries.distinct_values(values)
-    assert got.to_pylist() == want.dictionary.to_pylist()
-    assert inverse.tolist() == want.indices.to_pylist()
+    for column in (values, distinct):
+        want = pc.dictionary_encode(column)
+        got, inverse = dictionaries.distinct_values(column)
+        assert got.to_pylist() == want.dictionary.to_pylist()
+        assert inverse.tolist() == want.indices.to_pylist()

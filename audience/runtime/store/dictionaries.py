@@ -143,7 +143,8 @@ class DictState:
     def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
         if not pa.types.is_string(values.type):
             values = pc.cast(values, pa.string())
-        found = self._table(key, base).find(hash_ids(values))
+        h = hash_ids(values)
+        found = self._table(key, base).find(h)
         codes = found.astype(np.int64)
         if len(found):
             # every match confirmed on the bytes, in place (no copy of either side)
@@ -157,8 +158,9 @@ class DictState:
                 codes[wrong] = pc.fill_null(exact, -1).to_numpy(zero_copy_only=False)
         missing = np.flatnonzero(codes < 0)
         if len(missing):
-            absent = values.take(pa.array(missing)) if len(missing) < len(values) else values
-            new, inverse = distinct_values(absent)
+            every = len(missing) == len(values)
+            absent = values if every else values.take(pa.array(missing))
+            new, inverse = distinct_values(absent, h if every else h[missing])
             self.arrays[key] = pa.concat_arrays([base, new])
             self.base_len.setdefault(key, 0)
             codes[missing] = inverse + len(base)
@@ -166,9 +168,9 @@ class DictState:
             # covers exactly the stored dictionary (what the log copies).
             covered, table = self._tables[key]
             if covered == len(base):
-                table.insert(
-                    hash_ids(new), np.arange(len(base), len(base) + len(new), dtype=np.int32)
-                )
+                # (the absent rows' hashes when each is new once)
+                new_h = (h if every else h[missing]) if len(new) == len(absent) else hash_ids(new)
+                table.insert(new_h, np.arange(len(base), len(base) + len(new), dtype=np.int32))
                 self._tables[key] = (len(base) + len(new), table)
         return codes.astype(np.int32)
 
@@ -228,23 +230,30 @@ def _map_codes(
         out[i] = lut[idx[i]] if all_valid or valid[i] else 0
 
 
-def distinct_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+def distinct_values(
+    values: pa.Array, hashes: np.ndarray | None = None
+) -> tuple[pa.Array, np.ndarray]:
     """(the distinct values in order of first appearance, each row's int32
     index into them), for an array without nulls.  A big string array is
     deduplicated by its 64-bit hashes in a table of our own (Arrow's
     ``dictionary_encode`` costs several times as much on a column of mostly
     distinct strings: emails, order ids); each row is confirmed equal to the
-    first row of its hash, and a shared hash (two strings) falls back to Arrow."""
+    first row of its hash, and a shared hash (two strings) falls back to Arrow.
+    ``hashes``: the values' ``hash_ids``, when the caller has them."""
     n = len(values)
     if n >= HASHED_MIN and pa.types.is_string(values.type) and _mostly_distinct(values):
-        h = hash_ids(values)
-        table = HashTable()
         rows = np.arange(n, dtype=np.int32)
-        table.insert(h, rows)
-        first = table.find(h)  # the first row of each row's hash
+        h = hash_ids(values) if hashes is None else hashes
+        first = HashTable().insert_first(h, rows)  # the first row of each row's hash
+        is_first = first == rows
+        if is_first.all():
+            # No hash twice, so no value twice (the usual emails, ids): the
+            # values are their own dictionary, with nothing to compare or copy.
+            return values, rows
+        # The rows whose hash an earlier row had are compared with that row.
+        later = np.where(is_first, -1, first)
         offsets, data = string_parts(values)
-        if not _differ(first, offsets, data, offsets, data).any():
-            is_first = first == rows
+        if not _differ(later, offsets, data, offsets, data).any():
             rank = np.cumsum(is_first, dtype=np.int32) - 1
             inverse: np.ndarray = rank[first]
             return values.take(pa.array(np.flatnonzero(is_first))), inverse

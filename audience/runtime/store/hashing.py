@@ -126,6 +126,23 @@ def _table_insert(
 
 
 @njit(**NJIT)
+def _table_insert_first(
+    keys: np.ndarray, vals: np.ndarray, h: np.ndarray, codes: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover
+    # ``_table_insert``, also giving each row the code its hash holds after it
+    # (its own when it was new): one probe per row where insert + find make two.
+    mask = np.uint64(len(keys) - 1)
+    for i in range(h.shape[0]):
+        j = h[i] & mask
+        while vals[j] != -1 and keys[j] != h[i]:
+            j = (j + np.uint64(1)) & mask
+        if vals[j] == -1:
+            keys[j] = h[i]
+            vals[j] = codes[i]
+        out[i] = vals[j]
+
+
+@njit(**NJIT)
 def _table_find(
     keys: np.ndarray, vals: np.ndarray, h: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover
@@ -151,17 +168,31 @@ class HashTable:
         self.count = 0
 
     def insert(self, h: np.ndarray, codes: np.ndarray) -> None:
-        if (self.count + len(h)) * 2 > len(self.keys):
-            size = len(self.keys)
-            while (self.count + len(h)) * 2 > size:
-                size *= 2
-            used = self.vals != -1
-            old_keys, old_vals = self.keys[used], self.vals[used]
-            self.keys = np.zeros(size, dtype=np.uint64)
-            self.vals = np.full(size, -1, dtype=np.int32)
-            _table_insert(self.keys, self.vals, old_keys, old_vals)
+        self._grow(len(h))
         _table_insert(self.keys, self.vals, h, codes.astype(np.int32, copy=False))
         self.count += len(h)
+
+    def insert_first(self, h: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """``insert``, returning the code each hash holds afterwards: the
+        row's own where its hash was new, else the first code given for it."""
+        self._grow(len(h))
+        out = np.empty(len(h), dtype=np.int32)
+        _table_insert_first(self.keys, self.vals, h, codes.astype(np.int32, copy=False), out)
+        self.count += len(h)
+        return out
+
+    def _grow(self, more: int) -> None:
+        """Room for ``more`` hashes with the table at most half full."""
+        if (self.count + more) * 2 <= len(self.keys):
+            return
+        size = len(self.keys)
+        while (self.count + more) * 2 > size:
+            size *= 2
+        used = self.vals != -1
+        old_keys, old_vals = self.keys[used], self.vals[used]
+        self.keys = np.zeros(size, dtype=np.uint64)
+        self.vals = np.full(size, -1, dtype=np.int32)
+        _table_insert(self.keys, self.vals, old_keys, old_vals)
 
     def find(self, h: np.ndarray) -> np.ndarray:
         out = np.empty(len(h), dtype=np.int32)

@@ -74,6 +74,9 @@ class DictState:
         base = self.get(key)
         if len(base) >= HASHED_MIN:
             return self._encode_hashed(key, base, values)
+        return self._encode_exact(key, base, values)
+
+    def _encode_exact(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
         # One hash pass over the batch (its distinct values, in order of first
         # appearance, and each row's index into them); then only the distinct
         # values are looked up in the dictionary, and the unseen ones appended
@@ -143,36 +146,35 @@ class DictState:
     def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
         if not pa.types.is_string(values.type):
             values = pc.cast(values, pa.string())
-        h = hash_ids(values)
-        found = self._table(key, base).find(h)
-        codes = found.astype(np.int64)
-        if len(found):
-            # every match confirmed on the bytes, in place (no copy of either side)
-            b_off, b_data = string_parts(base)
-            v_off, v_data = string_parts(values)
-            wrong = np.flatnonzero(_differ(found, b_off, b_data, v_off, v_data))
-            if len(wrong):
-                # A hash shared by two strings: settle those rows with an
-                # exact hash join.
-                exact = pc.index_in(values.take(pa.array(wrong)), value_set=base)
-                codes[wrong] = pc.fill_null(exact, -1).to_numpy(zero_copy_only=False)
-        missing = np.flatnonzero(codes < 0)
-        if len(missing):
-            every = len(missing) == len(values)
-            absent = values if every else values.take(pa.array(missing))
-            new, inverse = distinct_values(absent, h if every else h[missing])
+        table, n_base = self._table(key, base), len(base)
+        # One probe per row: a known hash gives its code, an unseen one the
+        # next new code (the order of first appearance), added to the table.
+        codes, intro = table.encode(hash_ids(values), n_base)
+        # Every code confirmed on the bytes, in place (no copy of either
+        # side): a stored one against the dictionary, a new one against the
+        # row that brought it.
+        b_off, b_data = string_parts(base)
+        v_off, v_data = string_parts(values)
+        stored = codes < n_base
+        wrong = _differ(np.where(stored, codes, -1), b_off, b_data, v_off, v_data)
+        if 0 < len(intro) < len(values):
+            by = np.where(stored, -1, intro[np.maximum(codes - n_base, 0)])
+            by[intro] = -1
+            wrong |= _differ(by, v_off, v_data, v_off, v_data)
+        if wrong.any():
+            # A hash shared by two strings: the table may hold a new value
+            # under another's hash; dropped (the next lookup rebuilds it),
+            # and this batch encoded by exact hash joins.
+            self._tables.pop(key, None)
+            return self._encode_exact(key, base, values)
+        if len(intro):
+            new = values if len(intro) == len(values) else values.take(pa.array(intro))
             self.arrays[key] = pa.concat_arrays([base, new])
             self.base_len.setdefault(key, 0)
-            codes[missing] = inverse + len(base)
-            # The table covers the new values at once: after the commit it
-            # covers exactly the stored dictionary (what the log copies).
-            covered, table = self._tables[key]
-            if covered == len(base):
-                # (the absent rows' hashes when each is new once)
-                new_h = (h if every else h[missing]) if len(new) == len(absent) else hash_ids(new)
-                table.insert(new_h, np.arange(len(base), len(base) + len(new), dtype=np.int32))
-                self._tables[key] = (len(base) + len(new), table)
-        return codes.astype(np.int32)
+            # it covers the new values at once: after the commit exactly the
+            # stored dictionary (what the log copies)
+            self._tables[key] = (n_base + len(intro), table)
+        return codes
 
     def contains(self, key: str, values: pa.Array) -> np.ndarray:
         base = self.get(key)

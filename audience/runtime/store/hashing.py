@@ -143,6 +143,33 @@ def _table_insert_first(
 
 
 @njit(**NJIT)
+def _table_encode(
+    keys: np.ndarray,
+    vals: np.ndarray,
+    h: np.ndarray,
+    start: int,
+    out: np.ndarray,
+    intro: np.ndarray,
+) -> int:  # pragma: no cover
+    # Each row's code: the one its hash holds, or for a hash not in the table
+    # the next code from ``start``, inserted; intro[k]: the row that brought
+    # code start + k.  The number of new codes.
+    mask = np.uint64(len(keys) - 1)
+    code = start
+    for i in range(h.shape[0]):
+        j = h[i] & mask
+        while vals[j] != -1 and keys[j] != h[i]:
+            j = (j + np.uint64(1)) & mask
+        if vals[j] == -1:
+            keys[j] = h[i]
+            vals[j] = code
+            intro[code - start] = i
+            code += 1
+        out[i] = vals[j]
+    return code - start
+
+
+@njit(**NJIT)
 def _table_find(
     keys: np.ndarray, vals: np.ndarray, h: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover
@@ -180,6 +207,17 @@ class HashTable:
         _table_insert_first(self.keys, self.vals, h, codes.astype(np.int32, copy=False), out)
         self.count += len(h)
         return out
+
+    def encode(self, h: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's code, the rows that brought new codes): a hash in the
+        table gives its code, a new one the next code from ``start`` (in
+        order of first appearance), inserted.  One probe per row."""
+        self._grow(len(h))
+        out = np.empty(len(h), dtype=np.int32)
+        intro = np.empty(len(h), dtype=np.int32)
+        added = int(_table_encode(self.keys, self.vals, h, start, out, intro))
+        self.count += added
+        return out, intro[:added]
 
     def _grow(self, more: int) -> None:
         """Room for ``more`` hashes with the table at most half full."""

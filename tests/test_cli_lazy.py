@@ -106,3 +106,16 @@ def test_a_command_the_scan_cannot_read_is_still_found() -> None:
     assert module in sys.modules
     assert lazy.list_commands(click.Context(lazy)) == ["computed", "demo"]
     assert lazy.get_command(click.Context(lazy), "computed") is not None
+
+
+def test_a_command_is_found_by_its_source_without_reading_every_module() -> None:
+    """Running a command imports the module whose source declares it; the
+    listing (every module's source parsed) is left for --help."""
+    modules = [f"audience.cli.{m}" for m in COMMAND_MODULES]
+    lazy = LazyGroup("audience", modules=modules)
+    cmd = lazy.get_command(click.Context(lazy), "eval")
+    assert cmd is not None and cmd.name == "eval" and cmd.params  # the real command
+    assert lazy._stubs is None and lazy._loaded == {"audience.cli.eval_cmd"}
+    # a name no source declares: the listing decides (no such command)
+    assert lazy.get_command(click.Context(lazy), "no-such-command") is None
+    assert lazy._stubs is not None

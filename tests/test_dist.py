@@ -9,7 +9,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram
 from audience.runtime.store import Store
 from tests.helpers.cli import run
-from tests.helpers.dist import local_cluster
+from tests.helpers.dist import block, deadline_wait, local_cluster
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -44,15 +44,6 @@ KINDS = (
     "count_distinct(category) of viewed_product >= 2",
     'city = "Rome" or email ends with "example.com"',
 )
-
-
-def _deadline_wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Wait until ``cond()`` holds: a condition polled, never a guessed sleep."""
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _one_store(data: StoreData) -> tuple[Store, pa.Table, pa.Table]:
@@ -159,12 +150,6 @@ def test_no_compilation_after_warm_up(shop: Any) -> None:
     assert after == before
 
 
-def _block(event_name: str) -> int:
-    """A test task that holds its worker's only thread until told."""
-    Event(event_name).wait(120)
-    return os.getpid()
-
-
 def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     store, one, data = shop
     text = KINDS[1]
@@ -176,8 +161,8 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     pid = client.run(os.getpid, workers=[victim])[victim]
     # the victim's only thread busy: the query's tasks for its shards wait there
     gate = f"audience-test-gate-{time.monotonic_ns()}"
-    blocker = client.submit(_block, gate, workers=[victim], allow_other_workers=False, pure=False)
-    _deadline_wait(lambda: bool(client.processing(workers=[victim]).get(victim)), "the blocker")
+    blocker = client.submit(block, gate, workers=[victim], allow_other_workers=False, pure=False)
+    deadline_wait(lambda: bool(client.processing(workers=[victim]).get(victim)), "the blocker")
     seg = store.compile(text)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         query = pool.submit(seg.evaluate, data.now)
@@ -186,7 +171,7 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
             keys = client.processing(workers=[victim]).get(victim, ())
             return any(str(k).startswith("audience-shard-") for k in keys)
 
-        _deadline_wait(queued, "the query's tasks on the victim")
+        deadline_wait(queued, "the query's tasks on the victim")
         os.kill(pid, signal.SIGKILL)
         got = query.result(timeout=120)
     blocker.cancel()
@@ -194,7 +179,7 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     assert set(got.ids()) == want
     assert seg.last_times is not None
     assert pid not in seg.last_times.worker_pids
-    _deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
+    deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
 
 
 def test_eval_on_a_scheduler_address(shop: Any) -> None:
@@ -223,8 +208,6 @@ def test_eval_cluster_errors_say_what_is_wrong(shop: Any, tmp_path: Path) -> Non
         "eval", str(tmp_path / "plain"), "-e", "did purchased", "--cluster", "local", ok=False
     )
     assert plain.exit_code == 2 and "is not sharded" in plain.stderr
-    explain = run("eval", path, "-e", "did purchased", "--cluster", "local", "--explain", ok=False)
-    assert explain.exit_code == 2 and "not available with --cluster" in explain.stderr
     workers = run("eval", path, "-e", "did purchased", "--workers", "2", ok=False)
     assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
 

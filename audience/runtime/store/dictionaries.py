@@ -246,7 +246,7 @@ def distinct_values(
     if n >= HASHED_MIN and pa.types.is_string(values.type) and _mostly_distinct(values):
         rows = np.arange(n, dtype=np.int32)
         h = hash_ids(values) if hashes is None else hashes
-        first = HashTable().insert_first(h, rows)  # the first row of each row's hash
+        first = HashTable().insert(h, rows)  # the first row of each row's hash
         is_first = first == rows
         if is_first.all():
             # No hash twice, so no value twice (the usual emails, ids): the

@@ -112,61 +112,35 @@ def merge_runs(a: Run, b: Run) -> Run:
 
 # ------------------------------------------------------------ hash table
 @njit(**NJIT)
-def _table_insert(
-    keys: np.ndarray, vals: np.ndarray, h: np.ndarray, codes: np.ndarray
-) -> None:  # pragma: no cover
-    mask = np.uint64(len(keys) - 1)
-    for i in range(h.shape[0]):
-        j = h[i] & mask
-        while vals[j] != -1 and keys[j] != h[i]:
-            j = (j + np.uint64(1)) & mask
-        if vals[j] == -1:  # a hash already present keeps its first code
-            keys[j] = h[i]
-            vals[j] = codes[i]
-
-
-@njit(**NJIT)
-def _table_insert_first(
-    keys: np.ndarray, vals: np.ndarray, h: np.ndarray, codes: np.ndarray, out: np.ndarray
-) -> None:  # pragma: no cover
-    # ``_table_insert``, also giving each row the code its hash holds after it
-    # (its own when it was new): one probe per row where insert + find make two.
-    mask = np.uint64(len(keys) - 1)
-    for i in range(h.shape[0]):
-        j = h[i] & mask
-        while vals[j] != -1 and keys[j] != h[i]:
-            j = (j + np.uint64(1)) & mask
-        if vals[j] == -1:
-            keys[j] = h[i]
-            vals[j] = codes[i]
-        out[i] = vals[j]
-
-
-@njit(**NJIT)
-def _table_encode(
+def _table_put(
     keys: np.ndarray,
     vals: np.ndarray,
     h: np.ndarray,
+    codes: np.ndarray,
     start: int,
     out: np.ndarray,
     intro: np.ndarray,
 ) -> int:  # pragma: no cover
-    # Each row's code: the one its hash holds, or for a hash not in the table
-    # the next code from ``start``, inserted; intro[k]: the row that brought
-    # code start + k.  The number of new codes.
+    # Each row's code after its insert, so that one probe answers a find too:
+    # a hash already present keeps its first code; a new one gets the row's
+    # code (start < 0) or the next code from ``start``, intro[k] being the
+    # row that brought code start + k.  The number of hashes inserted.
     mask = np.uint64(len(keys) - 1)
-    code = start
+    added = 0
     for i in range(h.shape[0]):
         j = h[i] & mask
         while vals[j] != -1 and keys[j] != h[i]:
             j = (j + np.uint64(1)) & mask
         if vals[j] == -1:
             keys[j] = h[i]
-            vals[j] = code
-            intro[code - start] = i
-            code += 1
+            if start < 0:
+                vals[j] = codes[i]
+            else:
+                vals[j] = start + added
+                intro[added] = i
+            added += 1
         out[i] = vals[j]
-    return code - start
+    return added
 
 
 @njit(**NJIT)
@@ -194,28 +168,23 @@ class HashTable:
         self.vals = np.full(1024, -1, dtype=np.int32)
         self.count = 0
 
-    def insert(self, h: np.ndarray, codes: np.ndarray) -> None:
-        self._grow(len(h))
-        _table_insert(self.keys, self.vals, h, codes.astype(np.int32, copy=False))
-        self.count += len(h)
-
-    def insert_first(self, h: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """``insert``, returning the code each hash holds afterwards: the
-        row's own where its hash was new, else the first code given for it."""
-        self._grow(len(h))
-        out = np.empty(len(h), dtype=np.int32)
-        _table_insert_first(self.keys, self.vals, h, codes.astype(np.int32, copy=False), out)
-        self.count += len(h)
-        return out
+    def insert(self, h: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Each hash not in the table gets its row's code; returns the code
+        each hash holds afterwards: the row's own where its hash was new,
+        else the first code given for it."""
+        return self._put(h, codes.astype(np.int32, copy=False), -1)[0]
 
     def encode(self, h: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
         """(each row's code, the rows that brought new codes): a hash in the
         table gives its code, a new one the next code from ``start`` (in
         order of first appearance), inserted.  One probe per row."""
+        return self._put(h, np.empty(0, dtype=np.int32), start)
+
+    def _put(self, h: np.ndarray, codes: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
         self._grow(len(h))
         out = np.empty(len(h), dtype=np.int32)
-        intro = np.empty(len(h), dtype=np.int32)
-        added = int(_table_encode(self.keys, self.vals, h, start, out, intro))
+        intro = np.empty(len(h) if start >= 0 else 0, dtype=np.int32)
+        added = int(_table_put(self.keys, self.vals, h, codes, start, out, intro))
         self.count += added
         return out, intro[:added]
 
@@ -232,7 +201,8 @@ class HashTable:
         old_keys, old_vals = self.keys[used], self.vals[used]
         self.keys = np.zeros(size, dtype=np.uint64)
         self.vals = np.full(size, -1, dtype=np.int32)
-        _table_insert(self.keys, self.vals, old_keys, old_vals)
+        empty = np.empty(0, dtype=np.int32)
+        _table_put(self.keys, self.vals, old_keys, old_vals, -1, np.empty_like(old_vals), empty)
 
     def find(self, h: np.ndarray) -> np.ndarray:
         out = np.empty(len(h), dtype=np.int32)

@@ -24,6 +24,8 @@ from distributed import Event
 
 import audience
 from audience.dist import ClusterStore
+from audience.dist.direct import ping_all
+from audience.dist.worker import stats
 from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram
 from audience.runtime.store import Store
@@ -148,6 +150,22 @@ def test_shards_stay_open_across_queries(shop: Any) -> None:
     assert seg.last_times is not None and set(seg.last_times.opens_ms) == {0.0}
 
 
+def test_queries_go_straight_to_the_workers(shop: Any) -> None:
+    store, one, data = shop
+    served = {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()}
+    seg = store.compile(KINDS[0])
+    got = seg.evaluate(data.now)
+    assert set(got.ids()) == set(one.compile(KINDS[0]).evaluate(data.now).ids())
+    assert seg.last_times is not None and seg.last_times.failures == ()
+    after = {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()}
+    # one call to each worker that owns shards, no task
+    assert {w: after[w] - served[w] for w in after} == dict.fromkeys(
+        set(store.owners().values()), 1
+    )
+    pids = store.client.run(os.getpid)
+    assert ping_all(store.client, sorted(pids), store.timeouts) == pids
+
+
 def test_no_compilation_after_warm_up(shop: Any) -> None:
     store, _, data = shop
     before = {w: s["kernels"] for w, s in store.worker_stats().items()}
@@ -165,6 +183,12 @@ def _block(event_name: str) -> int:
     return os.getpid()
 
 
+def _waiting_calls(client: Any, worker: str) -> int:
+    """The direct calls ``worker`` has received and not answered yet."""
+    waiting: int = client.run(stats, workers=[worker])[worker]["direct_calls"]["waiting"]
+    return waiting
+
+
 def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     store, one, data = shop
     text = KINDS[1]
@@ -174,26 +198,24 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     owners = store.owners()
     victim = next(iter(owners.values()))
     pid = client.run(os.getpid, workers=[victim])[victim]
-    # the victim's only thread busy: the query's tasks for its shards wait there
+    # the victim's only thread busy: the query's direct call waits there for it
     gate = f"audience-test-gate-{time.monotonic_ns()}"
     blocker = client.submit(_block, gate, workers=[victim], allow_other_workers=False, pure=False)
     _deadline_wait(lambda: bool(client.processing(workers=[victim]).get(victim)), "the blocker")
     seg = store.compile(text)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         query = pool.submit(seg.evaluate, data.now)
-
-        def queued() -> bool:
-            keys = client.processing(workers=[victim]).get(victim, ())
-            return any(str(k).startswith("audience-shard-") for k in keys)
-
-        _deadline_wait(queued, "the query's tasks on the victim")
+        _deadline_wait(lambda: _waiting_calls(client, victim) > 0, "the query's call")
         os.kill(pid, signal.SIGKILL)
         got = query.result(timeout=120)
     blocker.cancel()
     Event(gate, client=client).set()
     assert set(got.ids()) == want
-    assert seg.last_times is not None
-    assert pid not in seg.last_times.worker_pids
+    times = seg.last_times
+    assert times is not None
+    # the victim's call failed and its shards were answered by tasks elsewhere
+    assert [f.split(": ")[0] for f in times.failures] == [victim]
+    assert pid not in times.worker_pids
     _deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
 
 

@@ -6,8 +6,11 @@ costs and what it gains.
   by 2 workers (a shard each); the one-store path (one shard, in this
   process) beside them;
 - the cluster's overhead: a query's time minus its slowest shard inside its
-  worker minus the merge (scheduling, transfer), and the empty-plan round
-  trip (one empty task per worker holding shards);
+  worker minus the merge (the calls, the transfer), on the direct path (the
+  workers called over Dask's comms) and on the task path (a task per worker
+  through the scheduler, the fallback when a call fails); and the empty
+  round trip of each (an empty call, an empty task, per worker holding
+  shards);
 - weak scaling: the same events per shard, 1 to 8 shards: each shard's time
   inside its worker, the merge and the scheduling, and the projected time
   on a cluster of N machines with a shard each (slowest shard + merge +
@@ -29,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +82,8 @@ def _cluster(workers: int, memory: str, kernel_threads: int | None = None) -> It
 
 
 def _queries(store: ClusterStore, at: int, reps: int, refs: Any = None) -> dict[str, Any]:
-    """Per workload: the median total, slowest shard, merge and overhead (ms)."""
+    """Per workload: the median total, slowest shard, merge and overhead (ms),
+    and how many queries had a direct call fail (0 on a healthy cluster)."""
     out: dict[str, Any] = {}
     for w in WORKLOADS:
         program = store.sharded.compile_program(w.dsl)
@@ -92,6 +97,7 @@ def _queries(store: ClusterStore, at: int, reps: int, refs: Any = None) -> dict[
             ],
             "merge_ms": statistics.median(r.merge_ms for r in runs),
             "overhead_ms": statistics.median(r.overhead_ms for r in runs),
+            "fallbacks": sum(1 for r in runs if r.failures),
         }
     return out
 
@@ -104,8 +110,12 @@ def _one_store_ms(one: ShardedStore, at: int, reps: int) -> dict[str, float]:
     for w in WORKLOADS:
         seg = store.compile(w.dsl).compiled
         seg.evaluate(snap, at)
-        out[w.key] = _median_ms(lambda seg=seg: seg.evaluate(snap, at).id_array(), reps)
+        out[w.key] = _median_ms(partial(_ids, seg, snap, at), reps)
     return out
+
+
+def _ids(seg: Any, snap: Any, at: int) -> Any:
+    return seg.evaluate(snap, at).id_array()
 
 
 def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> dict[str, Any]:
@@ -122,8 +132,11 @@ def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -
         with _cluster(workers, args.memory, args.kernel_threads) as client:
             out[f"workers_{workers}"] = _queries(ClusterStore(two, client), at, args.reps)
             if workers == 1:
-                out["one_shard_1_worker"] = _queries(ClusterStore(one, client), at, args.reps)
-                out["round_trip_ms"] = _median_ms(ClusterStore(one, client).round_trip_ms, 20)
+                direct, tasks = ClusterStore(one, client), ClusterStore(one, client, direct=False)
+                out["one_shard_1_worker"] = _queries(direct, at, args.reps)
+                out["one_shard_1_worker_tasks"] = _queries(tasks, at, args.reps)
+                out["round_trip_ms"] = _median_ms(direct.round_trip_ms, 20)
+                out["task_round_trip_ms"] = _median_ms(direct.task_round_trip_ms, 20)
     progress.update(task, advance=1)
     return out
 
@@ -145,9 +158,9 @@ def weak(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> 
             progress.update(task, description=f"weak scaling: {n} shard(s)")
             refs = sharded.refs()[:n]
             out[f"shards_{n}"] = _queries(store, at, args.reps, refs)
-            out[f"shards_{n}"]["round_trip_ms"] = _median_ms(
-                lambda refs=refs: store.round_trip_ms(refs), 20
-            )
+            row = out[f"shards_{n}"]
+            row["round_trip_ms"] = _median_ms(partial(store.round_trip_ms, refs), 20)
+            row["task_round_trip_ms"] = _median_ms(partial(store.task_round_trip_ms, refs), 20)
             progress.update(task, advance=1)
     return out
 
@@ -177,28 +190,40 @@ def markdown(result: dict[str, Any]) -> str:
         f"## Strong scaling: {size_label(s['events'])} events, 2 shards",
         "",
         "| workload | one store, in process | 1 shard, 1 worker | 2 shards, 1 worker "
-        "| 2 shards, 2 workers | speed-up 1 -> 2 workers | overhead (1 shard) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| 2 shards, 2 workers | speed-up 1 -> 2 workers | overhead (1 shard) "
+        "| task path: 1 shard, 1 worker | task path: overhead |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in WORKLOADS:
         one, w1, w2 = s["one_shard_1_worker"][w.key], s["workers_1"][w.key], s["workers_2"][w.key]
+        tasks = s["one_shard_1_worker_tasks"][w.key]
         lines.append(
             f"| {w.key} | {s['one_store'][w.key]:.1f} | {one['total_ms']:.1f} "
             f"| {w1['total_ms']:.1f} | {w2['total_ms']:.1f} "
-            f"| {w1['total_ms'] / w2['total_ms']:.2f}x | {one['overhead_ms']:.1f} |"
+            f"| {w1['total_ms'] / w2['total_ms']:.2f}x | {one['overhead_ms']:.1f} "
+            f"| {tasks['total_ms']:.1f} | {tasks['overhead_ms']:.1f} |"
         )
+    fallbacks = sum(
+        row[w.key]["fallbacks"]
+        for row in (s["one_shard_1_worker"], s["workers_1"], s["workers_2"])
+        for w in WORKLOADS
+    )
     lines += [
         "",
         "ms, the median of the repetitions. Overhead: a query's time on the cluster minus "
-        "its slowest shard inside its worker minus the merge (scheduling and transfer). "
-        f"Empty-plan round trip (one task, one worker): {s['round_trip_ms']:.1f} ms.",
+        "its slowest shard inside its worker minus the merge (the calls and the transfer of "
+        "the members' ids). The queries call the workers directly; the task path (a task "
+        "per worker through the scheduler) is what a query falls back to when a call fails. "
+        f"Empty round trip to one worker: {s['round_trip_ms']:.1f} ms direct, "
+        f"{s['task_round_trip_ms']:.1f} ms by a task. "
+        f"Queries that fell back to the task path: {fallbacks}.",
         "",
         f"## Weak scaling: {size_label(result['weak']['events_per_shard'])} events per shard, "
         "2 workers",
         "",
         "| shards | slowest shard (median over workloads) | merge | overhead "
-        "| empty round trip | total | projected on N machines |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| empty round trip | empty task | total | projected on N machines |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in WEAK_SHARDS:
         row = result["weak"][f"shards_{n}"]
@@ -210,12 +235,12 @@ def markdown(result: dict[str, Any]) -> str:
         projected = slow + merge + row["round_trip_ms"]
         lines.append(
             f"| {n} | {slow:.1f} | {merge:.2f} | {over:.1f} | {row['round_trip_ms']:.1f} "
-            f"| {total:.1f} | {projected:.1f} |"
+            f"| {row['task_round_trip_ms']:.1f} | {total:.1f} | {projected:.1f} |"
         )
     lines += [
         "",
         "Projected: a cluster with a shard per machine answers in the slowest shard's time "
-        "plus the merge plus one empty round trip to that many workers; on this 2-core "
+        "plus the merge plus one empty direct round trip to that many workers; on this 2-core "
         "machine the shards beyond two wait for a core, so the measured total grows "
         "while the projection does not.",
         "",

@@ -83,11 +83,15 @@ class ClusterStore:
         *,
         owned: bool = False,
         timeouts: Timeouts | None = None,
+        direct: bool = True,
     ) -> None:
         self.sharded = sharded
         self.client = client
         self.members = membership(client)
         self.timeouts = timeouts or Timeouts()
+        # False: every query by the task path (a client that cannot reach
+        # the workers, only the scheduler; or to measure the difference)
+        self.direct = direct
         self._local = local  # the local cluster we started, closed with us
         self._owned = owned or local is not None  # the client is ours to close
         self._queries = itertools.count()
@@ -169,6 +173,10 @@ class ClusterStore:
     ) -> tuple[list[ShardResult], tuple[str, ...]]:
         """The shards' results, in shard order, and the direct calls that
         failed (their shards answered by the task path)."""
+        if not self.direct:
+            every = self.refs() if refs is None else refs
+            tasks = self._by_tasks(program, now_ms, every, dense, frozenset())
+            return sorted(tasks, key=lambda r: r.index), ()
         calls = {owner: tuple(mine) for owner, mine in self._by_owner(refs).items()}
         replies = call_all(self.client, calls, program, now_ms, dense, self.timeouts)
         results: list[ShardResult] = []

@@ -78,7 +78,8 @@ def _cluster(workers: int, memory: str, kernel_threads: int | None = None) -> It
         yield client
     finally:
         client.close()
-        local.close()
+        if local is not None:
+            local.close()
 
 
 def _queries(store: ClusterStore, at: int, reps: int, refs: Any = None) -> dict[str, Any]:

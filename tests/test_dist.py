@@ -133,6 +133,16 @@ def test_the_known_segments_agree(shop: Any) -> None:
         assert _answer(store, text, data.now) == want, text
 
 
+def test_the_task_path_agrees(shop: Any) -> None:
+    store, one, data = shop
+    tasks = ClusterStore(store.sharded, store.client, direct=False)
+    served = {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()}
+    for text in KINDS[:4]:
+        want = set(one.compile(text).evaluate(data.now).ids())
+        assert _answer(tasks, text, data.now) == want, text
+    assert {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()} == served
+
+
 def test_shards_stay_open_across_queries(shop: Any) -> None:
     store, _, data = shop
     _answer(store, "did purchased", data.now)  # every shard open somewhere

@@ -43,7 +43,7 @@ from audience.demo.shop import DEFAULT_NOW
 from audience.dist import ClusterStore, LocalOptions, connect
 from audience.runtime.shards import ShardedStore, open_shard
 from audience.schema import Schema
-from benchmarks.peers.data import Dataset, dataset, parse_size, size_label
+from benchmarks.peers.data import dataset, parse_size, size_label
 from benchmarks.peers.ours import SCHEMA_PATH, now_ms
 from benchmarks.peers.workloads import WORKLOADS, Times
 
@@ -60,9 +60,12 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
-def _build(root: Path, shards: int, ds: Dataset) -> ShardedStore:
+def _build(root: Path, shards: int, n_events: int) -> ShardedStore:
+    """The store kept in ``root``, or made there from the dataset (generated
+    only then: a kept store needs no dataset)."""
     if root.is_dir():
         return ShardedStore.open(root)
+    ds = dataset(n_events)
     store = ShardedStore.init(root, Schema.load(SCHEMA_PATH), shards=shards)
     store.ingest_profiles(ds.profiles)
     store.ingest_events(ds.events)  # read from the file in batches
@@ -120,14 +123,14 @@ def _ids(seg: Any, snap: Any, at: int) -> Any:
 
 
 def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> dict[str, Any]:
-    ds = dataset(parse_size(args.events))
-    task = progress.add_task(f"strong scaling, {size_label(ds.n_events)} events: ingest", total=4)
-    one = _build(work / f"one-{ds.n_events}", 1, ds)
-    two = _build(work / f"two-{ds.n_events}", 2, ds)
+    n_events = parse_size(args.events)
+    task = progress.add_task(f"strong scaling, {size_label(n_events)} events: ingest", total=4)
+    one = _build(work / f"one-{n_events}", 1, n_events)
+    two = _build(work / f"two-{n_events}", 2, n_events)
     at = now_ms(t)
     progress.update(task, advance=1, description="strong scaling: the one-store path")
     local = _one_store_ms(one, at, args.reps)
-    out: dict[str, Any] = {"events": ds.n_events, "one_store": local}
+    out: dict[str, Any] = {"events": n_events, "one_store": local}
     for workers in (1, 2):
         progress.update(task, advance=1, description=f"strong scaling: {workers} worker(s)")
         with _cluster(workers, args.memory, args.kernel_threads) as client:
@@ -145,11 +148,10 @@ def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -
 def weak(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> dict[str, Any]:
     per = parse_size(args.per_shard)
     top = max(WEAK_SHARDS)
-    ds = dataset(per * top)
     task = progress.add_task(
         f"weak scaling, {size_label(per)} events per shard: ingest", total=len(WEAK_SHARDS) + 1
     )
-    sharded = _build(work / f"weak-{per}x{top}", top, ds)
+    sharded = _build(work / f"weak-{per}x{top}", top, per * top)
     progress.update(task, advance=1)
     at = now_ms(t)
     out: dict[str, Any] = {"events_per_shard": per}

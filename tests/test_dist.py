@@ -9,7 +9,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram
 from audience.runtime.store import Store
 from tests.helpers.cli import run
-from tests.helpers.dist import local_cluster
+from tests.helpers.dist import local_cluster, wait_until
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -46,15 +46,6 @@ KINDS = (
     "count_distinct(category) of viewed_product >= 2",
     'city = "Rome" or email ends with "example.com"',
 )
-
-
-def _deadline_wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Wait until ``cond()`` holds: a condition polled, never a guessed sleep."""
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _one_store(data: StoreData) -> tuple[Store, pa.Table, pa.Table]:
@@ -211,11 +202,11 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     # the victim's only thread busy: the query's direct call waits there for it
     gate = f"audience-test-gate-{time.monotonic_ns()}"
     blocker = client.submit(_block, gate, workers=[victim], allow_other_workers=False, pure=False)
-    _deadline_wait(lambda: bool(client.processing(workers=[victim]).get(victim)), "the blocker")
+    wait_until(lambda: bool(client.processing(workers=[victim]).get(victim)), "the blocker")
     seg = store.compile(text)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         query = pool.submit(seg.evaluate, data.now)
-        _deadline_wait(lambda: _waiting_calls(client, victim) > 0, "the query's call")
+        wait_until(lambda: _waiting_calls(client, victim) > 0, "the query's call")
         os.kill(pid, signal.SIGKILL)
         got = query.result(timeout=120)
     blocker.cancel()
@@ -226,7 +217,7 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     # the victim's call failed and its shards were answered by tasks elsewhere
     assert [f.split(": ")[0] for f in times.failures] == [victim]
     assert pid not in times.worker_pids
-    _deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
+    wait_until(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
 
 
 def test_eval_on_a_scheduler_address(shop: Any) -> None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,19 +18,11 @@ from audience.dist import ClusterStore
 from audience.dist.direct import Timeouts
 from audience.runtime.shards import ShardedStore
 from audience.runtime.store import Store
-from tests.helpers.dist import local_cluster
+from tests.helpers.dist import local_cluster, wait_until
 from tests.reference.data import random_store
 
 TEXT = 'did viewed_product where category = "shoes" at least 2 times'
 SHARDS = 4
-
-
-def _deadline_wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +46,7 @@ def _store(shop: Any, timeouts: Timeouts | None = None) -> ClusterStore:
 
 def _two_workers(client: Any) -> None:
     """Back to two workers (a nanny restarts a killed one)."""
-    _deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
+    wait_until(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
 
 
 def test_a_worker_that_left_and_one_that_joined(shop: Any) -> None:
@@ -65,19 +56,19 @@ def test_a_worker_that_left_and_one_that_joined(shop: Any) -> None:
     assert set(seg.evaluate(data.now).ids()) == want
     pids = client.run(os.getpid)
     client.cluster.scale(1)  # one worker closes, gracefully
-    _deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 1, "the departure")
+    wait_until(lambda: len(client.scheduler_info()["workers"]) == 1, "the departure")
     (staying,) = client.scheduler_info()["workers"]
     # the store heard of it from the scheduler, or hears from its call to the
     # worker failing: the same answer either way, from the one left
     assert set(seg.evaluate(data.now).ids()) == want
     assert seg.last_times is not None and set(seg.last_times.worker_pids) == {pids[staying]}
-    _deadline_wait(lambda: store.members.workers() == (staying,), "the store to hear of it")
+    wait_until(lambda: store.members.workers() == (staying,), "the store to hear of it")
     assert set(seg.evaluate(data.now).ids()) == want
     assert seg.last_times.failures == ()
     # a worker joining: the scheduler's news refreshes the owners, and the
     # shards are dealt over both workers again, each called directly
     client.cluster.scale(2)
-    _deadline_wait(lambda: len(store.members.workers()) == 2, "the joining worker")
+    wait_until(lambda: len(store.members.workers()) == 2, "the joining worker")
     assert set(seg.evaluate(data.now).ids()) == want
     assert seg.last_times.failures == ()
     assert len(set(seg.last_times.worker_pids)) == 2

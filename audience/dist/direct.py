@@ -123,28 +123,6 @@ async def _call(client: Any, address: str, op: str, timeouts: Timeouts, **msg: A
     return reply
 
 
-async def _evaluate(
-    client: Any,
-    calls: Mapping[str, tuple[ShardRef, ...]],
-    program: ShardProgram,
-    now_ms: int,
-    dense: bool,
-    timeouts: Timeouts,
-) -> dict[str, list[ShardResult] | BaseException]:
-    from distributed.protocol import to_serialize
-
-    async def one(address: str, refs: tuple[ShardRef, ...]) -> list[ShardResult]:
-        args = to_serialize((refs, program, now_ms, dense))
-        reply = await _call(client, address, EVALUATE_OP, timeouts, args=args)
-        results: list[ShardResult] = reply["results"]
-        return results
-
-    replies = await asyncio.gather(
-        *(one(a, refs) for a, refs in calls.items()), return_exceptions=True
-    )
-    return dict(zip(calls, replies, strict=True))
-
-
 def call_all(
     client: Any,
     calls: Mapping[str, tuple[ShardRef, ...]],
@@ -154,9 +132,21 @@ def call_all(
     timeouts: Timeouts,
 ) -> dict[str, list[ShardResult] | BaseException]:
     """Each owner's shards' results, or the error its call ended with."""
-    out: dict[str, list[ShardResult] | BaseException] = client.sync(
-        _evaluate, client, calls, program, now_ms, dense, timeouts
-    )
+    from distributed.protocol import to_serialize
+
+    async def one(address: str, refs: tuple[ShardRef, ...]) -> list[ShardResult]:
+        args = to_serialize((refs, program, now_ms, dense))
+        reply = await _call(client, address, EVALUATE_OP, timeouts, args=args)
+        results: list[ShardResult] = reply["results"]
+        return results
+
+    async def every() -> dict[str, list[ShardResult] | BaseException]:
+        replies = await asyncio.gather(
+            *(one(a, refs) for a, refs in calls.items()), return_exceptions=True
+        )
+        return dict(zip(calls, replies, strict=True))
+
+    out: dict[str, list[ShardResult] | BaseException] = client.sync(every)
     return out
 
 

@@ -3,7 +3,8 @@ thread each, as on 2-core CI (the tests skip without the ``dist`` extra)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,3 +20,12 @@ def local_cluster() -> Iterator[Any]:
     finally:
         client.close()
         local.close()
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait until ``cond()`` holds: a condition polled, never a guessed sleep."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)

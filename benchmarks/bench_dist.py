@@ -3,8 +3,9 @@ costs and what it gains.
 
 - strong scaling: the peer workloads over the same N events held as two
   shards, answered by 1 worker (both shards, the kernels on every core) and
-  by 2 workers (a shard each); the one-store path (one shard, in this
-  process) beside them;
+  by 2 workers (a shard each), both clusters up at once and their queries
+  taking turns; the one-store path (one shard, in this process) beside
+  them;
 - the cluster's overhead: a query's time minus its slowest shard inside its
   worker minus the merge (the calls, the transfer), on the direct path (the
   workers called over Dask's comms) and on the task path (a task per worker
@@ -40,7 +41,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audience.demo.shop import DEFAULT_NOW
-from audience.dist import ClusterStore, LocalOptions, connect
+from audience.dist import ClusterStore, LocalOptions, QueryTimes, connect
 from audience.runtime.shards import ShardedStore, open_shard
 from audience.schema import Schema
 from benchmarks.peers.data import dataset, parse_size, size_label
@@ -85,25 +86,37 @@ def _cluster(workers: int, memory: str, kernel_threads: int | None = None) -> It
             local.close()
 
 
-def _queries(store: ClusterStore, at: int, reps: int, refs: Any = None) -> dict[str, Any]:
-    """Per workload: the median total, slowest shard, merge and overhead (ms),
-    and how many queries had a direct call fail (0 on a healthy cluster)."""
-    out: dict[str, Any] = {}
+def _queries(
+    stores: dict[str, ClusterStore], at: int, reps: int, refs: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Per store and workload: the median total, slowest shard, merge and
+    overhead (ms), and how many queries had a direct call fail (0 on a
+    healthy cluster).  The stores' queries take turns, one of each per
+    repetition, so that a load coming and going on a shared machine weighs
+    on each alike."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in stores}
     for w in WORKLOADS:
-        program = store.sharded.compile_program(w.dsl)
-        store.run(program, at, refs)  # opens the shards, loads the lookup tables
-        runs = [store.run(program, at, refs)[1] for _ in range(reps)]
-        out[w.key] = {
-            "total_ms": statistics.median(r.total_ms for r in runs),
-            "slowest_shard_ms": statistics.median(max(r.shards_ms) for r in runs),
-            "shards_ms": [
-                statistics.median(s) for s in zip(*(r.shards_ms for r in runs), strict=True)
-            ],
-            "merge_ms": statistics.median(r.merge_ms for r in runs),
-            "overhead_ms": statistics.median(r.overhead_ms for r in runs),
-            "fallbacks": sum(1 for r in runs if r.failures),
-        }
+        programs = {name: s.sharded.compile_program(w.dsl) for name, s in stores.items()}
+        for name, store in stores.items():
+            store.run(programs[name], at, refs)  # opens the shards, loads the lookup tables
+        runs: dict[str, list[QueryTimes]] = {name: [] for name in stores}
+        for _ in range(reps):
+            for name, store in stores.items():
+                runs[name].append(store.run(programs[name], at, refs)[1])
+        for name in stores:
+            out[name][w.key] = _summary(runs[name])
     return out
+
+
+def _summary(runs: list[QueryTimes]) -> dict[str, Any]:
+    return {
+        "total_ms": statistics.median(r.total_ms for r in runs),
+        "slowest_shard_ms": statistics.median(max(r.shards_ms) for r in runs),
+        "shards_ms": [statistics.median(s) for s in zip(*(r.shards_ms for r in runs), strict=True)],
+        "merge_ms": statistics.median(r.merge_ms for r in runs),
+        "overhead_ms": statistics.median(r.overhead_ms for r in runs),
+        "fallbacks": sum(1 for r in runs if r.failures),
+    }
 
 
 def _one_store_ms(one: ShardedStore, at: int, reps: int) -> dict[str, float]:
@@ -131,17 +144,25 @@ def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -
     progress.update(task, advance=1, description="strong scaling: the one-store path")
     local = _one_store_ms(one, at, args.reps)
     out: dict[str, Any] = {"events": n_events, "one_store": local}
-    for workers in (1, 2):
-        progress.update(task, advance=1, description=f"strong scaling: {workers} worker(s)")
-        with _cluster(workers, args.memory, args.kernel_threads) as client:
-            out[f"workers_{workers}"] = _queries(ClusterStore(two, client), at, args.reps)
-            if workers == 1:
-                direct, tasks = ClusterStore(one, client), ClusterStore(one, client, direct=False)
-                out["one_shard_1_worker"] = _queries(direct, at, args.reps)
-                out["one_shard_1_worker_tasks"] = _queries(tasks, at, args.reps)
-                out["round_trip_ms"] = _median_ms(direct.round_trip_ms, 20)
-                out["task_round_trip_ms"] = _median_ms(direct.task_round_trip_ms, 20)
-    progress.update(task, advance=1)
+    progress.update(task, advance=1, description="strong scaling: 1 and 2 workers, in turn")
+    # both clusters up at once (the idle one's workers only wait), their
+    # queries taking turns: the ratio of 1 to 2 workers then holds when the
+    # machine's load moves during the run
+    with (
+        _cluster(1, args.memory, args.kernel_threads) as one_worker,
+        _cluster(2, args.memory, args.kernel_threads) as two_workers,
+    ):
+        direct = ClusterStore(one, one_worker)
+        stores = {
+            "workers_1": ClusterStore(two, one_worker),
+            "workers_2": ClusterStore(two, two_workers),
+            "one_shard_1_worker": direct,
+            "one_shard_1_worker_tasks": ClusterStore(one, one_worker, direct=False),
+        }
+        out.update(_queries(stores, at, args.reps))
+        out["round_trip_ms"] = _median_ms(direct.round_trip_ms, 20)
+        out["task_round_trip_ms"] = _median_ms(direct.task_round_trip_ms, 20)
+    progress.update(task, advance=2)
     return out
 
 
@@ -160,7 +181,7 @@ def weak(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> 
         for n in WEAK_SHARDS:
             progress.update(task, description=f"weak scaling: {n} shard(s)")
             refs = sharded.refs()[:n]
-            out[f"shards_{n}"] = _queries(store, at, args.reps, refs)
+            out[f"shards_{n}"] = _queries({"q": store}, at, args.reps, refs)["q"]
             row = out[f"shards_{n}"]
             row["round_trip_ms"] = _median_ms(partial(store.round_trip_ms, refs), 20)
             row["task_round_trip_ms"] = _median_ms(partial(store.task_round_trip_ms, refs), 20)

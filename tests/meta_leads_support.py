@@ -18,7 +18,7 @@ from audience.integrations.meta.leads.mapping import FieldMap
 from audience.integrations.meta.leads.worker import LeadWorker
 from audience.integrations.meta.tokens import Integrations
 from audience.runtime.plans.clock import ManualClock
-from audience.runtime.store import Store
+from audience.runtime.store import Store, open_store
 from audience.server.nodes import NodeRuntime
 from audience.server.profiles import _profile
 from audience.snapshot import dictionary_key
@@ -72,7 +72,7 @@ class World:
         }
 
     def store(self) -> Store:
-        return Store.open(self.root)
+        return open_store(self.root)  # a sharded node opens as a ShardedStore
 
     def connect(self, name: str = "spring", **kw: Any) -> LeadForm:
         w = self.worker()
@@ -92,9 +92,15 @@ class World:
 
 
 @contextlib.contextmanager
-def world(tmp_path: Path, connect: bool = True) -> Iterator[World]:
+def world(tmp_path: Path, connect: bool = True, shards: int | None = None) -> Iterator[World]:
+    """``shards``: the node a sharded node of that many shards."""
     root = tmp_path / "shop"
-    store = Store.init(root, EXAMPLES / "maison.toml")
+    if shards is None:
+        store = Store.init(root, EXAMPLES / "maison.toml")
+    else:
+        from audience.runtime.shards import ShardedStore
+
+        store = ShardedStore.init(root, EXAMPLES / "maison.toml", shards=shards)  # type: ignore[assignment]
     store.ingest_profiles(
         [{"contact_id": ANGELA, "email": "Angela@Example.com", "first_name": "Angela"}]
     )

@@ -133,12 +133,18 @@ def store_profiles(store: Store) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def world(tmp_path: Path, n: int = 60) -> Iterator[World]:
+def world(tmp_path: Path, n: int = 60, shards: int | None = None) -> Iterator[World]:
+    """``shards``: the node a sharded node of that many shards."""
     clock = ManualClock(T0)
     fake = FakeGraph(now=lambda: clock.ms // 1000)
     auds = install(fake)
     fake.add_token(TOKEN, expires_at=T0 // 1000 + 60 * 86400)
-    store = Store.init(tmp_path / "shop", SCHEMA)
+    if shards is None:
+        store = Store.init(tmp_path / "shop", SCHEMA)
+    else:
+        from audience.runtime.shards import ShardedStore
+
+        store = ShardedStore.init(tmp_path / "shop", SCHEMA, shards=shards)  # type: ignore[assignment]
     store.ingest_profiles([profile(i) for i in range(n)])
     assert store.path is not None
     with running(fake) as url:

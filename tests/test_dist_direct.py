@@ -18,7 +18,7 @@ from audience.dist import ClusterStore
 from audience.dist.direct import Timeouts
 from audience.runtime.shards import ShardedStore
 from audience.runtime.store import Store
-from tests.helpers.dist import local_cluster, wait_until
+from tests.helpers.dist import deadline_wait, local_cluster
 from tests.reference.data import random_store
 
 TEXT = 'did viewed_product where category = "shoes" at least 2 times'
@@ -46,7 +46,7 @@ def _store(shop: Any, timeouts: Timeouts | None = None) -> ClusterStore:
 
 def _two_workers(client: Any) -> None:
     """Back to two workers (a nanny restarts a killed one)."""
-    wait_until(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
+    deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "two workers")
 
 
 def test_a_worker_that_left_and_one_that_joined(shop: Any) -> None:
@@ -56,19 +56,19 @@ def test_a_worker_that_left_and_one_that_joined(shop: Any) -> None:
     assert set(seg.evaluate(data.now).ids()) == want
     pids = client.run(os.getpid)
     client.cluster.scale(1)  # one worker closes, gracefully
-    wait_until(lambda: len(client.scheduler_info()["workers"]) == 1, "the departure")
+    deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 1, "the departure")
     (staying,) = client.scheduler_info()["workers"]
     # the store heard of it from the scheduler, or hears from its call to the
     # worker failing: the same answer either way, from the one left
     assert set(seg.evaluate(data.now).ids()) == want
     assert seg.last_times is not None and set(seg.last_times.worker_pids) == {pids[staying]}
-    wait_until(lambda: store.members.workers() == (staying,), "the store to hear of it")
+    deadline_wait(lambda: store.members.workers() == (staying,), "the store to hear of it")
     assert set(seg.evaluate(data.now).ids()) == want
     assert seg.last_times.failures == ()
     # a worker joining: the scheduler's news refreshes the owners, and the
     # shards are dealt over both workers again, each called directly
     client.cluster.scale(2)
-    wait_until(lambda: len(store.members.workers()) == 2, "the joining worker")
+    deadline_wait(lambda: len(store.members.workers()) == 2, "the joining worker")
     assert set(seg.evaluate(data.now).ids()) == want
     assert seg.last_times.failures == ()
     assert len(set(seg.last_times.worker_pids)) == 2

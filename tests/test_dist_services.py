@@ -125,7 +125,7 @@ def test_arrow_and_saved_segments_through_the_cluster(served: Any) -> None:
     assert sorted(got["ids"]) == sorted(milan)
 
 
-def test_explain_is_answered_in_process(served: Any) -> None:
+def test_explain_is_answered_by_the_cluster(served: Any) -> None:
     c, _, _, _ = served
     r = c.post("/v1/evaluate", {"segment": RED_SHOES, "as_of": NOW_ISO, "explain": True})
     assert r.status == 200 and r.json()["explain"]["shards"] == 3

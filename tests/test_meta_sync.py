@@ -17,7 +17,7 @@ from audience.integrations.meta.sync.definitions import FAILED, PARTIAL, SUCCEED
 from audience.integrations.meta.sync.service import DAY_MS, HOUR_MS, parse_every
 from audience.integrations.meta.tokens import INACTIVE
 from audience.runtime.tracking.suppression import add as suppress
-from tests.meta_sync_support import SCHEMA, TOKEN, email_of, expected_hashes, sha, world
+from tests.meta_sync_support import TOKEN, email_of, expected_hashes, sha, world
 
 
 def women_with_consent(rec: dict[str, object]) -> bool:
@@ -176,10 +176,7 @@ def test_a_job_failing_part_way_leaves_no_contact_without_consent(
 
 
 def test_creation_checks_refuse_bad_input_and_write_nothing(tmp_path: Path) -> None:
-    from audience.runtime.shards.store import ShardedStore
-
     with world(tmp_path) as w:
-        ShardedStore.init(w.root, SCHEMA, node="big", shards=2)
         cases: dict[str, dict[str, Any]] = {
             "no_segment": {"segment": "NoSuchSegment"},
             "bad_segment": {"segment": "gender = = 1"},
@@ -188,7 +185,6 @@ def test_creation_checks_refuse_bad_input_and_write_nothing(tmp_path: Path) -> N
             "consent_not_bool": {"consent_field": "gender"},
             "no_integration": {"integration": "nope"},
             "no_node": {"node": "other"},
-            "sharded_node": {"node": "big"},
             "no_match_key": {"email_field": None},
             "bad_destination": {"audience_id": "123"},
             "bad_source": {"customer_file_source": "SOMEONE"},

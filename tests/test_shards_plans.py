@@ -82,13 +82,31 @@ def test_a_preview_counts_every_shard(store: ShardedStore, tmp_path: Path) -> No
     assert set(got["samples"]["to_send"]) == set(want["samples"]["to_send"])
 
 
-def test_a_test_send_is_refused_clearly(store: ShardedStore) -> None:
+def test_a_test_send_renders_the_contact_from_its_shard(
+    store: ShardedStore, tmp_path: Path
+) -> None:
     from click.testing import CliRunner
 
     from audience.cli import cli
+    from audience.runtime.delivery import DeliveryLog
 
-    PlanService(store, ManualClock(ONCE_DUE - DAY)).add(RULES, "plans.rules")
-    args = ["messages", "test", str(store.path), "Spring event reminder"]
-    r = CliRunner().invoke(cli, args)
-    assert r.exit_code == 1, r.output
-    assert "is sharded (3 shards)" in r.output and "does not work on a sharded node" in r.output
+    plain = build(tmp_path / "plain", N)
+    sent = {}
+    for st in (store, plain):
+        PlanService(st, ManualClock(ONCE_DUE - DAY)).add(RULES, "plans.rules")
+        for k in (2, 3, 5):  # contacts of more than one shard
+            args = ["messages", "test", str(st.path), "Spring event reminder"]
+            r = CliRunner().invoke(cli, [*args, "--contact", contact(k)])
+            assert r.exit_code == 0, r.output
+        with DeliveryLog.open(st.path) as log:
+            sent[st.path] = [(d.email, d.payload["subject"], d.payload["text"]) for d in log.list()]
+    homes = shard_of(pa.array([contact(k) for k in (2, 3, 5)]), 3)
+    assert len(set(homes.tolist())) > 1
+    assert sent[store.path] == sent[plain.path]
+    assert ("qa@maison.example", "Our spring collection, Name2", "Dear Name2 of Milan") in sent[
+        plain.path
+    ]
+    r = CliRunner().invoke(
+        cli, ["messages", "test", str(store.path), "Spring event reminder", "--contact", "zz"]
+    )
+    assert r.exit_code == 1 and "error[unknown_contact]" in r.output

@@ -5,6 +5,7 @@ does not work yet is refused with an error that says so."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
@@ -160,6 +161,28 @@ def test_a_journey_cannot_go_live_on_a_sharded_node(tmp_path: Path) -> None:
     assert err.value.code == "not_ready"
     assert any("journeys do not work on a sharded node yet" in p for p in err.value.problems)
     assert svc.get("Tagger").state == "draft"
+
+
+def test_a_journey_entering_from_a_segment_is_refused_on_a_sharded_node(tmp_path: Path) -> None:
+    """Its entry needs the segment's members over the node and each entrant's
+    profile: refused at going live, saying why, with nothing evaluated."""
+    from audience.dsl.ast_journeys import EnterSegment
+    from audience.runtime.journeys.service import JourneyError, JourneyService
+    from audience.runtime.plans.clock import ManualClock
+    from tests.journeys_support import SCHEMA, T0, tag_journey, text_of
+
+    st = ShardedStore.init(tmp_path / "j", SCHEMA, shards=2)
+    st.save_segment("Milan", 'city = "Milan"')
+    st.ingest_profiles([{"contact_id": f"c{i}", "city": "Milan"} for i in range(6)])
+    svc = JourneyService(st, ManualClock(T0))
+    journey = dataclasses.replace(tag_journey("Milanese"), entry=EnterSegment("Milan"))
+    svc.add(text_of(journey), "milanese.rules")
+    with pytest.raises(JourneyError) as err:
+        svc.go_live("Milanese")
+    assert err.value.code == "not_ready"
+    assert any("journeys do not work on a sharded node yet" in p for p in err.value.problems)
+    assert svc.get("Milanese").state == "draft"
+    assert svc.defs.read("select count(*) from journey_segments")[0][0] == 0
 
 
 def test_nodes_create_makes_a_sharded_node(sharded: ShardedStore) -> None:

@@ -160,16 +160,13 @@ def eval_cmd(
         raise click.UsageError("--fields goes with --format jsonl or csv")
     if workers is not None and cluster != "local":
         raise click.UsageError("--workers goes with --cluster local")
-    if cluster is not None and (fields is not None or explain):
-        raise click.UsageError("--fields and --explain are not available with --cluster")
     try:
         store = open_store(store_path, node)
         names = _fields(store, fields)
         segment = _segment_source(store, expr, file, name)  # before any cluster starts
         # the audience and its fields read the same version (of every shard)
         if cluster is not None:
-            snaps = []
-            hits = _on_cluster(store, segment, cluster, workers, as_of)
+            hits, snaps = _on_cluster(store, segment, cluster, workers, as_of, names, explain)
         elif _sharded(store):
             from audience.runtime.evaluate import parse_as_of
 
@@ -218,18 +215,35 @@ def _sharded(store: Any) -> TypeGuard[ShardedStore]:
 
 
 def _on_cluster(
-    store: Any, segment: Any, cluster: str, workers: int | None, as_of: str | None
-) -> Any:
+    store: Any,
+    segment: Any,
+    cluster: str,
+    workers: int | None,
+    as_of: str | None,
+    fields: list[str],
+    explain: bool,
+) -> tuple[Any, list[Any]]:
     """``eval --cluster``: the segment, compiled here once, evaluated by the
-    shards' workers; their members merged here."""
+    shards' workers; their members merged here.  With ``fields`` the workers
+    send their members' dense indexes and the fields are read here, from the
+    shards' snapshots returned with the audience; with ``explain`` each
+    worker sends its shards' reports too, summed here."""
     from audience.dist import ClusterError, ClusterStore, LocalOptions
+    from audience.dist.details import explained, over_snapshots
+    from audience.runtime.evaluate import parse_as_of
     from audience.runtime.store import StoreError
 
     if not _sharded(store):
         raise StoreError(f"{store.path}: node '{store.node}' is not sharded; --cluster needs one")
+    program = segment.program
+    now_ms = parse_as_of(as_of, program.timezone)
     try:
         with ClusterStore.on(store, cluster, LocalOptions(workers=workers)) as on_cluster:
-            return on_cluster.evaluate(segment.program, as_of)
+            if fields:
+                return over_snapshots(on_cluster, program, now_ms, explain=explain)
+            if explain:
+                return explained(on_cluster, program, now_ms)[0], []
+            return on_cluster.run(program, now_ms)[0], []
     except ClusterError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -44,6 +44,18 @@ def _open(store: str, node: str) -> Store:
         return open_store(store, node)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _on_cluster(st: Store, cluster: str, workers: int | None) -> Any:
+    """The ``ClusterStore`` of a sharded node (closed on leaving its ``with``)."""
+    from audience.dist import ClusterStore, LocalOptions
+    from audience.runtime.shards.store import ShardedStore
+
+    if not isinstance(st, ShardedStore):
+        raise click.ClickException(
+            f"{st.path}: node '{st.node}' is not sharded; --cluster needs one"
+        )
+    return ClusterStore.on(st, cluster, LocalOptions(workers=workers))
 
 
 def _service(store: str, node: str, at: str | None = None) -> PlanService:
@@ -186,18 +198,32 @@ def plans_delete(store: str, name: str, node: str) -> None:
 @click.option("--when", "when", help="the instant (default: the next occurrence)")
 @_fmt_opt
 @_at_opt
+@cluster_options("the audience of a sharded node's plan", "for this command")
 def plans_preview(
-    store: str, name: str, node: str, when: str | None, fmt: str, at: str | None
+    store: str,
+    name: str,
+    node: str,
+    when: str | None,
+    fmt: str,
+    at: str | None,
+    cluster: str | None,
+    workers: int | None,
 ) -> None:
     """Who the plan would reach at an instant; writes nothing."""
     from audience.runtime.plans.preview import preview
 
+    unreachable = cluster_error(cluster, workers)
     st = _open(store, node)
+    instant = instant_ms(when, "--when")
     try:
-        out = preview(st, name, instant_ms(when, "--when"), clock=_clock(at))
+        if cluster is None:
+            out = preview(st, name, instant, clock=_clock(at))
+        else:
+            with _on_cluster(st, cluster, workers) as on_cluster:
+                out = preview(st, name, instant, clock=_clock(at), cluster=on_cluster)
     except PlanError as err:
         _refuse(err)
-    except NotOnShards as exc:
+    except (NotOnShards, unreachable) as exc:
         raise click.ClickException(str(exc)) from None
     except DslError as err:
         click.echo(err.render(), err=True)

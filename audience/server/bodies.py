@@ -1,4 +1,5 @@
-"""Reading request bodies: JSON objects with typed fields, and batches of records.
+"""Reading request bodies: a JSON object (its fields are checked by the
+route's declaration, contract.py), and batches of records.
 
 Everything a client can get wrong here is a 400 (or 415 for a body kind the
 endpoint does not take) with a message that names the field; nothing reaches
@@ -61,66 +62,6 @@ def json_object() -> dict[str, Any]:
     if not isinstance(value, dict):
         raise bad_request("bad_json", "the body must be a JSON object")
     return value
-
-
-class Fields:
-    """Typed access to the fields of a JSON object; unknown fields are refused."""
-
-    def __init__(self, obj: dict[str, Any], allowed: set[str], where: str = "the body") -> None:
-        unknown = sorted(set(obj) - allowed)
-        if unknown:
-            raise bad_request(
-                "invalid_request",
-                f"unknown field {unknown[0]!r} in {where}",
-                f"fields: {', '.join(sorted(allowed))}",
-            )
-        self.obj = obj
-
-    def text(self, key: str, *, required: bool = False, max_len: int = 1_000_000) -> str | None:
-        v = self.obj.get(key)
-        if v is None:
-            if required:
-                raise bad_request("invalid_request", f"{key!r} is required")
-            return None
-        if not isinstance(v, str):
-            raise bad_request("invalid_request", f"{key!r} must be a string")
-        if len(v) > max_len:
-            raise bad_request("invalid_request", f"{key!r} is longer than {max_len} characters")
-        return v
-
-    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
-        v = self.obj.get(key)
-        if v is None:
-            return default
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise bad_request("invalid_request", f"{key!r} must be an integer from {lo} to {hi}")
-        return v
-
-    def flag(self, key: str, default: bool = False) -> bool:
-        v = self.obj.get(key)
-        if v is None:
-            return default
-        if not isinstance(v, bool):
-            raise bad_request("invalid_request", f"{key!r} must be true or false")
-        return v
-
-    def choice(self, key: str, choices: tuple[str, ...]) -> str:
-        v = self.obj.get(key)
-        if v is None:
-            return choices[0]
-        if v not in choices:
-            raise bad_request("invalid_request", f"{key!r} must be one of {', '.join(choices)}")
-        return str(v)
-
-    def as_of(self, key: str = "as_of") -> str | int | None:
-        v = self.obj.get(key)
-        if v is None or (isinstance(v, str) and len(v) <= 64):
-            return v
-        if isinstance(v, int) and not isinstance(v, bool):
-            return v
-        raise bad_request(
-            "invalid_request", f"{key!r} must be an ISO 8601 time or epoch milliseconds"
-        )
 
 
 @dataclass

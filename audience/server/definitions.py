@@ -11,10 +11,15 @@ from flask import Response, jsonify
 
 from audience.dsl.ast import Program
 from audience.runtime.store import StoreError
+from audience.server.contract import Body, text
 from audience.server.errors import ApiError, bad_request
-from audience.server.evaluate import out_of_range
+from audience.server.evaluate import MAX_TEXT, out_of_range
 
 T = TypeVar("T")
+
+DSL_TEXT = text(MAX_TEXT, required=True, description="the definition as DSL text")
+# the body of a write that is one DSL text (segments, DND policies, plans, journeys)
+DSL_BODY = Body("DslText", {"text": DSL_TEXT})
 
 
 def guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -6,20 +6,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from audience.runtime.delivery import Delivery
 from audience.runtime.delivery.model import STATUSES
 from audience.runtime.evaluate import parse_as_of
 from audience.server.bodies import query_int
 from audience.server.context import current_node, requires
+from audience.server.contract import Query, Values, accepts, choice, integer, text
 from audience.server.errors import bad_request
 from audience.server.evaluate import MAX_AS_OF_MS, MIN_AS_OF_MS, iso_ms
 
 bp = Blueprint("deliveries", __name__)
 
 MAX_LIMIT = 10_000
-PARAMS = {"contact", "status", "since", "limit"}
+LIST = Query(
+    {
+        "contact": text(1000),
+        "status": choice(*STATUSES, default=None),
+        "since": text(64, description="due at or after: ISO 8601 or epoch ms"),
+        "limit": integer(1, MAX_LIMIT, 100),
+    }
+)
 
 
 def delivery_json(d: Delivery) -> dict[str, Any]:
@@ -64,25 +72,14 @@ def parse_time(value: str | int | None, what: str) -> int | None:
 
 @bp.get("/v1/deliveries")
 @requires("read")
-def list_deliveries() -> Response:
-    args = request.args
-    unknown = sorted(set(args) - PARAMS)
-    if unknown:
-        raise bad_request("invalid_request", f"unknown query parameter {unknown[0]!r}")
-    status = args.get("status")
-    if status is not None and status not in STATUSES:
-        raise bad_request("invalid_request", f"'status' must be one of {', '.join(STATUSES)}")
-    raw = args.get("limit", "100")
-    limit = query_int(raw)
-    limit = -1 if limit is None else limit
-    if not 1 <= limit <= MAX_LIMIT:
-        raise bad_request("invalid_request", f"'limit' must be an integer from 1 to {MAX_LIMIT}")
+@accepts(query=LIST)
+def list_deliveries(query: Values) -> Response:
     node = current_node()
     found = node.triggers.log.list(
-        contact=args.get("contact"),
-        status=status,
-        since_ms=parse_time(args.get("since"), "since"),
-        limit=limit,
+        contact=query["contact"],
+        status=query["status"],
+        since_ms=parse_time(query["since"], "since"),
+        limit=query["limit"],
         node=node.store.node,
     )
     return jsonify({"deliveries": [delivery_json(d) for d in found]})

@@ -10,10 +10,16 @@ from flask import Blueprint, Response, jsonify
 
 from audience.dsl.ast import DndPolicy
 from audience.runtime.triggers import SavedPolicy
-from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires
-from audience.server.definitions import created, exists, guarded, missing, one_definition
-from audience.server.evaluate import MAX_TEXT
+from audience.server.contract import Values, accepts
+from audience.server.definitions import (
+    DSL_BODY,
+    created,
+    exists,
+    guarded,
+    missing,
+    one_definition,
+)
 
 bp = Blueprint("dnd", __name__)
 
@@ -22,8 +28,7 @@ def policy_json(p: SavedPolicy) -> dict[str, Any]:
     return p.to_dict()
 
 
-def _save(name: str | None, is_new: bool) -> Response:
-    text = Fields(json_object(), {"text"}).text("text", required=True, max_len=MAX_TEXT) or ""
+def _save(text: str, name: str | None, is_new: bool) -> Response:
     engine = current_node().triggers
     program = guarded(engine.check, text, "<dnd>")
     got = one_definition(program, DndPolicy, "dnd policy", name)
@@ -43,8 +48,9 @@ def list_policies() -> Response:
 
 @bp.post("/v1/dnd-policies")
 @requires("write")
-def create_policy() -> Response:
-    return _save(None, is_new=True)
+@accepts(DSL_BODY)
+def create_policy(body: Values) -> Response:
+    return _save(body["text"], None, is_new=True)
 
 
 @bp.get("/v1/dnd-policies/<name>")
@@ -58,8 +64,9 @@ def get_policy(name: str) -> Response:
 
 @bp.put("/v1/dnd-policies/<name>")
 @requires("write")
-def replace_policy(name: str) -> Response:
-    return _save(name, is_new=False)
+@accepts(DSL_BODY)
+def replace_policy(name: str, body: Values) -> Response:
+    return _save(body["text"], name, is_new=False)
 
 
 @bp.delete("/v1/dnd-policies/<name>")

@@ -24,8 +24,19 @@ from audience.runtime.shards.program import ShardProgram
 from audience.runtime.shards.segment import ShardedSegment
 from audience.runtime.shards.store import ShardedStore
 from audience.runtime.store import Store
-from audience.server.bodies import ARROW_STREAM, Fields, json_object
-from audience.server.context import current_node, requires, state
+from audience.server.bodies import ARROW_STREAM
+from audience.server.context import current_node, requires
+from audience.server.contract import (
+    Body,
+    Setting,
+    Values,
+    accepts,
+    choice,
+    flag,
+    integer,
+    text,
+    time,
+)
 from audience.server.errors import ApiError, bad_request
 from audience.server.nodes import NodeRuntime
 from audience.server.paging import Cursor, text_digest
@@ -40,8 +51,24 @@ MAX_TEXT = 100_000
 MIN_AS_OF_MS = -2_208_988_800_000
 MAX_AS_OF_MS = 253_402_300_799_999
 ARROW_BATCH = 65_536
-FORMATS = ("json", "arrow")
-FIELDS = {"segment", "as_of", "limit", "cursor", "explain", "format"}
+CURSOR = text(
+    1000,
+    description="the 'next' of a previous page: the same store version and time (as_of is "
+    "then ignored); 410 once that version is no longer kept",
+)
+LIMIT = integer(0, Setting("max_limit"), Setting("default_limit"), description="ids per page")
+EXPLAIN = flag(description="with a report of how each part of the segment was evaluated")
+EVALUATE = Body(
+    "EvaluateRequest",
+    {
+        "segment": text(MAX_TEXT, required=True, description="DSL text: a condition or a segment"),
+        "as_of": time(),
+        "limit": LIMIT,
+        "cursor": CURSOR,
+        "explain": EXPLAIN,
+        "format": choice("json", "arrow", description="arrow: every id as an Arrow IPC stream"),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -58,17 +85,16 @@ class Query:
 
 @bp.post("/v1/evaluate")
 @requires("read")
-def evaluate() -> Response:
-    f = Fields(json_object(), FIELDS)
-    limit_max = state().config.max_limit
+@accepts(EVALUATE)
+def evaluate(body: Values) -> Response:
     query = Query(
-        text=f.text("segment", required=True, max_len=MAX_TEXT) or "",
+        text=body["segment"],
         filename="<segment>",
-        as_of=f.as_of(),
-        limit=f.integer("limit", state().config.default_limit, 0, limit_max),
-        cursor=f.text("cursor", max_len=1000),
-        explain=f.flag("explain"),
-        fmt=f.choice("format", FORMATS),
+        as_of=body["as_of"],
+        limit=body["limit"],
+        cursor=body["cursor"],
+        explain=body["explain"],
+        fmt=body["format"],
     )
     return run_query(current_node(), query)
 
@@ -122,12 +148,12 @@ def run_query(node: NodeRuntime, q: Query) -> Response:
                 raise _expired(version)
             aud = _run(seg, snap, now_ms, q.explain)
             cache.keep(version, now_ms, digest, aud)
-    elif node.cluster is not None and not q.explain:
+    elif node.cluster is not None:
         # the shards' workers answer from each shard's newest version: the
         # cursor's version is theirs (a cursor whose audience left the cache
         # is answered again here, in process, from those same versions)
         now_ms, offset = _now_ms(q.as_of, seg), 0
-        aud, version = _on_cluster(node.cluster, _on_shards(seg).program, now_ms)
+        aud, version = _on_cluster(node.cluster, _on_shards(seg).program, now_ms, q.explain)
         cache.keep(version, now_ms, digest, aud)
     elif sharded(node.store):
         snaps = node.store.snapshots()  # the shards' newest versions, one each
@@ -171,12 +197,18 @@ def _guarded(run: Callable[[], Audience]) -> Audience:
         raise out_of_range(exc) from None
 
 
-def _on_cluster(cluster: Any, program: ShardProgram, now_ms: int) -> tuple[Audience, int]:
-    """The audience from the shards' workers, and the node's version it was
-    read from (the shards' versions summed, as ``ShardedStore.version_of``)."""
+def _on_cluster(
+    cluster: Any, program: ShardProgram, now_ms: int, explain: bool
+) -> tuple[Audience, int]:
+    """The audience from the shards' workers (with ``explain``: their reports
+    summed), and the node's version it was read from (the shards' versions
+    summed, as ``ShardedStore.version_of``)."""
     from audience.dist import ClusterError
+    from audience.dist.details import explained
 
     try:
+        if explain:
+            return explained(cluster, program, now_ms)
         aud, times = cluster.run(program, now_ms)
     except (OverflowError, ValueError) as exc:
         raise out_of_range(exc) from None

@@ -17,13 +17,43 @@ from flask import Blueprint, Response, jsonify
 
 from audience.runtime.store import IngestReport, StoreError
 from audience.runtime.triggers import BatchReport
-from audience.server.bodies import Records, records
+from audience.server.bodies import (
+    ARROW_FILE,
+    ARROW_STREAM,
+    JSON_TYPES,
+    NDJSON_TYPES,
+    Records,
+    records,
+)
 from audience.server.context import current_node, current_source, requires, state
+from audience.server.contract import Raw, accepts
 from audience.server.deliveries import delivery_json
 from audience.server.errors import bad_request
 from audience.server.evaluate import iso_ms
 
 bp = Blueprint("events", __name__)
+
+_BINARY = {"type": "string", "format": "binary"}
+# read by bodies.records(): a batch in any of these kinds
+RECORDS = Raw(
+    {
+        "required": True,
+        "content": {
+            JSON_TYPES[0]: {
+                "schema": {
+                    "description": "records as JSON objects (or one object); events: id, "
+                    "contact_id, type, ts, context and the type's properties (top level or "
+                    "under 'properties'), profiles: contact_id and profile fields "
+                    "(docs/schema.md)",
+                    "oneOf": [{"type": "array", "items": {}}, {"type": "object"}],
+                }
+            },
+            NDJSON_TYPES[0]: {"schema": {"type": "string"}},
+            ARROW_STREAM: {"schema": _BINARY},
+            ARROW_FILE: {"schema": _BINARY},
+        },
+    }
+)
 
 
 def ingest(kind: str, recs: Records) -> tuple[IngestReport, dict[str, Any]]:
@@ -88,6 +118,7 @@ def _triggers(report: BatchReport | None) -> dict[str, Any]:
 
 @bp.post("/v1/events")
 @requires("write")
+@accepts(RECORDS)
 def post_events() -> Response:
     _, body = ingest("events", records())
     return jsonify(body)

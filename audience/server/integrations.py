@@ -32,8 +32,8 @@ from audience.integrations.meta.tokens import (
     integration_json,
 )
 from audience.runtime.delivery.log import DeliveryLog
-from audience.server.bodies import Fields, json_object
 from audience.server.context import requires, state
+from audience.server.contract import Body, Values, accepts, field, text
 from audience.server.errors import ApiError
 from audience.server.meta_graph import graph_refused, request_graph
 
@@ -41,6 +41,36 @@ bp = Blueprint("integrations", __name__)
 T = TypeVar("T")
 
 MAX_TOKEN = 4096
+_URL = text(4000, description="http(s) URL; null clears it")
+_TOKEN = text(MAX_TOKEN, required=True)
+CONNECT = Body(
+    "IntegrationConnect",
+    {
+        "name": text(200, required=True),
+        "account_id": text(64, required=True, description="act_N or N"),
+        "token": _TOKEN,
+        "reminder_url": _URL,
+    },
+)
+CHANGE = Body("IntegrationChange", {"reminder_url": _URL})
+REAUTHORIZE = Body("IntegrationToken", {"token": _TOKEN})
+REMINDERS = Body(
+    "ReminderWebhookWrite",
+    {
+        "url": _URL,
+        "days": field(
+            {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": 365},
+                "minItems": 1,
+                "description": "the days before expiry a reminder is posted",
+            },
+            "must be a list of whole numbers from 1 to 365",
+            default=list(DEFAULT_DAYS),
+            code="bad_days",  # as the settings' own check says
+        ),
+    },
+)
 _STATUS = {"no_integration": 404, "integration_exists": 409}
 
 
@@ -81,14 +111,11 @@ def list_integrations() -> Response:
 
 @bp.post("/v1/integrations")
 @requires("write")
-def connect() -> tuple[Response, int]:
-    f = Fields(json_object(), {"name", "account_id", "token", "reminder_url"})
-    name = f.text("name", required=True, max_len=200) or ""
-    account = f.text("account_id", required=True, max_len=64) or ""
-    token = f.text("token", required=True, max_len=MAX_TOKEN) or ""
-    url = f.text("reminder_url", max_len=4000)
+@accepts(CONNECT)
+def connect(body: Values) -> tuple[Response, int]:
+    name, account, token = body["name"], body["account_id"], body["token"]
     ints = _ints()
-    i = _refused(lambda: ints.connect(name, account, token, reminder_url=url))
+    i = _refused(lambda: ints.connect(name, account, token, reminder_url=body["reminder_url"]))
     return jsonify(_one(ints, i.name)), 201
 
 
@@ -100,11 +127,10 @@ def show(name: str) -> Response:
 
 @bp.patch("/v1/integrations/<name>")
 @requires("write")
-def change(name: str) -> Response:
-    f = Fields(json_object(), {"reminder_url"})
-    url = f.text("reminder_url", max_len=4000)
+@accepts(CHANGE)
+def change(name: str, body: Values) -> Response:
     ints = _ints()
-    _refused(lambda: ints.set_reminder_url(name, url))
+    _refused(lambda: ints.set_reminder_url(name, body["reminder_url"]))
     return jsonify(_one(ints, name))
 
 
@@ -134,11 +160,10 @@ def check(name: str) -> Response:
 
 @bp.post("/v1/integrations/<name>/reauthorize")
 @requires("write")
-def reauthorize(name: str) -> Response:
-    f = Fields(json_object(), {"token"})
-    token = f.text("token", required=True, max_len=MAX_TOKEN) or ""
+@accepts(REAUTHORIZE)
+def reauthorize(name: str, body: Values) -> Response:
     ints = _ints()
-    _refused(lambda: ints.reauthorize(name, token))
+    _refused(lambda: ints.reauthorize(name, body["token"]))
     return jsonify(_one(ints, name))
 
 
@@ -158,15 +183,10 @@ def reminders() -> Response:
 
 @bp.put("/v1/integration-reminders")
 @requires("write")
-def set_reminders() -> Response:
-    obj = json_object()
-    f = Fields(obj, {"url", "days"})
-    url = f.text("url", max_len=4000)
-    days = obj.get("days")
-    if days is not None and not isinstance(days, list):
-        raise ApiError(400, "bad_days", "'days' must be a list of whole numbers")
+@accepts(REMINDERS)
+def set_reminders(body: Values) -> Response:
     ints = _ints()
     # a PUT replaces both: without 'days', the default days
-    kept = tuple(days) if days is not None else DEFAULT_DAYS
-    settings = _refused(lambda: save_settings(ints, url, kept))
+    days = tuple(body["days"])
+    settings = _refused(lambda: save_settings(ints, body["url"], days))
     return jsonify({"webhook": _settings_json(settings)})

@@ -15,16 +15,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from audience.runtime.journeys.definitions import JourneyDefinitions
 from audience.runtime.journeys.service import JourneyError, JourneyService
-from audience.server.bodies import Fields, json_object, query_int
 from audience.server.context import current_node, requires
-from audience.server.definitions import guarded
+from audience.server.contract import Query, Values, accepts, integer, text
+from audience.server.definitions import DSL_BODY, guarded
 from audience.server.deliveries import parse_time
 from audience.server.errors import ApiError, bad_request
-from audience.server.evaluate import MAX_TEXT
 
 bp = Blueprint("journeys", __name__)
 T = TypeVar("T")
@@ -36,6 +35,15 @@ MAX_HISTORY = 10_000
 # must not hold a server thread for minutes
 MAX_DRY_RUN_DAYS = 366
 DAY_MS = 86_400_000
+_TIME = "ISO 8601 or epoch ms"
+DRY_RUN = Query(
+    {
+        "since": text(64, required=True, description=_TIME),
+        "until": text(64, required=True, description=_TIME),
+        "contact": text(1000, description="that contact's step log too"),
+    }
+)
+HISTORY = Query({"limit": integer(1, MAX_HISTORY, 1000), "offset": integer(0, 2**31, 0)})
 
 
 _defs: dict[tuple[str, str], JourneyDefinitions] = {}
@@ -62,21 +70,6 @@ def _refused(fn: Callable[..., T], *args: Any) -> T:
         raise ApiError(status, err.code, err.message) from None
 
 
-def _query(allowed: set[str]) -> dict[str, str]:
-    unknown = sorted(set(request.args) - allowed)
-    if unknown:
-        raise bad_request("invalid_request", f"unknown query parameter {unknown[0]!r}")
-    return dict(request.args)
-
-
-def _int_arg(args: dict[str, str], key: str, default: int, lo: int, hi: int) -> int:
-    raw = args.get(key)
-    value = default if raw is None else query_int(raw)
-    if value is None or not lo <= value <= hi:
-        raise bad_request("invalid_request", f"{key!r} must be an integer from {lo} to {hi}")
-    return value
-
-
 def _described(method: str, name: str) -> Response:
     """The journey as ``describe`` gives it, after the service's ``method`` on it."""
     svc = _service()
@@ -92,11 +85,10 @@ def list_journeys() -> Response:
 
 @bp.post("/v1/journeys")
 @requires("write")
-def add_journeys() -> Response:
-    f = Fields(json_object(), {"text"})
-    text = f.text("text", required=True, max_len=MAX_TEXT) or ""
+@accepts(DSL_BODY)
+def add_journeys(body: Values) -> Response:
     svc = _service()
-    saved = _refused(svc.add, text, "<journeys>")
+    saved = _refused(svc.add, body["text"], "<journeys>")
     return jsonify({"journeys": [svc.describe(j) for j in saved]})
 
 
@@ -135,12 +127,11 @@ def journey_steps(name: str) -> Response:
 
 @bp.get("/v1/journeys/<name>/dry-run")
 @requires("read")
-def dry_run_journey(name: str) -> Response:
-    args = _query({"since", "until", "contact"})
-    since = parse_time(args.get("since"), "since")
-    until = parse_time(args.get("until"), "until")
-    if since is None or until is None:
-        raise bad_request("invalid_request", "'since' and 'until' are required")
+@accepts(query=DRY_RUN)
+def dry_run_journey(name: str, query: Values) -> Response:
+    since = parse_time(query["since"], "since")
+    until = parse_time(query["until"], "until")
+    assert since is not None and until is not None  # both required
     if until < since:
         raise bad_request("invalid_request", "'until' is before 'since'")
     if until - since > MAX_DRY_RUN_DAYS * DAY_MS:
@@ -149,7 +140,7 @@ def dry_run_journey(name: str) -> Response:
             f"a dry run covers at most {MAX_DRY_RUN_DAYS} days",
             "replay a longer span a year at a time, or with 'audience journeys dry-run'",
         )
-    report = _refused(_service().dry_run, name, since, until, args.get("contact"))
+    report = _refused(_service().dry_run, name, since, until, query["contact"])
     return jsonify(report.to_dict())
 
 
@@ -162,10 +153,9 @@ def journey_position(name: str, contact_id: str) -> Response:
 
 @bp.get("/v1/journeys/<name>/contacts/<contact_id>/history")
 @requires("read")
-def journey_history(name: str, contact_id: str) -> Response:
-    args = _query({"limit", "offset"})
-    limit = _int_arg(args, "limit", 1000, 1, MAX_HISTORY)
-    offset = _int_arg(args, "offset", 0, 0, 2**31)
+@accepts(query=HISTORY)
+def journey_history(name: str, contact_id: str, query: Values) -> Response:
+    limit, offset = query["limit"], query["offset"]
     rows = _refused(_service().history, name, contact_id)
     page = rows[offset : offset + limit]
     nxt = offset + limit if offset + limit < len(rows) else None

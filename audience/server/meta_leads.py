@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from audience.integrations.meta.graph import GraphError
 from audience.integrations.meta.leads.forms import fields_of, form_questions
@@ -23,26 +23,59 @@ from audience.integrations.meta.leads.inbox import STATES
 from audience.integrations.meta.leads.mapping import METADATA, LeadFormError
 from audience.integrations.meta.leads.worker import LeadWorker
 from audience.integrations.meta.tokens import IntegrationError
-from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires, state
-from audience.server.errors import ApiError, bad_request
+from audience.server.contract import Body, Query, Values, accepts, choice, field, integer, text
+from audience.server.errors import ApiError
 from audience.server.meta_graph import graph_refused
 
 bp = Blueprint("meta_leads", __name__)
 T = TypeVar("T")
 _STATUS = {"no_lead_form": 404, "lead_form_exists": 409, "no_integration": 400}
-_CONNECT_FIELDS = {
-    "name",
-    "integration",
-    "page_id",
-    "form_id",
-    "mapping",
-    "metadata",
-    "source",
-    "source_field",
-    "match_field",
-    "since",
+FIELD_MAP = {
+    "type": "object",
+    "required": ["field", "to"],
+    "properties": {
+        "field": {"type": "string", "description": "the form's field (question) key"},
+        "to": {"type": "string", "description": "a profile field of the node's schema"},
+        "required": {"type": "boolean", "description": "leads lacking it are still stored"},
+    },
 }
+_DIGITS = "^[0-9]+$"
+CONNECT = Body(
+    "LeadFormConnect",
+    {
+        "name": text(200, required=True),
+        "integration": text(200, required=True, description="whose token reads the leads"),
+        "page_id": text(64, required=True, pattern=_DIGITS),
+        "form_id": text(64, required=True, pattern=_DIGITS),
+        "mapping": field(
+            {
+                "description": "form field to profile field: a list, or an object field -> to",
+                "oneOf": [
+                    {"type": "array", "items": FIELD_MAP},
+                    {"type": "object", "additionalProperties": {"type": "string"}},
+                ],
+            },
+            "must be a list of {field, to, required} or an object of field -> to",
+            default=[],
+        ),
+        "metadata": field(
+            {"type": "array", "items": {"enum": list(METADATA)}},
+            "must be a list of: " + ", ".join(METADATA),
+            default=list(METADATA),
+        ),
+        "source": text(200, required=True, description="the tag stored on each lead"),
+        "source_field": text(200),
+        "match_field": text(
+            200,
+            default="email",
+            null=True,
+            description="the profile field an existing contact is found by (null: none)",
+        ),
+        "since": integer(0, 2**40, 0, description="unix seconds"),
+    },
+)
+LEADS = Query({"state": choice(*STATES, default=None), "limit": integer(1, 10_000, 50)})
 
 
 def _worker() -> LeadWorker:
@@ -74,31 +107,27 @@ def list_forms() -> Response:
 
 @bp.post("/v1/leadforms")
 @requires("write")
-def connect_form() -> Response:
-    body = json_object()
-    f = Fields(body, _CONNECT_FIELDS)
+@accepts(CONNECT)
+def connect_form(body: Values) -> Response:
     node = current_node()
     worker = _worker()
-    metadata = body.get("metadata", list(METADATA))
-    if not isinstance(metadata, list) or not all(isinstance(m, str) for m in metadata):
-        raise bad_request("invalid_request", "'metadata' must be a list of field names")
-    integration = f.text("integration", required=True) or ""
+    integration = body["integration"]
 
     def go() -> Any:
         worker.integrations.get(integration)
         return worker.forms.connect(
-            f.text("name", required=True) or "",
+            body["name"],
             node=node.store.node,
             schema=node.store.schema,
             integration=integration,
-            page_id=f.text("page_id", required=True) or "",
-            form_id=f.text("form_id", required=True) or "",
-            fields=fields_of(body.get("mapping", [])),
-            metadata=metadata,
-            source=f.text("source", required=True) or "",
-            source_field=f.text("source_field"),
-            match_field=f.text("match_field") if "match_field" in body else "email",
-            since_s=f.integer("since", 0, 0, 2**40),
+            page_id=body["page_id"],
+            form_id=body["form_id"],
+            fields=fields_of(body["mapping"]),
+            metadata=list(body["metadata"]),
+            source=body["source"],
+            source_field=body["source_field"],
+            match_field=body["match_field"],
+            since_s=body["since"],
             questions=form_questions(worker.integrations, integration),
         )
 
@@ -136,17 +165,9 @@ def backfill_form(name: str) -> Response:
 
 @bp.get("/v1/leadforms/<name>/leads")
 @requires("read")
-def form_leads(name: str) -> Response:
+@accepts(query=LEADS)
+def form_leads(name: str, query: Values) -> Response:
     worker = _worker()
     form = _refused(lambda: worker.forms.get(name, current_node().store.node))
-    st = request.args.get("state")
-    if st is not None and st not in STATES:
-        raise bad_request("invalid_request", f"'state' must be one of {', '.join(STATES)}")
-    try:
-        limit = int(request.args.get("limit", "50"))
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= 10_000:
-        raise bad_request("invalid_request", "'limit' must be an integer from 1 to 10000")
-    leads = worker.inbox.recent(form.form_id, st, limit)
+    leads = worker.inbox.recent(form.form_id, query["state"], query["limit"])
     return jsonify({"leads": [lead.to_json() for lead in leads]})

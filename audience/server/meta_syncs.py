@@ -17,8 +17,8 @@ from flask import Blueprint, Response, jsonify
 
 from audience.integrations.meta.sync.definitions import SOURCES, Sync, SyncError
 from audience.integrations.meta.sync.service import SyncService, SyncSpec, job_view, sync_view
-from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires
+from audience.server.contract import Body, Query, Values, accepts, choice, flag, text
 from audience.server.errors import ApiError
 from audience.server.evaluate import MAX_TEXT
 
@@ -27,19 +27,32 @@ T = TypeVar("T")
 
 _STATUS = {"no_sync": 404, "no_job": 404, "sync_exists": 409, "sync_busy": 409}
 _NAME_LEN = 200
-_CREATE_FIELDS = {
-    "name",
-    "segment",
-    "integration",
-    "email_field",
-    "phone_field",
-    "consent_field",
-    "audience_id",
-    "audience_name",
-    "customer_file_source",
-    "country_code",
-    "schedule",
-}
+_EVERY = "'every N hours' or 'every N days'"
+CREATE = Body(
+    "SyncWrite",
+    {
+        "name": text(_NAME_LEN, required=True, min_len=1),
+        "segment": text(
+            MAX_TEXT, required=True, description="a saved segment's name, or a condition"
+        ),
+        "integration": text(_NAME_LEN, required=True, description="the connected ads account"),
+        "email_field": text(_NAME_LEN, description="a string profile field holding emails"),
+        "phone_field": text(_NAME_LEN, description="a string profile field holding phones"),
+        "consent_field": text(_NAME_LEN, description="a bool profile field: true = consent"),
+        "audience_id": text(_NAME_LEN, description="an existing custom audience (digits)"),
+        "audience_name": text(_NAME_LEN, description="a custom audience to create"),
+        "customer_file_source": choice(*SOURCES),
+        "country_code": text(_NAME_LEN, default="1", description="for phones written without one"),
+        "schedule": text(_NAME_LEN, description=_EVERY),
+    },
+)
+RUN = Body("SyncRun", {"replace": flag(description="a full replace")}, optional=True)
+SCHEDULE = Body(
+    "SyncSchedule", {"every": text(_NAME_LEN, description=_EVERY + "; null stops repeating")}
+)
+SHOW = Query(
+    {"platform": flag(description="also the audience's size and status from the platform")}
+)
 
 
 def _service() -> SyncService:
@@ -79,26 +92,9 @@ def list_syncs() -> Response:
 
 @bp.post("/v1/syncs")
 @requires("write")
-def create_sync() -> Response:
-    f = Fields(json_object(), _CREATE_FIELDS)
-    text = {k: f.text(k, max_len=_NAME_LEN) for k in _CREATE_FIELDS - {"segment"}}
-    source = f.choice("customer_file_source", SOURCES)
-    spec = SyncSpec(
-        name=text["name"] or "",
-        node=current_node().store.node,
-        segment=f.text("segment", required=True, max_len=MAX_TEXT) or "",
-        integration=text["integration"] or "",
-        email_field=text["email_field"],
-        phone_field=text["phone_field"],
-        consent_field=text["consent_field"],
-        audience_id=text["audience_id"],
-        audience_name=text["audience_name"],
-        customer_file_source=source,
-        country_code=text["country_code"] or "1",
-        schedule=text["schedule"],
-    )
-    if not spec.name:
-        raise ApiError(400, "invalid_request", "'name' is required")
+@accepts(CREATE)
+def create_sync(body: Values) -> Response:
+    spec = SyncSpec(node=current_node().store.node, **body)
     sync = _refused(_service().create, spec)
     resp = jsonify(sync_view(sync))
     resp.status_code = 201
@@ -107,10 +103,9 @@ def create_sync() -> Response:
 
 @bp.get("/v1/syncs/<name>")
 @requires("read")
-def show_sync(name: str) -> Response:
+@accepts(query=SHOW)
+def show_sync(name: str, query: Values) -> Response:
     """``?platform=true``: also the audience's size and status from the platform."""
-    from flask import request
-
     from audience.integrations.meta.graph import GraphError
     from audience.integrations.meta.sync.worker import platform_status
     from audience.server.meta_graph import graph_refused, request_graph
@@ -119,10 +114,7 @@ def show_sync(name: str) -> Response:
     sync = _sync(svc, name)
     jobs = svc.defs.jobs(sync.name, limit=1)
     out = {**sync_view(sync), "last_job": job_view(jobs[0]) if jobs else None}
-    flag = request.args.get("platform", "false")
-    if flag not in ("true", "false"):
-        raise ApiError(400, "invalid_request", "'platform' must be true or false")
-    if flag == "true":
+    if query["platform"]:
         try:
             out["platform"] = platform_status(svc.root, request_graph(), svc.clock, sync)
         except GraphError as err:
@@ -141,11 +133,11 @@ def delete_sync(name: str) -> Response:
 
 @bp.post("/v1/syncs/<name>/runs")
 @requires("write")
-def run_sync(name: str) -> Response:
-    f = Fields(json_object() if _has_body() else {}, {"replace"})
+@accepts(RUN)
+def run_sync(name: str, body: Values) -> Response:
     svc = _service()
     _sync(svc, name)
-    job, _ = _refused(svc.run, name, replace=f.flag("replace"))
+    job, _ = _refused(svc.run, name, replace=body["replace"])
     resp = jsonify(job_view(job))
     resp.status_code = 202
     resp.headers["Location"] = f"/v1/syncs/{name}/runs/{job.id}"
@@ -177,15 +169,8 @@ def show_run(name: str, job_id: str) -> Response:
 
 @bp.put("/v1/syncs/<name>/schedule")
 @requires("write")
-def schedule(name: str) -> Response:
-    f = Fields(json_object(), {"every"})
-    every = f.text("every", max_len=_NAME_LEN)
+@accepts(SCHEDULE)
+def schedule(name: str, body: Values) -> Response:
     svc = _service()
     _sync(svc, name)
-    return jsonify(sync_view(_refused(svc.schedule, name, every)))
-
-
-def _has_body() -> bool:
-    from flask import request
-
-    return bool(request.get_data(cache=True))
+    return jsonify(sync_view(_refused(svc.schedule, name, body["every"])))

@@ -30,11 +30,16 @@ from audience.integrations.meta.leads.webhook import (
     signed,
 )
 from audience.server.context import ServerState, state
+from audience.server.contract import Raw, accepts
 from audience.server.errors import ApiError
 
 bp = Blueprint("meta_webhooks", __name__)
 PATH = "/hooks/meta"
 _lock = threading.Lock()
+# the raw bytes are what is signed: read and checked by the handler
+NOTIFICATION = Raw(
+    {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+)
 
 
 @bp.get(PATH)
@@ -48,6 +53,7 @@ def verify() -> Response:
 
 
 @bp.post(PATH)
+@accepts(NOTIFICATION)
 def notify() -> Response:
     raw = request.get_data(cache=False)
     st = state()

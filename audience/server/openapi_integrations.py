@@ -5,25 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from audience.server.openapi import (
-    _AUTH,
-    _DELETED,
-    _NAME,
-    JSON,
-    _errors,
-    _json_body,
-    _list_ok,
-    _nullable,
-    _ok,
-    _op,
-    _ref,
-)
+from audience.server import openapi_parts as oa
 
-_TIME = _nullable("string")
-_URL = {**_nullable("string"), "maxLength": 4000, "description": "http(s) URL; null clears it"}
+_TIME = oa.nullable("string")
+_URL = {**oa.nullable("string"), "maxLength": 4000, "description": "http(s) URL; null clears it"}
 _DAYS = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 365}}
 
-INTEGRATION_SCHEMAS: dict[str, Any] = {
+SCHEMAS: dict[str, Any] = {
     "Integration": {
         "type": "object",
         "required": ["name", "platform", "account_id", "token", "status", "ends", "scopes"],
@@ -36,40 +24,18 @@ INTEGRATION_SCHEMAS: dict[str, Any] = {
             "ends": {**_TIME, "description": "when calls start failing (null: never)"},
             "expires": _TIME,
             "data_access_expires": _TIME,
-            "refused": {**_nullable("string"), "description": "why the platform refused it"},
+            "refused": {**oa.nullable("string"), "description": "why the platform refused it"},
             "scopes": {"type": "array", "items": {"type": "string"}},
-            "user_id": _nullable("string"),
+            "user_id": oa.nullable("string"),
             "connected": _TIME,
             "checked": _TIME,
-            "reminder_url": _nullable("string"),
-            "reminder": {"oneOf": [_ref("IntegrationReminder"), {"type": "null"}]},
+            "reminder_url": oa.nullable("string"),
+            "reminder": {"oneOf": [oa.ref("IntegrationReminder"), {"type": "null"}]},
             "reminder_delivery": {
-                **_nullable("integer"),
+                **oa.nullable("integer"),
                 "description": "check: the webhook delivery carrying the reminder now due",
             },
         },
-    },
-    "IntegrationConnect": {
-        "type": "object",
-        "required": ["name", "account_id", "token"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "account_id": {"type": "string", "maxLength": 64, "description": "act_N or N"},
-            "token": {"type": "string", "maxLength": 4096},
-            "reminder_url": _URL,
-        },
-    },
-    "IntegrationChange": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"reminder_url": _URL},
-    },
-    "IntegrationToken": {
-        "type": "object",
-        "required": ["token"],
-        "additionalProperties": False,
-        "properties": {"token": {"type": "string", "maxLength": 4096}},
     },
     "IntegrationReminder": {
         "type": "object",
@@ -82,116 +48,91 @@ INTEGRATION_SCHEMAS: dict[str, Any] = {
             "status": {"enum": ["active", "expiring", "inactive"]},
             "reminder": {"type": "string", "description": "the threshold: 7d, 1d, ... or inactive"},
             "ends": _TIME,
-            "days_left": _nullable("integer"),
+            "days_left": oa.nullable("integer"),
             "message": {"type": "string"},
             "at": {"type": "string"},
-            "url": {**_nullable("string"), "description": "where its webhook goes (null: none)"},
+            "url": {**oa.nullable("string"), "description": "where its webhook goes (null: none)"},
         },
     },
     "ReminderWebhook": {
         "type": "object",
         "required": ["url", "days"],
-        "properties": {"url": _nullable("string"), "days": _DAYS},
-    },
-    "ReminderWebhookWrite": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"url": _URL, "days": {**_DAYS, "minItems": 1}},
-    },
-}
-
-# the platform's errors, the same on every Meta endpoint (server/meta_graph.py)
-GRAPH_ERRORS = {
-    "502": {
-        "description": "the Graph API did not answer (graph_unavailable) or answered an error "
-        "(graph_error, its code in graph_code); nothing changed",
-        "content": {JSON: {"schema": _ref("Error")}},
-    },
-    "503": {
-        "description": "the Graph API is rate limiting (graph_rate_limited, Retry-After), "
-        "or the node is unavailable",
-        "content": {JSON: {"schema": _ref("Error")}},
+        "properties": {"url": oa.nullable("string"), "days": _DAYS},
     },
 }
 
 
-def integration_paths() -> dict[str, Any]:
+def paths() -> dict[str, Any]:
     named = "/v1/integrations/{name}"
 
-    def call(summary: str, body: str | None, *statuses: int) -> dict[str, Any]:
-        more = {} if body is None else {"requestBody": _json_body(body)}
-        responses = {**_ok("Integration"), **_errors(*statuses, *_AUTH), **GRAPH_ERRORS}
-        return {"parameters": [_NAME], "post": _op(summary, responses, **more)}
+    def call(summary: str, *statuses: int) -> dict[str, Any]:
+        responses = {**oa.ok("Integration"), **oa.errors(*statuses, *oa.AUTH), **oa.GRAPH_ERRORS}
+        return {"parameters": [oa.NAME], "post": oa.op(summary, responses)}
 
     webhook = {
         "type": "object",
         "required": ["webhook"],
-        "properties": {"webhook": _ref("ReminderWebhook")},
+        "properties": {"webhook": oa.ref("ReminderWebhook")},
     }
     listed = {
         "type": "object",
         "required": ["reminders", "webhook"],
         "properties": {
-            "reminders": {"type": "array", "items": _ref("IntegrationReminder")},
-            "webhook": _ref("ReminderWebhook"),
+            "reminders": {"type": "array", "items": oa.ref("IntegrationReminder")},
+            "webhook": oa.ref("ReminderWebhook"),
         },
     }
     return {
         "/v1/integrations": {
-            "get": _op(
+            "get": oa.op(
                 "The store's ads accounts (Meta) and their token status",
-                {**_list_ok("integrations", "Integration"), **_errors(*_AUTH)},
+                {**oa.list_ok("integrations", "Integration"), **oa.errors(*oa.AUTH)},
             ),
-            "post": _op(
+            "post": oa.op(
                 "Connect an ads account with an access token (checked with the platform first)",
                 {
-                    **_ok("Integration", "connected", 201),
-                    **_errors(400, 409, 413, 415, *_AUTH),
-                    **GRAPH_ERRORS,
+                    **oa.ok("Integration", "connected", 201),
+                    **oa.errors(400, 409, 413, 415, *oa.AUTH),
+                    **oa.GRAPH_ERRORS,
                 },
-                requestBody=_json_body("IntegrationConnect"),
             ),
         },
         named: {
-            "parameters": [_NAME],
-            "get": _op("An integration", {**_ok("Integration"), **_errors(404, *_AUTH)}),
-            "patch": _op(
+            "parameters": [oa.NAME],
+            "get": oa.op("An integration", {**oa.ok("Integration"), **oa.errors(404, *oa.AUTH)}),
+            "patch": oa.op(
                 "Set where its reminders are posted",
-                {**_ok("Integration"), **_errors(400, 404, 413, 415, *_AUTH)},
-                requestBody=_json_body("IntegrationChange"),
+                {**oa.ok("Integration"), **oa.errors(400, 404, 413, 415, *oa.AUTH)},
             ),
-            "delete": _op(
-                "Forget an integration and its token", {**_DELETED, **_errors(404, *_AUTH)}
+            "delete": oa.op(
+                "Forget an integration and its token", {**oa.DELETED, **oa.errors(404, *oa.AUTH)}
             ),
         },
         named + "/check": call(
             "Ask the platform whether the token is valid, record it, raise a reminder due",
-            None,
             404,
         ),
         named + "/reauthorize": call(
             "Give it a new token (a short-lived one is exchanged for a long-lived one)",
-            "IntegrationToken",
             400,
             404,
             413,
             415,
         ),
         "/v1/integration-reminders": {
-            "get": _op(
+            "get": oa.op(
                 "The reminders due now and the store's reminder webhook",
                 {
-                    "200": {"description": "OK", "content": {JSON: {"schema": listed}}},
-                    **_errors(*_AUTH),
+                    "200": {"description": "OK", "content": {oa.JSON: {"schema": listed}}},
+                    **oa.errors(*oa.AUTH),
                 },
             ),
-            "put": _op(
+            "put": oa.op(
                 "Set the store's reminder webhook and the days before expiry it is told",
                 {
-                    "200": {"description": "OK", "content": {JSON: {"schema": webhook}}},
-                    **_errors(400, 413, 415, *_AUTH),
+                    "200": {"description": "OK", "content": {oa.JSON: {"schema": webhook}}},
+                    **oa.errors(400, 413, 415, *oa.AUTH),
                 },
-                requestBody=_json_body("ReminderWebhookWrite"),
             ),
         },
     }

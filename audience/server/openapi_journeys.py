@@ -5,24 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from audience.server.openapi import (
-    _AUTH,
-    _DELETED,
-    _NAME,
-    _errors,
-    _json_body,
-    _list_ok,
-    _nullable,
-    _ok,
-    _op,
-    _ref,
-)
+from audience.server import openapi_parts as oa
 
 _STATES = ["draft", "live", "paused", "ended"]
 _COUNT = {"type": "integer", "minimum": 0}
 _TIME = {"type": "string", "description": "ISO 8601 or epoch ms", "maxLength": 64}
 
-JOURNEY_SCHEMAS: dict[str, Any] = {
+SCHEMAS: dict[str, Any] = {
     "JourneyInfo": {
         "type": "object",
         "required": ["name", "state", "version", "versions", "text", "steps", "runs"],
@@ -36,8 +25,8 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
                 "description": "every version kept (contacts may still be on older ones)",
             },
             "text": {"type": "string"},
-            "live_at": _nullable("string"),
-            "steps": {"type": "array", "items": _ref("JourneyStep")},
+            "live_at": oa.nullable("string"),
+            "steps": {"type": "array", "items": oa.ref("JourneyStep")},
             "runs": {
                 "type": "object",
                 "description": "how many runs are in each state (waiting, done, stopped)",
@@ -53,7 +42,7 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
         "properties": {
             "step": {"type": "string", "description": "the step's id: its path, e.g. 1.yes.0"},
             "kind": {"enum": ["action", "wait", "check", "end"]},
-            "label": _nullable("string"),
+            "label": oa.nullable("string"),
             "entered": _COUNT,
             "waiting": _COUNT,
             "done": _COUNT,
@@ -62,7 +51,7 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
     "JourneysSaved": {
         "type": "object",
         "required": ["journeys"],
-        "properties": {"journeys": {"type": "array", "items": _ref("JourneyInfo")}},
+        "properties": {"journeys": {"type": "array", "items": oa.ref("JourneyInfo")}},
     },
     "JourneyRun": {
         "type": "object",
@@ -77,9 +66,9 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
                 "oneOf": [{"enum": ["time", "signal", "cond"]}, {"type": "null"}],
                 "description": "a waiting run: the time, a click or open, or a condition",
             },
-            "wake_at": _nullable("string"),
+            "wake_at": oa.nullable("string"),
             "entered": {"type": "string"},
-            "finished": _nullable("string"),
+            "finished": oa.nullable("string"),
             "cause": {"type": "string", "description": "what entered it"},
         },
     },
@@ -89,7 +78,7 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
         "properties": {
             "journey": {"type": "string"},
             "contact_id": {"type": "string"},
-            "runs": {"type": "array", "items": _ref("JourneyRun")},
+            "runs": {"type": "array", "items": oa.ref("JourneyRun")},
         },
     },
     "JourneyHistory": {
@@ -100,10 +89,10 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
             "contact_id": {"type": "string"},
             "history": {
                 "type": "array",
-                "items": _ref("JourneyStepLog"),
+                "items": oa.ref("JourneyStepLog"),
                 "description": "the step log of the contact's runs, oldest first",
             },
-            "next": {**_nullable("integer"), "description": "offset of the next page"},
+            "next": {**oa.nullable("integer"), "description": "offset of the next page"},
         },
     },
     "JourneyDryRun": {
@@ -119,7 +108,7 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
             "events": _COUNT,
             "entered": _COUNT,
             "not_entered": {"type": "object", "additionalProperties": _COUNT},
-            "steps": {"type": "array", "items": _ref("JourneyStep")},
+            "steps": {"type": "array", "items": oa.ref("JourneyStep")},
             "sends_per_day": {
                 "type": "object",
                 "description": "per day (UTC), per delivery status",
@@ -127,7 +116,7 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
             },
             "dnd_suppressed": {"type": "object", "additionalProperties": _COUNT},
             "branches": {"type": "array", "items": {"type": "object"}},
-            "contact": _nullable("string"),
+            "contact": oa.nullable("string"),
             "history": {"type": "array", "items": {"type": "object"}},
         },
     },
@@ -145,7 +134,7 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
             },
             "at": {"type": "string"},
             "outcome": {"type": "object", "description": "why, until, deadline or a delivery"},
-            "delivery_key": _nullable("string"),
+            "delivery_key": oa.nullable("string"),
         },
     },
     "JourneyEntered": {
@@ -155,97 +144,79 @@ JOURNEY_SCHEMAS: dict[str, Any] = {
             "journey": {"type": "string"},
             "contact_id": {"type": "string"},
             "entered": {"type": "boolean"},
-            "why_not": _nullable("string"),
-            "run": {"oneOf": [_ref("JourneyRun"), {"type": "null"}]},
+            "why_not": oa.nullable("string"),
+            "run": {"oneOf": [oa.ref("JourneyRun"), {"type": "null"}]},
         },
     },
 }
 
 
-def journey_paths() -> dict[str, Any]:
+def paths() -> dict[str, Any]:
     named = "/v1/journeys/{name}"
     contact = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
     def change(summary: str) -> dict[str, Any]:
         return {
-            "parameters": [_NAME],
-            "post": _op(summary, {**_ok("JourneyInfo"), **_errors(400, 404, 409, *_AUTH)}),
+            "parameters": [oa.NAME],
+            "post": oa.op(summary, {**oa.ok("JourneyInfo"), **oa.errors(400, 404, 409, *oa.AUTH)}),
         }
 
     return {
         "/v1/journeys": {
-            "get": _op(
+            "get": oa.op(
                 "Every journey of the node",
-                {**_list_ok("journeys", "JourneyInfo"), **_errors(*_AUTH)},
+                {**oa.list_ok("journeys", "JourneyInfo"), **oa.errors(*oa.AUTH)},
             ),
-            "post": _op(
+            "post": oa.op(
                 "Save the journey blocks of a text (a new journey is a draft; editing a live "
                 "one makes a new version)",
-                {**_ok("JourneysSaved"), **_errors(400, 409, 413, 415, *_AUTH)},
-                requestBody=_json_body("DslText"),
+                {**oa.ok("JourneysSaved"), **oa.errors(400, 409, 413, 415, *oa.AUTH)},
             ),
         },
         named: {
-            "parameters": [_NAME],
-            "get": _op("A journey", {**_ok("JourneyInfo"), **_errors(404, *_AUTH)}),
-            "delete": _op(
-                "Delete a draft or ended journey", {**_DELETED, **_errors(404, 409, *_AUTH)}
+            "parameters": [oa.NAME],
+            "get": oa.op("A journey", {**oa.ok("JourneyInfo"), **oa.errors(404, *oa.AUTH)}),
+            "delete": oa.op(
+                "Delete a draft or ended journey", {**oa.DELETED, **oa.errors(404, 409, *oa.AUTH)}
             ),
         },
         named + "/live": change("Make a journey live"),
         named + "/pause": change("Pause a live journey"),
         named + "/end": change("End a journey"),
         named + "/steps": {
-            "parameters": [_NAME],
-            "get": _op(
+            "parameters": [oa.NAME],
+            "get": oa.op(
                 "How many contacts each step has seen",
-                {**_list_ok("steps", "JourneyStep"), **_errors(404, *_AUTH)},
+                {**oa.list_ok("steps", "JourneyStep"), **oa.errors(404, *oa.AUTH)},
             ),
         },
         named + "/dry-run": {
-            "parameters": [_NAME],
-            "get": _op(
+            "parameters": [oa.NAME],
+            "get": oa.op(
                 "Replay the journey over a past span of stored events, at most 366 days "
                 "(writes nothing)",
-                {**_ok("JourneyDryRun"), **_errors(400, 404, *_AUTH)},
-                parameters=[
-                    {"name": "since", "in": "query", "required": True, "schema": _TIME},
-                    {"name": "until", "in": "query", "required": True, "schema": _TIME},
-                    {"name": "contact", "in": "query", "schema": {"type": "string"}},
-                ],
+                {**oa.ok("JourneyDryRun"), **oa.errors(400, 404, *oa.AUTH)},
             ),
         },
         named + "/contacts/{contact_id}": {
-            "parameters": [_NAME, contact],
-            "get": _op(
+            "parameters": [oa.NAME, contact],
+            "get": oa.op(
                 "Where a contact stands: each of their entries and its step",
-                {**_ok("JourneyPosition"), **_errors(404, *_AUTH)},
+                {**oa.ok("JourneyPosition"), **oa.errors(404, *oa.AUTH)},
             ),
         },
         named + "/contacts/{contact_id}/history": {
-            "parameters": [_NAME, contact],
-            "get": _op(
+            "parameters": [oa.NAME, contact],
+            "get": oa.op(
                 "The steps a contact went through, oldest first",
-                {**_ok("JourneyHistory"), **_errors(400, 404, *_AUTH)},
-                parameters=[
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 10_000},
-                    },
-                    {
-                        "name": "offset",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 0, "maximum": 2**31},
-                    },
-                ],
+                {**oa.ok("JourneyHistory"), **oa.errors(400, 404, *oa.AUTH)},
             ),
         },
         named + "/contacts/{contact_id}/enter": {
-            "parameters": [_NAME, contact],
-            "post": _op(
+            "parameters": [oa.NAME, contact],
+            "post": oa.op(
                 "Put a contact into a live journey now (its re-entry rule applies)",
-                {**_ok("JourneyEntered"), **_errors(400, 404, 409, *_AUTH)},
+                {**oa.ok("JourneyEntered"), **oa.errors(400, 404, 409, *oa.AUTH)},
             ),
         },
     }

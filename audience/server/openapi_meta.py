@@ -5,43 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from audience.integrations.meta.sync.definitions import JOB_STATES, SOURCES
-from audience.server.openapi import (
-    _AUTH,
-    _DELETED,
-    _NAME,
-    _errors,
-    _json_body,
-    _list_ok,
-    _nullable,
-    _ok,
-    _op,
-    _ref,
-)
-from audience.server.openapi_integrations import GRAPH_ERRORS
+from audience.integrations.meta.sync.definitions import JOB_STATES
+from audience.server import openapi_parts as oa
 
 _COUNT = {"type": "integer", "minimum": 0}
 _SHORT = {"type": "string", "maxLength": 200}
 
-SYNC_SCHEMAS: dict[str, Any] = {
-    "SyncWrite": {
-        "type": "object",
-        "required": ["name", "segment", "integration"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {**_SHORT, "minLength": 1},
-            "segment": {"type": "string", "description": "a saved segment's name, or a condition"},
-            "integration": {**_SHORT, "description": "the connected ads account"},
-            "email_field": {**_SHORT, "description": "a string profile field holding emails"},
-            "phone_field": {**_SHORT, "description": "a string profile field holding phones"},
-            "consent_field": {**_SHORT, "description": "a bool profile field: true = consent"},
-            "audience_id": {**_SHORT, "description": "an existing custom audience (digits)"},
-            "audience_name": {**_SHORT, "description": "a custom audience to create"},
-            "customer_file_source": {"enum": list(SOURCES)},
-            "country_code": {**_SHORT, "description": "for phones written without one"},
-            "schedule": {**_SHORT, "description": "'every N hours' or 'every N days'"},
-        },
-    },
+SCHEMAS: dict[str, Any] = {
     "Sync": {
         "type": "object",
         "required": ["name", "node", "segment", "integration", "match_keys"],
@@ -51,16 +21,16 @@ SYNC_SCHEMAS: dict[str, Any] = {
             "segment": {"type": "string"},
             "integration": {"type": "string"},
             "match_keys": {"type": "array", "items": {"enum": ["email", "phone"]}},
-            "email_field": _nullable("string"),
-            "phone_field": _nullable("string"),
-            "consent_field": _nullable("string"),
+            "email_field": oa.nullable("string"),
+            "phone_field": oa.nullable("string"),
+            "consent_field": oa.nullable("string"),
             "country_code": {"type": "string"},
-            "audience_id": _nullable("string"),
-            "audience_name": _nullable("string"),
-            "customer_file_source": _nullable("string"),
-            "schedule": _nullable("string"),
-            "next_due": _nullable("string"),
-            "last_job": {"oneOf": [_ref("SyncJob"), {"type": "null"}]},
+            "audience_id": oa.nullable("string"),
+            "audience_name": oa.nullable("string"),
+            "customer_file_source": oa.nullable("string"),
+            "schedule": oa.nullable("string"),
+            "next_due": oa.nullable("string"),
+            "last_job": {"oneOf": [oa.ref("SyncJob"), {"type": "null"}]},
             "platform": {
                 "type": "object",
                 "description": "with platform=true: approximate_count_lower_bound, "
@@ -82,9 +52,9 @@ SYNC_SCHEMAS: dict[str, Any] = {
                 "oneOf": [{"enum": ["resumed", "restarted"]}, {"type": "null"}],
                 "description": "set when a worker died and another took the job over",
             },
-            "created": _nullable("string"),
-            "started": _nullable("string"),
-            "finished": _nullable("string"),
+            "created": oa.nullable("string"),
+            "started": oa.nullable("string"),
+            "finished": oa.nullable("string"),
             "batches_done": _COUNT,
             "batches_total": {"oneOf": [_COUNT, {"type": "null"}]},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
@@ -98,79 +68,60 @@ SYNC_SCHEMAS: dict[str, Any] = {
                 "key and reason), eligible, to_add, to_remove, sent, platform_invalid, "
                 "invalid_samples, errors",
             },
-            "error": _nullable("string"),
-        },
-    },
-    "SyncRun": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"replace": {"type": "boolean", "description": "a full replace"}},
-    },
-    "SyncSchedule": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "every": {
-                "oneOf": [_SHORT, {"type": "null"}],
-                "description": "'every N hours' or 'every N days'; null stops repeating",
-            }
+            "error": oa.nullable("string"),
         },
     },
 }
 
 
-def sync_paths() -> dict[str, Any]:
+def paths() -> dict[str, Any]:
     named = "/v1/syncs/{name}"
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
     return {
         "/v1/syncs": {
-            "get": _op(
-                "The node's custom audience syncs", {**_list_ok("syncs", "Sync"), **_errors(*_AUTH)}
+            "get": oa.op(
+                "The node's custom audience syncs",
+                {**oa.list_ok("syncs", "Sync"), **oa.errors(*oa.AUTH)},
             ),
-            "post": _op(
+            "post": oa.op(
                 "Save a sync (checked against the store and the integrations)",
-                {**_ok("Sync", "created", 201), **_errors(400, 409, 413, 415, *_AUTH)},
-                requestBody=_json_body("SyncWrite"),
+                {**oa.ok("Sync", "created", 201), **oa.errors(400, 409, 413, 415, *oa.AUTH)},
             ),
         },
         named: {
-            "parameters": [_NAME],
-            "get": _op(
+            "parameters": [oa.NAME],
+            "get": oa.op(
                 "A sync and its latest job (with platform=true, the audience's size and "
                 "status as the platform reports them)",
-                {**_ok("Sync"), **_errors(400, 404, *_AUTH), **GRAPH_ERRORS},
-                parameters=[
-                    {"name": "platform", "in": "query", "schema": {"enum": ["true", "false"]}}
-                ],
+                {**oa.ok("Sync"), **oa.errors(400, 404, *oa.AUTH), **oa.GRAPH_ERRORS},
             ),
-            "delete": _op(
-                "Delete a sync and its history", {**_DELETED, **_errors(404, 409, *_AUTH)}
+            "delete": oa.op(
+                "Delete a sync and its history", {**oa.DELETED, **oa.errors(404, 409, *oa.AUTH)}
             ),
         },
         named + "/runs": {
-            "parameters": [_NAME],
-            "post": _op(
+            "parameters": [oa.NAME],
+            "post": oa.op(
                 "Queue a run (the open job instead, when one is queued or running)",
-                {**_ok("SyncJob", "queued", 202), **_errors(400, 404, 413, 415, *_AUTH)},
-                requestBody={"required": False, "content": _json_body("SyncRun")["content"]},
+                {**oa.ok("SyncJob", "queued", 202), **oa.errors(400, 404, 413, 415, *oa.AUTH)},
             ),
-            "get": _op(
+            "get": oa.op(
                 "The sync's jobs, newest first",
-                {**_list_ok("runs", "SyncJob"), **_errors(404, *_AUTH)},
+                {**oa.list_ok("runs", "SyncJob"), **oa.errors(404, *oa.AUTH)},
             ),
         },
         named + "/runs/{job_id}": {
-            "parameters": [_NAME, job_id],
-            "get": _op(
-                "A job: status, progress and counts", {**_ok("SyncJob"), **_errors(404, *_AUTH)}
+            "parameters": [oa.NAME, job_id],
+            "get": oa.op(
+                "A job: status, progress and counts",
+                {**oa.ok("SyncJob"), **oa.errors(404, *oa.AUTH)},
             ),
         },
         named + "/schedule": {
-            "parameters": [_NAME],
-            "put": _op(
+            "parameters": [oa.NAME],
+            "put": oa.op(
                 "Repeat the sync, from now (or stop)",
-                {**_ok("Sync"), **_errors(400, 404, 413, 415, *_AUTH)},
-                requestBody=_json_body("SyncSchedule"),
+                {**oa.ok("Sync"), **oa.errors(400, 404, 413, 415, *oa.AUTH)},
             ),
         },
     }

@@ -5,39 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from audience.server.openapi import (
-    _AUTH,
-    JSON,
-    _errors,
-    _json_body,
-    _list_ok,
-    _nullable,
-    _ok,
-    _op,
-    _ref,
-)
-from audience.server.openapi_integrations import GRAPH_ERRORS
+from audience.integrations.meta.leads.inbox import STATES
+from audience.integrations.meta.leads.mapping import METADATA
+from audience.server import openapi_parts as oa
+from audience.server.meta_leads import FIELD_MAP
 
 _COUNT = {"type": "integer", "minimum": 0}
-_METADATA = ["ad_id", "adgroup_id", "form_id", "page_id", "leadgen_id", "created_time"]
-_LEAD_STATES = ["pending", "done", "unrouted", "failed"]
-_FORM_NAME = {
-    "name": "name",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[^/]+$"},
-}
-_FIELD_MAP = {
-    "type": "object",
-    "required": ["field", "to"],
-    "properties": {
-        "field": {"type": "string", "description": "the form's field (question) key"},
-        "to": {"type": "string", "description": "a profile field of the node's schema"},
-        "required": {"type": "boolean", "description": "leads lacking it are still stored"},
-    },
-}
+_METADATA = list(METADATA)
+_LEAD_STATES = list(STATES)
 
-LEADFORM_SCHEMAS: dict[str, Any] = {
+SCHEMAS: dict[str, Any] = {
     "LeadForm": {
         "type": "object",
         "required": ["name", "node", "integration", "page_id", "form_id", "mapping", "source"],
@@ -47,11 +24,11 @@ LEADFORM_SCHEMAS: dict[str, Any] = {
             "integration": {"type": "string"},
             "page_id": {"type": "string"},
             "form_id": {"type": "string"},
-            "mapping": {"type": "array", "items": _FIELD_MAP},
+            "mapping": {"type": "array", "items": FIELD_MAP},
             "metadata": {"type": "array", "items": {"enum": _METADATA}},
             "source": {"type": "string", "description": "the tag stored on each lead"},
-            "source_field": _nullable("string"),
-            "match_field": _nullable("string"),
+            "source_field": oa.nullable("string"),
+            "match_field": oa.nullable("string"),
             "watermark": {
                 "type": "integer",
                 "description": "unix seconds: the backfill fetches leads created after it",
@@ -62,32 +39,6 @@ LEADFORM_SCHEMAS: dict[str, Any] = {
                 "stored ones with unmapped or missing fields (with_unmapped, with_missing)",
                 "additionalProperties": _COUNT,
             },
-        },
-    },
-    "LeadFormConnect": {
-        "type": "object",
-        "required": ["name", "integration", "page_id", "form_id", "source"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string"},
-            "integration": {"type": "string", "description": "whose token reads the leads"},
-            "page_id": {"type": "string", "pattern": "^[0-9]+$"},
-            "form_id": {"type": "string", "pattern": "^[0-9]+$"},
-            "mapping": {
-                "description": "form field to profile field: a list, or an object field -> to",
-                "oneOf": [
-                    {"type": "array", "items": _FIELD_MAP},
-                    {"type": "object", "additionalProperties": {"type": "string"}},
-                ],
-            },
-            "metadata": {"type": "array", "items": {"enum": _METADATA}},
-            "source": {"type": "string"},
-            "source_field": _nullable("string"),
-            "match_field": {
-                **_nullable("string"),
-                "description": "the profile field an existing contact is found by (default email)",
-            },
-            "since": {"type": "integer", "minimum": 0, "description": "unix seconds"},
         },
     },
     "LeadBackfill": {
@@ -107,16 +58,16 @@ LEADFORM_SCHEMAS: dict[str, Any] = {
         "required": ["leadgen_id", "state", "via"],
         "properties": {
             "leadgen_id": {"type": "string"},
-            "form_id": _nullable("string"),
+            "form_id": oa.nullable("string"),
             "state": {"enum": _LEAD_STATES},
             "via": {"enum": ["webhook", "backfill"]},
-            "form": _nullable("string"),
-            "contact_id": _nullable("string"),
-            "created_time": _nullable("string"),
+            "form": oa.nullable("string"),
+            "contact_id": oa.nullable("string"),
+            "created_time": oa.nullable("string"),
             "received_ms": {"type": "integer"},
-            "done_ms": _nullable("integer"),
+            "done_ms": oa.nullable("integer"),
             "attempts": _COUNT,
-            "last_error": _nullable("string"),
+            "last_error": oa.nullable("string"),
             "unmapped": {"type": "object", "description": "answers not stored, by form field"},
             "missing": {"type": "array", "items": {"type": "string"}},
         },
@@ -129,69 +80,47 @@ LEADFORM_SCHEMAS: dict[str, Any] = {
 }
 
 
-def leadform_paths() -> dict[str, Any]:
+def paths() -> dict[str, Any]:
     base = "/v1/leadforms"
     text = {"text/plain": {"schema": {"type": "string"}}}
     return {
         base: {
-            "get": _op(
+            "get": oa.op(
                 "The node's connected lead forms",
-                {**_list_ok("leadforms", "LeadForm"), **_errors(*_AUTH)},
+                {**oa.list_ok("leadforms", "LeadForm"), **oa.errors(*oa.AUTH)},
             ),
-            "post": _op(
+            "post": oa.op(
                 "Connect a lead form (its mapping checked against the node's schema)",
-                {**_ok("LeadForm", "connected", 201), **_errors(400, 409, 413, 415, *_AUTH)},
-                requestBody=_json_body("LeadFormConnect"),
+                {**oa.ok("LeadForm", "connected", 201), **oa.errors(400, 409, 413, 415, *oa.AUTH)},
             ),
         },
         base + "/{name}": {
-            "parameters": [_FORM_NAME],
-            "get": _op(
-                "A lead form with its leads counted", {**_ok("LeadForm"), **_errors(404, *_AUTH)}
+            "parameters": [oa.NAME],
+            "get": oa.op(
+                "A lead form with its leads counted",
+                {**oa.ok("LeadForm"), **oa.errors(404, *oa.AUTH)},
             ),
-            "delete": _op(
+            "delete": oa.op(
                 "Disconnect a lead form (stored leads stay)",
-                {
-                    "200": {
-                        "description": "disconnected",
-                        "content": {
-                            JSON: {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["disconnected"],
-                                    "properties": {"disconnected": {"type": "string"}},
-                                }
-                            }
-                        },
-                    },
-                    **_errors(404, *_AUTH),
-                },
+                {**oa.one_key("disconnected", "disconnected"), **oa.errors(404, *oa.AUTH)},
             ),
         },
         base + "/{name}/backfill": {
-            "parameters": [_FORM_NAME],
-            "post": _op(
+            "parameters": [oa.NAME],
+            "post": oa.op(
                 "Fetch and store the leads created since the form's watermark",
-                {**_ok("LeadBackfill"), **_errors(400, 404, *_AUTH), **GRAPH_ERRORS},
+                {**oa.ok("LeadBackfill"), **oa.errors(400, 404, *oa.AUTH), **oa.GRAPH_ERRORS},
             ),
         },
         base + "/{name}/leads": {
-            "parameters": [_FORM_NAME],
-            "get": _op(
+            "parameters": [oa.NAME],
+            "get": oa.op(
                 "The form's most recent leads, newest first",
-                {**_list_ok("leads", "Lead"), **_errors(400, 404, *_AUTH)},
-                parameters=[
-                    {"name": "state", "in": "query", "schema": {"enum": _LEAD_STATES}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 10_000},
-                    },
-                ],
+                {**oa.list_ok("leads", "Lead"), **oa.errors(400, 404, *oa.AUTH)},
             ),
         },
         "/hooks/meta": {
-            "get": _op(
+            "get": oa.op(
                 "The webhook subscription handshake: echo hub.challenge for our verify token",
                 {
                     "200": {"description": "the challenge", "content": text},
@@ -203,19 +132,19 @@ def leadform_paths() -> dict[str, Any]:
                     for n in ("hub.mode", "hub.challenge", "hub.verify_token")
                 ],
             ),
-            "post": _op(
+            "post": oa.op(
                 "A leadgen notification signed with X-Hub-Signature-256: its leads are "
                 "kept (once each) and stored by the worker",
                 {
-                    **_ok("LeadNotificationAnswer", "kept"),
+                    **oa.ok("LeadNotificationAnswer", "kept"),
                     "400": {
                         "description": "signed, but not a notification",
-                        "content": {JSON: {"schema": _ref("Error")}},
+                        "content": {oa.JSON: {"schema": oa.ref("Error")}},
                     },
                     "403": {
                         "description": "missing or wrong signature, or no app secret "
                         "configured: nothing kept",
-                        "content": {JSON: {"schema": _ref("Error")}},
+                        "content": {oa.JSON: {"schema": oa.ref("Error")}},
                     },
                 },
                 security=[],
@@ -227,7 +156,6 @@ def leadform_paths() -> dict[str, Any]:
                         "description": "sha256= + hex HMAC-SHA256(app secret, raw body)",
                     }
                 ],
-                requestBody={"required": True, "content": {JSON: {"schema": {"type": "object"}}}},
             ),
         },
     }

@@ -14,16 +14,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from audience.runtime.plans.definitions import PlanDefinitions, SavedDelivery
 from audience.runtime.plans.service import PlanError, PlanService
-from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires
-from audience.server.definitions import guarded
+from audience.server.contract import Body, Query, Values, accepts, text
+from audience.server.definitions import DSL_BODY, guarded
 from audience.server.deliveries import parse_time
 from audience.server.errors import ApiError
-from audience.server.evaluate import MAX_TEXT
 
 bp = Blueprint("plans", __name__)
 T = TypeVar("T")
@@ -31,6 +30,8 @@ T = TypeVar("T")
 _STATUS = {"not_found": 404, "plan_due": 409, "plan_running": 409, "delivery_in_use": 409}
 _defs: dict[tuple[str, str], PlanDefinitions] = {}
 _defs_lock = threading.Lock()
+TEST_SEND = Body("TestSendRequest", {"contact": text(1000, description="the sample contact")})
+PREVIEW = Query({"at": text(64, description="ISO 8601 or epoch ms; default: the next occurrence")})
 
 
 def _service() -> PlanService:
@@ -53,11 +54,6 @@ def _refused(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise ApiError(status, err.code, err.message) from None
 
 
-def _text() -> str:
-    f = Fields(json_object(), {"text"})
-    return f.text("text", required=True, max_len=MAX_TEXT) or ""
-
-
 def delivery_json(d: SavedDelivery) -> dict[str, Any]:
     return {
         "name": d.name,
@@ -78,10 +74,10 @@ def list_plans() -> Response:
 
 @bp.post("/v1/plans")
 @requires("write")
-def add_plans() -> Response:
-    text = _text()
+@accepts(DSL_BODY)
+def add_plans(body: Values) -> Response:
     svc = _service()
-    result = _refused(svc.add, text, "<plans>")
+    result = _refused(svc.add, body["text"], "<plans>")
     return jsonify(
         {
             "deliveries": [delivery_json(d) for d in result.deliveries],
@@ -128,12 +124,22 @@ def plan_runs(name: str) -> Response:
 
 @bp.get("/v1/plans/<name>/preview")
 @requires("read")
-def preview_plan(name: str) -> Response:
+@accepts(query=PREVIEW)
+def preview_plan(name: str, query: Values) -> Response:
     from audience.runtime.plans.preview import preview
 
     svc = _service()
-    at = parse_time(request.args.get("at"), "at")
-    return jsonify(_refused(preview, svc.store, name, at, defs=svc.defs))
+    at = parse_time(query["at"], "at")
+    # a sharded node's audience decided by the server's cluster, as its runs' are
+    cluster = current_node().cluster
+    if cluster is None:
+        return jsonify(_refused(preview, svc.store, name, at, defs=svc.defs))
+    from audience.dist import ClusterError
+
+    try:
+        return jsonify(_refused(preview, svc.store, name, at, defs=svc.defs, cluster=cluster))
+    except ClusterError as exc:
+        raise ApiError(503, "cluster_unavailable", str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- deliveries
@@ -145,9 +151,9 @@ def list_messages() -> Response:
 
 @bp.post("/v1/messages")
 @requires("write")
-def add_messages() -> Response:
-    text = _text()
-    result = _refused(_service().add, text, "<deliveries>", plans=False)
+@accepts(DSL_BODY)
+def add_messages(body: Values) -> Response:
+    result = _refused(_service().add, body["text"], "<deliveries>", plans=False)
     return jsonify({"deliveries": [delivery_json(d) for d in result.deliveries]})
 
 
@@ -166,10 +172,10 @@ def delete_message(name: str) -> Response:
 
 @bp.post("/v1/messages/<name>/test")
 @requires("write")
-def test_message(name: str) -> Response:
+@accepts(TEST_SEND)
+def test_message(name: str, body: Values) -> Response:
     from audience.runtime.plans.preview import test_send
 
-    f = Fields(json_object(), {"contact"})
-    contact = f.text("contact", max_len=1000)
     svc = _service()
-    return jsonify({"sent": _refused(test_send, svc.store, name, contact, defs=svc.defs)})
+    sent = _refused(test_send, svc.store, name, body["contact"], defs=svc.defs)
+    return jsonify({"sent": sent})

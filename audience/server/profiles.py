@@ -18,21 +18,25 @@ from flask import Blueprint, Response, jsonify
 from audience.runtime.store.ingest import INT64_MAX
 from audience.runtime.store.sources import open_source
 from audience.runtime.store.validate import validate_profiles
-from audience.server.bodies import Records, json_object, records
+from audience.server.bodies import Records, records
 from audience.server.context import current_node, requires
+from audience.server.contract import Body, Values, accepts
 from audience.server.errors import ApiError, bad_request
 from audience.server.evaluate import iso_ms
-from audience.server.events import ingest
+from audience.server.events import RECORDS, ingest
 from audience.server.nodes import NodeRuntime
 from audience.snapshot import Column, Snapshot, dictionary_key
 
 bp = Blueprint("profiles", __name__)
 
 MAX_ID = 1000
+# the profile's fields are checked against the node's schema, as an upsert's
+PATCH = Body("ProfilePatch", {}, description="profile fields to set", open=True)
 
 
 @bp.post("/v1/profiles")
 @requires("write")
+@accepts(RECORDS)
 def post_profiles() -> Response:
     _, body = ingest("profiles", records())
     return jsonify(body)
@@ -46,14 +50,14 @@ def get_profile(contact_id: str) -> Response:
 
 @bp.patch("/v1/profiles/<path:contact_id>")
 @requires("write")
-def patch_profile(contact_id: str) -> Response:
+@accepts(PATCH)
+def patch_profile(contact_id: str, body: Values) -> Response:
     if len(contact_id) > MAX_ID:
         raise bad_request("invalid_request", f"a contact id is at most {MAX_ID} characters")
-    fields = json_object()
-    given = fields.get("contact_id", contact_id)
+    given = body.get("contact_id", contact_id)
     if str(given) != contact_id:
         raise bad_request("invalid_request", "'contact_id' in the body differs from the URL")
-    record = {**fields, "contact_id": contact_id}
+    record = {**body, "contact_id": contact_id}
     _check(current_node(), record)
     ingest("profiles", Records([record], [0]))
     return jsonify(_profile(current_node(), contact_id))

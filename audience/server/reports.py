@@ -10,42 +10,58 @@ Both read the token's node and take the CLI's options as query parameters:
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
 
 from audience.runtime.report import Report, ReportError, ReportParams, build_report
 from audience.runtime.report.html import CSP, dashboard
-from audience.runtime.report.params import parse_metrics
+from audience.runtime.report.params import METRICS, PERIODS, SPANS, TOPS, parse_metrics
 from audience.runtime.triggers.clock import now_ms
-from audience.server.bodies import query_int
 from audience.server.context import current_node, requires
+from audience.server.contract import Query, Values, accepts, choice, field, text
 from audience.server.deliveries import parse_time
 from audience.server.errors import bad_request
 
 bp = Blueprint("reports", __name__)
 
-PARAMS = {"top", "domain", "by", "months", "mail_group", "metric", "as_of", "tz"}
+
+def _repeated(longest: int, description: str) -> Any:
+    item = {"type": "string", "maxLength": longest}
+    schema = {"type": "array", "items": item, "maxItems": 100, "description": description}
+    return field(schema, f"takes at most 100 values of {longest} characters", default=[])
 
 
-def _report() -> Report:
-    args = request.args
-    unknown = sorted(set(args) - PARAMS)
-    if unknown:
-        raise bad_request("invalid_request", f"unknown query parameter {unknown[0]!r}")
-    domains = tuple(args.getlist("domain"))
-    top = _int("top", None)
+PARAMS = Query(
+    {
+        "top": choice(*TOPS, default=None, description="the busiest domains (default 10)"),
+        "domain": _repeated(253, "a domain to show (repeatable; instead of top)"),
+        "by": choice(*PERIODS, default="week"),
+        "months": choice(*SPANS, default=6),
+        "mail_group": text(200, min_len=1),
+        "metric": _repeated(1000, "repeatable or comma-separated: " + ", ".join(METRICS)),
+        "as_of": text(64, description="ISO 8601 or epoch ms; default now"),
+        "tz": text(64, default="UTC", description="the periods' time zone"),
+    }
+)
+
+
+def _report(query: Values) -> Report:
+    domains = tuple(query["domain"])
+    top = query["top"]
     if domains and top is not None:
         raise bad_request("invalid_request", "give 'top' or 'domain', not both")
-    as_of = parse_time(args.get("as_of"), "as_of")
+    as_of = parse_time(query["as_of"], "as_of")
     try:
         params = ReportParams(
             as_of_ms=now_ms() if as_of is None else as_of,
-            top=None if domains else (top or 10),
+            top=None if domains else (top or TOPS[0]),
             domains=domains,
-            by=args.get("by", "week"),
-            months=_int("months", 6) or 0,
-            tz=args.get("tz", "UTC"),
-            mail_group=args.get("mail_group"),
-            metrics=parse_metrics(args.getlist("metric")),
+            by=query["by"],
+            months=query["months"],
+            tz=query["tz"],
+            mail_group=query["mail_group"],
+            metrics=parse_metrics(query["metric"]),
         )
     except ReportError as exc:
         raise bad_request("invalid_request", str(exc)) from None
@@ -55,26 +71,18 @@ def _report() -> Report:
         raise bad_request("invalid_request", str(exc)) from None
 
 
-def _int(name: str, default: int | None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    value = query_int(raw)
-    if value is None:
-        raise bad_request("invalid_request", f"{name!r} must be an integer")
-    return value
-
-
 @bp.get("/v1/reports/domains")
 @requires("read")
-def domains_json() -> Response:
-    return jsonify(_report().to_json())
+@accepts(query=PARAMS)
+def domains_json(query: Values) -> Response:
+    return jsonify(_report(query).to_json())
 
 
 @bp.get("/v1/reports/domains.html")
 @requires("read")
-def domains_html() -> Response:
-    page = dashboard(_report())
+@accepts(query=PARAMS)
+def domains_html(query: Values) -> Response:
+    page = dashboard(_report(query))
     return Response(
         page,
         200,

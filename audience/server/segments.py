@@ -10,18 +10,37 @@ an audience is always computed over the caller's node.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from audience.dsl.ast import Segment
 from audience.dsl.parser import parse
 from audience.runtime.saved import validate_segment
 from audience.runtime.store import SavedSegment, SegmentInUse, StoreError
-from audience.server.bodies import Fields, json_object, query_int
-from audience.server.context import current_node, requires, state
+from audience.server.bodies import query_int
+from audience.server.context import current_node, requires
+from audience.server.contract import Body, Query, Values, accepts, text
+from audience.server.definitions import DSL_BODY, DSL_TEXT
 from audience.server.errors import ApiError, bad_request
-from audience.server.evaluate import MAX_TEXT, Query, compile_text, run_query
+from audience.server.evaluate import CURSOR, EXPLAIN, LIMIT, compile_text, run_query
+from audience.server.evaluate import Query as Evaluation
 
 bp = Blueprint("segments", __name__)
+
+CREATE = Body(
+    "SegmentCreate",
+    {
+        "name": text(200, description="default: the name of the text's segment definition"),
+        "text": DSL_TEXT,
+    },
+)
+AUDIENCE = Query(
+    {
+        "as_of": text(64, description="ISO 8601 or epoch ms; default now"),
+        "limit": LIMIT,
+        "cursor": CURSOR,
+        "explain": EXPLAIN,
+    }
+)
 
 
 def _name_of(text: str) -> str | None:
@@ -58,12 +77,11 @@ def list_segments() -> Response:
 
 @bp.post("/v1/segments")
 @requires("write")
-def create_segment() -> Response:
-    f = Fields(json_object(), {"name", "text"})
-    text = f.text("text", required=True, max_len=MAX_TEXT) or ""
-    name = f.text("name", max_len=200)
+@accepts(CREATE)
+def create_segment(body: Values) -> Response:
+    dsl, name = body["text"], body["name"]
     if name is None:
-        name = _name_of(text)
+        name = _name_of(dsl)
         if name is None:
             raise bad_request(
                 "invalid_request",
@@ -71,7 +89,7 @@ def create_segment() -> Response:
             )
     if current_node().store.get_segment(name.strip()) is not None:
         raise ApiError(409, "conflict", f"a segment {name!r} exists", "replace it with PUT")
-    saved = _save(name, text)
+    saved = _save(name, dsl)
     resp = jsonify(saved.to_dict())
     resp.status_code = 201
     resp.headers["Location"] = f"/v1/segments/{saved.name}"
@@ -86,11 +104,10 @@ def get_segment(name: str) -> Response:
 
 @bp.put("/v1/segments/<name>")
 @requires("write")
-def replace_segment(name: str) -> Response:
-    f = Fields(json_object(), {"text"})
-    text = f.text("text", required=True, max_len=MAX_TEXT) or ""
+@accepts(DSL_BODY)
+def replace_segment(name: str, body: Values) -> Response:
     existed = current_node().store.get_segment(name) is not None
-    resp = jsonify(_save(name, text).to_dict())
+    resp = jsonify(_save(name, body["text"]).to_dict())
     resp.status_code = 200 if existed else 201
     return resp
 
@@ -109,37 +126,21 @@ def delete_segment(name: str) -> Response:
 
 @bp.get("/v1/segments/<name>/audience")
 @requires("read")
-def segment_audience(name: str) -> Response:
+@accepts(query=AUDIENCE)
+def segment_audience(name: str, query: Values) -> Response:
     seg = _find(name)
-    args = request.args
-    unknown = sorted(set(args) - {"as_of", "limit", "cursor", "explain"})
-    if unknown:
-        raise bad_request("invalid_request", f"unknown query parameter {unknown[0]!r}")
-    limit_max = state().config.max_limit
-    raw_limit = args.get("limit")
-    try:
-        limit = state().config.default_limit if raw_limit is None else int(raw_limit)
-    except ValueError:
-        limit = -1
-    if not 0 <= limit <= limit_max:
-        raise bad_request("invalid_request", f"'limit' must be an integer from 0 to {limit_max}")
-    explain = args.get("explain", "false").lower()
-    if explain not in ("true", "false"):
-        raise bad_request("invalid_request", "'explain' must be true or false")
-    as_of: str | int | None = args.get("as_of")
+    as_of: str | int | None = query["as_of"]
     if isinstance(as_of, str):
-        if len(as_of) > 64:
-            raise bad_request("bad_as_of", "'as_of' is longer than 64 characters")
         number = query_int(as_of)
         if number is not None:
             as_of = number
-    query = Query(
+    evaluation = Evaluation(
         text=seg.text,
         filename=f"<segment {name!r}>",
         as_of=as_of,
-        limit=limit,
-        cursor=args.get("cursor"),
-        explain=explain == "true",
+        limit=query["limit"],
+        cursor=query["cursor"],
+        explain=query["explain"],
         saved=True,
     )
-    return run_query(current_node(), query)
+    return run_query(current_node(), evaluation)

@@ -10,29 +10,31 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from audience.runtime.triggers import SavedTemplate, TemplateError
-from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires
+from audience.server.contract import Body, Values, accepts, text
 from audience.server.definitions import created, exists, guarded, missing
 from audience.server.errors import bad_request
 from audience.server.evaluate import MAX_TEXT
 
 bp = Blueprint("templates", __name__)
 PARTS = ("subject", "html", "text")
+_PARTS = {p: text(MAX_TEXT, required=True) for p in PARTS}
+CREATE = Body("TemplateCreate", {"name": text(200, required=True), **_PARTS})
+REPLACE = Body("TemplateParts", _PARTS)
 
 
 def template_json(t: SavedTemplate) -> dict[str, Any]:
     return t.to_dict()
 
 
-def _save(name: str | None) -> Response:
+def _save(body: Values, name: str | None) -> Response:
     """Create (``name`` None: it comes in the body) or replace a template."""
     is_new = name is None
-    f = Fields(json_object(), {*PARTS, "name"} if is_new else set(PARTS))
     if name is None:
-        name = f.text("name", required=True, max_len=200) or ""
+        name = str(body["name"])
     if "/" in name:
         raise bad_request("invalid_request", "a template name cannot hold '/'")
-    parts = [f.text(p, required=True, max_len=MAX_TEXT) or "" for p in PARTS]
+    parts = [body[p] for p in PARTS]
     engine = current_node().triggers
     existed = engine.defs.get_template(name.strip()) is not None
     if is_new and existed:
@@ -53,8 +55,9 @@ def list_templates() -> Response:
 
 @bp.post("/v1/templates")
 @requires("write")
-def create_template() -> Response:
-    return _save(None)
+@accepts(CREATE)
+def create_template(body: Values) -> Response:
+    return _save(body, None)
 
 
 @bp.get("/v1/templates/<name>")
@@ -68,8 +71,9 @@ def get_template(name: str) -> Response:
 
 @bp.put("/v1/templates/<name>")
 @requires("write")
-def replace_template(name: str) -> Response:
-    return _save(name)
+@accepts(REPLACE)
+def replace_template(name: str, body: Values) -> Response:
+    return _save(body, name)
 
 
 @bp.delete("/v1/templates/<name>")

@@ -23,11 +23,26 @@ from flask import Blueprint, Response, request
 
 from audience.runtime.tracking.hits import Hit
 from audience.server.context import state
+from audience.server.contract import Raw, accepts
 
 bp = Blueprint("tracking", __name__)
 
 # the smallest transparent GIF (1x1)
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+# RFC 8058: what a mail client's one-click sends (the page's button sends the same)
+ONE_CLICK = Raw(
+    {
+        "required": False,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"List-Unsubscribe": {"const": "One-Click"}},
+                }
+            }
+        },
+    }
+)
 _NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
 
 
@@ -78,6 +93,7 @@ def unsubscribe_page(token: str) -> Response:
 
 
 @bp.post("/t/u/<token>")
+@accepts(ONE_CLICK)
 def unsubscribe(token: str) -> Response:
     hit = state().tracking.unsubscribe(token, request.headers.get("User-Agent"))
     if hit is None:

@@ -19,26 +19,32 @@ from flask import Blueprint, Response, jsonify
 
 from audience.dsl.ast import DndPolicy, Trigger
 from audience.runtime.triggers import SavedTrigger
-from audience.server.bodies import Fields, json_object
 from audience.server.context import current_node, requires
+from audience.server.contract import Body, Values, accepts, flag, text, time
 from audience.server.definitions import created, exists, guarded, missing, one_definition
 from audience.server.deliveries import parse_time
 from audience.server.evaluate import MAX_TEXT
 
 bp = Blueprint("triggers", __name__)
-FIELDS = {"text", "enabled", "valid_from", "valid_until"}
+WRITE = Body(
+    "TriggerWrite",
+    {
+        "text": text(MAX_TEXT, required=True, description="one trigger (and DND policies)"),
+        "enabled": flag(True),
+        "valid_from": time("reacts to events from then; default: when first saved"),
+        "valid_until": time("reacts to events until then; default: for ever"),
+    },
+)
 
 
 def trigger_json(t: SavedTrigger) -> dict[str, Any]:
     return t.to_dict()
 
 
-def _save(name: str | None, is_new: bool) -> Response:
-    f = Fields(json_object(), FIELDS)
-    text = f.text("text", required=True, max_len=MAX_TEXT) or ""
-    enabled = f.flag("enabled", True)
-    vf = parse_time(f.as_of("valid_from"), "valid_from")
-    vu = parse_time(f.as_of("valid_until"), "valid_until")
+def _save(body: Values, name: str | None, is_new: bool) -> Response:
+    text, enabled = body["text"], body["enabled"]
+    vf = parse_time(body["valid_from"], "valid_from")
+    vu = parse_time(body["valid_until"], "valid_until")
     engine = current_node().triggers
     program = guarded(engine.check, text, "<trigger>")
     got = one_definition(program, Trigger, "trigger", name, beside=(DndPolicy,))
@@ -61,8 +67,9 @@ def list_triggers() -> Response:
 
 @bp.post("/v1/triggers")
 @requires("write")
-def create_trigger() -> Response:
-    return _save(None, is_new=True)
+@accepts(WRITE)
+def create_trigger(body: Values) -> Response:
+    return _save(body, None, is_new=True)
 
 
 @bp.get("/v1/triggers/<name>")
@@ -76,8 +83,9 @@ def get_trigger(name: str) -> Response:
 
 @bp.put("/v1/triggers/<name>")
 @requires("write")
-def replace_trigger(name: str) -> Response:
-    return _save(name, is_new=False)
+@accepts(WRITE)
+def replace_trigger(name: str, body: Values) -> Response:
+    return _save(body, name, is_new=False)
 
 
 @bp.delete("/v1/triggers/<name>")

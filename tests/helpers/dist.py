@@ -3,6 +3,7 @@ thread each, as on 2-core CI (the tests skip without the ``dist`` extra)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,10 +23,18 @@ def local_cluster() -> Iterator[Any]:
         local.close()
 
 
-def wait_until(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+def deadline_wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     """Wait until ``cond()`` holds: a condition polled, never a guessed sleep."""
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def block(event_name: str) -> int:
+    """A task that holds its worker's only thread until the Dask event is set."""
+    from distributed import Event
+
+    Event(event_name).wait(120)
+    return os.getpid()

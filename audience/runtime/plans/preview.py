@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from audience.dsl.ast import Segment
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.members import ADMITTED
 from audience.runtime.plans.clock import Clock, wall_clock
 from audience.runtime.plans.definitions import PlanDefinitions
-from audience.runtime.plans.frozen import freeze_audience, profile_values
+from audience.runtime.plans.frozen import freeze_audience, profile_values, strings
 from audience.runtime.plans.recurrence import next_occurrence
 from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.runner import _who
@@ -24,6 +25,7 @@ from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
     from audience.runtime.store import Store
+    from audience.snapshot import Snapshot
 
 SAMPLE = 20  # contacts listed per group
 
@@ -37,10 +39,13 @@ def preview(
     defs: PlanDefinitions | None = None,
     log: DeliveryLog | None = None,
     sample: int = SAMPLE,
+    cluster: Any = None,
 ) -> dict[str, Any]:
     """Who plan ``name`` would reach at ``at_ms`` (default: its next
     occurrence, else now): the audience, those without an email, those the
-    DND policy holds back (by cap), and those it would send to."""
+    DND policy holds back (by cap), and those it would send to.  ``cluster``:
+    an ``audience.dist.ClusterStore`` over a sharded ``store``, whose workers
+    decide the audience (as a run's)."""
     defs = defs or PlanDefinitions.for_store(store.path)
     saved = defs.get_plan(store.node, name)
     if saved is None:
@@ -57,7 +62,7 @@ def preview(
         text="",
         filename=f"<plan {name!r}>",
     )
-    frozen = freeze_audience(store, segment, at, delivery, sample)
+    frozen = freeze_audience(store, segment, at, delivery, sample, cluster)
     table, without, no_email = frozen.table, frozen.without, frozen.no_email
     policy = store.triggers.policy(plan.dnd) if plan.dnd else None
     if plan.dnd and policy is None:
@@ -121,23 +126,17 @@ def test_send(
     delivery = parse_delivery(saved.text, name)
     if not delivery.test_list:
         raise PlanError("no_test_list", f"delivery {name!r} has no test list")
-    snapshot = store.snapshot()
-    ids = list(snapshot.contact_ids)
-    if contact_id is not None:
-        if contact_id not in ids:
-            raise PlanError("unknown_contact", f"no contact {contact_id!r} in node {store.node!r}")
-        pos = ids.index(contact_id)
-    else:
-        with_profile = np.flatnonzero(np.asarray(snapshot.has_profile))
-        pos = int(with_profile[0]) if len(with_profile) else 0
-    sample = ids[pos] if ids else ""
+    snapshot, pos = _sample(store, contact_id)
+    if contact_id is not None and pos < 0:
+        raise PlanError("unknown_contact", f"no contact {contact_id!r} in node {store.node!r}")
+    sample = snapshot.contact_ids[pos] if pos >= 0 else ""
     try:
         renderer = Renderer(store, delivery, saved.version, None, None)
     except RunFailed as exc:
         raise PlanError("not_ready", str(exc)) from None
     fields = dict(renderer.constants)
     for k, prop in renderer.ref_props.items():
-        fields[k] = profile_values(snapshot, prop, np.array([pos]))[0].as_py() if ids else None
+        fields[k] = profile_values(snapshot, prop, np.array([pos]))[0].as_py() if pos >= 0 else None
     try:
         payload = renderer.render(fields)
     except Exception as exc:
@@ -171,3 +170,24 @@ def test_send(
         {"id": d.id, "to": d.email, "status": d.status, "test": d.test, "contact": sample}
         for d in done
     ]
+
+
+def _sample(store: Store, contact_id: str | None) -> tuple[Snapshot, int]:
+    """The snapshot holding ``contact_id`` (default: the first contact with a
+    profile, else the first contact) and its position there (-1: none).  On
+    a sharded node, the shard that holds it."""
+    from audience.runtime.shards.store import ShardedStore
+
+    snaps = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
+    if contact_id is not None:
+        wanted = pa.array([contact_id], pa.string())
+        for snap in snaps:
+            found = pc.index_in(wanted, value_set=strings(snap.contact_ids))[0].as_py()
+            if found is not None:
+                return snap, int(found)
+        return snaps[0], -1
+    for snap in snaps:
+        with_profile = np.flatnonzero(np.asarray(snap.has_profile))
+        if len(with_profile):
+            return snap, int(with_profile[0])
+    return next(((snap, 0) for snap in snaps if snap.n_contacts), (snaps[0], -1))

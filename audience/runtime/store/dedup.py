@@ -135,15 +135,50 @@ class IdIndex:
         self.filter = Filter([])  # built on the first lookup
         self._filtered = False
 
-    def fresh(self, s: SortedIds, first_loc: int) -> np.ndarray:
+    def fresh(self, s: SortedIds, first_loc: int, *, checked: bool = False) -> np.ndarray:
         """Rows to keep: no id, or an id seen neither before nor earlier in the
         batch.  The kept ids get positions ``first_loc, first_loc + 1, ...``
         (in row order) and join the index.  ``s``: the batch's ids as
         ``sort_ids`` gives them (it needs no index: an ingest runs it a batch
-        ahead)."""
+        ahead).  ``checked``: the caller has looked the ids up already (a
+        sharded node's ingest, over every shard): only the batch's own
+        repeats are dropped, and the index is not searched."""
         keep = np.ones(s.n, dtype=bool)
         if s.rows is None:
             return keep
+        order, hs = s.order, s.hs
+        kept_sorted = ~s.dup if checked else ~self._held(s)
+        keep_present = np.empty(len(hs), dtype=bool)
+        keep_present[order] = kept_sorted
+        keep[s.rows] = keep_present
+        kept_idx = np.flatnonzero(keep_present)  # positions in ``present``, row order
+        locs = np.empty(len(hs), dtype=np.int64)
+        locs[kept_idx] = np.arange(first_loc, first_loc + len(kept_idx), dtype=np.int64)
+        if kept_sorted.any():
+            run = (hs[kept_sorted], locs[order][kept_sorted])
+            self.new.append(run)
+            self.pending.append(run)
+            self.filter.runs = [*self.old, *self.new]
+            if self._filtered:  # else built over all runs when first needed
+                self.filter.add(run[0])
+            if sum(len(r[0]) for r in self.pending) >= SPILL_IDS:
+                self.spill()
+        return keep
+
+    def known(self, s: SortedIds) -> np.ndarray:
+        """Per row: its id is held, or stands on an earlier row of the batch.
+        Adds nothing: a lookup for a caller that decides more than this
+        index does (a sharded node, over every shard's index)."""
+        known = np.zeros(s.n, dtype=bool)
+        if s.rows is None:
+            return known
+        held = np.empty(len(s.hs), dtype=bool)
+        held[s.order] = self._held(s)
+        known[s.rows] = held
+        return known
+
+    def _held(self, s: SortedIds) -> np.ndarray:
+        """In sorted order: the id is in the index or on an earlier row."""
         present, order, hs, dup = s.present, s.order, s.hs, s.dup.copy()
         # Against the store and earlier batches of this ingest: only the
         # filter's positives are searched in the runs.
@@ -167,23 +202,7 @@ class IdIndex:
             cand = cand[~dup[cand]]
             if not len(cand):
                 break
-        kept_sorted = ~dup
-        keep_present = np.empty(len(hs), dtype=bool)
-        keep_present[order] = kept_sorted
-        keep[s.rows] = keep_present
-        kept_idx = np.flatnonzero(keep_present)  # positions in ``present``, row order
-        locs = np.empty(len(hs), dtype=np.int64)
-        locs[kept_idx] = np.arange(first_loc, first_loc + len(kept_idx), dtype=np.int64)
-        if kept_sorted.any():
-            run = (hs[kept_sorted], locs[order][kept_sorted])
-            self.new.append(run)
-            self.pending.append(run)
-            self.filter.runs = [*self.old, *self.new]
-            if self._filtered:  # else built over all runs when first needed
-                self.filter.add(run[0])
-            if sum(len(r[0]) for r in self.pending) >= SPILL_IDS:
-                self.spill()
-        return keep
+        return dup
 
     def spill(self) -> None:
         """Merge the runs held in memory into one and hand it to ``keep``;
@@ -277,6 +296,24 @@ def _within(present: pa.Array, order: np.ndarray, hs: np.ndarray, same: np.ndarr
     return out
 
 
+def take_chunked(
+    starts: np.ndarray, chunk: Callable[[int], pa.Array], locs: np.ndarray
+) -> pa.Array:
+    """The values at positions ``locs`` (in that order) of arrays laid end to
+    end, chunk ``c`` (``chunk(c)``) starting at ``starts[c]``."""
+    which = np.searchsorted(starts, locs, side="right") - 1
+    idx_parts: list[np.ndarray] = []
+    arr_parts: list[pa.Array] = []
+    for c in np.unique(which):
+        idx = np.flatnonzero(which == c)
+        arr_parts.append(chunk(int(c)).take(pa.array(locs[idx] - starts[c])))
+        idx_parts.append(idx)
+    if not arr_parts:
+        return pa.array([], pa.string())
+    combined = pa.concat_arrays(arr_parts)
+    return combined.take(pa.array(np.argsort(np.concatenate(idx_parts), kind="stable")))
+
+
 def _np(arr: pa.Array) -> np.ndarray:
     out: np.ndarray = arr.to_numpy(zero_copy_only=False)
     return out
@@ -345,23 +382,15 @@ class IdFiles:
         if len(self._starts) != len(self.chunks):
             counts = np.array([c for _, c in self.chunks], dtype=np.int64)
             self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        which = np.searchsorted(self._starts, locs, side="right") - 1
-        idx_parts: list[np.ndarray] = []
-        arr_parts: list[pa.Array] = []
-        for c in np.unique(which):
-            idx = np.flatnonzero(which == c)
-            name = self.chunks[int(c)][0]
-            arr_parts.append(self._array(name).take(pa.array(locs[idx] - self._starts[c])))
-            idx_parts.append(idx)
-        if not arr_parts:
-            return pa.array([], pa.string())
-        combined = pa.concat_arrays(arr_parts)
-        return combined.take(pa.array(np.argsort(np.concatenate(idx_parts), kind="stable")))
+        return take_chunked(self._starts, lambda c: self._array(self.chunks[c][0]), locs)
 
-    def accept(self, ids: pa.Array, sorted_ids: SortedIds | None = None) -> np.ndarray:
+    def accept(
+        self, ids: pa.Array, sorted_ids: SortedIds | None = None, *, checked: bool = False
+    ) -> np.ndarray:
         """Rows to keep (see ``IdIndex.fresh``; ``sorted_ids``: ``ids`` sorted
         already); the kept ids are written as a new chunk."""
-        keep = self.index.fresh(sort_ids(ids) if sorted_ids is None else sorted_ids, self.size)
+        s = sort_ids(ids) if sorted_ids is None else sorted_ids
+        keep = self.index.fresh(s, self.size, checked=checked)
         kept = ids.filter(pa.array(keep)) if not keep.all() else ids
         if kept.null_count:
             kept = kept.drop_null()

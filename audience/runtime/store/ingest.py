@@ -110,6 +110,8 @@ class Txn:
         self._profile_batch_rows = 0
         self._merge_lists: Collection[str] = ()
         self.rejects: list[Reject] = []
+        # the events' ids were looked up by the caller (a sharded node's ingest)
+        self.ids_checked = False
 
     @property
     def ids(self) -> IdFiles:
@@ -139,7 +141,8 @@ class Txn:
         rejects = reject_list(batch, checked, source, "events")
         table = checked.table
         ids = one_array(table.column("id"))
-        table, dups = self._fresh(table, self.ids.accept(ids, sort_ids(ids)))
+        keep = self.ids.accept(ids, sort_ids(ids), checked=self.ids_checked)
+        table, dups = self._fresh(table, keep)
         return Prepared(table, rejects, dups, batch.units)
 
     def apply(self, prepared: Prepared) -> IngestReport:

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -198,6 +198,12 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         together.  Raises StoreError when the source cannot be read at all."""
         return self._ingest(source, "events", progress)
 
+    def ingest_checked_events(self, source: Any) -> IngestReport:
+        """Events a sharded node's ingest routed to this shard once it had
+        decided their duplicates over every shard (audience.runtime.shards):
+        the duplicate index takes their ids without looking them up again."""
+        return self._ingest(source, "events", False, ids_checked=True)
+
     def ingest_profiles(
         self, source: Any, *, progress: bool = False, merge_lists: Collection[str] = ()
     ) -> IngestReport:
@@ -211,7 +217,13 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         return self._ingest(source, "profiles", progress, merge_lists)
 
     def _ingest(
-        self, source: Any, kind: str, progress: bool, merge_lists: Collection[str] = ()
+        self,
+        source: Any,
+        kind: str,
+        progress: bool,
+        merge_lists: Collection[str] = (),
+        *,
+        ids_checked: bool = False,
     ) -> IngestReport:
         src = self.open_input(source, kind)
         report = IngestReport()
@@ -237,7 +249,7 @@ class Store(SnapshotViews, SavedSegmentsMixin):
                         manifest = self._checkpoint(manifest, tail)
                     batches = itertools.chain(head, batches)
                     report, pending = self._regular(
-                        manifest, kind, batches, src, progress, merge_lists, engine
+                        manifest, kind, batches, src, progress, merge_lists, engine, ids_checked
                     )
             except BaseException:
                 # The hash tables may cover dictionary values that never landed,
@@ -271,11 +283,13 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         progress: bool,
         merge_lists: Collection[str],
         engine: TriggerEngine | None,
+        ids_checked: bool = False,
     ) -> tuple[IngestReport, Pending | None]:
         """An ingest that writes partitions and a new manifest; ``engine``: the
         trigger engine, when there are triggers."""
         report = IngestReport()
         txn = self._txn(manifest)
+        txn.ids_checked = ids_checked
         if kind == "events":
             # Each batch is checked a batch ahead, in a thread, of its encoding
             # into the store (a second core at work; the codes stay in order).
@@ -399,16 +413,27 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         or the log of small ingests, or stands on an earlier row of ``ids``.
         Exact (a hash match is confirmed).  ``hashed``: ``sort_ids(ids)``,
         when the caller has it."""
+        return self.id_lookup()(ids, hashed)
+
+    def id_lookup(self) -> Callable[[pa.Array, SortedIds | None], np.ndarray]:
+        """``known_ids`` for batch after batch while nothing lands here (a
+        sharded node's ingest, under the node's lock, asks every shard about
+        every batch): the duplicate index is read, its filter built and the
+        log's ids gathered once, not once a batch."""
         manifest = self._backend.read_manifest()
         index = IdFiles(self._backend, manifest, manifest.version + 1).index
-        known: np.ndarray = ~index.fresh(hashed or sort_ids(ids), 0)
         tail = self._tail_for(manifest)
-        if tail is not None and tail.ids:
-            logged = pa.array(list(tail.ids), pa.string())
-            known |= pc.fill_null(pc.is_in(ids, value_set=logged), False).to_numpy(
-                zero_copy_only=False
-            )
-        return known
+        logged = pa.array(list(tail.ids), pa.string()) if tail is not None and tail.ids else None
+
+        def known_ids(ids: pa.Array, hashed: SortedIds | None = None) -> np.ndarray:
+            known = index.known(hashed or sort_ids(ids))
+            if logged is not None:
+                known |= pc.fill_null(pc.is_in(ids, value_set=logged), False).to_numpy(
+                    zero_copy_only=False
+                )
+            return known
+
+        return known_ids
 
     def rejected(self, limit: int | None = None) -> list[Reject]:
         """The rejected records kept by the store, oldest first."""

@@ -220,13 +220,15 @@ class LeadWorker:
 
 class Contacts:
     """Existing contacts by a match field's value (case and surrounding spaces
-    ignored: addresses are), read from one snapshot; the contacts chosen for
-    this batch's leads are remembered, so two leads of one new person share one."""
+    ignored: addresses are), read from one snapshot (of every shard, on a
+    sharded node); the contacts chosen for this batch's leads are remembered,
+    so two leads of one new person share one."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._snap: Snapshot | None = None
-        self._index: dict[str, dict[str, list[int]]] = {}  # field -> value -> codes
+        self._snaps: list[Snapshot] | None = None
+        # (field, snapshot's position) -> value -> codes
+        self._index: dict[tuple[str, int], dict[str, list[int]]] = {}
         self._chosen: dict[tuple[str, str], str] = {}
 
     def choose(self, match_field: str | None, value: Any, new_id: str) -> str:
@@ -238,25 +240,31 @@ class Contacts:
         return self._chosen[key]
 
     def _find(self, match_field: str, value: str) -> str | None:
-        if self._snap is None:
-            self._snap = self.store.snapshot()
-        snap = self._snap
-        col = snap.profile.get(match_field)
-        if col is None or col.kind != "code":
-            return None
-        if match_field not in self._index:
-            words = snap.dictionaries[dictionary_key("profile", match_field)].values
-            index: dict[str, list[int]] = {}
-            for code, word in enumerate(words):
-                index.setdefault(word.strip().lower(), []).append(code)
-            self._index[match_field] = index
-        codes = self._index[match_field].get(value)
-        if not codes:
-            return None
-        hit = np.isin(col.values, codes)
-        if col.valid is not None:
-            hit &= col.valid
-        found = [snap.contact_ids[int(i)] for i in np.flatnonzero(hit)]
+        from audience.runtime.shards.store import ShardedStore
+
+        if self._snaps is None:
+            store = self.store
+            self._snaps = (
+                store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
+            )
+        found: list[str] = []
+        for k, snap in enumerate(self._snaps):
+            col = snap.profile.get(match_field)
+            if col is None or col.kind != "code":
+                continue
+            if (match_field, k) not in self._index:
+                words = snap.dictionaries[dictionary_key("profile", match_field)].values
+                index: dict[str, list[int]] = {}
+                for code, word in enumerate(words):
+                    index.setdefault(word.strip().lower(), []).append(code)
+                self._index[match_field, k] = index
+            codes = self._index[match_field, k].get(value)
+            if not codes:
+                continue
+            hit = np.isin(col.values, codes)
+            if col.valid is not None:
+                hit &= col.valid
+            found += [snap.contact_ids[int(i)] for i in np.flatnonzero(hit)]
         return min(found) if found else None  # the smallest id when several match
 
 

@@ -61,29 +61,33 @@ def unique_rows(table: pa.Table) -> pa.Table:
 
 
 def eligible(root: Path, sync: Sync, now_ms: int) -> Eligible:
+    from audience.runtime.shards.store import ShardedStore
     from audience.runtime.store import open_store
     from audience.runtime.tracking.suppression import suppressed_mask
 
     try:
         store = open_store(root, sync.node)
-        snapshot = store.snapshot()
+        # a sharded node: every shard's snapshot (each holds its own contacts)
+        snapshots = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
         cond = segment_condition({s.name for s in store.list_segments()}, sync.segment)
         segment = store.segment_compiler.compile(cond, filename=f"<sync {sync.name!r}>")
     except Exception as exc:  # a DslError, a node gone or changed: the job fails saying why
         raise EligibleError(f"the sync's segment cannot be evaluated: {exc}") from None
-    idx = np.asarray(segment.compiled.evaluate(snapshot, now_ms).indexes(), dtype=np.int64)
-    counts: dict[str, Any] = {"segment": len(idx)}
+    members = Members(
+        [(snap, segment.compiled.evaluate(snap, now_ms).indexes()) for snap in snapshots]
+    )
+    counts: dict[str, Any] = {"segment": len(members)}
     if sync.consent_field:
-        ok = _bools(snapshot, sync.consent_field, idx)
+        ok = members.bools(sync.consent_field)
         counts["no_consent"] = int((~ok).sum())
-        idx = idx[ok]
+        members = members.filter(ok)
     emails = phones = None
     if sync.email_field:
-        emails = _strings(snapshot, sync.email_field, idx)
+        emails = members.strings(sync.email_field)
         off = suppressed_mask(root, emails)
         counts["suppressed"] = int(off.sum())
         if off.any():
-            idx, keep = idx[~off], pa.array(~off)
+            members, keep = members.filter(~off), pa.array(~off)
             emails = emails.filter(keep)
     invalid: dict[str, int] = {}
     columns: dict[str, pa.Array] = {}
@@ -92,11 +96,11 @@ def eligible(root: Path, sync: Sync, now_ms: int) -> Eligible:
         invalid.update({f"email_{k}": v for k, v in h.invalid.items()})
         columns["email"] = h.hashes
     if sync.phone_field:
-        phones = _strings(snapshot, sync.phone_field, idx)
+        phones = members.strings(sync.phone_field)
         h = hash_phones(phones, sync.country_code)
         invalid.update({f"phone_{k}": v for k, v in h.invalid.items()})
         columns["phone"] = h.hashes
-    some = np.zeros(len(idx), dtype=bool)
+    some = np.zeros(len(members), dtype=bool)
     for col in columns.values():
         some |= ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     counts["without_keys"] = int((~some).sum())
@@ -105,6 +109,34 @@ def eligible(root: Path, sync: Sync, now_ms: int) -> Eligible:
     rows = rows_table({n: c.filter(keep) for n, c in columns.items()})
     counts["eligible"] = rows.num_rows
     return Eligible(rows, counts)
+
+
+class Members:
+    """The segment's members: dense indexes per snapshot (one for a node, one
+    per shard of a sharded node), their fields read a column at a time and
+    laid side by side in that order."""
+
+    def __init__(self, parts: list[tuple[Snapshot, np.ndarray]]) -> None:
+        self.parts = [(snap, np.asarray(idx, dtype=np.int64)) for snap, idx in parts]
+
+    def __len__(self) -> int:
+        return sum(len(idx) for _, idx in self.parts)
+
+    def filter(self, keep: np.ndarray) -> Members:
+        """The members where ``keep`` (one bool per member, in order) holds."""
+        out, start = [], 0
+        for snap, idx in self.parts:
+            out.append((snap, idx[keep[start : start + len(idx)]]))
+            start += len(idx)
+        return Members(out)
+
+    def bools(self, name: str) -> np.ndarray:
+        parts = [_bools(snap, name, idx) for snap, idx in self.parts]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+    def strings(self, name: str) -> pa.StringArray:
+        parts = [_strings(snap, name, idx) for snap, idx in self.parts]
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
 
 
 def _bools(snapshot: Snapshot, name: str, idx: np.ndarray) -> np.ndarray:

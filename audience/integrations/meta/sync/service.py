@@ -185,14 +185,8 @@ class SyncService:
             raise SyncError("no_integration", f"no integration named {name!r}")
 
     def _check_store(self, spec: SyncSpec) -> None:
-        from audience.runtime.shards.layout import is_sharded
         from audience.runtime.store import open_store
 
-        if is_sharded(self.root, spec.node):
-            raise SyncError(
-                "sharded_node",
-                f"node {spec.node!r} is sharded: syncs do not read sharded nodes yet",
-            )
         if spec.node not in list_nodes(self.root):
             raise SyncError("no_node", f"no node named {spec.node!r} in this store")
         store = open_store(self.root, spec.node)

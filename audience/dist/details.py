@@ -1,0 +1,151 @@
+"""What a query asks of a cluster's shards beyond their members: each
+shard's explain report (its counts per rule, step and block, summed on the
+client into the node's report), or its members' dense indexes (for a client
+that reads their profile fields from the shards itself, as ``eval --fields``
+and a plan's preview do).
+
+The task runs on the worker that owns the shards, with the shards that
+worker keeps open (audience.dist.worker), one task a worker per query, as a
+plain query's does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from audience.dist.cluster import ALLOWED_FAILURES, ClusterError
+from audience.runtime.evaluate import Audience
+from audience.runtime.ids import member_ids
+from audience.runtime.shards.program import ShardProgram, run_on
+from audience.runtime.shards.store import ShardRef
+from audience.runtime.shards.union import merge_explain, union_mask
+from audience.snapshot import LazyStrings
+
+if TYPE_CHECKING:
+    from audience.dist.query import ClusterStore
+    from audience.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class ShardAnswer:
+    """One shard's answer to a detailed query."""
+
+    index: int
+    members: pa.Array  # contact ids; with ``dense``, dense indexes (int64)
+    version: int  # the shard's version it answered from
+    contacts: int  # the shard's contacts in that version
+    report: dict[str, Any] | None  # its explain report, with ``explain``
+
+
+def answer_shards(
+    refs: tuple[ShardRef, ...], program: ShardProgram, as_of_ms: int, dense: bool, explain: bool
+) -> list[ShardAnswer]:
+    """The task of one worker: every shard it owns, from its newest version."""
+    from audience.dist import worker
+
+    # numba threads per task, set on this worker by its WarmKernels plugin
+    threads = getattr(worker, "_kernel_threads", None)
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(threads)  # per calling thread: set where the task runs
+    out = []
+    for ref in refs:
+        store, _ = worker.shard(ref)
+        snap = store.snapshot()
+        mask, report = run_on(snap, program, int(as_of_ms), explain=explain)
+        idx = np.flatnonzero(mask)
+        members = pa.array(idx, pa.int64()) if dense else member_ids(snap.contact_ids, idx)
+        out.append(ShardAnswer(ref.index, members, snap.version, len(snap.contact_ids), report))
+    return out
+
+
+def ask(
+    cluster: ClusterStore, program: ShardProgram, now_ms: int, *, dense: bool, explain: bool
+) -> list[ShardAnswer]:
+    """Every shard's answer, in shard order: one task per worker, pinned to
+    the worker that owns its shards (another takes it if that one is gone)."""
+    from distributed import KilledWorker
+
+    by_owner: dict[str, list[ShardRef]] = {}
+    for ref, owner in cluster.owners().items():
+        by_owner.setdefault(owner, []).append(ref)
+    tag = uuid.uuid4().hex[:12]
+    futures = [
+        cluster.client.submit(
+            answer_shards,
+            tuple(refs),
+            program,
+            now_ms,
+            dense,
+            explain,
+            key=f"audience-details-{refs[0].index}-{tag}",
+            workers=[owner],
+            allow_other_workers=True,
+            pure=False,
+        )
+        for owner, refs in by_owner.items()
+    ]
+    try:
+        answers = [a for part in cluster.client.gather(futures) for a in part]
+    except KilledWorker as exc:
+        raise ClusterError(
+            f"a task of shards was given up after its worker died running it "
+            f"{ALLOWED_FAILURES + 1} times: {exc}"
+        ) from None
+    return sorted(answers, key=lambda a: a.index)
+
+
+def explained(cluster: ClusterStore, program: ShardProgram, now_ms: int) -> tuple[Audience, int]:
+    """The audience with its explain report: the shards' counts summed, as
+    the in-process sharded path sums them (the same numbers as one store
+    holding every contact); and the node's version it was read from (the
+    shards' versions summed, as ``ShardedStore.version_of``)."""
+    t0 = time.perf_counter()
+    answers = ask(cluster, program, now_ms, dense=False, explain=True)
+    parts = [a.members for a in answers if len(a.members)]
+    ids = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+    reports = [a.report for a in answers if a.report is not None]
+    report = merge_explain(reports, (time.perf_counter() - t0) * 1000)
+    report["plan"] = program.plan_text
+    n = len(ids)
+    contacts = sum(a.contacts for a in answers)
+    members = LazyStrings(n, ids.to_pylist, arrow=ids)
+    audience = Audience(np.ones(n, dtype=np.bool_), members, now_ms, report, contacts=contacts)
+    return audience, sum(a.version for a in answers)
+
+
+def over_snapshots(
+    cluster: ClusterStore, program: ShardProgram, now_ms: int, *, explain: bool = False
+) -> tuple[Audience, list[Snapshot]]:
+    """The audience decided by the workers, over this process's snapshots of
+    the shards (taken once they answered, so each is at least as new as the
+    version its worker read: a contact's dense index never changes), and
+    those snapshots: the caller reads the members' profiles from them, as
+    from an in-process sharded audience."""
+    t0 = time.perf_counter()
+    answers = ask(cluster, program, now_ms, dense=True, explain=explain)
+    snaps = cluster.sharded.snapshots()
+    masks = []
+    for answer, snap in zip(answers, snaps, strict=True):
+        if snap.version < answer.version:  # versions only grow: not the same shards
+            raise ClusterError(
+                f"shard {answer.index} is at version {snap.version} here, "
+                f"its worker read version {answer.version}"
+            )
+        mask = np.zeros(snap.n_contacts, dtype=np.bool_)
+        mask[answer.members.to_numpy(zero_copy_only=False)] = True
+        masks.append(mask)
+    report = None
+    if explain:
+        reports = [a.report for a in answers if a.report is not None]
+        report = merge_explain(reports, (time.perf_counter() - t0) * 1000)
+        report["plan"] = program.plan_text
+    ids = cluster.sharded.segment_compiler.union_ids.of(snaps)
+    return Audience(union_mask(masks), ids, now_ms, report), snaps

@@ -25,12 +25,11 @@ from distributed import Event
 import audience
 from audience.dist import ClusterStore
 from audience.dist.direct import ping_all
-from audience.dist.worker import stats
 from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram
 from audience.runtime.store import Store
 from tests.helpers.cli import run
-from tests.helpers.dist import block, deadline_wait, local_cluster
+from tests.helpers.dist import block, deadline_wait, local_cluster, waiting_calls
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -178,12 +177,6 @@ def test_no_compilation_after_warm_up(shop: Any) -> None:
     assert after == before
 
 
-def _waiting_calls(client: Any, worker: str) -> int:
-    """The direct calls ``worker`` has received and not answered yet."""
-    waiting: int = client.run(stats, workers=[worker])[worker]["direct_calls"]["waiting"]
-    return waiting
-
-
 def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     store, one, data = shop
     text = KINDS[1]
@@ -200,7 +193,7 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     seg = store.compile(text)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         query = pool.submit(seg.evaluate, data.now)
-        deadline_wait(lambda: _waiting_calls(client, victim) > 0, "the query's call")
+        deadline_wait(lambda: waiting_calls(client, victim) > 0, "the query's call")
         os.kill(pid, signal.SIGKILL)
         got = query.result(timeout=120)
     blocker.cancel()

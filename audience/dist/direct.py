@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from audience.dist.cluster import EVENTS_TOPIC
-from audience.dist.worker import EVALUATE_OP, PING_OP, ShardResult
-from audience.runtime.shards import ShardProgram, ShardRef
+from audience.dist.worker import EVALUATE_OP, PING_OP
+from audience.runtime.shards import ShardRef
 
 # the scheduler's events that change who owns the shards
 MEMBERSHIP_ACTIONS = frozenset({"add-worker", "remove-worker"})
@@ -126,27 +126,27 @@ async def _call(client: Any, address: str, op: str, timeouts: Timeouts, **msg: A
 def call_all(
     client: Any,
     calls: Mapping[str, tuple[ShardRef, ...]],
-    program: ShardProgram,
-    now_ms: int,
-    dense: bool,
+    fn: str,
+    args: tuple[Any, ...],
     timeouts: Timeouts,
-) -> dict[str, list[ShardResult] | BaseException]:
-    """Each owner's shards' results, or the error its call ended with."""
+) -> dict[str, list[Any] | BaseException]:
+    """Each owner's answer to ``fn`` (a name of ``worker.direct_functions``)
+    over its shards and ``args``, or the error its call ended with."""
     from distributed.protocol import to_serialize
 
-    async def one(address: str, refs: tuple[ShardRef, ...]) -> list[ShardResult]:
-        args = to_serialize((refs, program, now_ms, dense))
-        reply = await _call(client, address, EVALUATE_OP, timeouts, args=args)
-        results: list[ShardResult] = reply["results"]
+    async def one(address: str, refs: tuple[ShardRef, ...]) -> list[Any]:
+        message = to_serialize((refs, *args))
+        reply = await _call(client, address, EVALUATE_OP, timeouts, fn=fn, args=message)
+        results: list[Any] = reply["results"]
         return results
 
-    async def every() -> dict[str, list[ShardResult] | BaseException]:
+    async def every() -> dict[str, list[Any] | BaseException]:
         replies = await asyncio.gather(
             *(one(a, refs) for a, refs in calls.items()), return_exceptions=True
         )
         return dict(zip(calls, replies, strict=True))
 
-    out: dict[str, list[ShardResult] | BaseException] = client.sync(every)
+    out: dict[str, list[Any] | BaseException] = client.sync(every)
     return out
 
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
 from audience.dist.direct import Timeouts, call_all, membership, ping_all
-from audience.dist.worker import ShardResult, evaluate_shards, ping, stats
+from audience.dist.worker import ShardResult, direct_functions, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
 from audience.runtime.shards import ShardedStore, ShardProgram, ShardRef
 from audience.snapshot import LazyStrings
@@ -173,13 +173,21 @@ class ClusterStore:
     ) -> tuple[list[ShardResult], tuple[str, ...]]:
         """The shards' results, in shard order, and the direct calls that
         failed (their shards answered by the task path)."""
+        return self.answers("members", (program, now_ms, dense), refs)
+
+    def answers(
+        self, fn: str, args: tuple[Any, ...], refs: Sequence[ShardRef] | None = None
+    ) -> tuple[list[Any], tuple[str, ...]]:
+        """Every shard's answer to ``fn`` (a name of
+        ``worker.direct_functions``) with ``args``, in shard order, and the
+        direct calls that failed ("address: error"; those owners' shards
+        then answered by the task path)."""
         if not self.direct:
             every = self.refs() if refs is None else refs
-            tasks = self._by_tasks(program, now_ms, every, dense, frozenset())
-            return sorted(tasks, key=lambda r: r.index), ()
+            return sorted(self._by_tasks(fn, args, every, frozenset()), key=_index), ()
         calls = {owner: tuple(mine) for owner, mine in self._by_owner(refs).items()}
-        replies = call_all(self.client, calls, program, now_ms, dense, self.timeouts)
-        results: list[ShardResult] = []
+        replies = call_all(self.client, calls, fn, args, self.timeouts)
+        results: list[Any] = []
         failed: dict[str, BaseException] = {}
         for owner, reply in replies.items():
             if isinstance(reply, BaseException):
@@ -192,30 +200,24 @@ class ClusterStore:
             # still be listed)
             self.members.invalidate()
             redo = [ref for owner in failed for ref in calls[owner]]
-            results.extend(self._by_tasks(program, now_ms, redo, dense, frozenset(failed)))
+            results.extend(self._by_tasks(fn, args, redo, frozenset(failed)))
         failures = tuple(f"{o}: {type(e).__name__}: {e}" for o, e in failed.items())
-        return sorted(results, key=lambda r: r.index), failures
+        return sorted(results, key=_index), failures
 
     def _by_tasks(
-        self,
-        program: ShardProgram,
-        now_ms: int,
-        refs: Sequence[ShardRef],
-        dense: bool,
-        exclude: frozenset[str],
-    ) -> list[ShardResult]:
-        """The results of ``refs`` from one task per worker, through the scheduler."""
+        self, fn: str, args: tuple[Any, ...], refs: Sequence[ShardRef], exclude: frozenset[str]
+    ) -> list[Any]:
+        """The answers of ``refs`` from one task per worker, through the scheduler."""
         from distributed import KilledWorker
 
+        run = direct_functions()[fn]
         tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
         futures = [
             self.client.submit(
-                evaluate_shards,
+                run,
                 tuple(mine),
-                program,
-                now_ms,
-                dense,
-                key=f"audience-shard-{mine[0].index}-{tag}",
+                *args,
+                key=f"audience-{fn}-{mine[0].index}-{tag}",
                 workers=[owner],
                 allow_other_workers=True,
                 pure=False,
@@ -273,6 +275,11 @@ class ClusterStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _index(answer: Any) -> int:
+    index: int = answer.index
+    return index
 
 
 def union(results: list[ShardResult], now_ms: int) -> Audience:

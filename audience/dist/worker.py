@@ -203,13 +203,16 @@ def install_handlers(worker: Any) -> None:
     """The worker answers ``EVALUATE_OP`` and ``PING_OP`` from a client that
     calls it directly, over the comms Dask's servers use among themselves."""
 
-    async def evaluate(args: tuple[tuple[ShardRef, ...], ShardProgram, int, bool]) -> dict:
+    async def evaluate(fn: str, args: tuple[Any, ...]) -> dict:
+        run = direct_functions().get(fn)
+        if run is None:
+            return {"status": "error", "reason": f"no function {fn!r} to call directly"}
         # off the event loop, in the worker's own executor (its threads, the
         # same budget as its tasks): heartbeats and other comms go on meanwhile
         with _counted():
             executor = worker.executors["default"]
             loop = asyncio.get_running_loop()
-            results = await loop.run_in_executor(executor, evaluate_shards, *args)
+            results = await loop.run_in_executor(executor, run, *args)
         return {"status": "OK", "results": _serialized(results)}
 
     async def ping() -> dict:
@@ -217,6 +220,14 @@ def install_handlers(worker: Any) -> None:
 
     worker.handlers[EVALUATE_OP] = evaluate
     worker.handlers[PING_OP] = ping
+
+
+def direct_functions() -> dict[str, Any]:
+    """What a client may have a worker run by a direct call, by name: each
+    takes the worker's shards first and returns a list, one item a shard."""
+    from audience.dist.details import answer_shards
+
+    return {"members": evaluate_shards, "details": answer_shards}
 
 
 @contextlib.contextmanager

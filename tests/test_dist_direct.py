@@ -5,6 +5,7 @@ by the task path elsewhere; the owners follow the workers joining again."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ pytest.importorskip("distributed")
 
 from audience.dist import ClusterStore
 from audience.dist.direct import Timeouts
+from audience.runtime.evaluate import parse_as_of
 from audience.runtime.shards import ShardedStore
 from audience.runtime.store import Store
 from tests.helpers.dist import deadline_wait, local_cluster
@@ -110,3 +112,15 @@ def test_a_hung_worker_is_given_up_after_the_timeout(shop: Any) -> None:
     # woken up, it answers directly again
     assert set(seg.evaluate(data.now).ids()) == want
     assert seg.last_times.failures == ()
+
+
+def test_an_error_in_the_evaluation_is_raised_as_such(shop: Any) -> None:
+    client, _, data, _ = shop
+    _two_workers(client)
+    store = _store(shop)
+    program = store.compile(TEXT).program
+    stale = dataclasses.replace(program, schema_version="not-this-schema")
+    # the direct calls fail with it, then the tasks, which raise it
+    with pytest.raises(ValueError, match="compiled for schema not-this-schema"):
+        store.run(stale, parse_as_of(data.now))
+    assert set(store.compile(TEXT).evaluate(data.now).ids()) == shop[3]

@@ -201,7 +201,12 @@ class Txn:
 
     def _first_seen(self, contacts: np.ndarray, ts: np.ndarray) -> None:
         n = self.dicts.size(CONTACTS)
-        if self.first is None and len(contacts) * SPARSE_RATIO < n:
+        # Sparse while everything this ingest has seen stays sparse: each batch
+        # re-sorts what was kept, so the kept pairs count too (counting only the
+        # batch made an ingest of many small batches over millions of contacts
+        # quadratic: 50M events in batches over 12.5M contacts sorted for minutes).
+        kept = 0 if self.first_sparse is None else len(self.first_sparse[0])
+        if self.first is None and (kept + len(contacts)) * SPARSE_RATIO < n:
             if self.first_sparse is not None:
                 contacts = np.concatenate([self.first_sparse[0], contacts])
                 ts = np.concatenate([self.first_sparse[1], ts])

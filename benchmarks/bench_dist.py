@@ -3,11 +3,15 @@ costs and what it gains.
 
 - strong scaling: the peer workloads over the same N events held as two
   shards, answered by 1 worker (both shards, the kernels on every core) and
-  by 2 workers (a shard each); the one-store path (one shard, in this
-  process) beside them;
+  by 2 workers (a shard each), both clusters up at once and their queries
+  taking turns; the one-store path (one shard, in this process) beside
+  them;
 - the cluster's overhead: a query's time minus its slowest shard inside its
-  worker minus the merge (scheduling, transfer), and the empty-plan round
-  trip (one empty task per worker holding shards);
+  worker minus the merge (the calls, the transfer), on the direct path (the
+  workers called over Dask's comms) and on the task path (a task per worker
+  through the scheduler, the fallback when a call fails); and the empty
+  round trip of each (an empty call, an empty task, per worker holding
+  shards);
 - weak scaling: the same events per shard, 1 to 8 shards: each shard's time
   inside its worker, the merge and the scheduling, and the projected time
   on a cluster of N machines with a shard each (slowest shard + merge +
@@ -29,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +41,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audience.demo.shop import DEFAULT_NOW
-from audience.dist import ClusterStore, LocalOptions, connect
-from audience.runtime.node import ShardedNode
+from audience.dist import ClusterStore, LocalOptions, QueryTimes, connect
+from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards import open_shard
 from audience.schema import Schema
-from benchmarks.peers.data import Dataset, dataset, parse_size, size_label
+from benchmarks.peers.data import dataset, parse_size, size_label
 from benchmarks.peers.ours import SCHEMA_PATH, now_ms
 from benchmarks.peers.workloads import WORKLOADS, Times
 
@@ -57,9 +62,12 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
-def _build(root: Path, shards: int, ds: Dataset) -> ShardedNode:
+def _build(root: Path, shards: int, n_events: int) -> ShardedNode:
+    """The store kept in ``root``, or made there from the dataset (generated
+    only then: a kept store needs no dataset)."""
     if root.is_dir():
         return ShardedNode.open(root)
+    ds = dataset(n_events)
     store = ShardedNode.init(root, Schema.load(SCHEMA_PATH), shards=shards)
     store.ingest_profiles(ds.profiles)
     store.ingest_events(ds.events)  # read from the file in batches
@@ -75,68 +83,97 @@ def _cluster(workers: int, memory: str, kernel_threads: int | None = None) -> It
         yield client
     finally:
         client.close()
-        local.close()
+        if local is not None:
+            local.close()
 
 
-def _queries(store: ClusterStore, at: int, reps: int, refs: Any = None) -> dict[str, Any]:
-    """Per workload: the median total, slowest shard, merge and overhead (ms)."""
-    out: dict[str, Any] = {}
+def _queries(
+    stores: dict[str, ClusterStore], at: int, reps: int, refs: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Per store and workload: the median total, slowest shard, merge and
+    overhead (ms), and how many queries had a direct call fail (0 on a
+    healthy cluster).  The stores' queries take turns, one of each per
+    repetition, so that a load coming and going on a shared machine weighs
+    on each alike."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in stores}
     for w in WORKLOADS:
-        program = store.sharded.compile_program(w.dsl)
-        store.run(program, at, refs)  # opens the shards, loads the lookup tables
-        runs = [store.run(program, at, refs)[1] for _ in range(reps)]
-        out[w.key] = {
-            "total_ms": statistics.median(r.total_ms for r in runs),
-            "slowest_shard_ms": statistics.median(max(r.shards_ms) for r in runs),
-            "shards_ms": [
-                statistics.median(s) for s in zip(*(r.shards_ms for r in runs), strict=True)
-            ],
-            "merge_ms": statistics.median(r.merge_ms for r in runs),
-            "overhead_ms": statistics.median(r.overhead_ms for r in runs),
-        }
+        programs = {name: s.sharded.compile_program(w.dsl) for name, s in stores.items()}
+        for name, store in stores.items():
+            store.run(programs[name], at, refs)  # opens the shards, loads the lookup tables
+        runs: dict[str, list[QueryTimes]] = {name: [] for name in stores}
+        for _ in range(reps):
+            for name, store in stores.items():
+                runs[name].append(store.run(programs[name], at, refs)[1])
+        for name in stores:
+            out[name][w.key] = _summary(runs[name])
     return out
+
+
+def _summary(runs: list[QueryTimes]) -> dict[str, Any]:
+    return {
+        "total_ms": statistics.median(r.total_ms for r in runs),
+        "slowest_shard_ms": statistics.median(max(r.shards_ms) for r in runs),
+        "shards_ms": [statistics.median(s) for s in zip(*(r.shards_ms for r in runs), strict=True)],
+        "merge_ms": statistics.median(r.merge_ms for r in runs),
+        "overhead_ms": statistics.median(r.overhead_ms for r in runs),
+        "fallbacks": sum(1 for r in runs if r.failures),
+    }
 
 
 def _one_store_ms(one: ShardedNode, at: int, reps: int) -> dict[str, float]:
     """Per workload, the one-store path: the only shard evaluated in this process."""
-    store = open_shard(one.refs()[0])
+    store = Node(open_shard(one.refs()[0]))
     snap = store.snapshot()
     out: dict[str, float] = {}
     for w in WORKLOADS:
         seg = store.compile(w.dsl).compiled
         seg.evaluate(snap, at)
-        out[w.key] = _median_ms(lambda seg=seg: seg.evaluate(snap, at).id_array(), reps)
+        out[w.key] = _median_ms(partial(_ids, seg, snap, at), reps)
     return out
 
 
+def _ids(seg: Any, snap: Any, at: int) -> Any:
+    return seg.evaluate(snap, at).id_array()
+
+
 def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> dict[str, Any]:
-    ds = dataset(parse_size(args.events))
-    task = progress.add_task(f"strong scaling, {size_label(ds.n_events)} events: ingest", total=4)
-    one = _build(work / f"one-{ds.n_events}", 1, ds)
-    two = _build(work / f"two-{ds.n_events}", 2, ds)
+    n_events = parse_size(args.events)
+    task = progress.add_task(f"strong scaling, {size_label(n_events)} events: ingest", total=4)
+    one = _build(work / f"one-{n_events}", 1, n_events)
+    two = _build(work / f"two-{n_events}", 2, n_events)
     at = now_ms(t)
     progress.update(task, advance=1, description="strong scaling: the one-store path")
     local = _one_store_ms(one, at, args.reps)
-    out: dict[str, Any] = {"events": ds.n_events, "one_store": local}
-    for workers in (1, 2):
-        progress.update(task, advance=1, description=f"strong scaling: {workers} worker(s)")
-        with _cluster(workers, args.memory, args.kernel_threads) as client:
-            out[f"workers_{workers}"] = _queries(ClusterStore(two, client), at, args.reps)
-            if workers == 1:
-                out["one_shard_1_worker"] = _queries(ClusterStore(one, client), at, args.reps)
-                out["round_trip_ms"] = _median_ms(ClusterStore(one, client).round_trip_ms, 20)
-    progress.update(task, advance=1)
+    out: dict[str, Any] = {"events": n_events, "one_store": local}
+    progress.update(task, advance=1, description="strong scaling: 1 and 2 workers, in turn")
+    # both clusters up at once (the idle one's workers only wait), their
+    # queries taking turns: the ratio of 1 to 2 workers then holds when the
+    # machine's load moves during the run
+    with (
+        _cluster(1, args.memory, args.kernel_threads) as one_worker,
+        _cluster(2, args.memory, args.kernel_threads) as two_workers,
+    ):
+        direct = ClusterStore(one, one_worker)
+        stores = {
+            "workers_1": ClusterStore(two, one_worker),
+            "workers_2": ClusterStore(two, two_workers),
+            "one_shard_1_worker": direct,
+            "one_shard_1_worker_tasks": ClusterStore(one, one_worker, direct=False),
+        }
+        out.update(_queries(stores, at, args.reps))
+        out["round_trip_ms"] = _median_ms(direct.round_trip_ms, 20)
+        out["task_round_trip_ms"] = _median_ms(direct.task_round_trip_ms, 20)
+    progress.update(task, advance=2)
     return out
 
 
 def weak(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> dict[str, Any]:
     per = parse_size(args.per_shard)
     top = max(WEAK_SHARDS)
-    ds = dataset(per * top)
     task = progress.add_task(
         f"weak scaling, {size_label(per)} events per shard: ingest", total=len(WEAK_SHARDS) + 1
     )
-    sharded = _build(work / f"weak-{per}x{top}", top, ds)
+    sharded = _build(work / f"weak-{per}x{top}", top, per * top)
     progress.update(task, advance=1)
     at = now_ms(t)
     out: dict[str, Any] = {"events_per_shard": per}
@@ -145,10 +182,10 @@ def weak(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> 
         for n in WEAK_SHARDS:
             progress.update(task, description=f"weak scaling: {n} shard(s)")
             refs = sharded.refs()[:n]
-            out[f"shards_{n}"] = _queries(store, at, args.reps, refs)
-            out[f"shards_{n}"]["round_trip_ms"] = _median_ms(
-                lambda refs=refs: store.round_trip_ms(refs), 20
-            )
+            out[f"shards_{n}"] = _queries({"q": store}, at, args.reps, refs)["q"]
+            row = out[f"shards_{n}"]
+            row["round_trip_ms"] = _median_ms(partial(store.round_trip_ms, refs), 20)
+            row["task_round_trip_ms"] = _median_ms(partial(store.task_round_trip_ms, refs), 20)
             progress.update(task, advance=1)
     return out
 
@@ -178,28 +215,40 @@ def markdown(result: dict[str, Any]) -> str:
         f"## Strong scaling: {size_label(s['events'])} events, 2 shards",
         "",
         "| workload | one store, in process | 1 shard, 1 worker | 2 shards, 1 worker "
-        "| 2 shards, 2 workers | speed-up 1 -> 2 workers | overhead (1 shard) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| 2 shards, 2 workers | speed-up 1 -> 2 workers | overhead (1 shard) "
+        "| task path: 1 shard, 1 worker | task path: overhead |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in WORKLOADS:
         one, w1, w2 = s["one_shard_1_worker"][w.key], s["workers_1"][w.key], s["workers_2"][w.key]
+        tasks = s["one_shard_1_worker_tasks"][w.key]
         lines.append(
             f"| {w.key} | {s['one_store'][w.key]:.1f} | {one['total_ms']:.1f} "
             f"| {w1['total_ms']:.1f} | {w2['total_ms']:.1f} "
-            f"| {w1['total_ms'] / w2['total_ms']:.2f}x | {one['overhead_ms']:.1f} |"
+            f"| {w1['total_ms'] / w2['total_ms']:.2f}x | {one['overhead_ms']:.1f} "
+            f"| {tasks['total_ms']:.1f} | {tasks['overhead_ms']:.1f} |"
         )
+    fallbacks = sum(
+        row[w.key]["fallbacks"]
+        for row in (s["one_shard_1_worker"], s["workers_1"], s["workers_2"])
+        for w in WORKLOADS
+    )
     lines += [
         "",
         "ms, the median of the repetitions. Overhead: a query's time on the cluster minus "
-        "its slowest shard inside its worker minus the merge (scheduling and transfer). "
-        f"Empty-plan round trip (one task, one worker): {s['round_trip_ms']:.1f} ms.",
+        "its slowest shard inside its worker minus the merge (the calls and the transfer of "
+        "the members' ids). The queries call the workers directly; the task path (a task "
+        "per worker through the scheduler) is what a query falls back to when a call fails. "
+        f"Empty round trip to one worker: {s['round_trip_ms']:.1f} ms direct, "
+        f"{s['task_round_trip_ms']:.1f} ms by a task. "
+        f"Queries that fell back to the task path: {fallbacks}.",
         "",
         f"## Weak scaling: {size_label(result['weak']['events_per_shard'])} events per shard, "
         "2 workers",
         "",
         "| shards | slowest shard (median over workloads) | merge | overhead "
-        "| empty round trip | total | projected on N machines |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| empty round trip | empty task | total | projected on N machines |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in WEAK_SHARDS:
         row = result["weak"][f"shards_{n}"]
@@ -211,12 +260,12 @@ def markdown(result: dict[str, Any]) -> str:
         projected = slow + merge + row["round_trip_ms"]
         lines.append(
             f"| {n} | {slow:.1f} | {merge:.2f} | {over:.1f} | {row['round_trip_ms']:.1f} "
-            f"| {total:.1f} | {projected:.1f} |"
+            f"| {row['task_round_trip_ms']:.1f} | {total:.1f} | {projected:.1f} |"
         )
     lines += [
         "",
         "Projected: a cluster with a shard per machine answers in the slowest shard's time "
-        "plus the merge plus one empty round trip to that many workers; on this 2-core "
+        "plus the merge plus one empty direct round trip to that many workers; on this 2-core "
         "machine the shards beyond two wait for a core, so the measured total grows "
         "while the projection does not.",
         "",

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
@@ -106,3 +107,42 @@ def test_a_command_the_scan_cannot_read_is_still_found() -> None:
     assert module in sys.modules
     assert lazy.list_commands(click.Context(lazy)) == ["computed", "demo"]
     assert lazy.get_command(click.Context(lazy), "computed") is not None
+
+
+def test_a_command_is_found_by_its_source_without_reading_every_module() -> None:
+    """Running a command imports the module whose source declares it; the
+    listing (every module's source parsed) is left for --help."""
+    modules = [f"audience.cli.{m}" for m in COMMAND_MODULES]
+    lazy = LazyGroup("audience", modules=modules)
+    cmd = lazy.get_command(click.Context(lazy), "eval")
+    assert cmd is not None and cmd.name == "eval" and cmd.params  # the real command
+    assert lazy._stubs is None and lazy._loaded == {"audience.cli.eval_cmd"}
+    # a name no source declares: the listing decides (no such command)
+    assert lazy.get_command(click.Context(lazy), "no-such-command") is None
+    assert lazy._stubs is not None
+
+
+def test_a_count_in_a_new_process_loads_no_table_printing(tmp_path: Path) -> None:
+    """``eval --format count`` prints a number: rich (consoles, tables,
+    markup) is never imported."""
+    from audience.runtime.store import Store
+    from tests.helpers.store_data import events_table, schema
+
+    store = Store.init(tmp_path / "s", schema())
+    store.ingest_events(events_table())
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from audience.cli import cli
+        try:
+            cli(["eval", {str(tmp_path / "s")!r}, "-e", "did purchased", "--format", "count"],
+                prog_name="audience")
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "rich"))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    count, loaded = proc.stdout.strip().splitlines()[-2:]
+    assert int(count) > 0 and loaded == "[]"

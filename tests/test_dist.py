@@ -24,11 +24,12 @@ from distributed import Event
 
 import audience
 from audience.dist import ClusterStore
+from audience.dist.direct import ping_all
 from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards import ShardProgram
 from tests.helpers.cli import run
-from tests.helpers.dist import block, deadline_wait, local_cluster
+from tests.helpers.dist import block, deadline_wait, local_cluster, waiting_calls
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -122,6 +123,16 @@ def test_the_known_segments_agree(shop: Any) -> None:
         assert _answer(store, text, data.now) == want, text
 
 
+def test_the_task_path_agrees(shop: Any) -> None:
+    store, one, data = shop
+    tasks = ClusterStore(store.sharded, store.client, direct=False)
+    served = {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()}
+    for text in KINDS[:4]:
+        want = set(one.compile(text).evaluate(data.now).ids())
+        assert _answer(tasks, text, data.now) == want, text
+    assert {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()} == served
+
+
 def test_shards_stay_open_across_queries(shop: Any) -> None:
     store, _, data = shop
     _answer(store, "did purchased", data.now)  # every shard open somewhere
@@ -137,6 +148,22 @@ def test_shards_stay_open_across_queries(shop: Any) -> None:
     seg = store.compile("did purchased")
     seg.evaluate(data.now)
     assert seg.last_times is not None and set(seg.last_times.opens_ms) == {0.0}
+
+
+def test_queries_go_straight_to_the_workers(shop: Any) -> None:
+    store, one, data = shop
+    served = {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()}
+    seg = store.compile(KINDS[0])
+    got = seg.evaluate(data.now)
+    assert set(got.ids()) == set(one.compile(KINDS[0]).evaluate(data.now).ids())
+    assert seg.last_times is not None and seg.last_times.failures == ()
+    after = {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()}
+    # one call to each worker that owns shards (no failure: no task)
+    assert {w: after[w] - served[w] for w in after} == dict.fromkeys(
+        set(store.owners().values()), 1
+    )
+    pids = store.client.run(os.getpid)
+    assert ping_all(store.client, sorted(pids), store.timeouts) == pids
 
 
 def test_no_compilation_after_warm_up(shop: Any) -> None:
@@ -159,26 +186,24 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     owners = store.owners()
     victim = next(iter(owners.values()))
     pid = client.run(os.getpid, workers=[victim])[victim]
-    # the victim's only thread busy: the query's tasks for its shards wait there
+    # the victim's only thread busy: the query's direct call waits there for it
     gate = f"audience-test-gate-{time.monotonic_ns()}"
     blocker = client.submit(block, gate, workers=[victim], allow_other_workers=False, pure=False)
     deadline_wait(lambda: bool(client.processing(workers=[victim]).get(victim)), "the blocker")
     seg = store.compile(text)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         query = pool.submit(seg.evaluate, data.now)
-
-        def queued() -> bool:
-            keys = client.processing(workers=[victim]).get(victim, ())
-            return any(str(k).startswith("audience-shard-") for k in keys)
-
-        deadline_wait(queued, "the query's tasks on the victim")
+        deadline_wait(lambda: waiting_calls(client, victim) > 0, "the query's call")
         os.kill(pid, signal.SIGKILL)
         got = query.result(timeout=120)
     blocker.cancel()
     Event(gate, client=client).set()
     assert set(got.ids()) == want
-    assert seg.last_times is not None
-    assert pid not in seg.last_times.worker_pids
+    times = seg.last_times
+    assert times is not None
+    # the victim's call failed and its shards were answered by tasks elsewhere
+    assert [f.split(": ")[0] for f in times.failures] == [victim]
+    assert pid not in times.worker_pids
     deadline_wait(lambda: len(client.scheduler_info()["workers"]) == 2, "the nanny's restart")
 
 

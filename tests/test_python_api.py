@@ -20,7 +20,7 @@ NOW = "2026-11-01T12:00:00Z"
 
 
 @pytest.fixture(scope="module")
-def store() -> audience.Store:
+def store() -> audience.Node:
     events = pa.table(
         {
             "id": ["e1", "e2", "e3"],
@@ -35,7 +35,7 @@ def store() -> audience.Store:
     return audience.Node.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
 
 
-def test_compile_evaluate_ids_arrow(store: audience.Store) -> None:
+def test_compile_evaluate_ids_arrow(store: audience.Node) -> None:
     seg = store.compile('did viewed_product where product_name = "Red Shoes" at least 2 times')
     hits = seg.evaluate(as_of=NOW)
     assert len(hits) == 1 and hits.ids() == ["angela"]
@@ -43,14 +43,14 @@ def test_compile_evaluate_ids_arrow(store: audience.Store) -> None:
     assert seg.evaluate(as_of=NOW, explain=True).explain["count"] == 1
 
 
-def test_a_repeated_text_is_compiled_once(store: audience.Store) -> None:
+def test_a_repeated_text_is_compiled_once(store: audience.Node) -> None:
     text = "did purchased in last 30 days"
     assert store.compile(text) is store.compile(text)
     spaced = store.compile("did   purchased\n in last 30 days")
     assert spaced.compiled is store.compile(text).compiled  # same plan: the AST is the key
 
 
-def test_a_text_of_several_definitions_is_refused(store: audience.Store) -> None:
+def test_a_text_of_several_definitions_is_refused(store: audience.Node) -> None:
     with pytest.raises(DslError) as err:
         store.compile('segment "A" { did purchased }\nsegment "B" { did purchased }')
     assert err.value.first.code == "not_one_segment"

@@ -209,3 +209,17 @@ def test_hash_table_grows_and_keeps_first_codes() -> None:
     assert found[:3000].tolist() == list(range(3000))
     assert found[3000:].tolist() == list(range(13_000, 15_000))
     assert t.find(hash_ids(pa.array(["absent"]))).tolist() == [-1]
+
+
+def test_hash_table_encode_gives_known_codes_and_numbers_new_hashes_in_order() -> None:
+    from audience.runtime.store.hashing import HashTable
+
+    t = HashTable()
+    known = hash_ids(pa.array([f"v{i}" for i in range(3000)]))
+    t.insert(known, np.arange(3000))
+    given = pa.array(["w0", "v5", "w1", "w0", "v2999"] + [f"x{i}" for i in range(2000)])
+    codes, intro = t.encode(hash_ids(given), 3000)
+    assert codes[:5].tolist() == [3000, 5, 3001, 3000, 2999]
+    assert codes[5:].tolist() == list(range(3002, 5002))  # (the table grew first)
+    assert intro.tolist() == [0, 2, *range(5, 2005)]
+    assert t.find(hash_ids(pa.array(["w1", "x1999"]))).tolist() == [3001, 5001]

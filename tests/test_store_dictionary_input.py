@@ -270,3 +270,40 @@ def test_integer_ids_become_a_dictionary_of_their_distinct_texts() -> None:
     assert out.to_pylist() == ["5", "5", None, "7", "5"] and not bad.any()
     plain, _ = coerce(col, "string", numbers_as_text=True)  # event ids: plain strings
     assert plain.type == pa.string() and plain.to_pylist() == ["5", "5", None, "7", "5"]
+
+
+def test_profile_columns_a_file_keeps_as_small_dictionaries_read_so_to_the_same_store(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Profile string columns that a Parquet file keeps as small dictionaries
+    are read as dictionary arrays (each row group its own); a column of
+    distinct values (emails, whose dictionary page overflows) is read as
+    strings; either way the store is the one the plain rows make, codes
+    included, a contact named in two row groups included."""
+    rng = np.random.default_rng(7)
+    n = 30_000
+    emails = [None if i % 7 == 0 else f"{rng.bytes(16).hex()}@x.org" for i in range(n)]
+    table = pa.table(
+        {
+            "contact_id": [f"c{i % 25_000}" for i in range(n)],  # c0..c4999 twice
+            "email": pa.array(emails, pa.string()),
+            "city": pa.array([[None, "Rome", "Milan", "Turin"][i % 4] for i in range(n)]),
+            "points": pa.array(range(n), pa.int64()),
+        }
+    )
+    path = tmp_path / "p.parquet"
+    pq.write_table(table, path, row_group_size=10_000)
+    meta = pq.read_metadata(path)
+    assert sources.small_dictionary(meta, "city")
+    assert not sources.small_dictionary(meta, "email")
+    src = sources.open_source(path, {}, small_dictionaries=["city", "email"])
+    first = next(src.batches).table.schema
+    assert pa.types.is_dictionary(first.field("city").type)
+    assert not pa.types.is_dictionary(first.field("email").type)
+    src.batches.close()  # type: ignore[attr-defined]
+    monkeypatch.setattr(sources, "CHUNK_ROWS", 4_000)  # batches cut inside row groups
+    a = Store.init(tmp_path / "a", schema())
+    a.ingest_profiles(table)  # a plain Arrow table
+    b = Store.init(tmp_path / "b", schema())
+    assert b.ingest_profiles(path).accepted == n
+    assert dump(b.snapshot()) == dump(a.snapshot())

@@ -2,7 +2,8 @@
 the one the same rows make read as a single batch, codes included, and its
 profiles are those the rows give ingested a row at a time (the last value
 given for a field wins, a null never clears one, a merged list gathers every
-row's), whether its columns are upserted on two threads or on one."""
+row's), whether its columns are upserted on two threads or on one, its
+batches' contacts encoded on a thread ahead or not."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audience.runtime.store import Store, profiles, sources
+from audience.runtime.store import Store, ingest, profiles, sources
 from tests.helpers.store_data import dump, schema
 
 ROW = st.fixed_dictionaries(
@@ -54,8 +55,10 @@ def test_batches_of_profiles_equal_rows_one_at_a_time(
     def store(chunk_rows: int, threaded: bool) -> Store:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(sources, "CHUNK_ROWS", chunk_rows)
-            # the columns upserted on two threads, or one after the other
+            # the columns upserted on two threads, or one after the other; the
+            # batches' contacts encoded on a thread ahead, or in line
             mp.setattr(profiles, "PARALLEL_ROWS", 0 if threaded else 10**9)
+            mp.setattr(ingest, "PROFILE_AHEAD_ROWS", 0 if threaded else 10**9)
             out = Store.from_arrow(None, None, schema())
             if first:
                 out.ingest_profiles(_table(first))
@@ -152,7 +155,14 @@ def test_distinct_values_of_a_big_column_are_arrows_even_when_hashes_collide(
     got, inverse = dictionaries.distinct_values(values)
     assert got.to_pylist() == want.dictionary.to_pylist()
     assert inverse.tolist() == want.indices.to_pylist()
+    # every value once (a column of emails or ids): the values are the dictionary
+    distinct = pa.array([f"u{(i * 7919) % 12_011}@x.org" for i in range(12_000)])
+    got, inverse = dictionaries.distinct_values(distinct)
+    assert got.to_pylist() == distinct.to_pylist()
+    assert inverse.tolist() == list(range(12_000))
     monkeypatch.setattr(dictionaries, "hash_ids", lambda v: np.zeros(len(v), dtype=np.uint64))
-    got, inverse = dictionaries.distinct_values(values)
-    assert got.to_pylist() == want.dictionary.to_pylist()
-    assert inverse.tolist() == want.indices.to_pylist()
+    for column in (values, distinct):
+        want = pc.dictionary_encode(column)
+        got, inverse = dictionaries.distinct_values(column)
+        assert got.to_pylist() == want.dictionary.to_pylist()
+        assert inverse.tolist() == want.indices.to_pylist()

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from audience.cli.cluster_opts import cluster_options
 from audience.cli.output import console, plural
@@ -66,6 +64,9 @@ def _segment_source(store: Any, expr: str | None, file: str | None, name: str | 
 
 
 def _print_explain(explain: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     out = console(stderr=True)
     table = Table(title="how the audience was found", show_header=True, header_style="bold")
     table.add_column("step")

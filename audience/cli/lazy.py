@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,15 @@ class LazyGroup(click.Group):
         return sorted(set(self.commands) | set(self.stubs()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and self._stubs is None:
+            # The module whose source declares the command, found by a text
+            # search: parsing every module for the listing is tens of ms of
+            # a command's start.
+            for module in self.modules:
+                if module not in self._loaded and _mentions(module, cmd_name):
+                    self.load(module)
+                    if cmd_name in self.commands:
+                        break
         if cmd_name not in self.commands:
             stub = self.stubs().get(cmd_name)
             if stub is not None:
@@ -94,17 +104,38 @@ class LazyGroup(click.Group):
                 formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in rows])
 
 
-def _declared(module: str) -> list[click.Command] | None:
-    """The commands ``module``'s source declares at top level, as help-only
-    stand-ins; None when the source is not at hand or a declaration is not
-    plain literals."""
+def _source(module: str) -> tuple[str, str] | None:
+    """(path, text) of ``module``'s source, None when not at hand."""
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
         return None
     try:
         with open(spec.origin, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), spec.origin)
-    except (OSError, SyntaxError, UnicodeDecodeError):
+            return spec.origin, f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _mentions(module: str, name: str) -> bool:
+    """Whether ``module``'s source has ``@click.command("NAME"`` (or a group):
+    a hint, confirmed by importing it."""
+    found = _source(module)
+    if found is None:
+        return False
+    pattern = r"@click\.(?:command|group)\(\s*[\"']" + re.escape(name) + r"[\"']"
+    return re.search(pattern, found[1]) is not None
+
+
+def _declared(module: str) -> list[click.Command] | None:
+    """The commands ``module``'s source declares at top level, as help-only
+    stand-ins; None when the source is not at hand or a declaration is not
+    plain literals."""
+    found = _source(module)
+    if found is None:
+        return None
+    try:
+        tree = ast.parse(found[1], found[0])
+    except SyntaxError:
         return None
     out: list[click.Command] = []
     for node in tree.body:

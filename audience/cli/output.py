@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # wider than any line we print: tables and text are never cut or wrapped
 PIPE_WIDTH = 100_000
@@ -31,6 +33,9 @@ def console(*, stderr: bool = False, piped_width: int = PIPE_WIDTH) -> Console:
     """A rich console that wraps at the terminal's width, and not at all when piped.
     ``piped_width``: the width of rules and tables that stretch (text is never
     wrapped, whatever it is)."""
+    # imported here: a command that prints no table (a count) never loads rich
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     probe = Console(file=stream)
     if probe.is_terminal:

@@ -19,6 +19,8 @@ from typing import Any
 # needs room for the shards it holds, not only for its own arrays
 DEFAULT_MEMORY_FRACTION = 0.8
 ALLOWED_FAILURES = 3
+# the scheduler's topic of cluster-wide events: a worker joining or leaving
+EVENTS_TOPIC = "all"
 
 SCHEDULER_CONFIG: dict[str, Any] = {
     "distributed.scheduler.work-stealing": False,
@@ -57,6 +59,8 @@ def connect(cluster: Any, options: LocalOptions | None = None) -> tuple[Any, Any
         raise ClusterError("the cluster option needs Dask: pip install 'audience[dist]'") from None
     from audience.dist.worker import WarmKernels
 
+    ours = _client_class()
+
     options = options or LocalOptions()
     local = None
     if isinstance(cluster, Client):
@@ -72,10 +76,10 @@ def connect(cluster: Any, options: LocalOptions | None = None) -> tuple[Any, Any
                 dashboard_address=None,
                 memory_limit=options.memory_limit or _memory_share(workers),
             )
-            client = Client(local)
+            client = ours(local)
     elif isinstance(cluster, str) and "://" in cluster:
         try:
-            client = Client(cluster, timeout="10s")
+            client = ours(cluster, timeout="10s")
         except OSError as exc:
             raise ClusterError(f"cannot reach the scheduler at {cluster}: {exc}") from None
     else:
@@ -86,6 +90,23 @@ def connect(cluster: Any, options: LocalOptions | None = None) -> tuple[Any, Any
     threads = options.kernel_threads or max(1, (os.cpu_count() or 1) // max(1, _workers(client)))
     client.register_plugin(WarmKernels(threads), name=WarmKernels.name)
     return client, local
+
+
+def _client_class() -> type:
+    from distributed import Client
+
+    class AudienceClient(Client):
+        """A client that stops listening to the scheduler's events (dist/direct.py
+        follows the workers joining and leaving there) before it closes: the
+        scheduler would otherwise send it the news of its own departure over
+        its closed connection, and log that as critical."""
+
+        async def _close(self, fast: bool = False) -> None:
+            if self.status in ("running", "closing") and EVENTS_TOPIC in self._event_handlers:
+                self.unsubscribe_topic(EVENTS_TOPIC)
+            await super()._close(fast=fast)
+
+    return AudienceClient
 
 
 def _workers(client: Any) -> int:

@@ -4,22 +4,21 @@ client into the node's report), or its members' dense indexes (for a client
 that reads their profile fields from the shards itself, as ``eval --fields``
 and a plan's preview do).
 
-The task runs on the worker that owns the shards, with the shards that
-worker keeps open (audience.dist.worker), one task a worker per query, as a
-plain query's does.
+It runs on the worker that owns the shards, with the shards that worker
+keeps open (audience.dist.worker), one direct call a worker per query (a
+task when the call fails), as a plain query's does.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from audience.dist.cluster import ALLOWED_FAILURES, ClusterError
+from audience.dist.cluster import ClusterError
 from audience.runtime.evaluate import Audience
 from audience.runtime.ids import member_ids
 from audience.runtime.shards.program import ShardProgram, run_on
@@ -46,7 +45,7 @@ class ShardAnswer:
 def answer_shards(
     refs: tuple[ShardRef, ...], program: ShardProgram, as_of_ms: int, dense: bool, explain: bool
 ) -> list[ShardAnswer]:
-    """The task of one worker: every shard it owns, from its newest version."""
+    """One worker's part of a query: every shard it owns, from its newest version."""
     from audience.dist import worker
 
     # numba threads per task, set on this worker by its WarmKernels plugin
@@ -69,37 +68,10 @@ def answer_shards(
 def ask(
     cluster: ClusterStore, program: ShardProgram, now_ms: int, *, dense: bool, explain: bool
 ) -> list[ShardAnswer]:
-    """Every shard's answer, in shard order: one task per worker, pinned to
-    the worker that owns its shards (another takes it if that one is gone)."""
-    from distributed import KilledWorker
-
-    by_owner: dict[str, list[ShardRef]] = {}
-    for ref, owner in cluster.owners().items():
-        by_owner.setdefault(owner, []).append(ref)
-    tag = uuid.uuid4().hex[:12]
-    futures = [
-        cluster.client.submit(
-            answer_shards,
-            tuple(refs),
-            program,
-            now_ms,
-            dense,
-            explain,
-            key=f"audience-details-{refs[0].index}-{tag}",
-            workers=[owner],
-            allow_other_workers=True,
-            pure=False,
-        )
-        for owner, refs in by_owner.items()
-    ]
-    try:
-        answers = [a for part in cluster.client.gather(futures) for a in part]
-    except KilledWorker as exc:
-        raise ClusterError(
-            f"a task of shards was given up after its worker died running it "
-            f"{ALLOWED_FAILURES + 1} times: {exc}"
-        ) from None
-    return sorted(answers, key=lambda a: a.index)
+    """Every shard's answer, in shard order: each owner of shards called
+    directly, as a plain query's are (the task path for a failed call)."""
+    answers, _ = cluster.answers("details", (program, now_ms, dense, explain))
+    return answers
 
 
 def explained(cluster: ClusterStore, program: ShardProgram, now_ms: int) -> tuple[Audience, int]:

@@ -1,10 +1,15 @@
 """A sharded store evaluated on a Dask cluster.
 
 A query is compiled once, here on the client; its program travels to the
-workers as plain data; each worker gets one task carrying the shards it owns
-(soft pinning: another worker may take it when the owner is gone), which
-returns each shard's members as Arrow; the members are merged here.  Shards are
-disjoint by contact, so the merge is a concatenation.
+workers as plain data.  Each worker holding shards is called directly (its
+comm handler, over pooled connections: dist/direct.py), all at once, and
+answers with each shard's members as Arrow; the members are merged here.
+Shards are disjoint by contact, so the merge is a concatenation.
+
+When a direct call fails (the worker killed, gone or hung), that worker's
+shards go the task path: one task per worker through the scheduler (soft
+pinning: another worker may take it when the owner is gone), whose retries
+reopen the shards elsewhere.  The answer is the same either way.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import numpy as np
 import pyarrow as pa
 
 from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
-from audience.dist.worker import ShardResult, evaluate_shards, ping, stats
+from audience.dist.direct import Timeouts, call_all, membership, ping_all
+from audience.dist.worker import ShardResult, direct_functions, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
 from audience.runtime.node import ShardedNode
 from audience.runtime.shards import ShardProgram, ShardRef
@@ -40,6 +46,9 @@ class QueryTimes:
     total_ms: float
     worker_pids: tuple[int, ...]  # the process that answered each shard
     versions: tuple[int, ...] = ()  # the version each shard answered from, in shard order
+    # each direct call that failed ("address: error"), its shards then
+    # answered by the task path; empty when every shard came directly
+    failures: tuple[str, ...] = ()
 
     @property
     def overhead_ms(self) -> float:
@@ -68,10 +77,22 @@ class ClusterStore:
     """A sharded store whose segments are evaluated by a Dask cluster."""
 
     def __init__(
-        self, sharded: ShardedNode, client: Any, local: Any | None = None, *, owned: bool = False
+        self,
+        sharded: ShardedNode,
+        client: Any,
+        local: Any | None = None,
+        *,
+        owned: bool = False,
+        timeouts: Timeouts | None = None,
+        direct: bool = True,
     ) -> None:
         self.sharded = sharded
         self.client = client
+        self.members = membership(client)
+        self.timeouts = timeouts or Timeouts()
+        # False: every query by the task path (a client that cannot reach
+        # the workers, only the scheduler; or to measure the difference)
+        self.direct = direct
         self._local = local  # the local cluster we started, closed with us
         self._owned = owned or local is not None  # the client is ours to close
         self._queries = itertools.count()
@@ -109,13 +130,14 @@ class ClusterStore:
         """The audience of a compiled program as of ``as_of``, from every shard."""
         return self.run(program, parse_as_of(as_of, program.timezone))[0]
 
-    def owners(self, refs: Sequence[ShardRef] | None = None) -> dict[ShardRef, str]:
-        """Each shard's worker: the workers in address order, dealt round the
-        shards, so the same workers own the same shards query after query."""
-        workers = sorted(self.client.scheduler_info()["workers"])
-        if not workers:
-            self.client.wait_for_workers(1)
-            workers = sorted(self.client.scheduler_info()["workers"])
+    def owners(
+        self, refs: Sequence[ShardRef] | None = None, exclude: frozenset[str] = frozenset()
+    ) -> dict[ShardRef, str]:
+        """Each shard's worker: the workers in address order (but those in
+        ``exclude``, unless that leaves none), dealt round the shards, so the
+        same workers own the same shards query after query."""
+        workers = [w for w in self.members.workers() if w not in exclude]
+        workers = workers or list(self.members.workers())
         every = self.refs()
         mine = {ref: workers[i % len(workers)] for i, ref in enumerate(every)}
         return {ref: mine[ref] for ref in (every if refs is None else refs)}
@@ -125,7 +147,7 @@ class ClusterStore:
     ) -> tuple[Audience, QueryTimes]:
         """Evaluate ``program`` on every shard (or on ``refs``) as of ``now_ms``."""
         t0 = time.perf_counter()
-        results = self._gather(program, now_ms, refs, dense=False)
+        results, failures = self._gather(program, now_ms, refs, dense=False)
         t1 = time.perf_counter()
         audience = union(results, now_ms)
         t2 = time.perf_counter()
@@ -136,6 +158,7 @@ class ClusterStore:
             total_ms=(t2 - t0) * 1000,
             worker_pids=tuple(r.worker_pid for r in results),
             versions=tuple(r.version for r in results),
+            failures=failures,
         )
         return audience, times
 
@@ -143,47 +166,90 @@ class ClusterStore:
         """Every shard's (version, dense indexes of its members), in shard
         order: for a client that reads the shards too (their indexes hold in
         that version and every later one)."""
-        results = self._gather(program, now_ms, None, dense=True)
+        results, _ = self._gather(program, now_ms, None, dense=True)
         return [(r.version, r.members.to_numpy(zero_copy_only=False)) for r in results]
 
     def _gather(
         self, program: ShardProgram, now_ms: int, refs: Sequence[ShardRef] | None, *, dense: bool
-    ) -> list[ShardResult]:
-        """The shards' results, in shard order."""
+    ) -> tuple[list[ShardResult], tuple[str, ...]]:
+        """The shards' results, in shard order, and the direct calls that
+        failed (their shards answered by the task path)."""
+        return self.answers("members", (program, now_ms, dense), refs)
+
+    def answers(
+        self, fn: str, args: tuple[Any, ...], refs: Sequence[ShardRef] | None = None
+    ) -> tuple[list[Any], tuple[str, ...]]:
+        """Every shard's answer to ``fn`` (a name of
+        ``worker.direct_functions``) with ``args``, in shard order, and the
+        direct calls that failed ("address: error"; those owners' shards
+        then answered by the task path)."""
+        if not self.direct:
+            every = self.refs() if refs is None else refs
+            return sorted(self._by_tasks(fn, args, every, frozenset()), key=_index), ()
+        calls = {owner: tuple(mine) for owner, mine in self._by_owner(refs).items()}
+        replies = call_all(self.client, calls, fn, args, self.timeouts)
+        results: list[Any] = []
+        failed: dict[str, BaseException] = {}
+        for owner, reply in replies.items():
+            if isinstance(reply, BaseException):
+                failed[owner] = reply
+            else:
+                results.extend(reply)
+        if failed:
+            # the scheduler decides who is in the cluster now; the failed
+            # owners' shards go to the others as tasks (a hung worker may
+            # still be listed)
+            self.members.invalidate()
+            redo = [ref for owner in failed for ref in calls[owner]]
+            results.extend(self._by_tasks(fn, args, redo, frozenset(failed)))
+        failures = tuple(f"{o}: {type(e).__name__}: {e}" for o, e in failed.items())
+        return sorted(results, key=_index), failures
+
+    def _by_tasks(
+        self, fn: str, args: tuple[Any, ...], refs: Sequence[ShardRef], exclude: frozenset[str]
+    ) -> list[Any]:
+        """The answers of ``refs`` from one task per worker, through the scheduler."""
         from distributed import KilledWorker
 
+        run = direct_functions()[fn]
         tag = f"{uuid.uuid4().hex[:8]}-{next(self._queries)}"
         futures = [
             self.client.submit(
-                evaluate_shards,
+                run,
                 tuple(mine),
-                program,
-                now_ms,
-                dense,
-                key=f"audience-shard-{mine[0].index}-{tag}",
+                *args,
+                key=f"audience-{fn}-{mine[0].index}-{tag}",
                 workers=[owner],
                 allow_other_workers=True,
                 pure=False,
             )
-            for owner, mine in self._by_owner(refs).items()
+            for owner, mine in self._by_owner(refs, exclude).items()
         ]
         try:
-            results = [r for part in self.client.gather(futures) for r in part]
+            return [r for part in self.client.gather(futures) for r in part]
         except KilledWorker as exc:
             raise ClusterError(
                 f"a task of shards was given up after its worker died running it "
                 f"{ALLOWED_FAILURES + 1} times: {exc}"
             ) from None
-        return sorted(results, key=lambda r: r.index)
 
-    def _by_owner(self, refs: Sequence[ShardRef] | None) -> dict[str, list[ShardRef]]:
+    def _by_owner(
+        self, refs: Sequence[ShardRef] | None, exclude: frozenset[str] = frozenset()
+    ) -> dict[str, list[ShardRef]]:
         out: dict[str, list[ShardRef]] = {}
-        for ref, owner in self.owners(refs).items():
+        for ref, owner in self.owners(refs, exclude).items():
             out.setdefault(owner, []).append(ref)
         return out
 
     def round_trip_ms(self, refs: Sequence[ShardRef] | None = None) -> float:
-        """One empty task per worker, pinned as a query's are: the scheduling alone."""
+        """One empty direct call to each worker holding shards, all at once:
+        a query's round trip without its work."""
+        t0 = time.perf_counter()
+        ping_all(self.client, list(self._by_owner(refs)), self.timeouts)
+        return (time.perf_counter() - t0) * 1000
+
+    def task_round_trip_ms(self, refs: Sequence[ShardRef] | None = None) -> float:
+        """One empty task per worker, pinned as the task path's are: the scheduling alone."""
         t0 = time.perf_counter()
         futures = [
             self.client.submit(ping, key=f"audience-ping-{uuid.uuid4().hex}", workers=[w])
@@ -210,6 +276,11 @@ class ClusterStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _index(answer: Any) -> int:
+    index: int = answer.index
+    return index
 
 
 def union(results: list[ShardResult], now_ms: int) -> Audience:

@@ -1,5 +1,6 @@
 """What runs inside a Dask worker: its cache of opened shards, the kernels
-warmed once, and the task that evaluates one shard.
+warmed once, the task that evaluates one shard, and the comm handlers a client
+calls directly (Dask's own RPC, without the scheduler: see dist/direct.py).
 
 Everything here is module-level state of the worker process, so a shard
 opened for one query stays open (its memory maps and dictionaries) for the
@@ -10,11 +11,15 @@ compiles itself again (numba issue 3026).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
+import os
 import pkgutil
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +34,11 @@ _lock = threading.Lock()
 _shards: dict[ShardRef, Any] = {}  # ShardRef -> Store, opened on this worker
 _opens: dict[ShardRef, int] = {}  # how many times each shard was opened here
 _kernel_threads: int | None = None  # numba threads per task (set by the plugin)
+_calls = {"waiting": 0, "served": 0}  # direct calls in progress, and finished
+
+# the comm handlers' names on a worker (the client's ``op``)
+EVALUATE_OP = "audience_evaluate"
+PING_OP = "audience_ping"
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,6 @@ def evaluate_shard(
     indexes rather than their ids (a client that reads the shard itself, as a
     plan's freeze does for profile fields: contact codes only ever grow, so
     they hold in any later version of the shard)."""
-    import os
-
     if _kernel_threads is not None:
         import numba
 
@@ -102,14 +110,13 @@ def ping() -> int:
 
 def stats() -> dict[str, Any]:
     """This worker's open shards and open counts (read with ``client.run``)."""
-    import os
-
     with _lock:
         return {
             "pid": os.getpid(),
             "open": sorted((r.store, r.node, r.index) for r in _shards),
             "opens": {f"{r.store}#{r.node}#{r.index}": n for r, n in _opens.items()},
             "kernels": kernel_stats(),
+            "direct_calls": dict(_calls),
         }
 
 
@@ -188,3 +195,55 @@ class WarmKernels(_plugin_base()):  # type: ignore[misc]
 
     def setup(self, worker: Any) -> None:
         warm_kernels(self.threads)
+        install_handlers(worker)
+
+
+# -------------------------------------------------------------- direct calls
+def install_handlers(worker: Any) -> None:
+    """The worker answers ``EVALUATE_OP`` and ``PING_OP`` from a client that
+    calls it directly, over the comms Dask's servers use among themselves."""
+
+    async def evaluate(fn: str, args: tuple[Any, ...]) -> dict:
+        run = direct_functions().get(fn)
+        if run is None:
+            return {"status": "error", "reason": f"no function {fn!r} to call directly"}
+        # off the event loop, in the worker's own executor (its threads, the
+        # same budget as its tasks): heartbeats and other comms go on meanwhile
+        with _counted():
+            executor = worker.executors["default"]
+            loop = asyncio.get_running_loop()
+            results = await loop.run_in_executor(executor, run, *args)
+        return {"status": "OK", "results": _serialized(results)}
+
+    async def ping() -> dict:
+        return {"status": "OK", "pid": os.getpid()}
+
+    worker.handlers[EVALUATE_OP] = evaluate
+    worker.handlers[PING_OP] = ping
+
+
+def direct_functions() -> dict[str, Any]:
+    """What a client may have a worker run by a direct call, by name: each
+    takes the worker's shards first and returns a list, one item a shard."""
+    from audience.dist.details import answer_shards
+
+    return {"members": evaluate_shards, "details": answer_shards}
+
+
+@contextlib.contextmanager
+def _counted() -> Iterator[None]:
+    # on the event loop only, as is ``stats``: no lock (``_lock`` is held
+    # while a shard opens, which the loop must never wait for)
+    _calls["waiting"] += 1
+    try:
+        yield
+    finally:
+        _calls["waiting"] -= 1
+        _calls["served"] += 1
+
+
+def _serialized(value: Any) -> Any:
+    """``value`` pickled inside a message (a message is otherwise msgpack)."""
+    from distributed.protocol import to_serialize
+
+    return to_serialize(value)

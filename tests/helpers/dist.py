@@ -38,3 +38,11 @@ def block(event_name: str) -> int:
 
     Event(event_name).wait(120)
     return os.getpid()
+
+
+def waiting_calls(client: Any, worker: str) -> int:
+    """The direct calls ``worker`` has received and not answered yet."""
+    from audience.dist.worker import stats
+
+    waiting: int = client.run(stats, workers=[worker])[worker]["direct_calls"]["waiting"]
+    return waiting

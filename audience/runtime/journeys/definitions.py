@@ -30,13 +30,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from audience.runtime.db import Migration, immediate, migrate
-from audience.runtime.delivery import DeliveryLog
 from audience.runtime.triggers.batch import iso_ms
+
+if TYPE_CHECKING:
+    # (the delivery package is a tenth of a second to import, which an
+    # ingest asking ``any_running`` of a store without journeys need not pay)
+    from audience.runtime.delivery import DeliveryLog
 
 DRAFT, LIVE, PAUSED, ENDED = "draft", "live", "paused", "ended"
 STATES = (DRAFT, LIVE, PAUSED, ENDED)

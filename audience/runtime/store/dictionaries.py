@@ -74,6 +74,9 @@ class DictState:
         base = self.get(key)
         if len(base) >= HASHED_MIN:
             return self._encode_hashed(key, base, values)
+        return self._encode_exact(key, base, values)
+
+    def _encode_exact(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
         # One hash pass over the batch (its distinct values, in order of first
         # appearance, and each row's index into them); then only the distinct
         # values are looked up in the dictionary, and the unseen ones appended
@@ -143,34 +146,35 @@ class DictState:
     def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
         if not pa.types.is_string(values.type):
             values = pc.cast(values, pa.string())
-        found = self._table(key, base).find(hash_ids(values))
-        codes = found.astype(np.int64)
-        if len(found):
-            # every match confirmed on the bytes, in place (no copy of either side)
-            b_off, b_data = string_parts(base)
-            v_off, v_data = string_parts(values)
-            wrong = np.flatnonzero(_differ(found, b_off, b_data, v_off, v_data))
-            if len(wrong):
-                # A hash shared by two strings: settle those rows with an
-                # exact hash join.
-                exact = pc.index_in(values.take(pa.array(wrong)), value_set=base)
-                codes[wrong] = pc.fill_null(exact, -1).to_numpy(zero_copy_only=False)
-        missing = np.flatnonzero(codes < 0)
-        if len(missing):
-            absent = values.take(pa.array(missing)) if len(missing) < len(values) else values
-            new, inverse = distinct_values(absent)
+        table, n_base = self._table(key, base), len(base)
+        # One probe per row: a known hash gives its code, an unseen one the
+        # next new code (the order of first appearance), added to the table.
+        codes, intro = table.encode(hash_ids(values), n_base)
+        # Every code confirmed on the bytes, in place (no copy of either
+        # side): a stored one against the dictionary, a new one against the
+        # row that brought it.
+        b_off, b_data = string_parts(base)
+        v_off, v_data = string_parts(values)
+        stored = codes < n_base
+        wrong = _differ(np.where(stored, codes, -1), b_off, b_data, v_off, v_data)
+        if 0 < len(intro) < len(values):
+            by = np.where(stored, -1, intro[np.maximum(codes - n_base, 0)])
+            by[intro] = -1
+            wrong |= _differ(by, v_off, v_data, v_off, v_data)
+        if wrong.any():
+            # A hash shared by two strings: the table may hold a new value
+            # under another's hash; dropped (the next lookup rebuilds it),
+            # and this batch encoded by exact hash joins.
+            self._tables.pop(key, None)
+            return self._encode_exact(key, base, values)
+        if len(intro):
+            new = values if len(intro) == len(values) else values.take(pa.array(intro))
             self.arrays[key] = pa.concat_arrays([base, new])
             self.base_len.setdefault(key, 0)
-            codes[missing] = inverse + len(base)
-            # The table covers the new values at once: after the commit it
-            # covers exactly the stored dictionary (what the log copies).
-            covered, table = self._tables[key]
-            if covered == len(base):
-                table.insert(
-                    hash_ids(new), np.arange(len(base), len(base) + len(new), dtype=np.int32)
-                )
-                self._tables[key] = (len(base) + len(new), table)
-        return codes.astype(np.int32)
+            # it covers the new values at once: after the commit exactly the
+            # stored dictionary (what the log copies)
+            self._tables[key] = (n_base + len(intro), table)
+        return codes
 
     def contains(self, key: str, values: pa.Array) -> np.ndarray:
         base = self.get(key)
@@ -228,23 +232,30 @@ def _map_codes(
         out[i] = lut[idx[i]] if all_valid or valid[i] else 0
 
 
-def distinct_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+def distinct_values(
+    values: pa.Array, hashes: np.ndarray | None = None
+) -> tuple[pa.Array, np.ndarray]:
     """(the distinct values in order of first appearance, each row's int32
     index into them), for an array without nulls.  A big string array is
     deduplicated by its 64-bit hashes in a table of our own (Arrow's
     ``dictionary_encode`` costs several times as much on a column of mostly
     distinct strings: emails, order ids); each row is confirmed equal to the
-    first row of its hash, and a shared hash (two strings) falls back to Arrow."""
+    first row of its hash, and a shared hash (two strings) falls back to Arrow.
+    ``hashes``: the values' ``hash_ids``, when the caller has them."""
     n = len(values)
     if n >= HASHED_MIN and pa.types.is_string(values.type) and _mostly_distinct(values):
-        h = hash_ids(values)
-        table = HashTable()
         rows = np.arange(n, dtype=np.int32)
-        table.insert(h, rows)
-        first = table.find(h)  # the first row of each row's hash
+        h = hash_ids(values) if hashes is None else hashes
+        first = HashTable().insert(h, rows)  # the first row of each row's hash
+        is_first = first == rows
+        if is_first.all():
+            # No hash twice, so no value twice (the usual emails, ids): the
+            # values are their own dictionary, with nothing to compare or copy.
+            return values, rows
+        # The rows whose hash an earlier row had are compared with that row.
+        later = np.where(is_first, -1, first)
         offsets, data = string_parts(values)
-        if not _differ(first, offsets, data, offsets, data).any():
-            is_first = first == rows
+        if not _differ(later, offsets, data, offsets, data).any():
             rank = np.cumsum(is_first, dtype=np.int32) - 1
             inverse: np.ndarray = rank[first]
             return values.take(pa.array(np.flatnonzero(is_first))), inverse

@@ -112,17 +112,35 @@ def merge_runs(a: Run, b: Run) -> Run:
 
 # ------------------------------------------------------------ hash table
 @njit(**NJIT)
-def _table_insert(
-    keys: np.ndarray, vals: np.ndarray, h: np.ndarray, codes: np.ndarray
-) -> None:  # pragma: no cover
+def _table_put(
+    keys: np.ndarray,
+    vals: np.ndarray,
+    h: np.ndarray,
+    codes: np.ndarray,
+    start: int,
+    out: np.ndarray,
+    intro: np.ndarray,
+) -> int:  # pragma: no cover
+    # Each row's code after its insert, so that one probe answers a find too:
+    # a hash already present keeps its first code; a new one gets the row's
+    # code (start < 0) or the next code from ``start``, intro[k] being the
+    # row that brought code start + k.  The number of hashes inserted.
     mask = np.uint64(len(keys) - 1)
+    added = 0
     for i in range(h.shape[0]):
         j = h[i] & mask
         while vals[j] != -1 and keys[j] != h[i]:
             j = (j + np.uint64(1)) & mask
-        if vals[j] == -1:  # a hash already present keeps its first code
+        if vals[j] == -1:
             keys[j] = h[i]
-            vals[j] = codes[i]
+            if start < 0:
+                vals[j] = codes[i]
+            else:
+                vals[j] = start + added
+                intro[added] = i
+            added += 1
+        out[i] = vals[j]
+    return added
 
 
 @njit(**NJIT)
@@ -142,7 +160,7 @@ def _table_find(
 
 class HashTable:
     """Open addressing from a 64-bit hash to an int32 code (the first code
-    given for that hash), at most half full.  ``find`` gives -1 for an absent
+    given for that hash), at most 70% full.  ``find`` gives -1 for an absent
     hash; a code found is only a candidate until the strings are compared."""
 
     def __init__(self) -> None:
@@ -150,18 +168,41 @@ class HashTable:
         self.vals = np.full(1024, -1, dtype=np.int32)
         self.count = 0
 
-    def insert(self, h: np.ndarray, codes: np.ndarray) -> None:
-        if (self.count + len(h)) * 2 > len(self.keys):
-            size = len(self.keys)
-            while (self.count + len(h)) * 2 > size:
-                size *= 2
-            used = self.vals != -1
-            old_keys, old_vals = self.keys[used], self.vals[used]
-            self.keys = np.zeros(size, dtype=np.uint64)
-            self.vals = np.full(size, -1, dtype=np.int32)
-            _table_insert(self.keys, self.vals, old_keys, old_vals)
-        _table_insert(self.keys, self.vals, h, codes.astype(np.int32, copy=False))
-        self.count += len(h)
+    def insert(self, h: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Each hash not in the table gets its row's code; returns the code
+        each hash holds afterwards: the row's own where its hash was new,
+        else the first code given for it."""
+        return self._put(h, codes.astype(np.int32, copy=False), -1)[0]
+
+    def encode(self, h: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's code, the rows that brought new codes): a hash in the
+        table gives its code, a new one the next code from ``start`` (in
+        order of first appearance), inserted.  One probe per row."""
+        return self._put(h, np.empty(0, dtype=np.int32), start)
+
+    def _put(self, h: np.ndarray, codes: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+        self._grow(len(h))
+        out = np.empty(len(h), dtype=np.int32)
+        intro = np.empty(len(h) if start >= 0 else 0, dtype=np.int32)
+        added = int(_table_put(self.keys, self.vals, h, codes, start, out, intro))
+        self.count += added
+        return out, intro[:added]
+
+    def _grow(self, more: int) -> None:
+        """Room for ``more`` hashes with the table at most 70% full.  (Half
+        full at most cost a 2.5M-value dictionary twice the memory, and the
+        fresh pages of a big table cost more than its longer probe runs.)"""
+        if (self.count + more) * 10 <= len(self.keys) * 7:
+            return
+        size = len(self.keys)
+        while (self.count + more) * 10 > size * 7:
+            size *= 2
+        used = self.vals != -1
+        old_keys, old_vals = self.keys[used], self.vals[used]
+        self.keys = np.zeros(size, dtype=np.uint64)
+        self.vals = np.full(size, -1, dtype=np.int32)
+        empty = np.empty(0, dtype=np.int32)
+        _table_put(self.keys, self.vals, old_keys, old_vals, -1, np.empty_like(old_vals), empty)
 
     def find(self, h: np.ndarray) -> np.ndarray:
         out = np.empty(len(h), dtype=np.int32)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,9 @@ SPARSE_RATIO = 16
 # Profile rows held (validated) before they are upserted together: bounds the
 # memory of a big profiles file while its batches share one upsert.
 PROFILE_UPSERT_ROWS = 5_000_000
+# A profiles batch at least this big has its contacts encoded on a thread
+# while the next batch is checked.
+PROFILE_AHEAD_ROWS = 100_000
 
 
 def first_per_contact(contacts: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +110,9 @@ class Txn:
         self.profile_rows = 0
         self._profiles_loaded = False
         self.profile_changed = False
-        self._profile_batches: list[tuple[np.ndarray, pa.Table]] = []
+        # (its contacts' codes, or their encoding under way; the rows)
+        self._profile_batches: list[tuple[np.ndarray | Future[np.ndarray], pa.Table]] = []
+        self._contact_coder: ThreadPoolExecutor | None = None
         self._profile_batch_rows = 0
         self._merge_lists: Collection[str] = ()
         self.rejects: list[Reject] = []
@@ -195,7 +201,12 @@ class Txn:
 
     def _first_seen(self, contacts: np.ndarray, ts: np.ndarray) -> None:
         n = self.dicts.size(CONTACTS)
-        if self.first is None and len(contacts) * SPARSE_RATIO < n:
+        # Sparse while everything this ingest has seen stays sparse: each batch
+        # re-sorts what was kept, so the kept pairs count too (counting only the
+        # batch made an ingest of many small batches over millions of contacts
+        # quadratic: 50M events in batches over 12.5M contacts sorted for minutes).
+        kept = 0 if self.first_sparse is None else len(self.first_sparse[0])
+        if self.first is None and (kept + len(contacts)) * SPARSE_RATIO < n:
             if self.first_sparse is not None:
                 contacts = np.concatenate([self.first_sparse[0], contacts])
                 ts = np.concatenate([self.first_sparse[1], ts])
@@ -254,7 +265,17 @@ class Txn:
         report.accepted = table.num_rows
         if not table.num_rows:
             return report
-        contacts = self.dicts.encode(CONTACTS, one_array(table.column("contact_id")))
+        ids = one_array(table.column("contact_id"))
+        contacts: np.ndarray | Future[np.ndarray]
+        if table.num_rows >= PROFILE_AHEAD_ROWS:
+            # Encoded on one thread, in batch order (the codes a plain loop
+            # gives), while this thread checks the next batch.
+            if self._contact_coder is None:
+                self._contact_coder = ThreadPoolExecutor(1, "profile-contacts")
+            contacts = self._contact_coder.submit(self.dicts.encode, CONTACTS, ids)
+        else:
+            self._wait_contacts()
+            contacts = self.dicts.encode(CONTACTS, ids)
         # The batches are upserted together (at the commit, or once many rows
         # wait): an upsert rebuilds every profile column of every contact, so
         # one per batch of a big file cost the square of its size.
@@ -262,19 +283,29 @@ class Txn:
         self._profile_batch_rows += table.num_rows
         self._merge_lists = merge_lists
         self.profile_changed = True
-        self.profiled.append(contacts)
         if self._profile_batch_rows >= PROFILE_UPSERT_ROWS:
             self._upsert_profiles()
         return report
 
+    def _wait_contacts(self) -> list[tuple[np.ndarray, pa.Table]]:
+        """The waiting batches with their contacts' codes, every encoding done."""
+        done = [(c.result() if isinstance(c, Future) else c, t) for c, t in self._profile_batches]
+        self._profile_batches = list(done)  # (a list of the wider element type)
+        return done
+
     def _upsert_profiles(self) -> None:
-        if not self._profile_batches:
+        batches = self._wait_contacts()
+        if self._contact_coder is not None:
+            self._contact_coder.shutdown()
+            self._contact_coder = None
+        if not batches:
             return
+        self.profiled.extend(c for c, _ in batches)
         if not self._profiles_loaded and self.base.profiles:
             self.profile_table = self.backend.read_table(self.base.profiles)
             self.profile_rows = self.profile_table.num_rows
         self._profiles_loaded = True
-        batches, self._profile_batches, self._profile_batch_rows = self._profile_batches, [], 0
+        self._profile_batches, self._profile_batch_rows = [], 0
         contacts = np.concatenate([c for c, _ in batches])
         tables = [t for _, t in batches]
         table = (

@@ -63,12 +63,17 @@ class Source:
 
 
 def open_source(
-    source: Any, field_types: Mapping[str, str], dictionaries: Collection[str] = ()
+    source: Any,
+    field_types: Mapping[str, str],
+    dictionaries: Collection[str] = (),
+    small_dictionaries: Collection[str] = (),
 ) -> Source:
     """``field_types``: the JSON-level type of each known field ("id" for
     string-or-integer ids); ``dictionaries``: string columns to read from
-    Parquet as dictionary arrays.  A ``Source`` (batches already read, as a
-    sharded node hands each shard its part) is taken as it is."""
+    Parquet as dictionary arrays; ``small_dictionaries``: those read so when
+    the file keeps them as small dictionaries (``small_dictionary``).  A
+    ``Source`` (batches already read, as a sharded node hands each shard its
+    part) is taken as it is."""
     if isinstance(source, Source):
         return source
     if isinstance(source, pa.Table):
@@ -88,7 +93,7 @@ def open_source(
             return Source(str(path), _csv_batches(table, lines), table.num_rows)
         if suffix in (".parquet", ".pq"):
             try:
-                pf = _parquet_file(path, dictionaries)
+                pf = _parquet_file(path, dictionaries, small_dictionaries)
             except (OSError, pa.ArrowException) as exc:
                 raise StoreError(f"{path}: cannot read as Parquet: {exc}") from None
             return Source(str(path), _parquet_batches(path, pf), pf.metadata.num_rows)
@@ -116,10 +121,13 @@ def _table_batches(table: pa.Table, label: str, base: int) -> Iterator[Batch]:
         )
 
 
-def _parquet_file(path: Path, dictionaries: Collection[str]) -> pq.ParquetFile:
-    """The file, its top-level string columns named in ``dictionaries`` read
-    as dictionary arrays: decoded straight from the file's dictionary pages,
-    never materialized as strings per row."""
+def _parquet_file(
+    path: Path, dictionaries: Collection[str], small: Collection[str] = ()
+) -> pq.ParquetFile:
+    """The file, its top-level string columns named in ``dictionaries`` (or
+    in ``small``, with a small dictionary) read as dictionary arrays: decoded
+    straight from the file's dictionary pages, never materialized as strings
+    per row."""
     # imported here: a process that only evaluates never reads a file
     # (pyarrow.parquet brings pyarrow's file systems along)
     import pyarrow.parquet as pq
@@ -127,8 +135,37 @@ def _parquet_file(path: Path, dictionaries: Collection[str]) -> pq.ParquetFile:
     meta = pq.read_metadata(path)  # read once: handed to the reader below
     text = (pa.types.is_string, pa.types.is_large_string)
     schema = meta.schema.to_arrow_schema()
-    names = [f.name for f in schema if f.name in dictionaries and any(t(f.type) for t in text)]
+    names = [
+        f.name
+        for f in schema
+        if any(t(f.type) for t in text)
+        and (f.name in dictionaries or (f.name in small and small_dictionary(meta, f.name)))
+    ]
     return pq.ParquetFile(path, metadata=meta, read_dictionary=names or None)
+
+
+# A dictionary page at most this big (compressed) holds some thousands of
+# values at most.  A column of mostly distinct values (emails) fills its
+# page up to the writer's limit and goes on in plain pages, which a reader
+# asked for a dictionary would hash into one row by row: slower than
+# reading the strings.
+SMALL_DICTIONARY_BYTES = 64 * 1024
+
+
+def small_dictionary(meta: pq.FileMetaData, name: str) -> bool:
+    """Whether every row group keeps column ``name`` as a small dictionary."""
+    if meta.num_row_groups == 0:
+        return False
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        chunks = [group.column(i) for i in range(group.num_columns)]
+        chunk = next((c for c in chunks if c.path_in_schema == name), None)
+        if chunk is None or not chunk.has_dictionary_page:
+            return False
+        size = chunk.data_page_offset - (chunk.dictionary_page_offset or 0)
+        if not 0 < size <= SMALL_DICTIONARY_BYTES:
+            return False
+    return True
 
 
 def _parquet_batches(path: Path, pf: pq.ParquetFile) -> Iterator[Batch]:

@@ -283,9 +283,12 @@ class Store(SnapshotViews):
         else:
             types = {"contact_id": "id", **self.schema.profile}
         # String columns a Parquet file holds dictionary-encoded are read so
-        # (events only: a profile's contact_id is unique per row).
-        strings = [k for k, v in types.items() if v == "string" or k == "contact_id"]
-        return open_source(source, types, strings if kind == "events" else ())
+        # (a profile's only when small: its contact_id, emails, are unique per row).
+        if kind == "events":
+            strings = [k for k, v in types.items() if v == "string" or k == "contact_id"]
+            return open_source(source, types, strings)
+        strings = [k for k, v in types.items() if v == "string"]
+        return open_source(source, types, small_dictionaries=strings)
 
     def _regular(
         self,

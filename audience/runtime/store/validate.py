@@ -242,7 +242,8 @@ def validate_profiles(
             flags.flag(_valid(raw), name, _const(f"unknown profile property '{name}'"))
             continue
         ftype = schema.profile[name]
-        value, bad = coerce(raw, ftype)
+        # a string column read as a dictionary stays one: encoded per distinct value
+        value, bad = coerce(raw, ftype, keep_dictionary=True)
         flags.flag(
             bad,
             name,

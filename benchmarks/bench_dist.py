@@ -42,7 +42,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audience.demo.shop import DEFAULT_NOW
 from audience.dist import ClusterStore, LocalOptions, QueryTimes, connect
-from audience.runtime.shards import ShardedStore, open_shard
+from audience.runtime.node import Node, ShardedNode
+from audience.runtime.shards import open_shard
 from audience.schema import Schema
 from benchmarks.peers.data import dataset, parse_size, size_label
 from benchmarks.peers.ours import SCHEMA_PATH, now_ms
@@ -61,13 +62,13 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
-def _build(root: Path, shards: int, n_events: int) -> ShardedStore:
+def _build(root: Path, shards: int, n_events: int) -> ShardedNode:
     """The store kept in ``root``, or made there from the dataset (generated
     only then: a kept store needs no dataset)."""
     if root.is_dir():
-        return ShardedStore.open(root)
+        return ShardedNode.open(root)
     ds = dataset(n_events)
-    store = ShardedStore.init(root, Schema.load(SCHEMA_PATH), shards=shards)
+    store = ShardedNode.init(root, Schema.load(SCHEMA_PATH), shards=shards)
     store.ingest_profiles(ds.profiles)
     store.ingest_events(ds.events)  # read from the file in batches
     return store
@@ -119,9 +120,9 @@ def _summary(runs: list[QueryTimes]) -> dict[str, Any]:
     }
 
 
-def _one_store_ms(one: ShardedStore, at: int, reps: int) -> dict[str, float]:
+def _one_store_ms(one: ShardedNode, at: int, reps: int) -> dict[str, float]:
     """Per workload, the one-store path: the only shard evaluated in this process."""
-    store = open_shard(one.refs()[0])
+    store = Node(open_shard(one.refs()[0]))
     snap = store.snapshot()
     out: dict[str, float] = {}
     for w in WORKLOADS:

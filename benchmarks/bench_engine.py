@@ -39,7 +39,7 @@ KERNEL_ROWS, KERNEL_CONTACTS = 1_000_000, 50_000
 @pytest.fixture(scope="module")
 def store() -> Any:
     events = pa.concat_tables(shop.events(N_EVENTS, N_CONTACTS))
-    return audience.Store.from_arrow(events, shop.profiles(N_CONTACTS), SCHEMA)
+    return audience.Node.from_arrow(events, shop.profiles(N_CONTACTS), SCHEMA)
 
 
 def test_compile_never_seen_text(benchmark: Any, store: Any) -> None:

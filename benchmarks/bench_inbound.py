@@ -29,7 +29,7 @@ from audience.runtime.bounces.record import rejected
 from audience.runtime.bounces.verp import return_path
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.tracking.config import secret, write_setting
 from audience.runtime.tracking.outbox import pending
 from audience.runtime.tracking.tokens import Signer
@@ -43,7 +43,7 @@ DOMAIN = "bounces.shop.example"
 
 def build(root: Path, n: int) -> list[tuple[str, bytes]]:
     """A store with ``n`` sent deliveries; (VERP address, report) for each."""
-    store = Store.init(root, SCHEMA)
+    store = Node.init(root, SCHEMA)
     store.ingest_profiles([{"contact_id": f"c{i}", "email": f"c{i}@gmail.com"} for i in range(n)])
     write_setting(root, "tracking.return_path_domain", DOMAIN)
     signer = Signer(secret(root))
@@ -120,7 +120,7 @@ def run(n: int, clients: int) -> dict[str, float]:
                 stored_s = time.perf_counter() - t0 - sent_s
                 if rejected(log):  # every report names its delivery: none may be rejected
                     raise RuntimeError(f"rejected: {rejected(log)[0]}")
-            found = Store.open(root).compile("did email_bounced in last 1 days")
+            found = Node.open(root).compile("did email_bounced in last 1 days")
             if len(found.evaluate(as_of=wall_ms() + 60_000)) != n:
                 raise RuntimeError("not every report became an email_bounced event")
         finally:

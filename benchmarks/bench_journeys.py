@@ -91,14 +91,14 @@ def build(root: Path, n: int, due: int) -> Any:
     """The store, the journey live, and n runs waiting (``due`` of them until T)."""
     from audience.dsl.parser import parse
     from audience.runtime.journeys.service import JourneyService
+    from audience.runtime.node import Node
     from audience.runtime.plans.clock import ManualClock
     from audience.runtime.plans.definitions import PlanDefinitions
     from audience.runtime.plans.service import source_of
-    from audience.runtime.store import Store
 
     schema = root.parent / "schema.toml"
     schema.write_text(SCHEMA)
-    st = Store.init(root, schema)
+    st = Node.init(root, schema)
     ids = [f"c{i}" for i in range(n)]
     st.ingest_profiles(
         pa.table(

@@ -58,9 +58,9 @@ def build(root: Path, n: int) -> None:
     import pyarrow as pa
 
     from audience.runtime.delivery import DeliveryLog
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
-    st = Store.init(root, EXAMPLES / "maison.toml")
+    st = Node.init(root, EXAMPLES / "maison.toml")
     ids = [f"c{i}" for i in range(n)]
     emails = [None if i % 50 == 0 else f"user{i}@example.com" for i in range(n)]
     st.ingest_profiles(
@@ -85,16 +85,16 @@ def build(root: Path, n: int) -> None:
 
 def _warm_up(tmp: Path) -> None:
     """Load the kernels (numba's cache) as a running scheduler has them."""
+    from audience.runtime.node import open_node
     from audience.runtime.plans.clock import ManualClock
     from audience.runtime.plans.scheduler import Scheduler
     from audience.runtime.plans.service import PlanService
-    from audience.runtime.store import open_store
 
     root = tmp / "warm"
     build(root, 100)
     due = dt.datetime(2030, 1, 1, 9, 0, tzinfo=dt.UTC)
     clock = ManualClock(int(due.timestamp() * 1000) - DAY)
-    svc = PlanService(open_store(root), clock)
+    svc = PlanService(open_node(root), clock)
     svc.add(RULES.format(when="2030-01-01 09:00"), "warm.rules")
     svc.make_ready("Everyone")
     clock.ms += DAY
@@ -123,14 +123,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def measure(root: Path) -> dict[str, object]:
+    from audience.runtime.node import open_node
     from audience.runtime.plans.definitions import PlanDefinitions
     from audience.runtime.plans.scheduler import run_scheduler
     from audience.runtime.plans.service import PlanService
-    from audience.runtime.store import open_store
 
     now = dt.datetime.now(dt.UTC)
     due = (now + dt.timedelta(seconds=65)).replace(second=0, microsecond=0)
-    svc = PlanService(open_store(root))
+    svc = PlanService(open_node(root))
     svc.add(RULES.format(when=due.strftime("%Y-%m-%d %H:%M")), "big.rules")
     svc.make_ready("Everyone")
     stop = threading.Event()

@@ -67,9 +67,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
+    from audience.runtime.node import open_store
     from audience.runtime.report import ReportParams, build_report
     from audience.runtime.report.html import dashboard
-    from audience.runtime.store import open_store
 
     path = Path(args.dir) / f"store-{args.events}"
     n = ensure_store(path, args.events)
@@ -117,7 +117,7 @@ _COLD = """
 import json, sys, time
 t0 = time.perf_counter()
 from audience.runtime.report import ReportParams, build_report
-from audience.runtime.store import open_store
+from audience.runtime.node import open_store
 t1 = time.perf_counter()
 snap = open_store(sys.argv[1]).snapshot()
 t2 = time.perf_counter()

@@ -17,8 +17,7 @@ from typing import Any
 from audience.demo import shop
 from audience.demo.run import EXAMPLES, seed_segments
 from audience.dsl.formatter import format_text
-from audience.runtime.shards import ShardedStore
-from audience.runtime.store import Store
+from audience.runtime.node import Node, ShardedNode
 
 SEGMENTS = [format_text(seed_segments()[0]), "did purchased at least 2 times in last 90 days"]
 
@@ -38,11 +37,11 @@ def main() -> None:
         for count in [0, *args.shards]:
             t0 = time.perf_counter()
             schema = EXAMPLES / "maison.toml"
-            st: Store | ShardedStore
+            st: Node | ShardedNode
             if count:
-                st = ShardedStore.init(root / f"s{count}", schema, shards=count)
+                st = ShardedNode.init(root / f"s{count}", schema, shards=count)
             else:
-                st = Store.init(root / "plain", schema)
+                st = Node.init(root / "plain", schema)
             st.ingest_profiles(profiles)
             for chunk in chunks:
                 st.ingest_events(chunk)

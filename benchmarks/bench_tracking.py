@@ -29,7 +29,7 @@ from pathlib import Path
 from audience.demo.run import EXAMPLES
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.tracking.config import write_setting
 from audience.runtime.tracking.outbox import pending
 from audience.runtime.tracking.sending import Tracker
@@ -45,7 +45,7 @@ HTML = (
 
 def build_store(path: Path, base_url: str, deliveries: int) -> list[str]:
     """A store whose ``deliveries`` messages were prepared for sending; their click paths."""
-    store = Store.init(path, EXAMPLES / "maison.toml")
+    store = Node.init(path, EXAMPLES / "maison.toml")
     store.ingest_profiles(
         [{"contact_id": f"c{i}", "email": f"c{i}@shop.example"} for i in range(deliveries)]
     )
@@ -139,7 +139,7 @@ def test_click_load_small(tmp_path: Path) -> None:
     with ServerThread(create_app(root), port=port, threads=4) as srv:
         stats = run_clicks(srv.url, paths, rate=50, seconds=0.5, clients=2)
     assert (stats.requests, stats.errors) == (25, 0)
-    got = Store.open(root).compile("did email_clicked").evaluate(as_of=wall_ms() + 60_000)
+    got = Node.open(root).compile("did email_clicked").evaluate(as_of=wall_ms() + 60_000)
     assert len(got) > 0
 
 
@@ -151,7 +151,7 @@ def _ingested(path: Path) -> str:
         while pending(log):
             time.sleep(0.01)
     lag = time.perf_counter() - t0
-    n = Store.open(path).snapshot().n_events
+    n = Node.open(path).snapshot().n_events
     return f"events stored: {n} (outbox empty {lag * 1000:.0f} ms after the last answer)"
 
 

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from audience.demo import shop
 from audience.engine.subset import warm
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.triggers.engine import Pending, TriggerEngine
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "audience" / "examples"
@@ -96,8 +96,8 @@ def trigger_texts(n: int = 1000) -> str:
 SEED_TEMPLATE = ("Welcome {{ first_name }}", "<p>Hi {{ first_name }} ({{ form }})</p>", "Hi")
 
 
-def build_store(path: Path, n_events: int, n_contacts: int) -> Store:
-    st = Store.init(path, EXAMPLES / "maison.toml")
+def build_store(path: Path, n_events: int, n_contacts: int) -> Node:
+    st = Node.init(path, EXAMPLES / "maison.toml")
     st.ingest_profiles(shop.profiles(n_contacts))
     for chunk in shop.events(n_events, n_contacts):
         st.ingest_events(chunk)
@@ -163,7 +163,7 @@ class Timer:
         self.engine.after_commit = timed_after  # type: ignore[method-assign,assignment]
 
 
-def throughput(st: Store, n_batch: int, n_triggers: int, n_contacts: int) -> dict[str, Any]:
+def throughput(st: Node, n_batch: int, n_triggers: int, n_contacts: int) -> dict[str, Any]:
     eng = st.triggers
     t0 = time.perf_counter()
     eng.add(trigger_texts(n_triggers), "bench.rules", valid_from_ms=VALID_FROM_MS)
@@ -195,7 +195,7 @@ def throughput(st: Store, n_batch: int, n_triggers: int, n_contacts: int) -> dic
     }
 
 
-def latency(st: Store, n: int, n_contacts: int) -> dict[str, Any]:
+def latency(st: Node, n: int, n_contacts: int) -> dict[str, Any]:
     eng = st.triggers
     eng.add_template("C-1234", *SEED_TEMPLATE)
     eng.add((EXAMPLES / "maison.rules").read_text(), "maison.rules", valid_from_ms=VALID_FROM_MS)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from audience.demo import shop
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.schema import Schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def events(n: int, n_contacts: int, *, ends_days_ago: int, tag: str, seed: int) 
 
 
 def time_segment(path: Path, label: str, runs: int, n_in_window: int) -> Step:
-    store = Store.open(path)
+    store = Node.open(path)
     seg = store.compile(RED_SHOES)
     snap = store.snapshot()
     hits = seg.compiled.evaluate(snap, NOW, explain=True)  # warm-up, and the explain
@@ -99,7 +99,7 @@ def time_segment(path: Path, label: str, runs: int, n_in_window: int) -> Step:
 def measure(path: Path, n: int, runs: int = 7, n_contacts: int | None = None) -> list[Step]:
     """The three steps over a new store at ``path`` (which must not exist)."""
     contacts = n_contacts or max(100, n // 20)
-    store = Store.init(path, Schema.load(SCHEMA_PATH))
+    store = Node.init(path, Schema.load(SCHEMA_PATH))
     store.ingest_profiles(shop.profiles(contacts))
     store.ingest_events(events(n, contacts, ends_days_ago=0, tag="in1-", seed=1))
     steps = [time_segment(path, f"{n:,} in the window", runs, n)]

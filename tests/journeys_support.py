@@ -27,9 +27,9 @@ from audience.dsl.ast_journeys import (
 )
 from audience.dsl.parser import parse
 from audience.runtime.journeys.service import JourneyService
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.definitions import PlanDefinitions
-from audience.runtime.store import Store
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -76,12 +76,12 @@ def contact(i: int) -> str:
     return f"c{i:05d}"
 
 
-def build(root: Path, n: int = 10) -> Store:
+def build(root: Path, n: int = 10) -> Node:
     """Contacts c00000..: every fifth has no email."""
     root.parent.mkdir(parents=True, exist_ok=True)
     schema_path = root.parent / f"{root.name}-schema.toml"
     schema_path.write_text(SCHEMA)
-    st = Store.init(root, schema_path)
+    st = Node.init(root, schema_path)
     profiles = []
     for i in range(n):
         rec: dict[str, Any] = {"contact_id": contact(i), "first_name": f"Name{i}"}
@@ -166,7 +166,7 @@ def tag_journey(name: str = "Tagger") -> Journey:
     )
 
 
-def service(st: Store, clock: ManualClock) -> JourneyService:
+def service(st: Node, clock: ManualClock) -> JourneyService:
     return JourneyService(st, clock)
 
 

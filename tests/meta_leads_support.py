@@ -17,8 +17,8 @@ from audience.integrations.meta.leads.forms import LeadForm, LeadForms
 from audience.integrations.meta.leads.mapping import FieldMap
 from audience.integrations.meta.leads.worker import LeadWorker
 from audience.integrations.meta.tokens import Integrations
+from audience.runtime.node import Node, open_node
 from audience.runtime.plans.clock import ManualClock
-from audience.runtime.store import Store, open_store
 from audience.server.nodes import NodeRuntime
 from audience.server.profiles import _profile
 from audience.snapshot import dictionary_key
@@ -71,8 +71,8 @@ class World:
             "AUDIENCE_META_BACKOFF_S": "0.01",
         }
 
-    def store(self) -> Store:
-        return open_store(self.root)  # a sharded node opens as a ShardedStore
+    def store(self) -> Node:
+        return open_node(self.root)  # a sharded node opens as a ShardedNode
 
     def connect(self, name: str = "spring", **kw: Any) -> LeadForm:
         w = self.worker()
@@ -96,11 +96,11 @@ def world(tmp_path: Path, connect: bool = True, shards: int | None = None) -> It
     """``shards``: the node a sharded node of that many shards."""
     root = tmp_path / "shop"
     if shards is None:
-        store = Store.init(root, EXAMPLES / "maison.toml")
+        store = Node.init(root, EXAMPLES / "maison.toml")
     else:
-        from audience.runtime.shards import ShardedStore
+        from audience.runtime.node import ShardedNode
 
-        store = ShardedStore.init(root, EXAMPLES / "maison.toml", shards=shards)  # type: ignore[assignment]
+        store = ShardedNode.init(root, EXAMPLES / "maison.toml", shards=shards)  # type: ignore[assignment]
     store.ingest_profiles(
         [{"contact_id": ANGELA, "email": "Angela@Example.com", "first_name": "Angela"}]
     )
@@ -117,11 +117,11 @@ def world(tmp_path: Path, connect: bool = True, shards: int | None = None) -> It
         yield w
 
 
-def profile(store: Store, contact_id: str) -> dict[str, Any]:
+def profile(store: Node, contact_id: str) -> dict[str, Any]:
     return dict(_profile(NodeRuntime(store, 4), contact_id)["profile"])
 
 
-def lead_events(store: Store) -> list[dict[str, Any]]:
+def lead_events(store: Node) -> list[dict[str, Any]]:
     """Every lead_received event of ``store``, decoded, in time order."""
     snap = store.snapshot()
     code = snap.event_types.code("lead_received")
@@ -159,7 +159,7 @@ _WHO = ("none", "read", "write", "other")
 def add_leadforms(root: Path, fake: FakeGraph, integration: str) -> None:
     leads = install(fake)
     for n, node in enumerate(("main", "other")):
-        schema = Store.open(root, node).schema
+        schema = Node.open(root, node).schema
         for i, name in enumerate(MATRIX_FORMS):
             form_id = f"41000000{n}{i}"
             leads.add_form(form_id, PAGE)

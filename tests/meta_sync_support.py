@@ -18,8 +18,8 @@ from audience.integrations.meta.sync.definitions import Job
 from audience.integrations.meta.sync.service import SyncService, SyncSpec
 from audience.integrations.meta.sync.worker import SyncWorker
 from audience.integrations.meta.tokens import Integrations
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
-from audience.runtime.store import Store
 
 T0 = 1_780_000_000_000  # epoch ms (2026-05-28)
 TOKEN = "EAAB-sync-token-0001"
@@ -65,7 +65,7 @@ def profile(i: int) -> dict[str, Any]:
 @dataclass
 class World:
     root: Path
-    store: Store
+    store: Node
     fake: FakeGraph
     audiences: FakeAudiences
     clock: ManualClock
@@ -106,7 +106,7 @@ class World:
         return set(self.audiences.audiences[sync.audience_id].members)
 
 
-def expected_hashes(store: Store, pred: Any) -> set[str]:
+def expected_hashes(store: Node, pred: Any) -> set[str]:
     """The hashed emails of the contacts ``pred(profile)`` keeps (the reference)."""
     out = set()
     for rec in store_profiles(store):
@@ -116,7 +116,7 @@ def expected_hashes(store: Store, pred: Any) -> set[str]:
     return out
 
 
-def store_profiles(store: Store) -> list[dict[str, Any]]:
+def store_profiles(store: Node) -> list[dict[str, Any]]:
     snap = store.snapshot()
     from audience.runtime.triggers.batch import column_value
     from audience.snapshot import dictionary_key
@@ -140,11 +140,11 @@ def world(tmp_path: Path, n: int = 60, shards: int | None = None) -> Iterator[Wo
     auds = install(fake)
     fake.add_token(TOKEN, expires_at=T0 // 1000 + 60 * 86400)
     if shards is None:
-        store = Store.init(tmp_path / "shop", SCHEMA)
+        store = Node.init(tmp_path / "shop", SCHEMA)
     else:
-        from audience.runtime.shards import ShardedStore
+        from audience.runtime.node import ShardedNode
 
-        store = ShardedStore.init(tmp_path / "shop", SCHEMA, shards=shards)  # type: ignore[assignment]
+        store = ShardedNode.init(tmp_path / "shop", SCHEMA, shards=shards)  # type: ignore[assignment]
     store.ingest_profiles([profile(i) for i in range(n)])
     assert store.path is not None
     with running(fake) as url:

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "audience" / "examples"
 DAY = 86_400_000
@@ -67,16 +67,16 @@ def contact(i: int) -> str:
     return f"c{i:05d}"
 
 
-def build(root: Path, n: int = 40, *, rules: bool = True, shards: int | None = None) -> Store:
+def build(root: Path, n: int = 40, *, rules: bool = True, shards: int | None = None) -> Node:
     """Contacts c00000..: even ones live in Milan; every fifth has no email;
     every contact bought on 2027-03-05 except every seventh, who bought only
     after the one-shot plan's due time.  ``shards``: a sharded node of that many."""
     if shards is None:
-        st = Store.init(root, EXAMPLES / "maison.toml")
+        st = Node.init(root, EXAMPLES / "maison.toml")
     else:
-        from audience.runtime.shards import ShardedStore
+        from audience.runtime.node import ShardedNode
 
-        st = ShardedStore.init(root, EXAMPLES / "maison.toml", shards=shards)
+        st = ShardedNode.init(root, EXAMPLES / "maison.toml", shards=shards)
     profiles = []
     events = []
     for i in range(n):

@@ -23,7 +23,7 @@ NOW = "2026-11-01T12:00:00Z"
 AWKWARD = ["plain", "com,ma", 'quo"te', "back\\slash", "caffè", "new\nline", " sp ", "x" * 40]
 
 
-def _store(contacts: list[str]) -> audience.Store:
+def _store(contacts: list[str]) -> audience.Node:
     n = len(contacts)
     events = pa.table(
         {
@@ -35,15 +35,15 @@ def _store(contacts: list[str]) -> audience.Store:
             ),
         }
     )
-    return audience.Store.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
+    return audience.Node.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
 
 
 @pytest.fixture(scope="module")
-def store() -> audience.Store:
+def store() -> audience.Node:
     return _store([f"c{i:05d}" for i in range(3000)])
 
 
-def test_ids_come_from_the_store_arrow_array_not_python_strings(store: audience.Store) -> None:
+def test_ids_come_from_the_store_arrow_array_not_python_strings(store: audience.Node) -> None:
     hits = store.compile("did purchased").evaluate(as_of=NOW)
     ids = store.snapshot().contact_ids
     assert isinstance(ids, LazyStrings) and ids.arrow is not None
@@ -59,7 +59,7 @@ def test_ids_come_from_the_store_arrow_array_not_python_strings(store: audience.
     assert ids._values is None  # the 3,000 contact ids were never made Python strings
 
 
-def test_an_audience_prints_short(store: audience.Store) -> None:
+def test_an_audience_prints_short(store: audience.Node) -> None:
     hits = store.compile("did purchased").evaluate(as_of=NOW)
     text = repr(hits)
     assert text == (

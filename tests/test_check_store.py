@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 
 from audience.cli import cli
 from audience.dsl.errors import DslError
+from audience.runtime.node import Node, open_node
 from audience.runtime.plans.service import PlanService
 from audience.runtime.saved import validate_segment
-from audience.runtime.store import Store, open_store
 from tests.helpers.server_api import Live, build_store, start
 from tests.helpers.triggers import EXAMPLES, POLICY
 
@@ -31,7 +31,7 @@ POLICY_NAME = "Maison shoes, clothes and accessories"
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """A store with a template, a DND policy and a segment saved, and its server."""
     path = build_store(tmp_path_factory.mktemp("chk") / "shop", n_events=200, n_contacts=20)
-    st = Store.open(path)
+    st = Node.open(path)
     st.triggers.add_template(
         "C-1234", "Welcome {{ first_name }}", "<p>{{ form }}</p>", "Hi {{ first_name }}"
     )
@@ -46,7 +46,7 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
 
 
-def _python(store: Store, kind: str, text: str, name: str) -> Any:
+def _python(store: Node, kind: str, text: str, name: str) -> Any:
     if kind == "trigger":
         return store.triggers.add(text, name)
     if kind == "policy":
@@ -77,7 +77,7 @@ def _http_save(live: Live, kind: str, text: str) -> Any:
     return c.request("PUT", "/v1/segments/Win back", {"text": text})
 
 
-def _saved(store: Store) -> tuple[list[str], ...]:
+def _saved(store: Node) -> tuple[list[str], ...]:
     defs = store.triggers.defs
     return (
         [t.name for t in defs.list_triggers()],
@@ -94,7 +94,7 @@ def test_every_save_and_check_store_refuse_alike(
     monkeypatch.chdir(CORPUS)
     kind = path.stem.split("_")[0]
     text, name, root = path.read_text(), path.name, str(live.path)
-    store = open_store(root)
+    store = open_node(root)
     before = _saved(store)
     with pytest.raises(DslError) as err:
         _python(store, kind, text, name)
@@ -115,7 +115,7 @@ def test_every_save_and_check_store_refuse_alike(
     r = _http_save(live, kind, text)
     assert r.status == 400
     assert r.json()["errors"] == err.value.to_dict()["errors"]
-    assert _saved(open_store(root)) == before  # nothing saved anywhere
+    assert _saved(open_node(root)) == before  # nothing saved anywhere
 
 
 def test_saved_names_are_accepted_by_check_store_and_every_save(
@@ -152,7 +152,7 @@ def test_without_a_store_templates_are_not_resolved(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_saved_template_that_does_not_parse_is_named_so(tmp_path: Path) -> None:
-    st = Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
+    st = Node.init(tmp_path / "s", EXAMPLES / "maison.toml")
     st.triggers.defs.save_template("Broken", "{{ oops", "<p/>", "-")  # bypasses the check
     text = (
         'trigger "T" {\n  on form_compiled\n'

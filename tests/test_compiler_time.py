@@ -140,7 +140,7 @@ def test_then_not_at_least_a_calendar_month_old_is_measured_back_from_now() -> N
     plus one month (clamped) is 2026-02-28 as well."""
     import pyarrow as pa
 
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
     from audience.schema import Schema
 
     schema = Schema.from_toml("[events.email_clicked]\n[events.viewed_product]\n")
@@ -159,6 +159,6 @@ def test_then_not_at_least_a_calendar_month_old_is_measured_back_from_now() -> N
             "ts": ms("2026-01-28T12:00:00Z"),
         },
     ]
-    store = Store.from_arrow(pa.Table.from_pylist(rows), schema=schema)
+    store = Node.from_arrow(pa.Table.from_pylist(rows), schema=schema)
     seg = store.compile("did email_clicked then not viewed_product within 1 month")
     assert seg.evaluate(as_of=now).ids() == ["jan28"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import run_worker
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from tests.helpers.mail_servers import SmtpSink, smtp_server
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "audience" / "examples"
@@ -33,7 +33,7 @@ trigger "Gone" {
 
 
 def test_render_failures_are_recorded_and_the_rest_is_sent(tmp_path: Path) -> None:
-    st = Store.init(tmp_path / "shop", EXAMPLES / "maison.toml")
+    st = Node.init(tmp_path / "shop", EXAMPLES / "maison.toml")
     st.ingest_profiles([{"contact_id": "c1", "email": "angela@example.com", "first_name": "An"}])
     eng = st.triggers
     eng.add_template("welcome", "Hi {{ first_name }}", "<p>{{ first_name }}</p>", "-")

@@ -26,8 +26,8 @@ import audience
 from audience.dist import ClusterStore
 from audience.dist.direct import ping_all
 from audience.runtime.evaluate import compile_condition, parse_as_of
-from audience.runtime.shards import ShardedStore, ShardProgram
-from audience.runtime.store import Store
+from audience.runtime.node import Node, ShardedNode
+from audience.runtime.shards import ShardProgram
 from tests.helpers.cli import run
 from tests.helpers.dist import block, deadline_wait, local_cluster, waiting_calls
 from tests.reference.data import StoreData, random_store, stores
@@ -47,15 +47,15 @@ KINDS = (
 )
 
 
-def _one_store(data: StoreData) -> tuple[Store, pa.Table, pa.Table]:
+def _one_store(data: StoreData) -> tuple[Node, pa.Table, pa.Table]:
     events, profiles = data.to_arrow()
-    return Store.from_arrow(events, profiles, data.schema), events, profiles
+    return Node.from_arrow(events, profiles, data.schema), events, profiles
 
 
 def _sharded(
     root: Path, data: StoreData, shards: int, events: pa.Table, profiles: pa.Table
-) -> ShardedStore:
-    store = ShardedStore.init(root, data.schema, shards=shards)
+) -> ShardedNode:
+    store = ShardedNode.init(root, data.schema, shards=shards)
     store.ingest_profiles(profiles)
     store.ingest_events(events)
     return store
@@ -73,7 +73,7 @@ def shop(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
     one, events, profiles = _one_store(data)
     root = tmp_path_factory.mktemp("shop") / "store"
     _sharded(root, data, 4, events, profiles)
-    store = ClusterStore(ShardedStore.open(root), cluster)
+    store = ClusterStore(ShardedNode.open(root), cluster)
     yield store, one, data
 
 
@@ -226,7 +226,7 @@ def test_eval_cluster_errors_say_what_is_wrong(shop: Any, tmp_path: Path) -> Non
     path = str(store.sharded.path)
     bad = run("eval", path, "-e", "did purchased", "--cluster", "nowhere", ok=False)
     assert bad.exit_code == 2 and "scheduler address (tcp://host:port)" in bad.stderr
-    Store.init(tmp_path / "plain", data.schema)
+    Node.init(tmp_path / "plain", data.schema)
     plain = run("eval", str(tmp_path / "plain"), "-e", "did", "--cluster", "local", ok=False)
     assert plain.exit_code == 1 and "error" in plain.stderr  # the text is checked first
     plain = run(

@@ -23,10 +23,9 @@ pytest.importorskip("distributed")
 
 from audience.dist.worker import stats
 from audience.runtime.evaluate import parse_as_of
+from audience.runtime.node import Node, ShardedNode
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.service import PlanService
-from audience.runtime.shards import ShardedStore
-from audience.runtime.store import Store
 from audience.server.app import create_app
 from audience.server.auth import Sources
 from audience.server.context import ServerConfig
@@ -59,8 +58,8 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, StoreD
     data = random_store(23, n_contacts=250, n_events=3000)
     events, profiles = data.to_arrow()
     root = tmp_path_factory.mktemp("dist-cli")
-    plain = Store.init(root / "plain", data.schema)
-    sharded = ShardedStore.init(root / "sharded", data.schema, shards=3)
+    plain = Node.init(root / "plain", data.schema)
+    sharded = ShardedNode.init(root / "sharded", data.schema, shards=3)
     for st in (plain, sharded):
         st.ingest_profiles(profiles)
         st.ingest_events(events)
@@ -181,7 +180,7 @@ def test_the_server_explains_through_the_cluster(
     c, sharded, plain = served
     text = 'city = "Milan" and did purchased in last 30 days or first_name = "Name3"'
     at = "2027-03-10T00:00:00Z"
-    want = Store.open(plain).compile(text).evaluate(at, explain=True)
+    want = Node.open(plain).compile(text).evaluate(at, explain=True)
     report = want.explain
     assert report is not None
     r = c.post("/v1/evaluate", {"segment": text, "as_of": at, "explain": True, "limit": 1000})
@@ -208,7 +207,7 @@ def test_a_plan_preview_on_the_server_goes_through_the_cluster(
     from audience.runtime.plans.preview import preview
 
     c, sharded, plain = served
-    want = preview(Store.open(plain), "Daily picks", DAILY_DUE)
+    want = preview(Node.open(plain), "Daily picks", DAILY_DUE)
     r = c.get(f"/v1/plans/{'Daily%20picks'}/preview?at={DAILY_DUE}")
     got = r.json()
     assert r.status == 200, got
@@ -247,8 +246,8 @@ def test_a_worker_killed_mid_explain_changes_nothing(
 
     plain, sharded, data = stores
     text = TEXTS[1]
-    want = Store.open(plain).compile(text).evaluate(data.now, explain=True)
-    store = ClusterStore(ShardedStore.open(sharded), cluster)
+    want = Node.open(plain).compile(text).evaluate(data.now, explain=True)
+    store = ClusterStore(ShardedNode.open(sharded), cluster)
     program = store.compile(text).program
     now_ms = parse_as_of(data.now)
     explained(store, program, now_ms)  # the shards open

@@ -18,8 +18,7 @@ pytest.importorskip("distributed")
 from audience.dist import ClusterStore
 from audience.dist.direct import Timeouts
 from audience.runtime.evaluate import parse_as_of
-from audience.runtime.shards import ShardedStore
-from audience.runtime.store import Store
+from audience.runtime.node import Node, ShardedNode
 from tests.helpers.dist import deadline_wait, local_cluster
 from tests.reference.data import random_store
 
@@ -32,10 +31,10 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     data = random_store(23, n_contacts=200, n_events=3000)
     events, profiles = data.to_arrow()
     root = tmp_path_factory.mktemp("direct") / "store"
-    sharded = ShardedStore.init(root, data.schema, shards=SHARDS)
+    sharded = ShardedNode.init(root, data.schema, shards=SHARDS)
     sharded.ingest_profiles(profiles)
     sharded.ingest_events(events)
-    one = Store.from_arrow(events, profiles, data.schema)
+    one = Node.from_arrow(events, profiles, data.schema)
     # a cluster of its own: these tests take workers away
     with local_cluster() as client:
         yield client, root, data, set(one.compile(TEXT).evaluate(data.now).ids())
@@ -43,7 +42,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def _store(shop: Any, timeouts: Timeouts | None = None) -> ClusterStore:
     client, root, _, _ = shop
-    return ClusterStore(ShardedStore.open(root), client, timeouts=timeouts)
+    return ClusterStore(ShardedNode.open(root), client, timeouts=timeouts)
 
 
 def _two_workers(client: Any) -> None:

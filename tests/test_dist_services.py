@@ -18,11 +18,10 @@ pytest.importorskip("distributed")
 from audience.demo import shop
 from audience.demo.run import EXAMPLES
 from audience.dist.worker import stats
+from audience.runtime.node import Node, ShardedNode
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.scheduler import Scheduler
 from audience.runtime.plans.service import PlanService
-from audience.runtime.shards import ShardedStore
-from audience.runtime.store import Store
 from audience.server.app import create_app
 from audience.server.auth import Sources
 from audience.server.context import ServerConfig
@@ -37,7 +36,7 @@ PLAN_CONTACTS = 40
 TEXTS = (RED_SHOES, 'city = "Milan"', "did purchased in last 30 days")
 
 
-def _fill(st: Store | ShardedStore) -> None:
+def _fill(st: Node | ShardedNode) -> None:
     st.ingest_profiles(shop.profiles(N_CONTACTS, now=NOW))
     for chunk in shop.events(4_000, N_CONTACTS, now=NOW):
         st.ingest_events(chunk)
@@ -52,11 +51,11 @@ def cluster() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def served(
     cluster: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Client, Store, Any, Any]]:
+) -> Iterator[tuple[Client, Node, Any, Any]]:
     client = cluster
     root = tmp_path_factory.mktemp("dist-server")
-    sharded = ShardedStore.init(root / "sharded", EXAMPLES / "maison.toml", shards=3)
-    plain = Store.init(root / "plain", EXAMPLES / "maison.toml")
+    sharded = ShardedNode.init(root / "sharded", EXAMPLES / "maison.toml", shards=3)
+    plain = Node.init(root / "plain", EXAMPLES / "maison.toml")
     for st in (sharded, plain):
         _fill(st)
     # one audience kept per node: a cursor's second page is often not in it
@@ -140,7 +139,7 @@ def test_a_cluster_audience_counts_every_contact(served: Any) -> None:
 
 
 def test_serve_cluster_options_say_what_is_wrong(tmp_path: Path) -> None:
-    Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
+    Node.init(tmp_path / "s", EXAMPLES / "maison.toml")
     workers = run("serve", str(tmp_path / "s"), "--workers", "2", ok=False)
     assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
     bad = run("serve", str(tmp_path / "s"), "--cluster", "nowhere", "--port", "0", ok=False)
@@ -165,7 +164,7 @@ def test_a_plan_audience_decided_by_the_cluster(cluster: Any, tmp_path: Path) ->
 
 
 def test_scheduler_cluster_options_say_what_is_wrong(tmp_path: Path) -> None:
-    Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
+    Node.init(tmp_path / "s", EXAMPLES / "maison.toml")
     workers = run("scheduler", str(tmp_path / "s"), "--once", "--workers", "2", ok=False)
     assert workers.exit_code == 2 and "--workers goes with --cluster local" in workers.stderr
     bad = run("scheduler", str(tmp_path / "s"), "--once", "--cluster", "nowhere", ok=False)

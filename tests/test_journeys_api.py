@@ -12,6 +12,7 @@ from urllib.parse import quote
 import jsonschema_rs
 import pytest
 
+from audience.runtime.node import Node
 from audience.runtime.store import Store
 from audience.server.openapi import document
 from tests.helpers.server_api import Live, start
@@ -107,7 +108,7 @@ def test_position_history_enter_and_paging(live: Live) -> None:
     c = live.client("write")
     c.post("/v1/journeys", {"text": JOURNEY})
     assert c.post(f"/v1/journeys/{NAME}/live").status == 200
-    Store.open(live.path).ingest_events([form(0, T0 + HOUR)])
+    Node.open(live.path).ingest_events([form(0, T0 + HOUR)])
     base = f"/v1/journeys/{NAME}/contacts/{contact(0)}"
     pos = conforms(c.get(base).json(), "JourneyPosition")
     assert pos["contact_id"] == contact(0)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from audience.cli import cli
 from audience.runtime.delivery import DeliveryLog
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from tests.helpers.cli import run
 from tests.journeys_api_support import DAY, HOUR, JOURNEY, NAME, T0, build, contact, iso
 from tests.journeys_api_support import subscription as form
@@ -47,7 +47,7 @@ def test_add_list_show_and_states(root: Path) -> None:
         == f"{NAME}\tdraft\tversion 1\t0 runs\n1 journey\n"
     )
     # journeys belong to a node
-    Store.init(root, root / "nodes" / "main" / "schema.toml", node="other")
+    Node.init(root, root / "nodes" / "main" / "schema.toml", node="other")
     assert run("journeys", "list", str(root), "--node", "other").output == "0 journeys\n"
     # a draft is replaced (its version number is not reused)
     out = run("journeys", "add", str(root), rules(root)).output
@@ -139,7 +139,7 @@ def test_refusals_are_plain_and_change_nothing(root: Path) -> None:
 def test_position_history_and_enter(root: Path) -> None:
     run("journeys", "add", str(root), rules(root), "--at", iso(T0 - DAY))
     run("journeys", "live", str(root), NAME, "--at", iso(T0 - HOUR))
-    st = Store.open(root)
+    st = Node.open(root)
     st.ingest_events([form(0, T0)])
     runs = json.loads(
         run("journeys", "position", str(root), NAME, contact(0), "--format", "json").output
@@ -189,7 +189,7 @@ def test_position_history_and_enter(root: Path) -> None:
 
 def test_dry_run_writes_nothing(root: Path) -> None:
     run("journeys", "add", str(root), rules(root), "--at", iso(T0 - DAY))
-    st = Store.open(root)
+    st = Node.open(root)
     st.ingest_events([form(i, T0 + i * HOUR) for i in range(5)])  # a draft: no one enters
     before = journey_deliveries(root)
     assert before == []

@@ -26,9 +26,9 @@ from audience.dsl.ast_journeys import (
 from audience.dsl.errors import DslError
 from audience.runtime.delivery import DeliveryLog
 from audience.runtime.journeys.service import JourneyError, JourneyService
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.scheduler import Scheduler
-from audience.runtime.store import Store
 from audience.runtime.triggers.clock import set_clock
 from tests.journeys_support import (
     DAY,
@@ -57,16 +57,16 @@ def clock() -> Iterator[ManualClock]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Node:
     return build(tmp_path / "shop", 10)
 
 
 @pytest.fixture
-def svc(store: Store, clock: ManualClock) -> JourneyService:
+def svc(store: Node, clock: ManualClock) -> JourneyService:
     return JourneyService(store, clock)
 
 
-def sends(store: Store) -> list[tuple[str, str, str]]:
+def sends(store: Node) -> list[tuple[str, str, str]]:
     """(key, contact, status) of every delivery, read from the file as another process would."""
     assert store.path is not None
     with DeliveryLog.open(store.path) as log:
@@ -78,7 +78,7 @@ def key(jid: int, version: int, step: str, cid: str, entry: int = 1) -> str:
 
 
 def test_the_welcome_journey_sends_then_branches_on_the_click(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome())
     store.ingest_events([form(i, contact(i), T0 + i * 1000) for i in range(5)])
@@ -108,7 +108,7 @@ def test_the_welcome_journey_sends_then_branches_on_the_click(
 
 
 def test_a_check_decides_by_the_events_time_not_by_arrival(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome(within=1))
     store.ingest_events([form(i, contact(i), T0) for i in range(3)])
@@ -135,7 +135,7 @@ def test_a_check_decides_by_the_events_time_not_by_arrival(
 
 
 def test_a_click_before_the_check_is_reached_counts_from_the_arrival(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     # the check comes a day after the send; the click (before it) decides at
     # the arrival; a click dated after the deadline never counts
@@ -160,7 +160,7 @@ def test_a_click_before_the_check_is_reached_counts_from_the_arrival(
 
 
 def test_an_ingest_decides_yes_but_only_the_scheduler_passes_time(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome(within=1))
     store.ingest_events([form(i, contact(i), T0) for i in range(2)])
@@ -175,7 +175,7 @@ def test_an_ingest_decides_yes_but_only_the_scheduler_passes_time(
 
 
 def test_bot_clicks_and_other_links_do_not_count(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     j = welcome()
     check = j.steps[1]
@@ -198,7 +198,7 @@ def test_bot_clicks_and_other_links_do_not_count(
 
 
 def test_once_per_contact_and_again_after(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome("Once"))
     save(svc, welcome("Again", again_after=days(7)))
@@ -215,7 +215,7 @@ def test_once_per_contact_and_again_after(
 
 
 def test_editing_a_live_journey_makes_a_version_and_runs_stay_on_theirs(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome())
     store.ingest_events([form(0, contact(0), T0)])
@@ -236,7 +236,7 @@ def test_editing_a_live_journey_makes_a_version_and_runs_stay_on_theirs(
 
 
 def test_a_draft_takes_no_entries_and_editing_it_replaces_it(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome(), live=False)
     store.ingest_events([form(0, contact(0), T0)])
@@ -247,7 +247,7 @@ def test_a_draft_takes_no_entries_and_editing_it_replaces_it(
 
 
 def test_pause_holds_entries_and_moves_then_resume_decides_by_event_time(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome(within=1))
     store.ingest_events([form(i, contact(i), T0) for i in range(2)])
@@ -267,7 +267,7 @@ def test_pause_holds_entries_and_moves_then_resume_decides_by_event_time(
     assert (h1[0]["kind"], h1[0]["at"]) == ("no", "2027-01-11T09:00:00.000Z")
 
 
-def test_end_stops_every_run(store: Store, svc: JourneyService, clock: ManualClock) -> None:
+def test_end_stops_every_run(store: Node, svc: JourneyService, clock: ManualClock) -> None:
     save(svc, welcome())
     store.ingest_events([form(i, contact(i), T0) for i in range(3)])
     svc.end("Welcome")
@@ -293,7 +293,7 @@ def test_end_stops_every_run(store: Store, svc: JourneyService, clock: ManualClo
 
 
 def test_a_live_journey_is_not_deleted_and_unsaved_deliveries_keep_it_draft(
-    store: Store, svc: JourneyService
+    store: Node, svc: JourneyService
 ) -> None:
     save(svc, welcome())
     with pytest.raises(JourneyError) as err:
@@ -314,7 +314,7 @@ def test_a_live_journey_is_not_deleted_and_unsaved_deliveries_keep_it_draft(
 
 
 def test_the_dnd_policy_holds_sends_with_the_same_caps(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome(dnd="Caps"))
     store.ingest_events([form(0, contact(0), T0)])
@@ -327,7 +327,7 @@ def test_the_dnd_policy_holds_sends_with_the_same_caps(
 
 
 def test_an_unsaved_policy_sends_nothing(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     svc.save(welcome(dnd="Nope"), text_of(welcome(dnd="Nope")))
     with pytest.raises(JourneyError) as err:
@@ -336,7 +336,7 @@ def test_an_unsaved_policy_sends_nothing(
 
 
 def test_waits_and_profile_actions_through_the_api_entry(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, tag_journey())
     out = svc.enter("Tagger", contact(0))
@@ -355,7 +355,7 @@ def test_waits_and_profile_actions_through_the_api_entry(
 
 
 def test_advancing_in_small_batches_moves_everyone_once(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     j = Journey(
         "Later",
@@ -373,7 +373,7 @@ def test_advancing_in_small_batches_moves_everyone_once(
 
 
 def test_segment_entry_takes_the_joiners_after_going_live(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     store.save_segment("Milan", 'city = "Milan"')
     store.ingest_profiles([{"contact_id": contact(0), "city": "Milan"}])
@@ -396,7 +396,7 @@ def test_segment_entry_takes_the_joiners_after_going_live(
 
 
 def test_the_scheduler_advances_journeys(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome(within=1))
     store.ingest_events([form(0, contact(0), T0)])
@@ -412,7 +412,7 @@ def test_the_scheduler_advances_journeys(
 
 
 def test_a_failing_step_fails_its_run_alone(
-    store: Store, svc: JourneyService, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    store: Node, svc: JourneyService, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     save(svc, welcome())
     svc.enter("Welcome", contact(0))
@@ -435,7 +435,7 @@ def test_a_failing_step_fails_its_run_alone(
 
 
 def test_the_dry_run_replays_and_writes_nothing(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome(dnd="Caps"))
     store.ingest_events([form(i, contact(i), T0 + i) for i in range(4)])
@@ -465,7 +465,7 @@ def test_the_dry_run_replays_and_writes_nothing(
     assert report.to_dict()["history"][0]["kind"] == "entered"
 
 
-def test_tables_and_uniqueness(store: Store, svc: JourneyService) -> None:
+def test_tables_and_uniqueness(store: Node, svc: JourneyService) -> None:
     save(svc, welcome())
     svc.enter("Welcome", contact(0))
     assert store.path is not None
@@ -484,7 +484,7 @@ def test_tables_and_uniqueness(store: Store, svc: JourneyService) -> None:
 
 
 def test_waits_are_calendar_time_in_the_journeys_zone_across_dst_and_month_ends(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     import datetime as dt
 
@@ -517,7 +517,7 @@ def test_waits_are_calendar_time_in_the_journeys_zone_across_dst_and_month_ends(
 
 
 def test_entries_follow_where_if_and_the_start(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, welcome())
     store.ingest_events(
@@ -531,7 +531,7 @@ def test_entries_follow_where_if_and_the_start(
 
 
 def test_a_condition_check_takes_yes_at_the_contacts_event(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     from audience.dsl.parser import parse
 
@@ -597,7 +597,7 @@ def test_a_condition_check_takes_yes_at_the_contacts_event(
 
 
 def test_an_unsubscribed_address_gets_no_journey_send(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     from audience.runtime.tracking import suppression
 
@@ -615,7 +615,7 @@ def test_an_unsubscribed_address_gets_no_journey_send(
 
 
 def test_a_bounced_or_complaining_address_gets_no_journey_send_and_says_why(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     from audience.runtime.tracking import suppression
 
@@ -634,7 +634,7 @@ def test_a_bounced_or_complaining_address_gets_no_journey_send_and_says_why(
     assert logged["outcome"] == {"status": "suppressed", "reason": "complaint"}
 
 
-def _caps(store: Store) -> list[tuple[str, str | None]]:
+def _caps(store: Node) -> list[tuple[str, str | None]]:
     """(key, cap) of every journey delivery: a suppressed one's cap is the list's reason."""
     assert store.path is not None
     with DeliveryLog.open(store.path) as log:
@@ -642,7 +642,7 @@ def _caps(store: Store) -> list[tuple[str, str | None]]:
 
 
 def test_a_triggers_enter_journey_enters_at_the_events_time_once(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     save(svc, tag_journey())
     rule = (
@@ -663,7 +663,7 @@ def test_a_triggers_enter_journey_enters_at_the_events_time_once(
 
 
 def test_an_opened_check_counts_human_opens_of_its_message(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     from audience.dsl.ast_journeys import Opened
 
@@ -690,7 +690,7 @@ def test_an_opened_check_counts_human_opens_of_its_message(
 
 
 def test_clicks_during_a_pause_count_when_it_goes_live_again(
-    store: Store, svc: JourneyService, clock: ManualClock
+    store: Node, svc: JourneyService, clock: ManualClock
 ) -> None:
     # the run waits a day before its check; the click comes during a pause, while
     # no run watches its message yet

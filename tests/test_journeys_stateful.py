@@ -30,8 +30,8 @@ from audience.dsl.ast_journeys import ActionStep, CheckStep, EndStep, Journey, W
 from audience.dsl.parser import parse
 from audience.runtime.delivery.log import DeliveryLog
 from audience.runtime.journeys.service import JourneyService
+from audience.runtime.node import Node, open_node
 from audience.runtime.plans.clock import ManualClock
-from audience.runtime.store import Store, open_store
 from audience.runtime.triggers.clock import set_clock
 from tests.journeys_support import (
     DAY,
@@ -90,7 +90,7 @@ class JourneyMachine(RuleBasedStateMachine):
         self.dir = Path(tempfile.mkdtemp(prefix="journeys-sm-"))
         self.clock = ManualClock(T0)
         set_clock(self.clock)
-        self.store: Store = build(self.dir / "shop", N)
+        self.store: Node = build(self.dir / "shop", N)
         assert self.store.path is not None
         self.root: Path = self.store.path
         self.svc = JourneyService(self.store, self.clock)
@@ -199,7 +199,7 @@ class JourneyMachine(RuleBasedStateMachine):
         finally:
             DeliveryLog._request = real_one  # type: ignore[method-assign]
             DeliveryLog.record_decided = real_many  # type: ignore[method-assign]
-        self.store = open_store(self.root)
+        self.store = open_node(self.root)
         self.svc = JourneyService(self.store, self.clock)
 
     # ------------------------------------------------------------------ invariants

@@ -42,14 +42,20 @@ def _imported(text: str, package: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             out.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                parent = parts[: len(parts) - node.level + 1]
-                base = ".".join([*parent, base] if base else parent)
+            base = _from_module(node, package)
             out.append((node.lineno, base))
             out.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names)
     return sorted(out)
+
+
+def _from_module(node: ast.ImportFrom, package: str) -> str:
+    """The module ``from X import ...`` names, relative imports resolved."""
+    base = node.module or ""
+    if node.level:
+        parts = package.split(".")
+        parent = parts[: len(parts) - node.level + 1]
+        base = ".".join([*parent, base] if base else parent)
+    return base
 
 
 def _under(name: str, layers: tuple[str, ...]) -> bool:
@@ -190,3 +196,164 @@ def test_no_test_module_imports_another() -> None:
             if name.startswith("tests.") and last.startswith("test_") and name.count(".") == 1:
                 found.append(f"{path.relative_to(ROOT)}:{line}: {name}")
     assert not found, "import what is shared from tests/helpers instead:\n" + "\n".join(found)
+
+
+# -------------------------------------------------------- storage below the node
+
+# What a node composes above its storage (audience.runtime.node): the store
+# must reach none of it, not even through an import inside a function.
+ABOVE_STORAGE = (
+    "audience.runtime.node",
+    "audience.runtime.api",
+    "audience.runtime.saved",
+    "audience.runtime.evaluate",
+    "audience.runtime.triggers",
+    "audience.runtime.journeys",
+    "audience.runtime.plans",
+    "audience.runtime.shards.segment",
+    "audience.runtime.shards.triggers",
+    "audience.compiler",
+    "audience.dsl",
+)
+STORE = ROOT / "audience" / "runtime" / "store"
+
+
+def test_no_store_module_imports_the_node_layer() -> None:
+    imports = _imports_of(STORE)
+    assert len({where.split(":")[0] for where, _ in imports}) > 10
+    found = [f"{where}: {name}" for where, name in imports if _under(name, ABOVE_STORAGE)]
+    assert not found, "the store imports what sits above it:\n" + "\n".join(found)
+
+
+def test_importing_every_store_module_loads_neither_triggers_nor_the_compiler() -> None:
+    out = _loaded_by_importing("audience.runtime.store")
+    assert "audience.runtime.store.store" in out and "audience.runtime.store.wal" in out
+    assert [name for name in out if _under(name, ABOVE_STORAGE)] == []
+
+
+def test_a_node_ingests_without_loading_triggers_when_it_has_none(tmp_path: Path) -> None:
+    # the node's watcher asks the saved triggers first: a store without any
+    # never pays for the trigger path, and an ingest through its Store alone
+    # never meets it
+    code = (
+        "import sys\n"
+        "from audience.runtime.node import Node\n"
+        f"node = Node.init({str(tmp_path / 's')!r}, {str(ROOT / 'docs/examples/schema.toml')!r})\n"
+        "node.ingest_events([{'id': 'e1', 'contact_id': 'c1', 'type': 'purchased',"
+        " 'ts': '2026-11-01T00:00:00Z', 'amount': 3.0}])\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "audience.runtime.store.store" in out
+    assert [name for name in out if _under(name, ("audience.runtime.triggers.engine",))] == []
+
+
+def _runtime_imports(text: str, package: str) -> set[str]:
+    """The modules of ``audience`` that ``text`` (a module of ``package``)
+    imports when it runs: at its top or inside a function, not under ``if
+    TYPE_CHECKING``; ``from p import m`` names the module ``p.m`` when there
+    is one, else ``p``."""
+    out: set[str] = set()
+
+    def walk(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test).endswith("TYPE_CHECKING"):
+                for other in child.orelse:
+                    walk(other)
+                continue
+            if isinstance(child, ast.Import):
+                out.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = _from_module(child, package)
+                for alias in child.names:
+                    sub = f"{base}.{alias.name}"
+                    out.add(sub if _module_file(sub) is not None else base)
+            walk(child)
+
+    walk(ast.parse(text))
+    return {name for name in out if name == "audience" or name.startswith("audience.")}
+
+
+def _module_file(name: str) -> Path | None:
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph``: its strongly connected components of
+    more than one module (or a module importing itself), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1 or v in graph.get(v, ()):
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "audience").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if path.name == "__init__.py" else parts)
+        imported = _runtime_imports(path.read_text(encoding="utf-8"), _package(path))
+        graph[name] = {m for m in imported if _module_file(m) is not None}
+    return graph
+
+
+def test_no_import_cycle_runs_through_the_store_or_the_delivery_log() -> None:
+    graph = _import_graph()
+    assert "audience.runtime.store.store" in graph["audience.runtime.node"]
+    found = [
+        cycle
+        for cycle in _cycles(graph)
+        if any(_under(m, ("audience.runtime.store", "audience.runtime.delivery")) for m in cycle)
+    ]
+    assert found == [], "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_cycle_search_finds_cycles_through_functions_and_packages() -> None:
+    # the check above cannot pass by not seeing a cycle
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"a"}}) == [["a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+    text = (
+        "from typing import TYPE_CHECKING\n"
+        "from audience.runtime.delivery import model\n"
+        "if TYPE_CHECKING:\n"
+        "    from audience.runtime.triggers.engine import BatchReport\n"
+        "def f():\n"
+        "    from audience.runtime import node\n"
+    )
+    seen = _runtime_imports(text, "audience.runtime.store")
+    assert seen == {"audience.runtime.delivery.model", "audience.runtime.node"}

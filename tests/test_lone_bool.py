@@ -112,7 +112,7 @@ def test_an_unknown_name_alone_gets_a_suggestion() -> None:
 
 
 def test_the_error_points_at_the_name() -> None:
-    store = audience.Store.from_arrow(None, None, SCHEMA)
+    store = audience.Node.from_arrow(None, None, SCHEMA)
     with pytest.raises(DslError) as err:
         store.compile("did purchased and city\n")
     d = err.value.first
@@ -136,7 +136,7 @@ def test_true_only_for_contacts_whose_property_is_true() -> None:
             "ts": pa.array([1_790_000_000_000]).cast(pa.timestamp("ms", tz="UTC")),
         }
     )
-    store = audience.Store.from_arrow(events, profiles, SCHEMA)
+    store = audience.Node.from_arrow(events, profiles, SCHEMA)
 
     def ids(text: str) -> list[str]:
         return sorted(store.compile(text).evaluate(as_of=NOW).ids())

@@ -18,10 +18,10 @@ from audience.integrations.meta.leads.mapping import FieldMap, LeadFormError, co
 from audience.integrations.meta.leads.webhook import BadNotification, leads_of
 from audience.integrations.meta.tokens import INACTIVE
 from audience.runtime.journeys.service import JourneyService
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.definitions import PlanDefinitions
 from audience.runtime.plans.service import source_of
-from audience.runtime.store import Store
 from tests.meta_leads_support import (
     ANGELA,
     EXAMPLES,
@@ -82,12 +82,12 @@ def test_the_schema_must_declare_lead_received(tmp_path: Path) -> None:
     with world(tmp_path, connect=False) as w:
         text = (EXAMPLES / "maison.toml").read_text()
         no_event = text[: text.index("# A lead from an ads platform")]
-        other = Store.init(w.root, no_event, node="noleads")
+        other = Node.init(w.root, no_event, node="noleads")
         with pytest.raises(LeadFormError) as e:
             w.connect(node="noleads", schema=other.schema)
         assert e.value.code == "no_lead_event" and "events.lead_received" in str(e.value)
         wrong = no_event + '\n[events.lead_received]\nleadgen_id = "string"\nsource = "int"\n'
-        bad = Store.init(w.root, wrong, node="badleads")
+        bad = Node.init(w.root, wrong, node="badleads")
         with pytest.raises(LeadFormError) as e:
             w.connect(node="badleads", schema=bad.schema, metadata=())
         assert e.value.code == "bad_lead_event" and "source is a int" in str(e.value)
@@ -198,7 +198,7 @@ def test_a_lead_received_event_fires_a_trigger(w: World) -> None:
     lead = w.lead({"email": "welcome@example.com", "first_name": "Wendy"})
     notify(w, lead)
     w.worker().drain()
-    sent = Store.open(w.root).triggers.log.list()
+    sent = Node.open(w.root).triggers.log.list()
     assert [(d.contact_id, d.email) for d in sent] == [
         (f"lead:{lead['id']}", "welcome@example.com")
     ]
@@ -226,7 +226,7 @@ def test_a_lead_received_event_enters_a_journey(w: World) -> None:
     lead = w.lead({"email": "j@example.com", "first_name": "Jo"}, 10)
     notify(w, lead)
     w.worker().drain()
-    later = JourneyService(Store.open(w.root), ManualClock(T0 + 60_000))
+    later = JourneyService(Node.open(w.root), ManualClock(T0 + 60_000))
     (run,) = later.position("Welcome leads", f"lead:{lead['id']}")
     assert run["cause"] == f"event:lead_received:{lead['id']}"
     assert later.step_counts("Welcome leads")[0]["entered"] == 1

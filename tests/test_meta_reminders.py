@@ -24,9 +24,9 @@ from audience.integrations.meta.reminders import (
 from audience.integrations.meta.tokens import DAY_MS, IntegrationError, Integrations
 from audience.runtime.delivery.log import DeliveryLog
 from audience.runtime.delivery.worker import run_worker
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.scheduler import Scheduler, TickReport
-from audience.runtime.store import Store
 from tests.helpers.mail_servers import HttpSink, http_server
 
 T0 = 1_780_000_000_000  # epoch ms (2026-05-28), before the wall clock: the worker sends at once
@@ -76,7 +76,7 @@ class World:
 def world(tmp_path: Path) -> Iterator[World]:
     clock = ManualClock(T0)
     fake = FakeGraph(now=lambda: clock.ms // 1000)
-    Store.init(tmp_path / "shop", EXAMPLES / "maison.toml")
+    Node.init(tmp_path / "shop", EXAMPLES / "maison.toml")
     sink = HttpSink()
     with running(fake) as graph, http_server(sink) as hook:
         yield World(fake, clock, tmp_path / "shop", graph, sink, hook + "/reminders")

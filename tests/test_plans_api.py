@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from tests.helpers.server_api import Live, start
 from tests.plans_support import ONCE_DUE, RULES, build, milan_buyers_at_once, runs
 
@@ -19,7 +19,7 @@ N = 30
 def live(tmp_path: Path) -> Iterator[Live]:
     st = build(tmp_path / "shop", N)
     assert st.path is not None
-    Store.init(st.path, st.path / "nodes" / "main" / "schema.toml", node="other")
+    Node.init(st.path, st.path / "nodes" / "main" / "schema.toml", node="other")
     srv = start(st.path)
     yield srv
     srv.server.stop()
@@ -64,7 +64,7 @@ def test_refusals_are_json_with_codes(live: Live) -> None:
     r = c.post("/v1/plans", {"text": 'segment "x" { city = "Milan" }'})
     assert r.status == 400 and r.json()["error"]["code"] == "no_definition"
     c.post("/v1/plans", {"text": RULES})
-    Store.open(live.path).delete_segment("Milan buyers")
+    Node.open(live.path).delete_segment("Milan buyers")
     r = c.post("/v1/plans/Spring reminder/ready")
     assert r.status == 400
     err = r.json()["error"]

@@ -8,9 +8,9 @@ import os
 import signal
 from pathlib import Path
 
+from audience.runtime.node import Node, open_node
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.service import PlanService
-from audience.runtime.store import Store, open_store
 from tests.helpers.mail_servers import SmtpSink, smtp_server
 from tests.helpers.processes import audience, finish, wait_for
 from tests.plans_support import (
@@ -79,8 +79,8 @@ def test_kill_9_mid_run_then_restart_sends_each_contact_once(tmp_path: Path) -> 
     assert not (root / "plans" / "runs" / "1.arrow").exists()
 
 
-def build_open(root: Path) -> Store:
-    return open_store(root)
+def build_open(root: Path) -> Node:
+    return open_node(root)
 
 
 def test_the_worker_sends_a_run_by_smtp(tmp_path: Path) -> None:

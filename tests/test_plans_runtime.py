@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from audience.dsl.errors import DslError
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.definitions import PlanRun
 from audience.runtime.plans.scheduler import Scheduler
 from audience.runtime.plans.service import PlanError, PlanService
-from audience.runtime.store import Store
 from tests.plans_support import (
     DAILY_DUE,
     DAY,
@@ -36,15 +36,15 @@ class Crash(Exception):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Node:
     return build(tmp_path / "shop", N)
 
 
-def service(store: Store, clock: ManualClock) -> PlanService:
+def service(store: Node, clock: ManualClock) -> PlanService:
     return PlanService(store, clock)
 
 
-def test_add_saves_drafts_with_versions(store: Store) -> None:
+def test_add_saves_drafts_with_versions(store: Node) -> None:
     clock = ManualClock(ONCE_DUE - 10 * DAY)
     svc = service(store, clock)
     result = svc.add(RULES, "plans.rules")
@@ -58,7 +58,7 @@ def test_add_saves_drafts_with_versions(store: Store) -> None:
     assert again.deliveries[0].version == 2
 
 
-def test_add_checks_the_names_against_the_store(store: Store) -> None:
+def test_add_checks_the_names_against_the_store(store: Node) -> None:
     svc = service(store, ManualClock(ONCE_DUE - 10 * DAY))
     text = (
         RULES.replace('who "Milan buyers"', 'who "Nobody saved this"')
@@ -72,7 +72,7 @@ def test_add_checks_the_names_against_the_store(store: Store) -> None:
     assert svc.list_plans() == [] and svc.list_deliveries() == []
 
 
-def test_ready_checks_what_the_plan_names_still_exists(store: Store) -> None:
+def test_ready_checks_what_the_plan_names_still_exists(store: Node) -> None:
     svc = service(store, ManualClock(ONCE_DUE - 10 * DAY))
     svc.add(RULES, "plans.rules")
     assert store.delete_segment("Milan buyers")
@@ -90,7 +90,7 @@ def test_ready_checks_what_the_plan_names_still_exists(store: Store) -> None:
     assert svc.get_plan("Daily picks").state == "draft"
 
 
-def test_ready_refuses_a_one_shot_time_already_past(store: Store) -> None:
+def test_ready_refuses_a_one_shot_time_already_past(store: Node) -> None:
     clock = ManualClock(ONCE_DUE + 1)
     svc = service(store, clock)
     svc.add(RULES, "plans.rules")
@@ -100,7 +100,7 @@ def test_ready_refuses_a_one_shot_time_already_past(store: Store) -> None:
     assert svc.get_plan("Spring reminder").state == "draft"
 
 
-def test_one_shot_edits_until_due_never_after(store: Store) -> None:
+def test_one_shot_edits_until_due_never_after(store: Node) -> None:
     clock = ManualClock(ONCE_DUE - DAY)
     svc = service(store, clock)
     svc.add(RULES, "plans.rules")
@@ -123,7 +123,7 @@ def test_one_shot_edits_until_due_never_after(store: Store) -> None:
     assert svc.get_delivery("Spring event reminder").version == 2
 
 
-def test_drafts_edit_any_time(store: Store) -> None:
+def test_drafts_edit_any_time(store: Node) -> None:
     clock = ManualClock(ONCE_DUE + 5 * DAY)
     svc = service(store, clock)
     svc.add(RULES, "plans.rules")
@@ -131,7 +131,7 @@ def test_drafts_edit_any_time(store: Store) -> None:
     assert svc.get_plan("Spring reminder").version == 2
 
 
-def test_a_run_sends_once_per_contact_with_an_email(store: Store) -> None:
+def test_a_run_sends_once_per_contact_with_an_email(store: Node) -> None:
     root = store.path
     assert root is not None
     clock = ManualClock(ONCE_DUE - DAY)
@@ -153,7 +153,7 @@ def test_a_run_sends_once_per_contact_with_an_email(store: Store) -> None:
     assert runs(root) == [("Spring reminder", ONCE_DUE, "done")]
 
 
-def test_payloads_are_rendered_per_contact(store: Store) -> None:
+def test_payloads_are_rendered_per_contact(store: Node) -> None:
     from audience.runtime.delivery import DeliveryLog
 
     root = store.path
@@ -175,7 +175,7 @@ def test_payloads_are_rendered_per_contact(store: Store) -> None:
     assert d.due_ms == ONCE_DUE
 
 
-def test_dnd_caps_hold_across_runs(store: Store) -> None:
+def test_dnd_caps_hold_across_runs(store: Node) -> None:
     root = store.path
     assert root is not None
     clock = ManualClock(DAILY_DUE - HOUR)
@@ -201,7 +201,7 @@ def test_dnd_caps_hold_across_runs(store: Store) -> None:
             assert sum(1 for u in times[: i + 1] if t - u < DAY) <= 1
 
 
-def test_missed_occurrences_and_lateness(store: Store) -> None:
+def test_missed_occurrences_and_lateness(store: Node) -> None:
     root = store.path
     assert root is not None
     clock = ManualClock(DAILY_DUE - HOUR)
@@ -218,7 +218,7 @@ def test_missed_occurrences_and_lateness(store: Store) -> None:
     ]
 
 
-def test_several_missed_within_the_lateness_run_once(store: Store) -> None:
+def test_several_missed_within_the_lateness_run_once(store: Node) -> None:
     root = store.path
     assert root is not None
     clock = ManualClock(DAILY_DUE - HOUR)
@@ -237,7 +237,7 @@ def test_several_missed_within_the_lateness_run_once(store: Store) -> None:
     assert len(rows) == len(milan_with_email(N))
 
 
-def test_a_crashed_run_is_resumed_after_its_lease(store: Store) -> None:
+def test_a_crashed_run_is_resumed_after_its_lease(store: Node) -> None:
     root = store.path
     assert root is not None
     clock = ManualClock(ONCE_DUE - DAY)
@@ -266,7 +266,7 @@ def test_a_crashed_run_is_resumed_after_its_lease(store: Store) -> None:
 
 
 def test_a_repeated_plan_refuses_edits_while_running_then_applies_them_next_time(
-    store: Store,
+    store: Node,
 ) -> None:
     root = store.path
     assert root is not None
@@ -300,7 +300,7 @@ def test_a_repeated_plan_refuses_edits_while_running_then_applies_them_next_time
     assert day1 == rome
 
 
-def test_a_draft_never_runs(store: Store) -> None:
+def test_a_draft_never_runs(store: Node) -> None:
     root = store.path
     assert root is not None
     clock = ManualClock(DAILY_DUE - HOUR)
@@ -316,7 +316,7 @@ def test_a_draft_never_runs(store: Store) -> None:
     assert runs(root) == []
 
 
-def test_deleting_a_delivery_a_plan_sends_is_refused(store: Store) -> None:
+def test_deleting_a_delivery_a_plan_sends_is_refused(store: Node) -> None:
     svc = service(store, ManualClock(ONCE_DUE - DAY))
     svc.add(RULES, "plans.rules")
     with pytest.raises(PlanError) as err:
@@ -331,7 +331,7 @@ def test_deleting_a_delivery_a_plan_sends_is_refused(store: Store) -> None:
     assert missing.value.code == "not_found"
 
 
-def test_preview_shows_who_the_policy_holds_back_and_writes_nothing(store: Store) -> None:
+def test_preview_shows_who_the_policy_holds_back_and_writes_nothing(store: Node) -> None:
     from audience.runtime.plans.preview import preview
 
     root = store.path
@@ -357,7 +357,7 @@ def test_preview_shows_who_the_policy_holds_back_and_writes_nothing(store: Store
     assert runs(root) == [("Daily picks", DAILY_DUE, "done")]
 
 
-def test_a_run_whose_segment_was_deleted_fails_and_says_why(store: Store) -> None:
+def test_a_run_whose_segment_was_deleted_fails_and_says_why(store: Node) -> None:
     root = store.path
     assert root is not None
     clock = ManualClock(ONCE_DUE - DAY)
@@ -372,7 +372,7 @@ def test_a_run_whose_segment_was_deleted_fails_and_says_why(store: Store) -> Non
     assert delivery_rows(root) == []
 
 
-def test_a_plan_whose_text_no_longer_reads_stops_only_itself(store: Store) -> None:
+def test_a_plan_whose_text_no_longer_reads_stops_only_itself(store: Node) -> None:
     import sqlite3
 
     root = store.path
@@ -394,7 +394,7 @@ def test_a_plan_whose_text_no_longer_reads_stops_only_itself(store: Store) -> No
     assert shown["schedule"] is None and shown["next_occurrence"] is None
 
 
-def test_policies_written_beside_are_saved_and_count_as_there(store: Store) -> None:
+def test_policies_written_beside_are_saved_and_count_as_there(store: Node) -> None:
     clock = ManualClock(DAILY_DUE - HOUR)
     svc = service(store, clock)
     svc.add(RULES, "plans.rules")
@@ -408,7 +408,7 @@ def test_policies_written_beside_are_saved_and_count_as_there(store: Store) -> N
 
 
 def test_an_unreadable_integrations_file_stops_no_plan(
-    store: Store, caplog: pytest.LogCaptureFixture
+    store: Node, caplog: pytest.LogCaptureFixture
 ) -> None:
     # steps 4 and 5 (syncs, reminders) read integrations.sqlite: their failure is
     # logged and the tick still reports the plans it ran

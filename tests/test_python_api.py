@@ -20,7 +20,7 @@ NOW = "2026-11-01T12:00:00Z"
 
 
 @pytest.fixture(scope="module")
-def store() -> audience.Store:
+def store() -> audience.Node:
     events = pa.table(
         {
             "id": ["e1", "e2", "e3"],
@@ -32,10 +32,10 @@ def store() -> audience.Store:
             "product_name": ["Red Shoes", "Red Shoes", None],
         }
     )
-    return audience.Store.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
+    return audience.Node.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
 
 
-def test_compile_evaluate_ids_arrow(store: audience.Store) -> None:
+def test_compile_evaluate_ids_arrow(store: audience.Node) -> None:
     seg = store.compile('did viewed_product where product_name = "Red Shoes" at least 2 times')
     hits = seg.evaluate(as_of=NOW)
     assert len(hits) == 1 and hits.ids() == ["angela"]
@@ -43,14 +43,14 @@ def test_compile_evaluate_ids_arrow(store: audience.Store) -> None:
     assert seg.evaluate(as_of=NOW, explain=True).explain["count"] == 1
 
 
-def test_a_repeated_text_is_compiled_once(store: audience.Store) -> None:
+def test_a_repeated_text_is_compiled_once(store: audience.Node) -> None:
     text = "did purchased in last 30 days"
     assert store.compile(text) is store.compile(text)
     spaced = store.compile("did   purchased\n in last 30 days")
     assert spaced.compiled is store.compile(text).compiled  # same plan: the AST is the key
 
 
-def test_a_text_of_several_definitions_is_refused(store: audience.Store) -> None:
+def test_a_text_of_several_definitions_is_refused(store: audience.Node) -> None:
     with pytest.raises(DslError) as err:
         store.compile('segment "A" { did purchased }\nsegment "B" { did purchased }')
     assert err.value.first.code == "not_one_segment"
@@ -72,6 +72,7 @@ def test_open_reads_a_store_directory(tmp_path: Path) -> None:
 def test_dir_shows_only_the_public_api() -> None:
     assert dir(audience) == [
         "DslError",
+        "Node",
         "Schema",
         "SchemaError",
         "Store",
@@ -152,7 +153,7 @@ def _profiles() -> pa.Table:
 
 
 def test_from_arrow_without_a_schema_reads_one_off_the_types() -> None:
-    store = audience.Store.from_arrow(_events(), _profiles())
+    store = audience.Node.from_arrow(_events(), _profiles())
     assert store.schema == Schema(
         profile={
             "city": "string",
@@ -193,7 +194,7 @@ def test_a_map_properties_column_is_read_as_its_keys() -> None:
             ),
         }
     )
-    store = audience.Store.from_arrow(events)
+    store = audience.Node.from_arrow(events)
     # the email tracking event types are in every schema (docs/tracking.md)
     assert store.schema.events == with_tracking_events(
         {"form_compiled": {"form_name": "string", "page": "string"}}
@@ -202,7 +203,7 @@ def test_a_map_properties_column_is_read_as_its_keys() -> None:
     assert seg.evaluate(as_of=NOW).ids() == ["bruno"]
     # With a schema given, the map is read the same way: its keys are checked
     # as properties (maison.toml has no `page`).
-    given_schema = audience.Store.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
+    given_schema = audience.Node.from_arrow(events, None, Schema.load(EXAMPLES / "maison.toml"))
     [reject] = given_schema.rejected()
     assert (reject.where, reject.reason) == ("row index 1", "unknown property 'page'")
     again = given_schema.compile('did form_compiled where form_name = "newsletter"')
@@ -212,13 +213,13 @@ def test_a_map_properties_column_is_read_as_its_keys() -> None:
 def test_an_arrow_type_without_a_schema_type_is_an_error_naming_the_column() -> None:
     events = _events().append_column("blob", pa.array([b"x", b"y", b"z"], pa.binary()))
     with pytest.raises(audience.StoreError, match=r"column 'blob'.*binary"):
-        audience.Store.from_arrow(events)
+        audience.Node.from_arrow(events)
     with pytest.raises(audience.StoreError, match="no 'type' column"):
-        audience.Store.from_arrow(_events().drop_columns(["type"]))
+        audience.Node.from_arrow(_events().drop_columns(["type"]))
 
 
 def test_no_tables_and_no_schema_is_an_empty_store() -> None:
-    store = audience.Store.from_arrow(None)
+    store = audience.Node.from_arrow(None)
     assert store.schema == Schema()
     assert len(store.compile("did anything").evaluate(as_of=NOW)) == 0
 
@@ -228,8 +229,8 @@ def test_the_schema_may_be_a_schema_a_path_or_toml_text(tmp_path: Path) -> None:
     want = Schema.load(path)
     text = path.read_text(encoding="utf-8")
     for given_schema in (want, path, str(path), text):
-        assert audience.Store.from_arrow(None, None, given_schema).schema == want
+        assert audience.Node.from_arrow(None, None, given_schema).schema == want
     with pytest.raises(audience.StoreError, match="not valid TOML"):
-        audience.Store.from_arrow(None, None, "[profile]\nx = \n")
+        audience.Node.from_arrow(None, None, "[profile]\nx = \n")
     with pytest.raises(audience.StoreError, match="cannot read the schema"):
-        audience.Store.from_arrow(None, None, str(tmp_path / "missing.toml"))
+        audience.Node.from_arrow(None, None, str(tmp_path / "missing.toml"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from tests.helpers.server_api import NOW_ISO, RED_SHOES, Live, build_store, event, start
 
 
@@ -24,7 +24,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 
 def expected_red_shoes(path: Path) -> list[str]:
-    return Store.open(path).compile(RED_SHOES).evaluate(as_of=NOW_ISO).ids()
+    return Node.open(path).compile(RED_SHOES).evaluate(as_of=NOW_ISO).ids()
 
 
 def test_healthz_needs_no_token(live: Live) -> None:
@@ -180,7 +180,7 @@ def test_paging_walks_one_version_while_ingests_land(live: Live) -> None:
         cursor = page["next"]
         n += 1
     assert len(seen) == len(set(seen)) == first["count"]
-    assert seen == Store.open(live.path).compile(text).evaluate(as_of=NOW_ISO).ids()[: len(seen)]
+    assert seen == Node.open(live.path).compile(text).evaluate(as_of=NOW_ISO).ids()[: len(seen)]
     now = c.post("/v1/evaluate", {"segment": text, "limit": 0}).json()
     assert now["count"] == first["count"] + n and now["next"] is None and now["ids"] == []
 
@@ -197,7 +197,7 @@ def test_cursor_is_bound_to_its_text(live: Live) -> None:
 
 def test_expired_cursor_is_410(tmp_path: Path) -> None:
     path = tmp_path / "s"
-    Store.init(path, Path(__file__).parent.parent / "audience/examples/maison.toml")
+    Node.init(path, Path(__file__).parent.parent / "audience/examples/maison.toml")
     srv = start(path, audience_cache=1)
     try:
         c = srv.client()

@@ -14,9 +14,9 @@ from audience.integrations.meta.fake import VERSION, FakeGraph, running
 from audience.integrations.meta.graph import GraphConfig
 from audience.integrations.meta.tokens import Integrations
 from audience.runtime.journeys.service import JourneyService
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import wall_clock
 from audience.runtime.plans.service import PlanService
-from audience.runtime.store import Store
 from audience.server.auth import Sources, hash_token
 from audience.server.openapi import document
 from tests.helpers.server_api import (
@@ -46,7 +46,7 @@ def named(text: str, old: str, new: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     path = build_store(tmp_path_factory.mktemp("auth") / "shop", n_events=3000, n_contacts=200)
-    store = Store.open(path)
+    store = Node.open(path)
     store.save_segment("Buyers", SEGMENT)
     engine = store.triggers
     engine.add_policies(POLICY)
@@ -58,14 +58,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         engine.add(TRIGGER.replace("Tag buyers", f"Doomed {who}"))
         engine.add_template(f"Doomed {who}", **TEMPLATE)
     for node in ("main", "other"):  # plans and their deliveries belong to a node
-        plans = PlanService(Store.open(path, node))
+        plans = PlanService(Node.open(path, node))
         plans.add(NOTE + PLAN)
         for who in ("write", "other"):
             plans.add(
                 NOTE.replace("Note", f"Doomed {who}") + PLAN.replace("Weekly", f"Doomed {who}")
             )
     for node in ("main", "other"):  # and their journeys: two live, one to pause, some to go
-        journeys = JourneyService(Store.open(path, node))
+        journeys = JourneyService(Node.open(path, node))
         names = ["Welcome", "Pausable"] + [f"{w} {who}" for w in ("Doomed", "Ending")
                                            for who in ("write", "other")]  # fmt: skip
         journeys.add("".join(JOURNEY.replace("Welcome", n) for n in names))
@@ -232,7 +232,7 @@ def test_openapi_is_served_without_a_token(live: Live, who: str | None) -> None:
 
 
 def _state(live: Live) -> tuple[Any, ...]:
-    store = Store.open(live.path)
+    store = Node.open(live.path)
     defs = store.triggers.defs
     return (
         live.version("main"),

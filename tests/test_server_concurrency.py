@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from tests.helpers.server_api import build_store, event, start
 
 PAIRS = 15
@@ -58,5 +58,5 @@ def test_evaluations_see_whole_ingests(tmp_path: Path) -> None:
         live.server.stop()
     assert not errors, errors[:3]
     assert len(seen_counts) > 5 and all(n % 2 == 0 for n in seen_counts)
-    final = Store.open(path).compile(TEXT).evaluate()
+    final = Node.open(path).compile(TEXT).evaluate()
     assert len(final) == 2 * 2 * PAIRS

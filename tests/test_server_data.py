@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pytest
 
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.server.auth import Sources
 from tests.helpers.server_api import NOW_ISO, RED_SHOES, Live, build_store, event, start
 
@@ -51,7 +51,7 @@ def test_events_as_json_array_with_rejects_and_duplicates(live: Live) -> None:
     # one object on its own is a batch of one
     r = c.post("/v1/events", event("j5")).json()
     assert r["accepted"] == 1 and r["rejects"] == []
-    rejected = Store.open(live.path).rejected()
+    rejected = Node.open(live.path).rejected()
     assert any("price" in (x.field or "") for x in rejected)  # kept, SPEC section 1
 
 
@@ -148,7 +148,7 @@ def test_saved_segments_crud_and_audience(live: Live) -> None:
     bad = c.post("/v1/segments", {"name": "Bad", "text": "did purchasd"})
     assert bad.status == 400 and bad.json()["error"]["line"] == 1
     assert c.get("/v1/segments/Bad").status == 404  # nothing saved
-    want = Store.open(live.path).compile(RED_SHOES).evaluate(as_of=NOW_ISO).ids()
+    want = Node.open(live.path).compile(RED_SHOES).evaluate(as_of=NOW_ISO).ids()
     r = c.get(f"/v1/segments/{name}/audience?as_of={NOW_ISO}&limit=1000&explain=true")
     body = r.json()
     assert body["ids"] == want and body["explain"]["rules"]
@@ -177,7 +177,7 @@ def test_saved_segments_crud_and_audience(live: Live) -> None:
 
 
 def test_a_new_node_is_served_without_a_restart(live: Live, tmp_path: Path) -> None:
-    Store.init(live.path, Path(live.path / "nodes/main/schema.toml"), node="late")
+    Node.init(live.path, Path(live.path / "nodes/main/schema.toml"), node="late")
     _, token = Sources(live.path).create("late", "late", "write")
     c = live.client(token)
     assert c.post("/v1/events", [event("late-1")]).json()["accepted"] == 1

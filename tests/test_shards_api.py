@@ -15,15 +15,15 @@ from click.testing import CliRunner
 
 import audience
 from audience.cli import cli
+from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards import (
     HASH,
-    ShardedStore,
     ShardRef,
     open_shard,
     shard_members,
     shard_of,
 )
-from audience.runtime.store import Store, StoreError
+from audience.runtime.store import StoreError
 from tests.helpers.store_data import EVENTS, PROFILES, SCHEMA_TOML, write_jsonl
 
 AS_OF = "2026-11-01T00:00:00Z"
@@ -77,9 +77,9 @@ def test_integer_and_dictionary_ids_hash_as_their_text() -> None:
     assert shard_of(pa.array(IDS), 1).tolist() == [0] * len(IDS)
 
 
-def _stores(tmp_path: Path, count: int) -> tuple[ShardedStore, Store]:
-    sharded = ShardedStore.init(tmp_path / "sharded", SCHEMA_TOML, shards=count)
-    plain = Store.init(tmp_path / "plain", SCHEMA_TOML)
+def _stores(tmp_path: Path, count: int) -> tuple[ShardedNode, Node]:
+    sharded = ShardedNode.init(tmp_path / "sharded", SCHEMA_TOML, shards=count)
+    plain = Node.init(tmp_path / "plain", SCHEMA_TOML)
     for st in (sharded, plain):
         st.ingest_profiles(PROFILES)
         st.ingest_events(EVENTS)
@@ -87,7 +87,7 @@ def _stores(tmp_path: Path, count: int) -> tuple[ShardedStore, Store]:
 
 
 def test_layout_of_a_sharded_node(tmp_path: Path) -> None:
-    sharded = ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=3)
+    sharded = ShardedNode.init(tmp_path / "s", SCHEMA_TOML, shards=3)
     nd = tmp_path / "s" / "nodes" / "main"
     assert json.loads((nd / "shards.json").read_text()) == {"count": 3, "hash": HASH}
     assert (nd / "schema.toml").is_file()
@@ -97,34 +97,34 @@ def test_layout_of_a_sharded_node(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "definitions.sqlite").is_file()
     assert sharded.count == 3 and sharded.node == "main"
     # another node of the same store, sharded or not
-    ShardedStore.init(tmp_path / "s", SCHEMA_TOML, node="eu", shards=2)
-    Store.init(tmp_path / "s", SCHEMA_TOML, node="us")
-    assert isinstance(audience.open(str(tmp_path / "s"), node="eu"), ShardedStore)
-    assert isinstance(audience.open(str(tmp_path / "s"), node="us"), Store)
+    ShardedNode.init(tmp_path / "s", SCHEMA_TOML, node="eu", shards=2)
+    Node.init(tmp_path / "s", SCHEMA_TOML, node="us")
+    assert isinstance(audience.open(str(tmp_path / "s"), node="eu"), ShardedNode)
+    assert isinstance(audience.open(str(tmp_path / "s"), node="us"), Node)
     with pytest.raises(StoreError, match=r"node 'eu' is sharded: open it with audience\.open"):
-        Store.open(tmp_path / "s", node="eu")
+        Node.open(tmp_path / "s", node="eu")
 
 
 @pytest.mark.parametrize("bad", [0, -1, 5000, True])
 def test_a_bad_shard_count_is_refused_and_nothing_is_written(tmp_path: Path, bad: Any) -> None:
     with pytest.raises(StoreError, match="shards: expected a whole number"):
-        ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=bad)
+        ShardedNode.init(tmp_path / "s", SCHEMA_TOML, shards=bad)
     assert not (tmp_path / "s").exists()
 
 
 def test_an_existing_node_is_refused(tmp_path: Path) -> None:
-    ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=2)
+    ShardedNode.init(tmp_path / "s", SCHEMA_TOML, shards=2)
     with pytest.raises(StoreError, match="already a store with a node 'main'"):
-        ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=2)
+        ShardedNode.init(tmp_path / "s", SCHEMA_TOML, shards=2)
     with pytest.raises(StoreError, match="already a store with a node 'main'"):
-        Store.init(tmp_path / "s", SCHEMA_TOML)
+        Node.init(tmp_path / "s", SCHEMA_TOML)
     with pytest.raises(StoreError, match="is not sharded"):
-        Store.init(tmp_path / "t", SCHEMA_TOML)
-        ShardedStore.open(tmp_path / "t")
+        Node.init(tmp_path / "t", SCHEMA_TOML)
+        ShardedNode.open(tmp_path / "t")
 
 
 def test_a_damaged_shard_description_is_an_error(tmp_path: Path) -> None:
-    ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=2)
+    ShardedNode.init(tmp_path / "s", SCHEMA_TOML, shards=2)
     meta = tmp_path / "s" / "nodes" / "main" / "shards.json"
     meta.write_text(json.dumps({"count": 2, "hash": "python-hash"}))
     with pytest.raises(StoreError, match="unknown shard hash 'python-hash'"):
@@ -138,7 +138,7 @@ def test_a_damaged_shard_description_is_an_error(tmp_path: Path) -> None:
 def test_the_sharded_answer_is_the_one_store_answer(tmp_path: Path, count: int) -> None:
     sharded, plain = _stores(tmp_path, count)
     reopened = audience.open(str(tmp_path / "sharded"))
-    assert isinstance(reopened, ShardedStore)
+    assert isinstance(reopened, ShardedNode)
     for text in TEXTS:
         want = plain.compile(text).evaluate(as_of=AS_OF)
         for st in (sharded, reopened):
@@ -228,7 +228,7 @@ def test_cli_init_ingest_eval_on_a_sharded_node(tmp_path: Path) -> None:
     r = runner.invoke(cli, ["ingest", s, str(events)])
     assert r.exit_code == 0, r.output
     assert f"{len(EVENTS)} accepted, 1 rejected, 0 duplicates" in r.output
-    plain = Store.init(tmp_path / "plain", SCHEMA_TOML)
+    plain = Node.init(tmp_path / "plain", SCHEMA_TOML)
     plain.ingest_profiles(PROFILES)
     plain.ingest_events(EVENTS)
     # again: as one store, the events with an id are duplicates
@@ -256,7 +256,7 @@ def test_cli_init_ingest_eval_on_a_sharded_node(tmp_path: Path) -> None:
 
 
 def test_rejects_keep_their_lines(tmp_path: Path) -> None:
-    sharded = ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=4)
+    sharded = ShardedNode.init(tmp_path / "s", SCHEMA_TOML, shards=4)
     rows = [*EVENTS, {"id": "x1", "contact_id": "c9", "type": "nope", "ts": 1}, *EVENTS[:1]]
     path = write_jsonl(tmp_path / "e.jsonl", rows)
     report = sharded.ingest_events(path)
@@ -270,13 +270,13 @@ def test_rejects_keep_their_lines(tmp_path: Path) -> None:
 def test_a_program_for_another_schema_is_refused(tmp_path: Path) -> None:
     sharded, _ = _stores(tmp_path, 2)
     program = sharded.compile_program("did purchased")
-    other = Store.init(tmp_path / "other", '[profile]\nemail = "string"\n[events.purchased]\n')
+    other = Node.init(tmp_path / "other", '[profile]\nemail = "string"\n[events.purchased]\n')
     with pytest.raises(ValueError, match="compiled for schema"):
         shard_members(other, program, 0)
 
 
 def test_empty_shards_and_an_empty_node(tmp_path: Path) -> None:
-    node = ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=4)
+    node = ShardedNode.init(tmp_path / "s", SCHEMA_TOML, shards=4)
     for text in ("did purchased", "not did purchased", "email is set"):
         hits = node.compile(text).evaluate(as_of=AS_OF, explain=True)
         assert len(hits) == 0 and hits.ids() == [] and hits.to_arrow().num_rows == 0

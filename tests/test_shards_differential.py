@@ -14,19 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audience.runtime.evaluate import compile_condition
-from audience.runtime.shards import ShardedStore, shard_members
+from audience.runtime.node import Node, ShardedNode
+from audience.runtime.shards import shard_members
 from audience.runtime.shards.program import ShardProgram
-from audience.runtime.store.store import Store
 from audience.timecalc import to_ms
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
 
-def _sharded(root: Path, data: StoreData, count: int, pieces: int) -> ShardedStore:
+def _sharded(root: Path, data: StoreData, count: int, pieces: int) -> ShardedNode:
     """A sharded node holding ``data``, its events ingested in ``pieces`` parts
     (a later part may repeat an id an earlier one landed in another shard)."""
     events, profiles = data.to_arrow()
-    node = ShardedStore.init(root, data.schema, shards=count)
+    node = ShardedNode.init(root, data.schema, shards=count)
     node.ingest_profiles(profiles)
     step = max(1, -(-events.num_rows // pieces))
     for start in range(0, events.num_rows, step):
@@ -34,7 +34,7 @@ def _sharded(root: Path, data: StoreData, count: int, pieces: int) -> ShardedSto
     return node
 
 
-def _members(node: ShardedStore, program: ShardProgram, now_ms: int) -> list[str]:
+def _members(node: ShardedNode, program: ShardProgram, now_ms: int) -> list[str]:
     out: list[str] = []
     for ref in node.refs():
         out += shard_members(node.shard(ref.index), program, now_ms).to_pylist()
@@ -53,7 +53,7 @@ def test_sharded_answer_is_the_one_store_answer(
 ) -> None:
     want = data.evaluate_segment(prog.segment, prog.saved)
     events, profiles = data.to_arrow()
-    one = Store.from_arrow(events, profiles, data.schema).snapshot()
+    one = Node.from_arrow(events, profiles, data.schema).snapshot()
     seg = compile_condition(
         prog.segment.cond,
         data.schema,
@@ -75,9 +75,9 @@ def test_bigger_random_stores_on_many_shards(tmp_path: Path) -> None:
     for seed in range(3):
         data = random_store(seed, n_contacts=60, n_events=400)
         events, profiles = data.to_arrow()
-        plain = Store.from_arrow(events, profiles, data.schema)
+        plain = Node.from_arrow(events, profiles, data.schema)
         node = _sharded(tmp_path / f"s{seed}", data, 4, 5)
-        small = ShardedStore.init(tmp_path / f"w{seed}", data.schema, shards=3)
+        small = ShardedNode.init(tmp_path / f"w{seed}", data.schema, shards=3)
         small.ingest_profiles(profiles)
         for row in events.slice(0, 60).to_pylist():
             small.ingest_events(pa.Table.from_pylist([row], schema=events.schema))

@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from audience.integrations.meta.leads.webhook import leads_of
 from audience.integrations.meta.sync.definitions import SUCCEEDED
-from audience.runtime.shards import ShardedStore, shard_of
+from audience.runtime.node import ShardedNode
+from audience.runtime.shards import shard_of
 from audience.runtime.tracking.suppression import add as suppress
 from tests import meta_leads_support as leads
 from tests import meta_sync_support as sync
@@ -42,7 +43,7 @@ def test_a_sync_uploads_every_shards_eligible_contacts(tmp_path: Path) -> None:
 def test_leads_find_their_contacts_in_every_shard(tmp_path: Path) -> None:
     with leads.world(tmp_path, shards=3) as w:
         store = w.store()
-        assert isinstance(store, ShardedStore)
+        assert isinstance(store, ShardedNode)
         known = [f"c-known-{i}" for i in range(12)]
         store.ingest_profiles(
             [{"contact_id": c, "email": f"{c.upper()}@Example.com"} for c in known]
@@ -58,7 +59,7 @@ def test_leads_find_their_contacts_in_every_shard(tmp_path: Path) -> None:
         assert inbox.add(leads_of(w.leads.notification([*sent, new])), "webhook", w.clock()) == 13
         assert w.worker().drain() == 13
         store = w.store()
-        assert isinstance(store, ShardedStore)
+        assert isinstance(store, ShardedNode)
         owners = dict(zip(known, homes.tolist(), strict=True))
         owners[f"lead:{new['id']}"] = int(shard_of(pa.array([f"lead:{new['id']}"]), 3)[0])
         seen = {}

@@ -8,10 +8,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from audience.runtime.node import ShardedNode
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.scheduler import Scheduler
 from audience.runtime.plans.service import PlanService
-from audience.runtime.shards import ShardedStore, shard_of
+from audience.runtime.shards import shard_of
 from tests.plans_support import (
     DAILY_DUE,
     DAY,
@@ -29,15 +30,15 @@ N = 40
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ShardedStore:
+def store(tmp_path: Path) -> ShardedNode:
     st = build(tmp_path / "shop", N, shards=3)
-    assert isinstance(st, ShardedStore)
+    assert isinstance(st, ShardedNode)
     homes = shard_of(pa.array([contact(i) for i in range(N)]), 3)
     assert len(set(homes.tolist())) == 3  # the audience spans every shard
     return st
 
 
-def _scheduler(store: ShardedStore, plan: str, start: int) -> tuple[Scheduler, ManualClock]:
+def _scheduler(store: ShardedNode, plan: str, start: int) -> tuple[Scheduler, ManualClock]:
     """The plans of RULES added, ``plan`` ready, and a scheduler on a clock at ``start``."""
     clock = ManualClock(start)
     svc = PlanService(store, clock)
@@ -46,7 +47,7 @@ def _scheduler(store: ShardedStore, plan: str, start: int) -> tuple[Scheduler, M
     return Scheduler(store.path, clock=clock), clock
 
 
-def test_a_one_shot_plan_reaches_every_shard_once(store: ShardedStore) -> None:
+def test_a_one_shot_plan_reaches_every_shard_once(store: ShardedNode) -> None:
     sched, clock = _scheduler(store, "Spring reminder", ONCE_DUE - DAY)
     clock.ms = ONCE_DUE + 500
     [run] = sched.tick().ran
@@ -54,7 +55,7 @@ def test_a_one_shot_plan_reaches_every_shard_once(store: ShardedStore) -> None:
     assert sched.tick().ran == []
 
 
-def test_a_daily_plan_under_dnd_on_a_sharded_node(store: ShardedStore) -> None:
+def test_a_daily_plan_under_dnd_on_a_sharded_node(store: ShardedNode) -> None:
     sched, clock = _scheduler(store, "Daily picks", DAILY_DUE - DAY)
     for day in range(2):
         clock.ms = DAILY_DUE + day * DAY + 500
@@ -67,7 +68,7 @@ def test_a_daily_plan_under_dnd_on_a_sharded_node(store: ShardedStore) -> None:
         assert set(got) == want and max(got.values()) == 1
 
 
-def test_a_preview_counts_every_shard(store: ShardedStore, tmp_path: Path) -> None:
+def test_a_preview_counts_every_shard(store: ShardedNode, tmp_path: Path) -> None:
     from audience.runtime.plans.preview import preview
 
     plain = build(tmp_path / "plain", N)
@@ -82,9 +83,7 @@ def test_a_preview_counts_every_shard(store: ShardedStore, tmp_path: Path) -> No
     assert set(got["samples"]["to_send"]) == set(want["samples"]["to_send"])
 
 
-def test_a_test_send_renders_the_contact_from_its_shard(
-    store: ShardedStore, tmp_path: Path
-) -> None:
+def test_a_test_send_renders_the_contact_from_its_shard(store: ShardedNode, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from audience.cli import cli

@@ -14,8 +14,7 @@ import pyarrow.parquet as pq
 
 from audience.demo import shop
 from audience.demo.run import EXAMPLES
-from audience.runtime.shards import ShardedStore
-from audience.runtime.store import Store
+from audience.runtime.node import Node, ShardedNode
 from tests.helpers.processes import audience, finish, until
 
 SCHEMA = EXAMPLES / "maison.toml"
@@ -37,13 +36,13 @@ def _events(n: int, contacts: int, first_id: int, seed_shift: int) -> pa.Table:
     return table.set_column(table.schema.get_field_index("id"), "id", ids)
 
 
-def _holders(node: ShardedStore, ids: pa.Array) -> np.ndarray:
+def _holders(node: ShardedNode, ids: pa.Array) -> np.ndarray:
     """How many shards hold each id."""
     return sum(s.known_ids(ids).astype(np.int64) for s in node.shards())
 
 
 def test_two_ingests_at_once_keep_each_event_id_once(tmp_path: Path) -> None:
-    node = ShardedStore.init(tmp_path / "s", SCHEMA, shards=3)
+    node = ShardedNode.init(tmp_path / "s", SCHEMA, shards=3)
     a = _events(60_000, 3_000, 0, 1)
     b = _events(60_000, 3_000, 30_000, 2)  # e30000.. again, with other contacts
     pq.write_table(a, tmp_path / "a.parquet")
@@ -59,7 +58,7 @@ def test_two_ingests_at_once_keep_each_event_id_once(tmp_path: Path) -> None:
 
 
 def test_an_ingest_killed_part_way_is_completed_by_running_it_again(tmp_path: Path) -> None:
-    node = ShardedStore.init(tmp_path / "s", SCHEMA, shards=3)
+    node = ShardedNode.init(tmp_path / "s", SCHEMA, shards=3)
     events = _events(1_500_000, 50_000, 0, 1)  # three batches of 500,000
     path = tmp_path / "e.parquet"
     pq.write_table(events, path)
@@ -75,13 +74,13 @@ def test_an_ingest_killed_part_way_is_completed_by_running_it_again(tmp_path: Pa
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    partial = sum(s.snapshot().n_events for s in ShardedStore.open(node.path).shards())
+    partial = sum(s.snapshot().n_events for s in ShardedNode.open(node.path).shards())
     assert 0 < partial < events.num_rows
-    again = ShardedStore.open(node.path)
+    again = ShardedNode.open(node.path)
     report = again.ingest_events(path)
     assert report.accepted + report.duplicates == events.num_rows
     assert sum(s.snapshot().n_events for s in again.shards()) == events.num_rows
-    plain = Store.init(tmp_path / "plain", SCHEMA)
+    plain = Node.init(tmp_path / "plain", SCHEMA)
     plain.ingest_events(path)
     for text in SEGMENTS:
         want = plain.compile(text).evaluate(as_of=shop.DEFAULT_NOW).ids()

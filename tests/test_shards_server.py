@@ -12,8 +12,8 @@ import pytest
 
 from audience.demo import shop
 from audience.demo.run import EXAMPLES
-from audience.runtime.shards import ShardedStore, shard_of
-from audience.runtime.store import Store
+from audience.runtime.node import Node, ShardedNode
+from audience.runtime.shards import shard_of
 from audience.server.app import create_app
 from audience.server.auth import Sources
 from audience.server.context import ServerConfig
@@ -23,7 +23,7 @@ from tests.helpers.server_api import NOW, NOW_ISO, RED_SHOES, Client, event
 N_CONTACTS = 300
 
 
-def _fill(st: Store | ShardedStore) -> None:
+def _fill(st: Node | ShardedNode) -> None:
     st.ingest_profiles(shop.profiles(N_CONTACTS, now=NOW))
     for chunk in shop.events(4_000, N_CONTACTS, now=NOW):
         st.ingest_events(chunk)
@@ -33,10 +33,10 @@ def _fill(st: Store | ShardedStore) -> None:
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Store, Path]]:
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Node, Path]]:
     root = tmp_path_factory.mktemp("shards-server")
-    sharded = ShardedStore.init(root / "sharded", EXAMPLES / "maison.toml", shards=3)
-    plain = Store.init(root / "plain", EXAMPLES / "maison.toml")
+    sharded = ShardedNode.init(root / "sharded", EXAMPLES / "maison.toml", shards=3)
+    plain = Node.init(root / "plain", EXAMPLES / "maison.toml")
     for st in (sharded, plain):
         _fill(st)
     app = create_app(ServerConfig(root / "sharded", default_limit=50))
@@ -49,7 +49,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, S
 @pytest.fixture
 def writable(tmp_path: Path) -> Iterator[tuple[Client, Path]]:
     """A small sharded node of its own, for the tests that write to it."""
-    st = ShardedStore.init(tmp_path / "w", EXAMPLES / "maison.toml", shards=3)
+    st = ShardedNode.init(tmp_path / "w", EXAMPLES / "maison.toml", shards=3)
     events, profile = shop.angela(NOW)
     st.ingest_profiles(profile)
     st.ingest_events(events)
@@ -71,7 +71,7 @@ def _all_pages(c: Client, body: dict) -> tuple[list[str], set[int]]:
         r = c.post("/v1/evaluate", {**body, "cursor": r["next"]}).json()
 
 
-def test_evaluate_over_the_shards(stores: tuple[Client, Store, Path]) -> None:
+def test_evaluate_over_the_shards(stores: tuple[Client, Node, Path]) -> None:
     c, plain, _ = stores
     for text in [RED_SHOES, 'city = "Milan"', "did purchased in last 30 days"]:
         want = plain.compile(text).evaluate(as_of=NOW_ISO).ids()
@@ -89,7 +89,7 @@ def test_evaluate_over_the_shards(stores: tuple[Client, Store, Path]) -> None:
     assert labels == ["Clicked Red shoes", "No purchase in the last 15 days"]
 
 
-def test_arrow_stream_over_the_shards(stores: tuple[Client, Store, Path]) -> None:
+def test_arrow_stream_over_the_shards(stores: tuple[Client, Node, Path]) -> None:
     c, plain, _ = stores
     text = "did purchased in last 60 days"
     r = c.post("/v1/evaluate", {"segment": text, "as_of": NOW_ISO, "format": "arrow"})
@@ -100,7 +100,7 @@ def test_arrow_stream_over_the_shards(stores: tuple[Client, Store, Path]) -> Non
     assert r.headers["x-audience-count"] == str(len(want))
 
 
-def test_saved_segment_audience_over_the_shards(stores: tuple[Client, Store, Path]) -> None:
+def test_saved_segment_audience_over_the_shards(stores: tuple[Client, Node, Path]) -> None:
     c, plain, _ = stores
     r = c.post("/v1/segments", {"text": 'segment "milan" { city = "Milan" }'})
     assert r.status in (200, 201), r.body
@@ -120,7 +120,7 @@ def test_ingest_over_http_lands_in_the_contacts_shards(writable: tuple[Client, P
     # the same id with another contact (in another shard, maybe): a duplicate
     r = c.post("/v1/events", [event("http-other", eid="h0", amount=5.0)]).json()
     assert (r["accepted"], r["duplicates"]) == (0, 1)
-    node = ShardedStore.open(path)
+    node = ShardedNode.open(path)
     homes = shard_of(pa.array(new), 3).tolist()
     for contact, k in zip(new, homes, strict=True):
         held = [contact in set(node.shard(j).snapshot().contact_ids) for j in range(3)]
@@ -144,7 +144,7 @@ def test_profiles_over_http_read_the_contacts_shard(writable: tuple[Client, Path
     assert c.get("/v1/profiles/nobody-at-all").status == 404
 
 
-def test_what_needs_the_whole_node_is_a_clear_501(stores: tuple[Client, Store, Path]) -> None:
+def test_what_needs_the_whole_node_is_a_clear_501(stores: tuple[Client, Node, Path]) -> None:
     c, _, _ = stores
     r = c.get("/v1/reports/domains")
     assert r.status == 501

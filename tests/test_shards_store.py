@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 import audience
 from audience.cli import cli
-from audience.runtime.shards import ShardedStore, shard_of
-from audience.runtime.store import SegmentInUse, Store, StoreError
+from audience.runtime.node import Node, ShardedNode
+from audience.runtime.shards import shard_of
+from audience.runtime.store import SegmentInUse, StoreError
 from audience.runtime.store.layout import list_nodes
 from tests.helpers.store_data import EVENTS, PROFILES, SCHEMA_TOML
 from tests.helpers.triggers import EXAMPLES, add, deliveries, form, seed
@@ -25,15 +26,15 @@ SEED_TRIGGER = "Thank newsletter subscribers"
 
 
 @pytest.fixture
-def sharded(tmp_path: Path) -> ShardedStore:
-    st = ShardedStore.init(tmp_path / "s", SCHEMA_TOML, shards=4)
+def sharded(tmp_path: Path) -> ShardedNode:
+    st = ShardedNode.init(tmp_path / "s", SCHEMA_TOML, shards=4)
     st.ingest_profiles(PROFILES)
     st.ingest_events(EVENTS)
     return st
 
 
-def test_saved_segments_on_a_sharded_node(sharded: ShardedStore, tmp_path: Path) -> None:
-    plain = Store.init(tmp_path / "p", SCHEMA_TOML)
+def test_saved_segments_on_a_sharded_node(sharded: ShardedNode, tmp_path: Path) -> None:
+    plain = Node.init(tmp_path / "p", SCHEMA_TOML)
     plain.ingest_profiles(PROFILES)
     plain.ingest_events(EVENTS)
     for st in (sharded, plain):
@@ -54,7 +55,7 @@ def test_saved_segments_on_a_sharded_node(sharded: ShardedStore, tmp_path: Path)
 
 
 def test_cli_segments_and_check_against_a_sharded_store(
-    sharded: ShardedStore, tmp_path: Path
+    sharded: ShardedNode, tmp_path: Path
 ) -> None:
     runner = CliRunner()
     s = str(sharded.path)
@@ -78,13 +79,13 @@ def test_cli_segments_and_check_against_a_sharded_store(
     assert r.exit_code == 0 and "unknown event type" in r.output
 
 
-def test_the_node_list_names_sharded_nodes(sharded: ShardedStore) -> None:
-    Store.init(sharded.path, SCHEMA_TOML, node="plain")
+def test_the_node_list_names_sharded_nodes(sharded: ShardedNode) -> None:
+    Node.init(sharded.path, SCHEMA_TOML, node="plain")
     assert list_nodes(sharded.path) == ["main", "plain"]
 
 
-def _triggers_store(tmp_path: Path, shards: int) -> ShardedStore:
-    st = ShardedStore.init(tmp_path / f"shop{shards}", EXAMPLES / "maison.toml", shards=shards)
+def _triggers_store(tmp_path: Path, shards: int) -> ShardedNode:
+    st = ShardedNode.init(tmp_path / f"shop{shards}", EXAMPLES / "maison.toml", shards=shards)
     st.triggers.add_template(
         "C-1234",
         "Welcome {{ first_name }}",
@@ -137,7 +138,7 @@ def test_once_per_contact_holds_per_contact_across_shards(tmp_path: Path) -> Non
     assert sorted(d.contact_id for d in got) == [f"c{i}" for i in range(6)]
 
 
-def test_what_needs_the_whole_node_at_once_is_refused(sharded: ShardedStore) -> None:
+def test_what_needs_the_whole_node_at_once_is_refused(sharded: ShardedNode) -> None:
     runner = CliRunner()
     s = str(sharded.path)
     r = runner.invoke(cli, ["triggers", "dry-run", s])
@@ -153,7 +154,7 @@ def test_a_journey_cannot_go_live_on_a_sharded_node(tmp_path: Path) -> None:
     from audience.runtime.plans.clock import ManualClock
     from tests.journeys_support import SCHEMA, T0, tag_journey, text_of
 
-    st = ShardedStore.init(tmp_path / "j", SCHEMA, shards=2)
+    st = ShardedNode.init(tmp_path / "j", SCHEMA, shards=2)
     svc = JourneyService(st, ManualClock(T0))
     svc.add(text_of(tag_journey()), "tagger.rules")  # a draft is only definitions
     with pytest.raises(JourneyError) as err:
@@ -171,7 +172,7 @@ def test_a_journey_entering_from_a_segment_is_refused_on_a_sharded_node(tmp_path
     from audience.runtime.plans.clock import ManualClock
     from tests.journeys_support import SCHEMA, T0, tag_journey, text_of
 
-    st = ShardedStore.init(tmp_path / "j", SCHEMA, shards=2)
+    st = ShardedNode.init(tmp_path / "j", SCHEMA, shards=2)
     st.save_segment("Milan", 'city = "Milan"')
     st.ingest_profiles([{"contact_id": f"c{i}", "city": "Milan"} for i in range(6)])
     svc = JourneyService(st, ManualClock(T0))
@@ -185,7 +186,7 @@ def test_a_journey_entering_from_a_segment_is_refused_on_a_sharded_node(tmp_path
     assert svc.defs.read("select count(*) from journey_segments")[0][0] == 0
 
 
-def test_nodes_create_makes_a_sharded_node(sharded: ShardedStore) -> None:
+def test_nodes_create_makes_a_sharded_node(sharded: ShardedNode) -> None:
     runner = CliRunner()
     s = str(sharded.path)
     r = runner.invoke(cli, ["nodes", "create", s, "eu", "--shards", "2"])
@@ -193,7 +194,7 @@ def test_nodes_create_makes_a_sharded_node(sharded: ShardedStore) -> None:
     r = runner.invoke(cli, ["nodes", "list", s])
     assert r.output.split() == ["eu", "main"]
     eu = audience.open(s, node="eu")
-    assert isinstance(eu, ShardedStore) and eu.count == 2
+    assert isinstance(eu, ShardedNode) and eu.count == 2
     assert eu.schema.version == sharded.schema.version  # main's, copied
     r = runner.invoke(cli, ["nodes", "create", s, "bad", "--shards", "0"])
     assert r.exit_code != 0 and "shards: expected a whole number" in r.output

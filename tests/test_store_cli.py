@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from audience.cli.store_cmds import register
-from audience.runtime.store import Store, StoreError, open_store
+from audience.runtime.node import Node, open_node
+from audience.runtime.store import StoreError
 from audience.runtime.store.definitions import Definitions
 from tests.helpers.store_data import EVENTS, PROFILES, SCHEMA_TOML, schema, write_jsonl
 
@@ -49,7 +50,7 @@ def test_init_ingest_rejected(tmp_path: Path) -> None:
     r = runner.invoke(cli(), ["rejected", s, "--limit", "1"])
     assert r.exit_code == 0 and "line 7" in r.output and "unknown event type" in r.output
     assert "1 rejected record shown" in r.output
-    assert open_store(s).snapshot().n_events == 8
+    assert open_node(s).snapshot().n_events == 8
     r = runner.invoke(cli(), ["ingest", str(tmp_path), str(events)])
     assert r.exit_code == 1 and "not an audience store" in r.output
 
@@ -57,7 +58,7 @@ def test_init_ingest_rejected(tmp_path: Path) -> None:
 def _store_with_schema(tmp_path: Path) -> str:
     (tmp_path / "schema.toml").write_text(SCHEMA_TOML)
     s = str(tmp_path / "s")
-    Store.init(s, tmp_path / "schema.toml")
+    Node.init(s, tmp_path / "schema.toml")
     return s
 
 
@@ -83,7 +84,7 @@ def test_ingest_strict_fails_on_any_reject_and_keeps_the_accepted(tmp_path: Path
     assert r.exit_code == 1
     assert "e.jsonl: 6 accepted, 1 rejected, 0 duplicates" in r.stdout
     assert "error: 1 record rejected (--strict); the 6 accepted records are stored" in r.stderr
-    assert open_store(s).snapshot().n_events == 6
+    assert open_node(s).snapshot().n_events == 6
     r = runner.invoke(cli(), ["ingest", s, str(events), "--strict"])  # all but one: duplicates
     assert r.exit_code == 1 and "the 1 accepted record is stored" in r.stderr
     clean = write_jsonl(
@@ -118,7 +119,7 @@ def test_rejected_as_json(tmp_path: Path) -> None:
 
 def test_segments_list_and_show_as_json(tmp_path: Path) -> None:
     s = _store_with_schema(tmp_path)
-    st = Store.open(s)
+    st = Node.open(s)
     st.save_segment("buyers", "did purchased in last 30 days")
     st.save_segment("buyers", "did purchased in last 60 days")
     st.save_segment("[bold]odd", "did purchased")
@@ -140,7 +141,7 @@ def test_segments_list_and_show_as_json(tmp_path: Path) -> None:
 def test_segments_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     s = str(tmp_path / "s")
-    Store.init(s, schema())
+    Node.init(s, schema())
     r = runner.invoke(
         cli(), ["segments", "save", s, "buyers", "-e", "did purchased in last 30 days"]
     )
@@ -158,7 +159,7 @@ def test_segments_commands(tmp_path: Path) -> None:
     # Not while another saved segment or a trigger uses it.
     r = runner.invoke(cli(), ["segments", "save", s, "loyal", "-e", 'in segment "buyers"'])
     assert r.exit_code == 0, r.output
-    Store.open(s).triggers.add(
+    Node.open(s).triggers.add(
         'trigger "Tag buyers" {\n  on purchased\n  if in segment "buyers"\n'
         '  do add_tag("buyer")\n}\n',
         "t.rules",
@@ -169,7 +170,7 @@ def test_segments_commands(tmp_path: Path) -> None:
         'saved segment \'buyers\' is used by segment "loyal", trigger "Tag buyers": '
         "change or delete them first" in r.output
     )
-    Store.open(s).triggers.defs.delete_trigger("Tag buyers")
+    Node.open(s).triggers.defs.delete_trigger("Tag buyers")
     assert runner.invoke(cli(), ["segments", "delete", s, "loyal"]).exit_code == 0
     r = runner.invoke(cli(), ["segments", "delete", s, "buyers"])
     assert r.exit_code == 0
@@ -182,7 +183,7 @@ def test_segments_commands(tmp_path: Path) -> None:
 def test_listing_reads_a_migrated_file_as_is_and_migrates_one_that_is_not(
     tmp_path: Path,
 ) -> None:
-    store = Store.init(tmp_path / "s", schema())
+    store = Node.init(tmp_path / "s", schema())
     store.save_segment("b", 'city = "Milan"')
     store.save_segment("a", "did purchased")
     path = tmp_path / "s" / "definitions.sqlite"
@@ -204,15 +205,15 @@ def test_listing_reads_a_migrated_file_as_is_and_migrates_one_that_is_not(
 
 
 def test_definitions_api_and_migrations(tmp_path: Path) -> None:
-    store = Store.init(tmp_path / "s", schema())
+    store = Node.init(tmp_path / "s", schema())
     a = store.save_segment("a", "did purchased")
     b = store.save_segment("a", "did viewed_product")
     assert (a.version, b.version, b.created) == (1, 2, a.created)
     store.save_segment("b", 'city = "Milan"')
     # shared by nodes and reopened stores
-    other = Store.init(tmp_path / "s", schema(), node="eu")
+    other = Node.init(tmp_path / "s", schema(), node="eu")
     assert [s.name for s in other.list_segments()] == ["a", "b"]
-    assert open_store(tmp_path / "s").get_segment("a") == b
+    assert open_node(tmp_path / "s").get_segment("a") == b
     assert store.delete_segment("a") and not store.delete_segment("a")
     assert store.get_segment("a") is None
     with pytest.raises(StoreError, match="bad segment name"):
@@ -222,7 +223,7 @@ def test_definitions_api_and_migrations(tmp_path: Path) -> None:
     rows = db._open().execute("select component, id, name from schema_migrations").fetchall()
     # each component migrates its own tables (deleting a segment asked the triggers)
     assert [r for r in rows if r[0] == "segments"] == [("segments", 1, "segments")]
-    mem = Store.from_arrow(None, None, schema())
+    mem = Node.from_arrow(None, None, schema())
     mem.save_segment("m", "did purchased")
     assert [s.name for s in mem.list_segments()] == ["m"]
     assert (

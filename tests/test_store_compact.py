@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audience.runtime.node import Node
 from audience.runtime.store import Store, StoreError, layout, sources, wal
 from audience.runtime.store.compact import FANOUT, merge_groups
 from audience.runtime.store.dictionaries import CONTACTS, IDS
@@ -117,8 +118,8 @@ def test_single_event_ingests_compact_and_match_one_big_ingest(
     assert _rows(small) == _rows(big)
     # Codes are assigned in arrival order either way: the same dictionaries.
     assert list(small.snapshot().contact_ids) == list(big.snapshot().contact_ids)
-    assert small.compile(SEGMENT).evaluate(as_of=AS_OF).ids() == (
-        big.compile(SEGMENT).evaluate(as_of=AS_OF).ids()
+    assert Node(small).compile(SEGMENT).evaluate(as_of=AS_OF).ids() == (
+        Node(big).compile(SEGMENT).evaluate(as_of=AS_OF).ids()
     )
     # Duplicates are still found in compacted chunks and runs, after a reopen too.
     again = Store.open(tmp_path / "small")

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 
-from audience.runtime.store import Store, StoreError, open_store, wal
+from audience.runtime.node import open_store
+from audience.runtime.store import Store, StoreError, wal
 from tests.helpers.store_data import SCHEMA_TOML, dump, events_table, schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def test_reader_keeps_its_version_during_and_after_an_ingest(tmp_path: Path) -> 
 
 CHILD = """
 import sys
-from audience.runtime.store import open_store
+from audience.runtime.node import open_store
 store = open_store(sys.argv[1])
 batch = int(sys.argv[2])
 run = sys.argv[3]
@@ -162,7 +163,7 @@ def test_kill_9_mid_ingest_leaves_the_previous_version(tmp_path: Path) -> None:
 # (os.replace onto manifest.json): the leftover the kill test found by chance.
 KILLED_AT_SWITCH = """
 import os, signal, sys
-from audience.runtime.store import open_store
+from audience.runtime.node import open_store
 store = open_store(sys.argv[1])
 replace = os.replace
 def killed_at_switch(src, dst, *args, **kwargs):
@@ -208,7 +209,7 @@ def test_an_ingest_that_returned_survives_kill_9(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     code = (
         "import sys, os, signal\n"
-        "from audience.runtime.store import open_store\n"
+        "from audience.runtime.node import open_store\n"
         "r = open_store(sys.argv[1]).ingest_events("
         "[{'contact_id': 'c1', 'type': 'purchased', 'ts': 7}])\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

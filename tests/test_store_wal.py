@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from audience.runtime.node import Node
 from audience.runtime.store import Store, layout, wal
 from audience.runtime.store.wal import HEADER, read_records
 from audience.schema import Schema
@@ -92,14 +93,14 @@ def test_small_ingests_are_logged_and_every_reader_sees_them(tmp_path: Path) -> 
         "hats",
         "scarves",
     ]
-    seg = other.compile(SEGMENT).evaluate(as_of=AS_OF).ids()
-    assert seg == everything.compile(SEGMENT).evaluate(as_of=AS_OF).ids()
+    seg = Node(other).compile(SEGMENT).evaluate(as_of=AS_OF).ids()
+    assert seg == Node(everything).compile(SEGMENT).evaluate(as_of=AS_OF).ids()
     snap = other.snapshot()
     newcomer = list(snap.contact_ids).index("newcomer")
     assert snap.first_event_ts[newcomer] == later[2]["ts"] and not snap.has_profile[newcomer]
     # A new process replays the log too.
     code = (
-        "import sys; from audience.runtime.store import open_store; "
+        "import sys; from audience.runtime.node import open_store; "
         "s = open_store(sys.argv[1]).snapshot(); print(s.version, s.n_events, s.n_contacts)"
     )
     out = subprocess.run(
@@ -178,7 +179,7 @@ def test_a_torn_record_is_ignored_then_cut_off(tmp_path: Path) -> None:
 
 CHILD = """
 import sys
-from audience.runtime.store import open_store
+from audience.runtime.node import open_store
 store = open_store(sys.argv[1])
 
 def ingest(k):
@@ -292,7 +293,7 @@ def test_a_journal_of_an_ingest_that_never_landed_is_never_matched(
     from audience.runtime.store import store as store_mod
     from tests.helpers.triggers import EXAMPLES, deliveries, form, seed
 
-    st = Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
+    st = Node.init(tmp_path / "s", EXAMPLES / "maison.toml")
     st.triggers.add_template("C-1234", "Welcome {{ first_name }}", "<p>Hi</p>", "Hi")
     st.ingest_profiles([{"contact_id": "c1", "email": "angela@example.com", "first_name": "A"}])
     seed(st)

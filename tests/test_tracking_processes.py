@@ -14,7 +14,7 @@ from pathlib import Path
 
 from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.tracking.config import write_setting
 from audience.runtime.tracking.outbox import pending, to_outbox
 from audience.runtime.tracking.sending import Tracker
@@ -26,14 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _count(root: Path, text: str) -> int:
-    return len(Store.open(root).compile(text).evaluate(as_of=wall_ms() + 86_400_000))
+    return len(Node.open(root).compile(text).evaluate(as_of=wall_ms() + 86_400_000))
 
 
 def test_a_server_ingests_what_a_killed_one_left_and_its_ingester_dies_with_it(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "shop"
-    Store.init(root, SCHEMA).ingest_profiles([{"contact_id": "a", "email": "a@x.example"}])
+    Node.init(root, SCHEMA).ingest_profiles([{"contact_id": "a", "email": "a@x.example"}])
     port = free_port()
     write_setting(root, "tracking.base_url", f"http://127.0.0.1:{port}")
     with DeliveryLog.open(root) as log:

@@ -8,7 +8,7 @@ import pytest
 
 from audience.runtime.delivery import DeliveryLog
 from audience.runtime.delivery.model import wall_ms
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.tracking.outbox import drain, to_outbox
 from audience.schema import TRACKING_EVENTS, Schema, SchemaError
 
@@ -37,14 +37,14 @@ def test_a_store_whose_own_events_use_a_tracking_name_keeps_working(tmp_path: Pa
     schema = Schema.from_toml('[events.form_compiled]\nstep = "int"\nsource = "string"\n')
     assert "step" not in schema.events["email_clicked"]
     assert schema.events["email_clicked"]["source"] == "string"
-    store = Store.init(tmp_path / "old", schema)
+    store = Node.init(tmp_path / "old", schema)
     store.ingest_events([{"contact_id": "a", "type": "form_compiled", "ts": wall_ms(), "step": 2}])
     with DeliveryLog.open(tmp_path / "old") as log:
         with log.transaction() as conn:
             event = {"id": "c1", "contact_id": "a", "type": "email_clicked", "ts": wall_ms()}
             to_outbox(conn, "main", {**event, "step": "Welcome", "link": "https://x.example"})
-        assert drain(log, lambda node: Store.open(tmp_path / "old", node)) == 1
-    again = Store.open(tmp_path / "old")
+        assert drain(log, lambda node: Node.open(tmp_path / "old", node)) == 1
+    again = Node.open(tmp_path / "old")
     assert again.rejected() == []
     found = again.compile('did email_clicked where link = "https://x.example"')
     assert len(found.evaluate(as_of=wall_ms() + 60_000)) == 1

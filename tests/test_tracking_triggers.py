@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.tracking import suppression
 from tests.helpers.triggers import add, deliveries, form, seed
 from tests.helpers.triggers import store as store  # the fixture
 
 
-def test_a_trigger_skips_an_unsubscribed_address(store: Store) -> None:
+def test_a_trigger_skips_an_unsubscribed_address(store: Node) -> None:
     assert store.path is not None
     seed(store)
     suppression.add(store.path, "Angela@Example.com", suppression.UNSUBSCRIBED)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from audience.cli import trigger_cmds
-from audience.runtime.store import Store, open_store
+from audience.runtime.node import Node, open_node
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "audience" / "examples"
 
@@ -27,7 +27,7 @@ def cli() -> click.Group:
 
 @pytest.fixture
 def store(tmp_path: Path) -> str:
-    Store.init(tmp_path / "s", EXAMPLES / "maison.toml")
+    Node.init(tmp_path / "s", EXAMPLES / "maison.toml")
     return str(tmp_path / "s")
 
 
@@ -74,7 +74,7 @@ def test_templates_dnd_and_triggers_round_trip(
     code, out = run(cli, "templates", "list", store)
     assert out.startswith("C-1234\tversion 1")
 
-    st = open_store(store)
+    st = open_node(store)
     st.ingest_profiles([{"contact_id": "c1", "email": "a@example.com"}])
     st.ingest_events(
         [

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from audience.cli import cli
 from audience.runtime.delivery import DeliveryRequest
 from audience.runtime.delivery.model import wall_ms
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.triggers import dry_run
 from audience.runtime.triggers.batch import iso_ms
 from tests.helpers.triggers import add, deliveries, form, ms, seed
@@ -22,7 +22,7 @@ POLICY_NAME = "Maison shoes, clothes and accessories"
 NOVEMBER = (ms("2026-11-01T00:00:00Z"), ms("2026-11-30T00:00:00Z"))
 
 
-def test_deliveries_already_in_the_log_are_not_counted_as_held(store: Store) -> None:
+def test_deliveries_already_in_the_log_are_not_counted_as_held(store: Node) -> None:
     """Found in review: an event that really fired was replayed as 'suppressed',
     held behind its own delivery; it would send, and the log already holds it."""
     seed(store)
@@ -42,7 +42,7 @@ def test_deliveries_already_in_the_log_are_not_counted_as_held(store: Store) -> 
     assert deliveries(store) == [real]  # the dry run wrote nothing
 
 
-def test_the_replay_says_why_each_match_would_or_would_not_send(store: Store) -> None:
+def test_the_replay_says_why_each_match_would_or_would_not_send(store: Node) -> None:
     seed(store)
     add(store, 'on form_compiled\ndo add_tag("welcomed")\nonce per contact')
     # a delivery of another sender (a plan) is real and not replayed: it counts
@@ -95,7 +95,7 @@ def invoke(*args: str) -> str:
     return res.stdout
 
 
-def test_every_listing_has_a_json_form(store: Store, tmp_path: Path) -> None:
+def test_every_listing_has_a_json_form(store: Node, tmp_path: Path) -> None:
     seed(store)
     store.triggers.add_template("C-1234", "Hello {{ first_name }}", "<p>{{ form }}</p>", "-")
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from audience.dsl.errors import DslError
-from audience.runtime.store import Store, open_store
+from audience.runtime.node import Node, open_node
 from audience.runtime.triggers import dry_run
 from tests.helpers.triggers import EXAMPLES, add, deliveries, form, ms, seed
 from tests.helpers.triggers import store as store  # the fixture
@@ -17,7 +17,7 @@ from tests.helpers.triggers import store as store  # the fixture
 SEED_TRIGGER = "Thank newsletter subscribers"
 
 
-def test_the_seed_trigger_reserves_a_rendered_delivery(store: Store) -> None:
+def test_the_seed_trigger_reserves_a_rendered_delivery(store: Node) -> None:
     seed(store)
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
     [d] = deliveries(store)
@@ -38,7 +38,7 @@ def test_the_seed_trigger_reserves_a_rendered_delivery(store: Store) -> None:
     assert d.requested_ms == ms("2026-11-20T10:00:00Z")
 
 
-def test_events_that_do_not_match_fire_nothing(store: Store) -> None:
+def test_events_that_do_not_match_fire_nothing(store: Node) -> None:
     seed(store)
     store.ingest_events(
         [
@@ -53,7 +53,7 @@ def test_events_that_do_not_match_fire_nothing(store: Store) -> None:
     assert deliveries(store) == []
 
 
-def test_the_same_event_twice_fires_once(store: Store) -> None:
+def test_the_same_event_twice_fires_once(store: Node) -> None:
     seed(store)
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
     report = store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
@@ -62,7 +62,7 @@ def test_the_same_event_twice_fires_once(store: Store) -> None:
     assert len(store.triggers.state.firings().list()) == 1
 
 
-def test_the_dnd_policy_suppresses_the_second_delivery_in_a_day(store: Store) -> None:
+def test_the_dnd_policy_suppresses_the_second_delivery_in_a_day(store: Node) -> None:
     seed(store)
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
     store.ingest_events([form("e2", "c1", "2026-11-20T12:00:00Z")])
@@ -74,7 +74,7 @@ def test_the_dnd_policy_suppresses_the_second_delivery_in_a_day(store: Store) ->
     assert [d.status for d in deliveries(store) if d.contact_id == "c3"] == ["reserved"]
 
 
-def test_once_per_contact(store: Store) -> None:
+def test_once_per_contact(store: Node) -> None:
     add(store, 'on form_compiled\ndo webhook(url: "https://hook.example/x")\nonce per contact')
     store.ingest_events([form("e1", "c1", "2026-11-01T10:00:00Z")])
     store.ingest_events(
@@ -89,7 +89,7 @@ def test_once_per_contact(store: Store) -> None:
     assert all(d.kind == "webhook" and d.channel == "webhook" for d in deliveries(store))
 
 
-def test_at_most_once_per_period(store: Store) -> None:
+def test_at_most_once_per_period(store: Node) -> None:
     add(
         store,
         'on form_compiled\ndo webhook(url: "https://hook.example/x", body: {f: event.form_name})\n'
@@ -109,14 +109,14 @@ def test_at_most_once_per_period(store: Store) -> None:
     assert deliveries(store)[0].payload["body"] == {"f": "addUser"}
 
 
-def test_delay_sets_the_due_time(store: Store) -> None:
+def test_delay_sets_the_due_time(store: Node) -> None:
     add(store, 'on form_compiled\ndo webhook(url: "https://hook.example/x")\ndelay 3 hours')
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
     [d] = deliveries(store)
     assert d.requested_ms == ms("2026-11-20T13:00:00Z")
 
 
-def test_a_constant_address_is_a_test_send(store: Store) -> None:
+def test_a_constant_address_is_a_test_send(store: Node) -> None:
     add(
         store,
         'on form_compiled\ndo send_email(campaign: "C-1234", to: "qa@example.com",\n'
@@ -129,7 +129,7 @@ def test_a_constant_address_is_a_test_send(store: Store) -> None:
     assert [(d.email, d.test, d.status) for d in ds] == [("qa@example.com", True, "reserved")] * 2
 
 
-def test_set_and_add_tag_are_durable(store: Store, tmp_path: Path) -> None:
+def test_set_and_add_tag_are_durable(store: Node, tmp_path: Path) -> None:
     add(
         store,
         'on form_compiled where form_name = "addUser"\n'
@@ -137,7 +137,7 @@ def test_set_and_add_tag_are_durable(store: Store, tmp_path: Path) -> None:
     )
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
     store.ingest_events([form("e2", "c1", "2026-11-21T10:00:00Z")])  # the tag is not repeated
-    reopened = open_store(tmp_path / "shop")
+    reopened = open_node(tmp_path / "shop")
     hits = reopened.compile('tags contains "subscriber" and newsletter = true and city = "Milan"')
     assert hits.evaluate().ids() == ["c1"]
     snap = reopened.snapshot()
@@ -148,7 +148,7 @@ def test_set_and_add_tag_are_durable(store: Store, tmp_path: Path) -> None:
     assert profile_value(snap, i, "email") == "angela@example.com"  # other fields kept
 
 
-def test_disabled_and_not_yet_valid_triggers_fire_nothing(store: Store) -> None:
+def test_disabled_and_not_yet_valid_triggers_fire_nothing(store: Node) -> None:
     body = 'on form_compiled\ndo webhook(url: "https://hook.example/x")'
     add(store, body, "Off")
     store.triggers.defs.set_enabled("Off", False)
@@ -165,7 +165,7 @@ def test_disabled_and_not_yet_valid_triggers_fire_nothing(store: Store) -> None:
     assert sorted(d.source for d in deliveries(store)) == ["trigger:Later", "trigger:Off"]
 
 
-def test_the_if_condition_sees_the_event_and_the_history(store: Store) -> None:
+def test_the_if_condition_sees_the_event_and_the_history(store: Node) -> None:
     add(
         store,
         "on form_compiled\nif did form_compiled at least 2 times in last 7 days\n"
@@ -179,7 +179,7 @@ def test_the_if_condition_sees_the_event_and_the_history(store: Store) -> None:
     assert len(deliveries(store)) == 1
 
 
-def test_a_missing_template_field_is_refused_when_known(store: Store) -> None:
+def test_a_missing_template_field_is_refused_when_known(store: Node) -> None:
     with pytest.raises(DslError) as err:
         add(
             store,
@@ -190,7 +190,7 @@ def test_a_missing_template_field_is_refused_when_known(store: Store) -> None:
     assert "form" in err.value.render()
 
 
-def test_a_template_broken_later_records_a_failed_delivery(store: Store) -> None:
+def test_a_template_broken_later_records_a_failed_delivery(store: Node) -> None:
     seed(store)
     store.triggers.add_template("C-1234", "Hi {{ nickname }}", "<p/>", "-")
     store.ingest_events([form("e1", "c1", "2026-11-20T10:00:00Z")])
@@ -212,7 +212,7 @@ def test_a_template_broken_later_records_a_failed_delivery(store: Store) -> None
     assert [x.status for x in deliveries(store)] == ["failed", "reserved"]
 
 
-def test_an_unknown_journey_is_refused(store: Store) -> None:
+def test_an_unknown_journey_is_refused(store: Node) -> None:
     with pytest.raises(DslError) as err:
         add(store, 'on form_compiled\ndo enter_journey("Welcome")')
     assert err.value.diagnostics[0].code == "unknown_journey"
@@ -221,7 +221,7 @@ def test_an_unknown_journey_is_refused(store: Store) -> None:
 
 @pytest.mark.parametrize("journal", ["row", "file"])
 def test_an_ingest_whose_matching_died_is_caught_up(
-    store: Store, tmp_path: Path, journal: str, monkeypatch: pytest.MonkeyPatch
+    store: Node, tmp_path: Path, journal: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if journal == "file":  # as a big ingest's journal is
         monkeypatch.setattr("audience.runtime.triggers.state.ROW_JOURNAL_MAX", 0)
@@ -248,7 +248,7 @@ def test_an_ingest_whose_matching_died_is_caught_up(
     assert left.version == 3 and (left.path is None) == (journal == "row")
     assert len(list(jdir.iterdir())) == (journal == "file")
     # another process opens the store: its first ingest catches up, in order
-    again = open_store(tmp_path / "shop")
+    again = open_node(tmp_path / "shop")
     again.ingest_events([form("e2", "c3", "2026-11-20T11:00:00Z")])
     keys = sorted(d.key.split(":")[3] for d in deliveries(again))
     assert keys == ["e1", "e2"]
@@ -261,7 +261,7 @@ def test_an_ingest_whose_matching_died_is_caught_up(
     assert len(deliveries(again)) == 2
 
 
-def test_dry_run_reports_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+def test_dry_run_reports_and_writes_nothing(store: Node, tmp_path: Path) -> None:
     store.ingest_events(
         [
             form("e1", "c1", "2026-11-20T10:00:00Z"),
@@ -288,7 +288,7 @@ def test_in_memory_stores_fire_too() -> None:
 
     from audience.schema import Schema
 
-    st = Store.from_arrow(None, None, Schema.load(EXAMPLES / "maison.toml"))
+    st = Node.from_arrow(None, None, Schema.load(EXAMPLES / "maison.toml"))
     st.triggers.add(
         'trigger "Big spender" {\n on purchased where (amount > 100 and profile.city = "Milan")\n'
         ' do webhook(url: "https://hook.example/big", body: {amount: event.amount})\n}\n'
@@ -323,13 +323,11 @@ def test_in_memory_stores_fire_too() -> None:
     assert d.key.startswith("main:Big spender:1:h:")  # no id: a content hash
 
 
-def test_the_same_event_id_on_two_nodes_fires_for_each_contact(
-    store: Store, tmp_path: Path
-) -> None:
+def test_the_same_event_id_on_two_nodes_fires_for_each_contact(store: Node, tmp_path: Path) -> None:
     """Event ids are the sender's: node 'other' may reuse one of 'main'. Each node's
     trigger must reserve its own contact's delivery (found in review)."""
     seed(store)
-    other = Store.init(tmp_path / "shop", EXAMPLES / "maison.toml", node="other")
+    other = Node.init(tmp_path / "shop", EXAMPLES / "maison.toml", node="other")
     other.ingest_profiles([{"contact_id": "o1", "email": "olga@example.com", "first_name": "O"}])
     store.ingest_events([form("order-1", "c1", "2026-11-20T10:00:00Z")])
     other.ingest_events([form("order-1", "o1", "2026-11-20T10:00:00Z")])

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from audience.runtime.store import Store, open_store
+from audience.runtime.node import Node, open_node
 from audience.runtime.triggers.batch import profile_value
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "audience" / "examples"
@@ -20,9 +20,9 @@ PER_PROCESS = 6
 
 _INGEST = """
 import sys, time
-from audience.runtime.store import open_store
+from audience.runtime.node import open_node
 root, first, n, start_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-st = open_store(root)
+st = open_node(root)
 st.triggers.active()
 while time.time() < start_at:  # both processes begin together
     time.sleep(0.001)
@@ -35,7 +35,7 @@ for k in range(first, first + n):
 
 def test_concurrent_add_tag_keeps_every_tag(tmp_path: Path) -> None:
     root = tmp_path / "shop"
-    st = Store.init(root, EXAMPLES / "maison.toml")
+    st = Node.init(root, EXAMPLES / "maison.toml")
     st.ingest_profiles([{"contact_id": "c1", "email": "a@example.com", "tags": ["vip"]}])
     n = 2 * PER_PROCESS
     st.triggers.add(
@@ -53,6 +53,6 @@ def test_concurrent_add_tag_keeps_every_tag(tmp_path: Path) -> None:
         for first in (0, PER_PROCESS)
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    snap = open_store(root).snapshot()
+    snap = open_node(root).snapshot()
     tags = profile_value(snap, list(snap.contact_ids).index("c1"), "tags")
     assert sorted(tags) == sorted(["vip", *(f"t{k}" for k in range(n))])

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from audience.cli import cli
 from audience.runtime.db import open_database
-from audience.runtime.store import Store, open_store
+from audience.runtime.node import Node, open_node
 from audience.runtime.triggers import dry_run
 from audience.runtime.triggers.clock import fixed_clock
 from audience.runtime.triggers.definitions import DEFINITIONS_FILE, MIGRATIONS
@@ -27,8 +27,8 @@ HOOK = 'trigger "Hook" {\n  on form_compiled\n  do webhook(url: "https://hook.ex
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    st = Store.init(tmp_path / "shop", EXAMPLES / "maison.toml")
+def store(tmp_path: Path) -> Node:
+    st = Node.init(tmp_path / "shop", EXAMPLES / "maison.toml")
     st.triggers.add_template(
         "C-1234", "Welcome {{ first_name }}", "<p>{{ form }}</p>", "{{ first_name }}"
     )
@@ -36,7 +36,7 @@ def store(tmp_path: Path) -> Store:
     return st
 
 
-def test_history_loaded_after_the_trigger_is_saved_fires_nothing(store: Store) -> None:
+def test_history_loaded_after_the_trigger_is_saved_fires_nothing(store: Node) -> None:
     with fixed_clock(ms(SAVED)):
         seed(store)
     [t] = store.triggers.defs.list_triggers()
@@ -61,14 +61,14 @@ def test_history_loaded_after_the_trigger_is_saved_fires_nothing(store: Store) -
     assert (replay.fired, dict(replay.too_old)) == (2, {SEED: 2})
 
 
-def test_an_explicit_valid_from_in_the_past_replays_on_purpose(store: Store) -> None:
+def test_an_explicit_valid_from_in_the_past_replays_on_purpose(store: Node) -> None:
     with fixed_clock(ms(SAVED)):
         store.triggers.add(HOOK, valid_from_ms=ms("2025-01-01T00:00:00Z"))
     report = store.ingest_events([form("old-1", "c1", "2025-11-20T10:00:00Z")]).triggers
     assert report is not None and report.fired == 1 and not report.too_old
 
 
-def test_a_new_version_keeps_its_valid_from_unless_given(store: Store) -> None:
+def test_a_new_version_keeps_its_valid_from_unless_given(store: Node) -> None:
     with fixed_clock(ms(SAVED)):
         store.triggers.add(HOOK)
     with fixed_clock(ms("2026-12-01T00:00:00Z")):
@@ -90,7 +90,7 @@ def test_a_new_version_keeps_its_valid_from_unless_given(store: Store) -> None:
     assert (fresh.version, fresh.valid_from_ms) == (4, ms("2026-12-02T00:00:00Z"))
 
 
-def test_a_validity_that_ends_before_the_default_start_is_refused(store: Store) -> None:
+def test_a_validity_that_ends_before_the_default_start_is_refused(store: Node) -> None:
     from audience.runtime.store import StoreError
 
     with fixed_clock(ms(SAVED)), pytest.raises(StoreError) as err:
@@ -102,7 +102,7 @@ def test_a_validity_that_ends_before_the_default_start_is_refused(store: Store) 
 
 def test_a_store_saved_before_the_default_gets_the_creation_time(tmp_path: Path) -> None:
     path = tmp_path / "old"
-    Store.init(path, EXAMPLES / "maison.toml")
+    Node.init(path, EXAMPLES / "maison.toml")
     # the definitions file as the previous release left it: no valid-from
     db = open_database(path / DEFINITIONS_FILE, "triggers", MIGRATIONS[:1])
     with db.conn:
@@ -116,7 +116,7 @@ def test_a_store_saved_before_the_default_gets_the_creation_time(tmp_path: Path)
             ["Hook", HOOK, "2026-11-15T09:00:00.000Z"],
         )
     db.conn.close()
-    st = open_store(path)
+    st = open_node(path)
     [t] = st.triggers.defs.list_triggers()
     assert (t.valid_from_ms, t.version) == (ms(SAVED), 1)
     report = st.ingest_events(
@@ -131,9 +131,7 @@ def _jsonl(path: Path, records: list[dict[str, object]]) -> str:
     return str(path)
 
 
-def test_cli_history_ingested_after_triggers_add_fires_nothing(
-    store: Store, tmp_path: Path
-) -> None:
+def test_cli_history_ingested_after_triggers_add_fires_nothing(store: Node, tmp_path: Path) -> None:
     runner = CliRunner()
     root = str(store.path)
     rules = str(EXAMPLES / "maison.rules")
@@ -147,7 +145,7 @@ def test_cli_history_ingested_after_triggers_add_fires_nothing(
     assert res.exit_code == 0, res.output
     assert "1 accepted" in res.output
     assert "triggers: 1 matching event older than the trigger's valid-from" in res.output
-    assert open_store(root).triggers.log.list() == []
+    assert open_node(root).triggers.log.list() == []
     # saved again with an explicit valid-from in the past: history fires on purpose
     res = runner.invoke(
         cli, ["triggers", "add", root, "-f", rules, "--valid-from", "2025-01-01T00:00:00Z"]
@@ -156,7 +154,7 @@ def test_cli_history_ingested_after_triggers_add_fires_nothing(
     more = _jsonl(tmp_path / "m.jsonl", [form("old-2", "c1", "2025-11-21T10:00:00Z")])
     res = runner.invoke(cli, ["ingest", root, more])
     assert res.exit_code == 0 and "older than" not in res.output
-    assert [d.status for d in open_store(root).triggers.log.list()] == ["reserved"]
+    assert [d.status for d in open_node(root).triggers.log.list()] == ["reserved"]
 
 
 @pytest.fixture(scope="module")

@@ -39,11 +39,11 @@ def _iso(ms: int | None) -> str:
 def _catch_up_triggers(root: Path) -> None:
     """Match the events whose trigger processing an interrupted ingest left undone,
     so their deliveries exist before the worker starts sending."""
-    from audience.runtime.store import open_store
+    from audience.runtime.node import open_node
     from audience.runtime.store.layout import list_nodes
 
     for node in list_nodes(root):
-        report = open_store(root, node).triggers.catch_up()
+        report = open_node(root, node).triggers.catch_up()
         if report.fired:
             fired = plural(report.fired, "trigger firing")
             click.echo(f"node {node}: {fired} caught up after a crash")

@@ -17,7 +17,7 @@ from audience.cli.output import console, plural
 from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
-    from audience.runtime.shards.store import ShardedStore
+    from audience.runtime.node import ShardedNode
 
 FORMATS = ("count", "ids", "jsonl", "csv", "json")
 
@@ -149,7 +149,8 @@ def eval_cmd(
 ) -> None:
     """Evaluate a segment over STORE and print its audience."""
     from audience.dsl.errors import DslError
-    from audience.runtime.store import StoreError, open_store
+    from audience.runtime.node import open_node
+    from audience.runtime.store import StoreError
 
     if expr is not None and file is not None:
         raise click.UsageError("give -e TEXT or -f FILE, not both")
@@ -162,7 +163,7 @@ def eval_cmd(
     if workers is not None and cluster != "local":
         raise click.UsageError("--workers goes with --cluster local")
     try:
-        store = open_store(store_path, node)
+        store = open_node(store_path, node)
         names = _fields(store, fields)
         segment = _segment_source(store, expr, file, name)  # before any cluster starts
         # the audience and its fields read the same version (of every shard)
@@ -209,10 +210,10 @@ def eval_cmd(
         _print_explain(hits.explain)
 
 
-def _sharded(store: Any) -> TypeGuard[ShardedStore]:
-    from audience.runtime.shards.store import ShardedStore
+def _sharded(store: Any) -> TypeGuard[ShardedNode]:
+    from audience.runtime.node import ShardedNode
 
-    return isinstance(store, ShardedStore)
+    return isinstance(store, ShardedNode)
 
 
 def _on_cluster(

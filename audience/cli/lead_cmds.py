@@ -148,7 +148,7 @@ def connect_cmd(
 ) -> None:
     """Connect a lead form to a node with a mapping (only the node's profile fields)."""
     from audience.integrations.meta.leads.forms import form_questions, parse_mapping
-    from audience.runtime.store import open_store
+    from audience.runtime.node import open_store
 
     worker = _worker(store)
     since_ms = instant_ms(since, "--since")

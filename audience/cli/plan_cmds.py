@@ -19,10 +19,11 @@ import click
 from audience.cli.cluster_opts import cluster_error, cluster_options
 from audience.cli.output import echo_json, instant_ms
 from audience.dsl.errors import DslError
+from audience.runtime.node import Node, open_node
 from audience.runtime.plans.clock import Clock, fixed_clock, wall_clock
 from audience.runtime.plans.service import PlanError, PlanService
 from audience.runtime.shards.errors import NotOnShards
-from audience.runtime.store import Store, StoreError, open_store
+from audience.runtime.store import StoreError
 from audience.timecalc import iso_utc
 
 _store_arg = click.argument("store", type=click.Path())
@@ -39,19 +40,19 @@ def _clock(at: str | None) -> Clock:
     return wall_clock if ms is None else fixed_clock(ms)
 
 
-def _open(store: str, node: str) -> Store:
+def _open(store: str, node: str) -> Node:
     try:
-        return open_store(store, node)
+        return open_node(store, node)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _on_cluster(st: Store, cluster: str, workers: int | None) -> Any:
+def _on_cluster(st: Node, cluster: str, workers: int | None) -> Any:
     """The ``ClusterStore`` of a sharded node (closed on leaving its ``with``)."""
     from audience.dist import ClusterStore, LocalOptions
-    from audience.runtime.shards.store import ShardedStore
+    from audience.runtime.node import ShardedNode
 
-    if not isinstance(st, ShardedStore):
+    if not isinstance(st, ShardedNode):
         raise click.ClickException(
             f"{st.path}: node '{st.node}' is not sharded; --cluster needs one"
         )

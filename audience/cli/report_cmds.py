@@ -73,10 +73,11 @@ def domains_cmd(
     open_rate, human_open_rate, click_rate, unsubscribe_rate, complaint_rate."""
     from audience.cli.delivery_cmds import _store
     from audience.runtime.evaluate import parse_as_of
+    from audience.runtime.node import open_store
     from audience.runtime.report import ReportError, ReportParams, build_report
     from audience.runtime.report.html import dashboard
     from audience.runtime.report.params import parse_metrics
-    from audience.runtime.store import StoreError, open_store
+    from audience.runtime.store import StoreError
 
     if domains and top is not None:
         raise click.UsageError("give --top or --domain, not both")

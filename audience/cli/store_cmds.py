@@ -10,15 +10,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from audience.cli.output import console, echo_json, format_option, plural
-from audience.runtime.store import IngestReport, Store, StoreError, open_store
+from audience.runtime.node import Node, open_node
+from audience.runtime.store import IngestReport, Store, StoreError
 
 # Files at least this big get a progress bar even when stdout is not a TTY.
 LARGE_FILE = 50 * 1024 * 1024
 
 
-def _open(store: str, node: str) -> Store:
+def _open(store: str, node: str) -> Node:
     try:
-        return open_store(store, node)
+        return open_node(store, node)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -173,7 +174,7 @@ def save_cmd(store: str, name: str, file: str | None, expr: str | None, node: st
     click.echo(f"saved {seg.name} (version {seg.version})")
 
 
-def _validate(st: Store, name: str, text: str, filename: str) -> None:
+def _validate(st: Node, name: str, text: str, filename: str) -> None:
     # Imported here: the language front end is heavier than the store commands.
     from audience.dsl.errors import DslError
     from audience.runtime.saved import validate_segment

@@ -13,11 +13,12 @@ if TYPE_CHECKING:
 
 
 def schema_and_known(path: str, node: str = "main") -> tuple[Schema, Known]:
-    from audience.runtime.store import StoreError, open_store
+    from audience.runtime.node import open_node
+    from audience.runtime.store import StoreError
     from audience.runtime.triggers.known import known_names
 
     try:
-        store = open_store(path, node)
+        store = open_node(path, node)
     except StoreError as exc:
         raise click.UsageError(str(exc)) from None
     return store.schema, known_names(store)

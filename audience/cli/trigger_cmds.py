@@ -13,14 +13,15 @@ import click
 
 from audience.cli.output import echo_json, instant_ms, plural
 from audience.dsl.errors import DslError
-from audience.runtime.store import Store, StoreError, open_store
+from audience.runtime.node import Node, open_node
+from audience.runtime.store import StoreError
 from audience.runtime.triggers import SavedTrigger, TemplateError, TriggerEngine, dry_run
 from audience.runtime.triggers.dryrun import outcome
 
 
 def _engine(store: str, node: str) -> TriggerEngine:
     try:
-        st: Store = open_store(store, node)
+        st: Node = open_node(store, node)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     return st.triggers

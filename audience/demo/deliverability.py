@@ -233,10 +233,10 @@ def deliverability_story(
     """Build the mail store at ``path``, print the report and write the
     dashboard; the dashboard's path."""
     from audience.cli.report_cmds import print_pivot
+    from audience.runtime.node import open_store
     from audience.runtime.report import ReportParams, build_report
     from audience.runtime.report.html import dashboard
     from audience.runtime.report.text import summary
-    from audience.runtime.store import open_store
 
     console.print(Rule("[bold]Deliverability[/] (the trend for recipient domains)"))
     h = History(now=now, n_contacts=n_contacts)

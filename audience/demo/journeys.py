@@ -50,10 +50,10 @@ from audience.runtime.delivery.model import wall_ms
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import Worker
 from audience.runtime.journeys.service import JourneyService
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import Clock, ManualClock
 from audience.runtime.plans.scheduler import Scheduler
 from audience.runtime.plans.service import PlanService
-from audience.runtime.store import Store
 from audience.runtime.tracking.sending import Tracker
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -101,7 +101,7 @@ journey "{JOURNEY}" {{
 _NAMES = ("Giulia", "Marco", "Sofia", "Luca", "Chiara", "Matteo", "Elena", "Davide", "Sara")
 
 
-def _seed(store: Store) -> None:
+def _seed(store: Node) -> None:
     """The seed's DND policy (when the store has not got it yet) and the two templates."""
     if store.triggers.defs.get_policy(POLICY) is None:
         program = parse((EXAMPLES / "maison.rules").read_text(encoding="utf-8"), filename="seed")
@@ -251,7 +251,7 @@ def settled(log: DeliveryLog, timeout_s: float = 60.0) -> None:
 
 
 # ---------------------------------------------------------------------------- the story
-def journeys_story(store: Store, console: Console) -> list[dict[str, Any]]:
+def journeys_story(store: Node, console: Console) -> list[dict[str, Any]]:
     """Tell the journeys story over ``store``; returns the per-step counts at its end."""
     from audience.server.app import create_app
     from audience.server.context import ServerConfig

@@ -51,9 +51,9 @@ from audience.integrations.meta.reminders import save_settings
 from audience.integrations.meta.sync.definitions import Job
 from audience.integrations.meta.tokens import DAY_MS, Integrations, integration_json
 from audience.runtime.delivery.worker import run_worker
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock, wall_clock
 from audience.runtime.plans.scheduler import Scheduler
-from audience.runtime.store import Store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 INTEGRATION = "Maison ads"
@@ -108,7 +108,7 @@ class MetaDemo:
 
 def meta_story(root: Path, console: Console, now: dt.datetime, n_contacts: int = 2_000) -> MetaDemo:
     console.print(Rule("[bold]Ads platform (Meta)[/]: an account, reminders, a sync, a lead"))
-    store = Store.init(root, EXAMPLES / "maison.toml")
+    store = Node.init(root, EXAMPLES / "maison.toml")
     store.ingest_profiles(shop.profiles(n_contacts, now=now))
     # whole seconds, as the platform's; two days back, so that the deliveries the story
     # makes (a day on) are due by the wall clock and the worker sends them

@@ -21,8 +21,8 @@ from audience.integrations.meta.graph import GraphConfig
 from audience.integrations.meta.leads.forms import LeadForms, parse_mapping
 from audience.integrations.meta.leads.mapping import LeadFormError
 from audience.integrations.meta.leads.worker import LeadWorker
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
-from audience.runtime.store import Store
 from audience.server.app import create_app
 from audience.server.auth import Sources
 from audience.server.context import ServerConfig
@@ -62,7 +62,7 @@ def _get(url: str, path: str, token: str | None = None) -> tuple[int, bytes]:
 
 def leads_story(
     root: Path,
-    store: Store,
+    store: Node,
     config: GraphConfig,
     clock: ManualClock,
     fake: FakeGraph,

@@ -16,8 +16,8 @@ from audience.integrations.meta.sync.definitions import Job, describe
 from audience.integrations.meta.sync.service import SyncService, SyncSpec
 from audience.integrations.meta.sync.worker import SyncWorker
 from audience.integrations.meta.tokens import DAY_MS, Integrations
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
-from audience.runtime.store import Store
 
 SEGMENT = "Female contacts for the ad audience"
 CONDITION = 'gender = "female" and email is set'  # the seed segment's
@@ -41,7 +41,7 @@ NEW_WOMEN = [
 
 def sync_story(
     root: Path,
-    store: Store,
+    store: Node,
     ints: Integrations,
     config: GraphConfig,
     clock: ManualClock,

@@ -27,12 +27,12 @@ from audience.demo import shop
 from audience.dsl.ast import DndPolicy, Segment
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse
+from audience.runtime.node import Node
 from audience.runtime.plans.clock import ManualClock
 from audience.runtime.plans.definitions import PlanRun
 from audience.runtime.plans.preview import preview
 from audience.runtime.plans.scheduler import Scheduler
 from audience.runtime.plans.service import PlanService
-from audience.runtime.store import Store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LOYAL = "Milan store loyal customers"
@@ -74,7 +74,7 @@ plan "Daily picks for viewers" {{
 """
 
 
-def _seed(store: Store) -> None:
+def _seed(store: Node) -> None:
     """The seed's segment and DND policy, and the two templates."""
     program = parse((EXAMPLES / "maison.rules").read_text(encoding="utf-8"), filename="seed")
     for d in program.definitions:
@@ -111,7 +111,7 @@ def _run_line(run: PlanRun) -> str:
     )
 
 
-def plans_story(store: Store, console: Console, now: dt.datetime) -> list[PlanRun]:
+def plans_story(store: Node, console: Console, now: dt.datetime) -> list[PlanRun]:
     """Tell the plans story over ``store`` (the shop, its data up to ``now``);
     returns the runs it made."""
     assert store.path is not None, "the scheduler needs a store on disk"

@@ -1,6 +1,6 @@
 """``audience demo``: build the Maison shop into a store and tell the Red Shoes story.
 
-Everything goes through the public paths a user has: ``Store.init``, ingest of
+Everything goes through the public paths a user has: ``Node.init``, ingest of
 Parquet files, saved segments, ``store.compile`` and ``evaluate``.
 """
 
@@ -28,7 +28,8 @@ from audience.demo import shop
 from audience.dsl.ast import Segment
 from audience.dsl.formatter import format_text
 from audience.dsl.parser import parse
-from audience.runtime.store import Store, StoreError
+from audience.runtime.node import Node
+from audience.runtime.store import StoreError
 from audience.schema import Schema
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -44,7 +45,7 @@ def seed_segments() -> list[Segment]:
 
 def build_store(
     path: Path, data: Path, n_events: int, n_contacts: int, console: Console, now: dt.datetime
-) -> tuple[Store, float]:
+) -> tuple[Node, float]:
     """Generate the shop as Parquet files in ``data``, then init the store and ingest them."""
     schema = Schema.load(EXAMPLES / "maison.toml")
     files: list[Path] = []
@@ -63,7 +64,7 @@ def build_store(
             pq.write_table(chunk, files[-1])
             bar.advance(gen, chunk.num_rows)
     a_events, a_profile = shop.angela(now)
-    store = Store.init(path, schema)
+    store = Node.init(path, schema)
     # marked at once: a demo stopped half way is replaced by the next one too
     (path / DEMO_MARK).write_text(
         "Built by 'audience demo'; the next demo in this directory replaces it.\n",
@@ -92,7 +93,7 @@ def build_store(
 @contextmanager
 def small_shop(
     n_events: int, n_contacts: int, console: Console, prefix: str = "audience-"
-) -> Iterator[Store]:
+) -> Iterator[Node]:
     """A shop built in a temporary directory (removed afterwards), for the
     parts of the demo that run on their own (``python -m audience.demo.plans``)."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
@@ -130,7 +131,7 @@ def _form_event(event_id: str, at: dt.datetime) -> dict[str, object]:
     }
 
 
-def welcome_story(store: Store, console: Console, now: dt.datetime) -> None:
+def welcome_story(store: Node, console: Console, now: dt.datetime) -> None:
     """The seed's trigger and DND policy: Angela subscribes, twice, and is welcomed once."""
     rules = (EXAMPLES / "maison.rules").read_text(encoding="utf-8")
     console.print(Rule("[bold]Thank newsletter subscribers[/] (a trigger under a DND policy)"))

@@ -29,7 +29,8 @@ from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, 
 from audience.dist.direct import Timeouts, call_all, membership, ping_all
 from audience.dist.worker import ShardResult, direct_functions, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
-from audience.runtime.shards import ShardedStore, ShardProgram, ShardRef
+from audience.runtime.node import ShardedNode
+from audience.runtime.shards import ShardProgram, ShardRef
 from audience.snapshot import LazyStrings
 
 
@@ -77,7 +78,7 @@ class ClusterStore:
 
     def __init__(
         self,
-        sharded: ShardedStore,
+        sharded: ShardedNode,
         client: Any,
         local: Any | None = None,
         *,
@@ -104,11 +105,11 @@ class ClusterStore:
         node: str = "main",
         options: LocalOptions | None = None,
     ) -> ClusterStore:
-        return cls.on(ShardedStore.open(path, node), cluster, options)
+        return cls.on(ShardedNode.open(path, node), cluster, options)
 
     @classmethod
     def on(
-        cls, sharded: ShardedStore, cluster: Any, options: LocalOptions | None = None
+        cls, sharded: ShardedNode, cluster: Any, options: LocalOptions | None = None
     ) -> ClusterStore:
         """``sharded`` on ``cluster`` (see ``connect``); a client made here is
         closed with the store, a client given is left open."""

@@ -1,7 +1,8 @@
-"""``store.compile(text)``: parse, check and compile a segment text once, then
-evaluate it against the store's current version as often as asked.
+"""``node.compile(text)`` (audience.runtime.node): parse, check and compile a
+segment text once, then evaluate it against the node's current version as
+often as asked.
 
-Repeated compiles of the same text are free: the result is cached per store by
+Repeated compiles of the same text are free: the result is cached per node by
 the text, the schema version and the versions of the saved segments it may
 reference (a saved segment that changes invalidates what inlined it).
 """
@@ -20,7 +21,7 @@ from audience.runtime.evaluate import AsOf, Audience, CompiledSegment, compile_c
 from audience.runtime.saved import one_segment, saved_segments
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 _CACHE_MAX = 256
 
@@ -28,7 +29,7 @@ _CACHE_MAX = 256
 class StoreSegment:
     """A compiled segment bound to a store: ``evaluate`` reads the newest version."""
 
-    def __init__(self, store: Store, segment: Segment, compiled: CompiledSegment) -> None:
+    def __init__(self, store: Node, segment: Segment, compiled: CompiledSegment) -> None:
         self.store = store
         self.segment = segment
         self.compiled = compiled
@@ -51,7 +52,7 @@ class StoreSegment:
 class SegmentCompiler:
     """Per-store cache of compiled texts (thread-safe)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Node) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, str, tuple[tuple[str, int], ...]], StoreSegment] = {}

@@ -14,7 +14,7 @@ from audience.dsl.errors import Diagnostic, DslError
 from audience.dsl.parser import parse
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 
 def one_segment(program: Program, text: str, filename: str, *, name: str) -> Segment:
@@ -58,7 +58,7 @@ def segment_from_text(name: str, text: str, *, filename: str | None = None) -> S
     return segment
 
 
-def validate_segment(store: Store, name: str, text: str, *, filename: str) -> Segment:
+def validate_segment(store: Node, name: str, text: str, *, filename: str) -> Segment:
     """Parse and check ``text`` as the saved segment NAME against the store's schema
     and its other saved segments, with this text in place: a reference to an
     unknown segment, or one that would close a cycle through NAME, is an error
@@ -72,7 +72,7 @@ def validate_segment(store: Store, name: str, text: str, *, filename: str) -> Se
     return segment
 
 
-def saved_segments(store: Store) -> dict[str, Segment]:
+def saved_segments(store: Node) -> dict[str, Segment]:
     """Every saved segment of ``store`` that still parses (a broken one is skipped here
     and reported when it is used or shown)."""
     out: dict[str, Segment] = {}
@@ -84,7 +84,7 @@ def saved_segments(store: Store) -> dict[str, Segment]:
     return out
 
 
-def segment_users(store: Store, name: str) -> list[str]:
+def segment_users(store: Node, name: str) -> list[str]:
     """What refers to the saved segment NAME with ``in segment``: the other
     saved segments and the saved triggers' ``if`` conditions, as
     ``segment "X"`` / ``trigger "Y"``.  Deleting NAME would break them."""

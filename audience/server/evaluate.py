@@ -20,10 +20,9 @@ from flask import Blueprint, Response, jsonify
 
 from audience.runtime.api import StoreSegment
 from audience.runtime.evaluate import Audience, parse_as_of
+from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards.program import ShardProgram
 from audience.runtime.shards.segment import ShardedSegment
-from audience.runtime.shards.store import ShardedStore
-from audience.runtime.store import Store
 from audience.server.bodies import ARROW_STREAM
 from audience.server.context import current_node, requires
 from audience.server.contract import (
@@ -107,7 +106,7 @@ def out_of_range(exc: Exception) -> ApiError:
     return bad_request("out_of_range", f"a date or duration is out of range: {exc}")
 
 
-def compile_text(store: Store, text: str, filename: str) -> StoreSegment:
+def compile_text(store: Node, text: str, filename: str) -> StoreSegment:
     """``store.compile``; a DslError propagates (a 400 with line and column)."""
     try:
         return store.compile(text, filename=filename)
@@ -202,7 +201,7 @@ def _on_cluster(
 ) -> tuple[Audience, int]:
     """The audience from the shards' workers (with ``explain``: their reports
     summed), and the node's version it was read from (the shards' versions
-    summed, as ``ShardedStore.version_of``)."""
+    summed, as ``ShardedNode.version_of``)."""
     from audience.dist import ClusterError
     from audience.dist.details import explained
 
@@ -217,12 +216,12 @@ def _on_cluster(
     return aud, sum(times.versions)
 
 
-def sharded(store: Any) -> TypeGuard[ShardedStore]:
-    return isinstance(store, ShardedStore)
+def sharded(store: Any) -> TypeGuard[ShardedNode]:
+    return isinstance(store, ShardedNode)
 
 
 def _again_sharded(
-    store: ShardedStore, seg: Any, version: int, now_ms: int, explain: bool
+    store: ShardedNode, seg: Any, version: int, now_ms: int, explain: bool
 ) -> Audience:
     """A cursor's audience again: only the shards' versions it was made on
     give it, and a sharded node keeps only its newest ones."""
@@ -233,7 +232,7 @@ def _again_sharded(
 
 
 def _on_shards(seg: Any) -> ShardedSegment:
-    assert isinstance(seg, ShardedSegment)  # what a ShardedStore compiles
+    assert isinstance(seg, ShardedSegment)  # what a ShardedNode compiles
     return seg
 
 

@@ -1,7 +1,7 @@
 """The nodes of a store, and what the server keeps per node while it runs.
 
 A node is one database of contacts and events (STORE/nodes/NAME).  The
-server opens each node's ``Store`` once and shares it between request
+server opens each node (audience.runtime.node) once and shares it between request
 threads (ingests serialise on the store's lock; evaluations each take one
 snapshot), together with the node's recent snapshots and audiences (for
 cursors), and an index from contact id to its dense position.
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from audience.runtime.node import Node, ShardedNode, open_node, open_store
 from audience.runtime.shards.layout import shard_of
-from audience.runtime.shards.store import ShardedStore
-from audience.runtime.store import Store, StoreError, open_store
+from audience.runtime.store import Store, StoreError
 from audience.runtime.store.layout import STORE_FILE
 from audience.runtime.store.layout import list_nodes as layout_list_nodes
 from audience.runtime.triggers.engine import TriggerEngine
@@ -54,7 +54,7 @@ def create_node(
     if shards is None:
         Store.init(store_path, schema, node=name)
     else:
-        ShardedStore.init(store_path, schema, node=name, shards=shards)
+        ShardedNode.init(store_path, schema, node=name, shards=shards)
 
 
 class ContactIndex:
@@ -78,11 +78,11 @@ class ContactIndex:
 
 
 class NodeRuntime:
-    def __init__(self, store: Store, cache_size: int, client: Any = None) -> None:
+    def __init__(self, store: Node, cache_size: int, client: Any = None) -> None:
         self.store = store
         # a sharded node's segments evaluated on the server's Dask cluster
         self.cluster: ClusterStore | None = None
-        if client is not None and isinstance(store, ShardedStore):
+        if client is not None and isinstance(store, ShardedNode):
             from audience.dist import ClusterStore
 
             self.cluster = ClusterStore(store, client)
@@ -96,7 +96,7 @@ class NodeRuntime:
         index of its contacts, and the node's version: on a sharded node, the
         contact's shard (by the hash of its id) and the shards' version."""
         store = self.store
-        if not isinstance(store, ShardedStore):
+        if not isinstance(store, ShardedNode):
             snap = store.snapshot()
             return snap, self.contacts, snap.version
         k = int(shard_of(pa.array([contact_id], pa.string()), store.count)[0])
@@ -127,6 +127,6 @@ class Nodes:
         with self._lock:
             rt = self._open.get(node)
             if rt is None:
-                rt = NodeRuntime(open_store(self.path, node), self.cache_size, self.client)
+                rt = NodeRuntime(open_node(self.path, node), self.cache_size, self.client)
                 self._open[node] = rt
             return rt

@@ -13,7 +13,7 @@ from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import Delivery, wall_ms
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import run_worker
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.tracking.config import secret, write_setting
 from audience.runtime.tracking.outbox import pending
 from audience.runtime.tracking.tokens import Signer
@@ -60,7 +60,7 @@ class Sent:
                 assert time.monotonic() < deadline, "the outbox was never drained"
                 time.sleep(0.02)
         cond = f"did {etype}" + (f" where ({where})" if where else "") + " in last 30 days"
-        hits = Store.open(self.root).compile(cond).evaluate(as_of=wall_ms() + 86_400_000)
+        hits = Node.open(self.root).compile(cond).evaluate(as_of=wall_ms() + 86_400_000)
         return set(hits.ids())
 
 
@@ -74,7 +74,7 @@ def send_all(
     """A store with a contact per name of ``people`` (``NAME@gmail.com``), a
     marketing email to each sent through aiosmtpd (refusing at RCPT with
     ``replies``, after DATA with ``data_replies``)."""
-    store = Store.init(root, SCHEMA)
+    store = Node.init(root, SCHEMA)
     store.ingest_profiles([{"contact_id": p, "email": f"{p}@gmail.com"} for p in people])
     write_setting(root, "tracking.return_path_domain", DOMAIN)
     sink = SmtpSink(replies=replies or {}, data_replies=data_replies or {})

@@ -19,7 +19,7 @@ from audience.runtime.delivery import DeliveryLog, DeliveryRequest
 from audience.runtime.delivery.model import Delivery, wall_ms
 from audience.runtime.delivery.smtp import SmtpConfig
 from audience.runtime.delivery.worker import run_worker
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 from audience.runtime.tracking.config import write_setting
 from audience.runtime.tracking.outbox import pending
 from audience.server.app import create_app
@@ -114,8 +114,8 @@ class Site:
         finally:
             conn.close()
 
-    def store(self) -> Store:
-        return Store.open(self.root)
+    def store(self) -> Node:
+        return Node.open(self.root)
 
     def count(self, text: str) -> int:
         """How many contacts the condition holds for, a day after the clock, once
@@ -129,7 +129,7 @@ class Site:
 
 @contextmanager
 def site(root: Path, *, base_url: bool = True) -> Iterator[Site]:
-    store = Store.init(root, SCHEMA)
+    store = Node.init(root, SCHEMA)
     store.ingest_profiles([{"contact_id": "angela", "email": "Angela@Shop.example"}])
     clock = Clock()
     server = ServerThread(create_app(ServerConfig(root, clock=clock)))

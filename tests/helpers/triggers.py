@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from audience.runtime.delivery import Delivery
-from audience.runtime.store import Store
+from audience.runtime.node import Node
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "audience" / "examples"
 
@@ -24,11 +24,11 @@ def form(eid: str | None, contact: str, ts: str, **kw: Any) -> dict[str, Any]:
     return rec
 
 
-def seed(st: Store) -> None:
+def seed(st: Node) -> None:
     st.triggers.add((EXAMPLES / "maison.rules").read_text(), "maison.rules")
 
 
-def deliveries(st: Store) -> list[Delivery]:
+def deliveries(st: Node) -> list[Delivery]:
     return st.triggers.log.list()
 
 
@@ -46,8 +46,8 @@ def ms(text: str) -> int:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    st = Store.init(tmp_path / "shop", EXAMPLES / "maison.toml")
+def store(tmp_path: Path) -> Node:
+    st = Node.init(tmp_path / "shop", EXAMPLES / "maison.toml")
     st.triggers.add_template(
         "C-1234",
         "Welcome {{ first_name }}",
@@ -64,5 +64,5 @@ def store(tmp_path: Path) -> Store:
     return st
 
 
-def add(st: Store, body: str, name: str = "T") -> None:
+def add(st: Node, body: str, name: str = "T") -> None:
     st.triggers.add(f'trigger "{name}" {{\n{body}\n}}\n' + POLICY)

@@ -24,8 +24,6 @@ from audience.runtime.delivery.dnd import Policy
 from audience.runtime.delivery.members import batch_times, materialize
 from audience.runtime.delivery.model import Delivery, DeliveryRequest
 from audience.runtime.delivery.schema import FILE, connect
-
-# a module reference: suppression imports the delivery model (a cycle resolved at call time)
 from audience.runtime.tracking import suppression
 
 # the payload of a row is its own JSON, or the shared one it refers to

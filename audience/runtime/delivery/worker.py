@@ -52,7 +52,7 @@ from audience.runtime.delivery.smtp import (
     not_configured_message,
 )
 from audience.runtime.delivery.webhook import post_json
-from audience.runtime.store import Store, open_store
+from audience.runtime.node import Node, open_node
 from audience.runtime.tracking.outbox import drain as ingest_outbox
 from audience.runtime.tracking.sending import Tracker
 
@@ -242,12 +242,12 @@ def run_worker(
         tracking=Tracker.for_store(the_log, root),
         bounces=BounceRecorder.for_store(the_log, root),
     )
-    stores: dict[str, Store] = {}
+    stores: dict[str, Node] = {}
 
-    def store_for(node: str) -> Store:
+    def store_for(node: str) -> Node:
         assert root is not None
         if node not in stores:
-            stores[node] = open_store(root, node)
+            stores[node] = open_node(root, node)
         return stores[node]
 
     try:

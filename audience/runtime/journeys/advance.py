@@ -50,7 +50,7 @@ from audience.runtime.triggers.batch import iso_ms, profile_value
 from audience.timecalc import plus
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
     from audience.snapshot import Snapshot
 
 FAILED = "failed"  # a run whose step raised: logged, and left out of later batches
@@ -60,7 +60,7 @@ _sent_total = 0
 
 
 class Mover:
-    def __init__(self, store: Store, log: DeliveryLog) -> None:
+    def __init__(self, store: Node, log: DeliveryLog) -> None:
         self.store = store
         self.log = log
         self._policies: dict[str, Policy | None] = {}
@@ -481,7 +481,7 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _maybe_halt(store: Store, sent: int) -> None:
+def _maybe_halt(store: Node, sent: int) -> None:
     """Test-only: once this process recorded the set number of sends, say so,
     then wait to be killed (between deliveries and their step-log rows)."""
     global _sent_total

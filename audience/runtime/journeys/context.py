@@ -21,8 +21,8 @@ from audience.runtime.plans.service import parse_delivery
 from audience.runtime.triggers.actions import ProfileUpdates
 
 if TYPE_CHECKING:
+    from audience.runtime.node import Node
     from audience.runtime.plans.definitions import PlanDefinitions
-    from audience.runtime.store import Store
     from audience.snapshot import Snapshot
 
 
@@ -37,7 +37,7 @@ class Message:
 
 @dataclass
 class Context:
-    store: Store
+    store: Node
     plan_defs: PlanDefinitions
     contacts: set[str]
     now: int = 0

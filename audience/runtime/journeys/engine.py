@@ -59,7 +59,7 @@ from audience.timecalc import plus
 if TYPE_CHECKING:
     import sqlite3
 
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
     from audience.runtime.triggers.batch import EventBatch
 
 log = logging.getLogger("audience.journeys")
@@ -111,7 +111,7 @@ class AdvanceReport:
 class JourneyRuntime:
     def __init__(
         self,
-        store: Store,
+        store: Node,
         clock: Clock = wall_clock,
         log_: DeliveryLog | None = None,
         defs: JourneyDefinitions | None = None,

@@ -38,7 +38,7 @@ from audience.runtime.plans.service import parse_program, source_of
 
 if TYPE_CHECKING:
     from audience.runtime.journeys.dryrun import DryRunReport
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 
 class JourneyError(Exception):
@@ -63,7 +63,7 @@ class JourneyError(Exception):
 
 class JourneyService:
     def __init__(
-        self, store: Store, clock: Clock = wall_clock, defs: JourneyDefinitions | None = None
+        self, store: Node, clock: Clock = wall_clock, defs: JourneyDefinitions | None = None
     ) -> None:
         self.store = store
         self.node = store.node
@@ -186,10 +186,10 @@ class JourneyService:
     def ready_problems(self, c: Compiled) -> builtins.list[str]:
         """What is missing for the journey to run: deliveries, policy, segment."""
         from audience.dsl.ast_journeys import ActionStep
-        from audience.runtime.shards.store import ShardedStore
+        from audience.runtime.node import ShardedNode
 
         problems = []
-        if isinstance(self.store, ShardedStore):
+        if isinstance(self.store, ShardedNode):
             problems.append(
                 f"node '{self.node}' is sharded ({self.store.count} shards): journeys do not "
                 "work on a sharded node yet"

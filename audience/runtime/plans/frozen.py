@@ -104,10 +104,8 @@ def freeze_audience(
     shards' workers decide the members and send back their dense indexes;
     their emails and fields are read here, from each shard's version at least
     as new as the one the workers read (a contact's index never changes)."""
-    from audience.runtime.shards.store import ShardedStore
-
     decided = None if cluster is None else cluster.dense_members(segment.program, at_ms)
-    snapshots = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
+    snapshots = store.snapshots()
     tables: list[pa.Table] = []
     no_email: list[str] = []
     members = without = 0

@@ -24,14 +24,14 @@ from audience.runtime.plans.service import PlanError, parse_delivery, parse_plan
 from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
     from audience.snapshot import Snapshot
 
 SAMPLE = 20  # contacts listed per group
 
 
 def preview(
-    store: Store,
+    store: Node,
     name: str,
     at_ms: int | None = None,
     *,
@@ -109,7 +109,7 @@ def preview(
 
 
 def test_send(
-    store: Store,
+    store: Node,
     name: str,
     contact_id: str | None = None,
     *,
@@ -172,13 +172,11 @@ def test_send(
     ]
 
 
-def _sample(store: Store, contact_id: str | None) -> tuple[Snapshot, int]:
+def _sample(store: Node, contact_id: str | None) -> tuple[Snapshot, int]:
     """The snapshot holding ``contact_id`` (default: the first contact with a
     profile, else the first contact) and its position there (-1: none).  On
     a sharded node, the shard that holds it."""
-    from audience.runtime.shards.store import ShardedStore
-
-    snaps = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
+    snaps = store.snapshots()
     if contact_id is not None:
         wanted = pa.array([contact_id], pa.string())
         for snap in snaps:

@@ -21,7 +21,7 @@ from audience.runtime.triggers.actions import literal
 from audience.runtime.triggers.templates import CompiledTemplate, TemplateError, compiled
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 
 class RunFailed(Exception):
@@ -31,7 +31,7 @@ class RunFailed(Exception):
 class Renderer:
     def __init__(
         self,
-        store: Store,
+        store: Node,
         delivery: DeliveryDef,
         version: int,
         plan: Plan | None = None,

@@ -41,7 +41,7 @@ from audience.runtime.plans.render import Renderer, RunFailed
 from audience.runtime.plans.service import parse_delivery, parse_plan
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 DEFAULT_BATCH = 1_000_000  # contacts per chunk: a chunk is checked against the ones before it
 # test-only: smaller chunks, and a halt after N chunks (to kill a run mid-way)
@@ -60,7 +60,7 @@ class Runner:
     root: Path | None
     defs: PlanDefinitions
     log: DeliveryLog
-    store_for: Callable[[str], Store]
+    store_for: Callable[[str], Node]
     clock: Clock
     holder: str
     lease_ms: int = 60_000
@@ -152,7 +152,7 @@ class Runner:
         self._update(run, state=DONE, finished_ms=self.clock(), counts=counts)
         self._drop_frozen(run)
 
-    def _policy(self, store: Store, plan: Plan) -> Policy | None:
+    def _policy(self, store: Node, plan: Plan) -> Policy | None:
         if plan.dnd is None:
             return None
         pol = store.triggers.policy(plan.dnd)

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from audience.integrations.meta.reminders import Raised
     from audience.runtime.journeys.definitions import JourneyDefinitions
     from audience.runtime.journeys.engine import AdvanceReport, JourneyRuntime
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 POLL_S = 1.0
 log = logging.getLogger("audience.plans")
@@ -138,7 +138,7 @@ class Scheduler:
         self._own_log = log is None
         self.log = log if log is not None else DeliveryLog.open(self.root)
         self.holder = new_holder()
-        self._stores: dict[str, Store] = {}
+        self._stores: dict[str, Node] = {}
         self._plans: dict[tuple[str, str, int], Plan | None] = {}
         self._journeys: dict[str, JourneyRuntime] = {}
         self._journey_defs: JourneyDefinitions | None = None
@@ -167,10 +167,10 @@ class Scheduler:
 
     def cluster_for(self, node: str) -> Any:
         """The ``ClusterStore`` of a sharded node (None for a plain one)."""
-        from audience.runtime.shards.store import ShardedStore
+        from audience.runtime.node import ShardedNode
 
         store = self.store_for(node)
-        if self.cluster is None or not isinstance(store, ShardedStore):
+        if self.cluster is None or not isinstance(store, ShardedNode):
             return None
         if node not in self._clusters:
             from audience.dist import ClusterStore
@@ -178,11 +178,11 @@ class Scheduler:
             self._clusters[node] = ClusterStore(store, self._client)
         return self._clusters[node]
 
-    def store_for(self, node: str) -> Store:
-        from audience.runtime.store import open_store
+    def store_for(self, node: str) -> Node:
+        from audience.runtime.node import open_node
 
         if node not in self._stores:
-            self._stores[node] = open_store(self.root, node)
+            self._stores[node] = open_node(self.root, node)
         return self._stores[node]
 
     def _plan(self, node: str, name: str, version: int, text: str) -> Plan | None:

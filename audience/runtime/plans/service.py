@@ -42,7 +42,7 @@ from audience.runtime.triggers.known import check_against, known_names, with_pla
 from audience.timecalc import iso_utc
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 
 class PlanError(Exception):
@@ -130,7 +130,7 @@ class PlanService:
     """The deliveries and plans of ``store``'s node; ``clock`` gives now (ms)."""
 
     def __init__(
-        self, store: Store, clock: Clock = wall_clock, defs: PlanDefinitions | None = None
+        self, store: Node, clock: Clock = wall_clock, defs: PlanDefinitions | None = None
     ) -> None:
         self.store = store
         self.node = store.node

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from audience.dsl.ast import Segment
     from audience.runtime.api import StoreSegment
     from audience.runtime.evaluate import CompiledSegment
-    from audience.runtime.shards.store import ShardedStore
+    from audience.runtime.node import ShardedNode
     from audience.snapshot import Snapshot
 
 
@@ -25,7 +25,7 @@ class ShardedSegment:
     """A compiled segment bound to a sharded node: ``evaluate`` reads every
     shard's newest version and returns one ``Audience``."""
 
-    def __init__(self, store: ShardedStore, bound: StoreSegment) -> None:
+    def __init__(self, store: ShardedNode, bound: StoreSegment) -> None:
         self.store = store
         self.segment: Segment = bound.segment
         self.compiled: CompiledSegment = bound.compiled
@@ -72,7 +72,7 @@ class ShardedCompiler:
     schema and the store's definitions, so any shard compiles alike) and
     keeps one ShardedSegment per compiled segment."""
 
-    def __init__(self, store: ShardedStore) -> None:
+    def __init__(self, store: ShardedNode) -> None:
         self.store = store
         self.union_ids = UnionIds()
         self._lock = threading.Lock()

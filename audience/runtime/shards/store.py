@@ -17,16 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from audience.runtime.shards import layout
 from audience.runtime.shards.errors import NotOnShards
-from audience.runtime.shards.program import ShardProgram
-from audience.runtime.store.definitions import Definitions, SavedSegmentsMixin
+from audience.runtime.store.definitions import Definitions
 from audience.runtime.store.errors import IngestReport, Reject, StoreError
 from audience.runtime.store.layout import DEFINITIONS_FILE, DiskBackend, create_node_dir, node_dir
 from audience.runtime.store.store import Store, _write_atomic, init_root
 from audience.schema import Schema
 
 if TYPE_CHECKING:
-    from audience.runtime.shards.segment import ShardedCompiler, ShardedSegment
-    from audience.runtime.shards.triggers import ShardedTriggers
     from audience.snapshot import Snapshot
 
 
@@ -45,7 +42,7 @@ class ShardRef:
 
 
 def open_shard(ref: ShardRef) -> Store:
-    """The Store over one shard (its snapshots, compile, evaluate).  Write
+    """The Store over one shard (its snapshots, for evaluations).  Write
     to a sharded node through its ShardedStore: an ingest straight into a
     shard would skip the routing by contact and the node's duplicate check."""
     root = Path(ref.store)
@@ -53,9 +50,11 @@ def open_shard(ref: ShardRef) -> Store:
     return _shard_store(root, ref.node, ref.index, schema, Definitions(root / DEFINITIONS_FILE))
 
 
-class ShardedStore(SavedSegmentsMixin):
-    """A sharded node; answers as a Store does where it can, and says so
-    where it cannot (``snapshot``: there is no one version of all shards)."""
+class ShardedStore:
+    """The storage of a sharded node; answers as a Store does where it can,
+    and says so where it cannot (``snapshot``: there is no one version of
+    all shards).  Its node (audience.runtime.shards.node) compiles and
+    matches triggers."""
 
     def __init__(self, root: Path, node: str, schema: Schema, count: int) -> None:
         self.path = root
@@ -65,8 +64,6 @@ class ShardedStore(SavedSegmentsMixin):
         self.definitions = Definitions(root / DEFINITIONS_FILE)
         self._lock = threading.Lock()
         self._shards: list[Store | None] = [None] * count
-        self._compiler: ShardedCompiler | None = None
-        self._triggers: ShardedTriggers | None = None
         # the node's ingest lock (a lock file in the node directory)
         self._node_lock = DiskBackend(node_dir(root, node))
 
@@ -128,34 +125,6 @@ class ShardedStore(SavedSegmentsMixin):
     def snapshot(self) -> Snapshot:
         raise NotOnShards(self.node, self.count, "one snapshot of the whole node (what this needs)")
 
-    # -------------------------------------------------------------- segments
-    @property
-    def segment_compiler(self) -> ShardedCompiler:
-        from audience.runtime.shards.segment import ShardedCompiler
-
-        with self._lock:
-            if self._compiler is None:
-                self._compiler = ShardedCompiler(self)
-            return self._compiler
-
-    def compile(self, text: str, *, filename: str = "<segment>") -> ShardedSegment:
-        """Parse, check and compile a segment once for every shard (cached)."""
-        return self.segment_compiler.compile(text, filename=filename)
-
-    def compile_program(self, text: str, *, filename: str = "<segment>") -> ShardProgram:
-        """The compiled program of a segment text, as plain data a shard anywhere evaluates."""
-        return self.compile(text, filename=filename).program
-
-    @property
-    def triggers(self) -> ShardedTriggers:
-        """The node's triggers (definitions shared; each shard matches its events)."""
-        from audience.runtime.shards.triggers import ShardedTriggers
-
-        with self._lock:
-            if self._triggers is None:
-                self._triggers = ShardedTriggers(self)
-            return self._triggers
-
     # ---------------------------------------------------------------- ingest
     def ingest_events(self, source: Any, *, progress: bool = False) -> IngestReport:
         """Events, each to the shard of its contact; an event id already held
@@ -184,11 +153,6 @@ class ShardedStore(SavedSegmentsMixin):
     def rejected(self, limit: int | None = None) -> list[Reject]:
         """The rejected records the node keeps (shard 0 keeps them all, in order)."""
         return self.shard(0).rejected(limit)
-
-    # ----------------------------------------------------------- definitions
-    def delete_segment(self, name: str) -> bool:
-        # The definitions are the store's: any shard's Store checks their users.
-        return self.shard(0).delete_segment(name)
 
     def __repr__(self) -> str:
         return f"ShardedStore({self.path}, node={self.node!r}, shards={self.count})"

@@ -12,7 +12,7 @@ from audience.runtime.shards.errors import NotOnShards
 
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
-    from audience.runtime.shards.store import ShardedStore
+    from audience.runtime.node import ShardedNode
     from audience.runtime.triggers.definitions import TriggerDefinitions
     from audience.runtime.triggers.engine import BatchReport, TriggerEngine
 
@@ -23,7 +23,7 @@ _SHARED = frozenset(
 
 
 class ShardedTriggers:
-    def __init__(self, store: ShardedStore) -> None:
+    def __init__(self, store: ShardedNode) -> None:
         self.store = store
 
     def _first(self) -> TriggerEngine:

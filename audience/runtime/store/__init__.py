@@ -1,8 +1,9 @@
-"""The Arrow columnar event store: ingest, rejects, snapshots, saved definitions."""
+"""The Arrow columnar event store: ingest, rejects, snapshots and the saved
+definitions' file (what a node does with them: audience.runtime.node)."""
 
 from audience.runtime.store.definitions import Definitions, SavedSegment
 from audience.runtime.store.errors import IngestReport, Reject, SegmentInUse, StoreError
-from audience.runtime.store.store import Store, open_store
+from audience.runtime.store.store import Store
 
 __all__ = [
     "Definitions",
@@ -12,5 +13,4 @@ __all__ = [
     "SegmentInUse",
     "Store",
     "StoreError",
-    "open_store",
 ]

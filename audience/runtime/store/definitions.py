@@ -175,8 +175,8 @@ def _now() -> str:
 
 class SavedSegmentsMixin:
     """Saved segments, read and written in the store's definitions: the same
-    for a node and for a sharded one (``delete_segment`` differs: it checks
-    the segment's users through the node)."""
+    for a node and for a sharded one (audience.runtime.node, whose
+    ``delete_segment`` checks the segment's users)."""
 
     definitions: Definitions
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from audience.runtime.triggers.engine import BatchReport
+from typing import Any
 
 
 class StoreError(Exception):
@@ -53,8 +50,10 @@ class IngestReport:
     rejected: int = 0
     duplicates: int = 0
     rejects: list[Reject] = field(default_factory=list)
-    # What the triggers did with the accepted events (None: nothing to match).
-    triggers: BatchReport | None = None
+    # What the node's triggers did with the accepted events: the watcher's
+    # report (a BatchReport of audience.runtime.triggers.engine; None: nothing
+    # to match).  Typed loosely: the store does not know the triggers.
+    triggers: Any = None
 
     def merge(self, other: IngestReport) -> None:
         self.accepted += other.accepted

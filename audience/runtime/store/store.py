@@ -1,5 +1,6 @@
-"""The Store: a node of a store directory (or an in-memory one), its ingests
-and the Snapshots the evaluator reads."""
+"""The Store: the storage of a node of a store directory (or an in-memory
+one), its ingests and the Snapshots the evaluator reads.  What a node does
+with it (compiled segments, triggers, saved segments) is audience.runtime.node's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,14 +22,14 @@ from audience.runtime.store import wal
 from audience.runtime.store.ahead import ahead
 from audience.runtime.store.coerce import decode_dictionaries
 from audience.runtime.store.dedup import IdFiles, SortedIds, sort_ids
-from audience.runtime.store.definitions import Definitions, SavedSegmentsMixin
+from audience.runtime.store.definitions import Definitions
 from audience.runtime.store.dictionaries import IDS, DictState, HashTables
 from audience.runtime.store.encode import (
     ID,
     event_property_types,
     one_array,
 )
-from audience.runtime.store.errors import IngestReport, Reject, SegmentInUse, StoreError
+from audience.runtime.store.errors import IngestReport, Reject, StoreError
 from audience.runtime.store.infer import infer_schema, maps_to_structs
 from audience.runtime.store.ingest import Txn, rejects_from_table
 from audience.runtime.store.layout import (
@@ -56,18 +57,30 @@ from audience.snapshot import (
     Snapshot,
 )
 
-if TYPE_CHECKING:
-    from audience.runtime.api import SegmentCompiler, StoreSegment
-    from audience.runtime.triggers.definitions import TriggerDefinitions
-    from audience.runtime.triggers.engine import Pending, TriggerEngine
-
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # A progress bar only pays off on big inputs.
 PROGRESS_MIN_UNITS = 200_000
 
 
-class Store(SnapshotViews, SavedSegmentsMixin):
-    """One node of a store.  ``path`` is the store directory (None in memory)."""
+class EventWatcher(Protocol):
+    """What watches a node's ingests (its trigger engine, set by the node
+    above the store: audience.runtime.node).  ``before_commit`` runs under
+    the ingest lock before the manifest switch, with the accepted events;
+    ``after_commit`` once the ingest has landed, outside the lock, with what
+    ``before_commit`` returned (when not None): its result is the report's
+    ``triggers``."""
+
+    def discard_after(self, version: int) -> None: ...  # at the start, under the lock
+
+    def before_commit(self, version: int, new_events: list[tuple[pa.Array, pa.Table]]) -> Any: ...
+
+    def after_commit(self, pending: Any) -> Any: ...
+
+
+class Store(SnapshotViews):
+    """The storage of one node of a store.  ``path`` is the store directory
+    (None in memory).  Its node's triggers match what it ingests through
+    ``watcher``; a Store opened without its node ingests unwatched."""
 
     def __init__(
         self,
@@ -96,9 +109,8 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         self._hash_tables: HashTables = {}  # kept across ingests (dictionaries.py)
         self._wal_lock = threading.Lock()
         self._tail: Tail | None = None  # the log of small ingests, replayed (wal.py)
-        self._compiler: SegmentCompiler | None = None
-        self._triggers: TriggerEngine | None = None
-        self._trigger_defs: TriggerDefinitions | None = None  # see _trigger_engine
+        # the watcher of an ingest, None when nothing watches (asked at each ingest)
+        self.watcher: Callable[[], EventWatcher | None] | None = None
 
     # -------------------------------------------------------------- creation
     @classmethod
@@ -138,7 +150,7 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         if not (nd / MANIFEST).is_file():
             if (nd / "shards.json").is_file():
                 raise StoreError(
-                    f"{root}: node '{node}' is sharded: open it with audience.open (a ShardedStore)"
+                    f"{root}: node '{node}' is sharded: open it with audience.open (a ShardedNode)"
                 )
             nodes = sorted(p.name for p in (root / "nodes").glob("*") if (p / MANIFEST).is_file())
             raise StoreError(f"{root}: no node '{node}' (nodes: {', '.join(nodes) or 'none'})")
@@ -228,14 +240,15 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         src = self.open_input(source, kind)
         report = IngestReport()
         pending = None
+        engine: EventWatcher | None = None
         with self._backend.locked():
             manifest = self._backend.read_manifest()
             self._backend.sweep(manifest)
             try:
                 tail = self._tail_for(manifest, writer=True)
-                engine = self._trigger_engine()
+                engine = self.watcher() if self.watcher is not None else None
                 if engine is not None:
-                    engine.state.discard_after(tail.version if tail else manifest.version)
+                    engine.discard_after(tail.version if tail else manifest.version)
                 batches: Iterator[Batch] = src.batches
                 head = list(itertools.islice(batches, 2))
                 logged = None
@@ -258,8 +271,8 @@ class Store(SnapshotViews, SavedSegmentsMixin):
                 with self._wal_lock:
                     self._tail = None
                 raise
-        if pending is not None:
-            report.triggers = self.triggers.after_commit(pending)
+        if pending is not None and engine is not None:
+            report.triggers = engine.after_commit(pending)
         return report
 
     def open_input(self, source: Any, kind: str) -> Source:
@@ -285,11 +298,11 @@ class Store(SnapshotViews, SavedSegmentsMixin):
         src: Any,
         progress: bool,
         merge_lists: Collection[str],
-        engine: TriggerEngine | None,
+        engine: EventWatcher | None,
         ids_checked: bool = False,
-    ) -> tuple[IngestReport, Pending | None]:
+    ) -> tuple[IngestReport, Any]:
         """An ingest that writes partitions and a new manifest; ``engine``: the
-        trigger engine, when there are triggers."""
+        watcher (the node's trigger engine), when there is one."""
         report = IngestReport()
         txn = self._txn(manifest)
         txn.ids_checked = ids_checked
@@ -353,8 +366,8 @@ class Store(SnapshotViews, SavedSegmentsMixin):
             return tail
 
     def _log(
-        self, batch: Batch, manifest: Manifest, tail: Tail, engine: TriggerEngine | None
-    ) -> tuple[IngestReport, Pending | None] | None:
+        self, batch: Batch, manifest: Manifest, tail: Tail, engine: EventWatcher | None
+    ) -> tuple[IngestReport, Any] | None:
         """Append a small events batch to the log; None when it must take the
         regular path (too big, rejects to keep, or the log is full)."""
         if batch.pre or batch.table.num_rows > wal.MAX_ROWS:
@@ -463,78 +476,9 @@ class Store(SnapshotViews, SavedSegmentsMixin):
             self._snapshot = self._build(manifest, state if state and state.records else None)
             return self._snapshot
 
-    # ---------------------------------------------------------- definitions
-    # -------------------------------------------------------------- segments
-    def compile(self, text: str, *, filename: str = "<segment>") -> StoreSegment:
-        """Parse, check and compile a segment (a bare condition or one ``segment``
-        definition) against this store; cached, so a repeated text costs nothing."""
-        return self.segment_compiler.compile(text, filename=filename)
-
-    @property
-    def segment_compiler(self) -> SegmentCompiler:
-        from audience.runtime.api import SegmentCompiler
-
-        with self._snap_lock:
-            if self._compiler is None:
-                self._compiler = SegmentCompiler(self)
-            return self._compiler
-
-    def _trigger_engine(self) -> TriggerEngine | None:
-        """The trigger engine when there may be triggers to match.  Making it
-        imports the trigger path (half a second), which an ingest into a store
-        without triggers need not pay: until then a query of the saved
-        triggers decides."""
-        if self._triggers is None:
-            if self.path is None:
-                return None  # in memory, triggers are added through the engine
-            if self._trigger_defs is None:
-                from audience.runtime.triggers.definitions import TriggerDefinitions
-
-                self._trigger_defs = TriggerDefinitions(self.path / DEFINITIONS_FILE)
-            if not self._trigger_defs.any_trigger():
-                from audience.runtime.journeys.definitions import any_running
-
-                if not any_running(self.path, self.node):
-                    return None
-        return self.triggers
-
-    @property
-    def triggers(self) -> TriggerEngine:
-        """The triggers, DND policies and templates of this node (created on first use)."""
-        from audience.runtime.triggers.engine import TriggerEngine
-
-        with self._snap_lock:
-            if self._triggers is None:
-                self._triggers = TriggerEngine(self)
-            return self._triggers
-
-    def delete_segment(self, name: str) -> bool:
-        """Delete a saved segment (False: there is none).  Raises SegmentInUse
-        when other saved segments or triggers refer to it."""
-        from audience.runtime.saved import segment_users
-
-        if self.get_segment(name) is None:
-            return False
-        users = segment_users(self, name)
-        if users:
-            raise SegmentInUse(name, users)
-        return self.definitions.delete_segment(name)
-
     def __repr__(self) -> str:
         where = self.path if self.path is not None else "memory"
         return f"Store({where}, node={self.node!r})"
-
-
-def open_store(path: str | Path, node: str = "main") -> Store:
-    """The node ``node`` of the store at ``path``; a sharded node opens as a
-    ``ShardedStore`` (audience.runtime.shards), which answers as a Store does."""
-    from audience.runtime.shards.layout import is_sharded
-
-    if is_sharded(Path(path), node):
-        from audience.runtime.shards.store import ShardedStore
-
-        return ShardedStore.open(path, node)  # type: ignore[return-value]
-    return Store.open(path, node)
 
 
 def init_root(root: Path, schema: Schema | str | Path, node: str) -> tuple[Schema, Definitions]:

@@ -31,7 +31,7 @@ from audience.runtime.store.errors import StoreError
 
 if TYPE_CHECKING:
     from audience.runtime.delivery.log import DeliveryLog
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
     from audience.schema import Schema
 
 log = logging.getLogger("audience.tracking")
@@ -45,7 +45,7 @@ def to_outbox(conn: sqlite3.Connection, node: str, event: dict[str, Any]) -> Non
     )
 
 
-def drain(dlog: DeliveryLog, store_for: Callable[[str], Store], limit: int = BATCH) -> int:
+def drain(dlog: DeliveryLog, store_for: Callable[[str], Node], limit: int = BATCH) -> int:
     """Ingest up to ``limit`` outbox events into their nodes; returns how many."""
     # a plain read: polling must not take the write lock the hits need
     rows = dlog.read("select id, node, event from tracking_outbox order by id limit ?", [limit])
@@ -92,7 +92,7 @@ class Ingester:
     def __init__(
         self,
         dlog: DeliveryLog,
-        store_for: Callable[[str], Store],
+        store_for: Callable[[str], Node],
         poll_s: float = 1.0,
         linger_s: float = 0.02,
     ) -> None:
@@ -128,21 +128,21 @@ class Ingester:
         self._thread.join(timeout)
 
 
-def node_stores(store_root: Path | str) -> Callable[[str], Store]:
+def node_stores(store_root: Path | str) -> Callable[[str], Node]:
     """``store_for`` for ``drain``: each node of ``store_root`` opened once, when first needed."""
-    from audience.runtime.store import open_store
+    from audience.runtime.node import open_node
 
-    stores: dict[str, Store] = {}
+    stores: dict[str, Node] = {}
 
-    def store_for(node: str) -> Store:
+    def store_for(node: str) -> Node:
         if node not in stores:
-            stores[node] = open_store(store_root, node)
+            stores[node] = open_node(store_root, node)
         return stores[node]
 
     return store_for
 
 
-def drain_all(dlog: DeliveryLog, store_for: Callable[[str], Store]) -> None:
+def drain_all(dlog: DeliveryLog, store_for: Callable[[str], Node]) -> None:
     """Ingest everything the outbox holds now."""
     while drain(dlog, store_for):
         pass

@@ -22,7 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audience.runtime.db import immediate
 from audience.runtime.delivery.model import normalize_email, wall_ms
+from audience.runtime.delivery.schema import FILE, connect
 
 # the reasons an address is on the list, and a suppressed delivery's "cap"
 UNSUBSCRIBED = "unsubscribed"
@@ -111,10 +113,13 @@ def add_in(
 
 @contextmanager
 def _transaction(store_path: Path | str) -> Iterator[sqlite3.Connection]:
-    from audience.runtime.delivery.log import DeliveryLog
-
-    with DeliveryLog.open(store_path) as log, log.transaction() as conn:
-        yield conn
+    # the log's file and transaction, without the log (which imports this module)
+    conn = connect(Path(store_path) / FILE)
+    try:
+        with immediate(conn) as c:
+            yield c
+    finally:
+        conn.close()
 
 
 def is_suppressed(store_path: Path | str, email: str | None) -> bool:

@@ -1,11 +1,13 @@
 """Triggers (docs/language/triggers.md): definitions, matching on every ingested event, actions.
 
-store.triggers.add(text)                      # triggers (+ the DND policies beside them)
-store.triggers.add_policies(text)             # DND policies
-store.triggers.add_template(name, subject, html, text)
-store.ingest_events(...)                      # matching runs after every ingest
-store.triggers.catch_up()                     # a worker's start: ingests left unmatched
-dry_run(store, since_ms, until_ms)            # what stored events would have sent
+node.triggers.add(text)                       # triggers (+ the DND policies beside them)
+node.triggers.add_policies(text)              # DND policies
+node.triggers.add_template(name, subject, html, text)
+node.ingest_events(...)                       # matching runs after every ingest
+node.triggers.catch_up()                      # a worker's start: ingests left unmatched
+dry_run(node, since_ms, until_ms)             # what stored events would have sent
+
+``node``: an audience.runtime.node.Node (what ``audience.open`` returns).
 """
 
 from __future__ import annotations

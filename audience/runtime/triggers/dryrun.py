@@ -36,7 +36,7 @@ from audience.runtime.triggers.engine import fire
 from audience.runtime.triggers.state import Firing, NodeState
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -181,7 +181,7 @@ class _People:
         return [d for d in found.values() if lo < d.due_ms < hi and pol.applies_to(d.channel)]
 
 
-def _in_log(store: Store, firings: list[Firing]) -> list[Delivery]:
+def _in_log(store: Node, firings: list[Firing]) -> list[Delivery]:
     """The deliveries the recorded ``firings`` made, in the order they fired."""
     out = []
     log = store.triggers.log
@@ -195,7 +195,7 @@ def _in_log(store: Store, firings: list[Firing]) -> list[Delivery]:
     return out
 
 
-def dry_run(store: Store, since_ms: int | None = None, until_ms: int | None = None) -> DryRunReport:
+def dry_run(store: Node, since_ms: int | None = None, until_ms: int | None = None) -> DryRunReport:
     """The stored events with ``since_ms <= ts <= until_ms`` (None: unbounded)."""
     snap = store.snapshot()
     lo = INT64_MIN if since_ms is None else since_ms

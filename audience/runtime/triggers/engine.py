@@ -1,11 +1,12 @@
-"""The trigger engine of one store node: ``store.triggers``.
+"""The trigger engine of one node: ``node.triggers`` (audience.runtime.node).
 
 Definitions: ``add`` (triggers, and the DND policies written beside them),
 ``add_policies``, ``add_template``, checked against the store's schema, saved
 segments and policies (errors as docs/language/index.md#errors).
 
-Running: the store calls ``before_commit`` (journal the accepted events) and
-``after_commit`` (match them) around every event ingest; ``process`` is the
+Running: the node's store calls ``discard_after``, ``before_commit`` (journal
+the accepted events) and ``after_commit`` (match them) around every event
+ingest (it is the store's ``watcher``); ``process`` is the
 matching itself: ``on/where`` (matcher), ``already fired?``, ``if``, the
 options, then the actions (actions.py), and the firings recorded last, in
 the transaction that deletes the ingest's journal (state.py).  The deliveries
@@ -59,7 +60,7 @@ from audience.timecalc import minus, plus
 
 if TYPE_CHECKING:
     from audience.runtime.journeys.engine import AdvanceReport, JourneyRuntime
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
 
 log = logging.getLogger("audience.triggers")
 GROUP = 500  # matches decided per transaction of the delivery log
@@ -150,7 +151,7 @@ def _source(text: str, d: Trigger | DndPolicy) -> str:
 
 
 class TriggerEngine:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Node) -> None:
         self.store = store
         root = store.path
         self.defs = TriggerDefinitions(None if root is None else root / DEFINITIONS_FILE)
@@ -293,6 +294,10 @@ class TriggerEngine:
                 saved = self.defs.get_template(name)
                 self._templates[name] = None if saved is None else _compile_template(saved)
             return self._templates[name]
+
+    def discard_after(self, version: int) -> None:
+        """Called by the store at an ingest's start, under its ingest lock."""
+        self.state.discard_after(version)
 
     def before_commit(
         self, version: int, new_events: list[tuple[pa.Array, pa.Table]]

@@ -25,8 +25,8 @@ from audience.runtime.triggers.definitions import (
 from audience.runtime.triggers.templates import TemplateError, template_fields
 
 if TYPE_CHECKING:
+    from audience.runtime.node import Node
     from audience.runtime.plans.definitions import PlanDefinitions
-    from audience.runtime.store import Store
 
 
 class _Templates(Mapping[str, TemplateInfo]):
@@ -62,7 +62,7 @@ def _read_fields(text: str) -> frozenset[str]:
         raise ValueError(str(exc)) from None
 
 
-def known_names(store: Store, journeys: Collection[str] = ()) -> Known:
+def known_names(store: Node, journeys: Collection[str] = ()) -> Known:
     """What ``store`` has saved, by kind (a broken saved segment is left out:
     it is reported where it is used).  ``journeys``: the saved journeys' names,
     which ``enter_journey("Name")`` may name (default: those saved in the
@@ -103,7 +103,7 @@ def with_plans(known: Known, plans: PlanDefinitions, node: str) -> Known:
 
 
 def check_against(
-    store: Store, program: Program, text: str, filename: str, known: Known | None = None
+    store: Node, program: Program, text: str, filename: str, known: Known | None = None
 ) -> Program:
     """``program`` (parsed from ``text``) checked against ``store``'s schema and
     saved names (``known``, by default read from the store); raises DslError
@@ -114,6 +114,6 @@ def check_against(
     return program
 
 
-def check_text(store: Store, text: str, filename: str = "<input>") -> Program:
+def check_text(store: Node, text: str, filename: str = "<input>") -> Program:
     """Parse ``text`` and check it against ``store`` (raises DslError)."""
     return check_against(store, parse(text, filename=filename), text, filename)

@@ -48,7 +48,7 @@ from audience.runtime.plans.clock import Clock, wall_clock
 from audience.snapshot import dictionary_key
 
 if TYPE_CHECKING:
-    from audience.runtime.store import Store
+    from audience.runtime.node import Node
     from audience.snapshot import Snapshot
 
 log = logging.getLogger("audience.leads")
@@ -69,7 +69,7 @@ class LeadWorker:
     integrations: Integrations
     forms: LeadForms
     inbox: Inbox
-    store_for: Callable[[str], Store]
+    store_for: Callable[[str], Node]
     clock: Clock = wall_clock
     lease_ms: int = 60_000
     holder: str = field(
@@ -224,7 +224,7 @@ class Contacts:
     sharded node); the contacts chosen for this batch's leads are remembered,
     so two leads of one new person share one."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Node) -> None:
         self.store = store
         self._snaps: list[Snapshot] | None = None
         # (field, snapshot's position) -> value -> codes
@@ -240,13 +240,8 @@ class Contacts:
         return self._chosen[key]
 
     def _find(self, match_field: str, value: str) -> str | None:
-        from audience.runtime.shards.store import ShardedStore
-
         if self._snaps is None:
-            store = self.store
-            self._snaps = (
-                store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
-            )
+            self._snaps = self.store.snapshots()
         found: list[str] = []
         for k, snap in enumerate(self._snaps):
             col = snap.profile.get(match_field)
@@ -275,7 +270,7 @@ def lead_event(
     contact: str,
     unmapped: dict[str, Any],
     missing: tuple[str, ...],
-    store: Store,
+    store: Node,
 ) -> dict[str, Any]:
     import json
 

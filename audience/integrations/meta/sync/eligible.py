@@ -61,14 +61,13 @@ def unique_rows(table: pa.Table) -> pa.Table:
 
 
 def eligible(root: Path, sync: Sync, now_ms: int) -> Eligible:
-    from audience.runtime.shards.store import ShardedStore
-    from audience.runtime.store import open_store
+    from audience.runtime.node import open_node
     from audience.runtime.tracking.suppression import suppressed_mask
 
     try:
-        store = open_store(root, sync.node)
+        store = open_node(root, sync.node)
         # a sharded node: every shard's snapshot (each holds its own contacts)
-        snapshots = store.snapshots() if isinstance(store, ShardedStore) else [store.snapshot()]
+        snapshots = store.snapshots()
         cond = segment_condition({s.name for s in store.list_segments()}, sync.segment)
         segment = store.segment_compiler.compile(cond, filename=f"<sync {sync.name!r}>")
     except Exception as exc:  # a DslError, a node gone or changed: the job fails saying why

@@ -185,11 +185,11 @@ class SyncService:
             raise SyncError("no_integration", f"no integration named {name!r}")
 
     def _check_store(self, spec: SyncSpec) -> None:
-        from audience.runtime.store import open_store
+        from audience.runtime.node import open_node
 
         if spec.node not in list_nodes(self.root):
             raise SyncError("no_node", f"no node named {spec.node!r} in this store")
-        store = open_store(self.root, spec.node)
+        store = open_node(self.root, spec.node)
         fields = store.schema.profile
         if not spec.email_field and not spec.phone_field:
             raise SyncError(

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from audience.engine.kernels.config import NJIT, njit
 from audience.runtime.store.errors import StoreError
-from audience.runtime.store.hashing import HashTable, hash_ids, string_parts
+from audience.runtime.store.hashing import HashTable, hash_ids, integer_keys, string_parts
 
 # Keys of the dictionaries the store keeps besides the property ones.
 CONTACTS = "__contacts__"
@@ -44,6 +44,8 @@ class DictState:
         self.arrays: dict[str, pa.Array] = dict(arrays)
         self.base_len: dict[str, int] = {k: len(v) for k, v in arrays.items()}
         self._tables: HashTables = tables if tables is not None else {}
+        # key -> (the dictionary array, a table of its integer values' keys)
+        self._integers: dict[str, tuple[pa.Array, HashTable]] = {}
 
     @property
     def tables(self) -> HashTables:
@@ -54,6 +56,7 @@ class DictState:
         """A copy to encode with (the arrays are immutable; the hash tables
         are shared, and may then cover values the fork added)."""
         out = DictState({}, self._tables)
+        out._integers = self._integers
         out.arrays, out.base_len = dict(self.arrays), dict(self.base_len)
         return out
 
@@ -73,6 +76,9 @@ class DictState:
             return np.empty(0, dtype=np.int32)
         base = self.get(key)
         if len(base) >= HASHED_MIN:
+            codes = self._encode_integers(key, base, values)
+            if codes is not None:
+                return codes
             return self._encode_hashed(key, base, values)
         return self._encode_exact(key, base, values)
 
@@ -142,6 +148,39 @@ class DictState:
             table.insert(h, np.arange(covered, len(base), dtype=np.int32))
             self._tables[key] = (len(base), table)
         return table
+
+    def _encode_integers(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray | None:
+        """``encode`` by exact integer keys when every value writes an integer
+        (contact ids often do): no string is compared, where the hashed
+        lookup compares every row with its dictionary value, a random read of
+        a big dictionary per row.  None when a value does not, or when the
+        table would have to be built for a batch much smaller than the
+        dictionary (the hashed lookup's table outlives the ingest; this one
+        is only trusted for the very array it was built or extended with,
+        as nothing checks what it finds)."""
+        if not pa.types.is_string(values.type):
+            return None
+        found = integer_keys(values)
+        held = self._integers.get(key)
+        stale = held is None or held[0] is not base
+        if found is None or (stale and len(values) * 16 < len(base)):
+            return None
+        if held is None or stale:
+            # The dictionary's values that write integers (others never match one).
+            more = integer_keys(base, skip=True)
+            assert more is not None
+            held = (base, HashTable())
+            held[1].insert(more[0][more[1]], np.flatnonzero(more[1]).astype(np.int32))
+        # Changed in place below: untrusted until it holds the new array.
+        self._integers.pop(key, None)
+        table, n_base = held[1], len(base)
+        codes, intro = table.encode(found[0], n_base)
+        if len(intro):
+            new = values if len(intro) == len(values) else values.take(pa.array(intro))
+            self.arrays[key] = pa.concat_arrays([base, new])
+            self.base_len.setdefault(key, 0)
+        self._integers[key] = (self.arrays[key], table)
+        return codes
 
     def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
         if not pa.types.is_string(values.type):

@@ -1,0 +1,85 @@
+"""Dictionaries of integer ids (contact ids written as numbers) are looked
+up by exact integer keys: the codes are those the string lookups give, in
+every mix of integer and other values, forks and dictionary sizes; only
+strings that write an int64 canonically count as integers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audience.runtime.store.dictionaries import HASHED_MIN, DictState
+from audience.runtime.store.hashing import integer_keys
+
+CANONICAL = ["0", "7", "-7", "10", "9223372036854775807", "-9223372036854775808"]
+NOT_CANONICAL = ["", "-", "-0", "007", "+7", "7 ", " 7", "1e3", "9223372036854775808"]
+NOT_CANONICAL += ["-9223372036854775809", "99999999999999999999", "7a", "١٢", "0x10"]
+
+
+def test_only_canonical_int64_strings_have_integer_keys() -> None:
+    keys = integer_keys(pa.array(CANONICAL + NOT_CANONICAL), skip=True)
+    assert keys is not None
+    assert keys[1].tolist() == [True] * len(CANONICAL) + [False] * len(NOT_CANONICAL)
+    assert len(set(keys[0][keys[1]].tolist())) == len(CANONICAL)  # a bijection
+    assert integer_keys(pa.array([*CANONICAL, "x"])) is None
+    got = integer_keys(pa.array(CANONICAL))
+    assert got is not None and got[1].all()
+    # a key does not depend on where the string sits
+    again = integer_keys(pa.array(CANONICAL[::-1]))
+    assert again is not None and again[0].tolist() == got[0].tolist()[::-1]
+
+
+def _exact(state: DictState, key: str, values: pa.Array) -> np.ndarray:
+    return state._encode_exact(key, state.get(key), values)
+
+
+VALUE = st.one_of(
+    st.integers(-(2**63), 2**63 - 1).map(str),
+    st.integers(0, 3 * HASHED_MIN).map(str),
+    st.sampled_from([*NOT_CANONICAL[:6], "a", "b@x.org"]),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    base=st.integers(HASHED_MIN, HASHED_MIN + 50),
+    extra=st.lists(VALUE, max_size=10),
+    batches=st.lists(
+        st.tuples(st.lists(VALUE, min_size=1, max_size=40), st.integers(0, 2 * HASHED_MIN)),
+        min_size=1,
+        max_size=5,
+    ),
+    fork=st.booleans(),
+)
+def test_integer_lookups_give_the_codes_of_exact_ones(
+    base: int, extra: list[str], batches: list[tuple[list[str], int]], fork: bool
+) -> None:
+    start = pa.array(list(dict.fromkeys([str(i) for i in range(0, 2 * base, 2)] + extra)))
+    ours, exact = DictState({"k": start}), DictState({"k": start})
+    for values, run in batches:
+        # a run of consecutive ids makes batches big enough to build the table
+        batch = pa.array(values + [str(i) for i in range(run)])
+        if fork:
+            ours = ours.fork()
+        got = ours.encode("k", batch)
+        want = _exact(exact, "k", batch)
+        assert got.tolist() == want.tolist()
+        assert ours.get("k").to_pylist() == exact.get("k").to_pylist()
+
+
+def test_a_fork_that_grew_apart_is_not_trusted() -> None:
+    """Two forks of one state add different ids: each gets its own codes."""
+    start = pa.array([str(i) for i in range(HASHED_MIN)])
+    state = DictState({"k": start})
+    a, b = state.fork(), state.fork()
+    ids_a = pa.array([str(i) for i in range(HASHED_MIN, 2 * HASHED_MIN)])
+    ids_b = pa.array([str(-i) for i in range(1, HASHED_MIN + 1)])
+    assert a.encode("k", ids_a).tolist() == list(range(HASHED_MIN, 2 * HASHED_MIN))
+    assert b.encode("k", ids_b).tolist() == list(range(HASHED_MIN, 2 * HASHED_MIN))
+    # each finds its own ids, and not the other's, at those codes
+    assert a.encode("k", ids_a[:5]).tolist() == list(range(HASHED_MIN, HASHED_MIN + 5))
+    assert b.encode("k", ids_a[:1]).tolist() == [2 * HASHED_MIN]
+    assert a.get("k").slice(HASHED_MIN, HASHED_MIN).equals(ids_a)
+    assert b.get("k").slice(HASHED_MIN, HASHED_MIN).equals(ids_b)

@@ -69,17 +69,27 @@ def test_integer_lookups_give_the_codes_of_exact_ones(
         assert ours.get("k").to_pylist() == exact.get("k").to_pylist()
 
 
-def test_a_fork_that_grew_apart_is_not_trusted() -> None:
-    """Two forks of one state add different ids: each gets its own codes."""
+def test_a_code_a_fork_added_is_compared() -> None:
+    """The integer table is shared with forks: a code another fork added is
+    only trusted once the strings agree."""
     start = pa.array([str(i) for i in range(HASHED_MIN)])
     state = DictState({"k": start})
+    state.encode("k", start)  # builds the table
     a, b = state.fork(), state.fork()
-    ids_a = pa.array([str(i) for i in range(HASHED_MIN, 2 * HASHED_MIN)])
-    ids_b = pa.array([str(-i) for i in range(1, HASHED_MIN + 1)])
-    assert a.encode("k", ids_a).tolist() == list(range(HASHED_MIN, 2 * HASHED_MIN))
-    assert b.encode("k", ids_b).tolist() == list(range(HASHED_MIN, 2 * HASHED_MIN))
-    # each finds its own ids, and not the other's, at those codes
-    assert a.encode("k", ids_a[:5]).tolist() == list(range(HASHED_MIN, HASHED_MIN + 5))
-    assert b.encode("k", ids_a[:1]).tolist() == [2 * HASHED_MIN]
-    assert a.get("k").slice(HASHED_MIN, HASHED_MIN).equals(ids_a)
-    assert b.get("k").slice(HASHED_MIN, HASHED_MIN).equals(ids_b)
+    assert a.encode("k", pa.array(["-5"])).tolist() == [HASHED_MIN]
+    # b adds a non-integer at that code, then meets a's integer
+    assert b.encode("k", pa.array(["x"] * HASHED_MIN)).tolist() == [HASHED_MIN] * HASHED_MIN
+    assert b.encode("k", pa.array(["-5", "3"])).tolist() == [HASHED_MIN + 1, 3]
+    assert b.get("k").slice(HASHED_MIN).to_pylist() == ["x", "-5"]
+
+
+def test_the_next_ingest_reuses_the_table() -> None:
+    """A state made from the stored dictionary and the store's tables (the
+    next ingest) finds the integers the last one added."""
+    start = pa.array([str(i) for i in range(HASHED_MIN)])
+    first = DictState({"k": start})
+    first.encode("k", pa.array([str(i) for i in range(HASHED_MIN, 2 * HASHED_MIN)]))
+    again = DictState({"k": first.get("k")}, first.tables)
+    small = pa.array(["17", str(2 * HASHED_MIN - 1), "-1"])
+    assert again.encode("k", small).tolist() == [17, 2 * HASHED_MIN - 1, 2 * HASHED_MIN]
+    assert again.tables["k#integers"][0] == 2 * HASHED_MIN + 1  # by the integer table

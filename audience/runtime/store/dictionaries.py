@@ -37,6 +37,8 @@ HASHED_MIN = 4_096
 
 # key -> (values covered, table), shared by the ingests of one store
 HashTables = dict[str, tuple[int, HashTable]]
+# A dictionary's table of integer keys is kept under its key and this.
+_INTEGERS = "#integers"
 
 
 class DictState:
@@ -44,8 +46,6 @@ class DictState:
         self.arrays: dict[str, pa.Array] = dict(arrays)
         self.base_len: dict[str, int] = {k: len(v) for k, v in arrays.items()}
         self._tables: HashTables = tables if tables is not None else {}
-        # key -> (the dictionary array, a table of its integer values' keys)
-        self._integers: dict[str, tuple[pa.Array, HashTable]] = {}
 
     @property
     def tables(self) -> HashTables:
@@ -56,7 +56,6 @@ class DictState:
         """A copy to encode with (the arrays are immutable; the hash tables
         are shared, and may then cover values the fork added)."""
         out = DictState({}, self._tables)
-        out._integers = self._integers
         out.arrays, out.base_len = dict(self.arrays), dict(self.base_len)
         return out
 
@@ -150,36 +149,45 @@ class DictState:
         return table
 
     def _encode_integers(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray | None:
-        """``encode`` by exact integer keys when every value writes an integer
-        (contact ids often do): no string is compared, where the hashed
-        lookup compares every row with its dictionary value, a random read of
-        a big dictionary per row.  None when a value does not, or when the
-        table would have to be built for a batch much smaller than the
-        dictionary (the hashed lookup's table outlives the ingest; this one
-        is only trusted for the very array it was built or extended with,
-        as nothing checks what it finds)."""
+        """``encode`` by exact integer keys when every value writes an int64
+        (contact ids often do), or None.  The hashed lookup compares every
+        row with its dictionary value, a random read of a big dictionary per
+        row; an integer key needs no comparison where the table can vouch for
+        it: codes of the dictionary this state was made with (a store's
+        dictionaries only grow, and a failed ingest drops the tables) and
+        codes new in this batch.  A code another state of this one's forks
+        added is compared as the hashed lookup does."""
         if not pa.types.is_string(values.type):
             return None
         found = integer_keys(values)
-        held = self._integers.get(key)
-        stale = held is None or held[0] is not base
-        if found is None or (stale and len(values) * 16 < len(base)):
+        if found is None:
             return None
-        if held is None or stale:
+        ikey = key + _INTEGERS
+        covered, table = self._tables.get(ikey, (0, HashTable()))
+        if covered > len(base):  # as in _table
+            covered, table = 0, HashTable()
+        if covered == 0 and len(values) * 16 < len(base):
+            return None  # building the table would cost more than the lookup
+        if covered < len(base):
             # The dictionary's values that write integers (others never match one).
-            more = integer_keys(base, skip=True)
+            more = integer_keys(base.slice(covered), skip=True)
             assert more is not None
-            held = (base, HashTable())
-            held[1].insert(more[0][more[1]], np.flatnonzero(more[1]).astype(np.int32))
-        # Changed in place below: untrusted until it holds the new array.
-        self._integers.pop(key, None)
-        table, n_base = held[1], len(base)
+            rows = np.flatnonzero(more[1]).astype(np.int32) + np.int32(covered)
+            table.insert(more[0][more[1]], rows)
+        n_base, trusted = len(base), self.base_len.get(key, 0)
         codes, intro = table.encode(found[0], n_base)
+        if trusted < n_base:
+            b_off, b_data = string_parts(base)
+            v_off, v_data = string_parts(values)
+            check = np.where((codes >= trusted) & (codes < n_base), codes, -1)
+            if _differ(check, b_off, b_data, v_off, v_data).any():
+                self._tables.pop(ikey, None)
+                return self._encode_exact(key, base, values)
         if len(intro):
             new = values if len(intro) == len(values) else values.take(pa.array(intro))
             self.arrays[key] = pa.concat_arrays([base, new])
             self.base_len.setdefault(key, 0)
-        self._integers[key] = (self.arrays[key], table)
+        self._tables[ikey] = (n_base + len(intro), table)
         return codes
 
     def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audience.runtime.store.coerce import coerce
 from audience.runtime.store.dictionaries import HASHED_MIN, DictState
 from audience.runtime.store.hashing import integer_keys
 
@@ -93,3 +95,27 @@ def test_the_next_ingest_reuses_the_table() -> None:
     small = pa.array(["17", str(2 * HASHED_MIN - 1), "-1"])
     assert again.encode("k", small).tolist() == [17, 2 * HASHED_MIN - 1, 2 * HASHED_MIN]
     assert again.tables["k#integers"][0] == 2 * HASHED_MIN + 1  # by the integer table
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ints=st.lists(st.one_of(st.integers(-3, 3), st.integers(-(2**63), 2**63 - 1)), max_size=60),
+    nulls=st.booleans(),
+    width=st.sampled_from([pa.int64(), pa.int32(), pa.int8(), pa.uint16(), pa.uint64()]),
+)
+def test_integer_ids_become_the_dictionary_arrow_gives(
+    ints: list[int], nulls: bool, width: pa.DataType
+) -> None:
+    """An integer id column is kept as a dictionary of its values' text:
+    values in order of first appearance and row indices, as Arrow has them."""
+    bits = width.bit_width
+    signed = pa.types.is_signed_integer(width)
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    values = [min(max(i, lo), hi) for i in ints]
+    col = pa.array([None if nulls and k % 5 == 2 else v for k, v in enumerate(values)], width)
+    got, bad = coerce(col, "string", numbers_as_text=True, keep_dictionary=True)
+    want = pc.dictionary_encode(col)
+    assert not bad.any()
+    assert got.type == pa.dictionary(pa.int32(), pa.string())
+    assert got.dictionary.to_pylist() == [str(v) for v in want.dictionary.to_pylist()]
+    assert got.indices.to_pylist() == want.indices.to_pylist()

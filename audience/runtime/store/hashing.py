@@ -100,6 +100,29 @@ def integer_keys(ids: pa.Array, *, skip: bool = False) -> tuple[np.ndarray, np.n
     return out, ok
 
 
+@njit(**NJIT)
+def _mix_kernel(values: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    for i in range(values.shape[0]):
+        h = np.uint64(values[i])
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+        out[i] = h
+
+
+def int64_dictionary(ints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the rows that bring each distinct value, in order of first
+    appearance; each row's int32 index into them) of an int64 array: what
+    Arrow's ``dictionary_encode`` gives, from a table of exact keys (the
+    murmur3 finaliser is a bijection, the key of ``integer_keys``)."""
+    keys = np.empty(len(ints), dtype=np.uint64)
+    _mix_kernel(ints, keys)
+    codes, intro = HashTable().encode(keys, 0)
+    return intro, codes
+
+
 def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(int32 offsets, uint8 data) of a string array, as numpy views."""
     n = len(arr)

@@ -133,7 +133,10 @@ class DictState:
         used = np.flatnonzero(first < n)
         order = used[np.argsort(first[used], kind="stable")]
         lut = np.zeros(size, dtype=np.int32)
-        lut[order] = self.encode(key, values.dictionary.take(pa.array(order)))
+        in_order = len(order) == size and bool((order == np.arange(size)).all())
+        # (a dictionary in order of first use, as Arrow's and ours are, is not copied)
+        used_values = values.dictionary if in_order else values.dictionary.take(pa.array(order))
+        lut[order] = self.encode(key, used_values)
         out = np.empty(n, dtype=np.int32)
         _map_codes(idx, rows, lut, out)
         return out
@@ -176,17 +179,11 @@ class DictState:
             table.insert(more[0][more[1]], rows)
         n_base, trusted = len(base), self.base_len.get(key, 0)
         codes, intro = table.encode(found[0], n_base)
-        if trusted < n_base:
-            b_off, b_data = string_parts(base)
-            v_off, v_data = string_parts(values)
-            check = np.where((codes >= trusted) & (codes < n_base), codes, -1)
-            if _differ(check, b_off, b_data, v_off, v_data).any():
-                self._tables.pop(ikey, None)
-                return self._encode_exact(key, base, values)
-        if len(intro):
-            new = values if len(intro) == len(values) else values.take(pa.array(intro))
-            self.arrays[key] = pa.concat_arrays([base, new])
-            self.base_len.setdefault(key, 0)
+        check = np.where((codes >= trusted) & (codes < n_base), codes, -1)
+        if trusted < n_base and _differ(check, *string_parts(base), *string_parts(values)).any():
+            self._tables.pop(ikey, None)
+            return self._encode_exact(key, base, values)
+        self._append(key, base, values, intro)
         self._tables[ikey] = (n_base + len(intro), table)
         return codes
 
@@ -215,13 +212,18 @@ class DictState:
             self._tables.pop(key, None)
             return self._encode_exact(key, base, values)
         if len(intro):
-            new = values if len(intro) == len(values) else values.take(pa.array(intro))
-            self.arrays[key] = pa.concat_arrays([base, new])
-            self.base_len.setdefault(key, 0)
+            self._append(key, base, values, intro)
             # it covers the new values at once: after the commit exactly the
             # stored dictionary (what the log copies)
             self._tables[key] = (n_base + len(intro), table)
         return codes
+
+    def _append(self, key: str, base: pa.Array, values: pa.Array, intro: np.ndarray) -> None:
+        """Append the values the rows ``intro`` brought."""
+        if len(intro):
+            new = values if len(intro) == len(values) else values.take(pa.array(intro))
+            self.arrays[key] = pa.concat_arrays([base, new])
+            self.base_len.setdefault(key, 0)
 
     def contains(self, key: str, values: pa.Array) -> np.ndarray:
         base = self.get(key)

@@ -16,21 +16,27 @@ Run = tuple[np.ndarray, np.ndarray]
 
 
 @njit(**NJIT)
+def _fmix(h: np.uint64) -> np.uint64:  # pragma: no cover
+    # The murmur3 finaliser: spreads the bits, and is a bijection.
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@njit(**NJIT)
 def _hash_kernel(
     offsets: np.ndarray, data: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover
-    # FNV-1a over the bytes, then the murmur3 finaliser to spread the bits.
+    # FNV-1a over the bytes, then the murmur3 finaliser.
     prime = np.uint64(1099511628211)
     for i in range(out.shape[0]):
         h = np.uint64(14695981039346656037)
         for j in range(offsets[i], offsets[i + 1]):
             h = (h ^ np.uint64(data[j])) * prime
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-        out[i] = h
+        out[i] = _fmix(h)
 
 
 def hash_ids(ids: pa.Array) -> np.ndarray:
@@ -73,13 +79,7 @@ def _integer_kernel(
             if skip:
                 continue
             return False
-        h = zero - u if neg else u
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-        out[i] = h
+        out[i] = _fmix(zero - u if neg else u)
         ok[i] = True
     return True
 
@@ -103,13 +103,7 @@ def integer_keys(ids: pa.Array, *, skip: bool = False) -> tuple[np.ndarray, np.n
 @njit(**NJIT)
 def _mix_kernel(values: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     for i in range(values.shape[0]):
-        h = np.uint64(values[i])
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-        out[i] = h
+        out[i] = _fmix(np.uint64(values[i]))
 
 
 def int64_dictionary(ints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,15 +5,20 @@ strings that write an int64 canonically count as integers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audience.runtime.store import Store, sources
 from audience.runtime.store.coerce import coerce
 from audience.runtime.store.dictionaries import HASHED_MIN, DictState
 from audience.runtime.store.hashing import integer_keys
+from tests.helpers.store_data import dump, schema
 
 CANONICAL = ["0", "7", "-7", "10", "9223372036854775807", "-9223372036854775808"]
 NOT_CANONICAL = ["", "-", "-0", "007", "+7", "7 ", " 7", "1e3", "9223372036854775808"]
@@ -119,3 +124,30 @@ def test_integer_ids_become_the_dictionary_arrow_gives(
     assert got.type == pa.dictionary(pa.int32(), pa.string())
     assert got.dictionary.to_pylist() == [str(v) for v in want.dictionary.to_pylist()]
     assert got.indices.to_pylist() == want.indices.to_pylist()
+
+
+def test_integer_ids_through_big_and_logged_ingests_give_the_store_text_gives(
+    tmp_path: Path,
+) -> None:
+    """A big ingest of integer contact ids, then small ones (the log, with
+    its copy of the store's tables), then a big one again: the store the
+    same ids written as strings make, codes included."""
+    n = 3 * HASHED_MIN
+    rng = np.random.default_rng(7)
+    steps = [rng.integers(-n, n, size=n), *(rng.integers(-2 * n, 2 * n, size=3) for _ in range(4))]
+    steps.append(rng.integers(-3 * n, 3 * n, size=n))
+
+    def table(ids: np.ndarray, text: bool) -> pa.Table:
+        cids = pa.array([str(i) for i in ids.tolist()]) if text else pa.array(ids, pa.int64())
+        ts = pa.array(np.full(len(ids), 1_760_000_000_000), pa.timestamp("ms", tz="UTC"))
+        return pa.table({"contact_id": cids, "type": ["purchased"] * len(ids), "ts": ts})
+
+    dumps = []
+    for text in (True, False):
+        store = Store.init(tmp_path / f"text-{text}", schema())
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(sources, "CHUNK_ROWS", HASHED_MIN)
+            for ids in steps:
+                store.ingest_events(table(ids, text))
+        dumps.append(dump(store.snapshot()))
+    assert dumps[0] == dumps[1]

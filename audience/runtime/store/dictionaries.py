@@ -38,7 +38,7 @@ HASHED_MIN = 4_096
 # key -> (values covered, table), shared by the ingests of one store
 HashTables = dict[str, tuple[int, HashTable]]
 # A dictionary's table of integer keys is kept under its key and this.
-_INTEGERS = "#integers"
+INTEGERS = "#integers"
 
 
 class DictState:
@@ -165,7 +165,7 @@ class DictState:
         found = integer_keys(values)
         if found is None:
             return None
-        ikey = key + _INTEGERS
+        ikey = key + INTEGERS
         covered, table = self._tables.get(ikey, (0, HashTable()))
         if covered > len(base):  # as in _table
             covered, table = 0, HashTable()

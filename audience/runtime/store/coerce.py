@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audience.runtime.store.hashing import int64_dictionary
+
 # The normalized Arrow type of each schema type: what validation produces and
 # encoding consumes.  Datetimes are int64 ms UTC.
 NORMALIZED: dict[str, pa.DataType] = {
@@ -50,10 +52,7 @@ def coerce(
     if keep_dictionary and numbers_as_text and ftype == "string" and pa.types.is_integer(col.type):
         # Integer ids (a contact's, repeated in every event of it) are made
         # text once per distinct value: a dictionary of their strings.
-        enc = pc.dictionary_encode(col)
-        text = pc.cast(enc.dictionary, pa.string())
-        indices = pc.cast(enc.indices, pa.int32())
-        return pa.DictionaryArray.from_arrays(indices, text), np.zeros(n, dtype=bool)
+        return _integer_dictionary(col), np.zeros(n, dtype=bool)
     target = NORMALIZED[ftype]
     if pa.types.is_null(col.type):
         return pa.nulls(n, target), np.zeros(n, dtype=bool)
@@ -113,6 +112,19 @@ def string_dictionary(col: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray | N
     if not pa.types.is_string(vt):
         values = pc.cast(values, pa.string())
     return pa.DictionaryArray.from_arrays(pc.cast(col.indices, pa.int32()), values)
+
+
+def _integer_dictionary(col: pa.Array) -> pa.DictionaryArray:
+    """Arrow's ``dictionary_encode`` with its values made text; without nulls,
+    from a table of exact integer keys (it costs Arrow's own a third more)."""
+    if col.null_count == 0 and (pa.types.is_signed_integer(col.type) or col.type.bit_width < 64):
+        ints = pc.cast(col, pa.int64()).to_numpy()
+        rows, indices = int64_dictionary(ints)
+        values = pa.array(ints[rows]).cast(pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(indices), values)
+    enc = pc.dictionary_encode(col)
+    text = pc.cast(enc.dictionary, pa.string())
+    return pa.DictionaryArray.from_arrays(pc.cast(enc.indices, pa.int32()), text)
 
 
 def decode_dictionaries(table: pa.Table) -> pa.Table:

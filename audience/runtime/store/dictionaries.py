@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from audience.engine.kernels.config import NJIT, njit
 from audience.runtime.store.errors import StoreError
-from audience.runtime.store.hashing import HashTable, hash_ids, string_parts
+from audience.runtime.store.hashing import HashTable, hash_ids, integer_keys, string_parts
 
 # Keys of the dictionaries the store keeps besides the property ones.
 CONTACTS = "__contacts__"
@@ -37,6 +37,8 @@ HASHED_MIN = 4_096
 
 # key -> (values covered, table), shared by the ingests of one store
 HashTables = dict[str, tuple[int, HashTable]]
+# A dictionary's table of integer keys is kept under its key and this.
+INTEGERS = "#integers"
 
 
 class DictState:
@@ -73,6 +75,9 @@ class DictState:
             return np.empty(0, dtype=np.int32)
         base = self.get(key)
         if len(base) >= HASHED_MIN:
+            codes = self._encode_integers(key, base, values)
+            if codes is not None:
+                return codes
             return self._encode_hashed(key, base, values)
         return self._encode_exact(key, base, values)
 
@@ -128,7 +133,10 @@ class DictState:
         used = np.flatnonzero(first < n)
         order = used[np.argsort(first[used], kind="stable")]
         lut = np.zeros(size, dtype=np.int32)
-        lut[order] = self.encode(key, values.dictionary.take(pa.array(order)))
+        in_order = len(order) == size and bool((order == np.arange(size)).all())
+        # (a dictionary in order of first use, as Arrow's and ours are, is not copied)
+        used_values = values.dictionary if in_order else values.dictionary.take(pa.array(order))
+        lut[order] = self.encode(key, used_values)
         out = np.empty(n, dtype=np.int32)
         _map_codes(idx, rows, lut, out)
         return out
@@ -142,6 +150,42 @@ class DictState:
             table.insert(h, np.arange(covered, len(base), dtype=np.int32))
             self._tables[key] = (len(base), table)
         return table
+
+    def _encode_integers(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray | None:
+        """``encode`` by exact integer keys when every value writes an int64
+        (contact ids often do), or None.  The hashed lookup compares every
+        row with its dictionary value, a random read of a big dictionary per
+        row; an integer key needs no comparison where the table can vouch for
+        it: codes of the dictionary this state was made with (a store's
+        dictionaries only grow, and a failed ingest drops the tables) and
+        codes new in this batch.  A code another state of this one's forks
+        added is compared as the hashed lookup does."""
+        if not pa.types.is_string(values.type):
+            return None
+        found = integer_keys(values)
+        if found is None:
+            return None
+        ikey = key + INTEGERS
+        covered, table = self._tables.get(ikey, (0, HashTable()))
+        if covered > len(base):  # as in _table
+            covered, table = 0, HashTable()
+        if covered == 0 and len(values) * 16 < len(base):
+            return None  # building the table would cost more than the lookup
+        if covered < len(base):
+            # The dictionary's values that write integers (others never match one).
+            more = integer_keys(base.slice(covered), skip=True)
+            assert more is not None
+            rows = np.flatnonzero(more[1]).astype(np.int32) + np.int32(covered)
+            table.insert(more[0][more[1]], rows)
+        n_base, trusted = len(base), self.base_len.get(key, 0)
+        codes, intro = table.encode(found[0], n_base)
+        check = np.where((codes >= trusted) & (codes < n_base), codes, -1)
+        if trusted < n_base and _differ(check, *string_parts(base), *string_parts(values)).any():
+            self._tables.pop(ikey, None)
+            return self._encode_exact(key, base, values)
+        self._append(key, base, values, intro)
+        self._tables[ikey] = (n_base + len(intro), table)
+        return codes
 
     def _encode_hashed(self, key: str, base: pa.Array, values: pa.Array) -> np.ndarray:
         if not pa.types.is_string(values.type):
@@ -168,13 +212,18 @@ class DictState:
             self._tables.pop(key, None)
             return self._encode_exact(key, base, values)
         if len(intro):
-            new = values if len(intro) == len(values) else values.take(pa.array(intro))
-            self.arrays[key] = pa.concat_arrays([base, new])
-            self.base_len.setdefault(key, 0)
+            self._append(key, base, values, intro)
             # it covers the new values at once: after the commit exactly the
             # stored dictionary (what the log copies)
             self._tables[key] = (n_base + len(intro), table)
         return codes
+
+    def _append(self, key: str, base: pa.Array, values: pa.Array, intro: np.ndarray) -> None:
+        """Append the values the rows ``intro`` brought."""
+        if len(intro):
+            new = values if len(intro) == len(values) else values.take(pa.array(intro))
+            self.arrays[key] = pa.concat_arrays([base, new])
+            self.base_len.setdefault(key, 0)
 
     def contains(self, key: str, values: pa.Array) -> np.ndarray:
         base = self.get(key)

@@ -16,21 +16,27 @@ Run = tuple[np.ndarray, np.ndarray]
 
 
 @njit(**NJIT)
+def _fmix(h: np.uint64) -> np.uint64:  # pragma: no cover
+    # The murmur3 finaliser: spreads the bits, and is a bijection.
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@njit(**NJIT)
 def _hash_kernel(
     offsets: np.ndarray, data: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover
-    # FNV-1a over the bytes, then the murmur3 finaliser to spread the bits.
+    # FNV-1a over the bytes, then the murmur3 finaliser.
     prime = np.uint64(1099511628211)
     for i in range(out.shape[0]):
         h = np.uint64(14695981039346656037)
         for j in range(offsets[i], offsets[i + 1]):
             h = (h ^ np.uint64(data[j])) * prime
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-        out[i] = h
+        out[i] = _fmix(h)
 
 
 def hash_ids(ids: pa.Array) -> np.ndarray:
@@ -44,6 +50,71 @@ def hash_ids(ids: pa.Array) -> np.ndarray:
     offsets, data = string_parts(ids)
     _hash_kernel(offsets, data, out)
     return out
+
+
+@njit(**NJIT)
+def _integer_kernel(
+    offsets: np.ndarray, data: np.ndarray, skip: bool, out: np.ndarray, ok: np.ndarray
+) -> bool:  # pragma: no cover
+    # The int64 each string writes canonically (optional '-', no leading zero,
+    # no "-0", in range), mixed by the murmur3 finaliser, a bijection: equal
+    # keys are equal integers, so equal strings.  Not one: ok[i] False, and
+    # unless ``skip``, False returned at once.
+    ten, zero = np.uint64(10), np.uint64(0)
+    for i in range(out.shape[0]):
+        s, e = offsets[i], offsets[i + 1]
+        ok[i] = False
+        neg = s < e and data[s] == 45
+        p = s + 1 if neg else s
+        good = p < e and e - p <= 19 and not (data[p] == 48 and (e - p > 1 or neg))
+        u = zero
+        k = p
+        while good and k < e:
+            c = data[k]
+            good = c >= 48 and c <= 57
+            u = u * ten + np.uint64(c - 48)
+            k += 1
+        limit = np.uint64(9223372036854775808) if neg else np.uint64(9223372036854775807)
+        if not good or u > limit:
+            if skip:
+                continue
+            return False
+        out[i] = _fmix(zero - u if neg else u)
+        ok[i] = True
+    return True
+
+
+def integer_keys(ids: pa.Array, *, skip: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """(a uint64 key per string, whether it is one): the key of a string that
+    writes an int64 canonically is exact (two such strings share a key only
+    when they are equal), so a lookup by it needs no string comparison.  None
+    when a string is not one, unless ``skip`` (then ok is False for it)."""
+    n = len(ids)
+    out = np.zeros(n, dtype=np.uint64)
+    ok = np.zeros(n, dtype=np.bool_)
+    if n == 0:
+        return out, ok
+    offsets, data = string_parts(ids)
+    if not _integer_kernel(offsets, data, skip, out, ok):
+        return None
+    return out, ok
+
+
+@njit(**NJIT)
+def _mix_kernel(values: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    for i in range(values.shape[0]):
+        out[i] = _fmix(np.uint64(values[i]))
+
+
+def int64_dictionary(ints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the rows that bring each distinct value, in order of first
+    appearance; each row's int32 index into them) of an int64 array: what
+    Arrow's ``dictionary_encode`` gives, from a table of exact keys (the
+    murmur3 finaliser is a bijection, the key of ``integer_keys``)."""
+    keys = np.empty(len(ints), dtype=np.uint64)
+    _mix_kernel(ints, keys)
+    codes, intro = HashTable().encode(keys, 0)
+    return intro, codes
 
 
 def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from audience.runtime.store.compact import merge_groups
-from audience.runtime.store.dictionaries import CONTACTS, DictState, HashTables
+from audience.runtime.store.dictionaries import CONTACTS, INTEGERS, DictState, HashTables
 from audience.runtime.store.encode import (
     CONTACT,
     TS,
@@ -128,7 +128,7 @@ def copy_tables(tables: HashTables, sizes: Mapping[str, int]) -> HashTables:
     values, copied: the log's values are added to the copies only."""
     out: HashTables = {}
     for key, (covered, table) in tables.items():
-        if covered == sizes.get(key, -1):
+        if covered == sizes.get(key.removesuffix(INTEGERS), -1):
             t = HashTable()
             t.keys, t.vals, t.count = table.keys.copy(), table.vals.copy(), table.count
             out[key] = (covered, t)

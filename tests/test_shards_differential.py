@@ -13,11 +13,11 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audience.runtime.evaluate import compile_condition
 from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards import shard_members
 from audience.runtime.shards.program import ShardProgram
 from audience.timecalc import to_ms
+from tests.helpers.differential import compile_program
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -54,12 +54,7 @@ def test_sharded_answer_is_the_one_store_answer(
     want = data.evaluate_segment(prog.segment, prog.saved)
     events, profiles = data.to_arrow()
     one = Node.from_arrow(events, profiles, data.schema).snapshot()
-    seg = compile_condition(
-        prog.segment.cond,
-        data.schema,
-        timezone=prog.segment.tz_name,
-        segment_resolver=prog.saved.get,
-    )
+    seg = compile_program(data, prog)
     assert set(seg.evaluate(one, data.now).ids()) == want
     program = ShardProgram(seg.program, seg.timezone, seg.schema_version, seg.plan_text)
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audience.engine.subset import contact_index, subset_snapshot
-from audience.runtime.evaluate import compile_condition
 from audience.runtime.store.store import Store
+from tests.helpers.differential import compile_program
 from tests.reference.data import StoreData, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -21,12 +21,7 @@ def test_subset_agrees_with_full_evaluation(
 ) -> None:
     events, profiles = data.to_arrow()
     snap = Store.from_arrow(events, profiles, data.schema).snapshot()
-    seg = compile_condition(
-        prog.segment.cond,
-        data.schema,
-        timezone=prog.segment.tz_name,
-        segment_resolver=prog.saved.get,
-    )
+    seg = compile_program(data, prog)
     full = seg.evaluate(snap, data.now).mask
     n = snap.n_contacts
     if n == 0:

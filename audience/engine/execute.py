@@ -239,9 +239,10 @@ def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalCon
         out = scan[("agg", cond.func, cond.field)]
         if cond.func == "count_distinct":
             return _compare(out["count"], cond.op, cond.value)
-        acc, n = out["acc"], out["n"]
-        if cond.func == "sum":  # a sum over no events is 0
+        acc = out["acc"]
+        if cond.func == "sum":  # a sum over no events is 0 (no value count kept)
             return filters.compare_mask(acc, None, filters.OP_CODES[cond.op], float(cond.value))
+        n = out["n"]
         has = n > 0
         if cond.func == "avg":
             vals = np.divide(acc, n, out=np.zeros_like(acc), where=has)

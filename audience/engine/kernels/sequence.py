@@ -127,15 +127,21 @@ def _sequence_stream(
             if s == none or (d > s if not then_not else d < s):
                 state[c] = d
             i += 1
-    # only the E1s' contacts hold a state: the rest of ``state`` is never
-    # read (at millions of contacts, a pass over them all cost more than the
-    # merge), and those entries go back to ``none``: ``state`` leaves as it
-    # came, so the caller can keep it for the next call instead of filling it
-    for i in range(n1):
-        c = c1[i]
-        if then_not and state[c] != none:
-            out[c] = True
-        state[c] = none
+    # only the E1s' contacts hold a state, and they go back to ``none``:
+    # ``state`` leaves as it came, so the caller can keep it for the next call
+    # instead of filling it.  Fewer E1s than contacts (millions of contacts,
+    # few events each): visit their contacts only; else one pass over all
+    if n1 < len(state):
+        for i in range(n1):
+            c = c1[i]
+            if then_not and state[c] != none:
+                out[c] = True
+            state[c] = none
+    else:
+        for c in range(len(state)):
+            if then_not and state[c] != none:
+                out[c] = True
+            state[c] = none
 
 
 def sequence_stream(

@@ -36,9 +36,11 @@ def test_range_mask_count_tests_of_zero() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.booleans(), max_size=300), st.integers(0, 7))
-def test_indexes_is_flatnonzero(bits: list[bool], start: int) -> None:
+@given(st.lists(st.booleans(), max_size=300), st.integers(0, 7), st.integers(0, 40))
+def test_indexes_is_flatnonzero(bits: list[bool], start: int, every: int) -> None:
     mask = np.array(bits, dtype=np.bool_)[start:]  # a view not at its buffer's start too
+    if every:  # 1 in ``every`` set at most: the densities of both ways
+        mask &= np.arange(len(mask)) % every == 0
     got = masks.indexes(mask)
     assert got.dtype == np.int64
     assert got.tolist() == np.flatnonzero(mask).tolist()

@@ -55,6 +55,10 @@ def indexes(mask: np.ndarray) -> np.ndarray:
     """``np.flatnonzero(mask)`` for a 1-d bool mask (int64 indexes)."""
     mask = check_1d("mask", mask, (np.bool_,))
     k = int(np.count_nonzero(mask))
+    if not len(mask) <= 40 * k <= 10 * len(mask):
+        # few members (numpy skips runs of zero bytes) or many (its branch is
+        # then predictable): numpy is as fast or faster (measured at 2.5M)
+        return np.flatnonzero(mask)
     out = np.empty(k + 1, dtype=np.int64)
     _indexes(mask.view(np.uint8), out)
     return out[:k]

@@ -1,6 +1,7 @@
 """Kernels are loaded (from numba's on-disk cache) on first use, not at import,
-and once loaded behave as eagerly compiled ones: every declared signature,
-compilation disabled, a call with unforeseen types refused."""
+and once loaded behave as eagerly compiled ones: the declared signatures
+(each loaded when a call first needs it), compilation disabled, a call with
+unforeseen types refused."""
 
 from __future__ import annotations
 
@@ -76,6 +77,56 @@ def test_the_lazy_decorator_compiles_declared_signatures_only() -> None:
         kernel(np.arange(4, dtype=np.float64))
     plain = njit(cache=False)(twice)  # no signatures: numba's own lazy njit
     assert plain(np.arange(3, dtype=np.int64)) == 6
+
+
+def _scaled(x: np.ndarray, k: float) -> float:
+    return x.sum() * k  # type: ignore[no-any-return]
+
+
+def test_a_kernel_loads_the_signature_a_call_needs_and_the_others_when_needed() -> None:
+    from numba import types
+
+    ints, floats = (
+        types.Array(types.int64, 1, "C", readonly=True),
+        types.Array(types.float64, 1, "C", readonly=True),
+    )
+    sigs = [types.float64(floats, types.float64), types.int64(ints, types.int64)]
+    kernel = njit(sigs, cache=False)(_scaled)
+    assert kernel(np.array([1.5, 2.0]), 2.0) == 7.0  # writable arrays convert
+    assert list(kernel.overloads) == [(floats, types.float64)]
+    assert not kernel._can_compile
+    assert kernel(np.array([1.5, 2.0]), 3) == 10.5  # an int scalar converts: no new load
+    assert len(kernel.overloads) == 1
+    assert kernel(np.array([1, 2], dtype=np.int64), 3) == 9  # the other one, loaded now
+    assert set(kernel.overloads) == {(floats, types.float64), (ints, types.int64)}
+    assert kernel.pending is None
+    with pytest.raises(TypeError):  # unforeseen: refused, not compiled
+        kernel(np.array([1, 2], dtype=np.int32), 3)
+    assert len(kernel.overloads) == 2
+
+
+def test_signatures_a_call_could_take_by_conversion_load_together() -> None:
+    # same array type, the scalar differs: an int call converts to the float
+    # signature too, so which one numba picks must be chosen among both
+    from numba import types
+
+    floats = types.Array(types.float64, 1, "C", readonly=True)
+    sigs = [types.float64(floats, types.float64), types.float64(floats, types.int64)]
+    kernel = njit(sigs, cache=False)(_scaled)
+    assert kernel(np.array([1.5, 2.0]), 2) == 7.0
+    assert len(kernel.overloads) == 2 and kernel.pending is None
+
+
+def test_an_unforeseen_call_first_loads_every_signature_and_is_refused() -> None:
+    from numba import types
+
+    floats = types.Array(types.float64, 1, "C", readonly=True)
+    ints = types.Array(types.int64, 1, "C", readonly=True)
+    sigs = [types.float64(floats, types.float64), types.int64(ints, types.int64)]
+    kernel = njit(sigs, cache=False)(_scaled)
+    with pytest.raises(TypeError):
+        kernel(np.array([1, 2], dtype=np.int16), 3)
+    assert len(kernel.overloads) == 2 and not kernel._can_compile
 
 
 _CACHED_KERNELS = """

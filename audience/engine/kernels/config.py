@@ -108,14 +108,66 @@ def _lazy_dispatcher() -> Any:
 
         def load(self) -> None:
             """Compile (load from the cache) the declared signatures now."""
+            self._load_some(None)
+
+        def _load_some(self, args: tuple[Any, ...] | None) -> None:
+            """Load the pending signatures a call with ``args`` takes (a
+            kernel declared for four value types and run on one loads one:
+            each load costs), or all of them (``args`` None, or see
+            ``_fitting``).  Compilation is disabled from the first load on; a
+            later call that no loaded signature takes loads the ones it
+            needs in ``_search_new_conversions``."""
             with self._load_lock:
                 if self.pending is None:
                     return
-                with typeinfer.register_dispatcher(self):
-                    for sig in self.pending:
-                        self.compile(sig)
-                self.disable_compile()
-                self.pending = None
+                todo = self.pending if args is None else self._fitting(args)
+                self.disable_compile(False)  # (``compile`` loads only when enabled)
+                try:
+                    with typeinfer.register_dispatcher(self):
+                        for sig in todo:
+                            self.compile(sig)
+                finally:
+                    self.disable_compile()
+                rest = [s for s in self.pending if s not in todo]
+                self.pending = rest or None
+
+        def _fitting(self, args: tuple[Any, ...]) -> list[Any]:
+            """The pending signatures every one of ``args`` converts to, if
+            each of them differs from each other pending one in the element
+            type (or dimensions) of an array argument: arrays do not convert
+            across element types, so no call a loaded signature takes could
+            have taken a pending one instead, and the one numba picks is the
+            one it would pick among all.  Otherwise every pending one."""
+            pending = list(self.pending or [])
+            try:
+                actual = [self.typeof_pyval(a) for a in args]
+            except Exception:  # an argument numba cannot type: numba says so
+                return pending
+            formal = {s: sigutils.normalize_signature(s)[0] for s in pending}
+            fits = [
+                s
+                for s in pending
+                if len(formal[s]) == len(actual)
+                and all(
+                    self.typingctx.can_convert(a, f) is not None
+                    for a, f in zip(actual, formal[s], strict=True)
+                )
+            ]
+            rest = [s for s in pending if s not in fits]
+            if fits and all(_apart(formal[f], formal[r]) for f in fits for r in rest):
+                return fits
+            return pending
+
+        def _search_new_conversions(self, *args: Any, **kws: Any) -> bool:
+            # numba's dispatcher calls this when no loaded signature takes a
+            # call's arguments as they are (compilation disabled): first the
+            # conversions to the loaded ones (a writable array to a read-only
+            # one), then, if none, the pending signatures the call needs
+            found: bool = super()._search_new_conversions(*args, **kws)  # type: ignore[misc]
+            if found or self.pending is None:
+                return found
+            self._load_some(None if kws else args)
+            return bool(super()._search_new_conversions(*args, **kws))  # type: ignore[misc]
 
         def compile(self, sig: Any) -> Any:
             # a cache hit as numba's own, less the refresh; anything else
@@ -158,7 +210,7 @@ def _lazy_dispatcher() -> Any:
             # returns is called with the arguments, so hand back the
             # dispatcher, which now chooses among them as an eager one does
             if self.pending is not None:
-                self.load()
+                self._load_some(None if kws else args)
                 return self
             return super()._compile_for_args(*args, **kws)  # type: ignore[misc]
 
@@ -170,3 +222,14 @@ def _lazy_dispatcher() -> Any:
 
     _LAZY = LazyDispatcher
     return _LAZY
+
+
+def _apart(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two argument lists have arrays of different element types or
+    dimensions at some position (no array converts to the other)."""
+    return any(
+        isinstance(x, types.Array)
+        and isinstance(y, types.Array)
+        and (x.dtype != y.dtype or x.ndim != y.ndim)
+        for x, y in zip(a, b, strict=False)
+    )

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.runtime.store.dictionaries import CONTACTS, TYPES, DictState
 from audience.runtime.store.errors import StoreError
 from audience.schema import Schema

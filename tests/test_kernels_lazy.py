@@ -160,8 +160,11 @@ x = np.arange(100_000, dtype=np.int64)
 results = [int(k.doubled(x)[-1]), int(k.total(x))]
 hits = sum(sum(d.stats.cache_hits.values()) for d in (k.doubled, k.total))
 misses = sum(sum(d.stats.cache_misses.values()) for d in (k.doubled, k.total))
-# numba.np.linalg is imported only by numba's refresh of its registries
-print(json.dumps([results, hits, misses, "numba.np.linalg" in sys.modules]))
+# numba.np.linalg is imported only by numba's refresh of its registries;
+# numba.np.arrayobj holds np.empty, whose environment a loaded kernel
+# carries (rebuilt without importing it)
+mods = [m in sys.modules for m in ("numba.np.linalg", "numba.np.arrayobj")]
+print(json.dumps([results, hits, misses, mods]))
 """
 
 
@@ -188,5 +191,5 @@ def test_a_cached_kernel_loads_without_numbas_registries_and_runs_as_compiled(
         return out
 
     expected = [199_998, 4_999_950_000]
-    assert run() == [expected, 0, 2, True]
-    assert run() == [expected, 2, 0, False]
+    assert run() == [expected, 0, 2, [True, True]]
+    assert run() == [expected, 2, 0, [False, False]]

@@ -15,6 +15,9 @@ of compiling on the query path.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from numba import types
@@ -194,7 +197,8 @@ def _lazy_dispatcher() -> Any:
                 # the runtime's symbols (allocation, reference counts) must be
                 # known before cached code that uses them is linked
                 rtsys.initialize(self.targetctx)
-                cres = load(sig, self.targetctx)
+                with _environments_unimported():
+                    cres = load(sig, self.targetctx)
                 if cres is None:
                     return False
                 self._cache_hits[sig] += 1  # type: ignore[attr-defined]
@@ -222,6 +226,38 @@ def _lazy_dispatcher() -> Any:
 
     _LAZY = LazyDispatcher
     return _LAZY
+
+
+@contextlib.contextmanager
+def _environments_unimported() -> Iterator[None]:
+    """While cached machine code is read: a function's environment (its
+    module's globals, for object mode, and its constants) is rebuilt without
+    importing a module not imported yet.  Numba imports it: a kernel that
+    takes a view of an array or allocates one carries an environment of
+    ``numba.np.arrayobj``, whose import (with the string and unicode support
+    it pulls) is ~0.1 s of a new process's first kernel, for globals that
+    nopython code never reads (it reads the constants, rebuilt as numba
+    does).  Our kernels are all nopython (``njit``)."""
+    from numba.core import environment
+
+    real = environment._rebuild_env
+
+    def rebuild(modname: str, consts: list[Any], env_name: str) -> Any:
+        env = environment.lookup_environment(env_name)
+        if env is not None:
+            return env
+        mod = sys.modules.get(modname)
+        env = environment.Environment(mod.__dict__ if mod is not None else {"__name__": modname})
+        env.consts[:] = consts
+        env.env_name = env_name
+        environment.Environment._memo[env_name] = env
+        return env
+
+    environment._rebuild_env = rebuild  # (callers hold numba's compiler lock)
+    try:
+        yield
+    finally:
+        environment._rebuild_env = real
 
 
 def _apart(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

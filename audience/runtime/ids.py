@@ -18,7 +18,8 @@ from typing import IO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from audience import lazy_compute as pc
 
 # ids per chunk of text output (and per Arrow batch of the HTTP stream)
 CHUNK = 65_536

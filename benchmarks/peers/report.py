@@ -176,7 +176,8 @@ def _size_section(size: dict[str, Any], engines: list[str]) -> list[str]:
     if size.get("cold"):
         lines += [
             f"Never-seen text (`{FRESH.key}`) in a new process (open the on-disk store, "
-            "evaluate once):",
+            "evaluate once; our package's bytecode compiled beforehand, as a user's "
+            "install has it):",
             "",
         ]
         lines += ["| engine | process wall s | open s | first evaluation ms |", "|---|---|---|---|"]

@@ -15,6 +15,9 @@ of compiling on the query path.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from numba import types
@@ -108,14 +111,66 @@ def _lazy_dispatcher() -> Any:
 
         def load(self) -> None:
             """Compile (load from the cache) the declared signatures now."""
+            self._load_some(None)
+
+        def _load_some(self, args: tuple[Any, ...] | None) -> None:
+            """Load the pending signatures a call with ``args`` takes (a
+            kernel declared for four value types and run on one loads one:
+            each load costs), or all of them (``args`` None, or see
+            ``_fitting``).  Compilation is disabled from the first load on; a
+            later call that no loaded signature takes loads the ones it
+            needs in ``_search_new_conversions``."""
             with self._load_lock:
                 if self.pending is None:
                     return
-                with typeinfer.register_dispatcher(self):
-                    for sig in self.pending:
-                        self.compile(sig)
-                self.disable_compile()
-                self.pending = None
+                todo = self.pending if args is None else self._fitting(args)
+                self.disable_compile(False)  # (``compile`` loads only when enabled)
+                try:
+                    with typeinfer.register_dispatcher(self):
+                        for sig in todo:
+                            self.compile(sig)
+                finally:
+                    self.disable_compile()
+                rest = [s for s in self.pending if s not in todo]
+                self.pending = rest or None
+
+        def _fitting(self, args: tuple[Any, ...]) -> list[Any]:
+            """The pending signatures every one of ``args`` converts to, if
+            each of them differs from each other pending one in the element
+            type (or dimensions) of an array argument: arrays do not convert
+            across element types, so no call a loaded signature takes could
+            have taken a pending one instead, and the one numba picks is the
+            one it would pick among all.  Otherwise every pending one."""
+            pending = list(self.pending or [])
+            try:
+                actual = [self.typeof_pyval(a) for a in args]
+            except Exception:  # an argument numba cannot type: numba says so
+                return pending
+            formal = {s: sigutils.normalize_signature(s)[0] for s in pending}
+            fits = [
+                s
+                for s in pending
+                if len(formal[s]) == len(actual)
+                and all(
+                    self.typingctx.can_convert(a, f) is not None
+                    for a, f in zip(actual, formal[s], strict=True)
+                )
+            ]
+            rest = [s for s in pending if s not in fits]
+            if fits and all(_apart(formal[f], formal[r]) for f in fits for r in rest):
+                return fits
+            return pending
+
+        def _search_new_conversions(self, *args: Any, **kws: Any) -> bool:
+            # numba's dispatcher calls this when no loaded signature takes a
+            # call's arguments as they are (compilation disabled): first the
+            # conversions to the loaded ones (a writable array to a read-only
+            # one), then, if none, the pending signatures the call needs
+            found: bool = super()._search_new_conversions(*args, **kws)  # type: ignore[misc]
+            if found or self.pending is None:
+                return found
+            self._load_some(None if kws else args)
+            return bool(super()._search_new_conversions(*args, **kws))  # type: ignore[misc]
 
         def compile(self, sig: Any) -> Any:
             # a cache hit as numba's own, less the refresh; anything else
@@ -142,7 +197,8 @@ def _lazy_dispatcher() -> Any:
                 # the runtime's symbols (allocation, reference counts) must be
                 # known before cached code that uses them is linked
                 rtsys.initialize(self.targetctx)
-                cres = load(sig, self.targetctx)
+                with _environments_unimported():
+                    cres = load(sig, self.targetctx)
                 if cres is None:
                     return False
                 self._cache_hits[sig] += 1  # type: ignore[attr-defined]
@@ -158,7 +214,7 @@ def _lazy_dispatcher() -> Any:
             # returns is called with the arguments, so hand back the
             # dispatcher, which now chooses among them as an eager one does
             if self.pending is not None:
-                self.load()
+                self._load_some(None if kws else args)
                 return self
             return super()._compile_for_args(*args, **kws)  # type: ignore[misc]
 
@@ -170,3 +226,46 @@ def _lazy_dispatcher() -> Any:
 
     _LAZY = LazyDispatcher
     return _LAZY
+
+
+@contextlib.contextmanager
+def _environments_unimported() -> Iterator[None]:
+    """While cached machine code is read: a function's environment (its
+    module's globals, for object mode, and its constants) is rebuilt without
+    importing a module not imported yet.  Numba imports it: a kernel that
+    takes a view of an array or allocates one carries an environment of
+    ``numba.np.arrayobj``, whose import (with the string and unicode support
+    it pulls) is ~0.1 s of a new process's first kernel, for globals that
+    nopython code never reads (it reads the constants, rebuilt as numba
+    does).  Our kernels are all nopython (``njit``)."""
+    from numba.core import environment
+
+    real = environment._rebuild_env
+
+    def rebuild(modname: str, consts: list[Any], env_name: str) -> Any:
+        env = environment.lookup_environment(env_name)
+        if env is not None:
+            return env
+        mod = sys.modules.get(modname)
+        env = environment.Environment(mod.__dict__ if mod is not None else {"__name__": modname})
+        env.consts[:] = consts
+        env.env_name = env_name
+        environment.Environment._memo[env_name] = env
+        return env
+
+    environment._rebuild_env = rebuild  # (callers hold numba's compiler lock)
+    try:
+        yield
+    finally:
+        environment._rebuild_env = real
+
+
+def _apart(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two argument lists have arrays of different element types or
+    dimensions at some position (no array converts to the other)."""
+    return any(
+        isinstance(x, types.Array)
+        and isinstance(y, types.Array)
+        and (x.dtype != y.dtype or x.ndim != y.ndim)
+        for x, y in zip(a, b, strict=False)
+    )

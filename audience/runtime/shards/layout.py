@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.hashing import hash_ids
 from audience.runtime.store.layout import MANIFEST, node_dir

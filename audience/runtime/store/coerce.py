@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.runtime.store.hashing import int64_dictionary
 
 # The normalized Arrow type of each schema type: what validation produces and

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.engine.kernels.config import NJIT, njit
 from audience.runtime.store.compact import merge_groups
 from audience.runtime.store.dictionaries import IDS

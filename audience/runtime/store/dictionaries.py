@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.engine.kernels.config import NJIT, njit
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.hashing import HashTable, hash_ids, integer_keys, string_parts

@@ -13,12 +13,12 @@ Every array handed to the Snapshot is a zero-copy numpy view of these buffers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.runtime.store.dictionaries import CONTACTS, TYPES, DictState
 from audience.runtime.store.errors import StoreError
 from audience.schema import Schema
@@ -155,14 +155,39 @@ def missing_column(kind: ColumnKind, n: int) -> Column:
     return Column(kind, np.zeros(n, _DTYPE[kind]), np.zeros(n, bool))
 
 
+class _Columns(Mapping[str, Column]):
+    """A partition's columns by name, each viewed on first access: a query
+    reads a few of a store's dozens of properties, and a new process's first
+    snapshot would otherwise view every column of every partition (at 48
+    properties and 13 partitions, 624 views).  Views are cheap and
+    idempotent: two threads viewing one column at once both get a right one."""
+
+    def __init__(self, table: pa.Table, fields: dict[str, str], n: int) -> None:
+        self._table = table
+        self._fields = fields
+        self._n = n
+        self._done: dict[str, Column] = {}
+
+    def __getitem__(self, name: str) -> Column:
+        col = self._done.get(name)
+        if col is None:
+            ftype = self._fields[name]  # KeyError: no such column
+            col = self._done.setdefault(name, column_view(self._table, name, ftype, self._n))
+        return col
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
 def partition_view(table: pa.Table, props: Mapping[str, str]) -> Partition:
     n = table.num_rows
     if n == 0:
         raise StoreError("internal: an empty partition")
     ts = view(table.column(TS))
-    columns = {"context": column_view(table, "context", "string", n)}
-    for name, ftype in props.items():
-        columns[name] = column_view(table, name, ftype, n)
+    columns = _Columns(table, {"context": "string", **props}, n)
     return Partition(
         min_ts=int(ts[0]),
         max_ts=int(ts[-1]),

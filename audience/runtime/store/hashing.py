@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.engine.kernels.config import NJIT, njit
 
 # (sorted uint64 hashes, a payload per hash: a position or a code)

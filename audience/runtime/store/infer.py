@@ -28,8 +28,8 @@ Any other Arrow type is an error that names the column.
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.validate import flatten_structs
 from audience.schema import EVENT_BUILTINS, Schema

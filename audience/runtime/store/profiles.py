@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.runtime.store.dictionaries import DictState
 from audience.runtime.store.encode import _DTYPE, KIND, column_view, encode_column, missing_column
 from audience.snapshot import Column, dictionary_key

@@ -16,8 +16,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.runtime.store import wal
 from audience.runtime.store.ahead import ahead
 from audience.runtime.store.coerce import decode_dictionaries

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from audience import lazy_compute as pc
 from audience.runtime.store.coerce import NORMALIZED, coerce, describe
 from audience.schema import CONTEXTS, Schema
 

@@ -44,10 +44,13 @@ def test_scan_lanes_every_kind_matches_numpy(threads: int) -> None:
     vals = rng.normal(size=rows)
     mask = rng.random(rows) < 0.4
     kinds = [lanes.SUM, lanes.MIN, lanes.MAX, lanes.COUNT, lanes.COUNT, lanes.NEWEST, lanes.OLDEST]
-    slots = [0, 1, 2, 3, 4, 0, 1]
-    masked = [True, False, True, True, False, True, False]
+    kinds += [lanes.TOTAL, lanes.TOTAL]  # accs slots after the counted ones: no count
+    slots = [0, 1, 2, 3, 4, 0, 1, 3, 4]
+    masked = [True, False, True, True, False, True, False, True, False]
     ranges = [(100, 4000), (0, rows), (2500, 2600), (10, 4990), (3000, 3000), (0, 2000), (7, 4321)]
-    counts, accs, tss = _outputs(threads, 3, 2, 2, n)
+    ranges += [(50, 4500), (0, rows)]
+    counts, _, tss = _outputs(threads, 3, 2, 2, n)
+    accs = np.zeros((threads, 5, n))
     tss[:, 0] = reduce.INT64_MIN
     tss[:, 1] = reduce.INT64_MAX
     lanes.scan_lanes(
@@ -57,9 +60,9 @@ def test_scan_lanes_every_kind_matches_numpy(threads: int) -> None:
         np.array(kinds, dtype=I64),
         np.array(slots, dtype=I64),
         np.array(masked),
-        np.zeros(7, dtype=I64),
+        np.zeros(9, dtype=I64),
         mask,
-        np.zeros(7, dtype=I64),
+        np.zeros(9, dtype=I64),
         vals,
         counts,
         accs,
@@ -67,7 +70,11 @@ def test_scan_lanes_every_kind_matches_numpy(threads: int) -> None:
     )
     if threads > 1:
         lanes.merge_threads(
-            [lanes.SUM, lanes.MIN, lanes.MAX], [lanes.NEWEST, lanes.OLDEST], counts, accs, tss
+            [lanes.SUM, lanes.MIN, lanes.MAX, lanes.TOTAL, lanes.TOTAL],
+            [lanes.NEWEST, lanes.OLDEST],
+            counts,
+            accs,
+            tss,
         )
     for k, kd in enumerate(kinds):
         a, b = ranges[k]
@@ -86,6 +93,8 @@ def test_scan_lanes_every_kind_matches_numpy(threads: int) -> None:
                     picked = vals[sel]
                     want = {lanes.SUM: picked.sum(), lanes.MIN: picked.min()}.get(kd, picked.max())
                     assert accs[0, r, c] == pytest.approx(want)
+            elif kd == lanes.TOTAL:  # 0 over no rows; the counts untouched (checked above)
+                assert accs[0, r, c] == pytest.approx(vals[sel].sum())
             elif kd == lanes.NEWEST:
                 assert tss[0, r, c] == (ts[sel].max() if sel.any() else reduce.INT64_MIN)
             else:

@@ -32,6 +32,11 @@ TEXTS = (
     " viewed_product >= 2",
     "did purchased in last 30 days or did email_clicked in last 30 days"
     " or sum(amount) of purchased in last 365 days > 300",
+    # sequences: their per-contact state is kept between evaluations, reset
+    # at the contacts it held only (``Lease.neutral``)
+    "did added_to_cart then not purchased within 5 days in last 60 days",
+    "did viewed_product then purchased within 10 days",
+    "did anything at most 0 times in last 7 days or did purchased exactly 0 times",
 )
 
 
@@ -153,3 +158,30 @@ def test_a_pool_hands_an_array_to_one_taker_and_keeps_the_newest() -> None:
     kept = pool.free_arrays()
     assert len(kept) == scratch.KEEP
     assert all(x is y for x, y in zip(kept, given[2:], strict=True))
+
+
+def test_a_kept_sequence_state_goes_back_whole_and_changes_no_answer(
+    data: StoreData, snap: Snapshot
+) -> None:
+    from audience.engine.kernels.sequence import NO_STATE
+
+    segs = [_compile(t, data) for t in TEXTS if " then " in t]
+    want = [data.evaluate(s.cond) for s in segs]
+    assert all(want)  # non-empty answers: the states held contacts
+    for _ in range(3):
+        for seg, w in zip(segs, want, strict=True):
+            assert set(seg.evaluate(snap, NOW).ids()) == w, seg.plan_text
+    kept = [a for _, a in scratch.pool_of(snap)._neutral]
+    assert len(kept) == 1  # one array, handed from evaluation to evaluation
+    assert (kept[0] == NO_STATE).all()
+
+
+def test_a_pool_hands_a_neutral_array_to_one_taker() -> None:
+    pool = scratch.ScratchPool()
+    a = pool.take_neutral((5,), np.int64, -1)
+    assert a.tolist() == [-1] * 5
+    pool.give_neutral(a, -1)
+    pool.give_neutral(a, -1)  # twice: still handed to one taker only
+    assert pool.take_neutral((5,), np.int64, 0) is not a  # another value
+    assert pool.take_neutral((5,), np.int64, -1) is a
+    assert pool.take_neutral((5,), np.int64, -1) is not a

@@ -21,9 +21,10 @@ from audience.compiler.physical import (
 )
 from audience.engine.context import EvalContext
 from audience.engine.fused import FusedScans
-from audience.engine.kernels import filters
+from audience.engine.kernels import filters, masks
 from audience.engine.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
 from audience.engine.kernels.sequence import (
+    NO_STATE,
     ascending,
     sequence_match,
     sequence_stream,
@@ -222,14 +223,15 @@ def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalCon
             # an exists flag (``exists_only``): already the test's answer
             assert cond.op == "at_least" and cond.n == 1
             return np.asarray(c)
+        # every count test is a range of counts: one pass over the contacts
         if cond.op == "at_least":
-            return np.asarray(c >= cond.n)
+            return masks.range_mask(c, cond.n, masks.INT64_MAX)
         if cond.op == "at_most":
-            return np.asarray(c <= cond.n)
+            return masks.range_mask(c, masks.INT64_MIN, cond.n)
         if cond.op == "exactly":
-            return np.asarray(c == cond.n)
+            return masks.range_mask(c, cond.n, cond.n)
         assert cond.high is not None
-        return np.asarray((c >= cond.n) & (c <= cond.high))
+        return masks.range_mask(c, cond.n, cond.high)
     if isinstance(cond, p.AggCond):
         cmp = _CMP[cond.op]
         if cond.field.scope == "profile":
@@ -237,9 +239,10 @@ def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalCon
         out = scan[("agg", cond.func, cond.field)]
         if cond.func == "count_distinct":
             return _compare(out["count"], cond.op, cond.value)
-        acc, n = out["acc"], out["n"]
-        if cond.func == "sum":
-            return np.asarray(cmp(acc, cond.value))  # a sum over no events is 0
+        acc = out["acc"]
+        if cond.func == "sum":  # a sum over no events is 0 (no value count kept)
+            return filters.compare_mask(acc, None, filters.OP_CODES[cond.op], float(cond.value))
+        n = out["n"]
         has = n > 0
         if cond.func == "avg":
             vals = np.divide(acc, n, out=np.zeros_like(acc), where=has)
@@ -247,9 +250,13 @@ def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalCon
         return has & _compare(acc, cond.op, cond.value)  # min / max: no value compares false
     ts = scan[("ts", cond.which)]["ts"]
     lo, hi = recency_range(cond.recency, cond.tz, ctx.now_ms)
-    # the sentinels (INT64_MIN newest / INT64_MAX oldest) mean "no such event"
-    has = ts != (INT64_MIN if cond.which == "last" else INT64_MAX)
-    return np.asarray(has & (ts >= lo) & (ts <= hi))
+    # the sentinels (INT64_MIN newest / INT64_MAX oldest) mean "no such
+    # event": out of the range, so the test is one range of values
+    if cond.which == "last":
+        lo = max(lo, INT64_MIN + 1)
+    else:
+        hi = min(hi, INT64_MAX - 1)
+    return masks.range_mask(ts, lo, hi)
 
 
 def _profile_agg(
@@ -316,7 +323,12 @@ def _sequence(cond: p.SeqCond, ctx: EvalContext) -> np.ndarray:
     c2, t2 = filtered_rows(ctx, cond.second, int(t1.min()) + 1, int(deadline.max()))
     if ascending(t1) and ascending(t2):
         # rows in ts order (time-ordered partitions): one merge pass, no sort
-        return sequence_stream(c1, t1, deadline, c2, t2, cond.then_not, n)
+        # the per-contact state is kept between evaluations, reset by the
+        # kernel at the E1s' contacts only (not a fill of every contact)
+        state = ctx.scratch.neutral((n,), np.int64, NO_STATE)
+        out = sequence_stream(c1, t1, deadline, c2, t2, cond.then_not, n, state)
+        ctx.scratch.restored(state, NO_STATE)
+        return out
     o1 = sort_by_contact_ts(c1, t1)
     o2 = sort_by_contact_ts(c2, t2)
     return sequence_match(c1[o1], t1[o1], deadline[o1], c2[o2], t2[o2], cond.then_not, n)

@@ -36,7 +36,8 @@ from audience.engine.typeindex import type_share, typed_source
 from audience.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
-_AGG_KINDS = {"sum": lanes.SUM, "avg": lanes.SUM, "min": lanes.MIN, "max": lanes.MAX}
+# a ``sum`` is only ever compared (a sum over no events is 0): no value count
+_AGG_KINDS = {"sum": lanes.TOTAL, "avg": lanes.SUM, "min": lanes.MIN, "max": lanes.MAX}
 # min/max of every kind but float keep their values exactly, in int64
 _INT_KINDS = {"min": lanes.IMIN, "max": lanes.IMAX}
 
@@ -151,14 +152,17 @@ def run_scans(
         for part in ctx.snapshot.partitions
     ]
     threads = numba.get_num_threads() if _rows_to_read(resolved, parts) >= PARALLEL_MIN_ROWS else 1
-    agg_kinds = [ln.kind for ln in lane_list if lanes.is_agg(ln.kind)]
+    # by slot: the counted aggregates, then the totals (``_plan_lanes``)
+    folding = sorted((ln for ln in lane_list if lanes.folds(ln.kind)), key=lambda ln: ln.slot)
+    agg_kinds = [ln.kind for ln in folding]
+    n_counted = sum(1 for ln in lane_list if lanes.is_agg(ln.kind))
     ts_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.NEWEST, lanes.OLDEST)]
     n_cnt = sum(1 for ln in lane_list if ln.kind == lanes.COUNT)
     n_flags = sum(1 for ln in lane_list if ln.kind == lanes.EXISTS)
     # the outputs are leased (engine.scratch): no fresh pages per evaluation
     full = ctx.scratch.full
     flags = full((threads, n_flags, n), np.uint8)
-    counts = full((threads, len(agg_kinds) + n_cnt, n), np.int64)
+    counts = full((threads, n_counted + n_cnt, n), np.int64)
     # the float and the int folds share the aggregate slots, but a kind no
     # lane folds needs no contacts (at millions of contacts, zeroing an
     # unused array per evaluation cost more than the scan's reading)
@@ -220,6 +224,7 @@ def _plan_lanes(
 ) -> tuple[list[_Lane], list[_Distinct]]:
     """A lane per (scan, reduction); slots: aggregates first in ``counts``
     (their value counts share the slot number of ``accs``), then counts;
+    totals (no value count) take the ``accs`` slots after the aggregates';
     ts lanes and exists lanes number their own slots."""
     out: list[_Lane] = []
     distinct: list[_Distinct] = []
@@ -240,10 +245,14 @@ def _plan_lanes(
     n_ts = 0
     n_flags = 0
     n_agg_total = sum(1 for ln in out if lanes.is_agg(ln.kind))
+    n_totals = 0
     for ln in out:
         if lanes.is_agg(ln.kind):
             ln.slot = n_agg
             n_agg += 1
+        elif ln.kind == lanes.TOTAL:
+            ln.slot = n_agg_total + n_totals
+            n_totals += 1
         elif ln.kind == lanes.COUNT:
             ln.slot = n_agg_total + n_cnt
             n_cnt += 1
@@ -381,7 +390,7 @@ def _run_lanes(
         mask, positions = masks[ln.scan].mask, masks[ln.scan].positions
         if positions is not None and len(positions) == 0:
             a = b = 0  # no row passes
-        if a < b and lanes.is_agg(ln.kind):
+        if a < b and lanes.folds(ln.kind):
             fd = event_field(ctx, ln.red[2], src, a, b)
             if fd.values is None:
                 a = b = 0  # the column does not exist here: no value to fold
@@ -533,6 +542,8 @@ def _results(
             res[ln.red] = {"ts": tss[ln.slot]}
         elif ln.kind in (lanes.IMIN, lanes.IMAX):
             res[ln.red] = {"acc": iaccs[ln.slot], "n": counts[ln.slot]}
+        elif ln.kind == lanes.TOTAL:
+            res[ln.red] = {"acc": accs[ln.slot]}
         else:
             res[ln.red] = {"acc": accs[ln.slot], "n": counts[ln.slot]}
     for d in distinct:

@@ -34,6 +34,10 @@ class ScratchPool:
 
     def __init__(self) -> None:
         self._free: list[np.ndarray] = []  # the most recently given last
+        # arrays that hold one value everywhere, with their (shape, dtype,
+        # value bytes): a user that writes few entries restores those only,
+        # instead of filling the whole array at each evaluation
+        self._neutral: list[tuple[Any, np.ndarray]] = []
         self._lock = threading.Lock()
 
     def take(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -52,6 +56,26 @@ class ScratchPool:
             if not any(a is arr for a in self._free):
                 self._free.append(arr)
                 del self._free[:-KEEP]  # the least recently used go
+
+    def take_neutral(self, shape: tuple[int, ...], dtype: Any, value: Any) -> np.ndarray:
+        """An array of ``shape`` and ``dtype`` holding ``value`` everywhere: a
+        free one given back so (``give_neutral``), or a new one."""
+        dt = np.dtype(dtype)
+        key = (shape, dt, np.asarray(value, dtype=dt).tobytes())
+        with self._lock:
+            for i in range(len(self._neutral) - 1, -1, -1):
+                if self._neutral[i][0] == key:
+                    return self._neutral.pop(i)[1]
+        return np.full(shape, value, dtype=dt)
+
+    def give_neutral(self, arr: np.ndarray, value: Any) -> None:
+        """Give back an array of ``take_neutral`` that holds ``value``
+        everywhere again (restored by its user at the entries it wrote)."""
+        key = (arr.shape, arr.dtype, np.asarray(value, dtype=arr.dtype).tobytes())
+        with self._lock:
+            if not any(a is arr for _, a in self._neutral):
+                self._neutral.append((key, arr))
+                del self._neutral[:-KEEP]
 
     def free_arrays(self) -> list[np.ndarray]:
         with self._lock:
@@ -110,6 +134,19 @@ class Lease:
         arr = self.empty(shape, dtype)
         arr.fill(value)
         return arr
+
+    def neutral(self, shape: tuple[int, ...], dtype: Any, value: Any) -> np.ndarray:
+        """An array holding ``value`` everywhere, from the pool; give it back
+        with ``restored`` once it holds ``value`` everywhere again (not given
+        back, after an error say, it is simply dropped)."""
+        if self._pool is None:
+            self._pool = pool_of(self._snapshot)
+        return self._pool.take_neutral(shape, dtype, value)
+
+    def restored(self, arr: np.ndarray, value: Any) -> None:
+        if self._pool is None:
+            self._pool = pool_of(self._snapshot)
+        self._pool.give_neutral(arr, value)
 
     def release(self) -> None:
         if self._pool is not None:

@@ -28,6 +28,7 @@ from audience.dsl.ast import And, Cond, Or, Rule, Segment
 from audience.dsl.formatter import format_text
 from audience.engine.context import EvalContext
 from audience.engine.execute import run_program
+from audience.engine.kernels.masks import indexes
 from audience.engine.strings import LutCache
 from audience.engine.subset import subset_snapshot
 from audience.schema import Schema
@@ -58,7 +59,9 @@ class Audience:
 
     def indexes(self) -> np.ndarray:
         if self._idx is None:
-            self._idx = np.flatnonzero(self.mask)
+            m = self.mask
+            ok = m.dtype == np.bool_ and m.ndim == 1
+            self._idx = indexes(m) if ok else np.flatnonzero(m)
         return self._idx
 
     def id_array(self, start: int = 0, stop: int | None = None) -> pa.Array:

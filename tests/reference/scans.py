@@ -150,5 +150,7 @@ def reference_scan(
             out[red] = {"ts": np.array(per, dtype=np.int64)}
         else:
             acc = np.array([a for a, _ in per], dtype=_acc_dtype(red))
-            out[red] = {"acc": acc, "n": np.array([n for _, n in per], dtype=np.int64)}
+            out[red] = {"acc": acc}
+            if red[1] != "sum":  # a sum is only compared (0 over no values): no count
+                out[red]["n"] = np.array([n for _, n in per], dtype=np.int64)
     return out

@@ -19,8 +19,11 @@ from audience.engine.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B,
 
 # lane kinds; IMIN/IMAX are min/max of int-like values, kept exact in int64
 # (float64 holds integers exactly only up to 2**53); EXISTS only flags the
-# contacts with a row, in a byte per contact (``did X``: no count needed)
-COUNT, SUM, MIN, MAX, NEWEST, OLDEST, IMIN, IMAX, EXISTS = 0, 1, 2, 3, 4, 5, 6, 7, 8
+# contacts with a row, in a byte per contact (``did X``: no count needed);
+# TOTAL is a sum whose values are not counted (``sum(x) > v`` needs no count:
+# a sum over no events is 0): at millions of contacts, the count array cost
+# its fill and a cache miss per row
+COUNT, SUM, MIN, MAX, NEWEST, OLDEST, IMIN, IMAX, EXISTS, TOTAL = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 KINDS = {
     "count": COUNT,
     "sum": SUM,
@@ -31,6 +34,7 @@ KINDS = {
     "imin": IMIN,
     "imax": IMAX,
     "exists": EXISTS,
+    "total": TOTAL,
 }
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
 _EMPTY_I32 = np.zeros(0, dtype=np.int32)
@@ -39,6 +43,11 @@ _EMPTY_I32 = np.zeros(0, dtype=np.int32)
 def is_agg(kind: int) -> bool:
     """Whether lanes of ``kind`` fold values (and count them in ``counts``)."""
     return SUM <= kind <= MAX or kind in (IMIN, IMAX)
+
+
+def folds(kind: int) -> bool:
+    """Whether lanes of ``kind`` fold values (``is_agg``, and ``total``)."""
+    return is_agg(kind) or kind == TOTAL
 
 
 @njit(**NJIT)
@@ -131,6 +140,14 @@ def _lane(
                 continue
             accs[r, c] += vals[i - val_base]
             counts[r, c] += 1
+    elif kd == 9:
+        for j in range(n):
+            i = buf[j] if has_mask else lo + j
+            c = contact[i]
+            if np.uint32(c) >= width:
+                bad += 1
+                continue
+            accs[r, c] += vals[i - val_base]
     elif kd == 2 or kd == 3:
         for j in range(n):
             i = buf[j] if has_mask else lo + j
@@ -215,6 +232,8 @@ def _lane_pos(
         elif kd == 5:
             if ts[i] < tss[r, c]:
                 tss[r, c] = ts[i]
+        elif kd == 9:
+            accs[r, c] += vals[i - val_base]
         else:
             y = ivals[i - val_base]
             if counts[r, c] == 0 or (y < iaccs[r, c] if kd == 6 else y > iaccs[r, c]):
@@ -348,7 +367,7 @@ def scan_lanes(
     ``imin``/``imax`` do the same with the int64 ``ivals`` into the int64
     ``iaccs`` (exact: no float64 rounding); ``newest``/``oldest`` keep the
     extreme ts in ``tss[slot[k], c]``; ``exists`` sets ``flags[slot[k], c]``
-    (uint8) to 1.  Every index is checked here, so the
+    (uint8) to 1; ``total`` is ``sum`` with no value count.  Every index is checked here, so the
     kernel never reads or writes out of bounds.
 
     With 3-d outputs ``(threads, slots, contacts)``, the positions are split
@@ -377,7 +396,7 @@ def scan_lanes(
     dims = _check_outputs(counts, accs, tss, iaccs, flags)
     n_out = {
         COUNT: counts, SUM: accs, MIN: accs, MAX: accs,
-        NEWEST: tss, OLDEST: tss, IMIN: iaccs, IMAX: iaccs, EXISTS: flags,
+        NEWEST: tss, OLDEST: tss, IMIN: iaccs, IMAX: iaccs, EXISTS: flags, TOTAL: accs,
     }  # fmt: skip
     for k, (a, b) in enumerate(ranges):
         limit = len(positions) if has_pos[k] else n
@@ -401,8 +420,8 @@ def scan_lanes(
                 raise ValueError(f"lane {k}: its rows are outside the {n} rows")
         if has_mask[k] and not 0 <= first - mask_base[k] <= last - mask_base[k] < len(masks):
             raise ValueError(f"lane {k}: mask does not cover its rows")
-        src = vals if SUM <= kd <= MAX else ivals
-        if is_agg(kd) and not 0 <= first - val_base[k] <= last - val_base[k] < len(src):
+        src = vals if SUM <= kd <= MAX or kd == TOTAL else ivals
+        if folds(kd) and not 0 <= first - val_base[k] <= last - val_base[k] < len(src):
             raise ValueError(f"lane {k}: values do not cover its rows")
     if pos_contact is None:
         pos_contact = contact[positions]  # every used position is checked above
@@ -464,19 +483,20 @@ def merge_threads(
 ) -> None:
     """Fold threads 1.. of 3-d outputs into thread 0 (``flags``: every slot).
     ``agg_kinds[r]`` is the kind of the lane of aggregate slot ``r`` (``accs``,
-    or ``iaccs`` for ``imin``/``imax``; its value count: ``counts`` slot ``r``),
-    ``ts_kinds[r]`` that of ``tss`` slot ``r``."""
+    or ``iaccs`` for ``imin``/``imax``; its value count: ``counts`` slot ``r``,
+    except for ``total``, whose slots come after the counted ones), ``ts_kinds[r]``
+    that of ``tss`` slot ``r``."""
     if len(agg_kinds) != accs.shape[1] or len(ts_kinds) != tss.shape[1]:
         raise ValueError("one kind per aggregate and per ts slot")
     if any(kd in (IMIN, IMAX) for kd in agg_kinds) and (
         iaccs is None or iaccs.shape[:-1] != accs.shape[:-1] or iaccs.shape[-1] != counts.shape[-1]
     ):
         raise ValueError("int aggregates need iaccs with the slots of accs and every contact")
-    if any(kd in (SUM, MIN, MAX) for kd in agg_kinds) and accs.shape[-1] != counts.shape[-1]:
+    if any(kd in (SUM, MIN, MAX, TOTAL) for kd in agg_kinds) and accs.shape[-1] != counts.shape[-1]:
         raise ValueError("float aggregates need accs with every contact")
     for t in range(1, counts.shape[0]):
         for r, kd in enumerate(agg_kinds):
-            if kd == SUM:
+            if kd in (SUM, TOTAL):
                 accs[0, r] += accs[t, r]
                 continue
             out = iaccs if kd in (IMIN, IMAX) and iaccs is not None else accs

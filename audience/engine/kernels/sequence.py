@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
-from audience.engine.kernels._checks import check_1d
+from audience.engine.kernels._checks import check_1d, check_out
 from audience.engine.kernels.config import I32, I64, NJIT, B, njit, ro, rw
+
+# a contact with no pending E1 in ``sequence_stream``'s work array
+NO_STATE = int(np.iinfo(np.int64).min)
 
 
 @njit([types.void(ro(I32), ro(I64), ro(I64), ro(I32), ro(I64), B, rw(B))], **NJIT)
@@ -124,10 +127,21 @@ def _sequence_stream(
             if s == none or (d > s if not then_not else d < s):
                 state[c] = d
             i += 1
-    if then_not:
-        for c in range(len(state)):
-            if state[c] != none:
+    # only the E1s' contacts hold a state, and they go back to ``none``:
+    # ``state`` leaves as it came, so the caller can keep it for the next call
+    # instead of filling it.  Fewer E1s than contacts (millions of contacts,
+    # few events each): visit their contacts only; else one pass over all
+    if n1 < len(state):
+        for i in range(n1):
+            c = c1[i]
+            if then_not and state[c] != none:
                 out[c] = True
+            state[c] = none
+    else:
+        for c in range(len(state)):
+            if then_not and state[c] != none:
+                out[c] = True
+            state[c] = none
 
 
 def sequence_stream(
@@ -138,10 +152,13 @@ def sequence_stream(
     t2: np.ndarray,
     then_not: bool,
     n_contacts: int,
+    state: np.ndarray | None = None,
 ) -> np.ndarray:
     """Same answer as ``sequence_match`` for rows in ts order (each side sorted
     by ts, as a time-ordered scan yields them), with no sort: one merge pass
-    with per-contact state.  ``deadline`` must not be INT64_MIN."""
+    with per-contact state.  ``deadline`` must not be INT64_MIN.  ``state``,
+    when given, is the work array: an int64 per contact, every one INT64_MIN
+    (``NO_STATE``), and left so (a caller keeps it from call to call)."""
     c1 = check_1d("c1", c1, (np.int32,))
     t1 = check_1d("t1", t1, (np.int64,), len(c1))
     deadline = check_1d("deadline", deadline, (np.int64,), len(c1))
@@ -154,7 +171,9 @@ def sequence_stream(
             raise ValueError("contact index outside the contact universe")
     if len(deadline) and deadline.min() == np.iinfo(np.int64).min:
         raise ValueError("a deadline cannot be INT64_MIN")
-    state = np.full(n_contacts, np.iinfo(np.int64).min, dtype=np.int64)
+    if state is None:
+        state = np.full(n_contacts, NO_STATE, dtype=np.int64)
+    state = check_out("state", state, np.int64, n_contacts)
     out = np.zeros(n_contacts, dtype=np.bool_)
     _sequence_stream(c1, t1, deadline, c2, t2, then_not, state, out)
     return out

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audience.engine.kernels import masks, sequence
+from audience.engine.kernels.reduce import INT64_MAX, INT64_MIN
 
-I64_MIN, I64_MAX = masks.INT64_MIN, masks.INT64_MAX
+I64_MIN, I64_MAX = int(INT64_MIN), int(INT64_MAX)
 # values and bounds around the edges: 0 (a contact with no event has count 0),
 # the int64 extremes (the ts sentinels), and bounds beyond int64
 _edges = st.sampled_from([I64_MIN, I64_MIN + 1, -1, 0, 1, 2, 5, I64_MAX - 1, I64_MAX])

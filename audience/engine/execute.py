@@ -225,9 +225,9 @@ def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalCon
             return np.asarray(c)
         # every count test is a range of counts: one pass over the contacts
         if cond.op == "at_least":
-            return masks.range_mask(c, cond.n, masks.INT64_MAX)
+            return masks.range_mask(c, cond.n, INT64_MAX)
         if cond.op == "at_most":
-            return masks.range_mask(c, masks.INT64_MIN, cond.n)
+            return masks.range_mask(c, INT64_MIN, cond.n)
         if cond.op == "exactly":
             return masks.range_mask(c, cond.n, cond.n)
         assert cond.high is not None

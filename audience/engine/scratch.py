@@ -60,18 +60,17 @@ class ScratchPool:
     def take_neutral(self, shape: tuple[int, ...], dtype: Any, value: Any) -> np.ndarray:
         """An array of ``shape`` and ``dtype`` holding ``value`` everywhere: a
         free one given back so (``give_neutral``), or a new one."""
-        dt = np.dtype(dtype)
-        key = (shape, dt, np.asarray(value, dtype=dt).tobytes())
+        key = _neutral_key(shape, dtype, value)
         with self._lock:
             for i in range(len(self._neutral) - 1, -1, -1):
                 if self._neutral[i][0] == key:
                     return self._neutral.pop(i)[1]
-        return np.full(shape, value, dtype=dt)
+        return np.full(shape, value, dtype=key[1])
 
     def give_neutral(self, arr: np.ndarray, value: Any) -> None:
         """Give back an array of ``take_neutral`` that holds ``value``
         everywhere again (restored by its user at the entries it wrote)."""
-        key = (arr.shape, arr.dtype, np.asarray(value, dtype=arr.dtype).tobytes())
+        key = _neutral_key(arr.shape, arr.dtype, value)
         with self._lock:
             if not any(a is arr for _, a in self._neutral):
                 self._neutral.append((key, arr))
@@ -84,6 +83,14 @@ class ScratchPool:
 
 # per snapshot: (its weak reference, its pool); like the universes of
 # ``engine.context``, by id, as a snapshot is not hashable
+def _neutral_key(
+    shape: tuple[int, ...], dtype: Any, value: Any
+) -> tuple[Any, np.dtype[Any], bytes]:
+    """What makes two neutral arrays interchangeable: shape, dtype and value."""
+    dt = np.dtype(dtype)
+    return (shape, dt, np.asarray(value, dtype=dt).tobytes())
+
+
 _pools: dict[int, tuple[weakref.ref[Snapshot], ScratchPool]] = {}
 _lock = threading.RLock()  # reentrant: a finalizer may run inside ``with _lock``
 
@@ -123,9 +130,7 @@ class Lease:
         nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if nbytes < MIN_POOLED_BYTES:
             return np.empty(shape, dtype=dtype)
-        if self._pool is None:
-            self._pool = pool_of(self._snapshot)
-        arr = self._pool.take(shape, dtype)
+        arr = self._pool_().take(shape, dtype)
         self._held.append(arr)
         return arr
 
@@ -139,14 +144,15 @@ class Lease:
         """An array holding ``value`` everywhere, from the pool; give it back
         with ``restored`` once it holds ``value`` everywhere again (not given
         back, after an error say, it is simply dropped)."""
-        if self._pool is None:
-            self._pool = pool_of(self._snapshot)
-        return self._pool.take_neutral(shape, dtype, value)
+        return self._pool_().take_neutral(shape, dtype, value)
 
     def restored(self, arr: np.ndarray, value: Any) -> None:
-        if self._pool is None:
+        self._pool_().give_neutral(arr, value)
+
+    def _pool_(self) -> ScratchPool:
+        if self._pool is None:  # found on first use: a query that pools nothing never looks
             self._pool = pool_of(self._snapshot)
-        self._pool.give_neutral(arr, value)
+        return self._pool
 
     def release(self) -> None:
         if self._pool is not None:

@@ -13,9 +13,7 @@ from numba import types
 
 from audience.engine.kernels._checks import check_1d
 from audience.engine.kernels.config import I64, NJIT, B, njit, ro, rw
-
-INT64_MIN = int(np.iinfo(np.int64).min)
-INT64_MAX = int(np.iinfo(np.int64).max)
+from audience.engine.kernels.reduce import INT64_MAX, INT64_MIN
 
 
 @njit([types.void(ro(I64), I64, I64, rw(B))], **NJIT)
@@ -31,7 +29,7 @@ def range_mask(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
     beyond int64 they are clamped, an empty range passes nothing)."""
     values = check_1d("values", values, (np.int64,))
     out = np.empty(len(values), dtype=np.bool_)
-    lo, hi = max(int(lo), INT64_MIN), min(int(hi), INT64_MAX)
+    lo, hi = max(int(lo), int(INT64_MIN)), min(int(hi), int(INT64_MAX))
     if lo > hi:
         out.fill(False)
         return out

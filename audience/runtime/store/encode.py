@@ -97,13 +97,21 @@ def encode_column(
 
 
 def encode_events(
-    table: pa.Table, schema: Schema, props: Mapping[str, str], dicts: DictState
+    table: pa.Table,
+    schema: Schema,
+    props: Mapping[str, str],
+    dicts: DictState,
+    contacts: np.ndarray | None = None,
 ) -> pa.Table:
-    """Encode a validated events table (input order kept; sorting is per partition)."""
+    """Encode a validated events table (input order kept; sorting is per
+    partition).  ``contacts``: the rows' contact codes, when the caller has
+    encoded them already."""
     cols: dict[str, pa.Array] = {}
     cols[TS] = one_array(table.column("ts")).cast(pa.int64())
     cols[ID] = one_array(table.column("id"))
-    cols[CONTACT] = pa.array(dicts.encode_any(CONTACTS, one_array(table.column("contact_id"))))
+    if contacts is None:
+        contacts = dicts.encode_any(CONTACTS, one_array(table.column("contact_id")))
+    cols[CONTACT] = pa.array(contacts)
     cols[TYPE] = pa.array(dicts.encode_any(TYPES, one_array(table.column("type"))))
     cols.update(
         encode_column(one_array(table.column("context")), "string", "context", dicts, "context")

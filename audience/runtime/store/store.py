@@ -315,6 +315,7 @@ class Store(SnapshotViews):
                     report.merge(txn.apply(one))
             finally:
                 prepared.close()  # on a failure, the thread stops now
+                txn.close()
         else:
             for batch in _progress(batches, src.total, src.name, progress):
                 report.merge(txn.add_profiles(batch, src.name, merge_lists))

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from audience.runtime.store.compact import compact
-from audience.runtime.store.dedup import IdFiles, sort_ids
+from audience.runtime.store.dedup import IdFiles, SortedIds, sort_ids
 from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState, HashTables
 from audience.runtime.store.encode import (
     CONTACT,
@@ -139,15 +139,25 @@ class Txn:
     # ------------------------------------------------------------------ events
     def prepare(self, batch: Batch, source: str) -> Prepared:
         """The part of an events batch's ingest that needs nothing but the
-        batches before it (checks, rejects, duplicates): run a batch ahead of
-        ``apply``, in a thread of its own (store.py), so that the ingest's
-        thread only encodes.  The batches are prepared one at a time, in
-        order, so the duplicate index sees them as a single thread would."""
+        batches before it (checks, rejects, duplicates): ``check`` then
+        ``dedup``, each run a batch ahead of the next in a thread of its own
+        (store.py), so that the ingest's thread only encodes."""
+        return self.dedup(self.check(batch, source))
+
+    def check(self, batch: Batch, source: str) -> CheckedBatch:
+        """An events batch validated and its ids hashed and sorted: needs
+        nothing from the batches before it."""
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
         rejects = reject_list(batch, checked, source, "events")
-        table = checked.table
-        ids = one_array(table.column("id"))
-        keep = self.ids.accept(ids, sort_ids(ids), checked=self.ids_checked)
+        ids = one_array(checked.table.column("id"))
+        return CheckedBatch(checked.table, rejects, ids, sort_ids(ids), batch.units)
+
+    def dedup(self, batch: CheckedBatch) -> Prepared:
+        """A checked batch without its duplicates.  The batches are deduplicated
+        one at a time, in order, so the duplicate index sees them as a single
+        thread would."""
+        table, rejects = batch.table, batch.rejects
+        keep = self.ids.accept(batch.ids, batch.sorted_ids, checked=self.ids_checked)
         table, dups = self._fresh(table, keep)
         contacts = None
         if table.num_rows:
@@ -436,6 +446,17 @@ class Txn:
             if (ts < first[contacts]).any():
                 return True
         return False
+
+
+@dataclass(frozen=True)
+class CheckedBatch:
+    """An events batch validated, its ids sorted (``Txn.check``)."""
+
+    table: pa.Table  # the accepted rows, normalized
+    rejects: list[Reject]
+    ids: pa.Array  # the rows' event ids
+    sorted_ids: SortedIds
+    units: int  # progress made by the batch
 
 
 @dataclass(frozen=True)

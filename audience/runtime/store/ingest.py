@@ -211,11 +211,7 @@ class Txn:
         ts = enc.column(TS).to_numpy()
         self._first_seen(enc.column(CONTACT).to_numpy(), ts)
         self.batches += 1
-        months = ts.astype("datetime64[ms]").astype("datetime64[M]")
-        lo, hi = months.min(), months.max()
-        for month in [lo] if lo == hi else np.unique(months):
-            piece = enc if lo == hi else enc.filter(pa.array(months == month))
-            key = str(month)
+        for key, piece in month_pieces(enc, ts):
             self.pending.setdefault(key, []).append(piece)
             self.last_added[key] = self.batches
             self.pending_rows += piece.num_rows
@@ -468,6 +464,27 @@ class Prepared:
     duplicates: int  # accepted rows whose id the store (or an earlier row) had
     units: int  # progress made by the batch
     contacts: Future[np.ndarray] | None = None  # the codes of the rows' contacts
+
+
+def month_pieces(enc: pa.Table, ts: np.ndarray) -> list[tuple[str, pa.Table]]:
+    """The encoded rows of each calendar month (UTC) the batch has, by month.
+    Only the first and last ts are converted to months: a batch of one month
+    (most, in time-ordered input) is its own piece; one spanning several is
+    cut at the months' first milliseconds, by slices when it is in time order
+    (no copy), else by filters."""
+    lo, hi = ts.min(), ts.max()
+    first, last = np.array([lo, hi]).astype("datetime64[ms]").astype("datetime64[M]")
+    if first == last:
+        return [(str(first), enc)]
+    months = np.arange(first, last + 1)
+    starts = months[1:].astype("datetime64[ms]").astype(np.int64)
+    if len(ts) < 2 or bool((ts[1:] >= ts[:-1]).all()):
+        cuts = [0, *np.searchsorted(ts, starts, side="left").tolist(), len(ts)]
+        parts = [(m, enc.slice(cuts[k], cuts[k + 1] - cuts[k])) for k, m in enumerate(months)]
+    else:
+        which = np.searchsorted(starts, ts, side="right")
+        parts = [(m, enc.filter(pa.array(which == k))) for k, m in enumerate(months)]
+    return [(str(m), t) for m, t in parts if t.num_rows]
 
 
 def reject_list(batch: Batch, checked: Checked, source: str, kind: str) -> list[Reject]:

@@ -28,6 +28,7 @@ from audience.runtime.store.encode import (
     ID,
     TS,
     encode_events,
+    encode_strings,
     one_array,
     sort_partition,
 )
@@ -113,6 +114,7 @@ class Txn:
         # (its contacts' codes, or their encoding under way; the rows)
         self._profile_batches: list[tuple[np.ndarray | Future[np.ndarray], pa.Table]] = []
         self._contact_coder: ThreadPoolExecutor | None = None
+        self._string_coder: ThreadPoolExecutor | None = None
         self._profile_batch_rows = 0
         self._merge_lists: Collection[str] = ()
         self.rejects: list[Reject] = []
@@ -159,32 +161,38 @@ class Txn:
         table, rejects = batch.table, batch.rejects
         keep = self.ids.accept(batch.ids, batch.sorted_ids, checked=self.ids_checked)
         table, dups = self._fresh(table, keep)
-        contacts = None
+        contacts = strings = None
         if table.num_rows:
-            # The contacts' codes are given on a thread of their own, in batch
-            # order (the codes a plain loop gives), while ``apply`` encodes the
-            # other columns of the batch before: the biggest dictionary's
-            # lookups were half of ``apply``.
+            # The contacts' codes, and those of the other string columns, are
+            # given on two threads of their own, each in batch order (the
+            # codes a plain loop gives; they share no dictionary), while
+            # ``apply`` finishes the batch before: the dictionaries' lookups
+            # were most of ``apply``, the contacts' half of it.
             if self._contact_coder is None:
                 self._contact_coder = ThreadPoolExecutor(1, "ingest-contacts")
+                self._string_coder = ThreadPoolExecutor(1, "ingest-strings")
+            assert self._string_coder is not None
             ids = one_array(table.column("contact_id"))
             contacts = self._contact_coder.submit(self.dicts.encode_any, CONTACTS, ids)
-        return Prepared(table, rejects, dups, batch.units, contacts)
+            strings = self._string_coder.submit(encode_strings, table, self.props, self.dicts)
+        return Prepared(table, rejects, dups, batch.units, contacts, strings)
 
     def apply(self, prepared: Prepared) -> IngestReport:
         report = self._report(prepared.rejects)
         report.duplicates += prepared.duplicates
         contacts = None if prepared.contacts is None else prepared.contacts.result()
-        self._add_fresh(prepared.table, report, contacts)
+        strings = None if prepared.strings is None else prepared.strings.result()
+        self._add_fresh(prepared.table, report, contacts, strings)
         return report
 
     def close(self) -> None:
-        """Wait for the contacts' encoding of batches prepared but never
-        applied (an ingest that failed): it must not change the store's hash
-        tables after the failure has dropped them."""
-        if self._contact_coder is not None:
-            self._contact_coder.shutdown(wait=True)
-            self._contact_coder = None
+        """Wait for the encoding of batches prepared but never applied (an
+        ingest that failed): it must not change the store's hash tables
+        after the failure has dropped them."""
+        for coder in (self._contact_coder, self._string_coder):
+            if coder is not None:
+                coder.shutdown(wait=True)
+        self._contact_coder = self._string_coder = None
 
     def add_valid(self, table: pa.Table, report: IngestReport) -> None:
         """Validated events (also the rows of a log being checkpointed)."""
@@ -199,14 +207,18 @@ class Txn:
         return (table.filter(pa.array(keep)) if dups else table), dups
 
     def _add_fresh(
-        self, table: pa.Table, report: IngestReport, contacts: np.ndarray | None = None
+        self,
+        table: pa.Table,
+        report: IngestReport,
+        contacts: np.ndarray | None = None,
+        strings: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """Events checked and found new: encoded (``contacts``: the codes of
-        their contacts, when given already), and kept per month."""
+        """Events checked and found new: encoded (``contacts``, ``strings``:
+        codes given already, see ``encode_events``), and kept per month."""
         report.accepted += table.num_rows
         if not table.num_rows:
             return
-        enc = encode_events(table, self.schema, self.props, self.dicts, contacts)
+        enc = encode_events(table, self.schema, self.props, self.dicts, contacts, strings)
         del table
         ts = enc.column(TS).to_numpy()
         self._first_seen(enc.column(CONTACT).to_numpy(), ts)
@@ -464,6 +476,7 @@ class Prepared:
     duplicates: int  # accepted rows whose id the store (or an earlier row) had
     units: int  # progress made by the batch
     contacts: Future[np.ndarray] | None = None  # the codes of the rows' contacts
+    strings: Future[dict[str, np.ndarray]] | None = None  # encode_strings's codes
 
 
 def month_pieces(enc: pa.Table, ts: np.ndarray) -> list[tuple[str, pa.Table]]:

@@ -19,9 +19,7 @@ from audience.engine.kernels.postings import group_rows
 from audience.engine.postings import Postings, accepted_codes, postings
 from audience.engine.strings import LutCache
 from audience.engine.typeindex import dense, type_rows, typed_source
-from audience.runtime.evaluate import compile_condition
 from audience.schema import Schema
-from tests.compiler_ast import did, ev, last, sel
 from tests.compiler_snapshot import DAY_MS, build_snapshot, ms
 from tests.reference.scans import reference_scan
 

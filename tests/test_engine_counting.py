@@ -48,10 +48,19 @@ def _passes(count: int, op: str, n: int, high: int | None) -> bool:
 
 
 def _count_with(
-    kind: int, contact: np.ndarray, calls: list[tuple[int, int]], threads: int, n: int
+    kind: int,
+    contact: np.ndarray,
+    calls: list[tuple[int, int]],
+    threads: int,
+    n: int,
+    how: str = "rows",
+    keep: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per-contact counts of ``kind`` over ``contact[a:b]`` for every call
-    (a partition each), folded by ``threads`` threads and merged."""
+    """Per-contact counts of ``kind`` over the rows ``[a, b)`` of every call
+    (a partition each) that ``keep`` keeps (all: None), folded by ``threads``
+    threads and merged.  ``how`` the lanes take the rows: ``rows`` (a range,
+    and ``keep`` as a mask), ``positions`` (the kept rows, given), or
+    ``masked_positions`` (every row given, ``keep`` as a mask)."""
     wide = kind == lanes.COUNT
     counts = np.zeros((threads, 1 if wide else 0, n), dtype=I64)
     flags = np.zeros((threads, 0 if wide else 1, n), dtype=np.uint8)
@@ -60,10 +69,21 @@ def _count_with(
     iaccs = np.zeros((threads, 0, 0), dtype=I64)
     ts = np.zeros(len(contact), dtype=I64)
     one = np.zeros(1, dtype=I64)
+    kept = np.ones(len(contact), dtype=bool) if keep is None else keep
+    masked = np.array([keep is not None and how != "positions"])
     for a_, b in calls:
+        span = (a_, b)
+        positions = None
+        if how == "positions":
+            positions = (np.flatnonzero(kept[a_:b]) + a_).astype(I32)
+        elif how == "masked_positions":
+            positions = np.arange(a_, b, dtype=I32)
+        if positions is not None:
+            span = (0, len(positions))
         lanes.scan_lanes(
-            contact, ts, [(a_, b)], np.array([kind], dtype=I64), one, np.zeros(1, bool), one,
-            np.zeros(0, bool), one, np.zeros(0), counts, accs, tss, iaccs=iaccs, flags=flags,
+            contact, ts, [span], np.array([kind], dtype=I64), one, masked, one,
+            kept, one, np.zeros(0), counts, accs, tss, iaccs=iaccs, flags=flags,
+            has_pos=np.array([positions is not None]), positions=positions,
         )  # fmt: skip
     if threads > 1:
         kinds = [] if wide else [kind]
@@ -76,15 +96,17 @@ def _as_result(kind: int, out: np.ndarray) -> np.ndarray:
     return out.view(np.bool_) if kind == lanes.EXISTS else out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     data=st.data(),
     n=st.integers(1, 5),
     threads=st.integers(1, 3),
     op=st.sampled_from(["at_least", "at_most", "exactly", "between"]),
+    how=st.sampled_from(["rows", "positions", "masked_positions"]),
+    masked=st.booleans(),
 )
 def test_a_narrow_counter_answers_its_tests_like_the_exact_count(
-    data: st.DataObject, n: int, threads: int, op: str
+    data: st.DataObject, n: int, threads: int, op: str, how: str, masked: bool
 ) -> None:
     # few contacts and up to 700 rows: counts cross 255 and stop near it
     weights = data.draw(st.lists(st.integers(0, 9), min_size=n, max_size=n))
@@ -94,7 +116,8 @@ def test_a_narrow_counter_answers_its_tests_like_the_exact_count(
     contact = rng.choice(n, size=rows, p=w / w.sum()).astype(I32)
     cuts = sorted(data.draw(st.lists(st.integers(0, rows), max_size=4)))
     calls = list(zip([0, *cuts], [*cuts, rows], strict=True))
-    exact = np.bincount(contact, minlength=n)
+    keep = rng.random(rows) < 0.8 if masked else None
+    exact = np.bincount(contact if keep is None else contact[keep], minlength=n)
     lo_n = data.draw(st.sampled_from(EDGES) | st.integers(-2, 400))
     high = lo_n + data.draw(st.sampled_from([0, 1, 2, 200])) if op == "between" else None
     lo, hi = _range(op, lo_n, high)
@@ -102,9 +125,8 @@ def test_a_narrow_counter_answers_its_tests_like_the_exact_count(
     # the counter the test chooses, and every wider one, answer exactly
     chosen = counting.count_kind(bound)
     for kind in {chosen, lanes.COUNT8, lanes.COUNT} - ({lanes.COUNT8} if bound > 255 else set()):
-        got = counting.count_mask(
-            _as_result(kind, _count_with(kind, contact, calls, threads, n)), lo, hi
-        )
+        out = _count_with(kind, contact, calls, threads, n, how, keep)
+        got = counting.count_mask(_as_result(kind, out), lo, hi)
         want = [_passes(int(c), op, lo_n, high) for c in exact]
         assert got.tolist() == want, (kind, exact.tolist())
 
@@ -127,12 +149,11 @@ def test_the_saturating_merge_never_wraps() -> None:
     want = np.minimum(into.astype(I64) + more, 255)
     flags = np.stack([into, more])[:, None, :].copy()
     no = np.zeros((2, 0, 0))
-    lanes.merge_threads([], [], np.zeros((2, 0, 5000), dtype=I64), no, np.zeros((2, 0, 5000), I64),
-                        flags=flags, flag_kinds=[lanes.COUNT8])  # fmt: skip
+    counts = tss = np.zeros((2, 0, 5000), dtype=I64)
+    lanes.merge_threads([], [], counts, no, tss, flags=flags, flag_kinds=[lanes.COUNT8])
     assert flags[0, 0].tolist() == want.tolist()
     with pytest.raises(ValueError, match="per flags slot"):
-        lanes.merge_threads([], [], np.zeros((2, 0, 1), I64), no, np.zeros((2, 0, 1), I64),
-                            flags=np.zeros((2, 1, 1), np.uint8), flag_kinds=[lanes.COUNT])  # fmt: skip
+        lanes.merge_threads([], [], counts, no, tss, flags=flags, flag_kinds=[lanes.COUNT])
 
 
 def test_the_width_follows_the_bound() -> None:

@@ -89,10 +89,13 @@ def _run_steps(
             if not isinstance(step, ScanStep):
                 info["count"] = int(np.count_nonzero(results[i]))
             steps_info.append(info)
-    # a boolean step's output is its own array; any other may be shared (a
-    # leased scan output, a cached profile mask, the universe): copied
-    fresh = isinstance(prog.steps[prog.root], BoolStep)
-    mask: np.ndarray = _in_universe(results[prog.root], ctx, copy=not fresh)
+    # a boolean step's output is its own array, and so is a test's, unless it
+    # is a view (``did``'s flags are a leased scan output); any other may be
+    # shared (a cached profile mask, the universe): copied
+    root = prog.steps[prog.root]
+    out = results[prog.root]
+    fresh = isinstance(root, BoolStep) or (isinstance(root, TestStep) and out.base is None)
+    mask: np.ndarray = _in_universe(out, ctx, copy=not fresh)
     if not explain:
         return mask, None
     count = lambda sid: int(np.count_nonzero(results[sid]))  # noqa: E731

@@ -15,6 +15,7 @@ import numpy as np
 from numba import prange, types
 
 from audience.engine.kernels._checks import check_1d
+from audience.engine.kernels._prefetch import prefetch
 from audience.engine.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B, njit, ro, rw
 
 # lane kinds; IMIN/IMAX are min/max of int-like values, kept exact in int64
@@ -29,6 +30,8 @@ from audience.engine.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B,
 COUNT, SUM, MIN, MAX, NEWEST, OLDEST, IMIN, IMAX, EXISTS, TOTAL = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 COUNT8 = 10
 BYTE_MAX = 255
+# a scattered count prefetches the contact this many rows ahead
+AHEAD = 16
 KINDS = {
     "count": COUNT,
     "sum": SUM,
@@ -139,6 +142,10 @@ def _lane(
             flags[r, c] = 1
     elif kd == 10:
         for j in range(n):
+            if j + AHEAD < n:  # (``_prefetch``: the writes are scattered)
+                ahead = contact[buf[j + AHEAD] if has_mask else lo + j + AHEAD]
+                if np.uint32(ahead) < width:
+                    prefetch(flags, r, ahead)
             i = buf[j] if has_mask else lo + j
             c = contact[i]
             if np.uint32(c) >= width:
@@ -224,6 +231,10 @@ def _lane_pos(
     bad = 0
     if kd == 10:  # its own loop, as in ``_lane``: a byte count is often the whole pass
         for q in range(n):
+            if q + AHEAD < n:
+                ahead = pos_contact[buf[q + AHEAD] if has_mask else lo + q + AHEAD]
+                if np.uint32(ahead) < width:
+                    prefetch(flags, r, ahead)
             c = pos_contact[buf[q] if has_mask else lo + q]
             if np.uint32(c) >= width:
                 bad += 1

@@ -33,7 +33,7 @@ from audience.engine.kernels.config import PARALLEL_MIN_ROWS
 from audience.engine.postings import accepted_codes, postings
 from audience.engine.predicates import event_field, event_mask
 from audience.engine.scan import filter_range, list_elements, row_range, type_table
-from audience.engine.typeindex import type_share, typed_source
+from audience.engine.typeindex import dense, type_share, typed_source
 from audience.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
@@ -209,7 +209,8 @@ def _widest_call(
 ) -> float:
     """About how many rows the widest lane call of the pass reads (one per
     partition and group of scans over the same types; ``_run_lanes``): each
-    lane's window rows times its types' share.  A call below
+    lane's window rows, times its types' share when they are read as a
+    selection of the partition (``typed_source``).  A call below
     ``PARALLEL_MIN_ROWS`` runs on one thread, so a pass none of whose calls
     reaches it needs no per-thread outputs (a store of million-row partitions
     paid the fill and the merge of a second thread's outputs for nothing)."""
@@ -220,7 +221,8 @@ def _widest_call(
             n_lanes = sum(1 for red in s.reductions if red[:2] != ("agg", "count_distinct"))
             if a >= b or not n_lanes:
                 continue
-            share = 1.0 if s.type_lut is None else type_share(part, s.type_lut)
+            lut = s.type_lut
+            share = 1.0 if lut is None or dense(part, lut) else type_share(part, lut)
             calls[s.key] = calls.get(s.key, 0.0) + (b - a) * share * n_lanes
         widest = max(widest, *calls.values(), 0.0)
     return widest

@@ -233,3 +233,31 @@ def test_count_tests_at_the_caps_match_exact_counts_end_to_end() -> None:
         got = set(compile_condition(cond, SCHEMA, timezone="UTC").evaluate(snap, NOW).ids())
         want = {cid for cid, k in per.items() if _passes(k, op, n, high)}
         assert got == want, (op, n, high)
+
+
+def test_the_widest_call_is_one_partitions_rows_of_one_group() -> None:
+    # (what decides per-thread outputs: a pass of many small partitions has
+    # no call big enough for threads, however many rows it reads in all)
+    from audience.engine.fused import _Scan, _widest_call
+    from audience.engine.scan import row_range
+
+    views = [{"contact_id": f"c{i % 7}", "type": "viewed_product", "ts": NOW - i * 60_000}
+             for i in range(300)]  # fmt: skip
+    bought = [{"contact_id": "c1", "type": "purchased", "ts": NOW - i * 600_000} for i in range(30)]
+    snap = build_snapshot(SCHEMA, views + bought, partition_ms=DAY_MS)
+    lut = np.zeros(len(snap.event_types), dtype=np.bool_)
+    lut[snap.event_types.code("purchased")] = True
+    every = (p.RowFilter(None, None, None), (("count",), ("ts", "last")))
+    rare = (p.RowFilter(("purchased",), None, None), (("count",),))
+    scans = [
+        _Scan(every[0], every[1], 0, 2**62, None, False),
+        _Scan(rare[0], rare[1], 0, 2**62, lut, False, lut.tobytes()),
+    ]
+    parts = [(part, [row_range(part, 0, 2**62)] * 2) for part in snap.partitions]
+    sizes = [len(part) for part in snap.partitions]
+    assert _widest_call(scans, parts) == 2 * max(sizes)  # two lanes over every row
+    code = snap.event_types.code("purchased")
+    rows = [int((part.type == code).sum()) for part in snap.partitions]
+    assert 0 < max(rows) < max(sizes) * 0.75  # a selection of the partition, not a mask
+    one = [(part, ranges[:1]) for part, ranges in parts]
+    assert _widest_call(scans[1:], one) == pytest.approx(max(rows))  # its rows only

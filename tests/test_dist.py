@@ -166,6 +166,25 @@ def test_queries_go_straight_to_the_workers(shop: Any) -> None:
     assert ping_all(store.client, sorted(pids), store.timeouts) == pids
 
 
+def test_a_program_is_unpickled_once_per_worker(shop: Any) -> None:
+    store, one, data = shop
+    before = {w: s["direct_calls"]["unpickled"] for w, s in store.worker_stats().items()}
+    # a text of its own: no earlier test sent this program
+    text = "sum(amount) of purchased in last 45 days > 3"
+    seg = store.compile(text)
+    want = set(one.compile(text).evaluate(data.now).ids())
+    for _ in range(3):
+        assert set(seg.evaluate(data.now).ids()) == want
+    after = {w: s["direct_calls"]["unpickled"] for w, s in store.worker_stats().items()}
+    assert {w: after[w] - before[w] for w in after} == dict.fromkeys(
+        set(store.owners().values()), 1
+    )
+    # the same text compiled again is another program object, the same pickle
+    again = store.compile(text)
+    assert set(again.evaluate(data.now).ids()) == want
+    assert {w: s["direct_calls"]["unpickled"] for w, s in store.worker_stats().items()} == after
+
+
 def test_no_compilation_after_warm_up(shop: Any) -> None:
     store, _, data = shop
     before = {w: s["kernels"] for w, s in store.worker_stats().items()}

@@ -70,7 +70,7 @@ def ask(
 ) -> list[ShardAnswer]:
     """Every shard's answer, in shard order: each owner of shards called
     directly, as a plain query's are (the task path for a failed call)."""
-    answers, _ = cluster.answers("details", (program, now_ms, dense, explain))
+    answers, _ = cluster.answers("details", program, (now_ms, dense, explain))
     return answers
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import importlib
 import os
+import pickle
 import pkgutil
 import sys
 import threading
@@ -34,7 +35,12 @@ _lock = threading.Lock()
 _shards: dict[ShardRef, Any] = {}  # ShardRef -> Store, opened on this worker
 _opens: dict[ShardRef, int] = {}  # how many times each shard was opened here
 _kernel_threads: int | None = None  # numba threads per task (set by the plugin)
-_calls = {"waiting": 0, "served": 0}  # direct calls in progress, and finished
+# direct calls in progress, finished, and the programs they unpickled
+_calls = {"waiting": 0, "served": 0, "unpickled": 0}
+# the programs called directly, by their pickle (the least recently used
+# first): a segment's next query needs no unpickling
+_programs: dict[bytes, ShardProgram] = {}
+KEPT_PROGRAMS = 64
 
 # the comm handlers' names on a worker (the client's ``op``)
 EVALUATE_OP = "audience_evaluate"
@@ -203,17 +209,18 @@ def install_handlers(worker: Any) -> None:
     """The worker answers ``EVALUATE_OP`` and ``PING_OP`` from a client that
     calls it directly, over the comms Dask's servers use among themselves."""
 
-    async def evaluate(fn: str, args: tuple[Any, ...]) -> dict:
+    async def evaluate(fn: str, program: bytes, refs: list[list[Any]], args: list[Any]) -> dict:
         run = direct_functions().get(fn)
         if run is None:
             return {"status": "error", "reason": f"no function {fn!r} to call directly"}
+        shards = tuple(ShardRef(*ref) for ref in refs)
         # off the event loop, in the worker's own executor (its threads, the
         # same budget as its tasks): heartbeats and other comms go on meanwhile
         with _counted():
             executor = worker.executors["default"]
             loop = asyncio.get_running_loop()
-            results = await loop.run_in_executor(executor, run, *args)
-        return {"status": "OK", "results": _serialized(results)}
+            results = await loop.run_in_executor(executor, run, shards, unpickled(program), *args)
+        return {"status": "OK", "results": _pickled(results)}
 
     async def ping() -> dict:
         return {"status": "OK", "pid": os.getpid()}
@@ -242,8 +249,26 @@ def _counted() -> Iterator[None]:
         _calls["served"] += 1
 
 
-def _serialized(value: Any) -> Any:
-    """``value`` pickled inside a message (a message is otherwise msgpack)."""
-    from distributed.protocol import to_serialize
+def _pickled(value: Any) -> Any:
+    """``value`` pickled inside a message (a message is otherwise msgpack):
+    pickled as it is, its Arrow buffers beside the pickle rather than
+    copied into it; not through Dask's serializers, whose look-up by type
+    for each item costs more than the pickle of a shard's answer."""
+    from distributed.protocol.serialize import ToPickle
 
-    return to_serialize(value)
+    return ToPickle(value)
+
+
+def unpickled(body: bytes) -> ShardProgram:
+    """The program pickled in ``body``: unpickled once, kept for the next
+    queries of the same segment (on the event loop only: no lock)."""
+    program = _programs.pop(body, None)
+    if program is None:
+        program = pickle.loads(body)
+        _calls["unpickled"] += 1
+        if not isinstance(program, ShardProgram):
+            raise TypeError(f"not a program: {type(program).__name__}")
+        while len(_programs) >= KEPT_PROGRAMS:
+            del _programs[next(iter(_programs))]
+    _programs[body] = program  # the newest last
+    return program

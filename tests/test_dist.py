@@ -23,7 +23,7 @@ pytest.importorskip("distributed")
 from distributed import Event
 
 import audience
-from audience.dist import ClusterStore
+from audience.dist import ClusterStore, QueryTimes
 from audience.dist.direct import ping_all
 from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.node import Node, ShardedNode
@@ -183,6 +183,19 @@ def test_a_program_is_unpickled_once_per_worker(shop: Any) -> None:
     again = store.compile(text)
     assert set(again.evaluate(data.now).ids()) == want
     assert {w: s["direct_calls"]["unpickled"] for w, s in store.worker_stats().items()} == after
+
+
+def test_a_query_cost_leaves_out_each_worker_s_shards_one_after_the_other() -> None:
+    # worker 7 evaluated shards 0 and 2 in turn (1 + 4 and 3 ms), worker 9 shard 1 (6 ms)
+    times = QueryTimes(
+        shards_ms=(4.0, 6.0, 3.0),
+        opens_ms=(1.0, 0.0, 0.0),
+        merge_ms=0.5,
+        total_ms=10.0,
+        worker_pids=(7, 9, 7),
+    )
+    assert times.busiest_worker_ms == 8.0
+    assert times.overhead_ms == 1.5
 
 
 def test_no_compilation_after_warm_up(shop: Any) -> None:

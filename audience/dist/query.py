@@ -51,9 +51,19 @@ class QueryTimes:
     failures: tuple[str, ...] = ()
 
     @property
+    def busiest_worker_ms(self) -> float:
+        """The longest time a worker spent on its shards (opening and
+        evaluating them, one after the other)."""
+        per: dict[int, float] = {}
+        for pid, o, e in zip(self.worker_pids, self.opens_ms, self.shards_ms, strict=True):
+            per[pid] = per.get(pid, 0.0) + o + e
+        return max(per.values(), default=0.0)
+
+    @property
     def overhead_ms(self) -> float:
-        inside = [o + e for o, e in zip(self.opens_ms, self.shards_ms, strict=True)]
-        return self.total_ms - max(inside, default=0.0) - self.merge_ms
+        """The query's time but its busiest worker's shards and the merge:
+        the calls, the program out and the members back."""
+        return self.total_ms - self.busiest_worker_ms - self.merge_ms
 
 
 @dataclass

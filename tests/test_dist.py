@@ -198,6 +198,14 @@ def test_a_query_cost_leaves_out_each_worker_s_shards_one_after_the_other() -> N
     assert times.overhead_ms == 1.5
 
 
+def test_a_worker_s_start_up_objects_are_left_out_of_garbage_collection(shop: Any) -> None:
+    import gc
+
+    store, _, _ = shop
+    frozen = store.client.run(gc.get_freeze_count)
+    assert frozen and all(n > 10_000 for n in frozen.values())
+
+
 def test_no_compilation_after_warm_up(shop: Any) -> None:
     store, _, data = shop
     before = {w: s["kernels"] for w, s in store.worker_stats().items()}

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -204,6 +205,29 @@ def test_a_worker_s_start_up_objects_are_left_out_of_garbage_collection(shop: An
     store, _, _ = shop
     frozen = store.client.run(gc.get_freeze_count)
     assert frozen and all(n > 10_000 for n in frozen.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text(max_size=6), max_size=80),
+    st.floats(0.0, 1.0),
+    st.randoms(use_true_random=False),
+    st.booleans(),
+)
+def test_a_shard_s_member_ids_by_filter_or_take_are_the_same(
+    ids: list[str], share: float, rnd: Any, arrow: bool
+) -> None:
+    from audience.dist.worker import ids_of
+    from audience.runtime.ids import member_ids
+    from audience.snapshot import LazyStrings
+
+    # every share of members, on both sides of the one where a filter takes over
+    mask = np.array([rnd.random() < share for _ in ids], dtype=np.bool_)
+    arr = pa.array(ids, pa.string())
+    contact_ids = LazyStrings(len(ids), arr.to_pylist, arrow=arr) if arrow else ids
+    got = ids_of(contact_ids, mask)
+    assert got.equals(member_ids(contact_ids, np.flatnonzero(mask)))
+    assert got.to_pylist() == [i for i, m in zip(ids, mask, strict=True) if m]
 
 
 def test_no_compilation_after_warm_up(shop: Any) -> None:

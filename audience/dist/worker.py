@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from audience.runtime.ids import member_ids
+from audience.runtime.ids import arrow_of, member_ids
 from audience.runtime.shards import ShardProgram, ShardRef, open_shard
 from audience.runtime.shards.program import run_on
 
@@ -42,6 +42,9 @@ _calls = {"waiting": 0, "served": 0, "unpickled": 0}
 # first): a segment's next query needs no unpickling
 _programs: dict[bytes, ShardProgram] = {}
 KEPT_PROGRAMS = 64
+# the share of a shard's contacts from which ``ids_of`` filters rather than takes
+# (measured: a take is faster at 53% members, a filter at 86%)
+DENSE_SHARE = 0.75
 
 # the comm handlers' names on a worker (the client's ``op``)
 EVALUATE_OP = "audience_evaluate"
@@ -93,8 +96,7 @@ def evaluate_shard(
     # count travel back with the members
     snap = store.snapshot()
     mask, _ = run_on(snap, program, int(as_of_ms))
-    dense_idx = np.flatnonzero(mask)
-    members = pa.array(dense_idx) if dense else member_ids(snap.contact_ids, dense_idx)
+    members = pa.array(np.flatnonzero(mask)) if dense else ids_of(snap.contact_ids, mask)
     eval_ms = (time.perf_counter() - t0) * 1000
     return ShardResult(
         ref.index, members, open_ms, eval_ms, os.getpid(), snap.version, len(snap.contact_ids)
@@ -108,6 +110,20 @@ def evaluate_shards(
     (one task a worker rather than one a shard: each task is a round of
     messages between client, scheduler and worker)."""
     return [evaluate_shard(ref, program, as_of_ms, dense) for ref in refs]
+
+
+def ids_of(contact_ids: Any, mask: np.ndarray) -> pa.Array:
+    """The ids of the contacts ``mask`` holds, in order: the same array as
+    ``member_ids(contact_ids, np.flatnonzero(mask))``.  When most contacts
+    are members, Arrow's filter reads the ids in order, which the memory's
+    prefetching serves; a take jumps to each member's id, and each jump
+    waits on the memory, longer while the other workers scan (at 50M
+    events, 370k members of a shard's 416k: 3 ms against 9 to 12)."""
+    arr = arrow_of(contact_ids)
+    dense = np.count_nonzero(mask) >= DENSE_SHARE * len(mask)
+    if arr is not None and len(arr) == len(mask) and dense:
+        return arr.filter(pa.array(mask, pa.bool_()))
+    return member_ids(contact_ids, np.flatnonzero(mask))
 
 
 def ping() -> int:

@@ -11,11 +11,12 @@ STORE/nodes/NODE/wal/VVVVVVVV.log   small ingests after manifest version VVVVVVV
 Crash safety: an ingest writes new files (temporary name, rename; each
 fsynced, a big one by a thread as soon as it is written, a small one at the
 commit, which waits for all of them), then the new manifest (temporary name,
-fsync, os.replace, fsync of the directory).  Until the replace, readers and a crash see the old version; files
-of a version that never landed, and the temporary files of a writer killed
-mid-way (the manifest's among them), are swept by the next ingest, and files no
-version names any more are deleted a grace period later (``collect``).  The in-memory
-backend keeps the same tables and manifest in dicts.
+fsync, os.replace, fsync of the directory).  Until the replace, readers and a
+crash see the old version; files of a version that never landed, and the
+temporary files of a writer killed mid-way (the manifest's among them), are
+swept by the next ingest, and files no version names any more are deleted a
+grace period later (``collect``).  The in-memory backend keeps the same tables
+and manifest in dicts.
 """
 
 from __future__ import annotations

@@ -139,16 +139,11 @@ class Txn:
         return [(one_array(t.column(ID)), t.drop_columns([ID])) for t in tables]
 
     # ------------------------------------------------------------------ events
-    def prepare(self, batch: Batch, source: str) -> Prepared:
-        """The part of an events batch's ingest that needs nothing but the
-        batches before it (checks, rejects, duplicates): ``check`` then
-        ``dedup``, each run a batch ahead of the next in a thread of its own
-        (store.py), so that the ingest's thread only encodes."""
-        return self.dedup(self.check(batch, source))
-
     def check(self, batch: Batch, source: str) -> CheckedBatch:
         """An events batch validated and its ids hashed and sorted: needs
-        nothing from the batches before it."""
+        nothing from the batches before it.  ``check`` then ``dedup`` run
+        each a batch ahead of the next in a thread of its own (store.py), so
+        that the ingest's thread only assembles the encoded batch."""
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
         rejects = reject_list(batch, checked, source, "events")
         ids = one_array(checked.table.column("id"))
@@ -469,7 +464,7 @@ class CheckedBatch:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An events batch checked and its duplicates dropped (``Txn.prepare``)."""
+    """An events batch checked and its duplicates dropped (``Txn.dedup``)."""
 
     table: pa.Table  # the accepted rows not already in the store, normalized
     rejects: list[Reject]

@@ -96,10 +96,13 @@ def _lazy_dispatcher() -> Any:
         return _LAZY
     import threading
 
+    import numpy as np
     from numba.core import sigutils, typeinfer
     from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.errors import NumbaNotImplementedError
     from numba.core.registry import CPUDispatcher
     from numba.core.runtime import rtsys
+    from numba.np import numpy_support
 
     class LazyDispatcher(CPUDispatcher):
         # numba's constructor signature is kept (it rebuilds dispatchers so);
@@ -223,6 +226,23 @@ def _lazy_dispatcher() -> Any:
             if self.pending is not None:
                 self.load()
             return super().get_call_template(args, kws)
+
+        def typeof_pyval(self, val: Any) -> Any:
+            # numba's dispatcher asks this the first time it meets an array of
+            # a new kind (dtype, dimensions, layout); numba's answer checks
+            # for a ``numpy.ma`` masked array first, which imports numpy.ma
+            # (~40 ms of a new process's first kernel call).  A plain ndarray
+            # is not one: its type is read off it as numba does (typeof.py)
+            if type(val) is not np.ndarray:
+                return super().typeof_pyval(val)
+            try:
+                dtype = numpy_support.from_dtype(val.dtype)
+            except NumbaNotImplementedError:  # numba words the error
+                return super().typeof_pyval(val)
+            layout = numpy_support.map_layout(val)
+            tp = types.Array(dtype, val.ndim, layout, readonly=not val.flags.writeable)
+            self._types_active_call.add(tp)  # as numba's own
+            return tp
 
     _LAZY = LazyDispatcher
     return _LAZY

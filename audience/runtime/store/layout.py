@@ -38,6 +38,13 @@ import pyarrow.ipc as ipc
 
 from audience.runtime.store.errors import StoreError
 
+# Keys of the dictionaries the store keeps besides the property ones (here, not
+# in dictionaries.py, which loads the kernels of an ingest: reading a snapshot
+# needs the names only).
+CONTACTS = "__contacts__"
+TYPES = "__types__"
+IDS = "__ids__"  # every accepted event id: the duplicate index
+
 FORMAT = 1
 STORE_FILE = "store.json"
 DEFINITIONS_FILE = "definitions.sqlite"

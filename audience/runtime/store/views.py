@@ -5,16 +5,14 @@ that cheap: files are immutable, so what was read of them stays right."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from audience.runtime.store.dictionaries import CONTACTS, TYPES
 from audience.runtime.store.encode import one_array, partition_view
-from audience.runtime.store.ingest import INT64_MAX
-from audience.runtime.store.layout import Backend, Manifest
+from audience.runtime.store.layout import CONTACTS, TYPES, Backend, Manifest
 from audience.runtime.store.profiles import profile_columns
-from audience.runtime.store.wal import TailState
 from audience.schema import Schema
 from audience.snapshot import (
     Column,
@@ -25,7 +23,12 @@ from audience.snapshot import (
     dictionary_key,
 )
 
+if TYPE_CHECKING:
+    from audience.runtime.store.wal import TailState
+
 _STRING_KINDS = ("string", "list<string>")
+# a contact's first event time when it has none (ingest.py's)
+INT64_MAX = np.iinfo(np.int64).max
 _NO_VALUES = pa.array([], pa.string())
 
 

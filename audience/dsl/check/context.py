@@ -9,10 +9,8 @@ from dataclasses import dataclass, field, replace
 from audience.dsl.ast import (
     NOSPAN,
     Definition,
-    DndPolicy,
     Segment,
     Span,
-    Trigger,
 )
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema

@@ -101,8 +101,9 @@ def _lazy_dispatcher() -> Any:
     from numba.core.compiler_lock import global_compiler_lock
     from numba.core.errors import NumbaNotImplementedError
     from numba.core.registry import CPUDispatcher
-    from numba.core.runtime import rtsys
     from numba.np import numpy_support
+
+    from audience.engine.kernels import nrt_cache
 
     class LazyDispatcher(CPUDispatcher):
         # numba's constructor signature is kept (it rebuilds dispatchers so);
@@ -199,7 +200,8 @@ def _lazy_dispatcher() -> Any:
                     return True
                 # the runtime's symbols (allocation, reference counts) must be
                 # known before cached code that uses them is linked
-                rtsys.initialize(self.targetctx)
+                cache_dir = getattr(self._cache, "_cache_path", None)  # type: ignore[attr-defined]
+                nrt_cache.initialize(self.targetctx, cache_dir)
                 with _environments_unimported():
                     cres = load(sig, self.targetctx)
                 if cres is None:
@@ -241,7 +243,7 @@ def _lazy_dispatcher() -> Any:
                 return super().typeof_pyval(val)
             layout = numpy_support.map_layout(val)
             tp = types.Array(dtype, val.ndim, layout, readonly=not val.flags.writeable)
-            self._types_active_call.add(tp)  # as numba's own
+            self._types_active_call.add(tp)  # type: ignore[attr-defined]  # as numba's own
             return tp
 
     _LAZY = LazyDispatcher

@@ -78,9 +78,14 @@ def njit(sigs: Any = None, **flags: Any) -> Any:
 
     def wrap(fn: Any) -> Any:
         disp = _lazy_dispatcher()(fn, {}, options)
-        if cache:
-            disp.enable_caching()
         disp.pending = listed
+        if cache and listed is None:
+            disp.enable_caching()  # numba's lazy kernel: its first call compiles
+        elif cache:
+            # numba's cache of a kernel (a locator that tests its directory by
+            # writing a file) is made at its first load: most kernels a
+            # process imports, it never loads
+            disp.cache_wanted = True
         return disp
 
     return wrap
@@ -111,6 +116,7 @@ def _lazy_dispatcher() -> Any:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.pending: list[Any] | None = None
+            self.cache_wanted = False  # enable numba's caching at the first load
             self._load_lock = threading.Lock()
 
         def load(self) -> None:
@@ -127,6 +133,9 @@ def _lazy_dispatcher() -> Any:
             with self._load_lock:
                 if self.pending is None:
                     return
+                if self.cache_wanted:
+                    self.enable_caching()
+                    self.cache_wanted = False
                 todo = self.pending if args is None else self._fitting(args)
                 self.disable_compile(False)  # (``compile`` loads only when enabled)
                 try:

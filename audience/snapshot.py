@@ -150,6 +150,53 @@ class Partition:
         return len(self.ts)
 
 
+class LazyPartition(Partition):
+    """A partition whose rows are viewed on first use: ``load`` makes the
+    Partition (a store file's views), while its bounds and length come from
+    the store's manifest, so a scan whose window misses it, or a count of a
+    snapshot's events, never reads its file (a new process's first query
+    reads the few partitions of its windows, not every one)."""
+
+    _rows: int
+    _load: Callable[[], Partition]
+    _part: Partition | None
+    _lock: threading.Lock
+
+    def __init__(self, min_ts: int, max_ts: int, rows: int, load: Callable[[], Partition]) -> None:
+        # (frozen, as a Partition: its attributes are set past the dataclass' guard)
+        for name, value in (
+            ("min_ts", min_ts),
+            ("max_ts", max_ts),
+            ("_rows", rows),
+            ("_load", load),
+            ("_part", None),
+            ("_lock", threading.Lock()),
+        ):
+            object.__setattr__(self, name, value)
+
+    def _view(self) -> Partition:
+        part = self._part
+        if part is None:
+            with self._lock:
+                part = self._part
+                if part is None:
+                    part = self._load()
+                    bounds = (part.min_ts, part.max_ts, len(part))
+                    if bounds != (self.min_ts, self.max_ts, self._rows):
+                        raise ValueError("internal: a partition file differs from its manifest")
+                    object.__setattr__(self, "_part", part)
+        return part
+
+    # the rows, read through (a Partition's fields are plain attributes)
+    ts = property(lambda self: self._view().ts)
+    contact = property(lambda self: self._view().contact)
+    type = property(lambda self: self._view().type)
+    columns = property(lambda self: self._view().columns)
+
+    def __len__(self) -> int:
+        return self._rows
+
+
 @dataclass(frozen=True)
 class Snapshot:
     version: int

@@ -11,12 +11,13 @@ import numpy as np
 import pyarrow as pa
 
 from audience.runtime.store.encode import one_array, partition_view
-from audience.runtime.store.layout import CONTACTS, TYPES, Backend, Manifest
+from audience.runtime.store.layout import CONTACTS, TYPES, Backend, Manifest, PartitionMeta
 from audience.runtime.store.profiles import profile_columns
 from audience.schema import Schema
 from audience.snapshot import (
     Column,
     Dictionary,
+    LazyPartition,
     LazyStrings,
     Partition,
     Snapshot,
@@ -125,17 +126,23 @@ class SnapshotViews:
         return cached[1]
 
     def _partition_views(self, m: Manifest) -> tuple[Partition, ...]:
-        parts = tuple(self._partition(p.file) for p in m.partitions)
+        parts = tuple(self._partition(p) for p in m.partitions)
         if len(self._partitions) > len(parts):
             # Compaction replaced some: forget them (older snapshots keep theirs).
             self._partitions = {p.file: v for p, v in zip(m.partitions, parts, strict=True)}
         return parts
 
-    def _partition(self, name: str) -> Partition:
-        part = self._partitions.get(name)
+    def _partition(self, meta: PartitionMeta) -> Partition:
+        """The partition of ``meta``, its file mapped now and read at the
+        first use of its rows (``LazyPartition``)."""
+        part = self._partitions.get(meta.file)
         if part is None:
-            part = partition_view(self._backend.read_table(name), self._props)
-            self._partitions[name] = part
+            table = self._backend.pin_table(meta.file)
+            props = self._props
+            part = LazyPartition(
+                meta.min_ts, meta.max_ts, meta.rows, lambda: partition_view(table(), props)
+            )
+            self._partitions[meta.file] = part
         return part
 
     def _dict_array(self, key: str, manifest: Manifest | None = None) -> pa.Array:

@@ -50,7 +50,9 @@ class LazyStrings(Sequence[str]):
     Python strings).  With ``prefix``, ``load`` makes only the strings after
     it, so a dictionary that grew by a few values reuses the ones it had.
     ``arrow``: the same ``n`` strings as one Arrow array, when the store has
-    it (an audience's member ids are gathered from it: audience.runtime.ids)."""
+    it (an audience's member ids are gathered from it: audience.runtime.ids),
+    or ``arrow_of``, which makes it on first use (a store's dictionary file
+    is read when a query needs its values, not when the snapshot is taken)."""
 
     def __init__(
         self,
@@ -58,13 +60,24 @@ class LazyStrings(Sequence[str]):
         load: Callable[[], Sequence[str]],
         prefix: Sequence[str] = (),
         arrow: pa.Array | None = None,
+        arrow_of: Callable[[], pa.Array] | None = None,
     ) -> None:
         self._n = n
-        self.arrow = arrow
+        self._arrow = arrow
+        self._arrow_of = arrow_of
         self._prefix = prefix
         self._load: Callable[[], Sequence[str]] | None = load
         self._values: Sequence[str] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # (``load`` may read ``arrow``)
+
+    @property
+    def arrow(self) -> pa.Array | None:
+        if self._arrow is None and self._arrow_of is not None:
+            with self._lock:
+                if self._arrow is None and self._arrow_of is not None:
+                    self._arrow = self._arrow_of()
+                    self._arrow_of = None
+        return self._arrow
 
     def _rest(self) -> Sequence[str]:
         if self._values is None:

@@ -16,7 +16,7 @@ from audience.engine.typeindex import _build
 from audience.runtime.evaluate import compile_condition
 from audience.runtime.store import Store
 from audience.runtime.store.encode import column_view, event_property_types, partition_view
-from audience.snapshot import LazyPartition, Partition
+from audience.snapshot import LazyPartition, LazyStrings, Partition
 from tests.helpers.store_data import events_table, profiles_table, schema
 
 
@@ -75,6 +75,7 @@ def _months_store(path: Path) -> tuple[Store, list[dict[str, object]]]:
             "contact_id": f"c{i % 7}",
             "type": "purchased" if i % 3 else "viewed_product",
             "ts": f"2026-{m:02d}-{1 + i % 27:02d}T12:00:00Z",
+            "properties": {"category": f"cat{i % 5}"},
         }
         for m in range(1, 7)
         for i in range(40)
@@ -120,6 +121,24 @@ def test_a_snapshots_partitions_stay_readable_once_their_files_are_deleted(
     for f in (tmp_path / "s").glob("nodes/main/partitions/*.arrow"):
         f.unlink()
     assert sum(len(p.ts) for p in snap.partitions) == len(records)
+
+
+def test_a_new_snapshot_reads_a_dictionary_when_a_query_needs_its_values(
+    tmp_path: Path,
+) -> None:
+    store, records = _months_store(tmp_path / "s")
+    snap = store.snapshot()
+    categories = snap.dictionaries["category"]
+    values = categories.values
+    assert isinstance(values, LazyStrings) and values._arrow is None
+    assert len(categories) == 5  # from the manifest: nothing read
+    # the files are mapped: deleted now, they are still read
+    for f in (tmp_path / "s").glob("nodes/main/dictionaries/*.arrow"):
+        f.unlink()
+    assert sorted(values) == [f"cat{i}" for i in range(5)]
+    assert values.arrow is not None and values.arrow.to_pylist() == list(values)
+    assert categories.code("cat3") == list(values).index("cat3")
+    assert sorted(snap.contact_ids) == sorted({str(r["contact_id"]) for r in records})
 
 
 def _file_of(store: Store, part: object) -> str:

@@ -4,7 +4,7 @@ that cheap: files are immutable, so what was read of them stays right."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -175,10 +175,33 @@ class SnapshotViews:
         if cached is not None and cached[0] == count:
             return cached[1]
         # A new sequence each time: an older snapshot keeps the one it was given.
-        arr = self._dict_array(key, m).slice(0, count)
-        values = LazyStrings(count, arr.to_pylist, arrow=arr)
+        # Its files are mapped now and read when a query needs its values.
+        arrow = self._pinned_dict(m, key, count)
+        values = LazyStrings(count, lambda: arrow().to_pylist(), arrow_of=arrow)
         self._values[key] = (count, values)
         return values
+
+    def _pinned_dict(self, m: Manifest, key: str, count: int) -> Callable[[], pa.Array]:
+        """``_dict_array(key, m)``'s first ``count`` values, deferred: the
+        array when it is held already, else its chunk files mapped now (so a
+        later ``collect`` cannot take them away) and read at the call."""
+        held = self._arrays.get(key)
+        if held is not None and held[0] >= count:
+            arr = held[1].slice(0, count)
+            return lambda: arr
+        files = [self._backend.pin_table(name) for name, _ in m.dictionaries.get(key, [])]
+        made: list[pa.Array] = []
+
+        def arrow() -> pa.Array:
+            if not made:  # (two first calls make the same array)
+                parts = [one_array(table().column("value")) for table in files]
+                whole = _NO_VALUES if not parts else parts[0]
+                if len(parts) > 1:
+                    whole = pa.concat_arrays(parts)
+                made.append(whole.slice(0, count))
+            return made[0]
+
+        return arrow
 
     def _dictionary(self, m: Manifest, key: str) -> Dictionary:
         count = m.dict_size(key)

@@ -230,6 +230,16 @@ class Snapshot:
     def n_events(self) -> int:
         return sum(len(p) for p in self.partitions)
 
+    def read_files(self) -> None:
+        """Read every partition and dictionary now, which a snapshot does on
+        first need otherwise: a long-lived reader (a cluster's worker) pays
+        it at its start rather than in its first query."""
+        for part in self.partitions:
+            len(part.ts)
+        for d in (self.event_types, *self.dictionaries.values()):
+            getattr(d.values, "arrow", None)
+        getattr(self.contact_ids, "arrow", None)
+
     def universe(self, now_ms: int) -> np.ndarray:
         """docs/language/time.md: every contact with a profile or an event at or before now."""
         out: np.ndarray = self.has_profile | (self.first_event_ts <= now_ms)

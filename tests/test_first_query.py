@@ -141,5 +141,16 @@ def test_a_new_snapshot_reads_a_dictionary_when_a_query_needs_its_values(
     assert sorted(snap.contact_ids) == sorted({str(r["contact_id"]) for r in records})
 
 
+def test_read_files_reads_every_partition_and_dictionary_now(tmp_path: Path) -> None:
+    store, _ = _months_store(tmp_path / "s")
+    snap = store.snapshot()
+    snap.read_files()  # (a cluster's worker, when it opens a shard)
+    for f in (tmp_path / "s").glob("nodes/main/*/*.arrow"):
+        f.unlink()
+    assert all(isinstance(p, LazyPartition) and p._part is not None for p in snap.partitions)
+    lazy = [snap.event_types.values, snap.contact_ids, snap.dictionaries["category"].values]
+    assert all(isinstance(v, LazyStrings) and v._arrow is not None for v in lazy)
+
+
 def _file_of(store: Store, part: object) -> str:
     return next(name for name, p in store._partitions.items() if p is part)

@@ -382,10 +382,10 @@ def test_fused_kernels_compile_nothing_on_the_query_path() -> None:
     scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]] = [
         (p.RowFilter(("purchased",), None, _window(30)), (("agg", "sum", AMOUNT), ("ts", "last"))),
         (p.RowFilter(("viewed_product",), SHOES, None), (("agg", "count_distinct", PRODUCT),)),
-        (p.RowFilter(("purchased",), None, None), (("agg", "max", items), ("count",))),
+        (p.RowFilter(("purchased",), None, None), (("agg", "max", items), ("count",))),  # count8
         (p.RowFilter(("viewed_product",), SHOES, _window(9)), (("count",),)),  # an exists lane
     ]
-    run_scans(EvalContext(snap, NOW, LutCache()), scans, exists=[3])
+    run_scans(EvalContext(snap, NOW, LutCache()), scans, bounds={3: 1, 2: 9})
     threads = _outputs(2, 0, 1, 0, 3)
     one = np.zeros(1, dtype=I64)
     contact = np.array([0, 1, 2], dtype=I32)

@@ -15,17 +15,14 @@ from audience.compiler import plan as p
 from audience.compiler.physical import Reduction
 from audience.dsl import ast as a
 from audience.engine.context import EvalContext, universe_of
-from audience.engine.execute import exists_only
 from audience.engine.fused import run_scans
 from audience.engine.kernels import lanes
 from audience.engine.kernels.postings import group_rows
 from audience.engine.postings import Postings, accepted_codes, postings
 from audience.engine.strings import LutCache
 from audience.engine.typeindex import dense, type_rows, typed_source
-from audience.runtime.evaluate import compile_condition
 from audience.schema import Schema
 from audience.snapshot import Dictionary, Snapshot
-from tests.compiler_ast import did, ev, last, sel
 from tests.compiler_snapshot import DAY_MS, build_snapshot, ms
 from tests.reference.scans import reference_scan
 
@@ -221,7 +218,7 @@ def test_indexed_scans_equal_the_reference_scans(pred: p.PLeaf) -> None:
         (p.RowFilter(both, pred, _window(30)), aggs),
         (p.RowFilter(("purchased",), pred, None), (("count",),)),
     ]
-    got = run_scans(ctx, scans, exists=[1, 4])
+    got = run_scans(ctx, scans, bounds={1: 1, 4: 1})
     for k, ((flt, reds), out) in enumerate(zip(scans, got, strict=True)):
         want = reference_scan(events, snap.contact_ids, flt, reds, NOW)
         for red in reds:
@@ -303,19 +300,3 @@ def test_universe_is_the_snapshots_at_any_time(
     for t in (now, 10**6):  # before the newest first event, and long after it
         got, full = universe_of(snap, t)
         assert got.tolist() == snap.universe(t).tolist() and full == bool(got.all())
-
-
-def test_exists_only_takes_the_scans_only_tested_for_one_row() -> None:
-    def program(cond: a.Cond) -> Any:
-        return compile_condition(cond, SCHEMA, timezone="UTC").program
-
-    shoes = a.Compare(ev("category"), "=", a.StringLit("shoes"))
-    view = did(sel("viewed_product"), shoes, None, last(15, "day"))
-    prog = program(a.And((view, a.Not(did(sel("purchased"), None, None, last(15, "day"))))))
-    assert len(exists_only(prog)) == 2
-    three = did(sel("viewed_product"), shoes, a.Count("at_least", 3), last(15, "day"))
-    assert exists_only(program(a.And((view, three)))) == set()  # one scan, two tests
-    spend = a.Aggregate(
-        "sum", ev("profile.loyalty_points"), sel("purchased"), None, None, ">", a.NumberLit(1)
-    )
-    assert exists_only(program(spend)) == set()

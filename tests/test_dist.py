@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +24,7 @@ pytest.importorskip("distributed")
 from distributed import Event
 
 import audience
-from audience.dist import ClusterStore
+from audience.dist import ClusterStore, QueryTimes
 from audience.dist.direct import ping_all
 from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.node import Node, ShardedNode
@@ -164,6 +165,69 @@ def test_queries_go_straight_to_the_workers(shop: Any) -> None:
     )
     pids = store.client.run(os.getpid)
     assert ping_all(store.client, sorted(pids), store.timeouts) == pids
+
+
+def test_a_program_is_unpickled_once_per_worker(shop: Any) -> None:
+    store, one, data = shop
+    before = {w: s["direct_calls"]["unpickled"] for w, s in store.worker_stats().items()}
+    # a text of its own: no earlier test sent this program
+    text = "sum(amount) of purchased in last 45 days > 3"
+    seg = store.compile(text)
+    want = set(one.compile(text).evaluate(data.now).ids())
+    for _ in range(3):
+        assert set(seg.evaluate(data.now).ids()) == want
+    after = {w: s["direct_calls"]["unpickled"] for w, s in store.worker_stats().items()}
+    assert {w: after[w] - before[w] for w in after} == dict.fromkeys(
+        set(store.owners().values()), 1
+    )
+    # the same text compiled again is another program object, the same pickle
+    again = store.compile(text)
+    assert set(again.evaluate(data.now).ids()) == want
+    assert {w: s["direct_calls"]["unpickled"] for w, s in store.worker_stats().items()} == after
+
+
+def test_a_query_cost_leaves_out_each_worker_s_shards_one_after_the_other() -> None:
+    # worker 7 evaluated shards 0 and 2 in turn (1 + 4 and 3 ms), worker 9 shard 1 (6 ms)
+    times = QueryTimes(
+        shards_ms=(4.0, 6.0, 3.0),
+        opens_ms=(1.0, 0.0, 0.0),
+        merge_ms=0.5,
+        total_ms=10.0,
+        worker_pids=(7, 9, 7),
+    )
+    assert times.busiest_worker_ms == 8.0
+    assert times.overhead_ms == 1.5
+
+
+def test_a_worker_s_start_up_objects_are_left_out_of_garbage_collection(shop: Any) -> None:
+    import gc
+
+    store, _, _ = shop
+    frozen = store.client.run(gc.get_freeze_count)
+    assert frozen and all(n > 10_000 for n in frozen.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text(max_size=6), max_size=80),
+    st.floats(0.0, 1.0),
+    st.randoms(use_true_random=False),
+    st.booleans(),
+)
+def test_a_shard_s_member_ids_by_filter_or_take_are_the_same(
+    ids: list[str], share: float, rnd: Any, arrow: bool
+) -> None:
+    from audience.dist.worker import ids_of
+    from audience.runtime.ids import member_ids
+    from audience.snapshot import LazyStrings
+
+    # every share of members, on both sides of the one where a filter takes over
+    mask = np.array([rnd.random() < share for _ in ids], dtype=np.bool_)
+    arr = pa.array(ids, pa.string())
+    contact_ids = LazyStrings(len(ids), arr.to_pylist, arrow=arr) if arrow else ids
+    got = ids_of(contact_ids, mask)
+    assert got.equals(member_ids(contact_ids, np.flatnonzero(mask)))
+    assert got.to_pylist() == [i for i, m in zip(ids, mask, strict=True) if m]
 
 
 def test_no_compilation_after_warm_up(shop: Any) -> None:

@@ -20,7 +20,6 @@ import pyarrow as pa
 
 from audience.dist.cluster import ClusterError
 from audience.runtime.evaluate import Audience
-from audience.runtime.ids import member_ids
 from audience.runtime.shards.program import ShardProgram, run_on
 from audience.runtime.shards.store import ShardRef
 from audience.runtime.shards.union import merge_explain, union_mask
@@ -59,8 +58,10 @@ def answer_shards(
         store, _ = worker.shard(ref)
         snap = store.snapshot()
         mask, report = run_on(snap, program, int(as_of_ms), explain=explain)
-        idx = np.flatnonzero(mask)
-        members = pa.array(idx, pa.int64()) if dense else member_ids(snap.contact_ids, idx)
+        if dense:
+            members = pa.array(np.flatnonzero(mask), pa.int64())
+        else:
+            members = worker.ids_of(snap.contact_ids, mask)
         out.append(ShardAnswer(ref.index, members, snap.version, len(snap.contact_ids), report))
     return out
 
@@ -70,7 +71,7 @@ def ask(
 ) -> list[ShardAnswer]:
     """Every shard's answer, in shard order: each owner of shards called
     directly, as a plain query's are (the task path for a failed call)."""
-    answers, _ = cluster.answers("details", (program, now_ms, dense, explain))
+    answers, _ = cluster.answers("details", program, (now_ms, dense, explain))
     return answers
 
 

@@ -51,9 +51,19 @@ class QueryTimes:
     failures: tuple[str, ...] = ()
 
     @property
+    def busiest_worker_ms(self) -> float:
+        """The longest time a worker spent on its shards (opening and
+        evaluating them, one after the other)."""
+        per: dict[int, float] = {}
+        for pid, o, e in zip(self.worker_pids, self.opens_ms, self.shards_ms, strict=True):
+            per[pid] = per.get(pid, 0.0) + o + e
+        return max(per.values(), default=0.0)
+
+    @property
     def overhead_ms(self) -> float:
-        inside = [o + e for o, e in zip(self.opens_ms, self.shards_ms, strict=True)]
-        return self.total_ms - max(inside, default=0.0) - self.merge_ms
+        """The query's time but its busiest worker's shards and the merge:
+        the calls, the program out and the members back."""
+        return self.total_ms - self.busiest_worker_ms - self.merge_ms
 
 
 @dataclass
@@ -174,20 +184,25 @@ class ClusterStore:
     ) -> tuple[list[ShardResult], tuple[str, ...]]:
         """The shards' results, in shard order, and the direct calls that
         failed (their shards answered by the task path)."""
-        return self.answers("members", (program, now_ms, dense), refs)
+        return self.answers("members", program, (now_ms, dense), refs)
 
     def answers(
-        self, fn: str, args: tuple[Any, ...], refs: Sequence[ShardRef] | None = None
+        self,
+        fn: str,
+        program: ShardProgram,
+        args: tuple[Any, ...],
+        refs: Sequence[ShardRef] | None = None,
     ) -> tuple[list[Any], tuple[str, ...]]:
         """Every shard's answer to ``fn`` (a name of
-        ``worker.direct_functions``) with ``args``, in shard order, and the
+        ``worker.direct_functions``) with ``program`` and ``args`` (plain
+        values), in shard order, and the
         direct calls that failed ("address: error"; those owners' shards
         then answered by the task path)."""
         if not self.direct:
             every = self.refs() if refs is None else refs
-            return sorted(self._by_tasks(fn, args, every, frozenset()), key=_index), ()
+            return sorted(self._by_tasks(fn, program, args, every, frozenset()), key=_index), ()
         calls = {owner: tuple(mine) for owner, mine in self._by_owner(refs).items()}
-        replies = call_all(self.client, calls, fn, args, self.timeouts)
+        replies = call_all(self.client, calls, fn, program, args, self.timeouts)
         results: list[Any] = []
         failed: dict[str, BaseException] = {}
         for owner, reply in replies.items():
@@ -201,12 +216,17 @@ class ClusterStore:
             # still be listed)
             self.members.invalidate()
             redo = [ref for owner in failed for ref in calls[owner]]
-            results.extend(self._by_tasks(fn, args, redo, frozenset(failed)))
+            results.extend(self._by_tasks(fn, program, args, redo, frozenset(failed)))
         failures = tuple(f"{o}: {type(e).__name__}: {e}" for o, e in failed.items())
         return sorted(results, key=_index), failures
 
     def _by_tasks(
-        self, fn: str, args: tuple[Any, ...], refs: Sequence[ShardRef], exclude: frozenset[str]
+        self,
+        fn: str,
+        program: ShardProgram,
+        args: tuple[Any, ...],
+        refs: Sequence[ShardRef],
+        exclude: frozenset[str],
     ) -> list[Any]:
         """The answers of ``refs`` from one task per worker, through the scheduler."""
         from distributed import KilledWorker
@@ -217,6 +237,7 @@ class ClusterStore:
             self.client.submit(
                 run,
                 tuple(mine),
+                program,
                 *args,
                 key=f"audience-{fn}-{mine[0].index}-{tag}",
                 workers=[owner],

@@ -20,6 +20,7 @@ from audience.compiler.physical import (
     TestStep,
 )
 from audience.engine.context import EvalContext
+from audience.engine.counting import count_bounds, count_mask, count_range
 from audience.engine.fused import FusedScans
 from audience.engine.kernels import filters, masks
 from audience.engine.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
@@ -65,7 +66,7 @@ def _run_steps(
     # every scan step runs in one pass over the partitions, on the first one's turn
     scans = FusedScans(
         {i: (s.filter, s.reductions) for i, s in enumerate(prog.steps) if isinstance(s, ScanStep)},
-        exists_only(prog),
+        count_bounds(prog),
     )
     # each step in the words of the rules (no step numbers): what explain shows
     words = step_words(prog) if explain else []
@@ -88,10 +89,13 @@ def _run_steps(
             if not isinstance(step, ScanStep):
                 info["count"] = int(np.count_nonzero(results[i]))
             steps_info.append(info)
-    # a boolean step's output is its own array; any other may be shared (a
-    # leased scan output, a cached profile mask, the universe): copied
-    fresh = isinstance(prog.steps[prog.root], BoolStep)
-    mask: np.ndarray = _in_universe(results[prog.root], ctx, copy=not fresh)
+    # a boolean step's output is its own array, and so is a test's, unless it
+    # is a view (``did``'s flags are a leased scan output); any other may be
+    # shared (a cached profile mask, the universe): copied
+    root = prog.steps[prog.root]
+    out = results[prog.root]
+    fresh = isinstance(root, BoolStep) or (isinstance(root, TestStep) and out.base is None)
+    mask: np.ndarray = _in_universe(out, ctx, copy=not fresh)
     if not explain:
         return mask, None
     count = lambda sid: int(np.count_nonzero(results[sid]))  # noqa: E731
@@ -110,24 +114,6 @@ def _run_steps(
         "columns": sorted(ctx.columns_read),
     }
     return mask, report
-
-
-def exists_only(prog: Program) -> set[int]:
-    """The scan steps whose count is only ever tested for ``>= 1`` (``did``):
-    they need a flag per contact, not a count."""
-    reads: dict[int, bool] = {}  # scan -> every count test is ">= 1"
-    for step in prog.steps:
-        if not isinstance(step, TestStep):
-            continue
-        cond = step.cond
-        if isinstance(cond, p.CountCond):
-            ok = cond.op == "at_least" and cond.n == 1
-        elif isinstance(cond, p.AggCond) and cond.field.scope == "profile":
-            ok = False  # derived from the count itself
-        else:
-            continue  # reads another reduction
-        reads[step.scan] = reads.get(step.scan, True) and ok
-    return {i for i, ok in reads.items() if ok}
 
 
 def lazy_profile_steps(prog: Program) -> set[int]:
@@ -218,20 +204,9 @@ def _run(step: Step, ctx: EvalContext, results: list[Any]) -> Any:
 
 def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalContext) -> np.ndarray:
     if isinstance(cond, p.CountCond):
-        c = scan[("count",)]["count"]
-        if c.dtype == np.bool_:
-            # an exists flag (``exists_only``): already the test's answer
-            assert cond.op == "at_least" and cond.n == 1
-            return np.asarray(c)
-        # every count test is a range of counts: one pass over the contacts
-        if cond.op == "at_least":
-            return masks.range_mask(c, cond.n, INT64_MAX)
-        if cond.op == "at_most":
-            return masks.range_mask(c, INT64_MIN, cond.n)
-        if cond.op == "exactly":
-            return masks.range_mask(c, cond.n, cond.n)
-        assert cond.high is not None
-        return masks.range_mask(c, cond.n, cond.high)
+        # every count test is a range of counts: one pass over the contacts,
+        # whatever the counter's width (``counting``)
+        return count_mask(scan[("count",)]["count"], *count_range(cond))
     if isinstance(cond, p.AggCond):
         cmp = _CMP[cond.op]
         if cond.field.scope == "profile":

@@ -11,13 +11,13 @@ partition loop and are counted at the end.
 A lane reads the rows its predicate passes: a mask over its window, or,
 for a string test on a column (``product_name = "Red Shoes"``), the rows
 straight from that column's index (``postings``), which costs the passing
-rows only.  A ``count`` tested only for ``>= 1`` (``did``) is an exists
-flag, a byte per contact instead of an int64.
+rows only.  A ``count`` is as narrow as its tests allow (``counting``): a
+flag for ``did``, a saturating byte for ``at least 50 times``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,13 +26,14 @@ import numpy as np
 
 from audience.compiler import plan as p
 from audience.compiler.physical import Reduction
+from audience.engine import counting
 from audience.engine.context import EvalContext
 from audience.engine.kernels import filters, lanes, reduce
 from audience.engine.kernels.config import PARALLEL_MIN_ROWS
 from audience.engine.postings import accepted_codes, postings
 from audience.engine.predicates import event_field, event_mask
 from audience.engine.scan import filter_range, list_elements, row_range, type_table
-from audience.engine.typeindex import type_share, typed_source
+from audience.engine.typeindex import dense, type_share, typed_source
 from audience.snapshot import Partition
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
@@ -96,17 +97,17 @@ class _Distinct:
 
 class FusedScans:
     """The scan steps of one program (``{step index: (filter, reductions)}``),
-    run together on the first request for any of them.  The steps of
-    ``exists`` are only tested for ``count >= 1``: their ``count`` is a bool
-    array (a byte per contact to write, not eight)."""
+    run together on the first request for any of them.  ``bounds``: per step
+    whose count is only compared with bounds, the least cap its counter needs
+    (``counting.count_bounds``; a step not in it counts in full)."""
 
     def __init__(
         self,
         scans: Mapping[int, tuple[p.RowFilter, tuple[Reduction, ...]]],
-        exists: Collection[int] = (),
+        bounds: Mapping[int, int | None] | None = None,
     ) -> None:
         self.steps = dict(scans)
-        self.exists = frozenset(exists)
+        self.bounds = dict(bounds or {})
         self.results: dict[int, ScanResult] | None = None
         self.first: int | None = None
 
@@ -114,8 +115,8 @@ class FusedScans:
         if self.results is None:
             self.first = step
             order = sorted(self.steps)
-            flagged = [k for k, i in enumerate(order) if i in self.exists]
-            outs = run_scans(ctx, [self.steps[i] for i in order], flagged)
+            bounds = {k: self.bounds.get(i) for k, i in enumerate(order)}
+            outs = run_scans(ctx, [self.steps[i] for i in order], bounds)
             self.results = dict(zip(order, outs, strict=True))
         elif step != self.first:
             ctx.stats["fused_into"] = self.first
@@ -125,12 +126,14 @@ class FusedScans:
 def run_scans(
     ctx: EvalContext,
     scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]],
-    exists: Collection[int] = (),
+    bounds: Mapping[int, int | None] | None = None,
 ) -> list[ScanResult]:
     """Each scan's reductions (per reduction, its per-contact arrays:
     ``count``; ``ts``; or ``acc`` and ``n``, the values folded), in one pass
-    over the partitions; the ``count`` of the scans of ``exists`` (indexes in
-    ``scans``) is a bool array: whether the contact has a row.  Stats
+    over the partitions.  The ``count`` of a scan with a bound in ``bounds``
+    (by index in ``scans``) is as narrow as the bound allows
+    (``counting.count_kind``): a bool array for a bound of 1 (whether the
+    contact has a row), a uint8 one saturating at 255, else int64.  Stats
     (partitions read/skipped) go to ``ctx.stats``, once for the whole pass."""
     n = ctx.snapshot.n_contacts
     resolved: list[_Scan] = []
@@ -141,7 +144,7 @@ def run_scans(
         key = None if lut is None else lut.tobytes()
         indexed = accepted_codes(ctx, flt.pred)
         resolved.append(_Scan(flt, reds, lo, hi, lut, empty, key, indexed))
-    lane_list, distinct = _plan_lanes(resolved, frozenset(exists))
+    lane_list, distinct = _plan_lanes(resolved, bounds or {})
     # lanes over the same types read the same selected rows: one pass per group
     by_types: dict[bytes | None, list[_Lane]] = {}
     for ln in lane_list:
@@ -151,14 +154,17 @@ def run_scans(
         (part, [(0, 0) if s.empty else row_range(part, s.lo, s.hi) for s in resolved])
         for part in ctx.snapshot.partitions
     ]
-    threads = numba.get_num_threads() if _rows_to_read(resolved, parts) >= PARALLEL_MIN_ROWS else 1
+    widest = _widest_call(resolved, parts)
+    threads = numba.get_num_threads() if widest >= PARALLEL_MIN_ROWS else 1
     # by slot: the counted aggregates, then the totals (``_plan_lanes``)
     folding = sorted((ln for ln in lane_list if lanes.folds(ln.kind)), key=lambda ln: ln.slot)
     agg_kinds = [ln.kind for ln in folding]
     n_counted = sum(1 for ln in lane_list if lanes.is_agg(ln.kind))
     ts_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.NEWEST, lanes.OLDEST)]
     n_cnt = sum(1 for ln in lane_list if ln.kind == lanes.COUNT)
-    n_flags = sum(1 for ln in lane_list if ln.kind == lanes.EXISTS)
+    # exists flags and byte counts share the uint8 slots
+    flag_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.EXISTS, lanes.COUNT8)]
+    n_flags = len(flag_kinds)
     # the outputs are leased (engine.scratch): no fresh pages per evaluation
     full = ctx.scratch.full
     flags = full((threads, n_flags, n), np.uint8)
@@ -193,39 +199,42 @@ def run_scans(
         for d in distinct:
             _collect_pairs(ctx, sources[d.scan], masks[d.scan], d)
     if threads > 1:
-        lanes.merge_threads(agg_kinds, ts_kinds, counts, accs, tss, iaccs, flags)
+        lanes.merge_threads(agg_kinds, ts_kinds, counts, accs, tss, iaccs, flags, flag_kinds)
     outputs = (counts[0], accs[0], tss[0], iaccs[0], flags[0])
     return _results(resolved, lane_list, distinct, outputs, n)
 
 
-def _rows_to_read(
+def _widest_call(
     resolved: list[_Scan], parts: list[tuple[Partition, list[tuple[int, int]]]]
 ) -> float:
-    """About how many rows the pass reads: per partition and group of scans
-    over the same types, the rows in their windows times those types' share
-    (a window of rare types is a small pass, however long: below
-    ``PARALLEL_MIN_ROWS`` a second thread costs more, in per-contact outputs
-    to allocate and merge, than it saves)."""
-    total = 0.0
+    """About how many rows the widest lane call of the pass reads (one per
+    partition and group of scans over the same types; ``_run_lanes``): each
+    lane's window rows, times its types' share when they are read as a
+    selection of the partition (``typed_source``).  A call below
+    ``PARALLEL_MIN_ROWS`` runs on one thread, so a pass none of whose calls
+    reaches it needs no per-thread outputs (a store of million-row partitions
+    paid the fill and the merge of a second thread's outputs for nothing)."""
+    widest = 0.0
     for part, ranges in parts:
-        spans: dict[bytes | None, tuple[int, int, np.ndarray | None]] = {}
+        calls: dict[bytes | None, float] = {}
         for s, (a, b) in zip(resolved, ranges, strict=True):
-            if a >= b:
+            n_lanes = sum(1 for red in s.reductions if red[:2] != ("agg", "count_distinct"))
+            if a >= b or not n_lanes:
                 continue
-            lo, hi, _ = spans.get(s.key, (a, b, s.type_lut))
-            spans[s.key] = (min(lo, a), max(hi, b), s.type_lut)
-        for a, b, lut in spans.values():
-            total += (b - a) * (1.0 if lut is None else type_share(part, lut))
-    return total
+            lut = s.type_lut
+            share = 1.0 if lut is None or dense(part, lut) else type_share(part, lut)
+            calls[s.key] = calls.get(s.key, 0.0) + (b - a) * share * n_lanes
+        widest = max(widest, *calls.values(), 0.0)
+    return widest
 
 
 def _plan_lanes(
-    resolved: list[_Scan], exists: frozenset[int]
+    resolved: list[_Scan], bounds: Mapping[int, int | None]
 ) -> tuple[list[_Lane], list[_Distinct]]:
     """A lane per (scan, reduction); slots: aggregates first in ``counts``
     (their value counts share the slot number of ``accs``), then counts;
     totals (no value count) take the ``accs`` slots after the aggregates';
-    ts lanes and exists lanes number their own slots."""
+    ts lanes and the byte lanes (exists, count8) number their own slots."""
     out: list[_Lane] = []
     distinct: list[_Distinct] = []
     for si, s in enumerate(resolved):
@@ -238,7 +247,7 @@ def _plan_lanes(
             elif red[0] == "ts":
                 out.append(_Lane(si, red, lanes.NEWEST if red[1] == "last" else lanes.OLDEST, 0))
             else:
-                kind = lanes.EXISTS if si in exists else lanes.COUNT
+                kind = counting.count_kind(bounds[si]) if si in bounds else lanes.COUNT
                 out.append(_Lane(si, red, kind, 0))
     n_agg = 0
     n_cnt = 0
@@ -256,7 +265,7 @@ def _plan_lanes(
         elif ln.kind == lanes.COUNT:
             ln.slot = n_agg_total + n_cnt
             n_cnt += 1
-        elif ln.kind == lanes.EXISTS:
+        elif ln.kind in (lanes.EXISTS, lanes.COUNT8):
             ln.slot = n_flags
             n_flags += 1
         else:
@@ -538,6 +547,8 @@ def _results(
             res[ln.red] = {"count": counts[ln.slot]}
         elif ln.kind == lanes.EXISTS:
             res[ln.red] = {"count": flags[ln.slot].view(np.bool_)}
+        elif ln.kind == lanes.COUNT8:
+            res[ln.red] = {"count": flags[ln.slot]}
         elif ln.kind in (lanes.NEWEST, lanes.OLDEST):
             res[ln.red] = {"ts": tss[ln.slot]}
         elif ln.kind in (lanes.IMIN, lanes.IMAX):

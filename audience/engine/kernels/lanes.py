@@ -15,15 +15,23 @@ import numpy as np
 from numba import prange, types
 
 from audience.engine.kernels._checks import check_1d
-from audience.engine.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B, njit, ro
+from audience.engine.kernels._prefetch import prefetch
+from audience.engine.kernels.config import F64, I32, I64, NJIT, PARALLEL, U8, B, njit, ro, rw
 
 # lane kinds; IMIN/IMAX are min/max of int-like values, kept exact in int64
 # (float64 holds integers exactly only up to 2**53); EXISTS only flags the
 # contacts with a row, in a byte per contact (``did X``: no count needed);
 # TOTAL is a sum whose values are not counted (``sum(x) > v`` needs no count:
 # a sum over no events is 0): at millions of contacts, the count array cost
-# its fill and a cache miss per row
+# its fill and a cache miss per row.  COUNT8 counts in a byte per contact
+# too (a ``flags`` slot), saturating at ``BYTE_MAX``: for a count only
+# compared with bounds below that (``at least 50 times``), the array is an
+# eighth of an int64 one, so its scattered increments stay in the cache
 COUNT, SUM, MIN, MAX, NEWEST, OLDEST, IMIN, IMAX, EXISTS, TOTAL = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+COUNT8 = 10
+BYTE_MAX = 255
+# a scattered count prefetches the contact this many rows ahead
+AHEAD = 16
 KINDS = {
     "count": COUNT,
     "sum": SUM,
@@ -35,6 +43,7 @@ KINDS = {
     "imax": IMAX,
     "exists": EXISTS,
     "total": TOTAL,
+    "count8": COUNT8,
 }
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
 _EMPTY_I32 = np.zeros(0, dtype=np.int32)
@@ -131,6 +140,21 @@ def _lane(
                 bad += 1
                 continue
             flags[r, c] = 1
+    elif kd == 10:
+        for j in range(n):
+            if j + AHEAD < n:  # (``_prefetch``: the writes are scattered)
+                ahead = contact[buf[j + AHEAD] if has_mask else lo + j + AHEAD]
+                if np.uint32(ahead) < width:
+                    prefetch(flags, r, ahead)
+            i = buf[j] if has_mask else lo + j
+            c = contact[i]
+            if np.uint32(c) >= width:
+                bad += 1
+                continue
+            v = flags[r, c]
+            # saturates with no branch: a contact past the cap can have most
+            # of the rows (a branch mispredicted on them took twice as long)
+            flags[r, c] = v + (v != BYTE_MAX)
     elif kd == 1:
         for j in range(n):
             i = buf[j] if has_mask else lo + j
@@ -205,6 +229,19 @@ def _lane_pos(
             buf[n] = j
             n += int(m[positions[j] - mask_base])
     bad = 0
+    if kd == 10:  # its own loop, as in ``_lane``: a byte count is often the whole pass
+        for q in range(n):
+            if q + AHEAD < n:
+                ahead = pos_contact[buf[q + AHEAD] if has_mask else lo + q + AHEAD]
+                if np.uint32(ahead) < width:
+                    prefetch(flags, r, ahead)
+            c = pos_contact[buf[q] if has_mask else lo + q]
+            if np.uint32(c) >= width:
+                bad += 1
+                continue
+            v = flags[r, c]
+            flags[r, c] = v + (v != BYTE_MAX)
+        return bad
     for q in range(n):
         j = buf[q] if has_mask else lo + q
         i = positions[j]
@@ -367,8 +404,9 @@ def scan_lanes(
     ``imin``/``imax`` do the same with the int64 ``ivals`` into the int64
     ``iaccs`` (exact: no float64 rounding); ``newest``/``oldest`` keep the
     extreme ts in ``tss[slot[k], c]``; ``exists`` sets ``flags[slot[k], c]``
-    (uint8) to 1; ``total`` is ``sum`` with no value count.  Every index is checked here, so the
-    kernel never reads or writes out of bounds.
+    (uint8) to 1; ``count8`` adds 1 to it up to ``BYTE_MAX``; ``total`` is
+    ``sum`` with no value count.  Every index is checked here, so the kernel
+    never reads or writes out of bounds.
 
     With 3-d outputs ``(threads, slots, contacts)``, the positions are split
     between that many threads, each folding into its own outputs: merge them
@@ -397,6 +435,7 @@ def scan_lanes(
     n_out = {
         COUNT: counts, SUM: accs, MIN: accs, MAX: accs,
         NEWEST: tss, OLDEST: tss, IMIN: iaccs, IMAX: iaccs, EXISTS: flags, TOTAL: accs,
+        COUNT8: flags,
     }  # fmt: skip
     for k, (a, b) in enumerate(ranges):
         limit = len(positions) if has_pos[k] else n
@@ -480,14 +519,24 @@ def merge_threads(
     tss: np.ndarray,
     iaccs: np.ndarray | None = None,
     flags: np.ndarray | None = None,
+    flag_kinds: list[int] | None = None,
 ) -> None:
-    """Fold threads 1.. of 3-d outputs into thread 0 (``flags``: every slot).
+    """Fold threads 1.. of 3-d outputs into thread 0.
     ``agg_kinds[r]`` is the kind of the lane of aggregate slot ``r`` (``accs``,
     or ``iaccs`` for ``imin``/``imax``; its value count: ``counts`` slot ``r``,
     except for ``total``, whose slots come after the counted ones), ``ts_kinds[r]``
-    that of ``tss`` slot ``r``."""
+    that of ``tss`` slot ``r``, ``flag_kinds[r]`` that of ``flags`` slot ``r``
+    (``exists`` or ``count8``; None: every slot ``exists``)."""
     if len(agg_kinds) != accs.shape[1] or len(ts_kinds) != tss.shape[1]:
         raise ValueError("one kind per aggregate and per ts slot")
+    if flags is not None and flag_kinds is None:
+        flag_kinds = [EXISTS] * flags.shape[1]
+    if flags is not None and (
+        flag_kinds is None
+        or len(flag_kinds) != flags.shape[1]
+        or any(kd not in (EXISTS, COUNT8) for kd in flag_kinds)
+    ):
+        raise ValueError("one kind, exists or count8, per flags slot")
     if any(kd in (IMIN, IMAX) for kd in agg_kinds) and (
         iaccs is None or iaccs.shape[:-1] != accs.shape[:-1] or iaccs.shape[-1] != counts.shape[-1]
     ):
@@ -505,8 +554,20 @@ def merge_threads(
             better = (a1 < a0) if kd in (MIN, IMIN) else (a1 > a0)
             np.copyto(a0, a1, where=(n1 > 0) & ((n0 == 0) | better))
         counts[0] += counts[t]
-        if flags is not None:
-            flags[0] |= flags[t]
+        if flags is not None and flag_kinds is not None:
+            for r, kd in enumerate(flag_kinds):
+                if kd == EXISTS:
+                    flags[0, r] |= flags[t, r]
+                else:
+                    _add_saturated(flags[0, r], flags[t, r])
         for r, kd in enumerate(ts_kinds):
             pick = np.maximum if kd == NEWEST else np.minimum
             pick(tss[0, r], tss[t, r], out=tss[0, r])
+
+
+@njit([types.void(rw(U8), ro(U8))], **NJIT)
+def _add_saturated(into: np.ndarray, more: np.ndarray) -> None:
+    """``into = min(into + more, BYTE_MAX)`` for uint8 counts, in place and
+    without overflow: what ``into`` lacks to the cap bounds what is added."""
+    for c in range(len(into)):
+        into[c] += min(more[c], BYTE_MAX - into[c])

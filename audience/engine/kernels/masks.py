@@ -3,7 +3,8 @@
 At millions of contacts a test written as numpy expressions (``has & (ts >=
 lo) & (ts <= hi)``) makes a temporary per operator, each a full pass over the
 contacts: several times the cost of one loop.  A count test and a recency
-test are both a range of int64 values, so one kernel serves them.
+test are both a range of int64 values (or of bytes: a narrow count,
+``engine.counting``), so one kernel serves them.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import numpy as np
 from numba import types
 
 from audience.engine.kernels._checks import check_1d
-from audience.engine.kernels.config import I64, NJIT, B, njit, ro, rw
-from audience.engine.kernels.reduce import INT64_MAX, INT64_MIN
+from audience.engine.kernels.config import I64, NJIT, U8, B, njit, ro, rw
 
 
-@njit([types.void(ro(I64), I64, I64, rw(B))], **NJIT)
+@njit([types.void(ro(I64), I64, I64, rw(B)), types.void(ro(U8), U8, U8, rw(B))], **NJIT)
 def _range_mask(values: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
     # ``&`` of two bools, no branch: the loop vectorizes
     for i in range(len(values)):
@@ -25,15 +25,18 @@ def _range_mask(values: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
 
 
 def range_mask(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """``lo <= values <= hi`` (int64 values; the bounds are any Python ints:
-    beyond int64 they are clamped, an empty range passes nothing)."""
-    values = check_1d("values", values, (np.int64,))
+    """``lo <= values <= hi`` (int64 or uint8 values; the bounds are any
+    Python ints: beyond the values' type they are clamped, an empty range
+    passes nothing)."""
+    values = check_1d("values", values, (np.int64, np.uint8))
     out = np.empty(len(values), dtype=np.bool_)
-    lo, hi = max(int(lo), int(INT64_MIN)), min(int(hi), int(INT64_MAX))
+    info = np.iinfo(values.dtype)
+    lo, hi = max(int(lo), int(info.min)), min(int(hi), int(info.max))
     if lo > hi:
         out.fill(False)
         return out
-    _range_mask(values, np.int64(lo), np.int64(hi), out)
+    # bounds of the values' type: a byte loop compares a vector of 32 at once
+    _range_mask(values, values.dtype.type(lo), values.dtype.type(hi), out)
     return out
 
 

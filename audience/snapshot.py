@@ -50,7 +50,9 @@ class LazyStrings(Sequence[str]):
     Python strings).  With ``prefix``, ``load`` makes only the strings after
     it, so a dictionary that grew by a few values reuses the ones it had.
     ``arrow``: the same ``n`` strings as one Arrow array, when the store has
-    it (an audience's member ids are gathered from it: audience.runtime.ids)."""
+    it (an audience's member ids are gathered from it: audience.runtime.ids),
+    or ``arrow_of``, which makes it on first use (a store's dictionary file
+    is read when a query needs its values, not when the snapshot is taken)."""
 
     def __init__(
         self,
@@ -58,13 +60,24 @@ class LazyStrings(Sequence[str]):
         load: Callable[[], Sequence[str]],
         prefix: Sequence[str] = (),
         arrow: pa.Array | None = None,
+        arrow_of: Callable[[], pa.Array] | None = None,
     ) -> None:
         self._n = n
-        self.arrow = arrow
+        self._arrow = arrow
+        self._arrow_of = arrow_of
         self._prefix = prefix
         self._load: Callable[[], Sequence[str]] | None = load
         self._values: Sequence[str] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # (``load`` may read ``arrow``)
+
+    @property
+    def arrow(self) -> pa.Array | None:
+        if self._arrow is None and self._arrow_of is not None:
+            with self._lock:
+                if self._arrow is None and self._arrow_of is not None:
+                    self._arrow = self._arrow_of()
+                    self._arrow_of = None
+        return self._arrow
 
     def _rest(self) -> Sequence[str]:
         if self._values is None:
@@ -150,6 +163,53 @@ class Partition:
         return len(self.ts)
 
 
+class LazyPartition(Partition):
+    """A partition whose rows are viewed on first use: ``load`` makes the
+    Partition (a store file's views), while its bounds and length come from
+    the store's manifest, so a scan whose window misses it, or a count of a
+    snapshot's events, never reads its file (a new process's first query
+    reads the few partitions of its windows, not every one)."""
+
+    _rows: int
+    _load: Callable[[], Partition]
+    _part: Partition | None
+    _lock: threading.Lock
+
+    def __init__(self, min_ts: int, max_ts: int, rows: int, load: Callable[[], Partition]) -> None:
+        # (frozen, as a Partition: its attributes are set past the dataclass' guard)
+        for name, value in (
+            ("min_ts", min_ts),
+            ("max_ts", max_ts),
+            ("_rows", rows),
+            ("_load", load),
+            ("_part", None),
+            ("_lock", threading.Lock()),
+        ):
+            object.__setattr__(self, name, value)
+
+    def _view(self) -> Partition:
+        part = self._part
+        if part is None:
+            with self._lock:
+                part = self._part
+                if part is None:
+                    part = self._load()
+                    bounds = (part.min_ts, part.max_ts, len(part))
+                    if bounds != (self.min_ts, self.max_ts, self._rows):
+                        raise ValueError("internal: a partition file differs from its manifest")
+                    object.__setattr__(self, "_part", part)
+        return part
+
+    # the rows, read through (a Partition's fields are plain attributes)
+    ts = property(lambda self: self._view().ts)
+    contact = property(lambda self: self._view().contact)
+    type = property(lambda self: self._view().type)
+    columns = property(lambda self: self._view().columns)
+
+    def __len__(self) -> int:
+        return self._rows
+
+
 @dataclass(frozen=True)
 class Snapshot:
     version: int
@@ -169,6 +229,16 @@ class Snapshot:
     @property
     def n_events(self) -> int:
         return sum(len(p) for p in self.partitions)
+
+    def read_files(self) -> None:
+        """Read every partition and dictionary now, which a snapshot does on
+        first need otherwise: a long-lived reader (a cluster's worker) pays
+        it at its start rather than in its first query."""
+        for part in self.partitions:
+            len(part.ts)
+        for d in (self.event_types, *self.dictionaries.values()):
+            getattr(d.values, "arrow", None)
+        getattr(self.contact_ids, "arrow", None)
 
     def universe(self, now_ms: int) -> np.ndarray:
         """docs/language/time.md: every contact with a profile or an event at or before now."""

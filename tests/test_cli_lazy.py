@@ -146,3 +146,78 @@ def test_a_count_in_a_new_process_loads_no_table_printing(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     count, loaded = proc.stdout.strip().splitlines()[-2:]
     assert int(count) > 0 and loaded == "[]"
+
+
+# What a count never needs: the store's write path (and its kernels), the
+# blocks of the language a segment cannot hold, the syntax errors' module
+# (the text parses) and numpy.ma (numba's typeof imports it; ours does not)
+NOT_FOR_A_COUNT = (
+    "audience.runtime.store.ingest",
+    "audience.runtime.store.wal",
+    "audience.runtime.store.dedup",
+    "audience.runtime.store.hashing",
+    "audience.runtime.store.dictionaries",
+    "audience.runtime.store.sources",
+    "audience.runtime.store.validate",
+    "audience.runtime.store.infer",
+    "audience.runtime.tracking",
+    "audience.dsl.ast_journeys",
+    "audience.dsl.ast_sending",
+    "audience.dsl.builder_journeys",
+    "audience.dsl.builder_sending",
+    "audience.dsl.check.actions",
+    "audience.dsl.check.journeys",
+    "audience.dsl.check.sending",
+    "audience.dsl.syntax_errors",
+    "numpy.ma",
+)
+
+
+def _checkpointed_store(path: Path) -> None:
+    from audience.runtime.store import Store
+    from tests.helpers.store_data import events_table, profiles_table, schema
+
+    store = Store.init(path, schema())
+    store.ingest_profiles(profiles_table())
+    store.ingest_events(events_table())
+    store.checkpoint()  # no log of small ingests left to replay
+
+
+def test_a_count_in_a_new_process_imports_only_what_a_count_needs(tmp_path: Path) -> None:
+    _checkpointed_store(tmp_path / "s")
+    text = 'did purchased where amount > 10 and (city = "Paris" or not did viewed_product)'
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from audience.cli import cli
+        try:
+            cli(["eval", {str(tmp_path / "s")!r}, "-e", {text!r}, "--format", "count"],
+                prog_name="audience")
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        never = {NOT_FOR_A_COUNT!r}
+        print(json.dumps(sorted(m for m in sys.modules if m in never or m.startswith(
+              tuple(n + "." for n in never)))))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    count, loaded = proc.stdout.strip().splitlines()[-2:]
+    assert int(count) >= 0 and json.loads(loaded) == []
+
+
+def test_opening_a_store_and_its_snapshot_loads_no_kernel(tmp_path: Path) -> None:
+    """A command that reads a store (its schema, its size) imports no numba."""
+    _checkpointed_store(tmp_path / "s")
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        import audience
+        snap = audience.open({str(tmp_path / "s")!r}).snapshot()
+        print(json.dumps([snap.n_contacts, snap.n_events, "numba" in sys.modules]))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    contacts, events, numba = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert contacts > 0 and events > 0 and numba is False

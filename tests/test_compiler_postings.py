@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audience.compiler import plan as p
 from audience.compiler.physical import Reduction
@@ -20,8 +22,11 @@ from audience.engine.postings import Postings, accepted_codes, postings
 from audience.engine.strings import LutCache
 from audience.engine.typeindex import dense, type_rows, typed_source
 from audience.schema import Schema
+from audience.snapshot import Dictionary, Snapshot
 from tests.compiler_snapshot import DAY_MS, build_snapshot, ms
 from tests.reference.scans import reference_scan
+
+NO_EVENT = np.iinfo(np.int64).max  # a contact's first event time when it has none
 
 SCHEMA = Schema.load("audience/examples/maison.toml")
 NOW = ms("2026-11-01T00:00:00Z")
@@ -268,3 +273,30 @@ def test_universe_is_kept_from_the_newest_first_event() -> None:
         assert not got.flags.writeable
     later, full = universe_of(snap, ms("2026-12-01T00:00:00Z"))
     assert later is universe_of(snap, ms("2027-01-01T00:00:00Z"))[0] and full
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    firsts=st.lists(st.one_of(st.integers(0, 50), st.just(NO_EVENT)), max_size=40),
+    profiles=st.lists(st.booleans(), max_size=40),
+    now=st.integers(-5, 60),
+)
+def test_universe_is_the_snapshots_at_any_time(
+    firsts: list[int], profiles: list[bool], now: int
+) -> None:
+    # every contact with an event, some without (profile only), or none at all
+    n = len(firsts)
+    has_profile = np.array((profiles + [False] * n)[:n], dtype=bool)
+    snap = Snapshot(
+        version=1,
+        schema=SCHEMA,
+        contact_ids=[str(i) for i in range(n)],
+        event_types=Dictionary([]),
+        dictionaries={},
+        has_profile=has_profile,
+        first_event_ts=np.array(firsts, dtype=np.int64),
+        profile={},
+    )
+    for t in (now, 10**6):  # before the newest first event, and long after it
+        got, full = universe_of(snap, t)
+        assert got.tolist() == snap.universe(t).tolist() and full == bool(got.all())

@@ -290,7 +290,7 @@ def test_a_log_of_an_older_version_stays_readable_for_the_grace_period(
 def test_a_journal_of_an_ingest_that_never_landed_is_never_matched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from audience.runtime.store import store as store_mod
+    from audience.runtime.store import wal as wal_mod
     from tests.helpers.triggers import EXAMPLES, deliveries, form, seed
 
     st = Node.init(tmp_path / "s", EXAMPLES / "maison.toml")
@@ -303,7 +303,7 @@ def test_a_journal_of_an_ingest_that_never_landed_is_never_matched(
 
     # The disk fills up between the trigger journal and the log's append.
     with monkeypatch.context() as m:
-        m.setattr(store_mod, "append_record", disk_full)
+        m.setattr(wal_mod, "append_record", disk_full)
         with pytest.raises(OSError, match="No space left"):
             st.ingest_events([form("GHOST", "c1", "2026-11-20T10:00:00Z")])
     # The next version lands without a journal of its own (a profiles ingest).

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
 from audience.timecalc import UNIT_SECONDS as UNIT_SECONDS  # the fixed-length units
@@ -582,13 +582,35 @@ class DndPolicy:
         return next((i for i in self.items if isinstance(i, QuietHours)), None)
 
 
-# Deliveries and plans live in their own module, which builds on the nodes above.
-from audience.dsl.ast_journeys import Journey as Journey  # noqa: E402
-from audience.dsl.ast_sending import DeliveryDef as DeliveryDef  # noqa: E402
-from audience.dsl.ast_sending import Plan as Plan  # noqa: E402
-from audience.dsl.ast_sending import Schedule as Schedule  # noqa: E402
+# Deliveries, plans and journeys live in their own modules, which build on the
+# nodes above; they are re-exported here, imported on first use (a segment's
+# text needs none of their node classes, each a dataclass made at import).
+if TYPE_CHECKING:
+    from audience.dsl.ast_journeys import Journey as Journey
+    from audience.dsl.ast_sending import DeliveryDef as DeliveryDef
+    from audience.dsl.ast_sending import Plan as Plan
+    from audience.dsl.ast_sending import Schedule as Schedule
 
-Definition: TypeAlias = Segment | Trigger | DndPolicy | DeliveryDef | Plan | Journey
+_BLOCKS = {
+    "Journey": "audience.dsl.ast_journeys",
+    "DeliveryDef": "audience.dsl.ast_sending",
+    "Plan": "audience.dsl.ast_sending",
+    "Schedule": "audience.dsl.ast_sending",
+}
+
+
+def __getattr__(name: str) -> type:
+    module = _BLOCKS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    cls: type = getattr(importlib.import_module(module), name)
+    globals()[name] = cls  # a plain lookup from now on
+    return cls
+
+
+Definition: TypeAlias = "Segment | Trigger | DndPolicy | DeliveryDef | Plan | Journey"
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,6 +118,8 @@ def build(tree: Tree[Token], tz: ZoneInfo, max_depth: int) -> Any:
                 del done[len(done) - n :]
                 done.append(_RULES[node.data](node.meta, children, ctx))
                 continue
+            if node.data not in _RULES:
+                _load_blocks()  # (a rule no module knows fails below, as before)
             depth += NESTING.get(node.data, 0)
             if depth > max_depth:
                 raise _too_deep(node.meta, max_depth)
@@ -510,6 +512,8 @@ _RULES.update(
 )
 
 
-# The handlers of `delivery`, `plan` and `journey` blocks register themselves in _RULES.
-from audience.dsl import builder_journeys as _builder_journeys  # noqa: E402, F401
-from audience.dsl import builder_sending as _builder_sending  # noqa: E402, F401
+def _load_blocks() -> None:
+    """The handlers of ``delivery``, ``plan`` and ``journey`` blocks, which
+    register themselves in _RULES and CTX_HOOKS on import: imported at the
+    first tree that has a rule not known yet (a segment's text has none)."""
+    from audience.dsl import builder_journeys, builder_sending  # noqa: F401

@@ -64,7 +64,6 @@ from audience.dsl.ast import (
     DateTimeLit,
     Definition,
     Delay,
-    DeliveryDef,
     Did,
     DndPolicy,
     Duration,
@@ -75,14 +74,12 @@ from audience.dsl.ast import (
     InList,
     InSegment,
     IsSet,
-    Journey,
     LastFirst,
     MapValue,
     Not,
     NumberLit,
     OncePerContact,
     Or,
-    Plan,
     PredAnd,
     PredNot,
     PredOr,
@@ -92,7 +89,6 @@ from audience.dsl.ast import (
     Recency,
     Ref,
     Rule,
-    Schedule,
     Segment,
     Sequence,
     StringLit,
@@ -152,18 +148,25 @@ def format_text(
 def _format(node: object) -> str:
     if isinstance(node, Program):
         return _program(node)
-    if isinstance(node, Segment | Trigger | DndPolicy | DeliveryDef | Plan | Journey):
+    if isinstance(node, Segment | Trigger | DndPolicy):
+        return "\n".join(_definition(node)) + "\n"
+    if isinstance(node, _COND_TYPES):
+        return "\n".join(_body(node, 0))
+    rule = _INLINE_RULES.get(type(node))
+    if rule is not None:
+        return rule(node)
+    # deliveries, plans and journeys last: their classes are imported on first
+    # use (audience.dsl.ast), and formatting a condition needs none of them
+    from audience.dsl.ast_journeys import Journey
+    from audience.dsl.ast_sending import DeliveryDef, Plan, Schedule
+
+    if isinstance(node, DeliveryDef | Plan | Journey):
         return "\n".join(_definition(node)) + "\n"
     if isinstance(node, Schedule):
         from audience.dsl.format_sending import schedule_text
 
         return schedule_text(node)
-    if isinstance(node, _COND_TYPES):
-        return "\n".join(_body(node, 0))
-    rule = _INLINE_RULES.get(type(node))
-    if rule is None:
-        raise FormatError(f"no formatting rule for {type(node).__name__}")
-    return rule(node)
+    raise FormatError(f"no formatting rule for {type(node).__name__}")
 
 
 # --------------------------------------------------------------------------- definitions
@@ -185,14 +188,6 @@ def _header(kind: str, name: str, timezone: str | None) -> str:
 
 
 def _definition(node: Definition) -> list[str]:
-    if isinstance(node, DeliveryDef | Plan):
-        from audience.dsl.format_sending import definition_lines  # it builds on this module
-
-        return definition_lines(node)
-    if isinstance(node, Journey):
-        from audience.dsl.format_journeys import journey_lines  # it builds on this module
-
-        return journey_lines(node)
     if isinstance(node, Segment):
         body = _body(node.cond, 1)
         return [_header("segment", node.name, node.timezone), *_indent(body, 1), "}"]
@@ -201,6 +196,17 @@ def _definition(node: Definition) -> list[str]:
     if isinstance(node, DndPolicy):
         items = [INDENT + _dnd_item(i) for i in node.items]
         return [_header("dnd", node.name, node.timezone), *items, "}"]
+    from audience.dsl.ast_journeys import Journey
+    from audience.dsl.ast_sending import DeliveryDef, Plan
+
+    if isinstance(node, DeliveryDef | Plan):
+        from audience.dsl.format_sending import definition_lines  # it builds on this module
+
+        return definition_lines(node)
+    if isinstance(node, Journey):
+        from audience.dsl.format_journeys import journey_lines  # it builds on this module
+
+        return journey_lines(node)
     raise FormatError(f"no formatting rule for {type(node).__name__} as a definition")
 
 

@@ -23,7 +23,6 @@ from audience.dsl import ast as A
 from audience.dsl.builder import build
 from audience.dsl.errors import Diagnostic, DslError
 from audience.dsl.literals import zone
-from audience.dsl.syntax_errors import from_lark
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 200  # nested conditions/predicates (builder.NESTING); later passes recurse
@@ -82,6 +81,8 @@ def _parse(text: str, start: str, filename: str, timezone: str) -> Any:
     try:
         tree = _lark().parse(text, start=start)
     except UnexpectedInput as exc:
+        from audience.dsl.syntax_errors import from_lark  # (only a text that fails needs it)
+
         raise DslError([from_lark(exc, text, _lark(), start)], text, filename) from None
     except LarkError as exc:  # not expected from a fixed LALR grammar; still never leak it
         raise DslError([Diagnostic("syntax_error", str(exc))], text, filename) from None

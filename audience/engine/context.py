@@ -53,6 +53,7 @@ class EvalContext:
 _universes: dict[int, tuple[weakref.ref[Snapshot], int, np.ndarray, bool]] = {}
 _lock = threading.RLock()  # reentrant: a finalizer may run inside ``with _lock``
 _NO_EVENT = np.iinfo(np.int64).max
+_NONE = np.iinfo(np.int64).min
 
 
 def universe_of(snapshot: Snapshot, now_ms: int) -> tuple[np.ndarray, bool]:
@@ -65,8 +66,11 @@ def universe_of(snapshot: Snapshot, now_ms: int) -> tuple[np.ndarray, bool]:
         hit = _universes.get(key)
     if hit is None or hit[0]() is not snapshot:
         first = snapshot.first_event_ts
-        known = first[first != _NO_EVENT]
-        newest = int(known.max()) if len(known) else np.iinfo(np.int64).min
+        # the newest first event: the maximum, unless a contact has none (then
+        # the maximum of the others, still without copying them out)
+        newest = int(first.max()) if len(first) else _NONE
+        if newest == _NO_EVENT:
+            newest = int(np.max(first, where=first != _NO_EVENT, initial=_NONE))
         settled = snapshot.universe(newest)
         settled.flags.writeable = False
         ref = weakref.ref(snapshot)

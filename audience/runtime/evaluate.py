@@ -25,7 +25,6 @@ from audience.compiler.lower import compile_error, lower
 from audience.compiler.passes.pipeline import run_passes
 from audience.compiler.physical import Program, ScanStep, SeqStep, emit, program_text
 from audience.dsl.ast import And, Cond, Or, Rule, Segment
-from audience.dsl.formatter import format_text
 from audience.engine.context import EvalContext
 from audience.engine.execute import run_program
 from audience.engine.kernels.masks import indexes
@@ -199,6 +198,8 @@ def compile_condition(
 def _operand_text(cond: Cond) -> str:
     if isinstance(cond, Rule):
         return cond.label
+    from audience.dsl.formatter import format_text  # (imported by a compilation, not here)
+
     return " ".join(format_text(cond).split())
 
 

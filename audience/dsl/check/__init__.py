@@ -75,15 +75,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 
-from audience.dsl.ast import NOSPAN, Cond, DndPolicy, Journey, Program, Segment, Trigger
-from audience.dsl.check.actions import check_actions, check_options
+from audience.dsl.ast import NOSPAN, Cond, DndPolicy, Program, Segment, Trigger
 from audience.dsl.check.conds import check_cond, check_pred
 from audience.dsl.check.context import Ctx, Known, TemplateInfo, head_span
 from audience.dsl.check.context import known as span_or
-from audience.dsl.check.journeys import check_journeys
 from audience.dsl.check.names import check_event_sel
 from audience.dsl.check.refs import check_duplicates, check_policy_refs, check_segment_refs
-from audience.dsl.check.sending import check_sending
 from audience.dsl.check.structure import check_policy, check_timezone
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema
@@ -102,8 +99,15 @@ def check(
     """Every problem of a program (definitions, or one bare condition)."""
     given = (known or Known()).with_legacy(known_segments, known_policies)
     defs = program.definitions
-    # enter_journey may name a journey of the program as well as a saved one
-    own = [d.name for d in defs if isinstance(d, Journey)]
+    # Deliveries, plans and journeys: their checks (and node classes) are
+    # imported only for a program that has one (a segment's text has none).
+    blocks = any(not isinstance(d, Segment | Trigger | DndPolicy) for d in defs)
+    own: list[str] = []
+    if blocks:
+        from audience.dsl.ast_journeys import Journey
+
+        # enter_journey may name a journey of the program as well as a saved one
+        own = [d.name for d in defs if isinstance(d, Journey)]
     ctx = Ctx(schema, replace(given, journeys={*given.journeys, *own}) if own else given)
     check_duplicates(ctx, defs)
     for d in defs:
@@ -118,8 +122,12 @@ def check(
         check_cond(ctx, program.condition)
     check_segment_refs(ctx, defs, program.condition)
     check_policy_refs(ctx, defs)
-    check_sending(ctx, defs)
-    check_journeys(ctx, defs)
+    if blocks:
+        from audience.dsl.check.journeys import check_journeys
+        from audience.dsl.check.sending import check_sending
+
+        check_sending(ctx, defs)
+        check_journeys(ctx, defs)
     return _sorted(ctx.diagnostics)
 
 
@@ -144,6 +152,8 @@ def check_condition(
 
 
 def _check_trigger(ctx: Ctx, t: Trigger) -> None:
+    from audience.dsl.check.actions import check_actions, check_options
+
     check_timezone(ctx, t.timezone, span_or(t.timezone_span, head_span(t)))
     types = check_event_sel(ctx, t.events)
     check_pred(ctx, t.where, types)

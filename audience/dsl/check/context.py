@@ -9,24 +9,21 @@ from dataclasses import dataclass, field, replace
 from audience.dsl.ast import (
     NOSPAN,
     Definition,
-    DeliveryDef,
-    DndPolicy,
-    Journey,
-    Plan,
     Segment,
     Span,
-    Trigger,
 )
 from audience.dsl.errors import Diagnostic
 from audience.schema import Schema
 
-KEYWORDS: dict[type, str] = {
-    Segment: "segment",
-    Trigger: "trigger",
-    DndPolicy: "dnd",
-    DeliveryDef: "delivery",
-    Plan: "plan",
-    Journey: "journey",
+# by class name: the classes of deliveries, plans and journeys are imported
+# only when a program has one (audience.dsl.ast)
+KEYWORDS: dict[str, str] = {
+    "Segment": "segment",
+    "Trigger": "trigger",
+    "DndPolicy": "dnd",
+    "DeliveryDef": "delivery",
+    "Plan": "plan",
+    "Journey": "journey",
 }
 
 
@@ -117,4 +114,4 @@ def head_span(definition: Definition) -> Span:
     s = definition.span
     if s == NOSPAN:
         return s
-    return Span(s.line, s.column, s.line, s.column + len(KEYWORDS[type(definition)]))
+    return Span(s.line, s.column, s.line, s.column + len(KEYWORDS[type(definition).__name__]))

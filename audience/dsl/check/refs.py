@@ -9,13 +9,10 @@ from audience.dsl.ast import (
     And,
     Cond,
     Definition,
-    DeliveryDef,
     DndPolicy,
     InSegment,
-    Journey,
     Not,
     Or,
-    Plan,
     Rule,
     Segment,
     Trigger,
@@ -24,13 +21,15 @@ from audience.dsl.ast import (
 from audience.dsl.check.context import Ctx, head_span, known
 from audience.dsl.check.names import suggest
 
-KIND_WORDS: dict[type, str] = {
-    Segment: "segment",
-    Trigger: "trigger",
-    DndPolicy: "DND policy",
-    DeliveryDef: "delivery",
-    Plan: "plan",
-    Journey: "journey",
+# by class name: the classes of deliveries, plans and journeys are imported
+# only when a program has one (audience.dsl.ast)
+KIND_WORDS: dict[str, str] = {
+    "Segment": "segment",
+    "Trigger": "trigger",
+    "DndPolicy": "DND policy",
+    "DeliveryDef": "delivery",
+    "Plan": "plan",
+    "Journey": "journey",
 }
 
 
@@ -56,7 +55,7 @@ def check_duplicates(ctx: Ctx, definitions: tuple[Definition, ...]) -> None:
         if first is not d:
             ctx.error(
                 "duplicate_definition",
-                f"{KIND_WORDS[type(d)]} '{d.name}' is defined twice",
+                f"{KIND_WORDS[type(d).__name__]} '{d.name}' is defined twice",
                 known(d.name_span, head_span(d)),
                 f"the first definition is at line {first.span.line}; rename one of them",
             )

@@ -78,9 +78,14 @@ def njit(sigs: Any = None, **flags: Any) -> Any:
 
     def wrap(fn: Any) -> Any:
         disp = _lazy_dispatcher()(fn, {}, options)
-        if cache:
-            disp.enable_caching()
         disp.pending = listed
+        if cache and listed is None:
+            disp.enable_caching()  # numba's lazy kernel: its first call compiles
+        elif cache:
+            # numba's cache of a kernel (a locator that tests its directory by
+            # writing a file) is made at its first load: most kernels a
+            # process imports, it never loads
+            disp.cache_wanted = True
         return disp
 
     return wrap
@@ -96,10 +101,14 @@ def _lazy_dispatcher() -> Any:
         return _LAZY
     import threading
 
+    import numpy as np
     from numba.core import sigutils, typeinfer
     from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.errors import NumbaNotImplementedError
     from numba.core.registry import CPUDispatcher
-    from numba.core.runtime import rtsys
+    from numba.np import numpy_support
+
+    from audience.engine.kernels import nrt_cache
 
     class LazyDispatcher(CPUDispatcher):
         # numba's constructor signature is kept (it rebuilds dispatchers so);
@@ -107,6 +116,7 @@ def _lazy_dispatcher() -> Any:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.pending: list[Any] | None = None
+            self.cache_wanted = False  # enable numba's caching at the first load
             self._load_lock = threading.Lock()
 
         def load(self) -> None:
@@ -123,6 +133,9 @@ def _lazy_dispatcher() -> Any:
             with self._load_lock:
                 if self.pending is None:
                     return
+                if self.cache_wanted:
+                    self.enable_caching()
+                    self.cache_wanted = False
                 todo = self.pending if args is None else self._fitting(args)
                 self.disable_compile(False)  # (``compile`` loads only when enabled)
                 try:
@@ -196,7 +209,8 @@ def _lazy_dispatcher() -> Any:
                     return True
                 # the runtime's symbols (allocation, reference counts) must be
                 # known before cached code that uses them is linked
-                rtsys.initialize(self.targetctx)
+                cache_dir = getattr(self._cache, "_cache_path", None)  # type: ignore[attr-defined]
+                nrt_cache.initialize(self.targetctx, cache_dir)
                 with _environments_unimported():
                     cres = load(sig, self.targetctx)
                 if cres is None:
@@ -223,6 +237,23 @@ def _lazy_dispatcher() -> Any:
             if self.pending is not None:
                 self.load()
             return super().get_call_template(args, kws)
+
+        def typeof_pyval(self, val: Any) -> Any:
+            # numba's dispatcher asks this the first time it meets an array of
+            # a new kind (dtype, dimensions, layout); numba's answer checks
+            # for a ``numpy.ma`` masked array first, which imports numpy.ma
+            # (~40 ms of a new process's first kernel call).  A plain ndarray
+            # is not one: its type is read off it as numba does (typeof.py)
+            if type(val) is not np.ndarray:
+                return super().typeof_pyval(val)
+            try:
+                dtype = numpy_support.from_dtype(val.dtype)
+            except NumbaNotImplementedError:  # numba words the error
+                return super().typeof_pyval(val)
+            layout = numpy_support.map_layout(val)
+            tp = types.Array(dtype, val.ndim, layout, readonly=not val.flags.writeable)
+            self._types_active_call.add(tp)  # type: ignore[attr-defined]  # as numba's own
+            return tp
 
     _LAZY = LazyDispatcher
     return _LAZY

@@ -22,7 +22,6 @@ import pyarrow as pa
 
 from audience import lazy_compute as pc
 from audience.runtime.store.errors import StoreError
-from audience.runtime.store.hashing import hash_ids
 from audience.runtime.store.layout import MANIFEST, node_dir
 
 SHARDS_FILE = "shards.json"
@@ -80,6 +79,8 @@ def shard_of(contact_ids: pa.Array | pa.ChunkedArray, count: int) -> np.ndarray:
     text = pc.cast(contact_ids, pa.string())
     if count == 1:
         return np.zeros(len(text), dtype=np.int64)
+    from audience.runtime.store.hashing import hash_ids  # (its kernel: an ingest's)
+
     shard = (hash_ids(text) % np.uint64(count)).astype(np.int64)
     if text.null_count:
         shard[~text.is_valid().to_numpy(zero_copy_only=False)] = 0

@@ -25,11 +25,9 @@ from audience import lazy_compute as pc
 from audience.engine.kernels.config import NJIT, njit
 from audience.runtime.store.errors import StoreError
 from audience.runtime.store.hashing import HashTable, hash_ids, integer_keys, string_parts
-
-# Keys of the dictionaries the store keeps besides the property ones.
-CONTACTS = "__contacts__"
-TYPES = "__types__"
-IDS = "__ids__"  # every accepted event id: the duplicate index
+from audience.runtime.store.layout import CONTACTS as CONTACTS
+from audience.runtime.store.layout import IDS as IDS
+from audience.runtime.store.layout import TYPES as TYPES
 
 _EMPTY = pa.array([], type=pa.string())
 # Dictionaries at least this big are looked up by hash (see above).

@@ -14,15 +14,19 @@ Every array handed to the Snapshot is a zero-copy numpy view of these buffers.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from audience import lazy_compute as pc
-from audience.runtime.store.dictionaries import CONTACTS, TYPES, DictState
 from audience.runtime.store.errors import StoreError
+from audience.runtime.store.layout import CONTACTS, TYPES
 from audience.schema import Schema
 from audience.snapshot import Column, ColumnKind, Partition, dictionary_key
+
+if TYPE_CHECKING:  # (imported by an ingest, which loads its kernels; a read does not)
+    from audience.runtime.store.dictionaries import DictState
 
 KIND: dict[str, ColumnKind] = {
     "string": "code",

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,13 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from audience.runtime.store.errors import StoreError
+
+# Keys of the dictionaries the store keeps besides the property ones (here, not
+# in dictionaries.py, which loads the kernels of an ingest: reading a snapshot
+# needs the names only).
+CONTACTS = "__contacts__"
+TYPES = "__types__"
+IDS = "__ids__"  # every accepted event id: the duplicate index
 
 FORMAT = 1
 STORE_FILE = "store.json"
@@ -152,6 +159,7 @@ class Manifest:
 class Backend(Protocol):
     def read_manifest(self) -> Manifest: ...
     def read_table(self, name: str) -> pa.Table: ...
+    def pin_table(self, name: str) -> Callable[[], pa.Table]: ...
     def write_table(self, kind: str, version: int, table: pa.Table) -> str: ...
     def commit(self, manifest: Manifest) -> None: ...
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
@@ -175,6 +183,10 @@ class MemoryBackend:
 
     def read_table(self, name: str) -> pa.Table:
         return self._tables[name]
+
+    def pin_table(self, name: str) -> Callable[[], pa.Table]:
+        table = self._tables[name]  # held: ``collect`` may drop it from the dict
+        return lambda: table
 
     def write_table(self, kind: str, version: int, table: pa.Table) -> str:
         table = table.combine_chunks()
@@ -259,17 +271,43 @@ class DiskBackend:
             if table is not None:
                 self._opened.move_to_end(name)
                 return table
+        return self.pin_table(name)()
+
+    def pin_table(self, name: str) -> Callable[[], pa.Table]:
+        """``read_table``, deferred: the file is mapped now, so it stays
+        readable once no version names it and ``collect`` deletes it, and
+        read (its footer and record batch, ~0.5 ms for a partition's) at the
+        first call, when a snapshot's reader needs it."""
+        with self._sync_lock:
+            table = self._opened.get(name)
+            if table is not None:
+                self._opened.move_to_end(name)
+                return lambda: table
         p = self.dir / name
         try:
             # Memory-mapped: the columns are views of the page cache, not copies.
-            table = ipc.open_file(pa.memory_map(str(p), "r")).read_all()
-        except (OSError, pa.ArrowInvalid) as exc:
+            mapped = pa.memory_map(str(p), "r")
+        except OSError as exc:
             raise StoreError(f"{p}: cannot read a store file: {exc}") from None
-        with self._sync_lock:
-            self._opened[name] = table
-            while len(self._opened) > OPENED_FILES:
-                self._opened.popitem(last=False)
-        return table
+        read: list[pa.Table] = []  # the table, once read
+        lock = threading.Lock()
+
+        def table_of() -> pa.Table:
+            with lock:
+                if read:
+                    return read[0]
+                try:
+                    table = ipc.open_file(mapped).read_all()
+                except (OSError, pa.ArrowInvalid) as exc:
+                    raise StoreError(f"{p}: cannot read a store file: {exc}") from None
+                read.append(table)
+            with self._sync_lock:
+                self._opened[name] = table
+                while len(self._opened) > OPENED_FILES:
+                    self._opened.popitem(last=False)
+            return table
+
+        return table_of
 
     def write_table(self, kind: str, version: int, table: pa.Table) -> str:
         name = f"{kind}/{version:08d}-{uuid.uuid4().hex[:12]}.arrow"

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from audience import lazy_compute as pc
-from audience.runtime.store.dictionaries import DictState
 from audience.runtime.store.encode import _DTYPE, KIND, column_view, encode_column, missing_column
 from audience.snapshot import Column, dictionary_key
+
+if TYPE_CHECKING:
+    from audience.runtime.store.dictionaries import DictState
 
 # Upserts of at least this many rows encode their columns on two threads.
 PARALLEL_ROWS = 100_000

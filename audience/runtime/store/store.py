@@ -12,29 +12,23 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from audience import lazy_compute as pc
-from audience.runtime.store import wal
-from audience.runtime.store.ahead import ahead
-from audience.runtime.store.coerce import decode_dictionaries
-from audience.runtime.store.dedup import IdFiles, SortedIds, sort_ids
 from audience.runtime.store.definitions import Definitions
-from audience.runtime.store.dictionaries import IDS, DictState, HashTables
 from audience.runtime.store.encode import (
     ID,
     event_property_types,
     one_array,
 )
 from audience.runtime.store.errors import IngestReport, Reject, StoreError
-from audience.runtime.store.infer import infer_schema, maps_to_structs
-from audience.runtime.store.ingest import Txn, rejects_from_table
 from audience.runtime.store.layout import (
     DEFINITIONS_FILE,
     FORMAT,
+    IDS,
     MANIFEST,
     STORE_FILE,
     Backend,
@@ -44,12 +38,18 @@ from audience.runtime.store.layout import (
     create_node_dir,
     node_dir,
 )
-from audience.runtime.store.sources import Batch, Source, open_source
-from audience.runtime.store.validate import validate_events
 from audience.runtime.store.views import SnapshotViews
-from audience.runtime.store.wal import Tail, TailState, append_record, copy_tables
-from audience.runtime.tracking.config import secret as tracking_secret
 from audience.schema import Schema, SchemaError
+
+# The write path (ingest, the log of small ingests, the duplicate index, the
+# readers of input files and their kernels) is imported by the methods that
+# write: opening a store and reading its snapshot need none of it.
+if TYPE_CHECKING:
+    from audience.runtime.store.dedup import SortedIds
+    from audience.runtime.store.dictionaries import HashTables
+    from audience.runtime.store.ingest import Txn
+    from audience.runtime.store.sources import Batch, Source
+    from audience.runtime.store.wal import Tail
 from audience.snapshot import (
     Column,
     Dictionary,
@@ -127,6 +127,8 @@ class Store(SnapshotViews):
         cls, directory: Path, schema: Schema, node: str, root: Path, defs: Definitions
     ) -> Store:
         """An empty node (or shard of one) in ``directory``, made by ``create_node_dir``."""
+        from audience.runtime.store.ingest import Txn
+
         backend = DiskBackend(directory)
         store = cls(backend, schema, node, root, defs)
         Txn(backend, Manifest(), schema, store._props, store._dict_array).commit()
@@ -188,6 +190,9 @@ class Store(SnapshotViews):
         - profile properties: the profile table's columns but ``contact_id``.
 
         A map column is read as a struct of its keys, with or without a schema."""
+        from audience.runtime.store.infer import infer_schema, maps_to_structs
+        from audience.runtime.store.ingest import Txn
+
         if events is not None:
             events = maps_to_structs(events)
         if profiles is not None:
@@ -277,6 +282,8 @@ class Store(SnapshotViews):
 
     def open_input(self, source: Any, kind: str) -> Source:
         """``source`` read as batches of ``kind`` ("events" or "profiles")."""
+        from audience.runtime.store.sources import open_source
+
         if kind == "events":
             types = {"id": "id", "contact_id": "id", "type": "string", "ts": "datetime"}
             types |= {"context": "string", **self._props}
@@ -303,6 +310,8 @@ class Store(SnapshotViews):
     ) -> tuple[IngestReport, Any]:
         """An ingest that writes partitions and a new manifest; ``engine``: the
         watcher (the node's trigger engine), when there is one."""
+        from audience.runtime.store.ahead import ahead
+
         report = IngestReport()
         txn = self._txn(manifest)
         txn.ids_checked = ids_checked
@@ -334,6 +343,8 @@ class Store(SnapshotViews):
         return report, pending
 
     def _txn(self, manifest: Manifest, version: int | None = None) -> Txn:
+        from audience.runtime.store.ingest import Txn
+
         return Txn(
             self._backend,
             manifest,
@@ -349,6 +360,9 @@ class Store(SnapshotViews):
         """The log of ``manifest``'s version, replayed up to its last complete
         record (None: this backend keeps no log).  Only a writer (under the
         ingest lock) may copy the store's hash tables: an ingest changes them."""
+        from audience.runtime.store.dictionaries import DictState
+        from audience.runtime.store.wal import Tail, TailState, copy_tables
+
         path = self._backend.wal_path(manifest.version)
         if path is None:
             return None
@@ -375,6 +389,11 @@ class Store(SnapshotViews):
     ) -> tuple[IngestReport, Any] | None:
         """Append a small events batch to the log; None when it must take the
         regular path (too big, rejects to keep, or the log is full)."""
+        from audience.runtime.store import wal
+        from audience.runtime.store.coerce import decode_dictionaries
+        from audience.runtime.store.dedup import IdFiles, sort_ids
+        from audience.runtime.store.validate import validate_events
+
         if batch.pre or batch.table.num_rows > wal.MAX_ROWS:
             return None
         checked = validate_events(batch.table, self.schema, self._props)
@@ -399,7 +418,7 @@ class Store(SnapshotViews):
         if engine is not None:
             new = [(one_array(enc.column(ID)), enc.drop_columns([ID]))]
             pending = engine.before_commit(version, new)
-        end = append_record(tail.path, table, start)
+        end = wal.append_record(tail.path, table, start)
         with self._wal_lock:
             if self._tail is tail and tail.offset == start:  # else a reader replayed it
                 tail.apply(table, enc, work)
@@ -441,6 +460,8 @@ class Store(SnapshotViews):
         sharded node's ingest, under the node's lock, asks every shard about
         every batch): the duplicate index is read, its filter built and the
         log's ids gathered once, not once a batch."""
+        from audience.runtime.store.dedup import IdFiles, sort_ids
+
         manifest = self._backend.read_manifest()
         index = IdFiles(self._backend, manifest, manifest.version + 1).index
         tail = self._tail_for(manifest)
@@ -458,6 +479,8 @@ class Store(SnapshotViews):
 
     def rejected(self, limit: int | None = None) -> list[Reject]:
         """The rejected records kept by the store, oldest first."""
+        from audience.runtime.store.ingest import rejects_from_table
+
         out: list[Reject] = []
         for name, _ in self._backend.read_manifest().rejects:
             out.extend(rejects_from_table(self._backend.read_table(name)))
@@ -470,7 +493,7 @@ class Store(SnapshotViews):
         """The current version (cached until an ingest lands; thread-safe)."""
         with self._snap_lock:
             manifest = self._backend.read_manifest()
-            tail = self._tail_for(manifest)
+            tail = self._tail_for(manifest) if self._logged(manifest) else None
             state = None
             if tail is not None:
                 with self._wal_lock:  # one whole state, even while a writer applies
@@ -481,6 +504,24 @@ class Store(SnapshotViews):
             self._snapshot = self._build(manifest, state if state and state.records else None)
             return self._snapshot
 
+    def _logged(self, manifest: Manifest) -> bool:
+        """Whether ``manifest``'s version may have a log of small ingests to
+        replay: a log file that is not empty, or one replayed already.  When
+        not, the snapshot is the manifest's, as a replay of nothing gives (and
+        a reader does not import the log's machinery, which is the ingest's)."""
+        path = self._backend.wal_path(manifest.version)
+        if path is None:
+            return False
+        with self._wal_lock:
+            if self._tail is not None:
+                return True
+        try:
+            return os.stat(path).st_size > 0
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # the replay reports it
+
     def __repr__(self) -> str:
         where = self.path if self.path is not None else "memory"
         return f"Store({where}, node={self.node!r})"
@@ -489,6 +530,8 @@ class Store(SnapshotViews):
 def init_root(root: Path, schema: Schema | str | Path, node: str) -> tuple[Schema, Definitions]:
     """The checks and the store-level files before a node is added to ``root``
     (created when new): the schema read and the shared definitions."""
+    from audience.runtime.tracking.config import secret as tracking_secret
+
     schema = _schema(schema)
     _check_node(node)
     event_property_types(schema, "schema")  # a bad schema fails before anything is written

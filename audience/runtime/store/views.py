@@ -4,28 +4,32 @@ that cheap: files are immutable, so what was read of them stays right."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from audience.runtime.store.dictionaries import CONTACTS, TYPES
 from audience.runtime.store.encode import one_array, partition_view
-from audience.runtime.store.ingest import INT64_MAX
-from audience.runtime.store.layout import Backend, Manifest
+from audience.runtime.store.layout import CONTACTS, TYPES, Backend, Manifest, PartitionMeta
 from audience.runtime.store.profiles import profile_columns
-from audience.runtime.store.wal import TailState
 from audience.schema import Schema
 from audience.snapshot import (
     Column,
     Dictionary,
+    LazyPartition,
     LazyStrings,
     Partition,
     Snapshot,
     dictionary_key,
 )
 
+if TYPE_CHECKING:
+    from audience.runtime.store.wal import TailState
+
 _STRING_KINDS = ("string", "list<string>")
+# a contact's first event time when it has none (ingest.py's)
+INT64_MAX = np.iinfo(np.int64).max
 _NO_VALUES = pa.array([], pa.string())
 
 
@@ -122,17 +126,23 @@ class SnapshotViews:
         return cached[1]
 
     def _partition_views(self, m: Manifest) -> tuple[Partition, ...]:
-        parts = tuple(self._partition(p.file) for p in m.partitions)
+        parts = tuple(self._partition(p) for p in m.partitions)
         if len(self._partitions) > len(parts):
             # Compaction replaced some: forget them (older snapshots keep theirs).
             self._partitions = {p.file: v for p, v in zip(m.partitions, parts, strict=True)}
         return parts
 
-    def _partition(self, name: str) -> Partition:
-        part = self._partitions.get(name)
+    def _partition(self, meta: PartitionMeta) -> Partition:
+        """The partition of ``meta``, its file mapped now and read at the
+        first use of its rows (``LazyPartition``)."""
+        part = self._partitions.get(meta.file)
         if part is None:
-            part = partition_view(self._backend.read_table(name), self._props)
-            self._partitions[name] = part
+            table = self._backend.pin_table(meta.file)
+            props = self._props
+            part = LazyPartition(
+                meta.min_ts, meta.max_ts, meta.rows, lambda: partition_view(table(), props)
+            )
+            self._partitions[meta.file] = part
         return part
 
     def _dict_array(self, key: str, manifest: Manifest | None = None) -> pa.Array:
@@ -165,10 +175,33 @@ class SnapshotViews:
         if cached is not None and cached[0] == count:
             return cached[1]
         # A new sequence each time: an older snapshot keeps the one it was given.
-        arr = self._dict_array(key, m).slice(0, count)
-        values = LazyStrings(count, arr.to_pylist, arrow=arr)
+        # Its files are mapped now and read when a query needs its values.
+        arrow = self._pinned_dict(m, key, count)
+        values = LazyStrings(count, lambda: arrow().to_pylist(), arrow_of=arrow)
         self._values[key] = (count, values)
         return values
+
+    def _pinned_dict(self, m: Manifest, key: str, count: int) -> Callable[[], pa.Array]:
+        """``_dict_array(key, m)``'s first ``count`` values, deferred: the
+        array when it is held already, else its chunk files mapped now (so a
+        later ``collect`` cannot take them away) and read at the call."""
+        held = self._arrays.get(key)
+        if held is not None and held[0] >= count:
+            arr = held[1].slice(0, count)
+            return lambda: arr
+        files = [self._backend.pin_table(name) for name, _ in m.dictionaries.get(key, [])]
+        made: list[pa.Array] = []
+
+        def arrow() -> pa.Array:
+            if not made:  # (two first calls make the same array)
+                parts = [one_array(table().column("value")) for table in files]
+                whole = _NO_VALUES if not parts else parts[0]
+                if len(parts) > 1:
+                    whole = pa.concat_arrays(parts)
+                made.append(whole.slice(0, count))
+            return made[0]
+
+        return arrow
 
     def _dictionary(self, m: Manifest, key: str) -> Dictionary:
         count = m.dict_size(key)

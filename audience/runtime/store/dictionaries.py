@@ -125,11 +125,11 @@ class DictState:
             indices.offset : indices.offset + n
         ]
         rows = np.ones(0, dtype=np.bool_) if valid is None else valid
-        first = np.full(size, n, dtype=np.int64)
-        if not _first_use(idx, rows, first):
+        order = np.empty(size, dtype=np.int32)
+        k = _first_use(idx, rows, order)
+        if k < 0:
             raise StoreError(f"{key}: a dictionary-encoded column has an index out of range")
-        used = np.flatnonzero(first < n)
-        order = used[np.argsort(first[used], kind="stable")]
+        order = order[:k]
         lut = np.zeros(size, dtype=np.int32)
         in_order = len(order) == size and bool((order == np.arange(size)).all())
         # (a dictionary in order of first use, as Arrow's and ours are, is not copied)
@@ -255,19 +255,24 @@ class DictState:
 
 
 @njit(**NJIT)
-def _first_use(idx: np.ndarray, valid: np.ndarray, first: np.ndarray) -> bool:  # pragma: no cover
-    # The row at which each dictionary entry is first used (len(idx): never);
-    # an empty ``valid`` means every row has a value.  False: an index out of range.
-    n, size = idx.shape[0], first.shape[0]
+def _first_use(idx: np.ndarray, valid: np.ndarray, order: np.ndarray) -> int:  # pragma: no cover
+    # The dictionary entries the rows use, in order of first use, into
+    # ``order`` (one pass, no sort); their number, or -1 for an index out of
+    # range.  An empty ``valid`` means every row has a value.
+    size = order.shape[0]
+    seen = np.zeros(size, dtype=np.bool_)
     all_valid = valid.shape[0] == 0
-    for i in range(n):
+    k = 0
+    for i in range(idx.shape[0]):
         if all_valid or valid[i]:
             j = idx[i]
             if j < 0 or j >= size:
-                return False
-            if first[j] == n:
-                first[j] = i
-    return True
+                return -1
+            if not seen[j]:
+                seen[j] = True
+                order[k] = j
+                k += 1
+    return k
 
 
 @njit(**NJIT)

@@ -69,17 +69,23 @@ def event_property_types(schema: Schema, source: str = "<schema>") -> dict[str, 
 
 
 def encode_column(
-    col: pa.Array, ftype: str, key: str, dicts: DictState, name: str
+    col: pa.Array,
+    ftype: str,
+    key: str,
+    dicts: DictState,
+    name: str,
+    codes: np.ndarray | None = None,
 ) -> dict[str, pa.Array]:
-    """The ``v:``/``m:`` columns of one normalized column (empty: all missing)."""
+    """The ``v:``/``m:`` columns of one normalized column (empty: all missing);
+    ``codes``: a string column's codes, when the caller has them already."""
     n = len(col)
     if col.null_count == n:
         return {}
-    valid = None if col.null_count == 0 else col.is_valid().to_numpy(zero_copy_only=False)
+    valid = None if col.null_count == 0 else valid_rows(col)
     kind = KIND[ftype]
     values: pa.Array
     if kind == "code":
-        values = pa.array(dicts.encode_any(key, col, valid))
+        values = pa.array(dicts.encode_any(key, col, valid) if codes is None else codes)
     elif kind == "list":
         codes = dicts.encode(key, pc.list_flatten(col))
         lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
@@ -100,23 +106,68 @@ def encode_column(
     return out
 
 
+def valid_rows(col: pa.Array) -> np.ndarray:
+    """Whether each row has a value, as numpy bools: the validity bitmap
+    unpacked (``is_valid().to_numpy()`` costs some 15 times as much)."""
+    n, off = len(col), col.offset
+    bitmap = col.buffers()[0]
+    if bitmap is None:  # no nulls, or a null-typed array: all nulls
+        return np.full(n, col.null_count == 0, dtype=np.bool_)
+    bits = np.frombuffer(bitmap, dtype=np.uint8)[off // 8 : (off + n + 7) // 8]
+    out: np.ndarray = np.unpackbits(bits, bitorder="little")[off % 8 : off % 8 + n]
+    return out.view(np.bool_)
+
+
 def encode_events(
-    table: pa.Table, schema: Schema, props: Mapping[str, str], dicts: DictState
+    table: pa.Table,
+    schema: Schema,
+    props: Mapping[str, str],
+    dicts: DictState,
+    contacts: np.ndarray | None = None,
+    strings: Mapping[str, np.ndarray] | None = None,
 ) -> pa.Table:
-    """Encode a validated events table (input order kept; sorting is per partition)."""
+    """Encode a validated events table (input order kept; sorting is per
+    partition).  ``contacts``: the rows' contact codes, ``strings``: the
+    codes of the type and string columns (``encode_strings``), when the
+    caller has them already."""
+    codes = strings or {}
     cols: dict[str, pa.Array] = {}
     cols[TS] = one_array(table.column("ts")).cast(pa.int64())
     cols[ID] = one_array(table.column("id"))
-    cols[CONTACT] = pa.array(dicts.encode_any(CONTACTS, one_array(table.column("contact_id"))))
-    cols[TYPE] = pa.array(dicts.encode_any(TYPES, one_array(table.column("type"))))
-    cols.update(
-        encode_column(one_array(table.column("context")), "string", "context", dicts, "context")
-    )
-    for name, ftype in props.items():
-        if name in table.column_names:
-            key = dictionary_key("event", name)
-            cols.update(encode_column(one_array(table.column(name)), ftype, key, dicts, name))
+    if contacts is None:
+        contacts = dicts.encode_any(CONTACTS, one_array(table.column("contact_id")))
+    cols[CONTACT] = pa.array(contacts)
+    types = codes.get("type")
+    if types is None:
+        types = dicts.encode_any(TYPES, one_array(table.column("type")))
+    cols[TYPE] = pa.array(types)
+    for name, ftype, key in _event_columns(table, props):
+        col = one_array(table.column(name))
+        cols.update(encode_column(col, ftype, key, dicts, name, codes.get(name)))
     return pa.table(cols)
+
+
+def encode_strings(
+    table: pa.Table, props: Mapping[str, str], dicts: DictState
+) -> dict[str, np.ndarray]:
+    """The codes of an events table's type and string columns (what
+    ``encode_events`` would give them), by column name: run on a thread of
+    its own, a batch ahead (each dictionary still sees the batches in order)."""
+    out = {"type": dicts.encode_any(TYPES, one_array(table.column("type")))}
+    for name, ftype, key in _event_columns(table, props):
+        col = one_array(table.column(name))
+        if KIND[ftype] == "code" and col.null_count < len(col):
+            valid = None if col.null_count == 0 else valid_rows(col)
+            out[name] = dicts.encode_any(key, col, valid)
+    return out
+
+
+def _event_columns(table: pa.Table, props: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(name, type, dictionary key) of the context and property columns."""
+    out = [("context", "string", "context")]
+    names = set(table.column_names)
+    out += [(n, t, dictionary_key("event", n)) for n, t in props.items() if n in names]
+    return out
 
 
 def one_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:

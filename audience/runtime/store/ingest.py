@@ -21,13 +21,14 @@ import numpy as np
 import pyarrow as pa
 
 from audience.runtime.store.compact import compact
-from audience.runtime.store.dedup import IdFiles, sort_ids
+from audience.runtime.store.dedup import IdFiles, SortedIds, sort_ids
 from audience.runtime.store.dictionaries import CONTACTS, IDS, TYPES, DictState, HashTables
 from audience.runtime.store.encode import (
     CONTACT,
     ID,
     TS,
     encode_events,
+    encode_strings,
     one_array,
     sort_partition,
 )
@@ -113,6 +114,7 @@ class Txn:
         # (its contacts' codes, or their encoding under way; the rows)
         self._profile_batches: list[tuple[np.ndarray | Future[np.ndarray], pa.Table]] = []
         self._contact_coder: ThreadPoolExecutor | None = None
+        self._string_coder: ThreadPoolExecutor | None = None
         self._profile_batch_rows = 0
         self._merge_lists: Collection[str] = ()
         self.rejects: list[Reject] = []
@@ -137,25 +139,55 @@ class Txn:
         return [(one_array(t.column(ID)), t.drop_columns([ID])) for t in tables]
 
     # ------------------------------------------------------------------ events
-    def prepare(self, batch: Batch, source: str) -> Prepared:
-        """The part of an events batch's ingest that needs nothing but the
-        batches before it (checks, rejects, duplicates): run a batch ahead of
-        ``apply``, in a thread of its own (store.py), so that the ingest's
-        thread only encodes.  The batches are prepared one at a time, in
-        order, so the duplicate index sees them as a single thread would."""
+    def check(self, batch: Batch, source: str) -> CheckedBatch:
+        """An events batch validated and its ids hashed and sorted: needs
+        nothing from the batches before it.  ``check`` then ``dedup`` run
+        each a batch ahead of the next in a thread of its own (store.py), so
+        that the ingest's thread only assembles the encoded batch."""
         checked = validate_events(batch.table, self.schema, self.props, batch.pre)
         rejects = reject_list(batch, checked, source, "events")
-        table = checked.table
-        ids = one_array(table.column("id"))
-        keep = self.ids.accept(ids, sort_ids(ids), checked=self.ids_checked)
+        ids = one_array(checked.table.column("id"))
+        return CheckedBatch(checked.table, rejects, ids, sort_ids(ids), batch.units)
+
+    def dedup(self, batch: CheckedBatch) -> Prepared:
+        """A checked batch without its duplicates.  The batches are deduplicated
+        one at a time, in order, so the duplicate index sees them as a single
+        thread would."""
+        table, rejects = batch.table, batch.rejects
+        keep = self.ids.accept(batch.ids, batch.sorted_ids, checked=self.ids_checked)
         table, dups = self._fresh(table, keep)
-        return Prepared(table, rejects, dups, batch.units)
+        contacts = strings = None
+        if table.num_rows:
+            # The contacts' codes, and those of the other string columns, are
+            # given on two threads of their own, each in batch order (the
+            # codes a plain loop gives; they share no dictionary), while
+            # ``apply`` finishes the batch before: the dictionaries' lookups
+            # were most of ``apply``, the contacts' half of it.
+            if self._contact_coder is None:
+                self._contact_coder = ThreadPoolExecutor(1, "ingest-contacts")
+                self._string_coder = ThreadPoolExecutor(1, "ingest-strings")
+            assert self._string_coder is not None
+            ids = one_array(table.column("contact_id"))
+            contacts = self._contact_coder.submit(self.dicts.encode_any, CONTACTS, ids)
+            strings = self._string_coder.submit(encode_strings, table, self.props, self.dicts)
+        return Prepared(table, rejects, dups, batch.units, contacts, strings)
 
     def apply(self, prepared: Prepared) -> IngestReport:
         report = self._report(prepared.rejects)
         report.duplicates += prepared.duplicates
-        self._add_fresh(prepared.table, report)
+        contacts = None if prepared.contacts is None else prepared.contacts.result()
+        strings = None if prepared.strings is None else prepared.strings.result()
+        self._add_fresh(prepared.table, report, contacts, strings)
         return report
+
+    def close(self) -> None:
+        """Wait for the encoding of batches prepared but never applied (an
+        ingest that failed): it must not change the store's hash tables
+        after the failure has dropped them."""
+        for coder in (self._contact_coder, self._string_coder):
+            if coder is not None:
+                coder.shutdown(wait=True)
+        self._contact_coder = self._string_coder = None
 
     def add_valid(self, table: pa.Table, report: IngestReport) -> None:
         """Validated events (also the rows of a log being checkpointed)."""
@@ -169,21 +201,24 @@ class Txn:
         dups = int(len(keep) - keep.sum())
         return (table.filter(pa.array(keep)) if dups else table), dups
 
-    def _add_fresh(self, table: pa.Table, report: IngestReport) -> None:
-        """Events checked and found new: encoded, and kept per month."""
+    def _add_fresh(
+        self,
+        table: pa.Table,
+        report: IngestReport,
+        contacts: np.ndarray | None = None,
+        strings: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Events checked and found new: encoded (``contacts``, ``strings``:
+        codes given already, see ``encode_events``), and kept per month."""
         report.accepted += table.num_rows
         if not table.num_rows:
             return
-        enc = encode_events(table, self.schema, self.props, self.dicts)
+        enc = encode_events(table, self.schema, self.props, self.dicts, contacts, strings)
         del table
         ts = enc.column(TS).to_numpy()
         self._first_seen(enc.column(CONTACT).to_numpy(), ts)
         self.batches += 1
-        months = ts.astype("datetime64[ms]").astype("datetime64[M]")
-        lo, hi = months.min(), months.max()
-        for month in [lo] if lo == hi else np.unique(months):
-            piece = enc if lo == hi else enc.filter(pa.array(months == month))
-            key = str(month)
+        for key, piece in month_pieces(enc, ts):
             self.pending.setdefault(key, []).append(piece)
             self.last_added[key] = self.batches
             self.pending_rows += piece.num_rows
@@ -417,13 +452,47 @@ class Txn:
 
 
 @dataclass(frozen=True)
+class CheckedBatch:
+    """An events batch validated, its ids sorted (``Txn.check``)."""
+
+    table: pa.Table  # the accepted rows, normalized
+    rejects: list[Reject]
+    ids: pa.Array  # the rows' event ids
+    sorted_ids: SortedIds
+    units: int  # progress made by the batch
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """An events batch checked and its duplicates dropped (``Txn.prepare``)."""
+    """An events batch checked and its duplicates dropped (``Txn.dedup``)."""
 
     table: pa.Table  # the accepted rows not already in the store, normalized
     rejects: list[Reject]
     duplicates: int  # accepted rows whose id the store (or an earlier row) had
     units: int  # progress made by the batch
+    contacts: Future[np.ndarray] | None = None  # the codes of the rows' contacts
+    strings: Future[dict[str, np.ndarray]] | None = None  # encode_strings's codes
+
+
+def month_pieces(enc: pa.Table, ts: np.ndarray) -> list[tuple[str, pa.Table]]:
+    """The encoded rows of each calendar month (UTC) the batch has, by month.
+    Only the first and last ts are converted to months: a batch of one month
+    (most, in time-ordered input) is its own piece; one spanning several is
+    cut at the months' first milliseconds, by slices when it is in time order
+    (no copy), else by filters."""
+    lo, hi = ts.min(), ts.max()
+    first, last = np.array([lo, hi]).astype("datetime64[ms]").astype("datetime64[M]")
+    if first == last:
+        return [(str(first), enc)]
+    months = np.arange(first, last + 1)
+    starts = months[1:].astype("datetime64[ms]").astype(np.int64)
+    if len(ts) < 2 or bool((ts[1:] >= ts[:-1]).all()):
+        cuts = [0, *np.searchsorted(ts, starts, side="left").tolist(), len(ts)]
+        parts = [(m, enc.slice(cuts[k], cuts[k + 1] - cuts[k])) for k, m in enumerate(months)]
+    else:
+        which = np.searchsorted(starts, ts, side="right")
+        parts = [(m, enc.filter(pa.array(which == k))) for k, m in enumerate(months)]
+    return [(str(m), t) for m, t in parts if t.num_rows]
 
 
 def reject_list(batch: Batch, checked: Checked, source: str, kind: str) -> list[Reject]:

@@ -8,13 +8,15 @@ STORE/nodes/NODE/lock            fcntl lock serialising ingests
 STORE/nodes/NODE/{partitions,dictionaries,contacts,profiles,rejects,index}/VVVVVVVV-XXXX.arrow
 STORE/nodes/NODE/wal/VVVVVVVV.log   small ingests after manifest version VVVVVVVV (wal.py)
 
-Crash safety: an ingest writes new files (temporary name, fsync, rename),
-then the new manifest (temporary name, fsync, os.replace, fsync of the
-directory).  Until the replace, readers and a crash see the old version; files
-of a version that never landed, and the temporary files of a writer killed
-mid-way (the manifest's among them), are swept by the next ingest, and files no
-version names any more are deleted a grace period later (``collect``).  The in-memory
-backend keeps the same tables and manifest in dicts.
+Crash safety: an ingest writes new files (temporary name, rename; each
+fsynced, a big one by a thread as soon as it is written, a small one at the
+commit, which waits for all of them), then the new manifest (temporary name,
+fsync, os.replace, fsync of the directory).  Until the replace, readers and a
+crash see the old version; files of a version that never landed, and the
+temporary files of a writer killed mid-way (the manifest's among them), are
+swept by the next ingest, and files no version names any more are deleted a
+grace period later (``collect``).  The in-memory backend keeps the same tables
+and manifest in dicts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -231,6 +233,12 @@ class DiskBackend:
         # small ingest pays about one fsync round, not one per file), before
         # the manifest names them.
         self._unsynced: set[Path] = set()
+        # Big files are synced as soon as written, by a thread of their own
+        # (the fsync of a partition or of a batch's ids held up the thread
+        # that wrote it, a stage of the ingest's pipeline, for the disk):
+        # the commit waits for these first.
+        self._syncing: list[Future[None]] = []
+        self._syncer: ThreadPoolExecutor | None = None
         self._sync_lock = threading.Lock()  # partitions are written by a second thread
         self._manifest: tuple[str, Manifest] | None = None  # the last one parsed
         self._opened: OrderedDict[str, pa.Table] = OrderedDict()  # read_table's cache
@@ -312,23 +320,35 @@ class DiskBackend:
                 # One record batch per file, so every column is one zero-copy buffer.
                 writer.write_table(table, max_chunksize=max(table.num_rows, 1))
             f.flush()
-            # A big file is synced now (on the partition writer's thread,
-            # while the next batches are encoded); a small one at the commit.
+            # A big file is synced now, by the sync thread, while the ingest
+            # goes on; a small one at the commit.
             big = f.tell() >= SYNC_NOW_BYTES
-            if big:
-                os.fsync(f.fileno())
+            fd = os.dup(f.fileno()) if big else -1
         os.replace(tmp, final)
         with self._sync_lock:
-            if not big:
+            if big:
+                if self._syncer is None:
+                    self._syncer = ThreadPoolExecutor(1, "store-sync")
+                self._syncing.append(self._syncer.submit(_fsync_close, fd))
+            else:
                 self._unsynced.add(final)
             self._unsynced.add(final.parent)
         return name
+
+    def _synced(self, *, raise_errors: bool = True) -> None:
+        """Wait for the big files' fsyncs under way (raising the first error)."""
+        with self._sync_lock:
+            pending, self._syncing = self._syncing, []
+        errors = [exc for f in pending if (exc := f.exception()) is not None]
+        if errors and raise_errors:
+            raise errors[0]
 
     def commit(self, manifest: Manifest) -> None:
         tmp = self.dir / (MANIFEST + ".tmp")
         text = manifest.to_json()
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+        self._synced()
         with self._sync_lock:
             paths, self._unsynced = sorted(self._unsynced | {tmp}), set()
         # Every file the manifest names, its directory entry, and the new
@@ -354,7 +374,8 @@ class DiskBackend:
                 try:
                     self._unclean = not self._swept or os.pread(fd, 1, 0) != CLEAN
                     os.pwrite(fd, DIRTY, 0)
-                    with self._sync_lock:  # a failed ingest's files: swept, not synced
+                    self._synced(raise_errors=False)  # a failed ingest's files
+                    with self._sync_lock:  # ... are swept, not synced
                         self._unsynced = set()
                     yield
                     os.pwrite(fd, CLEAN, 0)
@@ -426,6 +447,13 @@ class DiskBackend:
                 self._opened.pop(name, None)
             with contextlib.suppress(OSError):
                 (self.dir / name).unlink()
+
+
+def _fsync_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_path(path: Path) -> None:

@@ -316,14 +316,19 @@ class Store(SnapshotViews):
         txn = self._txn(manifest)
         txn.ids_checked = ids_checked
         if kind == "events":
-            # Each batch is checked a batch ahead, in a thread, of its encoding
-            # into the store (a second core at work; the codes stay in order).
-            prepared = ahead((txn.prepare(b, src.name) for b in batches), "ingest-check")
+            # Each batch is checked, then deduplicated, each a batch ahead in
+            # a thread of its own, of its encoding into the store (the other
+            # cores at work; the codes stay in order).
+            checked = ahead((txn.check(b, src.name) for b in batches), "ingest-check")
+            prepared = ahead((txn.dedup(c) for c in checked), "ingest-dedup")
             try:
                 for one in _progress(prepared, src.total, src.name, progress):
                     report.merge(txn.apply(one))
             finally:
-                prepared.close()  # on a failure, the thread stops now
+                # on a failure, the threads stop now
+                prepared.close()
+                checked.close()
+                txn.close()
         else:
             for batch in _progress(batches, src.total, src.name, progress):
                 report.merge(txn.add_profiles(batch, src.name, merge_lists))

@@ -37,6 +37,14 @@ TEXTS = (
     "did added_to_cart then not purchased within 5 days in last 60 days",
     "did viewed_product then purchased within 10 days",
     "did anything at most 0 times in last 7 days or did purchased exactly 0 times",
+    # profile tests and combines write into leased masks: as the answer
+    # itself (a root test, a root AND of tests), and under ANDs and ORs
+    'city = "Milan"',
+    "loyalty_points >= 100",
+    'gender = "female" and city = "Rome"',
+    "did email_clicked in last 7 days or sum(amount) of purchased in last 30 days > 30"
+    ' or (gender = "female" and city = "Milan")',
+    'sum(amount) of purchased in last 90 days > 20 and city = "Milan" and score < 0.5',
 )
 
 
@@ -120,7 +128,7 @@ def test_concurrent_evaluations_of_one_snapshot_agree(data: StoreData, snap: Sna
     for t in threads:
         t.join()
     assert errors == []
-    assert 0 < len(_pooled_arrays(snap)) <= scratch.KEEP
+    assert 0 < len(_pooled_arrays(snap)) <= scratch.KEEP + scratch.KEEP_MASKS
 
 
 def test_small_arrays_are_not_pooled(data: StoreData, snap: Snapshot) -> None:
@@ -158,6 +166,15 @@ def test_a_pool_hands_an_array_to_one_taker_and_keeps_the_newest() -> None:
     kept = pool.free_arrays()
     assert len(kept) == scratch.KEEP
     assert all(x is y for x, y in zip(kept, given[2:], strict=True))
+    # masks are kept apart: many of them do not push the work arrays out
+    masks = [np.empty(5, np.bool_) for _ in range(scratch.KEEP_MASKS + 3)]
+    for arr in masks:
+        pool.give(arr)
+    kept = pool.free_arrays()
+    assert len(kept) == scratch.KEEP + scratch.KEEP_MASKS
+    assert all(any(k is g for k in kept) for g in given[2:])
+    assert all(any(k is m for k in kept) for m in masks[3:])
+    assert not any(any(k is m for k in kept) for m in masks[:3])
 
 
 def test_a_kept_sequence_state_goes_back_whole_and_changes_no_answer(

@@ -68,6 +68,23 @@ def test_lut_mask_codes_outside_table_and_invalid_rows_are_false() -> None:
     assert filters.lut_mask(codes, lut, valid).tolist() == [False, True, True, False, False, False]
 
 
+def test_masks_write_into_a_given_array_of_the_right_length_only() -> None:
+    codes = np.array([0, 1, 2, -1, 5, 1], dtype=I32)
+    lut = np.array([False, True, True])
+    out = np.ones(6, dtype=np.bool_)  # stale contents: every entry is written
+    assert filters.lut_mask(codes, lut, None, out) is out
+    assert out.tolist() == [False, True, True, False, False, True]
+    vals = np.array([1.0, 5.0, 3.0])
+    out3 = np.zeros(3, dtype=np.bool_)
+    assert filters.compare_mask(vals, None, OP_CODES[">"], 2.0, out3) is out3
+    assert out3.tolist() == [False, True, True]
+    for bad in (np.empty(5, np.bool_), np.empty(6, np.uint8), np.empty(12, np.bool_)[::2]):
+        with pytest.raises((TypeError, ValueError)):
+            filters.lut_mask(codes, lut, None, bad)
+    with pytest.raises((TypeError, ValueError)):
+        filters.compare_mask(vals, None, OP_CODES[">"], 2.0, np.empty(4, np.bool_))
+
+
 def test_lut_mask_rejects_wrong_dtypes() -> None:
     with pytest.raises(TypeError):
         filters.lut_mask(np.array([0], dtype=I64), np.array([True]))

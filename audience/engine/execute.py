@@ -94,7 +94,9 @@ def _run_steps(
     # shared (a cached profile mask, the universe): copied
     root = prog.steps[prog.root]
     out = results[prog.root]
+    # (a leased array goes back to the pool: copied too)
     fresh = isinstance(root, BoolStep) or (isinstance(root, TestStep) and out.base is None)
+    fresh = fresh and not ctx.scratch.holds(out)
     mask: np.ndarray = _in_universe(out, ctx, copy=not fresh)
     if not explain:
         return mask, None
@@ -153,7 +155,7 @@ def _and(vecs: list[np.ndarray], preds: list[p.PredNode], ctx: EvalContext) -> n
     universe), as a new array."""
     if not vecs:  # only profile tests: the first over every contact
         vecs, preds = [_in_universe(profile_mask(ctx, preds[0]), ctx)], preds[1:]
-    out = _combine(vecs, "and")
+    out = _combine(vecs, "and", ctx)
     for pred in preds:
         kept = int(np.count_nonzero(out))
         if kept * _SPARSE > len(out):
@@ -164,12 +166,15 @@ def _and(vecs: list[np.ndarray], preds: list[p.PredNode], ctx: EvalContext) -> n
     return out
 
 
-def _combine(vecs: list[np.ndarray], op: str) -> np.ndarray:
-    """``vecs`` combined by ``op`` (and / or) into a new array."""
+def _combine(vecs: list[np.ndarray], op: str, ctx: EvalContext) -> np.ndarray:
+    """``vecs`` combined by ``op`` (and / or) into an array of this
+    evaluation's own (leased)."""
     fold = np.logical_and if op == "and" else np.logical_or
+    out = ctx.scratch.empty(vecs[0].shape, np.bool_)
     if len(vecs) == 1:
-        return vecs[0].copy()
-    out = fold(vecs[0], vecs[1])  # a new array: one pass, not a copy and a pass
+        np.copyto(out, vecs[0])
+        return out
+    fold(vecs[0], vecs[1], out=out)  # one pass, not a copy and a pass
     for v in vecs[2:]:
         fold(out, v, out=out)
     return out
@@ -198,7 +203,7 @@ def _run(step: Step, ctx: EvalContext, results: list[Any]) -> Any:
         lazy = [v.step.pred for v in vecs if isinstance(v, _Lazy)]
         if lazy:
             return _and([v for v in vecs if not isinstance(v, _Lazy)], lazy, ctx)
-        return _combine(vecs, step.op)
+        return _combine(vecs, step.op, ctx)
     raise ValueError(f"no rule for step {type(step).__name__}")
 
 
@@ -216,7 +221,8 @@ def _test(cond: p.CountCond | p.AggCond | p.RecencyCond, scan: Any, ctx: EvalCon
             return _compare(out["count"], cond.op, cond.value)
         acc = out["acc"]
         if cond.func == "sum":  # a sum over no events is 0 (no value count kept)
-            return filters.compare_mask(acc, None, filters.OP_CODES[cond.op], float(cond.value))
+            op, rhs = filters.OP_CODES[cond.op], float(cond.value)
+            return filters.compare_mask(acc, None, op, rhs, ctx.scratch.empty(acc.shape, np.bool_))
         n = out["n"]
         has = n > 0
         if cond.func == "avg":

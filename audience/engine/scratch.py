@@ -27,6 +27,9 @@ MIN_POOLED_BYTES = 1 << 20
 # free arrays kept per snapshot, the most recently used: a program leases up
 # to five (the fused scan's outputs), and two evaluations may run at once
 KEEP = 8
+# and, apart from those, per-contact masks (a byte per contact: profile
+# tests, combines), so that a program with many rules keeps its scan arrays
+KEEP_MASKS = 16
 
 
 class ScratchPool:
@@ -55,7 +58,7 @@ class ScratchPool:
         with self._lock:
             if not any(a is arr for a in self._free):
                 self._free.append(arr)
-                del self._free[:-KEEP]  # the least recently used go
+                self._free = _newest(self._free)  # the least recently used go
 
     def take_neutral(self, shape: tuple[int, ...], dtype: Any, value: Any) -> np.ndarray:
         """An array of ``shape`` and ``dtype`` holding ``value`` everywhere: a
@@ -115,6 +118,20 @@ def _drop(key: int, ref: weakref.ref[Snapshot]) -> None:
             del _pools[key]
 
 
+def _newest(free: list[np.ndarray]) -> list[np.ndarray]:
+    """The most recently given ``KEEP`` work arrays and ``KEEP_MASKS`` masks
+    of ``free`` (oldest first), in their order."""
+    left = {True: KEEP_MASKS, False: KEEP}
+    kept: list[np.ndarray] = []
+    for arr in reversed(free):
+        mask = arr.dtype == np.bool_
+        if left[mask]:
+            left[mask] -= 1
+            kept.append(arr)
+    kept.reverse()
+    return kept
+
+
 class Lease:
     """The work arrays one evaluation holds; ``release`` gives them back to
     the snapshot's pool (after it, the evaluation must not read them)."""
@@ -148,6 +165,12 @@ class Lease:
 
     def restored(self, arr: np.ndarray, value: Any) -> None:
         self._pool_().give_neutral(arr, value)
+
+    def holds(self, arr: np.ndarray) -> bool:
+        """Whether ``arr`` is (a view of) an array of this lease: it goes back
+        to the pool at ``release``, so an answer must not be it."""
+        base = arr if arr.base is None else arr.base
+        return any(a is arr or a is base for a in self._held)
 
     def _pool_(self) -> ScratchPool:
         if self._pool is None:  # found on first use: a query that pools nothing never looks

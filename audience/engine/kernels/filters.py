@@ -62,14 +62,29 @@ def _lut_mask(
             o[i] = r
 
 
-def lut_mask(codes: np.ndarray, lut: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """``out[i] = lut[codes[i]]`` for present codes inside the table, else False."""
+def lut_mask(
+    codes: np.ndarray,
+    lut: np.ndarray,
+    valid: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``out[i] = lut[codes[i]]`` for present codes inside the table, else
+    False; into ``out`` when given (a leased array: see ``_out``)."""
     codes = check_1d("codes", codes, _CODE_TYPES)
     lut = check_1d("lut", lut, (np.bool_,))
     v, has_valid = as_valid(valid, len(codes))
-    out = np.empty(len(codes), dtype=np.bool_)
+    out = _out(out, len(codes))
     _lut_mask(codes, lut, v, has_valid, out)
     return out
+
+
+def _out(out: np.ndarray | None, n: int) -> np.ndarray:
+    """A new bool array of ``n``, or ``out`` checked to be one: a caller
+    passes an array of its own (at millions of contacts a fresh one costs its
+    page faults, as much as the pass that fills it)."""
+    if out is None:
+        return np.empty(n, dtype=np.bool_)
+    return check_out("out", out, np.bool_, n)
 
 
 @njit(
@@ -126,18 +141,23 @@ def integral_op(op: str, rhs: float) -> tuple[int, int]:
 
 
 def compare_mask(
-    values: np.ndarray, valid: np.ndarray | None, op: int, rhs: int | float
+    values: np.ndarray,
+    valid: np.ndarray | None,
+    op: int,
+    rhs: int | float,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``values OP rhs`` for present values (missing: False).  ``op`` is an
     ``OP_CODES`` value or ``OP_FALSE``/``OP_TRUE``; int-like columns take an
-    int ``rhs`` (see ``integral_op``), float columns a float."""
+    int ``rhs`` (see ``integral_op``), float columns a float.  Into ``out``
+    when given."""
     values = check_1d("values", values, (*_NUM_TYPES, np.bool_))
     if not 0 <= op <= OP_TRUE:
         raise ValueError(f"unknown comparison op code {op}")
     if values.dtype == np.bool_:
         values = values.view(np.uint8)
     v, has_valid = as_valid(valid, len(values))
-    out = np.empty(len(values), dtype=np.bool_)
+    out = _out(out, len(values))
     if values.dtype == np.float64:
         _compare_mask(values, v, has_valid, op, float(rhs), out)
     else:

@@ -276,8 +276,8 @@ class DiskBackend:
     def pin_table(self, name: str) -> Callable[[], pa.Table]:
         """``read_table``, deferred: the file is mapped now, so it stays
         readable once no version names it and ``collect`` deletes it, and
-        read (its footer and record batch, ~0.5 ms for a partition's) at the
-        first call, when a snapshot's reader needs it."""
+        read (its footer and record batch, ~0.5 ms for a partition's) when
+        called, by a snapshot's reader that needs it and keeps it."""
         with self._sync_lock:
             table = self._opened.get(name)
             if table is not None:
@@ -289,18 +289,14 @@ class DiskBackend:
             mapped = pa.memory_map(str(p), "r")
         except OSError as exc:
             raise StoreError(f"{p}: cannot read a store file: {exc}") from None
-        read: list[pa.Table] = []  # the table, once read
-        lock = threading.Lock()
 
         def table_of() -> pa.Table:
-            with lock:
-                if read:
-                    return read[0]
-                try:
-                    table = ipc.open_file(mapped).read_all()
-                except (OSError, pa.ArrowInvalid) as exc:
-                    raise StoreError(f"{p}: cannot read a store file: {exc}") from None
-                read.append(table)
+            # read at each call: its callers keep what it returns (a
+            # LazyPartition's view, a snapshot's dictionary array)
+            try:
+                table = ipc.open_file(mapped).read_all()
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise StoreError(f"{p}: cannot read a store file: {exc}") from None
             with self._sync_lock:
                 self._opened[name] = table
                 while len(self._opened) > OPENED_FILES:

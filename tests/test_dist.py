@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -205,6 +206,29 @@ def test_a_worker_s_start_up_objects_are_left_out_of_garbage_collection(shop: An
     store, _, _ = shop
     frozen = store.client.run(gc.get_freeze_count)
     assert frozen and all(n > 10_000 for n in frozen.values())
+
+
+def _faults_of_a_fresh_array() -> int:
+    """The page faults of filling an 8 MiB array, the second time one is
+    made (the first may grow the heap)."""
+    import resource
+
+    for _ in range(2):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        np.ones(2**20, dtype=np.int64)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return faults
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_worker_keeps_freed_memory_for_the_next_query(shop: Any) -> None:
+    store, _, _ = shop
+    # the nanny sets MALLOC_TRIM_THRESHOLD_, which alone would map (and
+    # fault in) every array anew: 516 faults for this one here
+    environ = store.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert set(environ.values()) == {"65536"}
+    faults = store.client.run(_faults_of_a_fresh_array)
+    assert faults and all(n < 100 for n in faults.values()), faults
 
 
 @settings(max_examples=60, deadline=None)

@@ -97,21 +97,25 @@ def _queries(
 ) -> dict[str, dict[str, Any]]:
     """Per store and workload: the median total, slowest shard, merge and
     overhead (ms), and how many queries had a direct call fail (0 on a
-    healthy cluster).  The stores' queries take turns, one of each per
-    repetition, so that a load coming and going on a shared machine weighs
-    on each alike."""
-    out: dict[str, dict[str, Any]] = {name: {} for name in stores}
+    healthy cluster).  Each repetition runs every workload once on every
+    store, the stores taking turns: a workload's repetitions are spread over
+    the whole run, and a load (or a slow core) coming and going on a shared
+    machine weighs on every store alike."""
+    programs = {
+        w.key: {name: s.sharded.compile_program(w.dsl) for name, s in stores.items()}
+        for w in WORKLOADS
+    }
     for w in WORKLOADS:
-        programs = {name: s.sharded.compile_program(w.dsl) for name, s in stores.items()}
         for name, store in stores.items():
-            store.run(programs[name], at, refs)  # opens the shards, loads the lookup tables
-        runs: dict[str, list[QueryTimes]] = {name: [] for name in stores}
-        for _ in range(reps):
+            store.run(programs[w.key][name], at, refs)  # opens the shards, loads the tables
+    runs: dict[str, dict[str, list[QueryTimes]]] = {
+        name: {w.key: [] for w in WORKLOADS} for name in stores
+    }
+    for _ in range(reps):
+        for w in WORKLOADS:
             for name, store in stores.items():
-                runs[name].append(store.run(programs[name], at, refs)[1])
-        for name in stores:
-            out[name][w.key] = _summary(runs[name])
-    return out
+                runs[name][w.key].append(store.run(programs[w.key][name], at, refs)[1])
+    return {name: {w.key: _summary(runs[name][w.key]) for w in WORKLOADS} for name in stores}
 
 
 def _summary(runs: list[QueryTimes]) -> dict[str, Any]:
@@ -177,6 +181,21 @@ def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -
         out["round_trip_ms"] = _median_ms(direct.round_trip_ms, 20)
         out["task_round_trip_ms"] = _median_ms(direct.task_round_trip_ms, 20)
     progress.update(task, advance=2)
+    out["ceiling"] = ceiling()
+    return out
+
+
+def ceiling(rounds: int = 3) -> dict[str, float]:
+    """What two processes gain over one on this machine now, before any
+    cluster cost: the median ratio of their rates, over ``rounds``, for
+    scans (memory) and for compute (cores alone); see
+    benchmarks/bench_scaling_ceiling.py."""
+    from benchmarks.bench_scaling_ceiling import _compute, _scan, _together
+
+    out = {}
+    for name, work in (("scan", _scan), ("compute", _compute)):
+        ratios = [_together(work, 2, 0.5) / _together(work, 1, 0.5) for _ in range(rounds)]
+        out[name] = statistics.median(ratios)
     return out
 
 
@@ -291,6 +310,15 @@ def strong_lines(s: dict[str, Any], threads: int | None) -> list[str]:
         f"Queries that fell back to the task path: {fallbacks}.",
         "",
     ]
+    if "ceiling" in s:
+        lines += [
+            "What two processes gained over one on this machine in this run, before any "
+            "cluster cost (each alone, then both at once; median of 3 rounds): "
+            f"{s['ceiling']['scan']:.2f}x on scans of memory, "
+            f"{s['ceiling']['compute']:.2f}x on compute in cache "
+            "(`python -m benchmarks.bench_scaling_ceiling`).",
+            "",
+        ]
     return lines
 
 

@@ -218,6 +218,23 @@ def test_a_worker_s_start_up_objects_are_left_out_of_garbage_collection(shop: An
     assert frozen and all(n > 10_000 for n in frozen.values())
 
 
+def _timers() -> tuple[str, str, bool, str]:
+    import dask
+
+    return (
+        dask.config.get("distributed.admin.tick.interval"),
+        dask.config.get("distributed.admin.system-monitor.interval"),
+        dask.config.get("distributed.admin.system-monitor.gil.enabled"),
+        dask.config.get("distributed.worker.memory.monitor-interval"),
+    )
+
+
+def test_a_local_cluster_s_workers_wake_rarely_when_idle(shop: Any) -> None:
+    store, _, _ = shop
+    timers = store.client.run(_timers)
+    assert set(timers.values()) == {("500ms", "2s", False, "500ms")}
+
+
 def _faults_of_a_fresh_array() -> int:
     """The page faults of filling an 8 MiB array, the second time one is
     made (the first may grow the heap)."""

@@ -28,6 +28,17 @@ SCHEDULER_CONFIG: dict[str, Any] = {
     # the statistical profiler wakes every 10 ms in each worker: on a few
     # cores that is time taken from queries that last a few ms
     "distributed.worker.profile.enabled": False,
+    # the other timers of an idle process: Dask's defaults (an event-loop
+    # check every 20 ms, system and GIL monitors, memory every 100 ms) cost
+    # an idle worker 20 ms of CPU a second and the process holding scheduler,
+    # nannies and client 47 ms; with these, 2-4 ms and 8 ms (a 2-worker
+    # local cluster, 10 s idle).  That CPU is taken from the workers' queries,
+    # most from the slowest one, whose time is the query's.  The memory check
+    # at 500 ms still stops a runaway worker (it watches the same limit)
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "500ms",
 }
 
 

@@ -1,6 +1,7 @@
 """What runs inside a Dask worker: its cache of opened shards, the kernels
 warmed once, the task that evaluates one shard, and the comm handlers a client
-calls directly (Dask's own RPC, without the scheduler: see dist/direct.py).
+calls directly (Dask's own RPC, without the scheduler: see dist/direct.py; or
+the worker's channel, a plain socket: see dist/channel.py).
 
 Everything here is module-level state of the worker process, so a shard
 opened for one query stays open (its memory maps and dictionaries) for the

@@ -31,7 +31,7 @@ from audience.runtime.evaluate import compile_condition, parse_as_of
 from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards import ShardProgram
 from tests.helpers.cli import run
-from tests.helpers.dist import block, deadline_wait, local_cluster, waiting_calls
+from tests.helpers.dist import block, blocked, deadline_wait, local_cluster, waiting_calls
 from tests.reference.data import StoreData, random_store, stores
 from tests.reference.programs import GeneratedProgram, programs
 
@@ -106,10 +106,18 @@ def test_sharded_answer_equals_the_one_store_answer(
         program = ShardProgram(
             compiled.program, compiled.timezone, compiled.schema_version, compiled.plan_text
         )
+        before = _channel_calls(store)
         got, times = store.run(program, parse_as_of(data.now))
+        # each owner answered through its channel
+        assert times.failures == ()
+        assert _channel_calls(store) - before == len(set(store.owners().values()))
         store.client.run(_forget)  # the next example's shards are other directories
     assert set(got.ids()) == want, compiled.plan_text
     assert len(times.shards_ms) == shards
+
+
+def _channel_calls(store: ClusterStore) -> int:
+    return sum(s["direct_calls"]["channel"] for s in store.worker_stats().values())
 
 
 def _forget() -> int:
@@ -154,18 +162,20 @@ def test_shards_stay_open_across_queries(shop: Any) -> None:
 
 def test_queries_go_straight_to_the_workers(shop: Any) -> None:
     store, one, data = shop
-    served = {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()}
+    before = {w: s["direct_calls"] for w, s in store.worker_stats().items()}
     seg = store.compile(KINDS[0])
     got = seg.evaluate(data.now)
     assert set(got.ids()) == set(one.compile(KINDS[0]).evaluate(data.now).ids())
     assert seg.last_times is not None and seg.last_times.failures == ()
-    after = {w: s["direct_calls"]["served"] for w, s in store.worker_stats().items()}
-    # one call to each worker that owns shards (no failure: no task)
-    assert {w: after[w] - served[w] for w in after} == dict.fromkeys(
-        set(store.owners().values()), 1
-    )
+    after = {w: s["direct_calls"] for w, s in store.worker_stats().items()}
+    # one call to each worker that owns shards (no failure: no task), through its channel
+    for key in ("served", "channel"):
+        assert {w: after[w][key] - before[w][key] for w in after} == dict.fromkeys(
+            set(store.owners().values()), 1
+        )
     pids = store.client.run(os.getpid)
     assert ping_all(store.client, sorted(pids), store.timeouts) == pids
+    assert store.channels.ping_all(sorted(pids), store.timeouts) == pids
 
 
 def test_a_program_is_unpickled_once_per_worker(shop: Any) -> None:
@@ -291,10 +301,12 @@ def test_a_worker_killed_mid_query_changes_nothing(shop: Any) -> None:
     owners = store.owners()
     victim = next(iter(owners.values()))
     pid = client.run(os.getpid, workers=[victim])[victim]
-    # the victim's only thread busy: the query's direct call waits there for it
+    # the call goes through its channel
+    assert store.channels.endpoints([victim], store.timeouts)[victim] is not None
+    # the victim's thread and shards held: the query's direct call waits for them
     gate = f"audience-test-gate-{time.monotonic_ns()}"
     blocker = client.submit(block, gate, workers=[victim], allow_other_workers=False, pure=False)
-    deadline_wait(lambda: bool(client.processing(workers=[victim]).get(victim)), "the blocker")
+    deadline_wait(lambda: blocked(client, victim), "the blocker")
     seg = store.compile(text)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         query = pool.submit(seg.evaluate, data.now)

@@ -31,7 +31,7 @@ from audience.server.auth import Sources
 from audience.server.context import ServerConfig
 from audience.server.serve import ServerThread
 from tests.helpers.cli import run
-from tests.helpers.dist import block, deadline_wait, local_cluster, waiting_calls
+from tests.helpers.dist import block, blocked, deadline_wait, local_cluster, waiting_calls
 from tests.helpers.server_api import Client
 from tests.plans_support import DAILY_DUE, DAY, RULES, build
 from tests.reference.data import StoreData, random_store
@@ -253,10 +253,10 @@ def test_a_worker_killed_mid_explain_changes_nothing(
     explained(store, program, now_ms)  # the shards open
     victim = next(iter(store.owners().values()))
     pid = cluster.run(os.getpid, workers=[victim])[victim]
-    # the victim's only thread busy: the query's direct call waits there for it
+    # the victim's thread and shards held: the query's direct call waits for them
     gate = f"audience-test-gate-{time.monotonic_ns()}"
     blocker = cluster.submit(block, gate, workers=[victim], allow_other_workers=False, pure=False)
-    deadline_wait(lambda: bool(cluster.processing(workers=[victim]).get(victim)), "the blocker")
+    deadline_wait(lambda: blocked(cluster, victim), "the blocker")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         query = pool.submit(explained, store, program, now_ms)
         deadline_wait(lambda: waiting_calls(cluster, victim) > 0, "the query's call")

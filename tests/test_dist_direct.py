@@ -84,6 +84,7 @@ def test_a_worker_killed_between_queries(shop: Any) -> None:
     victim = store.owners()[store.refs()[0]]
     pid = client.run(os.getpid, workers=[victim])[victim]
     os.kill(pid, signal.SIGKILL)
+    deadline_wait(lambda: _dead(pid), "the worker to die")  # not in a moment's time
     # the connection to it closed, or refused, or the scheduler already
     # told: its shards are answered elsewhere
     assert set(seg.evaluate(data.now).ids()) == want
@@ -101,6 +102,9 @@ def test_a_hung_worker_is_given_up_after_the_timeout(shop: Any) -> None:
     pid = client.run(os.getpid, workers=[victim])[victim]
     os.kill(pid, signal.SIGSTOP)  # alive for the scheduler, answering nobody
     try:
+        # each of its threads stops when it next runs: the channel's could
+        # otherwise still answer a query of a millisecond or two
+        deadline_wait(lambda: _stopped(pid), "the worker to stop")
         got = seg.evaluate(data.now)
     finally:
         os.kill(pid, signal.SIGCONT)
@@ -111,6 +115,22 @@ def test_a_hung_worker_is_given_up_after_the_timeout(shop: Any) -> None:
     # woken up, it answers directly again
     assert set(seg.evaluate(data.now).ids()) == want
     assert seg.last_times.failures == ()
+
+
+def _dead(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _stopped(pid: int) -> bool:
+    import psutil
+
+    threads = [t.id for t in psutil.Process(pid).threads()] or [pid]
+    return all(psutil.Process(t).status() == psutil.STATUS_STOPPED for t in threads)
 
 
 def test_an_error_in_the_evaluation_is_raised_as_such(shop: Any) -> None:

@@ -113,6 +113,9 @@ def _client_class() -> type:
         its closed connection, and log that as critical."""
 
         async def _close(self, fast: bool = False) -> None:
+            from audience.dist.channel_calls import close_channels
+
+            close_channels(self)
             if self.status in ("running", "closing") and EVENTS_TOPIC in self._event_handlers:
                 self.unsubscribe_topic(EVENTS_TOPIC)
             await super()._close(fast=fast)

@@ -1,7 +1,8 @@
 """The client's side of the direct path: a query's program sent to the
 shards' owners themselves, over Dask's own comms (the pooled connections the
 scheduler and workers use among themselves), every owner at once, with no
-task and no scheduler in between.
+task and no scheduler in between.  A worker with a channel is called over it
+instead (dist/channel_calls.py): this path serves those without one.
 
 The scheduler stays in charge of who is in the cluster: ``Membership`` asks
 it for the workers once, then again only when it announces a worker joining

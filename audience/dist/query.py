@@ -1,8 +1,9 @@
 """A sharded store evaluated on a Dask cluster.
 
 A query is compiled once, here on the client; its program travels to the
-workers as plain data.  Each worker holding shards is called directly (its
-comm handler, over pooled connections: dist/direct.py), all at once, and
+workers as plain data.  Each worker holding shards is called directly (over
+its channel, a plain socket: dist/channel_calls.py; or, for a worker without
+one, its Dask comm handler: dist/direct.py), all at once, and
 answers with each shard's members as Arrow; the members are merged here.
 Shards are disjoint by contact, so the merge is a concatenation.
 
@@ -25,8 +26,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from audience.dist.channel_calls import channels, close_channels
 from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
-from audience.dist.direct import Timeouts, call_all, membership, ping_all
+from audience.dist.direct import Timeouts, membership
 from audience.dist.worker import ShardResult, direct_functions, ping, stats
 from audience.runtime.evaluate import AsOf, Audience, parse_as_of
 from audience.runtime.node import ShardedNode
@@ -99,6 +101,7 @@ class ClusterStore:
         self.sharded = sharded
         self.client = client
         self.members = membership(client)
+        self.channels = channels(client)
         self.timeouts = timeouts or Timeouts()
         # False: every query by the task path (a client that cannot reach
         # the workers, only the scheduler; or to measure the difference)
@@ -202,7 +205,7 @@ class ClusterStore:
             every = self.refs() if refs is None else refs
             return sorted(self._by_tasks(fn, program, args, every, frozenset()), key=_index), ()
         calls = {owner: tuple(mine) for owner, mine in self._by_owner(refs).items()}
-        replies = call_all(self.client, calls, fn, program, args, self.timeouts)
+        replies = self.channels.call_all(calls, fn, program, args, self.timeouts)
         results: list[Any] = []
         failed: dict[str, BaseException] = {}
         for owner, reply in replies.items():
@@ -266,7 +269,7 @@ class ClusterStore:
         """One empty direct call to each worker holding shards, all at once:
         a query's round trip without its work."""
         t0 = time.perf_counter()
-        ping_all(self.client, list(self._by_owner(refs)), self.timeouts)
+        self.channels.ping_all(list(self._by_owner(refs)), self.timeouts)
         return (time.perf_counter() - t0) * 1000
 
     def task_round_trip_ms(self, refs: Sequence[ShardRef] | None = None) -> float:
@@ -286,6 +289,7 @@ class ClusterStore:
 
     def close(self) -> None:
         if self._owned:
+            close_channels(self.client)
             self.client.close()
             self._owned = False
         if self._local is not None:

@@ -1,6 +1,7 @@
 """What runs inside a Dask worker: its cache of opened shards, the kernels
 warmed once, the task that evaluates one shard, and the comm handlers a client
-calls directly (Dask's own RPC, without the scheduler: see dist/direct.py).
+calls directly (Dask's own RPC, without the scheduler: see dist/direct.py; or
+the worker's channel, a plain socket: see dist/channel.py).
 
 Everything here is module-level state of the worker process, so a shard
 opened for one query stays open (its memory maps and dictionaries) for the
@@ -36,19 +37,26 @@ _lock = threading.Lock()
 _shards: dict[ShardRef, Any] = {}  # ShardRef -> Store, opened on this worker
 _opens: dict[ShardRef, int] = {}  # how many times each shard was opened here
 _kernel_threads: int | None = None  # numba threads per task (set by the plugin)
-# direct calls in progress, finished, and the programs they unpickled
-_calls = {"waiting": 0, "served": 0, "unpickled": 0}
+# direct calls in progress, finished (those of them through the channel),
+# the programs they unpickled, and the channel's connections refused for
+# a wrong token.  Its own lock, held for a count alone: the event loop takes it
+_calls = {"waiting": 0, "served": 0, "channel": 0, "unpickled": 0, "refused": 0}
+_calls_lock = threading.Lock()
 # the programs called directly, by their pickle (the least recently used
 # first): a segment's next query needs no unpickling
 _programs: dict[bytes, ShardProgram] = {}
+_programs_lock = threading.Lock()
 KEPT_PROGRAMS = 64
 # the share of a shard's contacts from which ``ids_of`` filters rather than takes
 # (measured: a take is faster at 53% members, a filter at 86%)
 DENSE_SHARE = 0.75
 
+# a worker started with this set to 1 opens no channel (dist/channel.py)
+NO_CHANNEL_ENV = "AUDIENCE_NO_CHANNEL"
 # the comm handlers' names on a worker (the client's ``op``)
 EVALUATE_OP = "audience_evaluate"
 PING_OP = "audience_ping"
+CHANNEL_OP = "audience_channel"
 
 
 @dataclass(frozen=True)
@@ -139,8 +147,14 @@ def stats() -> dict[str, Any]:
             "open": sorted((r.store, r.node, r.index) for r in _shards),
             "opens": {f"{r.store}#{r.node}#{r.index}": n for r, n in _opens.items()},
             "kernels": kernel_stats(),
-            "direct_calls": dict(_calls),
+            "direct_calls": calls(),
         }
+
+
+def calls() -> dict[str, int]:
+    """The direct calls' counters (see ``_calls``), without waiting on a shard's opening."""
+    with _calls_lock:
+        return dict(_calls)
 
 
 def forget_shards() -> int:
@@ -250,24 +264,39 @@ class WarmKernels(_plugin_base()):  # type: ignore[misc]
 
     name = "audience-warm-kernels"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, channel: bool = True) -> None:
         self.threads = threads
+        # False: no channel (dist/channel.py); clients call over Dask's comms
+        self.channel = channel
 
     def setup(self, worker: Any) -> None:
+        from audience.dist import channel
+
         keep_freed_memory()
         warm_kernels(self.threads)
         install_handlers(worker)
+        if self.channel and os.environ.get(NO_CHANNEL_ENV) != "1":
+            channel.start(worker.address)
+        else:
+            channel.stop()
         # what is loaded now (Dask, numba, the kernels: most of the worker's
         # objects) lives as long as the worker: kept out of the collector's
         # full passes, which otherwise walk it all (a few ms) inside a query
         gc.collect()
         gc.freeze()
 
+    def teardown(self, worker: Any) -> None:
+        from audience.dist import channel
+
+        channel.stop()
+
 
 # -------------------------------------------------------------- direct calls
 def install_handlers(worker: Any) -> None:
     """The worker answers ``EVALUATE_OP`` and ``PING_OP`` from a client that
-    calls it directly, over the comms Dask's servers use among themselves."""
+    calls it directly, over the comms Dask's servers use among themselves,
+    and ``CHANNEL_OP`` with its channel's endpoint and token (None without
+    one): a client that can talk to Dask may use the channel."""
 
     async def evaluate(fn: str, program: bytes, refs: list[list[Any]], args: list[Any]) -> dict:
         run = direct_functions().get(fn)
@@ -276,7 +305,7 @@ def install_handlers(worker: Any) -> None:
         shards = tuple(ShardRef(*ref) for ref in refs)
         # off the event loop, in the worker's own executor (its threads, the
         # same budget as its tasks): heartbeats and other comms go on meanwhile
-        with _counted():
+        with counted():
             executor = worker.executors["default"]
             loop = asyncio.get_running_loop()
             results = await loop.run_in_executor(executor, run, shards, unpickled(program), *args)
@@ -285,8 +314,14 @@ def install_handlers(worker: Any) -> None:
     async def ping() -> dict:
         return {"status": "OK", "pid": os.getpid()}
 
+    async def channel_endpoint() -> dict:
+        from audience.dist import channel
+
+        return {"status": "OK", "channel": channel.endpoint()}
+
     worker.handlers[EVALUATE_OP] = evaluate
     worker.handlers[PING_OP] = ping
+    worker.handlers[CHANNEL_OP] = channel_endpoint
 
 
 def direct_functions() -> dict[str, Any]:
@@ -298,15 +333,23 @@ def direct_functions() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _counted() -> Iterator[None]:
-    # on the event loop only, as is ``stats``: no lock (``_lock`` is held
-    # while a shard opens, which the loop must never wait for)
-    _calls["waiting"] += 1
+def counted(channel: bool = False) -> Iterator[None]:
+    """One direct call, counted while it waits and once served (``channel``:
+    one that came through the channel)."""
+    count_call("waiting")
     try:
         yield
     finally:
-        _calls["waiting"] -= 1
-        _calls["served"] += 1
+        with _calls_lock:
+            _calls["waiting"] -= 1
+            _calls["served"] += 1
+            if channel:
+                _calls["channel"] += 1
+
+
+def count_call(counter: str) -> None:
+    with _calls_lock:
+        _calls[counter] += 1
 
 
 def _pickled(value: Any) -> Any:
@@ -321,14 +364,16 @@ def _pickled(value: Any) -> Any:
 
 def unpickled(body: bytes) -> ShardProgram:
     """The program pickled in ``body``: unpickled once, kept for the next
-    queries of the same segment (on the event loop only: no lock)."""
-    program = _programs.pop(body, None)
+    queries of the same segment."""
+    with _programs_lock:
+        program = _programs.pop(body, None)
     if program is None:
         program = pickle.loads(body)
-        _calls["unpickled"] += 1
+        count_call("unpickled")
         if not isinstance(program, ShardProgram):
             raise TypeError(f"not a program: {type(program).__name__}")
+    with _programs_lock:
         while len(_programs) >= KEPT_PROGRAMS:
             del _programs[next(iter(_programs))]
-    _programs[body] = program  # the newest last
+        _programs[body] = program  # the newest last
     return program

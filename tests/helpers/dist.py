@@ -33,16 +33,34 @@ def deadline_wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 
 def block(event_name: str) -> int:
-    """A task that holds its worker's only thread until the Dask event is set."""
+    """A task that holds its worker's only thread, and its lock of open
+    shards, until the Dask event is set: a direct call to the worker waits,
+    whether in the worker's executor (over Dask's comms) or in its channel's
+    thread, for the shard it needs."""
     from distributed import Event
 
-    Event(event_name).wait(120)
+    from audience.dist import worker
+
+    with worker._lock:
+        Event(event_name).wait(120)
     return os.getpid()
+
+
+def blocked(client: Any, worker: str) -> bool:
+    """Whether ``block`` holds ``worker``'s lock of open shards."""
+    held: bool = client.run(_shards_locked, workers=[worker])[worker]
+    return held
+
+
+def _shards_locked() -> bool:
+    from audience.dist import worker
+
+    return worker._lock.locked()
 
 
 def waiting_calls(client: Any, worker: str) -> int:
     """The direct calls ``worker`` has received and not answered yet."""
-    from audience.dist.worker import stats
+    from audience.dist.worker import calls
 
-    waiting: int = client.run(stats, workers=[worker])[worker]["direct_calls"]["waiting"]
+    waiting: int = client.run(calls, workers=[worker])[worker]["waiting"]
     return waiting

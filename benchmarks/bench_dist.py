@@ -10,9 +10,9 @@ costs and what it gains.
   beside them;
 - the cluster's overhead: a query's time minus the time its busiest worker
   spent on its shards, minus the merge (the calls, the transfer), on each
-  configuration's direct path (the
-  workers called over Dask's comms) and on the task path (a task per worker
-  through the scheduler, the fallback when a call fails); and the empty
+  configuration's direct path (the workers called over their channels,
+  plain sockets) and on the task path (a task per worker through the
+  scheduler, the fallback when a call fails); and the empty
   round trip of each (an empty call, an empty task, per worker holding
   shards);
 - weak scaling: the same events per shard, 1 to 8 shards: each shard's time
@@ -303,9 +303,9 @@ def strong_lines(s: dict[str, Any], threads: int | None) -> list[str]:
         "ms, the median of the repetitions: a query's time on the cluster minus the time "
         "its busiest worker spent on its shards (one after the other) minus the merge "
         "(the calls, the program out and the members' ids back). The queries call the "
-        "workers directly; the task path (a task per worker through the scheduler) is what "
-        "a query falls back to when a call fails. "
-        f"Empty round trip to one worker: {s['round_trip_ms']:.1f} ms direct, "
+        "workers directly, over their channels; the task path (a task per worker through "
+        "the scheduler) is what a query falls back to when a call fails. "
+        f"Empty round trip to one worker: {s['round_trip_ms']:.2f} ms direct, "
         f"{s['task_round_trip_ms']:.1f} ms by a task. "
         f"Queries that fell back to the task path: {fallbacks}.",
         "",
@@ -339,7 +339,7 @@ def weak_lines(weak: dict[str, Any]) -> list[str]:
         total = statistics.median(p["total_ms"] for p in per)
         projected = slow + merge + row["round_trip_ms"]
         lines.append(
-            f"| {n} | {slow:.1f} | {merge:.2f} | {over:.1f} | {row['round_trip_ms']:.1f} "
+            f"| {n} | {slow:.1f} | {merge:.2f} | {over:.1f} | {row['round_trip_ms']:.2f} "
             f"| {row['task_round_trip_ms']:.1f} | {total:.1f} | {projected:.1f} |"
         )
     lines += [

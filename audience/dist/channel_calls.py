@@ -204,22 +204,12 @@ class Channels:
             sock.close()
 
 
-_channels: weakref.WeakKeyDictionary[Any, Channels] = weakref.WeakKeyDictionary()
-_channels_lock = threading.Lock()
-
-
-def channels(client: Any) -> Channels:
-    """The ``Channels`` of ``client`` (made on first use)."""
-    with _channels_lock:
-        found = _channels.get(client)
-        if found is None:
-            found = _channels[client] = Channels(client)
-        return found
+# the ``Channels`` of a client
+channels: direct.PerClient[Channels] = direct.PerClient(Channels)
 
 
 def close_channels(client: Any) -> None:
     """Close ``client``'s channels, if it has any (as it closes)."""
-    with _channels_lock:
-        found = _channels.pop(client, None)
+    found = channels.pop(client)
     if found is not None:
         found.close()

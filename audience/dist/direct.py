@@ -18,9 +18,9 @@ import itertools
 import pickle
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from audience.dist.cluster import EVENTS_TOPIC
 from audience.dist.worker import EVALUATE_OP, PING_OP
@@ -28,6 +28,8 @@ from audience.runtime.shards import ShardRef
 
 if TYPE_CHECKING:
     from audience.runtime.shards import ShardProgram
+
+T = TypeVar("T")
 
 # the scheduler's events that change who owns the shards
 MEMBERSHIP_ACTIONS = frozenset({"add-worker", "remove-worker"})
@@ -90,17 +92,30 @@ class Membership:
             return self._workers
 
 
-_memberships: weakref.WeakKeyDictionary[Any, Membership] = weakref.WeakKeyDictionary()
-_memberships_lock = threading.Lock()
+class PerClient(Generic[T]):
+    """One ``make(client)`` per Dask client, made on first use and gone with
+    the client (weakly keyed): a client's membership, its channels."""
+
+    def __init__(self, make: Callable[[Any], T]) -> None:
+        self._make = make
+        self._made: weakref.WeakKeyDictionary[Any, T] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, client: Any) -> T:
+        with self._lock:
+            found = self._made.get(client)
+            if found is None:
+                found = self._made[client] = self._make(client)
+            return found
+
+    def pop(self, client: Any) -> T | None:
+        """The client's, if made, forgotten here."""
+        with self._lock:
+            return self._made.pop(client, None)
 
 
-def membership(client: Any) -> Membership:
-    """The ``Membership`` of ``client`` (made on first use)."""
-    with _memberships_lock:
-        found = _memberships.get(client)
-        if found is None:
-            found = _memberships[client] = Membership(client)
-        return found
+# the ``Membership`` of a client
+membership: PerClient[Membership] = PerClient(Membership)
 
 
 async def _call(client: Any, address: str, op: str, timeouts: Timeouts, **msg: Any) -> Any:

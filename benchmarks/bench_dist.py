@@ -22,7 +22,7 @@ costs and what it gains.
 
     python -m benchmarks.bench_dist --events 10M --per-shard 1M
 
-writes benchmarks/results/dist.md and dist.json (``--out`` elsewhere;
+writes benchmarks/results/dist.md, dist.json and dist.png (``--out`` elsewhere;
 ``--parts strong`` or ``weak`` for one part).  The machine may be shared:
 the table says how loaded it was.
 """
@@ -50,7 +50,8 @@ from audience.dist import ClusterStore, LocalOptions, QueryTimes, connect
 from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards import open_shard
 from audience.schema import Schema
-from benchmarks.peers.data import dataset, parse_size, size_label
+from benchmarks.dist_plot import plot
+from benchmarks.peers.data import DATA_DIR, dataset, parse_size, size_label
 from benchmarks.peers.ours import SCHEMA_PATH, now_ms
 from benchmarks.peers.workloads import WORKLOADS, Times
 
@@ -67,12 +68,12 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
-def _build(root: Path, shards: int, n_events: int) -> ShardedNode:
+def _build(root: Path, shards: int, n_events: int, data_dir: Path = DATA_DIR) -> ShardedNode:
     """The store kept in ``root``, or made there from the dataset (generated
     only then: a kept store needs no dataset)."""
     if root.is_dir():
         return ShardedNode.open(root)
-    ds = dataset(n_events)
+    ds = dataset(n_events, data_dir=data_dir)
     store = ShardedNode.init(root, Schema.load(SCHEMA_PATH), shards=shards)
     store.ingest_profiles(ds.profiles)
     store.ingest_events(ds.events)  # read from the file in batches
@@ -156,8 +157,8 @@ def _ids(seg: Any, snap: Any, at: int) -> Any:
 def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> dict[str, Any]:
     n_events = parse_size(args.events)
     task = progress.add_task(f"strong scaling, {size_label(n_events)} events: ingest", total=4)
-    one = _build(work / f"one-{n_events}", 1, n_events)
-    two = _build(work / f"two-{n_events}", 2, n_events)
+    one = _build(work / f"one-{n_events}", 1, n_events, args.data_dir)
+    two = _build(work / f"two-{n_events}", 2, n_events, args.data_dir)
     at = now_ms(t)
     progress.update(task, advance=1, description="strong scaling: the one-store path")
     local = _one_store_ms(one, at, args.reps, args.kernel_threads)
@@ -181,11 +182,11 @@ def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -
         out["round_trip_ms"] = _median_ms(direct.round_trip_ms, 20)
         out["task_round_trip_ms"] = _median_ms(direct.task_round_trip_ms, 20)
     progress.update(task, advance=2)
-    out["ceiling"] = ceiling()
+    out["ceiling"] = ceiling(gib=args.ceiling_gib)
     return out
 
 
-def ceiling(rounds: int = 3) -> dict[str, float]:
+def ceiling(rounds: int = 3, gib: float = 0.5) -> dict[str, float]:
     """What two processes gain over one on this machine now, before any
     cluster cost: the median ratio of their rates, over ``rounds``, for
     scans (memory) and for compute (cores alone); see
@@ -194,7 +195,7 @@ def ceiling(rounds: int = 3) -> dict[str, float]:
 
     out = {}
     for name, work in (("scan", _scan), ("compute", _compute)):
-        ratios = [_together(work, 2, 0.5) / _together(work, 1, 0.5) for _ in range(rounds)]
+        ratios = [_together(work, 2, gib) / _together(work, 1, gib) for _ in range(rounds)]
         out[name] = statistics.median(ratios)
     return out
 
@@ -205,7 +206,7 @@ def weak(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -> 
     task = progress.add_task(
         f"weak scaling, {size_label(per)} events per shard: ingest", total=len(WEAK_SHARDS) + 1
     )
-    sharded = _build(work / f"weak-{per}x{top}", top, per * top)
+    sharded = _build(work / f"weak-{per}x{top}", top, per * top, args.data_dir)
     progress.update(task, advance=1)
     at = now_ms(t)
     out: dict[str, Any] = {"events_per_shard": per}
@@ -383,11 +384,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path, help="where the stores are kept (default: a temp dir)")
     p.add_argument("--out", type=Path, default=RESULTS / "dist")
     p.add_argument(
+        "--data-dir", type=Path, default=DATA_DIR, help="where the generated events are kept"
+    )
+    p.add_argument(
+        "--ceiling-gib",
+        type=float,
+        default=0.5,
+        help="each scanning process's array when measuring what 2 processes gain over 1",
+    )
+    p.add_argument(
+        "--plot-from",
+        type=Path,
+        help="only draw the picture of an earlier run's JSON (beside it, as .png)",
+    )
+    p.add_argument(
         "--parts",
         default="strong,weak",
         help="which parts to run: strong, weak or both (comma-separated)",
     )
     args = p.parse_args(argv)
+    if args.plot_from is not None:
+        result = json.loads(args.plot_from.read_text())
+        print(plot(result, args.plot_from.with_suffix(".png")))
+        return
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     if not parts or set(parts) - {"strong", "weak"}:
         p.error(f"--parts: strong, weak or both, not {args.parts!r}")
@@ -414,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
     args.out.with_suffix(".md").write_text(text)
+    plot(result, args.out.with_suffix(".png"))
     console.print(text)
 
 

@@ -1,0 +1,96 @@
+"""The picture of a bench_dist run (benchmarks/bench_dist.py): the 2-worker
+speed-ups per workload against the 1.7x target and against what two plain
+processes gained over one on the machine in the same run; and weak
+scaling's measured and projected times by shard count."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+TARGET = 1.7  # issue 17: 2 workers at least this much faster than 1
+
+
+def speed_ups(strong: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Per workload: 2 workers over the best 1-worker configuration, and
+    over 1 worker with the same 2 shards."""
+    out = {}
+    for key, two in strong["workers_2"].items():
+        one_shard = strong["one_shard_1_worker"][key]["total_ms"]
+        same = strong["workers_1"][key]["total_ms"]
+        out[key] = (min(one_shard, same) / two["total_ms"], same / two["total_ms"])
+    return out
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    """Draw ``result`` (bench_dist's JSON) into ``path`` (a PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    strong, weak = result.get("strong"), result.get("weak")
+    panels = [p for p in (strong, weak) if p is not None]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6.5 * len(panels), 5.8))
+    axes = list(axes) if len(panels) > 1 else [axes]
+    at = 0
+    if strong is not None:
+        ax = axes[at]
+        at += 1
+        ups = speed_ups(strong)
+        keys = list(ups)
+        ys = range(len(keys))
+        ax.barh(
+            [y + 0.2 for y in ys], [ups[k][0] for k in keys], 0.4, label="over the best 1 worker"
+        )
+        ax.barh(
+            [y - 0.2 for y in ys],
+            [ups[k][1] for k in keys],
+            0.4,
+            label="over 1 worker, same 2 shards",
+        )
+        ax.axvline(TARGET, color="black", linestyle="-", linewidth=1, label=f"target {TARGET}x")
+        ceiling = strong.get("ceiling")
+        if ceiling:
+            ax.axvline(
+                ceiling["scan"],
+                color="grey",
+                linestyle="--",
+                linewidth=1,
+                label=f"2 processes on scans, this run ({ceiling['scan']:.2f}x)",
+            )
+        ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
+        ax.set_yticks(list(ys), keys, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("speed-up of 2 workers (higher is better)")
+        ax.set_title(f"Strong scaling, {strong['events'] / 1e6:.0f}M events", fontsize=10)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2)
+    if weak is not None:
+        ax = axes[at]
+        shards = sorted(int(k.split("_")[1]) for k in weak if k.startswith("shards_"))
+        rows = [weak[f"shards_{n}"] for n in shards]
+
+        def median_of(row: dict[str, Any], field: str) -> float:
+            return statistics.median(v[field] for v in row.values() if isinstance(v, dict))
+
+        total = [median_of(r, "total_ms") for r in rows]
+        slow = [median_of(r, "slowest_shard_ms") for r in rows]
+        merge = [median_of(r, "merge_ms") for r in rows]
+        projected = [s + m + r["round_trip_ms"] for s, m, r in zip(slow, merge, rows, strict=True)]
+        ax.plot(shards, total, marker="o", label="measured total (2 cores)")
+        ax.plot(shards, projected, marker="o", label="projected: a machine a shard")
+        ax.plot(shards, slow, marker="o", linestyle="--", label="slowest shard")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(shards, [str(n) for n in shards])
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("shards")
+        ax.set_ylabel("ms a query, median over the workloads (lower is better)")
+        per = weak["events_per_shard"] / 1e6
+        ax.set_title(f"Weak scaling, {per:g}M events a shard", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Segments over shards on a local Dask cluster ({result.get('when', '')})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -50,7 +50,7 @@ from audience.dist import ClusterStore, LocalOptions, QueryTimes, connect
 from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards import open_shard
 from audience.schema import Schema
-from benchmarks.dist_plot import plot
+from benchmarks.dist_plot import plot, speed_ups, weak_summary
 from benchmarks.peers.data import DATA_DIR, dataset, parse_size, size_label
 from benchmarks.peers.ours import SCHEMA_PATH, now_ms
 from benchmarks.peers.workloads import WORKLOADS, Times
@@ -191,12 +191,12 @@ def ceiling(rounds: int = 3, gib: float = 0.5) -> dict[str, float]:
     cluster cost: the median ratio of their rates, over ``rounds``, for
     scans (memory) and for compute (cores alone); see
     benchmarks/bench_scaling_ceiling.py."""
-    from benchmarks.bench_scaling_ceiling import _compute, _scan, _together
+    from benchmarks.bench_scaling_ceiling import KINDS, rates
 
     out = {}
-    for name, work in (("scan", _scan), ("compute", _compute)):
-        ratios = [_together(work, 2, gib) / _together(work, 1, gib) for _ in range(rounds)]
-        out[name] = statistics.median(ratios)
+    for kind in KINDS:
+        ratios = [two / one for one, two in (rates(kind, gib) for _ in range(rounds))]
+        out[kind] = statistics.median(ratios)
     return out
 
 
@@ -258,16 +258,16 @@ def strong_lines(s: dict[str, Any], threads: int | None) -> list[str]:
         "| **speed-up over the best 1 worker** |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    same, best = [], []
-    for w in WORKLOADS:
+    ups = speed_ups(s)
+    best = [ups[w.key][0] for w in WORKLOADS]
+    same = [ups[w.key][1] for w in WORKLOADS]
+    for w, b, m in zip(WORKLOADS, best, same, strict=True):
         one, w1, w2 = s["one_shard_1_worker"][w.key], s["workers_1"][w.key], s["workers_2"][w.key]
         top, which = best_one_worker(s, w.key)
-        same.append(w1["total_ms"] / w2["total_ms"])
-        best.append(top / w2["total_ms"])
         lines.append(
             f"| {w.key} | {s['one_store'][w.key]:.1f} | {one['total_ms']:.1f} "
             f"| {w1['total_ms']:.1f} | {top:.1f} ({which}) | {w2['total_ms']:.1f} "
-            f"| {same[-1]:.2f}x | **{best[-1]:.2f}x** |"
+            f"| {m:.2f}x | **{b:.2f}x** |"
         )
     lines += [
         "",
@@ -331,17 +331,11 @@ def weak_lines(weak: dict[str, Any]) -> list[str]:
         "| empty round trip | empty task | total | projected on N machines |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n in WEAK_SHARDS:
-        row = weak[f"shards_{n}"]
-        per = [row[w.key] for w in WORKLOADS]
-        slow = statistics.median(p["slowest_shard_ms"] for p in per)
-        merge = statistics.median(p["merge_ms"] for p in per)
-        over = statistics.median(p["overhead_ms"] for p in per)
-        total = statistics.median(p["total_ms"] for p in per)
-        projected = slow + merge + row["round_trip_ms"]
+    for n, f in weak_summary(weak).items():
         lines.append(
-            f"| {n} | {slow:.1f} | {merge:.2f} | {over:.1f} | {row['round_trip_ms']:.2f} "
-            f"| {row['task_round_trip_ms']:.1f} | {total:.1f} | {projected:.1f} |"
+            f"| {n} | {f['slowest_shard']:.1f} | {f['merge']:.2f} | {f['overhead']:.1f} "
+            f"| {f['round_trip']:.2f} | {f['task_round_trip']:.1f} | {f['total']:.1f} "
+            f"| {f['projected']:.1f} |"
         )
     lines += [
         "",

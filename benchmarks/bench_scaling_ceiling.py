@@ -58,6 +58,19 @@ def _together(work: Callable[[float, mp.Queue], None], n: int, gib: float) -> fl
     return sum(rates)
 
 
+# each kind of work, its function and its rate's unit
+KINDS: dict[str, tuple[Callable[[float, mp.Queue], None], str]] = {  # type: ignore[type-arg]
+    "scan": (_scan, "GB/s"),
+    "compute": (_compute, "M sums/s"),
+}
+
+
+def rates(kind: str, gib: float) -> tuple[float, float]:
+    """One round of ``kind``: the rate of one process alone, then of two at once."""
+    work = KINDS[kind][0]
+    return _together(work, 1, gib), _together(work, 2, gib)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_scaling_ceiling", description=__doc__
@@ -65,11 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--gib", type=float, default=1.0, help="each scanning process's array")
     args = p.parse_args(argv)
-    for name, work, unit in (("scan", _scan, "GB/s"), ("compute", _compute, "M sums/s")):
+    for name, (_, unit) in KINDS.items():
         ratios = []
         for r in range(args.rounds):
-            one = _together(work, 1, args.gib)
-            two = _together(work, 2, args.gib)
+            one, two = rates(name, args.gib)
             ratios.append(two / one)
             print(
                 f"{name} round {r + 1}: 1 process {one:.2f} {unit}, 2 processes {two:.2f} {unit}, "

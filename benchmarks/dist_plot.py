@@ -23,6 +23,26 @@ def speed_ups(strong: dict[str, Any]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def weak_summary(weak: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """Per shard count: the medians over the workloads of the slowest shard,
+    the merge, the overhead and the total (ms), the empty round trips, and
+    the projection on a machine a shard (slowest shard + merge + one empty
+    direct round trip)."""
+    out = {}
+    for name, row in weak.items():
+        if not name.startswith("shards_"):
+            continue
+        per = [v for v in row.values() if isinstance(v, dict)]
+        fig = {f: statistics.median(p[f"{f}_ms"] for p in per) for f in FIELDS}
+        fig["round_trip"], fig["task_round_trip"] = row["round_trip_ms"], row["task_round_trip_ms"]
+        fig["projected"] = fig["slowest_shard"] + fig["merge"] + fig["round_trip"]
+        out[int(name.split("_")[1])] = fig
+    return dict(sorted(out.items()))
+
+
+FIELDS = ("slowest_shard", "merge", "overhead", "total")
+
+
 def plot(result: dict[str, Any], path: Path) -> Path:
     """Draw ``result`` (bench_dist's JSON) into ``path`` (a PNG)."""
     import matplotlib
@@ -68,16 +88,11 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2)
     if weak is not None:
         ax = axes[at]
-        shards = sorted(int(k.split("_")[1]) for k in weak if k.startswith("shards_"))
-        rows = [weak[f"shards_{n}"] for n in shards]
-
-        def median_of(row: dict[str, Any], field: str) -> float:
-            return statistics.median(v[field] for v in row.values() if isinstance(v, dict))
-
-        total = [median_of(r, "total_ms") for r in rows]
-        slow = [median_of(r, "slowest_shard_ms") for r in rows]
-        merge = [median_of(r, "merge_ms") for r in rows]
-        projected = [s + m + r["round_trip_ms"] for s, m, r in zip(slow, merge, rows, strict=True)]
+        summary = weak_summary(weak)
+        shards = list(summary)
+        total = [f["total"] for f in summary.values()]
+        slow = [f["slowest_shard"] for f in summary.values()]
+        projected = [f["projected"] for f in summary.values()]
         ax.plot(shards, total, marker="o", label="measured total (2 cores)")
         ax.plot(shards, projected, marker="o", label="projected: a machine a shard")
         ax.plot(shards, slow, marker="o", linestyle="--", label="slowest shard")

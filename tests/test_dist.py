@@ -229,7 +229,7 @@ def _timers() -> tuple[str, str, bool, str]:
     )
 
 
-def test_a_local_cluster_s_workers_wake_rarely_when_idle(shop: Any) -> None:
+def test_a_local_cluster_s_workers_get_the_slow_timers(shop: Any) -> None:
     store, _, _ = shop
     timers = store.client.run(_timers)
     assert set(timers.values()) == {("500ms", "2s", False, "500ms")}

@@ -196,17 +196,13 @@ class ChannelServer:
 def answer(frames: list[memoryview]) -> list[Any]:
     """The reply's frames to one request's, evaluated in this thread."""
     from audience.dist import worker
-    from audience.runtime.shards import ShardRef
 
     try:
         header = msgpack.unpackb(frames[0])
         fn = header["fn"]
         if fn == PING:
             return [msgpack.packb({"ok": True, "pid": os.getpid()})]
-        run = worker.direct_functions().get(fn)
-        if run is None:
-            raise ChannelError(f"no function {fn!r} to call directly")
-        shards = tuple(ShardRef(*ref) for ref in header["refs"])
+        run, shards = worker.direct_call(fn, header["refs"])
         with worker.counted(channel=True):
             results = run(shards, worker.unpickled(bytes(frames[1])), *header["args"])
         buffers: list[pickle.PickleBuffer] = []

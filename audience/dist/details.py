@@ -47,12 +47,7 @@ def answer_shards(
     """One worker's part of a query: every shard it owns, from its newest version."""
     from audience.dist import worker
 
-    # numba threads per task, set on this worker by its WarmKernels plugin
-    threads = getattr(worker, "_kernel_threads", None)
-    if threads is not None:
-        import numba
-
-        numba.set_num_threads(threads)  # per calling thread: set where the task runs
+    worker.use_kernel_threads()
     out = []
     for ref in refs:
         store, _ = worker.shard(ref)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from audience.dist.channel_calls import channels, close_channels
+from audience.dist.channel_calls import channels
 from audience.dist.cluster import ALLOWED_FAILURES, ClusterError, LocalOptions, connect
 from audience.dist.direct import Timeouts, membership
 from audience.dist.worker import ShardResult, direct_functions, ping, stats
@@ -289,8 +289,7 @@ class ClusterStore:
 
     def close(self) -> None:
         if self._owned:
-            close_channels(self.client)
-            self.client.close()
+            self.client.close()  # its channels with it (cluster.AudienceClient)
             self._owned = False
         if self._local is not None:
             self._local.close()

@@ -93,11 +93,7 @@ def evaluate_shard(
     indexes rather than their ids (a client that reads the shard itself, as a
     plan's freeze does for profile fields: contact codes only ever grow, so
     they hold in any later version of the shard)."""
-    if _kernel_threads is not None:
-        import numba
-
-        # numba's thread count is per calling thread: set where the task runs
-        numba.set_num_threads(_kernel_threads)
+    use_kernel_threads()
     store, open_ms = shard(ref)
     t0 = time.perf_counter()
     # shard_members' work, keeping the snapshot: its version and contact
@@ -109,6 +105,16 @@ def evaluate_shard(
     return ShardResult(
         ref.index, members, open_ms, eval_ms, os.getpid(), snap.version, len(snap.contact_ids)
     )
+
+
+def use_kernel_threads() -> None:
+    """This worker's kernel threads (set by its plugin) for the calling
+    thread: numba's thread count is per thread, so it is set where a task
+    or a direct call runs."""
+    if _kernel_threads is not None:
+        import numba
+
+        numba.set_num_threads(_kernel_threads)
 
 
 def evaluate_shards(
@@ -299,10 +305,10 @@ def install_handlers(worker: Any) -> None:
     one): a client that can talk to Dask may use the channel."""
 
     async def evaluate(fn: str, program: bytes, refs: list[list[Any]], args: list[Any]) -> dict:
-        run = direct_functions().get(fn)
-        if run is None:
-            return {"status": "error", "reason": f"no function {fn!r} to call directly"}
-        shards = tuple(ShardRef(*ref) for ref in refs)
+        try:
+            run, shards = direct_call(fn, refs)
+        except LookupError as exc:
+            return {"status": "error", "reason": str(exc)}
         # off the event loop, in the worker's own executor (its threads, the
         # same budget as its tasks): heartbeats and other comms go on meanwhile
         with counted():
@@ -322,6 +328,15 @@ def install_handlers(worker: Any) -> None:
     worker.handlers[EVALUATE_OP] = evaluate
     worker.handlers[PING_OP] = ping
     worker.handlers[CHANNEL_OP] = channel_endpoint
+
+
+def direct_call(fn: str, refs: list[list[Any]]) -> tuple[Any, tuple[ShardRef, ...]]:
+    """The function a direct call names (``direct_functions``) and the
+    shards it lists; LookupError for a name that is not one."""
+    run = direct_functions().get(fn)
+    if run is None:
+        raise LookupError(f"no function {fn!r} to call directly")
+    return run, tuple(ShardRef(*ref) for ref in refs)
 
 
 def direct_functions() -> dict[str, Any]:

@@ -50,7 +50,8 @@ from audience.dist import ClusterStore, LocalOptions, QueryTimes, connect
 from audience.runtime.node import Node, ShardedNode
 from audience.runtime.shards import open_shard
 from audience.schema import Schema
-from benchmarks.dist_plot import plot, speed_ups, weak_summary
+from benchmarks.dist_plain import PlainProcesses
+from benchmarks.dist_plot import PLAIN, plain_speed_ups, plot, speed_ups, weak_summary
 from benchmarks.peers.data import DATA_DIR, dataset, parse_size, size_label
 from benchmarks.peers.ours import SCHEMA_PATH, now_ms
 from benchmarks.peers.workloads import WORKLOADS, Times
@@ -94,7 +95,7 @@ def _cluster(workers: int, memory: str, kernel_threads: int | None = None) -> It
 
 
 def _queries(
-    stores: dict[str, ClusterStore], at: int, reps: int, refs: Any = None
+    stores: dict[str, Any], at: int, reps: int, refs: Any = None
 ) -> dict[str, dict[str, Any]]:
     """Per store and workload: the median total, slowest shard, merge and
     overhead (ms), and how many queries had a direct call fail (0 on a
@@ -167,16 +168,24 @@ def strong(args: argparse.Namespace, work: Path, t: Times, progress: Progress) -
     # both clusters up at once (the idle one's workers only wait), their
     # queries taking turns: the ratio of 1 to 2 workers then holds when the
     # machine's load moves during the run
+    threads = args.kernel_threads
     with (
-        _cluster(1, args.memory, args.kernel_threads) as one_worker,
-        _cluster(2, args.memory, args.kernel_threads) as two_workers,
+        _cluster(1, args.memory, threads) as one_worker,
+        _cluster(2, args.memory, threads) as two_workers,
+        PlainProcesses(one, [[0]], threads) as plain_one,
+        PlainProcesses(two, [[0, 1]], threads) as plain_1,
+        PlainProcesses(two, [[0], [1]], threads) as plain_2,
     ):
         direct = ClusterStore(one, one_worker)
-        stores = {
+        stores: dict[str, Any] = {
             "workers_1": ClusterStore(two, one_worker),
             "workers_2": ClusterStore(two, two_workers),
             "one_shard_1_worker": direct,
             "one_shard_1_worker_tasks": ClusterStore(one, one_worker, direct=False),
+            # the same shards' evaluation without a cluster (dist_plain.py)
+            "plain_one_shard_1": plain_one,
+            "plain_1": plain_1,
+            "plain_2": plain_2,
         }
         out.update(_queries(stores, at, args.reps))
         out["round_trip_ms"] = _median_ms(direct.round_trip_ms, 20)
@@ -281,6 +290,7 @@ def strong_lines(s: dict[str, Any], threads: int | None) -> list[str]:
         f"{_geomean(same):.2f}x over 1 worker with the same 2 shards "
         f"({sum(x >= 1.7 for x in same)} of {len(same)}).",
         "",
+        *plain_lines(s, best),
         "### The cluster's own cost per query",
         "",
         "| workload | 1 worker, 1 shard | 1 worker, 2 shards | 2 workers, 2 shards "
@@ -320,6 +330,42 @@ def strong_lines(s: dict[str, Any], threads: int | None) -> list[str]:
             "(`python -m benchmarks.bench_scaling_ceiling`).",
             "",
         ]
+    return lines
+
+
+def plain_lines(s: dict[str, Any], cluster: list[float]) -> list[str]:
+    """What two plain processes gained over one on each workload (the most
+    a cluster of 2 workers could), beside what the cluster gained
+    (``cluster``, in workload order)."""
+    plain = plain_speed_ups(s)
+    if not plain:
+        return []
+    lines = [
+        "### What the machine allowed each workload: plain processes, no cluster",
+        "",
+        "| workload | 1 process, 1 shard | 1 process, 2 shards | 2 processes, a shard each "
+        "| **their speed-up** | the cluster's speed-up | the cluster's share |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    ups = [plain[w.key] for w in WORKLOADS]
+    for w, up, got in zip(WORKLOADS, ups, cluster, strict=True):
+        one, w1, w2 = (s[name][w.key]["busiest_worker_ms"] for name in PLAIN)
+        lines.append(
+            f"| {w.key} | {one:.1f} | {w1:.1f} | {w2:.1f} | **{up:.2f}x** | {got:.2f}x "
+            f"| {got / up * 100:.0f}% |"
+        )
+    lines += [
+        "",
+        "ms, the median of the repetitions, taken in turn with the cluster's queries: the "
+        "busiest process's evaluation of its shards, as a worker evaluates them (the same "
+        "function, kernel threads and memory settings), its program sent over a pipe and "
+        "nothing sent back but the times: no ids travel, nothing is merged. Two such "
+        "processes against the faster one-process configuration is the most two workers "
+        "could gain on that workload on this machine in this run. "
+        f"Geometric mean: {_geomean(ups):.2f}x ({sum(u >= 1.7 for u in ups)} of {len(ups)} "
+        "workloads at 1.7x or more). The cluster's share: its speed-up over theirs.",
+        "",
+    ]
     return lines
 
 

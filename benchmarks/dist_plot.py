@@ -1,7 +1,8 @@
 """The picture of a bench_dist run (benchmarks/bench_dist.py): the 2-worker
 speed-ups per workload against the 1.7x target and against what two plain
-processes gained over one on the machine in the same run; and weak
-scaling's measured and projected times by shard count."""
+processes gained over one on the machine in the same run (on scans of
+memory, and on each workload's own evaluation); and weak scaling's measured
+and projected times by shard count."""
 
 from __future__ import annotations
 
@@ -20,6 +21,23 @@ def speed_ups(strong: dict[str, Any]) -> dict[str, tuple[float, float]]:
         one_shard = strong["one_shard_1_worker"][key]["total_ms"]
         same = strong["workers_1"][key]["total_ms"]
         out[key] = (min(one_shard, same) / two["total_ms"], same / two["total_ms"])
+    return out
+
+
+PLAIN = ("plain_one_shard_1", "plain_1", "plain_2")
+
+
+def plain_speed_ups(strong: dict[str, Any]) -> dict[str, float]:
+    """Per workload: what two plain processes, a shard each, gained over the
+    faster of one plain process with the events as one shard or as the same
+    2 shards (the busiest process's evaluation alone; dist_plain.py); empty
+    for a run without them."""
+    if not all(name in strong for name in PLAIN):
+        return {}
+    out = {}
+    for key, two in strong["plain_2"].items():
+        one = min(strong[name][key]["busiest_worker_ms"] for name in PLAIN[:2])
+        out[key] = one / two["busiest_worker_ms"]
     return out
 
 
@@ -70,6 +88,17 @@ def plot(result: dict[str, Any], path: Path) -> Path:
             0.4,
             label="over 1 worker, same 2 shards",
         )
+        plain = plain_speed_ups(strong)
+        if plain:
+            ax.scatter(
+                [plain[k] for k in keys],
+                list(ys),
+                marker="|",
+                s=160,
+                color="black",
+                zorder=3,
+                label="2 plain processes, no cluster (this run)",
+            )
         ax.axvline(TARGET, color="black", linestyle="-", linewidth=1, label=f"target {TARGET}x")
         ceiling = strong.get("ceiling")
         if ceiling:

@@ -14,7 +14,7 @@ pytest.importorskip("distributed")
 pytest.importorskip("matplotlib")
 
 from benchmarks import bench_dist
-from benchmarks.dist_plot import speed_ups
+from benchmarks.dist_plot import plain_speed_ups, speed_ups
 from benchmarks.peers.workloads import WORKLOADS
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -65,6 +65,29 @@ def test_a_tiny_run_writes_its_tables_and_its_picture(tmp_path: Path) -> None:
     assert f"Geometric mean of the speed-ups: {geomean:.2f}x over the best 1 worker" in text
     assert "## Weak scaling: 4k events per shard, 2 workers" in text
     assert "What two processes gained over one" in text
+
+    # the plain processes: every shard evaluated, by as many processes as
+    # asked (with 2 repetitions a median is a mean: one process's busiest
+    # time is the sum of its shards', two processes' at least the slower's)
+    for config, shards in (("plain_one_shard_1", 1), ("plain_1", 2), ("plain_2", 2)):
+        for row in strong[config].values():
+            assert len(row["shards_ms"]) == shards
+            if config == "plain_2":
+                assert row["busiest_worker_ms"] >= max(row["shards_ms"]) - 1e-9
+                assert row["busiest_worker_ms"] < sum(row["shards_ms"])
+            else:
+                assert row["busiest_worker_ms"] == pytest.approx(sum(row["shards_ms"]))
+    plain = plain_speed_ups(strong)
+    assert list(plain) == keys
+    for key, up in plain.items():
+        one = min(
+            strong["plain_one_shard_1"][key]["busiest_worker_ms"],
+            strong["plain_1"][key]["busiest_worker_ms"],
+        )
+        assert up == pytest.approx(one / strong["plain_2"][key]["busiest_worker_ms"])
+    geomean = math.exp(sum(math.log(u) for u in plain.values()) / len(plain))
+    assert "### What the machine allowed each workload" in text
+    assert f"Geometric mean: {geomean:.2f}x" in text
 
     picture = out.with_suffix(".png")
     assert picture.read_bytes()[:8] == PNG

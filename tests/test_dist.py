@@ -257,6 +257,44 @@ def test_a_worker_keeps_freed_memory_for_the_next_query(shop: Any) -> None:
     assert faults and all(n < 100 for n in faults.values()), faults
 
 
+_CLIENT_FAULTS = """
+import sys
+from pathlib import Path
+from distributed import Client, LocalCluster
+from audience.dist import ClusterStore
+from audience.runtime.node import ShardedNode
+from tests.test_dist import _faults_of_a_fresh_array
+
+before = _faults_of_a_fresh_array()
+with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    with Client(cluster) as client:
+        examples = Path(__import__("audience").__file__).parent / "examples"
+        store = ShardedNode.init(Path(sys.argv[1]), examples / "maison.toml", shards=2)
+        ClusterStore(store, client)
+        print(before, _faults_of_a_fresh_array())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_cluster_store_s_client_keeps_freed_memory_for_the_next_answer(tmp_path: Path) -> None:
+    import subprocess
+
+    # a process started as Dask starts its workers (MALLOC_TRIM_THRESHOLD_
+    # set), which maps every large buffer anew: a dense answer's ids come
+    # back in such buffers
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", _CLIENT_FAULTS, str(tmp_path / "shop")],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    before, after = map(int, out.stdout.split())
+    assert before > 400, out.stdout  # the array's pages faulted in anew
+    assert after < 100, out.stdout  # kept once the client has opened a store
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.text(max_size=6), max_size=80),

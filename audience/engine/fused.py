@@ -17,6 +17,8 @@ flag for ``did``, a saturating byte for ``at least 50 times``.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +36,7 @@ from audience.engine.postings import accepted_codes, postings
 from audience.engine.predicates import event_field, event_mask
 from audience.engine.scan import filter_range, list_elements, row_range, type_table
 from audience.engine.typeindex import dense, type_share, typed_source
-from audience.snapshot import Partition
+from audience.snapshot import Partition, Snapshot
 
 ScanResult = dict[Reduction, dict[str, np.ndarray]]
 # a ``sum`` is only ever compared (a sum over no events is 0): no value count
@@ -56,6 +58,9 @@ class _Scan:
     key: bytes | None = None  # ``type_lut.tobytes()``
     # its predicate as (column, codes) when an index gives its rows (``postings``)
     indexed: tuple[str, np.ndarray] | None = None
+    # the first scan of the pass with an equal predicate (its own index when
+    # none): scans with the same tests over the same rows share their rows
+    same_pred: int = -1
 
 
 @dataclass
@@ -99,34 +104,155 @@ class FusedScans:
     """The scan steps of one program (``{step index: (filter, reductions)}``),
     run together on the first request for any of them.  ``bounds``: per step
     whose count is only compared with bounds, the least cap its counter needs
-    (``counting.count_bounds``; a step not in it counts in full)."""
+    (``counting.count_bounds``; a step not in it counts in full).  ``plan``:
+    the program's kept ``ScanPlan`` of these steps (None: made for this run)."""
 
     def __init__(
         self,
-        scans: Mapping[int, tuple[p.RowFilter, tuple[Reduction, ...]]],
+        scans: Mapping[int, tuple[p.RowFilter, tuple[Reduction, ...]]] | None = None,
         bounds: Mapping[int, int | None] | None = None,
+        plan: ScanPlan | None = None,
     ) -> None:
-        self.steps = dict(scans)
-        self.bounds = dict(bounds or {})
+        self.plan = plan if plan is not None else ScanPlan(scans or {}, bounds)
         self.results: dict[int, ScanResult] | None = None
         self.first: int | None = None
 
     def result(self, step: int, ctx: EvalContext) -> ScanResult:
         if self.results is None:
             self.first = step
-            order = sorted(self.steps)
-            bounds = {k: self.bounds.get(i) for k, i in enumerate(order)}
-            outs = run_scans(ctx, [self.steps[i] for i in order], bounds)
-            self.results = dict(zip(order, outs, strict=True))
+            plan = self.plan
+            outs = run_scans(ctx, plan.scans, plan.bounds, plan.prepared(ctx))
+            self.results = dict(zip(plan.order, outs, strict=True))
         elif step != self.first:
             ctx.stats["fused_into"] = self.first
         return self.results[step]
+
+
+class ScanPlan:
+    """The scan steps of one program, in step order, with what their pass
+    needs that depends on the program and the snapshot only (``_Prepared``:
+    type tables, index codes, lanes and their slots), kept per snapshot so
+    that an evaluation pays for its window and its rows alone.  A snapshot
+    is one version of a store (a new version is a new snapshot object), so
+    keeping by snapshot object is keeping by version."""
+
+    # snapshots kept per program: the newest (and one more, while a query on
+    # the previous version finishes)
+    KEEP = 2
+
+    def __init__(
+        self,
+        scans: Mapping[int, tuple[p.RowFilter, tuple[Reduction, ...]]],
+        bounds: Mapping[int, int | None] | None = None,
+    ) -> None:
+        self.order = sorted(scans)
+        self.scans = [scans[i] for i in self.order]
+        given = bounds or {}
+        self.bounds = {k: given.get(i) for k, i in enumerate(self.order)}
+        self._kept: list[tuple[weakref.ref[Snapshot], _Prepared]] = []
+        self._lock = threading.Lock()
+
+    def prepared(self, ctx: EvalContext) -> _Prepared:
+        snap = ctx.snapshot
+        with self._lock:
+            for ref, prep in self._kept:
+                if ref() is snap:
+                    return prep
+        prep = _prepare(ctx, self.scans, self.bounds)
+        with self._lock:
+            self._kept = [(r, pp) for r, pp in self._kept if r() is not None][-(self.KEEP - 1) :]
+            self._kept.append((weakref.ref(snap), prep))
+        return prep
+
+
+@dataclass(frozen=True)
+class _Static:
+    """What a scan's pass needs of one snapshot, whatever ``now``."""
+
+    type_lut: np.ndarray | None
+    empty: bool
+    key: bytes | None
+    indexed: tuple[str, np.ndarray] | None
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Lanes over the same types (one kernel call per partition), with their
+    kinds and slots as the kernel takes them."""
+
+    lanes: list[_Lane]
+    kind: np.ndarray
+    slot: np.ndarray
+
+
+class _Prepared:
+    """A pass's plan for one snapshot (``ScanPlan``): never written after
+    ``_prepare`` but for ``shares``, a cache of ``_widest_call``'s type shares
+    by (partition index, types), each computed once (a dict's item writes
+    are atomic, and a value is the same whoever writes it)."""
+
+    def __init__(
+        self,
+        statics: list[_Static],
+        lane_list: list[_Lane],
+        distinct: list[tuple[int, Reduction]],
+        groups: list[_Group],
+        same_pred: list[int],
+    ) -> None:
+        self.statics = statics
+        self.same_pred = same_pred
+        self.lane_list = lane_list
+        self.distinct = distinct
+        self.groups = groups
+        # by slot: the counted aggregates, then the totals (``_plan_lanes``)
+        folding = sorted((ln for ln in lane_list if lanes.folds(ln.kind)), key=lambda ln: ln.slot)
+        self.agg_kinds = [ln.kind for ln in folding]
+        self.n_counted = sum(1 for ln in lane_list if lanes.is_agg(ln.kind))
+        self.ts_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.NEWEST, lanes.OLDEST)]
+        self.n_cnt = sum(1 for ln in lane_list if ln.kind == lanes.COUNT)
+        # exists flags and byte counts share the uint8 slots
+        self.flag_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.EXISTS, lanes.COUNT8)]
+        # the float and the int folds share the aggregate slots
+        self.n_int = sum(1 for kd in self.agg_kinds if kd in (lanes.IMIN, lanes.IMAX))
+        self.n_float = len(self.agg_kinds) - self.n_int
+        self.shares: dict[tuple[int, bytes | None], float] = {}
+
+
+def _prepare(
+    ctx: EvalContext,
+    scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]],
+    bounds: Mapping[int, int | None],
+) -> _Prepared:
+    statics: list[_Static] = []
+    for flt, _ in scans:
+        lut = None if flt.types is None else type_table(ctx, flt.types)
+        empty = lut is not None and not lut.any()
+        key = None if lut is None else lut.tobytes()
+        statics.append(_Static(lut, empty, key, accepted_codes(ctx, flt.pred)))
+    shells = [_Scan(flt, reds, 0, 0, None, False) for flt, reds in scans]
+    lane_list, distinct = _plan_lanes(shells, bounds)
+    # lanes over the same types read the same selected rows: one pass per group
+    by_types: dict[bytes | None, list[_Lane]] = {}
+    for ln in lane_list:
+        by_types.setdefault(statics[ln.scan].key, []).append(ln)
+    groups = [
+        _Group(
+            chunk,
+            np.array([ln.kind for ln in chunk], dtype=np.int64),
+            np.array([ln.slot for ln in chunk], dtype=np.int64),
+        )
+        for chunk in by_types.values()
+    ]
+    preds = [flt.pred for flt, _ in scans]
+    same = [preds.index(pred) for pred in preds]  # by equality, once per snapshot
+    return _Prepared(statics, lane_list, [(d.scan, d.red) for d in distinct], groups, same)
 
 
 def run_scans(
     ctx: EvalContext,
     scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]],
     bounds: Mapping[int, int | None] | None = None,
+    prepared: _Prepared | None = None,
 ) -> list[ScanResult]:
     """Each scan's reductions (per reduction, its per-contact arrays:
     ``count``; ``ts``; or ``acc`` and ``n``, the values folded), in one pass
@@ -134,51 +260,48 @@ def run_scans(
     (by index in ``scans``) is as narrow as the bound allows
     (``counting.count_kind``): a bool array for a bound of 1 (whether the
     contact has a row), a uint8 one saturating at 255, else int64.  Stats
-    (partitions read/skipped) go to ``ctx.stats``, once for the whole pass."""
+    (partitions read/skipped) go to ``ctx.stats``, once for the whole pass.
+    ``prepared``: the pass's plan for this snapshot (``ScanPlan.prepared``;
+    None: made now)."""
     n = ctx.snapshot.n_contacts
-    resolved: list[_Scan] = []
-    for flt, reds in scans:
-        lo, hi = filter_range(ctx, flt)
-        lut = None if flt.types is None else type_table(ctx, flt.types)
-        empty = lut is not None and not lut.any()
-        key = None if lut is None else lut.tobytes()
-        indexed = accepted_codes(ctx, flt.pred)
-        resolved.append(_Scan(flt, reds, lo, hi, lut, empty, key, indexed))
-    lane_list, distinct = _plan_lanes(resolved, bounds or {})
-    # lanes over the same types read the same selected rows: one pass per group
-    by_types: dict[bytes | None, list[_Lane]] = {}
-    for ln in lane_list:
-        by_types.setdefault(resolved[ln.scan].key, []).append(ln)
-    groups = list(by_types.values())
+    prep = prepared if prepared is not None else _prepare(ctx, scans, bounds or {})
+    resolved = [
+        _Scan(flt, reds, *filter_range(ctx, flt), st.type_lut, st.empty, st.key, st.indexed, same)
+        for (flt, reds), st, same in zip(scans, prep.statics, prep.same_pred, strict=True)
+    ]
+    lane_list = prep.lane_list
+    distinct = [_Distinct(si, red) for si, red in prep.distinct]
+    # (a partition whose bounds miss a scan's window is skipped here, without
+    # a call per partition and scan)
     parts = [
-        (part, [(0, 0) if s.empty else row_range(part, s.lo, s.hi) for s in resolved])
+        (
+            part,
+            [
+                (0, 0)
+                if s.empty or part.max_ts < s.lo or part.min_ts > s.hi
+                else row_range(part, s.lo, s.hi)
+                for s in resolved
+            ],
+        )
         for part in ctx.snapshot.partitions
     ]
-    widest = _widest_call(resolved, parts)
+    widest = _widest_call(resolved, parts, prep.shares)
     threads = numba.get_num_threads() if widest >= PARALLEL_MIN_ROWS else 1
-    # by slot: the counted aggregates, then the totals (``_plan_lanes``)
-    folding = sorted((ln for ln in lane_list if lanes.folds(ln.kind)), key=lambda ln: ln.slot)
-    agg_kinds = [ln.kind for ln in folding]
-    n_counted = sum(1 for ln in lane_list if lanes.is_agg(ln.kind))
-    ts_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.NEWEST, lanes.OLDEST)]
-    n_cnt = sum(1 for ln in lane_list if ln.kind == lanes.COUNT)
-    # exists flags and byte counts share the uint8 slots
-    flag_kinds = [ln.kind for ln in lane_list if ln.kind in (lanes.EXISTS, lanes.COUNT8)]
-    n_flags = len(flag_kinds)
+    agg_kinds, ts_kinds, flag_kinds = prep.agg_kinds, prep.ts_kinds, prep.flag_kinds
     # the outputs are leased (engine.scratch): no fresh pages per evaluation
     full = ctx.scratch.full
-    flags = full((threads, n_flags, n), np.uint8)
-    counts = full((threads, n_counted + n_cnt, n), np.int64)
-    # the float and the int folds share the aggregate slots, but a kind no
-    # lane folds needs no contacts (at millions of contacts, zeroing an
-    # unused array per evaluation cost more than the scan's reading)
-    n_int = sum(1 for kd in agg_kinds if kd in (lanes.IMIN, lanes.IMAX))
-    n_float = len(agg_kinds) - n_int
-    accs = full((threads, len(agg_kinds), n if n_float else 0), np.float64)
-    iaccs = full((threads, len(agg_kinds), n if n_int else 0), np.int64)
+    flags = full((threads, len(flag_kinds), n), np.uint8)
+    counts = full((threads, prep.n_counted + prep.n_cnt, n), np.int64)
+    # a kind no lane folds needs no contacts (at millions of contacts,
+    # zeroing an unused array per evaluation cost more than the scan's reading)
+    accs = full((threads, len(agg_kinds), n if prep.n_float else 0), np.float64)
+    iaccs = full((threads, len(agg_kinds), n if prep.n_int else 0), np.int64)
     tss = ctx.scratch.empty((threads, len(ts_kinds), n), np.int64)
     for r, kd in enumerate(ts_kinds):
         tss[:, r] = reduce.INT64_MIN if kd == lanes.NEWEST else reduce.INT64_MAX
+    # the kernel's outputs, checked once for the pass (``_run_lanes`` calls
+    # the kernel itself: see there)
+    lanes._check_outputs(counts, accs, tss, iaccs, flags)
     for d in distinct:  # a scan's source never holds more rows than its range
         d.reserve(sum(ranges[d.scan][1] - ranges[d.scan][0] for _, ranges in parts))
     stats = ctx.stats
@@ -187,6 +310,8 @@ def run_scans(
     live = [s for s in resolved if not s.empty]
     if live:
         stats["range"] = [min(s.lo for s in live), max(s.hi for s in live)]
+    outputs = (counts, accs, tss, iaccs, flags)
+    one = (counts[:1], accs[:1], tss[:1], iaccs[:1], flags[:1])
     for part, ranges in parts:
         if all(a >= b for a, b in ranges):
             stats["partitions_skipped"] += 1
@@ -194,18 +319,19 @@ def run_scans(
         stats["partitions_read"] += 1
         sources = _sources(part, resolved, ranges)
         masks = _masks(ctx, resolved, sources)
-        for group in groups:
-            _run_lanes(ctx, resolved, sources, masks, group, (counts, accs, tss, iaccs, flags))
+        for group in prep.groups:
+            _run_lanes(ctx, resolved, sources, masks, group, outputs, one)
         for d in distinct:
             _collect_pairs(ctx, sources[d.scan], masks[d.scan], d)
     if threads > 1:
         lanes.merge_threads(agg_kinds, ts_kinds, counts, accs, tss, iaccs, flags, flag_kinds)
-    outputs = (counts[0], accs[0], tss[0], iaccs[0], flags[0])
-    return _results(resolved, lane_list, distinct, outputs, n)
+    return _results(resolved, lane_list, distinct, tuple(o[0] for o in outputs), n)
 
 
 def _widest_call(
-    resolved: list[_Scan], parts: list[tuple[Partition, list[tuple[int, int]]]]
+    resolved: list[_Scan],
+    parts: list[tuple[Partition, list[tuple[int, int]]]],
+    shares: dict[tuple[int, bytes | None], float] | None = None,
 ) -> float:
     """About how many rows the widest lane call of the pass reads (one per
     partition and group of scans over the same types; ``_run_lanes``): each
@@ -213,18 +339,27 @@ def _widest_call(
     selection of the partition (``typed_source``).  A call below
     ``PARALLEL_MIN_ROWS`` runs on one thread, so a pass none of whose calls
     reaches it needs no per-thread outputs (a store of million-row partitions
-    paid the fill and the merge of a second thread's outputs for nothing)."""
+    paid the fill and the merge of a second thread's outputs for nothing).
+    ``shares``: the types' shares by (partition index, types) found so far
+    for this snapshot, added to (None: none kept)."""
+    known = {} if shares is None else shares
     widest = 0.0
-    for part, ranges in parts:
+    for i, (part, ranges) in enumerate(parts):
         calls: dict[bytes | None, float] = {}
         for s, (a, b) in zip(resolved, ranges, strict=True):
-            n_lanes = sum(1 for red in s.reductions if red[:2] != ("agg", "count_distinct"))
-            if a >= b or not n_lanes:
+            if a >= b:
                 continue
-            lut = s.type_lut
-            share = 1.0 if lut is None or dense(part, lut) else type_share(part, lut)
+            n_lanes = sum(1 for red in s.reductions if red[:2] != ("agg", "count_distinct"))
+            if not n_lanes:
+                continue
+            share = known.get((i, s.key))
+            if share is None:
+                lut = s.type_lut
+                share = 1.0 if lut is None or dense(part, lut) else type_share(part, lut)
+                known[i, s.key] = share
             calls[s.key] = calls.get(s.key, 0.0) + (b - a) * share * n_lanes
-        widest = max(widest, *calls.values(), 0.0)
+        if calls:
+            widest = max(widest, *calls.values())
     return widest
 
 
@@ -328,7 +463,9 @@ def _masks(ctx: EvalContext, resolved: list[_Scan], sources: list[Source]) -> li
         if a >= b or (pred is None and lut is None):
             out.append(_ALL)
             continue
-        key = (pred, None if lut is None else lut.tobytes(), id(src), a, b)
+        # (a lut still needed is the scan's own, ``_sources``: its key names it)
+        same = pred if s.same_pred < 0 else s.same_pred
+        key = (same, None if lut is None else s.key, id(src), a, b)
         hit = memo.get(key)
         if hit is None:
             hit = memo[key] = _passing(ctx, s, src, a, b, lut)
@@ -367,93 +504,116 @@ def _run_lanes(
     resolved: list[_Scan],
     sources: list[Source],
     masks: list[_Rows],
-    chunk: list[_Lane],
+    group: _Group,
     outputs: tuple[np.ndarray, ...],
+    one: tuple[np.ndarray, ...],
 ) -> None:
-    """The lanes of ``chunk``: all over the same types, so the same source
-    (a lane whose window misses the partition has none: it is skipped)."""
-    live = [sources[ln.scan] for ln in chunk if sources[ln.scan][1] < sources[ln.scan][2]]
-    if not live:
-        return
-    src = live[0][0]
-    k_n = len(chunk)
-    spans: list[tuple[int, int]] = []
-    kind = np.empty(k_n, dtype=np.int64)
-    slot = np.empty(k_n, dtype=np.int64)
-    has_mask = np.zeros(k_n, dtype=np.bool_)
-    has_pos = np.zeros(k_n, dtype=np.bool_)
-    mask_base = np.zeros(k_n, dtype=np.int64)
-    val_base = np.zeros(k_n, dtype=np.int64)
-    masks_flat = _Flat()
-    pos_flat = _Flat()
-    pos_contact_flat = _Flat()
-    vals_flat = _Flat()
-    ivals_flat = _Flat()
-    rows_read = 0
-    for k, ln in enumerate(chunk):
+    """The lanes of ``group``: all over the same types, so the same source
+    (a lane whose window misses the partition has none: it is skipped).
+    ``outputs``: the pass's per-thread outputs; ``one``: thread 0's alone."""
+    chunk = group.lanes
+    src = None
+    for ln in chunk:
         own, a, b, _ = sources[ln.scan]
-        if a < b and own is not src:
-            raise ValueError("lanes of one group must read the same rows")
-        kind[k] = ln.kind
-        slot[k] = ln.slot
-        mask, positions = masks[ln.scan].mask, masks[ln.scan].positions
+        if a < b:
+            if src is None:
+                src = own
+            elif own is not src:
+                raise ValueError("lanes of one group must read the same rows")
+    if src is None:
+        return
+    k_n = len(chunk)
+    # the per-lane arguments as rows of two arrays (each row a C array)
+    lane_lo, lane_hi, mask_base, val_base = np.zeros((4, k_n), dtype=np.int64)
+    has_mask, has_pos = np.zeros((2, k_n), dtype=np.bool_)
+    # each array laid out once (by identity), made on first use
+    flats: dict[str, _Flat] = {}
+    rows_read = 0
+    n_rows = len(src)
+    for k, ln in enumerate(chunk):
+        _, a, b, _ = sources[ln.scan]
+        rows = masks[ln.scan]
+        mask, positions = rows.mask, rows.positions
         if positions is not None and len(positions) == 0:
-            a = b = 0  # no row passes
-        if a < b and lanes.folds(ln.kind):
+            continue  # no row passes
+        if a < b and ln.kind in _FOLDS:
             fd = event_field(ctx, ln.red[2], src, a, b)
             if fd.values is None:
-                a = b = 0  # the column does not exist here: no value to fold
+                continue  # the column does not exist here: no value to fold
+            if len(fd.values) != b - a:
+                raise ValueError("a column's values must cover the lane's rows")
+            if fd.valid is not None:
+                mask = fd.valid if mask is None else (mask & fd.valid)
+            if ln.kind in (lanes.IMIN, lanes.IMAX):
+                at = _flat(flats, "ivals").add(fd.values.astype(np.int64, copy=False))
             else:
-                if fd.valid is not None:
-                    mask = fd.valid if mask is None else (mask & fd.valid)
-                if ln.kind in (lanes.IMIN, lanes.IMAX):
-                    val_base[k] = a - ivals_flat.add(fd.values.astype(np.int64, copy=False))
-                else:
-                    val_base[k] = a - vals_flat.add(fd.values.astype(np.float64, copy=False))
+                at = _flat(flats, "vals").add(fd.values.astype(np.float64, copy=False))
+            val_base[k] = a - at
         if a >= b:
-            spans.append((0, 0))
             continue
+        if not 0 <= a <= b <= n_rows:
+            raise ValueError("a lane's rows must be its source's")
         if positions is not None:
-            at = pos_flat.add(positions)
-            contact = masks[ln.scan].contact
+            at = _flat(flats, "pos").add(positions)
+            contact = rows.contact
             assert contact is not None
-            if pos_contact_flat.add(contact) != at:
+            if _flat(flats, "pos_contact").add(contact) != at or len(contact) != len(positions):
                 raise ValueError("positions and their contacts must be laid out alike")
-            spans.append((at, at + len(positions)))
+            lane_lo[k], lane_hi[k] = at, at + len(positions)
             has_pos[k] = True
             rows_read += len(positions)
         else:
-            spans.append((a, b))
+            lane_lo[k], lane_hi[k] = a, b
             rows_read += b - a
         if mask is not None:
+            if len(mask) != b - a:
+                raise ValueError("a lane's mask must cover its rows")
             has_mask[k] = True
-            mask_base[k] = a - masks_flat.add(mask)
+            mask_base[k] = a - _flat(flats, "masks").add(mask)
     if rows_read == 0:
         return
-    if rows_read < PARALLEL_MIN_ROWS:
-        outputs = tuple(out[:1] for out in outputs)  # thread 0's outputs: one thread
-    counts, accs, tss, iaccs, flags = outputs
-    lanes.scan_lanes(
-        src.contact,
-        src.ts,
-        spans,
-        kind,
-        slot,
-        has_mask,
-        mask_base,
-        masks_flat.array(np.bool_),
-        val_base,
-        vals_flat.array(np.float64),
-        counts,
-        accs,
-        tss,
-        ivals_flat.array(np.int64),
-        iaccs,
-        has_pos,
-        pos_flat.array(np.int32),
-        flags,
-        pos_contact_flat.array(np.int32),
-    )
+    counts, accs, tss, iaccs, flags = outputs if rows_read >= PARALLEL_MIN_ROWS else one
+    kernel = lanes._scan_lanes
+    if counts.shape[0] == 1:
+        counts, accs, tss, iaccs, flags = counts[0], accs[0], tss[0], iaccs[0], flags[0]
+    else:
+        kernel = lanes._scan_lanes_par
+    # the private kernel, without ``scan_lanes``' checks of every input at
+    # every call: the outputs were checked once for the pass (``run_scans``),
+    # every lane's rows and mask are checked above against its source, and
+    # positions come from the source's own index within the lane's rows
+    # (``postings``); the kernel still checks every contact against the
+    # outputs, and a wrong dtype or layout finds no compiled signature
+    masks_, pos, pos_contact, vals, ivals = [
+        _NONE[name] if name not in flats else flats[name].array(dt) for name, dt in _LAID_OUT
+    ]
+    bad = kernel(
+        src.contact, src.ts, lane_lo, lane_hi, group.kind, group.slot, has_mask, mask_base,
+        masks_, has_pos, pos, pos_contact, val_base, vals, ivals, counts, accs, tss, iaccs, flags,
+    )  # fmt: skip
+    if bad:
+        raise ValueError(f"{bad} rows have a contact index outside the output arrays")
+
+
+_FOLDS = frozenset(kd for kd in lanes.KINDS.values() if lanes.folds(kd))
+
+
+def _flat(flats: dict[str, _Flat], name: str) -> _Flat:
+    hit = flats.get(name)
+    if hit is None:
+        hit = flats[name] = _Flat()
+    return hit
+
+
+# the arrays ``_run_lanes`` lays out, each empty when no lane reads it
+_LAID_OUT = (
+    ("masks", np.bool_),
+    ("pos", np.int32),
+    ("pos_contact", np.int32),
+    ("vals", np.float64),
+    ("ivals", np.int64),
+)
+_NONE = {name: np.zeros(0, dtype=dt) for name, dt in _LAID_OUT}
 
 
 class _Flat:

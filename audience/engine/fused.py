@@ -61,6 +61,7 @@ class _Scan:
     # the first scan of the pass with an equal predicate (its own index when
     # none): scans with the same tests over the same rows share their rows
     same_pred: int = -1
+    n_lanes: int = -1  # its reductions but count_distinct (-1: not counted yet)
 
 
 @dataclass
@@ -201,6 +202,7 @@ class _Prepared:
     ) -> None:
         self.statics = statics
         self.same_pred = same_pred
+        self.n_lanes = [len(chunk) for chunk in _lanes_by_scan(lane_list, len(statics))]
         self.lane_list = lane_list
         self.distinct = distinct
         self.groups = groups
@@ -216,6 +218,13 @@ class _Prepared:
         self.n_int = sum(1 for kd in self.agg_kinds if kd in (lanes.IMIN, lanes.IMAX))
         self.n_float = len(self.agg_kinds) - self.n_int
         self.shares: dict[tuple[int, bytes | None], float] = {}
+
+
+def _lanes_by_scan(lane_list: list[_Lane], n_scans: int) -> list[list[_Lane]]:
+    out: list[list[_Lane]] = [[] for _ in range(n_scans)]
+    for ln in lane_list:
+        out[ln.scan].append(ln)
+    return out
 
 
 def _prepare(
@@ -266,9 +275,12 @@ def run_scans(
     n = ctx.snapshot.n_contacts
     prep = prepared if prepared is not None else _prepare(ctx, scans, bounds or {})
     resolved = [
-        _Scan(flt, reds, *filter_range(ctx, flt), st.type_lut, st.empty, st.key, st.indexed, same)
-        for (flt, reds), st, same in zip(scans, prep.statics, prep.same_pred, strict=True)
-    ]
+        _Scan(flt, reds, lo, hi, st.type_lut, st.empty, st.key, st.indexed, same, n_lanes)
+        for (flt, reds), (lo, hi), st, same, n_lanes in zip(
+            scans, [filter_range(ctx, flt) for flt, _ in scans], prep.statics, prep.same_pred,
+            prep.n_lanes, strict=True,
+        )
+    ]  # fmt: skip
     lane_list = prep.lane_list
     distinct = [_Distinct(si, red) for si, red in prep.distinct]
     # (a partition whose bounds miss a scan's window is skipped here, without
@@ -313,7 +325,10 @@ def run_scans(
     outputs = (counts, accs, tss, iaccs, flags)
     one = (counts[:1], accs[:1], tss[:1], iaccs[:1], flags[:1])
     for part, ranges in parts:
-        if all(a >= b for a, b in ranges):
+        for a, b in ranges:
+            if a < b:
+                break
+        else:  # no scan reads it
             stats["partitions_skipped"] += 1
             continue
         stats["partitions_read"] += 1
@@ -349,7 +364,9 @@ def _widest_call(
         for s, (a, b) in zip(resolved, ranges, strict=True):
             if a >= b:
                 continue
-            n_lanes = sum(1 for red in s.reductions if red[:2] != ("agg", "count_distinct"))
+            n_lanes = s.n_lanes
+            if n_lanes < 0:
+                n_lanes = sum(1 for red in s.reductions if red[:2] != ("agg", "count_distinct"))
             if not n_lanes:
                 continue
             share = known.get((i, s.key))

@@ -45,11 +45,7 @@ def test_one_program_over_versions_that_differ_answers_as_the_reference() -> Non
     # the first version lacks a type and a category value the second has
     first = dataclasses.replace(
         full,
-        events=[
-            e
-            for e in full.events
-            if e.type != "purchased" and e.get("category") != "shoes"
-        ],
+        events=[e for e in full.events if e.type != "purchased" and e.get("category") != "shoes"],
     )
     assert len(first.events) < len(full.events)
     snaps = [(first, _snapshot(first)), (full, _snapshot(full))]

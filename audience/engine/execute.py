@@ -74,7 +74,7 @@ def _run_steps(
     lazy = set() if explain else plan.lazy
     for i, step in enumerate(prog.steps):
         ctx.stats = {}
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() if explain else 0.0
         if i in lazy:
             assert isinstance(step, ProfileStep)
             results.append(_Lazy(step))

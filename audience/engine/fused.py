@@ -122,7 +122,7 @@ class FusedScans:
         if self.results is None:
             self.first = step
             plan = self.plan
-            outs = run_scans(ctx, plan.scans, plan.bounds, plan.prepared(ctx))
+            outs = run_scans(ctx, plan.scans, plan.bounds, plan.prepared(ctx), plan)
             self.results = dict(zip(plan.order, outs, strict=True))
         elif step != self.first:
             ctx.stats["fused_into"] = self.first
@@ -152,6 +152,16 @@ class ScanPlan:
         self.bounds = {k: given.get(i) for k, i in enumerate(self.order)}
         self._kept: list[tuple[weakref.ref[Snapshot], _Prepared]] = []
         self._lock = threading.Lock()
+        # the scans' time ranges at the last ``now`` (a query's shards, or a
+        # benchmark's repeats, evaluate at one ``now``)
+        self._windows: tuple[int, list[tuple[int, int]]] | None = None
+
+    def windows(self, ctx: EvalContext) -> list[tuple[int, int]]:
+        """``windows(ctx, self.scans)``, kept for the last ``now``."""
+        hit = self._windows
+        if hit is None or hit[0] != ctx.now_ms:
+            hit = self._windows = (ctx.now_ms, windows(ctx, self.scans))
+        return hit[1]
 
     def prepared(self, ctx: EvalContext) -> _Prepared:
         snap = ctx.snapshot
@@ -220,6 +230,13 @@ class _Prepared:
         self.shares: dict[tuple[int, bytes | None], float] = {}
 
 
+def windows(
+    ctx: EvalContext, scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]]
+) -> list[tuple[int, int]]:
+    """Each scan's time range ``[lo, hi]`` at ``ctx.now_ms``."""
+    return [filter_range(ctx, flt) for flt, _ in scans]
+
+
 def _lanes_by_scan(lane_list: list[_Lane], n_scans: int) -> list[list[_Lane]]:
     out: list[list[_Lane]] = [[] for _ in range(n_scans)]
     for ln in lane_list:
@@ -262,6 +279,7 @@ def run_scans(
     scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]],
     bounds: Mapping[int, int | None] | None = None,
     prepared: _Prepared | None = None,
+    plan: ScanPlan | None = None,
 ) -> list[ScanResult]:
     """Each scan's reductions (per reduction, its per-contact arrays:
     ``count``; ``ts``; or ``acc`` and ``n``, the values folded), in one pass
@@ -271,14 +289,14 @@ def run_scans(
     contact has a row), a uint8 one saturating at 255, else int64.  Stats
     (partitions read/skipped) go to ``ctx.stats``, once for the whole pass.
     ``prepared``: the pass's plan for this snapshot (``ScanPlan.prepared``;
-    None: made now)."""
+    None: made now); ``plan``: the ``ScanPlan`` of ``scans`` (None: none)."""
     n = ctx.snapshot.n_contacts
     prep = prepared if prepared is not None else _prepare(ctx, scans, bounds or {})
     resolved = [
         _Scan(flt, reds, lo, hi, st.type_lut, st.empty, st.key, st.indexed, same, n_lanes)
         for (flt, reds), (lo, hi), st, same, n_lanes in zip(
-            scans, [filter_range(ctx, flt) for flt, _ in scans], prep.statics, prep.same_pred,
-            prep.n_lanes, strict=True,
+            scans, windows(ctx, scans) if plan is None else plan.windows(ctx), prep.statics,
+            prep.same_pred, prep.n_lanes, strict=True,
         )
     ]  # fmt: skip
     lane_list = prep.lane_list
@@ -311,9 +329,6 @@ def run_scans(
     tss = ctx.scratch.empty((threads, len(ts_kinds), n), np.int64)
     for r, kd in enumerate(ts_kinds):
         tss[:, r] = reduce.INT64_MIN if kd == lanes.NEWEST else reduce.INT64_MAX
-    # the kernel's outputs, checked once for the pass (``_run_lanes`` calls
-    # the kernel itself: see there)
-    lanes._check_outputs(counts, accs, tss, iaccs, flags)
     for d in distinct:  # a scan's source never holds more rows than its range
         d.reserve(sum(ranges[d.scan][1] - ranges[d.scan][0] for _, ranges in parts))
     stats = ctx.stats
@@ -596,8 +611,9 @@ def _run_lanes(
     else:
         kernel = lanes._scan_lanes_par
     # the private kernel, without ``scan_lanes``' checks of every input at
-    # every call: the outputs were checked once for the pass (``run_scans``),
-    # every lane's rows and mask are checked above against its source, and
+    # every call: the outputs are ``run_scans``' own, made to the kernel's
+    # dtypes and shapes, every lane's rows and mask are checked above against
+    # its source, and
     # positions come from the source's own index within the lane's rows
     # (``postings``); the kernel still checks every contact against the
     # outputs, and a wrong dtype or layout finds no compiled signature

@@ -10,9 +10,12 @@ import dataclasses
 import datetime as dt
 import pickle
 
+import numba
+import pytest
+
 from audience.dsl.check import check_condition
 from audience.dsl.parser import parse_condition
-from audience.engine import execute
+from audience.engine import execute, fused
 from audience.runtime.evaluate import CompiledSegment, compile_condition
 from audience.runtime.store.store import Store
 from audience.snapshot import Snapshot
@@ -67,3 +70,23 @@ def test_a_program_unpickled_anew_finds_the_plan_of_an_equal_one() -> None:
     assert execute._plan_of(copy) is execute._plan_of(seg.program)
     other = _compile(TEXTS[2], data).program
     assert execute._plan_of(other) is not execute._plan_of(seg.program)
+
+
+@pytest.mark.parametrize("min_rows", [1, 10**9])
+def test_the_threads_of_a_pass_answer_as_the_reference(
+    monkeypatch: pytest.MonkeyPatch, min_rows: int
+) -> None:
+    """Every call on two threads (at a threshold of one row), or none."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one kernel thread")
+    monkeypatch.setattr(fused, "PARALLEL_MIN_ROWS", min_rows)
+    data = random_store(7, n_contacts=60, n_events=1200, now=NOW)
+    snap = _snapshot(data)
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        for text in TEXTS:
+            seg = _compile(text, data)
+            assert set(seg.evaluate(snap, NOW).ids()) == data.evaluate(seg.cond), text
+    finally:
+        numba.set_num_threads(before)

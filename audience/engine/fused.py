@@ -228,6 +228,15 @@ class _Prepared:
         self.n_int = sum(1 for kd in self.agg_kinds if kd in (lanes.IMIN, lanes.IMAX))
         self.n_float = len(self.agg_kinds) - self.n_int
         self.shares: dict[tuple[int, bytes | None], float] = {}
+        self._bound: int | None = None
+
+    def widest_bound(self, snapshot: Snapshot) -> int:
+        """A bound of ``_widest_call`` over ``snapshot`` (whatever the windows):
+        its largest partition's rows times the lanes of the pass."""
+        if self._bound is None:
+            rows = max((len(part) for part in snapshot.partitions), default=0)
+            self._bound = rows * len(self.lane_list)
+        return self._bound
 
 
 def windows(
@@ -315,8 +324,14 @@ def run_scans(
         )
         for part in ctx.snapshot.partitions
     ]
-    widest = _widest_call(resolved, parts, prep.shares)
-    threads = numba.get_num_threads() if widest >= PARALLEL_MIN_ROWS else 1
+    # one thread when it is all there is, or when no call can reach the
+    # threads' rows (its partition's every row, for every lane of the pass)
+    threads = numba.get_num_threads()
+    if threads > 1 and (
+        prep.widest_bound(ctx.snapshot) < PARALLEL_MIN_ROWS
+        or _widest_call(resolved, parts, prep.shares) < PARALLEL_MIN_ROWS
+    ):
+        threads = 1
     agg_kinds, ts_kinds, flag_kinds = prep.agg_kinds, prep.ts_kinds, prep.flag_kinds
     # the outputs are leased (engine.scratch): no fresh pages per evaluation
     full = ctx.scratch.full
@@ -338,7 +353,7 @@ def run_scans(
     if live:
         stats["range"] = [min(s.lo for s in live), max(s.hi for s in live)]
     outputs = (counts, accs, tss, iaccs, flags)
-    one = (counts[:1], accs[:1], tss[:1], iaccs[:1], flags[:1])
+    one = (counts[0], accs[0], tss[0], iaccs[0], flags[0])  # thread 0's, 2-d
     for part, ranges in parts:
         for a, b in ranges:
             if a < b:
@@ -355,7 +370,7 @@ def run_scans(
             _collect_pairs(ctx, sources[d.scan], masks[d.scan], d)
     if threads > 1:
         lanes.merge_threads(agg_kinds, ts_kinds, counts, accs, tss, iaccs, flags, flag_kinds)
-    return _results(resolved, lane_list, distinct, tuple(o[0] for o in outputs), n)
+    return _results(resolved, lane_list, distinct, one, n)
 
 
 def _widest_call(
@@ -542,7 +557,8 @@ def _run_lanes(
 ) -> None:
     """The lanes of ``group``: all over the same types, so the same source
     (a lane whose window misses the partition has none: it is skipped).
-    ``outputs``: the pass's per-thread outputs; ``one``: thread 0's alone."""
+    ``outputs``: the pass's per-thread outputs (3-d); ``one``: thread 0's
+    alone (2-d)."""
     chunk = group.lanes
     src = None
     for ln in chunk:
@@ -604,19 +620,18 @@ def _run_lanes(
             mask_base[k] = a - _flat(flats, "masks").add(mask)
     if rows_read == 0:
         return
-    counts, accs, tss, iaccs, flags = outputs if rows_read >= PARALLEL_MIN_ROWS else one
     kernel = lanes._scan_lanes
-    if counts.shape[0] == 1:
-        counts, accs, tss, iaccs, flags = counts[0], accs[0], tss[0], iaccs[0], flags[0]
-    else:
+    counts, accs, tss, iaccs, flags = one
+    if rows_read >= PARALLEL_MIN_ROWS and outputs[0].shape[0] > 1:
         kernel = lanes._scan_lanes_par
+        counts, accs, tss, iaccs, flags = outputs
     # the private kernel, without ``scan_lanes``' checks of every input at
-    # every call: the outputs are ``run_scans``' own, made to the kernel's
-    # dtypes and shapes, every lane's rows and mask are checked above against
-    # its source, and
-    # positions come from the source's own index within the lane's rows
-    # (``postings``); the kernel still checks every contact against the
-    # outputs, and a wrong dtype or layout finds no compiled signature
+    # every call (a third of a small store's evaluation): the outputs are
+    # ``run_scans``' own, made to the kernel's dtypes and shapes; every
+    # lane's rows, mask and values are checked above against its source;
+    # positions come from the source's own index, within the lane's rows
+    # (``postings``).  The kernel still checks every contact against the
+    # outputs, and a wrong dtype or layout finds no compiled signature.
     masks_, pos, pos_contact, vals, ivals = [
         _NONE[name] if name not in flats else flats[name].array(dt) for name, dt in _LAID_OUT
     ]

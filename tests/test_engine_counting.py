@@ -238,8 +238,9 @@ def test_count_tests_at_the_caps_match_exact_counts_end_to_end() -> None:
 def test_the_widest_call_is_one_partitions_rows_of_one_group() -> None:
     # (what decides per-thread outputs: a pass of many small partitions has
     # no call big enough for threads, however many rows it reads in all)
-    from audience.engine.fused import _Scan, _widest_call
+    from audience.engine.fused import _widest_call
     from audience.engine.scan import row_range
+    from audience.engine.scanplan import Scan
 
     views = [{"contact_id": f"c{i % 7}", "type": "viewed_product", "ts": NOW - i * 60_000}
              for i in range(300)]  # fmt: skip
@@ -250,8 +251,8 @@ def test_the_widest_call_is_one_partitions_rows_of_one_group() -> None:
     every = (p.RowFilter(None, None, None), (("count",), ("ts", "last")))
     rare = (p.RowFilter(("purchased",), None, None), (("count",),))
     scans = [
-        _Scan(every[0], every[1], 0, 2**62, None, False),
-        _Scan(rare[0], rare[1], 0, 2**62, lut, False, lut.tobytes()),
+        Scan(every[0], every[1], 0, 2**62, None, False),
+        Scan(rare[0], rare[1], 0, 2**62, lut, False, lut.tobytes()),
     ]
     parts = [(part, [row_range(part, 0, 2**62)] * 2) for part in snap.partitions]
     sizes = [len(part) for part in snap.partitions]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,7 @@ from audience.compiler.physical import (
 )
 from audience.engine.context import EvalContext
 from audience.engine.counting import count_bounds, count_mask, count_range
-from audience.engine.fused import FusedScans
+from audience.engine.fused import FusedScans, ScanPlan
 from audience.engine.kernels import filters, masks
 from audience.engine.kernels.reduce import INT64_MAX, INT64_MIN, distinct_counts
 from audience.engine.kernels.sequence import (
@@ -63,18 +65,16 @@ def _run_steps(
 ) -> tuple[np.ndarray, dict[str, Any] | None]:
     results: list[Any] = []
     steps_info: list[dict[str, Any]] = []
+    plan = _plan_of(prog)
     # every scan step runs in one pass over the partitions, on the first one's turn
-    scans = FusedScans(
-        {i: (s.filter, s.reductions) for i, s in enumerate(prog.steps) if isinstance(s, ScanStep)},
-        count_bounds(prog),
-    )
+    scans = FusedScans(plan=plan.scans)
     # each step in the words of the rules (no step numbers): what explain shows
     words = step_words(prog) if explain else []
     # explain counts every step's contacts: none is left to its AND then
-    lazy = set() if explain else lazy_profile_steps(prog)
+    lazy = set() if explain else plan.lazy
     for i, step in enumerate(prog.steps):
         ctx.stats = {}
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() if explain else 0.0
         if i in lazy:
             assert isinstance(step, ProfileStep)
             results.append(_Lazy(step))
@@ -116,6 +116,47 @@ def _run_steps(
         "columns": sorted(ctx.columns_read),
     }
     return mask, report
+
+
+class _Plan:
+    """What every evaluation of one program needs that depends on the
+    program alone (and, in ``scans``, on the snapshot: ``ScanPlan``)."""
+
+    def __init__(self, prog: Program) -> None:
+        steps = enumerate(prog.steps)
+        scans = {i: (s.filter, s.reductions) for i, s in steps if isinstance(s, ScanStep)}
+        self.scans = ScanPlan(scans, count_bounds(prog))
+        self.lazy = frozenset(lazy_profile_steps(prog))
+
+
+# the plans of the newest ``_KEEP`` programs, by content (a program
+# unpickled anew, as a worker's task is, finds the plan of an equal one) and,
+# for a program seen already, by object (its hash walks all its steps); the
+# latter by id, guarded by a weak reference, as the engine's other caches
+_by_content: dict[Program, _Plan] = {}
+_by_id: dict[int, tuple[weakref.ref[Program], _Plan]] = {}
+_plans_lock = threading.Lock()
+_KEEP = 256
+
+
+def _plan_of(prog: Program) -> _Plan:
+    key = id(prog)
+    with _plans_lock:
+        hit = _by_id.get(key)
+        if hit is not None and hit[0]() is prog:
+            return hit[1]
+        plan = _by_content.get(prog)
+    if plan is None:
+        plan = _Plan(prog)
+    with _plans_lock:
+        plan = _by_content.setdefault(prog, plan)
+        _by_id[key] = (weakref.ref(prog), plan)
+        while len(_by_content) > _KEEP:  # the oldest go
+            del _by_content[next(iter(_by_content))]
+        if len(_by_id) > _KEEP:  # the dead, else the oldest
+            for k in [k for k, (r, _) in _by_id.items() if r() is None] or list(_by_id)[:1]:
+                del _by_id[k]
+    return plan
 
 
 def lazy_profile_steps(prog: Program) -> set[int]:

@@ -24,8 +24,10 @@ def row_range(part: Partition, lo: int, hi: int) -> tuple[int, int]:
     (``a >= b``) when its min/max show it holds none, without reading ``ts``."""
     if len(part) == 0 or lo > hi or part.max_ts < lo or part.min_ts > hi:
         return 0, 0
-    a = 0 if part.min_ts >= lo else int(np.searchsorted(part.ts, lo, "left"))
-    b = len(part) if part.max_ts <= hi else int(np.searchsorted(part.ts, hi, "right"))
+    # (the method, not ``np.searchsorted``: a scan calls this per partition
+    # at every evaluation, and the function's dispatch cost as much again)
+    a = 0 if part.min_ts >= lo else int(part.ts.searchsorted(lo, "left"))
+    b = len(part) if part.max_ts <= hi else int(part.ts.searchsorted(hi, "right"))
     return a, b
 
 

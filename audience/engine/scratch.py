@@ -14,6 +14,7 @@ answer is always a fresh array).
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from typing import Any
@@ -144,7 +145,7 @@ class Lease:
     def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """An array of ``shape`` (``np.empty``: stale contents), from the pool
         when it is big enough to be worth keeping."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if nbytes < MIN_POOLED_BYTES:
             return np.empty(shape, dtype=dtype)
         arr = self._pool_().take(shape, dtype)

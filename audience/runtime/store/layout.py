@@ -227,6 +227,8 @@ class MemoryBackend:
 class DiskBackend:
     def __init__(self, node_dir: Path) -> None:
         self.dir = node_dir
+        self._manifest_path: tuple[Path, Path] | None = None
+        self._wal_path: tuple[int, Path, Path] | None = None
         self._thread_lock = threading.Lock()
         # Files and directories written since the last commit whose fsync
         # waits for it: the commit syncs them all at once (concurrently, so a
@@ -247,9 +249,15 @@ class DiskBackend:
         self._unclean = True
 
     def read_manifest(self) -> Manifest:
-        p = self.dir / MANIFEST
+        # read at every evaluation (a snapshot checks its version): the path
+        # made once, and read without pathlib's per-call parsing
+        hit = self._manifest_path
+        if hit is None or hit[0] is not self.dir:
+            hit = self._manifest_path = (self.dir, self.dir / MANIFEST)
+        p = hit[1]
         try:
-            text = p.read_text(encoding="utf-8")
+            with open(p, encoding="utf-8") as f:
+                text = f.read()
         except OSError as exc:
             raise StoreError(f"{p}: cannot read the manifest: {exc.strerror}") from None
         # Parsing costs milliseconds once a node has thousands of files; the
@@ -402,7 +410,11 @@ class DiskBackend:
                         p.unlink()
 
     def wal_path(self, version: int) -> Path | None:
-        return self.dir / "wal" / f"{version:08d}.log"
+        # asked at every evaluation (``Store.snapshot``): the last one kept
+        hit = self._wal_path
+        if hit is None or hit[0] != version or hit[1] is not self.dir:
+            hit = self._wal_path = (version, self.dir, self.dir / "wal" / f"{version:08d}.log")
+        return hit[2]
 
     def dropped(self, names: set[str]) -> None:
         """Files the version being committed stops naming: their grace period

@@ -258,8 +258,14 @@ def test_a_worker_keeps_freed_memory_for_the_next_query(shop: Any) -> None:
 
 
 _CLIENT_FAULTS = """
+import ctypes
 import sys
 from pathlib import Path
+
+# no transparent huge pages in this process (PR_SET_THP_DISABLE): where the
+# kernel finds free huge pages, an array mapped anew faults in 2 MiB at a
+# time, and a handful of faults would hide that it was mapped anew
+ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0)
 from distributed import Client, LocalCluster
 from audience.dist import ClusterStore
 from audience.runtime.node import ShardedNode

@@ -1,5 +1,5 @@
 """The plans kept per program and snapshot (audience.engine.execute._plan_of,
-fused.ScanPlan): a program evaluated over one version, then another whose
+scanplan.ScanPlan): a program evaluated over one version, then another whose
 event types and string values differ, then the first again, answers as the
 reference does each time; and a program unpickled anew finds the plan of
 an equal one."""
@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pickle
+from pathlib import Path
+from typing import Any
 
 import numba
 import pytest
 
+import audience
 from audience.dsl.check import check_condition
 from audience.dsl.parser import parse_condition
-from audience.engine import execute, fused
+from audience.engine import execute, fused, lanecall, scanplan
 from audience.runtime.evaluate import CompiledSegment, compile_condition
 from audience.runtime.store.store import Store
 from audience.snapshot import Snapshot
@@ -77,9 +80,10 @@ def test_the_threads_of_a_pass_answer_as_the_reference(
     monkeypatch: pytest.MonkeyPatch, min_rows: int
 ) -> None:
     """Every call on two threads (at a threshold of one row), or none."""
-    if numba.config.NUMBA_NUM_THREADS < 2:
+    if numba.config.NUMBA_NUM_THREADS < 2:  # type: ignore[attr-defined]
         pytest.skip("one kernel thread")
     monkeypatch.setattr(fused, "PARALLEL_MIN_ROWS", min_rows)
+    monkeypatch.setattr(lanecall, "PARALLEL_MIN_ROWS", min_rows)
     data = random_store(7, n_contacts=60, n_events=1200, now=NOW)
     snap = _snapshot(data)
     before = numba.get_num_threads()
@@ -90,3 +94,50 @@ def test_the_threads_of_a_pass_answer_as_the_reference(
             assert set(seg.evaluate(snap, NOW).ids()) == data.evaluate(seg.cond), text
     finally:
         numba.set_num_threads(before)
+
+
+def test_a_program_over_many_shards_prepares_each_snapshot_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process that evaluates one program over many shards in turn (a
+    sharded node's own evaluation) keeps every shard's plan, each right."""
+    made: list[int] = []
+    real = scanplan.prepare
+
+    def counted(ctx: Any, *args: Any) -> Any:
+        made.append(id(ctx.snapshot))
+        return real(ctx, *args)
+
+    monkeypatch.setattr(scanplan, "prepare", counted)
+    shards = [random_store(20 + i, n_contacts=30, n_events=300, now=NOW) for i in range(5)]
+    snaps = [(data, _snapshot(data)) for data in shards]
+    seg = _compile(TEXTS[1], shards[0])
+    for _ in range(3):
+        for data, snap in snaps:
+            assert set(seg.evaluate(snap, NOW).ids()) == data.evaluate(seg.cond)
+    assert sorted(made) == sorted(id(snap) for _, snap in snaps)
+
+
+def test_a_partition_with_fewer_contacts_than_rows_is_refused() -> None:
+    """The kernel reads a source's ``contact`` at every row unchecked: a
+    hand-made partition whose contacts do not cover its rows is refused
+    before it is called (it read past the array, or crashed)."""
+    import numpy as np
+
+    from audience.schema import Schema
+    from audience.snapshot import Dictionary, Partition
+
+    schema = Schema.load(Path(audience.__file__).parent / "examples" / "maison.toml")
+    now_ms = int(NOW.timestamp() * 1000)
+    ts = np.arange(now_ms - 200_000, now_ms, dtype=np.int64)
+    part = Partition(
+        int(ts[0]), int(ts[-1]), ts, np.zeros(8, dtype=np.int32), np.zeros(len(ts), np.int32), {}
+    )
+    types = list(schema.events)
+    snap = Snapshot(
+        1, schema, [f"c{i}" for i in range(10)], Dictionary.from_values(types), {},
+        np.ones(10, bool), np.zeros(10, np.int64), {}, (part,),
+    )  # fmt: skip
+    seg = compile_condition(parse_condition(f"did {types[0]} in last 30 days"), schema)
+    with pytest.raises(ValueError, match="a source has 8 contacts for its 200000 rows"):
+        seg.evaluate(snap, NOW)

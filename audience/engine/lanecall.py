@@ -74,6 +74,13 @@ def run_lanes(
     flats: dict[str, _Flat] = {}
     rows_read = 0
     n_rows = len(src)
+    # the kernel reads ``contact`` and ``ts`` at every lane's rows unchecked:
+    # both must hold them, as C arrays (a strided view, which a hand-made
+    # partition may hold, is copied)
+    src_contact = np.ascontiguousarray(src.contact)
+    src_ts = np.ascontiguousarray(src.ts)
+    if len(src_contact) != n_rows or len(src_ts) != n_rows:
+        raise ValueError(f"a source has {len(src_contact)} contacts for its {n_rows} rows")
     for k, ln in enumerate(chunk):
         _, a, b, _ = sources[ln.scan]
         rows = masks[ln.scan]
@@ -132,7 +139,7 @@ def run_lanes(
         _NONE[name] if name not in flats else flats[name].array(dt) for name, dt in _LAID_OUT
     ]
     bad = kernel(
-        src.contact, src.ts, lane_lo, lane_hi, group.kind, group.slot, has_mask, mask_base,
+        src_contact, src_ts, lane_lo, lane_hi, group.kind, group.slot, has_mask, mask_base,
         masks_, has_pos, pos, pos_contact, val_base, vals, ivals, counts, accs, tss, iaccs, flags,
     )  # fmt: skip
     if bad:

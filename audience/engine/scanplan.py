@@ -62,9 +62,10 @@ class ScanPlan:
     is one version of a store (a new version is a new snapshot object), so
     keeping by snapshot object is keeping by version."""
 
-    # snapshots kept per program: the newest (and one more, while a query on
-    # the previous version finishes)
-    KEEP = 2
+    # snapshots kept per program: every shard's in a process that evaluates
+    # many (a sharded node's own evaluation), and a version more while a
+    # query on the previous one finishes; a dead snapshot's go first
+    KEEP = 256
 
     def __init__(
         self,
@@ -75,7 +76,8 @@ class ScanPlan:
         self.scans = [scans[i] for i in self.order]
         given = bounds or {}
         self.bounds = {k: given.get(i) for k, i in enumerate(self.order)}
-        self._kept: list[tuple[weakref.ref[Snapshot], Prepared]] = []
+        # by id(snapshot), guarded by a weak reference (a recycled id)
+        self._kept: dict[int, tuple[weakref.ref[Snapshot], Prepared]] = {}
         self._lock = threading.Lock()
         # the scans' time ranges at the last ``now`` (a query's shards, or a
         # benchmark's repeats, evaluate at one ``now``)
@@ -90,14 +92,19 @@ class ScanPlan:
 
     def prepared(self, ctx: EvalContext) -> Prepared:
         snap = ctx.snapshot
+        key = id(snap)
         with self._lock:
-            for ref, prep in self._kept:
-                if ref() is snap:
-                    return prep
+            hit = self._kept.get(key)
+        if hit is not None and hit[0]() is snap:
+            return hit[1]
         prep = prepare(ctx, self.scans, self.bounds)
         with self._lock:
-            self._kept = [(r, pp) for r, pp in self._kept if r() is not None][-(self.KEEP - 1) :]
-            self._kept.append((weakref.ref(snap), prep))
+            kept = self._kept
+            kept.pop(key, None)  # (a dead snapshot's, its id recycled)
+            kept[key] = (weakref.ref(snap), prep)
+            if len(kept) > self.KEEP:  # the dead, else the oldest
+                for k in [k for k, (r, _) in kept.items() if r() is None] or list(kept)[:1]:
+                    del kept[k]
         return prep
 
 

@@ -1,13 +1,11 @@
 """The channel (dist/channel.py) on a real Dask cluster of worker processes:
 its answers are the task path's and the one store's, from several threads at
-once, through the workers' Unix sockets (over TCP when a client cannot reach
-them); a connection without the worker's token is closed with nothing
+once; a connection without the worker's token is closed with nothing
 unpickled; a worker without a channel is called over Dask's comms."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import pickle
 import socket
 from collections.abc import Iterator
@@ -18,13 +16,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from audience.dist import ClusterStore
-from audience.dist.channel import (
-    TOKEN_BYTES,
-    UNIX_SNDBUF,
-    _unix_listener,
-    send_frames,
-    unix_buffers_hold,
-)
+from audience.dist.channel import TOKEN_BYTES, send_frames
 from audience.dist.worker import WarmKernels
 from audience.runtime.evaluate import parse_as_of
 from audience.runtime.node import Node, ShardedNode
@@ -75,8 +67,6 @@ def test_answers_through_the_channel_are_the_task_path_s(shop: Any) -> None:
         # one call to each owner, through its channel
         assert _delta(after, before, "channel") == dict.fromkeys(owners, 1)
         assert _delta(after, before, "served") == dict.fromkeys(owners, 1)
-        # the workers are on this machine: their Unix sockets carry the calls
-        assert _delta(after, before, "unix") == dict.fromkeys(owners, int(_unix_sockets(store)))
         assert got == want[text] == set(tasks.compile(text).evaluate(data.now).ids()), text
     # dense answers: int64 indexes, their buffers sent as they are
     program, now_ms = store.compile(TEXTS[0]).program, parse_as_of(data.now)
@@ -96,68 +86,15 @@ def test_a_connection_without_the_token_is_closed_with_nothing_unpickled(shop: A
     program = pickle.dumps(store.compile(TEXTS[2]).program)
     wrong = bytes(b ^ 1 for b in endpoint.token)
     for hello in (wrong, b"x" * TOKEN_BYTES):
-        # over TCP and over the Unix socket alike
-        for sock in [_tcp(endpoint), *([_unix(endpoint.path)] if endpoint.path else [])]:
-            with sock:
-                sock.sendall(hello)
-                send_frames(sock, [b"\x80", program])
-                # closed without a reply (reset: what it sent was left unread)
-                assert _closed_without_a_reply(sock)
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=30) as sock:
+            sock.sendall(hello)
+            send_frames(sock, [b"\x80", program])
+            # closed without a reply (reset: what it sent was left unread)
+            assert _closed_without_a_reply(sock)
     after = _calls(store)[owner]
-    assert after["refused"] - before["refused"] == (4 if endpoint.path else 2)
+    assert after["refused"] - before["refused"] == 2
     assert after["unpickled"] == before["unpickled"]
     assert after["served"] == before["served"]
-
-
-def _unix_sockets(store: ClusterStore) -> bool:
-    """Whether the workers opened Unix sockets (where this host lets a
-    connection queue ``UNIX_SNDBUF`` bytes, as it does here)."""
-    owners = sorted(set(store.owners().values()))
-    paths = [ep and ep.path for ep in store.channels.endpoints(owners, store.timeouts).values()]
-    assert all(paths) == unix_buffers_hold(UNIX_SNDBUF) == any(paths)
-    return all(paths)
-
-
-def test_a_host_whose_buffers_are_too_small_gets_no_unix_socket() -> None:
-    assert _unix_listener(1 << 30) is None  # no host lets a connection queue 1 GiB
-
-
-def _tcp(endpoint: Any) -> socket.socket:
-    return socket.create_connection((endpoint.host, endpoint.port), timeout=30)
-
-
-def _unix(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(30)
-    sock.connect(path)
-    return sock
-
-
-def test_a_client_that_cannot_reach_the_unix_socket_connects_over_tcp(shop: Any) -> None:
-    store, data, want = shop
-    owners = sorted(set(store.owners().values()))
-    endpoints = store.channels.endpoints(owners, store.timeouts)
-    if not _unix_sockets(store):
-        pytest.skip("this host's Unix sockets cannot queue a large answer")
-    paths = [ep.path for ep in endpoints.values() if ep is not None and ep.path is not None]
-    assert len(paths) == len(owners)
-    # as a client on another machine sees it: no such file (moved away here)
-    for path in paths:
-        os.rename(path, path + ".away")
-    try:
-        before = _calls(store)
-        # a new thread: new connections (a thread keeps its own)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            seg = store.compile(TEXTS[3])
-            got = pool.submit(lambda: set(seg.evaluate(data.now).ids())).result()
-        assert got == want[TEXTS[3]]
-        assert seg.last_times is not None and seg.last_times.failures == ()
-        after = _calls(store)
-        assert _delta(after, before, "channel") == dict.fromkeys(owners, 1)
-        assert _delta(after, before, "unix") == dict.fromkeys(owners, 0)
-    finally:
-        for path in paths:
-            os.rename(path + ".away", path)
 
 
 def _closed_without_a_reply(sock: socket.socket) -> bool:

@@ -8,14 +8,6 @@ connection reads a request, evaluates it in that thread and writes the
 answer back: the program's pickle in, the answers' pickle out with their
 Arrow buffers beside it, as they are.
 
-A client on the worker's own machine connects through a Unix socket beside
-the TCP one (a file in a private directory of the worker's): the same
-messages, without TCP's loopback stack, which took twice as long to carry a
-large answer's ids (4.4 MB: 1.3 ms over TCP, 0.6 ms over the Unix socket).
-A client elsewhere finds no such file and connects over TCP.  (A host that
-will not let a Unix connection queue a large answer, ``UNIX_SNDBUF``, gets
-none: there TCP was the faster.)
-
 Only a client that can talk to Dask can use it: the worker's endpoint and
 its random token are handed out by a Dask comm handler (``CHANNEL_OP``), and
 a connection whose first bytes are not the token is closed before anything
@@ -35,10 +27,8 @@ import hmac
 import os
 import pickle
 import secrets
-import shutil
 import socket
 import struct
-import tempfile
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -63,21 +53,6 @@ PING = "ping"
 class ChannelError(Exception):
     """A channel's message that is not one (cut short, too big), or a worker's
     error in answering it."""
-
-
-# what a Unix connection may queue: a large answer's ids (megabytes) in few
-# writes.  At Linux's default cap (net.core.wmem_max, 208 KiB) two workers
-# answering at once took longer to deliver their ids than over TCP, whose
-# buffers grow by themselves: a host that caps them lower has no Unix socket
-UNIX_SNDBUF = 4 << 20
-
-
-def unix_buffers_hold(sndbuf: int) -> bool:
-    """Whether a Unix socket's send buffer can be made ``sndbuf`` bytes
-    (Linux reports twice what it grants, the kernel's own share included)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-        return probe.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= sndbuf
 
 
 # ----------------------------------------------------------------- the wire
@@ -151,29 +126,8 @@ def read_frames(sock: socket.socket, limit: int) -> list[memoryview] | None:
 
 
 def no_delay(sock: socket.socket) -> None:
-    # a request and its reply are single messages: nothing to wait for (a
-    # Unix socket has no such delay)
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _unix_listener(sndbuf: int = 0) -> tuple[socket.socket, str] | None:
-    """A Unix socket in a new private directory (mode 0700: only this
-    user's processes reach it, and they still send the token), with its
-    path; None where there are none, or where a connection cannot queue
-    ``sndbuf`` bytes (default ``UNIX_SNDBUF``)."""
-    if not hasattr(socket, "AF_UNIX") or not unix_buffers_hold(sndbuf or UNIX_SNDBUF):
-        return None
-    folder = tempfile.mkdtemp(prefix="audience-channel-")
-    path = os.path.join(folder, "worker.sock")
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(path)
-        sock.listen()
-    except OSError:  # a path too long for sun_path, a file system without sockets
-        shutil.rmtree(folder, ignore_errors=True)
-        return None
-    return sock, path
+    # a request and its reply are single messages: nothing to wait for
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 # --------------------------------------------------------- the worker's side
@@ -185,25 +139,18 @@ class ChannelServer:
         self.token = secrets.token_bytes(TOKEN_BYTES)
         self._listener = socket.create_server((host, 0))
         self.port: int = self._listener.getsockname()[1]
-        unix = _unix_listener()
-        self._unix: socket.socket | None = None if unix is None else unix[0]
-        self.path: str | None = None if unix is None else unix[1]
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
-        for listener in (self._listener, self._unix):
-            if listener is not None:
-                threading.Thread(
-                    target=self._accept, args=(listener,), name="audience-channel", daemon=True
-                ).start()
+        threading.Thread(target=self._accept, name="audience-channel", daemon=True).start()
 
     def endpoint(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "token": self.token, "path": self.path}
+        return {"host": self.host, "port": self.port, "token": self.token}
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self) -> None:
         while True:
             try:
-                conn, _ = listener.accept()
+                conn, _ = self._listener.accept()
             except OSError:  # closed
                 return
             with self._lock:
@@ -226,12 +173,7 @@ class ChannelServer:
                 worker.count_call("refused")
                 return
             conn.settimeout(None)
-            unix = conn.family == getattr(socket, "AF_UNIX", None)
-            if unix:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UNIX_SNDBUF)
             while (frames := read_frames(conn, MAX_REQUEST)) is not None:
-                if unix:
-                    worker.count_call("unix")
                 send_frames(conn, answer(frames))
         except (OSError, ChannelError):
             pass  # the client left, or sent what is not a message: it goes
@@ -245,14 +187,10 @@ class ChannelServer:
             self._closed = True
             conns = list(self._conns)
         # a shutdown wakes a thread blocked in accept or recv; a close alone does not
-        listeners = [s for s in (self._listener, self._unix) if s is not None]
-        for sock in (*listeners, *conns):
+        for sock in (self._listener, *conns):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        for sock in listeners:
-            sock.close()
-        if self.path is not None:
-            shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+        self._listener.close()
 
 
 def answer(frames: list[memoryview]) -> list[Any]:

@@ -15,7 +15,6 @@ its connection is dropped.
 from __future__ import annotations
 
 import asyncio
-import os
 import pickle
 import socket
 import threading
@@ -43,8 +42,6 @@ class Endpoint:
     host: str
     port: int
     token: bytes
-    # the worker's Unix socket: used when this machine has that file
-    path: str | None = None
 
 
 class Channels:
@@ -107,7 +104,7 @@ class Channels:
         if sock is None:
             if self._closed:
                 raise ChannelError("the client's channels are closed")
-            sock = _open(ep, timeouts.connect_s)
+            sock = socket.create_connection((ep.host, ep.port), timeout=timeouts.connect_s)
             no_delay(sock)
             sock.sendall(ep.token)
             pool[ep] = sock
@@ -205,20 +202,6 @@ class Channels:
         self._closed = True
         for sock in list(self._open):
             sock.close()
-
-
-def _open(ep: Endpoint, timeout_s: float) -> socket.socket:
-    """A connection to ``ep``: through its Unix socket when that file is on
-    this machine (the worker's own), else (or when it refuses) over TCP."""
-    if ep.path is not None and os.path.exists(ep.path):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout_s)
-        try:
-            sock.connect(ep.path)
-            return sock
-        except OSError:  # a stale file, another namespace's: TCP then
-            sock.close()
-    return socket.create_connection((ep.host, ep.port), timeout=timeout_s)
 
 
 # the ``Channels`` of a client

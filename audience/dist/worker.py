@@ -40,8 +40,7 @@ _kernel_threads: int | None = None  # numba threads per task (set by the plugin)
 # direct calls in progress, finished (those of them through the channel),
 # the programs they unpickled, and the channel's connections refused for
 # a wrong token.  Its own lock, held for a count alone: the event loop takes it
-# ("unix": the channel's requests that came through its Unix socket)
-_calls = {"waiting": 0, "served": 0, "channel": 0, "unix": 0, "unpickled": 0, "refused": 0}
+_calls = {"waiting": 0, "served": 0, "channel": 0, "unpickled": 0, "refused": 0}
 _calls_lock = threading.Lock()
 # the programs called directly, by their pickle (the least recently used
 # first): a segment's next query needs no unpickling

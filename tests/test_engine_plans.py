@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import pickle
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,15 @@ def test_a_program_over_many_shards_prepares_each_snapshot_once(
         for data, snap in snaps:
             assert set(seg.evaluate(snap, NOW).ids()) == data.evaluate(seg.cond)
     assert sorted(made) == sorted(id(snap) for _, snap in snaps)
+    # the plans of snapshots no longer alive go as a new snapshot comes
+    kept = execute._plan_of(seg.program).scans._kept
+    assert len(kept) == len(snaps)
+    del snaps[1:], snap  # (the loop's own name held the last one)
+    gc.collect()
+    data = random_store(30, n_contacts=30, n_events=300, now=NOW)
+    new = _snapshot(data)
+    assert set(seg.evaluate(new, NOW).ids()) == data.evaluate(seg.cond)
+    assert sorted(kept) == sorted([id(snaps[0][1]), id(new)])
 
 
 def test_a_partition_with_fewer_contacts_than_rows_is_refused() -> None:

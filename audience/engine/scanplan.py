@@ -62,9 +62,9 @@ class ScanPlan:
     is one version of a store (a new version is a new snapshot object), so
     keeping by snapshot object is keeping by version."""
 
-    # snapshots kept per program: every shard's in a process that evaluates
-    # many (a sharded node's own evaluation), and a version more while a
-    # query on the previous one finishes; a dead snapshot's go first
+    # live snapshots kept per program: every shard's in a process that
+    # evaluates many (a sharded node's own evaluation), and a version more
+    # while a query on the previous one finishes
     KEEP = 256
 
     def __init__(
@@ -101,10 +101,13 @@ class ScanPlan:
         with self._lock:
             kept = self._kept
             kept.pop(key, None)  # (a dead snapshot's, its id recycled)
+            # a dead snapshot's go as soon as a new one comes (a server's store
+            # makes a version per ingest), then the oldest beyond ``KEEP``
+            for k in [k for k, (r, _) in kept.items() if r() is None]:
+                del kept[k]
             kept[key] = (weakref.ref(snap), prep)
-            if len(kept) > self.KEEP:  # the dead, else the oldest
-                for k in [k for k, (r, _) in kept.items() if r() is None] or list(kept)[:1]:
-                    del kept[k]
+            while len(kept) > self.KEEP:
+                del kept[next(iter(kept))]
         return prep
 
 

@@ -237,14 +237,29 @@ def test_a_local_cluster_s_workers_get_the_slow_timers(shop: Any) -> None:
 
 def _faults_of_a_fresh_array() -> int:
     """The page faults of filling an 8 MiB array, the second time one is
-    made (the first may grow the heap)."""
+    made (the first may grow the heap), in 4 KiB pages: transparent huge
+    pages are off meanwhile (where the kernel has free ones, an array mapped
+    anew faults in 2 MiB at a time, and a handful of faults would hide that
+    it was mapped anew)."""
+    import ctypes
     import resource
 
-    for _ in range(2):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        np.ones(2**20, dtype=np.int64)
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    was = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0)
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
+    try:
+        for _ in range(2):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            np.ones(2**20, dtype=np.int64)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    finally:
+        prctl(PR_SET_THP_DISABLE, max(was, 0), 0, 0, 0)
     return faults
+
+
+# prctl(2)'s options for a process's transparent huge pages
+PR_SET_THP_DISABLE = 41
+PR_GET_THP_DISABLE = 42
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
@@ -258,14 +273,9 @@ def test_a_worker_keeps_freed_memory_for_the_next_query(shop: Any) -> None:
 
 
 _CLIENT_FAULTS = """
-import ctypes
 import sys
 from pathlib import Path
 
-# no transparent huge pages in this process (PR_SET_THP_DISABLE): where the
-# kernel finds free huge pages, an array mapped anew faults in 2 MiB at a
-# time, and a handful of faults would hide that it was mapped anew
-ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0)
 from distributed import Client, LocalCluster
 from audience.dist import ClusterStore
 from audience.runtime.node import ShardedNode

@@ -19,7 +19,8 @@ import pytest
 import audience
 from audience.dsl.check import check_condition
 from audience.dsl.parser import parse_condition
-from audience.engine import execute, fused, lanecall, scanplan
+from audience.engine import execute, scanplan
+from audience.engine.kernels import config
 from audience.runtime.evaluate import CompiledSegment, compile_condition
 from audience.runtime.store.store import Store
 from audience.snapshot import Snapshot
@@ -83,8 +84,7 @@ def test_the_threads_of_a_pass_answer_as_the_reference(
     """Every call on two threads (at a threshold of one row), or none."""
     if numba.config.NUMBA_NUM_THREADS < 2:  # type: ignore[attr-defined]
         pytest.skip("one kernel thread")
-    monkeypatch.setattr(fused, "PARALLEL_MIN_ROWS", min_rows)
-    monkeypatch.setattr(lanecall, "PARALLEL_MIN_ROWS", min_rows)
+    monkeypatch.setattr(config, "PARALLEL_MIN_ROWS", min_rows)
     data = random_store(7, n_contacts=60, n_events=1200, now=NOW)
     snap = _snapshot(data)
     before = numba.get_num_threads()

@@ -27,13 +27,12 @@ import numpy as np
 from audience.compiler import plan as p
 from audience.compiler.physical import Reduction
 from audience.engine.context import EvalContext
-from audience.engine.kernels import filters, lanes, reduce
-from audience.engine.kernels.config import PARALLEL_MIN_ROWS
+from audience.engine.kernels import config, filters, lanes, reduce
 from audience.engine.lanecall import ALL, Rows, Source, run_lanes
 from audience.engine.postings import postings
 from audience.engine.predicates import event_field, event_mask
 from audience.engine.scan import list_elements, row_range
-from audience.engine.scanplan import Lane, Prepared, Scan, ScanPlan, prepare, windows
+from audience.engine.scanplan import Lane, Scan, ScanPlan
 from audience.engine.typeindex import dense, type_share, typed_source
 from audience.snapshot import Partition
 
@@ -89,7 +88,7 @@ class FusedScans:
         if self.results is None:
             self.first = step
             plan = self.plan
-            outs = run_scans(ctx, plan.scans, plan.bounds, plan.prepared(ctx), plan)
+            outs = run_plan(ctx, plan)
             self.results = dict(zip(plan.order, outs, strict=True))
         elif step != self.first:
             ctx.stats["fused_into"] = self.first
@@ -100,8 +99,6 @@ def run_scans(
     ctx: EvalContext,
     scans: list[tuple[p.RowFilter, tuple[Reduction, ...]]],
     bounds: Mapping[int, int | None] | None = None,
-    prepared: Prepared | None = None,
-    plan: ScanPlan | None = None,
 ) -> list[ScanResult]:
     """Each scan's reductions (per reduction, its per-contact arrays:
     ``count``; ``ts``; or ``acc`` and ``n``, the values folded), in one pass
@@ -109,18 +106,21 @@ def run_scans(
     (by index in ``scans``) is as narrow as the bound allows
     (``counting.count_kind``): a bool array for a bound of 1 (whether the
     contact has a row), a uint8 one saturating at 255, else int64.  Stats
-    (partitions read/skipped) go to ``ctx.stats``, once for the whole pass.
-    ``prepared``: the pass's plan for this snapshot (``ScanPlan.prepared``;
-    None: made now); ``plan``: the ``ScanPlan`` of ``scans`` (None: none)."""
+    (partitions read/skipped) go to ``ctx.stats``, once for the whole pass."""
+    return run_plan(ctx, ScanPlan(dict(enumerate(scans)), bounds))
+
+
+def run_plan(ctx: EvalContext, plan: ScanPlan) -> list[ScanResult]:
+    """``run_scans`` of a kept plan's scans, in its order: what it made of
+    this snapshot (``ScanPlan.prepared``) and of this ``now`` reused."""
     n = ctx.snapshot.n_contacts
-    prep = prepared if prepared is not None else prepare(ctx, scans, bounds or {})
+    scans, prep = plan.scans, plan.prepared(ctx)
     resolved = [
         Scan(flt, reds, lo, hi, st.type_lut, st.empty, st.key, st.indexed, same, n_lanes)
         for (flt, reds), (lo, hi), st, same, n_lanes in zip(
-            scans, windows(ctx, scans) if plan is None else plan.windows(ctx), prep.statics,
-            prep.same_pred, prep.n_lanes, strict=True,
+            scans, plan.windows(ctx), prep.statics, prep.same_pred, prep.n_lanes, strict=True
         )
-    ]  # fmt: skip
+    ]
     lane_list = prep.lane_list
     distinct = [_Distinct(si, red) for si, red in prep.distinct]
     # (a partition whose bounds miss a scan's window is skipped here, without
@@ -141,8 +141,8 @@ def run_scans(
     # threads' rows (its partition's every row, for every lane of the pass)
     threads = numba.get_num_threads()
     if threads > 1 and (
-        prep.widest_bound(ctx.snapshot) < PARALLEL_MIN_ROWS
-        or _widest_call(resolved, parts, prep.shares) < PARALLEL_MIN_ROWS
+        prep.widest_bound(ctx.snapshot) < config.PARALLEL_MIN_ROWS
+        or _widest_call(resolved, parts, prep.shares) < config.PARALLEL_MIN_ROWS
     ):
         threads = 1
     agg_kinds, ts_kinds, flag_kinds = prep.agg_kinds, prep.ts_kinds, prep.flag_kinds
@@ -178,7 +178,7 @@ def run_scans(
         sources = _sources(part, resolved, ranges)
         masks = _masks(ctx, resolved, sources)
         for group in prep.groups:
-            run_lanes(ctx, resolved, sources, masks, group, outputs, one)
+            run_lanes(ctx, sources, masks, group, outputs, one)
         for d in distinct:
             _collect_pairs(ctx, sources[d.scan], masks[d.scan], d)
     if threads > 1:

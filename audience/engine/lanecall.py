@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 
 from audience.engine.context import EvalContext
-from audience.engine.kernels import lanes
-from audience.engine.kernels.config import PARALLEL_MIN_ROWS
+from audience.engine.kernels import config, lanes
 from audience.engine.predicates import event_field
-from audience.engine.scanplan import Group, Scan
+from audience.engine.scanplan import Group
 from audience.snapshot import Partition
 
 # the rows [a, b) a scan reads in a partition, and the type table its rows
@@ -44,7 +43,6 @@ ALL = Rows()
 
 def run_lanes(
     ctx: EvalContext,
-    resolved: list[Scan],
     sources: list[Source],
     masks: list[Rows],
     group: Group,
@@ -125,18 +123,19 @@ def run_lanes(
         return
     kernel = lanes._scan_lanes
     counts, accs, tss, iaccs, flags = one
-    if rows_read >= PARALLEL_MIN_ROWS and outputs[0].shape[0] > 1:
+    # (read from its module: a test sets it there for every reader)
+    if rows_read >= config.PARALLEL_MIN_ROWS and outputs[0].shape[0] > 1:
         kernel = lanes._scan_lanes_par
         counts, accs, tss, iaccs, flags = outputs
     # the private kernel, without ``scan_lanes``' checks of every input at
     # every call (a third of a small store's evaluation): the outputs are
-    # ``fused.run_scans``' own, made to the kernel's dtypes and shapes; every
+    # ``fused.run_plan``'s own, made to the kernel's dtypes and shapes; every
     # lane's rows, mask and values are checked above against its source;
     # positions come from the source's own index, within the lane's rows
     # (``postings``).  The kernel still checks every contact against the
     # outputs, and a wrong dtype or layout finds no compiled signature.
     masks_, pos, pos_contact, vals, ivals = [
-        _NONE[name] if name not in flats else flats[name].array(dt) for name, dt in _LAID_OUT
+        (flats[name] if name in flats else _Flat()).array(dt) for name, dt in _LAID_OUT
     ]
     bad = kernel(
         src_contact, src_ts, lane_lo, lane_hi, group.kind, group.slot, has_mask, mask_base,
@@ -164,7 +163,6 @@ _LAID_OUT = (
     ("vals", np.float64),
     ("ivals", np.int64),
 )
-_NONE = {name: np.zeros(0, dtype=dt) for name, dt in _LAID_OUT}
 
 
 class _Flat:
